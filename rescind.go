@@ -1,0 +1,154 @@
+// Package rescind holds the domain of the Rescind OAuth 2.0 authorization server: clients,
+// revocations and keys, and the Store interface that every storage backend implements.
+//
+// The design in brief: access tokens are sealed (or signed) and never stored, so issuing and
+// checking one costs no database I/O. What is stored instead is revocation state: the ids of
+// revoked tokens, and cut-offs that revoke every token of a client issued before a moment. Each
+// revocation record lives only until the last token it covers has expired, so stored state grows
+// with revoked-and-unexpired tokens, never with issued ones.
+//
+// Backends live in store/sqlite (the embedded default); store/storetest is the conformance
+// suite each of them passes unchanged.
+package rescind
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors returned by a Store. Callers test them with errors.Is.
+var (
+	// ErrNotFound means the requested record does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrAlreadyExists means a record with the same identifier already exists.
+	ErrAlreadyExists = errors.New("already exists")
+)
+
+// Grant types a client may be registered for (RFC 6749 §4).
+const (
+	GrantClientCredentials = "client_credentials"
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+)
+
+// Client authentication methods at the token endpoint (RFC 8414 §2, RFC 7591 §2).
+const (
+	AuthMethodBasic = "client_secret_basic"
+	AuthMethodPost  = "client_secret_post"
+	AuthMethodNone  = "none"
+)
+
+// Client is a registered OAuth 2.0 client. A confidential client has a SecretHash; a public
+// client (Public true) has none and cannot use the client_credentials grant.
+type Client struct {
+	// ID is the client_id, random and never reused.
+	ID string
+	// Name is the human-readable client_name.
+	Name string
+	// SecretHash is the PHC-formatted argon2id hash of the client secret; empty for public clients.
+	SecretHash string
+	// Public marks a client without a secret (token_endpoint_auth_method "none").
+	Public bool
+	// GrantTypes lists the grant types the client may use.
+	GrantTypes []string
+	// Scopes lists the scopes the client may be granted; a token request without a scope gets all of them.
+	Scopes []string
+	// RedirectURIs lists the registered redirection endpoints (RFC 6749 §3.1.2).
+	RedirectURIs []string
+	// TokenTTL is the lifetime of the client's access tokens; zero means the server default.
+	TokenTTL time.Duration
+	// CreatedAt is when the client was registered.
+	CreatedAt time.Time
+}
+
+// AllowsGrant reports whether the client is registered for the grant type gt.
+func (c Client) AllowsGrant(gt string) bool {
+	for _, g := range c.GrantTypes {
+		if g == gt {
+			return true
+		}
+	}
+	return false
+}
+
+// RevocationKind says what a Revocation covers.
+type RevocationKind string
+
+const (
+	// RevokeToken revokes the single token whose id (jti) is Key.
+	RevokeToken RevocationKind = "token"
+	// RevokeClient revokes every token of the client whose id is Key that was issued at or
+	// before RevokedAt. It is written when a client is deleted or bulk-revoked.
+	RevokeClient RevocationKind = "client"
+)
+
+// Revocation is one durable revocation record. It is kept until ExpiresAt, the moment the last
+// token it covers expires; after that the token is dead by its own expiry and the record can go.
+type Revocation struct {
+	// Seq is assigned by the store when the record is first written, in commit order; it lets
+	// a reader fetch only what is new. Ignored on input.
+	Seq int64
+	// Kind says what Key names.
+	Kind RevocationKind
+	// Key is the token id (RevokeToken) or client id (RevokeClient).
+	Key string
+	// ClientID is the client the revoked token or tokens were issued to.
+	ClientID string
+	// RevokedAt is when the revocation took effect.
+	RevokedAt time.Time
+	// ExpiresAt is when the record may be deleted.
+	ExpiresAt time.Time
+}
+
+// Key is a server key (for example, the key that seals opaque access tokens), stored encrypted
+// under the secrets key so that a copy of the database alone does not reveal it.
+type Key struct {
+	// ID is the key id embedded in every token the key sealed or signed.
+	ID string
+	// Use says what the key is for, for example "seal".
+	Use string
+	// Algorithm names the algorithm, for example "XC20P" (XChaCha20-Poly1305).
+	Algorithm string
+	// Sealed is the key material encrypted under the secrets key.
+	Sealed []byte
+	// CreatedAt is when the key was generated; the newest key of a use is the active one.
+	CreatedAt time.Time
+}
+
+// Store is the storage interface. Every backend passes the conformance suite in
+// store/storetest. All methods are safe for concurrent use.
+type Store interface {
+	// CreateClient stores a new client. Returns ErrAlreadyExists if its ID is taken.
+	CreateClient(ctx context.Context, c Client) error
+	// GetClient returns the client with the given ID. Returns ErrNotFound if there is none.
+	GetClient(ctx context.Context, id string) (Client, error)
+	// ListClients returns every client, ordered by creation time then ID.
+	ListClients(ctx context.Context) ([]Client, error)
+	// DeleteClient deletes the client and writes rev (which should revoke all its tokens) in the
+	// same transaction, so no crash can leave a deleted client's tokens alive. Returns
+	// ErrNotFound if there is no such client; nothing is written then.
+	DeleteClient(ctx context.Context, id string, rev Revocation) error
+
+	// Revoke durably writes the revocations in one transaction: when it returns nil they survive
+	// a crash. A record whose (Kind, Key) already exists is merged with the new one: the later
+	// RevokedAt and the later ExpiresAt are kept, and if either moved the record gets a new Seq.
+	Revoke(ctx context.Context, revs []Revocation) error
+	// RevocationsSince returns up to limit records with Seq greater than afterSeq that have not
+	// expired at now, in Seq order.
+	RevocationsSince(ctx context.Context, afterSeq int64, now time.Time, limit int) ([]Revocation, error)
+	// DeleteExpiredRevocations deletes records whose ExpiresAt is before now and returns how many.
+	DeleteExpiredRevocations(ctx context.Context, now time.Time) (int64, error)
+	// CountRevocations returns the number of stored revocation records.
+	CountRevocations(ctx context.Context) (int64, error)
+
+	// CreateKey stores a key. Returns ErrAlreadyExists if its ID is taken.
+	CreateKey(ctx context.Context, k Key) error
+	// ListKeys returns the keys of the given use, newest first.
+	ListKeys(ctx context.Context, use string) ([]Key, error)
+
+	// Ping checks that the store is reachable.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}

@@ -1,0 +1,377 @@
+// Package sqlite is Rescind's embedded storage backend: SQLite through modernc.org/sqlite (pure
+// Go, no cgo) in WAL mode with synchronous=FULL, so a committed revocation survives a crash or
+// power loss. Migrations are embedded .sql files applied in order at Open.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rescind/rescind"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a rescind.Store backed by one SQLite database file.
+type Store struct {
+	db *sql.DB
+}
+
+var _ rescind.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database at path and applies pending migrations.
+func Open(ctx context.Context, path string) (*Store, error) {
+	q := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
+	}
+	// One connection: SQLite has one writer anyway, and reads are rare (clients are cached and
+	// tokens are not stored). This also keeps every write strictly ordered.
+	db.SetMaxOpenConns(1)
+	db.SetConnMaxLifetime(0)
+	s := &Store{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("sqlite: creating schema_migrations: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("sqlite: listing migrations: %w", err)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("sqlite: migration %s has no numeric prefix", base)
+		}
+		if err := s.applyMigration(ctx, version, base, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) applyMigration(ctx context.Context, version int, base, name string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: migration %s: %w", base, err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+		return fmt.Errorf("sqlite: migration %s: %w", base, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	body, err := migrations.ReadFile(name)
+	if err != nil {
+		return fmt.Errorf("sqlite: migration %s: %w", base, err)
+	}
+	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		return fmt.Errorf("sqlite: applying migration %s: %w", base, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+		version, base, time.Now().UnixNano()); err != nil {
+		return fmt.Errorf("sqlite: recording migration %s: %w", base, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: committing migration %s: %w", base, err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks the database connection.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
+func isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE)
+}
+
+func jsonList(v []string) string {
+	if v == nil {
+		v = []string{}
+	}
+	b, _ := json.Marshal(v) // a []string always marshals
+	return string(b)
+}
+
+func parseList(s string) ([]string, error) {
+	var v []string
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func nanos(t time.Time) int64 { return t.UnixNano() }
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// CreateClient implements rescind.Store.
+func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO clients
+		(id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Name, c.SecretHash, c.Public, jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.RedirectURIs),
+		int64(c.TokenTTL), nanos(c.CreatedAt))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("sqlite: client %q: %w", c.ID, rescind.ErrAlreadyExists)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: creating client: %w", err)
+	}
+	return nil
+}
+
+const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at`
+
+func scanClient(row interface{ Scan(...any) error }) (rescind.Client, error) {
+	var c rescind.Client
+	var gt, sc, ru string
+	var ttl, created int64
+	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &gt, &sc, &ru, &ttl, &created); err != nil {
+		return c, err
+	}
+	var err error
+	if c.GrantTypes, err = parseList(gt); err != nil {
+		return c, fmt.Errorf("grant_types: %w", err)
+	}
+	if c.Scopes, err = parseList(sc); err != nil {
+		return c, fmt.Errorf("scopes: %w", err)
+	}
+	if c.RedirectURIs, err = parseList(ru); err != nil {
+		return c, fmt.Errorf("redirect_uris: %w", err)
+	}
+	c.TokenTTL = time.Duration(ttl)
+	c.CreatedAt = fromNanos(created)
+	return c, nil
+}
+
+// GetClient implements rescind.Store.
+func (s *Store) GetClient(ctx context.Context, id string) (rescind.Client, error) {
+	c, err := scanClient(s.db.QueryRowContext(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, fmt.Errorf("sqlite: client %q: %w", id, rescind.ErrNotFound)
+	}
+	if err != nil {
+		return c, fmt.Errorf("sqlite: reading client %q: %w", id, err)
+	}
+	return c, nil
+}
+
+// ListClients implements rescind.Store.
+func (s *Store) ListClients(ctx context.Context) ([]rescind.Client, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+clientColumns+` FROM clients ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: listing clients: %w", err)
+	}
+	defer rows.Close()
+	out := []rescind.Client{}
+	for rows.Next() {
+		c, err := scanClient(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: listing clients: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: listing clients: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteClient implements rescind.Store.
+func (s *Store) DeleteClient(ctx context.Context, id string, rev rescind.Revocation) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: deleting client: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("sqlite: deleting client %q: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: deleting client %q: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: client %q: %w", id, rescind.ErrNotFound)
+	}
+	if err := upsertRevocation(ctx, tx, rev); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: deleting client %q: commit: %w", id, err)
+	}
+	return nil
+}
+
+// Revoke implements rescind.Store.
+func (s *Store) Revoke(ctx context.Context, revs []rescind.Revocation) error {
+	if len(revs) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: revoking: %w", err)
+	}
+	defer tx.Rollback()
+	for _, r := range revs {
+		if err := upsertRevocation(ctx, tx, r); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: revoking: commit: %w", err)
+	}
+	return nil
+}
+
+// upsertRevocation writes r, merging it with an existing record of the same kind and key: the
+// merged record keeps the later RevokedAt and ExpiresAt and, if either moved, gets a new Seq so
+// that readers of RevocationsSince see the change.
+func upsertRevocation(ctx context.Context, tx *sql.Tx, r rescind.Revocation) error {
+	var revokedAt, expiresAt int64
+	err := tx.QueryRowContext(ctx, `SELECT revoked_at, expires_at FROM revocations WHERE kind = ? AND key = ?`,
+		string(r.Kind), r.Key).Scan(&revokedAt, &expiresAt)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("sqlite: reading revocation: %w", err)
+	default:
+		if nanos(r.RevokedAt) <= revokedAt && nanos(r.ExpiresAt) <= expiresAt {
+			return nil // already covered
+		}
+		r.RevokedAt = fromNanos(max(revokedAt, nanos(r.RevokedAt)))
+		r.ExpiresAt = fromNanos(max(expiresAt, nanos(r.ExpiresAt)))
+		if _, err := tx.ExecContext(ctx, `DELETE FROM revocations WHERE kind = ? AND key = ?`, string(r.Kind), r.Key); err != nil {
+			return fmt.Errorf("sqlite: replacing revocation: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at)
+		VALUES (?, ?, ?, ?, ?)`, string(r.Kind), r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt)); err != nil {
+		return fmt.Errorf("sqlite: writing revocation: %w", err)
+	}
+	return nil
+}
+
+// RevocationsSince implements rescind.Store.
+func (s *Store) RevocationsSince(ctx context.Context, afterSeq int64, now time.Time, limit int) ([]rescind.Revocation, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, kind, key, client_id, revoked_at, expires_at FROM revocations
+		WHERE seq > ? AND expires_at >= ? ORDER BY seq LIMIT ?`, afterSeq, nanos(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: reading revocations: %w", err)
+	}
+	defer rows.Close()
+	var out []rescind.Revocation
+	for rows.Next() {
+		var r rescind.Revocation
+		var kind string
+		var revokedAt, expiresAt int64
+		if err := rows.Scan(&r.Seq, &kind, &r.Key, &r.ClientID, &revokedAt, &expiresAt); err != nil {
+			return nil, fmt.Errorf("sqlite: reading revocations: %w", err)
+		}
+		r.Kind = rescind.RevocationKind(kind)
+		r.RevokedAt, r.ExpiresAt = fromNanos(revokedAt), fromNanos(expiresAt)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: reading revocations: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteExpiredRevocations implements rescind.Store.
+func (s *Store) DeleteExpiredRevocations(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM revocations WHERE expires_at < ?`, nanos(now))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: deleting expired revocations: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: deleting expired revocations: %w", err)
+	}
+	return n, nil
+}
+
+// CountRevocations implements rescind.Store.
+func (s *Store) CountRevocations(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM revocations`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: counting revocations: %w", err)
+	}
+	return n, nil
+}
+
+// CreateKey implements rescind.Store.
+func (s *Store) CreateKey(ctx context.Context, k rescind.Key) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO keys (id, use, algorithm, sealed, created_at) VALUES (?, ?, ?, ?, ?)`,
+		k.ID, k.Use, k.Algorithm, k.Sealed, nanos(k.CreatedAt))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("sqlite: key %q: %w", k.ID, rescind.ErrAlreadyExists)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: creating key: %w", err)
+	}
+	return nil
+}
+
+// ListKeys implements rescind.Store.
+func (s *Store) ListKeys(ctx context.Context, use string) ([]rescind.Key, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, use, algorithm, sealed, created_at FROM keys
+		WHERE use = ? ORDER BY created_at DESC, id DESC`, use)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: listing keys: %w", err)
+	}
+	defer rows.Close()
+	var out []rescind.Key
+	for rows.Next() {
+		var k rescind.Key
+		var created int64
+		if err := rows.Scan(&k.ID, &k.Use, &k.Algorithm, &k.Sealed, &created); err != nil {
+			return nil, fmt.Errorf("sqlite: listing keys: %w", err)
+		}
+		k.CreatedAt = fromNanos(created)
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: listing keys: %w", err)
+	}
+	return out, nil
+}

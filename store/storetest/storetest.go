@@ -1,0 +1,299 @@
+// Package storetest is the conformance suite for rescind.Store. Every backend runs it unchanged:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.RunTests(t, func(t *testing.T) rescind.Store { return openFreshStore(t) })
+//	}
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rescind/rescind"
+)
+
+// RunTests runs the conformance suite. newStore must return an empty store and arrange (for
+// example with t.Cleanup) for it to be closed.
+func RunTests(t *testing.T, newStore func(t *testing.T) rescind.Store) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s rescind.Store)
+	}{
+		{"Clients", testClients},
+		{"DeleteClientRevokes", testDeleteClientRevokes},
+		{"RevokeDurableAndIdempotent", testRevoke},
+		{"RevokeMerge", testRevokeMerge},
+		{"RevocationsSincePaging", testRevocationsSincePaging},
+		{"DeleteExpiredRevocations", testDeleteExpired},
+		{"ConcurrentRevoke", testConcurrentRevoke},
+		{"Keys", testKeys},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run(t, newStore(t))
+		})
+	}
+}
+
+// base is a fixed instant with a non-zero nanosecond part, to catch backends that truncate.
+var base = time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.UTC)
+
+func sampleClient(id string) rescind.Client {
+	return rescind.Client{
+		ID: id, Name: "App " + id, SecretHash: "$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA",
+		GrantTypes: []string{rescind.GrantClientCredentials}, Scopes: []string{"read", "write"},
+		RedirectURIs: []string{"https://app.example/cb"}, TokenTTL: 90 * time.Minute, CreatedAt: base,
+	}
+}
+
+func equalClient(a, b rescind.Client) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.SecretHash == b.SecretHash && a.Public == b.Public &&
+		slices.Equal(a.GrantTypes, b.GrantTypes) && slices.Equal(a.Scopes, b.Scopes) &&
+		slices.Equal(a.RedirectURIs, b.RedirectURIs) && a.TokenTTL == b.TokenTTL && a.CreatedAt.Equal(b.CreatedAt)
+}
+
+func testClients(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	if _, err := s.GetClient(ctx, "missing"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("GetClient(missing) err = %v, want ErrNotFound", err)
+	}
+	list, err := s.ListClients(ctx)
+	if err != nil || len(list) != 0 {
+		t.Fatalf("ListClients on empty store = %v, %v", list, err)
+	}
+	a := sampleClient("a")
+	b := sampleClient("b")
+	b.Public, b.SecretHash, b.Scopes, b.RedirectURIs, b.TokenTTL = true, "", nil, nil, 0
+	b.CreatedAt = base.Add(time.Second)
+	for _, c := range []rescind.Client{b, a} {
+		if err := s.CreateClient(ctx, c); err != nil {
+			t.Fatalf("CreateClient(%s): %v", c.ID, err)
+		}
+	}
+	if err := s.CreateClient(ctx, a); !errors.Is(err, rescind.ErrAlreadyExists) {
+		t.Fatalf("CreateClient(duplicate) err = %v, want ErrAlreadyExists", err)
+	}
+	got, err := s.GetClient(ctx, "a")
+	if err != nil || !equalClient(got, a) {
+		t.Fatalf("GetClient(a) = %+v, %v; want %+v", got, err, a)
+	}
+	got, err = s.GetClient(ctx, "b")
+	if err != nil || !got.Public || got.SecretHash != "" || len(got.Scopes) != 0 {
+		t.Fatalf("GetClient(b) = %+v, %v", got, err)
+	}
+	list, err = s.ListClients(ctx)
+	if err != nil || len(list) != 2 || list[0].ID != "a" || list[1].ID != "b" {
+		t.Fatalf("ListClients = %+v, %v; want a then b (creation order)", list, err)
+	}
+}
+
+func testDeleteClientRevokes(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	if err := s.CreateClient(ctx, sampleClient("c")); err != nil {
+		t.Fatal(err)
+	}
+	rev := rescind.Revocation{Kind: rescind.RevokeClient, Key: "c", ClientID: "c", RevokedAt: base, ExpiresAt: base.Add(time.Hour)}
+	if err := s.DeleteClient(ctx, "c", rev); err != nil {
+		t.Fatalf("DeleteClient: %v", err)
+	}
+	if _, err := s.GetClient(ctx, "c"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("GetClient after delete err = %v, want ErrNotFound", err)
+	}
+	revs, err := s.RevocationsSince(ctx, 0, base, 10)
+	if err != nil || len(revs) != 1 || revs[0].Kind != rescind.RevokeClient || revs[0].Key != "c" {
+		t.Fatalf("revocations after delete = %+v, %v", revs, err)
+	}
+	other := rev
+	other.Key = "nobody"
+	if err := s.DeleteClient(ctx, "nobody", other); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("DeleteClient(missing) err = %v, want ErrNotFound", err)
+	}
+	if revs, _ := s.RevocationsSince(ctx, 0, base, 10); len(revs) != 1 {
+		t.Fatalf("failed delete wrote a revocation: %+v", revs)
+	}
+}
+
+func tokenRev(key string, exp time.Time) rescind.Revocation {
+	return rescind.Revocation{Kind: rescind.RevokeToken, Key: key, ClientID: "client", RevokedAt: base, ExpiresAt: exp}
+}
+
+func testRevoke(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	if err := s.Revoke(ctx, nil); err != nil {
+		t.Fatalf("Revoke(nil): %v", err)
+	}
+	batch := []rescind.Revocation{tokenRev("t1", base.Add(time.Hour)), tokenRev("t2", base.Add(2*time.Hour))}
+	if err := s.Revoke(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Revoke(ctx, batch[:1]); err != nil { // idempotent
+		t.Fatalf("Revoke again: %v", err)
+	}
+	revs, err := s.RevocationsSince(ctx, 0, base, 100)
+	if err != nil || len(revs) != 2 {
+		t.Fatalf("RevocationsSince = %+v, %v; want 2 records", revs, err)
+	}
+	if revs[0].Key != "t1" || revs[1].Key != "t2" || revs[0].Seq >= revs[1].Seq || revs[0].Seq <= 0 {
+		t.Fatalf("records not in increasing Seq order: %+v", revs)
+	}
+	r := revs[1]
+	if r.Kind != rescind.RevokeToken || r.ClientID != "client" || !r.RevokedAt.Equal(base) || !r.ExpiresAt.Equal(base.Add(2*time.Hour)) {
+		t.Fatalf("record fields lost: %+v", r)
+	}
+	if n, err := s.CountRevocations(ctx); err != nil || n != 2 {
+		t.Fatalf("CountRevocations = %d, %v; want 2", n, err)
+	}
+	// Records that have expired at now are not returned.
+	if revs, _ := s.RevocationsSince(ctx, 0, base.Add(90*time.Minute), 100); len(revs) != 1 || revs[0].Key != "t2" {
+		t.Fatalf("RevocationsSince after t1 expiry = %+v; want only t2", revs)
+	}
+}
+
+func testRevokeMerge(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	first := rescind.Revocation{Kind: rescind.RevokeClient, Key: "c", ClientID: "c", RevokedAt: base, ExpiresAt: base.Add(time.Hour)}
+	if err := s.Revoke(ctx, []rescind.Revocation{first}); err != nil {
+		t.Fatal(err)
+	}
+	revs, _ := s.RevocationsSince(ctx, 0, base, 10)
+	seq := revs[0].Seq
+	// An older, shorter record changes nothing.
+	older := first
+	older.RevokedAt, older.ExpiresAt = base.Add(-time.Minute), base.Add(time.Minute)
+	if err := s.Revoke(ctx, []rescind.Revocation{older}); err != nil {
+		t.Fatal(err)
+	}
+	if revs, _ := s.RevocationsSince(ctx, seq, base, 10); len(revs) != 0 {
+		t.Fatalf("covered revocation produced a new record: %+v", revs)
+	}
+	// A later cut-off moves RevokedAt, keeps the later expiry and gets a new Seq.
+	later := first
+	later.RevokedAt, later.ExpiresAt = base.Add(time.Minute), base.Add(30*time.Minute)
+	if err := s.Revoke(ctx, []rescind.Revocation{later}); err != nil {
+		t.Fatal(err)
+	}
+	revs, err := s.RevocationsSince(ctx, seq, base, 10)
+	if err != nil || len(revs) != 1 {
+		t.Fatalf("after later cut-off: %+v, %v; want one new record", revs, err)
+	}
+	if !revs[0].RevokedAt.Equal(later.RevokedAt) || !revs[0].ExpiresAt.Equal(first.ExpiresAt) {
+		t.Fatalf("merged record = %+v; want RevokedAt %v, ExpiresAt %v", revs[0], later.RevokedAt, first.ExpiresAt)
+	}
+	if n, _ := s.CountRevocations(ctx); n != 1 {
+		t.Fatalf("CountRevocations = %d; want 1 (merged)", n)
+	}
+}
+
+func testRevocationsSincePaging(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	var batch []rescind.Revocation
+	for i := range 25 {
+		batch = append(batch, tokenRev(fmt.Sprintf("t%02d", i), base.Add(time.Hour)))
+	}
+	if err := s.Revoke(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	after := int64(0)
+	for {
+		page, err := s.RevocationsSince(ctx, after, base, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		if len(page) > 10 {
+			t.Fatalf("page of %d exceeds limit 10", len(page))
+		}
+		for _, r := range page {
+			seen = append(seen, r.Key)
+			after = r.Seq
+		}
+	}
+	if len(seen) != 25 || seen[0] != "t00" || seen[24] != "t24" {
+		t.Fatalf("paged through %v; want t00..t24", seen)
+	}
+}
+
+func testDeleteExpired(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	if err := s.Revoke(ctx, []rescind.Revocation{tokenRev("old", base.Add(time.Minute)), tokenRev("new", base.Add(time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeleteExpiredRevocations(ctx, base.Add(time.Minute)) // exactly at expiry: kept
+	if err != nil || n != 0 {
+		t.Fatalf("DeleteExpiredRevocations at expiry = %d, %v; want 0", n, err)
+	}
+	n, err = s.DeleteExpiredRevocations(ctx, base.Add(2*time.Minute))
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteExpiredRevocations = %d, %v; want 1", n, err)
+	}
+	revs, _ := s.RevocationsSince(ctx, 0, base, 10)
+	if len(revs) != 1 || revs[0].Key != "new" {
+		t.Fatalf("left %+v; want only new", revs)
+	}
+}
+
+func testConcurrentRevoke(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	const workers, each = 8, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				// Every worker also revokes a shared token, to race on the same key.
+				batch := []rescind.Revocation{tokenRev(fmt.Sprintf("w%d-%d", w, i), base.Add(time.Hour)), tokenRev("shared", base.Add(time.Hour))}
+				if err := s.Revoke(ctx, batch); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("concurrent Revoke: %v", err)
+	}
+	if n, err := s.CountRevocations(ctx); err != nil || n != workers*each+1 {
+		t.Fatalf("CountRevocations = %d, %v; want %d", n, err, workers*each+1)
+	}
+}
+
+func testKeys(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	keys, err := s.ListKeys(ctx, "seal")
+	if err != nil || len(keys) != 0 {
+		t.Fatalf("ListKeys on empty store = %v, %v", keys, err)
+	}
+	k1 := rescind.Key{ID: "k1", Use: "seal", Algorithm: "XC20P", Sealed: []byte{0, 1, 2, 255}, CreatedAt: base}
+	k2 := rescind.Key{ID: "k2", Use: "seal", Algorithm: "XC20P", Sealed: []byte{9}, CreatedAt: base.Add(time.Hour)}
+	k3 := rescind.Key{ID: "k3", Use: "sign", Algorithm: "ES256", Sealed: []byte{7}, CreatedAt: base}
+	for _, k := range []rescind.Key{k1, k2, k3} {
+		if err := s.CreateKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateKey(ctx, k1); !errors.Is(err, rescind.ErrAlreadyExists) {
+		t.Fatalf("CreateKey(duplicate) err = %v, want ErrAlreadyExists", err)
+	}
+	keys, err = s.ListKeys(ctx, "seal")
+	if err != nil || len(keys) != 2 || keys[0].ID != "k2" || keys[1].ID != "k1" {
+		t.Fatalf("ListKeys(seal) = %+v, %v; want k2 then k1", keys, err)
+	}
+	if string(keys[1].Sealed) != string(k1.Sealed) || keys[1].Algorithm != "XC20P" || !keys[1].CreatedAt.Equal(base) {
+		t.Fatalf("key fields lost: %+v", keys[1])
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}

@@ -1,0 +1,278 @@
+package token
+
+import (
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// AccessPrefix starts every opaque access token.
+const AccessPrefix = "rsc_at_"
+
+// MaxLength bounds the text length of a token the server will try to open.
+const MaxLength = 4096
+
+const (
+	formatVersion = 1
+	kidLen        = 4
+	headerLen     = 1 + kidLen
+	crcLen        = 4
+	jtiLen        = 16
+)
+
+// strictB64 refuses non-zero trailing bits, so each token has exactly one text form.
+var strictB64 = base64.RawURLEncoding.Strict()
+
+// ErrMalformed is returned for text that is not a well-formed opaque access token.
+var ErrMalformed = errors.New("token: malformed access token")
+
+// ErrUnknownKey is returned when a well-formed token names a key the keyring does not hold.
+var ErrUnknownKey = errors.New("token: sealed under an unknown key")
+
+// ErrInvalid is returned when a token fails authentication (forged or altered).
+var ErrInvalid = errors.New("token: authentication failed")
+
+// Claims are the contents of an access token.
+type Claims struct {
+	// ID is the token id (jti), 16 random bytes.
+	ID [jtiLen]byte
+	// GrantID is the grant the token belongs to; empty for client_credentials tokens.
+	GrantID string
+	// ClientID is the client the token was issued to.
+	ClientID string
+	// Subject is the resource owner, or the client id for client_credentials.
+	Subject string
+	// Scope is the space-delimited scope.
+	Scope string
+	// IssuedAt is when the token was issued, to the nanosecond (revocation cut-offs compare it).
+	IssuedAt time.Time
+	// Expiry is when the token stops being valid, to the second.
+	Expiry time.Time
+}
+
+// JTI returns the token id in its text form (base64url, 22 characters).
+func (c *Claims) JTI() string {
+	return base64.RawURLEncoding.EncodeToString(c.ID[:])
+}
+
+// NewID returns a new random token id.
+func NewID() ([jtiLen]byte, error) {
+	var id [jtiLen]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return id, fmt.Errorf("token: reading random id: %w", err)
+	}
+	return id, nil
+}
+
+// SealKey is one key of a Keyring.
+type SealKey struct {
+	// ID is the 4-byte key id, carried in every token the key sealed.
+	ID [kidLen]byte
+	// Secret is the 32-byte XChaCha20-Poly1305 key.
+	Secret []byte
+}
+
+// NewSealKey generates a random key.
+func NewSealKey() (SealKey, error) {
+	var k SealKey
+	if _, err := rand.Read(k.ID[:]); err != nil {
+		return k, fmt.Errorf("token: reading key id: %w", err)
+	}
+	k.Secret = make([]byte, chacha20poly1305.KeySize)
+	if _, err := rand.Read(k.Secret); err != nil {
+		return k, fmt.Errorf("token: reading key: %w", err)
+	}
+	return k, nil
+}
+
+// KeyIDString returns the key id in its text form, as stored.
+func (k SealKey) KeyIDString() string { return hex.EncodeToString(k.ID[:]) }
+
+// ParseKeyID parses a key id produced by KeyIDString.
+func ParseKeyID(s string) ([kidLen]byte, error) {
+	var id [kidLen]byte
+	if len(s) != 2*kidLen {
+		return id, fmt.Errorf("token: key id %q has the wrong length", s)
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return id, fmt.Errorf("token: key id %q: %w", s, err)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// Keyring seals tokens with its active key and opens tokens sealed by any key it holds, so keys
+// rotate without invalidating live tokens. It is safe for concurrent use.
+type Keyring struct {
+	mu     sync.RWMutex
+	active [kidLen]byte
+	aeads  map[[kidLen]byte]cipher.AEAD
+}
+
+// NewKeyring returns a keyring holding keys, the first of which becomes the active one.
+func NewKeyring(keys ...SealKey) (*Keyring, error) {
+	kr := &Keyring{aeads: make(map[[kidLen]byte]cipher.AEAD)}
+	for i := len(keys) - 1; i >= 0; i-- { // add oldest first so the first ends up active
+		if err := kr.Add(keys[i]); err != nil {
+			return nil, err
+		}
+	}
+	return kr, nil
+}
+
+// Add adds k to the keyring and makes it the active key.
+func (kr *Keyring) Add(k SealKey) error {
+	aead, err := chacha20poly1305.NewX(k.Secret)
+	if err != nil {
+		return fmt.Errorf("token: key %x: %w", k.ID, err)
+	}
+	kr.mu.Lock()
+	defer kr.mu.Unlock()
+	kr.aeads[k.ID] = aead
+	kr.active = k.ID
+	return nil
+}
+
+// Has reports whether the keyring holds the key with id kid.
+func (kr *Keyring) Has(kid [kidLen]byte) bool {
+	kr.mu.RLock()
+	defer kr.mu.RUnlock()
+	_, ok := kr.aeads[kid]
+	return ok
+}
+
+// Seal returns the text form of an access token carrying c.
+func (kr *Keyring) Seal(c *Claims) (string, error) {
+	kr.mu.RLock()
+	kid := kr.active
+	aead := kr.aeads[kid]
+	kr.mu.RUnlock()
+	if aead == nil {
+		return "", errors.New("token: keyring has no active key")
+	}
+	pt := make([]byte, 0, 64+len(c.GrantID)+len(c.ClientID)+len(c.Subject)+len(c.Scope))
+	pt = appendClaims(pt, c)
+
+	raw := make([]byte, headerLen+aead.NonceSize(), headerLen+aead.NonceSize()+len(pt)+aead.Overhead()+crcLen)
+	raw[0] = formatVersion
+	copy(raw[1:headerLen], kid[:])
+	nonce := raw[headerLen:]
+	if _, err := rand.Read(nonce); err != nil {
+		return "", fmt.Errorf("token: reading nonce: %w", err)
+	}
+	raw = aead.Seal(raw, nonce, pt, raw[:headerLen])
+	raw = appendChecksum(raw)
+
+	var sb strings.Builder
+	sb.Grow(len(AccessPrefix) + base64.RawURLEncoding.EncodedLen(len(raw)))
+	sb.WriteString(AccessPrefix)
+	enc := make([]byte, base64.RawURLEncoding.EncodedLen(len(raw)))
+	base64.RawURLEncoding.Encode(enc, raw)
+	sb.Write(enc)
+	return sb.String(), nil
+}
+
+// Open authenticates and decodes an access token. It returns ErrMalformed for anything that is
+// not a well-formed token (checked before decryption), ErrUnknownKey for a key it does not hold
+// and ErrInvalid for a forged or altered token. It does not check expiry or revocation.
+func (kr *Keyring) Open(text string) (*Claims, error) {
+	raw, kid, err := decode(text)
+	if err != nil {
+		return nil, err
+	}
+	kr.mu.RLock()
+	aead := kr.aeads[kid]
+	kr.mu.RUnlock()
+	if aead == nil {
+		return nil, ErrUnknownKey
+	}
+	ns := aead.NonceSize()
+	if len(raw) < headerLen+ns+aead.Overhead() {
+		return nil, ErrMalformed
+	}
+	pt, err := aead.Open(nil, raw[headerLen:headerLen+ns], raw[headerLen+ns:], raw[:headerLen])
+	if err != nil {
+		return nil, ErrInvalid
+	}
+	c, err := parseClaims(pt)
+	if err != nil {
+		return nil, ErrInvalid
+	}
+	return c, nil
+}
+
+// KeyID returns the id of the key that sealed the well-formed token text, without opening it.
+func KeyID(text string) ([kidLen]byte, error) {
+	_, kid, err := decode(text)
+	return kid, err
+}
+
+// decode checks the prefix, encoding, length and checksum of text and returns the raw bytes
+// without the checksum, and the key id.
+func decode(text string) ([]byte, [kidLen]byte, error) {
+	var kid [kidLen]byte
+	if len(text) > MaxLength || !strings.HasPrefix(text, AccessPrefix) {
+		return nil, kid, ErrMalformed
+	}
+	raw, err := strictB64.DecodeString(text[len(AccessPrefix):])
+	if err != nil || len(raw) < headerLen+crcLen || raw[0] != formatVersion {
+		return nil, kid, ErrMalformed
+	}
+	body := raw[:len(raw)-crcLen]
+	if crc32.ChecksumIEEE(body) != binary.BigEndian.Uint32(raw[len(raw)-crcLen:]) {
+		return nil, kid, ErrMalformed
+	}
+	copy(kid[:], raw[1:headerLen])
+	return body, kid, nil
+}
+
+// appendChecksum appends the CRC-32 (IEEE) of b to b.
+func appendChecksum(b []byte) []byte {
+	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+}
+
+func appendClaims(b []byte, c *Claims) []byte {
+	b = append(b, c.ID[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(c.IssuedAt.UnixNano()))
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Expiry.Unix()))
+	for _, s := range [...]string{c.ClientID, c.Subject, c.GrantID, c.Scope} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+func parseClaims(b []byte) (*Claims, error) {
+	if len(b) < jtiLen+16 {
+		return nil, ErrMalformed
+	}
+	c := &Claims{}
+	copy(c.ID[:], b)
+	b = b[jtiLen:]
+	c.IssuedAt = time.Unix(0, int64(binary.BigEndian.Uint64(b)))
+	c.Expiry = time.Unix(int64(binary.BigEndian.Uint64(b[8:])), 0)
+	b = b[16:]
+	for _, dst := range [...]*string{&c.ClientID, &c.Subject, &c.GrantID, &c.Scope} {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return nil, ErrMalformed
+		}
+		*dst = string(b[k : k+int(n)])
+		b = b[k+int(n):]
+	}
+	if len(b) != 0 {
+		return nil, ErrMalformed
+	}
+	return c, nil
+}
