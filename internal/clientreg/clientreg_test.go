@@ -1,0 +1,168 @@
+package clientreg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/secret"
+)
+
+// fakeStore serves clients from a map and counts reads.
+type fakeStore struct {
+	rescind.Store
+	mu      sync.Mutex
+	clients map[string]rescind.Client
+	reads   atomic.Int64
+}
+
+func (f *fakeStore) GetClient(_ context.Context, id string) (rescind.Client, error) {
+	f.reads.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.clients[id]
+	if !ok {
+		return c, fmt.Errorf("client %q: %w", id, rescind.ErrNotFound)
+	}
+	return c, nil
+}
+
+var cheap = secret.Params{Memory: 64, Time: 1, Threads: 1}
+
+func setup(t *testing.T) (*Registry, *fakeStore, *time.Time) {
+	t.Helper()
+	h, err := secret.Hash("s3cret", cheap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &fakeStore{clients: map[string]rescind.Client{
+		"conf": {ID: "conf", SecretHash: h},
+		"pub":  {ID: "pub", Public: true},
+	}}
+	now := time.Unix(1_900_000_000, 0)
+	r, err := New(Config{Store: fs, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, fs, &now
+}
+
+func TestAuthenticate(t *testing.T) {
+	r, _, _ := setup(t)
+	ctx := context.Background()
+	if _, err := r.Authenticate(ctx, "conf", "s3cret"); err != nil {
+		t.Fatalf("right secret: %v", err)
+	}
+	if _, err := r.Authenticate(ctx, "conf", "wrong"); !errors.Is(err, ErrBadSecret) {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	if _, err := r.Authenticate(ctx, "pub", ""); !errors.Is(err, ErrBadSecret) {
+		t.Fatalf("public client authenticated with a secret: %v", err)
+	}
+	if _, err := r.Authenticate(ctx, "nobody", "x"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("unknown client: %v", err)
+	}
+	if n := r.VerifiedEntries(); n != 1 {
+		t.Fatalf("%d verified entries; want 1 (failures are not cached)", n)
+	}
+}
+
+func TestVerifiedCacheExpiresAndInvalidates(t *testing.T) {
+	r, fs, now := setup(t)
+	ctx := context.Background()
+	if _, err := r.Authenticate(ctx, "conf", "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	// The client's secret changes in the store: the cached client and verified secret still
+	// answer until invalidated, then the new secret is the only one that works.
+	h2, _ := secret.Hash("new", cheap)
+	fs.mu.Lock()
+	fs.clients["conf"] = rescind.Client{ID: "conf", SecretHash: h2}
+	fs.mu.Unlock()
+	r.Invalidate("conf")
+	if _, err := r.Authenticate(ctx, "conf", "s3cret"); !errors.Is(err, ErrBadSecret) {
+		t.Fatalf("old secret after invalidate: %v", err)
+	}
+	if _, err := r.Authenticate(ctx, "conf", "new"); err != nil {
+		t.Fatalf("new secret: %v", err)
+	}
+	// Past the TTL the entry is not trusted: a deleted client is then refused.
+	fs.mu.Lock()
+	delete(fs.clients, "conf")
+	fs.mu.Unlock()
+	*now = now.Add(6 * time.Minute)
+	if _, err := r.Authenticate(ctx, "conf", "new"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("after TTL, deleted client: %v", err)
+	}
+}
+
+func TestConcurrentSameSecretHashesOnce(t *testing.T) {
+	r, _, _ := setup(t)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := r.Authenticate(context.Background(), "conf", "s3cret"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := r.VerifiedEntries(); n != 1 {
+		t.Fatalf("verified entries = %d", n)
+	}
+}
+
+func TestGetCaches(t *testing.T) {
+	r, fs, now := setup(t)
+	ctx := context.Background()
+	for range 3 {
+		if _, err := r.Get(ctx, "conf"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fs.reads.Load(); n != 1 {
+		t.Fatalf("%d store reads for 3 Gets; want 1", n)
+	}
+	*now = now.Add(2 * time.Minute)
+	r.Get(ctx, "conf")
+	if n := fs.reads.Load(); n != 2 {
+		t.Fatalf("%d store reads after TTL; want 2", n)
+	}
+}
+
+func benchRegistry(b *testing.B) *Registry {
+	h, _ := secret.Hash("s3cret", secret.DefaultParams)
+	fs := &fakeStore{clients: map[string]rescind.Client{"conf": {ID: "conf", SecretHash: h}}}
+	r, _ := New(Config{Store: fs})
+	return r
+}
+
+// BenchmarkAuthenticateCached measures a token request's secret check once the secret is cached.
+func BenchmarkAuthenticateCached(b *testing.B) {
+	r := benchRegistry(b)
+	ctx := context.Background()
+	r.Authenticate(ctx, "conf", "s3cret")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Authenticate(ctx, "conf", "s3cret"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyUncached measures one argon2id check with the default parameters.
+func BenchmarkVerifyUncached(b *testing.B) {
+	h, _ := secret.Hash("s3cret", secret.DefaultParams)
+	for b.Loop() {
+		if ok, _ := secret.Verify("s3cret", h); !ok {
+			b.Fatal("mismatch")
+		}
+	}
+}
