@@ -1,0 +1,158 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client calls the admin API.
+type Client struct {
+	// BaseURL is the API's URL, for example http://127.0.0.1:9090. For a Unix socket use
+	// NewUnixClient.
+	BaseURL string
+	// Token is sent as a bearer token when set.
+	Token string
+	// HTTP is the client used. If nil, http.DefaultClient is used.
+	HTTP *http.Client
+}
+
+// NewUnixClient returns a Client that talks to the API over the Unix socket at path.
+func NewUnixClient(path string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}
+	return &Client{BaseURL: "http://rescind-admin", HTTP: &http.Client{Transport: tr, Timeout: time.Minute}}
+}
+
+// APIError is an error answer from the admin API.
+type APIError struct {
+	Status int
+	ErrorResponse
+}
+
+// Error implements error.
+func (e *APIError) Error() string {
+	if e.Description != "" {
+		return fmt.Sprintf("%s: %s (HTTP %d)", e.ErrorResponse.Error, e.Description, e.Status)
+	}
+	return fmt.Sprintf("%s (HTTP %d)", e.ErrorResponse.Error, e.Status)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("admin: encoding request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+path, body)
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin: cannot reach the server's admin API (is `rescind serve` running with this data dir or admin URL?): %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("admin: reading response: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		ae := &APIError{Status: resp.StatusCode}
+		if json.Unmarshal(b, &ae.ErrorResponse) != nil || ae.ErrorResponse.Error == "" {
+			ae.ErrorResponse.Error = strings.TrimSpace(string(b))
+		}
+		return ae
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("admin: decoding response: %w", err)
+		}
+	}
+	return nil
+}
+
+// CreateClient registers a client. The returned ClientInfo carries the secret, shown only once.
+func (c *Client) CreateClient(ctx context.Context, req CreateClientRequest) (ClientInfo, error) {
+	var out ClientInfo
+	err := c.do(ctx, http.MethodPost, "/admin/v1/clients", req, &out)
+	return out, err
+}
+
+// ListClients returns every client.
+func (c *Client) ListClients(ctx context.Context) ([]ClientInfo, error) {
+	var out []ClientInfo
+	err := c.do(ctx, http.MethodGet, "/admin/v1/clients", nil, &out)
+	return out, err
+}
+
+// GetClient returns one client.
+func (c *Client) GetClient(ctx context.Context, id string) (ClientInfo, error) {
+	var out ClientInfo
+	err := c.do(ctx, http.MethodGet, "/admin/v1/clients/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// DeleteClient deletes a client and revokes all its tokens.
+func (c *Client) DeleteClient(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/admin/v1/clients/"+url.PathEscape(id), nil, nil)
+}
+
+// RotateKeys adds a new token-sealing key and returns its id.
+func (c *Client) RotateKeys(ctx context.Context) (string, error) {
+	var out RotateKeysResponse
+	err := c.do(ctx, http.MethodPost, "/admin/v1/keys/rotate", nil, &out)
+	return out.KeyID, err
+}
+
+// Metrics returns the Prometheus text exposition.
+func (c *Client) Metrics(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.BaseURL, "/")+"/metrics", nil)
+	if err != nil {
+		return "", fmt.Errorf("admin: %w", err)
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("admin: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("admin: reading metrics: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", &APIError{Status: resp.StatusCode, ErrorResponse: ErrorResponse{Error: strings.TrimSpace(string(b))}}
+	}
+	return string(b), nil
+}

@@ -1,0 +1,268 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/clientreg"
+	"github.com/rescind/rescind/internal/keys"
+	"github.com/rescind/rescind/internal/revocation"
+	"github.com/rescind/rescind/internal/secret"
+	"github.com/rescind/rescind/token"
+)
+
+// MaxTokenTTL bounds a client's access token lifetime.
+const MaxTokenTTL = 30 * 24 * time.Hour
+
+// Config configures a Server. All fields but Logger, Now, Token and HashParams are required.
+type Config struct {
+	Store   rescind.Store
+	Clients *clientreg.Registry
+	Revoked *revocation.State
+	Keys    *token.Keyring
+	Box     *secret.Box
+	// TokenTTL maps a client's configured lifetime (zero: unset) to the one its tokens get.
+	TokenTTL func(time.Duration) time.Duration
+	// Gatherer serves /metrics.
+	Gatherer prometheus.Gatherer
+	// Token, if set, is the bearer token required by the handler returned by Handler(true).
+	Token string
+	// HashParams are the argon2id parameters for new client secrets. If zero, secret.DefaultParams.
+	HashParams secret.Params
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// Server serves the admin API.
+type Server struct {
+	cfg Config
+}
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	if cfg.HashParams == (secret.Params{}) {
+		cfg.HashParams = secret.DefaultParams
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Server{cfg: cfg}
+}
+
+// Handler returns the API's handler. With requireToken, every request must carry the bearer
+// token from Config.Token (and none is accepted if it is empty).
+func (s *Server) Handler(requireToken bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /admin/v1/clients", s.handleCreateClient)
+	mux.HandleFunc("GET /admin/v1/clients", s.handleListClients)
+	mux.HandleFunc("GET /admin/v1/clients/{id}", s.handleGetClient)
+	mux.HandleFunc("DELETE /admin/v1/clients/{id}", s.handleDeleteClient)
+	mux.HandleFunc("POST /admin/v1/keys/rotate", s.handleRotateKeys)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusNotFound, "not_found", "no such endpoint or method")
+	})
+	if !requireToken {
+		return mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || s.cfg.Token == "" || !secret.Equal(got, s.cfg.Token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="rescind-admin"`)
+			writeErr(w, http.StatusUnauthorized, "unauthorized", "a valid admin token is required")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, status int, code, desc string) {
+	writeJSON(w, status, ErrorResponse{Error: code, Description: desc})
+}
+
+func (s *Server) handleCreateClient(w http.ResponseWriter, r *http.Request) {
+	var req CreateClientRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeErr(w, http.StatusBadRequest, "invalid_request", "the body must be a JSON client: "+err.Error())
+		return
+	}
+	c, plain, err := s.newClient(req)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, "invalid_client_metadata", err.Error())
+		return
+	}
+	if err := s.cfg.Store.CreateClient(r.Context(), c); err != nil {
+		s.cfg.Logger.ErrorContext(r.Context(), "creating client", "err", err)
+		writeErr(w, http.StatusInternalServerError, "server_error", "the client could not be stored")
+		return
+	}
+	s.cfg.Logger.InfoContext(r.Context(), "client created", "client_id", c.ID, "client_name", c.Name)
+	info := infoOf(c, s.cfg.TokenTTL(c.TokenTTL))
+	info.ClientSecret = plain
+	writeJSON(w, http.StatusCreated, info)
+}
+
+// newClient validates req and returns the client to store and its plaintext secret.
+func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, error) {
+	name := strings.TrimSpace(req.Name)
+	if name == "" || len(name) > 200 || !utf8.ValidString(name) {
+		return rescind.Client{}, "", errors.New("client_name is required (at most 200 bytes of UTF-8)")
+	}
+	gts := req.GrantTypes
+	if len(gts) == 0 {
+		gts = []string{rescind.GrantClientCredentials}
+	}
+	var grantTypes []string
+	for _, gt := range gts {
+		switch gt {
+		case rescind.GrantClientCredentials, rescind.GrantAuthorizationCode, rescind.GrantRefreshToken:
+		default:
+			return rescind.Client{}, "", fmt.Errorf("unknown grant type %q", gt)
+		}
+		if !slices.Contains(grantTypes, gt) {
+			grantTypes = append(grantTypes, gt)
+		}
+	}
+	if req.Public && slices.Contains(grantTypes, rescind.GrantClientCredentials) {
+		return rescind.Client{}, "", errors.New("a public client cannot use client_credentials (RFC 6749 §4.4)")
+	}
+	if req.Public && req.Secret != "" {
+		return rescind.Client{}, "", errors.New("a public client has no secret")
+	}
+	var scopes []string
+	for _, sc := range strings.Fields(req.Scope) {
+		if !rescind.ValidScopeToken(sc) {
+			return rescind.Client{}, "", fmt.Errorf("scope %q is not a valid scope-token (RFC 6749 §3.3)", sc)
+		}
+		if !slices.Contains(scopes, sc) {
+			scopes = append(scopes, sc)
+		}
+	}
+	for _, u := range req.RedirectURIs {
+		p, err := url.Parse(u)
+		if err != nil || !p.IsAbs() || p.Fragment != "" {
+			return rescind.Client{}, "", fmt.Errorf("redirect URI %q must be an absolute URI without a fragment (RFC 6749 §3.1.2)", u)
+		}
+	}
+	ttl := time.Duration(req.TokenTTL) * time.Second
+	if req.TokenTTL < 0 || ttl > MaxTokenTTL {
+		return rescind.Client{}, "", fmt.Errorf("token_ttl must be between 1 second and %s", MaxTokenTTL)
+	}
+	id, err := secret.RandomString(16)
+	if err != nil {
+		return rescind.Client{}, "", err
+	}
+	c := rescind.Client{ID: id, Name: name, Public: req.Public, GrantTypes: grantTypes, Scopes: scopes,
+		RedirectURIs: req.RedirectURIs, TokenTTL: ttl, CreatedAt: s.cfg.Now().UTC()}
+	plain := ""
+	if !req.Public {
+		plain = req.Secret
+		if plain == "" {
+			if plain, err = secret.Generate(); err != nil {
+				return rescind.Client{}, "", err
+			}
+		}
+		if c.SecretHash, err = secret.Hash(plain, s.cfg.HashParams); err != nil {
+			return rescind.Client{}, "", err
+		}
+	}
+	return c, plain, nil
+}
+
+func (s *Server) handleListClients(w http.ResponseWriter, r *http.Request) {
+	cs, err := s.cfg.Store.ListClients(r.Context())
+	if err != nil {
+		s.cfg.Logger.ErrorContext(r.Context(), "listing clients", "err", err)
+		writeErr(w, http.StatusInternalServerError, "server_error", "the clients could not be read")
+		return
+	}
+	out := make([]ClientInfo, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, infoOf(c, s.cfg.TokenTTL(c.TokenTTL)))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleGetClient(w http.ResponseWriter, r *http.Request) {
+	c, err := s.cfg.Store.GetClient(r.Context(), r.PathValue("id"))
+	if errors.Is(err, rescind.ErrNotFound) {
+		writeErr(w, http.StatusNotFound, "not_found", "no such client")
+		return
+	}
+	if err != nil {
+		s.cfg.Logger.ErrorContext(r.Context(), "reading client", "err", err)
+		writeErr(w, http.StatusInternalServerError, "server_error", "the client could not be read")
+		return
+	}
+	writeJSON(w, http.StatusOK, infoOf(c, s.cfg.TokenTTL(c.TokenTTL)))
+}
+
+// handleDeleteClient deletes a client and, in the same transaction, revokes every token it was
+// issued: the revocation record outlives the longest token the client can hold.
+func (s *Server) handleDeleteClient(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	c, err := s.cfg.Store.GetClient(r.Context(), id)
+	if errors.Is(err, rescind.ErrNotFound) {
+		writeErr(w, http.StatusNotFound, "not_found", "no such client")
+		return
+	}
+	if err != nil {
+		s.cfg.Logger.ErrorContext(r.Context(), "reading client", "err", err)
+		writeErr(w, http.StatusInternalServerError, "server_error", "the client could not be read")
+		return
+	}
+	now := s.cfg.Now()
+	rev := rescind.Revocation{Kind: rescind.RevokeClient, Key: id, ClientID: id, RevokedAt: now,
+		ExpiresAt: now.Add(max(s.cfg.TokenTTL(c.TokenTTL), s.cfg.TokenTTL(0)) + time.Second)}
+	err = s.cfg.Store.DeleteClient(r.Context(), id, rev)
+	if errors.Is(err, rescind.ErrNotFound) {
+		writeErr(w, http.StatusNotFound, "not_found", "no such client")
+		return
+	}
+	if err != nil {
+		s.cfg.Logger.ErrorContext(r.Context(), "deleting client", "err", err)
+		writeErr(w, http.StatusInternalServerError, "server_error", "the client could not be deleted")
+		return
+	}
+	s.cfg.Revoked.Apply(rev)
+	s.cfg.Clients.Invalidate(id)
+	s.cfg.Logger.InfoContext(r.Context(), "client deleted; its tokens are revoked", "client_id", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleRotateKeys(w http.ResponseWriter, r *http.Request) {
+	kid, err := keys.Rotate(r.Context(), s.cfg.Store, s.cfg.Box, s.cfg.Keys, s.cfg.Now())
+	if err != nil {
+		s.cfg.Logger.ErrorContext(r.Context(), "rotating keys", "err", err)
+		writeErr(w, http.StatusInternalServerError, "server_error", "the key could not be rotated")
+		return
+	}
+	s.cfg.Logger.InfoContext(r.Context(), "sealing key rotated", "kid", kid)
+	writeJSON(w, http.StatusOK, RotateKeysResponse{KeyID: kid})
+}

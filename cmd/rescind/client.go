@@ -1,0 +1,171 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rescind/rescind/admin"
+)
+
+func newClientCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "client",
+		Short: "Manage OAuth clients (through the running server's admin API)",
+	}
+	addSettingFlags(cmd, true, "admin_url")
+	cmd.AddCommand(newClientCreateCommand(), newClientListCommand(), newClientGetCommand(), newClientDeleteCommand())
+	return cmd
+}
+
+func newClientCreateCommand() *cobra.Command {
+	var (
+		req          admin.CreateClientRequest
+		ttl          time.Duration
+		output       string
+		grantTypes   []string
+		redirectURIs []string
+	)
+	cmd := &cobra.Command{
+		Use:   "create --name NAME [flags]",
+		Short: "Register a client and print it, with its secret (shown this once)",
+		Example: `  rescind client create --name billing --scope "read write"
+  eval "$(rescind client create --name demo --scope read --output env)"   # sets RESCIND_CLIENT_ID, RESCIND_CLIENT_SECRET`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := loadSettings(cmd)
+			if err != nil {
+				return err
+			}
+			if output != "json" && output != "env" {
+				return fmt.Errorf("--output must be json or env")
+			}
+			if ttl < 0 || ttl%time.Second != 0 {
+				return fmt.Errorf("--token-ttl must be a whole number of seconds, such as 15m or 1h")
+			}
+			req.TokenTTL = int64(ttl / time.Second)
+			for _, g := range grantTypes {
+				req.GrantTypes = append(req.GrantTypes, strings.Fields(strings.ReplaceAll(g, ",", " "))...)
+			}
+			req.RedirectURIs = redirectURIs
+			if req.Public && !cmd.Flags().Changed("grant-types") {
+				req.GrantTypes = []string{"authorization_code", "refresh_token"}
+			}
+			info, err := adminClient(st).CreateClient(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if output == "env" {
+				fmt.Fprintf(cmd.OutOrStdout(), "export RESCIND_CLIENT_ID=%s\nexport RESCIND_CLIENT_SECRET=%s\n",
+					shellQuote(info.ClientID), shellQuote(info.ClientSecret))
+				return nil
+			}
+			return printJSON(cmd.OutOrStdout(), info)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Name, "name", "", "client name (required)")
+	f.StringSliceVar(&grantTypes, "grant-types", []string{"client_credentials"}, "grant types, comma-separated")
+	f.StringVar(&req.Scope, "scope", "", `space-separated scopes the client may be granted, e.g. "read write"`)
+	f.StringVar(&req.Secret, "secret", "", "use this secret instead of a generated one")
+	f.BoolVar(&req.Public, "public", false, "a public client, without a secret")
+	f.DurationVar(&ttl, "token-ttl", 0, "access token lifetime (default: the server's)")
+	f.StringArrayVar(&redirectURIs, "redirect-uri", nil, "a redirect URI (repeatable)")
+	f.StringVarP(&output, "output", "o", "json", "output format: json, or env for shell variables")
+	cmd.MarkFlagRequired("name")
+	return cmd
+}
+
+func newClientListCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List clients as JSON",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := loadSettings(cmd)
+			if err != nil {
+				return err
+			}
+			list, err := adminClient(st).ListClients(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), list)
+		},
+	}
+}
+
+func newClientGetCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "get CLIENT_ID",
+		Short: "Show one client as JSON",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := loadSettings(cmd)
+			if err != nil {
+				return err
+			}
+			info, err := adminClient(st).GetClient(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), info)
+		},
+	}
+}
+
+func newClientDeleteCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete CLIENT_ID",
+		Short: "Delete a client and revoke every token it holds",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := loadSettings(cmd)
+			if err != nil {
+				return err
+			}
+			if err := adminClient(st).DeleteClient(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted client %s; its tokens are revoked\n", args[0])
+			return nil
+		},
+	}
+}
+
+func newKeysCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "keys", Short: "Manage the server's keys"}
+	addSettingFlags(cmd, true, "admin_url")
+	cmd.AddCommand(&cobra.Command{
+		Use:   "rotate",
+		Short: "Add a new token-sealing key; tokens sealed by older keys keep working",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := loadSettings(cmd)
+			if err != nil {
+				return err
+			}
+			kid, err := adminClient(st).RotateKeys(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), admin.RotateKeysResponse{KeyID: kid})
+		},
+	})
+	return cmd
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

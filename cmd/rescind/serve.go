@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/rescind/rescind/admin"
+	"github.com/rescind/rescind/internal/clientreg"
+	"github.com/rescind/rescind/internal/keys"
+	"github.com/rescind/rescind/internal/metrics"
+	"github.com/rescind/rescind/internal/revocation"
+	"github.com/rescind/rescind/internal/secret"
+	"github.com/rescind/rescind/oauth"
+	"github.com/rescind/rescind/store/sqlite"
+)
+
+func newServeCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the authorization server",
+		Long: `Run the authorization server. With no flags it listens on 127.0.0.1:8080 and keeps
+everything in SQLite under ./rescind-data (created on first start). The admin API listens on
+the Unix socket admin.sock in the data directory.
+
+Every flag can also be set with a RESCIND_* environment variable (RESCIND_ADDR, RESCIND_ISSUER,
+...) or in a config file (--config rescind.yaml, keys as in the flag names with underscores).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := loadSettings(cmd)
+			if err != nil {
+				return err
+			}
+			m := &Main{Settings: st, LogOutput: cmd.ErrOrStderr()}
+			if err := m.Run(cmd.Context()); err != nil {
+				return err
+			}
+			<-cmd.Context().Done()
+			m.Logger.Info("shutting down")
+			return m.Close()
+		},
+	}
+	addSettingFlags(cmd, false, "addr", "issuer", "log_format", "log_level", "admin_addr", "access_token_ttl", "janitor_interval")
+	return cmd
+}
+
+// Main is the server's wiring: what `rescind serve` runs, reusable by tests and the benchmark.
+type Main struct {
+	// Settings are the resolved settings (see settingsTable).
+	Settings settings
+	// LogOutput receives the logs. If nil, os.Stderr.
+	LogOutput io.Writer
+
+	// Set by Run.
+	Logger    *slog.Logger
+	Addr      net.Addr // where the OAuth endpoints listen
+	AdminAddr net.Addr // TCP admin listener, if any
+	Issuer    string
+	AdminSock string
+
+	store     *sqlite.Store
+	lock      *os.File
+	committer *revocation.Committer
+	servers   []*http.Server
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// Run opens the store, loads keys and revocation state and starts serving. It returns once the
+// listeners are open; Close stops everything.
+func (m *Main) Run(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	m.Logger = newLogger(m.LogOutput, m.Settings["log_format"], m.Settings["log_level"])
+	dataDir := m.Settings["data_dir"]
+	// The database, key file and socket are for the server's user alone.
+	syscall.Umask(0o077)
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data dir: %w", err)
+	}
+	if m.lock, err = lockDataDir(dataDir); err != nil {
+		return err
+	}
+	box, err := secretsBox(m.Settings["secrets_key"], dataDir)
+	if err != nil {
+		return err
+	}
+	if m.store, err = sqlite.Open(ctx, filepath.Join(dataDir, "rescind.db")); err != nil {
+		return err
+	}
+	now := time.Now()
+	keyring, err := keys.LoadKeyring(ctx, m.store, box, now)
+	if err != nil {
+		return err
+	}
+	state := revocation.NewState()
+	n, err := state.Load(ctx, m.store, now)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	met := metrics.New(reg, func() float64 { return float64(state.Len()) })
+	m.committer = revocation.NewCommitter(m.store, state, met.Committed)
+	clients, err := clientreg.New(clientreg.Config{Store: m.store})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", m.Settings["addr"])
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", m.Settings["addr"], err)
+	}
+	m.Addr = ln.Addr()
+	m.Issuer = m.Settings["issuer"]
+	if m.Issuer == "" {
+		m.Issuer = deriveIssuer(m.Addr.(*net.TCPAddr))
+	}
+	srv, err := oauth.New(oauth.Config{
+		Issuer: m.Issuer, Clients: clients, Keys: keyring, Revoked: state, Committer: m.committer, Metrics: met,
+		AccessTokenTTL: m.Settings.duration("access_token_ttl"), Ready: m.store.Ping, Logger: m.Logger,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	adm := admin.New(admin.Config{Store: m.store, Clients: clients, Revoked: state, Keys: keyring, Box: box,
+		TokenTTL: srv.TokenTTL, Gatherer: reg, Token: m.Settings["admin_token"], Logger: m.Logger})
+
+	m.serve(ln, srv.Handler())
+	m.AdminSock = filepath.Join(dataDir, "admin.sock")
+	sock, err := listenUnix(m.AdminSock)
+	if err != nil {
+		return err
+	}
+	m.serve(sock, adm.Handler(false))
+	if a := m.Settings["admin_addr"]; a != "" {
+		aln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("listening on admin address %s: %w", a, err)
+		}
+		m.AdminAddr = aln.Addr()
+		m.serve(aln, adm.Handler(true))
+	}
+
+	jctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		revocation.RunJanitor(jctx, revocation.JanitorConfig{Store: m.store, State: state,
+			Interval: m.Settings.duration("janitor_interval"), OnDeleted: met.JanitorDeleted, Logger: m.Logger})
+	}()
+	m.Logger.Info("rescind serving", "issuer", m.Issuer, "addr", m.Addr.String(), "admin_socket", m.AdminSock,
+		"data_dir", dataDir, "revocations_loaded", n)
+	return nil
+}
+
+func (m *Main) serve(ln net.Listener, h http.Handler) {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
+	}
+	m.servers = append(m.servers, srv)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Logger.Error("serving", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+}
+
+// Close stops accepting requests, lets those in flight finish (up to 10 s), commits queued
+// revocations and closes the store.
+func (m *Main) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, s := range m.servers {
+		s.Shutdown(ctx)
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	if m.committer != nil {
+		m.committer.Close()
+	}
+	var err error
+	if m.store != nil {
+		err = m.store.Close()
+	}
+	if m.AdminSock != "" {
+		os.Remove(m.AdminSock)
+	}
+	if m.lock != nil {
+		m.lock.Close()
+	}
+	return err
+}
+
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	if w == nil {
+		w = os.Stderr
+	}
+	var lv slog.Level
+	lv.UnmarshalText([]byte(level)) // validated at load
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// deriveIssuer makes the default issuer from the listening address.
+func deriveIssuer(a *net.TCPAddr) string {
+	host := a.IP.String()
+	if a.IP.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(a.Port))
+}
+
+// secretsBox returns the box for stored keys, from RESCIND_SECRETS_KEY or the key file.
+func secretsBox(configured, dataDir string) (*secret.Box, error) {
+	material := []byte(configured)
+	if configured == "" {
+		var err error
+		if material, err = secret.LoadOrCreateKeyFile(filepath.Join(dataDir, "secrets.key")); err != nil {
+			return nil, err
+		}
+	}
+	return secret.NewBox(material)
+}
+
+// lockDataDir takes an exclusive lock on the data directory, so two servers never share one
+// SQLite database with two separate in-memory revocation states.
+func lockDataDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another rescind server", dir)
+	}
+	return f, nil
+}
+
+// listenUnix listens on a Unix socket at path, readable and writable by the owner only.
+func listenUnix(path string) (net.Listener, error) {
+	if len(path) > 100 {
+		return nil, fmt.Errorf("admin socket path %s is too long for a Unix socket; use a shorter --data-dir", path)
+	}
+	os.Remove(path) // a stale socket from a crash; the data dir lock says no live server owns it
+	old := syscall.Umask(0o077)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listening on admin socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin socket permissions: %w", err)
+	}
+	return ln, nil
+}
+
+// adminClient returns the admin API client for CLI commands: --admin-url if set, else the
+// socket in the data directory.
+func adminClient(st settings) *admin.Client {
+	if u := st["admin_url"]; u != "" {
+		return &admin.Client{BaseURL: strings.TrimSuffix(u, "/"), Token: st["admin_token"],
+			HTTP: &http.Client{Timeout: time.Minute}}
+	}
+	return admin.NewUnixClient(filepath.Join(st["data_dir"], "admin.sock"))
+}

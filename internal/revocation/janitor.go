@@ -1,0 +1,78 @@
+package revocation
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/rescind/rescind"
+)
+
+// JanitorConfig configures RunJanitor.
+type JanitorConfig struct {
+	// Store holds the durable records. Required.
+	Store rescind.Store
+	// State is the in-memory state to prune. Required.
+	State *State
+	// Interval between sweeps. If zero, one minute.
+	Interval time.Duration
+	// Grace keeps records this long past their expiry, to absorb clock skew between instances.
+	// If zero, one minute.
+	Grace time.Duration
+	// OnDeleted, if set, is called with the number of stored records each sweep deleted.
+	OnDeleted func(int64)
+	// Logger receives sweep errors. If nil, slog.Default().
+	Logger *slog.Logger
+	// Now returns the current time. If nil, time.Now.
+	Now func() time.Time
+}
+
+// Sweep deletes stored records that expired more than Grace ago and prunes the state. It
+// returns the number of stored records deleted.
+func (c *JanitorConfig) Sweep(ctx context.Context) (int64, error) {
+	c.defaults()
+	cut := c.Now().Add(-c.Grace)
+	n, err := c.Store.DeleteExpiredRevocations(ctx, cut)
+	if err != nil {
+		return 0, err
+	}
+	c.State.Prune(cut)
+	if c.OnDeleted != nil && n > 0 {
+		c.OnDeleted(n)
+	}
+	return n, nil
+}
+
+func (c *JanitorConfig) defaults() {
+	if c.Interval <= 0 {
+		c.Interval = time.Minute
+	}
+	if c.Grace <= 0 {
+		c.Grace = time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// RunJanitor sweeps every Interval until ctx ends. Sweeps run in their own goroutine and use
+// one short statement, so they never block requests (which do not touch the store to check a
+// token).
+func RunJanitor(ctx context.Context, c JanitorConfig) {
+	c.defaults()
+	t := time.NewTicker(c.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := c.Sweep(ctx); err != nil && ctx.Err() == nil {
+				c.Logger.Error("janitor sweep", "err", err)
+			}
+		}
+	}
+}

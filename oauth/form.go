@@ -1,0 +1,61 @@
+package oauth
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+)
+
+// parseForm reads an application/x-www-form-urlencoded body (RFC 6749 §3.2, Appendix B) of at
+// most maxBytes. It refuses other content types, malformed encodings, invalid UTF-8 and, as
+// RFC 6749 §3.1 and §3.2 require, any parameter sent more than once. Parameters in the query
+// string are not read: credentials and tokens belong in the body.
+func parseForm(w http.ResponseWriter, r *http.Request, maxBytes int64) (url.Values, *Error) {
+	ct := r.Header.Get("Content-Type")
+	mt, params, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, errorf(ErrInvalidRequest, http.StatusBadRequest,
+			"the request body must be application/x-www-form-urlencoded")
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return nil, errorf(ErrInvalidRequest, http.StatusBadRequest, "the request body must be UTF-8")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, errorf(ErrInvalidRequest, http.StatusRequestEntityTooLarge, "the request body is too large")
+		}
+		return nil, errorf(ErrInvalidRequest, http.StatusBadRequest, "the request body could not be read")
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, errorf(ErrInvalidRequest, http.StatusBadRequest, "the request body is not valid form encoding")
+	}
+	for k, vs := range form {
+		if len(vs) > 1 {
+			return nil, errorf(ErrInvalidRequest, http.StatusBadRequest, "parameter "+quoteParam(k)+" is included more than once")
+		}
+		if !utf8.ValidString(k) || !utf8.ValidString(vs[0]) {
+			return nil, errorf(ErrInvalidRequest, http.StatusBadRequest, "parameters must be valid UTF-8")
+		}
+	}
+	return form, nil
+}
+
+// quoteParam renders a parameter name for an error description, bounded and printable.
+func quoteParam(k string) string {
+	if len(k) > 40 {
+		k = k[:40] + "..."
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == '"' || r == '\\' {
+			return '?'
+		}
+		return r
+	}, k)
+}

@@ -1,0 +1,56 @@
+package oauth
+
+import (
+	"net/http"
+)
+
+// introspection is the RFC 7662 §2.2 response for an active token.
+type introspection struct {
+	Active    bool   `json:"active"`
+	Scope     string `json:"scope,omitempty"`
+	ClientID  string `json:"client_id"`
+	TokenType string `json:"token_type"`
+	Exp       int64  `json:"exp"`
+	Iat       int64  `json:"iat"`
+	Sub       string `json:"sub,omitempty"`
+	Iss       string `json:"iss"`
+	Jti       string `json:"jti"`
+}
+
+var inactive = struct {
+	Active bool `json:"active"`
+}{false}
+
+// handleIntrospect is the introspection endpoint, RFC 7662 §2. The caller authenticates as a
+// confidential client. Anything revoked, expired, unknown or malformed is {"active": false},
+// with no further detail (§2.2).
+func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+	form, perr := parseForm(w, r, s.maxBody)
+	if perr != nil {
+		writeError(w, perr)
+		return
+	}
+	if _, perr := s.authenticateClient(r, form, false); perr != nil {
+		writeError(w, perr)
+		return
+	}
+	text := form.Get("token")
+	if text == "" {
+		writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "token is required"))
+		return
+	}
+	claims, err := s.keys.Open(text)
+	if err != nil {
+		writeJSON(w, http.StatusOK, inactive)
+		return
+	}
+	jti := claims.JTI()
+	if !s.now().Before(claims.Expiry) || s.revoked.IsRevoked(jti, claims.ClientID, claims.IssuedAt) {
+		writeJSON(w, http.StatusOK, inactive)
+		return
+	}
+	writeJSON(w, http.StatusOK, introspection{
+		Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
+		Exp: claims.Expiry.Unix(), Iat: claims.IssuedAt.Unix(), Sub: claims.Subject, Iss: s.issuer, Jti: jti,
+	})
+}

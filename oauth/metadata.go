@@ -1,0 +1,67 @@
+package oauth
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/rescind/rescind"
+)
+
+// metadata is the authorization server metadata of RFC 8414 §2.
+type metadata struct {
+	Issuer                                    string   `json:"issuer"`
+	TokenEndpoint                             string   `json:"token_endpoint"`
+	RevocationEndpoint                        string   `json:"revocation_endpoint"`
+	IntrospectionEndpoint                     string   `json:"introspection_endpoint"`
+	GrantTypesSupported                       []string `json:"grant_types_supported"`
+	ResponseTypesSupported                    []string `json:"response_types_supported"`
+	TokenEndpointAuthMethodsSupported         []string `json:"token_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
+}
+
+func (s *Server) buildMetadata() ([]byte, error) {
+	confidential := []string{rescind.AuthMethodBasic, rescind.AuthMethodPost}
+	b, err := json.MarshalIndent(metadata{
+		Issuer:                 s.issuer,
+		TokenEndpoint:          s.issuer + "/oauth2/token",
+		RevocationEndpoint:     s.issuer + "/oauth2/revoke",
+		IntrospectionEndpoint:  s.issuer + "/oauth2/introspect",
+		GrantTypesSupported:    []string{rescind.GrantClientCredentials},
+		ResponseTypesSupported: []string{}, // no authorization endpoint yet
+		TokenEndpointAuthMethodsSupported:         confidential,
+		RevocationEndpointAuthMethodsSupported:    append(confidential, rescind.AuthMethodNone),
+		IntrospectionEndpointAuthMethodsSupported: confidential,
+	}, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("oauth: encoding metadata: %w", err)
+	}
+	return b, nil
+}
+
+// handleMetadata serves the RFC 8414 §3 metadata document (also at the OpenID Connect
+// discovery path, which many clients try).
+func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Content-Length", strconv.Itoa(len(s.metadata)))
+	w.Write(s.metadata)
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if s.ready != nil {
+		if err := s.ready(r.Context()); err != nil {
+			s.log.WarnContext(r.Context(), "not ready", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

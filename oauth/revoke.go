@@ -1,0 +1,67 @@
+package oauth
+
+import (
+	"net/http"
+
+	"github.com/rescind/rescind"
+)
+
+// handleRevoke is the revocation endpoint, RFC 7009 §2.
+//
+// The hint is only a hint (§2.1): the token is found whatever it says. An unknown, malformed,
+// expired or already revoked token gets 200 (§2.2). A token issued to another client is not
+// revoked, and the request is refused (§2.1). The 200 is sent only once the revocation is
+// committed and synced.
+func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	form, perr := parseForm(w, r, s.maxBody)
+	if perr != nil {
+		writeError(w, perr)
+		return
+	}
+	client, perr := s.authenticateClient(r, form, true)
+	if perr != nil {
+		writeError(w, perr)
+		return
+	}
+	text := form.Get("token")
+	if text == "" {
+		writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "token is required"))
+		return
+	}
+	claims, err := s.keys.Open(text)
+	if err != nil {
+		revoked(w) // not a token of ours: nothing to revoke (§2.2)
+		return
+	}
+	if claims.ClientID != client.ID {
+		s.log.WarnContext(r.Context(), "revocation of another client's token refused", "client_id", client.ID)
+		writeError(w, errorf(ErrUnauthorizedClient, http.StatusBadRequest, "the token was not issued to this client"))
+		return
+	}
+	now := s.now()
+	jti := claims.JTI()
+	if !now.Before(claims.Expiry) || s.revoked.IsRevoked(jti, claims.ClientID, claims.IssuedAt) {
+		revoked(w)
+		return
+	}
+	rev := rescind.Revocation{Kind: rescind.RevokeToken, Key: jti, ClientID: claims.ClientID, RevokedAt: now, ExpiresAt: claims.Expiry}
+	if err := s.committer.Revoke(r.Context(), rev); err != nil {
+		if r.Context().Err() != nil {
+			return // the client went away; it got no acknowledgement
+		}
+		s.log.ErrorContext(r.Context(), "committing revocation", "err", err)
+		writeError(w, &Error{Code: ErrServerError, Status: http.StatusServiceUnavailable, RetryAfter: 1,
+			Description: "the revocation could not be recorded; retry"})
+		return
+	}
+	revoked(w)
+}
+
+// revoked writes the RFC 7009 §2.2 success response: 200 with an empty body.
+func revoked(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+}

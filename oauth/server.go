@@ -1,0 +1,137 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rescind/rescind/internal/clientreg"
+	"github.com/rescind/rescind/internal/metrics"
+	"github.com/rescind/rescind/internal/revocation"
+	"github.com/rescind/rescind/token"
+)
+
+// Config configures a Server. Fields marked required must be set; the others have defaults.
+type Config struct {
+	// Issuer is the issuer identifier (RFC 8414 §2): an https (or, for development, http) URL
+	// without query or fragment. Required.
+	Issuer string
+	// Clients authenticates and looks up clients. Required.
+	Clients *clientreg.Registry
+	// Keys seals and opens opaque access tokens. Required.
+	Keys *token.Keyring
+	// Revoked is the in-memory revocation state. Required.
+	Revoked *revocation.State
+	// Committer durably writes revocations. Required.
+	Committer *revocation.Committer
+	// Metrics records request metrics. Required.
+	Metrics *metrics.Metrics
+	// AccessTokenTTL is the default access token lifetime. If zero, one hour.
+	AccessTokenTTL time.Duration
+	// MaxBodyBytes bounds request bodies. If zero, 64 KiB.
+	MaxBodyBytes int64
+	// Ready reports whether the server can serve (for /readyz). If nil, always ready.
+	Ready func(context.Context) error
+	// Logger receives errors and security events. If nil, slog.Default().
+	Logger *slog.Logger
+	// Now returns the current time. If nil, time.Now.
+	Now func() time.Time
+}
+
+// Server serves the OAuth 2.0 endpoints.
+type Server struct {
+	issuer    string
+	clients   *clientreg.Registry
+	keys      *token.Keyring
+	revoked   *revocation.State
+	committer *revocation.Committer
+	metrics   *metrics.Metrics
+	tokenTTL  time.Duration
+	maxBody   int64
+	ready     func(context.Context) error
+	log       *slog.Logger
+	now       func() time.Time
+	metadata  []byte
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Issuer == "" || cfg.Clients == nil || cfg.Keys == nil || cfg.Revoked == nil || cfg.Committer == nil || cfg.Metrics == nil {
+		return nil, errors.New("oauth: Config is missing a required field")
+	}
+	s := &Server{
+		issuer: strings.TrimSuffix(cfg.Issuer, "/"), clients: cfg.Clients, keys: cfg.Keys, revoked: cfg.Revoked,
+		committer: cfg.Committer, metrics: cfg.Metrics, tokenTTL: cfg.AccessTokenTTL, maxBody: cfg.MaxBodyBytes,
+		ready: cfg.Ready, log: cfg.Logger, now: cfg.Now,
+	}
+	if s.tokenTTL <= 0 {
+		s.tokenTTL = time.Hour
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = 64 << 10
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	md, err := s.buildMetadata()
+	if err != nil {
+		return nil, err
+	}
+	s.metadata = md
+	return s, nil
+}
+
+// Issuer returns the issuer identifier.
+func (s *Server) Issuer() string { return s.issuer }
+
+// TokenTTL returns the lifetime given to access tokens of client ttl (zero: the default).
+func (s *Server) TokenTTL(ttl time.Duration) time.Duration {
+	if ttl > 0 {
+		return ttl
+	}
+	return s.tokenTTL
+}
+
+// withHeaders sets the headers every response carries.
+func withHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "no-referrer")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// recoverPanics turns a panic in a handler into a logged 500 in the protocol's format, so one bad
+// request never takes the connection's goroutine (or a test) down silently.
+func (s *Server) recoverPanics(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.ErrorContext(r.Context(), "panic serving request", "path", r.URL.Path, "panic", v)
+				writeError(w, errServer)
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, errorf(ErrInvalidRequest, http.StatusMethodNotAllowed, "this endpoint accepts only "+allow))
+	}
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, errorf("not_found", http.StatusNotFound, "no such endpoint"))
+}

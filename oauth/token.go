@@ -1,0 +1,104 @@
+package oauth
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/token"
+)
+
+// tokenResponse is the successful token response of RFC 6749 §5.1.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope,omitempty"`
+}
+
+// handleToken is the token endpoint, RFC 6749 §3.2. It serves the client credentials grant
+// (RFC 6749 §4.4); other grant types are refused with unsupported_grant_type.
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	form, perr := parseForm(w, r, s.maxBody)
+	if perr != nil {
+		writeError(w, perr)
+		return
+	}
+	gt := form.Get("grant_type")
+	switch gt {
+	case "":
+		writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "grant_type is required"))
+		return
+	case rescind.GrantClientCredentials:
+	default:
+		writeError(w, errorf(ErrUnsupportedGrantType, http.StatusBadRequest, "the grant type is not supported"))
+		return
+	}
+	client, perr := s.authenticateClient(r, form, false)
+	if perr != nil {
+		writeError(w, perr)
+		return
+	}
+	if !client.AllowsGrant(gt) {
+		writeError(w, errorf(ErrUnauthorizedClient, http.StatusBadRequest, "the client is not allowed to use this grant type"))
+		return
+	}
+	scope, perr := grantScope(form.Get("scope"), client.Scopes)
+	if perr != nil {
+		writeError(w, perr)
+		return
+	}
+	resp, err := s.issueAccessToken(client, client.ID, scope)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "issuing access token", "err", err)
+		writeError(w, errServer)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) issueAccessToken(client rescind.Client, subject, scope string) (tokenResponse, error) {
+	id, err := token.NewID()
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	now := s.now()
+	ttl := s.TokenTTL(client.TokenTTL)
+	claims := &token.Claims{ID: id, ClientID: client.ID, Subject: subject, Scope: scope,
+		IssuedAt: now, Expiry: now.Add(ttl).Truncate(time.Second)}
+	text, err := s.keys.Seal(claims)
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	s.metrics.TokenIssued()
+	return tokenResponse{AccessToken: text, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: scope}, nil
+}
+
+// grantScope validates a requested scope (RFC 6749 §3.3) against the client's allowed scopes. An
+// absent scope gets all of them.
+func grantScope(requested string, allowed []string) (string, *Error) {
+	if requested == "" {
+		return strings.Join(allowed, " "), nil
+	}
+	var out []string
+	for _, sc := range strings.Split(requested, " ") {
+		if sc == "" {
+			continue
+		}
+		if !rescind.ValidScopeToken(sc) {
+			return "", errorf(ErrInvalidScope, http.StatusBadRequest, "the scope is malformed")
+		}
+		if !slices.Contains(allowed, sc) {
+			return "", errorf(ErrInvalidScope, http.StatusBadRequest, "the requested scope exceeds what the client may be granted")
+		}
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	if len(out) == 0 {
+		return "", errorf(ErrInvalidScope, http.StatusBadRequest, "the scope is malformed")
+	}
+	return strings.Join(out, " "), nil
+}
