@@ -25,12 +25,12 @@ type metadata struct {
 func (s *Server) buildMetadata() ([]byte, error) {
 	confidential := []string{rescind.AuthMethodBasic, rescind.AuthMethodPost}
 	b, err := json.MarshalIndent(metadata{
-		Issuer:                 s.issuer,
-		TokenEndpoint:          s.issuer + "/oauth2/token",
-		RevocationEndpoint:     s.issuer + "/oauth2/revoke",
-		IntrospectionEndpoint:  s.issuer + "/oauth2/introspect",
-		GrantTypesSupported:    []string{rescind.GrantClientCredentials},
-		ResponseTypesSupported: []string{}, // no authorization endpoint yet
+		Issuer:                                    s.issuer,
+		TokenEndpoint:                             s.issuer + "/oauth2/token",
+		RevocationEndpoint:                        s.issuer + "/oauth2/revoke",
+		IntrospectionEndpoint:                     s.issuer + "/oauth2/introspect",
+		GrantTypesSupported:                       []string{rescind.GrantClientCredentials},
+		ResponseTypesSupported:                    []string{}, // no authorization endpoint yet
 		TokenEndpointAuthMethodsSupported:         confidential,
 		RevocationEndpointAuthMethodsSupported:    append(confidential, rescind.AuthMethodNone),
 		IntrospectionEndpointAuthMethodsSupported: confidential,
