@@ -1,0 +1,530 @@
+package oauth_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/clientreg"
+	"github.com/rescind/rescind/internal/metrics"
+	"github.com/rescind/rescind/internal/revocation"
+	"github.com/rescind/rescind/internal/secret"
+	"github.com/rescind/rescind/oauth"
+	"github.com/rescind/rescind/store/sqlite"
+	"github.com/rescind/rescind/token"
+)
+
+// env is a server on a real SQLite store with a controllable clock.
+type env struct {
+	t       *testing.T
+	srv     *httptest.Server
+	store   *sqlite.Store
+	state   *revocation.State
+	clients *clientreg.Registry
+	mu      sync.Mutex
+	now     time.Time
+}
+
+func (e *env) clock() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.now
+}
+
+func (e *env) advance(d time.Duration) {
+	e.mu.Lock()
+	e.now = e.now.Add(d)
+	e.mu.Unlock()
+}
+
+var cheap = secret.Params{Memory: 64, Time: 1, Threads: 1}
+
+// The clients every test starts with.
+const (
+	appSecret   = "app-secret"
+	otherSecret = "other-secret"
+	// specialSecret has every character RFC 6749 §2.3.1 form-encoding changes.
+	specialSecret = "p:a%s+s w\u00e9rd&="
+)
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, store: st, state: revocation.NewState(), now: time.Now()}
+	add := func(c rescind.Client, plain string) {
+		if plain != "" {
+			c.SecretHash, err = secret.Hash(plain, cheap)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := st.CreateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cc := []string{rescind.GrantClientCredentials}
+	add(rescind.Client{ID: "app", Name: "App", GrantTypes: cc, Scopes: []string{"read", "write"}}, appSecret)
+	add(rescind.Client{ID: "other", Name: "Other", GrantTypes: cc, Scopes: []string{"read"}}, otherSecret)
+	add(rescind.Client{ID: "special:id", Name: "Special", GrantTypes: cc}, specialSecret)
+	add(rescind.Client{ID: "codeonly", Name: "Code only", GrantTypes: []string{rescind.GrantAuthorizationCode}}, appSecret)
+	add(rescind.Client{ID: "pub", Name: "Public", Public: true, GrantTypes: []string{rescind.GrantAuthorizationCode}}, "")
+
+	k, _ := token.NewSealKey()
+	kr, _ := token.NewKeyring(k)
+	e.clients, _ = clientreg.New(clientreg.Config{Store: st, Now: e.clock})
+	met := metrics.New(prometheus.NewRegistry(), func() float64 { return float64(e.state.Len()) })
+	com := revocation.NewCommitter(st, e.state, met.Committed)
+	s, err := oauth.New(oauth.Config{Issuer: "https://as.example", Clients: e.clients, Keys: kr, Revoked: e.state,
+		Committer: com, Metrics: met, AccessTokenTTL: time.Hour, MaxBodyBytes: 4096, Now: e.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		e.srv.Close()
+		com.Close()
+		st.Close()
+	})
+	return e
+}
+
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r resp) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("body %q is not JSON: %v", r.body, err)
+	}
+	return m
+}
+
+// req is one HTTP request to the server.
+type req struct {
+	method, path, contentType, body string
+	user, pass                      string // Basic credentials, form-encoded per RFC 6749 §2.3.1
+	rawAuth                         string // an Authorization header sent as is
+}
+
+func basic(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(user)+":"+url.QueryEscape(pass)))
+}
+
+func (e *env) do(r req) resp {
+	e.t.Helper()
+	if r.method == "" {
+		r.method = http.MethodPost
+	}
+	if r.contentType == "" && r.method == http.MethodPost {
+		r.contentType = "application/x-www-form-urlencoded"
+	}
+	hr, err := http.NewRequest(r.method, e.srv.URL+r.path, strings.NewReader(r.body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if r.contentType != "-" {
+		hr.Header.Set("Content-Type", r.contentType)
+	}
+	if r.user != "" {
+		hr.Header.Set("Authorization", basic(r.user, r.pass))
+	}
+	if r.rawAuth != "" {
+		hr.Header.Set("Authorization", r.rawAuth)
+	}
+	res, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return resp{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// issue gets an access token for client id with secret.
+func (e *env) issue(id, sec, scope string) string {
+	e.t.Helper()
+	body := "grant_type=client_credentials"
+	if scope != "" {
+		body += "&scope=" + url.QueryEscape(scope)
+	}
+	r := e.do(req{path: "/oauth2/token", body: body, user: id, pass: sec})
+	if r.status != 200 {
+		e.t.Fatalf("token request for %s: %d %s", id, r.status, r.body)
+	}
+	return r.json(e.t)["access_token"].(string)
+}
+
+func (e *env) active(tok string) bool {
+	e.t.Helper()
+	r := e.do(req{path: "/oauth2/introspect", body: "token=" + url.QueryEscape(tok), user: "other", pass: otherSecret})
+	if r.status != 200 {
+		e.t.Fatalf("introspect: %d %s", r.status, r.body)
+	}
+	m := r.json(e.t)
+	if m["active"] == false && len(m) != 1 {
+		e.t.Fatalf("inactive response has extra members: %s", r.body)
+	}
+	return m["active"] == true
+}
+
+// wantError checks an RFC 6749 §5.2 error response.
+func wantError(t *testing.T, r resp, status int, code string) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status = %d, want %d; body %s", r.status, status, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type = %q, want application/json", ct)
+	}
+	m := r.json(t)
+	if m["error"] != code {
+		t.Fatalf("error = %v, want %q; body %s", m["error"], code, r.body)
+	}
+	if status == 401 && r.header.Get("WWW-Authenticate") == "" {
+		t.Fatal("401 without WWW-Authenticate")
+	}
+}
+
+func TestTokenEndpoint(t *testing.T) {
+	e := newEnv(t)
+	cases := []struct {
+		name   string
+		r      req
+		status int
+		code   string // "" for success
+		scope  string
+	}{
+		{name: "basic", r: req{body: "grant_type=client_credentials", user: "app", pass: appSecret}, status: 200, scope: "read write"},
+		{name: "post", r: req{body: "grant_type=client_credentials&client_id=app&client_secret=" + appSecret}, status: 200, scope: "read write"},
+		{name: "narrower scope", r: req{body: "grant_type=client_credentials&scope=read", user: "app", pass: appSecret}, status: 200, scope: "read"},
+		{name: "special characters in Basic", r: req{body: "grant_type=client_credentials", user: "special:id", pass: specialSecret}, status: 200},
+		{name: "special characters in post", r: req{body: "grant_type=client_credentials&client_id=" + url.QueryEscape("special:id") + "&client_secret=" + url.QueryEscape(specialSecret)}, status: 200},
+		{name: "unencoded Basic secret accepted", r: req{body: "grant_type=client_credentials",
+			rawAuth: "Basic " + base64.StdEncoding.EncodeToString([]byte("app:"+appSecret))}, status: 200, scope: "read write"},
+		{name: "wider scope", r: req{body: "grant_type=client_credentials&scope=read+admin", user: "app", pass: appSecret}, status: 400, code: "invalid_scope"},
+		{name: "malformed scope", r: req{body: "grant_type=client_credentials&scope=" + url.QueryEscape(`re"ad`), user: "app", pass: appSecret}, status: 400, code: "invalid_scope"},
+		{name: "wrong secret", r: req{body: "grant_type=client_credentials", user: "app", pass: "nope"}, status: 401, code: "invalid_client"},
+		{name: "wrong secret post", r: req{body: "grant_type=client_credentials&client_id=app&client_secret=nope"}, status: 401, code: "invalid_client"},
+		{name: "unknown client", r: req{body: "grant_type=client_credentials", user: "ghost", pass: "x"}, status: 401, code: "invalid_client"},
+		{name: "no authentication", r: req{body: "grant_type=client_credentials"}, status: 401, code: "invalid_client"},
+		{name: "client_id without secret", r: req{body: "grant_type=client_credentials&client_id=app"}, status: 401, code: "invalid_client"},
+		{name: "public client", r: req{body: "grant_type=client_credentials&client_id=pub"}, status: 401, code: "invalid_client"},
+		{name: "malformed Basic", r: req{body: "grant_type=client_credentials", rawAuth: "Basic !!!"}, status: 401, code: "invalid_client"},
+		{name: "two auth methods", r: req{body: "grant_type=client_credentials&client_secret=" + appSecret, user: "app", pass: appSecret}, status: 400, code: "invalid_request"},
+		{name: "client not allowed the grant", r: req{body: "grant_type=client_credentials", user: "codeonly", pass: appSecret}, status: 400, code: "unauthorized_client"},
+		{name: "missing grant_type", r: req{body: "scope=read", user: "app", pass: appSecret}, status: 400, code: "invalid_request"},
+		{name: "unsupported grant_type", r: req{body: "grant_type=password&username=a&password=b", user: "app", pass: appSecret}, status: 400, code: "unsupported_grant_type"},
+		{name: "duplicate parameter", r: req{body: "grant_type=client_credentials&scope=read&scope=write", user: "app", pass: appSecret}, status: 400, code: "invalid_request"},
+		{name: "JSON body", r: req{contentType: "application/json", body: `{"grant_type":"client_credentials"}`, user: "app", pass: appSecret}, status: 400, code: "invalid_request"},
+		{name: "no content type", r: req{contentType: "-", body: "grant_type=client_credentials", user: "app", pass: appSecret}, status: 400, code: "invalid_request"},
+		{name: "bad encoding", r: req{body: "grant_type=%zz", user: "app", pass: appSecret}, status: 400, code: "invalid_request"},
+		{name: "invalid UTF-8", r: req{body: "grant_type=client_credentials&scope=%ff", user: "app", pass: appSecret}, status: 400, code: "invalid_request"},
+		{name: "oversized body", r: req{body: "grant_type=client_credentials&pad=" + strings.Repeat("a", 10000), user: "app", pass: appSecret}, status: 413, code: "invalid_request"},
+		{name: "GET", r: req{method: "GET", user: "app", pass: appSecret}, status: 405, code: "invalid_request"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.r.path = "/oauth2/token"
+			r := e.do(tc.r)
+			if tc.code != "" {
+				wantError(t, r, tc.status, tc.code)
+				return
+			}
+			if r.status != 200 {
+				t.Fatalf("status %d: %s", r.status, r.body)
+			}
+			if r.header.Get("Cache-Control") != "no-store" || r.header.Get("Pragma") != "no-cache" {
+				t.Fatalf("token response cacheable: %v", r.header)
+			}
+			m := r.json(t)
+			tok, _ := m["access_token"].(string)
+			if !strings.HasPrefix(tok, token.AccessPrefix) || m["token_type"] != "Bearer" || m["expires_in"] != 3600.0 {
+				t.Fatalf("response %s", r.body)
+			}
+			if tc.scope != "" && m["scope"] != tc.scope {
+				t.Fatalf("scope = %v, want %q", m["scope"], tc.scope)
+			}
+			if !e.active(tok) {
+				t.Fatal("new token is not active")
+			}
+		})
+	}
+}
+
+func TestRevocationRFC7009(t *testing.T) {
+	e := newEnv(t)
+	revoke := func(tok, hint, user, pass string) resp {
+		body := "token=" + url.QueryEscape(tok)
+		if hint != "" {
+			body += "&token_type_hint=" + hint
+		}
+		return e.do(req{path: "/oauth2/revoke", body: body, user: user, pass: pass})
+	}
+	wantOK := func(t *testing.T, r resp) {
+		t.Helper()
+		if r.status != 200 || len(r.body) != 0 {
+			t.Fatalf("status %d body %q; want 200 and an empty body", r.status, r.body)
+		}
+	}
+
+	t.Run("revoked token is inactive at once", func(t *testing.T) {
+		tok := e.issue("app", appSecret, "")
+		other := e.issue("app", appSecret, "")
+		wantOK(t, revoke(tok, "access_token", "app", appSecret))
+		if e.active(tok) {
+			t.Fatal("revoked token still active")
+		}
+		if !e.active(other) {
+			t.Fatal("revoking one token revoked another")
+		}
+		n, _ := e.store.CountRevocations(context.Background())
+		if n != 1 {
+			t.Fatalf("%d stored records; want 1", n)
+		}
+	})
+	t.Run("idempotent", func(t *testing.T) {
+		tok := e.issue("app", appSecret, "")
+		wantOK(t, revoke(tok, "", "app", appSecret))
+		wantOK(t, revoke(tok, "", "app", appSecret))
+	})
+	for _, hint := range []string{"refresh_token", "bogus", ""} {
+		t.Run("hint "+hint+" still finds the token", func(t *testing.T) {
+			tok := e.issue("app", appSecret, "")
+			body := "token=" + tok + "&token_type_hint=" + hint
+			wantOK(t, e.do(req{path: "/oauth2/revoke", body: body, user: "app", pass: appSecret}))
+			if e.active(tok) {
+				t.Fatal("token still active")
+			}
+		})
+	}
+	t.Run("client_secret_post", func(t *testing.T) {
+		tok := e.issue("app", appSecret, "")
+		wantOK(t, e.do(req{path: "/oauth2/revoke", body: "token=" + tok + "&client_id=app&client_secret=" + appSecret}))
+		if e.active(tok) {
+			t.Fatal("token still active")
+		}
+	})
+	t.Run("special-character secret in Basic", func(t *testing.T) {
+		tok := e.issue("special:id", specialSecret, "")
+		wantOK(t, revoke(tok, "", "special:id", specialSecret))
+		if e.active(tok) {
+			t.Fatal("token still active")
+		}
+	})
+	t.Run("unknown and malformed tokens get 200", func(t *testing.T) {
+		for _, tok := range []string{"nonsense", token.AccessPrefix + "AAAA", strings.Repeat("x", 3000)} {
+			wantOK(t, revoke(tok, "", "app", appSecret))
+		}
+	})
+	t.Run("expired token gets 200 and writes nothing", func(t *testing.T) {
+		tok := e.issue("app", appSecret, "")
+		before, _ := e.store.CountRevocations(context.Background())
+		e.advance(2 * time.Hour)
+		defer e.advance(-2 * time.Hour)
+		wantOK(t, revoke(tok, "", "app", appSecret))
+		after, _ := e.store.CountRevocations(context.Background())
+		if after != before {
+			t.Fatal("revoking an expired token wrote a record")
+		}
+	})
+	t.Run("another client's token is refused and not revoked", func(t *testing.T) {
+		tok := e.issue("app", appSecret, "")
+		wantError(t, revoke(tok, "", "other", otherSecret), 400, "unauthorized_client")
+		if !e.active(tok) {
+			t.Fatal("another client revoked the token")
+		}
+	})
+	t.Run("missing token", func(t *testing.T) {
+		wantError(t, e.do(req{path: "/oauth2/revoke", body: "token_type_hint=access_token", user: "app", pass: appSecret}), 400, "invalid_request")
+	})
+	t.Run("wrong secret", func(t *testing.T) {
+		tok := e.issue("app", appSecret, "")
+		wantError(t, revoke(tok, "", "app", "wrong"), 401, "invalid_client")
+		if !e.active(tok) {
+			t.Fatal("unauthenticated revocation took effect")
+		}
+	})
+	t.Run("unknown client", func(t *testing.T) {
+		wantError(t, revoke("x", "", "ghost", "x"), 401, "invalid_client")
+	})
+	t.Run("public client revokes with client_id only", func(t *testing.T) {
+		wantOK(t, e.do(req{path: "/oauth2/revoke", body: "token=unknown&client_id=pub"}))
+	})
+	t.Run("GET", func(t *testing.T) {
+		r := e.do(req{method: "GET", path: "/oauth2/revoke"})
+		wantError(t, r, 405, "invalid_request")
+		if r.header.Get("Allow") != "POST" {
+			t.Fatalf("Allow = %q", r.header.Get("Allow"))
+		}
+	})
+	t.Run("JSON body", func(t *testing.T) {
+		wantError(t, e.do(req{path: "/oauth2/revoke", contentType: "application/json", body: `{"token":"x"}`, user: "app", pass: appSecret}), 400, "invalid_request")
+	})
+	t.Run("oversized body", func(t *testing.T) {
+		r := e.do(req{path: "/oauth2/revoke", body: "token=" + strings.Repeat("a", 1<<20), user: "app", pass: appSecret})
+		wantError(t, r, 413, "invalid_request")
+	})
+	t.Run("duplicate token parameter", func(t *testing.T) {
+		wantError(t, e.do(req{path: "/oauth2/revoke", body: "token=a&token=b", user: "app", pass: appSecret}), 400, "invalid_request")
+	})
+}
+
+func TestIntrospectionRFC7662(t *testing.T) {
+	e := newEnv(t)
+	intro := func(body, user, pass string) resp {
+		return e.do(req{path: "/oauth2/introspect", body: body, user: user, pass: pass})
+	}
+	tok := e.issue("app", appSecret, "read")
+
+	t.Run("active token members", func(t *testing.T) {
+		r := intro("token="+tok, "other", otherSecret)
+		m := r.json(t)
+		for k, want := range map[string]any{"active": true, "scope": "read", "client_id": "app", "token_type": "Bearer",
+			"iss": "https://as.example", "sub": "app"} {
+			if m[k] != want {
+				t.Errorf("%s = %v, want %v", k, m[k], want)
+			}
+		}
+		exp, iat := m["exp"].(float64), m["iat"].(float64)
+		if exp-iat < 3599 || exp-iat > 3600 {
+			t.Errorf("exp - iat = %v, want 3600", exp-iat)
+		}
+		if jti, _ := m["jti"].(string); len(jti) != 22 {
+			t.Errorf("jti = %v", m["jti"])
+		}
+		if r.header.Get("Cache-Control") != "no-store" {
+			t.Error("introspection response is cacheable")
+		}
+	})
+	t.Run("hint is only a hint", func(t *testing.T) {
+		if m := intro("token="+tok+"&token_type_hint=refresh_token", "app", appSecret).json(t); m["active"] != true {
+			t.Fatal("wrong hint hid the token")
+		}
+	})
+	inactiveCases := map[string]string{
+		"unknown":   "rsc_at_unknown",
+		"malformed": "%00garbage",
+		"long":      strings.Repeat("A", 3000),
+	}
+	for name, body := range inactiveCases {
+		t.Run(name, func(t *testing.T) {
+			r := intro("token="+body, "app", appSecret)
+			if r.status != 200 || strings.TrimSpace(string(r.body)) != `{"active":false}` {
+				t.Fatalf("%d %s; want exactly {\"active\":false}", r.status, r.body)
+			}
+		})
+	}
+	t.Run("expired", func(t *testing.T) {
+		e.advance(time.Hour)
+		defer e.advance(-time.Hour)
+		if e.active(tok) {
+			t.Fatal("token active at its exp")
+		}
+	})
+	t.Run("missing token", func(t *testing.T) {
+		wantError(t, intro("", "app", appSecret), 400, "invalid_request")
+	})
+	t.Run("caller must authenticate", func(t *testing.T) {
+		wantError(t, intro("token="+tok, "", ""), 401, "invalid_client")
+		wantError(t, intro("token="+tok, "app", "wrong"), 401, "invalid_client")
+		wantError(t, e.do(req{path: "/oauth2/introspect", body: "token=" + tok + "&client_id=pub"}), 401, "invalid_client")
+	})
+	t.Run("GET", func(t *testing.T) {
+		wantError(t, e.do(req{method: "GET", path: "/oauth2/introspect"}), 405, "invalid_request")
+	})
+}
+
+// TestClientCutoff shows that a client cut-off (written when a client is deleted) kills every
+// token issued before it and none issued after.
+func TestClientCutoff(t *testing.T) {
+	e := newEnv(t)
+	before := e.issue("app", appSecret, "")
+	e.advance(time.Millisecond)
+	now := e.clock()
+	e.state.Apply(rescind.Revocation{Kind: rescind.RevokeClient, Key: "app", ClientID: "app", RevokedAt: now, ExpiresAt: now.Add(time.Hour)})
+	e.advance(time.Millisecond)
+	after := e.issue("app", appSecret, "")
+	if e.active(before) {
+		t.Fatal("token issued before the cut-off is active")
+	}
+	if !e.active(after) {
+		t.Fatal("token issued after the cut-off is inactive")
+	}
+}
+
+func TestMetadataRFC8414(t *testing.T) {
+	e := newEnv(t)
+	for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
+		r := e.do(req{method: "GET", path: p})
+		if r.status != 200 {
+			t.Fatalf("%s: %d", p, r.status)
+		}
+		m := r.json(t)
+		if m["issuer"] != "https://as.example" || m["token_endpoint"] != "https://as.example/oauth2/token" ||
+			m["revocation_endpoint"] != "https://as.example/oauth2/revoke" || m["introspection_endpoint"] != "https://as.example/oauth2/introspect" {
+			t.Fatalf("%s: %s", p, r.body)
+		}
+		for _, k := range []string{"grant_types_supported", "response_types_supported", "token_endpoint_auth_methods_supported",
+			"revocation_endpoint_auth_methods_supported", "introspection_endpoint_auth_methods_supported"} {
+			if _, ok := m[k].([]any); !ok {
+				t.Errorf("%s missing %s", p, k)
+			}
+		}
+	}
+	wantError(t, e.do(req{method: "GET", path: "/nope"}), 404, "not_found")
+	if r := e.do(req{method: "GET", path: "/healthz"}); r.status != 200 {
+		t.Fatalf("healthz %d", r.status)
+	}
+}
+
+// TestConcurrentRevocations revokes many tokens at once and checks each acknowledged
+// revocation is both stored and effective.
+func TestConcurrentRevocations(t *testing.T) {
+	e := newEnv(t)
+	const n = 40
+	toks := make([]string, n)
+	for i := range toks {
+		toks[i] = e.issue("app", appSecret, "")
+	}
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	for i, tok := range toks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = e.do(req{path: "/oauth2/revoke", body: "token=" + tok, user: "app", pass: appSecret}).status
+		}()
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != 200 {
+			t.Fatalf("revocation %d: status %d", i, c)
+		}
+		if e.active(toks[i]) {
+			t.Fatalf("token %d active after 200", i)
+		}
+	}
+	if got, _ := e.store.CountRevocations(context.Background()); got != n {
+		t.Fatalf("%d stored records, want %d", got, n)
+	}
+}
