@@ -528,3 +528,36 @@ func TestConcurrentRevocations(t *testing.T) {
 		t.Fatalf("%d stored records, want %d", got, n)
 	}
 }
+
+// TestRevocationStateStaysFlat runs cycles of issue-and-revoke under a steady load and shows
+// that once the tokens expire the janitor brings the stored and in-memory revocation state
+// back to zero: state is bounded by revoked-and-unexpired tokens, never by issued ones.
+func TestRevocationStateStaysFlat(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	jan := revocation.JanitorConfig{Store: e.store, State: e.state, Grace: time.Minute, Now: e.clock}
+	const perCycle = 50
+	for cycle := range 3 {
+		for range perCycle {
+			tok := e.issue("app", appSecret, "")
+			if r := e.do(req{path: "/oauth2/revoke", body: "token=" + tok, user: "app", pass: appSecret}); r.status != 200 {
+				t.Fatalf("revoke: %d", r.status)
+			}
+			e.issue("app", appSecret, "") // issued and never revoked: leaves no trace
+		}
+		if n, _ := e.store.CountRevocations(ctx); n != perCycle || e.state.Len() != perCycle {
+			t.Fatalf("cycle %d: %d stored, %d in memory; want %d each", cycle, n, e.state.Len(), perCycle)
+		}
+		// Not yet expired: the janitor keeps everything.
+		if n, err := jan.Sweep(ctx); err != nil || n != 0 {
+			t.Fatalf("cycle %d: sweep before expiry deleted %d (%v)", cycle, n, err)
+		}
+		e.advance(time.Hour + 2*time.Minute) // past expiry and grace
+		if n, err := jan.Sweep(ctx); err != nil || n != perCycle {
+			t.Fatalf("cycle %d: sweep deleted %d (%v); want %d", cycle, n, err, perCycle)
+		}
+		if n, _ := e.store.CountRevocations(ctx); n != 0 || e.state.Len() != 0 {
+			t.Fatalf("cycle %d: after sweep %d stored, %d in memory; want 0", cycle, n, e.state.Len())
+		}
+	}
+}
