@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/rescind/rescind/internal/unixsock"
 )
 
 // Client calls the admin API.
@@ -28,8 +30,7 @@ type Client struct {
 func NewUnixClient(path string) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
+			return unixsock.Dial(ctx, path)
 		},
 	}
 	return &Client{BaseURL: "http://rescind-admin", HTTP: &http.Client{Transport: tr, Timeout: time.Minute}}

@@ -282,7 +282,8 @@ func TestEndToEnd(t *testing.T) {
 }
 
 func TestKeyRotationKeepsTokens(t *testing.T) {
-	data := filepath.Join(shortTempDir(t), "d")
+	// A data dir whose admin.sock path is longer than a Unix socket address can hold.
+	data := filepath.Join(t.TempDir(), strings.Repeat("long-directory-name-", 6), "d")
 	srv := startServer(t, data, nil)
 	var c admin.ClientInfo
 	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "k")), &c)

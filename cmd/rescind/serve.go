@@ -25,6 +25,7 @@ import (
 	"github.com/rescind/rescind/internal/metrics"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/secret"
+	"github.com/rescind/rescind/internal/unixsock"
 	"github.com/rescind/rescind/oauth"
 	"github.com/rescind/rescind/store/sqlite"
 )
@@ -146,7 +147,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	m.serve(ln, srv.Handler())
 	m.AdminSock = filepath.Join(dataDir, "admin.sock")
-	sock, err := listenUnix(m.AdminSock)
+	sock, err := unixsock.Listen(m.AdminSock)
 	if err != nil {
 		return err
 	}
@@ -267,25 +268,6 @@ func lockDataDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("data dir %s is in use by another rescind server", dir)
 	}
 	return f, nil
-}
-
-// listenUnix listens on a Unix socket at path, readable and writable by the owner only.
-func listenUnix(path string) (net.Listener, error) {
-	if len(path) > 100 {
-		return nil, fmt.Errorf("admin socket path %s is too long for a Unix socket; use a shorter --data-dir", path)
-	}
-	os.Remove(path) // a stale socket from a crash; the data dir lock says no live server owns it
-	old := syscall.Umask(0o077)
-	ln, err := net.Listen("unix", path)
-	syscall.Umask(old)
-	if err != nil {
-		return nil, fmt.Errorf("listening on admin socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("admin socket permissions: %w", err)
-	}
-	return ln, nil
 }
 
 // adminClient returns the admin API client for CLI commands: --admin-url if set, else the
