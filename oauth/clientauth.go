@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/clientreg"
@@ -21,7 +23,7 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 	_, hasFormSecret := form["client_secret"]
 
 	if auth := r.Header.Get("Authorization"); auth != "" {
-		id, secret, raw, ok := parseBasic(auth)
+		id, candidates, ok := parseBasic(auth)
 		if !ok {
 			return rescind.Client{}, invalidClient("the Authorization header is not valid HTTP Basic client authentication")
 		}
@@ -33,10 +35,12 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 			return rescind.Client{}, errorf(ErrInvalidRequest, http.StatusBadRequest,
 				"client_id in the body does not match the authenticated client")
 		}
-		c, err := s.clients.Authenticate(ctx, id, secret)
-		if errors.Is(err, clientreg.ErrBadSecret) && raw != secret {
-			// Many clients skip the §2.3.1 form-encoding: accept the secret as sent, too.
-			c, err = s.clients.Authenticate(ctx, id, raw)
+		var c rescind.Client
+		var err error
+		for _, sec := range candidates {
+			if c, err = s.clients.Authenticate(ctx, id, sec); !errors.Is(err, clientreg.ErrBadSecret) {
+				break
+			}
 		}
 		return s.clientResult(r, c, err)
 	}
@@ -69,31 +73,55 @@ func (s *Server) clientResult(r *http.Request, c rescind.Client, err error) (res
 }
 
 // parseBasic decodes HTTP Basic credentials and then, per RFC 6749 §2.3.1, the
-// application/x-www-form-urlencoded encoding of the client id and secret. raw is the secret
-// before that decoding. If the id or secret is not valid form encoding, the text as sent is used.
-func parseBasic(header string) (id, secret, raw string, ok bool) {
+// application/x-www-form-urlencoded encoding of the client id and secret. It returns the secret
+// candidates to try, in order and without repeats: the form-decoded secret, the secret as sent
+// (many clients skip the §2.3.1 encoding) and, if that is not UTF-8, its bytes read as
+// ISO-8859-1 (as some clients, Authlib among them, encode it). Only a wrong secret makes the
+// caller try the next one, so a right secret costs one check.
+func parseBasic(header string) (id string, candidates []string, ok bool) {
 	scheme, cred, found := strings.Cut(header, " ")
 	if !found || !strings.EqualFold(scheme, "Basic") {
-		return "", "", "", false
+		return "", nil, false
 	}
 	cred = strings.TrimSpace(cred)
 	b, err := base64.StdEncoding.DecodeString(cred)
 	if err != nil {
 		if b, err = base64.RawStdEncoding.DecodeString(cred); err != nil {
-			return "", "", "", false
+			return "", nil, false
 		}
 	}
-	rawID, rawSecret, found := strings.Cut(string(b), ":")
+	rawID, raw, found := strings.Cut(string(b), ":")
 	if !found || rawID == "" {
-		return "", "", "", false
+		return "", nil, false
 	}
 	id, err = url.QueryUnescape(rawID)
-	if err != nil {
-		id = rawID
+	if err != nil || !utf8.ValidString(id) {
+		id = latin1ToUTF8(rawID)
 	}
-	secret, err = url.QueryUnescape(rawSecret)
-	if err != nil {
-		secret = rawSecret
+	add := func(s string) {
+		if !slices.Contains(candidates, s) {
+			candidates = append(candidates, s)
+		}
 	}
-	return id, secret, rawSecret, true
+	if dec, err := url.QueryUnescape(raw); err == nil && utf8.ValidString(dec) {
+		add(dec)
+	}
+	if utf8.ValidString(raw) {
+		add(raw)
+	} else {
+		add(latin1ToUTF8(raw))
+	}
+	return id, candidates, true
+}
+
+// latin1ToUTF8 reads the bytes of s as ISO-8859-1 and returns them as UTF-8.
+func latin1ToUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	r := make([]rune, len(s))
+	for i := 0; i < len(s); i++ {
+		r[i] = rune(s[i])
+	}
+	return string(r)
 }
