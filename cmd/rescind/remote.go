@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rescind/rescind/client"
+)
+
+// remoteFlags are the flags of the commands that call an authorization server's endpoints
+// (revoke, introspect, token): any RFC 7009/7662 server, not only Rescind.
+type remoteFlags struct {
+	issuer, clientID, secretFile, authMethod, endpoint string
+	verbose                                            bool
+	timeout                                            time.Duration
+}
+
+func (f *remoteFlags) register(cmd *cobra.Command, endpointName string) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.issuer, "issuer", os.Getenv("RESCIND_ISSUER"), "authorization server issuer URL, for discovery (env RESCIND_ISSUER)")
+	fs.StringVar(&f.clientID, "client-id", os.Getenv("RESCIND_CLIENT_ID"), "client id (env RESCIND_CLIENT_ID)")
+	fs.StringVar(&f.secretFile, "client-secret-file", "", "file holding the client secret (else env RESCIND_CLIENT_SECRET; neither: a public client)")
+	fs.StringVar(&f.authMethod, "auth-method", "", "client_secret_basic, client_secret_post or none (default: from the server's metadata)")
+	fs.StringVar(&f.endpoint, "endpoint", "", "the "+endpointName+" endpoint URL, instead of discovering it from --issuer")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "print the HTTP exchange to stderr, with secrets and tokens masked")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "timeout for the whole operation")
+}
+
+// client builds the client; set is called with the endpoint URL when --endpoint is given.
+func (f *remoteFlags) client(cmd *cobra.Command, set func(c *client.Client, u string)) (*client.Client, error) {
+	if f.issuer == "" && f.endpoint == "" {
+		return nil, errors.New("--issuer or --endpoint is required")
+	}
+	if f.clientID == "" {
+		return nil, errors.New("--client-id is required (or set RESCIND_CLIENT_ID)")
+	}
+	sec := os.Getenv("RESCIND_CLIENT_SECRET")
+	if f.secretFile != "" {
+		b, err := os.ReadFile(f.secretFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading client secret: %w", err)
+		}
+		sec = strings.TrimRight(string(b), "\r\n")
+	}
+	switch f.authMethod {
+	case "", client.AuthBasic, client.AuthPost, client.AuthNone:
+	default:
+		return nil, fmt.Errorf("--auth-method must be client_secret_basic, client_secret_post or none")
+	}
+	hc := &http.Client{Timeout: f.timeout}
+	if f.verbose {
+		hc.Transport = &verboseTransport{w: cmd.ErrOrStderr(), next: http.DefaultTransport}
+	}
+	c := &client.Client{Issuer: f.issuer, ClientID: f.clientID, ClientSecret: sec, AuthMethod: f.authMethod, HTTPClient: hc}
+	if f.endpoint != "" {
+		set(c, f.endpoint)
+	}
+	return c, nil
+}
+
+// tokenArg returns the token argument, reading it from stdin when it is "-".
+func tokenArg(cmd *cobra.Command, arg string) (string, error) {
+	if arg != "-" {
+		return arg, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("reading token from stdin: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", errors.New("no token on stdin")
+	}
+	return tok, nil
+}
+
+func newRevokeCommand() *cobra.Command {
+	var f remoteFlags
+	var hint string
+	cmd := &cobra.Command{
+		Use:   "revoke [flags] TOKEN|-",
+		Short: "Revoke a token at any RFC 7009 server",
+		Long: `Revoke a token at an OAuth 2.0 revocation endpoint (RFC 7009). The token is the argument,
+or read from stdin when the argument is "-". Exit status 0 means the server answered 200, which
+RFC 7009 also sends for tokens it does not know.`,
+		Example: `  rescind revoke --issuer http://127.0.0.1:8080 --client-id ID --client-secret-file secret.txt "$TOKEN"
+  echo "$TOKEN" | RESCIND_CLIENT_SECRET=... rescind revoke --issuer https://auth.example --client-id ID --hint refresh_token -`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(cmd, func(c *client.Client, u string) { c.RevocationURL = u })
+			if err != nil {
+				return err
+			}
+			tok, err := tokenArg(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			ctx, cancel := contextWithTimeout(cmd, f.timeout)
+			defer cancel()
+			if err := c.Revoke(ctx, tok, hint); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.ErrOrStderr(), "revoked (RFC 7009: the server answers the same for a token it does not know)")
+			return nil
+		},
+	}
+	f.register(cmd, "revocation")
+	cmd.Flags().StringVar(&hint, "hint", "", "token_type_hint: access_token or refresh_token")
+	return cmd
+}
+
+func newIntrospectCommand() *cobra.Command {
+	var f remoteFlags
+	var hint, output string
+	cmd := &cobra.Command{
+		Use:   "introspect [flags] TOKEN|-",
+		Short: "Ask any RFC 7662 server whether a token is active",
+		Long: `Introspect a token at an OAuth 2.0 introspection endpoint (RFC 7662) and print the answer as
+JSON: indented by default, one line with --output json. An inactive token is not an error.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "pretty" && output != "json" {
+				return errors.New("--output must be pretty or json")
+			}
+			c, err := f.client(cmd, func(c *client.Client, u string) { c.IntrospectionURL = u })
+			if err != nil {
+				return err
+			}
+			tok, err := tokenArg(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			ctx, cancel := contextWithTimeout(cmd, f.timeout)
+			defer cancel()
+			in, err := c.Introspect(ctx, tok, hint)
+			if err != nil {
+				return err
+			}
+			return printRaw(cmd.OutOrStdout(), in.Raw, output)
+		},
+	}
+	f.register(cmd, "introspection")
+	cmd.Flags().StringVar(&hint, "hint", "", "token_type_hint: access_token or refresh_token")
+	cmd.Flags().StringVarP(&output, "output", "o", "pretty", "pretty or json")
+	return cmd
+}
+
+func newTokenCommand() *cobra.Command {
+	var f remoteFlags
+	var scope, output string
+	cmd := &cobra.Command{
+		Use:   "token [flags]",
+		Short: "Get an access token with the client credentials grant",
+		Long: `Get an access token (RFC 6749 §4.4, client credentials) and print the token response: indented
+JSON by default, one line with --output json, or only the access token with --output token.`,
+		Example: `  TOKEN=$(rescind token --issuer http://127.0.0.1:8080 --client-id ID --client-secret-file secret.txt --output token)`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "pretty" && output != "json" && output != "token" {
+				return errors.New("--output must be pretty, json or token")
+			}
+			c, err := f.client(cmd, func(c *client.Client, u string) { c.TokenURL = u })
+			if err != nil {
+				return err
+			}
+			ctx, cancel := contextWithTimeout(cmd, f.timeout)
+			defer cancel()
+			tok, err := c.ClientCredentials(ctx, strings.Fields(scope)...)
+			if err != nil {
+				return err
+			}
+			if output == "token" {
+				fmt.Fprintln(cmd.OutOrStdout(), tok.AccessToken)
+				return nil
+			}
+			resp := map[string]any{}
+			for _, k := range []string{"access_token", "token_type", "expires_in", "refresh_token", "scope"} {
+				if v := tok.Extra(k); v != nil {
+					resp[k] = v
+				}
+			}
+			b, _ := json.Marshal(resp)
+			return printRaw(cmd.OutOrStdout(), b, output)
+		},
+	}
+	f.register(cmd, "token")
+	cmd.Flags().StringVar(&scope, "scope", "", `space-separated scopes to request, e.g. "read write"`)
+	cmd.Flags().StringVarP(&output, "output", "o", "pretty", "pretty, json or token")
+	return cmd
+}
+
+func printRaw(w io.Writer, raw []byte, output string) error {
+	var buf bytes.Buffer
+	var err error
+	if output == "json" {
+		err = json.Compact(&buf, raw)
+	} else {
+		err = json.Indent(&buf, raw, "", "  ")
+	}
+	if err != nil {
+		return fmt.Errorf("server answered invalid JSON: %w", err)
+	}
+	buf.WriteByte('\n')
+	_, err = w.Write(buf.Bytes())
+	return err
+}
+
+// verboseTransport prints each exchange to w with secrets and tokens masked.
+type verboseTransport struct {
+	w    io.Writer
+	next http.RoundTripper
+}
+
+// maskedForm are form parameters and JSON members whose values are secrets or tokens.
+var maskedForm = map[string]bool{"token": true, "client_secret": true, "refresh_token": true, "access_token": true,
+	"id_token": true, "code": true, "code_verifier": true, "assertion": true, "password": true}
+
+func (t *verboseTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	var body []byte
+	if r.Body != nil {
+		body, _ = io.ReadAll(r.Body)
+		r.Body.Close()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	fmt.Fprintf(t.w, "> %s %s\n", r.Method, r.URL.Redacted())
+	printHeaders(t.w, "> ", r.Header)
+	if len(body) > 0 {
+		fmt.Fprintf(t.w, "> %s\n", maskBody(body))
+	}
+	resp, err := t.next.RoundTrip(r)
+	if err != nil {
+		fmt.Fprintf(t.w, "< error: %v\n", err)
+		return nil, err
+	}
+	rb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(rb))
+	fmt.Fprintf(t.w, "< %s %s\n", resp.Proto, resp.Status)
+	printHeaders(t.w, "< ", resp.Header)
+	if len(rb) > 0 {
+		fmt.Fprintf(t.w, "< %s\n", maskBody(rb))
+	}
+	return resp, nil
+}
+
+func printHeaders(w io.Writer, prefix string, h http.Header) {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		for _, v := range h[k] {
+			if strings.EqualFold(k, "Authorization") {
+				scheme, _, _ := strings.Cut(v, " ")
+				v = scheme + " ****"
+			}
+			fmt.Fprintf(w, "%s%s: %s\n", prefix, k, v)
+		}
+	}
+}
+
+// maskBody masks secret values in a form-encoded or JSON body.
+func maskBody(b []byte) string {
+	var obj map[string]any
+	if json.Unmarshal(b, &obj) == nil {
+		for k := range obj {
+			if maskedForm[k] {
+				obj[k] = "****"
+			}
+		}
+		out, _ := json.Marshal(obj)
+		return string(out)
+	}
+	form, err := url.ParseQuery(string(b))
+	if err != nil {
+		return "(body not shown)"
+	}
+	keys := make([]string, 0, len(form))
+	for k := range form {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		for _, v := range form[k] {
+			if maskedForm[k] {
+				v = "****"
+			} else {
+				v = url.QueryEscape(v)
+			}
+			parts = append(parts, url.QueryEscape(k)+"="+v)
+		}
+	}
+	return strings.Join(parts, "&")
+}
