@@ -79,7 +79,9 @@ const (
 	// RevokeToken revokes the single token whose id (jti) is Key.
 	RevokeToken RevocationKind = "token"
 	// RevokeClient revokes every token of the client whose id is Key that was issued at or
-	// before RevokedAt. It is written when a client is deleted or bulk-revoked.
+	// before RevokedAt. It is written when a client is deleted or bulk-revoked. For a deleted
+	// client RevokedAt equals ExpiresAt: an instance that has not yet learnt of the deletion and
+	// issues one more token issues a dead one.
 	RevokeClient RevocationKind = "client"
 )
 
@@ -99,6 +101,39 @@ type Revocation struct {
 	RevokedAt time.Time
 	// ExpiresAt is when the record may be deleted.
 	ExpiresAt time.Time
+}
+
+// EventKind says what an Event reports.
+type EventKind int
+
+const (
+	// EventRevoked carries revocations committed by some instance.
+	EventRevoked EventKind = iota + 1
+	// EventClientChanged says the client ClientID changed or was deleted.
+	EventClientChanged
+	// EventKeysChanged says keys were added.
+	EventKeysChanged
+	// EventResync says events may have been missed (the watch connection was re-established):
+	// reload whatever is cached.
+	EventResync
+)
+
+// Event is a change to shared state, delivered by a Watcher to every instance.
+type Event struct {
+	Kind EventKind
+	// Revocations are set for EventRevoked. If nil, reload revocations from the store instead.
+	Revocations []Revocation
+	// ClientID is set for EventClientChanged.
+	ClientID string
+}
+
+// Watcher is implemented by stores that several server instances share: it delivers every
+// change committed by any instance, so each can update its caches at once. Delivery is best
+// effort (a dropped connection loses events; EventResync follows its re-establishment), so
+// instances also poll RevocationsSince.
+type Watcher interface {
+	// Watch calls fn for each event until ctx ends. fn is called from one goroutine.
+	Watch(ctx context.Context, fn func(Event)) error
 }
 
 // Key is a server key (for example, the key that seals opaque access tokens), stored encrypted

@@ -23,6 +23,9 @@ import (
 	"github.com/rescind/rescind/token"
 )
 
+// deletionMargin extends a deleted client's revocation past its longest token lifetime.
+const deletionMargin = 10 * time.Minute
+
 // MaxTokenTTL bounds a client's access token lifetime.
 const MaxTokenTTL = 30 * 24 * time.Hour
 
@@ -237,9 +240,11 @@ func (s *Server) handleDeleteClient(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, "server_error", "the client could not be read")
 		return
 	}
-	now := s.cfg.Now()
-	rev := rescind.Revocation{Kind: rescind.RevokeClient, Key: id, ClientID: id, RevokedAt: now,
-		ExpiresAt: now.Add(max(s.cfg.TokenTTL(c.TokenTTL), s.cfg.TokenTTL(0)) + time.Second)}
+	// The record revokes every token the client is issued until it expires: it outlives the
+	// longest token issued before the deletion, and any token a stale instance issues while
+	// the deletion propagates (bounded by the poll interval, far below the margin).
+	until := s.cfg.Now().Add(max(s.cfg.TokenTTL(c.TokenTTL), s.cfg.TokenTTL(0)) + deletionMargin)
+	rev := rescind.Revocation{Kind: rescind.RevokeClient, Key: id, ClientID: id, RevokedAt: until, ExpiresAt: until}
 	err = s.cfg.Store.DeleteClient(r.Context(), id, rev)
 	if errors.Is(err, rescind.ErrNotFound) {
 		writeErr(w, http.StatusNotFound, "not_found", "no such client")

@@ -39,7 +39,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "token is required"))
 		return
 	}
-	claims, err := s.keys.Open(text)
+	claims, err := s.openToken(r.Context(), text)
 	if err != nil {
 		writeJSON(w, http.StatusOK, inactive)
 		return

@@ -28,7 +28,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "token is required"))
 		return
 	}
-	claims, err := s.keys.Open(text)
+	claims, err := s.openToken(r.Context(), text)
 	if err != nil {
 		revoked(w) // not a token of ours: nothing to revoke (§2.2)
 		return

@@ -33,6 +33,9 @@ type Config struct {
 	AccessTokenTTL time.Duration
 	// MaxBodyBytes bounds request bodies. If zero, 64 KiB.
 	MaxBodyBytes int64
+	// RefreshKeys, if set, is called when a token names a key the keyring lacks (a key rotated
+	// by another instance); it reports whether keys were added, and the token is then retried.
+	RefreshKeys func(context.Context) bool
 	// Ready reports whether the server can serve (for /readyz). If nil, always ready.
 	Ready func(context.Context) error
 	// Logger receives errors and security events. If nil, slog.Default().
@@ -52,6 +55,7 @@ type Server struct {
 	tokenTTL  time.Duration
 	maxBody   int64
 	ready     func(context.Context) error
+	refresh   func(context.Context) bool
 	log       *slog.Logger
 	now       func() time.Time
 	metadata  []byte
@@ -65,7 +69,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		issuer: strings.TrimSuffix(cfg.Issuer, "/"), clients: cfg.Clients, keys: cfg.Keys, revoked: cfg.Revoked,
 		committer: cfg.Committer, metrics: cfg.Metrics, tokenTTL: cfg.AccessTokenTTL, maxBody: cfg.MaxBodyBytes,
-		ready: cfg.Ready, log: cfg.Logger, now: cfg.Now,
+		ready: cfg.Ready, refresh: cfg.RefreshKeys, log: cfg.Logger, now: cfg.Now,
 	}
 	if s.tokenTTL <= 0 {
 		s.tokenTTL = time.Hour
@@ -96,6 +100,15 @@ func (s *Server) TokenTTL(ttl time.Duration) time.Duration {
 		return ttl
 	}
 	return s.tokenTTL
+}
+
+// openToken opens an access token, reloading keys once if it names an unknown key.
+func (s *Server) openToken(ctx context.Context, text string) (*token.Claims, error) {
+	c, err := s.keys.Open(text)
+	if errors.Is(err, token.ErrUnknownKey) && s.refresh != nil && s.refresh(ctx) {
+		c, err = s.keys.Open(text)
+	}
+	return c, err
 }
 
 // withHeaders sets the headers every response carries.

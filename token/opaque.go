@@ -144,6 +144,17 @@ func (kr *Keyring) Add(k SealKey) error {
 	return nil
 }
 
+// SetActive makes the key with id kid, which the keyring must hold, the one that seals.
+func (kr *Keyring) SetActive(kid [kidLen]byte) error {
+	kr.mu.Lock()
+	defer kr.mu.Unlock()
+	if kr.aeads[kid] == nil {
+		return fmt.Errorf("token: keyring has no key %x", kid)
+	}
+	kr.active = kid
+	return nil
+}
+
 // Has reports whether the keyring holds the key with id kid.
 func (kr *Keyring) Has(kid [kidLen]byte) bool {
 	kr.mu.RLock()

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/rescind/rescind/admin"
+	"github.com/rescind/rescind/internal/testenv"
 	"github.com/rescind/rescind/client"
 )
 
@@ -129,7 +130,7 @@ func TestExamples(t *testing.T) {
 	t.Run("curl", func(t *testing.T) {
 		for _, tool := range []string{"curl", "jq"} {
 			if _, err := exec.LookPath(tool); err != nil {
-				requireOrSkip(t, tool, tool+" is not installed")
+				testenv.Unavailable(t, tool, tool+" is not installed")
 			}
 		}
 		cmd := exec.Command("bash", "../../examples/curl/revoke.sh")

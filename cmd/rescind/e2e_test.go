@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rescind/rescind/admin"
+	"github.com/rescind/rescind/internal/pgtest"
 )
 
 // binary is the rescind binary built once for the end-to-end tests.
@@ -38,6 +39,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	pgtest.Stop()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -116,6 +118,12 @@ func startServer(t *testing.T, dataDir string, env []string, args ...string) *se
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// kill sends SIGKILL: no shutdown, no final commit, as in a crash.
+func (s *server) kill() {
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
 }
 
 // stop sends SIGTERM and waits for a clean exit.

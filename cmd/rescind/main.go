@@ -40,7 +40,7 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.PersistentFlags().String("config", "", "config file (.yaml, .yml or .toml); also RESCIND_CONFIG")
 	addSettingFlags(root, true, "data_dir")
-	root.AddCommand(newServeCommand(), newClientCommand(), newKeysCommand(),
+	root.AddCommand(newServeCommand(), newMigrateCommand(), newClientCommand(), newKeysCommand(),
 		newTokenCommand(), newIntrospectCommand(), newRevokeCommand())
 	return root
 }

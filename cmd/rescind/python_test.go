@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/rescind/rescind/admin"
+	"github.com/rescind/rescind/internal/testenv"
 )
 
 // systemPython is Debian's interpreter, which has python3-requests and python3-authlib.
@@ -17,7 +18,7 @@ func requirePython(t *testing.T, modules ...string) {
 	t.Helper()
 	args := []string{"-c", "import " + strings.Join(modules, ", ")}
 	if err := exec.Command(systemPython, args...).Run(); err != nil {
-		requireOrSkip(t, "python", systemPython+" with "+strings.Join(modules, ", ")+" is not available")
+		testenv.Unavailable(t, "python", systemPython+" with "+strings.Join(modules, ", ")+" is not available")
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rescind/rescind/internal/testenv"
 )
 
 // TestReadmeWalkthrough runs the README's walkthrough block as a user would paste it, against a
@@ -13,7 +15,7 @@ import (
 // `go run ./cmd/rescind`, and a free port for 8080, so the test never collides with a real server).
 func TestReadmeWalkthrough(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
-		requireOrSkip(t, "curl", "curl is not installed")
+		testenv.Unavailable(t, "curl", "curl is not installed")
 	}
 	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
@@ -45,16 +47,4 @@ func TestReadmeWalkthrough(t *testing.T) {
 		lines[1] != "200" || lines[2] != `{"active":false}` {
 		t.Fatalf("walkthrough printed:\n%s", out)
 	}
-}
-
-// requireOrSkip skips the test for a missing service, unless RESCIND_TEST_REQUIRE names it (as
-// CI does), in which case the test fails.
-func requireOrSkip(t *testing.T, service, why string) {
-	t.Helper()
-	for _, s := range strings.Split(os.Getenv("RESCIND_TEST_REQUIRE"), ",") {
-		if strings.TrimSpace(s) == service {
-			t.Fatalf("%s is required (RESCIND_TEST_REQUIRE) but unavailable: %s", service, why)
-		}
-	}
-	t.Skipf("skipping: %s (set RESCIND_TEST_REQUIRE=%s to make this a failure)", why, service)
 }

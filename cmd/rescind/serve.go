@@ -19,14 +19,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/admin"
 	"github.com/rescind/rescind/internal/clientreg"
+	"github.com/rescind/rescind/internal/coherence"
 	"github.com/rescind/rescind/internal/keys"
 	"github.com/rescind/rescind/internal/metrics"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/secret"
 	"github.com/rescind/rescind/internal/unixsock"
 	"github.com/rescind/rescind/oauth"
+	"github.com/rescind/rescind/store/postgres"
 	"github.com/rescind/rescind/store/sqlite"
 )
 
@@ -55,8 +58,42 @@ Every flag can also be set with a RESCIND_* environment variable (RESCIND_ADDR, 
 			return m.Close()
 		},
 	}
-	addSettingFlags(cmd, false, "addr", "issuer", "log_format", "log_level", "admin_addr", "access_token_ttl", "janitor_interval")
+	addSettingFlags(cmd, false, "addr", "issuer", "log_format", "log_level", "admin_addr", "db", "poll_interval",
+		"access_token_ttl", "janitor_interval")
 	return cmd
+}
+
+func newMigrateCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply pending database migrations and exit",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := loadSettings(cmd)
+			if err != nil {
+				return err
+			}
+			s, err := openStore(cmd.Context(), st)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "migrations applied")
+			return s.Close()
+		},
+	}
+	addSettingFlags(cmd, false, "db")
+	return cmd
+}
+
+// openStore opens (and migrates) the store the settings name.
+func openStore(ctx context.Context, st settings) (rescind.Store, error) {
+	if db := st["db"]; isPostgres(db) {
+		return postgres.Open(ctx, db)
+	}
+	if err := os.MkdirAll(st["data_dir"], 0o700); err != nil {
+		return nil, fmt.Errorf("creating data dir: %w", err)
+	}
+	return sqlite.Open(ctx, filepath.Join(st["data_dir"], "rescind.db"))
 }
 
 // Main is the server's wiring: what `rescind serve` runs, reusable by tests and the benchmark.
@@ -73,7 +110,7 @@ type Main struct {
 	Issuer    string
 	AdminSock string
 
-	store     *sqlite.Store
+	store     rescind.Store
 	lock      *os.File
 	committer *revocation.Committer
 	servers   []*http.Server
@@ -90,6 +127,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}()
 	m.Logger = newLogger(m.LogOutput, m.Settings["log_format"], m.Settings["log_level"])
+	if isPostgres(m.Settings["db"]) && m.Settings["secrets_key"] == "" {
+		return errors.New("RESCIND_SECRETS_KEY is required with PostgreSQL: every instance must be given the same key " +
+			"to open the keys stored in the database (a per-instance key file would split the cluster)")
+	}
 	dataDir := m.Settings["data_dir"]
 	// The database, key file and socket are for the server's user alone.
 	syscall.Umask(0o077)
@@ -103,7 +144,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if m.store, err = sqlite.Open(ctx, filepath.Join(dataDir, "rescind.db")); err != nil {
+	if m.store, err = openStore(ctx, m.Settings); err != nil {
 		return err
 	}
 	now := time.Now()
@@ -112,7 +153,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	state := revocation.NewState()
-	n, err := state.Load(ctx, m.store, now)
+	n, err := state.Load(ctx, m.store, now, nil)
 	if err != nil {
 		return err
 	}
@@ -134,9 +175,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Issuer == "" {
 		m.Issuer = deriveIssuer(m.Addr.(*net.TCPAddr))
 	}
+	refresher := &keys.Refresher{Store: m.store, Box: box, Keys: keyring, MinInterval: 100 * time.Millisecond}
 	srv, err := oauth.New(oauth.Config{
 		Issuer: m.Issuer, Clients: clients, Keys: keyring, Revoked: state, Committer: m.committer, Metrics: met,
 		AccessTokenTTL: m.Settings.duration("access_token_ttl"), Ready: m.store.Ping, Logger: m.Logger,
+		RefreshKeys: refresher.Refresh,
 	})
 	if err != nil {
 		ln.Close()
@@ -169,6 +212,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		revocation.RunJanitor(jctx, revocation.JanitorConfig{Store: m.store, State: state,
 			Interval: m.Settings.duration("janitor_interval"), OnDeleted: met.JanitorDeleted, Logger: m.Logger})
 	}()
+	if w, ok := m.store.(rescind.Watcher); ok {
+		// Shared store: learn of other instances' changes by notification, and poll as a fallback.
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			coherence.Run(jctx, coherence.Config{Store: m.store, Watcher: w, State: state, Clients: clients,
+				RefreshKeys: func(ctx context.Context) { keys.Refresh(ctx, m.store, box, keyring) },
+				PollInterval: m.Settings.duration("poll_interval"), Logger: m.Logger})
+		}()
+	}
 	m.Logger.Info("rescind serving", "issuer", m.Issuer, "addr", m.Addr.String(), "admin_socket", m.AdminSock,
 		"data_dir", dataDir, "revocations_loaded", n)
 	return nil

@@ -39,6 +39,8 @@ var settingsTable = []setting{
 	{key: "admin_url", flag: "admin-url", validate: validOptionalURL, help: "admin API URL used by CLI commands (default: the Unix socket in --data-dir)"},
 	{key: "admin_token", secret: true, help: "bearer token for the admin API over TCP (env RESCIND_ADMIN_TOKEN)"},
 	{key: "secrets_key", secret: true, validate: validSecretsKey, help: "key (32+ bytes) encrypting stored keys (env RESCIND_SECRETS_KEY; default: a file in the data dir)"},
+	{key: "db", flag: "db", validate: validDB, secret: true, help: "database: empty for SQLite in the data dir, or a postgres:// URL (env RESCIND_DB)"},
+	{key: "poll_interval", flag: "poll-interval", def: "1s", validate: durationBetween(10*time.Millisecond, time.Hour), help: "with PostgreSQL: fallback poll for changes made by other instances (bounds staleness if a notification is lost)"},
 	{key: "access_token_ttl", flag: "access-token-ttl", def: "1h", validate: durationBetween(time.Second, 30*24*time.Hour), help: "default access token lifetime"},
 	{key: "janitor_interval", flag: "janitor-interval", def: "1m", validate: durationBetween(time.Second, 24*time.Hour), help: "how often expired revocation records are deleted"},
 }
@@ -236,6 +238,18 @@ func validIssuer(v string) error {
 		return errors.New("must not have a query, fragment or user info (RFC 8414 §2)")
 	}
 	return nil
+}
+
+// isPostgres reports whether a db setting names PostgreSQL.
+func isPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+}
+
+func validDB(v string) error {
+	if v == "" || isPostgres(v) {
+		return nil
+	}
+	return errors.New("must be empty (SQLite in the data dir) or a postgres:// URL")
 }
 
 func validSecretsKey(v string) error {

@@ -220,6 +220,20 @@ func (r *Registry) Invalidate(id string) {
 	}
 }
 
+// InvalidateAll drops everything cached, for when changes may have been missed.
+func (r *Registry) InvalidateAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id := range r.clients {
+		r.gen[id]++
+	}
+	for k := range r.verified {
+		r.gen[k.id]++
+	}
+	clear(r.clients)
+	clear(r.verified)
+}
+
 // VerifiedEntries returns the number of cached verified secrets (for metrics and tests).
 func (r *Registry) VerifiedEntries() int {
 	r.mu.Lock()

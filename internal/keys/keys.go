@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rescind/rescind"
@@ -59,6 +60,65 @@ func Rotate(ctx context.Context, store rescind.Store, box *secret.Box, kr *token
 		return "", fmt.Errorf("keys: %w", err)
 	}
 	return k.KeyIDString(), nil
+}
+
+// Refresh adds to kr every stored sealing key it lacks (keys rotated by another instance) and
+// makes the newest stored key the active one. It returns how many keys it added.
+func Refresh(ctx context.Context, store rescind.Store, box *secret.Box, kr *token.Keyring) (int, error) {
+	stored, err := store.ListKeys(ctx, UseSeal)
+	if err != nil {
+		return 0, fmt.Errorf("keys: listing: %w", err)
+	}
+	added := 0
+	for i := len(stored) - 1; i >= 0; i-- {
+		id, err := token.ParseKeyID(stored[i].ID)
+		if err != nil {
+			return added, fmt.Errorf("keys: stored key: %w", err)
+		}
+		if kr.Has(id) {
+			continue
+		}
+		k, err := open(stored[i], box)
+		if err != nil {
+			return added, err
+		}
+		if err := kr.Add(k); err != nil {
+			return added, fmt.Errorf("keys: %w", err)
+		}
+		added++
+	}
+	if len(stored) > 0 {
+		newest, _ := token.ParseKeyID(stored[0].ID)
+		if err := kr.SetActive(newest); err != nil {
+			return added, fmt.Errorf("keys: %w", err)
+		}
+	}
+	return added, nil
+}
+
+// Refresher calls Refresh at most once per MinInterval, for callers that react to tokens sealed
+// under an unknown key (which anyone can forge to make us look).
+type Refresher struct {
+	Store       rescind.Store
+	Box         *secret.Box
+	Keys        *token.Keyring
+	MinInterval time.Duration
+
+	mu   sync.Mutex
+	last time.Time
+}
+
+// Refresh refreshes the keyring unless it was refreshed less than MinInterval ago. It reports
+// whether keys were added.
+func (r *Refresher) Refresh(ctx context.Context) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Since(r.last) < r.MinInterval {
+		return false
+	}
+	r.last = time.Now()
+	n, err := Refresh(ctx, r.Store, r.Box, r.Keys)
+	return err == nil && n > 0
 }
 
 func create(ctx context.Context, store rescind.Store, box *secret.Box, now time.Time) (token.SealKey, error) {

@@ -149,12 +149,12 @@ func TestLoad(t *testing.T) {
 		fs.Revoke(context.Background(), []rescind.Revocation{{Kind: rescind.RevokeToken, Key: fmt.Sprint(i), ExpiresAt: t0.Add(time.Hour)}})
 	}
 	st := NewState()
-	n, err := st.Load(context.Background(), fs, t0)
+	n, err := st.Load(context.Background(), fs, t0, nil)
 	if err != nil || n != 3 || !st.IsRevoked("2", "", t0) {
 		t.Fatalf("Load = %d, %v", n, err)
 	}
 	fs.Revoke(context.Background(), []rescind.Revocation{{Kind: rescind.RevokeToken, Key: "new", ExpiresAt: t0.Add(time.Hour)}})
-	if n, _ := st.Load(context.Background(), fs, t0); n != 1 || !st.IsRevoked("new", "", t0) {
+	if n, _ := st.Load(context.Background(), fs, t0, nil); n != 1 || !st.IsRevoked("new", "", t0) {
 		t.Fatalf("incremental Load applied %d; want 1", n)
 	}
 }

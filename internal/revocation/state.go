@@ -93,8 +93,9 @@ func (s *State) Len() int {
 }
 
 // Load reads every record newer than the last one seen from the store and applies it; called at
-// start it loads the whole state. It returns how many records it applied.
-func (s *State) Load(ctx context.Context, store rescind.Store, now time.Time) (int, error) {
+// start it loads the whole state. If fn is not nil it is called with each record applied. It
+// returns how many records it applied.
+func (s *State) Load(ctx context.Context, store rescind.Store, now time.Time, fn func(rescind.Revocation)) (int, error) {
 	const page = 10000
 	total := 0
 	for {
@@ -106,6 +107,11 @@ func (s *State) Load(ctx context.Context, store rescind.Store, now time.Time) (i
 			return total, fmt.Errorf("revocation: loading state: %w", err)
 		}
 		s.Apply(revs...)
+		if fn != nil {
+			for _, r := range revs {
+				fn(r)
+			}
+		}
 		total += len(revs)
 		if len(revs) < page {
 			return total, nil

@@ -22,8 +22,9 @@ func open(t *testing.T, path string) *sqlite.Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.RunTests(t, func(t *testing.T) rescind.Store {
-		return open(t, filepath.Join(t.TempDir(), "rescind.db"))
+	storetest.RunTests(t, func(t *testing.T) func() rescind.Store {
+		path := filepath.Join(t.TempDir(), "rescind.db")
+		return func() rescind.Store { return open(t, path) }
 	})
 }
 

@@ -1,7 +1,7 @@
 // Package storetest is the conformance suite for rescind.Store. Every backend runs it unchanged:
 //
 //	func TestConformance(t *testing.T) {
-//		storetest.RunTests(t, func(t *testing.T) rescind.Store { return openFreshStore(t) })
+//		storetest.RunTests(t, func(t *testing.T) func() rescind.Store { ... })
 //	}
 package storetest
 
@@ -17,9 +17,13 @@ import (
 	"github.com/rescind/rescind"
 )
 
-// RunTests runs the conformance suite. newStore must return an empty store and arrange (for
-// example with t.Cleanup) for it to be closed.
-func RunTests(t *testing.T, newStore func(t *testing.T) rescind.Store) {
+// Opener creates a fresh, empty database for test t and returns a function that opens a new
+// handle to it each time it is called, as separate server instances would; the handles must be
+// closed when t ends (for example with t.Cleanup).
+type Opener func(t *testing.T) (open func() rescind.Store)
+
+// RunTests runs the conformance suite.
+func RunTests(t *testing.T, opener Opener) {
 	tests := []struct {
 		name string
 		run  func(t *testing.T, s rescind.Store)
@@ -35,9 +39,11 @@ func RunTests(t *testing.T, newStore func(t *testing.T) rescind.Store) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.run(t, newStore(t))
+			tc.run(t, opener(t)())
 		})
 	}
+	t.Run("InstancesSeeEachOthersWrites", func(t *testing.T) { testInstancesShare(t, opener(t)) })
+	t.Run("PollingMissesNoConcurrentRevocation", func(t *testing.T) { testPollingOrder(t, opener(t)) })
 }
 
 // base is a fixed instant with a non-zero nanosecond part, to catch backends that truncate.
@@ -295,5 +301,82 @@ func testKeys(t *testing.T, s rescind.Store) {
 	}
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("Ping: %v", err)
+	}
+}
+
+// testInstancesShare shows that one handle's writes are visible through another.
+func testInstancesShare(t *testing.T, open func() rescind.Store) {
+	ctx := context.Background()
+	a, b := open(), open()
+	if err := a.CreateClient(ctx, sampleClient("shared")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.GetClient(ctx, "shared"); err != nil {
+		t.Fatalf("client created on one instance not found on another: %v", err)
+	}
+	rev := rescind.Revocation{Kind: rescind.RevokeClient, Key: "shared", ClientID: "shared", RevokedAt: base, ExpiresAt: base.Add(time.Hour)}
+	if err := b.DeleteClient(ctx, "shared", rev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.GetClient(ctx, "shared"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("deleted client still found on the other instance: %v", err)
+	}
+	if revs, _ := a.RevocationsSince(ctx, 0, base, 10); len(revs) != 1 {
+		t.Fatalf("revocation written on one instance: %d records seen on the other", len(revs))
+	}
+}
+
+// testPollingOrder is the race that matters for cache coherence: writers on two instances
+// revoke concurrently while a third instance polls RevocationsSince(last seen Seq). Every
+// committed record must be seen; a backend whose Seq order differs from commit order loses
+// records here.
+func testPollingOrder(t *testing.T, open func() rescind.Store) {
+	ctx := context.Background()
+	writers := []rescind.Store{open(), open()}
+	reader := open()
+	const perWriter, batches = 60, 3
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for w, s := range writers {
+		for g := range batches {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range perWriter / batches {
+					if err := s.Revoke(ctx, []rescind.Revocation{tokenRev(fmt.Sprintf("w%d-g%d-%d", w, g, i), base.Add(time.Hour))}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+	}
+	go func() { wg.Wait(); close(done) }()
+	seen := map[string]bool{}
+	var after int64
+	poll := func() {
+		revs, err := reader.RevocationsSince(ctx, after, base, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range revs {
+			if r.Seq <= after {
+				t.Fatalf("Seq went backwards: %d after %d", r.Seq, after)
+			}
+			seen[r.Key] = true
+			after = r.Seq
+		}
+	}
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		poll()
+	}
+	poll()
+	if want := len(writers) * perWriter; len(seen) != want {
+		t.Fatalf("poller saw %d of %d committed revocations: polling by Seq misses concurrent commits", len(seen), want)
 	}
 }

@@ -1,0 +1,382 @@
+// Package postgres is Rescind's storage backend for several server instances sharing one
+// PostgreSQL database (or a wire-compatible one), through github.com/jackc/pgx/v5.
+//
+// Migrations are embedded .sql files applied at Open under an advisory lock, so instances that
+// start together do not race. Every write that other instances must learn of sends a
+// notification (pg_notify) in the same transaction, delivered by Watch through LISTEN;
+// revocation writers serialize on a transaction-scoped advisory lock so that Seq order is commit
+// order and a poller of RevocationsSince never skips a record.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rescind/rescind"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Advisory lock keys (arbitrary constants, "rscd" + n).
+const (
+	lockMigrate   = 0x72736364_0001
+	lockRevocator = 0x72736364_0002
+)
+
+// Notification channels.
+const (
+	chanRevocations = "rescind_revocations"
+	chanClients     = "rescind_clients"
+	chanKeys        = "rescind_keys"
+)
+
+// maxNotifiedRecords is the most revocations sent in notifications per transaction; a larger
+// batch sends one "reload" notification instead (payloads are limited to 8000 bytes each).
+const maxNotifiedRecords = 64
+
+// Store is a rescind.Store and rescind.Watcher on PostgreSQL.
+type Store struct {
+	pool *pgxpool.Pool
+	dsn  string
+}
+
+var (
+	_ rescind.Store   = (*Store)(nil)
+	_ rescind.Watcher = (*Store)(nil)
+)
+
+// Open connects to the database at dsn (a postgres:// URL or key=value string) and applies
+// pending migrations.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parsing DSN: %w", err)
+	}
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "rescind"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connecting: %w", err)
+	}
+	s := &Store{pool: pool, dsn: dsn}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: migrating: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(lockMigrate)); err != nil {
+		return fmt.Errorf("postgres: taking migration lock: %w", err)
+	}
+	defer conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", int64(lockMigrate))
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`); err != nil {
+		return fmt.Errorf("postgres: creating schema_migrations: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("postgres: listing migrations: %w", err)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("postgres: migration %s has no numeric prefix", base)
+		}
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM schema_migrations WHERE version = $1", version).Scan(&n); err != nil {
+			return fmt.Errorf("postgres: migration %s: %w", base, err)
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("postgres: migration %s: %w", base, err)
+		}
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if err := tx.Conn().PgConn().Exec(ctx, string(body)).Close(); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+				version, base, time.Now().UnixNano())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("postgres: applying migration %s: %w", base, err)
+		}
+	}
+	return nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Ping checks the connection.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	return nil
+}
+
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+func nanos(t time.Time) int64 { return t.UnixNano() }
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+func list(v []string) []string {
+	if v == nil {
+		return []string{}
+	}
+	return v
+}
+
+// CreateClient implements rescind.Store.
+func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO clients
+		(id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		c.ID, c.Name, c.SecretHash, c.Public, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs),
+		int64(c.TokenTTL), nanos(c.CreatedAt))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("postgres: client %q: %w", c.ID, rescind.ErrAlreadyExists)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: creating client: %w", err)
+	}
+	return nil
+}
+
+const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at`
+
+func scanClient(row pgx.Row) (rescind.Client, error) {
+	var c rescind.Client
+	var ttl, created int64
+	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &c.GrantTypes, &c.Scopes, &c.RedirectURIs, &ttl, &created); err != nil {
+		return c, err
+	}
+	c.TokenTTL = time.Duration(ttl)
+	c.CreatedAt = fromNanos(created)
+	return c, nil
+}
+
+// GetClient implements rescind.Store.
+func (s *Store) GetClient(ctx context.Context, id string) (rescind.Client, error) {
+	c, err := scanClient(s.pool.QueryRow(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, fmt.Errorf("postgres: client %q: %w", id, rescind.ErrNotFound)
+	}
+	if err != nil {
+		return c, fmt.Errorf("postgres: reading client %q: %w", id, err)
+	}
+	return c, nil
+}
+
+// ListClients implements rescind.Store.
+func (s *Store) ListClients(ctx context.Context) ([]rescind.Client, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+clientColumns+` FROM clients ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: listing clients: %w", err)
+	}
+	defer rows.Close()
+	out := []rescind.Client{}
+	for rows.Next() {
+		c, err := scanClient(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: listing clients: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: listing clients: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteClient implements rescind.Store.
+func (s *Store) DeleteClient(ctx context.Context, id string, rev rescind.Revocation) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM clients WHERE id = $1`, id)
+		if err != nil {
+			return fmt.Errorf("postgres: deleting client %q: %w", id, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("postgres: client %q: %w", id, rescind.ErrNotFound)
+		}
+		if err := writeRevocations(ctx, tx, []rescind.Revocation{rev}); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, chanClients, id); err != nil {
+			return fmt.Errorf("postgres: notifying: %w", err)
+		}
+		return nil
+	})
+}
+
+// Revoke implements rescind.Store.
+func (s *Store) Revoke(ctx context.Context, revs []rescind.Revocation) error {
+	if len(revs) == 0 {
+		return nil
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return writeRevocations(ctx, tx, revs)
+	})
+}
+
+// notice is the payload of a revocation notification.
+type notice struct {
+	Kind      rescind.RevocationKind `json:"k"`
+	Key       string                 `json:"i"`
+	ClientID  string                 `json:"c"`
+	RevokedAt int64                  `json:"r"`
+	ExpiresAt int64                  `json:"e"`
+}
+
+// writeRevocations upserts revs and queues their notifications, inside tx. It first takes the
+// revocation writers' advisory lock, held until tx ends, so Seq order is commit order.
+func writeRevocations(ctx context.Context, tx pgx.Tx, revs []rescind.Revocation) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(lockRevocator)); err != nil {
+		return fmt.Errorf("postgres: taking revocation lock: %w", err)
+	}
+	b := &pgx.Batch{}
+	for _, r := range revs {
+		// A record that already exists keeps the later RevokedAt and ExpiresAt and, if either
+		// moved, gets a new Seq so that pollers see it again.
+		b.Queue(`INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (kind, key) DO UPDATE SET
+				seq = nextval(pg_get_serial_sequence('revocations', 'seq')),
+				revoked_at = GREATEST(revocations.revoked_at, EXCLUDED.revoked_at),
+				expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)
+			WHERE revocations.revoked_at < EXCLUDED.revoked_at OR revocations.expires_at < EXCLUDED.expires_at`,
+			string(r.Kind), r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt))
+	}
+	if len(revs) > maxNotifiedRecords {
+		b.Queue(`SELECT pg_notify($1, '')`, chanRevocations)
+	} else {
+		for _, r := range revs {
+			p, _ := json.Marshal(notice{r.Kind, r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt)})
+			b.Queue(`SELECT pg_notify($1, $2)`, chanRevocations, string(p))
+		}
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("postgres: writing revocations: %w", err)
+	}
+	return nil
+}
+
+// RevocationsSince implements rescind.Store.
+func (s *Store) RevocationsSince(ctx context.Context, afterSeq int64, now time.Time, limit int) ([]rescind.Revocation, error) {
+	rows, err := s.pool.Query(ctx, `SELECT seq, kind, key, client_id, revoked_at, expires_at FROM revocations
+		WHERE seq > $1 AND expires_at >= $2 ORDER BY seq LIMIT $3`, afterSeq, nanos(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: reading revocations: %w", err)
+	}
+	defer rows.Close()
+	var out []rescind.Revocation
+	for rows.Next() {
+		var r rescind.Revocation
+		var kind string
+		var revokedAt, expiresAt int64
+		if err := rows.Scan(&r.Seq, &kind, &r.Key, &r.ClientID, &revokedAt, &expiresAt); err != nil {
+			return nil, fmt.Errorf("postgres: reading revocations: %w", err)
+		}
+		r.Kind = rescind.RevocationKind(kind)
+		r.RevokedAt, r.ExpiresAt = fromNanos(revokedAt), fromNanos(expiresAt)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: reading revocations: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteExpiredRevocations implements rescind.Store.
+func (s *Store) DeleteExpiredRevocations(ctx context.Context, now time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM revocations WHERE expires_at < $1`, nanos(now))
+	if err != nil {
+		return 0, fmt.Errorf("postgres: deleting expired revocations: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// CountRevocations implements rescind.Store.
+func (s *Store) CountRevocations(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM revocations`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: counting revocations: %w", err)
+	}
+	return n, nil
+}
+
+// CreateKey implements rescind.Store.
+func (s *Store) CreateKey(ctx context.Context, k rescind.Key) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO keys (id, use, algorithm, sealed, created_at) VALUES ($1, $2, $3, $4, $5)`,
+			k.ID, k.Use, k.Algorithm, k.Sealed, nanos(k.CreatedAt)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, chanKeys, k.ID)
+		return err
+	})
+	if isUniqueViolation(err) {
+		return fmt.Errorf("postgres: key %q: %w", k.ID, rescind.ErrAlreadyExists)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: creating key: %w", err)
+	}
+	return nil
+}
+
+// ListKeys implements rescind.Store.
+func (s *Store) ListKeys(ctx context.Context, use string) ([]rescind.Key, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, use, algorithm, sealed, created_at FROM keys
+		WHERE use = $1 ORDER BY created_at DESC, id DESC`, use)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: listing keys: %w", err)
+	}
+	defer rows.Close()
+	var out []rescind.Key
+	for rows.Next() {
+		var k rescind.Key
+		var created int64
+		if err := rows.Scan(&k.ID, &k.Use, &k.Algorithm, &k.Sealed, &created); err != nil {
+			return nil, fmt.Errorf("postgres: listing keys: %w", err)
+		}
+		k.CreatedAt = fromNanos(created)
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: listing keys: %w", err)
+	}
+	return out, nil
+}

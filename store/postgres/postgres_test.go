@@ -1,0 +1,125 @@
+package postgres_test
+
+import (
+	"context"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/pgtest"
+	"github.com/rescind/rescind/store/postgres"
+	"github.com/rescind/rescind/store/storetest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.Stop()
+	os.Exit(code)
+}
+
+func open(t *testing.T, dsn string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.RunTests(t, func(t *testing.T) func() rescind.Store {
+		dsn := pgtest.NewDatabase(t)
+		return func() rescind.Store { return open(t, dsn) }
+	})
+}
+
+// TestConcurrentMigrations starts several stores on an empty database at once: the advisory
+// lock lets exactly one apply each migration.
+func TestConcurrentMigrations(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 5)
+	for range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := postgres.Open(context.Background(), dsn)
+			if err != nil {
+				errs <- err
+				return
+			}
+			s.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("concurrent Open: %v", err)
+	}
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	conn.QueryRow(context.Background(), "SELECT count(*) FROM schema_migrations").Scan(&n)
+	if n != 1 {
+		t.Fatalf("%d migrations recorded, want 1", n)
+	}
+}
+
+// TestWatch shows that a write on one instance reaches another's Watch, carrying the
+// revocation itself, and that a dropped listen connection is re-established with a resync.
+func TestWatch(t *testing.T) {
+	postgres.ReconnectDelay = 100 * time.Millisecond
+	dsn := pgtest.NewDatabase(t)
+	a, b := open(t, dsn), open(t, dsn)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := make(chan rescind.Event, 100)
+	go b.Watch(ctx, func(e rescind.Event) { events <- e })
+	next := func(kind rescind.EventKind) rescind.Event {
+		t.Helper()
+		for {
+			select {
+			case e := <-events:
+				if e.Kind == kind {
+					return e
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("no event of kind %d", kind)
+			}
+		}
+	}
+	next(rescind.EventResync)
+	now := time.Now()
+	if err := a.Revoke(ctx, []rescind.Revocation{{Kind: rescind.RevokeToken, Key: "jti1", ClientID: "c", RevokedAt: now, ExpiresAt: now.Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(rescind.EventRevoked); len(e.Revocations) != 1 || e.Revocations[0].Key != "jti1" || !e.Revocations[0].ExpiresAt.Equal(now.Add(time.Hour)) {
+		t.Fatalf("event = %+v", e)
+	}
+	a.CreateClient(ctx, rescind.Client{ID: "c1", Name: "c1", CreatedAt: now})
+	a.DeleteClient(ctx, "c1", rescind.Revocation{Kind: rescind.RevokeClient, Key: "c1", ClientID: "c1", RevokedAt: now, ExpiresAt: now.Add(time.Hour)})
+	if e := next(rescind.EventClientChanged); e.ClientID != "c1" {
+		t.Fatalf("event = %+v", e)
+	}
+	a.CreateKey(ctx, rescind.Key{ID: "k", Use: "seal", Algorithm: "x", Sealed: []byte{1}, CreatedAt: now})
+	next(rescind.EventKeysChanged)
+
+	// Cut the listen connection: Watch reconnects and says to resync.
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", postgres.ListenApplicationName); err != nil {
+		t.Fatal(err)
+	}
+	next(rescind.EventResync)
+}
