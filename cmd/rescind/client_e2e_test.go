@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/rescind/rescind/admin"
-	"github.com/rescind/rescind/internal/testenv"
 	"github.com/rescind/rescind/client"
+	"github.com/rescind/rescind/internal/testenv"
 )
 
 func newClientFor(t *testing.T, data string) admin.ClientInfo {
