@@ -177,7 +177,7 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	if req.TokenTTL < 0 || ttl > MaxTokenTTL {
 		return rescind.Client{}, "", fmt.Errorf("token_ttl must be between 1 second and %s", MaxTokenTTL)
 	}
-	id, err := secret.RandomString(16)
+	id, err := secret.NewID()
 	if err != nil {
 		return rescind.Client{}, "", err
 	}

@@ -33,9 +33,10 @@ type Config struct {
 	AccessTokenTTL time.Duration
 	// MaxBodyBytes bounds request bodies. If zero, 64 KiB.
 	MaxBodyBytes int64
-	// RefreshKeys, if set, is called when a token names a key the keyring lacks (a key rotated
-	// by another instance); it reports whether keys were added, and the token is then retried.
-	RefreshKeys func(context.Context) bool
+	// RefreshKeys, if set, is called when a token names a key kid the keyring lacks (a key
+	// rotated by another instance); it reports whether the keyring now holds it, and the token
+	// is then opened again.
+	RefreshKeys func(ctx context.Context, kid [4]byte) bool
 	// Ready reports whether the server can serve (for /readyz). If nil, always ready.
 	Ready func(context.Context) error
 	// Logger receives errors and security events. If nil, slog.Default().
@@ -55,7 +56,7 @@ type Server struct {
 	tokenTTL  time.Duration
 	maxBody   int64
 	ready     func(context.Context) error
-	refresh   func(context.Context) bool
+	refresh   func(context.Context, [4]byte) bool
 	log       *slog.Logger
 	now       func() time.Time
 	metadata  []byte
@@ -105,8 +106,10 @@ func (s *Server) TokenTTL(ttl time.Duration) time.Duration {
 // openToken opens an access token, reloading keys once if it names an unknown key.
 func (s *Server) openToken(ctx context.Context, text string) (*token.Claims, error) {
 	c, err := s.keys.Open(text)
-	if errors.Is(err, token.ErrUnknownKey) && s.refresh != nil && s.refresh(ctx) {
-		c, err = s.keys.Open(text)
+	if errors.Is(err, token.ErrUnknownKey) && s.refresh != nil {
+		if kid, kerr := token.KeyID(text); kerr == nil && s.refresh(ctx, kid) {
+			c, err = s.keys.Open(text)
+		}
 	}
 	return c, err
 }

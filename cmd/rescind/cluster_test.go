@@ -19,7 +19,7 @@ import (
 )
 
 // clusterEnv is the environment of instances sharing one PostgreSQL database.
-func clusterEnv(t *testing.T) ([]string, string) {
+func clusterEnv(t testing.TB) ([]string, string) {
 	dsn := pgtest.NewDatabase(t)
 	return []string{"RESCIND_DB=" + dsn, "RESCIND_SECRETS_KEY=" + strings.Repeat("cluster-secret-", 3)}, dsn
 }

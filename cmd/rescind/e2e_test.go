@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 
 // server is a running `rescind serve` process.
 type server struct {
-	t       *testing.T
+	t       testing.TB
 	cmd     *exec.Cmd
 	url     string
 	dataDir string
@@ -71,7 +71,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -82,7 +82,7 @@ func freePort(t *testing.T) string {
 }
 
 // shortTempDir returns a temp dir whose admin.sock path fits a Unix socket address.
-func shortTempDir(t *testing.T) string {
+func shortTempDir(t testing.TB) string {
 	t.Helper()
 	d, err := os.MkdirTemp("", "rsc")
 	if err != nil {
@@ -93,7 +93,7 @@ func shortTempDir(t *testing.T) string {
 }
 
 // startServer runs `rescind serve` on a free port with dataDir and waits until it is ready.
-func startServer(t *testing.T, dataDir string, env []string, args ...string) *server {
+func startServer(t testing.TB, dataDir string, env []string, args ...string) *server {
 	t.Helper()
 	addr := freePort(t)
 	s := &server{t: t, url: "http://" + addr, dataDir: dataDir, log: &syncBuffer{}}
@@ -146,7 +146,7 @@ func (s *server) stop() {
 }
 
 // cli runs the binary and returns stdout; it fails the test on a non-zero exit.
-func cli(t *testing.T, env []string, args ...string) string {
+func cli(t testing.TB, env []string, args ...string) string {
 	t.Helper()
 	out, errOut, err := runCLI(env, args...)
 	if err != nil {

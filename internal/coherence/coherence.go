@@ -4,8 +4,9 @@
 //
 // Two paths feed it. Notifications (a rescind.Watcher, LISTEN/NOTIFY on PostgreSQL) apply a
 // change as soon as it commits. A poll every PollInterval reads whatever was committed since
-// the last record seen, so a lost notification (a dropped connection) delays a revocation on
-// this instance by at most PollInterval plus one query: that is the stated staleness bound.
+// the last record seen (and reloads keys), so a lost notification (a dropped connection) delays
+// a revocation on this instance by at most PollInterval plus one query: that is the stated
+// staleness bound.
 package coherence
 
 import (
@@ -80,6 +81,9 @@ func (c *coherer) poll(ctx context.Context) {
 	if _, err := c.cfg.State.Load(ctx, c.cfg.Store, time.Now(), c.applied); err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("polling revocations", "err", err)
 	}
+	if c.cfg.RefreshKeys != nil {
+		c.cfg.RefreshKeys(ctx)
+	}
 }
 
 func (c *coherer) handle(e rescind.Event) {
@@ -103,8 +107,5 @@ func (c *coherer) handle(e rescind.Event) {
 	case rescind.EventResync:
 		c.poll(ctx)
 		c.cfg.Clients.InvalidateAll()
-		if c.cfg.RefreshKeys != nil {
-			c.cfg.RefreshKeys(ctx)
-		}
 	}
 }

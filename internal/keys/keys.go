@@ -96,8 +96,9 @@ func Refresh(ctx context.Context, store rescind.Store, box *secret.Box, kr *toke
 	return added, nil
 }
 
-// Refresher calls Refresh at most once per MinInterval, for callers that react to tokens sealed
-// under an unknown key (which anyone can forge to make us look).
+// Refresher reloads the keyring when a token names a key it lacks (rotated by another
+// instance). Refreshes are serialized, and the store is queried at most once per MinInterval,
+// since anyone can forge a token naming an unknown key to make us look.
 type Refresher struct {
 	Store       rescind.Store
 	Box         *secret.Box
@@ -108,17 +109,19 @@ type Refresher struct {
 	last time.Time
 }
 
-// Refresh refreshes the keyring unless it was refreshed less than MinInterval ago. It reports
-// whether keys were added.
-func (r *Refresher) Refresh(ctx context.Context) bool {
+// Refresh makes sure the keyring holds kid if the store does, and reports whether it does.
+func (r *Refresher) Refresh(ctx context.Context, kid [4]byte) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.Keys.Has(kid) { // loaded meanwhile, by a notification or a concurrent request
+		return true
+	}
 	if time.Since(r.last) < r.MinInterval {
 		return false
 	}
 	r.last = time.Now()
-	n, err := Refresh(ctx, r.Store, r.Box, r.Keys)
-	return err == nil && n > 0
+	Refresh(ctx, r.Store, r.Box, r.Keys)
+	return r.Keys.Has(kid)
 }
 
 func create(ctx context.Context, store rescind.Store, box *secret.Box, now time.Time) (token.SealKey, error) {

@@ -57,3 +57,41 @@ func TestLoadRotateReload(t *testing.T) {
 		t.Fatalf("wrong secrets key: %v", err)
 	}
 }
+
+// TestRefresher: a key rotated in through another handle is found on demand; a key that
+// exists nowhere is looked for at most once per MinInterval.
+func TestRefresher(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	mine, _ := sqlite.Open(ctx, path)
+	other, _ := sqlite.Open(ctx, path)
+	defer mine.Close()
+	defer other.Close()
+	box, _ := secret.NewBox(bytes.Repeat([]byte("a"), 32))
+	now := time.Now()
+	kr, err := keys.LoadKeyring(ctx, mine, box, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherRing, _ := keys.LoadKeyring(ctx, other, box, now)
+	kid, err := keys.Rotate(ctx, other, box, otherRing, now.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := token.ParseKeyID(kid)
+	r := &keys.Refresher{Store: mine, Box: box, Keys: kr, MinInterval: time.Hour}
+	if !r.Refresh(ctx, id) || !kr.Has(id) {
+		t.Fatal("rotated key not loaded")
+	}
+	if !r.Refresh(ctx, id) {
+		t.Fatal("a key already held is reported missing (rate limit applied to a hit)")
+	}
+	if r.Refresh(ctx, [4]byte{9, 9, 9, 9}) {
+		t.Fatal("an unknown key was reported found")
+	}
+	// The new key seals here too.
+	tok, _ := kr.Seal(&token.Claims{IssuedAt: now, Expiry: now.Add(time.Hour)})
+	if got, _ := token.KeyID(tok); got != id {
+		t.Fatal("refreshed keyring does not seal with the newest key")
+	}
+}

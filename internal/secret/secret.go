@@ -5,6 +5,7 @@ package secret
 import (
 	"crypto/rand"
 	"crypto/subtle"
+	"encoding/base32"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -88,6 +89,16 @@ func RandomString(n int) (string, error) {
 		return "", fmt.Errorf("secret: reading random bytes: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// NewID returns an identifier of 128 random bits in lowercase base32 (a-z, 2-7): safe in URLs
+// and form encoding, and never starting with "-", so it cannot be taken for a command-line flag.
+func NewID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("secret: reading random bytes: %w", err)
+	}
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
 }
 
 // Equal compares two strings in constant time (for their common length).

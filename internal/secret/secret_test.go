@@ -98,3 +98,15 @@ func TestLoadOrCreateKeyFile(t *testing.T) {
 		t.Fatalf("second load differs: %v", err)
 	}
 }
+
+func TestNewID(t *testing.T) {
+	for range 1000 {
+		id, err := NewID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(id) != 26 || strings.Trim(id, "abcdefghijklmnopqrstuvwxyz234567") != "" {
+			t.Fatalf("id %q is not 26 lowercase base32 characters", id)
+		}
+	}
+}
