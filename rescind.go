@@ -78,6 +78,8 @@ type RevocationKind string
 const (
 	// RevokeToken revokes the single token whose id (jti) is Key.
 	RevokeToken RevocationKind = "token"
+	// RevokeGrant revokes every token of the grant whose id is Key (the grant is revoked).
+	RevokeGrant RevocationKind = "grant"
 	// RevokeClient revokes every token of the client whose id is Key that was issued at or
 	// before RevokedAt. It is written when a client is deleted or bulk-revoked. For a deleted
 	// client RevokedAt equals ExpiresAt: an instance that has not yet learnt of the deletion and
@@ -101,7 +103,99 @@ type Revocation struct {
 	RevokedAt time.Time
 	// ExpiresAt is when the record may be deleted.
 	ExpiresAt time.Time
+	// Actor and Reason, if Actor is set, make the store write an audit entry for the record in
+	// the same transaction. They are not part of the record.
+	Actor, Reason string
 }
+
+// User is a person who can log in and grant clients access.
+type User struct {
+	// ID is the user's stable identifier, the "sub" of their tokens.
+	ID string
+	// Username is unique.
+	Username string
+	// PasswordHash is the PHC-formatted argon2id hash of the password.
+	PasswordHash string
+	// CreatedAt is when the user was created.
+	CreatedAt time.Time
+}
+
+// Grant is a person's consent for one client to act with a set of scopes: the unit of
+// revocation. Every token issued through the authorization code flow belongs to a grant;
+// revoking the grant kills them all.
+type Grant struct {
+	ID       string
+	ClientID string
+	UserID   string
+	// Scopes are the scopes the person consented to.
+	Scopes []string
+	// CreatedAt is when access was first granted; LastUsedAt when a token was last issued.
+	CreatedAt, LastUsedAt time.Time
+	// RevokedAt is when the grant was revoked; zero while it is active.
+	RevokedAt time.Time
+}
+
+// GrantFilter selects grants: every field that is set must match.
+type GrantFilter struct {
+	GrantID, ClientID, UserID string
+}
+
+// IsZero reports whether the filter selects everything.
+func (f GrantFilter) IsZero() bool { return f == GrantFilter{} }
+
+// RefreshToken is a stored refresh token: its hash, never the token.
+type RefreshToken struct {
+	// Hash is the hex SHA-256 of the token.
+	Hash     string
+	GrantID  string
+	ClientID string
+	// Scope is the space-separated scope of the tokens it yields.
+	Scope     string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	// UsedAt is when it was exchanged (rotated); zero while unused.
+	UsedAt time.Time
+}
+
+// AuthCode is a stored authorization code (RFC 6749 §4.1.2): its hash and what it is bound to.
+type AuthCode struct {
+	// Hash is the hex SHA-256 of the code.
+	Hash     string
+	ClientID string
+	UserID   string
+	GrantID  string
+	// RedirectURI is the redirection URI the code was sent to; RedirectURIGiven says whether
+	// the authorization request named it (RFC 6749 §4.1.3 then requires it at the token endpoint).
+	RedirectURI      string
+	RedirectURIGiven bool
+	Scope            string
+	// Challenge and ChallengeMethod are the PKCE code challenge (RFC 7636 §4.3).
+	Challenge, ChallengeMethod string
+	CreatedAt, ExpiresAt       time.Time
+	// UsedAt is when the code was redeemed; zero before.
+	UsedAt time.Time
+}
+
+// AuditEntry records one revocation: who, what, why, when. It never holds a token.
+type AuditEntry struct {
+	ID int64
+	At time.Time
+	// Actor is who acted, e.g. "client:ID", "user:alice", "admin".
+	Actor string
+	// Action is what happened, e.g. "revoke_token", "revoke_grant", "delete_client".
+	Action string
+	// Target names what was acted on: a token id, grant id, client id or user id.
+	Target string
+	// Reason says why, e.g. "revocation endpoint", "refresh token reuse".
+	Reason string
+}
+
+// Errors of the stateful grant flows.
+var (
+	// ErrReused means a single-use credential (an authorization code, a rotated refresh token)
+	// was presented again: a sign of theft (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
+	ErrReused = errors.New("credential reused")
+)
 
 // EventKind says what an Event reports.
 type EventKind int
@@ -161,7 +255,8 @@ type Store interface {
 	// ListClients returns every client, ordered by creation time then ID.
 	ListClients(ctx context.Context) ([]Client, error)
 	// DeleteClient deletes the client and writes rev (which should revoke all its tokens) in the
-	// same transaction, so no crash can leave a deleted client's tokens alive. Returns
+	// same transaction, together with revoking the client's grants and deleting their refresh
+	// tokens and codes, so no crash can leave a deleted client's tokens alive. Returns
 	// ErrNotFound if there is no such client; nothing is written then.
 	DeleteClient(ctx context.Context, id string, rev Revocation) error
 
@@ -176,6 +271,56 @@ type Store interface {
 	DeleteExpiredRevocations(ctx context.Context, now time.Time) (int64, error)
 	// CountRevocations returns the number of stored revocation records.
 	CountRevocations(ctx context.Context) (int64, error)
+
+	// CreateUser stores a new user. Returns ErrAlreadyExists if the ID or username is taken.
+	CreateUser(ctx context.Context, u User) error
+	// GetUser returns the user with the given ID. Returns ErrNotFound if there is none.
+	GetUser(ctx context.Context, id string) (User, error)
+	// GetUserByUsername returns the user with the given username. Returns ErrNotFound if none.
+	GetUserByUsername(ctx context.Context, username string) (User, error)
+	// ListUsers returns every user, ordered by creation time then ID.
+	ListUsers(ctx context.Context) ([]User, error)
+	// DeleteUser deletes the user and, in the same transaction, revokes all their grants as
+	// RevokeGrants does (rev is the template of each grant's record). It returns the records
+	// written. Returns ErrNotFound if there is no such user.
+	DeleteUser(ctx context.Context, id string, rev Revocation) ([]Revocation, int64, error)
+
+	// SaveGrant records consent: if an active grant exists for g.ClientID and g.UserID, its
+	// scopes become the union with g.Scopes and it is returned; otherwise g is stored.
+	SaveGrant(ctx context.Context, g Grant) (Grant, error)
+	// GetGrant returns the grant with the given ID, active or revoked. Returns ErrNotFound.
+	GetGrant(ctx context.Context, id string) (Grant, error)
+	// ListGrants returns the active grants matching f, oldest first.
+	ListGrants(ctx context.Context, f GrantFilter) ([]Grant, error)
+	// TouchGrant sets the grant's LastUsedAt.
+	TouchGrant(ctx context.Context, id string, at time.Time) error
+	// RevokeGrants revokes the active grants matching f (which must not be zero) in one
+	// transaction: each is marked revoked, its refresh tokens and codes are deleted, and a
+	// RevokeGrant record (a copy of rev with Key and ClientID set) is written. It returns the
+	// records written and how many refresh tokens were deleted.
+	RevokeGrants(ctx context.Context, f GrantFilter, rev Revocation) ([]Revocation, int64, error)
+
+	// CreateRefreshToken stores a refresh token (its hash).
+	CreateRefreshToken(ctx context.Context, rt RefreshToken) error
+	// GetRefreshToken returns the refresh token with the given hash, used or not. Returns
+	// ErrNotFound if there is none (never issued, expired and purged, or its grant revoked).
+	GetRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
+	// RotateRefreshToken atomically marks the token with hash oldHash used and stores next.
+	// It returns the old token. If the old token was already used it returns it with ErrReused
+	// and stores nothing; if there is none, or it has expired at now, ErrNotFound. Of two
+	// concurrent rotations of one token exactly one succeeds; the other sees ErrReused.
+	RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, now time.Time) (RefreshToken, error)
+
+	// CreateCode stores an authorization code (its hash).
+	CreateCode(ctx context.Context, c AuthCode) error
+	// RedeemCode atomically marks the code used and returns it. A code already used is returned
+	// with ErrReused; a code that does not exist or has expired at now gives ErrNotFound.
+	RedeemCode(ctx context.Context, hash string, now time.Time) (AuthCode, error)
+
+	// DeleteExpired deletes codes and refresh tokens that expired before now and returns how many.
+	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
+	// ListAudit returns up to limit audit entries, newest first.
+	ListAudit(ctx context.Context, limit int) ([]AuditEntry, error)
 
 	// CreateKey stores a key. Returns ErrAlreadyExists if its ID is taken.
 	CreateKey(ctx context.Context, k Key) error

@@ -233,6 +233,11 @@ func (s *Store) DeleteClient(ctx context.Context, id string, rev rescind.Revocat
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("postgres: client %q: %w", id, rescind.ErrNotFound)
 		}
+		grantRev := rev
+		grantRev.Actor = "" // one audit entry for the deletion, not one per grant
+		if _, _, err := revokeGrants(ctx, tx, rescind.GrantFilter{ClientID: id}, grantRev); err != nil {
+			return err
+		}
 		if err := writeRevocations(ctx, tx, []rescind.Revocation{rev}); err != nil {
 			return err
 		}
@@ -279,6 +284,12 @@ func writeRevocations(ctx context.Context, tx pgx.Tx, revs []rescind.Revocation)
 				expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)
 			WHERE revocations.revoked_at < EXCLUDED.revoked_at OR revocations.expires_at < EXCLUDED.expires_at`,
 			string(r.Kind), r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt))
+	}
+	for _, r := range revs {
+		if r.Actor != "" {
+			b.Queue(`INSERT INTO audit (at, actor, action, target, reason) VALUES ($1, $2, $3, $4, $5)`,
+				nanos(r.RevokedAt), r.Actor, "revoke_"+string(r.Kind), r.Key, r.Reason)
+		}
 	}
 	if len(revs) > maxNotifiedRecords {
 		b.Queue(`SELECT pg_notify($1, '')`, chanRevocations)

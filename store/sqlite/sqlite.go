@@ -233,6 +233,11 @@ func (s *Store) DeleteClient(ctx context.Context, id string, rev rescind.Revocat
 	} else if n == 0 {
 		return fmt.Errorf("sqlite: client %q: %w", id, rescind.ErrNotFound)
 	}
+	grantRev := rev
+	grantRev.Actor = "" // one audit entry for the deletion, not one per grant
+	if _, _, err := revokeGrants(ctx, tx, rescind.GrantFilter{ClientID: id}, grantRev); err != nil {
+		return err
+	}
 	if err := upsertRevocation(ctx, tx, rev); err != nil {
 		return err
 	}
@@ -267,6 +272,9 @@ func (s *Store) Revoke(ctx context.Context, revs []rescind.Revocation) error {
 // merged record keeps the later RevokedAt and ExpiresAt and, if either moved, gets a new Seq so
 // that readers of RevocationsSince see the change.
 func upsertRevocation(ctx context.Context, tx *sql.Tx, r rescind.Revocation) error {
+	if err := writeAudit(ctx, tx, r); err != nil {
+		return err
+	}
 	var revokedAt, expiresAt int64
 	err := tx.QueryRowContext(ctx, `SELECT revoked_at, expires_at FROM revocations WHERE kind = ? AND key = ?`,
 		string(r.Kind), r.Key).Scan(&revokedAt, &expiresAt)

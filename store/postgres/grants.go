@@ -1,0 +1,400 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rescind/rescind"
+)
+
+// CreateUser implements rescind.Store.
+func (s *Store) CreateUser(ctx context.Context, u rescind.User) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, $3, $4)`,
+		u.ID, u.Username, u.PasswordHash, nanos(u.CreatedAt))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("postgres: user %q: %w", u.Username, rescind.ErrAlreadyExists)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: creating user: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) getUser(ctx context.Context, col, arg string) (rescind.User, error) {
+	var u rescind.User
+	var created int64
+	err := s.pool.QueryRow(ctx, `SELECT id, username, password_hash, created_at FROM users WHERE `+col+` = $1`, arg).
+		Scan(&u.ID, &u.Username, &u.PasswordHash, &created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return u, fmt.Errorf("postgres: user %q: %w", arg, rescind.ErrNotFound)
+	}
+	if err != nil {
+		return u, fmt.Errorf("postgres: reading user: %w", err)
+	}
+	u.CreatedAt = fromNanos(created)
+	return u, nil
+}
+
+// GetUser implements rescind.Store.
+func (s *Store) GetUser(ctx context.Context, id string) (rescind.User, error) { return s.getUser(ctx, "id", id) }
+
+// GetUserByUsername implements rescind.Store.
+func (s *Store) GetUserByUsername(ctx context.Context, username string) (rescind.User, error) {
+	return s.getUser(ctx, "username", username)
+}
+
+// ListUsers implements rescind.Store.
+func (s *Store) ListUsers(ctx context.Context) ([]rescind.User, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, username, password_hash, created_at FROM users ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: listing users: %w", err)
+	}
+	defer rows.Close()
+	out := []rescind.User{}
+	for rows.Next() {
+		var u rescind.User
+		var created int64
+		if err := rows.Scan(&u.ID, &u.Username, &u.PasswordHash, &created); err != nil {
+			return nil, fmt.Errorf("postgres: listing users: %w", err)
+		}
+		u.CreatedAt = fromNanos(created)
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// DeleteUser implements rescind.Store.
+func (s *Store) DeleteUser(ctx context.Context, id string, rev rescind.Revocation) ([]rescind.Revocation, int64, error) {
+	var revs []rescind.Revocation
+	var n int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
+		if err != nil {
+			return fmt.Errorf("postgres: deleting user: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("postgres: user %q: %w", id, rescind.ErrNotFound)
+		}
+		revs, n, err = revokeGrants(ctx, tx, rescind.GrantFilter{UserID: id}, rev)
+		return err
+	})
+	return revs, n, err
+}
+
+const grantColumns = `id, client_id, user_id, scopes, created_at, last_used_at, revoked_at`
+
+func scanGrant(row pgx.Row) (rescind.Grant, error) {
+	var g rescind.Grant
+	var created, used, revoked int64
+	if err := row.Scan(&g.ID, &g.ClientID, &g.UserID, &g.Scopes, &created, &used, &revoked); err != nil {
+		return g, err
+	}
+	g.CreatedAt, g.LastUsedAt = fromNanos(created), fromNanos(used)
+	if revoked != 0 {
+		g.RevokedAt = fromNanos(revoked)
+	}
+	return g, nil
+}
+
+// SaveGrant implements rescind.Store.
+func (s *Store) SaveGrant(ctx context.Context, g rescind.Grant) (rescind.Grant, error) {
+	var out rescind.Grant
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Serialize consent for this (client, user) pair, so two concurrent consents make one grant.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))`, g.ClientID, g.UserID); err != nil {
+			return err
+		}
+		cur, err := scanGrant(tx.QueryRow(ctx, `SELECT `+grantColumns+` FROM grants
+			WHERE client_id = $1 AND user_id = $2 AND revoked_at = 0 ORDER BY created_at LIMIT 1`, g.ClientID, g.UserID))
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			_, err := tx.Exec(ctx, `INSERT INTO grants (id, client_id, user_id, scopes, created_at, last_used_at)
+				VALUES ($1, $2, $3, $4, $5, $6)`, g.ID, g.ClientID, g.UserID, list(g.Scopes), nanos(g.CreatedAt), nanos(g.LastUsedAt))
+			out = g
+			return err
+		case err != nil:
+			return err
+		}
+		for _, sc := range g.Scopes {
+			if !slices.Contains(cur.Scopes, sc) {
+				cur.Scopes = append(cur.Scopes, sc)
+			}
+		}
+		out = cur
+		_, err = tx.Exec(ctx, `UPDATE grants SET scopes = $1 WHERE id = $2`, list(cur.Scopes), cur.ID)
+		return err
+	})
+	if err != nil {
+		return g, fmt.Errorf("postgres: saving grant: %w", err)
+	}
+	return out, nil
+}
+
+// GetGrant implements rescind.Store.
+func (s *Store) GetGrant(ctx context.Context, id string) (rescind.Grant, error) {
+	g, err := scanGrant(s.pool.QueryRow(ctx, `SELECT `+grantColumns+` FROM grants WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return g, fmt.Errorf("postgres: grant %q: %w", id, rescind.ErrNotFound)
+	}
+	if err != nil {
+		return g, fmt.Errorf("postgres: reading grant: %w", err)
+	}
+	return g, nil
+}
+
+func grantWhere(f rescind.GrantFilter) (string, []any) {
+	conds := []string{"revoked_at = 0"}
+	var args []any
+	for _, c := range []struct{ col, v string }{{"id", f.GrantID}, {"client_id", f.ClientID}, {"user_id", f.UserID}} {
+		if c.v != "" {
+			args = append(args, c.v)
+			conds = append(conds, c.col+" = $"+strconv.Itoa(len(args)))
+		}
+	}
+	return strings.Join(conds, " AND "), args
+}
+
+// ListGrants implements rescind.Store.
+func (s *Store) ListGrants(ctx context.Context, f rescind.GrantFilter) ([]rescind.Grant, error) {
+	where, args := grantWhere(f)
+	rows, err := s.pool.Query(ctx, `SELECT `+grantColumns+` FROM grants WHERE `+where+` ORDER BY created_at, id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: listing grants: %w", err)
+	}
+	defer rows.Close()
+	out := []rescind.Grant{}
+	for rows.Next() {
+		g, err := scanGrant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: listing grants: %w", err)
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// TouchGrant implements rescind.Store.
+func (s *Store) TouchGrant(ctx context.Context, id string, at time.Time) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE grants SET last_used_at = $1 WHERE id = $2`, nanos(at), id); err != nil {
+		return fmt.Errorf("postgres: touching grant: %w", err)
+	}
+	return nil
+}
+
+// RevokeGrants implements rescind.Store.
+func (s *Store) RevokeGrants(ctx context.Context, f rescind.GrantFilter, rev rescind.Revocation) ([]rescind.Revocation, int64, error) {
+	if f.IsZero() {
+		return nil, 0, errors.New("postgres: RevokeGrants needs a filter")
+	}
+	var revs []rescind.Revocation
+	var n int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		revs, n, err = revokeGrants(ctx, tx, f, rev)
+		return err
+	})
+	return revs, n, err
+}
+
+func revokeGrants(ctx context.Context, tx pgx.Tx, f rescind.GrantFilter, rev rescind.Revocation) ([]rescind.Revocation, int64, error) {
+	where, args := grantWhere(f)
+	rows, err := tx.Query(ctx, `SELECT id, client_id FROM grants WHERE `+where+` FOR UPDATE`, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: revoking grants: %w", err)
+	}
+	var revs []rescind.Revocation
+	for rows.Next() {
+		r := rev
+		r.Kind = rescind.RevokeGrant
+		if err := rows.Scan(&r.Key, &r.ClientID); err != nil {
+			rows.Close()
+			return nil, 0, fmt.Errorf("postgres: revoking grants: %w", err)
+		}
+		revs = append(revs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("postgres: revoking grants: %w", err)
+	}
+	var tokens int64
+	for _, r := range revs {
+		if _, err := tx.Exec(ctx, `UPDATE grants SET revoked_at = $1 WHERE id = $2`, nanos(r.RevokedAt), r.Key); err != nil {
+			return nil, 0, fmt.Errorf("postgres: revoking grant: %w", err)
+		}
+		var live int64
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM refresh_tokens WHERE grant_id = $1 AND used_at = 0`, r.Key).Scan(&live); err != nil {
+			return nil, 0, fmt.Errorf("postgres: revoking grant: %w", err)
+		}
+		tokens += live
+		if _, err := tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE grant_id = $1`, r.Key); err != nil {
+			return nil, 0, fmt.Errorf("postgres: revoking grant: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM auth_codes WHERE grant_id = $1`, r.Key); err != nil {
+			return nil, 0, fmt.Errorf("postgres: revoking grant: %w", err)
+		}
+	}
+	if len(revs) > 0 {
+		if err := writeRevocations(ctx, tx, revs); err != nil {
+			return nil, 0, err
+		}
+	}
+	return revs, tokens, nil
+}
+
+// CreateRefreshToken implements rescind.Store.
+func (s *Store) CreateRefreshToken(ctx context.Context, rt rescind.RefreshToken) error {
+	_, err := s.pool.Exec(ctx, insertRefreshSQL, rt.Hash, rt.GrantID, rt.ClientID, rt.Scope, nanos(rt.CreatedAt), nanos(rt.ExpiresAt))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("postgres: refresh token: %w", rescind.ErrAlreadyExists)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: storing refresh token: %w", err)
+	}
+	return nil
+}
+
+const insertRefreshSQL = `INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, created_at, expires_at)
+	VALUES ($1, $2, $3, $4, $5, $6)`
+
+const refreshColumns = `hash, grant_id, client_id, scope, created_at, expires_at, used_at`
+
+func scanRefresh(row pgx.Row) (rescind.RefreshToken, error) {
+	var rt rescind.RefreshToken
+	var created, expires, used int64
+	if err := row.Scan(&rt.Hash, &rt.GrantID, &rt.ClientID, &rt.Scope, &created, &expires, &used); err != nil {
+		return rt, err
+	}
+	rt.CreatedAt, rt.ExpiresAt = fromNanos(created), fromNanos(expires)
+	if used != 0 {
+		rt.UsedAt = fromNanos(used)
+	}
+	return rt, nil
+}
+
+// GetRefreshToken implements rescind.Store.
+func (s *Store) GetRefreshToken(ctx context.Context, hash string) (rescind.RefreshToken, error) {
+	rt, err := scanRefresh(s.pool.QueryRow(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = $1`, hash))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return rt, fmt.Errorf("postgres: refresh token: %w", rescind.ErrNotFound)
+	}
+	if err != nil {
+		return rt, fmt.Errorf("postgres: reading refresh token: %w", err)
+	}
+	return rt, nil
+}
+
+// RotateRefreshToken implements rescind.Store.
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next rescind.RefreshToken, now time.Time) (rescind.RefreshToken, error) {
+	var old rescind.RefreshToken
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		// FOR UPDATE: of two concurrent rotations, the second waits and then sees used_at set.
+		old, err = scanRefresh(tx.QueryRow(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = $1 FOR UPDATE`, oldHash))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return rescind.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if !old.UsedAt.IsZero() {
+			return rescind.ErrReused
+		}
+		if !now.Before(old.ExpiresAt) {
+			return rescind.ErrNotFound
+		}
+		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2`, nanos(now), oldHash); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, insertRefreshSQL, next.Hash, next.GrantID, next.ClientID, next.Scope, nanos(next.CreatedAt), nanos(next.ExpiresAt))
+		return err
+	})
+	if err != nil {
+		return old, fmt.Errorf("postgres: rotating refresh token: %w", err)
+	}
+	old.UsedAt = now
+	return old, nil
+}
+
+// CreateCode implements rescind.Store.
+func (s *Store) CreateCode(ctx context.Context, c rescind.AuthCode) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO auth_codes (hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given,
+		scope, challenge, challenge_method, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		c.Hash, c.ClientID, c.UserID, c.GrantID, c.RedirectURI, c.RedirectURIGiven, c.Scope, c.Challenge, c.ChallengeMethod,
+		nanos(c.CreatedAt), nanos(c.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("postgres: storing code: %w", err)
+	}
+	return nil
+}
+
+// RedeemCode implements rescind.Store.
+func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time) (rescind.AuthCode, error) {
+	var c rescind.AuthCode
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var created, expires, used int64
+		err := tx.QueryRow(ctx, `SELECT hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given, scope,
+			challenge, challenge_method, created_at, expires_at, used_at FROM auth_codes WHERE hash = $1 FOR UPDATE`, hash).
+			Scan(&c.Hash, &c.ClientID, &c.UserID, &c.GrantID, &c.RedirectURI, &c.RedirectURIGiven, &c.Scope, &c.Challenge,
+				&c.ChallengeMethod, &created, &expires, &used)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return rescind.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		c.CreatedAt, c.ExpiresAt = fromNanos(created), fromNanos(expires)
+		if used != 0 {
+			c.UsedAt = fromNanos(used)
+			return rescind.ErrReused
+		}
+		if !now.Before(c.ExpiresAt) {
+			return rescind.ErrNotFound
+		}
+		_, err = tx.Exec(ctx, `UPDATE auth_codes SET used_at = $1 WHERE hash = $2`, nanos(now), hash)
+		return err
+	})
+	if err != nil {
+		return c, fmt.Errorf("postgres: redeeming code: %w", err)
+	}
+	return c, nil
+}
+
+// DeleteExpired implements rescind.Store.
+func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
+	var total int64
+	for _, q := range []string{`DELETE FROM auth_codes WHERE expires_at < $1`, `DELETE FROM refresh_tokens WHERE expires_at < $1`} {
+		tag, err := s.pool.Exec(ctx, q, nanos(now))
+		if err != nil {
+			return total, fmt.Errorf("postgres: deleting expired: %w", err)
+		}
+		total += tag.RowsAffected()
+	}
+	return total, nil
+}
+
+// ListAudit implements rescind.Store.
+func (s *Store) ListAudit(ctx context.Context, limit int) ([]rescind.AuditEntry, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, at, actor, action, target, reason FROM audit ORDER BY id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: listing audit: %w", err)
+	}
+	defer rows.Close()
+	out := []rescind.AuditEntry{}
+	for rows.Next() {
+		var e rescind.AuditEntry
+		var at int64
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.Reason); err != nil {
+			return nil, fmt.Errorf("postgres: listing audit: %w", err)
+		}
+		e.At = fromNanos(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,257 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rescind/rescind"
+)
+
+func grantTests() []struct {
+	name string
+	run  func(t *testing.T, open func() rescind.Store)
+} {
+	return []struct {
+		name string
+		run  func(t *testing.T, open func() rescind.Store)
+	}{
+		{"Users", func(t *testing.T, open func() rescind.Store) { testUsers(t, open()) }},
+		{"Grants", func(t *testing.T, open func() rescind.Store) { testGrants(t, open()) }},
+		{"RefreshRotation", func(t *testing.T, open func() rescind.Store) { testRefreshRotation(t, open()) }},
+		{"ConcurrentRotationAcrossInstances", testConcurrentRotation},
+		{"Codes", func(t *testing.T, open func() rescind.Store) { testCodes(t, open()) }},
+		{"BulkRevocation", func(t *testing.T, open func() rescind.Store) { testBulkRevocation(t, open()) }},
+		{"DeleteCascades", func(t *testing.T, open func() rescind.Store) { testDeleteCascades(t, open()) }},
+	}
+}
+
+func testUsers(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	u := rescind.User{ID: "u1", Username: "alice", PasswordHash: "h", CreatedAt: base}
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	dup := u
+	dup.ID = "u2"
+	if err := s.CreateUser(ctx, dup); !errors.Is(err, rescind.ErrAlreadyExists) {
+		t.Fatalf("duplicate username: %v", err)
+	}
+	got, err := s.GetUserByUsername(ctx, "alice")
+	if err != nil || got.ID != "u1" || got.PasswordHash != "h" || !got.CreatedAt.Equal(base) {
+		t.Fatalf("GetUserByUsername = %+v, %v", got, err)
+	}
+	if got, err := s.GetUser(ctx, "u1"); err != nil || got.Username != "alice" {
+		t.Fatalf("GetUser = %+v, %v", got, err)
+	}
+	if _, err := s.GetUser(ctx, "nobody"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("GetUser(missing): %v", err)
+	}
+	if list, err := s.ListUsers(ctx); err != nil || len(list) != 1 {
+		t.Fatalf("ListUsers = %v, %v", list, err)
+	}
+}
+
+func grant(id, client, user string, scopes ...string) rescind.Grant {
+	return rescind.Grant{ID: id, ClientID: client, UserID: user, Scopes: scopes, CreatedAt: base, LastUsedAt: base}
+}
+
+func testGrants(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	g, err := s.SaveGrant(ctx, grant("g1", "c1", "u1", "read"))
+	if err != nil || g.ID != "g1" {
+		t.Fatalf("SaveGrant = %+v, %v", g, err)
+	}
+	// Consenting again to the same client widens the existing grant.
+	g, err = s.SaveGrant(ctx, grant("g2", "c1", "u1", "write", "read"))
+	if err != nil || g.ID != "g1" || !slices.Equal(g.Scopes, []string{"read", "write"}) {
+		t.Fatalf("second SaveGrant = %+v, %v; want g1 with read write", g, err)
+	}
+	s.SaveGrant(ctx, grant("g3", "c2", "u1", "read"))
+	s.SaveGrant(ctx, grant("g4", "c1", "u2", "read"))
+	if err := s.TouchGrant(ctx, "g1", base.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetGrant(ctx, "g1")
+	if err != nil || !got.LastUsedAt.Equal(base.Add(time.Hour)) || !got.RevokedAt.IsZero() {
+		t.Fatalf("GetGrant = %+v, %v", got, err)
+	}
+	for f, want := range map[rescind.GrantFilter]int{{UserID: "u1"}: 2, {ClientID: "c1"}: 2, {UserID: "u1", ClientID: "c1"}: 1, {GrantID: "g4"}: 1, {}: 3} {
+		if list, err := s.ListGrants(ctx, f); err != nil || len(list) != want {
+			t.Errorf("ListGrants(%+v) = %d grants, %v; want %d", f, len(list), err, want)
+		}
+	}
+}
+
+func refresh(hash, grantID string, exp time.Time) rescind.RefreshToken {
+	return rescind.RefreshToken{Hash: hash, GrantID: grantID, ClientID: "c1", Scope: "read", CreatedAt: base, ExpiresAt: exp}
+}
+
+func testRefreshRotation(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	exp := base.Add(24 * time.Hour)
+	if err := s.CreateRefreshToken(ctx, refresh("r1", "g1", exp)); err != nil {
+		t.Fatal(err)
+	}
+	old, err := s.RotateRefreshToken(ctx, "r1", refresh("r2", "g1", exp), base)
+	if err != nil || old.GrantID != "g1" || old.Scope != "read" {
+		t.Fatalf("Rotate = %+v, %v", old, err)
+	}
+	if _, err := s.RotateRefreshToken(ctx, "r1", refresh("r3", "g1", exp), base); !errors.Is(err, rescind.ErrReused) {
+		t.Fatalf("second rotation of r1: %v, want ErrReused", err)
+	}
+	if _, err := s.GetRefreshToken(ctx, "r3"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatal("a failed rotation stored its next token")
+	}
+	if rt, err := s.GetRefreshToken(ctx, "r1"); err != nil || rt.UsedAt.IsZero() {
+		t.Fatalf("r1 = %+v, %v; want used", rt, err)
+	}
+	if _, err := s.RotateRefreshToken(ctx, "nope", refresh("r4", "g1", exp), base); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("unknown token: %v", err)
+	}
+	if _, err := s.RotateRefreshToken(ctx, "r2", refresh("r5", "g1", exp), exp); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("expired token: %v", err)
+	}
+	if n, err := s.DeleteExpired(ctx, exp.Add(time.Second)); err != nil || n != 2 {
+		t.Fatalf("DeleteExpired = %d, %v; want 2", n, err)
+	}
+}
+
+// testConcurrentRotation: two instances rotate the same refresh token at once; exactly one
+// wins and the other sees reuse.
+func testConcurrentRotation(t *testing.T, open func() rescind.Store) {
+	ctx := context.Background()
+	a, b := open(), open()
+	exp := base.Add(24 * time.Hour)
+	for round := range 10 {
+		h := fmt.Sprintf("r%d", round)
+		if err := a.CreateRefreshToken(ctx, refresh(h, "g1", exp)); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, s := range []rescind.Store{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = s.RotateRefreshToken(ctx, h, refresh(fmt.Sprintf("%s-next-%d", h, i), "g1", exp), base)
+			}()
+		}
+		wg.Wait()
+		wins, reuses := 0, 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, rescind.ErrReused):
+				reuses++
+			default:
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if wins != 1 || reuses != 1 {
+			t.Fatalf("round %d: %d wins, %d reuses; want exactly 1 and 1", round, wins, reuses)
+		}
+	}
+}
+
+func testCodes(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	c := rescind.AuthCode{Hash: "h1", ClientID: "c1", UserID: "u1", GrantID: "g1", RedirectURI: "https://app/cb", RedirectURIGiven: true,
+		Scope: "read", Challenge: "ch", ChallengeMethod: "S256", CreatedAt: base, ExpiresAt: base.Add(time.Minute)}
+	if err := s.CreateCode(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.RedeemCode(ctx, "h1", base)
+	if err != nil || got.GrantID != "g1" || got.RedirectURI != "https://app/cb" || !got.RedirectURIGiven || got.Challenge != "ch" || got.ChallengeMethod != "S256" {
+		t.Fatalf("RedeemCode = %+v, %v", got, err)
+	}
+	got, err = s.RedeemCode(ctx, "h1", base)
+	if !errors.Is(err, rescind.ErrReused) || got.GrantID != "g1" {
+		t.Fatalf("second redemption = %+v, %v; want the code with ErrReused", got, err)
+	}
+	c.Hash = "h2"
+	s.CreateCode(ctx, c)
+	if _, err := s.RedeemCode(ctx, "h2", base.Add(time.Minute)); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("expired code: %v", err)
+	}
+	if _, err := s.RedeemCode(ctx, "none", base); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("unknown code: %v", err)
+	}
+}
+
+func testBulkRevocation(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	for _, g := range []rescind.Grant{grant("g1", "c1", "alice", "read"), grant("g2", "c2", "alice", "read"), grant("g3", "c1", "bob", "read")} {
+		s.SaveGrant(ctx, g)
+		s.CreateRefreshToken(ctx, refresh("rt-"+g.ID, g.ID, base.Add(time.Hour)))
+	}
+	rev := rescind.Revocation{RevokedAt: base, ExpiresAt: base.Add(time.Hour), Actor: "admin", Reason: "test"}
+	if _, _, err := s.RevokeGrants(ctx, rescind.GrantFilter{}, rev); err == nil {
+		t.Fatal("RevokeGrants with an empty filter revoked everything")
+	}
+	revs, n, err := s.RevokeGrants(ctx, rescind.GrantFilter{UserID: "alice", ClientID: "c1"}, rev)
+	if err != nil || len(revs) != 1 || revs[0].Key != "g1" || revs[0].Kind != rescind.RevokeGrant || revs[0].ClientID != "c1" || n != 1 {
+		t.Fatalf("RevokeGrants(alice, c1) = %+v, %d, %v", revs, n, err)
+	}
+	if _, err := s.GetRefreshToken(ctx, "rt-g1"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatal("revoked grant's refresh token survives")
+	}
+	if g, _ := s.GetGrant(ctx, "g1"); g.RevokedAt.IsZero() {
+		t.Fatal("grant not marked revoked")
+	}
+	revs, _, _ = s.RevokeGrants(ctx, rescind.GrantFilter{UserID: "alice"}, rev)
+	if len(revs) != 1 || revs[0].Key != "g2" {
+		t.Fatalf("RevokeGrants(alice) = %+v; want only g2 (g1 already revoked)", revs)
+	}
+	revs, _, _ = s.RevokeGrants(ctx, rescind.GrantFilter{ClientID: "c1"}, rev)
+	if len(revs) != 1 || revs[0].Key != "g3" {
+		t.Fatalf("RevokeGrants(c1) = %+v; want g3", revs)
+	}
+	stored, _ := s.RevocationsSince(ctx, 0, base, 100)
+	if len(stored) != 3 {
+		t.Fatalf("%d revocation records; want 3", len(stored))
+	}
+	audit, err := s.ListAudit(ctx, 10)
+	if err != nil || len(audit) != 3 || audit[0].Target != "g3" || audit[0].Actor != "admin" || audit[0].Action != "revoke_grant" || audit[0].Reason != "test" {
+		t.Fatalf("audit = %+v, %v", audit, err)
+	}
+	// A new consent after revocation makes a new grant.
+	g, _ := s.SaveGrant(ctx, grant("g5", "c1", "alice", "read"))
+	if g.ID != "g5" {
+		t.Fatalf("consent after revocation reused revoked grant %s", g.ID)
+	}
+}
+
+func testDeleteCascades(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	s.CreateClient(ctx, sampleClient("c1"))
+	s.CreateUser(ctx, rescind.User{ID: "u1", Username: "u1", PasswordHash: "h", CreatedAt: base})
+	s.SaveGrant(ctx, grant("g1", "c1", "u1", "read"))
+	s.SaveGrant(ctx, grant("g2", "c2", "u1", "read"))
+	s.CreateRefreshToken(ctx, refresh("r1", "g1", base.Add(time.Hour)))
+	until := base.Add(time.Hour)
+	if err := s.DeleteClient(ctx, "c1", rescind.Revocation{Kind: rescind.RevokeClient, Key: "c1", ClientID: "c1", RevokedAt: until, ExpiresAt: until}); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := s.GetGrant(ctx, "g1"); g.RevokedAt.IsZero() {
+		t.Fatal("deleting a client left its grant active")
+	}
+	if _, err := s.GetRefreshToken(ctx, "r1"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatal("deleting a client left its refresh token")
+	}
+	revs, _, err := s.DeleteUser(ctx, "u1", rescind.Revocation{RevokedAt: base, ExpiresAt: until, Actor: "admin", Reason: "user deleted"})
+	if err != nil || len(revs) != 1 || revs[0].Key != "g2" {
+		t.Fatalf("DeleteUser = %+v, %v; want g2 revoked", revs, err)
+	}
+	if _, err := s.GetUser(ctx, "u1"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatal("user not deleted")
+	}
+	if _, _, err := s.DeleteUser(ctx, "u1", rescind.Revocation{}); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("DeleteUser(missing): %v", err)
+	}
+}
