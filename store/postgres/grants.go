@@ -43,7 +43,9 @@ func (s *Store) getUser(ctx context.Context, col, arg string) (rescind.User, err
 }
 
 // GetUser implements rescind.Store.
-func (s *Store) GetUser(ctx context.Context, id string) (rescind.User, error) { return s.getUser(ctx, "id", id) }
+func (s *Store) GetUser(ctx context.Context, id string) (rescind.User, error) {
+	return s.getUser(ctx, "id", id)
+}
 
 // GetUserByUsername implements rescind.Store.
 func (s *Store) GetUserByUsername(ctx context.Context, username string) (rescind.User, error) {
