@@ -58,6 +58,8 @@ type Client struct {
 	RedirectURIs []string
 	// TokenTTL is the lifetime of the client's access tokens; zero means the server default.
 	TokenTTL time.Duration
+	// AllowPlainPKCE lets the client use the "plain" PKCE method; otherwise S256 is required.
+	AllowPlainPKCE bool
 	// CreatedAt is when the client was registered.
 	CreatedAt time.Time
 }

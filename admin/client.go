@@ -157,3 +157,38 @@ func (c *Client) Metrics(ctx context.Context) (string, error) {
 	}
 	return string(b), nil
 }
+
+// CreateUser creates a local user.
+func (c *Client) CreateUser(ctx context.Context, req CreateUserRequest) (UserInfo, error) {
+	var out UserInfo
+	err := c.do(ctx, http.MethodPost, "/admin/v1/users", req, &out)
+	return out, err
+}
+
+// ListUsers returns every user.
+func (c *Client) ListUsers(ctx context.Context) ([]UserInfo, error) {
+	var out []UserInfo
+	err := c.do(ctx, http.MethodGet, "/admin/v1/users", nil, &out)
+	return out, err
+}
+
+// DeleteUser deletes a user by username and revokes all their grants.
+func (c *Client) DeleteUser(ctx context.Context, username string) (RevokeResult, error) {
+	var out RevokeResult
+	err := c.do(ctx, http.MethodDelete, "/admin/v1/users/"+url.PathEscape(username), nil, &out)
+	return out, err
+}
+
+// RevokeAll revokes in bulk by user, client, or both.
+func (c *Client) RevokeAll(ctx context.Context, req RevokeAllRequest) (RevokeResult, error) {
+	var out RevokeResult
+	err := c.do(ctx, http.MethodPost, "/admin/v1/revoke-all", req, &out)
+	return out, err
+}
+
+// Audit returns up to limit audit entries, newest first.
+func (c *Client) Audit(ctx context.Context, limit int) ([]AuditInfo, error) {
+	var out []AuditInfo
+	err := c.do(ctx, http.MethodGet, fmt.Sprintf("/admin/v1/audit?limit=%d", limit), nil, &out)
+	return out, err
+}

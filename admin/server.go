@@ -34,10 +34,14 @@ type Config struct {
 	Store   rescind.Store
 	Clients *clientreg.Registry
 	Revoked *revocation.State
-	Keys    *token.Keyring
-	Box     *secret.Box
+	// Committer writes revocations (bulk revocation).
+	Committer *revocation.Committer
+	Keys      *token.Keyring
+	Box       *secret.Box
 	// TokenTTL maps a client's configured lifetime (zero: unset) to the one its tokens get.
 	TokenTTL func(time.Duration) time.Duration
+	// GrantRecordTTL maps a client's configured lifetime to how long a revoked grant's record lives.
+	GrantRecordTTL func(time.Duration) time.Duration
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
 	// Token, if set, is the bearer token required by the handler returned by Handler(true).
@@ -76,6 +80,11 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	mux.HandleFunc("GET /admin/v1/clients/{id}", s.handleGetClient)
 	mux.HandleFunc("DELETE /admin/v1/clients/{id}", s.handleDeleteClient)
 	mux.HandleFunc("POST /admin/v1/keys/rotate", s.handleRotateKeys)
+	mux.HandleFunc("POST /admin/v1/users", s.handleCreateUser)
+	mux.HandleFunc("GET /admin/v1/users", s.handleListUsers)
+	mux.HandleFunc("DELETE /admin/v1/users/{username}", s.handleDeleteUser)
+	mux.HandleFunc("POST /admin/v1/revoke-all", s.handleRevokeAll)
+	mux.HandleFunc("GET /admin/v1/audit", s.handleAudit)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, "not_found", "no such endpoint or method")
@@ -181,8 +190,11 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	if err != nil {
 		return rescind.Client{}, "", err
 	}
+	if slices.Contains(grantTypes, rescind.GrantAuthorizationCode) && len(req.RedirectURIs) == 0 {
+		return rescind.Client{}, "", errors.New("the authorization_code grant needs at least one redirect URI (--redirect-uri)")
+	}
 	c := rescind.Client{ID: id, Name: name, Public: req.Public, GrantTypes: grantTypes, Scopes: scopes,
-		RedirectURIs: req.RedirectURIs, TokenTTL: ttl, CreatedAt: s.cfg.Now().UTC()}
+		RedirectURIs: req.RedirectURIs, TokenTTL: ttl, AllowPlainPKCE: req.AllowPlainPKCE, CreatedAt: s.cfg.Now().UTC()}
 	plain := ""
 	if !req.Public {
 		plain = req.Secret
@@ -243,8 +255,10 @@ func (s *Server) handleDeleteClient(w http.ResponseWriter, r *http.Request) {
 	// The record revokes every token the client is issued until it expires: it outlives the
 	// longest token issued before the deletion, and any token a stale instance issues while
 	// the deletion propagates (bounded by the poll interval, far below the margin).
-	until := s.cfg.Now().Add(max(s.cfg.TokenTTL(c.TokenTTL), s.cfg.TokenTTL(0)) + deletionMargin)
-	rev := rescind.Revocation{Kind: rescind.RevokeClient, Key: id, ClientID: id, RevokedAt: until, ExpiresAt: until}
+	now := s.cfg.Now()
+	until := now.Add(max(s.cfg.TokenTTL(c.TokenTTL), s.cfg.TokenTTL(0)) + deletionMargin)
+	rev := rescind.Revocation{Kind: rescind.RevokeClient, Key: id, ClientID: id, RevokedAt: until, ExpiresAt: until,
+		Actor: "admin", Reason: "client deleted"}
 	err = s.cfg.Store.DeleteClient(r.Context(), id, rev)
 	if errors.Is(err, rescind.ErrNotFound) {
 		writeErr(w, http.StatusNotFound, "not_found", "no such client")
@@ -256,6 +270,8 @@ func (s *Server) handleDeleteClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Revoked.Apply(rev)
+	// The cut-off kills every token carrying the client's id, grant tokens included; the
+	// grants and their refresh tokens were revoked in the same transaction.
 	s.cfg.Clients.Invalidate(id)
 	s.cfg.Logger.InfoContext(r.Context(), "client deleted; its tokens are revoked", "client_id", id)
 	w.WriteHeader(http.StatusNoContent)

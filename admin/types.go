@@ -22,6 +22,48 @@ type CreateClientRequest struct {
 	Public bool `json:"public,omitempty"`
 	// TokenTTL is the access token lifetime in seconds; zero means the server default.
 	TokenTTL int64 `json:"token_ttl,omitempty"`
+	// AllowPlainPKCE lets the client use the "plain" PKCE method.
+	AllowPlainPKCE bool `json:"allow_plain_pkce,omitempty"`
+}
+
+// CreateUserRequest is the body of POST /admin/v1/users.
+type CreateUserRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// UserInfo is how the API shows a user (never the password hash).
+type UserInfo struct {
+	ID        string    `json:"id"`
+	Username  string    `json:"username"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// RevokeAllRequest is the body of POST /admin/v1/revoke-all: at least one of User and Client.
+type RevokeAllRequest struct {
+	// User is a username.
+	User string `json:"user,omitempty"`
+	// Client is a client id.
+	Client string `json:"client,omitempty"`
+}
+
+// RevokeResult reports a bulk revocation. Access tokens are not stored, so they are not
+// counted: every access token of the revoked grants (and, for a client, of its client
+// credentials) is dead.
+type RevokeResult struct {
+	GrantsRevoked        int   `json:"grants_revoked"`
+	RefreshTokensRevoked int64 `json:"refresh_tokens_revoked"`
+	// ClientTokensRevoked is set when every client credentials token of the client was revoked.
+	ClientTokensRevoked bool `json:"client_credentials_tokens_revoked"`
+}
+
+// AuditInfo is one audit entry.
+type AuditInfo struct {
+	At     time.Time `json:"at"`
+	Actor  string    `json:"actor"`
+	Action string    `json:"action"`
+	Target string    `json:"target"`
+	Reason string    `json:"reason"`
 }
 
 // ClientInfo is how the API shows a client. ClientSecret is set only in the response that
@@ -34,6 +76,7 @@ type ClientInfo struct {
 	Scope                   string   `json:"scope"`
 	RedirectURIs            []string `json:"redirect_uris"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	AllowPlainPKCE          bool     `json:"allow_plain_pkce,omitempty"`
 	// TokenTTL is the access token lifetime in seconds (the server default when not set).
 	TokenTTL  int64     `json:"token_ttl"`
 	CreatedAt time.Time `json:"created_at"`
@@ -68,5 +111,5 @@ func infoOf(c rescind.Client, ttl time.Duration) ClientInfo {
 		ru = []string{}
 	}
 	return ClientInfo{ClientID: c.ID, Name: c.Name, GrantTypes: c.GrantTypes, Scope: scope, RedirectURIs: ru,
-		TokenEndpointAuthMethod: method, TokenTTL: int64(ttl / time.Second), CreatedAt: c.CreatedAt}
+		TokenEndpointAuthMethod: method, TokenTTL: int64(ttl / time.Second), CreatedAt: c.CreatedAt, AllowPlainPKCE: c.AllowPlainPKCE}
 }

@@ -2,6 +2,9 @@ package oauth
 
 import (
 	"net/http"
+	"strings"
+
+	"github.com/rescind/rescind/token"
 )
 
 // introspection is the RFC 7662 §2.2 response for an active token.
@@ -14,7 +17,7 @@ type introspection struct {
 	Iat       int64  `json:"iat"`
 	Sub       string `json:"sub,omitempty"`
 	Iss       string `json:"iss"`
-	Jti       string `json:"jti"`
+	Jti       string `json:"jti,omitempty"`
 }
 
 var inactive = struct {
@@ -39,13 +42,17 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "token is required"))
 		return
 	}
+	if strings.HasPrefix(text, token.RefreshPrefix) {
+		s.introspectRefreshToken(w, r, text)
+		return
+	}
 	claims, err := s.openToken(r.Context(), text)
 	if err != nil {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}
 	jti := claims.JTI()
-	if !s.now().Before(claims.Expiry) || s.revoked.IsRevoked(jti, claims.ClientID, claims.IssuedAt) {
+	if !s.now().Before(claims.Expiry) || s.revoked.IsRevoked(jti, claims.GrantID, claims.ClientID, claims.IssuedAt) {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}
@@ -53,4 +60,25 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
 		Exp: claims.Expiry.Unix(), Iat: claims.IssuedAt.Unix(), Sub: claims.Subject, Iss: s.issuer, Jti: jti,
 	})
+}
+
+// introspectRefreshToken answers for a refresh token: active while unused, unexpired and its
+// grant is not revoked.
+func (s *Server) introspectRefreshToken(w http.ResponseWriter, r *http.Request, text string) {
+	if !token.IsStored(text, token.RefreshPrefix) {
+		writeJSON(w, http.StatusOK, inactive)
+		return
+	}
+	rt, err := s.store.GetRefreshToken(r.Context(), token.Hash(text))
+	if err != nil || !rt.UsedAt.IsZero() || !s.now().Before(rt.ExpiresAt) || s.revoked.GrantRevoked(rt.GrantID) {
+		writeJSON(w, http.StatusOK, inactive)
+		return
+	}
+	g, err := s.store.GetGrant(r.Context(), rt.GrantID)
+	if err != nil || !g.RevokedAt.IsZero() {
+		writeJSON(w, http.StatusOK, inactive)
+		return
+	}
+	writeJSON(w, http.StatusOK, introspection{Active: true, Scope: rt.Scope, ClientID: rt.ClientID, TokenType: "refresh_token",
+		Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), Sub: g.UserID, Iss: s.issuer})
 }

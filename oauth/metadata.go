@@ -12,6 +12,7 @@ import (
 // metadata is the authorization server metadata of RFC 8414 §2.
 type metadata struct {
 	Issuer                                    string   `json:"issuer"`
+	AuthorizationEndpoint                     string   `json:"authorization_endpoint,omitempty"`
 	TokenEndpoint                             string   `json:"token_endpoint"`
 	RevocationEndpoint                        string   `json:"revocation_endpoint"`
 	IntrospectionEndpoint                     string   `json:"introspection_endpoint"`
@@ -20,6 +21,9 @@ type metadata struct {
 	TokenEndpointAuthMethodsSupported         []string `json:"token_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
 	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
+	CodeChallengeMethodsSupported             []string `json:"code_challenge_methods_supported,omitempty"`
+	ScopesSupported                           []string `json:"scopes_supported,omitempty"`
+	IssParameterSupported                     bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
 }
 
 func (s *Server) buildMetadata() ([]byte, error) {

@@ -91,7 +91,7 @@ func newEnv(t *testing.T) *env {
 	met := metrics.New(prometheus.NewRegistry(), func() float64 { return float64(e.state.Len()) })
 	com := revocation.NewCommitter(st, e.state, met.Committed)
 	s, err := oauth.New(oauth.Config{Issuer: "https://as.example", Clients: e.clients, Keys: kr, Revoked: e.state,
-		Committer: com, Metrics: met, AccessTokenTTL: time.Hour, MaxBodyBytes: 4096, Now: e.clock})
+		Committer: com, Metrics: met, Store: st, AccessTokenTTL: time.Hour, MaxBodyBytes: 4096, Now: e.clock})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,12 @@
 package oauth
 
 import (
+	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/token"
 )
 
 // handleRevoke is the revocation endpoint, RFC 7009 §2.
@@ -28,6 +31,10 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "token is required"))
 		return
 	}
+	if strings.HasPrefix(text, token.RefreshPrefix) {
+		s.revokeRefreshToken(w, r, client, text)
+		return
+	}
 	claims, err := s.openToken(r.Context(), text)
 	if err != nil {
 		revoked(w) // not a token of ours: nothing to revoke (§2.2)
@@ -40,16 +47,62 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	jti := claims.JTI()
-	if !now.Before(claims.Expiry) || s.revoked.IsRevoked(jti, claims.ClientID, claims.IssuedAt) {
+	if !now.Before(claims.Expiry) || s.revoked.IsRevoked(jti, claims.GrantID, claims.ClientID, claims.IssuedAt) {
 		revoked(w)
 		return
 	}
-	rev := rescind.Revocation{Kind: rescind.RevokeToken, Key: jti, ClientID: claims.ClientID, RevokedAt: now, ExpiresAt: claims.Expiry}
+	if s.grantWithAccess && claims.GrantID != "" {
+		if err := s.revokeGrant(r, client, claims.GrantID, "client:"+client.ID, "access token revoked (grant cascade)"); err != nil {
+			s.log.ErrorContext(r.Context(), "revoking grant", "err", err)
+			writeError(w, &Error{Code: ErrServerError, Status: http.StatusServiceUnavailable, RetryAfter: 1,
+				Description: "the revocation could not be recorded; retry"})
+			return
+		}
+		revoked(w)
+		return
+	}
+	rev := rescind.Revocation{Kind: rescind.RevokeToken, Key: jti, ClientID: claims.ClientID, RevokedAt: now, ExpiresAt: claims.Expiry,
+		Actor: "client:" + client.ID, Reason: "revocation endpoint"}
 	if err := s.committer.Revoke(r.Context(), rev); err != nil {
 		if r.Context().Err() != nil {
 			return // the client went away; it got no acknowledgement
 		}
 		s.log.ErrorContext(r.Context(), "committing revocation", "err", err)
+		writeError(w, &Error{Code: ErrServerError, Status: http.StatusServiceUnavailable, RetryAfter: 1,
+			Description: "the revocation could not be recorded; retry"})
+		return
+	}
+	revoked(w)
+}
+
+// revokeRefreshToken revokes a refresh token, which revokes its whole grant: every access and
+// refresh token issued under it.
+func (s *Server) revokeRefreshToken(w http.ResponseWriter, r *http.Request, client rescind.Client, text string) {
+	if !token.IsStored(text, token.RefreshPrefix) {
+		revoked(w)
+		return
+	}
+	rt, err := s.store.GetRefreshToken(r.Context(), token.Hash(text))
+	if errors.Is(err, rescind.ErrNotFound) {
+		revoked(w)
+		return
+	}
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "reading refresh token", "err", err)
+		writeError(w, errServer)
+		return
+	}
+	if rt.ClientID != client.ID {
+		s.log.WarnContext(r.Context(), "revocation of another client's token refused", "client_id", client.ID)
+		writeError(w, errorf(ErrUnauthorizedClient, http.StatusBadRequest, "the token was not issued to this client"))
+		return
+	}
+	if s.revoked.GrantRevoked(rt.GrantID) {
+		revoked(w)
+		return
+	}
+	if err := s.revokeGrant(r, client, rt.GrantID, "client:"+client.ID, "refresh token revoked"); err != nil {
+		s.log.ErrorContext(r.Context(), "revoking grant", "err", err)
 		writeError(w, &Error{Code: ErrServerError, Status: http.StatusServiceUnavailable, RetryAfter: 1,
 			Description: "the revocation could not be recorded; retry"})
 		return

@@ -13,6 +13,16 @@ func (s *Server) Handler() http.Handler {
 	route("POST /oauth2/introspect", "introspect", s.handleIntrospect)
 	route("GET /.well-known/oauth-authorization-server", "metadata", s.handleMetadata)
 	route("GET /.well-known/openid-configuration", "metadata", s.handleMetadata)
+	if s.pages != nil {
+		// The pages (package web): authorization endpoint, login, consent, connected apps.
+		route("GET /oauth2/authorize", "authorize", s.pages.ServeHTTP)
+		route("POST /oauth2/authorize", "consent", s.pages.ServeHTTP)
+		route("GET /login", "login", s.pages.ServeHTTP)
+		route("POST /login", "login", s.pages.ServeHTTP)
+		route("POST /logout", "logout", s.pages.ServeHTTP)
+		route("GET /account/apps", "apps", s.pages.ServeHTTP)
+		route("POST /account/apps/revoke", "apps_revoke", s.pages.ServeHTTP)
+	}
 	route("GET /healthz", "healthz", s.handleHealthz)
 	route("GET /readyz", "readyz", s.handleReadyz)
 

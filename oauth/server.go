@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/metrics"
 	"github.com/rescind/rescind/internal/revocation"
@@ -29,6 +30,15 @@ type Config struct {
 	Committer *revocation.Committer
 	// Metrics records request metrics. Required.
 	Metrics *metrics.Metrics
+	// Store holds codes, refresh tokens and grants. Required.
+	Store rescind.Store
+	// Pages serves the browser-facing routes (authorize, login, account); if nil they are 404.
+	Pages http.Handler
+	// RefreshTokenTTL is the lifetime of refresh tokens. If zero, 30 days.
+	RefreshTokenTTL time.Duration
+	// RevokeGrantWithAccessToken makes revoking an access token of a grant revoke the whole
+	// grant. By default only that access token dies.
+	RevokeGrantWithAccessToken bool
 	// AccessTokenTTL is the default access token lifetime. If zero, one hour.
 	AccessTokenTTL time.Duration
 	// MaxBodyBytes bounds request bodies. If zero, 64 KiB.
@@ -47,30 +57,38 @@ type Config struct {
 
 // Server serves the OAuth 2.0 endpoints.
 type Server struct {
-	issuer    string
-	clients   *clientreg.Registry
-	keys      *token.Keyring
-	revoked   *revocation.State
-	committer *revocation.Committer
-	metrics   *metrics.Metrics
-	tokenTTL  time.Duration
-	maxBody   int64
-	ready     func(context.Context) error
-	refresh   func(context.Context, [4]byte) bool
-	log       *slog.Logger
-	now       func() time.Time
-	metadata  []byte
+	issuer          string
+	clients         *clientreg.Registry
+	keys            *token.Keyring
+	revoked         *revocation.State
+	committer       *revocation.Committer
+	metrics         *metrics.Metrics
+	store           rescind.Store
+	pages           http.Handler
+	refreshTTL      time.Duration
+	grantWithAccess bool
+	tokenTTL        time.Duration
+	maxBody         int64
+	ready           func(context.Context) error
+	refresh         func(context.Context, [4]byte) bool
+	log             *slog.Logger
+	now             func() time.Time
+	metadata        []byte
 }
 
 // New returns a Server for cfg.
 func New(cfg Config) (*Server, error) {
-	if cfg.Issuer == "" || cfg.Clients == nil || cfg.Keys == nil || cfg.Revoked == nil || cfg.Committer == nil || cfg.Metrics == nil {
+	if cfg.Issuer == "" || cfg.Clients == nil || cfg.Keys == nil || cfg.Revoked == nil || cfg.Committer == nil || cfg.Metrics == nil || cfg.Store == nil {
 		return nil, errors.New("oauth: Config is missing a required field")
 	}
 	s := &Server{
 		issuer: strings.TrimSuffix(cfg.Issuer, "/"), clients: cfg.Clients, keys: cfg.Keys, revoked: cfg.Revoked,
 		committer: cfg.Committer, metrics: cfg.Metrics, tokenTTL: cfg.AccessTokenTTL, maxBody: cfg.MaxBodyBytes,
 		ready: cfg.Ready, refresh: cfg.RefreshKeys, log: cfg.Logger, now: cfg.Now,
+		store: cfg.Store, pages: cfg.Pages, refreshTTL: cfg.RefreshTokenTTL, grantWithAccess: cfg.RevokeGrantWithAccessToken,
+	}
+	if s.refreshTTL <= 0 {
+		s.refreshTTL = 30 * 24 * time.Hour
 	}
 	if s.tokenTTL <= 0 {
 		s.tokenTTL = time.Hour

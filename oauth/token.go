@@ -12,14 +12,17 @@ import (
 
 // tokenResponse is the successful token response of RFC 6749 §5.1.
 type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
-	Scope       string `json:"scope,omitempty"`
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
 }
 
-// handleToken is the token endpoint, RFC 6749 §3.2. It serves the client credentials grant
-// (RFC 6749 §4.4); other grant types are refused with unsupported_grant_type.
+// handleToken is the token endpoint, RFC 6749 §3.2: the client credentials (§4.4),
+// authorization code (§4.1.3, with PKCE) and refresh token (§6) grants; other grant types are
+// refused with unsupported_grant_type. Public clients authenticate with client_id alone and may
+// use only the code and refresh grants.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	form, perr := parseForm(w, r, s.maxBody)
 	if perr != nil {
@@ -31,12 +34,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	case "":
 		writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "grant_type is required"))
 		return
-	case rescind.GrantClientCredentials:
+	case rescind.GrantClientCredentials, rescind.GrantAuthorizationCode, rescind.GrantRefreshToken:
 	default:
 		writeError(w, errorf(ErrUnsupportedGrantType, http.StatusBadRequest, "the grant type is not supported"))
 		return
 	}
-	client, perr := s.authenticateClient(r, form, false)
+	client, perr := s.authenticateClient(r, form, gt != rescind.GrantClientCredentials)
 	if perr != nil {
 		writeError(w, perr)
 		return
@@ -45,12 +48,20 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(ErrUnauthorizedClient, http.StatusBadRequest, "the client is not allowed to use this grant type"))
 		return
 	}
+	switch gt {
+	case rescind.GrantAuthorizationCode:
+		s.handleAuthorizationCode(w, r, form, client)
+		return
+	case rescind.GrantRefreshToken:
+		s.handleRefreshToken(w, r, form, client)
+		return
+	}
 	scope, perr := grantScope(form.Get("scope"), client.Scopes)
 	if perr != nil {
 		writeError(w, perr)
 		return
 	}
-	resp, err := s.issueAccessToken(client, client.ID, scope)
+	resp, err := s.issueAccessToken(client, "", client.ID, scope)
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "issuing access token", "err", err)
 		writeError(w, errServer)
@@ -59,14 +70,14 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) issueAccessToken(client rescind.Client, subject, scope string) (tokenResponse, error) {
+func (s *Server) issueAccessToken(client rescind.Client, grantID, subject, scope string) (tokenResponse, error) {
 	id, err := token.NewID()
 	if err != nil {
 		return tokenResponse{}, err
 	}
 	now := s.now()
 	ttl := s.TokenTTL(client.TokenTTL)
-	claims := &token.Claims{ID: id, ClientID: client.ID, Subject: subject, Scope: scope,
+	claims := &token.Claims{ID: id, ClientID: client.ID, GrantID: grantID, Subject: subject, Scope: scope,
 		IssuedAt: now, Expiry: now.Add(ttl).Truncate(time.Second)}
 	text, err := s.keys.Seal(claims)
 	if err != nil {

@@ -41,6 +41,7 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().String("config", "", "config file (.yaml, .yml or .toml); also RESCIND_CONFIG")
 	addSettingFlags(root, true, "data_dir")
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newClientCommand(), newKeysCommand(),
-		newTokenCommand(), newIntrospectCommand(), newRevokeCommand())
+		newTokenCommand(), newIntrospectCommand(), newRevokeCommand(),
+		newUserCommand(), newRevokeAllCommand(), newAuditCommand())
 	return root
 }

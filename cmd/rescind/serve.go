@@ -31,6 +31,7 @@ import (
 	"github.com/rescind/rescind/oauth"
 	"github.com/rescind/rescind/store/postgres"
 	"github.com/rescind/rescind/store/sqlite"
+	"github.com/rescind/rescind/web"
 )
 
 func newServeCommand() *cobra.Command {
@@ -59,7 +60,7 @@ Every flag can also be set with a RESCIND_* environment variable (RESCIND_ADDR, 
 		},
 	}
 	addSettingFlags(cmd, false, "addr", "issuer", "log_format", "log_level", "admin_addr", "db", "poll_interval",
-		"access_token_ttl", "janitor_interval")
+		"access_token_ttl", "refresh_token_ttl", "revoke_grant_with_access_token", "janitor_interval")
 	return cmd
 }
 
@@ -176,17 +177,28 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Issuer = deriveIssuer(m.Addr.(*net.TCPAddr))
 	}
 	refresher := &keys.Refresher{Store: m.store, Box: box, Keys: keyring, MinInterval: 100 * time.Millisecond}
-	srv, err := oauth.New(oauth.Config{
-		Issuer: m.Issuer, Clients: clients, Keys: keyring, Revoked: state, Committer: m.committer, Metrics: met,
-		AccessTokenTTL: m.Settings.duration("access_token_ttl"), Ready: m.store.Ping, Logger: m.Logger,
-		RefreshKeys: refresher.Refresh,
+	var srv *oauth.Server
+	pages, err := web.New(web.Config{Issuer: m.Issuer, Store: m.store, Clients: clients, Committer: m.committer, Box: box,
+		Logger: m.Logger, GrantRecordTTL: func(clientID string) time.Duration {
+			c, _ := clients.Get(context.Background(), clientID) // a deleted client: the default lifetime
+			return srv.GrantRecordTTL(c.TokenTTL)
+		}})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv, err = oauth.New(oauth.Config{
+		Issuer: m.Issuer, Clients: clients, Keys: keyring, Revoked: state, Committer: m.committer, Metrics: met, Store: m.store,
+		Pages: pages.Handler(), AccessTokenTTL: m.Settings.duration("access_token_ttl"),
+		RefreshTokenTTL: m.Settings.duration("refresh_token_ttl"), RevokeGrantWithAccessToken: m.Settings["revoke_grant_with_access_token"] == "true",
+		Ready: m.store.Ping, Logger: m.Logger, RefreshKeys: refresher.Refresh,
 	})
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	adm := admin.New(admin.Config{Store: m.store, Clients: clients, Revoked: state, Keys: keyring, Box: box,
-		TokenTTL: srv.TokenTTL, Gatherer: reg, Token: m.Settings["admin_token"], Logger: m.Logger})
+	adm := admin.New(admin.Config{Store: m.store, Clients: clients, Revoked: state, Committer: m.committer, Keys: keyring, Box: box,
+		TokenTTL: srv.TokenTTL, GrantRecordTTL: srv.GrantRecordTTL, Gatherer: reg, Token: m.Settings["admin_token"], Logger: m.Logger})
 
 	m.serve(ln, srv.Handler())
 	m.AdminSock = filepath.Join(dataDir, "admin.sock")

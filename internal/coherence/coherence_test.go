@@ -61,11 +61,11 @@ func TestPollAloneDeliversRevocations(t *testing.T) {
 	go Run(ctx, Config{Store: mine, State: state, Clients: reg, PollInterval: 20 * time.Millisecond})
 
 	other.Revoke(ctx, []rescind.Revocation{{Kind: rescind.RevokeToken, Key: "jti", ClientID: "c", RevokedAt: now, ExpiresAt: now.Add(time.Hour)}})
-	waitFor(t, "revocation applied by the poll", func() bool { return state.IsRevoked("jti", "c", now) })
+	waitFor(t, "revocation applied by the poll", func() bool { return state.IsRevoked("jti", "", "c", now) })
 
 	until := now.Add(time.Hour)
 	other.DeleteClient(ctx, "c", rescind.Revocation{Kind: rescind.RevokeClient, Key: "c", ClientID: "c", RevokedAt: until, ExpiresAt: until})
-	waitFor(t, "client cut-off applied", func() bool { return state.IsRevoked("any", "c", now) })
+	waitFor(t, "client cut-off applied", func() bool { return state.IsRevoked("any", "", "c", now) })
 	if _, err := reg.Get(ctx, "c"); err == nil {
 		t.Fatal("deleted client still served from this instance's cache")
 	}
@@ -81,7 +81,7 @@ func TestEventsApplyAtOnce(t *testing.T) {
 	fn := <-w.fn
 	now := time.Now()
 	fn(rescind.Event{Kind: rescind.EventRevoked, Revocations: []rescind.Revocation{{Kind: rescind.RevokeToken, Key: "jti", ClientID: "c", ExpiresAt: now.Add(time.Hour)}}})
-	if !state.IsRevoked("jti", "c", now) {
+	if !state.IsRevoked("jti", "", "c", now) {
 		t.Fatal("event not applied")
 	}
 	keysReloaded := false

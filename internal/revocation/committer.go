@@ -141,3 +141,26 @@ func (c *Committer) commit(batch []*request) {
 		r.done <- err
 	}
 }
+
+// RevokeGrants revokes the grants matching f through the store (one transaction: grants marked,
+// refresh tokens and codes deleted, records and audit written) and applies the records to the
+// state. It returns the records and how many refresh tokens died.
+func (c *Committer) RevokeGrants(ctx context.Context, f rescind.GrantFilter, rev rescind.Revocation) ([]rescind.Revocation, int64, error) {
+	revs, n, err := c.store.RevokeGrants(ctx, f, rev)
+	if err != nil {
+		return nil, 0, fmt.Errorf("revocation: revoking grants: %w", err)
+	}
+	c.state.Apply(revs...)
+	if c.onCommit != nil && len(revs) > 0 {
+		c.onCommit(len(revs))
+	}
+	return revs, n, nil
+}
+
+// Apply applies records committed by other means (a client or user deletion) to the state.
+func (c *Committer) Apply(revs ...rescind.Revocation) {
+	c.state.Apply(revs...)
+}
+
+// GrantRevoked reports whether the grant is revoked, from the in-memory state.
+func (c *Committer) GrantRevoked(grantID string) bool { return c.state.GrantRevoked(grantID) }

@@ -27,8 +27,8 @@ type JanitorConfig struct {
 	Now func() time.Time
 }
 
-// Sweep deletes stored records that expired more than Grace ago and prunes the state. It
-// returns the number of stored records deleted.
+// Sweep deletes stored revocation records, codes and refresh tokens that expired more than
+// Grace ago and prunes the state. It returns the number of stored rows deleted.
 func (c *JanitorConfig) Sweep(ctx context.Context) (int64, error) {
 	c.defaults()
 	cut := c.Now().Add(-c.Grace)
@@ -37,6 +37,11 @@ func (c *JanitorConfig) Sweep(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	c.State.Prune(cut)
+	purged, err := c.Store.DeleteExpired(ctx, cut)
+	if err != nil {
+		return n, err
+	}
+	n += purged
 	if c.OnDeleted != nil && n > 0 {
 		c.OnDeleted(n)
 	}

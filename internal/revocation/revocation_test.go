@@ -61,21 +61,21 @@ var t0 = time.Unix(1_900_000_000, 0)
 
 func TestStateTokenAndClientCutoff(t *testing.T) {
 	s := NewState()
-	if s.IsRevoked("a", "c", t0) {
+	if s.IsRevoked("a", "", "c", t0) {
 		t.Fatal("empty state revokes")
 	}
 	s.Apply(rescind.Revocation{Kind: rescind.RevokeToken, Key: "a", ExpiresAt: t0.Add(time.Hour)})
-	if !s.IsRevoked("a", "c", t0) || s.IsRevoked("b", "c", t0) {
+	if !s.IsRevoked("a", "", "c", t0) || s.IsRevoked("b", "", "c", t0) {
 		t.Fatal("token revocation not exact")
 	}
 	s.Apply(rescind.Revocation{Kind: rescind.RevokeClient, Key: "c", RevokedAt: t0, ExpiresAt: t0.Add(time.Hour)})
-	if !s.IsRevoked("b", "c", t0) || !s.IsRevoked("b", "c", t0.Add(-time.Second)) {
+	if !s.IsRevoked("b", "", "c", t0) || !s.IsRevoked("b", "", "c", t0.Add(-time.Second)) {
 		t.Fatal("client cut-off does not revoke tokens issued at or before it")
 	}
-	if s.IsRevoked("b", "c", t0.Add(time.Nanosecond)) {
+	if s.IsRevoked("b", "", "c", t0.Add(time.Nanosecond)) {
 		t.Fatal("client cut-off revokes a token issued after it")
 	}
-	if s.IsRevoked("b", "other", t0) {
+	if s.IsRevoked("b", "", "other", t0) {
 		t.Fatal("client cut-off leaks to another client")
 	}
 	if got := s.Prune(t0.Add(time.Hour)); got != 0 || s.Len() != 2 {
@@ -116,7 +116,7 @@ func TestCommitterGroupsConcurrentRevocations(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Revoke %d: %v", i, err)
 		}
-		if !st.IsRevoked(fmt.Sprint(i), "", t0) {
+		if !st.IsRevoked(fmt.Sprint(i), "", "", t0) {
 			t.Fatalf("token %d acknowledged but not in state", i)
 		}
 	}
@@ -134,7 +134,7 @@ func TestCommitterFailureIsNotApplied(t *testing.T) {
 	if err == nil {
 		t.Fatal("Revoke succeeded although the store failed")
 	}
-	if st.IsRevoked("x", "", t0) {
+	if st.IsRevoked("x", "", "", t0) {
 		t.Fatal("a revocation that was not committed was applied")
 	}
 	c.Close()
@@ -150,11 +150,11 @@ func TestLoad(t *testing.T) {
 	}
 	st := NewState()
 	n, err := st.Load(context.Background(), fs, t0, nil)
-	if err != nil || n != 3 || !st.IsRevoked("2", "", t0) {
+	if err != nil || n != 3 || !st.IsRevoked("2", "", "", t0) {
 		t.Fatalf("Load = %d, %v", n, err)
 	}
 	fs.Revoke(context.Background(), []rescind.Revocation{{Kind: rescind.RevokeToken, Key: "new", ExpiresAt: t0.Add(time.Hour)}})
-	if n, _ := st.Load(context.Background(), fs, t0, nil); n != 1 || !st.IsRevoked("new", "", t0) {
+	if n, _ := st.Load(context.Background(), fs, t0, nil); n != 1 || !st.IsRevoked("new", "", "", t0) {
 		t.Fatalf("incremental Load applied %d; want 1", n)
 	}
 }
@@ -167,7 +167,7 @@ func BenchmarkIsRevoked(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			s.IsRevoked("token-not-revoked-xxxxxx", "client", t0)
+			s.IsRevoked("token-not-revoked-xxxxxx", "", "client", t0)
 		}
 	})
 }

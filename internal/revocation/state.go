@@ -25,21 +25,28 @@ type cutoff struct {
 type State struct {
 	mu      sync.RWMutex
 	tokens  map[string]int64 // token id -> record expiry (Unix ns)
+	grants  map[string]int64 // grant id -> record expiry
 	clients map[string]cutoff
 	lastSeq int64
 }
 
 // NewState returns an empty State.
 func NewState() *State {
-	return &State{tokens: make(map[string]int64), clients: make(map[string]cutoff)}
+	return &State{tokens: make(map[string]int64), grants: make(map[string]int64), clients: make(map[string]cutoff)}
 }
 
-// IsRevoked reports whether the token with id jti, issued to clientID at issuedAt, is revoked.
-func (s *State) IsRevoked(jti, clientID string, issuedAt time.Time) bool {
+// IsRevoked reports whether the token with id jti, of grant grantID (empty if none), issued to
+// clientID at issuedAt, is revoked.
+func (s *State) IsRevoked(jti, grantID, clientID string, issuedAt time.Time) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if _, ok := s.tokens[jti]; ok {
 		return true
+	}
+	if grantID != "" {
+		if _, ok := s.grants[grantID]; ok {
+			return true
+		}
 	}
 	if c, ok := s.clients[clientID]; ok && issuedAt.UnixNano() <= c.revokedAt {
 		return true
@@ -56,6 +63,8 @@ func (s *State) Apply(revs ...rescind.Revocation) {
 		switch r.Kind {
 		case rescind.RevokeToken:
 			s.tokens[r.Key] = max(s.tokens[r.Key], exp)
+		case rescind.RevokeGrant:
+			s.grants[r.Key] = max(s.grants[r.Key], exp)
 		case rescind.RevokeClient:
 			c := s.clients[r.Key]
 			s.clients[r.Key] = cutoff{revokedAt: max(c.revokedAt, r.RevokedAt.UnixNano()), expiresAt: max(c.expiresAt, exp)}
@@ -76,6 +85,12 @@ func (s *State) Prune(now time.Time) int {
 			n++
 		}
 	}
+	for k, exp := range s.grants {
+		if exp < t {
+			delete(s.grants, k)
+			n++
+		}
+	}
 	for k, c := range s.clients {
 		if c.expiresAt < t {
 			delete(s.clients, k)
@@ -85,11 +100,19 @@ func (s *State) Prune(now time.Time) int {
 	return n
 }
 
+// GrantRevoked reports whether the grant is revoked.
+func (s *State) GrantRevoked(grantID string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.grants[grantID]
+	return ok
+}
+
 // Len returns the number of records held.
 func (s *State) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.tokens) + len(s.clients)
+	return len(s.tokens) + len(s.grants) + len(s.clients)
 }
 
 // Load reads every record newer than the last one seen from the store and applies it; called at

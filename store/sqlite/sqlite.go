@@ -147,10 +147,10 @@ func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 // CreateClient implements rescind.Store.
 func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO clients
-		(id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.SecretHash, c.Public, jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.RedirectURIs),
-		int64(c.TokenTTL), nanos(c.CreatedAt))
+		int64(c.TokenTTL), nanos(c.CreatedAt), c.AllowPlainPKCE)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("sqlite: client %q: %w", c.ID, rescind.ErrAlreadyExists)
 	}
@@ -160,13 +160,13 @@ func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	return nil
 }
 
-const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at`
+const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce`
 
 func scanClient(row interface{ Scan(...any) error }) (rescind.Client, error) {
 	var c rescind.Client
 	var gt, sc, ru string
 	var ttl, created int64
-	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &gt, &sc, &ru, &ttl, &created); err != nil {
+	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &gt, &sc, &ru, &ttl, &created, &c.AllowPlainPKCE); err != nil {
 		return c, err
 	}
 	var err error

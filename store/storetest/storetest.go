@@ -56,14 +56,15 @@ func sampleClient(id string) rescind.Client {
 	return rescind.Client{
 		ID: id, Name: "App " + id, SecretHash: "$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA",
 		GrantTypes: []string{rescind.GrantClientCredentials}, Scopes: []string{"read", "write"},
-		RedirectURIs: []string{"https://app.example/cb"}, TokenTTL: 90 * time.Minute, CreatedAt: base,
+		RedirectURIs: []string{"https://app.example/cb"}, TokenTTL: 90 * time.Minute, CreatedAt: base, AllowPlainPKCE: true,
 	}
 }
 
 func equalClient(a, b rescind.Client) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.SecretHash == b.SecretHash && a.Public == b.Public &&
 		slices.Equal(a.GrantTypes, b.GrantTypes) && slices.Equal(a.Scopes, b.Scopes) &&
-		slices.Equal(a.RedirectURIs, b.RedirectURIs) && a.TokenTTL == b.TokenTTL && a.CreatedAt.Equal(b.CreatedAt)
+		slices.Equal(a.RedirectURIs, b.RedirectURIs) && a.TokenTTL == b.TokenTTL && a.CreatedAt.Equal(b.CreatedAt) &&
+		a.AllowPlainPKCE == b.AllowPlainPKCE
 }
 
 func testClients(t *testing.T, s rescind.Store) {
@@ -77,7 +78,7 @@ func testClients(t *testing.T, s rescind.Store) {
 	}
 	a := sampleClient("a")
 	b := sampleClient("b")
-	b.Public, b.SecretHash, b.Scopes, b.RedirectURIs, b.TokenTTL = true, "", nil, nil, 0
+	b.Public, b.SecretHash, b.Scopes, b.RedirectURIs, b.TokenTTL, b.AllowPlainPKCE = true, "", nil, nil, 0, false
 	b.CreatedAt = base.Add(time.Second)
 	for _, c := range []rescind.Client{b, a} {
 		if err := s.CreateClient(ctx, c); err != nil {

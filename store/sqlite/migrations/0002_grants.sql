@@ -57,3 +57,6 @@ CREATE TABLE audit (
     target TEXT NOT NULL,
     reason TEXT NOT NULL
 );
+
+-- Clients may opt in to the "plain" PKCE method (RFC 7636 §4.2); S256 is required otherwise.
+ALTER TABLE clients ADD COLUMN allow_plain_pkce INTEGER NOT NULL DEFAULT 0;

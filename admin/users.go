@@ -1,0 +1,198 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/secret"
+)
+
+func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) {
+	var req CreateUserRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeErr(w, http.StatusBadRequest, "invalid_request", "the body must be a JSON user")
+		return
+	}
+	if req.Username == "" || len(req.Username) > 100 || !utf8.ValidString(req.Username) {
+		writeErr(w, http.StatusBadRequest, "invalid_request", "username is required (at most 100 bytes of UTF-8)")
+		return
+	}
+	if len(req.Password) < 8 || len(req.Password) > 1024 {
+		writeErr(w, http.StatusBadRequest, "invalid_request", "the password must be 8 to 1024 bytes")
+		return
+	}
+	id, err := secret.NewID()
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, "server_error", "no user id")
+		return
+	}
+	hash, err := secret.Hash(req.Password, s.cfg.HashParams)
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, "server_error", "the password could not be hashed")
+		return
+	}
+	u := rescind.User{ID: id, Username: req.Username, PasswordHash: hash, CreatedAt: s.cfg.Now().UTC()}
+	err = s.cfg.Store.CreateUser(r.Context(), u)
+	if errors.Is(err, rescind.ErrAlreadyExists) {
+		writeErr(w, http.StatusConflict, "already_exists", "a user with this username exists")
+		return
+	}
+	if err != nil {
+		s.cfg.Logger.ErrorContext(r.Context(), "creating user", "err", err)
+		writeErr(w, http.StatusInternalServerError, "server_error", "the user could not be stored")
+		return
+	}
+	s.cfg.Logger.InfoContext(r.Context(), "user created", "username", u.Username)
+	writeJSON(w, http.StatusCreated, UserInfo{ID: u.ID, Username: u.Username, CreatedAt: u.CreatedAt})
+}
+
+func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request) {
+	us, err := s.cfg.Store.ListUsers(r.Context())
+	if err != nil {
+		s.cfg.Logger.ErrorContext(r.Context(), "listing users", "err", err)
+		writeErr(w, http.StatusInternalServerError, "server_error", "the users could not be read")
+		return
+	}
+	out := make([]UserInfo, 0, len(us))
+	for _, u := range us {
+		out = append(out, UserInfo{ID: u.ID, Username: u.Username, CreatedAt: u.CreatedAt})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// grantRecordTTL is how long the records of the grants matching f must live: past the longest
+// access token any of their clients holds.
+func (s *Server) grantRecordTTL(r *http.Request, f rescind.GrantFilter) (time.Duration, error) {
+	gs, err := s.cfg.Store.ListGrants(r.Context(), f)
+	if err != nil {
+		return 0, err
+	}
+	longest := s.cfg.GrantRecordTTL(0)
+	for _, g := range gs {
+		if c, err := s.cfg.Clients.Get(r.Context(), g.ClientID); err == nil {
+			longest = max(longest, s.cfg.GrantRecordTTL(c.TokenTTL))
+		}
+	}
+	return longest, nil
+}
+
+func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request) {
+	u, err := s.cfg.Store.GetUserByUsername(r.Context(), r.PathValue("username"))
+	if errors.Is(err, rescind.ErrNotFound) {
+		writeErr(w, http.StatusNotFound, "not_found", "no such user")
+		return
+	}
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, "server_error", "the user could not be read")
+		return
+	}
+	ttl, err := s.grantRecordTTL(r, rescind.GrantFilter{UserID: u.ID})
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, "server_error", "the user's grants could not be read")
+		return
+	}
+	now := s.cfg.Now()
+	revs, n, err := s.cfg.Store.DeleteUser(r.Context(), u.ID, rescind.Revocation{RevokedAt: now, ExpiresAt: now.Add(ttl),
+		Actor: "admin", Reason: "user deleted"})
+	if err != nil {
+		s.cfg.Logger.ErrorContext(r.Context(), "deleting user", "err", err)
+		writeErr(w, http.StatusInternalServerError, "server_error", "the user could not be deleted")
+		return
+	}
+	s.cfg.Committer.Apply(revs...)
+	s.cfg.Logger.InfoContext(r.Context(), "user deleted; their grants are revoked", "username", u.Username, "grants", len(revs))
+	writeJSON(w, http.StatusOK, RevokeResult{GrantsRevoked: len(revs), RefreshTokensRevoked: n})
+}
+
+// handleRevokeAll revokes in bulk: every grant of a user, of a client, or of a user with a
+// client; for a client alone, also every client credentials token it holds.
+func (s *Server) handleRevokeAll(w http.ResponseWriter, r *http.Request) {
+	var req RevokeAllRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil || (req.User == "" && req.Client == "") {
+		writeErr(w, http.StatusBadRequest, "invalid_request", "name a user, a client, or both")
+		return
+	}
+	f := rescind.GrantFilter{ClientID: req.Client}
+	var client rescind.Client
+	if req.Client != "" {
+		c, err := s.cfg.Store.GetClient(r.Context(), req.Client)
+		if errors.Is(err, rescind.ErrNotFound) {
+			writeErr(w, http.StatusNotFound, "not_found", "no such client")
+			return
+		}
+		if err != nil {
+			writeErr(w, http.StatusInternalServerError, "server_error", "the client could not be read")
+			return
+		}
+		client = c
+	}
+	if req.User != "" {
+		u, err := s.cfg.Store.GetUserByUsername(r.Context(), req.User)
+		if errors.Is(err, rescind.ErrNotFound) {
+			writeErr(w, http.StatusNotFound, "not_found", "no such user")
+			return
+		}
+		if err != nil {
+			writeErr(w, http.StatusInternalServerError, "server_error", "the user could not be read")
+			return
+		}
+		f.UserID = u.ID
+	}
+	ttl, err := s.grantRecordTTL(r, f)
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, "server_error", "the grants could not be read")
+		return
+	}
+	now := s.cfg.Now()
+	reason := "bulk revocation"
+	revs, n, err := s.cfg.Committer.RevokeGrants(r.Context(), f, rescind.Revocation{RevokedAt: now, ExpiresAt: now.Add(ttl),
+		Actor: "admin", Reason: reason})
+	if err != nil {
+		s.cfg.Logger.ErrorContext(r.Context(), "bulk revocation", "err", err)
+		writeErr(w, http.StatusInternalServerError, "server_error", "the revocation could not be recorded")
+		return
+	}
+	res := RevokeResult{GrantsRevoked: len(revs), RefreshTokensRevoked: n}
+	if req.Client != "" && req.User == "" {
+		// Client credentials tokens belong to no grant: a cut-off revokes every one issued so far.
+		cut := rescind.Revocation{Kind: rescind.RevokeClient, Key: client.ID, ClientID: client.ID, RevokedAt: now,
+			ExpiresAt: now.Add(s.cfg.TokenTTL(client.TokenTTL) + deletionMargin), Actor: "admin", Reason: reason}
+		if err := s.cfg.Committer.Revoke(r.Context(), cut); err != nil {
+			writeErr(w, http.StatusInternalServerError, "server_error", "the revocation could not be recorded")
+			return
+		}
+		res.ClientTokensRevoked = true
+	}
+	s.cfg.Logger.InfoContext(r.Context(), "bulk revocation", "user", req.User, "client_id", req.Client, "grants", len(revs))
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			writeErr(w, http.StatusBadRequest, "invalid_request", "limit must be 1 to 10000")
+			return
+		}
+		limit = n
+	}
+	es, err := s.cfg.Store.ListAudit(r.Context(), limit)
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, "server_error", "the audit log could not be read")
+		return
+	}
+	out := make([]AuditInfo, 0, len(es))
+	for _, e := range es {
+		out = append(out, AuditInfo{At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target, Reason: e.Reason})
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,142 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rescind/rescind"
+)
+
+// safeNext returns next if it is a local path on this server, else the apps page, so the login
+// form cannot be used to redirect anywhere else.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || len(next) > 8192 {
+		return "/account/apps"
+	}
+	return next
+}
+
+func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, http.StatusOK, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r),
+		"Next": safeNext(r.URL.Query().Get("next"))})
+}
+
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if err := parsePost(w, r); err != nil {
+		s.renderError(w, http.StatusBadRequest, "The form could not be read.")
+		return
+	}
+	next, _ := formValue(r, "next")
+	next = safeNext(next)
+	if !s.checkCSRF(r) {
+		s.render(w, http.StatusForbidden, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
+			"Error": "This form has expired. Please sign in again."})
+		return
+	}
+	username, err1 := formValue(r, "username")
+	password, err2 := formValue(r, "password")
+	if err1 != nil || err2 != nil || username == "" || password == "" {
+		s.render(w, http.StatusBadRequest, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
+			"Username": username, "Error": "Enter your username and password."})
+		return
+	}
+	u, err := s.cfg.Users.Authenticate(r.Context(), username, password)
+	if errors.Is(err, ErrBadCredentials) {
+		s.cfg.Logger.WarnContext(r.Context(), "failed login", "username", username, "remote", r.RemoteAddr)
+		s.render(w, http.StatusUnauthorized, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
+			"Username": username, "Error": "Wrong username or password."})
+		return
+	}
+	if err != nil {
+		s.serverError(w, r, "authenticating user", err)
+		return
+	}
+	if err := s.setSession(w, u.ID, u.Username); err != nil {
+		s.serverError(w, r, "session", err)
+		return
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	if err := parsePost(w, r); err != nil || !s.checkCSRF(r) {
+		s.renderError(w, http.StatusForbidden, "This form has expired. Go back and try again.")
+		return
+	}
+	http.SetCookie(w, s.cookie(sessionCookie, "", -1))
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// appRow is one line of the connected apps page.
+type appRow struct {
+	GrantID, Name     string
+	Scopes            []string
+	Granted, LastUsed time.Time
+}
+
+// handleApps lists the apps the person has an active grant with.
+func (s *Server) handleApps(w http.ResponseWriter, r *http.Request) {
+	sess := s.currentSession(r)
+	if sess == nil {
+		http.Redirect(w, r, "/login?next=%2Faccount%2Fapps", http.StatusSeeOther)
+		return
+	}
+	grants, err := s.cfg.Store.ListGrants(r.Context(), rescind.GrantFilter{UserID: sess.UserID})
+	if err != nil {
+		s.serverError(w, r, "listing grants", err)
+		return
+	}
+	var rows []appRow
+	for _, g := range grants {
+		if s.cfg.Committer.GrantRevoked(g.ID) {
+			continue
+		}
+		c, err := s.cfg.Clients.Get(r.Context(), g.ClientID)
+		if err != nil {
+			continue // a deleted client's grants are revoked with it
+		}
+		rows = append(rows, appRow{GrantID: g.ID, Name: c.Name, Scopes: g.Scopes, Granted: g.CreatedAt, LastUsed: g.LastUsedAt})
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return strings.ToLower(rows[i].Name) < strings.ToLower(rows[j].Name) })
+	s.render(w, http.StatusOK, "apps.html", map[string]any{"Title": "Connected apps", "Username": sess.Username,
+		"Apps": rows, "CSRF": s.csrfToken(w, r)})
+}
+
+// handleRevokeApp revokes one of the person's grants: every access and refresh token of it dies.
+func (s *Server) handleRevokeApp(w http.ResponseWriter, r *http.Request) {
+	if err := parsePost(w, r); err != nil {
+		s.renderError(w, http.StatusBadRequest, "The form could not be read.")
+		return
+	}
+	sess := s.currentSession(r)
+	if sess == nil {
+		http.Redirect(w, r, "/login?next=%2Faccount%2Fapps", http.StatusSeeOther)
+		return
+	}
+	if !s.checkCSRF(r) {
+		s.renderError(w, http.StatusForbidden, "This form has expired. Go back to your connected apps and try again.")
+		return
+	}
+	grantID, err := formValue(r, "grant_id")
+	if err != nil || grantID == "" {
+		s.renderError(w, http.StatusBadRequest, "No app was chosen.")
+		return
+	}
+	g, err := s.cfg.Store.GetGrant(r.Context(), grantID)
+	if err != nil || g.UserID != sess.UserID { // someone else's grant is as good as none
+		http.Redirect(w, r, "/account/apps", http.StatusSeeOther)
+		return
+	}
+	now := s.cfg.Now()
+	_, _, err = s.cfg.Committer.RevokeGrants(r.Context(), rescind.GrantFilter{GrantID: g.ID, UserID: sess.UserID}, rescind.Revocation{
+		RevokedAt: now, ExpiresAt: now.Add(s.cfg.GrantRecordTTL(g.ClientID)), Actor: "user:" + sess.Username, Reason: "connected apps page"})
+	if err != nil {
+		s.serverError(w, r, "revoking grant", err)
+		return
+	}
+	s.cfg.Logger.InfoContext(r.Context(), "grant revoked by its user", "grant_id", g.ID, "client_id", g.ClientID, "user", sess.Username)
+	http.Redirect(w, r, "/account/apps", http.StatusSeeOther)
+}

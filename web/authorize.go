@@ -1,0 +1,262 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/pkce"
+	"github.com/rescind/rescind/internal/secret"
+	"github.com/rescind/rescind/token"
+)
+
+// authRequest is a validated authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3).
+type authRequest struct {
+	client           rescind.Client
+	redirectURI      string
+	redirectURIGiven bool
+	state            string
+	scopes           []string
+	challenge        string
+	method           string
+	prompt           string
+	raw              string // the query string, carried through login and consent
+}
+
+// redirectError is an error sent back to the client's redirect URI (RFC 6749 §4.1.2.1).
+type redirectError struct {
+	code, desc string
+}
+
+// parseAuthRequest validates the query q. A bad client_id or redirect_uri is a page error
+// (pageErr): the user must not be redirected to an unverified URI. Every other problem is a
+// redirectError for the validated redirect URI.
+func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest, pageErr string, rerr *redirectError) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, "The authorization request is malformed.", nil
+	}
+	one := func(k string) (string, bool) {
+		vs := q[k]
+		return strings.Join(vs, ""), len(vs) <= 1
+	}
+	clientID, ok := one("client_id")
+	if !ok || clientID == "" {
+		return nil, "The request does not name a valid client (client_id).", nil
+	}
+	c, err := s.cfg.Clients.Get(r.Context(), clientID)
+	if err != nil {
+		if !errors.Is(err, rescind.ErrNotFound) {
+			s.cfg.Logger.ErrorContext(r.Context(), "reading client", "err", err)
+		}
+		return nil, "The request names an unknown client.", nil
+	}
+	ar = &authRequest{client: c, raw: raw}
+	redirect, ok := one("redirect_uri")
+	switch {
+	case !ok:
+		return nil, "The request has more than one redirect_uri.", nil
+	case redirect != "":
+		if !slices.Contains(c.RedirectURIs, redirect) { // exact match (RFC 9700 §4.1.3)
+			return nil, "The redirect_uri is not registered for this client.", nil
+		}
+		ar.redirectURI, ar.redirectURIGiven = redirect, true
+	case len(c.RedirectURIs) == 1:
+		ar.redirectURI = c.RedirectURIs[0]
+	default:
+		return nil, "The request must name one of the client's registered redirect URIs.", nil
+	}
+	ar.state, _ = one("state")
+	for _, k := range []string{"response_type", "scope", "state", "code_challenge", "code_challenge_method", "prompt"} {
+		if len(q[k]) > 1 {
+			return ar, "", &redirectError{"invalid_request", "parameter " + k + " is included more than once"}
+		}
+	}
+	switch rt, _ := one("response_type"); rt {
+	case "code":
+	case "":
+		return ar, "", &redirectError{"invalid_request", "response_type is required"}
+	default:
+		return ar, "", &redirectError{"unsupported_response_type", "only response_type=code is supported"}
+	}
+	if !c.AllowsGrant(rescind.GrantAuthorizationCode) {
+		return ar, "", &redirectError{"unauthorized_client", "the client may not use the authorization code grant"}
+	}
+	scope, _ := one("scope")
+	if scope == "" {
+		ar.scopes = slices.Clone(c.Scopes)
+	} else {
+		for _, sc := range strings.Split(scope, " ") {
+			if sc == "" {
+				continue
+			}
+			if !rescind.ValidScopeToken(sc) || !slices.Contains(c.Scopes, sc) {
+				return ar, "", &redirectError{"invalid_scope", "the requested scope is invalid or exceeds what the client may be granted"}
+			}
+			if !slices.Contains(ar.scopes, sc) {
+				ar.scopes = append(ar.scopes, sc)
+			}
+		}
+	}
+	ar.challenge, _ = one("code_challenge")
+	ar.method, _ = one("code_challenge_method")
+	if err := pkce.CheckChallenge(ar.challenge, ar.method, c.AllowPlainPKCE); err != nil {
+		return ar, "", &redirectError{"invalid_request", err.Error()}
+	}
+	if ar.method == "" {
+		ar.method = pkce.Plain
+	}
+	ar.prompt, _ = one("prompt")
+	return ar, "", nil
+}
+
+// redirect sends the user agent to the client's redirect URI with params, keeping any query the
+// registered URI has, plus state and iss (RFC 9207).
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, ar *authRequest, params url.Values) {
+	u, err := url.Parse(ar.redirectURI)
+	if err != nil {
+		s.renderError(w, http.StatusBadRequest, "The client's redirect URI is invalid.")
+		return
+	}
+	q := u.Query()
+	for k, vs := range params {
+		q[k] = vs
+	}
+	if ar.state != "" {
+		q.Set("state", ar.state)
+	}
+	q.Set("iss", s.cfg.Issuer)
+	u.RawQuery = q.Encode()
+	http.Redirect(w, r, u.String(), http.StatusSeeOther)
+}
+
+func (s *Server) redirectErr(w http.ResponseWriter, r *http.Request, ar *authRequest, e *redirectError) {
+	s.redirect(w, r, ar, url.Values{"error": {e.code}, "error_description": {e.desc}})
+}
+
+// handleAuthorize is the authorization endpoint (RFC 6749 §4.1.1). It sends a person who is not
+// logged in to the login page, skips consent for scopes already granted, and otherwise shows the
+// consent page.
+func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	ar, pageErr, rerr := s.parseAuthRequest(r, r.URL.RawQuery)
+	if pageErr != "" {
+		s.renderError(w, http.StatusBadRequest, pageErr)
+		return
+	}
+	if rerr != nil {
+		s.redirectErr(w, r, ar, rerr)
+		return
+	}
+	sess := s.currentSession(r)
+	if sess == nil {
+		if ar.prompt == "none" {
+			s.redirectErr(w, r, ar, &redirectError{"login_required", "the user is not logged in"})
+			return
+		}
+		http.Redirect(w, r, "/login?next="+url.QueryEscape("/oauth2/authorize?"+r.URL.RawQuery), http.StatusSeeOther)
+		return
+	}
+	grants, err := s.cfg.Store.ListGrants(r.Context(), rescind.GrantFilter{ClientID: ar.client.ID, UserID: sess.UserID})
+	if err != nil {
+		s.serverError(w, r, "listing grants", err)
+		return
+	}
+	for _, g := range grants {
+		if !s.cfg.Committer.GrantRevoked(g.ID) && containsAll(g.Scopes, ar.scopes) {
+			s.issueCode(w, r, ar, sess, g) // already consented to these scopes
+			return
+		}
+	}
+	if ar.prompt == "none" {
+		s.redirectErr(w, r, ar, &redirectError{"consent_required", "the user has not consented to this request"})
+		return
+	}
+	s.render(w, http.StatusOK, "consent.html", map[string]any{
+		"Title": "Allow access", "ClientName": ar.client.Name, "Username": sess.Username, "Scopes": ar.scopes,
+		"CSRF": s.csrfToken(w, r), "Request": ar.raw,
+	})
+}
+
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// handleConsent takes the person's decision on the consent page.
+func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
+	if err := parsePost(w, r); err != nil {
+		s.renderError(w, http.StatusBadRequest, "The form could not be read.")
+		return
+	}
+	if !s.checkCSRF(r) {
+		s.renderError(w, http.StatusForbidden, "This form has expired or did not come from this site. Go back and try again.")
+		return
+	}
+	raw, err := formValue(r, "request")
+	if err != nil {
+		s.renderError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ar, pageErr, rerr := s.parseAuthRequest(r, raw)
+	if pageErr != "" {
+		s.renderError(w, http.StatusBadRequest, pageErr)
+		return
+	}
+	if rerr != nil {
+		s.redirectErr(w, r, ar, rerr)
+		return
+	}
+	sess := s.currentSession(r)
+	if sess == nil {
+		http.Redirect(w, r, "/login?next="+url.QueryEscape("/oauth2/authorize?"+raw), http.StatusSeeOther)
+		return
+	}
+	switch d, _ := formValue(r, "decision"); d {
+	case "allow":
+	case "deny":
+		s.redirectErr(w, r, ar, &redirectError{"access_denied", "the user denied the request"})
+		return
+	default:
+		s.renderError(w, http.StatusBadRequest, "Choose Allow or Deny.")
+		return
+	}
+	id, err := secret.NewID()
+	if err != nil {
+		s.serverError(w, r, "grant id", err)
+		return
+	}
+	now := s.cfg.Now()
+	g, err := s.cfg.Store.SaveGrant(r.Context(), rescind.Grant{ID: id, ClientID: ar.client.ID, UserID: sess.UserID,
+		Scopes: ar.scopes, CreatedAt: now, LastUsedAt: now})
+	if err != nil {
+		s.serverError(w, r, "saving grant", err)
+		return
+	}
+	s.issueCode(w, r, ar, sess, g)
+}
+
+// issueCode stores a single-use code bound to the client, redirect URI and PKCE challenge
+// (RFC 6749 §4.1.2) and redirects with it.
+func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *authRequest, sess *session, g rescind.Grant) {
+	text, hash, err := token.NewStored(token.CodePrefix)
+	if err != nil {
+		s.serverError(w, r, "code", err)
+		return
+	}
+	now := s.cfg.Now()
+	err = s.cfg.Store.CreateCode(r.Context(), rescind.AuthCode{Hash: hash, ClientID: ar.client.ID, UserID: sess.UserID,
+		GrantID: g.ID, RedirectURI: ar.redirectURI, RedirectURIGiven: ar.redirectURIGiven, Scope: strings.Join(ar.scopes, " "),
+		Challenge: ar.challenge, ChallengeMethod: ar.method, CreatedAt: now, ExpiresAt: now.Add(s.cfg.CodeTTL)})
+	if err != nil {
+		s.serverError(w, r, "storing code", err)
+		return
+	}
+	s.redirect(w, r, ar, url.Values{"code": {text}})
+}

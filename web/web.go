@@ -1,0 +1,182 @@
+package web
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/clientreg"
+	"github.com/rescind/rescind/internal/revocation"
+	"github.com/rescind/rescind/internal/secret"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+var templates = template.Must(template.ParseFS(templateFS, "templates/*.html"))
+
+// Authenticator checks a person's credentials. The local user store implements it; an external
+// identity provider can replace it.
+type Authenticator interface {
+	// Authenticate returns the user with these credentials, or ErrBadCredentials.
+	Authenticate(ctx context.Context, username, password string) (rescind.User, error)
+}
+
+// ErrBadCredentials is returned by an Authenticator for a wrong username or password.
+var ErrBadCredentials = errors.New("web: wrong username or password")
+
+// LocalUsers authenticates against the users in the store (argon2id password hashes).
+type LocalUsers struct {
+	Store rescind.Store
+}
+
+// dummyHash is verified when the username is unknown, so a wrong username costs as much time as
+// a wrong password and does not reveal which usernames exist.
+var dummyHash, _ = secret.Hash("unknown-user", secret.DefaultParams)
+
+// Authenticate implements Authenticator.
+func (l LocalUsers) Authenticate(ctx context.Context, username, password string) (rescind.User, error) {
+	u, err := l.Store.GetUserByUsername(ctx, username)
+	if errors.Is(err, rescind.ErrNotFound) {
+		secret.Verify(password, dummyHash)
+		return u, ErrBadCredentials
+	}
+	if err != nil {
+		return u, err
+	}
+	ok, err := secret.Verify(password, u.PasswordHash)
+	if err != nil {
+		return u, err
+	}
+	if !ok {
+		return u, ErrBadCredentials
+	}
+	return u, nil
+}
+
+// Config configures a Server. Fields marked required must be set.
+type Config struct {
+	// Issuer is the server's issuer URL; https makes cookies Secure. Required.
+	Issuer string
+	// Store holds users, grants and codes. Required.
+	Store rescind.Store
+	// Clients looks up clients. Required.
+	Clients *clientreg.Registry
+	// Committer revokes grants. Required.
+	Committer *revocation.Committer
+	// Box seals session cookies. Required.
+	Box *secret.Box
+	// Users authenticates people. If nil, LocalUsers on Store.
+	Users Authenticator
+	// GrantRecordTTL returns how long a revoked grant's record must live: past the longest
+	// access token its client can hold. Required.
+	GrantRecordTTL func(clientID string) time.Duration
+	// CodeTTL is the authorization code lifetime. If zero, 60 seconds.
+	CodeTTL time.Duration
+	// SessionTTL is how long a login lasts. If zero, 12 hours.
+	SessionTTL time.Duration
+	// Logger receives errors and security events. If nil, slog.Default().
+	Logger *slog.Logger
+	// Now returns the current time. If nil, time.Now.
+	Now func() time.Time
+}
+
+// Server serves the pages.
+type Server struct {
+	cfg    Config
+	secure bool
+}
+
+// New returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Issuer == "" || cfg.Store == nil || cfg.Clients == nil || cfg.Committer == nil || cfg.Box == nil || cfg.GrantRecordTTL == nil {
+		return nil, errors.New("web: Config is missing a required field")
+	}
+	if cfg.Users == nil {
+		cfg.Users = LocalUsers{Store: cfg.Store}
+	}
+	if cfg.CodeTTL <= 0 {
+		cfg.CodeTTL = time.Minute
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Server{cfg: cfg, secure: strings.HasPrefix(cfg.Issuer, "https://")}, nil
+}
+
+// Handler returns the handler for the page routes, which the server's route table (oauth
+// routes.go) mounts: GET and POST /oauth2/authorize, GET and POST /login, POST /logout,
+// GET /account/apps and POST /account/apps/revoke.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /oauth2/authorize", s.handleAuthorize)
+	mux.HandleFunc("POST /oauth2/authorize", s.handleConsent)
+	mux.HandleFunc("GET /login", s.handleLoginPage)
+	mux.HandleFunc("POST /login", s.handleLogin)
+	mux.HandleFunc("POST /logout", s.handleLogout)
+	mux.HandleFunc("GET /account/apps", s.handleApps)
+	mux.HandleFunc("POST /account/apps/revoke", s.handleRevokeApp)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.renderError(w, http.StatusMethodNotAllowed, "This page does not accept that request.")
+	})
+	return pageHeaders(mux)
+}
+
+// pageHeaders sets the headers every page carries.
+func pageHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) render(w http.ResponseWriter, status int, name string, data map[string]any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := templates.ExecuteTemplate(w, name, data); err != nil {
+		s.cfg.Logger.Error("rendering page", "page", name, "err", err)
+	}
+}
+
+func (s *Server) renderError(w http.ResponseWriter, status int, msg string) {
+	s.render(w, status, "error.html", map[string]any{"Title": "Error", "Error": msg})
+}
+
+func (s *Server) serverError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	s.cfg.Logger.ErrorContext(r.Context(), what, "err", err)
+	s.renderError(w, http.StatusInternalServerError, "The server could not complete this request. Please try again.")
+}
+
+// formValue returns a form parameter that must appear at most once.
+func formValue(r *http.Request, name string) (string, error) {
+	vs := r.PostForm[name]
+	if len(vs) > 1 {
+		return "", fmt.Errorf("parameter %s is included more than once", name)
+	}
+	if len(vs) == 0 {
+		return "", nil
+	}
+	return vs[0], nil
+}
+
+// parsePost parses a form POST of at most 64 KiB.
+func parsePost(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	return r.ParseForm()
+}
