@@ -28,17 +28,27 @@ type metadata struct {
 
 func (s *Server) buildMetadata() ([]byte, error) {
 	confidential := []string{rescind.AuthMethodBasic, rescind.AuthMethodPost}
-	b, err := json.MarshalIndent(metadata{
+	withPublic := []string{rescind.AuthMethodBasic, rescind.AuthMethodPost, rescind.AuthMethodNone}
+	md := metadata{
 		Issuer:                                    s.issuer,
 		TokenEndpoint:                             s.issuer + "/oauth2/token",
 		RevocationEndpoint:                        s.issuer + "/oauth2/revoke",
 		IntrospectionEndpoint:                     s.issuer + "/oauth2/introspect",
 		GrantTypesSupported:                       []string{rescind.GrantClientCredentials},
-		ResponseTypesSupported:                    []string{}, // no authorization endpoint yet
+		ResponseTypesSupported:                    []string{}, // no authorization endpoint without the pages
 		TokenEndpointAuthMethodsSupported:         confidential,
-		RevocationEndpointAuthMethodsSupported:    append(confidential, rescind.AuthMethodNone),
+		RevocationEndpointAuthMethodsSupported:    withPublic,
 		IntrospectionEndpointAuthMethodsSupported: confidential,
-	}, "", "  ")
+	}
+	if s.pages != nil {
+		md.AuthorizationEndpoint = s.issuer + "/oauth2/authorize"
+		md.GrantTypesSupported = []string{rescind.GrantAuthorizationCode, rescind.GrantClientCredentials, rescind.GrantRefreshToken}
+		md.ResponseTypesSupported = []string{"code"}
+		md.TokenEndpointAuthMethodsSupported = withPublic
+		md.CodeChallengeMethodsSupported = []string{"S256"}
+		md.IssParameterSupported = true
+	}
+	b, err := json.MarshalIndent(md, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("oauth: encoding metadata: %w", err)
 	}

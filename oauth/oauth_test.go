@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +25,7 @@ import (
 	"github.com/rescind/rescind/oauth"
 	"github.com/rescind/rescind/store/sqlite"
 	"github.com/rescind/rescind/token"
+	"github.com/rescind/rescind/web"
 )
 
 // env is a server on a real SQLite store with a controllable clock.
@@ -52,6 +54,10 @@ func (e *env) advance(d time.Duration) {
 var cheap = secret.Params{Memory: 64, Time: 1, Threads: 1}
 
 // The clients every test starts with.
+var testBox, _ = secret.NewBox([]byte("0123456789abcdef0123456789abcdef"))
+
+const alicePassword = "correct horse battery"
+
 const (
 	appSecret   = "app-secret"
 	otherSecret = "other-secret"
@@ -84,14 +90,33 @@ func newEnv(t *testing.T) *env {
 	add(rescind.Client{ID: "special:id", Name: "Special", GrantTypes: cc}, specialSecret)
 	add(rescind.Client{ID: "codeonly", Name: "Code only", GrantTypes: []string{rescind.GrantAuthorizationCode}}, appSecret)
 	add(rescind.Client{ID: "pub", Name: "Public", Public: true, GrantTypes: []string{rescind.GrantAuthorizationCode}}, "")
+	code := []string{rescind.GrantAuthorizationCode, rescind.GrantRefreshToken}
+	add(rescind.Client{ID: "webapp", Name: "Web App", GrantTypes: code, Scopes: []string{"read", "write"},
+		RedirectURIs: []string{"https://app.example/cb", "https://app.example/other"}}, appSecret)
+	add(rescind.Client{ID: "spa", Name: "Single Page", Public: true, GrantTypes: code, Scopes: []string{"read"},
+		RedirectURIs: []string{"https://spa.example/cb"}}, "")
+	add(rescind.Client{ID: "plainok", Name: "Plain OK", GrantTypes: code, AllowPlainPKCE: true,
+		RedirectURIs: []string{"https://plain.example/cb"}}, appSecret)
+	add(rescind.Client{ID: "cconly", Name: "CC only", GrantTypes: cc, RedirectURIs: []string{"https://cc.example/cb"}}, appSecret)
+	ph, _ := secret.Hash(alicePassword, cheap)
+	if err := st.CreateUser(ctx, rescind.User{ID: "alice-id", Username: "alice", PasswordHash: ph, CreatedAt: e.now}); err != nil {
+		t.Fatal(err)
+	}
+	bh, _ := secret.Hash(alicePassword, cheap)
+	st.CreateUser(ctx, rescind.User{ID: "bob-id", Username: "bob", PasswordHash: bh, CreatedAt: e.now})
 
 	k, _ := token.NewSealKey()
 	kr, _ := token.NewKeyring(k)
 	e.clients, _ = clientreg.New(clientreg.Config{Store: st, Now: e.clock})
 	met := metrics.New(prometheus.NewRegistry(), func() float64 { return float64(e.state.Len()) })
 	com := revocation.NewCommitter(st, e.state, met.Committed)
+	pages, err := web.New(web.Config{Issuer: "https://as.example", Store: st, Clients: e.clients, Committer: com,
+		Box: testBox, Now: e.clock, GrantRecordTTL: func(string) time.Duration { return time.Hour + time.Minute }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := oauth.New(oauth.Config{Issuer: "https://as.example", Clients: e.clients, Keys: kr, Revoked: e.state,
-		Committer: com, Metrics: met, Store: st, AccessTokenTTL: time.Hour, MaxBodyBytes: 4096, Now: e.clock})
+		Committer: com, Metrics: met, Store: st, Pages: pages.Handler(), AccessTokenTTL: time.Hour, MaxBodyBytes: 4096, Now: e.clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -486,6 +511,10 @@ func TestMetadataRFC8414(t *testing.T) {
 			t.Fatalf("%s: %d", p, r.status)
 		}
 		m := r.json(t)
+		if m["authorization_endpoint"] != "https://as.example/oauth2/authorize" || fmt.Sprint(m["code_challenge_methods_supported"]) != "[S256]" ||
+			fmt.Sprint(m["response_types_supported"]) != "[code]" {
+			t.Fatalf("%s: code flow metadata: %s", p, r.body)
+		}
 		if m["issuer"] != "https://as.example" || m["token_endpoint"] != "https://as.example/oauth2/token" ||
 			m["revocation_endpoint"] != "https://as.example/oauth2/revoke" || m["introspection_endpoint"] != "https://as.example/oauth2/introspect" {
 			t.Fatalf("%s: %s", p, r.body)
