@@ -155,6 +155,16 @@ func cli(t testing.TB, env []string, args ...string) string {
 	return out
 }
 
+// runCLIInput runs the binary with stdin.
+func runCLIInput(stdin string, args ...string) (string, string, error) {
+	cmd := exec.Command(binary, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
 func runCLI(env []string, args ...string) (string, string, error) {
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), env...)
