@@ -60,6 +60,8 @@ type Client struct {
 	TokenTTL time.Duration
 	// AllowPlainPKCE lets the client use the "plain" PKCE method; otherwise S256 is required.
 	AllowPlainPKCE bool
+	// TokenFormat is TokenFormatOpaque (the default, also when empty) or TokenFormatJWT.
+	TokenFormat string
 	// CreatedAt is when the client was registered.
 	CreatedAt time.Time
 }
@@ -74,6 +76,12 @@ func (c Client) AllowsGrant(gt string) bool {
 	return false
 }
 
+// Access token formats.
+const (
+	TokenFormatOpaque = "opaque"
+	TokenFormatJWT    = "jwt"
+)
+
 // RevocationKind says what a Revocation covers.
 type RevocationKind string
 
@@ -82,6 +90,9 @@ const (
 	RevokeToken RevocationKind = "token"
 	// RevokeGrant revokes every token of the grant whose id is Key (the grant is revoked).
 	RevokeGrant RevocationKind = "grant"
+	// RevokeStatus flips one Token Status List entry (StatusList, StatusIdx): the entry of an
+	// access token of a revoked grant. It revokes nothing by itself (the grant record does).
+	RevokeStatus RevocationKind = "status"
 	// RevokeClient revokes every token of the client whose id is Key that was issued at or
 	// before RevokedAt. It is written when a client is deleted or bulk-revoked. For a deleted
 	// client RevokedAt equals ExpiresAt: an instance that has not yet learnt of the deletion and
@@ -105,6 +116,12 @@ type Revocation struct {
 	RevokedAt time.Time
 	// ExpiresAt is when the record may be deleted.
 	ExpiresAt time.Time
+	// Subject is the token's subject, for push events; may be empty.
+	Subject string
+	// StatusList and StatusIdx name the revoked token's Token Status List entry; StatusList is
+	// empty (and StatusIdx -1) when there is none.
+	StatusList string
+	StatusIdx  int64
 	// Actor and Reason, if Actor is set, make the store write an audit entry for the record in
 	// the same transaction. They are not part of the record.
 	Actor, Reason string
@@ -319,7 +336,13 @@ type Store interface {
 	// with ErrReused; a code that does not exist or has expired at now gives ErrNotFound.
 	RedeemCode(ctx context.Context, hash string, now time.Time) (AuthCode, error)
 
-	// DeleteExpired deletes codes and refresh tokens that expired before now and returns how many.
+	// RecordGrantTokenStatus remembers the status list entry of an access token issued under a
+	// grant, until exp, so that RevokeGrants can flip it. RevokeGrants writes a RevokeStatus
+	// record for each unexpired entry of each grant it revokes.
+	RecordGrantTokenStatus(ctx context.Context, grantID, list string, idx int64, exp time.Time) error
+
+	// DeleteExpired deletes codes, refresh tokens and grant token status entries that expired
+	// before now and returns how many.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 	// ListAudit returns up to limit audit entries, newest first.
 	ListAudit(ctx context.Context, limit int) ([]AuditEntry, error)

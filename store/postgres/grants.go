@@ -242,6 +242,28 @@ func revokeGrants(ctx context.Context, tx pgx.Tx, f rescind.GrantFilter, rev res
 			return nil, 0, fmt.Errorf("postgres: revoking grant: %w", err)
 		}
 	}
+	// Flip the status list entries of the grants' unexpired access tokens.
+	var statuses []rescind.Revocation
+	for _, r := range revs {
+		rows, err := tx.Query(ctx, `SELECT status_list, status_idx, expires_at FROM grant_token_status
+			WHERE grant_id = $1 AND expires_at >= $2`, r.Key, nanos(r.RevokedAt))
+		if err != nil {
+			return nil, 0, fmt.Errorf("postgres: revoking grant: %w", err)
+		}
+		for rows.Next() {
+			st := rescind.Revocation{Kind: rescind.RevokeStatus, ClientID: r.ClientID, RevokedAt: r.RevokedAt, Subject: r.Subject}
+			var exp int64
+			if err := rows.Scan(&st.StatusList, &st.StatusIdx, &exp); err != nil {
+				rows.Close()
+				return nil, 0, fmt.Errorf("postgres: revoking grant: %w", err)
+			}
+			st.ExpiresAt = fromNanos(exp)
+			st.Key = fmt.Sprintf("%s:%d", st.StatusList, st.StatusIdx)
+			statuses = append(statuses, st)
+		}
+		rows.Close()
+	}
+	revs = append(revs, statuses...)
 	if len(revs) > 0 {
 		if err := writeRevocations(ctx, tx, revs); err != nil {
 			return nil, 0, err
@@ -371,7 +393,8 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time) (res
 // DeleteExpired implements rescind.Store.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
-	for _, q := range []string{`DELETE FROM auth_codes WHERE expires_at < $1`, `DELETE FROM refresh_tokens WHERE expires_at < $1`} {
+	for _, q := range []string{`DELETE FROM auth_codes WHERE expires_at < $1`, `DELETE FROM refresh_tokens WHERE expires_at < $1`,
+		`DELETE FROM grant_token_status WHERE expires_at < $1`} {
 		tag, err := s.pool.Exec(ctx, q, nanos(now))
 		if err != nil {
 			return total, fmt.Errorf("postgres: deleting expired: %w", err)
@@ -399,4 +422,14 @@ func (s *Store) ListAudit(ctx context.Context, limit int) ([]rescind.AuditEntry,
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// RecordGrantTokenStatus implements rescind.Store.
+func (s *Store) RecordGrantTokenStatus(ctx context.Context, grantID, list string, idx int64, exp time.Time) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO grant_token_status (grant_id, status_list, status_idx, expires_at) VALUES ($1, $2, $3, $4)`,
+		grantID, list, idx, nanos(exp))
+	if err != nil {
+		return fmt.Errorf("postgres: recording token status: %w", err)
+	}
+	return nil
 }

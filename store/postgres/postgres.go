@@ -154,6 +154,14 @@ func nanos(t time.Time) int64 { return t.UnixNano() }
 
 func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 
+// tokenFormat stores an empty format as opaque.
+func tokenFormat(f string) string {
+	if f == "" {
+		return rescind.TokenFormatOpaque
+	}
+	return f
+}
+
 func list(v []string) []string {
 	if v == nil {
 		return []string{}
@@ -164,10 +172,10 @@ func list(v []string) []string {
 // CreateClient implements rescind.Store.
 func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO clients
-		(id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		(id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		c.ID, c.Name, c.SecretHash, c.Public, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs),
-		int64(c.TokenTTL), nanos(c.CreatedAt), c.AllowPlainPKCE)
+		int64(c.TokenTTL), nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("postgres: client %q: %w", c.ID, rescind.ErrAlreadyExists)
 	}
@@ -177,12 +185,12 @@ func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	return nil
 }
 
-const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce`
+const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format`
 
 func scanClient(row pgx.Row) (rescind.Client, error) {
 	var c rescind.Client
 	var ttl, created int64
-	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &c.GrantTypes, &c.Scopes, &c.RedirectURIs, &ttl, &created, &c.AllowPlainPKCE); err != nil {
+	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &c.GrantTypes, &c.Scopes, &c.RedirectURIs, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat); err != nil {
 		return c, err
 	}
 	c.TokenTTL = time.Duration(ttl)
@@ -265,6 +273,9 @@ type notice struct {
 	ClientID  string                 `json:"c"`
 	RevokedAt int64                  `json:"r"`
 	ExpiresAt int64                  `json:"e"`
+	Subject   string                 `json:"s,omitempty"`
+	List      string                 `json:"l,omitempty"`
+	Idx       int64                  `json:"x,omitempty"`
 }
 
 // writeRevocations upserts revs and queues their notifications, inside tx. It first takes the
@@ -277,13 +288,18 @@ func writeRevocations(ctx context.Context, tx pgx.Tx, revs []rescind.Revocation)
 	for _, r := range revs {
 		// A record that already exists keeps the later RevokedAt and ExpiresAt and, if either
 		// moved, gets a new Seq so that pollers see it again.
-		b.Queue(`INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at) VALUES ($1, $2, $3, $4, $5)
+		idx := r.StatusIdx
+		if r.StatusList == "" {
+			idx = -1
+		}
+		b.Queue(`INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (kind, key) DO UPDATE SET
 				seq = nextval(pg_get_serial_sequence('revocations', 'seq')),
 				revoked_at = GREATEST(revocations.revoked_at, EXCLUDED.revoked_at),
 				expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)
 			WHERE revocations.revoked_at < EXCLUDED.revoked_at OR revocations.expires_at < EXCLUDED.expires_at`,
-			string(r.Kind), r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt))
+			string(r.Kind), r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt), r.Subject, r.StatusList, idx)
 	}
 	for _, r := range revs {
 		if r.Actor != "" {
@@ -295,7 +311,7 @@ func writeRevocations(ctx context.Context, tx pgx.Tx, revs []rescind.Revocation)
 		b.Queue(`SELECT pg_notify($1, '')`, chanRevocations)
 	} else {
 		for _, r := range revs {
-			p, _ := json.Marshal(notice{r.Kind, r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt)})
+			p, _ := json.Marshal(notice{r.Kind, r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt), r.Subject, r.StatusList, r.StatusIdx})
 			b.Queue(`SELECT pg_notify($1, $2)`, chanRevocations, string(p))
 		}
 	}
@@ -307,8 +323,8 @@ func writeRevocations(ctx context.Context, tx pgx.Tx, revs []rescind.Revocation)
 
 // RevocationsSince implements rescind.Store.
 func (s *Store) RevocationsSince(ctx context.Context, afterSeq int64, now time.Time, limit int) ([]rescind.Revocation, error) {
-	rows, err := s.pool.Query(ctx, `SELECT seq, kind, key, client_id, revoked_at, expires_at FROM revocations
-		WHERE seq > $1 AND expires_at >= $2 ORDER BY seq LIMIT $3`, afterSeq, nanos(now), limit)
+	rows, err := s.pool.Query(ctx, `SELECT seq, kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx
+		FROM revocations WHERE seq > $1 AND expires_at >= $2 ORDER BY seq LIMIT $3`, afterSeq, nanos(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: reading revocations: %w", err)
 	}
@@ -318,7 +334,7 @@ func (s *Store) RevocationsSince(ctx context.Context, afterSeq int64, now time.T
 		var r rescind.Revocation
 		var kind string
 		var revokedAt, expiresAt int64
-		if err := rows.Scan(&r.Seq, &kind, &r.Key, &r.ClientID, &revokedAt, &expiresAt); err != nil {
+		if err := rows.Scan(&r.Seq, &kind, &r.Key, &r.ClientID, &revokedAt, &expiresAt, &r.Subject, &r.StatusList, &r.StatusIdx); err != nil {
 			return nil, fmt.Errorf("postgres: reading revocations: %w", err)
 		}
 		r.Kind = rescind.RevocationKind(kind)

@@ -72,7 +72,8 @@ func (s *Store) listen(ctx context.Context, fn func(rescind.Event)) error {
 				continue
 			}
 			fn(rescind.Event{Kind: rescind.EventRevoked, Revocations: []rescind.Revocation{{
-				Kind: p.Kind, Key: p.Key, ClientID: p.ClientID, RevokedAt: fromNanos(p.RevokedAt), ExpiresAt: fromNanos(p.ExpiresAt)}}})
+				Kind: p.Kind, Key: p.Key, ClientID: p.ClientID, RevokedAt: fromNanos(p.RevokedAt), ExpiresAt: fromNanos(p.ExpiresAt),
+				Subject: p.Subject, StatusList: p.List, StatusIdx: p.Idx}}})
 		case chanClients:
 			fn(rescind.Event{Kind: rescind.EventClientChanged, ClientID: n.Payload})
 		case chanKeys:

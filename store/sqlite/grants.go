@@ -264,7 +264,33 @@ func revokeGrants(ctx context.Context, tx *sql.Tx, f rescind.GrantFilter, rev re
 			return nil, 0, err
 		}
 	}
-	return revs, tokens, nil
+	// Flip the status list entries of the grants' unexpired access tokens.
+	var statuses []rescind.Revocation
+	for _, r := range revs {
+		rows, err := tx.QueryContext(ctx, `SELECT status_list, status_idx, expires_at FROM grant_token_status
+			WHERE grant_id = ? AND expires_at >= ?`, r.Key, nanos(r.RevokedAt))
+		if err != nil {
+			return nil, 0, fmt.Errorf("sqlite: revoking grant: %w", err)
+		}
+		for rows.Next() {
+			st := rescind.Revocation{Kind: rescind.RevokeStatus, ClientID: r.ClientID, RevokedAt: r.RevokedAt, Subject: r.Subject}
+			var exp int64
+			if err := rows.Scan(&st.StatusList, &st.StatusIdx, &exp); err != nil {
+				rows.Close()
+				return nil, 0, fmt.Errorf("sqlite: revoking grant: %w", err)
+			}
+			st.ExpiresAt = fromNanos(exp)
+			st.Key = fmt.Sprintf("%s:%d", st.StatusList, st.StatusIdx)
+			statuses = append(statuses, st)
+		}
+		rows.Close()
+	}
+	for _, st := range statuses {
+		if err := upsertRevocation(ctx, tx, st); err != nil {
+			return nil, 0, err
+		}
+	}
+	return append(revs, statuses...), tokens, nil
 }
 
 // CreateRefreshToken implements rescind.Store.
@@ -399,7 +425,8 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time) (res
 // DeleteExpired implements rescind.Store.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
-	for _, q := range []string{`DELETE FROM auth_codes WHERE expires_at < ?`, `DELETE FROM refresh_tokens WHERE expires_at < ?`} {
+	for _, q := range []string{`DELETE FROM auth_codes WHERE expires_at < ?`, `DELETE FROM refresh_tokens WHERE expires_at < ?`,
+		`DELETE FROM grant_token_status WHERE expires_at < ?`} {
 		res, err := s.db.ExecContext(ctx, q, nanos(now))
 		if err != nil {
 			return total, fmt.Errorf("sqlite: deleting expired: %w", err)
@@ -441,6 +468,16 @@ func writeAudit(ctx context.Context, tx *sql.Tx, r rescind.Revocation) error {
 		nanos(r.RevokedAt), r.Actor, auditAction(r.Kind), r.Key, r.Reason)
 	if err != nil {
 		return fmt.Errorf("sqlite: writing audit entry: %w", err)
+	}
+	return nil
+}
+
+// RecordGrantTokenStatus implements rescind.Store.
+func (s *Store) RecordGrantTokenStatus(ctx context.Context, grantID, list string, idx int64, exp time.Time) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO grant_token_status (grant_id, status_list, status_idx, expires_at) VALUES (?, ?, ?, ?)`,
+		grantID, list, idx, nanos(exp))
+	if err != nil {
+		return fmt.Errorf("sqlite: recording token status: %w", err)
 	}
 	return nil
 }

@@ -124,6 +124,14 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE)
 }
 
+// tokenFormat stores an empty format as opaque.
+func tokenFormat(f string) string {
+	if f == "" {
+		return rescind.TokenFormatOpaque
+	}
+	return f
+}
+
 func jsonList(v []string) string {
 	if v == nil {
 		v = []string{}
@@ -147,10 +155,10 @@ func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 // CreateClient implements rescind.Store.
 func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO clients
-		(id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.SecretHash, c.Public, jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.RedirectURIs),
-		int64(c.TokenTTL), nanos(c.CreatedAt), c.AllowPlainPKCE)
+		int64(c.TokenTTL), nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("sqlite: client %q: %w", c.ID, rescind.ErrAlreadyExists)
 	}
@@ -160,13 +168,13 @@ func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	return nil
 }
 
-const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce`
+const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format`
 
 func scanClient(row interface{ Scan(...any) error }) (rescind.Client, error) {
 	var c rescind.Client
 	var gt, sc, ru string
 	var ttl, created int64
-	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &gt, &sc, &ru, &ttl, &created, &c.AllowPlainPKCE); err != nil {
+	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &gt, &sc, &ru, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat); err != nil {
 		return c, err
 	}
 	var err error
@@ -292,8 +300,12 @@ func upsertRevocation(ctx context.Context, tx *sql.Tx, r rescind.Revocation) err
 			return fmt.Errorf("sqlite: replacing revocation: %w", err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at)
-		VALUES (?, ?, ?, ?, ?)`, string(r.Kind), r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt)); err != nil {
+	if r.StatusList == "" {
+		r.StatusIdx = -1
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, string(r.Kind), r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt),
+		r.Subject, r.StatusList, r.StatusIdx); err != nil {
 		return fmt.Errorf("sqlite: writing revocation: %w", err)
 	}
 	return nil
@@ -301,8 +313,8 @@ func upsertRevocation(ctx context.Context, tx *sql.Tx, r rescind.Revocation) err
 
 // RevocationsSince implements rescind.Store.
 func (s *Store) RevocationsSince(ctx context.Context, afterSeq int64, now time.Time, limit int) ([]rescind.Revocation, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, kind, key, client_id, revoked_at, expires_at FROM revocations
-		WHERE seq > ? AND expires_at >= ? ORDER BY seq LIMIT ?`, afterSeq, nanos(now), limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx
+		FROM revocations WHERE seq > ? AND expires_at >= ? ORDER BY seq LIMIT ?`, afterSeq, nanos(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading revocations: %w", err)
 	}
@@ -312,7 +324,7 @@ func (s *Store) RevocationsSince(ctx context.Context, afterSeq int64, now time.T
 		var r rescind.Revocation
 		var kind string
 		var revokedAt, expiresAt int64
-		if err := rows.Scan(&r.Seq, &kind, &r.Key, &r.ClientID, &revokedAt, &expiresAt); err != nil {
+		if err := rows.Scan(&r.Seq, &kind, &r.Key, &r.ClientID, &revokedAt, &expiresAt, &r.Subject, &r.StatusList, &r.StatusIdx); err != nil {
 			return nil, fmt.Errorf("sqlite: reading revocations: %w", err)
 		}
 		r.Kind = rescind.RevocationKind(kind)

@@ -27,6 +27,7 @@ func grantTests() []struct {
 		{"Codes", func(t *testing.T, open func() rescind.Store) { testCodes(t, open()) }},
 		{"BulkRevocation", func(t *testing.T, open func() rescind.Store) { testBulkRevocation(t, open()) }},
 		{"DeleteCascades", func(t *testing.T, open func() rescind.Store) { testDeleteCascades(t, open()) }},
+		{"GrantTokenStatus", func(t *testing.T, open func() rescind.Store) { testGrantTokenStatus(t, open()) }},
 	}
 }
 
@@ -253,5 +254,50 @@ func testDeleteCascades(t *testing.T, s rescind.Store) {
 	}
 	if _, _, err := s.DeleteUser(ctx, "u1", rescind.Revocation{}); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatalf("DeleteUser(missing): %v", err)
+	}
+}
+
+// testGrantTokenStatus: revoking a grant writes a status record for each unexpired status list
+// entry recorded for it, and the record fields round-trip.
+func testGrantTokenStatus(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	s.SaveGrant(ctx, grant("g1", "c1", "u1", "read"))
+	s.SaveGrant(ctx, grant("g2", "c1", "u2", "read"))
+	for i, exp := range []time.Time{base.Add(time.Hour), base.Add(-time.Hour), base.Add(2 * time.Hour)} {
+		if err := s.RecordGrantTokenStatus(ctx, "g1", "list-a", int64(i*7), exp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.RecordGrantTokenStatus(ctx, "g2", "list-a", 99, base.Add(time.Hour))
+	revs, _, err := s.RevokeGrants(ctx, rescind.GrantFilter{GrantID: "g1"}, rescind.Revocation{RevokedAt: base, ExpiresAt: base.Add(time.Hour), Subject: "u1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx []int64
+	for _, r := range revs {
+		if r.Kind == rescind.RevokeStatus {
+			if r.StatusList != "list-a" || r.ClientID != "c1" {
+				t.Fatalf("status record %+v", r)
+			}
+			idx = append(idx, r.StatusIdx)
+		}
+	}
+	slices.Sort(idx)
+	if fmt.Sprint(idx) != "[0 14]" {
+		t.Fatalf("status entries flipped: %v; want [0 14] (the unexpired ones of g1)", idx)
+	}
+	stored, _ := s.RevocationsSince(ctx, 0, base, 100)
+	got := map[string]rescind.Revocation{}
+	for _, r := range stored {
+		got[r.Key] = r
+	}
+	if r := got["list-a:14"]; r.Kind != rescind.RevokeStatus || r.StatusIdx != 14 || !r.ExpiresAt.Equal(base.Add(2*time.Hour)) {
+		t.Fatalf("stored status record = %+v", r)
+	}
+	if r := got["g1"]; r.Subject != "u1" || r.StatusList != "" || r.StatusIdx != -1 {
+		t.Fatalf("stored grant record = %+v", r)
+	}
+	if n, err := s.DeleteExpired(ctx, base.Add(3*time.Hour)); err != nil || n < 3 {
+		t.Fatalf("DeleteExpired = %d, %v", n, err)
 	}
 }

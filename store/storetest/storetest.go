@@ -57,6 +57,7 @@ func sampleClient(id string) rescind.Client {
 		ID: id, Name: "App " + id, SecretHash: "$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA",
 		GrantTypes: []string{rescind.GrantClientCredentials}, Scopes: []string{"read", "write"},
 		RedirectURIs: []string{"https://app.example/cb"}, TokenTTL: 90 * time.Minute, CreatedAt: base, AllowPlainPKCE: true,
+		TokenFormat: rescind.TokenFormatJWT,
 	}
 }
 
@@ -64,7 +65,7 @@ func equalClient(a, b rescind.Client) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.SecretHash == b.SecretHash && a.Public == b.Public &&
 		slices.Equal(a.GrantTypes, b.GrantTypes) && slices.Equal(a.Scopes, b.Scopes) &&
 		slices.Equal(a.RedirectURIs, b.RedirectURIs) && a.TokenTTL == b.TokenTTL && a.CreatedAt.Equal(b.CreatedAt) &&
-		a.AllowPlainPKCE == b.AllowPlainPKCE
+		a.AllowPlainPKCE == b.AllowPlainPKCE && a.TokenFormat == b.TokenFormat
 }
 
 func testClients(t *testing.T, s rescind.Store) {
@@ -78,7 +79,7 @@ func testClients(t *testing.T, s rescind.Store) {
 	}
 	a := sampleClient("a")
 	b := sampleClient("b")
-	b.Public, b.SecretHash, b.Scopes, b.RedirectURIs, b.TokenTTL, b.AllowPlainPKCE = true, "", nil, nil, 0, false
+	b.Public, b.SecretHash, b.Scopes, b.RedirectURIs, b.TokenTTL, b.AllowPlainPKCE, b.TokenFormat = true, "", nil, nil, 0, false, ""
 	b.CreatedAt = base.Add(time.Second)
 	for _, c := range []rescind.Client{b, a} {
 		if err := s.CreateClient(ctx, c); err != nil {
@@ -93,7 +94,7 @@ func testClients(t *testing.T, s rescind.Store) {
 		t.Fatalf("GetClient(a) = %+v, %v; want %+v", got, err, a)
 	}
 	got, err = s.GetClient(ctx, "b")
-	if err != nil || !got.Public || got.SecretHash != "" || len(got.Scopes) != 0 {
+	if err != nil || !got.Public || got.SecretHash != "" || len(got.Scopes) != 0 || got.TokenFormat != rescind.TokenFormatOpaque {
 		t.Fatalf("GetClient(b) = %+v, %v", got, err)
 	}
 	list, err = s.ListClients(ctx)
