@@ -123,11 +123,11 @@ func (c *Client) DeleteClient(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/admin/v1/clients/"+url.PathEscape(id), nil, nil)
 }
 
-// RotateKeys adds a new token-sealing key and returns its id.
-func (c *Client) RotateKeys(ctx context.Context) (string, error) {
+// RotateKeys adds a new token-sealing key and JWT signing key and returns their ids.
+func (c *Client) RotateKeys(ctx context.Context) (RotateKeysResponse, error) {
 	var out RotateKeysResponse
 	err := c.do(ctx, http.MethodPost, "/admin/v1/keys/rotate", nil, &out)
-	return out.KeyID, err
+	return out, err
 }
 
 // Metrics returns the Prometheus text exposition.

@@ -37,7 +37,10 @@ type Config struct {
 	// Committer writes revocations (bulk revocation).
 	Committer *revocation.Committer
 	Keys      *token.Keyring
-	Box       *secret.Box
+	// Signer and SigningAlg, if Signer is set, make key rotation rotate the JWT signing key too.
+	Signer     *token.Signer
+	SigningAlg string
+	Box        *secret.Box
 	// TokenTTL maps a client's configured lifetime (zero: unset) to the one its tokens get.
 	TokenTTL func(time.Duration) time.Duration
 	// GrantRecordTTL maps a client's configured lifetime to how long a revoked grant's record lives.
@@ -193,8 +196,17 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	if slices.Contains(grantTypes, rescind.GrantAuthorizationCode) && len(req.RedirectURIs) == 0 {
 		return rescind.Client{}, "", errors.New("the authorization_code grant needs at least one redirect URI (--redirect-uri)")
 	}
+	switch req.TokenFormat {
+	case "", rescind.TokenFormatOpaque, rescind.TokenFormatJWT:
+	default:
+		return rescind.Client{}, "", fmt.Errorf("token_format must be opaque or jwt")
+	}
+	if req.TokenFormat == rescind.TokenFormatJWT && s.cfg.Signer == nil {
+		return rescind.Client{}, "", errors.New("this server does not issue JWT access tokens")
+	}
 	c := rescind.Client{ID: id, Name: name, Public: req.Public, GrantTypes: grantTypes, Scopes: scopes,
-		RedirectURIs: req.RedirectURIs, TokenTTL: ttl, AllowPlainPKCE: req.AllowPlainPKCE, CreatedAt: s.cfg.Now().UTC()}
+		RedirectURIs: req.RedirectURIs, TokenTTL: ttl, AllowPlainPKCE: req.AllowPlainPKCE, TokenFormat: req.TokenFormat,
+		CreatedAt: s.cfg.Now().UTC()}
 	plain := ""
 	if !req.Public {
 		plain = req.Secret
@@ -269,7 +281,7 @@ func (s *Server) handleDeleteClient(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, "server_error", "the client could not be deleted")
 		return
 	}
-	s.cfg.Revoked.Apply(rev)
+	s.cfg.Committer.Apply(rev)
 	// The cut-off kills every token carrying the client's id, grant tokens included; the
 	// grants and their refresh tokens were revoked in the same transaction.
 	s.cfg.Clients.Invalidate(id)
@@ -284,6 +296,14 @@ func (s *Server) handleRotateKeys(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, "server_error", "the key could not be rotated")
 		return
 	}
-	s.cfg.Logger.InfoContext(r.Context(), "sealing key rotated", "kid", kid)
-	writeJSON(w, http.StatusOK, RotateKeysResponse{KeyID: kid})
+	resp := RotateKeysResponse{KeyID: kid}
+	if s.cfg.Signer != nil {
+		if resp.SigningKeyID, err = keys.RotateSigner(r.Context(), s.cfg.Store, s.cfg.Box, s.cfg.Signer, s.cfg.SigningAlg, s.cfg.Now()); err != nil {
+			s.cfg.Logger.ErrorContext(r.Context(), "rotating signing key", "err", err)
+			writeErr(w, http.StatusInternalServerError, "server_error", "the signing key could not be rotated")
+			return
+		}
+	}
+	s.cfg.Logger.InfoContext(r.Context(), "keys rotated", "seal_kid", kid, "sign_kid", resp.SigningKeyID)
+	writeJSON(w, http.StatusOK, resp)
 }

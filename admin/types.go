@@ -24,6 +24,8 @@ type CreateClientRequest struct {
 	TokenTTL int64 `json:"token_ttl,omitempty"`
 	// AllowPlainPKCE lets the client use the "plain" PKCE method.
 	AllowPlainPKCE bool `json:"allow_plain_pkce,omitempty"`
+	// TokenFormat is "opaque" (the default) or "jwt".
+	TokenFormat string `json:"token_format,omitempty"`
 }
 
 // CreateUserRequest is the body of POST /admin/v1/users.
@@ -77,6 +79,7 @@ type ClientInfo struct {
 	RedirectURIs            []string `json:"redirect_uris"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
 	AllowPlainPKCE          bool     `json:"allow_plain_pkce,omitempty"`
+	TokenFormat             string   `json:"token_format"`
 	// TokenTTL is the access token lifetime in seconds (the server default when not set).
 	TokenTTL  int64     `json:"token_ttl"`
 	CreatedAt time.Time `json:"created_at"`
@@ -84,8 +87,10 @@ type ClientInfo struct {
 
 // RotateKeysResponse is the body answering POST /admin/v1/keys/rotate.
 type RotateKeysResponse struct {
-	// KeyID is the id of the new active key.
+	// KeyID is the id of the new token-sealing key.
 	KeyID string `json:"kid"`
+	// SigningKeyID is the id of the new JWT signing key.
+	SigningKeyID string `json:"signing_kid,omitempty"`
 }
 
 // ErrorResponse is the body of every error the API returns.
@@ -111,5 +116,5 @@ func infoOf(c rescind.Client, ttl time.Duration) ClientInfo {
 		ru = []string{}
 	}
 	return ClientInfo{ClientID: c.ID, Name: c.Name, GrantTypes: c.GrantTypes, Scope: scope, RedirectURIs: ru,
-		TokenEndpointAuthMethod: method, TokenTTL: int64(ttl / time.Second), CreatedAt: c.CreatedAt, AllowPlainPKCE: c.AllowPlainPKCE}
+		TokenEndpointAuthMethod: method, TokenTTL: int64(ttl / time.Second), CreatedAt: c.CreatedAt, AllowPlainPKCE: c.AllowPlainPKCE, TokenFormat: c.TokenFormat}
 }

@@ -16,6 +16,7 @@ type introspection struct {
 	Exp       int64  `json:"exp"`
 	Iat       int64  `json:"iat"`
 	Sub       string `json:"sub,omitempty"`
+	Aud       string `json:"aud,omitempty"`
 	Iss       string `json:"iss"`
 	Jti       string `json:"jti,omitempty"`
 }
@@ -46,19 +47,14 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		s.introspectRefreshToken(w, r, text)
 		return
 	}
-	claims, err := s.openToken(r.Context(), text)
-	if err != nil {
-		writeJSON(w, http.StatusOK, inactive)
-		return
-	}
-	jti := claims.JTI()
-	if !s.now().Before(claims.Expiry) || s.revoked.IsRevoked(jti, claims.GrantID, claims.ClientID, claims.IssuedAt) {
+	at, err := s.parseAccess(r.Context(), text)
+	if err != nil || s.dead(at) {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}
 	writeJSON(w, http.StatusOK, introspection{
-		Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
-		Exp: claims.Expiry.Unix(), Iat: claims.IssuedAt.Unix(), Sub: claims.Subject, Iss: s.issuer, Jti: jti,
+		Active: true, Scope: at.scope, ClientID: at.clientID, TokenType: "Bearer",
+		Exp: at.expiry.Unix(), Iat: at.issuedAt.Unix(), Sub: at.subject, Aud: at.audience, Iss: s.issuer, Jti: at.jti,
 	})
 }
 

@@ -16,6 +16,8 @@ type metadata struct {
 	TokenEndpoint                             string   `json:"token_endpoint"`
 	RevocationEndpoint                        string   `json:"revocation_endpoint"`
 	IntrospectionEndpoint                     string   `json:"introspection_endpoint"`
+	JWKSURI                                   string   `json:"jwks_uri,omitempty"`
+	RevocationEventsEndpoint                  string   `json:"revocation_events_endpoint,omitempty"`
 	GrantTypesSupported                       []string `json:"grant_types_supported"`
 	ResponseTypesSupported                    []string `json:"response_types_supported"`
 	TokenEndpointAuthMethodsSupported         []string `json:"token_endpoint_auth_methods_supported"`
@@ -40,6 +42,10 @@ func (s *Server) buildMetadata() ([]byte, error) {
 		RevocationEndpointAuthMethodsSupported:    withPublic,
 		IntrospectionEndpointAuthMethodsSupported: confidential,
 	}
+	if s.signer != nil {
+		md.JWKSURI = s.issuer + "/.well-known/jwks.json"
+	}
+	md.RevocationEventsEndpoint = s.issuer + "/oauth2/revocations/events"
 	if s.pages != nil {
 		md.AuthorizationEndpoint = s.issuer + "/oauth2/authorize"
 		md.GrantTypesSupported = []string{rescind.GrantAuthorizationCode, rescind.GrantClientCredentials, rescind.GrantRefreshToken}

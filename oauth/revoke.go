@@ -35,24 +35,23 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		s.revokeRefreshToken(w, r, client, text)
 		return
 	}
-	claims, err := s.openToken(r.Context(), text)
+	claims, err := s.parseAccess(r.Context(), text)
 	if err != nil {
 		revoked(w) // not a token of ours: nothing to revoke (§2.2)
 		return
 	}
-	if claims.ClientID != client.ID {
+	if claims.clientID != client.ID {
 		s.log.WarnContext(r.Context(), "revocation of another client's token refused", "client_id", client.ID)
 		writeError(w, errorf(ErrUnauthorizedClient, http.StatusBadRequest, "the token was not issued to this client"))
 		return
 	}
 	now := s.now()
-	jti := claims.JTI()
-	if !now.Before(claims.Expiry) || s.revoked.IsRevoked(jti, claims.GrantID, claims.ClientID, claims.IssuedAt) {
+	if s.dead(claims) {
 		revoked(w)
 		return
 	}
-	if s.grantWithAccess && claims.GrantID != "" {
-		if err := s.revokeGrant(r, client, claims.GrantID, "client:"+client.ID, "access token revoked (grant cascade)"); err != nil {
+	if s.grantWithAccess && claims.grantID != "" {
+		if err := s.revokeGrant(r, client, claims.grantID, "client:"+client.ID, "access token revoked (grant cascade)"); err != nil {
 			s.log.ErrorContext(r.Context(), "revoking grant", "err", err)
 			writeError(w, &Error{Code: ErrServerError, Status: http.StatusServiceUnavailable, RetryAfter: 1,
 				Description: "the revocation could not be recorded; retry"})
@@ -61,7 +60,8 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		revoked(w)
 		return
 	}
-	rev := rescind.Revocation{Kind: rescind.RevokeToken, Key: jti, ClientID: claims.ClientID, RevokedAt: now, ExpiresAt: claims.Expiry,
+	rev := rescind.Revocation{Kind: rescind.RevokeToken, Key: claims.jti, ClientID: claims.clientID, RevokedAt: now, ExpiresAt: claims.expiry,
+		Subject: claims.subject, StatusList: claims.statusList, StatusIdx: claims.statusIdx,
 		Actor: "client:" + client.ID, Reason: "revocation endpoint"}
 	if err := s.committer.Revoke(r.Context(), rev); err != nil {
 		if r.Context().Err() != nil {

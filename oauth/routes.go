@@ -23,6 +23,9 @@ func (s *Server) Handler() http.Handler {
 		route("GET /account/apps", "apps", s.pages.ServeHTTP)
 		route("POST /account/apps/revoke", "apps_revoke", s.pages.ServeHTTP)
 	}
+	route("GET /.well-known/jwks.json", "jwks", s.handleJWKS)
+	route("GET /oauth2/statuslists/{id}", "statuslist", s.handleStatusList)
+	route("GET /oauth2/revocations/events", "events", s.handleEvents)
 	route("GET /healthz", "healthz", s.handleHealthz)
 	route("GET /readyz", "readyz", s.handleReadyz)
 

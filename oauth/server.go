@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/metrics"
 	"github.com/rescind/rescind/internal/revocation"
+	"github.com/rescind/rescind/internal/statuslist"
 	"github.com/rescind/rescind/token"
 )
 
@@ -36,6 +38,12 @@ type Config struct {
 	Pages http.Handler
 	// RefreshTokenTTL is the lifetime of refresh tokens. If zero, 30 days.
 	RefreshTokenTTL time.Duration
+	// Signer signs JWT access tokens and status lists; if nil, JWT access tokens are off.
+	Signer *token.Signer
+	// Statuses allocates status list entries for JWT access tokens. Required with Signer.
+	Statuses *statuslist.Allocator
+	// StatusListTTL is the ttl of published status lists. If zero, 60 seconds.
+	StatusListTTL time.Duration
 	// RevokeGrantWithAccessToken makes revoking an access token of a grant revoke the whole
 	// grant. By default only that access token dies.
 	RevokeGrantWithAccessToken bool
@@ -67,6 +75,13 @@ type Server struct {
 	pages           http.Handler
 	refreshTTL      time.Duration
 	grantWithAccess bool
+	signer          *token.Signer
+	statuses        *statuslist.Allocator
+	statusBase      string
+	statusTTL       time.Duration
+	listMu          sync.Mutex
+	lists           map[string]renderedList
+	events          hub
 	tokenTTL        time.Duration
 	maxBody         int64
 	ready           func(context.Context) error
@@ -86,6 +101,11 @@ func New(cfg Config) (*Server, error) {
 		committer: cfg.Committer, metrics: cfg.Metrics, tokenTTL: cfg.AccessTokenTTL, maxBody: cfg.MaxBodyBytes,
 		ready: cfg.Ready, refresh: cfg.RefreshKeys, log: cfg.Logger, now: cfg.Now,
 		store: cfg.Store, pages: cfg.Pages, refreshTTL: cfg.RefreshTokenTTL, grantWithAccess: cfg.RevokeGrantWithAccessToken,
+		signer: cfg.Signer, statuses: cfg.Statuses, statusTTL: cfg.StatusListTTL, lists: make(map[string]renderedList),
+	}
+	s.statusBase = s.issuer + "/oauth2/statuslists/"
+	if s.statusTTL <= 0 {
+		s.statusTTL = time.Minute
 	}
 	if s.refreshTTL <= 0 {
 		s.refreshTTL = 30 * 24 * time.Hour

@@ -1,7 +1,9 @@
 package oauth
 
 import (
+	"context"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -56,12 +58,18 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.handleRefreshToken(w, r, form, client)
 		return
 	}
+	if res := form.Get("resource"); res != "" {
+		if u, err := url.Parse(res); err != nil || !u.IsAbs() || u.Fragment != "" {
+			writeError(w, errorf("invalid_target", http.StatusBadRequest, "resource must be an absolute URI without a fragment (RFC 8707)"))
+			return
+		}
+	}
 	scope, perr := grantScope(form.Get("scope"), client.Scopes)
 	if perr != nil {
 		writeError(w, perr)
 		return
 	}
-	resp, err := s.issueAccessToken(client, "", client.ID, scope)
+	resp, err := s.issueAccessToken(r.Context(), client, "", client.ID, scope, form.Get("resource"))
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "issuing access token", "err", err)
 		writeError(w, errServer)
@@ -70,18 +78,28 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) issueAccessToken(client rescind.Client, grantID, subject, scope string) (tokenResponse, error) {
-	id, err := token.NewID()
-	if err != nil {
-		return tokenResponse{}, err
-	}
+// issueAccessToken issues an access token in the client's format: opaque (sealed, nothing
+// written) or JWT (RFC 9068, with a status list entry). audience is the RFC 8707 resource, for
+// JWTs; empty means the issuer.
+func (s *Server) issueAccessToken(ctx context.Context, client rescind.Client, grantID, subject, scope, audience string) (tokenResponse, error) {
 	now := s.now()
 	ttl := s.TokenTTL(client.TokenTTL)
-	claims := &token.Claims{ID: id, ClientID: client.ID, GrantID: grantID, Subject: subject, Scope: scope,
-		IssuedAt: now, Expiry: now.Add(ttl).Truncate(time.Second)}
-	text, err := s.keys.Seal(claims)
-	if err != nil {
-		return tokenResponse{}, err
+	exp := now.Add(ttl).Truncate(time.Second)
+	var text string
+	if client.TokenFormat == rescind.TokenFormatJWT {
+		var err error
+		if text, err = s.issueJWT(ctx, client, grantID, subject, scope, audience, now, exp); err != nil {
+			return tokenResponse{}, err
+		}
+	} else {
+		id, err := token.NewID()
+		if err != nil {
+			return tokenResponse{}, err
+		}
+		claims := &token.Claims{ID: id, ClientID: client.ID, GrantID: grantID, Subject: subject, Scope: scope, IssuedAt: now, Expiry: exp}
+		if text, err = s.keys.Seal(claims); err != nil {
+			return tokenResponse{}, err
+		}
 	}
 	s.metrics.TokenIssued()
 	return tokenResponse{AccessToken: text, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: scope}, nil

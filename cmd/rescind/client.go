@@ -75,6 +75,7 @@ func newClientCreateCommand() *cobra.Command {
 	f.BoolVar(&req.Public, "public", false, "a public client, without a secret")
 	f.DurationVar(&ttl, "token-ttl", 0, "access token lifetime (default: the server's)")
 	f.StringArrayVar(&redirectURIs, "redirect-uri", nil, "a redirect URI (repeatable)")
+	f.StringVar(&req.TokenFormat, "token-format", "opaque", "access token format: opaque or jwt (RFC 9068, with a Token Status List entry)")
 	f.BoolVar(&req.AllowPlainPKCE, "allow-plain-pkce", false, `allow the "plain" PKCE method (S256 is required otherwise)`)
 	f.StringVarP(&output, "output", "o", "json", "output format: json, or env for shell variables")
 	cmd.MarkFlagRequired("name")
@@ -154,7 +155,7 @@ func newKeysCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printJSON(cmd.OutOrStdout(), admin.RotateKeysResponse{KeyID: kid})
+			return printJSON(cmd.OutOrStdout(), kid)
 		},
 	})
 	return cmd

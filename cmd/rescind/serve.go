@@ -27,6 +27,7 @@ import (
 	"github.com/rescind/rescind/internal/metrics"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/secret"
+	"github.com/rescind/rescind/internal/statuslist"
 	"github.com/rescind/rescind/internal/unixsock"
 	"github.com/rescind/rescind/oauth"
 	"github.com/rescind/rescind/store/postgres"
@@ -60,7 +61,7 @@ Every flag can also be set with a RESCIND_* environment variable (RESCIND_ADDR, 
 		},
 	}
 	addSettingFlags(cmd, false, "addr", "issuer", "log_format", "log_level", "admin_addr", "db", "poll_interval",
-		"access_token_ttl", "refresh_token_ttl", "revoke_grant_with_access_token", "janitor_interval")
+		"access_token_ttl", "refresh_token_ttl", "revoke_grant_with_access_token", "signing_alg", "status_list_ttl", "janitor_interval")
 	return cmd
 }
 
@@ -161,7 +162,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	met := metrics.New(reg, func() float64 { return float64(state.Len()) })
-	m.committer = revocation.NewCommitter(m.store, state, met.Committed)
+	var srv *oauth.Server
+	m.committer = revocation.NewCommitter(m.store, state, func(n int) {
+		met.Committed(n)
+		srv.NotifyRevocations() // srv is set before the first request can commit
+	})
+	signer, err := keys.LoadSigner(ctx, m.store, box, m.Settings["signing_alg"], admin.MaxTokenTTL+time.Hour, now)
+	if err != nil {
+		return err
+	}
 	clients, err := clientreg.New(clientreg.Config{Store: m.store})
 	if err != nil {
 		return err
@@ -177,7 +186,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Issuer = deriveIssuer(m.Addr.(*net.TCPAddr))
 	}
 	refresher := &keys.Refresher{Store: m.store, Box: box, Keys: keyring, MinInterval: 100 * time.Millisecond}
-	var srv *oauth.Server
 	pages, err := web.New(web.Config{Issuer: m.Issuer, Store: m.store, Clients: clients, Committer: m.committer, Box: box,
 		Logger: m.Logger, GrantRecordTTL: func(clientID string) time.Duration {
 			c, _ := clients.Get(context.Background(), clientID) // a deleted client: the default lifetime
@@ -192,12 +200,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Pages: pages.Handler(), AccessTokenTTL: m.Settings.duration("access_token_ttl"),
 		RefreshTokenTTL: m.Settings.duration("refresh_token_ttl"), RevokeGrantWithAccessToken: m.Settings["revoke_grant_with_access_token"] == "true",
 		Ready: m.store.Ping, Logger: m.Logger, RefreshKeys: refresher.Refresh,
+		Signer: signer, Statuses: &statuslist.Allocator{}, StatusListTTL: m.Settings.duration("status_list_ttl"),
 	})
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	adm := admin.New(admin.Config{Store: m.store, Clients: clients, Revoked: state, Committer: m.committer, Keys: keyring, Box: box,
+		Signer: signer, SigningAlg: m.Settings["signing_alg"],
 		TokenTTL: srv.TokenTTL, GrantRecordTTL: srv.GrantRecordTTL, Gatherer: reg, Token: m.Settings["admin_token"], Logger: m.Logger})
 
 	m.serve(ln, srv.Handler())

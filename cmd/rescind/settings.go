@@ -44,6 +44,8 @@ var settingsTable = []setting{
 	{key: "access_token_ttl", flag: "access-token-ttl", def: "1h", validate: durationBetween(time.Second, 30*24*time.Hour), help: "default access token lifetime"},
 	{key: "refresh_token_ttl", flag: "refresh-token-ttl", def: "720h", validate: durationBetween(time.Minute, 365*24*time.Hour), help: "refresh token lifetime"},
 	{key: "revoke_grant_with_access_token", flag: "revoke-grant-with-access-token", def: "false", validate: oneOf("true", "false"), help: "revoking an access token also revokes its grant (all tokens of it)"},
+	{key: "signing_alg", flag: "signing-alg", def: "ES256", validate: oneOf("ES256", "EdDSA"), help: "algorithm of new JWT signing keys: ES256 or EdDSA"},
+	{key: "status_list_ttl", flag: "status-list-ttl", def: "60s", validate: durationBetween(time.Second, 24*time.Hour), help: "ttl of published status lists: how stale a resource server without push may be"},
 	{key: "janitor_interval", flag: "janitor-interval", def: "1m", validate: durationBetween(time.Second, 24*time.Hour), help: "how often expired revocation records are deleted"},
 }
 

@@ -31,6 +31,8 @@ type Config struct {
 	Clients *clientreg.Registry
 	// RefreshKeys reloads the keyring. Optional.
 	RefreshKeys func(context.Context)
+	// OnRevoked, if set, is called after revocations from elsewhere were applied.
+	OnRevoked func()
 	// PollInterval is the fallback poll period. If zero, one second.
 	PollInterval time.Duration
 	// Logger receives errors. If nil, slog.Default().
@@ -78,8 +80,12 @@ func (c *coherer) applied(r rescind.Revocation) {
 }
 
 func (c *coherer) poll(ctx context.Context) {
-	if _, err := c.cfg.State.Load(ctx, c.cfg.Store, time.Now(), c.applied); err != nil && ctx.Err() == nil {
+	n, err := c.cfg.State.Load(ctx, c.cfg.Store, time.Now(), c.applied)
+	if err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("polling revocations", "err", err)
+	}
+	if n > 0 && c.cfg.OnRevoked != nil {
+		c.cfg.OnRevoked()
 	}
 	if c.cfg.RefreshKeys != nil {
 		c.cfg.RefreshKeys(ctx)
@@ -97,6 +103,9 @@ func (c *coherer) handle(e rescind.Event) {
 		c.cfg.State.Apply(e.Revocations...)
 		for _, r := range e.Revocations {
 			c.applied(r)
+		}
+		if c.cfg.OnRevoked != nil {
+			c.cfg.OnRevoked()
 		}
 	case rescind.EventClientChanged:
 		c.cfg.Clients.Invalidate(e.ClientID)

@@ -160,6 +160,9 @@ func (c *Committer) RevokeGrants(ctx context.Context, f rescind.GrantFilter, rev
 // Apply applies records committed by other means (a client or user deletion) to the state.
 func (c *Committer) Apply(revs ...rescind.Revocation) {
 	c.state.Apply(revs...)
+	if c.onCommit != nil && len(revs) > 0 {
+		c.onCommit(len(revs))
+	}
 }
 
 // GrantRevoked reports whether the grant is revoked, from the in-memory state.

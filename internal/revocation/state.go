@@ -27,12 +27,17 @@ type State struct {
 	tokens  map[string]int64 // token id -> record expiry (Unix ns)
 	grants  map[string]int64 // grant id -> record expiry
 	clients map[string]cutoff
-	lastSeq int64
+	// statuses are the revoked status list entries: list id -> index -> record expiry.
+	statuses map[string]map[int64]int64
+	// versions counts changes per list, so a published list is re-rendered only when it changed.
+	versions map[string]uint64
+	lastSeq  int64
 }
 
 // NewState returns an empty State.
 func NewState() *State {
-	return &State{tokens: make(map[string]int64), grants: make(map[string]int64), clients: make(map[string]cutoff)}
+	return &State{tokens: make(map[string]int64), grants: make(map[string]int64), clients: make(map[string]cutoff),
+		statuses: make(map[string]map[int64]int64), versions: make(map[string]uint64)}
 }
 
 // IsRevoked reports whether the token with id jti, of grant grantID (empty if none), issued to
@@ -69,8 +74,40 @@ func (s *State) Apply(revs ...rescind.Revocation) {
 			c := s.clients[r.Key]
 			s.clients[r.Key] = cutoff{revokedAt: max(c.revokedAt, r.RevokedAt.UnixNano()), expiresAt: max(c.expiresAt, exp)}
 		}
+		if r.StatusList != "" && r.StatusIdx >= 0 {
+			m := s.statuses[r.StatusList]
+			if m == nil {
+				m = make(map[int64]int64)
+				s.statuses[r.StatusList] = m
+			}
+			if _, had := m[r.StatusIdx]; !had {
+				s.versions[r.StatusList]++
+			}
+			m[r.StatusIdx] = max(m[r.StatusIdx], exp)
+		}
 		s.lastSeq = max(s.lastSeq, r.Seq)
 	}
+}
+
+// StatusList returns the revoked entries of list (indices below size) as a 1-bit status list,
+// and the list's version, which changes whenever an entry is added.
+func (s *State) StatusList(list string, size int64) ([]byte, uint64) {
+	raw := make([]byte, size/8)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for idx := range s.statuses[list] {
+		if idx < size {
+			raw[idx/8] |= 1 << uint(idx%8)
+		}
+	}
+	return raw, s.versions[list]
+}
+
+// StatusVersion returns the version of list.
+func (s *State) StatusVersion(list string) uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.versions[list]
 }
 
 // Prune drops records that expired before now and returns how many it dropped.
@@ -89,6 +126,17 @@ func (s *State) Prune(now time.Time) int {
 		if exp < t {
 			delete(s.grants, k)
 			n++
+		}
+	}
+	for list, m := range s.statuses {
+		for idx, exp := range m {
+			if exp < t {
+				delete(m, idx)
+				n++
+			}
+		}
+		if len(m) == 0 {
+			delete(s.statuses, list)
 		}
 	}
 	for k, c := range s.clients {

@@ -1,0 +1,162 @@
+package oauth
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rescind/rescind"
+)
+
+// hub wakes event streams when revocations commit, on this instance or another.
+type hub struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (h *hub) wait() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ch == nil {
+		h.ch = make(chan struct{})
+	}
+	return h.ch
+}
+
+func (h *hub) notify() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ch != nil {
+		close(h.ch)
+		h.ch = nil
+	}
+}
+
+// NotifyRevocations wakes the event streams: call it after revocations commit or arrive from
+// another instance.
+func (s *Server) NotifyRevocations() { s.events.notify() }
+
+// Event is the JSON of one revocation event on GET /oauth2/revocations/events. Exactly one of
+// JTI, GrantID and RevokedBefore says what was revoked; StatusList, when set, is the Token
+// Status List entry that flipped.
+type Event struct {
+	// Type is "token", "grant", "client" (every token of the client issued before
+	// RevokedBefore) or "status" (a status list entry of a revoked grant's token).
+	Type     string `json:"type"`
+	JTI      string `json:"jti,omitempty"`
+	GrantID  string `json:"grant_id,omitempty"`
+	ClientID string `json:"client_id"`
+	Subject  string `json:"sub,omitempty"`
+	// RevokedBefore is set for type "client": tokens issued at or before it (Unix seconds) are revoked.
+	RevokedBefore int64 `json:"revoked_before,omitempty"`
+	StatusList    *struct {
+		URI string `json:"uri"`
+		Idx int64  `json:"idx"`
+	} `json:"status_list,omitempty"`
+	// Time is when the revocation took effect (Unix seconds); Exp when the record expires.
+	Time int64 `json:"time"`
+	Exp  int64 `json:"exp"`
+}
+
+func (s *Server) eventOf(r rescind.Revocation) Event {
+	e := Event{Type: string(r.Kind), ClientID: r.ClientID, Subject: r.Subject, Time: r.RevokedAt.Unix(), Exp: r.ExpiresAt.Unix()}
+	switch r.Kind {
+	case rescind.RevokeToken:
+		e.JTI = r.Key
+	case rescind.RevokeGrant:
+		e.GrantID = r.Key
+	case rescind.RevokeClient:
+		e.RevokedBefore = r.RevokedAt.Unix()
+		e.Time = min(r.RevokedAt.Unix(), time.Now().Unix())
+	}
+	if r.StatusList != "" && r.StatusIdx >= 0 {
+		e.StatusList = &struct {
+			URI string `json:"uri"`
+			Idx int64  `json:"idx"`
+		}{s.statusBase + r.StatusList, r.StatusIdx}
+	}
+	return e
+}
+
+// handleEvents streams revocations as Server-Sent Events, in commit order, each with its
+// sequence number as id; a receiver that reconnects with Last-Event-ID (header, or the
+// last_event_id query parameter) misses nothing that has not expired. The caller authenticates
+// as a confidential client (HTTP Basic).
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	if _, perr := s.authenticateClient(r, nil, false); perr != nil {
+		writeError(w, perr)
+		return
+	}
+	var after int64
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = r.URL.Query().Get("last_event_id")
+	}
+	if last != "" {
+		n, err := strconv.ParseInt(strings.TrimSpace(last), 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "Last-Event-ID must be an event id"))
+			return
+		}
+		after = n
+	} else if r.URL.Query().Get("from") != "start" {
+		// A new subscriber starts from now unless it asks for everything still in force.
+		after = s.lastSeq(r)
+	}
+	rc := http.NewResponseController(w) // sees through wrappers (metrics) to the connection
+	rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "retry: 1000\n: rescind revocation events from %d\n\n", after)
+	rc.Flush()
+	ping := time.NewTicker(15 * time.Second)
+	defer ping.Stop()
+	for {
+		wake := s.events.wait()
+		for {
+			revs, err := s.store.RevocationsSince(r.Context(), after, s.now(), 500)
+			if err != nil {
+				if r.Context().Err() == nil {
+					s.log.WarnContext(r.Context(), "reading revocations for events", "err", err)
+				}
+				return
+			}
+			for _, rev := range revs {
+				b, _ := json.Marshal(s.eventOf(rev))
+				fmt.Fprintf(w, "id: %d\nevent: revocation\ndata: %s\n\n", rev.Seq, b)
+				after = rev.Seq
+			}
+			if len(revs) < 500 {
+				break
+			}
+		}
+		rc.Flush()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-wake:
+		case <-ping.C:
+			fmt.Fprint(w, ": ping\n\n")
+			rc.Flush()
+		}
+	}
+}
+
+// lastSeq returns the sequence number of the newest revocation record.
+func (s *Server) lastSeq(r *http.Request) int64 {
+	var last int64
+	for {
+		revs, err := s.store.RevocationsSince(r.Context(), last, time.Unix(0, 0), 1000)
+		if err != nil || len(revs) == 0 {
+			return last
+		}
+		last = revs[len(revs)-1].Seq
+	}
+}

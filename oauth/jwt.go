@@ -1,0 +1,162 @@
+package oauth
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/statuslist"
+	"github.com/rescind/rescind/token"
+)
+
+// accessToken is what the server knows of an access token of either format.
+type accessToken struct {
+	jti, grantID, clientID, subject, scope, audience string
+	issuedAt, expiry                                 time.Time
+	statusList                                       string
+	statusIdx                                        int64
+}
+
+// parseAccess authenticates an access token, opaque or JWT, issued by this server. It does not
+// check expiry or revocation.
+func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, error) {
+	if token.LooksLikeJWT(text) {
+		if s.signer == nil {
+			return nil, token.ErrBadJWT
+		}
+		payload, err := s.signer.Verify(text, token.TypeAccessToken, s.now())
+		if err != nil {
+			return nil, err
+		}
+		var c token.AccessClaims
+		if err := json.Unmarshal(payload, &c); err != nil || c.Issuer != s.issuer || c.ID == "" {
+			return nil, token.ErrBadJWT
+		}
+		at := &accessToken{jti: c.ID, grantID: c.GrantID, clientID: c.ClientID, subject: c.Subject, scope: c.Scope,
+			audience: c.Audience, issuedAt: time.Unix(c.IssuedAt, 0), expiry: time.Unix(c.Expiry, 0), statusIdx: -1}
+		if c.Status != nil {
+			at.statusList, at.statusIdx = listID(c.Status.StatusList.URI, s.statusBase), c.Status.StatusList.Idx
+		}
+		return at, nil
+	}
+	c, err := s.openToken(ctx, text)
+	if err != nil {
+		return nil, err
+	}
+	return &accessToken{jti: c.JTI(), grantID: c.GrantID, clientID: c.ClientID, subject: c.Subject, scope: c.Scope,
+		issuedAt: c.IssuedAt, expiry: c.Expiry, statusIdx: -1}, nil
+}
+
+// listID returns the list id of a status list URI of ours, or "".
+func listID(uri, base string) string {
+	if len(uri) > len(base) && uri[:len(base)] == base && statuslist.ValidID(uri[len(base):]) {
+		return uri[len(base):]
+	}
+	return ""
+}
+
+// revoked reports whether the access token is revoked or expired at now.
+func (s *Server) dead(at *accessToken) bool {
+	return !s.now().Before(at.expiry) || s.revoked.IsRevoked(at.jti, at.grantID, at.clientID, at.issuedAt)
+}
+
+// issueJWT signs a JWT access token (RFC 9068) with a status list entry, and records the entry
+// for a grant's token so revoking the grant flips it.
+func (s *Server) issueJWT(ctx context.Context, client rescind.Client, grantID, subject, scope, audience string, now, exp time.Time) (string, error) {
+	if s.signer == nil || s.statuses == nil {
+		return "", errors.New("oauth: JWT access tokens are not configured")
+	}
+	id, err := token.NewID()
+	if err != nil {
+		return "", err
+	}
+	list, idx, err := s.statuses.Next()
+	if err != nil {
+		return "", err
+	}
+	if grantID != "" {
+		if err := s.store.RecordGrantTokenStatus(ctx, grantID, list, idx, exp); err != nil {
+			return "", err
+		}
+	}
+	if audience == "" {
+		audience = s.issuer
+	}
+	return s.signer.Sign(token.AccessClaims{Issuer: s.issuer, Subject: subject, Audience: audience, Expiry: exp.Unix(),
+		IssuedAt: now.Unix(), ID: base64.RawURLEncoding.EncodeToString(id[:]), ClientID: client.ID, Scope: scope, GrantID: grantID,
+		Status: &token.Status{StatusList: token.StatusListRef{Idx: idx, URI: s.statusBase + list}}}, token.TypeAccessToken)
+}
+
+// handleJWKS publishes the signing keys (RFC 7517), including replaced keys until every token
+// they signed has expired.
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	if s.signer == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"keys": []any{}})
+		return
+	}
+	b, err := json.Marshal(s.signer.JWKS(s.now()))
+	if err != nil {
+		writeError(w, errServer)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/jwk-set+json")
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.Write(b)
+}
+
+type renderedList struct {
+	version uint64
+	at      time.Time
+	jwt     []byte
+}
+
+// handleStatusList publishes a Status List Token (draft-ietf-oauth-status-list §5.1, §8.1):
+// a JWT of type statuslist+jwt served as application/statuslist+jwt. It is re-signed when the
+// list changes, or when half its ttl has passed.
+func (s *Server) handleStatusList(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if s.signer == nil || !statuslist.ValidID(id) {
+		writeError(w, errorf("not_found", http.StatusNotFound, "no such status list"))
+		return
+	}
+	now := s.now()
+	version := s.revoked.StatusVersion(id)
+	s.listMu.Lock()
+	cached, ok := s.lists[id]
+	s.listMu.Unlock()
+	if !ok || cached.version != version || now.Sub(cached.at) > s.statusTTL/2 {
+		raw, v := s.revoked.StatusList(id, statuslist.Size)
+		lst, err := token.EncodeStatusList(raw)
+		if err != nil {
+			writeError(w, errServer)
+			return
+		}
+		text, err := s.signer.Sign(token.StatusListClaims{Subject: s.statusBase + id, IssuedAt: now.Unix(),
+			Expiry: now.Add(s.statusTTL * 10).Unix(), TTL: int64(s.statusTTL / time.Second),
+			StatusList: token.StatusListBody{Bits: 1, Lst: lst}}, token.TypeStatusList)
+		if err != nil {
+			s.log.ErrorContext(r.Context(), "signing status list", "err", err)
+			writeError(w, errServer)
+			return
+		}
+		cached = renderedList{version: v, at: now, jwt: []byte(text)}
+		s.listMu.Lock()
+		if len(s.lists) > 1024 {
+			clear(s.lists)
+		}
+		s.lists[id] = cached
+		s.listMu.Unlock()
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/statuslist+jwt")
+	h.Set("Cache-Control", "max-age="+strconv.Itoa(int(s.statusTTL/time.Second)))
+	h.Set("Content-Length", strconv.Itoa(len(cached.jwt)))
+	w.Write(cached.jwt)
+}

@@ -1,0 +1,233 @@
+package token
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// Media types of JWTs this package issues (RFC 9068 §2.1, Token Status List §5.1).
+const (
+	TypeAccessToken = "at+jwt"
+	TypeStatusList  = "statuslist+jwt"
+)
+
+// Signing algorithms supported.
+const (
+	AlgES256 = "ES256"
+	AlgEdDSA = "EdDSA"
+)
+
+// ErrBadJWT is returned for a JWT that is malformed, signed by an unknown key, or has a bad
+// signature or type.
+var ErrBadJWT = errors.New("token: invalid JWT")
+
+// SigningKey is a private key that signs JWTs.
+type SigningKey struct {
+	// ID is the kid.
+	ID string
+	// Alg is AlgES256 or AlgEdDSA.
+	Alg string
+	// Private is the private key.
+	Private crypto.Signer
+	// CreatedAt orders keys: the newest signs.
+	CreatedAt time.Time
+}
+
+// NewSigningKey generates a key for alg.
+func NewSigningKey(kid, alg string, now time.Time) (SigningKey, error) {
+	k := SigningKey{ID: kid, Alg: alg, CreatedAt: now}
+	var err error
+	switch alg {
+	case AlgES256:
+		k.Private, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case AlgEdDSA:
+		_, k.Private, err = ed25519.GenerateKey(rand.Reader)
+	default:
+		return k, fmt.Errorf("token: unsupported signing algorithm %q", alg)
+	}
+	if err != nil {
+		return k, fmt.Errorf("token: generating key: %w", err)
+	}
+	return k, nil
+}
+
+// MarshalPrivate encodes the private key as PKCS #8 DER.
+func (k SigningKey) MarshalPrivate() ([]byte, error) {
+	return x509.MarshalPKCS8PrivateKey(k.Private)
+}
+
+// ParsePrivate decodes a PKCS #8 DER private key.
+func ParsePrivate(der []byte) (crypto.Signer, error) {
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("token: parsing private key: %w", err)
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("token: private key cannot sign")
+	}
+	return s, nil
+}
+
+// Signer signs JWTs with its newest key and verifies JWTs signed by any key it holds. Keys
+// older than the newest stay published (in JWKS) until RetireAfter past the time they stopped
+// signing: past the expiry of every token they signed. It is safe for concurrent use.
+type Signer struct {
+	// RetireAfter is how long a replaced key stays published and trusted.
+	RetireAfter time.Duration
+
+	mu   sync.RWMutex
+	keys []SigningKey // newest first
+}
+
+// NewSigner returns a Signer holding keys.
+func NewSigner(retireAfter time.Duration, keys ...SigningKey) *Signer {
+	s := &Signer{RetireAfter: retireAfter}
+	for _, k := range keys {
+		s.Add(k)
+	}
+	return s
+}
+
+// Add adds a key (ignoring one whose kid it holds).
+func (s *Signer) Add(k SigningKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, have := range s.keys {
+		if have.ID == k.ID {
+			return
+		}
+	}
+	s.keys = append(s.keys, k)
+	for i := len(s.keys) - 1; i > 0 && s.keys[i].CreatedAt.After(s.keys[i-1].CreatedAt); i-- {
+		s.keys[i], s.keys[i-1] = s.keys[i-1], s.keys[i]
+	}
+}
+
+// Has reports whether the signer holds kid.
+func (s *Signer) Has(kid string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, k := range s.keys {
+		if k.ID == kid {
+			return true
+		}
+	}
+	return false
+}
+
+// live returns the keys still trusted at now: the newest, and older ones not yet retired.
+func (s *Signer) live(now time.Time) []SigningKey {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []SigningKey
+	for i, k := range s.keys {
+		if i == 0 || now.Before(s.keys[i-1].CreatedAt.Add(s.RetireAfter)) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Sign signs claims (marshalled to JSON) with the newest key, with header typ.
+func (s *Signer) Sign(claims any, typ string) (string, error) {
+	s.mu.RLock()
+	if len(s.keys) == 0 {
+		s.mu.RUnlock()
+		return "", errors.New("token: no signing key")
+	}
+	k := s.keys[0]
+	s.mu.RUnlock()
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("token: encoding claims: %w", err)
+	}
+	opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader("kid", k.ID)
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.Alg), Key: k.Private}, opts)
+	if err != nil {
+		return "", fmt.Errorf("token: signer: %w", err)
+	}
+	jws, err := sig.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("token: signing: %w", err)
+	}
+	return jws.CompactSerialize()
+}
+
+// LooksLikeJWT reports whether text has the shape of a compact JWS.
+func LooksLikeJWT(text string) bool {
+	return strings.HasPrefix(text, "eyJ") && strings.Count(text, ".") == 2
+}
+
+// Verify checks a JWT signed by one of the signer's live keys, with header typ, and returns its
+// payload.
+func (s *Signer) Verify(text, typ string, now time.Time) ([]byte, error) {
+	if len(text) > MaxLength*2 || !LooksLikeJWT(text) {
+		return nil, ErrBadJWT
+	}
+	jws, err := jose.ParseSigned(text, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA})
+	if err != nil || len(jws.Signatures) != 1 {
+		return nil, ErrBadJWT
+	}
+	h := jws.Signatures[0].Protected
+	if t, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(t, typ) && !strings.EqualFold(t, "application/"+typ) {
+		return nil, ErrBadJWT
+	}
+	for _, k := range s.live(now) {
+		if k.ID == h.KeyID && k.Alg == h.Algorithm {
+			payload, err := jws.Verify(k.Private.Public())
+			if err != nil {
+				return nil, ErrBadJWT
+			}
+			return payload, nil
+		}
+	}
+	return nil, ErrBadJWT
+}
+
+// JWKS returns the public keys published at now (RFC 7517).
+func (s *Signer) JWKS(now time.Time) jose.JSONWebKeySet {
+	var set jose.JSONWebKeySet
+	for _, k := range s.live(now) {
+		set.Keys = append(set.Keys, jose.JSONWebKey{Key: k.Private.Public(), KeyID: k.ID, Algorithm: k.Alg, Use: "sig"})
+	}
+	return set
+}
+
+// AccessClaims are the claims of a JWT access token (RFC 9068 §2.2), with the status claim of
+// the Token Status List and the grant id.
+type AccessClaims struct {
+	Issuer   string  `json:"iss"`
+	Subject  string  `json:"sub"`
+	Audience string  `json:"aud"`
+	Expiry   int64   `json:"exp"`
+	IssuedAt int64   `json:"iat"`
+	ID       string  `json:"jti"`
+	ClientID string  `json:"client_id"`
+	Scope    string  `json:"scope,omitempty"`
+	GrantID  string  `json:"gid,omitempty"`
+	Status   *Status `json:"status,omitempty"`
+}
+
+// Status is the status claim of a referenced token (Token Status List §6.1).
+type Status struct {
+	StatusList StatusListRef `json:"status_list"`
+}
+
+// StatusListRef points at one entry of a status list.
+type StatusListRef struct {
+	Idx int64  `json:"idx"`
+	URI string `json:"uri"`
+}
