@@ -108,7 +108,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		after = s.lastSeq(r)
 	}
 	rc := http.NewResponseController(w) // sees through wrappers (metrics) to the connection
-	rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
+	rc.SetWriteDeadline(time.Time{})    // a stream outlives the server's write timeout
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rescind/rescind/admin"
+	"github.com/rescind/rescind/resource"
+)
+
+// jwtSetup starts a server with args, and creates a JWT client and a resource server client.
+func jwtSetup(t testing.TB, args ...string) (*server, admin.ClientInfo, admin.ClientInfo) {
+	data := filepath.Join(shortTempDir(t), "d")
+	srv := startServer(t, data, nil, args...)
+	var app, rs admin.ClientInfo
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "app", "--scope", "read", "--token-format", "jwt")), &app)
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "api")), &rs)
+	return srv, app, rs
+}
+
+func jwtToken(t testing.TB, srv *server, app admin.ClientInfo) string {
+	code, body := srv.post("/oauth2/token", app.ClientID, app.ClientSecret, url.Values{"grant_type": {"client_credentials"}, "resource": {"https://api.example"}})
+	if code != 200 {
+		t.Fatalf("token: %d %s", code, body)
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.Unmarshal(body, &tr)
+	return tr.AccessToken
+}
+
+func refusedWithin(t *testing.T, what string, limit time.Duration, check func() error) {
+	t.Helper()
+	start := time.Now()
+	for {
+		err := check()
+		if errors.Is(err, resource.ErrRevoked) {
+			t.Logf("%s: refused %v after the revocation's 200", what, time.Since(start).Round(time.Microsecond))
+			return
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("%s: still accepted after %v", what, limit)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestResourceServerPush: with push, a revoked JWT is refused as the event arrives. The status
+// list ttl is an hour, so no list refresh can be what refuses it.
+func TestResourceServerPush(t *testing.T) {
+	srv, app, rs := jwtSetup(t, "--status-list-ttl", "1h")
+	mw, err := resource.New(context.Background(), resource.Config{Issuer: srv.url, Audience: "https://api.example",
+		ClientID: rs.ClientID, ClientSecret: rs.ClientSecret, Push: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mw.Close()
+	for mw.StalenessBound() != 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	tok := jwtToken(t, srv, app)
+	other := jwtToken(t, srv, app)
+	if c, err := mw.Verify(context.Background(), tok); err != nil || c.ClientID != app.ClientID || !slices.Contains(c.Scopes, "read") {
+		t.Fatalf("valid JWT: %+v, %v", c, err)
+	}
+	srv.revoke(app.ClientID, app.ClientSecret, tok)
+	refusedWithin(t, "push", 10*time.Second, func() error { _, err := mw.Verify(context.Background(), tok); return err })
+	if _, err := mw.Verify(context.Background(), other); err != nil {
+		t.Fatalf("an unrevoked token is refused: %v", err)
+	}
+	// Introspection agrees.
+	if srv.active(rs.ClientID, rs.ClientSecret, tok) || !srv.active(rs.ClientID, rs.ClientSecret, other) {
+		t.Fatal("introspection disagrees with the middleware")
+	}
+}
+
+// TestResourceServerStatusList: without push, the revocation reaches the resource server through
+// the status list, after its refresh (ttl 1 s here).
+func TestResourceServerStatusList(t *testing.T) {
+	srv, app, rs := jwtSetup(t, "--status-list-ttl", "1s")
+	mw, err := resource.New(context.Background(), resource.Config{Issuer: srv.url, Audience: "https://api.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mw.Close()
+	tok := jwtToken(t, srv, app)
+	if _, err := mw.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	if b := mw.StalenessBound(); b != time.Second {
+		t.Fatalf("StalenessBound = %v, want the list's ttl (1s)", b)
+	}
+	srv.revoke(app.ClientID, app.ClientSecret, tok)
+	refusedWithin(t, "status list", 15*time.Second, func() error { _, err := mw.Verify(context.Background(), tok); return err })
+	_ = rs
+}
+
+// TestJWTKeyRotation: after rotation, tokens signed by the old key keep verifying (the key stays
+// published), and tokens signed by the new key verify after one JWKS refetch.
+func TestJWTKeyRotation(t *testing.T) {
+	srv, app, rs := jwtSetup(t)
+	mw, err := resource.New(context.Background(), resource.Config{Issuer: srv.url, Audience: "https://api.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mw.Close()
+	old := jwtToken(t, srv, app)
+	if _, err := mw.Verify(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Dir(srv.dataDir) + "/d"
+	var rot admin.RotateKeysResponse
+	json.Unmarshal([]byte(cli(t, nil, "keys", "rotate", "--data-dir", data)), &rot)
+	if rot.SigningKeyID == "" {
+		t.Fatal("keys rotate did not rotate the signing key")
+	}
+	fresh := jwtToken(t, srv, app)
+	for name, tok := range map[string]string{"old": old, "new": fresh} {
+		if _, err := mw.Verify(context.Background(), tok); err != nil {
+			t.Fatalf("%s key's token: %v", name, err)
+		}
+		if !srv.active(rs.ClientID, rs.ClientSecret, tok) {
+			t.Fatalf("%s key's token inactive at introspection", name)
+		}
+	}
+	issuer := srv.url
+	srv.stop()
+	srv = startServer(t, data, nil, "--issuer", issuer) // the same issuer: a JWT names it
+	if !srv.active(rs.ClientID, rs.ClientSecret, old) {
+		_, body := srv.post("/oauth2/introspect", rs.ClientID, rs.ClientSecret, url.Values{"token": {old}})
+		t.Fatalf("old key's token inactive after restart: %s\n%s", body, srv.log)
+	}
+}
+
+// BenchmarkPushRevocationToRefusal measures, over loopback, the time from the revocation
+// endpoint's 200 to the middleware refusing the token through push:
+//
+//	go test -run x -bench PushRevocationToRefusal -benchtime 300x ./cmd/rescind/
+func BenchmarkPushRevocationToRefusal(b *testing.B) {
+	srv, app, rs := jwtSetup(b, "--status-list-ttl", "1h")
+	mw, err := resource.New(context.Background(), resource.Config{Issuer: srv.url, Audience: "https://api.example",
+		ClientID: rs.ClientID, ClientSecret: rs.ClientSecret, Push: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mw.Close()
+	for mw.StalenessBound() != 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	for range b.N {
+		b.StopTimer()
+		tok := jwtToken(b, srv, app)
+		if _, err := mw.Verify(context.Background(), tok); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		srv.revoke(app.ClientID, app.ClientSecret, tok)
+		acked := time.Now()
+		for {
+			if _, err := mw.Verify(context.Background(), tok); errors.Is(err, resource.ErrRevoked) {
+				break
+			}
+		}
+		lat = append(lat, time.Since(acked))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[(len(lat)*99)/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+}

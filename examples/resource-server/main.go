@@ -1,0 +1,63 @@
+// Command resource-server is an API protected by the resource package: it accepts JWT access
+// tokens from a Rescind server (or any RFC 9068 issuer), and refuses revoked ones: at once
+// through the revocation event stream, else within the status list's ttl.
+//
+//	RESCIND_ISSUER=http://127.0.0.1:8080 AUDIENCE=https://api.example \
+//	RESCIND_CLIENT_ID=... RESCIND_CLIENT_SECRET=... go run ./examples/resource-server
+//
+// then: curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:9000/photos
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/rescind/rescind/resource"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	mw, err := resource.New(ctx, resource.Config{
+		Issuer:         os.Getenv("RESCIND_ISSUER"),
+		Audience:       envOr("AUDIENCE", "https://api.example"),
+		RequiredScopes: []string{"read"},
+		// The resource server's own client: for the event stream and for opaque tokens.
+		ClientID:     os.Getenv("RESCIND_CLIENT_ID"),
+		ClientSecret: os.Getenv("RESCIND_CLIENT_SECRET"),
+		Push:         os.Getenv("RESCIND_CLIENT_ID") != "",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer mw.Close()
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /photos", mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := resource.ClaimsFrom(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"photos": []string{"cat.jpg"}, "sub": c.Subject, "client_id": c.ClientID})
+	})))
+	mux.HandleFunc("GET /staleness", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]string{"bound": mw.StalenessBound().String()})
+	})
+	addr := envOr("ADDR", "127.0.0.1:9000")
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { <-ctx.Done(); srv.Shutdown(context.Background()) }()
+	log.Printf("resource server on http://%s (staleness bound %v)", addr, mw.StalenessBound())
+	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
+		log.Fatal(err)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,24 @@
+// Package resource is net/http middleware for resource servers that accept access tokens from
+// an OAuth 2.0 authorization server and honour revocation, including of self-contained JWTs.
+//
+// For JWT access tokens (RFC 9068) it verifies the token locally: the signature against the
+// server's JWKS (fetched by discovery, RFC 8414, cached, refetched once for an unknown kid), with
+// the algorithm pinned to the key's (so "none" and HMAC-with-the-public-key are impossible), and
+// typ, iss, aud, exp and nbf. Then it checks revocation two ways:
+//
+//   - Token Status List (draft-ietf-oauth-status-list): the token's entry in its status list,
+//     fetched and cached for the list's ttl. If the list cannot be refreshed past its ttl, the
+//     middleware refuses tokens (fails closed) unless FailOpen is set.
+//   - Push: with Push set, it subscribes to the server's revocation event stream (Server-Sent
+//     Events) and refuses a revoked token as soon as the event arrives.
+//
+// The staleness bound is therefore: with a live push subscription, the event's delivery time;
+// without, the status list's ttl. StalenessBound reports the current one.
+//
+// For opaque tokens it asks the introspection endpoint (RFC 7662), caching a positive answer
+// briefly; push events drop cached answers.
+//
+// Failures answer 401 with WWW-Authenticate: Bearer error="invalid_token" (RFC 6750 §3); a
+// missing scope answers 403 insufficient_scope. The verified claims are available to the next
+// handler through ClaimsFrom.
+package resource

@@ -1,0 +1,122 @@
+package resource
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/rescind/rescind/token"
+)
+
+// fakeAS is an authorization server for the tests: metadata, a JWKS with one ES256 key, one
+// status list of 1024 entries, and an event stream the test feeds.
+type fakeAS struct {
+	*httptest.Server
+	key     *ecdsa.PrivateKey
+	kid     string
+	mu      sync.Mutex
+	revoked map[int64]bool
+	ttl     int64
+	listErr bool
+	fetches int
+	events  chan string
+}
+
+func newFakeAS(t testing.TB) *fakeAS {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	as := &fakeAS{key: k, kid: "k1", revoked: map[int64]bool{}, ttl: 60, events: make(chan string, 10)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]string{"issuer": as.URL, "jwks_uri": as.URL + "/jwks",
+			"introspection_endpoint": as.URL + "/introspect", "revocation_events_endpoint": as.URL + "/events"})
+	})
+	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &as.key.PublicKey, KeyID: as.kid, Algorithm: "ES256", Use: "sig"}}})
+	})
+	mux.HandleFunc("GET /list", func(w http.ResponseWriter, r *http.Request) {
+		as.mu.Lock()
+		defer as.mu.Unlock()
+		as.fetches++
+		if as.listErr {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		raw := make([]byte, 128)
+		for i := range as.revoked {
+			token.SetStatus(raw, i)
+		}
+		lst, _ := token.EncodeStatusList(raw)
+		w.Header().Set("Content-Type", "application/statuslist+jwt")
+		fmt.Fprint(w, as.sign(token.StatusListClaims{Subject: as.URL + "/list", IssuedAt: time.Now().Unix(), TTL: as.ttl,
+			StatusList: token.StatusListBody{Bits: 1, Lst: lst}}, "statuslist+jwt", as.kid, jose.ES256, as.key))
+	})
+	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case e := <-as.events:
+				fmt.Fprintf(w, "id: 1\nevent: revocation\ndata: %s\n\n", e)
+				w.(http.Flusher).Flush()
+			}
+		}
+	})
+	as.Server = httptest.NewServer(mux)
+	t.Cleanup(as.Close)
+	return as
+}
+
+func (as *fakeAS) sign(claims any, typ, kid string, alg jose.SignatureAlgorithm, key any) string {
+	b, _ := json.Marshal(claims)
+	opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ))
+	if kid != "" {
+		opts = opts.WithHeader("kid", kid)
+	}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
+	if err != nil {
+		panic(err)
+	}
+	j, _ := s.Sign(b)
+	out, _ := j.CompactSerialize()
+	return out
+}
+
+// claims returns valid access token claims with status entry idx.
+func (as *fakeAS) claims(idx int64) map[string]any {
+	now := time.Now().Unix()
+	return map[string]any{"iss": as.URL, "sub": "alice", "aud": "https://api.example", "exp": now + 600, "iat": now,
+		"jti": fmt.Sprintf("jti-%d", idx), "client_id": "app", "scope": "read write",
+		"status": map[string]any{"status_list": map[string]any{"idx": idx, "uri": as.URL + "/list"}}}
+}
+
+func (as *fakeAS) token(c map[string]any) string {
+	return as.sign(c, "at+jwt", as.kid, jose.ES256, as.key)
+}
+
+func with(c map[string]any, k string, v any) map[string]any {
+	out := map[string]any{}
+	for kk, vv := range c {
+		out[kk] = vv
+	}
+	if v == nil {
+		delete(out, k)
+	} else {
+		out[k] = v
+	}
+	return out
+}
+
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }

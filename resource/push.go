@@ -1,0 +1,172 @@
+package resource
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rescind/rescind/client"
+	"github.com/rescind/rescind/token"
+)
+
+// event is the JSON of one revocation event (see the server's documentation).
+type event struct {
+	Type          string `json:"type"`
+	JTI           string `json:"jti"`
+	GrantID       string `json:"grant_id"`
+	ClientID      string `json:"client_id"`
+	RevokedBefore int64  `json:"revoked_before"`
+	StatusList    *struct {
+		URI string `json:"uri"`
+		Idx int64  `json:"idx"`
+	} `json:"status_list"`
+	Exp int64 `json:"exp"`
+}
+
+// pushedRevoked reports whether pushed events revoke the token.
+func (m *Middleware) pushedRevoked(jti, gid, clientID string, iat int64, st *token.Status) bool {
+	m.pushMu.RLock()
+	defer m.pushMu.RUnlock()
+	if _, ok := m.revokedJTI[jti]; ok && jti != "" {
+		return true
+	}
+	if _, ok := m.revokedGrant[gid]; ok && gid != "" {
+		return true
+	}
+	if cut, ok := m.clientCut[clientID]; ok && iat <= cut {
+		return true
+	}
+	if st != nil {
+		if _, ok := m.revokedEntry[st.StatusList.URI+"#"+strconv.FormatInt(st.StatusList.Idx, 10)]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Middleware) apply(e event) {
+	m.pushMu.Lock()
+	switch {
+	case e.JTI != "":
+		m.revokedJTI[e.JTI] = e.Exp
+	case e.GrantID != "":
+		m.revokedGrant[e.GrantID] = e.Exp
+	case e.Type == "client":
+		m.clientCut[e.ClientID] = max(m.clientCut[e.ClientID], e.RevokedBefore)
+	}
+	if e.StatusList != nil {
+		m.revokedEntry[e.StatusList.URI+"#"+strconv.FormatInt(e.StatusList.Idx, 10)] = e.Exp
+	}
+	// Forget what has expired: those tokens are dead by their exp.
+	now := m.cfg.Now().Unix()
+	if len(m.revokedJTI)%1024 == 0 {
+		for k, exp := range m.revokedJTI {
+			if exp < now {
+				delete(m.revokedJTI, k)
+			}
+		}
+		for k, exp := range m.revokedEntry {
+			if exp < now {
+				delete(m.revokedEntry, k)
+			}
+		}
+	}
+	m.pushMu.Unlock()
+	if e.Type != "token" && e.Type != "status" {
+		m.introMu.Lock()
+		clear(m.introCache) // a grant or client revocation: cached answers may be stale
+		m.introMu.Unlock()
+	}
+}
+
+func (m *Middleware) setLive(live bool) {
+	m.pushMu.Lock()
+	m.pushLive = live
+	m.pushMu.Unlock()
+}
+
+// subscribe follows the event stream, reconnecting with Last-Event-ID, until ctx ends.
+func (m *Middleware) subscribe(ctx context.Context) {
+	defer close(m.done)
+	endpoint := strings.TrimSuffix(m.md.Issuer, "/") + "/oauth2/revocations/events"
+	var raw map[string]any
+	if json.Unmarshal(m.md.Raw, &raw) == nil {
+		if u, ok := raw["revocation_events_endpoint"].(string); ok && u != "" {
+			endpoint = u
+		}
+	}
+	last := ""
+	delay := 200 * time.Millisecond
+	for ctx.Err() == nil {
+		err := m.stream(ctx, endpoint, &last)
+		m.setLive(false)
+		if ctx.Err() != nil {
+			return
+		}
+		m.cfg.Logger.Warn("revocation event stream ended; reconnecting", "err", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
+}
+
+func (m *Middleware) stream(ctx context.Context, endpoint string, last *string) error {
+	u := endpoint + "?from=start"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", client.BasicAuth(m.cfg.ClientID, m.cfg.ClientSecret))
+	if *last != "" {
+		req.Header.Set("Last-Event-ID", *last)
+	}
+	hc := *m.cfg.HTTPClient
+	hc.Timeout = 0 // a stream has no end
+	res, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("event stream: HTTP %d", res.StatusCode)
+	}
+	m.setLive(true)
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var id, data string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if data != "" {
+				var e event
+				if json.Unmarshal([]byte(data), &e) == nil {
+					m.apply(e)
+				}
+				if id != "" {
+					*last = id
+				}
+			}
+			id, data = "", ""
+		case strings.HasPrefix(line, "id:"):
+			id = strings.TrimSpace(line[3:])
+		case strings.HasPrefix(line, "data:"):
+			data += strings.TrimSpace(line[5:])
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("event stream closed")
+}

@@ -1,0 +1,538 @@
+package resource
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/rescind/rescind/client"
+	"github.com/rescind/rescind/token"
+)
+
+// Config configures a Middleware.
+type Config struct {
+	// Issuer is the authorization server's issuer URL; its metadata is discovered. Required.
+	Issuer string
+	// Audience must be among a JWT's aud values. Required for JWT access tokens.
+	Audience string
+	// RequiredScopes must all be in the token's scope.
+	RequiredScopes []string
+	// ClientID and ClientSecret are the resource server's own client credentials, used for
+	// introspection of opaque tokens and for the event stream.
+	ClientID, ClientSecret string
+	// Push subscribes to the revocation event stream (needs the client credentials).
+	Push bool
+	// FailOpen accepts tokens when their status list cannot be refreshed past its ttl. By
+	// default such tokens are refused.
+	FailOpen bool
+	// IntrospectionCacheTTL bounds how long a positive introspection answer is reused. If
+	// zero, 10 seconds.
+	IntrospectionCacheTTL time.Duration
+	// HTTPClient makes every request. If nil, a client with a 10 s timeout.
+	HTTPClient *http.Client
+	// Logger receives errors. If nil, slog.Default().
+	Logger *slog.Logger
+	// Now returns the current time. If nil, time.Now.
+	Now func() time.Time
+}
+
+// Claims are a verified token's claims.
+type Claims struct {
+	Subject  string
+	ClientID string
+	Scopes   []string
+	Audience []string
+	ID       string
+	GrantID  string
+	IssuedAt time.Time
+	Expiry   time.Time
+	// JWT is true for a locally verified JWT, false for an introspected opaque token.
+	JWT bool
+}
+
+type claimsKey struct{}
+
+// ClaimsFrom returns the claims the middleware verified for this request.
+func ClaimsFrom(ctx context.Context) (*Claims, bool) {
+	c, ok := ctx.Value(claimsKey{}).(*Claims)
+	return c, ok
+}
+
+// Middleware checks access tokens. Create it with New; stop its background work with Close.
+type Middleware struct {
+	cfg    Config
+	md     *client.Metadata
+	intro  *client.Client
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	keysMu    sync.RWMutex
+	keys      map[string]jose.JSONWebKey
+	refetched time.Time // last refetch caused by an unknown kid
+
+	listsMu sync.Mutex
+	lists   map[string]*cachedList
+
+	pushMu       sync.RWMutex
+	pushLive     bool
+	revokedJTI   map[string]int64
+	revokedGrant map[string]int64
+	clientCut    map[string]int64 // client id -> tokens issued at or before (Unix s) are revoked
+	revokedEntry map[string]int64 // "uri#idx"
+
+	introMu    sync.Mutex
+	introCache map[[32]byte]introEntry
+
+	// verified caches JWTs whose signature, issuer and audience were checked: what cannot
+	// change. Expiry and revocation are checked on every request.
+	verifiedMu sync.RWMutex
+	verified   map[[32]byte]*jwtClaims
+}
+
+type cachedList struct {
+	mu      sync.Mutex
+	raw     []byte
+	bits    int
+	fetched time.Time
+	ttl     time.Duration
+	err     error
+}
+
+type introEntry struct {
+	claims *Claims
+	until  time.Time
+}
+
+// New discovers the issuer, fetches its JWKS and, with Push, starts the event subscription.
+func New(ctx context.Context, cfg Config) (*Middleware, error) {
+	if cfg.Issuer == "" {
+		return nil, errors.New("resource: Issuer is required")
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.IntrospectionCacheTTL <= 0 {
+		cfg.IntrospectionCacheTTL = 10 * time.Second
+	}
+	md, err := client.Discover(ctx, cfg.Issuer, cfg.HTTPClient)
+	if err != nil {
+		return nil, fmt.Errorf("resource: %w", err)
+	}
+	m := &Middleware{cfg: cfg, md: md, lists: map[string]*cachedList{}, revokedJTI: map[string]int64{},
+		revokedGrant: map[string]int64{}, clientCut: map[string]int64{}, revokedEntry: map[string]int64{},
+		introCache: map[[32]byte]introEntry{}, verified: map[[32]byte]*jwtClaims{}, done: make(chan struct{})}
+	m.intro = &client.Client{Issuer: cfg.Issuer, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, HTTPClient: cfg.HTTPClient}
+	if md.JWKSURI != "" {
+		if err := m.fetchKeys(ctx); err != nil {
+			return nil, err
+		}
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	if cfg.Push {
+		if cfg.ClientID == "" {
+			cancel()
+			return nil, errors.New("resource: Push needs ClientID and ClientSecret")
+		}
+		go m.subscribe(bg)
+	} else {
+		close(m.done)
+	}
+	return m, nil
+}
+
+// Close stops the event subscription.
+func (m *Middleware) Close() {
+	m.cancel()
+	<-m.done
+}
+
+// StalenessBound is how long a revoked JWT may still be accepted: zero while the push
+// subscription is live (refused as the event arrives), else the longest status list ttl seen
+// (one minute before any list was fetched).
+func (m *Middleware) StalenessBound() time.Duration {
+	m.pushMu.RLock()
+	live := m.pushLive
+	m.pushMu.RUnlock()
+	if live {
+		return 0
+	}
+	m.listsMu.Lock()
+	defer m.listsMu.Unlock()
+	bound := time.Duration(0)
+	for _, l := range m.lists {
+		l.mu.Lock()
+		bound = max(bound, l.ttl)
+		l.mu.Unlock()
+	}
+	if bound == 0 {
+		bound = time.Minute
+	}
+	return bound
+}
+
+// Handler wraps next: requests without a valid token get 401 (or 403 for a missing scope).
+func (m *Middleware) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		text, ok := bearer(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+m.cfg.Audience+`"`)
+			http.Error(w, "missing bearer token", http.StatusUnauthorized)
+			return
+		}
+		c, err := m.Verify(r.Context(), text)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+quote(err.Error())+`"`)
+			http.Error(w, "invalid token", http.StatusUnauthorized)
+			return
+		}
+		for _, s := range m.cfg.RequiredScopes {
+			if !slices.Contains(c.Scopes, s) {
+				w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+quote(strings.Join(m.cfg.RequiredScopes, " "))+`"`)
+				http.Error(w, "insufficient scope", http.StatusForbidden)
+				return
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, c)))
+	})
+}
+
+func quote(s string) string { return strings.NewReplacer(`"`, "'", `\`, "/").Replace(s) }
+
+// bearer returns the token of an Authorization: Bearer header (RFC 6750 §2.1).
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// Errors Verify returns.
+var (
+	ErrRevoked     = errors.New("the token was revoked")
+	ErrExpired     = errors.New("the token has expired")
+	ErrStatusStale = errors.New("the token's revocation status cannot be checked")
+)
+
+// maxTokenLen bounds the tokens the middleware looks at.
+const maxTokenLen = 8192
+
+// Verify checks a token and returns its claims.
+func (m *Middleware) Verify(ctx context.Context, text string) (*Claims, error) {
+	if len(text) > maxTokenLen {
+		return nil, errors.New("the token is too long")
+	}
+	if token.LooksLikeJWT(text) {
+		return m.verifyJWT(ctx, text)
+	}
+	return m.introspect(ctx, text)
+}
+
+type jwtClaims struct {
+	Iss      string          `json:"iss"`
+	Sub      string          `json:"sub"`
+	Aud      client.Audience `json:"aud"`
+	Exp      *int64          `json:"exp"`
+	Nbf      *int64          `json:"nbf"`
+	Iat      int64           `json:"iat"`
+	Jti      string          `json:"jti"`
+	ClientID string          `json:"client_id"`
+	Scope    string          `json:"scope"`
+	Gid      string          `json:"gid"`
+	Status   *token.Status   `json:"status"`
+}
+
+var allowedAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.EdDSA, jose.RS256, jose.PS256}
+
+func (m *Middleware) verifyJWT(ctx context.Context, text string) (*Claims, error) {
+	h := sha256.Sum256([]byte(text))
+	m.verifiedMu.RLock()
+	c, ok := m.verified[h]
+	m.verifiedMu.RUnlock()
+	if !ok {
+		var err error
+		if c, err = m.verifySignature(ctx, text); err != nil {
+			return nil, err
+		}
+		m.verifiedMu.Lock()
+		if len(m.verified) >= 100000 {
+			clear(m.verified)
+		}
+		m.verified[h] = c
+		m.verifiedMu.Unlock()
+	}
+	return m.checkJWT(ctx, c)
+}
+
+// verifySignature checks what cannot change about a JWT: its form, type, signature (with the
+// algorithm pinned to the key), issuer, audience and that it has exp and jti.
+func (m *Middleware) verifySignature(ctx context.Context, text string) (*jwtClaims, error) {
+	jws, err := jose.ParseSigned(text, allowedAlgs) // "none" and HMAC are not in the list
+	if err != nil || len(jws.Signatures) != 1 {
+		return nil, errors.New("the token is not a valid JWS")
+	}
+	h := jws.Signatures[0].Protected
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+		return nil, errors.New("the token is not an access token (typ)")
+	}
+	key, ok := m.key(ctx, h.KeyID)
+	if !ok {
+		return nil, errors.New("the token is signed by an unknown key")
+	}
+	if key.Algorithm != h.Algorithm { // the key says which algorithm it is for
+		return nil, errors.New("the token's algorithm does not match its key")
+	}
+	payload, err := jws.Verify(key.Key)
+	if err != nil {
+		return nil, errors.New("the token's signature is invalid")
+	}
+	var c jwtClaims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, errors.New("the token's claims are malformed")
+	}
+	switch {
+	case c.Iss != m.md.Issuer:
+		return nil, errors.New("the token is from another issuer")
+	case m.cfg.Audience == "" || !slices.Contains(c.Aud, m.cfg.Audience):
+		return nil, errors.New("the token is not for this audience")
+	case c.Exp == nil:
+		return nil, errors.New("the token has no exp")
+	case c.Jti == "":
+		return nil, errors.New("the token has no jti")
+	}
+	return &c, nil
+}
+
+// checkJWT checks what changes with time: expiry, not-before, and revocation (push, then the
+// status list).
+func (m *Middleware) checkJWT(ctx context.Context, c *jwtClaims) (*Claims, error) {
+	now := m.cfg.Now()
+	switch {
+	case now.Unix() >= *c.Exp:
+		return nil, ErrExpired
+	case c.Nbf != nil && now.Unix() < *c.Nbf:
+		return nil, errors.New("the token is not valid yet")
+	}
+	if m.pushedRevoked(c.Jti, c.Gid, c.ClientID, c.Iat, c.Status) {
+		return nil, ErrRevoked
+	}
+	if c.Status != nil {
+		st, err := m.status(ctx, c.Status.StatusList)
+		if err != nil {
+			if !m.cfg.FailOpen {
+				return nil, ErrStatusStale
+			}
+		} else if st != token.StatusValid {
+			return nil, ErrRevoked
+		}
+	}
+	return &Claims{Subject: c.Sub, ClientID: c.ClientID, Scopes: strings.Fields(c.Scope), Audience: c.Aud, ID: c.Jti, GrantID: c.Gid,
+		IssuedAt: time.Unix(c.Iat, 0), Expiry: time.Unix(*c.Exp, 0), JWT: true}, nil
+}
+
+// key returns the JWKS key kid. An unknown kid triggers one refetch of the JWKS; refetches
+// happen at most once a second, since anyone can send a token naming an unknown kid.
+func (m *Middleware) key(ctx context.Context, kid string) (jose.JSONWebKey, bool) {
+	m.keysMu.Lock()
+	k, ok := m.keys[kid]
+	now := m.cfg.Now()
+	if ok || m.md.JWKSURI == "" || now.Sub(m.refetched) < time.Second {
+		m.keysMu.Unlock()
+		return k, ok
+	}
+	m.refetched = now
+	m.keysMu.Unlock()
+	if err := m.fetchKeys(ctx); err != nil {
+		m.cfg.Logger.Warn("refetching JWKS", "err", err)
+	}
+	m.keysMu.RLock()
+	defer m.keysMu.RUnlock()
+	k, ok = m.keys[kid]
+	return k, ok
+}
+
+func (m *Middleware) fetchKeys(ctx context.Context) error {
+	b, err := m.get(ctx, m.md.JWKSURI, "application/jwk-set+json, application/json")
+	if err != nil {
+		return fmt.Errorf("resource: fetching JWKS: %w", err)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(b, &set); err != nil {
+		return fmt.Errorf("resource: JWKS: %w", err)
+	}
+	keys := map[string]jose.JSONWebKey{}
+	for _, k := range set.Keys {
+		if k.IsPublic() && k.Valid() && k.Algorithm != "" && (k.Use == "" || k.Use == "sig") {
+			keys[k.KeyID] = k
+		}
+	}
+	m.keysMu.Lock()
+	changed := len(keys) != len(m.keys)
+	for kid := range m.keys {
+		if _, ok := keys[kid]; !ok {
+			changed = true
+		}
+	}
+	m.keys = keys
+	m.keysMu.Unlock()
+	if changed { // a key was withdrawn: what it verified must be verified again
+		m.verifiedMu.Lock()
+		clear(m.verified)
+		m.verifiedMu.Unlock()
+	}
+	return nil
+}
+
+func (m *Middleware) get(ctx context.Context, u, accept string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", accept)
+	res, err := m.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: HTTP %d", u, res.StatusCode)
+	}
+	return io.ReadAll(io.LimitReader(res.Body, 4<<20))
+}
+
+// status returns the token's status from its list, refreshing the list when older than its ttl.
+func (m *Middleware) status(ctx context.Context, ref token.StatusListRef) (byte, error) {
+	if !strings.HasPrefix(ref.URI, "https://") && !strings.HasPrefix(ref.URI, "http://") {
+		return 0, errors.New("bad status list uri")
+	}
+	m.listsMu.Lock()
+	l := m.lists[ref.URI]
+	if l == nil {
+		if len(m.lists) > 10000 {
+			clear(m.lists)
+		}
+		l = &cachedList{}
+		m.lists[ref.URI] = l
+	}
+	m.listsMu.Unlock()
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := m.cfg.Now()
+	if l.raw == nil || now.Sub(l.fetched) >= l.ttl {
+		if err := m.fetchList(ctx, ref.URI, l); err != nil {
+			m.cfg.Logger.Warn("refreshing status list", "uri", ref.URI, "err", err)
+			if l.raw == nil || now.Sub(l.fetched) >= l.ttl {
+				return 0, err // nothing fresh enough: the caller fails closed
+			}
+		}
+	}
+	st, ok := token.StatusAt(l.raw, l.bits, ref.Idx)
+	if !ok {
+		return 0, errors.New("status index outside the list")
+	}
+	return st, nil
+}
+
+// fetchList fetches and verifies a Status List Token (§8) into l.
+func (m *Middleware) fetchList(ctx context.Context, uri string, l *cachedList) error {
+	b, err := m.get(ctx, uri, "application/statuslist+jwt")
+	if err != nil {
+		return err
+	}
+	jws, err := jose.ParseSigned(string(b), allowedAlgs)
+	if err != nil || len(jws.Signatures) != 1 {
+		return errors.New("status list is not a valid JWS")
+	}
+	h := jws.Signatures[0].Protected
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "statuslist+jwt") && !strings.EqualFold(typ, "application/statuslist+jwt") {
+		return errors.New("status list has the wrong typ")
+	}
+	key, ok := m.key(ctx, h.KeyID)
+	if !ok || key.Algorithm != h.Algorithm {
+		return errors.New("status list signed by an unknown key")
+	}
+	payload, err := jws.Verify(key.Key)
+	if err != nil {
+		return errors.New("status list signature is invalid")
+	}
+	var c token.StatusListClaims
+	if err := json.Unmarshal(payload, &c); err != nil || c.Subject != uri {
+		return errors.New("status list claims are malformed or name another list")
+	}
+	now := m.cfg.Now()
+	if c.Expiry != 0 && now.Unix() >= c.Expiry {
+		return errors.New("status list has expired")
+	}
+	raw, err := token.DecodeStatusList(c.StatusList.Lst)
+	if err != nil {
+		return err
+	}
+	if c.StatusList.Bits != 1 && c.StatusList.Bits != 2 && c.StatusList.Bits != 4 && c.StatusList.Bits != 8 {
+		return errors.New("status list has invalid bits")
+	}
+	ttl := time.Duration(c.TTL) * time.Second
+	if ttl <= 0 || ttl > time.Hour {
+		ttl = time.Minute
+	}
+	l.raw, l.bits, l.fetched, l.ttl = raw, c.StatusList.Bits, now, ttl
+	return nil
+}
+
+// introspect checks an opaque token at the introspection endpoint, with a short positive cache.
+func (m *Middleware) introspect(ctx context.Context, text string) (*Claims, error) {
+	h := sha256.Sum256([]byte(text))
+	now := m.cfg.Now()
+	m.introMu.Lock()
+	e, ok := m.introCache[h]
+	m.introMu.Unlock()
+	if ok && now.Before(e.until) {
+		if m.pushedRevoked(e.claims.ID, "", e.claims.ClientID, e.claims.IssuedAt.Unix(), nil) {
+			return nil, ErrRevoked
+		}
+		return e.claims, nil
+	}
+	in, err := m.intro.Introspect(ctx, text, "access_token")
+	if err != nil {
+		return nil, fmt.Errorf("introspection failed: %w", err)
+	}
+	if !in.Active {
+		return nil, errors.New("the token is not active")
+	}
+	if len(in.Aud) > 0 && m.cfg.Audience != "" && !slices.Contains(in.Aud, m.cfg.Audience) {
+		return nil, errors.New("the token is not for this audience")
+	}
+	c := &Claims{Subject: in.Sub, ClientID: in.ClientID, Scopes: strings.Fields(in.Scope), Audience: in.Aud, ID: in.Jti,
+		IssuedAt: time.Unix(in.Iat, 0), Expiry: time.Unix(in.Exp, 0)}
+	until := now.Add(m.cfg.IntrospectionCacheTTL)
+	if in.Exp > 0 && c.Expiry.Before(until) {
+		until = c.Expiry
+	}
+	m.introMu.Lock()
+	if len(m.introCache) > 100000 {
+		clear(m.introCache)
+	}
+	m.introCache[h] = introEntry{claims: c, until: until}
+	m.introMu.Unlock()
+	return c, nil
+}
