@@ -129,3 +129,18 @@ func TestSetStatusAndBounds(t *testing.T) {
 		t.Fatal("an oversized list (zip bomb) was decoded")
 	}
 }
+
+// BenchmarkStatusListEncode measures rendering a 131,072-entry 1-bit list with 1,000 revoked
+// entries: what re-publishing a status list after a revocation costs (before signing).
+func BenchmarkStatusListEncode(b *testing.B) {
+	raw := make([]byte, 1<<14)
+	for i := int64(0); i < 1000; i++ {
+		SetStatus(raw, (i*7919)%(1<<17))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := EncodeStatusList(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

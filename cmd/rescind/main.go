@@ -42,6 +42,6 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	addSettingFlags(root, true, "data_dir")
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newClientCommand(), newKeysCommand(),
 		newTokenCommand(), newIntrospectCommand(), newRevokeCommand(),
-		newUserCommand(), newRevokeAllCommand(), newAuditCommand())
+		newUserCommand(), newRevokeAllCommand(), newAuditCommand(), newBenchCommand(), newBenchCeilingCommand())
 	return root
 }

@@ -1,0 +1,699 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rescind/rescind/admin"
+	"github.com/rescind/rescind/client"
+)
+
+// benchFlags are the flags of `rescind bench`.
+type benchFlags struct {
+	embedded    bool
+	ceiling     bool
+	issuer      string
+	clientID    string
+	secretFile  string
+	scenarios   string
+	connections int
+	duration    time.Duration
+	warmup      time.Duration
+	rate        int
+	mix         string
+	jsonOut     bool
+	tokenFormat string
+	maxRequests int64
+}
+
+func newBenchCommand() *cobra.Command {
+	var f benchFlags
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the server under load: token, introspect, revoke, mixed",
+		Long: `Load-test an authorization server, the way redis-benchmark and pgbench do theirs.
+
+By default (--embedded) it starts a server of its own, as a child process on a temporary data
+directory, so the server's CPU seconds and peak RSS are measured apart from the load generator's.
+--issuer targets a running server instead (with --client-id and the secret in
+--client-secret-file or RESCIND_CLIENT_SECRET). --ceiling also measures a trivial handler that
+parses the same form, in its own process, on the same machine in the same run, and reports each
+scenario's ratio to it: absolute numbers vary between machines, the ratio does not.
+
+Closed loop by default (each connection sends its next request when the last one answers);
+--rate R switches to an open loop at R requests per second, with latency counted from each
+request's scheduled time, so a slow server cannot hide its latency (coordinated omission).`,
+		Example: `  rescind bench --embedded --ceiling --duration 10s
+  rescind bench --scenarios revoke --connections 64 --json
+  rescind bench --issuer https://auth.example --client-id ID --client-secret-file s.txt --scenarios introspect`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd, f) },
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&f.embedded, "embedded", true, "start a server of its own (default, unless --issuer is given)")
+	fl.BoolVar(&f.ceiling, "ceiling", false, "also measure a trivial form-parsing handler and report ratios to it")
+	fl.StringVar(&f.issuer, "issuer", "", "target a running server at this issuer URL")
+	fl.StringVar(&f.clientID, "client-id", os.Getenv("RESCIND_CLIENT_ID"), "client for --issuer (client_credentials)")
+	fl.StringVar(&f.secretFile, "client-secret-file", "", "its secret (else RESCIND_CLIENT_SECRET)")
+	fl.StringVar(&f.scenarios, "scenarios", "token,introspect,revoke,mixed", "comma-separated: token, introspect, revoke, mixed")
+	fl.IntVarP(&f.connections, "connections", "c", 32, "concurrent connections")
+	fl.DurationVarP(&f.duration, "duration", "d", 10*time.Second, "measured time per scenario")
+	fl.DurationVar(&f.warmup, "warmup", 2*time.Second, "unmeasured time before each scenario")
+	fl.IntVar(&f.rate, "rate", 0, "open loop: requests per second in total (0: closed loop)")
+	fl.StringVar(&f.mix, "mix", "1:8:1", "mixed scenario ratio of token:introspect:revoke")
+	fl.BoolVar(&f.jsonOut, "json", false, "print the results as JSON")
+	fl.Int64Var(&f.maxRequests, "max-requests", 0, "stop a scenario after this many measured requests (0: run for --duration)")
+	fl.StringVar(&f.tokenFormat, "token-format", "opaque", "access token format of the embedded bench client: opaque or jwt")
+	return cmd
+}
+
+// benchResult is one scenario's measurement.
+type benchResult struct {
+	Scenario    string           `json:"scenario"`
+	Target      string           `json:"target"`
+	Requests    int64            `json:"requests"`
+	Seconds     float64          `json:"seconds"`
+	RPS         float64          `json:"rps"`
+	P50ms       float64          `json:"p50_ms"`
+	P90ms       float64          `json:"p90_ms"`
+	P99ms       float64          `json:"p99_ms"`
+	P999ms      float64          `json:"p999_ms"`
+	Errors      map[string]int64 `json:"errors,omitempty"`
+	CPUSeconds  float64          `json:"server_cpu_seconds,omitempty"`
+	PeakRSSMiB  float64          `json:"server_peak_rss_mib,omitempty"`
+	DataDirMiB  float64          `json:"server_data_dir_mib,omitempty"`
+	CeilingRPS  float64          `json:"ceiling_rps,omitempty"`
+	RatioRPS    float64          `json:"ratio_rps,omitempty"`
+	RatioP99    float64          `json:"ratio_p99,omitempty"`
+	Unavailable string           `json:"unavailable,omitempty"`
+}
+
+func runBench(cmd *cobra.Command, f benchFlags) error {
+	ctx := cmd.Context()
+	if f.connections < 1 || f.duration <= 0 || f.warmup < 0 || f.rate < 0 {
+		return errors.New("--connections, --duration, --warmup and --rate must be positive")
+	}
+	mix, err := parseMix(f.mix)
+	if err != nil {
+		return err
+	}
+	scenarios := strings.Split(f.scenarios, ",")
+	for _, s := range scenarios {
+		if !slices.Contains([]string{"token", "introspect", "revoke", "mixed"}, s) {
+			return fmt.Errorf("unknown scenario %q", s)
+		}
+	}
+	var target benchTarget
+	if f.issuer != "" {
+		sec := os.Getenv("RESCIND_CLIENT_SECRET")
+		if f.secretFile != "" {
+			b, err := os.ReadFile(f.secretFile)
+			if err != nil {
+				return err
+			}
+			sec = strings.TrimSpace(string(b))
+		}
+		md, err := client.Discover(ctx, f.issuer, nil)
+		if err != nil {
+			return err
+		}
+		target = benchTarget{name: f.issuer, tokenURL: md.TokenEndpoint, introURL: md.IntrospectionEndpoint,
+			revokeURL: md.RevocationEndpoint, auth: client.BasicAuth(f.clientID, sec)}
+	} else {
+		proc, t, err := startBenchServer(ctx, f.tokenFormat)
+		if err != nil {
+			return err
+		}
+		defer proc.stop()
+		target = t
+		target.proc = proc
+	}
+	var ceiling *benchTarget
+	if f.ceiling {
+		proc, addr, err := startChild(ctx, "bench-ceiling", "--addr", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer proc.stop()
+		ceiling = &benchTarget{name: "ceiling", tokenURL: "http://" + addr + "/", introURL: "http://" + addr + "/",
+			revokeURL: "http://" + addr + "/", auth: client.BasicAuth("c", "s"), proc: proc}
+	}
+
+	var results []benchResult
+	for _, sc := range scenarios {
+		var ceil benchResult
+		if ceiling != nil {
+			ceil = runScenario(ctx, cmd.ErrOrStderr(), f, *ceiling, sc, mix)
+			ceil.Scenario, ceil.Target = sc, "ceiling"
+			results = append(results, ceil)
+		}
+		r := runScenario(ctx, cmd.ErrOrStderr(), f, target, sc, mix)
+		if ceiling != nil && ceil.RPS > 0 {
+			r.CeilingRPS = ceil.RPS
+			r.RatioRPS = r.RPS / ceil.RPS
+			if ceil.P99ms > 0 {
+				r.RatioP99 = r.P99ms / ceil.P99ms
+			}
+		}
+		results = append(results, r)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if f.jsonOut {
+		return printJSON(cmd.OutOrStdout(), results)
+	}
+	printBenchTable(cmd.OutOrStdout(), results, f)
+	return nil
+}
+
+func parseMix(s string) ([3]int, error) {
+	var m [3]int
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return m, errors.New("--mix must be token:introspect:revoke, e.g. 1:8:1")
+	}
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return m, errors.New("--mix must be three non-negative integers")
+		}
+		m[i] = n
+	}
+	if m[0]+m[1]+m[2] == 0 {
+		return m, errors.New("--mix must not be all zero")
+	}
+	return m, nil
+}
+
+func printBenchTable(w io.Writer, rs []benchResult, f benchFlags) {
+	mode := "closed loop"
+	if f.rate > 0 {
+		mode = fmt.Sprintf("open loop at %d req/s", f.rate)
+	}
+	fmt.Fprintf(w, "rescind bench: %d connections, %s measured after %s warm-up, %s\n\n", f.connections, f.duration, f.warmup, mode)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\ttarget\trequests\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\terrors\tsrv CPU s\tsrv RSS MiB\tdata MiB\tx ceiling req/s\tx ceiling p99\t")
+	for _, r := range rs {
+		errs := "0"
+		if len(r.Errors) > 0 {
+			var parts []string
+			for k, v := range r.Errors {
+				parts = append(parts, fmt.Sprintf("%s=%d", k, v))
+			}
+			slices.Sort(parts)
+			errs = strings.Join(parts, ",")
+		}
+		ratio, ratioP := "", ""
+		if r.RatioRPS > 0 {
+			ratio = fmt.Sprintf("%.2f", r.RatioRPS)
+			ratioP = fmt.Sprintf("%.2f", r.RatioP99)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%.1f\t%.0f\t%.1f\t%s\t%s\t\n", r.Scenario, r.Target, r.Requests, r.RPS,
+			r.P50ms, r.P90ms, r.P99ms, r.P999ms, errs, r.CPUSeconds, r.PeakRSSMiB, r.DataDirMiB, ratio, ratioP)
+		if r.Unavailable != "" {
+			defer fmt.Fprintf(w, "note: %s %s: %s\n", r.Scenario, r.Target, r.Unavailable)
+		}
+	}
+	tw.Flush()
+}
+
+// benchTarget is where a scenario sends requests.
+type benchTarget struct {
+	name                          string
+	tokenURL, introURL, revokeURL string
+	auth                          string
+	proc                          *childProc
+}
+
+// childProc is a child process (the embedded server or the ceiling handler).
+type childProc struct {
+	cmd *exec.Cmd
+	dir string
+}
+
+func (p *childProc) stop() {
+	if p == nil || p.cmd.Process == nil {
+		return
+	}
+	p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+	}
+	if p.dir != "" {
+		os.RemoveAll(p.dir)
+	}
+}
+
+// usage returns the child's CPU seconds and peak RSS so far, from /proc (Linux).
+func (p *childProc) usage() (cpu float64, rssMiB float64) {
+	if p == nil || p.cmd.Process == nil {
+		return 0, 0
+	}
+	pid := p.cmd.Process.Pid
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i > 0 {
+			fields := strings.Fields(s[i+2:])
+			if len(fields) > 13 {
+				ut, _ := strconv.ParseFloat(fields[11], 64)
+				st, _ := strconv.ParseFloat(fields[12], 64)
+				cpu = (ut + st) / 100 // USER_HZ
+			}
+		}
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+				rssMiB = kb / 1024
+			}
+		}
+	}
+	return cpu, rssMiB
+}
+
+// startChild runs this binary with args and waits for it to print its listening address.
+func startChild(ctx context.Context, args ...string) (*childProc, string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	p := &childProc{cmd: cmd}
+	line := make([]byte, 0, 64)
+	buf := make([]byte, 1)
+	for {
+		if _, err := out.Read(buf); err != nil {
+			p.stop()
+			return nil, "", fmt.Errorf("%s did not start: %w", args[0], err)
+		}
+		if buf[0] == '\n' {
+			break
+		}
+		line = append(line, buf[0])
+	}
+	go io.Copy(io.Discard, out)
+	return p, strings.TrimSpace(string(line)), nil
+}
+
+// startBenchServer starts `rescind serve` on a temporary data dir and a free port, and creates
+// the bench client.
+func startBenchServer(ctx context.Context, format string) (*childProc, benchTarget, error) {
+	dir, err := os.MkdirTemp("", "rescind-bench")
+	if err != nil {
+		return nil, benchTarget{}, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, benchTarget{}, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, benchTarget{}, err
+	}
+	cmd := exec.Command(exe, "serve", "--addr", addr, "--data-dir", filepath.Join(dir, "d"), "--log-level", "warn")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, benchTarget{}, err
+	}
+	p := &childProc{cmd: cmd, dir: dir}
+	base := "http://" + addr
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if res, err := http.Get(base + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, benchTarget{}, errors.New("the embedded server did not become ready")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	info, err := admin.NewUnixClient(filepath.Join(dir, "d", "admin.sock")).CreateClient(ctx,
+		admin.CreateClientRequest{Name: "bench", Scope: "read write", TokenFormat: format})
+	if err != nil {
+		p.stop()
+		return nil, benchTarget{}, err
+	}
+	return p, benchTarget{name: "rescind", tokenURL: base + "/oauth2/token", introURL: base + "/oauth2/introspect",
+		revokeURL: base + "/oauth2/revoke", auth: client.BasicAuth(info.ClientID, info.ClientSecret)}, nil
+}
+
+// newBenchCeilingCommand is the ceiling: a trivial handler that parses the form and answers a
+// fixed small JSON, in its own process. Hidden: `rescind bench --ceiling` starts it.
+func newBenchCeilingCommand() *cobra.Command {
+	var addr string
+	cmd := &cobra.Command{
+		Use:    "bench-ceiling",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), ln.Addr().String())
+			srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if err := r.ParseForm(); err != nil {
+					http.Error(w, "bad form", http.StatusBadRequest)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Cache-Control", "no-store")
+				io.WriteString(w, `{"active":true,"access_token":"x","token_type":"Bearer","expires_in":3600}`)
+			})}
+			go func() { <-cmd.Context().Done(); srv.Close() }()
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:0", "listen address")
+	return cmd
+}
+
+// request is one prepared request of a scenario.
+type request struct {
+	url  string
+	body string
+	kind string
+}
+
+// pool hands out tokens to introspect or revoke.
+type pool struct {
+	mu   sync.Mutex
+	toks []string
+	next int
+}
+
+func (p *pool) take(cycle bool) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.toks) == 0 {
+		return "", false
+	}
+	if p.next >= len(p.toks) {
+		if !cycle {
+			return "", false
+		}
+		p.next = 0
+	}
+	t := p.toks[p.next]
+	p.next++
+	return t, true
+}
+
+// issue gets n tokens from the target, with c connections.
+func issue(ctx context.Context, hc *http.Client, t benchTarget, n, c int) []string {
+	out := make([]string, 0, n)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var left atomic.Int64
+	left.Store(int64(n))
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for left.Add(-1) >= 0 && ctx.Err() == nil {
+				_, body, err := send(hc, t, request{url: t.tokenURL, body: "grant_type=client_credentials"})
+				if err != nil {
+					continue
+				}
+				var tr struct {
+					AccessToken string `json:"access_token"`
+				}
+				if json.Unmarshal(body, &tr) == nil && tr.AccessToken != "" {
+					mu.Lock()
+					out = append(out, tr.AccessToken)
+					mu.Unlock()
+				} else if t.name == "ceiling" {
+					mu.Lock()
+					out = append(out, "x")
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func send(hc *http.Client, t benchTarget, r request) (int, []byte, error) {
+	req, err := http.NewRequest(http.MethodPost, r.url, strings.NewReader(r.body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", t.auth)
+	res, err := hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	return res.StatusCode, body, err
+}
+
+// runScenario measures one scenario against one target.
+func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchTarget, sc string, mix [3]int) benchResult {
+	tr := &http.Transport{MaxIdleConns: f.connections * 2, MaxIdleConnsPerHost: f.connections * 2, MaxConnsPerHost: f.connections,
+		IdleConnTimeout: time.Minute, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	res := benchResult{Scenario: sc, Target: t.name, Errors: map[string]int64{}}
+
+	// Tokens to introspect and revoke, issued before the clock starts.
+	var intro, revoke pool
+	total := f.duration + f.warmup
+	switch sc {
+	case "introspect":
+		intro.toks = issue(ctx, hc, t, 2000, f.connections)
+	case "revoke":
+		fmt.Fprintf(progress, "\r%-10s %-8s issuing tokens to revoke...", sc, t.name)
+		n := int(total.Seconds() * 15000)
+		if f.maxRequests > 0 {
+			n = min(n, int(f.maxRequests)+int(f.warmup.Seconds()*15000)+1000)
+		}
+		revoke.toks = issue(ctx, hc, t, n, f.connections)
+	case "mixed":
+		intro.toks = issue(ctx, hc, t, 2000, f.connections)
+		revoke.toks = issue(ctx, hc, t, int(total.Seconds()*3000), f.connections)
+	}
+	weights := mix
+	next := func(i int64) (request, bool) {
+		kind := sc
+		if sc == "mixed" {
+			n := int(i % int64(weights[0]+weights[1]+weights[2]))
+			switch {
+			case n < weights[0]:
+				kind = "token"
+			case n < weights[0]+weights[1]:
+				kind = "introspect"
+			default:
+				kind = "revoke"
+			}
+		}
+		switch kind {
+		case "token":
+			return request{url: t.tokenURL, body: "grant_type=client_credentials", kind: kind}, true
+		case "introspect":
+			tok, ok := intro.take(true)
+			return request{url: t.introURL, body: "token=" + url.QueryEscape(tok), kind: kind}, ok
+		default:
+			tok, ok := revoke.take(false)
+			return request{url: t.revokeURL, body: "token=" + url.QueryEscape(tok) + "&token_type_hint=access_token", kind: kind}, ok
+		}
+	}
+
+	var (
+		seq       atomic.Int64
+		measuring atomic.Bool
+		stopped   atomic.Bool
+		errMu     sync.Mutex
+		latMu     sync.Mutex
+		lats      = make([]time.Duration, 0, 1<<20)
+		done      atomic.Int64
+	)
+	record := func(start time.Time, status int, err error, kind string) {
+		if !measuring.Load() {
+			return
+		}
+		d := time.Since(start)
+		ok := err == nil && status == http.StatusOK
+		if !ok {
+			key := kind + ":" + strconv.Itoa(status)
+			if err != nil {
+				key = kind + ":transport"
+			}
+			errMu.Lock()
+			res.Errors[key]++
+			errMu.Unlock()
+		}
+		latMu.Lock()
+		lats = append(lats, d)
+		latMu.Unlock()
+		done.Add(1)
+	}
+	var cpu0 float64
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	if f.rate > 0 {
+		// Open loop: requests are scheduled at a fixed rate; latency counts from the schedule.
+		work := make(chan time.Time, f.connections*64)
+		for range f.connections {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for sched := range work {
+					r, ok := next(seq.Add(1))
+					if !ok {
+						stopped.Store(true)
+						continue
+					}
+					status, _, err := send(hc, t, r)
+					record(sched, status, err, r.kind)
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(work)
+			interval := time.Second / time.Duration(f.rate)
+			start := time.Now()
+			for i := int64(0); runCtx.Err() == nil; i++ {
+				sched := start.Add(time.Duration(i) * interval)
+				if d := time.Until(sched); d > 0 {
+					time.Sleep(d)
+				}
+				select {
+				case work <- sched:
+				default:
+					if measuring.Load() {
+						errMu.Lock()
+						res.Errors["dropped:queue_full"]++
+						errMu.Unlock()
+					}
+				}
+			}
+		}()
+	} else {
+		for range f.connections {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for runCtx.Err() == nil {
+					r, ok := next(seq.Add(1))
+					if !ok {
+						stopped.Store(true)
+						return
+					}
+					start := time.Now()
+					status, _, err := send(hc, t, r)
+					record(start, status, err, r.kind)
+				}
+			}()
+		}
+	}
+	time.Sleep(f.warmup)
+	cpu0, _ = t.proc.usage()
+	measuring.Store(true)
+	start := time.Now()
+	tick := time.NewTicker(time.Second)
+	for running := true; running; {
+		select {
+		case <-tick.C:
+			el := time.Since(start)
+			fmt.Fprintf(progress, "\r%-10s %-8s %5.1fs  %8.0f req/s   ", sc, t.name, el.Seconds(), float64(done.Load())/el.Seconds())
+			if el >= f.duration || stopped.Load() || (f.maxRequests > 0 && done.Load() >= f.maxRequests) {
+				running = false
+			}
+		case <-ctx.Done():
+			running = false
+		}
+	}
+	tick.Stop()
+	measuring.Store(false)
+	res.Seconds = time.Since(start).Seconds()
+	cancel()
+	wg.Wait()
+	fmt.Fprint(progress, "\r"+strings.Repeat(" ", 60)+"\r")
+	cpu1, rss := t.proc.usage()
+	if t.proc != nil {
+		res.CPUSeconds, res.PeakRSSMiB = cpu1-cpu0, rss
+		if t.proc.dir != "" {
+			res.DataDirMiB = dirSize(t.proc.dir) / (1 << 20)
+		}
+	}
+	latMu.Lock()
+	defer latMu.Unlock()
+	res.Requests = int64(len(lats))
+	if res.Seconds > 0 {
+		res.RPS = float64(res.Requests) / res.Seconds
+	}
+	if stopped.Load() && sc == "revoke" {
+		res.Unavailable = "ran out of tokens to revoke before the end"
+	}
+	if len(lats) > 0 {
+		slices.Sort(lats)
+		q := func(p float64) float64 {
+			i := int(float64(len(lats)-1) * p)
+			return float64(lats[i].Microseconds()) / 1000
+		}
+		res.P50ms, res.P90ms, res.P99ms, res.P999ms = q(0.50), q(0.90), q(0.99), q(0.999)
+	}
+	if len(res.Errors) == 0 {
+		res.Errors = nil
+	}
+	return res
+}
+
+// dirSize returns the total size of the files under dir, in bytes.
+func dirSize(dir string) float64 {
+	var total int64
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() {
+				total += fi.Size()
+			}
+		}
+		return nil
+	})
+	return float64(total)
+}

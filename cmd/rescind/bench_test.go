@@ -1,0 +1,35 @@
+package main
+
+import (
+	"encoding/json"
+	"os/exec"
+	"testing"
+)
+
+// TestBenchCommand runs `rescind bench --embedded --ceiling` briefly and checks the report's
+// shape: every scenario measured against both targets, with ratios. No figure is asserted.
+func TestBenchCommand(t *testing.T) {
+	out, err := exec.Command(binary, "bench", "--embedded", "--ceiling", "--duration", "400ms", "--warmup", "100ms",
+		"--connections", "4", "--scenarios", "token,introspect,revoke,mixed", "--json").Output()
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	var rs []benchResult
+	if err := json.Unmarshal(out, &rs); err != nil {
+		t.Fatalf("bench --json printed %q: %v", out, err)
+	}
+	if len(rs) != 8 {
+		t.Fatalf("%d results; want 4 scenarios x (ceiling, rescind)", len(rs))
+	}
+	for _, r := range rs {
+		if r.Requests == 0 || r.RPS <= 0 || r.P99ms <= 0 || r.P50ms > r.P99ms {
+			t.Fatalf("result %+v", r)
+		}
+		if len(r.Errors) != 0 {
+			t.Fatalf("errors in %s/%s: %v", r.Scenario, r.Target, r.Errors)
+		}
+		if r.Target == "rescind" && (r.RatioRPS <= 0 || r.CPUSeconds <= 0 || r.PeakRSSMiB <= 0 || r.DataDirMiB <= 0) {
+			t.Fatalf("rescind result lacks ratios or server figures: %+v", r)
+		}
+	}
+}
