@@ -3,10 +3,12 @@ package oauth
 import (
 	"encoding/base64"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/rescind/rescind"
@@ -26,6 +28,9 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 		id, candidates, ok := parseBasic(auth)
 		if !ok {
 			return rescind.Client{}, invalidClient("the Authorization header is not valid HTTP Basic client authentication")
+		}
+		if perr := s.limited(r, id, candidates[0]); perr != nil {
+			return rescind.Client{}, perr
 		}
 		if hasFormSecret {
 			return rescind.Client{}, errorf(ErrInvalidRequest, http.StatusBadRequest,
@@ -48,6 +53,9 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 		return rescind.Client{}, invalidClient("client authentication is required")
 	}
 	if hasFormSecret {
+		if perr := s.limited(r, formID, formSecret); perr != nil {
+			return rescind.Client{}, perr
+		}
 		c, err := s.clients.Authenticate(ctx, formID, formSecret)
 		return s.clientResult(r, c, err)
 	}
@@ -63,6 +71,9 @@ func (s *Server) clientResult(r *http.Request, c rescind.Client, err error) (res
 	case err == nil:
 		return c, nil
 	case errors.Is(err, rescind.ErrNotFound), errors.Is(err, clientreg.ErrBadSecret):
+		if s.limiter != nil {
+			s.limiter.Fail(limitKeys(r, c.ID)...)
+		}
 		return rescind.Client{}, invalidClient("client authentication failed")
 	case r.Context().Err() != nil:
 		return rescind.Client{}, errorf(ErrInvalidRequest, http.StatusBadRequest, "the request was cancelled")
@@ -70,6 +81,31 @@ func (s *Server) clientResult(r *http.Request, c rescind.Client, err error) (res
 		s.log.ErrorContext(r.Context(), "client authentication", "err", err)
 		return rescind.Client{}, errServer
 	}
+}
+
+// limitKeys are the rate-limit buckets of a client authentication attempt: the source address,
+// and the client id at that address.
+func limitKeys(r *http.Request, clientID string) []string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return []string{"addr:" + host, "client:" + clientID + "|" + host}
+}
+
+// limited refuses an attempt whose buckets are empty after too many failures, unless the
+// presented secret is one the server verified recently.
+func (s *Server) limited(r *http.Request, clientID, secret string) *Error {
+	if s.limiter == nil {
+		return nil
+	}
+	ok, retry := s.limiter.Allow(limitKeys(r, clientID)...)
+	if ok || s.clients.KnownGood(clientID, secret) {
+		return nil
+	}
+	s.log.WarnContext(r.Context(), "security: client authentication rate limited", "client_id", clientID, "remote", r.RemoteAddr)
+	return &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: max(1, int(retry/time.Second)),
+		Description: "too many failed client authentications; retry later"}
 }
 
 // parseBasic decodes HTTP Basic credentials and then, per RFC 6749 §2.3.1, the

@@ -12,6 +12,7 @@ import (
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/metrics"
+	"github.com/rescind/rescind/internal/ratelimit"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/statuslist"
 	"github.com/rescind/rescind/token"
@@ -44,6 +45,8 @@ type Config struct {
 	Statuses *statuslist.Allocator
 	// StatusListTTL is the ttl of published status lists. If zero, 60 seconds.
 	StatusListTTL time.Duration
+	// Limiter, if set, rate-limits failed client authentications (429 with Retry-After).
+	Limiter *ratelimit.Limiter
 	// RevokeGrantWithAccessToken makes revoking an access token of a grant revoke the whole
 	// grant. By default only that access token dies.
 	RevokeGrantWithAccessToken bool
@@ -82,6 +85,7 @@ type Server struct {
 	listMu          sync.Mutex
 	lists           map[string]renderedList
 	events          hub
+	limiter         *ratelimit.Limiter
 	tokenTTL        time.Duration
 	maxBody         int64
 	ready           func(context.Context) error
@@ -101,7 +105,7 @@ func New(cfg Config) (*Server, error) {
 		committer: cfg.Committer, metrics: cfg.Metrics, tokenTTL: cfg.AccessTokenTTL, maxBody: cfg.MaxBodyBytes,
 		ready: cfg.Ready, refresh: cfg.RefreshKeys, log: cfg.Logger, now: cfg.Now,
 		store: cfg.Store, pages: cfg.Pages, refreshTTL: cfg.RefreshTokenTTL, grantWithAccess: cfg.RevokeGrantWithAccessToken,
-		signer: cfg.Signer, statuses: cfg.Statuses, statusTTL: cfg.StatusListTTL, lists: make(map[string]renderedList),
+		signer: cfg.Signer, statuses: cfg.Statuses, limiter: cfg.Limiter, statusTTL: cfg.StatusListTTL, lists: make(map[string]renderedList),
 	}
 	s.statusBase = s.issuer + "/oauth2/statuslists/"
 	if s.statusTTL <= 0 {

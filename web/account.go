@@ -2,13 +2,24 @@ package web
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rescind/rescind"
 )
+
+// loginKeys are the rate-limit buckets of a login attempt.
+func loginKeys(r *http.Request, username string) []string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return []string{"login-addr:" + host, "user:" + username + "|" + host}
+}
 
 // safeNext returns next if it is a local path on this server, else the apps page, so the login
 // form cannot be used to redirect anywhere else.
@@ -43,8 +54,21 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			"Username": username, "Error": "Enter your username and password."})
 		return
 	}
+	keys := loginKeys(r, username)
+	if s.cfg.Limiter != nil {
+		if ok, retry := s.cfg.Limiter.Allow(keys...); !ok {
+			s.cfg.Logger.WarnContext(r.Context(), "security: login rate limited", "username", username, "remote", r.RemoteAddr)
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry/time.Second))))
+			s.render(w, http.StatusTooManyRequests, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
+				"Username": username, "Error": "Too many failed attempts. Wait a little and try again."})
+			return
+		}
+	}
 	u, err := s.cfg.Users.Authenticate(r.Context(), username, password)
 	if errors.Is(err, ErrBadCredentials) {
+		if s.cfg.Limiter != nil {
+			s.cfg.Limiter.Fail(keys...)
+		}
 		s.cfg.Logger.WarnContext(r.Context(), "failed login", "username", username, "remote", r.RemoteAddr)
 		s.render(w, http.StatusUnauthorized, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
 			"Username": username, "Error": "Wrong username or password."})

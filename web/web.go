@@ -13,6 +13,7 @@ import (
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/clientreg"
+	"github.com/rescind/rescind/internal/ratelimit"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/secret"
 )
@@ -78,6 +79,8 @@ type Config struct {
 	// GrantRecordTTL returns how long a revoked grant's record must live: past the longest
 	// access token its client can hold. Required.
 	GrantRecordTTL func(clientID string) time.Duration
+	// Limiter, if set, rate-limits failed logins per source address and per username there.
+	Limiter *ratelimit.Limiter
 	// CodeTTL is the authorization code lifetime. If zero, 60 seconds.
 	CodeTTL time.Duration
 	// SessionTTL is how long a login lasts. If zero, 12 hours.

@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,6 +28,7 @@ import (
 	"github.com/rescind/rescind/internal/coherence"
 	"github.com/rescind/rescind/internal/keys"
 	"github.com/rescind/rescind/internal/metrics"
+	"github.com/rescind/rescind/internal/ratelimit"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/secret"
 	"github.com/rescind/rescind/internal/statuslist"
@@ -61,7 +65,8 @@ Every flag can also be set with a RESCIND_* environment variable (RESCIND_ADDR, 
 		},
 	}
 	addSettingFlags(cmd, false, "addr", "issuer", "log_format", "log_level", "admin_addr", "db", "poll_interval",
-		"access_token_ttl", "refresh_token_ttl", "revoke_grant_with_access_token", "signing_alg", "status_list_ttl", "janitor_interval")
+		"access_token_ttl", "refresh_token_ttl", "revoke_grant_with_access_token", "signing_alg", "status_list_ttl",
+		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "janitor_interval")
 	return cmd
 }
 
@@ -181,13 +186,21 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("listening on %s: %w", m.Settings["addr"], err)
 	}
 	m.Addr = ln.Addr()
+	tlsOn := m.Settings["tls_cert"] != ""
 	m.Issuer = m.Settings["issuer"]
 	if m.Issuer == "" {
-		m.Issuer = deriveIssuer(m.Addr.(*net.TCPAddr))
+		m.Issuer = deriveIssuer(m.Addr.(*net.TCPAddr), tlsOn)
 	}
+	if err := checkIssuerTransport(m.Issuer, m.Settings["insecure_http"] == "true"); err != nil {
+		ln.Close()
+		return err
+	}
+	burst, _ := strconv.Atoi(m.Settings["auth_failure_burst"])
+	perMinute, _ := strconv.Atoi(m.Settings["auth_failure_per_minute"])
+	limiter := ratelimit.New(ratelimit.Config{Burst: burst, PerMinute: perMinute})
 	refresher := &keys.Refresher{Store: m.store, Box: box, Keys: keyring, MinInterval: 100 * time.Millisecond}
 	pages, err := web.New(web.Config{Issuer: m.Issuer, Store: m.store, Clients: clients, Committer: m.committer, Box: box,
-		Logger: m.Logger, GrantRecordTTL: func(clientID string) time.Duration {
+		Logger: m.Logger, Limiter: limiter, GrantRecordTTL: func(clientID string) time.Duration {
 			c, _ := clients.Get(context.Background(), clientID) // a deleted client: the default lifetime
 			return srv.GrantRecordTTL(c.TokenTTL)
 		}})
@@ -201,6 +214,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		RefreshTokenTTL: m.Settings.duration("refresh_token_ttl"), RevokeGrantWithAccessToken: m.Settings["revoke_grant_with_access_token"] == "true",
 		Ready: m.store.Ping, Logger: m.Logger, RefreshKeys: refresher.Refresh,
 		Signer: signer, Statuses: &statuslist.Allocator{}, StatusListTTL: m.Settings.duration("status_list_ttl"),
+		Limiter: limiter,
 	})
 	if err != nil {
 		ln.Close()
@@ -210,6 +224,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Signer: signer, SigningAlg: m.Settings["signing_alg"],
 		TokenTTL: srv.TokenTTL, GrantRecordTTL: srv.GrantRecordTTL, Gatherer: reg, Token: m.Settings["admin_token"], Logger: m.Logger})
 
+	if tlsOn {
+		cert, err := tls.LoadX509KeyPair(m.Settings["tls_cert"], m.Settings["tls_key"])
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("loading TLS certificate: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
 	m.serve(ln, srv.Handler())
 	m.AdminSock = filepath.Join(dataDir, "admin.sock")
 	sock, err := unixsock.Listen(m.AdminSock)
@@ -311,12 +333,34 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 }
 
 // deriveIssuer makes the default issuer from the listening address.
-func deriveIssuer(a *net.TCPAddr) string {
+func deriveIssuer(a *net.TCPAddr, https bool) string {
 	host := a.IP.String()
 	if a.IP.IsUnspecified() {
 		host = "localhost"
 	}
-	return "http://" + net.JoinHostPort(host, fmt.Sprint(a.Port))
+	scheme := "http://"
+	if https {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, fmt.Sprint(a.Port))
+}
+
+// checkIssuerTransport refuses a plain-HTTP issuer off loopback: tokens and secrets would cross
+// the network in clear. insecure overrides.
+func checkIssuerTransport(issuer string, insecure bool) error {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Scheme != "http" || insecure {
+		return nil
+	}
+	host := u.Hostname()
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("the issuer %s is plain HTTP on a host that is not loopback: serve HTTPS (--tls-cert and --tls-key, "+
+		"or TLS at a proxy with an https issuer), or pass --insecure-http if you accept tokens in clear", issuer)
 }
 
 // secretsBox returns the box for stored keys, from RESCIND_SECRETS_KEY or the key file.

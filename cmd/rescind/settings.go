@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,6 +47,11 @@ var settingsTable = []setting{
 	{key: "revoke_grant_with_access_token", flag: "revoke-grant-with-access-token", def: "false", validate: oneOf("true", "false"), help: "revoking an access token also revokes its grant (all tokens of it)"},
 	{key: "signing_alg", flag: "signing-alg", def: "ES256", validate: oneOf("ES256", "EdDSA"), help: "algorithm of new JWT signing keys: ES256 or EdDSA"},
 	{key: "status_list_ttl", flag: "status-list-ttl", def: "60s", validate: durationBetween(time.Second, 24*time.Hour), help: "ttl of published status lists: how stale a resource server without push may be"},
+	{key: "auth_failure_burst", flag: "auth-failure-burst", def: "10", validate: intBetween(1, 100000), help: "failed client authentications or logins absorbed at once, per source address"},
+	{key: "auth_failure_per_minute", flag: "auth-failure-per-minute", def: "10", validate: intBetween(1, 1000000), help: "failed client authentications or logins absorbed per minute, per source address"},
+	{key: "tls_cert", flag: "tls-cert", help: "serve HTTPS with this certificate (PEM); needs --tls-key"},
+	{key: "tls_key", flag: "tls-key", secret: true, help: "the certificate's private key (PEM)"},
+	{key: "insecure_http", flag: "insecure-http", def: "false", validate: oneOf("true", "false"), help: "allow a plain-HTTP issuer that is not on loopback (tokens would cross the network in clear)"},
 	{key: "janitor_interval", flag: "janitor-interval", def: "1m", validate: durationBetween(time.Second, 24*time.Hour), help: "how often expired revocation records are deleted"},
 }
 
@@ -68,6 +74,9 @@ func addSettingFlags(cmd *cobra.Command, persistent bool, keys ...string) {
 	for _, k := range keys {
 		st := lookupSetting(k)
 		fs.String(st.flag, st.def, st.help)
+		if st.def == "false" { // a boolean setting: the bare flag means true
+			fs.Lookup(st.flag).NoOptDefVal = "true"
+		}
 	}
 }
 
@@ -119,6 +128,9 @@ func loadSettings(cmd *cobra.Command) (settings, error) {
 			}
 		}
 		out[st.key] = v
+	}
+	if (out["tls_cert"] == "") != (out["tls_key"] == "") {
+		problems = append(problems, "tls_cert and tls_key go together: give both or neither")
 	}
 	if out["admin_addr"] != "" && out["admin_token"] == "" {
 		problems = append(problems, "admin_addr is set but RESCIND_ADMIN_TOKEN is empty: a TCP admin listener needs a token")
@@ -264,6 +276,16 @@ func validSecretsKey(v string) error {
 		return fmt.Errorf("must be at least %d bytes (try: openssl rand -base64 32)", secret.MinKeyMaterial)
 	}
 	return nil
+}
+
+func intBetween(lo, hi int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("must be a whole number from %d to %d", lo, hi)
+		}
+		return nil
+	}
 }
 
 func durationBetween(lo, hi time.Duration) func(string) error {

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rescind/rescind/admin"
+)
+
+// hostileCase is one request the hostile suite sends.
+type hostileCase struct {
+	endpoint, name string
+	method, path   string
+	contentType    string
+	body           string
+	header         map[string]string
+}
+
+// TestHostileClients sends malformed, oversized and abusive requests to every endpoint of the
+// real server. Every answer must be a 4xx (in the protocol's JSON format where the protocol has
+// one, with Cache-Control: no-store on OAuth endpoints), never a 5xx, a panic or a hang, and the
+// server keeps serving other clients throughout.
+func TestHostileClients(t *testing.T) {
+	data := filepath.Join(shortTempDir(t), "d")
+	srv := startServer(t, data, nil)
+	var c admin.ClientInfo
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "h")), &c)
+	good := srv.token(c.ClientID, c.ClientSecret)
+	basicOK := "Basic " + base64.StdEncoding.EncodeToString([]byte(c.ClientID+":"+c.ClientSecret))
+
+	const form = "application/x-www-form-urlencoded"
+	var cases []hostileCase
+	oauthPost := map[string]string{
+		"token":      "/oauth2/token",
+		"revoke":     "/oauth2/revoke",
+		"introspect": "/oauth2/introspect",
+	}
+	validBody := map[string]string{"token": "grant_type=client_credentials", "revoke": "token=" + good, "introspect": "token=" + good}
+	for ep, path := range oauthPost {
+		add := func(name, method, ct, body string, h map[string]string) {
+			if h == nil {
+				h = map[string]string{"Authorization": basicOK}
+			}
+			cases = append(cases, hostileCase{endpoint: ep, name: name, method: method, path: path, contentType: ct, body: body, header: h})
+		}
+		for _, m := range []string{"GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE"} {
+			add("method "+m, m, form, validBody[ep], nil)
+		}
+		for _, ct := range []string{"", "application/json", "text/plain", "multipart/form-data; boundary=x", form + "; charset=latin1", form + ";;;=;"} {
+			add("content type "+fmt.Sprintf("%q", ct), "POST", ct, validBody[ep], nil)
+		}
+		add("JSON body", "POST", "application/json", `{"token":"`+good+`"}`, nil)
+		for _, p := range []string{"grant_type", "token", "scope", "token_type_hint", "client_id"} {
+			add("duplicated "+p, "POST", form, validBody[ep]+"&"+p+"=a&"+p+"=b", nil)
+		}
+		add("oversized body", "POST", form, validBody[ep]+"&pad="+strings.Repeat("a", 1<<20), nil)
+		add("invalid UTF-8", "POST", form, validBody[ep]+"&x=%ff%fe", nil)
+		add("NUL in token", "POST", form, "grant_type=client_credentials&token=abc%00def", nil)
+		add("bad escapes", "POST", form, "token=%zz%", nil)
+		add("long token", "POST", form, "grant_type=client_credentials&token="+strings.Repeat("A", 60000), nil)
+		add("empty body", "POST", form, "", nil)
+		add("parameters in query only", "POST", form, "", nil)
+		for name, auth := range map[string]string{
+			"Basic not base64":  "Basic ***",
+			"Basic no colon":    "Basic " + base64.StdEncoding.EncodeToString([]byte("nocolon")),
+			"Basic empty id":    "Basic " + base64.StdEncoding.EncodeToString([]byte(":x")),
+			"Basic huge":        "Basic " + base64.StdEncoding.EncodeToString([]byte(strings.Repeat("x", 20000)+":y")),
+			"Basic NUL":         "Basic " + base64.StdEncoding.EncodeToString([]byte("a\x00:b\x00")),
+			"Bearer instead":    "Bearer " + good,
+			"wrong secret":      "Basic " + base64.StdEncoding.EncodeToString([]byte(c.ClientID+":wrong")),
+			"unknown client":    "Basic " + base64.StdEncoding.EncodeToString([]byte("ghost:x")),
+			"two auth methods":  basicOK,
+			"invalid UTF-8 id":  "Basic " + base64.StdEncoding.EncodeToString([]byte("\xff\xfe:x")),
+			"scheme only":       "Basic",
+			"lowercase scheme":  "basic " + base64.StdEncoding.EncodeToString([]byte(c.ClientID+":"+c.ClientSecret+"x")),
+			"whitespace scheme": "Basic    ",
+		} {
+			body := validBody[ep]
+			if name == "two auth methods" {
+				body += "&client_secret=x"
+			}
+			add(name, "POST", form, body, map[string]string{"Authorization": auth})
+		}
+		add("oversized header", "POST", form, validBody[ep], map[string]string{"Authorization": basicOK, "X-Big": strings.Repeat("h", 100<<10)})
+	}
+	getEndpoints := map[string]string{
+		"metadata":   "/.well-known/oauth-authorization-server",
+		"jwks":       "/.well-known/jwks.json",
+		"statuslist": "/oauth2/statuslists/aaaaaaaaaaaaaaaaaaaaaaaaaa",
+		"events":     "/oauth2/revocations/events",
+		"authorize":  "/oauth2/authorize",
+		"login":      "/login",
+		"apps":       "/account/apps",
+		"healthz":    "/healthz",
+	}
+	for ep, path := range getEndpoints {
+		for _, m := range []string{"PUT", "DELETE", "PATCH"} {
+			cases = append(cases, hostileCase{endpoint: ep, name: "method " + m, method: m, path: path, contentType: form})
+		}
+		for name, q := range map[string]string{
+			"invalid UTF-8 query": "?client_id=%ff&redirect_uri=%fe",
+			"NUL in query":        "?client_id=a%00b&x=%00",
+			"bad escapes":         "?%zz=%",
+			"long query":          "?state=" + strings.Repeat("s", 20000),
+			"duplicated params":   "?client_id=a&client_id=b&response_type=code&response_type=token",
+		} {
+			cases = append(cases, hostileCase{endpoint: ep, name: name, method: "GET", path: path + q})
+		}
+	}
+	cases = append(cases,
+		hostileCase{endpoint: "statuslist", name: "path traversal", method: "GET", path: "/oauth2/statuslists/..%2f..%2fetc%2fpasswd"},
+		hostileCase{endpoint: "events", name: "bad Last-Event-ID", method: "GET", path: "/oauth2/revocations/events", header: map[string]string{"Authorization": basicOK, "Last-Event-ID": "-1x"}},
+		hostileCase{endpoint: "login", name: "POST without CSRF", method: "POST", path: "/login", contentType: form, body: "username=a&password=b"},
+		hostileCase{endpoint: "login", name: "POST oversized", method: "POST", path: "/login", contentType: form, body: "username=" + strings.Repeat("u", 1<<20)},
+		hostileCase{endpoint: "consent", name: "POST without CSRF", method: "POST", path: "/oauth2/authorize", contentType: form, body: "decision=allow&request=client_id%3Dx"},
+		hostileCase{endpoint: "apps", name: "revoke without session", method: "POST", path: "/account/apps/revoke", contentType: form, body: "grant_id=x"},
+		hostileCase{endpoint: "unknown", name: "unknown path", method: "GET", path: "/nope/../../etc/passwd"},
+	)
+
+	hc := &http.Client{Timeout: 15 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	perEndpoint := map[string]int{}
+	for _, tc := range cases {
+		var body io.Reader
+		if tc.body != "" {
+			body = strings.NewReader(tc.body)
+		}
+		req, err := http.NewRequest(tc.method, srv.url+tc.path, body)
+		if err != nil {
+			t.Fatalf("%s/%s: %v", tc.endpoint, tc.name, err)
+		}
+		if tc.contentType != "" {
+			req.Header["Content-Type"] = []string{tc.contentType}
+		}
+		for k, v := range tc.header {
+			req.Header.Set(k, v)
+		}
+		res, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("%s/%s: no answer: %v", tc.endpoint, tc.name, err)
+		}
+		b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+		res.Body.Close()
+		perEndpoint[tc.endpoint]++
+		if res.StatusCode >= 500 {
+			t.Errorf("%s/%s: %d %s", tc.endpoint, tc.name, res.StatusCode, b)
+			continue
+		}
+		if res.StatusCode >= 400 && strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") && tc.method != "HEAD" {
+			var e map[string]any
+			if json.Unmarshal(b, &e) != nil || e["error"] == nil {
+				t.Errorf("%s/%s: %d with a JSON body that is not an error: %s", tc.endpoint, tc.name, res.StatusCode, b)
+			}
+		}
+		if _, isOAuth := oauthPost[tc.endpoint]; isOAuth && res.StatusCode >= 400 && res.StatusCode != 431 &&
+			(res.Header.Get("Content-Type") != "application/json" && tc.method != "HEAD") {
+			t.Errorf("%s/%s: %d is not in the RFC 6749 JSON format (Content-Type %q)", tc.endpoint, tc.name, res.StatusCode, res.Header.Get("Content-Type"))
+		}
+	}
+	names := make([]string, 0, len(perEndpoint))
+	total := 0
+	for ep, n := range perEndpoint {
+		names = append(names, fmt.Sprintf("%s=%d", ep, n))
+		total += n
+	}
+	sort.Strings(names)
+	t.Logf("hostile cases per endpoint (%d in all): %s", total, strings.Join(names, " "))
+
+	// Slow-loris: connections that never finish their headers must not stop other clients.
+	var slow []net.Conn
+	for range 100 {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(srv.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprint(conn, "POST /oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n")
+		slow = append(slow, conn)
+	}
+	if !srv.active(c.ClientID, c.ClientSecret, good) {
+		t.Fatal("server stopped answering while slow connections are open")
+	}
+	for _, conn := range slow {
+		conn.Close()
+	}
+
+	// Many concurrent connections, each a fresh connection.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	for range 300 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tr := &http.Transport{DisableKeepAlives: true}
+			defer tr.CloseIdleConnections()
+			req, _ := http.NewRequest("POST", srv.url+"/oauth2/introspect", strings.NewReader(url.Values{"token": {good}}.Encode()))
+			req.Header.Set("Content-Type", form)
+			req.Header.Set("Authorization", basicOK)
+			res, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Do(req)
+			code := 0
+			if err == nil {
+				code = res.StatusCode
+				res.Body.Close()
+			}
+			mu.Lock()
+			codes[code]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if codes[200] != 300 {
+		t.Fatalf("300 concurrent connections: %v", codes)
+	}
+	if !srv.active(c.ClientID, c.ClientSecret, good) {
+		t.Fatal("server not serving after the hostile suite")
+	}
+}
