@@ -460,18 +460,6 @@ func (s *Store) ListAudit(ctx context.Context, limit int) ([]rescind.AuditEntry,
 // auditAction names the audit action of a revocation record.
 func auditAction(k rescind.RevocationKind) string { return "revoke_" + string(k) }
 
-func writeAudit(ctx context.Context, tx *sql.Tx, r rescind.Revocation) error {
-	if r.Actor == "" {
-		return nil
-	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO audit (at, actor, action, target, reason) VALUES (?, ?, ?, ?, ?)`,
-		nanos(r.RevokedAt), r.Actor, auditAction(r.Kind), r.Key, r.Reason)
-	if err != nil {
-		return fmt.Errorf("sqlite: writing audit entry: %w", err)
-	}
-	return nil
-}
-
 // RecordGrantTokenStatus implements rescind.Store.
 func (s *Store) RecordGrantTokenStatus(ctx context.Context, grantID, list string, idx int64, exp time.Time) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO grant_token_status (grant_id, status_list, status_idx, expires_at) VALUES (?, ?, ?, ?)`,

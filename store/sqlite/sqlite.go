@@ -265,50 +265,94 @@ func (s *Store) Revoke(ctx context.Context, revs []rescind.Revocation) error {
 		return fmt.Errorf("sqlite: revoking: %w", err)
 	}
 	defer tx.Rollback()
+	w, err := newRevWriter(ctx, tx)
+	if err != nil {
+		return err
+	}
 	for _, r := range revs {
-		if err := upsertRevocation(ctx, tx, r); err != nil {
+		if err := w.write(ctx, r); err != nil {
+			w.Close()
 			return err
 		}
 	}
+	w.Close()
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: revoking: commit: %w", err)
 	}
 	return nil
 }
 
-// upsertRevocation writes r, merging it with an existing record of the same kind and key: the
-// merged record keeps the later RevokedAt and ExpiresAt and, if either moved, gets a new Seq so
-// that readers of RevocationsSince see the change.
-func upsertRevocation(ctx context.Context, tx *sql.Tx, r rescind.Revocation) error {
-	if err := writeAudit(ctx, tx, r); err != nil {
-		return err
+// revWriter writes revocation records in one transaction with statements prepared once.
+type revWriter struct {
+	tx            *sql.Tx
+	insert, audit *sql.Stmt
+}
+
+func newRevWriter(ctx context.Context, tx *sql.Tx) (*revWriter, error) {
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, key) DO NOTHING`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: preparing revocation insert: %w", err)
 	}
-	var revokedAt, expiresAt int64
-	err := tx.QueryRowContext(ctx, `SELECT revoked_at, expires_at FROM revocations WHERE kind = ? AND key = ?`,
-		string(r.Kind), r.Key).Scan(&revokedAt, &expiresAt)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
-		return fmt.Errorf("sqlite: reading revocation: %w", err)
-	default:
-		if nanos(r.RevokedAt) <= revokedAt && nanos(r.ExpiresAt) <= expiresAt {
-			return nil // already covered
-		}
-		r.RevokedAt = fromNanos(max(revokedAt, nanos(r.RevokedAt)))
-		r.ExpiresAt = fromNanos(max(expiresAt, nanos(r.ExpiresAt)))
-		if _, err := tx.ExecContext(ctx, `DELETE FROM revocations WHERE kind = ? AND key = ?`, string(r.Kind), r.Key); err != nil {
-			return fmt.Errorf("sqlite: replacing revocation: %w", err)
+	aud, err := tx.PrepareContext(ctx, `INSERT INTO audit (at, actor, action, target, reason) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		ins.Close()
+		return nil, fmt.Errorf("sqlite: preparing audit insert: %w", err)
+	}
+	return &revWriter{tx: tx, insert: ins, audit: aud}, nil
+}
+
+func (w *revWriter) Close() {
+	w.insert.Close()
+	w.audit.Close()
+}
+
+// write stores r, merging it with an existing record of the same kind and key: the merged
+// record keeps the later RevokedAt and ExpiresAt and, if either moved, gets a new Seq so that
+// readers of RevocationsSince see the change. A new record (the common case) is one statement.
+func (w *revWriter) write(ctx context.Context, r rescind.Revocation) error {
+	if r.Actor != "" {
+		if _, err := w.audit.ExecContext(ctx, nanos(r.RevokedAt), r.Actor, auditAction(r.Kind), r.Key, r.Reason); err != nil {
+			return fmt.Errorf("sqlite: writing audit entry: %w", err)
 		}
 	}
 	if r.StatusList == "" {
 		r.StatusIdx = -1
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, string(r.Kind), r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt),
-		r.Subject, r.StatusList, r.StatusIdx); err != nil {
+	res, err := w.insert.ExecContext(ctx, string(r.Kind), r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt), r.Subject, r.StatusList, r.StatusIdx)
+	if err != nil {
+		return fmt.Errorf("sqlite: writing revocation: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	var revokedAt, expiresAt int64
+	if err := w.tx.QueryRowContext(ctx, `SELECT revoked_at, expires_at FROM revocations WHERE kind = ? AND key = ?`,
+		string(r.Kind), r.Key).Scan(&revokedAt, &expiresAt); err != nil {
+		return fmt.Errorf("sqlite: reading revocation: %w", err)
+	}
+	if nanos(r.RevokedAt) <= revokedAt && nanos(r.ExpiresAt) <= expiresAt {
+		return nil // already covered
+	}
+	if _, err := w.tx.ExecContext(ctx, `DELETE FROM revocations WHERE kind = ? AND key = ?`, string(r.Kind), r.Key); err != nil {
+		return fmt.Errorf("sqlite: replacing revocation: %w", err)
+	}
+	_, err = w.insert.ExecContext(ctx, string(r.Kind), r.Key, r.ClientID, max(revokedAt, nanos(r.RevokedAt)),
+		max(expiresAt, nanos(r.ExpiresAt)), r.Subject, r.StatusList, r.StatusIdx)
+	if err != nil {
 		return fmt.Errorf("sqlite: writing revocation: %w", err)
 	}
 	return nil
+}
+
+// upsertRevocation writes one record in tx (see revWriter.write).
+func upsertRevocation(ctx context.Context, tx *sql.Tx, r rescind.Revocation) error {
+	w, err := newRevWriter(ctx, tx)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	return w.write(ctx, r)
 }
 
 // RevocationsSince implements rescind.Store.
