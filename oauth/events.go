@@ -12,10 +12,27 @@ import (
 	"github.com/rescind/rescind"
 )
 
-// hub wakes event streams when revocations commit, on this instance or another.
+// hub wakes event streams when revocations commit, on this instance or another, and ends
+// them when the server shuts down.
 type hub struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu     sync.Mutex
+	ch     chan struct{}
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (h *hub) done() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed == nil {
+		h.closed = make(chan struct{})
+	}
+	return h.closed
+}
+
+func (h *hub) close() {
+	h.done()
+	h.once.Do(func() { close(h.closed) })
 }
 
 func (h *hub) wait() <-chan struct{} {
@@ -35,6 +52,10 @@ func (h *hub) notify() {
 		h.ch = nil
 	}
 }
+
+// CloseStreams ends every event stream, so a graceful shutdown need not wait for them. Register
+// it with http.Server.RegisterOnShutdown.
+func (s *Server) CloseStreams() { s.events.close() }
 
 // NotifyRevocations wakes the event streams: call it after revocations commit or arrive from
 // another instance.
@@ -140,6 +161,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		rc.Flush()
 		select {
 		case <-r.Context().Done():
+			return
+		case <-s.events.done():
 			return
 		case <-wake:
 		case <-ping.C:

@@ -233,6 +233,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	m.serve(ln, srv.Handler())
+	m.servers[len(m.servers)-1].RegisterOnShutdown(srv.CloseStreams)
 	m.AdminSock = filepath.Join(dataDir, "admin.sock")
 	sock, err := unixsock.Listen(m.AdminSock)
 	if err != nil {

@@ -145,4 +145,18 @@ func TestEventsResume(t *testing.T) {
 	if res.StatusCode != 401 {
 		t.Fatalf("unauthenticated event stream: %d", res.StatusCode)
 	}
+
+	// A graceful stop does not wait for open streams (Shutdown's own timeout is 10 s).
+	req, _ = http.NewRequest("GET", srv.url+"/oauth2/revocations/events", nil)
+	req.SetBasicAuth(rs.ClientID, rs.ClientSecret)
+	stream, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	start := time.Now()
+	srv.stop()
+	if d := time.Since(start); d > 8*time.Second {
+		t.Fatalf("stopping with an open event stream took %v", d)
+	}
 }
