@@ -30,6 +30,28 @@ func (s *Server) revokeGrant(r *http.Request, client rescind.Client, grantID, ac
 	return err
 }
 
+// singleUseFailed answers the failure of redeeming a single-use credential (a code, a refresh
+// token) and reports whether there was one. A credential presented again is theft: the grant it
+// belongs to is revoked and the event logged and audited as reason.
+func (s *Server) singleUseFailed(w http.ResponseWriter, r *http.Request, client rescind.Client, err error, grantID, reason string) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, rescind.ErrReused):
+		s.log.WarnContext(r.Context(), "security: "+reason+"; revoking the grant", "client_id", client.ID, "grant_id", grantID)
+		if err := s.revokeGrant(r, client, grantID, "client:"+client.ID, reason); err != nil {
+			s.log.ErrorContext(r.Context(), "revoking grant after "+reason, "err", err)
+		}
+		writeError(w, errInvalidGrant)
+	case errors.Is(err, rescind.ErrNotFound):
+		writeError(w, errInvalidGrant)
+	default:
+		s.log.ErrorContext(r.Context(), "redeeming a single-use credential", "err", err)
+		writeError(w, errServer)
+	}
+	return true
+}
+
 var errInvalidGrant = errorf(ErrInvalidGrant, http.StatusBadRequest, "the authorization grant is invalid, expired, revoked or was issued to another client")
 
 // handleAuthorizationCode serves grant_type=authorization_code (RFC 6749 §4.1.3, RFC 7636 §4.6).
@@ -44,21 +66,8 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 		return
 	}
 	ac, err := s.store.RedeemCode(r.Context(), token.Hash(code), s.now())
-	switch {
-	case errors.Is(err, rescind.ErrReused):
-		// RFC 6749 §4.1.2: a code used twice revokes every token issued from it.
-		s.log.WarnContext(r.Context(), "security: authorization code reused; revoking its grant", "client_id", ac.ClientID, "grant_id", ac.GrantID)
-		if err := s.revokeGrant(r, client, ac.GrantID, "client:"+client.ID, "authorization code reuse"); err != nil {
-			s.log.ErrorContext(r.Context(), "revoking grant after code reuse", "err", err)
-		}
-		writeError(w, errInvalidGrant)
-		return
-	case errors.Is(err, rescind.ErrNotFound):
-		writeError(w, errInvalidGrant)
-		return
-	case err != nil:
-		s.log.ErrorContext(r.Context(), "redeeming code", "err", err)
-		writeError(w, errServer)
+	// RFC 6749 §4.1.2: a code used twice revokes every token issued from it.
+	if s.singleUseFailed(w, r, client, err, ac.GrantID, "authorization code reuse") {
 		return
 	}
 	if ac.ClientID != client.ID {
@@ -144,20 +153,8 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 	now := s.now()
 	_, err = s.store.RotateRefreshToken(r.Context(), hash, rescind.RefreshToken{Hash: nextHash, GrantID: rt.GrantID, ClientID: client.ID,
 		Scope: rt.Scope, CreatedAt: now, ExpiresAt: now.Add(s.refreshTTL)}, now)
-	switch {
-	case errors.Is(err, rescind.ErrReused):
-		s.log.WarnContext(r.Context(), "security: refresh token reused; revoking the grant", "client_id", client.ID, "grant_id", rt.GrantID)
-		if err := s.revokeGrant(r, client, rt.GrantID, "client:"+client.ID, "refresh token reuse"); err != nil {
-			s.log.ErrorContext(r.Context(), "revoking grant after refresh reuse", "err", err)
-		}
-		writeError(w, errInvalidGrant)
-		return
-	case errors.Is(err, rescind.ErrNotFound):
-		writeError(w, errInvalidGrant)
-		return
-	case err != nil:
-		s.log.ErrorContext(r.Context(), "rotating refresh token", "err", err)
-		writeError(w, errServer)
+	// RFC 9700 §4.14.2: a rotated refresh token presented again revokes the whole grant.
+	if s.singleUseFailed(w, r, client, err, rt.GrantID, "refresh token reuse") {
 		return
 	}
 	s.respondGrantTokens(w, r, client, rt.GrantID, g.UserID, scope, next)

@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -99,39 +97,7 @@ func TestCluster(t *testing.T) {
 	for i := range toks {
 		toks[i] = a.token(cl2.ClientID, cl2.ClientSecret)
 	}
-	acked := make([]bool, n)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	started := make(chan struct{})
-	var startOnce sync.Once
-	hc := &http.Client{Timeout: 10 * time.Second}
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += 8 {
-				form := url.Values{"token": {toks[i]}}
-				req, _ := http.NewRequest("POST", c.url+"/oauth2/revoke", strings.NewReader(form.Encode()))
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				req.SetBasicAuth(cl2.ClientID, cl2.ClientSecret)
-				res, err := hc.Do(req)
-				if err != nil {
-					return // C is gone
-				}
-				res.Body.Close()
-				if res.StatusCode == 200 {
-					mu.Lock()
-					acked[i] = true
-					mu.Unlock()
-					startOnce.Do(func() { close(started) })
-				}
-			}
-		}()
-	}
-	<-started
-	time.Sleep(20 * time.Millisecond) // let more revocations get under way
-	c.kill()
-	wg.Wait()
+	acked := revokeThenKill(t, c, cl2.ClientID, cl2.ClientSecret, toks)
 	count := 0
 	for _, ok := range acked {
 		if ok {

@@ -152,7 +152,7 @@ func TestOAuth2CodeFlowAgainstServer(t *testing.T) {
 	if srv.active(rs.ClientID, rs.ClientSecret, t3.AccessToken) || srv.active(rs.ClientID, rs.ClientSecret, t3.RefreshToken) {
 		t.Fatal("reusing a refresh token did not kill the family")
 	}
-	if !strings.Contains(srv.log.String(), "refresh token reused") {
+	if !strings.Contains(srv.log.String(), "security: refresh token reuse") {
 		t.Fatal("reuse not logged as a security event")
 	}
 	audit := cli(t, nil, "audit", "list", "--data-dir", data)
