@@ -344,6 +344,9 @@ type Store interface {
 	// DeleteExpired deletes codes, refresh tokens and grant token status entries that expired
 	// before now and returns how many.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
+	// DeleteAuditBefore deletes audit entries older than t (the retention policy) and returns
+	// how many.
+	DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error)
 	// ListAudit returns up to limit audit entries, newest first.
 	ListAudit(ctx context.Context, limit int) ([]AuditEntry, error)
 

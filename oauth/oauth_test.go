@@ -571,11 +571,12 @@ func TestConcurrentRevocations(t *testing.T) {
 
 // TestRevocationStateStaysFlat runs cycles of issue-and-revoke under a steady load and shows
 // that once the tokens expire the janitor brings the stored and in-memory revocation state
-// back to zero: state is bounded by revoked-and-unexpired tokens, never by issued ones.
+// back to zero (and the audit log, past its retention): state is bounded by
+// revoked-and-unexpired tokens, never by issued ones.
 func TestRevocationStateStaysFlat(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	jan := revocation.JanitorConfig{Store: e.store, State: e.state, Grace: time.Minute, Now: e.clock}
+	jan := revocation.JanitorConfig{Store: e.store, State: e.state, Grace: time.Minute, AuditRetention: time.Hour, Now: e.clock}
 	const perCycle = 50
 	for cycle := range 3 {
 		for range perCycle {
@@ -593,11 +594,14 @@ func TestRevocationStateStaysFlat(t *testing.T) {
 			t.Fatalf("cycle %d: sweep before expiry deleted %d (%v)", cycle, n, err)
 		}
 		e.advance(time.Hour + 2*time.Minute) // past expiry and grace
-		if n, err := jan.Sweep(ctx); err != nil || n != perCycle {
-			t.Fatalf("cycle %d: sweep deleted %d (%v); want %d", cycle, n, err, perCycle)
+		if n, err := jan.Sweep(ctx); err != nil || n != 2*perCycle {
+			t.Fatalf("cycle %d: sweep deleted %d (%v); want %d records and %d audit entries", cycle, n, err, perCycle, perCycle)
 		}
 		if n, _ := e.store.CountRevocations(ctx); n != 0 || e.state.Len() != 0 {
 			t.Fatalf("cycle %d: after sweep %d stored, %d in memory; want 0", cycle, n, e.state.Len())
+		}
+		if a, _ := e.store.ListAudit(ctx, 1000); len(a) != 0 {
+			t.Fatalf("cycle %d: %d audit entries past retention", cycle, len(a))
 		}
 	}
 }

@@ -66,7 +66,7 @@ Every flag can also be set with a RESCIND_* environment variable (RESCIND_ADDR, 
 	}
 	addSettingFlags(cmd, false, "addr", "issuer", "log_format", "log_level", "admin_addr", "db", "poll_interval",
 		"access_token_ttl", "refresh_token_ttl", "revoke_grant_with_access_token", "signing_alg", "status_list_ttl",
-		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "janitor_interval")
+		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "audit_retention", "janitor_interval")
 	return cmd
 }
 
@@ -255,7 +255,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	go func() {
 		defer m.wg.Done()
 		revocation.RunJanitor(jctx, revocation.JanitorConfig{Store: m.store, State: state,
-			Interval: m.Settings.duration("janitor_interval"), OnDeleted: met.JanitorDeleted, Logger: m.Logger})
+			Interval: m.Settings.duration("janitor_interval"), AuditRetention: m.Settings.duration("audit_retention"),
+			OnDeleted: met.JanitorDeleted, Logger: m.Logger})
 	}()
 	if w, ok := m.store.(rescind.Watcher); ok {
 		// Shared store: learn of other instances' changes by notification, and poll as a fallback.

@@ -52,6 +52,7 @@ var settingsTable = []setting{
 	{key: "tls_cert", flag: "tls-cert", help: "serve HTTPS with this certificate (PEM); needs --tls-key"},
 	{key: "tls_key", flag: "tls-key", secret: true, help: "the certificate's private key (PEM)"},
 	{key: "insecure_http", flag: "insecure-http", def: "false", validate: oneOf("true", "false"), help: "allow a plain-HTTP issuer that is not on loopback (tokens would cross the network in clear)"},
+	{key: "audit_retention", flag: "audit-retention", def: "720h", validate: durationBetween(time.Hour, 10*365*24*time.Hour), help: "how long audit entries are kept"},
 	{key: "janitor_interval", flag: "janitor-interval", def: "1m", validate: durationBetween(time.Second, 24*time.Hour), help: "how often expired revocation records are deleted"},
 }
 

@@ -19,6 +19,8 @@ type JanitorConfig struct {
 	// Grace keeps records this long past their expiry, to absorb clock skew between instances.
 	// If zero, one minute.
 	Grace time.Duration
+	// AuditRetention, if positive, is how long audit entries are kept.
+	AuditRetention time.Duration
 	// OnDeleted, if set, is called with the number of stored records each sweep deleted.
 	OnDeleted func(int64)
 	// Logger receives sweep errors. If nil, slog.Default().
@@ -42,6 +44,13 @@ func (c *JanitorConfig) Sweep(ctx context.Context) (int64, error) {
 		return n, err
 	}
 	n += purged
+	if c.AuditRetention > 0 {
+		old, err := c.Store.DeleteAuditBefore(ctx, c.Now().Add(-c.AuditRetention))
+		if err != nil {
+			return n, err
+		}
+		n += old
+	}
 	if c.OnDeleted != nil && n > 0 {
 		c.OnDeleted(n)
 	}

@@ -433,3 +433,12 @@ func (s *Store) RecordGrantTokenStatus(ctx context.Context, grantID, list string
 	}
 	return nil
 }
+
+// DeleteAuditBefore implements rescind.Store.
+func (s *Store) DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM audit WHERE at < $1`, nanos(t))
+	if err != nil {
+		return 0, fmt.Errorf("postgres: deleting old audit entries: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}

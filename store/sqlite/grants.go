@@ -469,3 +469,12 @@ func (s *Store) RecordGrantTokenStatus(ctx context.Context, grantID, list string
 	}
 	return nil
 }
+
+// DeleteAuditBefore implements rescind.Store.
+func (s *Store) DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM audit WHERE at < ?`, nanos(t))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: deleting old audit entries: %w", err)
+	}
+	return res.RowsAffected()
+}

@@ -221,6 +221,13 @@ func testBulkRevocation(t *testing.T, s rescind.Store) {
 	if err != nil || len(audit) != 3 || audit[0].Target != "g3" || audit[0].Actor != "admin" || audit[0].Action != "revoke_grant" || audit[0].Reason != "test" {
 		t.Fatalf("audit = %+v, %v", audit, err)
 	}
+	// Retention: entries older than the cut are deleted, newer ones kept.
+	if n, err := s.DeleteAuditBefore(ctx, base); err != nil || n != 0 {
+		t.Fatalf("DeleteAuditBefore(at the entries' time) = %d, %v; want 0", n, err)
+	}
+	if n, err := s.DeleteAuditBefore(ctx, base.Add(time.Nanosecond)); err != nil || n != 3 {
+		t.Fatalf("DeleteAuditBefore(after) = %d, %v; want 3", n, err)
+	}
 	// A new consent after revocation makes a new grant.
 	g, _ := s.SaveGrant(ctx, grant("g5", "c1", "alice", "read"))
 	if g.ID != "g5" {
