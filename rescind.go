@@ -286,6 +286,8 @@ type Store interface {
 	// RevocationsSince returns up to limit records with Seq greater than afterSeq that have not
 	// expired at now, in Seq order.
 	RevocationsSince(ctx context.Context, afterSeq int64, now time.Time, limit int) ([]Revocation, error)
+	// LastRevocationSeq returns the highest Seq written so far (0 if none).
+	LastRevocationSeq(ctx context.Context) (int64, error)
 	// DeleteExpiredRevocations deletes records whose ExpiresAt is before now and returns how many.
 	DeleteExpiredRevocations(ctx context.Context, now time.Time) (int64, error)
 	// CountRevocations returns the number of stored revocation records.

@@ -89,6 +89,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		return ae
 	}
+	if text, ok := out.(*string); ok {
+		*text = string(b) // a text answer (metrics)
+		return nil
+	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
 			return fmt.Errorf("admin: decoding response: %w", err)
@@ -132,30 +136,9 @@ func (c *Client) RotateKeys(ctx context.Context) (RotateKeysResponse, error) {
 
 // Metrics returns the Prometheus text exposition.
 func (c *Client) Metrics(ctx context.Context) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.BaseURL, "/")+"/metrics", nil)
-	if err != nil {
-		return "", fmt.Errorf("admin: %w", err)
-	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("admin: %w", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", fmt.Errorf("admin: reading metrics: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", &APIError{Status: resp.StatusCode, ErrorResponse: ErrorResponse{Error: strings.TrimSpace(string(b))}}
-	}
-	return string(b), nil
+	var text string
+	err := c.do(ctx, http.MethodGet, "/metrics", nil, &text)
+	return text, err
 }
 
 // CreateUser creates a local user.

@@ -126,7 +126,13 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		after = n
 	} else if r.URL.Query().Get("from") != "start" {
 		// A new subscriber starts from now unless it asks for everything still in force.
-		after = s.lastSeq(r)
+		n, err := s.store.LastRevocationSeq(r.Context())
+		if err != nil {
+			s.log.ErrorContext(r.Context(), "reading the last revocation", "err", err)
+			writeError(w, errServer)
+			return
+		}
+		after = n
 	}
 	rc := http.NewResponseController(w) // sees through wrappers (metrics) to the connection
 	rc.SetWriteDeadline(time.Time{})    // a stream outlives the server's write timeout
@@ -169,17 +175,5 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, ": ping\n\n")
 			rc.Flush()
 		}
-	}
-}
-
-// lastSeq returns the sequence number of the newest revocation record.
-func (s *Server) lastSeq(r *http.Request) int64 {
-	var last int64
-	for {
-		revs, err := s.store.RevocationsSince(r.Context(), last, time.Unix(0, 0), 1000)
-		if err != nil || len(revs) == 0 {
-			return last
-		}
-		last = revs[len(revs)-1].Seq
 	}
 }

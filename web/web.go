@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rescind/rescind"
@@ -39,14 +40,18 @@ type LocalUsers struct {
 }
 
 // dummyHash is verified when the username is unknown, so a wrong username costs as much time as
-// a wrong password and does not reveal which usernames exist.
-var dummyHash, _ = secret.Hash("unknown-user", secret.DefaultParams)
+// a wrong password and does not reveal which usernames exist. Made on first use: hashing is
+// costly, and most processes (CLI commands) never need it.
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := secret.Hash("unknown-user", secret.DefaultParams)
+	return h
+})
 
 // Authenticate implements Authenticator.
 func (l LocalUsers) Authenticate(ctx context.Context, username, password string) (rescind.User, error) {
 	u, err := l.Store.GetUserByUsername(ctx, username)
 	if errors.Is(err, rescind.ErrNotFound) {
-		secret.Verify(password, dummyHash)
+		secret.Verify(password, dummyHash())
 		return u, ErrBadCredentials
 	}
 	if err != nil {

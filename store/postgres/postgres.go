@@ -347,6 +347,15 @@ func (s *Store) RevocationsSince(ctx context.Context, afterSeq int64, now time.T
 	return out, nil
 }
 
+// LastRevocationSeq implements rescind.Store.
+func (s *Store) LastRevocationSeq(ctx context.Context) (int64, error) {
+	var seq int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM revocations`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("postgres: reading last revocation: %w", err)
+	}
+	return seq, nil
+}
+
 // DeleteExpiredRevocations implements rescind.Store.
 func (s *Store) DeleteExpiredRevocations(ctx context.Context, now time.Time) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM revocations WHERE expires_at < $1`, nanos(now))

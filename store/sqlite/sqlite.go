@@ -381,6 +381,15 @@ func (s *Store) RevocationsSince(ctx context.Context, afterSeq int64, now time.T
 	return out, nil
 }
 
+// LastRevocationSeq implements rescind.Store.
+func (s *Store) LastRevocationSeq(ctx context.Context) (int64, error) {
+	var seq int64
+	if err := s.db.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM revocations`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("sqlite: reading last revocation: %w", err)
+	}
+	return seq, nil
+}
+
 // DeleteExpiredRevocations implements rescind.Store.
 func (s *Store) DeleteExpiredRevocations(ctx context.Context, now time.Time) (int64, error) {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM revocations WHERE expires_at < ?`, nanos(now))

@@ -138,6 +138,9 @@ func testRevoke(t *testing.T, s rescind.Store) {
 	if err := s.Revoke(ctx, nil); err != nil {
 		t.Fatalf("Revoke(nil): %v", err)
 	}
+	if last, err := s.LastRevocationSeq(ctx); err != nil || last != 0 {
+		t.Fatalf("LastRevocationSeq on an empty store = %d, %v", last, err)
+	}
 	batch := []rescind.Revocation{tokenRev("t1", base.Add(time.Hour)), tokenRev("t2", base.Add(2*time.Hour))}
 	if err := s.Revoke(ctx, batch); err != nil {
 		t.Fatal(err)
@@ -158,6 +161,9 @@ func testRevoke(t *testing.T, s rescind.Store) {
 	}
 	if n, err := s.CountRevocations(ctx); err != nil || n != 2 {
 		t.Fatalf("CountRevocations = %d, %v; want 2", n, err)
+	}
+	if last, err := s.LastRevocationSeq(ctx); err != nil || last != revs[1].Seq {
+		t.Fatalf("LastRevocationSeq = %d, %v; want %d", last, err, revs[1].Seq)
 	}
 	// Records that have expired at now are not returned.
 	if revs, _ := s.RevocationsSince(ctx, 0, base.Add(90*time.Minute), 100); len(revs) != 1 || revs[0].Key != "t2" {
