@@ -150,7 +150,13 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 		return rescind.Client{}, "", errors.New("client_name is required (at most 200 bytes of UTF-8)")
 	}
 	gts := req.GrantTypes
-	if len(gts) == 0 {
+	switch {
+	case len(gts) > 0:
+	case req.Public:
+		gts = []string{rescind.GrantAuthorizationCode, rescind.GrantRefreshToken}
+	case len(req.RedirectURIs) > 0:
+		gts = []string{rescind.GrantAuthorizationCode, rescind.GrantRefreshToken, rescind.GrantClientCredentials}
+	default:
 		gts = []string{rescind.GrantClientCredentials}
 	}
 	var grantTypes []string
@@ -192,9 +198,6 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	id, err := secret.NewID()
 	if err != nil {
 		return rescind.Client{}, "", err
-	}
-	if slices.Contains(grantTypes, rescind.GrantAuthorizationCode) && len(req.RedirectURIs) == 0 {
-		return rescind.Client{}, "", errors.New("the authorization_code grant needs at least one redirect URI (--redirect-uri)")
 	}
 	switch req.TokenFormat {
 	case "", rescind.TokenFormatOpaque, rescind.TokenFormatJWT:

@@ -10,7 +10,9 @@ import (
 type CreateClientRequest struct {
 	// Name is the client_name. Required.
 	Name string `json:"client_name"`
-	// GrantTypes defaults to ["client_credentials"].
+	// GrantTypes defaults to authorization_code and refresh_token for a public client; to those
+	// and client_credentials for a confidential client with redirect URIs; else to
+	// client_credentials.
 	GrantTypes []string `json:"grant_types,omitempty"`
 	// Scope is the space-separated list of scopes the client may be granted.
 	Scope string `json:"scope,omitempty"`

@@ -52,9 +52,6 @@ func newClientCreateCommand() *cobra.Command {
 				req.GrantTypes = append(req.GrantTypes, strings.Fields(strings.ReplaceAll(g, ",", " "))...)
 			}
 			req.RedirectURIs = redirectURIs
-			if req.Public && !cmd.Flags().Changed("grant-types") {
-				req.GrantTypes = []string{"authorization_code", "refresh_token"}
-			}
 			info, err := adminClient(st).CreateClient(cmd.Context(), req)
 			if err != nil {
 				return err
@@ -69,7 +66,8 @@ func newClientCreateCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&req.Name, "name", "", "client name (required)")
-	f.StringSliceVar(&grantTypes, "grant-types", []string{"client_credentials"}, "grant types, comma-separated")
+	f.StringSliceVar(&grantTypes, "grant-types", nil, "grant types, comma-separated (default: authorization_code,refresh_token for --public; "+
+		"those and client_credentials with --redirect-uri; else client_credentials)")
 	f.StringVar(&req.Scope, "scope", "", `space-separated scopes the client may be granted, e.g. "read write"`)
 	f.StringVar(&req.Secret, "secret", "", "use this secret instead of a generated one")
 	f.BoolVar(&req.Public, "public", false, "a public client, without a secret")
