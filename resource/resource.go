@@ -24,7 +24,8 @@ import (
 type Config struct {
 	// Issuer is the authorization server's issuer URL; its metadata is discovered. Required.
 	Issuer string
-	// Audience must be among a JWT's aud values. Required for JWT access tokens.
+	// Audience must be among a JWT's aud values. If empty, the issuer (the audience a Rescind
+	// server gives tokens requested without an RFC 8707 resource).
 	Audience string
 	// RequiredScopes must all be in the token's scope.
 	RequiredScopes []string
@@ -118,6 +119,9 @@ type introEntry struct {
 func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	if cfg.Issuer == "" {
 		return nil, errors.New("resource: Issuer is required")
+	}
+	if cfg.Audience == "" {
+		cfg.Audience = cfg.Issuer
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}

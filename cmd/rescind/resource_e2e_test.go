@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -178,4 +181,56 @@ func BenchmarkPushRevocationToRefusal(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[(len(lat)*99)/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+}
+
+// TestExampleResourceServer runs examples/resource-server against the real server: it accepts
+// a JWT, and refuses it once it is revoked (push).
+func TestExampleResourceServer(t *testing.T) {
+	srv, app, rs := jwtSetup(t, "--status-list-ttl", "1h")
+	bin := filepath.Join(t.TempDir(), "resource-server")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../examples/resource-server").CombinedOutput(); err != nil {
+		t.Fatalf("building the example: %v\n%s", err, out)
+	}
+	addr := freePort(t)
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "RESCIND_ISSUER="+srv.url, "RESCIND_CLIENT_ID="+rs.ClientID,
+		"RESCIND_CLIENT_SECRET="+rs.ClientSecret, "ADDR="+addr)
+	var log syncBuffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	code, body := srv.post("/oauth2/token", app.ClientID, app.ClientSecret, url.Values{"grant_type": {"client_credentials"}})
+	if code != 200 {
+		t.Fatalf("token: %d %s", code, body)
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.Unmarshal(body, &tr)
+	get := func() int {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/photos", nil)
+		req.Header.Set("Authorization", "Bearer "+tr.AccessToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for get() != 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the example never accepted the token\n%s", log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	srv.revoke(app.ClientID, app.ClientSecret, tr.AccessToken)
+	for get() != 401 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the example still accepts the revoked token\n%s", log.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -2,8 +2,10 @@
 // tokens from a Rescind server (or any RFC 9068 issuer), and refuses revoked ones: at once
 // through the revocation event stream, else within the status list's ttl.
 //
-//	RESCIND_ISSUER=http://127.0.0.1:8080 AUDIENCE=https://api.example \
-//	RESCIND_CLIENT_ID=... RESCIND_CLIENT_SECRET=... go run ./examples/resource-server
+//	RESCIND_ISSUER=http://127.0.0.1:8080 RESCIND_CLIENT_ID=... RESCIND_CLIENT_SECRET=... go run ./examples/resource-server
+//
+// AUDIENCE names the audience tokens must have (default: the issuer; clients ask for another
+// with the RFC 8707 resource parameter).
 //
 // then: curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:9000/photos
 package main
@@ -25,7 +27,7 @@ func main() {
 	defer stop()
 	mw, err := resource.New(ctx, resource.Config{
 		Issuer:         os.Getenv("RESCIND_ISSUER"),
-		Audience:       envOr("AUDIENCE", "https://api.example"),
+		Audience:       os.Getenv("AUDIENCE"), // empty: the issuer, the default audience of tokens
 		RequiredScopes: []string{"read"},
 		// The resource server's own client: for the event stream and for opaque tokens.
 		ClientID:     os.Getenv("RESCIND_CLIENT_ID"),
