@@ -174,6 +174,17 @@ func TestClusterFallbackPoll(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
+	// Both instances connect their listeners after they report ready: wait for both.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var listening int
+		conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", postgres.ListenApplicationName).Scan(&listening)
+		if listening == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d listen connections, want 2", listening)
+		}
+	}
 	var cut int
 	if err := conn.QueryRow(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
 		postgres.ListenApplicationName).Scan(&cut); err != nil || cut != 2 {
