@@ -146,6 +146,12 @@ func TestHostileClients(t *testing.T) {
 			req.Header.Set(k, v)
 		}
 		res, err := hc.Do(req)
+		if err != nil && strings.HasPrefix(tc.name, "oversized") {
+			// The server may close the connection while the client is still sending what it
+			// refused: a rejection too.
+			perEndpoint[tc.endpoint]++
+			continue
+		}
 		if err != nil {
 			t.Fatalf("%s/%s: no answer: %v", tc.endpoint, tc.name, err)
 		}
