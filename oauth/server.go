@@ -134,9 +134,6 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Issuer returns the issuer identifier.
-func (s *Server) Issuer() string { return s.issuer }
-
 // TokenTTL returns the lifetime given to access tokens of client ttl (zero: the default).
 func (s *Server) TokenTTL(ttl time.Duration) time.Duration {
 	if ttl > 0 {

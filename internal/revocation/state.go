@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/token"
 )
 
 type cutoff struct {
@@ -97,7 +98,7 @@ func (s *State) StatusList(list string, size int64) ([]byte, uint64) {
 	defer s.mu.RUnlock()
 	for idx := range s.statuses[list] {
 		if idx < size {
-			raw[idx/8] |= 1 << uint(idx%8)
+			token.SetStatus(raw, idx)
 		}
 	}
 	return raw, s.versions[list]
