@@ -14,6 +14,8 @@ package rescind
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -375,4 +377,33 @@ func ValidScopeToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// ParseScope parses a requested scope (RFC 6749 §3.3: scope-tokens separated by spaces) against
+// the scopes allowed, in the order requested and without repeats. An empty request gets all of
+// allowed. It returns an error if a token is malformed or not allowed, or if a non-empty request
+// names no scope.
+func ParseScope(requested string, allowed []string) ([]string, error) {
+	if requested == "" {
+		return append([]string(nil), allowed...), nil
+	}
+	var out []string
+	for _, sc := range strings.Split(requested, " ") {
+		if sc == "" {
+			continue
+		}
+		if !ValidScopeToken(sc) {
+			return nil, errors.New("the scope is malformed")
+		}
+		if !slices.Contains(allowed, sc) {
+			return nil, errors.New("the requested scope exceeds what may be granted")
+		}
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("the scope is malformed")
+	}
+	return out, nil
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -118,23 +117,11 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 		writeError(w, errInvalidGrant) // another client's token: not rotated, not revoked
 		return
 	}
-	granted := strings.Fields(rt.Scope)
-	scope := rt.Scope
-	if req := form.Get("scope"); req != "" {
-		var narrowed []string
-		for _, sc := range strings.Split(req, " ") {
-			if sc == "" {
-				continue
-			}
-			if !slices.Contains(granted, sc) {
-				writeError(w, errorf(ErrInvalidScope, http.StatusBadRequest, "the requested scope exceeds the scope originally granted"))
-				return
-			}
-			if !slices.Contains(narrowed, sc) {
-				narrowed = append(narrowed, sc)
-			}
-		}
-		scope = strings.Join(narrowed, " ")
+	// A refresh may narrow the scope, never widen it (RFC 6749 §6).
+	scope, perr := grantScope(form.Get("scope"), strings.Fields(rt.Scope))
+	if perr != nil {
+		writeError(w, perr)
+		return
 	}
 	if s.revoked.GrantRevoked(rt.GrantID) {
 		writeError(w, errInvalidGrant)

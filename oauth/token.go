@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -108,26 +107,9 @@ func (s *Server) issueAccessToken(ctx context.Context, client rescind.Client, gr
 // grantScope validates a requested scope (RFC 6749 §3.3) against the client's allowed scopes. An
 // absent scope gets all of them.
 func grantScope(requested string, allowed []string) (string, *Error) {
-	if requested == "" {
-		return strings.Join(allowed, " "), nil
+	scopes, err := rescind.ParseScope(requested, allowed)
+	if err != nil {
+		return "", errorf(ErrInvalidScope, http.StatusBadRequest, err.Error())
 	}
-	var out []string
-	for _, sc := range strings.Split(requested, " ") {
-		if sc == "" {
-			continue
-		}
-		if !rescind.ValidScopeToken(sc) {
-			return "", errorf(ErrInvalidScope, http.StatusBadRequest, "the scope is malformed")
-		}
-		if !slices.Contains(allowed, sc) {
-			return "", errorf(ErrInvalidScope, http.StatusBadRequest, "the requested scope exceeds what the client may be granted")
-		}
-		if !slices.Contains(out, sc) {
-			out = append(out, sc)
-		}
-	}
-	if len(out) == 0 {
-		return "", errorf(ErrInvalidScope, http.StatusBadRequest, "the scope is malformed")
-	}
-	return strings.Join(out, " "), nil
+	return strings.Join(scopes, " "), nil
 }

@@ -86,20 +86,8 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 		return ar, "", &redirectError{"unauthorized_client", "the client may not use the authorization code grant"}
 	}
 	scope, _ := one("scope")
-	if scope == "" {
-		ar.scopes = slices.Clone(c.Scopes)
-	} else {
-		for _, sc := range strings.Split(scope, " ") {
-			if sc == "" {
-				continue
-			}
-			if !rescind.ValidScopeToken(sc) || !slices.Contains(c.Scopes, sc) {
-				return ar, "", &redirectError{"invalid_scope", "the requested scope is invalid or exceeds what the client may be granted"}
-			}
-			if !slices.Contains(ar.scopes, sc) {
-				ar.scopes = append(ar.scopes, sc)
-			}
-		}
+	if ar.scopes, err = rescind.ParseScope(scope, c.Scopes); err != nil {
+		return ar, "", &redirectError{"invalid_scope", err.Error()}
 	}
 	ar.challenge, _ = one("code_challenge")
 	ar.method, _ = one("code_challenge_method")
