@@ -239,15 +239,24 @@ func (s *Server) handleListClients(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// found answers a failed lookup of what ("client", "user"): 404 if it does not exist, a logged
+// 500 otherwise. It reports whether the lookup succeeded.
+func (s *Server) found(w http.ResponseWriter, r *http.Request, err error, what string) bool {
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, rescind.ErrNotFound):
+		writeErr(w, http.StatusNotFound, "not_found", "no such "+what)
+	default:
+		s.cfg.Logger.ErrorContext(r.Context(), "reading "+what, "err", err)
+		writeErr(w, http.StatusInternalServerError, "server_error", "the "+what+" could not be read")
+	}
+	return false
+}
+
 func (s *Server) handleGetClient(w http.ResponseWriter, r *http.Request) {
 	c, err := s.cfg.Store.GetClient(r.Context(), r.PathValue("id"))
-	if errors.Is(err, rescind.ErrNotFound) {
-		writeErr(w, http.StatusNotFound, "not_found", "no such client")
-		return
-	}
-	if err != nil {
-		s.cfg.Logger.ErrorContext(r.Context(), "reading client", "err", err)
-		writeErr(w, http.StatusInternalServerError, "server_error", "the client could not be read")
+	if !s.found(w, r, err, "client") {
 		return
 	}
 	writeJSON(w, http.StatusOK, infoOf(c, s.cfg.TokenTTL(c.TokenTTL)))
@@ -258,13 +267,7 @@ func (s *Server) handleGetClient(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleDeleteClient(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	c, err := s.cfg.Store.GetClient(r.Context(), id)
-	if errors.Is(err, rescind.ErrNotFound) {
-		writeErr(w, http.StatusNotFound, "not_found", "no such client")
-		return
-	}
-	if err != nil {
-		s.cfg.Logger.ErrorContext(r.Context(), "reading client", "err", err)
-		writeErr(w, http.StatusInternalServerError, "server_error", "the client could not be read")
+	if !s.found(w, r, err, "client") {
 		return
 	}
 	// The record revokes every token the client is issued until it expires: it outlives the

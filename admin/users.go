@@ -88,12 +88,7 @@ func (s *Server) grantRecordTTL(r *http.Request, f rescind.GrantFilter) (time.Du
 
 func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request) {
 	u, err := s.cfg.Store.GetUserByUsername(r.Context(), r.PathValue("username"))
-	if errors.Is(err, rescind.ErrNotFound) {
-		writeErr(w, http.StatusNotFound, "not_found", "no such user")
-		return
-	}
-	if err != nil {
-		writeErr(w, http.StatusInternalServerError, "server_error", "the user could not be read")
+	if !s.found(w, r, err, "user") {
 		return
 	}
 	ttl, err := s.grantRecordTTL(r, rescind.GrantFilter{UserID: u.ID})
@@ -126,24 +121,14 @@ func (s *Server) handleRevokeAll(w http.ResponseWriter, r *http.Request) {
 	var client rescind.Client
 	if req.Client != "" {
 		c, err := s.cfg.Store.GetClient(r.Context(), req.Client)
-		if errors.Is(err, rescind.ErrNotFound) {
-			writeErr(w, http.StatusNotFound, "not_found", "no such client")
-			return
-		}
-		if err != nil {
-			writeErr(w, http.StatusInternalServerError, "server_error", "the client could not be read")
+		if !s.found(w, r, err, "client") {
 			return
 		}
 		client = c
 	}
 	if req.User != "" {
 		u, err := s.cfg.Store.GetUserByUsername(r.Context(), req.User)
-		if errors.Is(err, rescind.ErrNotFound) {
-			writeErr(w, http.StatusNotFound, "not_found", "no such user")
-			return
-		}
-		if err != nil {
-			writeErr(w, http.StatusInternalServerError, "server_error", "the user could not be read")
+		if !s.found(w, r, err, "user") {
 			return
 		}
 		f.UserID = u.ID
