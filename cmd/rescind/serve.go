@@ -36,6 +36,7 @@ import (
 	"github.com/rescind/rescind/oauth"
 	"github.com/rescind/rescind/store/postgres"
 	"github.com/rescind/rescind/store/sqlite"
+	"github.com/rescind/rescind/token"
 	"github.com/rescind/rescind/web"
 )
 
@@ -109,6 +110,12 @@ type Main struct {
 	Settings settings
 	// LogOutput receives the logs. If nil, os.Stderr.
 	LogOutput io.Writer
+	// Now returns the current time for everything the server does: tokens, revocations, the
+	// janitor, caches. If nil, time.Now. Tests inject a fake clock.
+	Now func() time.Time
+	// HashParams are the argon2id parameters of client secrets and passwords created through the
+	// admin API. If zero, secret.DefaultParams. Tests make them cheap.
+	HashParams secret.Params
 
 	// Set by Run.
 	Logger    *slog.Logger
@@ -120,6 +127,9 @@ type Main struct {
 	store     rescind.Store
 	lock      *os.File
 	committer *revocation.Committer
+	state     *revocation.State
+	keyring   *token.Keyring
+	janitor   revocation.JanitorConfig
 	servers   []*http.Server
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -154,12 +164,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.store, err = openStore(ctx, m.Settings); err != nil {
 		return err
 	}
-	now := time.Now()
+	if m.Now == nil {
+		m.Now = time.Now
+	}
+	now := m.Now()
 	keyring, err := keys.LoadKeyring(ctx, m.store, box, now)
 	if err != nil {
 		return err
 	}
+	m.keyring = keyring
 	state := revocation.NewState()
+	m.state = state
 	n, err := state.Load(ctx, m.store, now, nil)
 	if err != nil {
 		return err
@@ -176,7 +191,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	clients, err := clientreg.New(clientreg.Config{Store: m.store})
+	clients, err := clientreg.New(clientreg.Config{Store: m.store, Now: m.Now})
 	if err != nil {
 		return err
 	}
@@ -200,7 +215,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	limiter := ratelimit.New(ratelimit.Config{Burst: burst, PerMinute: perMinute})
 	refresher := &keys.Refresher{Store: m.store, Box: box, Keys: keyring, MinInterval: 100 * time.Millisecond}
 	pages, err := web.New(web.Config{Issuer: m.Issuer, Store: m.store, Clients: clients, Committer: m.committer, Box: box,
-		Logger: m.Logger, Limiter: limiter, GrantRecordTTL: func(clientID string) time.Duration {
+		Logger: m.Logger, Limiter: limiter, Now: m.Now, GrantRecordTTL: func(clientID string) time.Duration {
 			c, _ := clients.Get(context.Background(), clientID) // a deleted client: the default lifetime
 			return srv.GrantRecordTTL(c.TokenTTL)
 		}})
@@ -214,7 +229,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		RefreshTokenTTL: m.Settings.duration("refresh_token_ttl"), RevokeGrantWithAccessToken: m.Settings["revoke_grant_with_access_token"] == "true",
 		Ready: m.store.Ping, Logger: m.Logger, RefreshKeys: refresher.Refresh,
 		Signer: signer, Statuses: &statuslist.Allocator{}, StatusListTTL: m.Settings.duration("status_list_ttl"),
-		Limiter: limiter,
+		Limiter: limiter, Now: m.Now,
 	})
 	if err != nil {
 		ln.Close()
@@ -222,7 +237,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	adm := admin.New(admin.Config{Store: m.store, Clients: clients, Revoked: state, Committer: m.committer, Keys: keyring, Box: box,
 		Signer: signer, SigningAlg: m.Settings["signing_alg"],
-		TokenTTL: srv.TokenTTL, GrantRecordTTL: srv.GrantRecordTTL, Gatherer: reg, Token: m.Settings["admin_token"], Logger: m.Logger})
+		TokenTTL: srv.TokenTTL, GrantRecordTTL: srv.GrantRecordTTL, Gatherer: reg, Token: m.Settings["admin_token"], Logger: m.Logger,
+		Now: m.Now, HashParams: m.HashParams})
 
 	if tlsOn {
 		cert, err := tls.LoadX509KeyPair(m.Settings["tls_cert"], m.Settings["tls_key"])
@@ -252,11 +268,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	jctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	m.wg.Add(1)
+	m.janitor = revocation.JanitorConfig{Store: m.store, State: state,
+		Interval: m.Settings.duration("janitor_interval"), AuditRetention: m.Settings.duration("audit_retention"),
+		OnDeleted: met.JanitorDeleted, Logger: m.Logger, Now: m.Now}
 	go func() {
 		defer m.wg.Done()
-		revocation.RunJanitor(jctx, revocation.JanitorConfig{Store: m.store, State: state,
-			Interval: m.Settings.duration("janitor_interval"), AuditRetention: m.Settings.duration("audit_retention"),
-			OnDeleted: met.JanitorDeleted, Logger: m.Logger})
+		revocation.RunJanitor(jctx, m.janitor)
 	}()
 	if w, ok := m.store.(rescind.Watcher); ok {
 		// Shared store: learn of other instances' changes by notification, and poll as a fallback.
@@ -265,7 +282,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			defer m.wg.Done()
 			coherence.Run(jctx, coherence.Config{Store: m.store, Watcher: w, State: state, Clients: clients,
 				RefreshKeys:  func(ctx context.Context) { keys.Refresh(ctx, m.store, box, keyring) },
-				PollInterval: m.Settings.duration("poll_interval"), Logger: m.Logger})
+				PollInterval: m.Settings.duration("poll_interval"), Logger: m.Logger, Now: m.Now})
 		}()
 	}
 	m.Logger.Info("rescind serving", "issuer", m.Issuer, "addr", m.Addr.String(), "admin_socket", m.AdminSock,

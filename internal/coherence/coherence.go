@@ -37,6 +37,8 @@ type Config struct {
 	PollInterval time.Duration
 	// Logger receives errors. If nil, slog.Default().
 	Logger *slog.Logger
+	// Now returns the current time. If nil, time.Now.
+	Now func() time.Time
 }
 
 // Run keeps the caches coherent until ctx ends.
@@ -46,6 +48,9 @@ func Run(ctx context.Context, cfg Config) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	c := &coherer{cfg: cfg}
 	if cfg.Watcher != nil {
@@ -80,7 +85,7 @@ func (c *coherer) applied(r rescind.Revocation) {
 }
 
 func (c *coherer) poll(ctx context.Context) {
-	n, err := c.cfg.State.Load(ctx, c.cfg.Store, time.Now(), c.applied)
+	n, err := c.cfg.State.Load(ctx, c.cfg.Store, c.cfg.Now(), c.applied)
 	if err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("polling revocations", "err", err)
 	}
