@@ -23,11 +23,12 @@ import (
 	"github.com/rescind/rescind/token"
 )
 
-// deletionMargin extends a deleted client's revocation past its longest token lifetime.
+// deletionMargin extends a deleted client's cut-off past the deletion, to cover the tokens an
+// instance that has not yet learnt of it may still issue (it learns within its poll interval).
 const deletionMargin = 10 * time.Minute
 
-// MaxTokenTTL bounds a client's access token lifetime.
-const MaxTokenTTL = 30 * 24 * time.Hour
+// MaxTokenTTL bounds a client's access token lifetime (rescind.MaxAccessTokenTTL).
+const MaxTokenTTL = rescind.MaxAccessTokenTTL
 
 // Config configures a Server. All fields but Logger, Now, Token and HashParams are required.
 type Config struct {
@@ -41,10 +42,9 @@ type Config struct {
 	Signer     *token.Signer
 	SigningAlg string
 	Box        *secret.Box
-	// TokenTTL maps a client's configured lifetime (zero: unset) to the one its tokens get.
+	// TokenTTL maps a client's configured lifetime (zero: unset) to the one its tokens get, for
+	// display. No revocation record is sized from it.
 	TokenTTL func(time.Duration) time.Duration
-	// GrantRecordTTL maps a client's configured lifetime to how long a revoked grant's record lives.
-	GrantRecordTTL func(time.Duration) time.Duration
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
 	// Token, if set, is the bearer token required by the handler returned by Handler(true).
@@ -266,18 +266,20 @@ func (s *Server) handleGetClient(w http.ResponseWriter, r *http.Request) {
 // issued: the revocation record outlives the longest token the client can hold.
 func (s *Server) handleDeleteClient(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	c, err := s.cfg.Store.GetClient(r.Context(), id)
+	_, err := s.cfg.Store.GetClient(r.Context(), id)
 	if !s.found(w, r, err, "client") {
 		return
 	}
-	// The record revokes every token the client is issued until it expires: it outlives the
-	// longest token issued before the deletion, and any token a stale instance issues while
-	// the deletion propagates (bounded by the poll interval, far below the margin).
+	// The record revokes every token the client is issued until it expires. Every access token
+	// lives at most rescind.MaxAccessTokenTTL, whatever was configured when it was issued, so
+	// the record outlives every token issued before the deletion, and any token a stale
+	// instance issues while the deletion propagates (bounded by the poll interval, far below
+	// the margin). Nothing in it comes from the configuration of the moment.
 	now := s.cfg.Now()
-	until := now.Add(max(s.cfg.TokenTTL(c.TokenTTL), s.cfg.TokenTTL(0)) + deletionMargin)
+	until := now.Add(rescind.MaxAccessTokenTTL + deletionMargin)
 	rev := rescind.Revocation{Kind: rescind.RevokeClient, Key: id, ClientID: id, RevokedAt: until, ExpiresAt: until,
 		Actor: "admin", Reason: "client deleted"}
-	err = s.cfg.Store.DeleteClient(r.Context(), id, rev)
+	revs, err := s.cfg.Store.DeleteClient(r.Context(), id, now, rev)
 	if errors.Is(err, rescind.ErrNotFound) {
 		writeErr(w, http.StatusNotFound, "not_found", "no such client")
 		return
@@ -287,9 +289,10 @@ func (s *Server) handleDeleteClient(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, "server_error", "the client could not be deleted")
 		return
 	}
-	s.cfg.Committer.Apply(rev)
+	s.cfg.Committer.Apply(revs...)
 	// The cut-off kills every token carrying the client's id, grant tokens included; the
-	// grants and their refresh tokens were revoked in the same transaction.
+	// grants and their refresh tokens were revoked in the same transaction, and their tokens'
+	// status list entries flipped.
 	s.cfg.Clients.Invalidate(id)
 	s.cfg.Logger.InfoContext(r.Context(), "client deleted; its tokens are revoked", "client_id", id)
 	w.WriteHeader(http.StatusNoContent)

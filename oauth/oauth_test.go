@@ -115,7 +115,7 @@ func newEnvTB(t testing.TB, _ *testing.T) *env {
 	met := metrics.New(prometheus.NewRegistry(), func() float64 { return float64(e.state.Len()) })
 	com := revocation.NewCommitter(st, e.state, met.Committed)
 	pages, err := web.New(web.Config{Issuer: "https://as.example", Store: st, Clients: e.clients, Committer: com,
-		Box: testBox, Now: e.clock, GrantRecordTTL: func(string) time.Duration { return time.Hour + time.Minute }})
+		Box: testBox, Now: e.clock})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, perr)
 		return
 	}
-	resp, err := s.issueAccessToken(r.Context(), client, "", client.ID, scope, form.Get("resource"))
+	resp, err := s.issueAccessToken(r.Context(), client, "", client.ID, scope, form.Get("resource"), s.newIssuance(client))
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "issuing access token", "err", err)
 		writeError(w, errServer)
@@ -77,13 +77,26 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// issueAccessToken issues an access token in the client's format: opaque (sealed, nothing
-// written) or JWT (RFC 9068, with a status list entry). audience is the RFC 8707 resource, for
-// JWTs; empty means the issuer.
-func (s *Server) issueAccessToken(ctx context.Context, client rescind.Client, grantID, subject, scope, audience string) (tokenResponse, error) {
+// issuance is when an access token is issued, its lifetime and its expiry.
+type issuance struct {
+	now, exp time.Time
+	ttl      time.Duration
+}
+
+// newIssuance fixes the lifetime of an access token of client issued now: the client's ttl, else
+// the server's, never more than rescind.MaxAccessTokenTTL. exp is truncated to the second, as
+// tokens carry it: a grant records this very value before its token is issued.
+func (s *Server) newIssuance(client rescind.Client) issuance {
 	now := s.now()
 	ttl := s.TokenTTL(client.TokenTTL)
-	exp := now.Add(ttl).Truncate(time.Second)
+	return issuance{now: now, exp: now.Add(ttl).Truncate(time.Second), ttl: ttl}
+}
+
+// issueAccessToken issues an access token in the client's format: opaque (sealed, nothing
+// written) or JWT (RFC 9068, with a status list entry), issued and expiring as is says. audience
+// is the RFC 8707 resource, for JWTs; empty means the issuer.
+func (s *Server) issueAccessToken(ctx context.Context, client rescind.Client, grantID, subject, scope, audience string, is issuance) (tokenResponse, error) {
+	now, ttl, exp := is.now, is.ttl, is.exp
 	var text string
 	if client.TokenFormat == rescind.TokenFormatJWT {
 		var err error

@@ -67,7 +67,8 @@ Every flag can also be set with a RESCIND_* environment variable (RESCIND_ADDR, 
 	}
 	addSettingFlags(cmd, false, "addr", "issuer", "log_format", "log_level", "admin_addr", "db", "poll_interval",
 		"access_token_ttl", "refresh_token_ttl", "revoke_grant_with_access_token", "signing_alg", "status_list_ttl",
-		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "audit_retention", "janitor_interval")
+		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "audit_retention", "janitor_interval",
+		"clock_skew")
 	return cmd
 }
 
@@ -175,7 +176,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.keyring = keyring
 	state := revocation.NewState()
 	m.state = state
-	n, err := state.Load(ctx, m.store, now, nil)
+	// Records are in force until their expiry plus the clock skew (the janitor's grace): load
+	// those too, so a restart does not drop what the janitor keeps.
+	skew := m.Settings.duration("clock_skew")
+	n, err := state.Load(ctx, m.store, now.Add(-skew), nil)
 	if err != nil {
 		return err
 	}
@@ -215,10 +219,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	limiter := ratelimit.New(ratelimit.Config{Burst: burst, PerMinute: perMinute})
 	refresher := &keys.Refresher{Store: m.store, Box: box, Keys: keyring, MinInterval: 100 * time.Millisecond}
 	pages, err := web.New(web.Config{Issuer: m.Issuer, Store: m.store, Clients: clients, Committer: m.committer, Box: box,
-		Logger: m.Logger, Limiter: limiter, Now: m.Now, GrantRecordTTL: func(clientID string) time.Duration {
-			c, _ := clients.Get(context.Background(), clientID) // a deleted client: the default lifetime
-			return srv.GrantRecordTTL(c.TokenTTL)
-		}})
+		Logger: m.Logger, Limiter: limiter, Now: m.Now})
 	if err != nil {
 		ln.Close()
 		return err
@@ -237,7 +238,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	adm := admin.New(admin.Config{Store: m.store, Clients: clients, Revoked: state, Committer: m.committer, Keys: keyring, Box: box,
 		Signer: signer, SigningAlg: m.Settings["signing_alg"],
-		TokenTTL: srv.TokenTTL, GrantRecordTTL: srv.GrantRecordTTL, Gatherer: reg, Token: m.Settings["admin_token"], Logger: m.Logger,
+		TokenTTL: srv.TokenTTL, Gatherer: reg, Token: m.Settings["admin_token"], Logger: m.Logger,
 		Now: m.Now, HashParams: m.HashParams})
 
 	if tlsOn {
@@ -270,7 +271,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.wg.Add(1)
 	m.janitor = revocation.JanitorConfig{Store: m.store, State: state,
 		Interval: m.Settings.duration("janitor_interval"), AuditRetention: m.Settings.duration("audit_retention"),
-		OnDeleted: met.JanitorDeleted, Logger: m.Logger, Now: m.Now}
+		Grace: skew, OnDeleted: met.JanitorDeleted, Logger: m.Logger, Now: m.Now}
 	go func() {
 		defer m.wg.Done()
 		revocation.RunJanitor(jctx, m.janitor)
@@ -282,7 +283,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			defer m.wg.Done()
 			coherence.Run(jctx, coherence.Config{Store: m.store, Watcher: w, State: state, Clients: clients,
 				RefreshKeys:  func(ctx context.Context) { keys.Refresh(ctx, m.store, box, keyring) },
-				PollInterval: m.Settings.duration("poll_interval"), Logger: m.Logger, Now: m.Now})
+				PollInterval: m.Settings.duration("poll_interval"), ClockSkew: skew, Logger: m.Logger, Now: m.Now})
 		}()
 	}
 	m.Logger.Info("rescind serving", "issuer", m.Issuer, "addr", m.Addr.String(), "admin_socket", m.AdminSock,

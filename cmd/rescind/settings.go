@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/secret"
 )
 
@@ -42,7 +43,7 @@ var settingsTable = []setting{
 	{key: "secrets_key", secret: true, validate: validSecretsKey, help: "key (32+ bytes) encrypting stored keys (env RESCIND_SECRETS_KEY; default: a file in the data dir)"},
 	{key: "db", flag: "db", validate: validDB, secret: true, help: "database: empty for SQLite in the data dir, or a postgres:// URL (env RESCIND_DB)"},
 	{key: "poll_interval", flag: "poll-interval", def: "1s", validate: durationBetween(10*time.Millisecond, time.Hour), help: "with PostgreSQL: fallback poll for changes made by other instances (bounds staleness if a notification is lost)"},
-	{key: "access_token_ttl", flag: "access-token-ttl", def: "1h", validate: durationBetween(time.Second, 30*24*time.Hour), help: "default access token lifetime"},
+	{key: "access_token_ttl", flag: "access-token-ttl", def: "1h", validate: durationBetween(time.Second, rescind.MaxAccessTokenTTL), help: "default access token lifetime"},
 	{key: "refresh_token_ttl", flag: "refresh-token-ttl", def: "720h", validate: durationBetween(time.Minute, 365*24*time.Hour), help: "refresh token lifetime"},
 	{key: "revoke_grant_with_access_token", flag: "revoke-grant-with-access-token", def: "false", validate: oneOf("true", "false"), help: "revoking an access token also revokes its grant (all tokens of it)"},
 	{key: "signing_alg", flag: "signing-alg", def: "ES256", validate: oneOf("ES256", "EdDSA"), help: "algorithm of new JWT signing keys: ES256 or EdDSA"},
@@ -54,6 +55,7 @@ var settingsTable = []setting{
 	{key: "insecure_http", flag: "insecure-http", def: "false", validate: oneOf("true", "false"), help: "allow a plain-HTTP issuer that is not on loopback (tokens would cross the network in clear)"},
 	{key: "audit_retention", flag: "audit-retention", def: "720h", validate: durationBetween(time.Hour, 10*365*24*time.Hour), help: "how long audit entries are kept"},
 	{key: "janitor_interval", flag: "janitor-interval", def: "1m", validate: durationBetween(time.Second, 24*time.Hour), help: "how often expired revocation records are deleted"},
+	{key: "clock_skew", flag: "clock-skew", def: "1m", validate: durationBetween(time.Second, time.Hour), help: "largest clock difference between instances, and between them and resource servers: revocation records are kept this long past their tokens' expiry"},
 }
 
 func envName(key string) string { return "RESCIND_" + strings.ToUpper(key) }

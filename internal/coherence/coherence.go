@@ -35,6 +35,9 @@ type Config struct {
 	OnRevoked func()
 	// PollInterval is the fallback poll period. If zero, one second.
 	PollInterval time.Duration
+	// ClockSkew is how long past their expiry records stay in force (the janitor's grace): the
+	// poll reads those too.
+	ClockSkew time.Duration
 	// Logger receives errors. If nil, slog.Default().
 	Logger *slog.Logger
 	// Now returns the current time. If nil, time.Now.
@@ -85,7 +88,7 @@ func (c *coherer) applied(r rescind.Revocation) {
 }
 
 func (c *coherer) poll(ctx context.Context) {
-	n, err := c.cfg.State.Load(ctx, c.cfg.Store, c.cfg.Now(), c.applied)
+	n, err := c.cfg.State.Load(ctx, c.cfg.Store, c.cfg.Now().Add(-c.cfg.ClockSkew), c.applied)
 	if err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("polling revocations", "err", err)
 	}

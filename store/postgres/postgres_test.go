@@ -105,7 +105,14 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("event = %+v", e)
 	}
 	a.CreateClient(ctx, rescind.Client{ID: "c1", Name: "c1", CreatedAt: now})
-	a.DeleteClient(ctx, "c1", rescind.Revocation{Kind: rescind.RevokeClient, Key: "c1", ClientID: "c1", RevokedAt: now, ExpiresAt: now.Add(time.Hour)})
+	// An update tells every instance, so none keeps a stale client (a rotated secret, a ttl).
+	if err := a.UpdateClient(ctx, rescind.Client{ID: "c1", Name: "renamed", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(rescind.EventClientChanged); e.ClientID != "c1" {
+		t.Fatalf("event after update = %+v", e)
+	}
+	a.DeleteClient(ctx, "c1", now, rescind.Revocation{Kind: rescind.RevokeClient, Key: "c1", ClientID: "c1", RevokedAt: now, ExpiresAt: now.Add(time.Hour)})
 	if e := next(rescind.EventClientChanged); e.ClientID != "c1" {
 		t.Fatalf("event = %+v", e)
 	}
