@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -58,6 +59,9 @@ type Config struct {
 // Server serves the admin API.
 type Server struct {
 	cfg Config
+	// clientsMu orders this instance's read-modify-write changes of clients (update, secret
+	// rotation), so that one does not undo another.
+	clientsMu sync.Mutex
 }
 
 // New returns a Server.
@@ -82,6 +86,8 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	mux.HandleFunc("GET /admin/v1/clients", s.handleListClients)
 	mux.HandleFunc("GET /admin/v1/clients/{id}", s.handleGetClient)
 	mux.HandleFunc("DELETE /admin/v1/clients/{id}", s.handleDeleteClient)
+	mux.HandleFunc("PATCH /admin/v1/clients/{id}", s.handleUpdateClient)
+	mux.HandleFunc("POST /admin/v1/clients/{id}/rotate-secret", s.handleRotateSecret)
 	mux.HandleFunc("POST /admin/v1/keys/rotate", s.handleRotateKeys)
 	mux.HandleFunc("POST /admin/v1/users", s.handleCreateUser)
 	mux.HandleFunc("GET /admin/v1/users", s.handleListUsers)
@@ -145,9 +151,9 @@ func (s *Server) handleCreateClient(w http.ResponseWriter, r *http.Request) {
 
 // newClient validates req and returns the client to store and its plaintext secret.
 func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, error) {
-	name := strings.TrimSpace(req.Name)
-	if name == "" || len(name) > 200 || !utf8.ValidString(name) {
-		return rescind.Client{}, "", errors.New("client_name is required (at most 200 bytes of UTF-8)")
+	name, err := clientName(req.Name)
+	if err != nil {
+		return rescind.Client{}, "", err
 	}
 	gts := req.GrantTypes
 	switch {
@@ -176,24 +182,16 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	if req.Public && req.Secret != "" {
 		return rescind.Client{}, "", errors.New("a public client has no secret")
 	}
-	var scopes []string
-	for _, sc := range strings.Fields(req.Scope) {
-		if !rescind.ValidScopeToken(sc) {
-			return rescind.Client{}, "", fmt.Errorf("scope %q is not a valid scope-token (RFC 6749 §3.3)", sc)
-		}
-		if !slices.Contains(scopes, sc) {
-			scopes = append(scopes, sc)
-		}
+	scopes, err := clientScopes(req.Scope)
+	if err != nil {
+		return rescind.Client{}, "", err
 	}
-	for _, u := range req.RedirectURIs {
-		p, err := url.Parse(u)
-		if err != nil || !p.IsAbs() || p.Fragment != "" {
-			return rescind.Client{}, "", fmt.Errorf("redirect URI %q must be an absolute URI without a fragment (RFC 6749 §3.1.2)", u)
-		}
+	if err := checkRedirectURIs(req.RedirectURIs); err != nil {
+		return rescind.Client{}, "", err
 	}
-	ttl := time.Duration(req.TokenTTL) * time.Second
-	if req.TokenTTL < 0 || ttl > MaxTokenTTL {
-		return rescind.Client{}, "", fmt.Errorf("token_ttl must be between 1 second and %s", MaxTokenTTL)
+	ttl, err := clientTokenTTL(req.TokenTTL)
+	if err != nil {
+		return rescind.Client{}, "", err
 	}
 	id, err := secret.NewID()
 	if err != nil {
@@ -223,6 +221,49 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 		}
 	}
 	return c, plain, nil
+}
+
+// clientName validates a client_name.
+func clientName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 200 || !utf8.ValidString(name) {
+		return "", errors.New("client_name is required (at most 200 bytes of UTF-8)")
+	}
+	return name, nil
+}
+
+// clientScopes parses the space-separated scopes a client may be granted (RFC 6749 §3.3).
+func clientScopes(scope string) ([]string, error) {
+	var scopes []string
+	for _, sc := range strings.Fields(scope) {
+		if !rescind.ValidScopeToken(sc) {
+			return nil, fmt.Errorf("scope %q is not a valid scope-token (RFC 6749 §3.3)", sc)
+		}
+		if !slices.Contains(scopes, sc) {
+			scopes = append(scopes, sc)
+		}
+	}
+	return scopes, nil
+}
+
+// checkRedirectURIs validates the redirect URIs of a client being created or updated.
+func checkRedirectURIs(uris []string) error {
+	for _, u := range uris {
+		p, err := url.Parse(u)
+		if err != nil || !p.IsAbs() || p.Fragment != "" {
+			return fmt.Errorf("redirect URI %q must be an absolute URI without a fragment (RFC 6749 §3.1.2)", u)
+		}
+	}
+	return nil
+}
+
+// clientTokenTTL validates a token_ttl in seconds (zero: the server default).
+func clientTokenTTL(secs int64) (time.Duration, error) {
+	ttl := time.Duration(secs) * time.Second
+	if secs < 0 || secs > int64(MaxTokenTTL/time.Second) {
+		return 0, fmt.Errorf("token_ttl must be between 1 second and %s (0: the server default)", MaxTokenTTL)
+	}
+	return ttl, nil
 }
 
 func (s *Server) handleListClients(w http.ResponseWriter, r *http.Request) {

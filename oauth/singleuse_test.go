@@ -3,6 +3,7 @@ package oauth_test
 import (
 	"context"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -175,5 +176,27 @@ func TestGrantRecordOutlivesTTLChange(t *testing.T) {
 	janitor.Sweep(ctx)
 	if n, _ := e.store.CountRevocations(ctx); n != 0 || e.active(tk.access) {
 		t.Fatalf("after exp and the grace: %d records; active=%t", n, e.active(tk.access))
+	}
+}
+
+// TestDeletedUserSessionEnds: once a user is deleted (their grants revoked), a session cookie
+// minted before cannot consent to a new grant.
+func TestDeletedUserSessionEnds(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("bob")
+	_, challenge := pkcePair("d")
+	if q := b.approve(authorizeQuery("webapp", "https://app.example/cb", "read", challenge)); q.Get("code") == "" {
+		t.Fatalf("before the deletion: %v", q)
+	}
+	if _, _, err := e.store.DeleteUser(context.Background(), "bob-id", rescind.Revocation{RevokedAt: e.clock()}); err != nil {
+		t.Fatal(err)
+	}
+	res, _ := b.get("/oauth2/authorize?" + authorizeQuery("webapp", "https://app.example/cb", "read", challenge))
+	if loc := res.Header.Get("Location"); res.StatusCode != 303 || !strings.HasPrefix(loc, "/login?") {
+		t.Fatalf("a deleted user's session was honoured: %d %s", res.StatusCode, loc)
+	}
+	if gs, _ := e.store.ListGrants(context.Background(), rescind.GrantFilter{UserID: "bob-id"}); len(gs) != 0 {
+		t.Fatalf("a deleted user has grants: %+v", gs)
 	}
 }

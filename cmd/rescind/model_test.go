@@ -180,10 +180,11 @@ const (
 	opRestart
 	opRotateKeys
 	opUpdateClient
+	opRotateSecret
 )
 
 var opNames = [...]string{"new-client", "new-user", "client-credentials", "authorize", "redeem", "refresh", "revoke",
-	"revoke-all", "delete-client", "delete-user", "advance", "janitor", "restart", "rotate-keys", "update-client"}
+	"revoke-all", "delete-client", "delete-user", "advance", "janitor", "restart", "rotate-keys", "update-client", "rotate-secret"}
 
 func (k opKind) String() string { return opNames[k] }
 
@@ -201,7 +202,7 @@ type op struct {
 	ttl    time.Duration
 	jwt    bool
 	d      time.Duration
-	flag   bool // opRestart: revoke_grant_with_access_token
+	flag   bool // opRestart: revoke_grant_with_access_token; opClientCredentials: with the secret a rotation replaced
 }
 
 func (o op) String() string {
@@ -219,6 +220,9 @@ func (o op) String() string {
 	case opNewUser:
 		return fmt.Sprintf("create user %s%s", o.name, at)
 	case opClientCredentials:
+		if o.flag {
+			return fmt.Sprintf("client %s gets %s by client_credentials with its replaced secret%s", o.client, o.name, at)
+		}
 		return fmt.Sprintf("client %s gets %s by client_credentials%s", o.client, o.name, at)
 	case opAuthorize:
 		return fmt.Sprintf("user %s authorizes client %s: code %s%s", o.user, o.client, o.name, at)
@@ -255,6 +259,8 @@ func (o op) String() string {
 		return fmt.Sprintf("rotate keys%s", at)
 	case opUpdateClient:
 		return fmt.Sprintf("client update %s --token-ttl %s%s", o.client, ttlName(o.ttl), at)
+	case opRotateSecret:
+		return fmt.Sprintf("client rotate-secret %s --overlap %s%s", o.client, o.d, at)
 	}
 	return fmt.Sprintf("op %d", o.kind)
 }
@@ -270,10 +276,12 @@ func ttlName(d time.Duration) string {
 
 type mClient struct {
 	name, id, secret string
-	ttl              time.Duration
+	ttl, prevTTL     time.Duration // prevTTL: before the last update (another instance may not know yet)
 	jwt              bool
 	deleted          bool
 	cut              time.Time // tokens issued at or before it are revoked
+	oldSecret        string    // replaced by the last rotation, accepted until oldUntil
+	oldUntil         time.Time
 }
 
 type mUser struct {
@@ -651,10 +659,22 @@ func (w *world) generate(name string) op {
 	now := w.clock.Now()
 	for {
 		switch r := rng.IntN(100); {
-		case r < 12:
+		case r < 11:
 			return op{kind: opClientCredentials, inst: inst, name: "t" + name, client: anyClient()}
+		case r < 12:
+			rotated := w.names("client", func(n string) bool { return m.clients[n].oldSecret != "" })
+			if len(rotated) == 0 {
+				continue
+			}
+			return op{kind: opClientCredentials, name: "t" + name, client: pick(rng, rotated), flag: true}
 		case r < 20 && len(liveUsers) > 0 && len(liveClients) > 0:
-			return op{kind: opAuthorize, inst: inst, name: "k" + name, client: pick(rng, liveClients), user: pick(rng, liveUsers)}
+			u := pick(rng, liveUsers)
+			if rng.IntN(15) == 0 { // a stale session of a deleted user
+				if gone := w.names("user", func(n string) bool { return m.users[n].deleted }); len(gone) > 0 {
+					u = pick(rng, gone)
+				}
+			}
+			return op{kind: opAuthorize, inst: inst, name: "k" + name, client: pick(rng, liveClients), user: u}
 		case r < 30:
 			codes := w.names("code", func(n string) bool { return !m.codes[n].used && now.Before(m.codes[n].exp) })
 			if len(codes) == 0 {
@@ -745,6 +765,10 @@ func (w *world) generate(name string) op {
 			return op{kind: opRestart, inst: inst, ttl: pick(rng, []time.Duration{time.Second, 30 * time.Second, 5 * time.Minute, time.Hour, 24 * time.Hour}),
 				flag: rng.IntN(3) == 0}
 		case r < 96:
+			return op{kind: opUpdateClient, inst: inst, client: anyClient(), ttl: pick(rng, []time.Duration{0, time.Second, time.Minute, time.Hour, 24 * time.Hour})}
+		case r < 98:
+			return op{kind: opRotateSecret, client: anyClient(), d: pick(rng, []time.Duration{0, 30 * time.Second, time.Hour})}
+		case r < 100:
 			if w.cfg.instances > 1 {
 				// TODO(issue 11 part B): a JWT signing key rotated on one instance is unknown to
 				// the others until keys rotate/retire land (branch issue-11b); add rotation with
@@ -786,14 +810,18 @@ func (w *world) exec(o op) error {
 		m.users[o.name] = &mUser{name: o.name, username: o.name, password: pw, jar: jar}
 	case opClientCredentials:
 		c := m.clients[o.client]
-		if c == nil {
+		if c == nil || (o.flag && c.oldSecret == "") {
 			return nil
 		}
-		status, body, err := w.tokenRequest(o.inst, c, url.Values{"grant_type": {"client_credentials"}})
+		as := c
+		if o.flag {
+			as = &mClient{id: c.id, secret: c.oldSecret}
+		}
+		status, body, err := w.tokenRequest(o.inst, as, url.Values{"grant_type": {"client_credentials"}})
 		if err != nil {
 			return err
 		}
-		if c.deleted {
+		if c.deleted || (o.flag && !now.Before(c.oldUntil)) {
 			if status != http.StatusUnauthorized {
 				return failf("unexpected-answer", "a deleted client got %d %s, want 401", status, body)
 			}
@@ -805,11 +833,17 @@ func (w *world) exec(o op) error {
 		return w.addAccess(o.inst, o.name, c, "", body["access_token"].(string), now)
 	case opAuthorize:
 		c, u := m.clients[o.client], m.users[o.user]
-		if c == nil || u == nil || u.deleted || c.deleted {
+		if c == nil || u == nil || c.deleted {
 			return nil
 		}
 		verifier := newVerifier()
 		code, err := w.authorize(o.inst, u, c, verifier)
+		if u.deleted {
+			if !errors.Is(err, errLoginRefused) {
+				return failf("unexpected-answer", "a deleted user's session authorized: %q %v", code, err)
+			}
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -1029,6 +1063,58 @@ func (w *world) exec(o op) error {
 		if _, err := w.admin(o.inst).RotateKeys(ctx); err != nil {
 			return err
 		}
+	case opUpdateClient:
+		c := m.clients[o.client]
+		if c == nil {
+			return nil
+		}
+		secs := int64(o.ttl / time.Second)
+		_, err := w.admin(o.inst).UpdateClient(ctx, c.id, admin.UpdateClientRequest{TokenTTL: &secs})
+		if c.deleted {
+			var ae *admin.APIError
+			if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+				return failf("unexpected-answer", "updating a deleted client: %v, want 404", err)
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		c.prevTTL, c.ttl = c.ttl, o.ttl
+	case opRotateSecret:
+		c := m.clients[o.client]
+		if c == nil {
+			return nil
+		}
+		info, err := w.admin(o.inst).RotateSecret(ctx, c.id, admin.RotateSecretRequest{Overlap: admin.Duration(o.d)})
+		if c.deleted {
+			var ae *admin.APIError
+			if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+				return failf("unexpected-answer", "rotating a deleted client's secret: %v, want 404", err)
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		c.oldSecret, c.oldUntil, c.secret = c.secret, now.Add(o.d), info.ClientSecret
+		// Every instance must know the new secret before the next step uses it: the store
+		// tells them at commit; wait for that (introspection changes nothing).
+		for i := range w.insts {
+			for deadline := time.Now().Add(5 * time.Second); ; {
+				status, _, err := w.post(i, "/oauth2/introspect", c, url.Values{"token": {"x"}})
+				if err != nil {
+					return err
+				}
+				if status == http.StatusOK {
+					break
+				}
+				if time.Now().After(deadline) {
+					return failf("unexpected-answer", "instance %d refuses the new secret of %s: %d", i, c.name, status)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
 	}
 	return nil
 }
@@ -1075,7 +1161,16 @@ func (w *world) addAccess(i int, name string, c *mClient, grant, text string, no
 	if ttl == 0 {
 		ttl = w.set[i].ttl
 	}
-	if want := now.Add(ttl).Truncate(time.Second); !t.exp.Equal(want) || t.clientID != c.id {
+	want := now.Add(ttl).Truncate(time.Second)
+	if w.cfg.instances > 1 && !t.exp.Equal(want) && c.prevTTL != c.ttl {
+		// This instance may not have learnt of the last update yet.
+		prev := c.prevTTL
+		if prev == 0 {
+			prev = w.set[i].ttl
+		}
+		want = now.Add(prev).Truncate(time.Second)
+	}
+	if !t.exp.Equal(want) || t.clientID != c.id {
 		return failf("unexpected-answer", "token %s: exp %s client %s, want exp %s (ttl %s) client %s", name, t.exp, t.clientID, want, ttl, c.id)
 	}
 	if grant != "" {
@@ -1182,7 +1277,9 @@ func (w *world) authorize(i int, u *mUser, c *mClient, verifier string) (string,
 			f := formOf(page)
 			f.Set("username", u.username)
 			f.Set("password", u.password)
-			res, page, err = do("POST", base+"/login", f)
+			if res, page, err = do("POST", base+"/login", f); err == nil && res.StatusCode != http.StatusSeeOther {
+				return "", errLoginRefused
+			}
 		case strings.Contains(page, `name="decision"`):
 			f := formOf(page)
 			f.Set("decision", "allow")
@@ -1196,6 +1293,8 @@ func (w *world) authorize(i int, u *mUser, c *mClient, verifier string) (string,
 	}
 	return "", failf("unexpected-answer", "authorization: too many hops")
 }
+
+var errLoginRefused = errors.New("login refused")
 
 // introspect asks instance i about text, as the token's own client when it exists, else as the
 // witness.
