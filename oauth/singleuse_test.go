@@ -200,3 +200,53 @@ func TestDeletedUserSessionEnds(t *testing.T) {
 		t.Fatalf("a deleted user has grants: %+v", gs)
 	}
 }
+
+// TestEveryGrantTokenRaisesTheBound: each path that issues a grant's access token (code
+// redemption, refresh) has recorded that token's exp on the grant before the token is seen, and
+// a shorter token never lowers the bound.
+func TestEveryGrantTokenRaisesTheBound(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("alice")
+	verifier, challenge := pkcePair("b")
+	ctx := context.Background()
+	setTTL := func(d time.Duration) {
+		c, _ := e.store.GetClient(ctx, "webapp")
+		c.TokenTTL = d
+		if err := e.store.UpdateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		e.clients.Invalidate("webapp")
+	}
+	exp := func(tok string) time.Time {
+		r := e.do(req{path: "/oauth2/introspect", body: "token=" + url.QueryEscape(tok), user: "other", pass: otherSecret})
+		return time.Unix(int64(r.json(t)["exp"].(float64)), 0)
+	}
+	bound := func() time.Time {
+		gs, err := e.store.ListGrants(ctx, rescind.GrantFilter{ClientID: "webapp", UserID: "alice-id"})
+		if err != nil || len(gs) != 1 {
+			t.Fatalf("grants: %+v, %v", gs, err)
+		}
+		return gs[0].TokensExpireAt
+	}
+	setTTL(time.Hour)
+	code := b.approve(authorizeQuery("webapp", "https://app.example/cb", "read", challenge)).Get("code")
+	_, tk := e.exchange("webapp", appSecret, codeForm(code, "https://app.example/cb", verifier))
+	if got, want := bound(), exp(tk.access); !got.Equal(want) {
+		t.Fatalf("after the code's redemption the bound is %v, the token's exp %v", got, want)
+	}
+	for _, step := range []struct {
+		ttl    time.Duration
+		raises bool
+	}{{2 * time.Hour, true}, {time.Second, false}, {3 * time.Hour, true}} {
+		setTTL(step.ttl)
+		e.advance(time.Second)
+		before := bound()
+		_, next := e.exchange("webapp", appSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk.refresh}})
+		tk = next
+		got, tokExp := bound(), exp(tk.access)
+		if step.raises && !got.Equal(tokExp) || !step.raises && (!got.Equal(before) || tokExp.After(got)) {
+			t.Fatalf("refresh with ttl %v: bound %v (before %v), token exp %v", step.ttl, got, before, tokExp)
+		}
+	}
+}
