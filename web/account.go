@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,11 +22,26 @@ func loginKeys(r *http.Request, username string) []string {
 	return []string{"login-addr:" + host, "user:" + username + "|" + host}
 }
 
-// safeNext returns next if it is a local path on this server, else the apps page, so the login
-// form cannot be used to redirect anywhere else.
+// safeNext returns next if it is an absolute path on this server, else the apps page, so the
+// login form cannot send the browser anywhere else. It allows only what RFC 3986 calls a
+// path-absolute reference with an optional query: printable ASCII without backslash or space,
+// one leading slash not followed by another slash. Browsers strip tabs and newlines from a URL,
+// trim control characters and read a backslash as a slash (the WHATWG URL standard), so
+// "/<TAB>/evil.example" would leave the origin: every such character is refused, not cleaned.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || len(next) > 8192 {
-		return "/account/apps"
+	const home = "/account/apps"
+	if len(next) < 1 || len(next) > 8192 || next[0] != '/' {
+		return home
+	}
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return home
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || u.Fragment != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") || strings.HasPrefix(next, "//") {
+		return home
 	}
 	return next
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,26 +15,12 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/rescind/rescind/admin"
-	"github.com/rescind/rescind/internal/testenv"
+	"github.com/rescind/rescind/internal/browsertest"
 )
-
-// chromiumPath finds the browser: RESCIND_CHROMIUM, else Debian's chromium.
-func chromiumPath(t *testing.T) string {
-	for _, p := range []string{os.Getenv("RESCIND_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if p != "" {
-			if _, err := exec.LookPath(p); err == nil {
-				return p
-			}
-		}
-	}
-	testenv.Unavailable(t, "browser", "no chromium (install Debian's chromium, or set RESCIND_CHROMIUM)")
-	return ""
-}
 
 // TestConnectedAppsInBrowser: a person logs in, approves two apps, sees both on the connected
 // apps page, revokes one with its button, and that app's tokens die while the other's live.
 func TestConnectedAppsInBrowser(t *testing.T) {
-	execPath := chromiumPath(t)
 	data := filepath.Join(shortTempDir(t), "d")
 	srv := startServer(t, data, nil)
 	createUser(t, data, "alice", "alice-password")
@@ -66,29 +50,9 @@ func TestConnectedAppsInBrowser(t *testing.T) {
 			Endpoint: oauth2.Endpoint{AuthURL: srv.url + "/oauth2/authorize", TokenURL: srv.url + "/oauth2/token"}}
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(execPath), chromedp.NoSandbox,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true), chromedp.UserDataDir(t.TempDir()))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	browser, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	// The first action starts the browser and must not carry a timeout (it would stop the
-	// browser); the rest run under one.
-	if err := chromedp.Do(browser, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
+	browser := browsertest.Start(t)
 	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
 	defer cancel()
-	shots := t.TempDir()
-	defer func() {
-		if t.Failed() {
-			if png, err := chromedp.Run(browser, chromedp.FullScreenshot(100)); err == nil {
-				p := filepath.Join(shots, "failure.png")
-				os.WriteFile(p, png, 0o600)
-				t.Logf("screenshot of the failure: %s", p)
-			}
-		}
-	}()
 
 	approve := func(c admin.ClientInfo, state string, login bool) *oauth2.Token {
 		t.Helper()
