@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -29,6 +30,8 @@ func newMW(t testing.TB, as *fakeAS, cfg Config) *Middleware {
 	return m
 }
 
+// TestVerifyJWTNegative: each token differs from a valid one in exactly one property, and is
+// refused by the check for that property.
 func TestVerifyJWTNegative(t *testing.T) {
 	as := newFakeAS(t)
 	m := newMW(t, as, Config{})
@@ -40,28 +43,40 @@ func TestVerifyJWTNegative(t *testing.T) {
 	pubDER, _ := x509.MarshalPKIXPublicKey(&as.key.PublicKey)
 	now := time.Now().Unix()
 	valid := as.token(good)
-	cases := map[string]string{
-		"alg none":                    b64(`{"alg":"none","typ":"at+jwt","kid":"k1"}`) + "." + b64(`{"iss":"x"}`) + ".",
-		"HS256 with the public key":   as.sign(good, "at+jwt", "k1", jose.HS256, pubDER),
-		"wrong typ":                   as.sign(good, "JWT", "k1", jose.ES256, as.key),
-		"no typ":                      as.sign(good, "", "k1", jose.ES256, as.key),
-		"wrong aud":                   as.token(with(good, "aud", "https://other.example")),
-		"no aud":                      as.token(with(good, "aud", nil)),
-		"wrong iss":                   as.token(with(good, "iss", "https://evil.example")),
-		"expired":                     as.token(with(good, "exp", now-1)),
-		"no exp":                      as.token(with(good, "exp", nil)),
-		"not yet valid":               as.token(with(good, "nbf", now+600)),
-		"bad signature":               as.sign(good, "at+jwt", "k1", jose.ES256, otherKey),
-		"unknown key":                 as.sign(good, "at+jwt", "k9", jose.ES256, otherKey),
-		"truncated":                   valid[:len(valid)-10],
-		"oversized":                   valid + strings.Repeat("A", 9000),
-		"not a token":                 "eyJhbGciOiJFUzI1NiJ9.e30",
-		"ES384 with an ES256 key kid": as.sign(good, "at+jwt", "k1", jose.ES384, mustKey384()),
+	goodJSON, _ := json.Marshal(good)
+	cases := []struct {
+		name string
+		tok  string
+		want error
+	}{
+		// The valid header with alg "none" and no signature.
+		{"alg none", b64(`{"alg":"none","kid":"k1","typ":"at+jwt"}`) + "." + b64(string(goodJSON)) + ".", errNotJWS},
+		// HMAC keyed with the public key: the classic algorithm confusion.
+		{"HS256 with the public key", as.sign(good, "at+jwt", "k1", jose.HS256, pubDER), errNotJWS},
+		{"ES384 under the ES256 key's kid", as.sign(good, "at+jwt", "k1", jose.ES384, mustKey384()), errAlgMismatch},
+		{"wrong typ", as.sign(good, "JWT", "k1", jose.ES256, as.key), errTyp},
+		{"no typ", as.sign(good, "", "k1", jose.ES256, as.key), errTyp},
+		{"unknown kid", as.sign(good, "at+jwt", "k9", jose.ES256, as.key), errUnknownKey},
+		{"signed by another key", as.sign(good, "at+jwt", "k1", jose.ES256, otherKey), errSignature},
+		{"signature cut short", valid[:len(valid)-8], errSignature},
+		{"wrong aud", as.token(with(good, "aud", "https://other.example")), errAudience},
+		{"no aud", as.token(with(good, "aud", nil)), errAudience},
+		{"wrong iss", as.token(with(good, "iss", "https://evil.example")), errIssuer},
+		{"no exp", as.token(with(good, "exp", nil)), errNoExp},
+		{"no jti", as.token(with(good, "jti", nil)), errNoJTI},
+		{"exp is a string", as.token(with(good, "exp", "tomorrow")), errClaims},
+		{"expired", as.token(with(good, "exp", now-1)), ErrExpired},
+		{"not yet valid", as.token(with(good, "nbf", now+600)), errNotYetValid},
+		{"oversized", valid + "." + strings.Repeat("A", maxTokenLen), errTooLong},
 	}
-	for name, tok := range cases {
-		t.Run(name, func(t *testing.T) {
-			if c, err := m.Verify(context.Background(), tok); err == nil {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := m.Verify(context.Background(), tc.tok)
+			if err == nil {
 				t.Fatalf("accepted: %+v", c)
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("refused with %q, want %q", err, tc.want)
 			}
 		})
 	}
