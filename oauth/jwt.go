@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rescind/rescind"
@@ -38,7 +39,7 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 			return nil, token.ErrBadJWT
 		}
 		at := &accessToken{jti: c.ID, grantID: c.GrantID, clientID: c.ClientID, subject: c.Subject, scope: c.Scope,
-			audience: c.Audience, issuedAt: time.Unix(c.IssuedAt, 0), expiry: time.Unix(c.Expiry, 0), statusIdx: -1}
+			audience: strings.Join(c.Audience, " "), issuedAt: time.Unix(c.IssuedAt, 0), expiry: time.Unix(c.Expiry, 0), statusIdx: -1}
 		if c.Status != nil {
 			at.statusList, at.statusIdx = listID(c.Status.StatusList.URI, s.statusBase), c.Status.StatusList.Idx
 		}
@@ -87,7 +88,7 @@ func (s *Server) issueJWT(ctx context.Context, client rescind.Client, grantID, s
 	if audience == "" {
 		audience = s.issuer
 	}
-	return s.signer.Sign(token.AccessClaims{Issuer: s.issuer, Subject: subject, Audience: audience, Expiry: exp.Unix(),
+	return s.signer.Sign(token.AccessClaims{Issuer: s.issuer, Subject: subject, Audience: token.Audience{audience}, Expiry: exp.Unix(),
 		IssuedAt: now.Unix(), ID: base64.RawURLEncoding.EncodeToString(id[:]), ClientID: client.ID, Scope: scope, GrantID: grantID,
 		Status: &token.Status{StatusList: token.StatusListRef{Idx: idx, URI: s.statusBase + list}}}, token.TypeAccessToken)
 }
