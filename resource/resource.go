@@ -99,6 +99,7 @@ type Middleware struct {
 	// change. Expiry and revocation are checked on every request.
 	verifiedMu sync.RWMutex
 	verified   map[[32]byte]*jwtClaims
+	ownOnce    sync.Once // warns once that the event stream carries only the client's own tokens
 }
 
 type cachedList struct {

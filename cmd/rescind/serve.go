@@ -213,7 +213,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Pages: pages.Handler(), AccessTokenTTL: m.Settings.duration("access_token_ttl"),
 		RefreshTokenTTL: m.Settings.duration("refresh_token_ttl"), RevokeGrantWithAccessToken: m.Settings["revoke_grant_with_access_token"] == "true",
 		Ready: m.store.Ping, Logger: m.Logger, RefreshKeys: refresher.Refresh,
-		Signer: signer, Statuses: &statuslist.Allocator{}, StatusListTTL: m.Settings.duration("status_list_ttl"),
+		Signer: signer, Statuses: &statuslist.Allocator{Recorder: m.store, MaxTokenTTL: admin.MaxTokenTTL}, StatusListTTL: m.Settings.duration("status_list_ttl"),
 		Limiter: limiter,
 	})
 	if err != nil {
