@@ -18,6 +18,7 @@ import (
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/keys"
+	"github.com/rescind/rescind/internal/redirect"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/secret"
 	"github.com/rescind/rescind/token"
@@ -185,11 +186,15 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 			scopes = append(scopes, sc)
 		}
 	}
-	for _, u := range req.RedirectURIs {
-		p, err := url.Parse(u)
-		if err != nil || !p.IsAbs() || p.Fragment != "" {
-			return rescind.Client{}, "", fmt.Errorf("redirect URI %q must be an absolute URI without a fragment (RFC 6749 §3.1.2)", u)
-		}
+	if err := redirect.ValidateAll(req.RedirectURIs, req.AllowInsecureRedirect); err != nil {
+		return rescind.Client{}, "", err
+	}
+	resources, err := ValidateResources(req.ResourceServer, req.Resources)
+	if err != nil {
+		return rescind.Client{}, "", err
+	}
+	if req.Public && req.ResourceServer {
+		return rescind.Client{}, "", errors.New("a resource server must be a confidential client: it authenticates to introspect (RFC 7662 §2.1)")
 	}
 	ttl := time.Duration(req.TokenTTL) * time.Second
 	if req.TokenTTL < 0 || ttl > MaxTokenTTL {
@@ -209,6 +214,7 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	}
 	c := rescind.Client{ID: id, Name: name, Public: req.Public, GrantTypes: grantTypes, Scopes: scopes,
 		RedirectURIs: req.RedirectURIs, TokenTTL: ttl, AllowPlainPKCE: req.AllowPlainPKCE, TokenFormat: req.TokenFormat,
+		ResourceServer: req.ResourceServer, Resources: resources, AllowInsecureRedirect: req.AllowInsecureRedirect,
 		CreatedAt: s.cfg.Now().UTC()}
 	plain := ""
 	if !req.Public {
@@ -237,6 +243,31 @@ func (s *Server) handleListClients(w http.ResponseWriter, r *http.Request) {
 		out = append(out, infoOf(c, s.cfg.TokenTTL(c.TokenTTL)))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// MaxResources bounds how many resources a resource-server client may register.
+const MaxResources = 100
+
+// ValidateResources checks the resources of a resource-server client and returns them without
+// repeats: each an absolute URI without a fragment (RFC 8707 §2), and only for a resource server.
+func ValidateResources(resourceServer bool, resources []string) ([]string, error) {
+	if len(resources) > 0 && !resourceServer {
+		return nil, errors.New("resources are registered for a resource server: add resource_server (--resource-server)")
+	}
+	if len(resources) > MaxResources {
+		return nil, fmt.Errorf("at most %d resources", MaxResources)
+	}
+	var out []string
+	for _, r := range resources {
+		u, err := url.Parse(r)
+		if err != nil || !u.IsAbs() || u.Host == "" && u.Opaque == "" || strings.Contains(r, "#") || len(r) > 2000 {
+			return nil, fmt.Errorf("resource %q must be an absolute URI without a fragment (RFC 8707 §2)", r)
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // found answers a failed lookup of what ("client", "user"): 404 if it does not exist, a logged
