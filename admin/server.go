@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -18,6 +20,7 @@ import (
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/keys"
+	"github.com/rescind/rescind/internal/ratelimit"
 	"github.com/rescind/rescind/internal/redirect"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/secret"
@@ -50,6 +53,9 @@ type Config struct {
 	Gatherer prometheus.Gatherer
 	// Token, if set, is the bearer token required by the handler returned by Handler(true).
 	Token string
+	// Limiter, if set, rate-limits failed authentications to Handler(true) per source address:
+	// while an address's bucket is empty, its requests get 429 with Retry-After unchecked.
+	Limiter *ratelimit.Limiter
 	// HashParams are the argon2id parameters for new client secrets. If zero, secret.DefaultParams.
 	HashParams secret.Params
 	Logger     *slog.Logger
@@ -97,14 +103,50 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 		return mux
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := "admin-addr:" + remoteHost(r)
+		if s.cfg.Limiter != nil {
+			// While limited, even the right token is refused unchecked: answering it would
+			// tell a guesser which guess was right.
+			if ok, retry := s.cfg.Limiter.Allow(key); !ok {
+				s.cfg.Logger.WarnContext(r.Context(), "security: admin authentication rate limited", "remote", r.RemoteAddr)
+				w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry/time.Second))))
+				writeErr(w, http.StatusTooManyRequests, "slow_down", "too many failed admin authentications; retry later")
+				return
+			}
+		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || s.cfg.Token == "" || !secret.Equal(got, s.cfg.Token) {
+			if s.cfg.Limiter != nil {
+				s.cfg.Limiter.Fail(key)
+			}
+			s.cfg.Logger.WarnContext(r.Context(), "security: failed admin authentication", "remote", r.RemoteAddr, "path", r.URL.Path)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rescind-admin"`)
 			writeErr(w, http.StatusUnauthorized, "unauthorized", "a valid admin token is required")
 			return
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// remoteHost is the host part of r's source address.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// MetricsHandler serves the Prometheus metrics of gatherer at GET /metrics and nothing else
+// (404), without authentication: for a listener of its own (--metrics-addr) that a scraper may
+// reach without holding the admin token.
+func MetricsHandler(gatherer prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusNotFound, "not_found", "only GET /metrics is served here")
+	})
+	return mux
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -18,7 +18,7 @@ func newClientCommand() *cobra.Command {
 		Use:   "client",
 		Short: "Manage OAuth clients (through the running server's admin API)",
 	}
-	addSettingFlags(cmd, true, "admin_url")
+	addSettingFlags(cmd, true, "admin_url", "admin_ca")
 	cmd.AddCommand(newClientCreateCommand(), newClientListCommand(), newClientGetCommand(), newClientDeleteCommand())
 	return cmd
 }
@@ -164,7 +164,7 @@ func newClientDeleteCommand() *cobra.Command {
 
 func newKeysCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage the server's keys"}
-	addSettingFlags(cmd, true, "admin_url")
+	addSettingFlags(cmd, true, "admin_url", "admin_ca")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rotate",
 		Short: "Add a new token-sealing key; tokens sealed by older keys keep working",
