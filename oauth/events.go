@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -155,8 +156,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	rc.Flush()
 	ping := time.NewTicker(15 * time.Second)
 	defer ping.Stop()
+	ok := true
 	for {
 		wake := s.events.wait()
+		if sub, ok = s.subscriberNow(r, sub); !ok {
+			return
+		}
 		for {
 			revs, err := s.store.RevocationsSince(r.Context(), after, s.now(), 500)
 			if err != nil {
@@ -200,4 +205,20 @@ func eventsScope(sub rescind.Client) string {
 		return "resource-server"
 	}
 	return "own-tokens"
+}
+
+// subscriberNow returns the subscriber as it is registered now, so that a stream follows changes
+// to what it may see; ok is false, and the stream must end, when the client is gone or its
+// secret changed since it authenticated (within the client cache's lifetime, one minute).
+func (s *Server) subscriberNow(r *http.Request, sub rescind.Client) (rescind.Client, bool) {
+	cur, err := s.clients.Get(r.Context(), sub.ID)
+	switch {
+	case errors.Is(err, rescind.ErrNotFound):
+		return sub, false
+	case err != nil:
+		return sub, true // a transient lookup failure: keep the permissions it authenticated with
+	case cur.SecretHash != sub.SecretHash:
+		return cur, false
+	}
+	return cur, true
 }

@@ -39,6 +39,7 @@ type env struct {
 	state     *revocation.State
 	clients   *clientreg.Registry
 	committer *revocation.Committer
+	server    *oauth.Server
 	keys      *token.Keyring
 	signer    *token.Signer
 	statuses  *statuslist.Allocator
@@ -161,6 +162,7 @@ func newEnvStore(t testing.TB, st rescind.Store) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.CloseStreams)
+	e.server = s
 	e.handler = s.Handler()
 	e.srv = httptest.NewServer(e.handler)
 	t.Cleanup(func() {

@@ -491,3 +491,64 @@ func TestStatusListsOnlyExisting(t *testing.T) {
 		}
 	}
 }
+
+// TestEventStreamFollowsTheSubscriber: a stream does not outlive its client's registration: once
+// the client is deleted (or its secret changes), the stream ends at the next wake-up instead of
+// carrying on with the permissions it authenticated with.
+func TestEventStreamFollowsTheSubscriber(t *testing.T) {
+	for _, change := range []string{"deleted", "secret changed"} {
+		t.Run(change, func(t *testing.T) {
+			e := newEnv(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			hr, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/oauth2/revocations/events", nil)
+			hr.Header.Set("Authorization", basic("rs-a", rsSecret))
+			res, err := http.DefaultClient.Do(hr)
+			if err != nil || res.StatusCode != 200 {
+				t.Fatalf("subscribe: %v %v", res, err)
+			}
+			defer res.Body.Close()
+			lines := make(chan string)
+			go func() {
+				defer close(lines)
+				sc := bufio.NewScanner(res.Body)
+				for sc.Scan() {
+					lines <- sc.Text()
+				}
+			}()
+			// A revocation for the subscriber's audience arrives.
+			tok := e.mintOpaque(t, "app", "", []string{resA})
+			if r := e.do(req{path: "/oauth2/revoke", body: "token=" + url.QueryEscape(tok), user: "app", pass: appSecret}); r.status != 200 {
+				t.Fatal(r.status)
+			}
+			e.server.NotifyRevocations()
+			for l := range lines {
+				if strings.HasPrefix(l, "data: ") {
+					break
+				}
+			}
+			c, _ := e.store.GetClient(context.Background(), "rs-a")
+			now := e.clock()
+			if err := e.store.DeleteClient(context.Background(), "rs-a", rescind.Revocation{Kind: rescind.RevokeClient, Key: "rs-a",
+				ClientID: "rs-a", RevokedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			if change == "secret changed" {
+				c.SecretHash += "x" // as a secret rotation would
+				if err := e.store.CreateClient(context.Background(), c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.clients.Invalidate("rs-a")
+			e.server.NotifyRevocations()
+			for l := range lines {
+				if strings.HasPrefix(l, "data: ") {
+					t.Fatalf("the stream went on after the subscriber was %s: %s", change, l)
+				}
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("the stream did not end after the subscriber was %s", change)
+			}
+		})
+	}
+}
