@@ -131,13 +131,7 @@ var errNoStatusList = errorf("not_found", http.StatusNotFound, "no such status l
 // may still live), so that only real lists are signed and published: a made-up id costs a
 // lookup, never a signature. Lists this instance has seen are remembered.
 func (s *Server) listExists(ctx context.Context, id string, now time.Time) (bool, error) {
-	if s.revoked.StatusVersion(id) > 0 {
-		return true, nil // it has revoked entries: it exists, whatever else is known of it
-	}
-	s.listMu.Lock()
-	exp, ok := s.knownLists[id]
-	s.listMu.Unlock()
-	if ok && now.Before(exp) {
+	if s.listKnown(id, now) {
 		return true, nil
 	}
 	l, err := s.store.GetStatusList(ctx, id)
@@ -159,6 +153,18 @@ func (s *Server) listExists(ctx context.Context, id string, now time.Time) (bool
 	return true, nil
 }
 
+// listKnown reports, from memory, whether list id exists: it has revoked entries, or the store
+// said so before.
+func (s *Server) listKnown(id string, now time.Time) bool {
+	if s.revoked.StatusVersion(id) > 0 {
+		return true // it has revoked entries: it exists, whatever else is known of it
+	}
+	s.listMu.Lock()
+	exp, ok := s.knownLists[id]
+	s.listMu.Unlock()
+	return ok && now.Before(exp)
+}
+
 // handleStatusList publishes a Status List Token (draft-ietf-oauth-status-list §5.1, §8.1):
 // a JWT of type statuslist+jwt served as application/statuslist+jwt. Only a list that exists is
 // published (an unknown id is 404 without anything being signed); it is signed once and served
@@ -170,6 +176,16 @@ func (s *Server) handleStatusList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
+	// Made-up ids cost a lookup each: an address that keeps asking for lists that do not exist
+	// is limited like failed authentications (no resource server asks for one).
+	limitKey := "statuslist-addr:" + remoteHost(r)
+	if s.limiter != nil && !s.listKnown(id, now) {
+		if ok, retry := s.limiter.Allow(limitKey); !ok {
+			writeError(w, &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: max(1, int(retry/time.Second)),
+				Description: "too many requests for status lists that do not exist; retry later"})
+			return
+		}
+	}
 	switch ok, err := s.listExists(r.Context(), id, now); {
 	case err != nil:
 		s.log.ErrorContext(r.Context(), "looking up status list", "err", err)
@@ -177,6 +193,9 @@ func (s *Server) handleStatusList(w http.ResponseWriter, r *http.Request) {
 			Description: "the status list cannot be read now; retry"})
 		return
 	case !ok:
+		if s.limiter != nil {
+			s.limiter.Fail(limitKey)
+		}
 		writeError(w, errNoStatusList)
 		return
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/metrics"
 	"github.com/rescind/rescind/internal/pgtest"
+	"github.com/rescind/rescind/internal/ratelimit"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/statuslist"
 	"github.com/rescind/rescind/oauth"
@@ -414,7 +415,7 @@ func (e *env) readEvents(t *testing.T, subscriber, last string) map[string]bool 
 }
 
 // instance starts another server on e's store, as another instance would run, with signer.
-func (e *env) instance(t *testing.T, signer *token.Signer) *httptest.Server {
+func (e *env) instance(t *testing.T, signer *token.Signer, limiter *ratelimit.Limiter) *httptest.Server {
 	clients, _ := clientreg.New(clientreg.Config{Store: e.store})
 	state := revocation.NewState()
 	if _, err := state.Load(context.Background(), e.store, e.clock(), nil); err != nil {
@@ -424,7 +425,7 @@ func (e *env) instance(t *testing.T, signer *token.Signer) *httptest.Server {
 	com := revocation.NewCommitter(e.store, state, nil)
 	t.Cleanup(com.Close)
 	s, err := oauth.New(oauth.Config{Issuer: issuer, Clients: clients, Keys: e.keys, Revoked: state, Committer: com, Metrics: met,
-		Store: e.store, Now: e.clock, Signer: signer, Statuses: &statuslist.Allocator{Recorder: e.store}})
+		Store: e.store, Now: e.clock, Signer: signer, Statuses: &statuslist.Allocator{Recorder: e.store}, Limiter: limiter})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,18 +473,51 @@ func TestStatusListsOnlyExisting(t *testing.T) {
 	}
 
 	// Another instance, sharing the store, publishes the list this one allocated.
-	b := e.instance(t, e.signer)
+	b := e.instance(t, e.signer, nil)
 	if code, _, _ := get(b.URL, path); code != 200 {
 		t.Fatalf("another instance: %d for a list allocated here", code)
 	}
 	// An instance that cannot sign (no key) shows that a lookup of an unknown list signs
 	// nothing: 404, where signing would have failed with 500.
-	unsigned := e.instance(t, token.NewSigner(time.Hour))
+	unsigned := e.instance(t, token.NewSigner(time.Hour), nil)
 	if code, _, _ := get(unsigned.URL, path); code != 500 {
 		t.Fatalf("known list on an instance that cannot sign: %d; want 500 (the signature fails)", code)
 	}
 	if code, _, body := get(unsigned.URL, unknown); code != 404 {
 		t.Fatalf("unknown list on an instance that cannot sign: %d %s; want 404 without signing", code, body)
+	}
+	// An address that keeps asking for lists that do not exist is limited (the limit is per
+	// address, as for client authentication); while limited it is refused whatever needs a
+	// lookup, but a list the instance already knows is served without one.
+	limited := e.instance(t, e.signer, ratelimit.New(ratelimit.Config{Burst: 2, PerMinute: 1, Now: e.clock}))
+	for i, want := range []int{404, 404, 429} {
+		if code, _, _ := get(limited.URL, "/oauth2/statuslists/"+strings.Repeat(string(rune('b'+i)), 26)); code != want {
+			t.Fatalf("unknown list %d: %d, want %d", i, code, want)
+		}
+	}
+	// A list that exists, with no revoked entry yet, allocated by some other instance.
+	other := strings.Repeat("h", 26)
+	if err := e.store.CreateStatusList(context.Background(), rescind.StatusList{ID: other, CreatedAt: e.clock(), ExpiresAt: e.clock().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := get(limited.URL, "/oauth2/statuslists/"+other); code != 429 {
+		t.Fatalf("a real list this instance has not looked up yet, while limited: %d, want 429", code)
+	}
+	if code, _, _ := get(limited.URL, path); code != 200 {
+		t.Fatalf("a list with revoked entries, while limited: %d, want 200 (no lookup needed)", code)
+	}
+	e.advance(time.Minute)
+	if code, _, _ := get(limited.URL, "/oauth2/statuslists/"+other); code != 200 {
+		t.Fatalf("a real list after the limit refilled: %d", code)
+	}
+	if code, _, _ := get(limited.URL, "/oauth2/statuslists/"+strings.Repeat("f", 26)); code != 404 {
+		t.Fatal("the limit did not refill")
+	}
+	if code, _, _ := get(limited.URL, "/oauth2/statuslists/"+strings.Repeat("g", 26)); code != 429 {
+		t.Fatal("limited again")
+	}
+	if code, _, _ := get(limited.URL, "/oauth2/statuslists/"+other); code != 200 {
+		t.Fatalf("a list the instance looked up before, while the address is limited: %d, want 200 (no lookup needed)", code)
 	}
 	for _, bad := range []string{"/oauth2/statuslists/short", "/oauth2/statuslists/" + strings.Repeat("A", 26), "/oauth2/statuslists/..%2f"} {
 		if code, _, _ := get(e.srv.URL, bad); code != 404 {
