@@ -172,7 +172,11 @@ func (s *Server) handleCreateClient(w http.ResponseWriter, r *http.Request) {
 	}
 	c, plain, err := s.newClient(req)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, "invalid_client_metadata", err.Error())
+		code := "invalid_client_metadata" // RFC 7591 §3.2.2
+		if _, ok := errors.AsType[*redirect.Error](err); ok {
+			code = "invalid_redirect_uri"
+		}
+		writeErr(w, http.StatusBadRequest, code, err.Error())
 		return
 	}
 	if err := s.cfg.Store.CreateClient(r.Context(), c); err != nil {

@@ -58,8 +58,12 @@ func TestCreateClientRules(t *testing.T) {
 			var out map[string]any
 			json.Unmarshal(w.Body.Bytes(), &out)
 			if tc.want != "" {
-				if w.Code != 400 || out["error"] != "invalid_client_metadata" || !strings.Contains(out["error_description"].(string), tc.want) {
-					t.Fatalf("%d %s; want 400 invalid_client_metadata naming %q", w.Code, w.Body, tc.want)
+				code := "invalid_client_metadata" // RFC 7591 §3.2.2
+				if strings.Contains(tc.body, "redirect_uris") {
+					code = "invalid_redirect_uri"
+				}
+				if w.Code != 400 || out["error"] != code || !strings.Contains(out["error_description"].(string), tc.want) {
+					t.Fatalf("%d %s; want 400 %s naming %q", w.Code, w.Body, code, tc.want)
 				}
 				return
 			}
