@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -18,6 +20,8 @@ import (
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/keys"
+	"github.com/rescind/rescind/internal/ratelimit"
+	"github.com/rescind/rescind/internal/redirect"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/secret"
 	"github.com/rescind/rescind/token"
@@ -49,6 +53,9 @@ type Config struct {
 	Gatherer prometheus.Gatherer
 	// Token, if set, is the bearer token required by the handler returned by Handler(true).
 	Token string
+	// Limiter, if set, rate-limits failed authentications to Handler(true) per source address:
+	// while an address's bucket is empty, its requests get 429 with Retry-After unchecked.
+	Limiter *ratelimit.Limiter
 	// HashParams are the argon2id parameters for new client secrets. If zero, secret.DefaultParams.
 	HashParams secret.Params
 	Logger     *slog.Logger
@@ -96,14 +103,50 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 		return mux
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := "admin-addr:" + remoteHost(r)
+		if s.cfg.Limiter != nil {
+			// While limited, even the right token is refused unchecked: answering it would
+			// tell a guesser which guess was right.
+			if ok, retry := s.cfg.Limiter.Allow(key); !ok {
+				s.cfg.Logger.WarnContext(r.Context(), "security: admin authentication rate limited", "remote", r.RemoteAddr)
+				w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry/time.Second))))
+				writeErr(w, http.StatusTooManyRequests, "slow_down", "too many failed admin authentications; retry later")
+				return
+			}
+		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || s.cfg.Token == "" || !secret.Equal(got, s.cfg.Token) {
+			if s.cfg.Limiter != nil {
+				s.cfg.Limiter.Fail(key)
+			}
+			s.cfg.Logger.WarnContext(r.Context(), "security: failed admin authentication", "remote", r.RemoteAddr, "path", r.URL.Path)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rescind-admin"`)
 			writeErr(w, http.StatusUnauthorized, "unauthorized", "a valid admin token is required")
 			return
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// remoteHost is the host part of r's source address.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// MetricsHandler serves the Prometheus metrics of gatherer at GET /metrics and nothing else
+// (404), without authentication: for a listener of its own (--metrics-addr) that a scraper may
+// reach without holding the admin token.
+func MetricsHandler(gatherer prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusNotFound, "not_found", "only GET /metrics is served here")
+	})
+	return mux
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -129,7 +172,11 @@ func (s *Server) handleCreateClient(w http.ResponseWriter, r *http.Request) {
 	}
 	c, plain, err := s.newClient(req)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, "invalid_client_metadata", err.Error())
+		code := "invalid_client_metadata" // RFC 7591 §3.2.2
+		if _, ok := errors.AsType[*redirect.Error](err); ok {
+			code = "invalid_redirect_uri"
+		}
+		writeErr(w, http.StatusBadRequest, code, err.Error())
 		return
 	}
 	if err := s.cfg.Store.CreateClient(r.Context(), c); err != nil {
@@ -185,11 +232,15 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 			scopes = append(scopes, sc)
 		}
 	}
-	for _, u := range req.RedirectURIs {
-		p, err := url.Parse(u)
-		if err != nil || !p.IsAbs() || p.Fragment != "" {
-			return rescind.Client{}, "", fmt.Errorf("redirect URI %q must be an absolute URI without a fragment (RFC 6749 §3.1.2)", u)
-		}
+	if err := redirect.ValidateAll(req.RedirectURIs, req.AllowInsecureRedirect); err != nil {
+		return rescind.Client{}, "", err
+	}
+	resources, err := ValidateResources(req.ResourceServer, req.Resources)
+	if err != nil {
+		return rescind.Client{}, "", err
+	}
+	if req.Public && req.ResourceServer {
+		return rescind.Client{}, "", errors.New("a resource server must be a confidential client: it authenticates to introspect (RFC 7662 §2.1)")
 	}
 	ttl := time.Duration(req.TokenTTL) * time.Second
 	if req.TokenTTL < 0 || ttl > MaxTokenTTL {
@@ -209,6 +260,7 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	}
 	c := rescind.Client{ID: id, Name: name, Public: req.Public, GrantTypes: grantTypes, Scopes: scopes,
 		RedirectURIs: req.RedirectURIs, TokenTTL: ttl, AllowPlainPKCE: req.AllowPlainPKCE, TokenFormat: req.TokenFormat,
+		ResourceServer: req.ResourceServer, Resources: resources, AllowInsecureRedirect: req.AllowInsecureRedirect,
 		CreatedAt: s.cfg.Now().UTC()}
 	plain := ""
 	if !req.Public {
@@ -237,6 +289,31 @@ func (s *Server) handleListClients(w http.ResponseWriter, r *http.Request) {
 		out = append(out, infoOf(c, s.cfg.TokenTTL(c.TokenTTL)))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// MaxResources bounds how many resources a resource-server client may register.
+const MaxResources = 100
+
+// ValidateResources checks the resources of a resource-server client and returns them without
+// repeats: each an absolute URI without a fragment (RFC 8707 §2), and only for a resource server.
+func ValidateResources(resourceServer bool, resources []string) ([]string, error) {
+	if len(resources) > 0 && !resourceServer {
+		return nil, errors.New("resources are registered for a resource server: add resource_server (--resource-server)")
+	}
+	if len(resources) > MaxResources {
+		return nil, fmt.Errorf("at most %d resources", MaxResources)
+	}
+	var out []string
+	for _, r := range resources {
+		u, err := url.Parse(r)
+		if err != nil || !u.IsAbs() || u.Host == "" && u.Opaque == "" || strings.Contains(r, "#") || len(r) > 2000 {
+			return nil, fmt.Errorf("resource %q must be an absolute URI without a fragment (RFC 8707 §2)", r)
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // found answers a failed lookup of what ("client", "user"): 404 if it does not exist, a logged

@@ -28,6 +28,15 @@ type CreateClientRequest struct {
 	AllowPlainPKCE bool `json:"allow_plain_pkce,omitempty"`
 	// TokenFormat is "opaque" (the default) or "jwt".
 	TokenFormat string `json:"token_format,omitempty"`
+	// ResourceServer makes the client a resource server: it may introspect access tokens for
+	// its Resources (every access token if it has none) and receive their revocation events.
+	ResourceServer bool `json:"resource_server,omitempty"`
+	// Resources are the resource identifiers (absolute URIs, RFC 8707) a resource server
+	// serves. They need ResourceServer.
+	Resources []string `json:"resources,omitempty"`
+	// AllowInsecureRedirect lets plain-http redirect URIs on hosts other than loopback through,
+	// for development.
+	AllowInsecureRedirect bool `json:"allow_insecure_redirect,omitempty"`
 }
 
 // CreateUserRequest is the body of POST /admin/v1/users.
@@ -83,8 +92,13 @@ type ClientInfo struct {
 	AllowPlainPKCE          bool     `json:"allow_plain_pkce,omitempty"`
 	TokenFormat             string   `json:"token_format"`
 	// TokenTTL is the access token lifetime in seconds (the server default when not set).
-	TokenTTL  int64     `json:"token_ttl"`
-	CreatedAt time.Time `json:"created_at"`
+	TokenTTL int64 `json:"token_ttl"`
+	// ResourceServer and Resources say which access tokens the client may introspect and
+	// receive revocation events for (besides its own).
+	ResourceServer        bool      `json:"resource_server"`
+	Resources             []string  `json:"resources"`
+	AllowInsecureRedirect bool      `json:"allow_insecure_redirect"`
+	CreatedAt             time.Time `json:"created_at"`
 }
 
 // RotateKeysResponse is the body answering POST /admin/v1/keys/rotate.
@@ -117,6 +131,11 @@ func infoOf(c rescind.Client, ttl time.Duration) ClientInfo {
 	if ru == nil {
 		ru = []string{}
 	}
+	res := c.Resources
+	if res == nil {
+		res = []string{}
+	}
 	return ClientInfo{ClientID: c.ID, Name: c.Name, GrantTypes: c.GrantTypes, Scope: scope, RedirectURIs: ru,
-		TokenEndpointAuthMethod: method, TokenTTL: int64(ttl / time.Second), CreatedAt: c.CreatedAt, AllowPlainPKCE: c.AllowPlainPKCE, TokenFormat: c.TokenFormat}
+		TokenEndpointAuthMethod: method, TokenTTL: int64(ttl / time.Second), CreatedAt: c.CreatedAt, AllowPlainPKCE: c.AllowPlainPKCE, TokenFormat: c.TokenFormat,
+		ResourceServer: c.ResourceServer, Resources: res, AllowInsecureRedirect: c.AllowInsecureRedirect}
 }

@@ -86,11 +86,17 @@ func (s *Server) clientResult(r *http.Request, c rescind.Client, err error) (res
 // limitKeys are the rate-limit buckets of a client authentication attempt: the source address,
 // and the client id at that address.
 func limitKeys(r *http.Request, clientID string) []string {
+	host := remoteHost(r)
+	return []string{"addr:" + host, "client:" + clientID + "|" + host}
+}
+
+// remoteHost is the host part of r's source address (the client's, behind trusted proxies).
+func remoteHost(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		host = r.RemoteAddr
+		return r.RemoteAddr
 	}
-	return []string{"addr:" + host, "client:" + clientID + "|" + host}
+	return host
 }
 
 // limited refuses an attempt whose buckets are empty after too many failures, unless the

@@ -170,7 +170,7 @@ func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client
 }
 
 func (s *Server) respondGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refresh string) {
-	resp, err := s.issueAccessToken(r.Context(), client, grantID, userID, scope, "")
+	resp, err := s.issueAccessToken(r.Context(), client, grantID, userID, scope, nil)
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "issuing access token", "err", err)
 		writeError(w, errServer)

@@ -84,6 +84,7 @@ type Server struct {
 	statusTTL       time.Duration
 	listMu          sync.Mutex
 	lists           map[string]renderedList
+	knownLists      map[string]time.Time // status lists found in the store: id -> record expiry
 	events          hub
 	limiter         *ratelimit.Limiter
 	tokenTTL        time.Duration
@@ -106,6 +107,7 @@ func New(cfg Config) (*Server, error) {
 		ready: cfg.Ready, refresh: cfg.RefreshKeys, log: cfg.Logger, now: cfg.Now,
 		store: cfg.Store, pages: cfg.Pages, refreshTTL: cfg.RefreshTokenTTL, grantWithAccess: cfg.RevokeGrantWithAccessToken,
 		signer: cfg.Signer, statuses: cfg.Statuses, limiter: cfg.Limiter, statusTTL: cfg.StatusListTTL, lists: make(map[string]renderedList),
+		knownLists: make(map[string]time.Time),
 	}
 	s.statusBase = s.issuer + "/oauth2/statuslists/"
 	if s.statusTTL <= 0 {

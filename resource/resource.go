@@ -30,7 +30,9 @@ type Config struct {
 	// RequiredScopes must all be in the token's scope.
 	RequiredScopes []string
 	// ClientID and ClientSecret are the resource server's own client credentials, used for
-	// introspection of opaque tokens and for the event stream.
+	// introspection of opaque tokens and for the event stream. At a Rescind server the client
+	// must be registered as a resource server for Audience (client create --resource-server
+	// --resource AUDIENCE): any other client learns only about its own tokens.
 	ClientID, ClientSecret string
 	// Push subscribes to the revocation event stream (needs the client credentials).
 	Push bool
@@ -99,6 +101,7 @@ type Middleware struct {
 	// change. Expiry and revocation are checked on every request.
 	verifiedMu sync.RWMutex
 	verified   map[[32]byte]*jwtClaims
+	ownOnce    sync.Once // warns once that the event stream carries only the client's own tokens
 }
 
 type cachedList struct {

@@ -8,9 +8,11 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -242,4 +244,53 @@ func BenchmarkJWTWithStatus(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestPushOwnTokensOnly: a stream that carries only the client's own tokens (a client that is
+// not registered as a resource server) is followed, but does not count as push coverage: the
+// staleness bound stays the status list's, and the middleware says why, once.
+func TestPushOwnTokensOnly(t *testing.T) {
+	as := newFakeAS(t)
+	as.scope = "own-tokens"
+	var logs syncLog
+	m := newMW(t, as, Config{Push: true, ClientID: "app", ClientSecret: "s", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	tok := as.token(as.claims(9))
+	if _, err := m.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	as.events <- `{"type":"token","jti":"jti-9","client_id":"app","exp":9999999999}`
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := m.Verify(context.Background(), tok); errors.Is(err, ErrRevoked) {
+			break // the stream is connected and its events applied
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the own-tokens stream's event never arrived")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if b := m.StalenessBound(); b != time.Minute {
+		t.Fatalf("StalenessBound = %v with an own-tokens stream; want the status list's ttl (1m), not 0", b)
+	}
+	if !strings.Contains(logs.String(), "resource server") || strings.Count(logs.String(), "only this client's own tokens") != 1 {
+		t.Fatalf("log: %s", logs.String())
+	}
+}
+
+// syncLog is a log sink safe for the middleware's goroutines.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net"
 	"net/http"
@@ -20,6 +22,15 @@ func loginKeys(r *http.Request, username string) []string {
 		host = r.RemoteAddr
 	}
 	return []string{"login-addr:" + host, "user:" + username + "|" + host}
+}
+
+// UsernameHash identifies a typed username in logs without the text: the first 8 bytes of its
+// SHA-256, in hex. A person who types their password into the username field must not find it
+// in the log; an operator can still tell repeated attempts on one name apart from a spray, and
+// check a suspected name with: printf '%s' NAME | sha256sum | cut -c1-16.
+func UsernameHash(username string) string {
+	h := sha256.Sum256([]byte(username))
+	return hex.EncodeToString(h[:8])
 }
 
 // safeNext returns next if it is an absolute path on this server, else the apps page, so the
@@ -73,7 +84,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	keys := loginKeys(r, username)
 	if s.cfg.Limiter != nil {
 		if ok, retry := s.cfg.Limiter.Allow(keys...); !ok {
-			s.cfg.Logger.WarnContext(r.Context(), "security: login rate limited", "username", username, "remote", r.RemoteAddr)
+			s.cfg.Logger.WarnContext(r.Context(), "security: login rate limited", "username_hash", UsernameHash(username), "remote", r.RemoteAddr)
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry/time.Second))))
 			s.render(w, http.StatusTooManyRequests, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
 				"Username": username, "Error": "Too many failed attempts. Wait a little and try again."})
@@ -85,7 +96,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.Limiter != nil {
 			s.cfg.Limiter.Fail(keys...)
 		}
-		s.cfg.Logger.WarnContext(r.Context(), "failed login", "username", username, "remote", r.RemoteAddr)
+		s.cfg.Logger.WarnContext(r.Context(), "failed login", "username_hash", UsernameHash(username), "remote", r.RemoteAddr)
 		s.render(w, http.StatusUnauthorized, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
 			"Username": username, "Error": "Wrong username or password."})
 		return

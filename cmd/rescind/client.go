@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -17,7 +18,7 @@ func newClientCommand() *cobra.Command {
 		Use:   "client",
 		Short: "Manage OAuth clients (through the running server's admin API)",
 	}
-	addSettingFlags(cmd, true, "admin_url")
+	addSettingFlags(cmd, true, "admin_url", "admin_ca")
 	cmd.AddCommand(newClientCreateCommand(), newClientListCommand(), newClientGetCommand(), newClientDeleteCommand())
 	return cmd
 }
@@ -29,12 +30,16 @@ func newClientCreateCommand() *cobra.Command {
 		output       string
 		grantTypes   []string
 		redirectURIs []string
+		secretStdin  bool
+		secretArgv   string
 	)
 	cmd := &cobra.Command{
 		Use:   "create --name NAME [flags]",
 		Short: "Register a client and print it, with its secret (shown this once)",
 		Example: `  rescind client create --name billing --scope "read write"
-  eval "$(rescind client create --name demo --scope read --output env)"   # sets RESCIND_CLIENT_ID, RESCIND_CLIENT_SECRET`,
+  eval "$(rescind client create --name demo --scope read --output env)"   # sets RESCIND_CLIENT_ID, RESCIND_CLIENT_SECRET
+  rescind client create --name api --resource-server --resource https://api.example   # may introspect tokens for it
+  printf '%s' "$SECRET" | rescind client create --name legacy --secret-stdin            # a secret of your own`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := loadSettings(cmd)
@@ -52,6 +57,20 @@ func newClientCreateCommand() *cobra.Command {
 				req.GrantTypes = append(req.GrantTypes, strings.Fields(strings.ReplaceAll(g, ",", " "))...)
 			}
 			req.RedirectURIs = redirectURIs
+			if cmd.Flags().Changed("secret") {
+				return errors.New("--secret is not accepted: a secret on the command line is visible to other users " +
+					"(ps, /proc, shell history); pipe it in with --secret-stdin instead")
+			}
+			if secretStdin {
+				b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4097))
+				if err != nil {
+					return fmt.Errorf("reading the secret from stdin: %w", err)
+				}
+				req.Secret = strings.TrimRight(string(b), "\r\n")
+				if req.Secret == "" || len(req.Secret) > 4096 {
+					return errors.New("--secret-stdin: stdin must hold the secret (1 to 4096 bytes)")
+				}
+			}
 			info, err := adminClient(st).CreateClient(cmd.Context(), req)
 			if err != nil {
 				return err
@@ -69,12 +88,18 @@ func newClientCreateCommand() *cobra.Command {
 	f.StringSliceVar(&grantTypes, "grant-types", nil, "grant types, comma-separated (default: authorization_code,refresh_token for --public; "+
 		"those and client_credentials with --redirect-uri; else client_credentials)")
 	f.StringVar(&req.Scope, "scope", "", `space-separated scopes the client may be granted, e.g. "read write"`)
-	f.StringVar(&req.Secret, "secret", "", "use this secret instead of a generated one")
+	f.BoolVar(&secretStdin, "secret-stdin", false, "read the client secret from stdin instead of generating one")
+	f.StringVar(&secretArgv, "secret", "", "removed: use --secret-stdin")
+	f.MarkHidden("secret")
 	f.BoolVar(&req.Public, "public", false, "a public client, without a secret")
 	f.DurationVar(&ttl, "token-ttl", 0, "access token lifetime (default: the server's)")
 	f.StringArrayVar(&redirectURIs, "redirect-uri", nil, "a redirect URI (repeatable)")
 	f.StringVar(&req.TokenFormat, "token-format", "opaque", "access token format: opaque or jwt (RFC 9068, with a Token Status List entry)")
 	f.BoolVar(&req.AllowPlainPKCE, "allow-plain-pkce", false, `allow the "plain" PKCE method (S256 is required otherwise)`)
+	f.BoolVar(&req.ResourceServer, "resource-server", false, "a resource server: may introspect access tokens for its --resource URIs "+
+		"(every access token without any) and receive their revocation events")
+	f.StringArrayVar(&req.Resources, "resource", nil, "a resource URI this resource server serves (repeatable; needs --resource-server)")
+	f.BoolVar(&req.AllowInsecureRedirect, "allow-insecure-redirect", false, "allow plain-http redirect URIs on hosts other than loopback (development only)")
 	f.StringVarP(&output, "output", "o", "json", "output format: json, or env for shell variables")
 	cmd.MarkFlagRequired("name")
 	return cmd
@@ -139,7 +164,7 @@ func newClientDeleteCommand() *cobra.Command {
 
 func newKeysCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage the server's keys"}
-	addSettingFlags(cmd, true, "admin_url")
+	addSettingFlags(cmd, true, "admin_url", "admin_ca")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rotate",
 		Short: "Add a new token-sealing key; tokens sealed by older keys keep working",

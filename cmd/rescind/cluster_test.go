@@ -46,7 +46,8 @@ func TestCluster(t *testing.T) {
 	var cl admin.ClientInfo
 	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", a.dataDir, "--name", "cluster", "--scope", "read")), &cl)
 	var witness admin.ClientInfo
-	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", b.dataDir, "--name", "witness")), &witness)
+	// The witness is a resource server: it may introspect the others' tokens.
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", b.dataDir, "--name", "witness", "--resource-server")), &witness)
 	id, sec := cl.ClientID, cl.ClientSecret
 
 	tok := a.token(id, sec)

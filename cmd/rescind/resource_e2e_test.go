@@ -17,13 +17,15 @@ import (
 	"github.com/rescind/rescind/resource"
 )
 
-// jwtSetup starts a server with args, and creates a JWT client and a resource server client.
+// jwtSetup starts a server with args, and creates a JWT client and a resource server client
+// for https://api.example (the audience the JWT client asks for).
 func jwtSetup(t testing.TB, args ...string) (*server, admin.ClientInfo, admin.ClientInfo) {
 	data := filepath.Join(shortTempDir(t), "d")
 	srv := startServer(t, data, nil, args...)
 	var app, rs admin.ClientInfo
 	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "app", "--scope", "read", "--token-format", "jwt")), &app)
-	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "api")), &rs)
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "api",
+		"--resource-server", "--resource", "https://api.example")), &rs)
 	return srv, app, rs
 }
 
@@ -205,21 +207,15 @@ func TestExampleResourceServer(t *testing.T) {
 	addr := freePort(t)
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "RESCIND_ISSUER="+srv.url, "RESCIND_CLIENT_ID="+rs.ClientID,
-		"RESCIND_CLIENT_SECRET="+rs.ClientSecret, "ADDR="+addr)
+		"RESCIND_CLIENT_SECRET="+rs.ClientSecret, "ADDR="+addr, "AUDIENCE=https://api.example")
 	var log syncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	code, body := srv.post("/oauth2/token", app.ClientID, app.ClientSecret, url.Values{"grant_type": {"client_credentials"}})
-	if code != 200 {
-		t.Fatalf("token: %d %s", code, body)
-	}
-	var tr struct {
-		AccessToken string `json:"access_token"`
-	}
-	json.Unmarshal(body, &tr)
+	var tr struct{ AccessToken string }
+	tr.AccessToken = jwtToken(t, srv, app) // resource=https://api.example
 	get := func() int {
 		req, _ := http.NewRequest("GET", "http://"+addr+"/photos", nil)
 		req.Header.Set("Authorization", "Bearer "+tr.AccessToken)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/admin"
+	"github.com/rescind/rescind/internal/clientip"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/coherence"
 	"github.com/rescind/rescind/internal/keys"
@@ -66,7 +68,8 @@ Every flag can also be set with a RESCIND_* environment variable (RESCIND_ADDR, 
 	}
 	addSettingFlags(cmd, false, "addr", "issuer", "log_format", "log_level", "admin_addr", "db", "poll_interval",
 		"access_token_ttl", "refresh_token_ttl", "revoke_grant_with_access_token", "signing_alg", "status_list_ttl",
-		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "audit_retention", "janitor_interval")
+		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "audit_retention", "janitor_interval",
+		"metrics_addr", "trusted_proxies")
 	return cmd
 }
 
@@ -97,10 +100,27 @@ func openStore(ctx context.Context, st settings) (rescind.Store, error) {
 	if db := st["db"]; isPostgres(db) {
 		return postgres.Open(ctx, db)
 	}
-	if err := os.MkdirAll(st["data_dir"], 0o700); err != nil {
-		return nil, fmt.Errorf("creating data dir: %w", err)
+	if err := ensureDataDir(st["data_dir"]); err != nil {
+		return nil, err
 	}
 	return sqlite.Open(ctx, filepath.Join(st["data_dir"], "rescind.db"))
+}
+
+// ensureDataDir creates the data directory, and makes it the server user's alone (0700) even if
+// it existed with looser permissions: it holds the database, the secrets key and the admin
+// socket.
+func ensureDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating data dir: %w", err)
+	}
+	if fi, err := os.Stat(dir); err == nil && fi.Mode()&os.ModeSticky != 0 {
+		// A shared directory such as /tmp: making it 0700 would break it for everyone else.
+		return fmt.Errorf("data dir %s is a shared directory (sticky bit, like /tmp): give rescind a directory of its own", dir)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("restricting data dir %s to its owner (0700): %w", dir, err)
+	}
+	return nil
 }
 
 // Main is the server's wiring: what `rescind serve` runs, reusable by tests and the benchmark.
@@ -116,6 +136,9 @@ type Main struct {
 	AdminAddr net.Addr // TCP admin listener, if any
 	Issuer    string
 	AdminSock string
+
+	// MetricsAddr is the metrics-only listener (--metrics-addr), if any. Set by Run.
+	MetricsAddr net.Addr
 
 	store     rescind.Store
 	lock      *os.File
@@ -141,8 +164,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	dataDir := m.Settings["data_dir"]
 	// The database, key file and socket are for the server's user alone.
 	syscall.Umask(0o077)
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return fmt.Errorf("creating data dir: %w", err)
+	if fi, err := os.Stat(dataDir); err == nil && fi.Mode().Perm() != 0o700 {
+		m.Logger.Warn("security: tightening the data directory's permissions to 0700", "data_dir", dataDir, "was", fi.Mode().Perm().String())
+	}
+	if err := ensureDataDir(dataDir); err != nil {
+		return err
 	}
 	if m.lock, err = lockDataDir(dataDir); err != nil {
 		return err
@@ -195,6 +221,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ln.Close()
 		return err
 	}
+	if err := checkAdminTransport(m.Settings["admin_addr"], tlsOn, m.Settings["insecure_http"] == "true"); err != nil {
+		ln.Close()
+		return err
+	}
+	proxies, err := clientip.Parse(m.Settings["trusted_proxies"])
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	burst, _ := strconv.Atoi(m.Settings["auth_failure_burst"])
 	perMinute, _ := strconv.Atoi(m.Settings["auth_failure_per_minute"])
 	limiter := ratelimit.New(ratelimit.Config{Burst: burst, PerMinute: perMinute})
@@ -213,7 +248,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Pages: pages.Handler(), AccessTokenTTL: m.Settings.duration("access_token_ttl"),
 		RefreshTokenTTL: m.Settings.duration("refresh_token_ttl"), RevokeGrantWithAccessToken: m.Settings["revoke_grant_with_access_token"] == "true",
 		Ready: m.store.Ping, Logger: m.Logger, RefreshKeys: refresher.Refresh,
-		Signer: signer, Statuses: &statuslist.Allocator{}, StatusListTTL: m.Settings.duration("status_list_ttl"),
+		Signer: signer, Statuses: &statuslist.Allocator{Recorder: m.store, MaxTokenTTL: admin.MaxTokenTTL}, StatusListTTL: m.Settings.duration("status_list_ttl"),
 		Limiter: limiter,
 	})
 	if err != nil {
@@ -222,17 +257,20 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	adm := admin.New(admin.Config{Store: m.store, Clients: clients, Revoked: state, Committer: m.committer, Keys: keyring, Box: box,
 		Signer: signer, SigningAlg: m.Settings["signing_alg"],
-		TokenTTL: srv.TokenTTL, GrantRecordTTL: srv.GrantRecordTTL, Gatherer: reg, Token: m.Settings["admin_token"], Logger: m.Logger})
+		TokenTTL: srv.TokenTTL, GrantRecordTTL: srv.GrantRecordTTL, Gatherer: reg, Token: m.Settings["admin_token"], Logger: m.Logger,
+		Limiter: ratelimit.New(ratelimit.Config{Burst: burst, PerMinute: perMinute})})
 
+	var tlsConf *tls.Config
 	if tlsOn {
 		cert, err := tls.LoadX509KeyPair(m.Settings["tls_cert"], m.Settings["tls_key"])
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("loading TLS certificate: %w", err)
 		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, tlsConf)
 	}
-	m.serve(ln, srv.Handler())
+	m.serve(ln, proxies.Middleware(srv.Handler()))
 	m.servers[len(m.servers)-1].RegisterOnShutdown(srv.CloseStreams)
 	m.AdminSock = filepath.Join(dataDir, "admin.sock")
 	sock, err := unixsock.Listen(m.AdminSock)
@@ -246,7 +284,18 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("listening on admin address %s: %w", a, err)
 		}
 		m.AdminAddr = aln.Addr()
+		if tlsConf != nil {
+			aln = tls.NewListener(aln, tlsConf) // the admin token never crosses the network in clear
+		}
 		m.serve(aln, adm.Handler(true))
+	}
+	if a := m.Settings["metrics_addr"]; a != "" {
+		mln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("listening on metrics address %s: %w", a, err)
+		}
+		m.MetricsAddr = mln.Addr()
+		m.serve(mln, admin.MetricsHandler(reg))
 	}
 
 	jctx, cancel := context.WithCancel(context.Background())
@@ -365,6 +414,26 @@ func checkIssuerTransport(issuer string, insecure bool) error {
 		"or TLS at a proxy with an https issuer), or pass --insecure-http if you accept tokens in clear", issuer)
 }
 
+// checkAdminTransport refuses a plain-HTTP admin listener off loopback: the admin token would
+// cross the network in clear. With TLS the listener is HTTPS; insecure overrides.
+func checkAdminTransport(addr string, tlsOn, insecure bool) error {
+	if addr == "" || tlsOn || insecure {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil // validated at load
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("the admin address %s is not loopback and the server has no TLS: the admin token would cross the network "+
+		"in clear; serve HTTPS (--tls-cert and --tls-key, which the admin listener uses too), listen on loopback, or pass --insecure-http", addr)
+}
+
 // secretsBox returns the box for stored keys, from RESCIND_SECRETS_KEY or the key file.
 func secretsBox(configured, dataDir string) (*secret.Box, error) {
 	material := []byte(configured)
@@ -395,8 +464,19 @@ func lockDataDir(dir string) (*os.File, error) {
 // socket in the data directory.
 func adminClient(st settings) *admin.Client {
 	if u := st["admin_url"]; u != "" {
-		return &admin.Client{BaseURL: strings.TrimSuffix(u, "/"), Token: st["admin_token"],
-			HTTP: &http.Client{Timeout: time.Minute}}
+		hc := &http.Client{Timeout: time.Minute}
+		if st["admin_ca"] != "" {
+			// validAdminCA checked the file at load; trust its certificates for the admin API.
+			pool, _ := x509.SystemCertPool()
+			if pool == nil {
+				pool = x509.NewCertPool()
+			}
+			if pem, err := os.ReadFile(st["admin_ca"]); err == nil {
+				pool.AppendCertsFromPEM(pem)
+			}
+			hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+		}
+		return &admin.Client{BaseURL: strings.TrimSuffix(u, "/"), Token: st["admin_token"], HTTP: hc}
 	}
 	return admin.NewUnixClient(filepath.Join(st["data_dir"], "admin.sock"))
 }

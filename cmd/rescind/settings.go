@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rescind/rescind/internal/clientip"
 	"github.com/rescind/rescind/internal/secret"
 )
 
@@ -38,7 +40,7 @@ var settingsTable = []setting{
 	{key: "log_level", flag: "log-level", def: "info", validate: oneOf("debug", "info", "warn", "error"), help: "log level: debug, info, warn or error"},
 	{key: "admin_addr", flag: "admin-addr", validate: validOptionalAddr, help: "also serve the admin API on this TCP address (requires RESCIND_ADMIN_TOKEN)"},
 	{key: "admin_url", flag: "admin-url", validate: validOptionalURL, help: "admin API URL used by CLI commands (default: the Unix socket in --data-dir)"},
-	{key: "admin_token", secret: true, help: "bearer token for the admin API over TCP (env RESCIND_ADMIN_TOKEN)"},
+	{key: "admin_token", secret: true, validate: validAdminToken, help: "bearer token (32+ bytes) for the admin API over TCP (env RESCIND_ADMIN_TOKEN)"},
 	{key: "secrets_key", secret: true, validate: validSecretsKey, help: "key (32+ bytes) encrypting stored keys (env RESCIND_SECRETS_KEY; default: a file in the data dir)"},
 	{key: "db", flag: "db", validate: validDB, secret: true, help: "database: empty for SQLite in the data dir, or a postgres:// URL (env RESCIND_DB)"},
 	{key: "poll_interval", flag: "poll-interval", def: "1s", validate: durationBetween(10*time.Millisecond, time.Hour), help: "with PostgreSQL: fallback poll for changes made by other instances (bounds staleness if a notification is lost)"},
@@ -54,6 +56,9 @@ var settingsTable = []setting{
 	{key: "insecure_http", flag: "insecure-http", def: "false", validate: oneOf("true", "false"), help: "allow a plain-HTTP issuer that is not on loopback (tokens would cross the network in clear)"},
 	{key: "audit_retention", flag: "audit-retention", def: "720h", validate: durationBetween(time.Hour, 10*365*24*time.Hour), help: "how long audit entries are kept"},
 	{key: "janitor_interval", flag: "janitor-interval", def: "1m", validate: durationBetween(time.Second, 24*time.Hour), help: "how often expired revocation records are deleted"},
+	{key: "metrics_addr", flag: "metrics-addr", validate: validOptionalAddr, help: "also serve GET /metrics (and nothing else), without authentication, on this TCP address"},
+	{key: "trusted_proxies", flag: "trusted-proxies", validate: validCIDRList, help: "comma-separated CIDR ranges of reverse proxies allowed to name the client address (X-Forwarded-For, Forwarded)"},
+	{key: "admin_ca", flag: "admin-ca", validate: validAdminCA, help: "PEM file of CA certificates the CLI trusts for an https --admin-url (e.g. the server's own certificate)"},
 }
 
 func envName(key string) string { return "RESCIND_" + strings.ToUpper(key) }
@@ -275,6 +280,40 @@ func validSecretsKey(v string) error {
 	}
 	if len(v) < secret.MinKeyMaterial {
 		return fmt.Errorf("must be at least %d bytes (try: openssl rand -base64 32)", secret.MinKeyMaterial)
+	}
+	return nil
+}
+
+// MinAdminToken is the shortest admin token accepted: 32 bytes, as for the secrets key.
+const MinAdminToken = 32
+
+func validAdminToken(v string) error {
+	if v == "" {
+		return nil
+	}
+	if len(v) < MinAdminToken {
+		return fmt.Errorf("must be at least %d bytes (try: openssl rand -base64 32)", MinAdminToken)
+	}
+	return nil
+}
+
+func validCIDRList(v string) error {
+	if _, err := clientip.Parse(v); err != nil {
+		return errors.New("must be comma-separated CIDR ranges such as 10.0.0.0/8,192.168.1.5/32")
+	}
+	return nil
+}
+
+func validAdminCA(v string) error {
+	if v == "" {
+		return nil
+	}
+	b, err := os.ReadFile(v)
+	if err != nil {
+		return fmt.Errorf("cannot read the CA file: %w", err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(b) {
+		return errors.New("holds no PEM certificate")
 	}
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 
 func newUserCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage local users (through the running server's admin API)"}
-	addSettingFlags(cmd, true, "admin_url")
+	addSettingFlags(cmd, true, "admin_url", "admin_ca")
 	var username string
 	var fromStdin bool
 	create := &cobra.Command{
@@ -100,7 +100,7 @@ they are not counted: every access token of the revoked grants stops working.`,
 			return printJSON(cmd.OutOrStdout(), res)
 		},
 	}
-	addSettingFlags(cmd, false, "admin_url")
+	addSettingFlags(cmd, false, "admin_url", "admin_ca")
 	cmd.Flags().StringVar(&req.User, "user", "", "username")
 	cmd.Flags().StringVar(&req.Client, "client", "", "client id")
 	return cmd
@@ -108,7 +108,7 @@ they are not counted: every access token of the revoked grants stops working.`,
 
 func newAuditCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Read the audit log of revocations"}
-	addSettingFlags(cmd, true, "admin_url")
+	addSettingFlags(cmd, true, "admin_url", "admin_ca")
 	var limit int
 	list := &cobra.Command{
 		Use: "list", Short: "List audit entries, newest first, as JSON", Args: cobra.NoArgs,

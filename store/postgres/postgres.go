@@ -47,6 +47,10 @@ const (
 // batch sends one "reload" notification instead (payloads are limited to 8000 bytes each).
 const maxNotifiedRecords = 64
 
+// maxPayload bounds one notification's payload, below PostgreSQL's 8000-byte limit; a record
+// that does not fit is announced by a "reload" notification instead.
+const maxPayload = 7900
+
 // Store is a rescind.Store and rescind.Watcher on PostgreSQL.
 type Store struct {
 	pool *pgxpool.Pool
@@ -172,10 +176,12 @@ func list(v []string) []string {
 // CreateClient implements rescind.Store.
 func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO clients
-		(id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		(id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
+		resource_server, resources, allow_insecure_redirect)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		c.ID, c.Name, c.SecretHash, c.Public, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs),
-		int64(c.TokenTTL), nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat))
+		int64(c.TokenTTL), nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
+		c.ResourceServer, list(c.Resources), c.AllowInsecureRedirect)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("postgres: client %q: %w", c.ID, rescind.ErrAlreadyExists)
 	}
@@ -185,12 +191,14 @@ func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	return nil
 }
 
-const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format`
+const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
+	resource_server, resources, allow_insecure_redirect`
 
 func scanClient(row pgx.Row) (rescind.Client, error) {
 	var c rescind.Client
 	var ttl, created int64
-	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &c.GrantTypes, &c.Scopes, &c.RedirectURIs, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat); err != nil {
+	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &c.GrantTypes, &c.Scopes, &c.RedirectURIs, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat,
+		&c.ResourceServer, &c.Resources, &c.AllowInsecureRedirect); err != nil {
 		return c, err
 	}
 	c.TokenTTL = time.Duration(ttl)
@@ -276,6 +284,7 @@ type notice struct {
 	Subject   string                 `json:"s,omitempty"`
 	List      string                 `json:"l,omitempty"`
 	Idx       int64                  `json:"x,omitempty"`
+	Audience  []string               `json:"a,omitempty"`
 }
 
 // writeRevocations upserts revs and queues their notifications, inside tx. It first takes the
@@ -292,14 +301,16 @@ func writeRevocations(ctx context.Context, tx pgx.Tx, revs []rescind.Revocation)
 		if r.StatusList == "" {
 			idx = -1
 		}
-		b.Queue(`INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		// The record keeps the audience it was first written with: a merge moves times, never
+		// who may receive the record.
+		b.Queue(`INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx, audience)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			ON CONFLICT (kind, key) DO UPDATE SET
 				seq = nextval(pg_get_serial_sequence('revocations', 'seq')),
 				revoked_at = GREATEST(revocations.revoked_at, EXCLUDED.revoked_at),
 				expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)
 			WHERE revocations.revoked_at < EXCLUDED.revoked_at OR revocations.expires_at < EXCLUDED.expires_at`,
-			string(r.Kind), r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt), r.Subject, r.StatusList, idx)
+			string(r.Kind), r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt), r.Subject, r.StatusList, idx, list(r.Audience))
 	}
 	for _, r := range revs {
 		if r.Actor != "" {
@@ -307,13 +318,23 @@ func writeRevocations(ctx context.Context, tx pgx.Tx, revs []rescind.Revocation)
 				nanos(r.RevokedAt), r.Actor, "revoke_"+string(r.Kind), r.Key, r.Reason)
 		}
 	}
-	if len(revs) > maxNotifiedRecords {
-		b.Queue(`SELECT pg_notify($1, '')`, chanRevocations)
-	} else {
-		for _, r := range revs {
-			p, _ := json.Marshal(notice{r.Kind, r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt), r.Subject, r.StatusList, r.StatusIdx})
-			b.Queue(`SELECT pg_notify($1, $2)`, chanRevocations, string(p))
+	var payloads []string
+	for _, r := range revs {
+		if len(revs) > maxNotifiedRecords {
+			break
 		}
+		p, _ := json.Marshal(notice{r.Kind, r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt), r.Subject, r.StatusList, r.StatusIdx, r.Audience})
+		if len(p) > maxPayload {
+			payloads = nil // too large to carry (a long audience): listeners reload instead
+			break
+		}
+		payloads = append(payloads, string(p))
+	}
+	if payloads == nil {
+		b.Queue(`SELECT pg_notify($1, '')`, chanRevocations)
+	}
+	for _, p := range payloads {
+		b.Queue(`SELECT pg_notify($1, $2)`, chanRevocations, p)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("postgres: writing revocations: %w", err)
@@ -323,7 +344,7 @@ func writeRevocations(ctx context.Context, tx pgx.Tx, revs []rescind.Revocation)
 
 // RevocationsSince implements rescind.Store.
 func (s *Store) RevocationsSince(ctx context.Context, afterSeq int64, now time.Time, limit int) ([]rescind.Revocation, error) {
-	rows, err := s.pool.Query(ctx, `SELECT seq, kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx
+	rows, err := s.pool.Query(ctx, `SELECT seq, kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx, audience
 		FROM revocations WHERE seq > $1 AND expires_at >= $2 ORDER BY seq LIMIT $3`, afterSeq, nanos(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: reading revocations: %w", err)
@@ -334,8 +355,11 @@ func (s *Store) RevocationsSince(ctx context.Context, afterSeq int64, now time.T
 		var r rescind.Revocation
 		var kind string
 		var revokedAt, expiresAt int64
-		if err := rows.Scan(&r.Seq, &kind, &r.Key, &r.ClientID, &revokedAt, &expiresAt, &r.Subject, &r.StatusList, &r.StatusIdx); err != nil {
+		if err := rows.Scan(&r.Seq, &kind, &r.Key, &r.ClientID, &revokedAt, &expiresAt, &r.Subject, &r.StatusList, &r.StatusIdx, &r.Audience); err != nil {
 			return nil, fmt.Errorf("postgres: reading revocations: %w", err)
+		}
+		if len(r.Audience) == 0 {
+			r.Audience = nil
 		}
 		r.Kind = rescind.RevocationKind(kind)
 		r.RevokedAt, r.ExpiresAt = fromNanos(revokedAt), fromNanos(expiresAt)
@@ -415,4 +439,32 @@ func (s *Store) ListKeys(ctx context.Context, use string) ([]rescind.Key, error)
 		return nil, fmt.Errorf("postgres: listing keys: %w", err)
 	}
 	return out, nil
+}
+
+// CreateStatusList implements rescind.Store.
+func (s *Store) CreateStatusList(ctx context.Context, l rescind.StatusList) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO status_lists (id, created_at, expires_at) VALUES ($1, $2, $3)`,
+		l.ID, nanos(l.CreatedAt), nanos(l.ExpiresAt))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("postgres: status list %q: %w", l.ID, rescind.ErrAlreadyExists)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: recording status list: %w", err)
+	}
+	return nil
+}
+
+// GetStatusList implements rescind.Store.
+func (s *Store) GetStatusList(ctx context.Context, id string) (rescind.StatusList, error) {
+	l := rescind.StatusList{ID: id}
+	var created, expires int64
+	err := s.pool.QueryRow(ctx, `SELECT created_at, expires_at FROM status_lists WHERE id = $1`, id).Scan(&created, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return l, fmt.Errorf("postgres: status list %q: %w", id, rescind.ErrNotFound)
+	}
+	if err != nil {
+		return l, fmt.Errorf("postgres: reading status list: %w", err)
+	}
+	l.CreatedAt, l.ExpiresAt = fromNanos(created), fromNanos(expires)
+	return l, nil
 }

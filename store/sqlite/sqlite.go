@@ -155,10 +155,12 @@ func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 // CreateClient implements rescind.Store.
 func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO clients
-		(id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
+		resource_server, resources, allow_insecure_redirect)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.SecretHash, c.Public, jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.RedirectURIs),
-		int64(c.TokenTTL), nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat))
+		int64(c.TokenTTL), nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
+		c.ResourceServer, jsonList(c.Resources), c.AllowInsecureRedirect)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("sqlite: client %q: %w", c.ID, rescind.ErrAlreadyExists)
 	}
@@ -168,13 +170,15 @@ func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	return nil
 }
 
-const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format`
+const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
+	resource_server, resources, allow_insecure_redirect`
 
 func scanClient(row interface{ Scan(...any) error }) (rescind.Client, error) {
 	var c rescind.Client
-	var gt, sc, ru string
+	var gt, sc, ru, res string
 	var ttl, created int64
-	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &gt, &sc, &ru, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat); err != nil {
+	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &gt, &sc, &ru, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat,
+		&c.ResourceServer, &res, &c.AllowInsecureRedirect); err != nil {
 		return c, err
 	}
 	var err error
@@ -186,6 +190,9 @@ func scanClient(row interface{ Scan(...any) error }) (rescind.Client, error) {
 	}
 	if c.RedirectURIs, err = parseList(ru); err != nil {
 		return c, fmt.Errorf("redirect_uris: %w", err)
+	}
+	if c.Resources, err = parseList(res); err != nil {
+		return c, fmt.Errorf("resources: %w", err)
 	}
 	c.TokenTTL = time.Duration(ttl)
 	c.CreatedAt = fromNanos(created)
@@ -289,8 +296,8 @@ type revWriter struct {
 }
 
 func newRevWriter(ctx context.Context, tx *sql.Tx) (*revWriter, error) {
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, key) DO NOTHING`)
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx, audience)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, key) DO NOTHING`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: preparing revocation insert: %w", err)
 	}
@@ -319,7 +326,8 @@ func (w *revWriter) write(ctx context.Context, r rescind.Revocation) error {
 	if r.StatusList == "" {
 		r.StatusIdx = -1
 	}
-	res, err := w.insert.ExecContext(ctx, string(r.Kind), r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt), r.Subject, r.StatusList, r.StatusIdx)
+	aud := jsonList(r.Audience)
+	res, err := w.insert.ExecContext(ctx, string(r.Kind), r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt), r.Subject, r.StatusList, r.StatusIdx, aud)
 	if err != nil {
 		return fmt.Errorf("sqlite: writing revocation: %w", err)
 	}
@@ -327,8 +335,9 @@ func (w *revWriter) write(ctx context.Context, r rescind.Revocation) error {
 		return nil
 	}
 	var revokedAt, expiresAt int64
-	if err := w.tx.QueryRowContext(ctx, `SELECT revoked_at, expires_at FROM revocations WHERE kind = ? AND key = ?`,
-		string(r.Kind), r.Key).Scan(&revokedAt, &expiresAt); err != nil {
+	var oldAud string
+	if err := w.tx.QueryRowContext(ctx, `SELECT revoked_at, expires_at, audience FROM revocations WHERE kind = ? AND key = ?`,
+		string(r.Kind), r.Key).Scan(&revokedAt, &expiresAt, &oldAud); err != nil {
 		return fmt.Errorf("sqlite: reading revocation: %w", err)
 	}
 	if nanos(r.RevokedAt) <= revokedAt && nanos(r.ExpiresAt) <= expiresAt {
@@ -337,8 +346,10 @@ func (w *revWriter) write(ctx context.Context, r rescind.Revocation) error {
 	if _, err := w.tx.ExecContext(ctx, `DELETE FROM revocations WHERE kind = ? AND key = ?`, string(r.Kind), r.Key); err != nil {
 		return fmt.Errorf("sqlite: replacing revocation: %w", err)
 	}
+	// The record keeps the audience it was first written with: a merge moves times, never who
+	// may receive the record.
 	_, err = w.insert.ExecContext(ctx, string(r.Kind), r.Key, r.ClientID, max(revokedAt, nanos(r.RevokedAt)),
-		max(expiresAt, nanos(r.ExpiresAt)), r.Subject, r.StatusList, r.StatusIdx)
+		max(expiresAt, nanos(r.ExpiresAt)), r.Subject, r.StatusList, r.StatusIdx, oldAud)
 	if err != nil {
 		return fmt.Errorf("sqlite: writing revocation: %w", err)
 	}
@@ -357,7 +368,7 @@ func upsertRevocation(ctx context.Context, tx *sql.Tx, r rescind.Revocation) err
 
 // RevocationsSince implements rescind.Store.
 func (s *Store) RevocationsSince(ctx context.Context, afterSeq int64, now time.Time, limit int) ([]rescind.Revocation, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx, audience
 		FROM revocations WHERE seq > ? AND expires_at >= ? ORDER BY seq LIMIT ?`, afterSeq, nanos(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading revocations: %w", err)
@@ -368,8 +379,15 @@ func (s *Store) RevocationsSince(ctx context.Context, afterSeq int64, now time.T
 		var r rescind.Revocation
 		var kind string
 		var revokedAt, expiresAt int64
-		if err := rows.Scan(&r.Seq, &kind, &r.Key, &r.ClientID, &revokedAt, &expiresAt, &r.Subject, &r.StatusList, &r.StatusIdx); err != nil {
+		var aud string
+		if err := rows.Scan(&r.Seq, &kind, &r.Key, &r.ClientID, &revokedAt, &expiresAt, &r.Subject, &r.StatusList, &r.StatusIdx, &aud); err != nil {
 			return nil, fmt.Errorf("sqlite: reading revocations: %w", err)
+		}
+		if r.Audience, err = parseList(aud); err != nil {
+			return nil, fmt.Errorf("sqlite: reading revocations: audience: %w", err)
+		}
+		if len(r.Audience) == 0 {
+			r.Audience = nil
 		}
 		r.Kind = rescind.RevocationKind(kind)
 		r.RevokedAt, r.ExpiresAt = fromNanos(revokedAt), fromNanos(expiresAt)
@@ -447,4 +465,32 @@ func (s *Store) ListKeys(ctx context.Context, use string) ([]rescind.Key, error)
 		return nil, fmt.Errorf("sqlite: listing keys: %w", err)
 	}
 	return out, nil
+}
+
+// CreateStatusList implements rescind.Store.
+func (s *Store) CreateStatusList(ctx context.Context, l rescind.StatusList) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO status_lists (id, created_at, expires_at) VALUES (?, ?, ?)`,
+		l.ID, nanos(l.CreatedAt), nanos(l.ExpiresAt))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("sqlite: status list %q: %w", l.ID, rescind.ErrAlreadyExists)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: recording status list: %w", err)
+	}
+	return nil
+}
+
+// GetStatusList implements rescind.Store.
+func (s *Store) GetStatusList(ctx context.Context, id string) (rescind.StatusList, error) {
+	l := rescind.StatusList{ID: id}
+	var created, expires int64
+	err := s.db.QueryRowContext(ctx, `SELECT created_at, expires_at FROM status_lists WHERE id = ?`, id).Scan(&created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, fmt.Errorf("sqlite: status list %q: %w", id, rescind.ErrNotFound)
+	}
+	if err != nil {
+		return l, fmt.Errorf("sqlite: reading status list: %w", err)
+	}
+	l.CreatedAt, l.ExpiresAt = fromNanos(created), fromNanos(expires)
+	return l, nil
 }
