@@ -134,15 +134,26 @@ func (s *Server) listExists(ctx context.Context, id string, now time.Time) (bool
 	if s.listKnown(id, now) {
 		return true, nil
 	}
+	s.listMu.Lock()
+	until, missing := s.missingLists[id]
+	s.listMu.Unlock()
+	if missing && now.Before(until) {
+		return false, nil
+	}
 	l, err := s.store.GetStatusList(ctx, id)
-	if errors.Is(err, rescind.ErrNotFound) {
+	if errors.Is(err, rescind.ErrNotFound) || (err == nil && !now.Before(l.ExpiresAt)) {
+		// A list is recorded before any token names it, and ids are random: an id not found
+		// now is made up (or long expired). Remember that briefly, so asking again costs nothing.
+		s.listMu.Lock()
+		if len(s.missingLists) >= 10000 {
+			clear(s.missingLists)
+		}
+		s.missingLists[id] = now.Add(missingListTTL)
+		s.listMu.Unlock()
 		return false, nil
 	}
 	if err != nil {
 		return false, err
-	}
-	if !now.Before(l.ExpiresAt) {
-		return false, nil
 	}
 	s.listMu.Lock()
 	if len(s.knownLists) > 10000 {
@@ -152,6 +163,9 @@ func (s *Server) listExists(ctx context.Context, id string, now time.Time) (bool
 	s.listMu.Unlock()
 	return true, nil
 }
+
+// missingListTTL is how long an id found to name no status list is answered 404 from memory.
+const missingListTTL = 10 * time.Second
 
 // listKnown reports, from memory, whether list id exists: it has revoked entries, or the store
 // said so before.
@@ -176,16 +190,9 @@ func (s *Server) handleStatusList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	// Made-up ids cost a lookup each: an address that keeps asking for lists that do not exist
-	// is limited like failed authentications (no resource server asks for one).
-	limitKey := "statuslist-addr:" + remoteHost(r)
-	if s.limiter != nil && !s.listKnown(id, now) {
-		if ok, retry := s.limiter.Allow(limitKey); !ok {
-			writeError(w, &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: max(1, int(retry/time.Second)),
-				Description: "too many requests for status lists that do not exist; retry later"})
-			return
-		}
-	}
+	// A made-up id costs one primary-key lookup, then nothing for a while (missingLists). No
+	// per-address limit here: a lockout would also refuse real lists to whoever shares the
+	// address (a resource server behind the same NAT or load balancer), failing its tokens.
 	switch ok, err := s.listExists(r.Context(), id, now); {
 	case err != nil:
 		s.log.ErrorContext(r.Context(), "looking up status list", "err", err)
@@ -193,9 +200,6 @@ func (s *Server) handleStatusList(w http.ResponseWriter, r *http.Request) {
 			Description: "the status list cannot be read now; retry"})
 		return
 	case !ok:
-		if s.limiter != nil {
-			s.limiter.Fail(limitKey)
-		}
 		writeError(w, errNoStatusList)
 		return
 	}

@@ -85,6 +85,7 @@ type Server struct {
 	listMu          sync.Mutex
 	lists           map[string]renderedList
 	knownLists      map[string]time.Time // status lists found in the store: id -> record expiry
+	missingLists    map[string]time.Time // ids found to name no list: id -> when to look again
 	events          hub
 	limiter         *ratelimit.Limiter
 	tokenTTL        time.Duration
@@ -107,7 +108,7 @@ func New(cfg Config) (*Server, error) {
 		ready: cfg.Ready, refresh: cfg.RefreshKeys, log: cfg.Logger, now: cfg.Now,
 		store: cfg.Store, pages: cfg.Pages, refreshTTL: cfg.RefreshTokenTTL, grantWithAccess: cfg.RevokeGrantWithAccessToken,
 		signer: cfg.Signer, statuses: cfg.Statuses, limiter: cfg.Limiter, statusTTL: cfg.StatusListTTL, lists: make(map[string]renderedList),
-		knownLists: make(map[string]time.Time),
+		knownLists: make(map[string]time.Time), missingLists: make(map[string]time.Time),
 	}
 	s.statusBase = s.issuer + "/oauth2/statuslists/"
 	if s.statusTTL <= 0 {

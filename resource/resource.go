@@ -110,8 +110,12 @@ type cachedList struct {
 	bits    int
 	fetched time.Time
 	ttl     time.Duration
-	err     error
+	err     error     // the last fetch's error, if it failed
+	failed  time.Time // when it failed
 }
+
+// listRetryInterval is how long a status list that could not be fetched is not asked for again.
+const listRetryInterval = 2 * time.Second
 
 type introEntry struct {
 	claims *Claims
@@ -465,11 +469,19 @@ func (m *Middleware) status(ctx context.Context, ref token.StatusListRef) (byte,
 	defer l.mu.Unlock()
 	now := m.cfg.Now()
 	if l.raw == nil || now.Sub(l.fetched) >= l.ttl {
+		// A list that could not be fetched is not asked for again for a moment: every request
+		// naming it would otherwise hit the server.
+		if l.err != nil && now.Sub(l.failed) < listRetryInterval {
+			return 0, l.err
+		}
 		if err := m.fetchList(ctx, ref.URI, l); err != nil {
 			m.cfg.Logger.Warn("refreshing status list", "uri", ref.URI, "err", err)
+			l.err, l.failed = err, now
 			if l.raw == nil || now.Sub(l.fetched) >= l.ttl {
 				return 0, err // nothing fresh enough: the caller fails closed
 			}
+		} else {
+			l.err = nil
 		}
 	}
 	st, ok := token.StatusAt(l.raw, l.bits, ref.Idx)

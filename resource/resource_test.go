@@ -294,3 +294,29 @@ func (l *syncLog) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestStatusListFailureNotRefetchedAtOnce: a list that cannot be fetched is not asked for again on
+// every request (each would hit the server), only after a short interval; meanwhile tokens naming
+// it are refused (fail closed).
+func TestStatusListFailureNotRefetchedAtOnce(t *testing.T) {
+	as := newFakeAS(t)
+	as.listErr = true
+	now := time.Now()
+	m := newMW(t, as, Config{Now: func() time.Time { return now }})
+	for range 5 {
+		if _, err := m.Verify(context.Background(), as.token(as.claims(3))); !errors.Is(err, ErrStatusStale) {
+			t.Fatalf("list down: %v, want ErrStatusStale", err)
+		}
+	}
+	as.mu.Lock()
+	n := as.fetches
+	as.listErr = false
+	as.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("5 requests fetched the failing list %d times, want 1", n)
+	}
+	now = now.Add(listRetryInterval)
+	if _, err := m.Verify(context.Background(), as.token(as.claims(3))); err != nil {
+		t.Fatalf("after the retry interval, with the list back: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -142,4 +143,23 @@ func FuzzParseClaims(f *testing.F) {
 			t.Fatalf("re-encoded %x, parsed from %x", again, b)
 		}
 	})
+}
+
+// TestSealVersionByAudience: a token without an audience is sealed as version 1, which older
+// releases read (and so revoke) during an upgrade; only a token with an audience needs version 2.
+func TestSealVersionByAudience(t *testing.T) {
+	kr, _ := newTestKeyring(t)
+	for _, tc := range []struct {
+		aud  []string
+		want byte
+	}{{nil, formatV1}, {[]string{"https://api.example"}, formatVersion}} {
+		text, err := kr.Seal(&Claims{ClientID: "c", Subject: "s", IssuedAt: time.Now(), Expiry: time.Now().Add(time.Hour), Audience: tc.aud})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := strictB64.DecodeString(strings.TrimPrefix(text, AccessPrefix))
+		if err != nil || raw[0] != tc.want {
+			t.Fatalf("audience %v: sealed as version %d, want %d", tc.aud, raw[0], tc.want)
+		}
+	}
 }

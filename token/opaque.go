@@ -23,7 +23,9 @@ const AccessPrefix = "rsc_at_"
 const MaxLength = 4096
 
 // Format versions. Version 1 carries no audience (its tokens' audience is the issuer);
-// version 2 adds the audience list after the other claims. Both open; new tokens are version 2.
+// version 2 adds the audience list after the other claims. Both open. A token without an
+// audience is still sealed as version 1, so that a server that knows only version 1 (an older
+// instance during an upgrade) reads it, and revokes it, like any other.
 const (
 	formatV1      = 1
 	formatVersion = 2
@@ -181,7 +183,11 @@ func (kr *Keyring) Seal(c *Claims) (string, error) {
 	if aead == nil {
 		return "", errors.New("token: keyring has no active key")
 	}
-	return kr.seal(c, kid, aead, formatVersion)
+	v := byte(formatVersion)
+	if len(c.Audience) == 0 {
+		v = formatV1
+	}
+	return kr.seal(c, kid, aead, v)
 }
 
 // seal seals c in format version v.
