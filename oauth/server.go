@@ -45,6 +45,9 @@ type Config struct {
 	Statuses *statuslist.Allocator
 	// StatusListTTL is the ttl of published status lists. If zero, 60 seconds.
 	StatusListTTL time.Duration
+	// Events wakes the event streams when revocations commit. If nil, the Server makes its own,
+	// woken by NotifyRevocations.
+	Events *Events
 	// Limiter, if set, rate-limits failed client authentications (429 with Retry-After).
 	Limiter *ratelimit.Limiter
 	// RevokeGrantWithAccessToken makes revoking an access token of a grant revoke the whole
@@ -84,7 +87,7 @@ type Server struct {
 	statusTTL       time.Duration
 	listMu          sync.Mutex
 	lists           map[string]renderedList
-	events          hub
+	events          *Events
 	limiter         *ratelimit.Limiter
 	tokenTTL        time.Duration
 	maxBody         int64
@@ -108,6 +111,9 @@ func New(cfg Config) (*Server, error) {
 		signer: cfg.Signer, statuses: cfg.Statuses, limiter: cfg.Limiter, statusTTL: cfg.StatusListTTL, lists: make(map[string]renderedList),
 	}
 	s.statusBase = s.issuer + "/oauth2/statuslists/"
+	if s.events = cfg.Events; s.events == nil {
+		s.events = &Events{}
+	}
 	if s.statusTTL <= 0 {
 		s.statusTTL = time.Minute
 	}

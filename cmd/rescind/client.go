@@ -37,7 +37,7 @@ func newClientCreateCommand() *cobra.Command {
   eval "$(rescind client create --name demo --scope read --output env)"   # sets RESCIND_CLIENT_ID, RESCIND_CLIENT_SECRET`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
@@ -52,7 +52,7 @@ func newClientCreateCommand() *cobra.Command {
 				req.GrantTypes = append(req.GrantTypes, strings.Fields(strings.ReplaceAll(g, ",", " "))...)
 			}
 			req.RedirectURIs = redirectURIs
-			info, err := adminClient(st).CreateClient(cmd.Context(), req)
+			info, err := adminClient(cfg).CreateClient(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
@@ -86,11 +86,11 @@ func newClientListCommand() *cobra.Command {
 		Short: "List clients as JSON",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
-			list, err := adminClient(st).ListClients(cmd.Context())
+			list, err := adminClient(cfg).ListClients(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -105,11 +105,11 @@ func newClientGetCommand() *cobra.Command {
 		Short: "Show one client as JSON",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
-			info, err := adminClient(st).GetClient(cmd.Context(), args[0])
+			info, err := adminClient(cfg).GetClient(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -124,11 +124,11 @@ func newClientDeleteCommand() *cobra.Command {
 		Short: "Delete a client and revoke every token it holds",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
-			if err := adminClient(st).DeleteClient(cmd.Context(), args[0]); err != nil {
+			if err := adminClient(cfg).DeleteClient(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted client %s; its tokens are revoked\n", args[0])
@@ -145,11 +145,11 @@ func newKeysCommand() *cobra.Command {
 		Short: "Add a new token-sealing key; tokens sealed by older keys keep working",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
-			kid, err := adminClient(st).RotateKeys(cmd.Context())
+			kid, err := adminClient(cfg).RotateKeys(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +44,8 @@ func TestConformance(t *testing.T) {
 func TestConcurrentMigrations(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var applied []string // by all of them
 	errs := make(chan error, 5)
 	for range 5 {
 		wg.Add(1)
@@ -53,6 +56,9 @@ func TestConcurrentMigrations(t *testing.T) {
 				errs <- err
 				return
 			}
+			mu.Lock()
+			applied = append(applied, s.Migrated()...)
+			mu.Unlock()
 			s.Close()
 		}()
 	}
@@ -70,6 +76,16 @@ func TestConcurrentMigrations(t *testing.T) {
 	conn.QueryRow(context.Background(), "SELECT count(*), max(version) FROM schema_migrations").Scan(&n, &top)
 	if n < 2 || n != top {
 		t.Fatalf("%d migrations recorded, highest version %d: want each applied once", n, top)
+	}
+	// Migrated reports each migration once in all, by whichever store applied it, and nothing
+	// to a store opened afterwards.
+	slices.Sort(applied)
+	if len(applied) != n || len(slices.Compact(slices.Clone(applied))) != n ||
+		applied[0] != "0001_init.sql" {
+		t.Fatalf("Migrated reported %v; want each of the %d migrations once", applied, n)
+	}
+	if again := open(t, dsn).Migrated(); len(again) != 0 {
+		t.Fatalf("a store opened on a migrated database reports %v", again)
 	}
 }
 

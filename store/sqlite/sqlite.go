@@ -27,8 +27,12 @@ var migrations embed.FS
 
 // Store is a rescind.Store backed by one SQLite database file.
 type Store struct {
-	db *sql.DB
+	db      *sql.DB
+	applied []string
 }
+
+// ErrNotDatabase is returned by Open for a file that is not a SQLite database, or is corrupt.
+var ErrNotDatabase = errors.New("sqlite: not a database, or corrupt")
 
 var _ rescind.Store = (*Store)(nil)
 
@@ -50,10 +54,18 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s := &Store{db: db}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
+		var se *sqlite.Error
+		if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_NOTADB || se.Code() == sqlite3.SQLITE_CORRUPT) {
+			return nil, fmt.Errorf("%w: %w", ErrNotDatabase, err)
+		}
 		return nil, err
 	}
 	return s, nil
 }
+
+// Migrated returns the names of the migrations Open applied, in order; none if the database
+// was up to date.
+func (s *Store) Migrated() []string { return s.applied }
 
 func (s *Store) migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -105,6 +117,7 @@ func (s *Store) applyMigration(ctx context.Context, version int, base, name stri
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: committing migration %s: %w", base, err)
 	}
+	s.applied = append(s.applied, base)
 	return nil
 }
 

@@ -1,8 +1,12 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +40,9 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if m := s.Migrated(); len(m) < 2 || m[0] != "0001_init.sql" {
+		t.Fatalf("a new database: Migrated = %v, want every migration from 0001_init.sql", m)
+	}
 	now := time.Now()
 	if err := s.Revoke(context.Background(), []rescind.Revocation{{Kind: rescind.RevokeToken, Key: "t", ClientID: "c",
 		RevokedAt: now, ExpiresAt: now.Add(time.Hour)}}); err != nil {
@@ -45,8 +52,27 @@ func TestReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2 := open(t, path)
+	if m := s2.Migrated(); len(m) != 0 {
+		t.Fatalf("reopened: Migrated = %v, want none", m)
+	}
 	revs, err := s2.RevocationsSince(context.Background(), 0, now, 10)
 	if err != nil || len(revs) != 1 || revs[0].Key != "t" {
 		t.Fatalf("after reopen: %+v, %v", revs, err)
+	}
+}
+
+// TestNotDatabase: a file that is not a SQLite database is reported as such, and left as it was.
+func TestNotDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rescind.db")
+	junk := []byte(strings.Repeat("not a database, but someone's data. ", 200))
+	if err := os.WriteFile(path, junk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := sqlite.Open(context.Background(), path)
+	if !errors.Is(err, sqlite.ErrNotDatabase) {
+		t.Fatalf("Open = %v, want ErrNotDatabase", err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, junk) {
+		t.Fatal("Open changed the file")
 	}
 }
