@@ -25,6 +25,7 @@ import (
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/admin"
+	"github.com/rescind/rescind/internal/accesslog"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/coherence"
 	"github.com/rescind/rescind/internal/keys"
@@ -504,7 +505,11 @@ func (m *Main) grantRecordTTL(clientID string) time.Duration {
 
 // startServing serves the OAuth endpoints, the admin socket and the TCP admin listener.
 func (m *Main) startServing(context.Context) error {
-	public := m.serve(m.ln, m.oauth.Handler())
+	h := m.oauth.Handler()
+	if m.Config.AccessLog {
+		h = accesslog.Handler(m.Logger, h)
+	}
+	public := m.serve(m.ln, h)
 	public.RegisterOnShutdown(m.events.Close)
 	m.ln = nil // the server owns it now
 	m.AdminSock = filepath.Join(m.Config.DataDir, "admin.sock")
