@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -42,6 +43,10 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	addSettingFlags(root, true, "data_dir")
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newClientCommand(), newKeysCommand(),
 		newTokenCommand(), newIntrospectCommand(), newRevokeCommand(),
-		newUserCommand(), newRevokeAllCommand(), newAuditCommand(), newBenchCommand(), newBenchCeilingCommand())
+		newUserCommand(), newRevokeAllCommand(), newAuditCommand(), newBenchCommand(), newBenchCeilingCommand(),
+		newBackupCommand(), newVersionCommand())
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		root.Version = moduleVersion(bi) // rescind --version
+	}
 	return root
 }

@@ -486,10 +486,19 @@ func (m *Main) buildHandlers(context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.admin = admin.New(admin.Config{Store: m.store, Clients: m.clients, Revoked: m.state, Committer: m.committer,
+	acfg := admin.Config{Store: m.store, Clients: m.clients, Revoked: m.state, Committer: m.committer,
 		Keys: m.keyring, Box: m.box, Signer: m.signer, SigningAlg: c.SigningAlg, TokenTTL: m.oauth.TokenTTL,
-		GrantRecordTTL: m.oauth.GrantRecordTTL, Gatherer: m.registry, Token: c.AdminToken, Logger: m.Logger})
+		GrantRecordTTL: m.oauth.GrantRecordTTL, Gatherer: m.registry, Token: c.AdminToken, Logger: m.Logger}
+	if b, ok := m.store.(backuper); ok {
+		acfg.Backup = b.Backup
+	}
+	m.admin = admin.New(acfg)
 	return nil
+}
+
+// backuper is a store that copies itself to a file while in use (SQLite).
+type backuper interface {
+	Backup(ctx context.Context, path string) (int64, error)
 }
 
 // grantRecordTTL is how long the record of a grant revoked on the pages lives: past the longest

@@ -76,3 +76,61 @@ func TestNotDatabase(t *testing.T) {
 		t.Fatal("Open changed the file")
 	}
 }
+
+// TestBackup: a backup taken while the store is in use holds what was committed, opens as a
+// database of its own, never overwrites a file, and a backup of a file that is not a database
+// fails without leaving a file behind.
+func TestBackup(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, filepath.Join(dir, "rescind.db"))
+	ctx := context.Background()
+	now := time.Now()
+	rev := rescind.Revocation{Kind: rescind.RevokeToken, Key: "before", ClientID: "c", RevokedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := s.Revoke(ctx, []rescind.Revocation{rev}); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(dir, "backup.db")
+	n, err := s.Backup(ctx, dest)
+	if err != nil || n == 0 {
+		t.Fatalf("Backup = %d, %v", n, err)
+	}
+	if fi, err := os.Stat(dest); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != n {
+		t.Fatalf("backup file: %v %v", fi, err)
+	}
+	rev.Key = "after"
+	if err := s.Revoke(ctx, []rescind.Revocation{rev}); err != nil {
+		t.Fatal(err)
+	}
+	b := open(t, dest)
+	revs, err := b.RevocationsSince(ctx, 0, now, 10)
+	if err != nil || len(revs) != 1 || revs[0].Key != "before" {
+		t.Fatalf("the backup holds %+v, %v; want the one revocation committed before it", revs, err)
+	}
+	if m := b.Migrated(); len(m) != 0 {
+		t.Fatalf("opening the backup applied migrations %v", m)
+	}
+
+	if _, err := s.Backup(ctx, dest); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("a second backup to the same file: %v, want ErrExist", err)
+	}
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o600)
+	if _, err := s.Backup(ctx, empty); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("a backup to an existing empty file: %v, want ErrExist", err)
+	}
+
+	junk := filepath.Join(dir, "junk.db")
+	os.WriteFile(junk, bytes.Repeat([]byte("junk"), 1000), 0o600)
+	if _, err := sqlite.BackupFile(ctx, junk, filepath.Join(dir, "junk-backup.db")); !errors.Is(err, sqlite.ErrNotDatabase) {
+		t.Fatalf("backup of junk: %v, want ErrNotDatabase", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "junk-backup.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a failed backup left its file behind")
+	}
+	if _, err := sqlite.BackupFile(ctx, filepath.Join(dir, "missing.db"), filepath.Join(dir, "m.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("backup of a missing database: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a backup of a missing database created it")
+	}
+}
