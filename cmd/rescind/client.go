@@ -142,8 +142,12 @@ func newKeysCommand() *cobra.Command {
 	addSettingFlags(cmd, true, "admin_url")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rotate",
-		Short: "Add a new token-sealing key; tokens sealed by older keys keep working",
-		Args:  cobra.NoArgs,
+		Short: "Add a new token-sealing key and a new JWT signing key; tokens of older keys keep working",
+		Long: `Rotate both of the server's keys: add a new sealing key (for opaque access tokens) and a new
+signing key (for JWT access tokens and status lists), and use them for every new token. Tokens
+sealed or signed under the older keys keep working until they expire; the old signing key stays
+in the JWKS until every token it can have signed has expired. Prints the new key ids.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadSettings(cmd)
 			if err != nil {
