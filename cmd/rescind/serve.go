@@ -265,6 +265,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.Logger.Info("rescind serving", "issuer", m.Issuer, "addr", m.Addr.String(), "admin_socket", m.AdminSock,
 		"data_dir", m.Config.DataDir, "revocations_loaded", m.loaded)
+	if m.Config.source("db") == "--db" && hasPassword(m.Config.DB) {
+		m.Logger.Warn("the database password is on the command line (--db), where every user of this machine can read it: " +
+			"set RESCIND_DB instead")
+	}
 	return nil
 }
 

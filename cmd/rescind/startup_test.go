@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -217,4 +218,20 @@ func snapshot(t *testing.T, d string) map[string][]byte {
 		}
 	}
 	return out
+}
+
+// TestDBPasswordOnCommandLine: a password in --db works, but the server warns (argv is visible
+// to every user) without logging the password.
+func TestDBPasswordOnCommandLine(t *testing.T) {
+	env, dsn := clusterEnv(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(u.User.Username(), "pw-on-argv-4d1c") // the test cluster trusts, so any password works
+	srv := startServer(t, filepath.Join(shortTempDir(t), "d"), env[1:], "--db", u.String())
+	logText := waitForLog(t, srv, "the database password is on the command line (--db)")
+	if strings.Contains(logText, "pw-on-argv-4d1c") {
+		t.Fatalf("the log shows the password:\n%s", logText)
+	}
 }
