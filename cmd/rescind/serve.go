@@ -126,7 +126,10 @@ PostgreSQL, migrate runs beside running servers (migrations take an advisory loc
 			if err != nil {
 				return err
 			}
-			applied := s.(interface{ Migrated() []string }).Migrated()
+			var applied []string
+			if r, ok := s.(migrationReporter); ok {
+				applied = r.Migrated()
+			}
 			if len(applied) == 0 {
 				fmt.Fprintln(cmd.OutOrStdout(), "no migrations pending")
 			}
@@ -138,6 +141,11 @@ PostgreSQL, migrate runs beside running servers (migrations take an advisory loc
 	}
 	addSettingFlags(cmd, false, "db")
 	return cmd
+}
+
+// migrationReporter is a store that tells which migrations its Open applied (both backends).
+type migrationReporter interface {
+	Migrated() []string
 }
 
 // openStore opens (and migrates) the store the settings name. The data dir must exist for
