@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,5 +178,37 @@ func TestSettingsTableMatchesConfig(t *testing.T) {
 				t.Errorf("default of %s is invalid: %v", st.key, err)
 			}
 		}
+	}
+}
+
+// TestInsecureHTTPFlagForms drives the built binary: a plain-HTTP issuer off loopback starts
+// with --insecure-http and with --insecure-http=true, is refused without it or with
+// --insecure-http=false, and "--insecure-http yes" is a clear error.
+func TestInsecureHTTPFlagForms(t *testing.T) {
+	dir := shortTempDir(t)
+	issuer := []string{"--issuer", "http://auth.example:8080"}
+	for i, form := range [][]string{{"--insecure-http"}, {"--insecure-http=true"}} {
+		srv := startServer(t, filepath.Join(dir, fmt.Sprint("ok", i)), nil, append(issuer, form...)...)
+		srv.stop()
+	}
+	for _, tc := range []struct {
+		form []string
+		want string
+	}{
+		{nil, "plain HTTP on a host that is not loopback"},
+		{[]string{"--insecure-http=false"}, "plain HTTP on a host that is not loopback"},
+		{[]string{"--insecure-http", "yes"}, `unexpected argument "yes"`},
+		{[]string{"--insecure-http=yes"}, `insecure_http = "yes" (from --insecure-http): must be true or false`},
+	} {
+		args := append([]string{"serve", "--addr", freePort(t), "--data-dir", filepath.Join(dir, "refused")}, issuer...)
+		stderr, code := runServeFailure(t, nil, append(args, tc.form...)...)
+		if code != 1 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 1 and %q", tc.form, code, stderr, tc.want)
+		}
+	}
+	help := cli(t, nil, "serve", "--help")
+	if !strings.Contains(help, "--status-list-ttl duration") || !strings.Contains(help, "--auth-failure-per-minute int") ||
+		strings.Contains(help, "--insecure-http string") {
+		t.Fatalf("serve --help:\n%s", help)
 	}
 }
