@@ -524,15 +524,9 @@ func (m *Main) grantRecordTTL(clientID string) time.Duration {
 	return oauth.GrantRecordTTL(ttl)
 }
 
-// startServing serves the OAuth endpoints, the admin socket and the TCP admin listener.
+// startServing serves the admin socket, the TCP admin listener and, last, the OAuth endpoints:
+// once /readyz answers, the admin API is there too.
 func (m *Main) startServing(context.Context) error {
-	h := m.oauth.Handler()
-	if m.Config.AccessLog {
-		h = accesslog.Handler(m.Logger, h)
-	}
-	public := m.serve(m.ln, h)
-	public.RegisterOnShutdown(m.events.Close)
-	m.ln = nil // the server owns it now
 	m.AdminSock = filepath.Join(m.Config.DataDir, "admin.sock")
 	sock, err := unixsock.Listen(m.AdminSock)
 	if err != nil {
@@ -541,8 +535,15 @@ func (m *Main) startServing(context.Context) error {
 	m.serve(sock, m.admin.Handler(false))
 	if m.adminLn != nil {
 		m.serve(m.adminLn, m.admin.Handler(true))
-		m.adminLn = nil
+		m.adminLn = nil // the server owns it now
 	}
+	h := m.oauth.Handler()
+	if m.Config.AccessLog {
+		h = accesslog.Handler(m.Logger, h)
+	}
+	public := m.serve(m.ln, h)
+	public.RegisterOnShutdown(m.events.Close)
+	m.ln = nil
 	return nil
 }
 

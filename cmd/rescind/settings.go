@@ -34,6 +34,9 @@ type setting struct {
 	help     string
 }
 
+// settingsTable is every setting. To add one: a row here, a field of its type in Config tagged
+// with its key, and its key in the addSettingFlags call of each command that takes it; the code
+// then reads the field (a test checks that rows and fields match).
 var settingsTable = []setting{
 	{key: "addr", flag: "addr", def: "127.0.0.1:8080", validate: validAddr, help: "address of the OAuth endpoints"},
 	{key: "data_dir", flag: "data-dir", def: "./rescind-data", validate: nonEmpty, help: "directory for the database, secrets key and admin socket"},
