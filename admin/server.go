@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,6 +59,10 @@ type Config struct {
 	// Limiter, if set, rate-limits failed authentications to Handler(true) per source address:
 	// while an address's bucket is empty, its requests get 429 with Retry-After unchecked.
 	Limiter *ratelimit.Limiter
+	// Backup, if set, writes a consistent copy of the database to a new file at path and returns
+	// its size; it must fail with an error matching os.ErrExist if the file exists. If nil
+	// (PostgreSQL), backups are refused with a pointer to pg_dump.
+	Backup func(ctx context.Context, path string) (int64, error)
 	// HashParams are the argon2id parameters for new client secrets. If zero, secret.DefaultParams.
 	HashParams secret.Params
 	Logger     *slog.Logger
@@ -95,6 +102,11 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	mux.HandleFunc("DELETE /admin/v1/users/{username}", s.handleDeleteUser)
 	mux.HandleFunc("POST /admin/v1/revoke-all", s.handleRevokeAll)
 	mux.HandleFunc("GET /admin/v1/audit", s.handleAudit)
+	if requireToken {
+		mux.HandleFunc("POST /admin/v1/backup", s.handleBackupRefused)
+	} else {
+		mux.HandleFunc("POST /admin/v1/backup", s.handleBackup)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, "not_found", "no such endpoint or method")
@@ -389,4 +401,54 @@ func (s *Server) handleRotateKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	s.cfg.Logger.InfoContext(r.Context(), "keys rotated", "seal_kid", kid, "sign_kid", resp.SigningKeyID)
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// handleBackup writes a consistent copy of the SQLite database to a new file named by the
+// request, on the server's machine.
+func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
+	var req BackupRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeErr(w, http.StatusBadRequest, "invalid_request", "the body must be JSON with a path: "+err.Error())
+		return
+	}
+	if !filepath.IsAbs(req.Path) {
+		writeErr(w, http.StatusBadRequest, "invalid_request", "path must be an absolute file name on the server's machine")
+		return
+	}
+	if s.cfg.Backup == nil {
+		writeErr(w, http.StatusNotImplemented, "not_supported",
+			"this server's database is PostgreSQL: back it up with pg_dump (see the README, \"Backup and restore\")")
+		return
+	}
+	size, err := s.cfg.Backup(r.Context(), req.Path)
+	switch {
+	case errors.Is(err, os.ErrExist):
+		writeErr(w, http.StatusConflict, "already_exists", req.Path+" exists: a backup never overwrites a file; choose a new name")
+		return
+	case err != nil:
+		s.cfg.Logger.ErrorContext(r.Context(), "backup", "path", req.Path, "err", err)
+		writeErr(w, http.StatusInternalServerError, "server_error", "the backup failed: "+errText(err))
+		return
+	}
+	s.cfg.Logger.InfoContext(r.Context(), "backup written", "path", req.Path, "bytes", size)
+	writeJSON(w, http.StatusOK, BackupResponse{Path: req.Path, Bytes: size})
+}
+
+// errText is the part of a backup error worth showing the operator: the file system's
+// complaint (no such directory, permission denied), without the store's wrapping.
+func errText(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Error()
+	}
+	return "see the server log"
+}
+
+// handleBackupRefused answers a backup requested over TCP: it would let a remote caller create
+// files anywhere the server may write.
+func (s *Server) handleBackupRefused(w http.ResponseWriter, r *http.Request) {
+	writeErr(w, http.StatusForbidden, "forbidden",
+		"backups are taken over the admin socket only: run rescind backup on the server's machine")
 }

@@ -139,3 +139,15 @@ func infoOf(c rescind.Client, ttl time.Duration) ClientInfo {
 		TokenEndpointAuthMethod: method, TokenTTL: int64(ttl / time.Second), CreatedAt: c.CreatedAt, AllowPlainPKCE: c.AllowPlainPKCE, TokenFormat: c.TokenFormat,
 		ResourceServer: c.ResourceServer, Resources: res, AllowInsecureRedirect: c.AllowInsecureRedirect}
 }
+
+// BackupRequest is the body of POST /admin/v1/backup.
+type BackupRequest struct {
+	// Path is the new file to write, an absolute name on the server's machine. It must not exist.
+	Path string `json:"path"`
+}
+
+// BackupResponse reports a backup written.
+type BackupResponse struct {
+	Path  string `json:"path"`
+	Bytes int64  `json:"bytes"`
+}

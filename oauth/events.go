@@ -13,16 +13,17 @@ import (
 	"github.com/rescind/rescind"
 )
 
-// hub wakes event streams when revocations commit, on this instance or another, and ends
-// them when the server shuts down.
-type hub struct {
+// Events wakes the revocation event streams when revocations commit, on this instance or
+// another, and ends them when the server shuts down. The zero value is ready to use. It exists
+// apart from the Server so that what commits revocations can be built before the Server.
+type Events struct {
 	mu     sync.Mutex
 	ch     chan struct{}
 	closed chan struct{}
 	once   sync.Once
 }
 
-func (h *hub) done() <-chan struct{} {
+func (h *Events) done() <-chan struct{} {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed == nil {
@@ -31,12 +32,12 @@ func (h *hub) done() <-chan struct{} {
 	return h.closed
 }
 
-func (h *hub) close() {
+func (h *Events) close() {
 	h.done()
 	h.once.Do(func() { close(h.closed) })
 }
 
-func (h *hub) wait() <-chan struct{} {
+func (h *Events) wait() <-chan struct{} {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.ch == nil {
@@ -45,7 +46,7 @@ func (h *hub) wait() <-chan struct{} {
 	return h.ch
 }
 
-func (h *hub) notify() {
+func (h *Events) notify() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.ch != nil {
@@ -53,6 +54,13 @@ func (h *hub) notify() {
 		h.ch = nil
 	}
 }
+
+// Notify wakes the event streams: call it after revocations commit or arrive from another
+// instance.
+func (h *Events) Notify() { h.notify() }
+
+// Close ends every event stream, now and from now on.
+func (h *Events) Close() { h.close() }
 
 // CloseStreams ends every event stream, so a graceful shutdown need not wait for them. Register
 // it with http.Server.RegisterOnShutdown.

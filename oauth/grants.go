@@ -18,7 +18,13 @@ const grantMargin = time.Minute
 // GrantRecordTTL returns how long a revocation record of a grant of a client whose token
 // lifetime is clientTTL (zero: the default) must live: past its longest access token.
 func (s *Server) GrantRecordTTL(clientTTL time.Duration) time.Duration {
-	return s.TokenTTL(clientTTL) + grantMargin
+	return GrantRecordTTL(s.TokenTTL(clientTTL))
+}
+
+// GrantRecordTTL returns how long a revocation record of a grant whose access tokens live
+// tokenTTL must live: past the longest of them.
+func GrantRecordTTL(tokenTTL time.Duration) time.Duration {
+	return tokenTTL + grantMargin
 }
 
 // revokeGrant revokes a grant and everything in it, for the given reason.

@@ -45,6 +45,9 @@ type Config struct {
 	Statuses *statuslist.Allocator
 	// StatusListTTL is the ttl of published status lists. If zero, 60 seconds.
 	StatusListTTL time.Duration
+	// Events wakes the event streams when revocations commit. If nil, the Server makes its own,
+	// woken by NotifyRevocations.
+	Events *Events
 	// Limiter, if set, rate-limits failed client authentications (429 with Retry-After).
 	Limiter *ratelimit.Limiter
 	// RevokeGrantWithAccessToken makes revoking an access token of a grant revoke the whole
@@ -86,7 +89,7 @@ type Server struct {
 	lists           map[string]renderedList
 	knownLists      map[string]time.Time // status lists found in the store: id -> record expiry
 	missingLists    map[string]time.Time // ids found to name no list: id -> when to look again
-	events          hub
+	events          *Events
 	limiter         *ratelimit.Limiter
 	tokenTTL        time.Duration
 	maxBody         int64
@@ -111,6 +114,9 @@ func New(cfg Config) (*Server, error) {
 		knownLists: make(map[string]time.Time), missingLists: make(map[string]time.Time),
 	}
 	s.statusBase = s.issuer + "/oauth2/statuslists/"
+	if s.events = cfg.Events; s.events == nil {
+		s.events = &Events{}
+	}
 	if s.statusTTL <= 0 {
 		s.statusTTL = time.Minute
 	}

@@ -42,7 +42,7 @@ func newClientCreateCommand() *cobra.Command {
   printf '%s' "$SECRET" | rescind client create --name legacy --secret-stdin            # a secret of your own`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
@@ -71,7 +71,7 @@ func newClientCreateCommand() *cobra.Command {
 					return errors.New("--secret-stdin: stdin must hold the secret (1 to 4096 bytes)")
 				}
 			}
-			info, err := adminClient(st).CreateClient(cmd.Context(), req)
+			info, err := adminClient(cfg).CreateClient(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
@@ -111,11 +111,11 @@ func newClientListCommand() *cobra.Command {
 		Short: "List clients as JSON",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
-			list, err := adminClient(st).ListClients(cmd.Context())
+			list, err := adminClient(cfg).ListClients(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -130,11 +130,11 @@ func newClientGetCommand() *cobra.Command {
 		Short: "Show one client as JSON",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
-			info, err := adminClient(st).GetClient(cmd.Context(), args[0])
+			info, err := adminClient(cfg).GetClient(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -149,11 +149,11 @@ func newClientDeleteCommand() *cobra.Command {
 		Short: "Delete a client and revoke every token it holds",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
-			if err := adminClient(st).DeleteClient(cmd.Context(), args[0]); err != nil {
+			if err := adminClient(cfg).DeleteClient(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted client %s; its tokens are revoked\n", args[0])
@@ -167,14 +167,18 @@ func newKeysCommand() *cobra.Command {
 	addSettingFlags(cmd, true, "admin_url", "admin_ca")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rotate",
-		Short: "Add a new token-sealing key; tokens sealed by older keys keep working",
-		Args:  cobra.NoArgs,
+		Short: "Add a new token-sealing key and a new JWT signing key; tokens of older keys keep working",
+		Long: `Rotate both of the server's keys: add a new sealing key (for opaque access tokens) and a new
+signing key (for JWT access tokens and status lists), and use them for every new token. Tokens
+sealed or signed under the older keys keep working until they expire; the old signing key stays
+in the JWKS until every token it can have signed has expired. Prints the new key ids.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
-			kid, err := adminClient(st).RotateKeys(cmd.Context())
+			kid, err := adminClient(cfg).RotateKeys(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -28,7 +28,7 @@ func TestPostgresRequiresSecretsKey(t *testing.T) {
 	if err == nil || !strings.Contains(errOut, "RESCIND_SECRETS_KEY is required with PostgreSQL") {
 		t.Fatalf("start without secrets key: %v %s", err, errOut)
 	}
-	if out := cli(t, []string{"RESCIND_DB=" + dsn}, "migrate"); !strings.Contains(out, "migrations applied") {
+	if out := cli(t, []string{"RESCIND_DB=" + dsn}, "migrate"); !strings.Contains(out, "applied 0001_init.sql") {
 		t.Fatalf("migrate: %s", out)
 	}
 }

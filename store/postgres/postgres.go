@@ -53,8 +53,9 @@ const maxPayload = 7900
 
 // Store is a rescind.Store and rescind.Watcher on PostgreSQL.
 type Store struct {
-	pool *pgxpool.Pool
-	dsn  string
+	pool    *pgxpool.Pool
+	dsn     string
+	applied []string
 }
 
 var (
@@ -68,6 +69,11 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parsing DSN: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// Without connect_timeout in the DSN, an unreachable host would hold Open for the
+		// operating system's TCP timeout (minutes).
+		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "rescind"
@@ -131,9 +137,14 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("postgres: applying migration %s: %w", base, err)
 		}
+		s.applied = append(s.applied, base)
 	}
 	return nil
 }
+
+// Migrated returns the names of the migrations Open applied, in order; none if the database
+// was up to date (or another instance applied them first).
+func (s *Store) Migrated() []string { return s.applied }
 
 // Close closes the pool.
 func (s *Store) Close() error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -44,6 +45,8 @@ func TestConformance(t *testing.T) {
 func TestConcurrentMigrations(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var applied []string // by all of them
 	errs := make(chan error, 5)
 	for range 5 {
 		wg.Add(1)
@@ -54,6 +57,9 @@ func TestConcurrentMigrations(t *testing.T) {
 				errs <- err
 				return
 			}
+			mu.Lock()
+			applied = append(applied, s.Migrated()...)
+			mu.Unlock()
 			s.Close()
 		}()
 	}
@@ -73,6 +79,16 @@ func TestConcurrentMigrations(t *testing.T) {
 	conn.QueryRow(context.Background(), "SELECT count(*) FROM schema_migrations").Scan(&n)
 	if n < 2 || n != len(files) {
 		t.Fatalf("%d migrations recorded, %d migration files: want each applied once", n, len(files))
+	}
+	// Migrated reports each migration once in all, by whichever store applied it, and nothing
+	// to a store opened afterwards.
+	slices.Sort(applied)
+	if len(applied) != n || len(slices.Compact(slices.Clone(applied))) != n ||
+		applied[0] != "0001_init.sql" {
+		t.Fatalf("Migrated reported %v; want each of the %d migrations once", applied, n)
+	}
+	if again := open(t, dsn).Migrated(); len(again) != 0 {
+		t.Fatalf("a store opened on a migrated database reports %v", again)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,19 +29,31 @@ var migrations embed.FS
 
 // Store is a rescind.Store backed by one SQLite database file.
 type Store struct {
-	db *sql.DB
+	db      *sql.DB
+	path    string
+	applied []string
 }
+
+// ErrNotDatabase is returned by Open for a file that is not a SQLite database, or is corrupt.
+var ErrNotDatabase = errors.New("sqlite: not a database, or corrupt")
 
 var _ rescind.Store = (*Store)(nil)
 
-// Open opens (creating if needed) the database at path and applies pending migrations.
-func Open(ctx context.Context, path string) (*Store, error) {
+// dsn is the connection string for the database at path; mode "rw" opens only an existing
+// database, "rwc" creates it if needed.
+func dsn(path, mode string) string {
 	q := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	q.Set("mode", mode)
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the database at path and applies pending migrations.
+func Open(ctx context.Context, path string) (*Store, error) {
+	db, err := sql.Open("sqlite", dsn(path, "rwc"))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
 	}
@@ -47,13 +61,83 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// tokens are not stored). This also keeps every write strictly ordered.
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxLifetime(0)
-	s := &Store{db: db}
+	s := &Store{db: db, path: path}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
+		var se *sqlite.Error
+		if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_NOTADB || se.Code() == sqlite3.SQLITE_CORRUPT) {
+			return nil, fmt.Errorf("%w: %w", ErrNotDatabase, err)
+		}
 		return nil, err
 	}
 	return s, nil
 }
+
+// Backup writes a consistent copy of the database to dest, a file that must not exist (it is
+// created 0600), while the store stays in use: it reads a snapshot on a connection of its own,
+// so writers are not held up. See BackupFile.
+func (s *Store) Backup(ctx context.Context, dest string) (int64, error) {
+	return BackupFile(ctx, s.path, dest)
+}
+
+// BackupFile writes a consistent copy of the existing database at src to dest with VACUUM INTO
+// (a snapshot in one read transaction; WAL content included), then syncs it. dest must not
+// exist: it is created 0600 with O_EXCL, so nothing is ever overwritten, and removed again if the
+// copy fails. It returns the size of the copy. The source is not migrated or otherwise changed.
+func BackupFile(ctx context.Context, src, dest string) (int64, error) {
+	if _, err := os.Stat(src); err != nil {
+		return 0, fmt.Errorf("sqlite: backup: %w", err)
+	}
+	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: backup: %w", err)
+	}
+	f.Close()
+	size, err := backupInto(ctx, src, dest)
+	if err != nil {
+		os.Remove(dest)
+		return 0, err
+	}
+	return size, nil
+}
+
+func backupInto(ctx context.Context, src, dest string) (int64, error) {
+	db, err := sql.Open("sqlite", dsn(src, "rw"))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: backup: opening %s: %w", src, err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	// VACUUM INTO accepts the empty file made above as its output.
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dest); err != nil {
+		var se *sqlite.Error
+		if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_NOTADB || se.Code() == sqlite3.SQLITE_CORRUPT) {
+			return 0, fmt.Errorf("%w: %w", ErrNotDatabase, err)
+		}
+		return 0, fmt.Errorf("sqlite: backup of %s: %w", src, err)
+	}
+	f, err := os.OpenFile(dest, os.O_RDWR, 0)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: backup: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("sqlite: backup: syncing %s: %w", dest, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: backup: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(dest)); err == nil { // the new file's directory entry
+		d.Sync()
+		d.Close()
+	}
+	return fi.Size(), nil
+}
+
+// Migrated returns the names of the migrations Open applied, in order; none if the database
+// was up to date.
+func (s *Store) Migrated() []string { return s.applied }
 
 func (s *Store) migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -105,6 +189,7 @@ func (s *Store) applyMigration(ctx context.Context, version int, base, name stri
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: committing migration %s: %w", base, err)
 	}
+	s.applied = append(s.applied, base)
 	return nil
 }
 
