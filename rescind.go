@@ -25,6 +25,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrAlreadyExists means a record with the same identifier already exists.
 	ErrAlreadyExists = errors.New("already exists")
+	// ErrNewerSchema means the database was migrated by a newer release than the one opening it.
+	ErrNewerSchema = errors.New("the database was migrated by a newer release of rescind")
 )
 
 // Grant types a client may be registered for (RFC 6749 §4).

@@ -420,7 +420,57 @@ func openDataDir(cfg Config) (*os.File, error) {
 	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("%s: cannot restrict %s to its owner (0700): %w", cfg.describe("data_dir"), cfg.DataDir, err)
 	}
+	if err := checkDataDirFiles(cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.describe("data_dir"), err)
+	}
 	return lockDataDir(cfg, cfg.DataDir)
+}
+
+// checkDataDirFiles refuses a data directory, or a file in it, that belongs to another user, and
+// a file with more than one link: while the directory was open to others, someone could have
+// planted a secrets.key they know, or hard-linked the database to a file of theirs, and would
+// keep reading it after the directory is made 0700.
+func checkDataDirFiles(dir string) error {
+	uid := uint32(os.Getuid())
+	owned := func(fi os.FileInfo) (uint32, uint64, bool) {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return 0, 0, false
+		}
+		return st.Uid, uint64(st.Nlink), true
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if o, _, ok := owned(fi); ok && o != uid {
+		return fmt.Errorf("%s belongs to user %d, not to the user rescind runs as (%d): give rescind a directory of its own", dir, o, uid)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		info, err := os.Lstat(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		o, links, ok := owned(info)
+		switch {
+		case !ok:
+		case o != uid:
+			return fmt.Errorf("%s belongs to user %d, not to the user rescind runs as (%d): someone else put it in the data "+
+				"directory; remove it, and if it is secrets.key or a database file, restore them from a backup you trust",
+				filepath.Join(dir, e.Name()), o, uid)
+		case info.Mode().IsRegular() && links > 1:
+			return fmt.Errorf("%s has %d hard links: another name elsewhere would let its holder read it whatever the data "+
+				"directory's permissions; copy the file to a fresh one (cp, then mv over it) and start again",
+				filepath.Join(dir, e.Name()), links)
+		case info.Mode()&os.ModeSymlink != 0:
+			return fmt.Errorf("%s is a symbolic link: the data directory must hold its files itself", filepath.Join(dir, e.Name()))
+		}
+	}
+	return nil
 }
 
 // openSecrets opens the box that seals stored keys: RESCIND_SECRETS_KEY, or the key file in the

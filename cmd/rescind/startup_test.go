@@ -235,3 +235,39 @@ func TestDBPasswordOnCommandLine(t *testing.T) {
 		t.Fatalf("the log shows the password:\n%s", logText)
 	}
 }
+
+// TestDataDirPlantedFiles: files someone could have planted while the data directory was open
+// to others are refused, not adopted: a file of another user, a hard-linked file, a symlink.
+func TestDataDirPlantedFiles(t *testing.T) {
+	mk := func(t *testing.T) string {
+		d := filepath.Join(t.TempDir(), "d")
+		os.MkdirAll(d, 0o700)
+		os.WriteFile(filepath.Join(d, "rescind.db"), []byte("x"), 0o600)
+		return d
+	}
+	if err := checkDataDirFiles(mk(t)); err != nil {
+		t.Fatalf("a clean data dir: %v", err)
+	}
+	d := mk(t)
+	os.Link(filepath.Join(d, "rescind.db"), filepath.Join(t.TempDir(), "theirs"))
+	if err := checkDataDirFiles(d); err == nil || !strings.Contains(err.Error(), "hard links") {
+		t.Fatalf("hard-linked database: %v", err)
+	}
+	d = mk(t)
+	os.Symlink("/etc/hostname", filepath.Join(d, "secrets.key"))
+	if err := checkDataDirFiles(d); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("symlinked key file: %v", err)
+	}
+	if os.Getuid() != 0 {
+		t.Log("not root: the other-owner case needs chown")
+		return
+	}
+	d = mk(t)
+	os.WriteFile(filepath.Join(d, "secrets.key"), []byte("known to the attacker, 32 bytes long"), 0o600)
+	if err := os.Chown(filepath.Join(d, "secrets.key"), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkDataDirFiles(d); err == nil || !strings.Contains(err.Error(), "belongs to user 65534") {
+		t.Fatalf("a key file of another user: %v", err)
+	}
+}

@@ -66,6 +66,9 @@ func Validate(uri string, allowInsecure bool) error {
 	if strings.Contains(uri, "*") {
 		return bad("must not contain a wildcard: register every redirect URI exactly (RFC 9700 §4.1.3)")
 	}
+	if strings.Contains(uri, "\\") {
+		return bad("must not contain a backslash: browsers read it as a slash, so the URI would not mean what it says")
+	}
 	u, err := url.Parse(uri)
 	if err != nil || u.Scheme == "" {
 		return bad("must be an absolute URI with a scheme (RFC 6749 §3.1.2)")

@@ -20,6 +20,7 @@ func TestValidate(t *testing.T) {
 		{"https without host", "https:///cb", false, "needs a host"},
 		{"https with port only", "https://:443/cb", false, "needs a host"},
 		{"https opaque", "https:app.example/cb", false, "needs a host"},
+		{"backslash before @", "https://good.example\\@evil.example/cb", false, "backslash"},
 		// http: loopback only
 		{"http on 127.0.0.1", "http://127.0.0.1/cb", false, ""},
 		{"http on 127.0.0.1 with port", "http://127.0.0.1:8080/cb", false, ""},

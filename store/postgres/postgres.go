@@ -109,6 +109,25 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("postgres: listing migrations: %w", err)
 	}
 	sort.Strings(names)
+	if err := checkNotNewer(ctx, names, func(ctx context.Context) ([][2]string, error) {
+		rows, err := conn.Query(ctx, `SELECT version, name FROM schema_migrations`)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out [][2]string
+		for rows.Next() {
+			var v int
+			var n string
+			if err := rows.Scan(&v, &n); err != nil {
+				return nil, err
+			}
+			out = append(out, [2]string{strconv.Itoa(v), n})
+		}
+		return out, rows.Err()
+	}); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
 	for _, name := range names {
 		base := strings.TrimPrefix(name, "migrations/")
 		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
@@ -478,4 +497,28 @@ func (s *Store) GetStatusList(ctx context.Context, id string) (rescind.StatusLis
 	}
 	l.CreatedAt, l.ExpiresAt = fromNanos(created), fromNanos(expires)
 	return l, nil
+}
+
+// checkNotNewer refuses a database migrated by a newer release: one whose schema_migrations
+// (read by applied: version and name) holds a migration this binary does not embed. An older
+// binary would misread or ignore what a newer one writes (a revocation it cannot see is a
+// revocation lost), so it must not serve such a database.
+func checkNotNewer(ctx context.Context, embedded []string, applied func(context.Context) ([][2]string, error)) error {
+	known := map[string]bool{}
+	for _, name := range embedded {
+		v, _, _ := strings.Cut(strings.TrimPrefix(name, "migrations/"), "_")
+		n, _ := strconv.Atoi(v)
+		known[strconv.Itoa(n)] = true
+	}
+	rows, err := applied(ctx)
+	if err != nil {
+		return fmt.Errorf("reading schema_migrations: %w", err)
+	}
+	for _, r := range rows {
+		if !known[r[0]] {
+			return fmt.Errorf("%w: it has migration %s (%s), which this release does not know: run the release that "+
+				"migrated it, or a newer one", rescind.ErrNewerSchema, r[0], r[1])
+		}
+	}
+	return nil
 }

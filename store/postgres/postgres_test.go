@@ -2,9 +2,11 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -141,4 +143,26 @@ func TestWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	next(rescind.EventResync)
+}
+
+// TestNewerSchemaRefused: a database that a newer release migrated (a migration this binary does
+// not know) is refused, so an old instance never serves data it may misread.
+func TestNewerSchemaRefused(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	s, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(context.Background(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(context.Background())
+	if _, err := postgres.Open(context.Background(), dsn); !errors.Is(err, rescind.ErrNewerSchema) || !strings.Contains(err.Error(), "9999_future.sql") {
+		t.Fatalf("opening a database of a newer release: %v, want ErrNewerSchema naming the migration", err)
+	}
 }

@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -132,5 +133,24 @@ func TestBackup(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "missing.db")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("a backup of a missing database created it")
+	}
+}
+
+// TestNewerSchemaRefused: a database that a newer release migrated (a migration this binary does
+// not know) is refused, so an old binary never serves data it may misread.
+func TestNewerSchemaRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rescind.db")
+	s := open(t, path)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s.Close()
+	if _, err := sqlite.Open(context.Background(), path); !errors.Is(err, rescind.ErrNewerSchema) || !strings.Contains(err.Error(), "9999_future.sql") {
+		t.Fatalf("opening a database of a newer release: %v, want ErrNewerSchema naming the migration", err)
 	}
 }
