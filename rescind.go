@@ -25,6 +25,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrAlreadyExists means a record with the same identifier already exists.
 	ErrAlreadyExists = errors.New("already exists")
+	// ErrNewerSchema means the database was migrated by a newer release than the one opening it.
+	ErrNewerSchema = errors.New("the database was migrated by a newer release of rescind")
 )
 
 // Grant types a client may be registered for (RFC 6749 §4).
@@ -76,6 +78,16 @@ type Client struct {
 	TokenFormat string
 	// CreatedAt is when the client was registered.
 	CreatedAt time.Time
+	// ResourceServer marks a client that may introspect other clients' access tokens and
+	// receive revocation events for them (RFC 7662 §4): those whose audience includes one of
+	// Resources, or every access token when Resources is empty. See MayIntrospect.
+	ResourceServer bool
+	// Resources are the resource identifiers (absolute URIs, RFC 8707) a resource-server
+	// client serves.
+	Resources []string
+	// AllowInsecureRedirect lets the client register plain-http redirect URIs on hosts other
+	// than loopback, for development (see package internal/redirect).
+	AllowInsecureRedirect bool
 }
 
 // AllowsGrant reports whether the client is registered for the grant type gt.
@@ -86,6 +98,32 @@ func (c Client) AllowsGrant(gt string) bool {
 		}
 	}
 	return false
+}
+
+// ServesAudience reports whether c is a resource server for a token whose audience is aud: it
+// is registered as a resource server and either has no resources (it serves every audience) or
+// has one that aud includes.
+func (c Client) ServesAudience(aud []string) bool {
+	if !c.ResourceServer {
+		return false
+	}
+	if len(c.Resources) == 0 {
+		return true
+	}
+	for _, a := range aud {
+		if slices.Contains(c.Resources, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// MayIntrospect reports whether caller may learn about an access token issued to clientID
+// whose audience is aud: its own client may, and so may a resource server for that audience.
+// Everyone else must learn nothing, not even that the token exists (DESIGN.md, "Who may learn
+// what"). A refresh token is visible to its own client alone, which is caller.ID == clientID.
+func MayIntrospect(caller Client, clientID string, aud []string) bool {
+	return caller.ID == clientID || caller.ServesAudience(aud)
 }
 
 // Access token formats.
@@ -134,9 +172,42 @@ type Revocation struct {
 	// empty (and StatusIdx -1) when there is none.
 	StatusList string
 	StatusIdx  int64
+	// Audience is the audience of the tokens the record covers, for deciding who may receive
+	// it as an event (MayReceive). Empty means the default audience, the issuer: what every
+	// record written before audiences were recorded, and every grant's tokens, have.
+	Audience []string
 	// Actor and Reason, if Actor is set, make the store write an audit entry for the record in
 	// the same transaction. They are not part of the record.
 	Actor, Reason string
+}
+
+// MayReceive reports whether subscriber may receive the revocation record r as an event: the
+// rule of MayIntrospect applied to the tokens r covers, with issuer standing for a record's
+// empty Audience. A client-wide record (RevokeClient) covers tokens of any audience the client
+// was given, so it goes to every resource server as well as to the client itself.
+func MayReceive(subscriber Client, r Revocation, issuer string) bool {
+	if subscriber.ID == r.ClientID {
+		return true
+	}
+	if r.Kind == RevokeClient {
+		return subscriber.ResourceServer
+	}
+	aud := r.Audience
+	if len(aud) == 0 {
+		aud = []string{issuer}
+	}
+	return subscriber.ServesAudience(aud)
+}
+
+// StatusList is a Token Status List that an instance allocated: its id is recorded before any
+// token refers to it, so every instance can tell a real list from a made-up id.
+type StatusList struct {
+	// ID is the list id, the last segment of its URI.
+	ID string
+	// CreatedAt is when an instance started allocating from it.
+	CreatedAt time.Time
+	// ExpiresAt is when every token that can refer to it has expired; the record may go then.
+	ExpiresAt time.Time
 }
 
 // User is a person who can log in and grant clients access.
@@ -380,8 +451,15 @@ type Store interface {
 	// record for each unexpired entry of each grant it revokes.
 	RecordGrantTokenStatus(ctx context.Context, grantID, list string, idx int64, exp time.Time) error
 
-	// DeleteExpired deletes codes, refresh tokens and grant token status entries that expired
-	// before now and returns how many.
+	// CreateStatusList records a status list an instance starts allocating from. Returns
+	// ErrAlreadyExists if its ID is taken.
+	CreateStatusList(ctx context.Context, l StatusList) error
+	// GetStatusList returns the status list with the given ID. Returns ErrNotFound if there is
+	// none (never allocated, or expired and purged).
+	GetStatusList(ctx context.Context, id string) (StatusList, error)
+
+	// DeleteExpired deletes codes, refresh tokens, grant token status entries and status lists
+	// that expired before now and returns how many.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 	// DeleteAuditBefore deletes audit entries older than t (the retention policy) and returns
 	// how many.

@@ -190,3 +190,11 @@ func (c *Client) Audit(ctx context.Context, limit int) ([]AuditInfo, error) {
 	err := c.do(ctx, http.MethodGet, fmt.Sprintf("/admin/v1/audit?limit=%d", limit), nil, &out)
 	return out, err
 }
+
+// Backup has the server write a consistent copy of its SQLite database to path, a new file on
+// the server's machine (only over the admin socket).
+func (c *Client) Backup(ctx context.Context, path string) (BackupResponse, error) {
+	var out BackupResponse
+	err := c.do(ctx, http.MethodPost, "/admin/v1/backup", BackupRequest{Path: path}, &out)
+	return out, err
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/redirect"
 	"github.com/rescind/rescind/internal/secret"
 )
 
@@ -59,7 +60,8 @@ func applyUpdate(c *rescind.Client, req UpdateClientRequest) error {
 		c.Scopes = scopes
 	}
 	if req.RedirectURIs != nil {
-		if err := checkRedirectURIs(*req.RedirectURIs); err != nil {
+		// The rules creation applies (package redirect), with the client's own allowance.
+		if err := redirect.ValidateAll(*req.RedirectURIs, c.AllowInsecureRedirect); err != nil {
 			return err
 		}
 		c.RedirectURIs = append([]string{}, *req.RedirectURIs...)

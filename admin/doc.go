@@ -10,5 +10,6 @@
 //	GET    /admin/v1/clients/{id}   show one client
 //	DELETE /admin/v1/clients/{id}   delete a client and revoke all its tokens
 //	POST   /admin/v1/keys/rotate    add a new token-sealing key (old tokens keep working)
+//	POST   /admin/v1/backup         copy the SQLite database to a new file (socket only)
 //	GET    /metrics                 Prometheus metrics
 package admin

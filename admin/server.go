@@ -1,14 +1,19 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +24,8 @@ import (
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/keys"
+	"github.com/rescind/rescind/internal/ratelimit"
+	"github.com/rescind/rescind/internal/redirect"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/secret"
 	"github.com/rescind/rescind/token"
@@ -50,6 +57,13 @@ type Config struct {
 	Gatherer prometheus.Gatherer
 	// Token, if set, is the bearer token required by the handler returned by Handler(true).
 	Token string
+	// Limiter, if set, rate-limits failed authentications to Handler(true) per source address:
+	// while an address's bucket is empty, its requests get 429 with Retry-After unchecked.
+	Limiter *ratelimit.Limiter
+	// Backup, if set, writes a consistent copy of the database to a new file at path and returns
+	// its size; it must fail with an error matching os.ErrExist if the file exists. If nil
+	// (PostgreSQL), backups are refused with a pointer to pg_dump.
+	Backup func(ctx context.Context, path string) (int64, error)
 	// HashParams are the argon2id parameters for new client secrets. If zero, secret.DefaultParams.
 	HashParams secret.Params
 	Logger     *slog.Logger
@@ -94,6 +108,11 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	mux.HandleFunc("DELETE /admin/v1/users/{username}", s.handleDeleteUser)
 	mux.HandleFunc("POST /admin/v1/revoke-all", s.handleRevokeAll)
 	mux.HandleFunc("GET /admin/v1/audit", s.handleAudit)
+	if requireToken {
+		mux.HandleFunc("POST /admin/v1/backup", s.handleBackupRefused)
+	} else {
+		mux.HandleFunc("POST /admin/v1/backup", s.handleBackup)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, "not_found", "no such endpoint or method")
@@ -102,14 +121,50 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 		return mux
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := "admin-addr:" + remoteHost(r)
+		if s.cfg.Limiter != nil {
+			// While limited, even the right token is refused unchecked: answering it would
+			// tell a guesser which guess was right.
+			if ok, retry := s.cfg.Limiter.Allow(key); !ok {
+				s.cfg.Logger.WarnContext(r.Context(), "security: admin authentication rate limited", "remote", r.RemoteAddr)
+				w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry/time.Second))))
+				writeErr(w, http.StatusTooManyRequests, "slow_down", "too many failed admin authentications; retry later")
+				return
+			}
+		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || s.cfg.Token == "" || !secret.Equal(got, s.cfg.Token) {
+			if s.cfg.Limiter != nil {
+				s.cfg.Limiter.Fail(key)
+			}
+			s.cfg.Logger.WarnContext(r.Context(), "security: failed admin authentication", "remote", r.RemoteAddr, "path", r.URL.Path)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rescind-admin"`)
 			writeErr(w, http.StatusUnauthorized, "unauthorized", "a valid admin token is required")
 			return
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// remoteHost is the host part of r's source address.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// MetricsHandler serves the Prometheus metrics of gatherer at GET /metrics and nothing else
+// (404), without authentication: for a listener of its own (--metrics-addr) that a scraper may
+// reach without holding the admin token.
+func MetricsHandler(gatherer prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusNotFound, "not_found", "only GET /metrics is served here")
+	})
+	return mux
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -135,7 +190,11 @@ func (s *Server) handleCreateClient(w http.ResponseWriter, r *http.Request) {
 	}
 	c, plain, err := s.newClient(req)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, "invalid_client_metadata", err.Error())
+		code := "invalid_client_metadata" // RFC 7591 §3.2.2
+		if _, ok := errors.AsType[*redirect.Error](err); ok {
+			code = "invalid_redirect_uri"
+		}
+		writeErr(w, http.StatusBadRequest, code, err.Error())
 		return
 	}
 	if err := s.cfg.Store.CreateClient(r.Context(), c); err != nil {
@@ -186,8 +245,15 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	if err != nil {
 		return rescind.Client{}, "", err
 	}
-	if err := checkRedirectURIs(req.RedirectURIs); err != nil {
+	if err := redirect.ValidateAll(req.RedirectURIs, req.AllowInsecureRedirect); err != nil {
 		return rescind.Client{}, "", err
+	}
+	resources, err := ValidateResources(req.ResourceServer, req.Resources)
+	if err != nil {
+		return rescind.Client{}, "", err
+	}
+	if req.Public && req.ResourceServer {
+		return rescind.Client{}, "", errors.New("a resource server must be a confidential client: it authenticates to introspect (RFC 7662 §2.1)")
 	}
 	ttl, err := clientTokenTTL(req.TokenTTL)
 	if err != nil {
@@ -207,6 +273,7 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	}
 	c := rescind.Client{ID: id, Name: name, Public: req.Public, GrantTypes: grantTypes, Scopes: scopes,
 		RedirectURIs: req.RedirectURIs, TokenTTL: ttl, AllowPlainPKCE: req.AllowPlainPKCE, TokenFormat: req.TokenFormat,
+		ResourceServer: req.ResourceServer, Resources: resources, AllowInsecureRedirect: req.AllowInsecureRedirect,
 		CreatedAt: s.cfg.Now().UTC()}
 	plain := ""
 	if !req.Public {
@@ -246,17 +313,6 @@ func clientScopes(scope string) ([]string, error) {
 	return scopes, nil
 }
 
-// checkRedirectURIs validates the redirect URIs of a client being created or updated.
-func checkRedirectURIs(uris []string) error {
-	for _, u := range uris {
-		p, err := url.Parse(u)
-		if err != nil || !p.IsAbs() || p.Fragment != "" {
-			return fmt.Errorf("redirect URI %q must be an absolute URI without a fragment (RFC 6749 §3.1.2)", u)
-		}
-	}
-	return nil
-}
-
 // clientTokenTTL validates a token_ttl in seconds (zero: the server default).
 func clientTokenTTL(secs int64) (time.Duration, error) {
 	ttl := time.Duration(secs) * time.Second
@@ -278,6 +334,31 @@ func (s *Server) handleListClients(w http.ResponseWriter, r *http.Request) {
 		out = append(out, infoOf(c, s.cfg.TokenTTL(c.TokenTTL)))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// MaxResources bounds how many resources a resource-server client may register.
+const MaxResources = 100
+
+// ValidateResources checks the resources of a resource-server client and returns them without
+// repeats: each an absolute URI without a fragment (RFC 8707 §2), and only for a resource server.
+func ValidateResources(resourceServer bool, resources []string) ([]string, error) {
+	if len(resources) > 0 && !resourceServer {
+		return nil, errors.New("resources are registered for a resource server: add resource_server (--resource-server)")
+	}
+	if len(resources) > MaxResources {
+		return nil, fmt.Errorf("at most %d resources", MaxResources)
+	}
+	var out []string
+	for _, r := range resources {
+		u, err := url.Parse(r)
+		if err != nil || !u.IsAbs() || u.Host == "" && u.Opaque == "" || strings.Contains(r, "#") || len(r) > 2000 {
+			return nil, fmt.Errorf("resource %q must be an absolute URI without a fragment (RFC 8707 §2)", r)
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // found answers a failed lookup of what ("client", "user"): 404 if it does not exist, a logged
@@ -356,4 +437,54 @@ func (s *Server) handleRotateKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	s.cfg.Logger.InfoContext(r.Context(), "keys rotated", "seal_kid", kid, "sign_kid", resp.SigningKeyID)
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// handleBackup writes a consistent copy of the SQLite database to a new file named by the
+// request, on the server's machine.
+func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
+	var req BackupRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeErr(w, http.StatusBadRequest, "invalid_request", "the body must be JSON with a path: "+err.Error())
+		return
+	}
+	if !filepath.IsAbs(req.Path) {
+		writeErr(w, http.StatusBadRequest, "invalid_request", "path must be an absolute file name on the server's machine")
+		return
+	}
+	if s.cfg.Backup == nil {
+		writeErr(w, http.StatusNotImplemented, "not_supported",
+			"this server's database is PostgreSQL: back it up with pg_dump (see the README, \"Backup and restore\")")
+		return
+	}
+	size, err := s.cfg.Backup(r.Context(), req.Path)
+	switch {
+	case errors.Is(err, os.ErrExist):
+		writeErr(w, http.StatusConflict, "already_exists", req.Path+" exists: a backup never overwrites a file; choose a new name")
+		return
+	case err != nil:
+		s.cfg.Logger.ErrorContext(r.Context(), "backup", "path", req.Path, "err", err)
+		writeErr(w, http.StatusInternalServerError, "server_error", "the backup failed: "+errText(err))
+		return
+	}
+	s.cfg.Logger.InfoContext(r.Context(), "backup written", "path", req.Path, "bytes", size)
+	writeJSON(w, http.StatusOK, BackupResponse{Path: req.Path, Bytes: size})
+}
+
+// errText is the part of a backup error worth showing the operator: the file system's
+// complaint (no such directory, permission denied), without the store's wrapping.
+func errText(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Error()
+	}
+	return "see the server log"
+}
+
+// handleBackupRefused answers a backup requested over TCP: it would let a remote caller create
+// files anywhere the server may write.
+func (s *Server) handleBackupRefused(w http.ResponseWriter, r *http.Request) {
+	writeErr(w, http.StatusForbidden, "forbidden",
+		"backups are taken over the admin socket only: run rescind backup on the server's machine")
 }

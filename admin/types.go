@@ -30,6 +30,15 @@ type CreateClientRequest struct {
 	AllowPlainPKCE bool `json:"allow_plain_pkce,omitempty"`
 	// TokenFormat is "opaque" (the default) or "jwt".
 	TokenFormat string `json:"token_format,omitempty"`
+	// ResourceServer makes the client a resource server: it may introspect access tokens for
+	// its Resources (every access token if it has none) and receive their revocation events.
+	ResourceServer bool `json:"resource_server,omitempty"`
+	// Resources are the resource identifiers (absolute URIs, RFC 8707) a resource server
+	// serves. They need ResourceServer.
+	Resources []string `json:"resources,omitempty"`
+	// AllowInsecureRedirect lets plain-http redirect URIs on hosts other than loopback through,
+	// for development.
+	AllowInsecureRedirect bool `json:"allow_insecure_redirect,omitempty"`
 }
 
 // UpdateClientRequest is the body of PATCH /admin/v1/clients/{id}: each field given replaces the
@@ -132,8 +141,13 @@ type ClientInfo struct {
 	AllowPlainPKCE          bool     `json:"allow_plain_pkce,omitempty"`
 	TokenFormat             string   `json:"token_format"`
 	// TokenTTL is the access token lifetime in seconds (the server default when not set).
-	TokenTTL  int64     `json:"token_ttl"`
-	CreatedAt time.Time `json:"created_at"`
+	TokenTTL int64 `json:"token_ttl"`
+	// ResourceServer and Resources say which access tokens the client may introspect and
+	// receive revocation events for (besides its own).
+	ResourceServer        bool      `json:"resource_server"`
+	Resources             []string  `json:"resources"`
+	AllowInsecureRedirect bool      `json:"allow_insecure_redirect"`
+	CreatedAt             time.Time `json:"created_at"`
 
 	// PreviousSecretExpiresAt is when the secret replaced by the last rotation stops working;
 	// absent when there is none.
@@ -170,11 +184,28 @@ func infoOf(c rescind.Client, ttl time.Duration) ClientInfo {
 	if ru == nil {
 		ru = []string{}
 	}
+	res := c.Resources
+	if res == nil {
+		res = []string{}
+	}
 	info := ClientInfo{ClientID: c.ID, Name: c.Name, GrantTypes: c.GrantTypes, Scope: scope, RedirectURIs: ru,
-		TokenEndpointAuthMethod: method, TokenTTL: int64(ttl / time.Second), CreatedAt: c.CreatedAt, AllowPlainPKCE: c.AllowPlainPKCE, TokenFormat: c.TokenFormat}
+		TokenEndpointAuthMethod: method, TokenTTL: int64(ttl / time.Second), CreatedAt: c.CreatedAt, AllowPlainPKCE: c.AllowPlainPKCE, TokenFormat: c.TokenFormat,
+		ResourceServer: c.ResourceServer, Resources: res, AllowInsecureRedirect: c.AllowInsecureRedirect}
 	if c.PreviousSecretHash != "" && !c.PreviousSecretExpiresAt.IsZero() {
 		exp := c.PreviousSecretExpiresAt
 		info.PreviousSecretExpiresAt = &exp
 	}
 	return info
+}
+
+// BackupRequest is the body of POST /admin/v1/backup.
+type BackupRequest struct {
+	// Path is the new file to write, an absolute name on the server's machine. It must not exist.
+	Path string `json:"path"`
+}
+
+// BackupResponse reports a backup written.
+type BackupResponse struct {
+	Path  string `json:"path"`
+	Bytes int64  `json:"bytes"`
 }

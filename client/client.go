@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rescind/rescind/dpop"
 )
 
 // Authentication methods (RFC 8414 §2, RFC 7591 §2).
@@ -47,9 +49,14 @@ type Client struct {
 	MaxRetries int
 	// MaxRetryWait caps each wait between retries (Retry-After or backoff). If zero, 30 s.
 	MaxRetryWait time.Duration
+	// DPoP, if set, makes every token request carry a DPoP proof made with this key (RFC 9449
+	// §5), so the tokens obtained are bound to it; an answer asking for a server nonce
+	// (use_dpop_nonce, §8) is retried once with that nonce.
+	DPoP *dpop.Key
 
-	mu       sync.Mutex // guards metadata
+	mu       sync.Mutex // guards metadata and nonce
 	metadata *Metadata
+	nonce    string // the token endpoint's last DPoP-Nonce
 }
 
 // Error is an error answer from the server: the RFC 6749 §5.2 members and the HTTP status.
@@ -200,12 +207,24 @@ func (c *Client) post(ctx context.Context, kind string, form url.Values) ([]byte
 	if maxWait <= 0 {
 		maxWait = 30 * time.Second
 	}
+	useDPoP := kind == "token" && c.DPoP != nil
+	nonceRetried := false
 	for attempt := 0; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(body))
 		if err != nil {
 			return nil, fmt.Errorf("client: %w", err)
 		}
 		req.Header = header.Clone()
+		if useDPoP {
+			c.mu.Lock()
+			nonce := c.nonce
+			c.mu.Unlock()
+			proof, err := c.DPoP.Proof(http.MethodPost, endpoint, dpop.ProofOptions{Nonce: nonce})
+			if err != nil {
+				return nil, fmt.Errorf("client: %w", err)
+			}
+			req.Header.Set("DPoP", proof)
+		}
 		resp, err := c.httpClient().Do(req)
 		if err != nil {
 			return nil, fmt.Errorf("client: %s request: %w", kind, err)
@@ -215,8 +234,17 @@ func (c *Client) post(ctx context.Context, kind string, form url.Values) ([]byte
 		if readErr != nil {
 			return nil, fmt.Errorf("client: reading %s response: %w", kind, readErr)
 		}
+		if n := resp.Header.Get("DPoP-Nonce"); useDPoP && n != "" {
+			c.mu.Lock()
+			c.nonce = n
+			c.mu.Unlock()
+		}
 		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 			return b, nil
+		}
+		if useDPoP && !nonceRetried && resp.Header.Get("DPoP-Nonce") != "" && parseError(resp.StatusCode, b).Code == dpop.CodeUseNonce {
+			nonceRetried = true // RFC 9449 §8: retry once with the nonce the server gave
+			continue
 		}
 		if resp.StatusCode == http.StatusServiceUnavailable && attempt < retries {
 			wait := retryAfter(resp.Header.Get("Retry-After"), time.Now())

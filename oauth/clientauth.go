@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/accesslog"
 	"github.com/rescind/rescind/internal/clientreg"
 )
 
@@ -27,6 +28,7 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		id, candidates, ok := parseBasic(auth)
 		if !ok {
+			s.authFailed(r, "", "the Authorization header is not valid HTTP Basic")
 			return rescind.Client{}, invalidClient("the Authorization header is not valid HTTP Basic client authentication")
 		}
 		if perr := s.limited(r, id, candidates[0]); perr != nil {
@@ -47,7 +49,7 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 				break
 			}
 		}
-		return s.clientResult(r, c, err)
+		return s.clientResult(r, id, c, err)
 	}
 	if formID == "" {
 		return rescind.Client{}, invalidClient("client authentication is required")
@@ -57,23 +59,32 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 			return rescind.Client{}, perr
 		}
 		c, err := s.clients.Authenticate(ctx, formID, formSecret)
-		return s.clientResult(r, c, err)
+		return s.clientResult(r, formID, c, err)
 	}
 	c, err := s.clients.Get(ctx, formID)
 	if err == nil && !(allowPublic && c.Public) {
+		s.authFailed(r, formID, "no client secret")
 		return rescind.Client{}, invalidClient("client authentication is required")
 	}
-	return s.clientResult(r, c, err)
+	return s.clientResult(r, formID, c, err)
 }
 
-func (s *Server) clientResult(r *http.Request, c rescind.Client, err error) (rescind.Client, *Error) {
+// clientResult turns the outcome of authenticating client id into the authenticated client or
+// the error to answer.
+func (s *Server) clientResult(r *http.Request, id string, c rescind.Client, err error) (rescind.Client, *Error) {
 	switch {
 	case err == nil:
+		accesslog.SetClientID(r.Context(), c.ID)
 		return c, nil
 	case errors.Is(err, rescind.ErrNotFound), errors.Is(err, clientreg.ErrBadSecret):
 		if s.limiter != nil {
 			s.limiter.Fail(limitKeys(r, c.ID)...)
 		}
+		reason := "wrong secret"
+		if errors.Is(err, rescind.ErrNotFound) {
+			reason = "unknown client"
+		}
+		s.authFailed(r, id, reason)
 		return rescind.Client{}, invalidClient("client authentication failed")
 	case r.Context().Err() != nil:
 		return rescind.Client{}, errorf(ErrInvalidRequest, http.StatusBadRequest, "the request was cancelled")
@@ -83,14 +94,29 @@ func (s *Server) clientResult(r *http.Request, c rescind.Client, err error) (res
 	}
 }
 
+// authFailed logs a failed client authentication at info level: the client id as presented (cut
+// to 64 bytes), the source address and why; never the secret.
+func (s *Server) authFailed(r *http.Request, clientID, reason string) {
+	if len(clientID) > 64 {
+		clientID = clientID[:64] + "..."
+	}
+	s.log.InfoContext(r.Context(), "client authentication failed", "client_id", clientID, "remote", r.RemoteAddr, "reason", reason)
+}
+
 // limitKeys are the rate-limit buckets of a client authentication attempt: the source address,
 // and the client id at that address.
 func limitKeys(r *http.Request, clientID string) []string {
+	host := remoteHost(r)
+	return []string{"addr:" + host, "client:" + clientID + "|" + host}
+}
+
+// remoteHost is the host part of r's source address (the client's, behind trusted proxies).
+func remoteHost(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		host = r.RemoteAddr
+		return r.RemoteAddr
 	}
-	return []string{"addr:" + host, "client:" + clientID + "|" + host}
+	return host
 }
 
 // limited refuses an attempt whose buckets are empty after too many failures, unless the

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -12,16 +13,17 @@ import (
 	"github.com/rescind/rescind"
 )
 
-// hub wakes event streams when revocations commit, on this instance or another, and ends
-// them when the server shuts down.
-type hub struct {
+// Events wakes the revocation event streams when revocations commit, on this instance or
+// another, and ends them when the server shuts down. The zero value is ready to use. It exists
+// apart from the Server so that what commits revocations can be built before the Server.
+type Events struct {
 	mu     sync.Mutex
 	ch     chan struct{}
 	closed chan struct{}
 	once   sync.Once
 }
 
-func (h *hub) done() <-chan struct{} {
+func (h *Events) done() <-chan struct{} {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed == nil {
@@ -30,12 +32,12 @@ func (h *hub) done() <-chan struct{} {
 	return h.closed
 }
 
-func (h *hub) close() {
+func (h *Events) close() {
 	h.done()
 	h.once.Do(func() { close(h.closed) })
 }
 
-func (h *hub) wait() <-chan struct{} {
+func (h *Events) wait() <-chan struct{} {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.ch == nil {
@@ -44,7 +46,7 @@ func (h *hub) wait() <-chan struct{} {
 	return h.ch
 }
 
-func (h *hub) notify() {
+func (h *Events) notify() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.ch != nil {
@@ -52,6 +54,13 @@ func (h *hub) notify() {
 		h.ch = nil
 	}
 }
+
+// Notify wakes the event streams: call it after revocations commit or arrive from another
+// instance.
+func (h *Events) Notify() { h.notify() }
+
+// Close ends every event stream, now and from now on.
+func (h *Events) Close() { h.close() }
 
 // CloseStreams ends every event stream, so a graceful shutdown need not wait for them. Register
 // it with http.Server.RegisterOnShutdown.
@@ -103,12 +112,21 @@ func (s *Server) eventOf(r rescind.Revocation) Event {
 	return e
 }
 
+// mayReceive reports whether subscriber may see the revocation record r on the event stream:
+// the rule of introspection (rescind.MayReceive), decided per record. A resource server sees
+// the records of tokens for its audiences (all, with no resources registered) and client-wide
+// cut-offs; any other client sees only the records of its own tokens.
+func (s *Server) mayReceive(subscriber rescind.Client, r rescind.Revocation) bool {
+	return rescind.MayReceive(subscriber, r, s.issuer)
+}
+
 // handleEvents streams revocations as Server-Sent Events, in commit order, each with its
 // sequence number as id; a receiver that reconnects with Last-Event-ID (header, or the
 // last_event_id query parameter) misses nothing that has not expired. The caller authenticates
-// as a confidential client (HTTP Basic).
+// as a confidential client (HTTP Basic) and receives only the records it may see (mayReceive).
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	if _, perr := s.authenticateClient(r, nil, false); perr != nil {
+	sub, perr := s.authenticateClient(r, nil, false)
+	if perr != nil {
 		writeError(w, perr)
 		return
 	}
@@ -140,13 +158,18 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
+	h.Set("Rescind-Events-Scope", eventsScope(sub))
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprintf(w, "retry: 1000\n: rescind revocation events from %d\n\n", after)
+	fmt.Fprintf(w, "retry: 1000\n: rescind revocation events from %d for %s\n\n", after, eventsScope(sub))
 	rc.Flush()
 	ping := time.NewTicker(15 * time.Second)
 	defer ping.Stop()
+	ok := true
 	for {
 		wake := s.events.wait()
+		if sub, ok = s.subscriberNow(r, sub); !ok {
+			return
+		}
 		for {
 			revs, err := s.store.RevocationsSince(r.Context(), after, s.now(), 500)
 			if err != nil {
@@ -156,9 +179,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			for _, rev := range revs {
+				after = rev.Seq
+				if !s.mayReceive(sub, rev) {
+					continue
+				}
 				b, _ := json.Marshal(s.eventOf(rev))
 				fmt.Fprintf(w, "id: %d\nevent: revocation\ndata: %s\n\n", rev.Seq, b)
-				after = rev.Seq
 			}
 			if len(revs) < 500 {
 				break
@@ -176,4 +202,31 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			rc.Flush()
 		}
 	}
+}
+
+// eventsScope names what a subscriber receives, in the Rescind-Events-Scope header and the
+// stream's first comment: "resource-server" (the records of its audiences) or "own-tokens" (a
+// client that is not a resource server). A resource server's middleware can tell from it that
+// it was registered without --resource-server and is not told of other clients' revocations.
+func eventsScope(sub rescind.Client) string {
+	if sub.ResourceServer {
+		return "resource-server"
+	}
+	return "own-tokens"
+}
+
+// subscriberNow returns the subscriber as it is registered now, so that a stream follows changes
+// to what it may see; ok is false, and the stream must end, when the client is gone or its
+// secret changed since it authenticated (within the client cache's lifetime, one minute).
+func (s *Server) subscriberNow(r *http.Request, sub rescind.Client) (rescind.Client, bool) {
+	cur, err := s.clients.Get(r.Context(), sub.ID)
+	switch {
+	case errors.Is(err, rescind.ErrNotFound):
+		return sub, false
+	case err != nil:
+		return sub, true // a transient lookup failure: keep the permissions it authenticated with
+	case cur.SecretHash != sub.SecretHash:
+		return cur, false
+	}
+	return cur, true
 }

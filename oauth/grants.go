@@ -206,7 +206,7 @@ func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client
 // respondGrantTokens issues the access token of a grant whose TokensExpireAt already covers
 // is.exp, and answers with it and refresh.
 func (s *Server) respondGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refresh string, is issuance) {
-	resp, err := s.issueAccessToken(r.Context(), client, grantID, userID, scope, "", is)
+	resp, err := s.issueAccessToken(r.Context(), client, grantID, userID, scope, nil, is)
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "issuing access token", "err", err)
 		writeError(w, errServer)

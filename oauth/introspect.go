@@ -4,21 +4,22 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/token"
 )
 
 // introspection is the RFC 7662 §2.2 response for an active token.
 type introspection struct {
-	Active    bool   `json:"active"`
-	Scope     string `json:"scope,omitempty"`
-	ClientID  string `json:"client_id"`
-	TokenType string `json:"token_type"`
-	Exp       int64  `json:"exp"`
-	Iat       int64  `json:"iat"`
-	Sub       string `json:"sub,omitempty"`
-	Aud       string `json:"aud,omitempty"`
-	Iss       string `json:"iss"`
-	Jti       string `json:"jti,omitempty"`
+	Active    bool           `json:"active"`
+	Scope     string         `json:"scope,omitempty"`
+	ClientID  string         `json:"client_id"`
+	TokenType string         `json:"token_type"`
+	Exp       int64          `json:"exp"`
+	Iat       int64          `json:"iat"`
+	Sub       string         `json:"sub,omitempty"`
+	Aud       token.Audience `json:"aud,omitempty"`
+	Iss       string         `json:"iss"`
+	Jti       string         `json:"jti,omitempty"`
 }
 
 var inactive = struct {
@@ -26,15 +27,19 @@ var inactive = struct {
 }{false}
 
 // handleIntrospect is the introspection endpoint, RFC 7662 §2. The caller authenticates as a
-// confidential client. Anything revoked, expired, unknown or malformed is {"active": false},
-// with no further detail (§2.2).
+// confidential client and learns about a token only if it may (RFC 7662 §4, rescind.MayIntrospect):
+// an access token is visible to its own client and to resource servers for its audience, a
+// refresh token to its own client alone. Anything else (a token the caller may not see, or one
+// revoked, expired, unknown or malformed) is exactly {"active": false}, with no further detail
+// (§2.2), so a caller cannot tell a token it may not see from one that does not exist.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	form, perr := parseForm(w, r, s.maxBody)
 	if perr != nil {
 		writeError(w, perr)
 		return
 	}
-	if _, perr := s.authenticateClient(r, form, false); perr != nil {
+	caller, perr := s.authenticateClient(r, form, false)
+	if perr != nil {
 		writeError(w, perr)
 		return
 	}
@@ -44,11 +49,11 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if strings.HasPrefix(text, token.RefreshPrefix) {
-		s.introspectRefreshToken(w, r, text)
+		s.introspectRefreshToken(w, r, caller, text)
 		return
 	}
 	at, err := s.parseAccess(r.Context(), text)
-	if err != nil || s.dead(at) {
+	if err != nil || !rescind.MayIntrospect(caller, at.clientID, at.audience) || s.dead(at) {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}
@@ -58,15 +63,15 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// introspectRefreshToken answers for a refresh token: active while unused, unexpired and its
-// grant is not revoked.
-func (s *Server) introspectRefreshToken(w http.ResponseWriter, r *http.Request, text string) {
+// introspectRefreshToken answers for a refresh token: to its own client alone, active while
+// unused, unexpired and its grant is not revoked.
+func (s *Server) introspectRefreshToken(w http.ResponseWriter, r *http.Request, caller rescind.Client, text string) {
 	if !token.IsStored(text, token.RefreshPrefix) {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}
 	rt, err := s.store.GetRefreshToken(r.Context(), token.Hash(text))
-	if err != nil || !rt.UsedAt.IsZero() || !s.now().Before(rt.ExpiresAt) || s.revoked.GrantRevoked(rt.GrantID) {
+	if err != nil || rt.ClientID != caller.ID || !rt.UsedAt.IsZero() || !s.now().Before(rt.ExpiresAt) || s.revoked.GrantRevoked(rt.GrantID) {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}

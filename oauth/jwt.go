@@ -16,10 +16,12 @@ import (
 
 // accessToken is what the server knows of an access token of either format.
 type accessToken struct {
-	jti, grantID, clientID, subject, scope, audience string
-	issuedAt, expiry                                 time.Time
-	statusList                                       string
-	statusIdx                                        int64
+	jti, grantID, clientID, subject, scope string
+	// audience is never empty: a token that carries none is for the issuer.
+	audience         []string
+	issuedAt, expiry time.Time
+	statusList       string
+	statusIdx        int64
 }
 
 // parseAccess authenticates an access token, opaque or JWT, issued by this server. It does not
@@ -38,7 +40,7 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 			return nil, token.ErrBadJWT
 		}
 		at := &accessToken{jti: c.ID, grantID: c.GrantID, clientID: c.ClientID, subject: c.Subject, scope: c.Scope,
-			audience: c.Audience, issuedAt: time.Unix(c.IssuedAt, 0), expiry: time.Unix(c.Expiry, 0), statusIdx: -1}
+			audience: s.audienceOf(c.Audience), issuedAt: time.Unix(c.IssuedAt, 0), expiry: time.Unix(c.Expiry, 0), statusIdx: -1}
 		if c.Status != nil {
 			at.statusList, at.statusIdx = listID(c.Status.StatusList.URI, s.statusBase), c.Status.StatusList.Idx
 		}
@@ -49,7 +51,16 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 		return nil, err
 	}
 	return &accessToken{jti: c.JTI(), grantID: c.GrantID, clientID: c.ClientID, subject: c.Subject, scope: c.Scope,
-		issuedAt: c.IssuedAt, expiry: c.Expiry, statusIdx: -1}, nil
+		audience: s.audienceOf(c.Audience), issuedAt: c.IssuedAt, expiry: c.Expiry, statusIdx: -1}, nil
+}
+
+// audienceOf returns a token's audience: aud, or the issuer for a token that names none (an
+// opaque token sealed before audiences were).
+func (s *Server) audienceOf(aud []string) []string {
+	if len(aud) == 0 {
+		return []string{s.issuer}
+	}
+	return aud
 }
 
 // listID returns the list id of a status list URI of ours, or "".
@@ -67,7 +78,7 @@ func (s *Server) dead(at *accessToken) bool {
 
 // issueJWT signs a JWT access token (RFC 9068) with a status list entry, and records the entry
 // for a grant's token so revoking the grant flips it.
-func (s *Server) issueJWT(ctx context.Context, client rescind.Client, grantID, subject, scope, audience string, now, exp time.Time) (string, error) {
+func (s *Server) issueJWT(ctx context.Context, client rescind.Client, grantID, subject, scope string, audience []string, now, exp time.Time) (string, error) {
 	if s.signer == nil || s.statuses == nil {
 		return "", errors.New("oauth: JWT access tokens are not configured")
 	}
@@ -75,7 +86,7 @@ func (s *Server) issueJWT(ctx context.Context, client rescind.Client, grantID, s
 	if err != nil {
 		return "", err
 	}
-	list, idx, err := s.statuses.Next()
+	list, idx, err := s.statuses.Next(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -83,9 +94,6 @@ func (s *Server) issueJWT(ctx context.Context, client rescind.Client, grantID, s
 		if err := s.store.RecordGrantTokenStatus(ctx, grantID, list, idx, exp); err != nil {
 			return "", err
 		}
-	}
-	if audience == "" {
-		audience = s.issuer
 	}
 	return s.signer.Sign(token.AccessClaims{Issuer: s.issuer, Subject: subject, Audience: audience, Expiry: exp.Unix(),
 		IssuedAt: now.Unix(), ID: base64.RawURLEncoding.EncodeToString(id[:]), ClientID: client.ID, Scope: scope, GrantID: grantID,
@@ -117,16 +125,84 @@ type renderedList struct {
 	jwt     []byte
 }
 
+var errNoStatusList = errorf("not_found", http.StatusNotFound, "no such status list")
+
+// listExists reports whether id names a status list some instance allocated (and whose tokens
+// may still live), so that only real lists are signed and published: a made-up id costs a
+// lookup, never a signature. Lists this instance has seen are remembered.
+func (s *Server) listExists(ctx context.Context, id string, now time.Time) (bool, error) {
+	if s.listKnown(id, now) {
+		return true, nil
+	}
+	s.listMu.Lock()
+	until, missing := s.missingLists[id]
+	s.listMu.Unlock()
+	if missing && now.Before(until) {
+		return false, nil
+	}
+	l, err := s.store.GetStatusList(ctx, id)
+	if errors.Is(err, rescind.ErrNotFound) || (err == nil && !now.Before(l.ExpiresAt)) {
+		// A list is recorded before any token names it, and ids are random: an id not found
+		// now is made up (or long expired). Remember that briefly, so asking again costs nothing.
+		s.listMu.Lock()
+		if len(s.missingLists) >= 10000 {
+			clear(s.missingLists)
+		}
+		s.missingLists[id] = now.Add(missingListTTL)
+		s.listMu.Unlock()
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	s.listMu.Lock()
+	if len(s.knownLists) > 10000 {
+		clear(s.knownLists)
+	}
+	s.knownLists[id] = l.ExpiresAt
+	s.listMu.Unlock()
+	return true, nil
+}
+
+// missingListTTL is how long an id found to name no status list is answered 404 from memory.
+const missingListTTL = 10 * time.Second
+
+// listKnown reports, from memory, whether list id exists: it has revoked entries, or the store
+// said so before.
+func (s *Server) listKnown(id string, now time.Time) bool {
+	if s.revoked.StatusVersion(id) > 0 {
+		return true // it has revoked entries: it exists, whatever else is known of it
+	}
+	s.listMu.Lock()
+	exp, ok := s.knownLists[id]
+	s.listMu.Unlock()
+	return ok && now.Before(exp)
+}
+
 // handleStatusList publishes a Status List Token (draft-ietf-oauth-status-list §5.1, §8.1):
-// a JWT of type statuslist+jwt served as application/statuslist+jwt. It is re-signed when the
-// list changes, or when half its ttl has passed.
+// a JWT of type statuslist+jwt served as application/statuslist+jwt. Only a list that exists is
+// published (an unknown id is 404 without anything being signed); it is signed once and served
+// from memory until it changes, or until half its ttl has passed.
 func (s *Server) handleStatusList(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if s.signer == nil || !statuslist.ValidID(id) {
-		writeError(w, errorf("not_found", http.StatusNotFound, "no such status list"))
+		writeError(w, errNoStatusList)
 		return
 	}
 	now := s.now()
+	// A made-up id costs one primary-key lookup, then nothing for a while (missingLists). No
+	// per-address limit here: a lockout would also refuse real lists to whoever shares the
+	// address (a resource server behind the same NAT or load balancer), failing its tokens.
+	switch ok, err := s.listExists(r.Context(), id, now); {
+	case err != nil:
+		s.log.ErrorContext(r.Context(), "looking up status list", "err", err)
+		writeError(w, &Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable, RetryAfter: 1,
+			Description: "the status list cannot be read now; retry"})
+		return
+	case !ok:
+		writeError(w, errNoStatusList)
+		return
+	}
 	version := s.revoked.StatusVersion(id)
 	s.listMu.Lock()
 	cached, ok := s.lists[id]

@@ -22,22 +22,29 @@ import (
 	"github.com/rescind/rescind/internal/metrics"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/secret"
+	"github.com/rescind/rescind/internal/statuslist"
 	"github.com/rescind/rescind/oauth"
 	"github.com/rescind/rescind/store/sqlite"
 	"github.com/rescind/rescind/token"
 	"github.com/rescind/rescind/web"
 )
 
-// env is a server on a real SQLite store with a controllable clock.
+// env is a server on a real store (SQLite unless the test picks PostgreSQL) with a
+// controllable clock.
 type env struct {
-	t       testing.TB
-	handler http.Handler
-	srv     *httptest.Server
-	store   *sqlite.Store
-	state   *revocation.State
-	clients *clientreg.Registry
-	mu      sync.Mutex
-	now     time.Time
+	t         testing.TB
+	handler   http.Handler
+	srv       *httptest.Server
+	store     rescind.Store
+	state     *revocation.State
+	clients   *clientreg.Registry
+	committer *revocation.Committer
+	server    *oauth.Server
+	keys      *token.Keyring
+	signer    *token.Signer
+	statuses  *statuslist.Allocator
+	mu        sync.Mutex
+	now       time.Time
 }
 
 func (e *env) clock() time.Time {
@@ -59,23 +66,40 @@ var testBox, _ = secret.NewBox([]byte("0123456789abcdef0123456789abcdef"))
 
 const alicePassword = "correct horse battery"
 
+const issuer = "https://as.example"
+
+// Resource identifiers of the resource-server clients.
+const (
+	resA = "https://api-a.example"
+	resB = "https://api-b.example/v1"
+	resD = "urn:example:d"
+)
+
 const (
 	appSecret   = "app-secret"
 	otherSecret = "other-secret"
+	rsSecret    = "rs-secret"
 	// specialSecret has every character RFC 6749 §2.3.1 form-encoding changes.
 	specialSecret = "p:a%s+s w\u00e9rd&="
 )
 
 func newEnv(t *testing.T) *env { return newEnvTB(t, t) }
 
-// newEnvTB builds the environment for a test or benchmark tb.
+// newEnvTB builds the environment for a test or benchmark tb, on SQLite.
 func newEnvTB(t testing.TB, _ *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newEnvStore(t, st)
+}
+
+// newEnvStore builds the environment on st, which it closes at the end of the test.
+func newEnvStore(t testing.TB, st rescind.Store) *env {
+	t.Helper()
+	ctx := context.Background()
+	var err error
 	e := &env{t: t, store: st, state: revocation.NewState(), now: time.Now()}
 	add := func(c rescind.Client, plain string) {
 		if plain != "" {
@@ -102,6 +126,14 @@ func newEnvTB(t testing.TB, _ *testing.T) *env {
 	add(rescind.Client{ID: "plainok", Name: "Plain OK", GrantTypes: code, AllowPlainPKCE: true,
 		RedirectURIs: []string{"https://plain.example/cb"}}, appSecret)
 	add(rescind.Client{ID: "cconly", Name: "CC only", GrantTypes: cc, RedirectURIs: []string{"https://cc.example/cb"}}, appSecret)
+	// JWT clients, and resource servers: for every audience, of one, of others.
+	add(rescind.Client{ID: "jwtapp", Name: "JWT App", GrantTypes: cc, Scopes: []string{"read"}, TokenFormat: rescind.TokenFormatJWT}, appSecret)
+	add(rescind.Client{ID: "jwtweb", Name: "JWT Web", GrantTypes: code, Scopes: []string{"read"}, TokenFormat: rescind.TokenFormatJWT,
+		RedirectURIs: []string{"https://jwt.example/cb"}}, appSecret)
+	add(rescind.Client{ID: "rs", Name: "API (every audience)", GrantTypes: cc, ResourceServer: true}, rsSecret)
+	add(rescind.Client{ID: "rs-issuer", Name: "API (issuer)", GrantTypes: cc, ResourceServer: true, Resources: []string{issuer}}, rsSecret)
+	add(rescind.Client{ID: "rs-a", Name: "API A", GrantTypes: cc, ResourceServer: true, Resources: []string{resA}}, rsSecret)
+	add(rescind.Client{ID: "rs-b", Name: "API B", GrantTypes: cc, ResourceServer: true, Resources: []string{"https://unrelated.example", resB}}, rsSecret)
 	ph, _ := secret.Hash(alicePassword, cheap)
 	if err := st.CreateUser(ctx, rescind.User{ID: "alice-id", Username: "alice", PasswordHash: ph, CreatedAt: e.now}); err != nil {
 		t.Fatal(err)
@@ -111,19 +143,26 @@ func newEnvTB(t testing.TB, _ *testing.T) *env {
 
 	k, _ := token.NewSealKey()
 	kr, _ := token.NewKeyring(k)
+	sk, _ := token.NewSigningKey("k1", token.AlgES256, e.now)
+	e.keys, e.signer = kr, token.NewSigner(time.Hour, sk)
+	e.statuses = &statuslist.Allocator{Recorder: st, Now: e.clock}
 	e.clients, _ = clientreg.New(clientreg.Config{Store: st, Now: e.clock})
 	met := metrics.New(prometheus.NewRegistry(), func() float64 { return float64(e.state.Len()) })
 	com := revocation.NewCommitter(st, e.state, met.Committed)
-	pages, err := web.New(web.Config{Issuer: "https://as.example", Store: st, Clients: e.clients, Committer: com,
+	e.committer = com
+	pages, err := web.New(web.Config{Issuer: issuer, Store: st, Clients: e.clients, Committer: com,
 		Box: testBox, Now: e.clock})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := oauth.New(oauth.Config{Issuer: "https://as.example", Clients: e.clients, Keys: kr, Revoked: e.state,
-		Committer: com, Metrics: met, Store: st, Pages: pages.Handler(), AccessTokenTTL: time.Hour, MaxBodyBytes: 4096, Now: e.clock})
+	s, err := oauth.New(oauth.Config{Issuer: issuer, Clients: e.clients, Keys: kr, Revoked: e.state,
+		Committer: com, Metrics: met, Store: st, Pages: pages.Handler(), AccessTokenTTL: time.Hour, MaxBodyBytes: 4096, Now: e.clock,
+		Signer: e.signer, Statuses: e.statuses})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(s.CloseStreams)
+	e.server = s
 	e.handler = s.Handler()
 	e.srv = httptest.NewServer(e.handler)
 	t.Cleanup(func() {
@@ -204,9 +243,23 @@ func (e *env) issue(id, sec, scope string) string {
 	return r.json(e.t)["access_token"].(string)
 }
 
+// secrets are the secrets of the env's confidential clients.
+var secrets = map[string]string{"app": appSecret, "other": otherSecret, "special:id": specialSecret, "codeonly": appSecret,
+	"webapp": appSecret, "plainok": appSecret, "cconly": appSecret, "jwtapp": appSecret, "jwtweb": appSecret,
+	"rs": rsSecret, "rs-issuer": rsSecret, "rs-a": rsSecret, "rs-b": rsSecret}
+
+// active reports whether the server says tok is active, asking as a client that may know: the
+// resource server for every audience for an access token, the token's own client for a
+// refresh token (which no one else may introspect).
 func (e *env) active(tok string) bool {
 	e.t.Helper()
-	r := e.do(req{path: "/oauth2/introspect", body: "token=" + url.QueryEscape(tok), user: "other", pass: otherSecret})
+	caller := "rs"
+	if strings.HasPrefix(tok, token.RefreshPrefix) {
+		if rt, err := e.store.GetRefreshToken(context.Background(), token.Hash(tok)); err == nil {
+			caller = rt.ClientID
+		}
+	}
+	r := e.do(req{path: "/oauth2/introspect", body: "token=" + url.QueryEscape(tok), user: caller, pass: secrets[caller]})
 	if r.status != 200 {
 		e.t.Fatalf("introspect: %d %s", r.status, r.body)
 	}
@@ -433,10 +486,10 @@ func TestIntrospectionRFC7662(t *testing.T) {
 	tok := e.issue("app", appSecret, "read")
 
 	t.Run("active token members", func(t *testing.T) {
-		r := intro("token="+tok, "other", otherSecret)
+		r := intro("token="+tok, "rs", rsSecret)
 		m := r.json(t)
 		for k, want := range map[string]any{"active": true, "scope": "read", "client_id": "app", "token_type": "Bearer",
-			"iss": "https://as.example", "sub": "app"} {
+			"iss": "https://as.example", "sub": "app", "aud": "https://as.example"} {
 			if m[k] != want {
 				t.Errorf("%s = %v, want %v", k, m[k], want)
 			}

@@ -61,7 +61,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rev := rescind.Revocation{Kind: rescind.RevokeToken, Key: claims.jti, ClientID: claims.clientID, RevokedAt: now, ExpiresAt: claims.expiry,
-		Subject: claims.subject, StatusList: claims.statusList, StatusIdx: claims.statusIdx,
+		Subject: claims.subject, StatusList: claims.statusList, StatusIdx: claims.statusIdx, Audience: claims.audience,
 		Actor: "client:" + client.ID, Reason: "revocation endpoint"}
 	if err := s.committer.Revoke(r.Context(), rev); err != nil {
 		if r.Context().Err() != nil {

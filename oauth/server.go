@@ -45,6 +45,9 @@ type Config struct {
 	Statuses *statuslist.Allocator
 	// StatusListTTL is the ttl of published status lists. If zero, 60 seconds.
 	StatusListTTL time.Duration
+	// Events wakes the event streams when revocations commit. If nil, the Server makes its own,
+	// woken by NotifyRevocations.
+	Events *Events
 	// Limiter, if set, rate-limits failed client authentications (429 with Retry-After).
 	Limiter *ratelimit.Limiter
 	// RevokeGrantWithAccessToken makes revoking an access token of a grant revoke the whole
@@ -84,7 +87,9 @@ type Server struct {
 	statusTTL       time.Duration
 	listMu          sync.Mutex
 	lists           map[string]renderedList
-	events          hub
+	knownLists      map[string]time.Time // status lists found in the store: id -> record expiry
+	missingLists    map[string]time.Time // ids found to name no list: id -> when to look again
+	events          *Events
 	limiter         *ratelimit.Limiter
 	tokenTTL        time.Duration
 	maxBody         int64
@@ -106,8 +111,12 @@ func New(cfg Config) (*Server, error) {
 		ready: cfg.Ready, refresh: cfg.RefreshKeys, log: cfg.Logger, now: cfg.Now,
 		store: cfg.Store, pages: cfg.Pages, refreshTTL: cfg.RefreshTokenTTL, grantWithAccess: cfg.RevokeGrantWithAccessToken,
 		signer: cfg.Signer, statuses: cfg.Statuses, limiter: cfg.Limiter, statusTTL: cfg.StatusListTTL, lists: make(map[string]renderedList),
+		knownLists: make(map[string]time.Time), missingLists: make(map[string]time.Time),
 	}
 	s.statusBase = s.issuer + "/oauth2/statuslists/"
+	if s.events = cfg.Events; s.events == nil {
+		s.events = &Events{}
+	}
 	if s.statusTTL <= 0 {
 		s.statusTTL = time.Minute
 	}

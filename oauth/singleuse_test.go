@@ -219,7 +219,7 @@ func TestEveryGrantTokenRaisesTheBound(t *testing.T) {
 		e.clients.Invalidate("webapp")
 	}
 	exp := func(tok string) time.Time {
-		r := e.do(req{path: "/oauth2/introspect", body: "token=" + url.QueryEscape(tok), user: "other", pass: otherSecret})
+		r := e.do(req{path: "/oauth2/introspect", body: "token=" + url.QueryEscape(tok), user: "webapp", pass: appSecret})
 		return time.Unix(int64(r.json(t)["exp"].(float64)), 0)
 	}
 	bound := func() time.Time {

@@ -68,7 +68,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, perr)
 		return
 	}
-	resp, err := s.issueAccessToken(r.Context(), client, "", client.ID, scope, form.Get("resource"), s.newIssuance(client))
+	var audience []string
+	if res := form.Get("resource"); res != "" {
+		audience = []string{res}
+	}
+	resp, err := s.issueAccessToken(r.Context(), client, "", client.ID, scope, audience, s.newIssuance(client))
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "issuing access token", "err", err)
 		writeError(w, errServer)
@@ -93,10 +97,12 @@ func (s *Server) newIssuance(client rescind.Client) issuance {
 }
 
 // issueAccessToken issues an access token in the client's format: opaque (sealed, nothing
-// written) or JWT (RFC 9068, with a status list entry), issued and expiring as is says. audience
-// is the RFC 8707 resource, for JWTs; empty means the issuer.
-func (s *Server) issueAccessToken(ctx context.Context, client rescind.Client, grantID, subject, scope, audience string, is issuance) (tokenResponse, error) {
+// written) or JWT (RFC 9068, with a status list entry), issued and expiring as is says.
+// audience lists the RFC 8707 resources; empty means the issuer. Both formats carry it, so
+// introspection knows who may see the token.
+func (s *Server) issueAccessToken(ctx context.Context, client rescind.Client, grantID, subject, scope string, audience []string, is issuance) (tokenResponse, error) {
 	now, ttl, exp := is.now, is.ttl, is.exp
+	audience = s.audienceOf(audience)
 	var text string
 	if client.TokenFormat == rescind.TokenFormatJWT {
 		var err error
@@ -108,7 +114,8 @@ func (s *Server) issueAccessToken(ctx context.Context, client rescind.Client, gr
 		if err != nil {
 			return tokenResponse{}, err
 		}
-		claims := &token.Claims{ID: id, ClientID: client.ID, GrantID: grantID, Subject: subject, Scope: scope, IssuedAt: now, Expiry: exp}
+		claims := &token.Claims{ID: id, ClientID: client.ID, GrantID: grantID, Subject: subject, Scope: scope, IssuedAt: now, Expiry: exp,
+			Audience: audience}
 		if text, err = s.keys.Seal(claims); err != nil {
 			return tokenResponse{}, err
 		}

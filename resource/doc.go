@@ -16,7 +16,10 @@
 // without, the status list's ttl. StalenessBound reports the current one.
 //
 // For opaque tokens it asks the introspection endpoint (RFC 7662), caching a positive answer
-// briefly; push events drop cached answers.
+// briefly; push events drop cached answers. Introspection and push use the resource server's own
+// client, which a Rescind server must know as a resource server for the audience (RFC 7662 §4);
+// a stream that carries only the client's own tokens (Rescind-Events-Scope: own-tokens) is not
+// counted as push coverage.
 //
 // Failures answer 401 with WWW-Authenticate: Bearer error="invalid_token" (RFC 6750 §3); a
 // missing scope answers 403 insufficient_scope. The verified claims are available to the next

@@ -30,6 +30,7 @@ type fakeAS struct {
 	listErr bool
 	fetches int
 	events  chan string
+	scope   string // the Rescind-Events-Scope header of the event stream, if set
 }
 
 func newFakeAS(t testing.TB) *fakeAS {
@@ -62,6 +63,9 @@ func newFakeAS(t testing.TB) *fakeAS {
 	})
 	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
+		if as.scope != "" {
+			w.Header().Set("Rescind-Events-Scope", as.scope)
+		}
 		w.WriteHeader(200)
 		w.(http.Flusher).Flush()
 		for {

@@ -141,7 +141,17 @@ func (m *Middleware) stream(ctx context.Context, endpoint string, last *string) 
 	if res.StatusCode != http.StatusOK {
 		return fmt.Errorf("event stream: HTTP %d", res.StatusCode)
 	}
-	m.setLive(true)
+	if res.Header.Get("Rescind-Events-Scope") == "own-tokens" {
+		// A Rescind server streams a client that is not a resource server only its own
+		// tokens' revocations: push does not cover the tokens this API accepts, so the
+		// staleness bound stays the status list's ttl.
+		m.ownOnce.Do(func() {
+			m.cfg.Logger.Warn("the revocation event stream carries only this client's own tokens: register the client " +
+				"as a resource server (rescind client create --resource-server --resource AUDIENCE) to be pushed revocations")
+		})
+	} else {
+		m.setLive(true)
+	}
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	var id, data string

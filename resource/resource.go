@@ -30,7 +30,9 @@ type Config struct {
 	// RequiredScopes must all be in the token's scope.
 	RequiredScopes []string
 	// ClientID and ClientSecret are the resource server's own client credentials, used for
-	// introspection of opaque tokens and for the event stream.
+	// introspection of opaque tokens and for the event stream. At a Rescind server the client
+	// must be registered as a resource server for Audience (client create --resource-server
+	// --resource AUDIENCE): any other client learns only about its own tokens.
 	ClientID, ClientSecret string
 	// Push subscribes to the revocation event stream (needs the client credentials).
 	Push bool
@@ -106,6 +108,7 @@ type Middleware struct {
 	// change. Expiry and revocation are checked on every request.
 	verifiedMu sync.RWMutex
 	verified   map[[32]byte]*jwtClaims
+	ownOnce    sync.Once // warns once that the event stream carries only the client's own tokens
 }
 
 type cachedList struct {
@@ -114,8 +117,12 @@ type cachedList struct {
 	bits    int
 	fetched time.Time
 	ttl     time.Duration
-	err     error
+	err     error     // the last fetch's error, if it failed
+	failed  time.Time // when it failed
 }
+
+// listRetryInterval is how long a status list that could not be fetched is not asked for again.
+const listRetryInterval = 2 * time.Second
 
 type introEntry struct {
 	claims *Claims
@@ -248,13 +255,31 @@ var (
 	ErrStatusStale = errors.New("the token's revocation status cannot be checked")
 )
 
+// Why Verify refuses a token that is not (or no longer) a valid access token for this resource
+// server. They are distinct values so that tests can tell which check refused a token.
+var (
+	errTooLong     = errors.New("the token is too long")
+	errNotJWS      = errors.New("the token is not a valid JWS")
+	errTyp         = errors.New("the token is not an access token (typ)")
+	errUnknownKey  = errors.New("the token is signed by an unknown key")
+	errAlgMismatch = errors.New("the token's algorithm does not match its key")
+	errSignature   = errors.New("the token's signature is invalid")
+	errClaims      = errors.New("the token's claims are malformed")
+	errIssuer      = errors.New("the token is from another issuer")
+	errAudience    = errors.New("the token is not for this audience")
+	errNoExp       = errors.New("the token has no exp")
+	errNoJTI       = errors.New("the token has no jti")
+	errNotYetValid = errors.New("the token is not valid yet")
+	errInactive    = errors.New("the token is not active")
+)
+
 // maxTokenLen bounds the tokens the middleware looks at.
 const maxTokenLen = 8192
 
 // Verify checks a token and returns its claims.
 func (m *Middleware) Verify(ctx context.Context, text string) (*Claims, error) {
 	if len(text) > maxTokenLen {
-		return nil, errors.New("the token is too long")
+		return nil, errTooLong
 	}
 	if token.LooksLikeJWT(text) {
 		return m.verifyJWT(ctx, text)
@@ -303,36 +328,36 @@ func (m *Middleware) verifyJWT(ctx context.Context, text string) (*Claims, error
 func (m *Middleware) verifySignature(ctx context.Context, text string) (*jwtClaims, error) {
 	jws, err := jose.ParseSigned(text, allowedAlgs) // "none" and HMAC are not in the list
 	if err != nil || len(jws.Signatures) != 1 {
-		return nil, errors.New("the token is not a valid JWS")
+		return nil, errNotJWS
 	}
 	h := jws.Signatures[0].Protected
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
-		return nil, errors.New("the token is not an access token (typ)")
+		return nil, errTyp
 	}
 	key, ok := m.key(ctx, h.KeyID)
 	if !ok {
-		return nil, errors.New("the token is signed by an unknown key")
+		return nil, errUnknownKey
 	}
 	if key.Algorithm != h.Algorithm { // the key says which algorithm it is for
-		return nil, errors.New("the token's algorithm does not match its key")
+		return nil, errAlgMismatch
 	}
 	payload, err := jws.Verify(key.Key)
 	if err != nil {
-		return nil, errors.New("the token's signature is invalid")
+		return nil, errSignature
 	}
 	var c jwtClaims
 	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, errors.New("the token's claims are malformed")
+		return nil, errClaims
 	}
 	switch {
 	case c.Iss != m.md.Issuer:
-		return nil, errors.New("the token is from another issuer")
+		return nil, errIssuer
 	case m.cfg.Audience == "" || !slices.Contains(c.Aud, m.cfg.Audience):
-		return nil, errors.New("the token is not for this audience")
+		return nil, errAudience
 	case c.Exp == nil:
-		return nil, errors.New("the token has no exp")
+		return nil, errNoExp
 	case c.Jti == "":
-		return nil, errors.New("the token has no jti")
+		return nil, errNoJTI
 	}
 	return &c, nil
 }
@@ -345,7 +370,7 @@ func (m *Middleware) checkJWT(ctx context.Context, c *jwtClaims) (*Claims, error
 	case now.Unix() >= *c.Exp:
 		return nil, ErrExpired
 	case c.Nbf != nil && now.Add(m.cfg.ClockSkew).Unix() < *c.Nbf:
-		return nil, errors.New("the token is not valid yet")
+		return nil, errNotYetValid
 	}
 	if m.pushedRevoked(c.Jti, c.Gid, c.ClientID, c.Iat, c.Status) {
 		return nil, ErrRevoked
@@ -454,11 +479,19 @@ func (m *Middleware) status(ctx context.Context, ref token.StatusListRef) (byte,
 	defer l.mu.Unlock()
 	now := m.cfg.Now()
 	if l.raw == nil || now.Sub(l.fetched) >= l.ttl {
+		// A list that could not be fetched is not asked for again for a moment: every request
+		// naming it would otherwise hit the server.
+		if l.err != nil && now.Sub(l.failed) < listRetryInterval {
+			return 0, l.err
+		}
 		if err := m.fetchList(ctx, ref.URI, l); err != nil {
 			m.cfg.Logger.Warn("refreshing status list", "uri", ref.URI, "err", err)
+			l.err, l.failed = err, now
 			if l.raw == nil || now.Sub(l.fetched) >= l.ttl {
 				return 0, err // nothing fresh enough: the caller fails closed
 			}
+		} else {
+			l.err = nil
 		}
 	}
 	st, ok := token.StatusAt(l.raw, l.bits, ref.Idx)
@@ -531,10 +564,10 @@ func (m *Middleware) introspect(ctx context.Context, text string) (*Claims, erro
 		return nil, fmt.Errorf("introspection failed: %w", err)
 	}
 	if !in.Active {
-		return nil, errors.New("the token is not active")
+		return nil, errInactive
 	}
 	if len(in.Aud) > 0 && m.cfg.Audience != "" && !slices.Contains(in.Aud, m.cfg.Audience) {
-		return nil, errors.New("the token is not for this audience")
+		return nil, errAudience
 	}
 	c := &Claims{Subject: in.Sub, ClientID: in.ClientID, Scopes: strings.Fields(in.Scope), Audience: in.Aud, ID: in.Jti,
 		IssuedAt: time.Unix(in.Iat, 0), Expiry: time.Unix(in.Exp, 0)}

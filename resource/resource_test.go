@@ -6,10 +6,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +32,8 @@ func newMW(t testing.TB, as *fakeAS, cfg Config) *Middleware {
 	return m
 }
 
+// TestVerifyJWTNegative: each token differs from a valid one in exactly one property, and is
+// refused by the check for that property.
 func TestVerifyJWTNegative(t *testing.T) {
 	as := newFakeAS(t)
 	m := newMW(t, as, Config{})
@@ -40,28 +45,40 @@ func TestVerifyJWTNegative(t *testing.T) {
 	pubDER, _ := x509.MarshalPKIXPublicKey(&as.key.PublicKey)
 	now := time.Now().Unix()
 	valid := as.token(good)
-	cases := map[string]string{
-		"alg none":                    b64(`{"alg":"none","typ":"at+jwt","kid":"k1"}`) + "." + b64(`{"iss":"x"}`) + ".",
-		"HS256 with the public key":   as.sign(good, "at+jwt", "k1", jose.HS256, pubDER),
-		"wrong typ":                   as.sign(good, "JWT", "k1", jose.ES256, as.key),
-		"no typ":                      as.sign(good, "", "k1", jose.ES256, as.key),
-		"wrong aud":                   as.token(with(good, "aud", "https://other.example")),
-		"no aud":                      as.token(with(good, "aud", nil)),
-		"wrong iss":                   as.token(with(good, "iss", "https://evil.example")),
-		"expired":                     as.token(with(good, "exp", now-1)),
-		"no exp":                      as.token(with(good, "exp", nil)),
-		"not yet valid":               as.token(with(good, "nbf", now+600)),
-		"bad signature":               as.sign(good, "at+jwt", "k1", jose.ES256, otherKey),
-		"unknown key":                 as.sign(good, "at+jwt", "k9", jose.ES256, otherKey),
-		"truncated":                   valid[:len(valid)-10],
-		"oversized":                   valid + strings.Repeat("A", 9000),
-		"not a token":                 "eyJhbGciOiJFUzI1NiJ9.e30",
-		"ES384 with an ES256 key kid": as.sign(good, "at+jwt", "k1", jose.ES384, mustKey384()),
+	goodJSON, _ := json.Marshal(good)
+	cases := []struct {
+		name string
+		tok  string
+		want error
+	}{
+		// The valid header with alg "none" and no signature.
+		{"alg none", b64(`{"alg":"none","kid":"k1","typ":"at+jwt"}`) + "." + b64(string(goodJSON)) + ".", errNotJWS},
+		// HMAC keyed with the public key: the classic algorithm confusion.
+		{"HS256 with the public key", as.sign(good, "at+jwt", "k1", jose.HS256, pubDER), errNotJWS},
+		{"ES384 under the ES256 key's kid", as.sign(good, "at+jwt", "k1", jose.ES384, mustKey384()), errAlgMismatch},
+		{"wrong typ", as.sign(good, "JWT", "k1", jose.ES256, as.key), errTyp},
+		{"no typ", as.sign(good, "", "k1", jose.ES256, as.key), errTyp},
+		{"unknown kid", as.sign(good, "at+jwt", "k9", jose.ES256, as.key), errUnknownKey},
+		{"signed by another key", as.sign(good, "at+jwt", "k1", jose.ES256, otherKey), errSignature},
+		{"signature cut short", valid[:len(valid)-8], errSignature},
+		{"wrong aud", as.token(with(good, "aud", "https://other.example")), errAudience},
+		{"no aud", as.token(with(good, "aud", nil)), errAudience},
+		{"wrong iss", as.token(with(good, "iss", "https://evil.example")), errIssuer},
+		{"no exp", as.token(with(good, "exp", nil)), errNoExp},
+		{"no jti", as.token(with(good, "jti", nil)), errNoJTI},
+		{"exp is a string", as.token(with(good, "exp", "tomorrow")), errClaims},
+		{"expired", as.token(with(good, "exp", now-1)), ErrExpired},
+		{"not yet valid", as.token(with(good, "nbf", now+600)), errNotYetValid},
+		{"oversized", valid + "." + strings.Repeat("A", maxTokenLen), errTooLong},
 	}
-	for name, tok := range cases {
-		t.Run(name, func(t *testing.T) {
-			if c, err := m.Verify(context.Background(), tok); err == nil {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := m.Verify(context.Background(), tc.tok)
+			if err == nil {
 				t.Fatalf("accepted: %+v", c)
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("refused with %q, want %q", err, tc.want)
 			}
 		})
 	}
@@ -247,5 +264,80 @@ func BenchmarkJWTWithStatus(b *testing.B) {
 		if _, err := m.Verify(context.Background(), tok); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestPushOwnTokensOnly: a stream that carries only the client's own tokens (a client that is
+// not registered as a resource server) is followed, but does not count as push coverage: the
+// staleness bound stays the status list's, and the middleware says why, once.
+func TestPushOwnTokensOnly(t *testing.T) {
+	as := newFakeAS(t)
+	as.scope = "own-tokens"
+	var logs syncLog
+	m := newMW(t, as, Config{Push: true, ClientID: "app", ClientSecret: "s", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	tok := as.token(as.claims(9))
+	if _, err := m.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	as.events <- `{"type":"token","jti":"jti-9","client_id":"app","exp":9999999999}`
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := m.Verify(context.Background(), tok); errors.Is(err, ErrRevoked) {
+			break // the stream is connected and its events applied
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the own-tokens stream's event never arrived")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if b := m.StalenessBound(); b != time.Minute {
+		t.Fatalf("StalenessBound = %v with an own-tokens stream; want the status list's ttl (1m), not 0", b)
+	}
+	if !strings.Contains(logs.String(), "resource server") || strings.Count(logs.String(), "only this client's own tokens") != 1 {
+		t.Fatalf("log: %s", logs.String())
+	}
+}
+
+// syncLog is a log sink safe for the middleware's goroutines.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestStatusListFailureNotRefetchedAtOnce: a list that cannot be fetched is not asked for again on
+// every request (each would hit the server), only after a short interval; meanwhile tokens naming
+// it are refused (fail closed).
+func TestStatusListFailureNotRefetchedAtOnce(t *testing.T) {
+	as := newFakeAS(t)
+	as.listErr = true
+	now := time.Now()
+	m := newMW(t, as, Config{Now: func() time.Time { return now }})
+	for range 5 {
+		if _, err := m.Verify(context.Background(), as.token(as.claims(3))); !errors.Is(err, ErrStatusStale) {
+			t.Fatalf("list down: %v, want ErrStatusStale", err)
+		}
+	}
+	as.mu.Lock()
+	n := as.fetches
+	as.listErr = false
+	as.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("5 requests fetched the failing list %d times, want 1", n)
+	}
+	now = now.Add(listRetryInterval)
+	if _, err := m.Verify(context.Background(), as.token(as.claims(3))); err != nil {
+		t.Fatalf("after the retry interval, with the list back: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,8 @@ func FuzzOpen(f *testing.F) {
 	k := SealKey{ID: [4]byte{1, 2, 3, 4}, Secret: make([]byte, 32)}
 	kr, _ := NewKeyring(k)
 	valid, _ := kr.Seal(&Claims{ClientID: "c", Subject: "s", Scope: "read", IssuedAt: time.Unix(1, 0), Expiry: time.Unix(100, 0)})
-	for _, s := range []string{valid, valid[:20], AccessPrefix, AccessPrefix + "AQECAwQ", "rsc_rt_x", ""} {
+	withAud, _ := kr.Seal(&Claims{ClientID: "c", Scope: "read", Audience: []string{"https://a.example", "urn:b"}})
+	for _, s := range []string{valid, withAud, valid[:20], AccessPrefix, AccessPrefix + "AQECAwQ", "rsc_rt_x", ""} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
@@ -25,7 +27,7 @@ func FuzzOpen(f *testing.F) {
 			t.Fatal(err)
 		}
 		c2, err := kr.Open(again)
-		if err != nil || c2.ClientID != c.ClientID || c2.Scope != c.Scope || c2.ID != c.ID {
+		if err != nil || c2.ClientID != c.ClientID || c2.Scope != c.Scope || c2.ID != c.ID || !slices.Equal(c2.Audience, c.Audience) {
 			t.Fatalf("re-sealed claims differ: %+v %+v %v", c, c2, err)
 		}
 	})

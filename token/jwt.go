@@ -209,16 +209,16 @@ func (s *Signer) JWKS(now time.Time) jose.JSONWebKeySet {
 // AccessClaims are the claims of a JWT access token (RFC 9068 §2.2), with the status claim of
 // the Token Status List and the grant id.
 type AccessClaims struct {
-	Issuer   string  `json:"iss"`
-	Subject  string  `json:"sub"`
-	Audience string  `json:"aud"`
-	Expiry   int64   `json:"exp"`
-	IssuedAt int64   `json:"iat"`
-	ID       string  `json:"jti"`
-	ClientID string  `json:"client_id"`
-	Scope    string  `json:"scope,omitempty"`
-	GrantID  string  `json:"gid,omitempty"`
-	Status   *Status `json:"status,omitempty"`
+	Issuer   string   `json:"iss"`
+	Subject  string   `json:"sub"`
+	Audience Audience `json:"aud"`
+	Expiry   int64    `json:"exp"`
+	IssuedAt int64    `json:"iat"`
+	ID       string   `json:"jti"`
+	ClientID string   `json:"client_id"`
+	Scope    string   `json:"scope,omitempty"`
+	GrantID  string   `json:"gid,omitempty"`
+	Status   *Status  `json:"status,omitempty"`
 }
 
 // Status is the status claim of a referenced token (Token Status List §6.1).
@@ -230,4 +230,31 @@ type Status struct {
 type StatusListRef struct {
 	Idx int64  `json:"idx"`
 	URI string `json:"uri"`
+}
+
+// Audience is a JWT "aud" claim (RFC 7519 §4.1.3): one value is written as a string, as RFC 9068
+// examples and most resource servers expect, several as an array; both are read.
+type Audience []string
+
+// MarshalJSON implements json.Marshaler.
+func (a Audience) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
+	}
+	return json.Marshal([]string(a))
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (a *Audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = Audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("token: aud must be a string or an array of strings")
+	}
+	*a = many
+	return nil
 }

@@ -22,8 +22,13 @@ const AccessPrefix = "rsc_at_"
 // MaxLength bounds the text length of a token the server will try to open.
 const MaxLength = 4096
 
+// Format versions. Version 1 carries no audience (its tokens' audience is the issuer);
+// version 2 adds the audience list after the other claims. Both open. A token without an
+// audience is still sealed as version 1, so that a server that knows only version 1 (an older
+// instance during an upgrade) reads it, and revokes it, like any other.
 const (
-	formatVersion = 1
+	formatV1      = 1
+	formatVersion = 2
 	kidLen        = 4
 	headerLen     = 1 + kidLen
 	crcLen        = 4
@@ -58,7 +63,13 @@ type Claims struct {
 	IssuedAt time.Time
 	// Expiry is when the token stops being valid, to the second.
 	Expiry time.Time
+	// Audience lists the resources (RFC 8707) the token is for. Empty means the issuer: a
+	// token sealed before audiences were sealed (format version 1) opens with none.
+	Audience []string
 }
+
+// MaxAudience bounds the number of audience values a token carries.
+const MaxAudience = 32
 
 // JTI returns the token id in its text form (base64url, 22 characters).
 func (c *Claims) JTI() string {
@@ -172,11 +183,27 @@ func (kr *Keyring) Seal(c *Claims) (string, error) {
 	if aead == nil {
 		return "", errors.New("token: keyring has no active key")
 	}
-	pt := make([]byte, 0, 64+len(c.GrantID)+len(c.ClientID)+len(c.Subject)+len(c.Scope))
-	pt = appendClaims(pt, c)
+	v := byte(formatVersion)
+	if len(c.Audience) == 0 {
+		v = formatV1
+	}
+	return kr.seal(c, kid, aead, v)
+}
+
+// seal seals c in format version v.
+func (kr *Keyring) seal(c *Claims, kid [kidLen]byte, aead cipher.AEAD, v byte) (string, error) {
+	if len(c.Audience) > MaxAudience {
+		return "", fmt.Errorf("token: at most %d audience values", MaxAudience)
+	}
+	n := 64 + len(c.GrantID) + len(c.ClientID) + len(c.Subject) + len(c.Scope)
+	for _, a := range c.Audience {
+		n += 2 + len(a)
+	}
+	pt := make([]byte, 0, n)
+	pt = appendClaims(pt, c, v)
 
 	raw := make([]byte, headerLen+aead.NonceSize(), headerLen+aead.NonceSize()+len(pt)+aead.Overhead()+crcLen)
-	raw[0] = formatVersion
+	raw[0] = v
 	copy(raw[1:headerLen], kid[:])
 	nonce := raw[headerLen:]
 	if _, err := rand.Read(nonce); err != nil {
@@ -216,7 +243,7 @@ func (kr *Keyring) Open(text string) (*Claims, error) {
 	if err != nil {
 		return nil, ErrInvalid
 	}
-	c, err := parseClaims(pt)
+	c, err := parseClaims(pt, raw[0])
 	if err != nil {
 		return nil, ErrInvalid
 	}
@@ -237,7 +264,7 @@ func decode(text string) ([]byte, [kidLen]byte, error) {
 		return nil, kid, ErrMalformed
 	}
 	raw, err := strictB64.DecodeString(text[len(AccessPrefix):])
-	if err != nil || len(raw) < headerLen+crcLen || raw[0] != formatVersion {
+	if err != nil || len(raw) < headerLen+crcLen || (raw[0] != formatV1 && raw[0] != formatVersion) {
 		return nil, kid, ErrMalformed
 	}
 	body := raw[:len(raw)-crcLen]
@@ -253,18 +280,51 @@ func appendChecksum(b []byte) []byte {
 	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
 }
 
-func appendClaims(b []byte, c *Claims) []byte {
+// appendClaims encodes c in format version v: the id, iat (ns) and exp (s), then client id,
+// subject, grant id and scope, each prefixed by its length (uvarint); version 2 then has the
+// number of audience values (uvarint) and each, length-prefixed. The version byte is part of
+// the authenticated header, so a token cannot be opened as the other version.
+func appendClaims(b []byte, c *Claims, v byte) []byte {
 	b = append(b, c.ID[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(c.IssuedAt.UnixNano()))
 	b = binary.BigEndian.AppendUint64(b, uint64(c.Expiry.Unix()))
 	for _, s := range [...]string{c.ClientID, c.Subject, c.GrantID, c.Scope} {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
+		b = appendString(b, s)
+	}
+	if v >= 2 {
+		b = binary.AppendUvarint(b, uint64(len(c.Audience)))
+		for _, a := range c.Audience {
+			b = appendString(b, a)
+		}
 	}
 	return b
 }
 
-func parseClaims(b []byte) (*Claims, error) {
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// readUvarint reads a uvarint in its shortest encoding (so each set of claims has exactly one
+// encoding) and returns it and its length.
+func readUvarint(b []byte) (uint64, int, bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || k > 1 && b[k-1] == 0 {
+		return 0, 0, false
+	}
+	return n, k, true
+}
+
+// readString reads a length-prefixed string from b and returns it and the rest of b.
+func readString(b []byte) (string, []byte, bool) {
+	n, k, ok := readUvarint(b)
+	if !ok || n > uint64(len(b)-k) {
+		return "", nil, false
+	}
+	return string(b[k : k+int(n)]), b[k+int(n):], true
+}
+
+func parseClaims(b []byte, v byte) (*Claims, error) {
 	if len(b) < jtiLen+16 {
 		return nil, ErrMalformed
 	}
@@ -275,12 +335,24 @@ func parseClaims(b []byte) (*Claims, error) {
 	c.Expiry = time.Unix(int64(binary.BigEndian.Uint64(b[8:])), 0)
 	b = b[16:]
 	for _, dst := range [...]*string{&c.ClientID, &c.Subject, &c.GrantID, &c.Scope} {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
+		var ok bool
+		if *dst, b, ok = readString(b); !ok {
 			return nil, ErrMalformed
 		}
-		*dst = string(b[k : k+int(n)])
-		b = b[k+int(n):]
+	}
+	if v >= 2 {
+		n, k, ok := readUvarint(b)
+		if !ok || n > MaxAudience {
+			return nil, ErrMalformed
+		}
+		b = b[k:]
+		for range n {
+			a, rest, ok := readString(b)
+			if !ok {
+				return nil, ErrMalformed
+			}
+			c.Audience, b = append(c.Audience, a), rest
+		}
 	}
 	if len(b) != 0 {
 		return nil, ErrMalformed

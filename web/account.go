@@ -1,9 +1,12 @@
 package web
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,11 +24,35 @@ func loginKeys(r *http.Request, username string) []string {
 	return []string{"login-addr:" + host, "user:" + username + "|" + host}
 }
 
-// safeNext returns next if it is a local path on this server, else the apps page, so the login
-// form cannot be used to redirect anywhere else.
+// UsernameHash identifies a typed username in logs without the text: the first 8 bytes of its
+// SHA-256, in hex. A person who types their password into the username field must not find it
+// in the log; an operator can still tell repeated attempts on one name apart from a spray, and
+// check a suspected name with: printf '%s' NAME | sha256sum | cut -c1-16.
+func UsernameHash(username string) string {
+	h := sha256.Sum256([]byte(username))
+	return hex.EncodeToString(h[:8])
+}
+
+// safeNext returns next if it is an absolute path on this server, else the apps page, so the
+// login form cannot send the browser anywhere else. It allows only what RFC 3986 calls a
+// path-absolute reference with an optional query: printable ASCII without backslash or space,
+// one leading slash not followed by another slash. Browsers strip tabs and newlines from a URL,
+// trim control characters and read a backslash as a slash (the WHATWG URL standard), so
+// "/<TAB>/evil.example" would leave the origin: every such character is refused, not cleaned.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || len(next) > 8192 {
-		return "/account/apps"
+	const home = "/account/apps"
+	if len(next) < 1 || len(next) > 8192 || next[0] != '/' {
+		return home
+	}
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return home
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || u.Fragment != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") || strings.HasPrefix(next, "//") {
+		return home
 	}
 	return next
 }
@@ -57,7 +84,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	keys := loginKeys(r, username)
 	if s.cfg.Limiter != nil {
 		if ok, retry := s.cfg.Limiter.Allow(keys...); !ok {
-			s.cfg.Logger.WarnContext(r.Context(), "security: login rate limited", "username", username, "remote", r.RemoteAddr)
+			s.cfg.Logger.WarnContext(r.Context(), "security: login rate limited", "username_hash", UsernameHash(username), "remote", r.RemoteAddr)
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry/time.Second))))
 			s.render(w, http.StatusTooManyRequests, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
 				"Username": username, "Error": "Too many failed attempts. Wait a little and try again."})
@@ -69,7 +96,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.Limiter != nil {
 			s.cfg.Limiter.Fail(keys...)
 		}
-		s.cfg.Logger.WarnContext(r.Context(), "failed login", "username", username, "remote", r.RemoteAddr)
+		s.cfg.Logger.WarnContext(r.Context(), "failed login", "username_hash", UsernameHash(username), "remote", r.RemoteAddr)
 		s.render(w, http.StatusUnauthorized, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
 			"Username": username, "Error": "Wrong username or password."})
 		return

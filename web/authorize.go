@@ -9,6 +9,7 @@ import (
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/pkce"
+	redirectrule "github.com/rescind/rescind/internal/redirect"
 	"github.com/rescind/rescind/internal/secret"
 	"github.com/rescind/rescind/token"
 )
@@ -60,11 +61,20 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 	case !ok:
 		return nil, "The request has more than one redirect_uri.", nil
 	case redirect != "":
-		if !slices.Contains(c.RedirectURIs, redirect) { // exact match (RFC 9700 §4.1.3)
+		// Exact match (RFC 9700 §4.1.3), but any port for a loopback URI (RFC 8252 §7.3).
+		reg, ok := redirectrule.Match(c.RedirectURIs, redirect)
+		if !ok {
 			return nil, "The redirect_uri is not registered for this client.", nil
+		}
+		// A URI registered before the registration rules existed is held to them here.
+		if err := redirectrule.Validate(reg, c.AllowInsecureRedirect); err != nil {
+			return nil, "The client's registered redirect URI is not allowed: " + err.Error(), nil
 		}
 		ar.redirectURI, ar.redirectURIGiven = redirect, true
 	case len(c.RedirectURIs) == 1:
+		if err := redirectrule.Validate(c.RedirectURIs[0], c.AllowInsecureRedirect); err != nil {
+			return nil, "The client's registered redirect URI is not allowed: " + err.Error(), nil
+		}
 		ar.redirectURI = c.RedirectURIs[0]
 	default:
 		return nil, "The request must name one of the client's registered redirect URIs.", nil

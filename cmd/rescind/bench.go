@@ -157,15 +157,16 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 			revokeURL: "http://" + addr + "/", auth: client.BasicAuth("c", "s"), proc: proc}
 	}
 
+	progress := progressWriter(cmd.ErrOrStderr())
 	var results []benchResult
 	for _, sc := range scenarios {
 		var ceil benchResult
 		if ceiling != nil {
-			ceil = runScenario(ctx, cmd.ErrOrStderr(), f, *ceiling, sc, mix)
+			ceil = runScenario(ctx, progress, f, *ceiling, sc, mix)
 			ceil.Scenario, ceil.Target = sc, "ceiling"
 			results = append(results, ceil)
 		}
-		r := runScenario(ctx, cmd.ErrOrStderr(), f, target, sc, mix)
+		r := runScenario(ctx, progress, f, target, sc, mix)
 		if ceiling != nil && ceil.RPS > 0 {
 			r.CeilingRPS = ceil.RPS
 			r.RatioRPS = r.RPS / ceil.RPS
@@ -183,6 +184,26 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	}
 	printBenchTable(cmd.OutOrStdout(), results, f)
 	return nil
+}
+
+// progressWriter is where the live progress line ("\r...") goes: w if it is a terminal, else
+// nowhere, so that piped or logged output is not flooded with carriage returns.
+func progressWriter(w io.Writer) io.Writer {
+	if isTerminal(w) {
+		return w
+	}
+	return io.Discard
+}
+
+// isTerminal reports whether w is a character device: a terminal (or /dev/null, where the
+// progress line does no harm either).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func parseMix(s string) ([3]int, error) {

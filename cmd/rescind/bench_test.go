@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os/exec"
 	"testing"
@@ -9,10 +10,16 @@ import (
 // TestBenchCommand runs `rescind bench --embedded --ceiling` briefly and checks the report's
 // shape: every scenario measured against both targets, with ratios. No figure is asserted.
 func TestBenchCommand(t *testing.T) {
-	out, err := exec.Command(binary, "bench", "--embedded", "--ceiling", "--duration", "400ms", "--warmup", "100ms",
-		"--connections", "4", "--scenarios", "token,introspect,revoke,mixed", "--json").Output()
+	cmd := exec.Command(binary, "bench", "--embedded", "--ceiling", "--duration", "400ms", "--warmup", "100ms",
+		"--connections", "4", "--scenarios", "token,introspect,revoke,mixed", "--json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr // a pipe, not a terminal
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("bench: %v\n%s", err, out)
+		t.Fatalf("bench: %v\n%s\n%s", err, out, stderr.String())
+	}
+	if bytes.ContainsRune(stderr.Bytes(), '\r') {
+		t.Fatalf("bench wrote terminal progress (\\r) to a pipe:\n%q", stderr.String())
 	}
 	var rs []benchResult
 	if err := json.Unmarshal(out, &rs); err != nil {

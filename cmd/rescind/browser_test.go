@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,26 +15,12 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/rescind/rescind/admin"
-	"github.com/rescind/rescind/internal/testenv"
+	"github.com/rescind/rescind/internal/browsertest"
 )
-
-// chromiumPath finds the browser: RESCIND_CHROMIUM, else Debian's chromium.
-func chromiumPath(t *testing.T) string {
-	for _, p := range []string{os.Getenv("RESCIND_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if p != "" {
-			if _, err := exec.LookPath(p); err == nil {
-				return p
-			}
-		}
-	}
-	testenv.Unavailable(t, "browser", "no chromium (install Debian's chromium, or set RESCIND_CHROMIUM)")
-	return ""
-}
 
 // TestConnectedAppsInBrowser: a person logs in, approves two apps, sees both on the connected
 // apps page, revokes one with its button, and that app's tokens die while the other's live.
 func TestConnectedAppsInBrowser(t *testing.T) {
-	execPath := chromiumPath(t)
 	data := filepath.Join(shortTempDir(t), "d")
 	srv := startServer(t, data, nil)
 	createUser(t, data, "alice", "alice-password")
@@ -60,35 +44,15 @@ func TestConnectedAppsInBrowser(t *testing.T) {
 	}
 	one, two := mk("Photo Printer"), mk("Calendar Sync")
 	var rs admin.ClientInfo
-	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "api")), &rs)
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "api", "--resource-server")), &rs)
 	cfgOf := func(c admin.ClientInfo) oauth2.Config {
 		return oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: cb.URL + "/cb", Scopes: []string{"photos.read"},
 			Endpoint: oauth2.Endpoint{AuthURL: srv.url + "/oauth2/authorize", TokenURL: srv.url + "/oauth2/token"}}
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(execPath), chromedp.NoSandbox,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true), chromedp.UserDataDir(t.TempDir()))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	browser, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	// The first action starts the browser and must not carry a timeout (it would stop the
-	// browser); the rest run under one.
-	if err := chromedp.Do(browser, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
+	browser := browsertest.Start(t)
 	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
 	defer cancel()
-	shots := t.TempDir()
-	defer func() {
-		if t.Failed() {
-			if png, err := chromedp.Run(browser, chromedp.FullScreenshot(100)); err == nil {
-				p := filepath.Join(shots, "failure.png")
-				os.WriteFile(p, png, 0o600)
-				t.Logf("screenshot of the failure: %s", p)
-			}
-		}
-	}()
 
 	approve := func(c admin.ClientInfo, state string, login bool) *oauth2.Token {
 		t.Helper()
@@ -142,11 +106,13 @@ func TestConnectedAppsInBrowser(t *testing.T) {
 	if strings.Contains(page, "Photo Printer") || !strings.Contains(page, "Calendar Sync") {
 		t.Fatalf("after revoking, the page shows:\n%s", page)
 	}
+	// Access tokens as the resource server sees them; refresh tokens as their own app (no one
+	// else may introspect them).
 	active := func(tok string) bool { return srv.active(rs.ClientID, rs.ClientSecret, tok) }
-	if active(t1.AccessToken) || active(t1.RefreshToken) {
+	if active(t1.AccessToken) || srv.active(one.ClientID, one.ClientSecret, t1.RefreshToken) {
 		t.Fatal("the revoked app's tokens are still active")
 	}
-	if !active(t2.AccessToken) || !active(t2.RefreshToken) {
+	if !active(t2.AccessToken) || !srv.active(two.ClientID, two.ClientSecret, t2.RefreshToken) {
 		t.Fatal("the other app's tokens stopped working")
 	}
 }

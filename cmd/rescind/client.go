@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -17,7 +18,7 @@ func newClientCommand() *cobra.Command {
 		Use:   "client",
 		Short: "Manage OAuth clients (through the running server's admin API)",
 	}
-	addSettingFlags(cmd, true, "admin_url")
+	addSettingFlags(cmd, true, "admin_url", "admin_ca")
 	cmd.AddCommand(newClientCreateCommand(), newClientListCommand(), newClientGetCommand(), newClientDeleteCommand(),
 		newClientUpdateCommand(), newClientRotateSecretCommand())
 	return cmd
@@ -30,15 +31,19 @@ func newClientCreateCommand() *cobra.Command {
 		output       string
 		grantTypes   []string
 		redirectURIs []string
+		secretStdin  bool
+		secretArgv   string
 	)
 	cmd := &cobra.Command{
 		Use:   "create --name NAME [flags]",
 		Short: "Register a client and print it, with its secret (shown this once)",
 		Example: `  rescind client create --name billing --scope "read write"
-  eval "$(rescind client create --name demo --scope read --output env)"   # sets RESCIND_CLIENT_ID, RESCIND_CLIENT_SECRET`,
+  eval "$(rescind client create --name demo --scope read --output env)"   # sets RESCIND_CLIENT_ID, RESCIND_CLIENT_SECRET
+  rescind client create --name api --resource-server --resource https://api.example   # may introspect tokens for it
+  printf '%s' "$SECRET" | rescind client create --name legacy --secret-stdin            # a secret of your own`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
@@ -53,7 +58,21 @@ func newClientCreateCommand() *cobra.Command {
 				req.GrantTypes = append(req.GrantTypes, strings.Fields(strings.ReplaceAll(g, ",", " "))...)
 			}
 			req.RedirectURIs = redirectURIs
-			info, err := adminClient(st).CreateClient(cmd.Context(), req)
+			if cmd.Flags().Changed("secret") {
+				return errors.New("--secret is not accepted: a secret on the command line is visible to other users " +
+					"(ps, /proc, shell history); pipe it in with --secret-stdin instead")
+			}
+			if secretStdin {
+				b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4097))
+				if err != nil {
+					return fmt.Errorf("reading the secret from stdin: %w", err)
+				}
+				req.Secret = strings.TrimRight(string(b), "\r\n")
+				if req.Secret == "" || len(req.Secret) > 4096 {
+					return errors.New("--secret-stdin: stdin must hold the secret (1 to 4096 bytes)")
+				}
+			}
+			info, err := adminClient(cfg).CreateClient(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
@@ -70,12 +89,18 @@ func newClientCreateCommand() *cobra.Command {
 	f.StringSliceVar(&grantTypes, "grant-types", nil, "grant types, comma-separated (default: authorization_code,refresh_token for --public; "+
 		"those and client_credentials with --redirect-uri; else client_credentials)")
 	f.StringVar(&req.Scope, "scope", "", `space-separated scopes the client may be granted, e.g. "read write"`)
-	f.StringVar(&req.Secret, "secret", "", "use this secret instead of a generated one")
+	f.BoolVar(&secretStdin, "secret-stdin", false, "read the client secret from stdin instead of generating one")
+	f.StringVar(&secretArgv, "secret", "", "removed: use --secret-stdin")
+	f.MarkHidden("secret")
 	f.BoolVar(&req.Public, "public", false, "a public client, without a secret")
 	f.DurationVar(&ttl, "token-ttl", 0, "access token lifetime (default: the server's)")
 	f.StringArrayVar(&redirectURIs, "redirect-uri", nil, "a redirect URI (repeatable)")
 	f.StringVar(&req.TokenFormat, "token-format", "opaque", "access token format: opaque or jwt (RFC 9068, with a Token Status List entry)")
 	f.BoolVar(&req.AllowPlainPKCE, "allow-plain-pkce", false, `allow the "plain" PKCE method (S256 is required otherwise)`)
+	f.BoolVar(&req.ResourceServer, "resource-server", false, "a resource server: may introspect access tokens for its --resource URIs "+
+		"(every access token without any) and receive their revocation events")
+	f.StringArrayVar(&req.Resources, "resource", nil, "a resource URI this resource server serves (repeatable; needs --resource-server)")
+	f.BoolVar(&req.AllowInsecureRedirect, "allow-insecure-redirect", false, "allow plain-http redirect URIs on hosts other than loopback (development only)")
 	f.StringVarP(&output, "output", "o", "json", "output format: json, or env for shell variables")
 	cmd.MarkFlagRequired("name")
 	return cmd
@@ -87,11 +112,11 @@ func newClientListCommand() *cobra.Command {
 		Short: "List clients as JSON",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
-			list, err := adminClient(st).ListClients(cmd.Context())
+			list, err := adminClient(cfg).ListClients(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -106,11 +131,11 @@ func newClientGetCommand() *cobra.Command {
 		Short: "Show one client as JSON",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
-			info, err := adminClient(st).GetClient(cmd.Context(), args[0])
+			info, err := adminClient(cfg).GetClient(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -210,11 +235,11 @@ func newClientDeleteCommand() *cobra.Command {
 		Short: "Delete a client and revoke every token it holds",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
-			if err := adminClient(st).DeleteClient(cmd.Context(), args[0]); err != nil {
+			if err := adminClient(cfg).DeleteClient(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted client %s; its tokens are revoked\n", args[0])
@@ -225,17 +250,21 @@ func newClientDeleteCommand() *cobra.Command {
 
 func newKeysCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage the server's keys"}
-	addSettingFlags(cmd, true, "admin_url")
+	addSettingFlags(cmd, true, "admin_url", "admin_ca")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rotate",
-		Short: "Add a new token-sealing key; tokens sealed by older keys keep working",
-		Args:  cobra.NoArgs,
+		Short: "Add a new token-sealing key and a new JWT signing key; tokens of older keys keep working",
+		Long: `Rotate both of the server's keys: add a new sealing key (for opaque access tokens) and a new
+signing key (for JWT access tokens and status lists), and use them for every new token. Tokens
+sealed or signed under the older keys keep working until they expire; the old signing key stays
+in the JWKS until every token it can have signed has expired. Prints the new key ids.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
-			kid, err := adminClient(st).RotateKeys(cmd.Context())
+			kid, err := adminClient(cfg).RotateKeys(cmd.Context())
 			if err != nil {
 				return err
 			}

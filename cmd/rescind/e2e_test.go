@@ -155,6 +155,16 @@ func cli(t testing.TB, env []string, args ...string) string {
 	return out
 }
 
+// cliInput runs the binary with stdin and returns stdout; it fails the test on a non-zero exit.
+func cliInput(t testing.TB, stdin string, args ...string) string {
+	t.Helper()
+	out, errOut, err := runCLIInput(stdin, args...)
+	if err != nil {
+		t.Fatalf("rescind %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
 // runCLIInput runs the binary with stdin.
 func runCLIInput(stdin string, args ...string) (string, string, error) {
 	cmd := exec.Command(binary, args...)
@@ -270,7 +280,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// Deleting the client revokes all its tokens, durably; the client can get no new one.
-	other := cli(t, nil, "client", "create", "--data-dir", data, "--name", "witness")
+	other := cli(t, nil, "client", "create", "--data-dir", data, "--name", "witness", "--resource-server")
 	var w admin.ClientInfo
 	json.Unmarshal([]byte(other), &w)
 	cli(t, nil, "client", "delete", "--data-dir", data, c.ClientID)
@@ -343,14 +353,14 @@ func TestAdminOverTCP(t *testing.T) {
 		t.Fatalf("admin-addr without token: %v\n%s", err, out)
 	}
 
-	tokenEnv := []string{"RESCIND_ADMIN_TOKEN=admintoken-123"}
+	tokenEnv := []string{"RESCIND_ADMIN_TOKEN=admintoken-0123456789abcdef0123456789"}
 	startServer(t, data, tokenEnv, "--admin-addr", adminAddr)
 	adminURL := "http://" + adminAddr
 	out := cli(t, tokenEnv, "client", "create", "--admin-url", adminURL, "--name", "tcp")
 	if !strings.Contains(out, "client_secret") {
 		t.Fatalf("create over TCP: %s", out)
 	}
-	if _, errOut, err := runCLI([]string{"RESCIND_ADMIN_TOKEN=wrong"}, "client", "list", "--admin-url", adminURL); err == nil || !strings.Contains(errOut, "401") {
+	if _, errOut, err := runCLI([]string{"RESCIND_ADMIN_TOKEN=wrong-0123456789abcdef0123456789abcdef"}, "client", "list", "--admin-url", adminURL); err == nil || !strings.Contains(errOut, "401") {
 		t.Fatalf("wrong admin token accepted: %v %s", err, errOut)
 	}
 	res, err := http.Get(adminURL + "/metrics")
@@ -378,6 +388,9 @@ func TestInvalidSettingsStopStartup(t *testing.T) {
 		{"bad issuer", nil, []string{"--issuer", "https://as.example/?x=1"}, "issuer"},
 		{"bad ttl", nil, []string{"--access-token-ttl", "-5m"}, "access_token_ttl"},
 		{"short secrets key", []string{"RESCIND_SECRETS_KEY=short"}, nil, "secrets_key"},
+		{"short admin token", []string{"RESCIND_ADMIN_TOKEN=0123456789abcdef0123456789abcde"}, nil, "admin_token"},
+		{"bad trusted proxies", nil, []string{"--trusted-proxies", "10.0.0.0/8,proxy.example"}, "trusted_proxies"},
+		{"bad metrics address", nil, []string{"--metrics-addr", "9100"}, "metrics_addr"},
 		{"unknown config key", nil, []string{"--config", yamlBad}, "no_such_key"},
 		{"missing config file", nil, []string{"--config", filepath.Join(dir, "missing.toml")}, "config file"},
 	}

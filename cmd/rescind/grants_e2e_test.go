@@ -109,8 +109,9 @@ func TestOAuth2CodeFlowAgainstServer(t *testing.T) {
 	var c admin.ClientInfo
 	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "Photo App",
 		"--grant-types", "authorization_code,refresh_token", "--redirect-uri", "http://127.0.0.1:9/cb", "--scope", "photos.read photos.write")), &c)
-	var rs admin.ClientInfo // a resource server that introspects
-	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "api")), &rs)
+	var rs admin.ClientInfo // a resource server that introspects (access tokens of every audience)
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "api", "--resource-server")), &rs)
+	own := func(tok string) bool { return srv.active(c.ClientID, c.ClientSecret, tok) } // refresh tokens: their client alone
 
 	cfg := oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: "http://127.0.0.1:9/cb",
 		Scopes: []string{"photos.read"}, Endpoint: oauth2.Endpoint{AuthURL: srv.url + "/oauth2/authorize", TokenURL: srv.url + "/oauth2/token"}}
@@ -138,10 +139,10 @@ func TestOAuth2CodeFlowAgainstServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if srv.active(rs.ClientID, rs.ClientSecret, t1.RefreshToken) {
+	if own(t1.RefreshToken) {
 		t.Fatal("the first refresh token still works after rotation")
 	}
-	if !srv.active(rs.ClientID, rs.ClientSecret, t3.AccessToken) || !srv.active(rs.ClientID, rs.ClientSecret, t3.RefreshToken) {
+	if !srv.active(rs.ClientID, rs.ClientSecret, t3.AccessToken) || !own(t3.RefreshToken) || srv.active(rs.ClientID, rs.ClientSecret, t3.RefreshToken) {
 		t.Fatal("the live tokens are inactive before the reuse")
 	}
 	_, err = refresh(t1.RefreshToken)
@@ -149,7 +150,7 @@ func TestOAuth2CodeFlowAgainstServer(t *testing.T) {
 	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
 		t.Fatalf("reuse: %v, want invalid_grant", err)
 	}
-	if srv.active(rs.ClientID, rs.ClientSecret, t3.AccessToken) || srv.active(rs.ClientID, rs.ClientSecret, t3.RefreshToken) {
+	if srv.active(rs.ClientID, rs.ClientSecret, t3.AccessToken) || own(t3.RefreshToken) {
 		t.Fatal("reusing a refresh token did not kill the family")
 	}
 	if !strings.Contains(srv.log.String(), "security: refresh token reuse") {
@@ -181,7 +182,7 @@ func TestUsersAndBulkRevocationCLI(t *testing.T) {
 	}
 	app1, app2 := mk("one"), mk("two")
 	var rs admin.ClientInfo
-	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "api")), &rs)
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "api", "--resource-server")), &rs)
 	get := func(c admin.ClientInfo, user, pass string) *oauth2.Token {
 		cfg := oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: "http://127.0.0.1:9/cb",
 			Endpoint: oauth2.Endpoint{AuthURL: srv.url + "/oauth2/authorize", TokenURL: srv.url + "/oauth2/token"}}
@@ -207,7 +208,7 @@ func TestUsersAndBulkRevocationCLI(t *testing.T) {
 		t.Fatalf("revoke-all --client one: %+v", res)
 	}
 	json.Unmarshal([]byte(cli(t, nil, "user", "delete", "--data-dir", data, "alice")), &res)
-	if res.GrantsRevoked != 1 || active(a2.AccessToken) || active(a2.RefreshToken) {
+	if res.GrantsRevoked != 1 || active(a2.AccessToken) || srv.active(app2.ClientID, app2.ClientSecret, a2.RefreshToken) {
 		t.Fatalf("user delete: %+v", res)
 	}
 	if fresh := srv.token(app1.ClientID, app1.ClientSecret); !active(fresh) {

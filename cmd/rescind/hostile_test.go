@@ -25,18 +25,39 @@ type hostileCase struct {
 	contentType    string
 	body           string
 	header         map[string]string
+	// want is the exact status the protocol prescribes for this request; zero means any 4xx.
+	want int
+	// wantBody, if set, is the exact body expected.
+	wantBody string
 }
 
 // TestHostileClients sends malformed, oversized and abusive requests to every endpoint of the
-// real server. Every answer must be a 4xx (in the protocol's JSON format where the protocol has
-// one, with Cache-Control: no-store on OAuth endpoints), never a 5xx, a panic or a hang, and the
-// server keeps serving other clients throughout.
+// real server. A malformed request must get a 4xx, in the protocol's JSON format where the
+// protocol has one; a request whose only oddity the protocol says to ignore gets exactly the
+// answer the protocol prescribes (RFC 7009 §2.2: 200 for an invalid token at revocation; RFC
+// 7662 §2.2: {"active":false} at introspection; unknown query parameters on a GET are ignored).
+// Never a 5xx, a panic or a hang, and the server keeps serving other clients throughout.
 func TestHostileClients(t *testing.T) {
 	data := filepath.Join(shortTempDir(t), "d")
 	srv := startServer(t, data, nil)
 	var c admin.ClientInfo
 	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "h")), &c)
 	good := srv.token(c.ClientID, c.ClientSecret)
+	// A status list that exists: the one a JWT access token points to.
+	var jc admin.ClientInfo
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "j", "--token-format", "jwt")), &jc)
+	var claims struct {
+		Status struct {
+			StatusList struct {
+				URI string `json:"uri"`
+			} `json:"status_list"`
+		} `json:"status"`
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(srv.token(jc.ClientID, jc.ClientSecret), ".")[1])
+	if json.Unmarshal(payload, &claims) != nil || !strings.HasPrefix(claims.Status.StatusList.URI, srv.url+"/") {
+		t.Fatalf("the JWT names no status list of this server: %s", payload)
+	}
+	statusPath := strings.TrimPrefix(claims.Status.StatusList.URI, srv.url)
 	basicOK := "Basic " + base64.StdEncoding.EncodeToString([]byte(c.ClientID+":"+c.ClientSecret))
 
 	const form = "application/x-www-form-urlencoded"
@@ -54,6 +75,19 @@ func TestHostileClients(t *testing.T) {
 			}
 			cases = append(cases, hostileCase{endpoint: ep, name: name, method: method, path: path, contentType: ct, body: body, header: h})
 		}
+		// A token parameter that is not a token: the token endpoint ignores a parameter it does
+		// not define; revocation answers 200 (RFC 7009 §2.2); introspection {"active":false}.
+		ignored := func(name, body string) {
+			tc := hostileCase{endpoint: ep, name: name, method: "POST", path: path, contentType: form, body: body,
+				header: map[string]string{"Authorization": basicOK}, want: http.StatusOK}
+			switch ep {
+			case "introspect":
+				tc.wantBody = `{"active":false}`
+			case "revoke":
+				tc.wantBody = "-"
+			}
+			cases = append(cases, tc)
+		}
 		for _, m := range []string{"GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE"} {
 			add("method "+m, m, form, validBody[ep], nil)
 		}
@@ -66,9 +100,9 @@ func TestHostileClients(t *testing.T) {
 		}
 		add("oversized body", "POST", form, validBody[ep]+"&pad="+strings.Repeat("a", 1<<20), nil)
 		add("invalid UTF-8", "POST", form, validBody[ep]+"&x=%ff%fe", nil)
-		add("NUL in token", "POST", form, "grant_type=client_credentials&token=abc%00def", nil)
+		ignored("NUL in token", "grant_type=client_credentials&token=abc%00def")
 		add("bad escapes", "POST", form, "token=%zz%", nil)
-		add("long token", "POST", form, "grant_type=client_credentials&token="+strings.Repeat("A", 60000), nil)
+		ignored("long token", "grant_type=client_credentials&token="+strings.Repeat("A", 60000))
 		add("empty body", "POST", form, "", nil)
 		add("parameters in query only", "POST", form, "", nil)
 		for name, auth := range map[string]string{
@@ -97,13 +131,17 @@ func TestHostileClients(t *testing.T) {
 	getEndpoints := map[string]string{
 		"metadata":   "/.well-known/oauth-authorization-server",
 		"jwks":       "/.well-known/jwks.json",
-		"statuslist": "/oauth2/statuslists/aaaaaaaaaaaaaaaaaaaaaaaaaa",
+		"statuslist": statusPath,
 		"events":     "/oauth2/revocations/events",
 		"authorize":  "/oauth2/authorize",
 		"login":      "/login",
 		"apps":       "/account/apps",
 		"healthz":    "/healthz",
 	}
+	// What a GET with junk in its query gets: the documents and pages that take no parameters
+	// ignore them (200); the apps page sends a browser without a session to log in (303); the
+	// authorization endpoint and the event stream refuse (4xx).
+	junkQuery := map[string]int{"metadata": 200, "jwks": 200, "statuslist": 200, "healthz": 200, "login": 200, "apps": 303}
 	for ep, path := range getEndpoints {
 		for _, m := range []string{"PUT", "DELETE", "PATCH"} {
 			cases = append(cases, hostileCase{endpoint: ep, name: "method " + m, method: m, path: path, contentType: form})
@@ -115,7 +153,7 @@ func TestHostileClients(t *testing.T) {
 			"long query":          "?state=" + strings.Repeat("s", 20000),
 			"duplicated params":   "?client_id=a&client_id=b&response_type=code&response_type=token",
 		} {
-			cases = append(cases, hostileCase{endpoint: ep, name: name, method: "GET", path: path + q})
+			cases = append(cases, hostileCase{endpoint: ep, name: name, method: "GET", path: path + q, want: junkQuery[ep]})
 		}
 	}
 	cases = append(cases,
@@ -124,8 +162,10 @@ func TestHostileClients(t *testing.T) {
 		hostileCase{endpoint: "login", name: "POST without CSRF", method: "POST", path: "/login", contentType: form, body: "username=a&password=b"},
 		hostileCase{endpoint: "login", name: "POST oversized", method: "POST", path: "/login", contentType: form, body: "username=" + strings.Repeat("u", 1<<20)},
 		hostileCase{endpoint: "consent", name: "POST without CSRF", method: "POST", path: "/oauth2/authorize", contentType: form, body: "decision=allow&request=client_id%3Dx"},
-		hostileCase{endpoint: "apps", name: "revoke without session", method: "POST", path: "/account/apps/revoke", contentType: form, body: "grant_id=x"},
-		hostileCase{endpoint: "unknown", name: "unknown path", method: "GET", path: "/nope/../../etc/passwd"},
+		hostileCase{endpoint: "apps", name: "revoke without session", method: "POST", path: "/account/apps/revoke", contentType: form, body: "grant_id=x", want: http.StatusSeeOther},
+		// The mux cleans the path and redirects to the clean one, on this server.
+		hostileCase{endpoint: "unknown", name: "unknown path", method: "GET", path: "/nope/../../etc/passwd", want: http.StatusTemporaryRedirect},
+		hostileCase{endpoint: "unknown", name: "unknown clean path", method: "GET", path: "/etc/passwd"},
 	)
 
 	hc := &http.Client{Timeout: 15 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -158,9 +198,20 @@ func TestHostileClients(t *testing.T) {
 		b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 		res.Body.Close()
 		perEndpoint[tc.endpoint]++
-		if res.StatusCode >= 500 {
-			t.Errorf("%s/%s: %d %s", tc.endpoint, tc.name, res.StatusCode, b)
+		switch {
+		case tc.want != 0 && res.StatusCode != tc.want:
+			t.Errorf("%s/%s: %d, want %d: %.300s", tc.endpoint, tc.name, res.StatusCode, tc.want, b)
 			continue
+		case tc.want == 0 && (res.StatusCode < 400 || res.StatusCode >= 500):
+			t.Errorf("%s/%s: %d, want a 4xx: %.300s", tc.endpoint, tc.name, res.StatusCode, b)
+			continue
+		case tc.wantBody == "-" && len(b) != 0, tc.wantBody != "" && tc.wantBody != "-" && string(b) != tc.wantBody:
+			t.Errorf("%s/%s: body %.300q, want %q", tc.endpoint, tc.name, b, tc.wantBody)
+		}
+		if res.StatusCode >= 300 && res.StatusCode < 400 {
+			if loc := res.Header.Get("Location"); !strings.HasPrefix(loc, "/") || strings.HasPrefix(loc, "//") {
+				t.Errorf("%s/%s: redirects off the server, to %q", tc.endpoint, tc.name, loc)
+			}
 		}
 		if res.StatusCode >= 400 && strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") && tc.method != "HEAD" {
 			var e map[string]any

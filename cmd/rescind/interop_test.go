@@ -20,7 +20,7 @@ func TestGolangOAuth2Interop(t *testing.T) {
 	srv := startServer(t, data, nil)
 	const sec = "s:e%c+r e\u00e9t/?&="
 	var c admin.ClientInfo
-	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "x", "--scope", "read write", "--secret", sec)), &c)
+	json.Unmarshal([]byte(cliInput(t, sec, "client", "create", "--data-dir", data, "--name", "x", "--scope", "read write", "--secret-stdin")), &c)
 
 	for name, style := range map[string]oauth2.AuthStyle{"header": oauth2.AuthStyleInHeader, "params": oauth2.AuthStyleInParams, "auto": oauth2.AuthStyleAutoDetect} {
 		t.Run(name, func(t *testing.T) {

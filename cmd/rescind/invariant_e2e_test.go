@@ -88,7 +88,7 @@ func TestRevokedStaysRevoked(t *testing.T) {
 	long := mk("--name", "long", "--token-ttl", "24h")  // its own
 	short := mk("--name", "short", "--token-ttl", "1s") // the replaying client
 	var rs admin.ClientInfo
-	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "api")), &rs)
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "api", "--resource-server")), &rs)
 
 	carol := runCodeFlow(t, srv, app, "carol", "carol-password")
 	alice := runCodeFlow(t, srv, long, "alice", "alice-password")

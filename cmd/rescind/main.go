@@ -9,10 +9,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -42,6 +45,36 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	addSettingFlags(root, true, "data_dir")
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newClientCommand(), newKeysCommand(),
 		newTokenCommand(), newIntrospectCommand(), newRevokeCommand(),
-		newUserCommand(), newRevokeAllCommand(), newAuditCommand(), newBenchCommand(), newBenchCeilingCommand())
+		newUserCommand(), newRevokeAllCommand(), newAuditCommand(), newBenchCommand(), newBenchCeilingCommand(),
+		newBackupCommand(), newVersionCommand())
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		root.Version = moduleVersion(bi) // rescind --version
+	}
+	for _, c := range root.Commands() {
+		suggestSubcommands(c)
+	}
 	return root
+}
+
+// suggestSubcommands makes a command group (client, keys, user, audit) answer a mistyped
+// subcommand as the root does: "unknown command" with suggestions, whatever flags follow. Without
+// it, cobra parses "client crate --name x" as the group itself and complains about --name.
+func suggestSubcommands(group *cobra.Command) {
+	if !group.HasSubCommands() || group.Runnable() {
+		return
+	}
+	group.FParseErrWhitelist.UnknownFlags = true // the flags belong to the subcommand meant
+	// SuggestionsFor reads this field as it is; only the root's own lookup defaults it to 2.
+	group.SuggestionsMinimumDistance = 2
+	group.Args = cobra.ArbitraryArgs
+	group.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+		}
+		return errors.New(msg + "\n\nRun '" + cmd.CommandPath() + " --help' for its commands.")
+	}
 }

@@ -319,7 +319,7 @@ type mToken struct {
 	deadSince          int // step from which it can never be active again; -1 while it may be
 }
 
-type model struct {
+type refModel struct {
 	clients map[string]*mClient
 	users   map[string]*mUser
 	grants  map[string]*mGrant
@@ -330,13 +330,13 @@ type model struct {
 	skew    time.Duration
 }
 
-func newModel() *model {
-	return &model{clients: map[string]*mClient{}, users: map[string]*mUser{}, grants: map[string]*mGrant{},
+func newModel() *refModel {
+	return &refModel{clients: map[string]*mClient{}, users: map[string]*mUser{}, grants: map[string]*mGrant{},
 		active: map[[2]string]string{}, codes: map[string]*mCode{}, tokens: map[string]*mToken{}, skew: time.Minute}
 }
 
 // covered reports whether a revocation the model knows of covers the access token t.
-func (m *model) covered(t *mToken) bool {
+func (m *refModel) covered(t *mToken) bool {
 	if t.revoked {
 		return true
 	}
@@ -349,19 +349,19 @@ func (m *model) covered(t *mToken) bool {
 
 // inStatusList reports whether the token's status list entry must be set: the status list
 // carries token and grant revocations, not client-wide cut-offs (a documented limit).
-func (m *model) inStatusList(t *mToken) bool {
+func (m *refModel) inStatusList(t *mToken) bool {
 	return t.revoked || (t.grant != "" && m.grants[t.grant].revoked)
 }
 
 // live reports whether the token must be accepted at now.
-func (m *model) live(t *mToken, now time.Time) bool {
+func (m *refModel) live(t *mToken, now time.Time) bool {
 	if t.refresh {
 		return !t.used && !m.grants[t.grant].revoked
 	}
 	return now.Before(t.exp) && !m.covered(t)
 }
 
-func (m *model) revokeGrant(name string) {
+func (m *refModel) revokeGrant(name string) {
 	if g := m.grants[name]; g != nil && !g.revoked {
 		g.revoked = true
 		for k, v := range m.active {
@@ -425,7 +425,7 @@ type world struct {
 	logs    []*syncBuffer
 	set     []instSettings
 	hc      *http.Client
-	m       *model
+	m       *refModel
 	witness admin.ClientInfo // a client that is never revoked, to introspect a deleted client's tokens
 	addrs   []string         // each instance listens on the same address across restarts
 	lists   map[string]cachedList
@@ -544,7 +544,7 @@ func (w *world) close() {
 
 // start runs instance i with its settings.
 func (w *world) start(i int) error {
-	st := settings{}
+	st := map[string]string{}
 	for _, s := range settingsTable {
 		st[s.key] = s.def
 	}
@@ -565,7 +565,17 @@ func (w *world) start(i int) error {
 		st["db"] = w.dsn
 		st["secrets_key"] = strings.Repeat("model-secret-", 3)
 	}
-	m := &Main{Settings: st, LogOutput: w.logs[i], Now: w.clock.Now, HashParams: modelHash}
+	cfg := Config{sources: map[string]string{}}
+	for k, v := range st {
+		cfg.sources[k] = "the model"
+		if v == "" {
+			continue
+		}
+		if _, err := cfg.parseInto(k, v); err != nil {
+			return fmt.Errorf("setting %s: %w", k, err)
+		}
+	}
+	m := &Main{Config: cfg, LogOutput: w.logs[i], Now: w.clock.Now, HashParams: modelHash}
 	if err := m.Run(context.Background()); err != nil {
 		return fmt.Errorf("starting instance %d: %w", i, err)
 	}
@@ -588,9 +598,9 @@ func (p inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	var h http.Handler
 	for i, a := range p.w.addrs {
 		if m := p.w.insts[i]; m != nil && (req.URL.Host == a || req.URL.Host == fmt.Sprintf("admin-%d", i)) {
-			h = m.servers[0].Handler // the OAuth endpoints and pages
+			h = m.handler // the OAuth endpoints and pages
 			if req.URL.Host != a {
-				h = m.servers[1].Handler // the admin API on its socket
+				h = m.adminHandler // the admin API on its socket
 			}
 		}
 	}
@@ -1025,6 +1035,7 @@ func (w *world) exec(o op) error {
 				m.revokeGrant(g.name)
 			}
 		}
+		return w.propagated(c, http.StatusUnauthorized)
 	case opDeleteUser:
 		u := m.users[o.user]
 		if u == nil || u.deleted {
@@ -1098,22 +1109,29 @@ func (w *world) exec(o op) error {
 			return err
 		}
 		c.oldSecret, c.oldUntil, c.secret = c.secret, now.Add(o.d), info.ClientSecret
-		// Every instance must know the new secret before the next step uses it: the store
-		// tells them at commit; wait for that (introspection changes nothing).
-		for i := range w.insts {
-			for deadline := time.Now().Add(5 * time.Second); ; {
-				status, _, err := w.post(i, "/oauth2/introspect", c, url.Values{"token": {"x"}})
-				if err != nil {
-					return err
-				}
-				if status == http.StatusOK {
-					break
-				}
-				if time.Now().After(deadline) {
-					return failf("unexpected-answer", "instance %d refuses the new secret of %s: %d", i, c.name, status)
-				}
-				time.Sleep(10 * time.Millisecond)
+		// Every instance must know the new secret before the next step uses it.
+		return w.propagated(c, http.StatusOK)
+	}
+	return nil
+}
+
+// propagated waits until every instance answers c's authentication with status (the store tells
+// the other instances of a client's change at commit; introspection changes nothing), within the
+// propagation bound.
+func (w *world) propagated(c *mClient, status int) error {
+	for i := range w.insts {
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			got, _, err := w.post(i, "/oauth2/introspect", c, url.Values{"token": {"x"}})
+			if err != nil {
+				return err
 			}
+			if got == status {
+				break
+			}
+			if time.Now().After(deadline) {
+				return failf("unexpected-answer", "instance %d answers client %s with %d, not %d, 5 s after its change", i, c.name, got, status)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	return nil

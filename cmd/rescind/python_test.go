@@ -30,7 +30,7 @@ func TestAuthlibInterop(t *testing.T) {
 	srv := startServer(t, data, nil)
 	const sec = "p:a%s+s w\u00e9&="
 	var c admin.ClientInfo
-	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "py", "--scope", "read write", "--secret", sec)), &c)
+	json.Unmarshal([]byte(cliInput(t, sec, "client", "create", "--data-dir", data, "--name", "py", "--scope", "read write", "--secret-stdin")), &c)
 	script := `
 import sys
 from authlib.integrations.requests_client import OAuth2Session

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -69,40 +70,80 @@ func (f *remoteFlags) client(cmd *cobra.Command, set func(c *client.Client, u st
 	return c, nil
 }
 
-// tokenArg returns the token argument, reading it from stdin when it is "-".
-func tokenArg(cmd *cobra.Command, arg string) (string, error) {
-	if arg != "-" {
-		return arg, nil
+// tokenSource is where revoke and introspect take the token from: the argument, stdin (the
+// argument "-"), or --token-file (a file, or "-" for stdin).
+type tokenSource struct {
+	file string
+}
+
+func (ts *tokenSource) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&ts.file, "token-file", "", `read the token from this file ("-": stdin) instead of the argument`)
+}
+
+// read returns the token, trimmed of surrounding whitespace. An argument that names an
+// existing file is sent as it is, with a warning: it is far more likely a mistake than a token.
+func (ts *tokenSource) read(cmd *cobra.Command, args []string) (string, error) {
+	var raw, from string
+	switch {
+	case len(args) == 1 && ts.file != "":
+		return "", errors.New("give the token either as an argument or with --token-file, not both")
+	case len(args) == 0 && ts.file == "":
+		return "", errors.New(`a token is required: as the argument, "-" to read it from stdin, or --token-file FILE`)
+	case ts.file == "-" || (len(args) == 1 && args[0] == "-"):
+		b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20))
+		if err != nil {
+			return "", fmt.Errorf("reading the token from stdin: %w", err)
+		}
+		raw, from = string(b), "stdin"
+	case ts.file != "":
+		f, err := os.Open(ts.file)
+		if err != nil {
+			return "", fmt.Errorf("reading the token: %w", err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+		if err != nil {
+			return "", fmt.Errorf("reading the token from %s: %w", ts.file, err)
+		}
+		raw, from = string(b), ts.file
+	default:
+		raw, from = args[0], "the argument"
+		if fi, err := os.Stat(raw); err == nil && fi.Mode().IsRegular() {
+			fmt.Fprintf(cmd.ErrOrStderr(), "rescind: warning: the argument %q names an existing file, but it is sent as the "+
+				"token itself; to send the file's content, use --token-file %s\n", raw, shellQuote(raw))
+		}
 	}
-	b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20))
-	if err != nil {
-		return "", fmt.Errorf("reading token from stdin: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
+	tok := strings.TrimSpace(raw)
 	if tok == "" {
-		return "", errors.New("no token on stdin")
+		return "", fmt.Errorf("the token from %s is empty", from)
+	}
+	if strings.ContainsFunc(tok, unicode.IsSpace) {
+		return "", fmt.Errorf("the token from %s contains whitespace: give exactly one token (OAuth tokens never contain spaces)", from)
 	}
 	return tok, nil
 }
 
 func newRevokeCommand() *cobra.Command {
 	var f remoteFlags
+	var ts tokenSource
 	var hint string
 	cmd := &cobra.Command{
-		Use:   "revoke [flags] TOKEN|-",
+		Use:   "revoke [flags] (TOKEN | - | --token-file FILE)",
 		Short: "Revoke a token at any RFC 7009 server",
-		Long: `Revoke a token at an OAuth 2.0 revocation endpoint (RFC 7009). The token is the argument,
-or read from stdin when the argument is "-". Exit status 0 means the server answered 200, which
-RFC 7009 also sends for tokens it does not know.`,
+		Long: `Revoke a token at an OAuth 2.0 revocation endpoint (RFC 7009). The token is the argument, read
+from stdin when the argument is "-", or read from --token-file FILE ("-" for stdin); surrounding
+whitespace is removed. Exit status 0 means the server answered 200, which RFC 7009 also sends for
+tokens it does not know.`,
 		Example: `  rescind revoke --issuer http://127.0.0.1:8080 --client-id ID --client-secret-file secret.txt "$TOKEN"
+  rescind revoke --issuer http://127.0.0.1:8080 --client-id ID --token-file token.txt
   echo "$TOKEN" | RESCIND_CLIENT_SECRET=... rescind revoke --issuer https://auth.example --client-id ID --hint refresh_token -`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.client(cmd, func(c *client.Client, u string) { c.RevocationURL = u })
 			if err != nil {
 				return err
 			}
-			tok, err := tokenArg(cmd, args[0])
+			tok, err := ts.read(cmd, args)
 			if err != nil {
 				return err
 			}
@@ -116,19 +157,23 @@ RFC 7009 also sends for tokens it does not know.`,
 		},
 	}
 	f.register(cmd, "revocation")
+	ts.register(cmd)
 	cmd.Flags().StringVar(&hint, "hint", "", "token_type_hint: access_token or refresh_token")
 	return cmd
 }
 
 func newIntrospectCommand() *cobra.Command {
 	var f remoteFlags
+	var ts tokenSource
 	var hint, output string
 	cmd := &cobra.Command{
-		Use:   "introspect [flags] TOKEN|-",
+		Use:   "introspect [flags] (TOKEN | - | --token-file FILE)",
 		Short: "Ask any RFC 7662 server whether a token is active",
 		Long: `Introspect a token at an OAuth 2.0 introspection endpoint (RFC 7662) and print the answer as
-JSON: indented by default, one line with --output json. An inactive token is not an error.`,
-		Args: cobra.ExactArgs(1),
+JSON: indented by default, one line with --output json. An inactive token is not an error. The
+token is the argument, read from stdin when the argument is "-", or read from --token-file FILE
+("-" for stdin); surrounding whitespace is removed.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "pretty" && output != "json" {
 				return errors.New("--output must be pretty or json")
@@ -137,7 +182,7 @@ JSON: indented by default, one line with --output json. An inactive token is not
 			if err != nil {
 				return err
 			}
-			tok, err := tokenArg(cmd, args[0])
+			tok, err := ts.read(cmd, args)
 			if err != nil {
 				return err
 			}
@@ -151,6 +196,7 @@ JSON: indented by default, one line with --output json. An inactive token is not
 		},
 	}
 	f.register(cmd, "introspection")
+	ts.register(cmd)
 	cmd.Flags().StringVar(&hint, "hint", "", "token_type_hint: access_token or refresh_token")
 	cmd.Flags().StringVarP(&output, "output", "o", "pretty", "pretty or json")
 	return cmd

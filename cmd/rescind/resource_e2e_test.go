@@ -17,13 +17,15 @@ import (
 	"github.com/rescind/rescind/resource"
 )
 
-// jwtSetup starts a server with args, and creates a JWT client and a resource server client.
+// jwtSetup starts a server with args, and creates a JWT client and a resource server client
+// for https://api.example (the audience the JWT client asks for).
 func jwtSetup(t testing.TB, args ...string) (*server, admin.ClientInfo, admin.ClientInfo) {
 	data := filepath.Join(shortTempDir(t), "d")
 	srv := startServer(t, data, nil, args...)
 	var app, rs admin.ClientInfo
 	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "app", "--scope", "read", "--token-format", "jwt")), &app)
-	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "api")), &rs)
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "api",
+		"--resource-server", "--resource", "https://api.example")), &rs)
 	return srv, app, rs
 }
 
@@ -39,6 +41,21 @@ func jwtToken(t testing.TB, srv *server, app admin.ClientInfo) string {
 	return tr.AccessToken
 }
 
+// waitPushConnected waits until the middleware's event stream is connected (its staleness bound is
+// then zero), for at most 10 seconds.
+func waitPushConnected(t testing.TB, mw *resource.Middleware) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for mw.StalenessBound() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the middleware's event stream did not connect in 10 s (staleness bound %v)", mw.StalenessBound())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// refusedWithin polls check until it reports the token revoked, and fails if that takes longer
+// than limit (a loose bound: the figures are measured by benchmarks, not here).
 func refusedWithin(t *testing.T, what string, limit time.Duration, check func() error) {
 	t.Helper()
 	start := time.Now()
@@ -68,16 +85,14 @@ func TestResourceServerPush(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mw.Close()
-	for mw.StalenessBound() != 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitPushConnected(t, mw)
 	tok := jwtToken(t, srv, app)
 	other := jwtToken(t, srv, app)
 	if c, err := mw.Verify(context.Background(), tok); err != nil || c.ClientID != app.ClientID || !slices.Contains(c.Scopes, "read") {
 		t.Fatalf("valid JWT: %+v, %v", c, err)
 	}
 	srv.revoke(app.ClientID, app.ClientSecret, tok)
-	refusedWithin(t, "push", 10*time.Second, func() error { _, err := mw.Verify(context.Background(), tok); return err })
+	refusedWithin(t, "push", 2*time.Second, func() error { _, err := mw.Verify(context.Background(), tok); return err })
 	if _, err := mw.Verify(context.Background(), other); err != nil {
 		t.Fatalf("an unrevoked token is refused: %v", err)
 	}
@@ -104,7 +119,7 @@ func TestResourceServerStatusList(t *testing.T) {
 		t.Fatalf("StalenessBound = %v, want the list's ttl (1s)", b)
 	}
 	srv.revoke(app.ClientID, app.ClientSecret, tok)
-	refusedWithin(t, "status list", 15*time.Second, func() error { _, err := mw.Verify(context.Background(), tok); return err })
+	refusedWithin(t, "status list", 5*time.Second, func() error { _, err := mw.Verify(context.Background(), tok); return err })
 	_ = rs
 }
 
@@ -157,9 +172,7 @@ func BenchmarkPushRevocationToRefusal(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer mw.Close()
-	for mw.StalenessBound() != 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitPushConnected(b, mw)
 	lat := make([]time.Duration, 0, b.N)
 	for range b.N {
 		b.StopTimer()
@@ -194,21 +207,15 @@ func TestExampleResourceServer(t *testing.T) {
 	addr := freePort(t)
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "RESCIND_ISSUER="+srv.url, "RESCIND_CLIENT_ID="+rs.ClientID,
-		"RESCIND_CLIENT_SECRET="+rs.ClientSecret, "ADDR="+addr)
+		"RESCIND_CLIENT_SECRET="+rs.ClientSecret, "ADDR="+addr, "AUDIENCE=https://api.example")
 	var log syncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	code, body := srv.post("/oauth2/token", app.ClientID, app.ClientSecret, url.Values{"grant_type": {"client_credentials"}})
-	if code != 200 {
-		t.Fatalf("token: %d %s", code, body)
-	}
-	var tr struct {
-		AccessToken string `json:"access_token"`
-	}
-	json.Unmarshal(body, &tr)
+	var tr struct{ AccessToken string }
+	tr.AccessToken = jwtToken(t, srv, app) // resource=https://api.example
 	get := func() int {
 		req, _ := http.NewRequest("GET", "http://"+addr+"/photos", nil)
 		req.Header.Set("Authorization", "Bearer "+tr.AccessToken)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,9 +22,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/admin"
+	"github.com/rescind/rescind/internal/accesslog"
+	"github.com/rescind/rescind/internal/clientip"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/coherence"
 	"github.com/rescind/rescind/internal/keys"
@@ -49,14 +53,17 @@ everything in SQLite under ./rescind-data (created on first start). The admin AP
 the Unix socket admin.sock in the data directory.
 
 Every flag can also be set with a RESCIND_* environment variable (RESCIND_ADDR, RESCIND_ISSUER,
-...) or in a config file (--config rescind.yaml, keys as in the flag names with underscores).`,
-		Args: cobra.NoArgs,
+...) or in a config file (--config rescind.yaml, keys as in the flag names with underscores).
+Precedence: flag, then environment, then config file, then default.
+
+` + envOnlyHelp(),
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
-			m := &Main{Settings: st, LogOutput: cmd.ErrOrStderr()}
+			m := &Main{Config: cfg, LogOutput: cmd.ErrOrStderr()}
 			if err := m.Run(cmd.Context()); err != nil {
 				return err
 			}
@@ -68,25 +75,69 @@ Every flag can also be set with a RESCIND_* environment variable (RESCIND_ADDR, 
 	addSettingFlags(cmd, false, "addr", "issuer", "log_format", "log_level", "admin_addr", "db", "poll_interval",
 		"access_token_ttl", "refresh_token_ttl", "revoke_grant_with_access_token", "signing_alg", "status_list_ttl",
 		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "audit_retention", "janitor_interval",
-		"clock_skew")
+		"access_log", "metrics_addr", "trusted_proxies", "clock_skew")
 	return cmd
+}
+
+// noArgs refuses arguments, and explains the usual cause of a stray one: a value given to a
+// boolean flag with a space (--insecure-http yes) instead of "=" (--insecure-http=true).
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unexpected argument %q: %q takes no arguments", args[0], cmd.CommandPath())
+	var bools []string
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		if f.Value.Type() == "bool" {
+			bools = append(bools, "--"+f.Name)
+		}
+	})
+	if len(bools) > 0 {
+		msg += fmt.Sprintf("; a boolean flag takes its value after \"=\", as in %s=true or %s=false", bools[0], bools[0])
+	}
+	return errors.New(msg)
 }
 
 func newMigrateCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "migrate",
-		Short: "Apply pending database migrations and exit",
-		Args:  cobra.NoArgs,
+		Short: "Apply pending database migrations, say which, and exit",
+		Long: `Apply pending database migrations and print each one applied, or "no migrations pending".
+
+rescind serve applies them too when it starts, so this is needed only to migrate ahead of a
+start. With SQLite the data directory must not be in use: stop the server first. With
+PostgreSQL, migrate runs beside running servers (migrations take an advisory lock).`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
-			s, err := openStore(cmd.Context(), st)
+			if !isPostgres(cfg.DB) {
+				lock, err := openDataDir(cfg)
+				if _, inUse := errors.AsType[*inUseError](err); inUse {
+					return fmt.Errorf("%s: %s is in use by a running rescind server, which applied the pending migrations "+
+						"when it started: stop it first to migrate with this binary", cfg.describe("data_dir"), cfg.DataDir)
+				}
+				if err != nil {
+					return err
+				}
+				defer lock.Close()
+			}
+			s, err := openStore(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "migrations applied")
+			var applied []string
+			if r, ok := s.(migrationReporter); ok {
+				applied = r.Migrated()
+			}
+			if len(applied) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "no migrations pending")
+			}
+			for _, name := range applied {
+				fmt.Fprintln(cmd.OutOrStdout(), "applied", name)
+			}
 			return s.Close()
 		},
 	}
@@ -94,21 +145,69 @@ func newMigrateCommand() *cobra.Command {
 	return cmd
 }
 
-// openStore opens (and migrates) the store the settings name.
-func openStore(ctx context.Context, st settings) (rescind.Store, error) {
-	if db := st["db"]; isPostgres(db) {
-		return postgres.Open(ctx, db)
+// migrationReporter is a store that tells which migrations its Open applied (both backends).
+type migrationReporter interface {
+	Migrated() []string
+}
+
+// openStore opens (and migrates) the store the settings name. The data dir must exist for
+// SQLite. Errors name the setting, what was tried and what to do.
+func openStore(ctx context.Context, cfg Config) (rescind.Store, error) {
+	if isPostgres(cfg.DB) {
+		s, err := postgres.Open(ctx, cfg.DB)
+		if err != nil {
+			return nil, fmt.Errorf("%s: cannot open the PostgreSQL database %s: %s: check that PostgreSQL runs there "+
+				"and that the URL (host, port, database, user, password) is right", cfg.describe("db"), redactDSN(cfg.DB), oneLine(err))
+		}
+		return s, nil
 	}
-	if err := os.MkdirAll(st["data_dir"], 0o700); err != nil {
-		return nil, fmt.Errorf("creating data dir: %w", err)
+	path := filepath.Join(cfg.DataDir, "rescind.db")
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %s is a directory, not a database file: move it away (rescind creates the "+
+			"database on first start) or choose another --data-dir", cfg.describe("data_dir"), path)
 	}
-	return sqlite.Open(ctx, filepath.Join(st["data_dir"], "rescind.db"))
+	s, err := sqlite.Open(ctx, path)
+	if errors.Is(err, sqlite.ErrNotDatabase) {
+		return nil, fmt.Errorf("%s: %s is not a SQLite database, or is corrupt: restore it from a backup "+
+			"(see rescind backup) or move it away to start with an empty database", cfg.describe("data_dir"), path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot open the database %s: %w", cfg.describe("data_dir"), path, err)
+	}
+	return s, nil
+}
+
+// oneLine joins the lines of an error's text (pgx lists each connection attempt on a line of
+// its own), dropping repeated ones.
+func oneLine(err error) string {
+	var parts []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !slices.Contains(parts, l) {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// redactDSN shows a database URL without its password.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
 }
 
 // Main is the server's wiring: what `rescind serve` runs, reusable by tests and the benchmark.
 type Main struct {
-	// Settings are the resolved settings (see settingsTable).
-	Settings settings
+	// Config is the resolved settings.
+	Config Config
 	// LogOutput receives the logs. If nil, os.Stderr.
 	LogOutput io.Writer
 	// Now returns the current time for everything the server does: tokens, revocations, the
@@ -124,174 +223,474 @@ type Main struct {
 	AdminAddr net.Addr // TCP admin listener, if any
 	Issuer    string
 	AdminSock string
+	// MetricsAddr is the metrics-only listener (--metrics-addr), if any.
+	MetricsAddr net.Addr
 
-	store     rescind.Store
-	lock      *os.File
-	committer *revocation.Committer
-	state     *revocation.State
-	keyring   *token.Keyring
-	janitor   revocation.JanitorConfig
-	servers   []*http.Server
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	// The parts, in the order Run makes them.
+	cert           *tls.Certificate
+	ln, adminLn    net.Listener
+	metricsLn      net.Listener
+	proxies        *clientip.Resolver
+	lock           *os.File
+	keyFileCreated string // the secrets key file this start created, if any
+	box            *secret.Box
+	store          rescind.Store
+	keyring        *token.Keyring
+	signer         *token.Signer
+	state          *revocation.State
+	janitor        revocation.JanitorConfig
+	loaded         int // revocation records loaded at start
+	registry       *prometheus.Registry
+	metrics        *metrics.Metrics
+	events         *oauth.Events
+	committer      *revocation.Committer
+	clients        *clientreg.Registry
+	limiter        *ratelimit.Limiter
+	pages          *web.Server
+	oauth          *oauth.Server
+	admin          *admin.Server
+
+	// handler and adminHandler are what the OAuth listener and the admin socket serve (the model
+	// test calls them in process).
+	handler, adminHandler http.Handler
+
+	servers []*http.Server
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
-// Run opens the store, loads keys and revocation state and starts serving. It returns once the
-// listeners are open; Close stops everything.
+// Run starts the server, one step after another; it returns once the listeners serve, and
+// Close stops everything. A step that fails stops the start with an error naming the setting
+// concerned, and undoes what the steps before it did (Close). Nothing is created on disk before
+// the ports are bound.
 func (m *Main) Run(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			m.Close()
 		}
 	}()
-	m.Logger = newLogger(m.LogOutput, m.Settings["log_format"], m.Settings["log_level"])
-	if isPostgres(m.Settings["db"]) && m.Settings["secrets_key"] == "" {
-		return errors.New("RESCIND_SECRETS_KEY is required with PostgreSQL: every instance must be given the same key " +
-			"to open the keys stored in the database (a per-instance key file would split the cluster)")
-	}
-	dataDir := m.Settings["data_dir"]
-	// The database, key file and socket are for the server's user alone.
-	syscall.Umask(0o077)
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return fmt.Errorf("creating data dir: %w", err)
-	}
-	if m.lock, err = lockDataDir(dataDir); err != nil {
-		return err
-	}
-	box, err := secretsBox(m.Settings["secrets_key"], dataDir)
-	if err != nil {
-		return err
-	}
-	if m.store, err = openStore(ctx, m.Settings); err != nil {
-		return err
-	}
+	m.Logger = newLogger(m.LogOutput, m.Config.LogFormat, m.Config.LogLevel)
 	if m.Now == nil {
 		m.Now = time.Now
 	}
-	now := m.Now()
-	keyring, err := keys.LoadKeyring(ctx, m.store, box, now)
-	if err != nil {
-		return err
-	}
-	m.keyring = keyring
-	state := revocation.NewState()
-	m.state = state
-	// Records are in force until their expiry plus the clock skew (the janitor's grace): load
-	// those too, so a restart does not drop what the janitor keeps.
-	skew := m.Settings.duration("clock_skew")
-	n, err := state.Load(ctx, m.store, now.Add(-skew), nil)
-	if err != nil {
-		return err
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	met := metrics.New(reg, func() float64 { return float64(state.Len()) })
-	var srv *oauth.Server
-	m.committer = revocation.NewCommitter(m.store, state, func(n int) {
-		met.Committed(n)
-		srv.NotifyRevocations() // srv is set before the first request can commit
-	})
-	signer, err := keys.LoadSigner(ctx, m.store, box, m.Settings["signing_alg"], admin.MaxTokenTTL+time.Hour, now)
-	if err != nil {
-		return err
-	}
-	clients, err := clientreg.New(clientreg.Config{Store: m.store, Now: m.Now})
-	if err != nil {
-		return err
-	}
-
-	ln, err := net.Listen("tcp", m.Settings["addr"])
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", m.Settings["addr"], err)
-	}
-	m.Addr = ln.Addr()
-	tlsOn := m.Settings["tls_cert"] != ""
-	m.Issuer = m.Settings["issuer"]
-	if m.Issuer == "" {
-		m.Issuer = deriveIssuer(m.Addr.(*net.TCPAddr), tlsOn)
-	}
-	if err := checkIssuerTransport(m.Issuer, m.Settings["insecure_http"] == "true"); err != nil {
-		ln.Close()
-		return err
-	}
-	burst, _ := strconv.Atoi(m.Settings["auth_failure_burst"])
-	perMinute, _ := strconv.Atoi(m.Settings["auth_failure_per_minute"])
-	limiter := ratelimit.New(ratelimit.Config{Burst: burst, PerMinute: perMinute})
-	refresher := &keys.Refresher{Store: m.store, Box: box, Keys: keyring, MinInterval: 100 * time.Millisecond}
-	pages, err := web.New(web.Config{Issuer: m.Issuer, Store: m.store, Clients: clients, Committer: m.committer, Box: box,
-		Logger: m.Logger, Limiter: limiter, Now: m.Now})
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	srv, err = oauth.New(oauth.Config{
-		Issuer: m.Issuer, Clients: clients, Keys: keyring, Revoked: state, Committer: m.committer, Metrics: met, Store: m.store,
-		Pages: pages.Handler(), AccessTokenTTL: m.Settings.duration("access_token_ttl"),
-		RefreshTokenTTL: m.Settings.duration("refresh_token_ttl"), RevokeGrantWithAccessToken: m.Settings["revoke_grant_with_access_token"] == "true",
-		Ready: m.store.Ping, Logger: m.Logger, RefreshKeys: refresher.Refresh,
-		Signer: signer, Statuses: &statuslist.Allocator{}, StatusListTTL: m.Settings.duration("status_list_ttl"),
-		Limiter: limiter, Now: m.Now,
-	})
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	adm := admin.New(admin.Config{Store: m.store, Clients: clients, Revoked: state, Committer: m.committer, Keys: keyring, Box: box,
-		Signer: signer, SigningAlg: m.Settings["signing_alg"],
-		TokenTTL: srv.TokenTTL, Gatherer: reg, Token: m.Settings["admin_token"], Logger: m.Logger,
-		Now: m.Now, HashParams: m.HashParams})
-
-	if tlsOn {
-		cert, err := tls.LoadX509KeyPair(m.Settings["tls_cert"], m.Settings["tls_key"])
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("loading TLS certificate: %w", err)
+	for _, step := range []func(context.Context) error{
+		m.checkSettings,
+		m.loadTLS,
+		m.listen,
+		m.prepareDataDir,
+		m.openStore,
+		m.openSecrets,
+		m.loadKeys,
+		m.loadRevocations,
+		m.startCommitter,
+		m.buildHandlers,
+		m.startServing,
+		m.startBackground,
+	} {
+		if err := step(ctx); err != nil {
+			return err
 		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
-	}
-	m.serve(ln, srv.Handler())
-	m.servers[len(m.servers)-1].RegisterOnShutdown(srv.CloseStreams)
-	m.AdminSock = filepath.Join(dataDir, "admin.sock")
-	sock, err := unixsock.Listen(m.AdminSock)
-	if err != nil {
-		return err
-	}
-	m.serve(sock, adm.Handler(false))
-	if a := m.Settings["admin_addr"]; a != "" {
-		aln, err := net.Listen("tcp", a)
-		if err != nil {
-			return fmt.Errorf("listening on admin address %s: %w", a, err)
-		}
-		m.AdminAddr = aln.Addr()
-		m.serve(aln, adm.Handler(true))
-	}
-
-	jctx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
-	m.wg.Add(1)
-	m.janitor = revocation.JanitorConfig{Store: m.store, State: state,
-		Interval: m.Settings.duration("janitor_interval"), AuditRetention: m.Settings.duration("audit_retention"),
-		Grace: skew, OnDeleted: met.JanitorDeleted, Logger: m.Logger, Now: m.Now}
-	go func() {
-		defer m.wg.Done()
-		revocation.RunJanitor(jctx, m.janitor)
-	}()
-	if w, ok := m.store.(rescind.Watcher); ok {
-		// Shared store: learn of other instances' changes by notification, and poll as a fallback.
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			coherence.Run(jctx, coherence.Config{Store: m.store, Watcher: w, State: state, Clients: clients,
-				RefreshKeys:  func(ctx context.Context) { keys.Refresh(ctx, m.store, box, keyring) },
-				PollInterval: m.Settings.duration("poll_interval"), ClockSkew: skew, Logger: m.Logger, Now: m.Now})
-		}()
 	}
 	m.Logger.Info("rescind serving", "issuer", m.Issuer, "addr", m.Addr.String(), "admin_socket", m.AdminSock,
-		"data_dir", dataDir, "revocations_loaded", n)
+		"data_dir", m.Config.DataDir, "revocations_loaded", m.loaded)
+	if m.Config.source("db") == "--db" && hasPassword(m.Config.DB) {
+		m.Logger.Warn("the database password is on the command line (--db), where every user of this machine can read it: " +
+			"set RESCIND_DB instead")
+	}
 	return nil
 }
 
-func (m *Main) serve(ln net.Listener, h http.Handler) {
+// checkSettings refuses combinations of settings that cannot work, before anything is opened.
+func (m *Main) checkSettings(context.Context) error {
+	c := m.Config
+	if isPostgres(c.DB) && c.SecretsKey == "" {
+		return fmt.Errorf("secrets_key: RESCIND_SECRETS_KEY is required with PostgreSQL (db from %s): every instance must be "+
+			"given the same key to open the keys stored in the database (a per-instance key file would split the "+
+			"cluster); generate one with: openssl rand -base64 32", c.source("db"))
+	}
+	host, _, _ := net.SplitHostPort(c.Addr) // validated at load
+	if c.Issuer == "" && !isLoopbackHost(host) {
+		return fmt.Errorf("issuer: not set, and %s %s listens beyond loopback, where clients reach the server by a "+
+			"name it cannot guess: set --issuer (or RESCIND_ISSUER) to the URL clients use, such as "+
+			"--issuer https://auth.example.com", c.describe("addr"), c.Addr)
+	}
+	if err := checkAdminTransport(c.AdminAddr, c.TLSCert != "", c.InsecureHTTP); err != nil {
+		return err
+	}
+	var err error
+	if m.proxies, err = clientip.Parse(c.TrustedProxies); err != nil {
+		return fmt.Errorf("%s: %w", c.describe("trusted_proxies"), err)
+	}
+	if c.Issuer != "" {
+		return checkIssuerTransport(c.Issuer, c.InsecureHTTP)
+	}
+	return nil
+}
+
+// isLoopbackHost reports whether a listening host is on loopback only. An empty host listens on
+// every interface.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// loadTLS loads the certificate and key, if HTTPS is configured.
+func (m *Main) loadTLS(context.Context) error {
+	if m.Config.TLSCert == "" {
+		return nil
+	}
+	cert, err := tls.LoadX509KeyPair(m.Config.TLSCert, m.Config.TLSKey)
+	if err != nil {
+		return fmt.Errorf("tls_cert, tls_key (from %s, %s): cannot load the certificate %s with the key %s: %w: "+
+			"give a PEM certificate (chain) and its PEM private key", m.Config.source("tls_cert"), m.Config.source("tls_key"),
+			m.Config.TLSCert, m.Config.TLSKey, err)
+	}
+	m.cert = &cert
+	return nil
+}
+
+// listen binds the OAuth address (and the TCP admin address, if any) and settles the issuer.
+func (m *Main) listen(context.Context) error {
+	var err error
+	if m.ln, err = listenTCP(m.Config, "addr", m.Config.Addr); err != nil {
+		return err
+	}
+	m.Addr = m.ln.Addr()
+	if m.Config.AdminAddr != "" {
+		if m.adminLn, err = listenTCP(m.Config, "admin_addr", m.Config.AdminAddr); err != nil {
+			return err
+		}
+		m.AdminAddr = m.adminLn.Addr()
+	}
+	if m.Config.MetricsAddr != "" {
+		if m.metricsLn, err = listenTCP(m.Config, "metrics_addr", m.Config.MetricsAddr); err != nil {
+			return err
+		}
+		m.MetricsAddr = m.metricsLn.Addr()
+	}
+	m.Issuer = m.Config.Issuer
+	if m.Issuer == "" {
+		m.Issuer = deriveIssuer(m.Addr.(*net.TCPAddr), m.cert != nil)
+	}
+	if m.cert != nil {
+		conf := &tls.Config{Certificates: []tls.Certificate{*m.cert}, MinVersion: tls.VersionTLS12}
+		m.ln = tls.NewListener(m.ln, conf)
+		if m.adminLn != nil {
+			m.adminLn = tls.NewListener(m.adminLn, conf) // the admin token never crosses the network in clear
+		}
+	}
+	return checkIssuerTransport(m.Issuer, m.Config.InsecureHTTP)
+}
+
+// listenTCP binds addr, the value of setting key, and explains the usual failures.
+func listenTCP(cfg Config, key, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	flag := "--" + lookupSetting(key).flag
+	fix := "choose another address with " + flag
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		fix = "another process (perhaps another rescind) uses this port: stop it, or " + fix
+	case errors.Is(err, syscall.EACCES):
+		fix = "ports below 1024 need privileges: " + fix
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		fix = "no network interface of this machine has this address: " + fix
+	}
+	return nil, fmt.Errorf("%s: cannot listen on %s: %w: %s", cfg.describe(key), addr, errors.Unwrap(err), fix)
+}
+
+// prepareDataDir creates the data directory and locks it.
+func (m *Main) prepareDataDir(context.Context) error {
+	if fi, err := os.Stat(m.Config.DataDir); err == nil && fi.Mode().Perm() != 0o700 && fi.Mode()&os.ModeSticky == 0 {
+		m.Logger.Warn("security: tightening the data directory's permissions to 0700", "data_dir", m.Config.DataDir,
+			"was", fi.Mode().Perm().String())
+	}
+	var err error
+	m.lock, err = openDataDir(m.Config)
+	return err
+}
+
+// openDataDir creates the data directory (0700), makes it the server user's alone even if it
+// existed with looser permissions (it holds the database, the secrets key and the admin socket),
+// and locks it, so that two processes never share one SQLite database with two separate
+// in-memory revocation states. Closing the file releases the lock.
+func openDataDir(cfg Config) (*os.File, error) {
+	// The database, key file and socket are for the server's user alone.
+	syscall.Umask(0o077)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("%s: cannot create the data directory: %w: choose a writable directory with --data-dir",
+			cfg.describe("data_dir"), err)
+	}
+	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode()&os.ModeSticky != 0 {
+		// A shared directory such as /tmp: making it 0700 would break it for everyone else.
+		return nil, fmt.Errorf("%s: %s is a shared directory (sticky bit, like /tmp): give rescind a directory of its own",
+			cfg.describe("data_dir"), cfg.DataDir)
+	}
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("%s: cannot restrict %s to its owner (0700): %w", cfg.describe("data_dir"), cfg.DataDir, err)
+	}
+	if err := checkDataDirFiles(cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.describe("data_dir"), err)
+	}
+	return lockDataDir(cfg, cfg.DataDir)
+}
+
+// checkDataDirFiles refuses a data directory, or a file in it, that belongs to another user, and
+// a file with more than one link: while the directory was open to others, someone could have
+// planted a secrets.key they know, or hard-linked the database to a file of theirs, and would
+// keep reading it after the directory is made 0700.
+func checkDataDirFiles(dir string) error {
+	uid := uint32(os.Getuid())
+	owned := func(fi os.FileInfo) (uint32, uint64, bool) {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return 0, 0, false
+		}
+		return st.Uid, uint64(st.Nlink), true
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if o, _, ok := owned(fi); ok && o != uid {
+		return fmt.Errorf("%s belongs to user %d, not to the user rescind runs as (%d): give rescind a directory of its own", dir, o, uid)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		info, err := os.Lstat(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		o, links, ok := owned(info)
+		switch {
+		case !ok:
+		case o != uid:
+			return fmt.Errorf("%s belongs to user %d, not to the user rescind runs as (%d): someone else put it in the data "+
+				"directory; remove it, and if it is secrets.key or a database file, restore them from a backup you trust",
+				filepath.Join(dir, e.Name()), o, uid)
+		case info.Mode().IsRegular() && links > 1:
+			return fmt.Errorf("%s has %d hard links: another name elsewhere would let its holder read it whatever the data "+
+				"directory's permissions; copy the file to a fresh one (cp, then mv over it) and start again",
+				filepath.Join(dir, e.Name()), links)
+		case info.Mode()&os.ModeSymlink != 0:
+			return fmt.Errorf("%s is a symbolic link: the data directory must hold its files itself", filepath.Join(dir, e.Name()))
+		}
+	}
+	return nil
+}
+
+// openSecrets opens the box that seals stored keys: RESCIND_SECRETS_KEY, or the key file in the
+// data dir (created on first start).
+func (m *Main) openSecrets(context.Context) error {
+	material := []byte(m.Config.SecretsKey)
+	if m.Config.SecretsKey == "" {
+		path := filepath.Join(m.Config.DataDir, "secrets.key")
+		_, statErr := os.Stat(path)
+		var err error
+		if material, err = secret.LoadOrCreateKeyFile(path); err != nil {
+			return fmt.Errorf("secrets_key (from the key file %s): %w", path, err)
+		}
+		if errors.Is(statErr, os.ErrNotExist) {
+			m.keyFileCreated = path
+		}
+	}
+	var err error
+	m.box, err = secret.NewBox(material)
+	return err
+}
+
+// openStore opens and migrates the database.
+func (m *Main) openStore(ctx context.Context) error {
+	var err error
+	m.store, err = openStore(ctx, m.Config)
+	return err
+}
+
+// loadKeys loads the sealing and signing keys (creating the first ones in a new database).
+func (m *Main) loadKeys(ctx context.Context) error {
+	now := m.Now()
+	var err error
+	if m.keyring, err = keys.LoadKeyring(ctx, m.store, m.box, now); err != nil {
+		return m.keyError(err)
+	}
+	m.signer, err = keys.LoadSigner(ctx, m.store, m.box, m.Config.SigningAlg, admin.MaxTokenTTL+time.Hour, now)
+	return m.keyError(err)
+}
+
+// keyError explains a failure to open the stored keys: almost always the wrong secrets key.
+func (m *Main) keyError(err error) error {
+	if !errors.Is(err, keys.ErrSecretsKeyMismatch) {
+		return err
+	}
+	if m.keyFileCreated != "" {
+		// This start made a fresh key file for a database that already has keys: a restore or
+		// a move without the key file. Take the new file away again, so the right one can be
+		// copied in.
+		os.Remove(m.keyFileCreated)
+		return fmt.Errorf("secrets_key: the database holds keys, but the data directory has no secrets.key: copy the "+
+			"secrets.key that belongs with this database to %s, or set RESCIND_SECRETS_KEY to its key", m.keyFileCreated)
+	}
+	from := m.Config.source("secrets_key")
+	if m.Config.SecretsKey == "" {
+		from = "the key file " + filepath.Join(m.Config.DataDir, "secrets.key")
+	}
+	return fmt.Errorf("secrets_key (from %s): the stored keys were encrypted under a different secrets key: give the "+
+		"key this database was created with (RESCIND_SECRETS_KEY, or the secrets.key file of its data directory)", from)
+}
+
+// loadRevocations loads every revocation still in force into memory: those whose expiry is
+// less than the clock skew ago too, as the janitor keeps them.
+func (m *Main) loadRevocations(ctx context.Context) error {
+	m.state = revocation.NewState()
+	var err error
+	m.loaded, err = m.state.Load(ctx, m.store, m.Now().Add(-m.Config.ClockSkew), nil)
+	return err
+}
+
+// startCommitter starts the group committer of revocations, with what it tells of each commit
+// (the metrics and the event streams) made before it.
+func (m *Main) startCommitter(context.Context) error {
+	m.registry = prometheus.NewRegistry()
+	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.metrics = metrics.New(m.registry, m.revocationRecords)
+	m.events = &oauth.Events{}
+	m.committer = revocation.NewCommitter(m.store, m.state, m.committed)
+	return nil
+}
+
+// revocationRecords is the metric of the records held in memory.
+func (m *Main) revocationRecords() float64 { return float64(m.state.Len()) }
+
+// committed is told of each group commit of n revocation records.
+func (m *Main) committed(n int) {
+	m.metrics.Committed(n)
+	m.events.Notify()
+}
+
+// buildHandlers makes the pages, the OAuth endpoints and the admin API.
+func (m *Main) buildHandlers(context.Context) error {
+	c := m.Config
+	var err error
+	if m.clients, err = clientreg.New(clientreg.Config{Store: m.store, Now: m.Now}); err != nil {
+		return err
+	}
+	m.limiter = ratelimit.New(ratelimit.Config{Burst: c.AuthFailureBurst, PerMinute: c.AuthFailurePerMinute})
+	m.pages, err = web.New(web.Config{Issuer: m.Issuer, Store: m.store, Clients: m.clients, Committer: m.committer, Box: m.box,
+		Logger: m.Logger, Limiter: m.limiter, Now: m.Now})
+	if err != nil {
+		return err
+	}
+	refresher := &keys.Refresher{Store: m.store, Box: m.box, Keys: m.keyring, MinInterval: 100 * time.Millisecond}
+	m.oauth, err = oauth.New(oauth.Config{
+		Issuer: m.Issuer, Clients: m.clients, Keys: m.keyring, Revoked: m.state, Committer: m.committer, Metrics: m.metrics,
+		Store: m.store, Pages: m.pages.Handler(), AccessTokenTTL: c.AccessTokenTTL, RefreshTokenTTL: c.RefreshTokenTTL,
+		RevokeGrantWithAccessToken: c.RevokeGrantWithAccessToken, Ready: m.store.Ping, Logger: m.Logger,
+		RefreshKeys: refresher.Refresh, Signer: m.signer, StatusListTTL: c.StatusListTTL,
+		Statuses: &statuslist.Allocator{Recorder: m.store, MaxTokenTTL: admin.MaxTokenTTL, Now: m.Now},
+		Events:   m.events, Limiter: m.limiter, Now: m.Now,
+	})
+	if err != nil {
+		return err
+	}
+	acfg := admin.Config{Store: m.store, Clients: m.clients, Revoked: m.state, Committer: m.committer,
+		Keys: m.keyring, Box: m.box, Signer: m.signer, SigningAlg: c.SigningAlg, TokenTTL: m.oauth.TokenTTL,
+		Gatherer: m.registry, Token: c.AdminToken, Logger: m.Logger, Now: m.Now, HashParams: m.HashParams,
+		Limiter: ratelimit.New(ratelimit.Config{Burst: c.AuthFailureBurst, PerMinute: c.AuthFailurePerMinute})}
+	if b, ok := m.store.(backuper); ok {
+		acfg.Backup = b.Backup
+	}
+	m.admin = admin.New(acfg)
+	return nil
+}
+
+// backuper is a store that copies itself to a file while in use (SQLite).
+type backuper interface {
+	Backup(ctx context.Context, path string) (int64, error)
+}
+
+// startServing serves the admin socket, the TCP admin listener and, last, the OAuth endpoints:
+// once /readyz answers, the admin API is there too.
+func (m *Main) startServing(context.Context) error {
+	m.AdminSock = filepath.Join(m.Config.DataDir, "admin.sock")
+	sock, err := unixsock.Listen(m.AdminSock)
+	if err != nil {
+		return fmt.Errorf("%s: cannot open the admin socket %s: %w", m.Config.describe("data_dir"), m.AdminSock, err)
+	}
+	m.adminHandler = m.admin.Handler(false)
+	m.serve(sock, m.adminHandler)
+	if m.adminLn != nil {
+		// Behind a proxy, the admin API's failure limits apply to the client's address too.
+		m.serve(m.adminLn, m.proxies.Middleware(m.admin.Handler(true)))
+		m.adminLn = nil // the server owns it now
+	}
+	if m.metricsLn != nil {
+		m.serve(m.metricsLn, admin.MetricsHandler(m.registry))
+		m.metricsLn = nil
+	}
+	h := m.oauth.Handler()
+	if m.Config.AccessLog {
+		h = accesslog.Handler(m.Logger, h)
+	}
+	// The client address behind trusted proxies, for rate limits and logs (the access log too).
+	h = m.proxies.Middleware(h)
+	m.handler = h
+	public := m.serve(m.ln, h)
+	public.RegisterOnShutdown(m.events.Close)
+	m.ln = nil
+	return nil
+}
+
+// startBackground starts the janitor and, with a shared store, the coherence loop that learns
+// of other instances' changes.
+func (m *Main) startBackground(context.Context) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	// The janitor keeps records the clock skew past their expiry (see internal/revocation).
+	m.janitor = revocation.JanitorConfig{Store: m.store, State: m.state,
+		Interval: m.Config.JanitorInterval, AuditRetention: m.Config.AuditRetention, Grace: m.Config.ClockSkew,
+		OnDeleted: m.metrics.JanitorDeleted, Logger: m.Logger, Now: m.Now}
+	m.goRun(ctx, m.runJanitor)
+	if w, ok := m.store.(rescind.Watcher); ok {
+		m.goRun(ctx, func(ctx context.Context) { m.runCoherence(ctx, w) })
+	}
+	return nil
+}
+
+// goRun runs f in a goroutine that Close waits for.
+func (m *Main) goRun(ctx context.Context, f func(context.Context)) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		f(ctx)
+	}()
+}
+
+// runJanitor deletes expired records until ctx ends.
+func (m *Main) runJanitor(ctx context.Context) {
+	revocation.RunJanitor(ctx, m.janitor)
+}
+
+// runCoherence applies other instances' changes, by notification and by a fallback poll, until
+// ctx ends.
+func (m *Main) runCoherence(ctx context.Context, w rescind.Watcher) {
+	coherence.Run(ctx, coherence.Config{Store: m.store, Watcher: w, State: m.state, Clients: m.clients,
+		RefreshKeys: m.refreshKeys, OnRevoked: m.events.Notify, PollInterval: m.Config.PollInterval, ClockSkew: m.Config.ClockSkew,
+		Logger: m.Logger, Now: m.Now})
+}
+
+// refreshKeys reloads the keys another instance may have added.
+func (m *Main) refreshKeys(ctx context.Context) { keys.Refresh(ctx, m.store, m.box, m.keyring) }
+
+// serve serves h on ln until Close, and returns the http.Server.
+func (m *Main) serve(ln net.Listener, h http.Handler) *http.Server {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -309,13 +708,19 @@ func (m *Main) serve(ln net.Listener, h http.Handler) {
 			m.Logger.Error("serving", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
+	return srv
 }
 
 // Close stops accepting requests, lets those in flight finish (up to 10 s), commits queued
-// revocations and closes the store.
+// revocations and closes the store. It undoes a Run that stopped part way.
 func (m *Main) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	for _, ln := range []net.Listener{m.ln, m.adminLn, m.metricsLn} { // bound but not yet served
+		if ln != nil {
+			ln.Close()
+		}
+	}
 	for _, s := range m.servers {
 		s.Shutdown(ctx)
 	}
@@ -379,42 +784,67 @@ func checkIssuerTransport(issuer string, insecure bool) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("the issuer %s is plain HTTP on a host that is not loopback: serve HTTPS (--tls-cert and --tls-key, "+
+	return fmt.Errorf("issuer: %s is plain HTTP on a host that is not loopback: serve HTTPS (--tls-cert and --tls-key, "+
 		"or TLS at a proxy with an https issuer), or pass --insecure-http if you accept tokens in clear", issuer)
 }
 
-// secretsBox returns the box for stored keys, from RESCIND_SECRETS_KEY or the key file.
-func secretsBox(configured, dataDir string) (*secret.Box, error) {
-	material := []byte(configured)
-	if configured == "" {
-		var err error
-		if material, err = secret.LoadOrCreateKeyFile(filepath.Join(dataDir, "secrets.key")); err != nil {
-			return nil, err
-		}
+// checkAdminTransport refuses a plain-HTTP admin listener off loopback: the admin token would
+// cross the network in clear. With TLS the listener is HTTPS; insecure overrides.
+func checkAdminTransport(addr string, tlsOn, insecure bool) error {
+	if addr == "" || tlsOn || insecure {
+		return nil
 	}
-	return secret.NewBox(material)
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil // validated at load
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("admin_addr: %s is not loopback and the server has no TLS: the admin token would cross the network "+
+		"in clear; serve HTTPS (--tls-cert and --tls-key, which the admin listener uses too), listen on loopback, or pass --insecure-http", addr)
 }
 
-// lockDataDir takes an exclusive lock on the data directory, so two servers never share one
-// SQLite database with two separate in-memory revocation states.
-func lockDataDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+// inUseError is returned by lockDataDir when another process holds the lock.
+type inUseError struct{ msg string }
+
+func (e *inUseError) Error() string { return e.msg }
+
+// lockDataDir takes an exclusive lock on the data directory.
+func lockDataDir(cfg Config, dir string) (*os.File, error) {
+	path := filepath.Join(dir, "lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("opening lock file: %w", err)
+		return nil, fmt.Errorf("%s: cannot open the lock file: %w", cfg.describe("data_dir"), err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("data dir %s is in use by another rescind server", dir)
+		return nil, &inUseError{fmt.Sprintf("%s: %s is in use by a running rescind server (it holds %s): stop it, "+
+			"or use another --data-dir", cfg.describe("data_dir"), dir, path)}
 	}
 	return f, nil
 }
 
 // adminClient returns the admin API client for CLI commands: --admin-url if set, else the
 // socket in the data directory.
-func adminClient(st settings) *admin.Client {
-	if u := st["admin_url"]; u != "" {
-		return &admin.Client{BaseURL: strings.TrimSuffix(u, "/"), Token: st["admin_token"],
-			HTTP: &http.Client{Timeout: time.Minute}}
+func adminClient(cfg Config) *admin.Client {
+	if cfg.AdminURL != "" {
+		hc := &http.Client{Timeout: time.Minute}
+		if cfg.AdminCA != "" {
+			// validAdminCA checked the file at load; trust its certificates for the admin API.
+			pool, _ := x509.SystemCertPool()
+			if pool == nil {
+				pool = x509.NewCertPool()
+			}
+			if pem, err := os.ReadFile(cfg.AdminCA); err == nil {
+				pool.AppendCertsFromPEM(pem)
+			}
+			hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+		}
+		return &admin.Client{BaseURL: strings.TrimSuffix(cfg.AdminURL, "/"), Token: cfg.AdminToken, HTTP: hc}
 	}
-	return admin.NewUnixClient(filepath.Join(st["data_dir"], "admin.sock"))
+	return admin.NewUnixClient(filepath.Join(cfg.DataDir, "admin.sock"))
 }

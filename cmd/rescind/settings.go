@@ -1,12 +1,14 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,58 +19,192 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/clientip"
 	"github.com/rescind/rescind/internal/secret"
 )
 
 // setting is one configuration key. A value comes from, in order of precedence: the command-line
-// flag, the RESCIND_<KEY> environment variable, the config file, the default.
+// flag, the RESCIND_<KEY> environment variable, the config file, the default. Its type is the
+// type of the Config field tagged with its key (string, bool, int or time.Duration): the flag
+// is typed accordingly, and the value is parsed into that field once, at start.
 type setting struct {
-	key      string // config-file key; env is RESCIND_ + upper(key)
+	key      string // config-file key; env is RESCIND_ + upper(key); Config field tag
 	flag     string // command-line flag, or "" for keys that must not appear in argv (secrets)
-	def      string
-	secret   bool // never printed
+	def      string // default, as text in the field's type ("1s", "false", "10")
+	secret   bool   // never printed
+	envOnly  bool   // only from the environment: refused in the config file
 	validate func(string) error
 	help     string
 }
 
+// settingsTable is every setting. To add one: a row here, a field of its type in Config tagged
+// with its key, and its key in the addSettingFlags call of each command that takes it; the code
+// then reads the field (a test checks that rows and fields match).
 var settingsTable = []setting{
 	{key: "addr", flag: "addr", def: "127.0.0.1:8080", validate: validAddr, help: "address of the OAuth endpoints"},
 	{key: "data_dir", flag: "data-dir", def: "./rescind-data", validate: nonEmpty, help: "directory for the database, secrets key and admin socket"},
-	{key: "issuer", flag: "issuer", help: "issuer URL (default: derived from --addr)", validate: validIssuer},
+	{key: "issuer", flag: "issuer", help: "issuer URL (default: derived from --addr; required when --addr is not on loopback)", validate: validIssuer},
 	{key: "log_format", flag: "log-format", def: "text", validate: oneOf("text", "json"), help: "log format: text or json"},
 	{key: "log_level", flag: "log-level", def: "info", validate: oneOf("debug", "info", "warn", "error"), help: "log level: debug, info, warn or error"},
 	{key: "admin_addr", flag: "admin-addr", validate: validOptionalAddr, help: "also serve the admin API on this TCP address (requires RESCIND_ADMIN_TOKEN)"},
 	{key: "admin_url", flag: "admin-url", validate: validOptionalURL, help: "admin API URL used by CLI commands (default: the Unix socket in --data-dir)"},
-	{key: "admin_token", secret: true, help: "bearer token for the admin API over TCP (env RESCIND_ADMIN_TOKEN)"},
-	{key: "secrets_key", secret: true, validate: validSecretsKey, help: "key (32+ bytes) encrypting stored keys (env RESCIND_SECRETS_KEY; default: a file in the data dir)"},
-	{key: "db", flag: "db", validate: validDB, secret: true, help: "database: empty for SQLite in the data dir, or a postgres:// URL (env RESCIND_DB)"},
+	{key: "admin_token", secret: true, envOnly: true, validate: validAdminToken, help: "bearer token (32+ bytes) for the admin API over TCP"},
+	{key: "secrets_key", secret: true, envOnly: true, validate: validSecretsKey, help: "key (32+ bytes) encrypting the stored keys (default: the file secrets.key in the data dir)"},
+	{key: "db", flag: "db", validate: validDB, secret: true, help: "database: empty for SQLite in the data dir, or a postgres:// URL (with a password: env RESCIND_DB only)"},
 	{key: "poll_interval", flag: "poll-interval", def: "1s", validate: durationBetween(10*time.Millisecond, time.Hour), help: "with PostgreSQL: fallback poll for changes made by other instances (bounds staleness if a notification is lost)"},
 	{key: "access_token_ttl", flag: "access-token-ttl", def: "1h", validate: durationBetween(time.Second, rescind.MaxAccessTokenTTL), help: "default access token lifetime"},
 	{key: "refresh_token_ttl", flag: "refresh-token-ttl", def: "720h", validate: durationBetween(time.Minute, 365*24*time.Hour), help: "refresh token lifetime"},
-	{key: "revoke_grant_with_access_token", flag: "revoke-grant-with-access-token", def: "false", validate: oneOf("true", "false"), help: "revoking an access token also revokes its grant (all tokens of it)"},
+	{key: "revoke_grant_with_access_token", flag: "revoke-grant-with-access-token", def: "false", help: "revoking an access token also revokes its grant (all tokens of it)"},
 	{key: "signing_alg", flag: "signing-alg", def: "ES256", validate: oneOf("ES256", "EdDSA"), help: "algorithm of new JWT signing keys: ES256 or EdDSA"},
 	{key: "status_list_ttl", flag: "status-list-ttl", def: "60s", validate: durationBetween(time.Second, 24*time.Hour), help: "ttl of published status lists: how stale a resource server without push may be"},
 	{key: "auth_failure_burst", flag: "auth-failure-burst", def: "10", validate: intBetween(1, 100000), help: "failed client authentications or logins absorbed at once, per source address"},
 	{key: "auth_failure_per_minute", flag: "auth-failure-per-minute", def: "10", validate: intBetween(1, 1000000), help: "failed client authentications or logins absorbed per minute, per source address"},
 	{key: "tls_cert", flag: "tls-cert", help: "serve HTTPS with this certificate (PEM); needs --tls-key"},
 	{key: "tls_key", flag: "tls-key", secret: true, help: "the certificate's private key (PEM)"},
-	{key: "insecure_http", flag: "insecure-http", def: "false", validate: oneOf("true", "false"), help: "allow a plain-HTTP issuer that is not on loopback (tokens would cross the network in clear)"},
+	{key: "insecure_http", flag: "insecure-http", def: "false", help: "allow a plain-HTTP issuer that is not on loopback (tokens would cross the network in clear)"},
 	{key: "audit_retention", flag: "audit-retention", def: "720h", validate: durationBetween(time.Hour, 10*365*24*time.Hour), help: "how long audit entries are kept"},
 	{key: "janitor_interval", flag: "janitor-interval", def: "1m", validate: durationBetween(time.Second, 24*time.Hour), help: "how often expired revocation records are deleted"},
+	{key: "access_log", flag: "access-log", def: "false", help: "log one line per request: method, path, status, duration, client_id, remote address (never a token or secret)"},
+	{key: "metrics_addr", flag: "metrics-addr", validate: validOptionalAddr, help: "also serve GET /metrics (and nothing else), without authentication, on this TCP address"},
+	{key: "trusted_proxies", flag: "trusted-proxies", validate: validCIDRList, help: "comma-separated CIDR ranges of reverse proxies allowed to name the client address (X-Forwarded-For, Forwarded)"},
+	{key: "admin_ca", flag: "admin-ca", validate: validAdminCA, help: "PEM file of CA certificates the CLI trusts for an https --admin-url (e.g. the server's own certificate)"},
 	{key: "clock_skew", flag: "clock-skew", def: "1m", validate: durationBetween(time.Second, time.Hour), help: "largest clock difference between instances, and between them and resource servers: revocation records are kept this long past their tokens' expiry"},
 }
 
-func envName(key string) string { return "RESCIND_" + strings.ToUpper(key) }
+// Config is every setting, typed, resolved once at start (see settingsTable): what the server
+// and the commands read. Each field's tag names its key in settingsTable.
+type Config struct {
+	Addr                       string        `setting:"addr"`
+	DataDir                    string        `setting:"data_dir"`
+	Issuer                     string        `setting:"issuer"`
+	LogFormat                  string        `setting:"log_format"`
+	LogLevel                   string        `setting:"log_level"`
+	AdminAddr                  string        `setting:"admin_addr"`
+	AdminURL                   string        `setting:"admin_url"`
+	AdminToken                 string        `setting:"admin_token"`
+	SecretsKey                 string        `setting:"secrets_key"`
+	DB                         string        `setting:"db"`
+	PollInterval               time.Duration `setting:"poll_interval"`
+	AccessTokenTTL             time.Duration `setting:"access_token_ttl"`
+	RefreshTokenTTL            time.Duration `setting:"refresh_token_ttl"`
+	RevokeGrantWithAccessToken bool          `setting:"revoke_grant_with_access_token"`
+	SigningAlg                 string        `setting:"signing_alg"`
+	StatusListTTL              time.Duration `setting:"status_list_ttl"`
+	AuthFailureBurst           int           `setting:"auth_failure_burst"`
+	AuthFailurePerMinute       int           `setting:"auth_failure_per_minute"`
+	TLSCert                    string        `setting:"tls_cert"`
+	TLSKey                     string        `setting:"tls_key"`
+	InsecureHTTP               bool          `setting:"insecure_http"`
+	AuditRetention             time.Duration `setting:"audit_retention"`
+	JanitorInterval            time.Duration `setting:"janitor_interval"`
+	AccessLog                  bool          `setting:"access_log"`
+	MetricsAddr                string        `setting:"metrics_addr"`
+	TrustedProxies             string        `setting:"trusted_proxies"`
+	AdminCA                    string        `setting:"admin_ca"`
+	ClockSkew                  time.Duration `setting:"clock_skew"`
 
-// settings are resolved configuration values, by key.
-type settings map[string]string
-
-func (s settings) duration(key string) time.Duration {
-	d, _ := time.ParseDuration(s[key]) // validated at load
-	return d
+	// sources names where each key's value came from ("--addr", "RESCIND_ADDR", "config file
+	// rescind.yaml", "default"), for error messages.
+	sources map[string]string
 }
 
-// addSettingFlags registers the flags of the given keys on fs.
+// source names where the value of key came from, for messages.
+func (c Config) source(key string) string {
+	if s, ok := c.sources[key]; ok {
+		return s
+	}
+	return "default"
+}
+
+// describe names a setting and where its value came from, as in `addr (from --addr)`.
+func (c Config) describe(key string) string { return key + " (from " + c.source(key) + ")" }
+
+// configFields maps each setting key to its Config field index. Built once; a key without a
+// field, or a tagged field without a row, is a programming error caught by any test.
+var configFields = func() map[string]int {
+	t := reflect.TypeFor[Config]()
+	out := map[string]int{}
+	for i := range t.NumField() {
+		if k := t.Field(i).Tag.Get("setting"); k != "" {
+			out[k] = i
+		}
+	}
+	for _, st := range settingsTable {
+		if _, ok := out[st.key]; !ok {
+			panic("setting " + st.key + " has no Config field")
+		}
+	}
+	if len(out) != len(settingsTable) {
+		panic("a Config field has no row in settingsTable")
+	}
+	return out
+}()
+
+// fieldKind is a setting's type name as shown in help: "string", "bool", "int" or "duration".
+func fieldKind(key string) string {
+	f := reflect.TypeFor[Config]().Field(configFields[key])
+	switch f.Type {
+	case reflect.TypeFor[time.Duration]():
+		return "duration"
+	case reflect.TypeFor[bool]():
+		return "bool"
+	case reflect.TypeFor[int]():
+		return "int"
+	case reflect.TypeFor[string]():
+		return "string"
+	}
+	panic("setting " + key + " has an unsupported type " + f.Type.String())
+}
+
+// parseInto parses v by the type of key's field, stores it in c and returns the canonical text
+// for the row's validator (for booleans, "true" or "false").
+func (c *Config) parseInto(key, v string) (string, error) {
+	f := reflect.ValueOf(c).Elem().Field(configFields[key])
+	switch fieldKind(key) {
+	case "duration":
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return v, errors.New("must be a duration such as 30s, 15m or 1h")
+		}
+		f.SetInt(int64(d))
+	case "bool":
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return v, errors.New("must be true or false")
+		}
+		f.SetBool(b)
+		return strconv.FormatBool(b), nil
+	case "int":
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return v, errors.New("must be a whole number")
+		}
+		f.SetInt(int64(n))
+	default:
+		f.SetString(v)
+	}
+	return v, nil
+}
+
+// settingValue is a setting's flag. It keeps the text as typed: parsing and validation happen
+// when the settings are loaded, so a bad flag gets the same message as a bad environment
+// variable or config file entry (the setting, its source, what is valid).
+type settingValue struct {
+	kind string
+	text string
+}
+
+func (v *settingValue) String() string     { return v.text }
+func (v *settingValue) Set(s string) error { v.text = s; return nil }
+func (v *settingValue) Type() string       { return v.kind }
+
+// IsBoolFlag marks a boolean setting's flag, which may be given bare (--insecure-http) or with
+// a value (--insecure-http=false).
+func (v *settingValue) IsBoolFlag() bool { return v.kind == "bool" }
+
+func envName(key string) string { return "RESCIND_" + strings.ToUpper(key) }
+
+// addSettingFlags registers the flags of the given keys on cmd, typed as their Config fields.
 func addSettingFlags(cmd *cobra.Command, persistent bool, keys ...string) {
 	fs := cmd.Flags()
 	if persistent {
@@ -76,9 +212,10 @@ func addSettingFlags(cmd *cobra.Command, persistent bool, keys ...string) {
 	}
 	for _, k := range keys {
 		st := lookupSetting(k)
-		fs.String(st.flag, st.def, st.help)
-		if st.def == "false" { // a boolean setting: the bare flag means true
-			fs.Lookup(st.flag).NoOptDefVal = "true"
+		kind := fieldKind(k)
+		f := fs.VarPF(&settingValue{kind: kind, text: st.def}, st.flag, "", st.help)
+		if kind == "bool" { // the bare flag means true
+			f.NoOptDefVal = "true"
 		}
 	}
 }
@@ -92,26 +229,48 @@ func lookupSetting(key string) setting {
 	panic("unknown setting " + key) // programming error, caught by any test that runs the command
 }
 
-// loadSettings resolves every setting for cmd and validates it.
-func loadSettings(cmd *cobra.Command) (settings, error) {
-	file := map[string]string{}
-	if path, _ := cmd.Flags().GetString("config"); path != "" {
-		var err error
-		if file, err = readConfigFile(path); err != nil {
-			return nil, err
-		}
-	} else if path := os.Getenv("RESCIND_CONFIG"); path != "" {
-		var err error
-		if file, err = readConfigFile(path); err != nil {
-			return nil, err
+// envOnlyHelp lists the settings that come only from the environment, for a command's help.
+func envOnlyHelp() string {
+	var b strings.Builder
+	b.WriteString("Secrets come only from the environment, never from flags (visible in ps) or the config file:\n")
+	for _, st := range settingsTable {
+		if st.envOnly {
+			fmt.Fprintf(&b, "  %-22s %s\n", envName(st.key), st.help)
 		}
 	}
-	out := settings{}
+	fmt.Fprintf(&b, "  %-22s %s\n", envName("db"), "the database URL; with a password in it, only from the environment")
+	return b.String()
+}
+
+// loadSettings resolves every setting for cmd, validates it and returns the typed Config.
+func loadSettings(cmd *cobra.Command) (Config, error) {
+	file := map[string]string{}
+	fileSrc := ""
+	path, _ := cmd.Flags().GetString("config")
+	if path == "" {
+		path = os.Getenv("RESCIND_CONFIG")
+	}
+	if path != "" {
+		var err error
+		if file, err = readConfigFile(path); err != nil {
+			return Config{}, err
+		}
+		fileSrc = "config file " + path
+	}
+	cfg := Config{sources: map[string]string{}}
 	var problems []string
 	for _, st := range settingsTable {
 		v, src := st.def, "default"
 		if fv, ok := file[st.key]; ok {
-			v, src = fv, "config file"
+			v, src = fv, fileSrc
+			if st.envOnly {
+				problems = append(problems, fmt.Sprintf("%s is in the %s: secrets come only from the environment; "+
+					"remove it there and set %s instead", st.key, fileSrc, envName(st.key)))
+			}
+			if st.key == "db" && hasPassword(fv) {
+				problems = append(problems, fmt.Sprintf("db in the %s carries a password: secrets come only from the "+
+					"environment; remove it there and set %s instead", fileSrc, envName(st.key)))
+			}
 		}
 		if ev, ok := os.LookupEnv(envName(st.key)); ok {
 			v, src = ev, envName(st.key)
@@ -121,27 +280,70 @@ func loadSettings(cmd *cobra.Command) (settings, error) {
 				v, src = f.Value.String(), "--"+st.flag
 			}
 		}
-		if st.validate != nil && (v != "" || st.def != "") {
-			if err := st.validate(v); err != nil {
-				shown := v
-				if st.secret {
-					shown = "(hidden)"
-				}
-				problems = append(problems, fmt.Sprintf("%s = %q (from %s): %v", st.key, shown, src, err))
-			}
+		cfg.sources[st.key] = src
+		if v == "" && st.def == "" {
+			continue // unset and optional: the zero value
 		}
-		out[st.key] = v
+		canon, err := cfg.parseInto(st.key, v)
+		if err == nil && st.validate != nil {
+			err = st.validate(canon)
+		}
+		if err != nil {
+			problems = append(problems, settingProblem(st, v, src, err))
+		}
 	}
-	if (out["tls_cert"] == "") != (out["tls_key"] == "") {
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		problems = append(problems, "tls_cert and tls_key go together: give both or neither")
 	}
-	if out["admin_addr"] != "" && out["admin_token"] == "" {
+	if cfg.AdminAddr != "" && cfg.AdminToken == "" {
 		problems = append(problems, "admin_addr is set but RESCIND_ADMIN_TOKEN is empty: a TCP admin listener needs a token")
 	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("invalid settings:\n  %s", strings.Join(problems, "\n  "))
+	switch len(problems) {
+	case 0:
+		return cfg, nil
+	case 1:
+		return Config{}, fmt.Errorf("invalid setting: %s", problems[0])
+	default:
+		return Config{}, fmt.Errorf("invalid settings:\n  %s", strings.Join(problems, "\n  "))
 	}
-	return out, nil
+}
+
+// settingProblem describes an invalid value: the setting, its source, what is wrong, and a
+// valid example in the form of that source.
+func settingProblem(st setting, v, src string, err error) string {
+	shown := strconv.Quote(v)
+	if st.secret {
+		shown = "(hidden)"
+	}
+	msg := fmt.Sprintf("%s = %s (from %s): %v", st.key, shown, src, err)
+	if ex := exampleValue(st); ex != "" {
+		switch {
+		case strings.HasPrefix(src, "--"):
+			msg += fmt.Sprintf(" (for example %s=%s)", src, ex)
+		case strings.HasPrefix(src, "RESCIND_"):
+			msg += fmt.Sprintf(" (for example %s=%s)", src, ex)
+		case strings.HasPrefix(src, "config file"):
+			msg += fmt.Sprintf(" (for example %s: %s)", st.key, ex)
+		}
+	}
+	return msg
+}
+
+// exampleValue is a valid value of st, for error messages: its default, or one of its type.
+func exampleValue(st setting) string {
+	if st.secret {
+		return ""
+	}
+	if st.def != "" && st.def != "false" {
+		return st.def
+	}
+	switch fieldKind(st.key) {
+	case "bool":
+		return "true"
+	case "duration":
+		return "30s"
+	}
+	return ""
 }
 
 // readConfigFile reads a flat YAML (.yaml, .yml) or TOML (.toml) file of setting keys.
@@ -170,13 +372,7 @@ func parseConfig(ext string, b []byte) (map[string]string, error) {
 	out := map[string]string{}
 	var unknown []string
 	for k, v := range raw {
-		known := false
-		for _, st := range settingsTable {
-			if st.key == k {
-				known = true
-			}
-		}
-		if !known {
+		if _, known := configFields[k]; !known {
 			unknown = append(unknown, k)
 			continue
 		}
@@ -264,6 +460,19 @@ func isPostgres(db string) bool {
 	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
 }
 
+// hasPassword reports whether a database URL carries a password (in its user info or its
+// query).
+func hasPassword(db string) bool {
+	u, err := url.Parse(db)
+	if err != nil {
+		return strings.Contains(db, "@") // unparsable: assume the worst
+	}
+	if _, ok := u.User.Password(); ok {
+		return true
+	}
+	return u.Query().Has("password")
+}
+
 func validDB(v string) error {
 	if v == "" || isPostgres(v) {
 		return nil
@@ -277,6 +486,40 @@ func validSecretsKey(v string) error {
 	}
 	if len(v) < secret.MinKeyMaterial {
 		return fmt.Errorf("must be at least %d bytes (try: openssl rand -base64 32)", secret.MinKeyMaterial)
+	}
+	return nil
+}
+
+// MinAdminToken is the shortest admin token accepted: 32 bytes, as for the secrets key.
+const MinAdminToken = 32
+
+func validAdminToken(v string) error {
+	if v == "" {
+		return nil
+	}
+	if len(v) < MinAdminToken {
+		return fmt.Errorf("must be at least %d bytes (try: openssl rand -base64 32)", MinAdminToken)
+	}
+	return nil
+}
+
+func validCIDRList(v string) error {
+	if _, err := clientip.Parse(v); err != nil {
+		return errors.New("must be comma-separated CIDR ranges such as 10.0.0.0/8,192.168.1.5/32")
+	}
+	return nil
+}
+
+func validAdminCA(v string) error {
+	if v == "" {
+		return nil
+	}
+	b, err := os.ReadFile(v)
+	if err != nil {
+		return fmt.Errorf("cannot read the CA file: %w", err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(b) {
+		return errors.New("holds no PEM certificate")
 	}
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 
 func newUserCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage local users (through the running server's admin API)"}
-	addSettingFlags(cmd, true, "admin_url")
+	addSettingFlags(cmd, true, "admin_url", "admin_ca")
 	var username string
 	var fromStdin bool
 	create := &cobra.Command{
@@ -22,7 +22,7 @@ func newUserCommand() *cobra.Command {
 		Example: `  printf '%s' "$PASSWORD" | rescind user create --username alice --password-stdin`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
@@ -33,7 +33,7 @@ func newUserCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("reading password: %w", err)
 			}
-			u, err := adminClient(st).CreateUser(cmd.Context(), admin.CreateUserRequest{Username: username,
+			u, err := adminClient(cfg).CreateUser(cmd.Context(), admin.CreateUserRequest{Username: username,
 				Password: strings.TrimRight(string(b), "\r\n")})
 			if err != nil {
 				return err
@@ -47,11 +47,11 @@ func newUserCommand() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List users as JSON", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
-			us, err := adminClient(st).ListUsers(cmd.Context())
+			us, err := adminClient(cfg).ListUsers(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -61,11 +61,11 @@ func newUserCommand() *cobra.Command {
 	del := &cobra.Command{
 		Use: "delete USERNAME", Short: "Delete a user and revoke every grant they gave", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
-			res, err := adminClient(st).DeleteUser(cmd.Context(), args[0])
+			res, err := adminClient(cfg).DeleteUser(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -86,21 +86,21 @@ every client credentials token of the client is revoked too. Access tokens are n
 they are not counted: every access token of the revoked grants stops working.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
 			if req.User == "" && req.Client == "" {
 				return errors.New("name --user, --client, or both")
 			}
-			res, err := adminClient(st).RevokeAll(cmd.Context(), req)
+			res, err := adminClient(cfg).RevokeAll(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
 			return printJSON(cmd.OutOrStdout(), res)
 		},
 	}
-	addSettingFlags(cmd, false, "admin_url")
+	addSettingFlags(cmd, false, "admin_url", "admin_ca")
 	cmd.Flags().StringVar(&req.User, "user", "", "username")
 	cmd.Flags().StringVar(&req.Client, "client", "", "client id")
 	return cmd
@@ -108,16 +108,16 @@ they are not counted: every access token of the revoked grants stops working.`,
 
 func newAuditCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Read the audit log of revocations"}
-	addSettingFlags(cmd, true, "admin_url")
+	addSettingFlags(cmd, true, "admin_url", "admin_ca")
 	var limit int
 	list := &cobra.Command{
 		Use: "list", Short: "List audit entries, newest first, as JSON", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := loadSettings(cmd)
+			cfg, err := loadSettings(cmd)
 			if err != nil {
 				return err
 			}
-			es, err := adminClient(st).Audit(cmd.Context(), limit)
+			es, err := adminClient(cfg).Audit(cmd.Context(), limit)
 			if err != nil {
 				return err
 			}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Get a token, introspect it, revoke it (RFC 7009), introspect again, with curl alone.
+# Get a token, introspect it, revoke it (RFC 7009), introspect again, with curl alone. The client
+# introspects its own token; another client's needs a resource-server client (--resource-server).
 #
 #   RESCIND_ISSUER=http://127.0.0.1:8080 RESCIND_CLIENT_ID=... RESCIND_CLIENT_SECRET=... ./revoke.sh
 #

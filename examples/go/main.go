@@ -1,5 +1,6 @@
 // Command example gets a token, introspects it, revokes it and introspects it again with the
-// github.com/rescind/rescind/client package, at any RFC 7009/7662 server.
+// github.com/rescind/rescind/client package, at any RFC 7009/7662 server. It introspects its own
+// token: at Rescind a client may; other clients' tokens need a resource-server client.
 //
 //	RESCIND_ISSUER=http://127.0.0.1:8080 RESCIND_CLIENT_ID=... RESCIND_CLIENT_SECRET=... go run ./examples/go
 package main

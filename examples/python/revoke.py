@@ -10,7 +10,8 @@ The classic snippet this corrects:
     spaces or non-ASCII characters are sent intact;
   * it treated 200 as "the token was revoked", but RFC 7009 §2.2 answers 200 for unknown,
     expired and already revoked tokens too: 200 means "this token is not valid now", and only
-    introspection (RFC 7662) can tell you a token's state.
+    introspection (RFC 7662) can tell you a token's state. (A client may introspect its own
+    tokens; at Rescind, other clients' access tokens need a client created with --resource-server.)
 """
 import base64
 import os

@@ -2,10 +2,13 @@
 // tokens from a Rescind server (or any RFC 9068 issuer), and refuses revoked ones: at once
 // through the revocation event stream, else within the status list's ttl.
 //
-//	RESCIND_ISSUER=http://127.0.0.1:8080 RESCIND_CLIENT_ID=... RESCIND_CLIENT_SECRET=... go run ./examples/resource-server
+//	rescind client create --name photos-api --resource-server --resource https://api.example --output env
+//	RESCIND_ISSUER=http://127.0.0.1:8080 RESCIND_CLIENT_ID=... RESCIND_CLIENT_SECRET=... AUDIENCE=https://api.example go run ./examples/resource-server
 //
 // AUDIENCE names the audience tokens must have (default: the issuer; clients ask for another
-// with the RFC 8707 resource parameter).
+// with the RFC 8707 resource parameter). The client is the API's own, registered as a resource
+// server for that audience: only then may it introspect other clients' tokens and receive their
+// revocations (a client that is not a resource server is told only of its own tokens).
 //
 // then: curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:9000/photos
 package main

@@ -54,15 +54,20 @@ func CheckChallenge(challenge, method string, allowPlain bool) error {
 }
 
 // Verify reports whether verifier matches the challenge made with method (RFC 7636 §4.6),
-// comparing in constant time. An absent method means "plain" (§4.3).
+// comparing in constant time. An absent method means "plain" (§4.3); any other method fails.
 func Verify(challenge, method, verifier string) bool {
 	if !validValue(verifier) {
 		return false
 	}
-	want := verifier
-	if method == S256 {
+	var want string
+	switch method {
+	case S256:
 		sum := sha256.Sum256([]byte(verifier))
 		want = base64.RawURLEncoding.EncodeToString(sum[:])
+	case Plain, "":
+		want = verifier
+	default:
+		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(want), []byte(challenge)) == 1
 }

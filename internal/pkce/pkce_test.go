@@ -1,6 +1,9 @@
 package pkce
 
-import "testing"
+import (
+	"encoding/base64"
+	"testing"
+)
 
 // The example of RFC 7636 Appendix B.
 const (
@@ -40,5 +43,19 @@ func TestCheckChallenge(t *testing.T) {
 		if err := CheckChallenge(c.challenge, c.method, c.plain); (err == nil) != c.ok {
 			t.Errorf("CheckChallenge(%q, %q, %v) = %v", c.challenge, c.method, c.plain, err)
 		}
+	}
+}
+
+// TestVerifyRFCExample checks the transformation against the octets printed in RFC 7636
+// Appendix B, independently of any base64 code: the verifier's 32 random octets, and the
+// challenge those octets give.
+func TestVerifyRFCExample(t *testing.T) {
+	octets := []byte{116, 24, 223, 180, 151, 153, 224, 37, 79, 250, 96, 125, 216, 173,
+		187, 186, 22, 212, 37, 77, 105, 214, 191, 240, 91, 88, 5, 88, 83, 132, 141, 121}
+	if got := base64.RawURLEncoding.EncodeToString(octets); got != verifier {
+		t.Fatalf("Appendix B verifier: %q, want %q", got, verifier)
+	}
+	if !Verify(challenge, S256, verifier) || Verify(challenge, "S512", verifier) || Verify(verifier, "S512", verifier) {
+		t.Fatal("S256 must verify the Appendix B pair, and no unknown method may verify anything")
 	}
 }

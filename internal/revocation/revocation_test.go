@@ -110,8 +110,10 @@ func TestCommitterGroupsConcurrentRevocations(t *testing.T) {
 		wg.Add(1)
 		go revoke(i)
 	}
-	for len(c.reqs) < n-1 {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); len(c.reqs) < n-1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d revocations queued behind the held commit in 10 s", len(c.reqs), n-1)
+		}
 	}
 	close(fs.gate)
 	wg.Wait()

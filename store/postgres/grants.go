@@ -283,7 +283,8 @@ func revokeGrants(ctx context.Context, tx pgx.Tx, f rescind.GrantFilter, rev res
 			return nil, 0, fmt.Errorf("postgres: revoking grant: %w", err)
 		}
 		for rows.Next() {
-			st := rescind.Revocation{Kind: rescind.RevokeStatus, ClientID: r.ClientID, RevokedAt: r.RevokedAt, Subject: r.Subject}
+			st := rescind.Revocation{Kind: rescind.RevokeStatus, ClientID: r.ClientID, RevokedAt: r.RevokedAt, Subject: r.Subject,
+				Audience: r.Audience} // a grant's status records belong to the grant's tokens
 			var exp int64
 			if err := rows.Scan(&st.StatusList, &st.StatusIdx, &exp); err != nil {
 				rows.Close()
@@ -517,7 +518,7 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now, tokensExpireAt
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
 	for _, q := range []string{`DELETE FROM auth_codes WHERE expires_at < $1`, `DELETE FROM refresh_tokens WHERE expires_at < $1`,
-		`DELETE FROM grant_token_status WHERE expires_at < $1`} {
+		`DELETE FROM grant_token_status WHERE expires_at < $1`, `DELETE FROM status_lists WHERE expires_at < $1`} {
 		tag, err := s.pool.Exec(ctx, q, nanos(now))
 		if err != nil {
 			return total, fmt.Errorf("postgres: deleting expired: %w", err)

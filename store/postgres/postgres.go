@@ -47,10 +47,15 @@ const (
 // batch sends one "reload" notification instead (payloads are limited to 8000 bytes each).
 const maxNotifiedRecords = 64
 
+// maxPayload bounds one notification's payload, below PostgreSQL's 8000-byte limit; a record
+// that does not fit is announced by a "reload" notification instead.
+const maxPayload = 7900
+
 // Store is a rescind.Store and rescind.Watcher on PostgreSQL.
 type Store struct {
-	pool *pgxpool.Pool
-	dsn  string
+	pool    *pgxpool.Pool
+	dsn     string
+	applied []string
 }
 
 var (
@@ -64,6 +69,11 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parsing DSN: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// Without connect_timeout in the DSN, an unreachable host would hold Open for the
+		// operating system's TCP timeout (minutes).
+		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "rescind"
@@ -99,6 +109,25 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("postgres: listing migrations: %w", err)
 	}
 	sort.Strings(names)
+	if err := checkNotNewer(ctx, names, func(ctx context.Context) ([][2]string, error) {
+		rows, err := conn.Query(ctx, `SELECT version, name FROM schema_migrations`)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out [][2]string
+		for rows.Next() {
+			var v int
+			var n string
+			if err := rows.Scan(&v, &n); err != nil {
+				return nil, err
+			}
+			out = append(out, [2]string{strconv.Itoa(v), n})
+		}
+		return out, rows.Err()
+	}); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
 	for _, name := range names {
 		base := strings.TrimPrefix(name, "migrations/")
 		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
@@ -127,9 +156,14 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("postgres: applying migration %s: %w", base, err)
 		}
+		s.applied = append(s.applied, base)
 	}
 	return nil
 }
+
+// Migrated returns the names of the migrations Open applied, in order; none if the database
+// was up to date (or another instance applied them first).
+func (s *Store) Migrated() []string { return s.applied }
 
 // Close closes the pool.
 func (s *Store) Close() error {
@@ -181,11 +215,11 @@ func list(v []string) []string {
 func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO clients
 		(id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
-		previous_secret_hash, previous_secret_expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		c.ID, c.Name, c.SecretHash, c.Public, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs),
 		int64(c.TokenTTL), nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
-		c.PreviousSecretHash, optionalNanos(c.PreviousSecretExpiresAt))
+		c.ResourceServer, list(c.Resources), c.AllowInsecureRedirect, c.PreviousSecretHash, optionalNanos(c.PreviousSecretExpiresAt))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("postgres: client %q: %w", c.ID, rescind.ErrAlreadyExists)
 	}
@@ -196,13 +230,13 @@ func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 }
 
 const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
-	previous_secret_hash, previous_secret_expires_at`
+	resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at`
 
 func scanClient(row pgx.Row) (rescind.Client, error) {
 	var c rescind.Client
 	var ttl, created, prevExp int64
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &c.GrantTypes, &c.Scopes, &c.RedirectURIs, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat,
-		&c.PreviousSecretHash, &prevExp); err != nil {
+		&c.ResourceServer, &c.Resources, &c.AllowInsecureRedirect, &c.PreviousSecretHash, &prevExp); err != nil {
 		return c, err
 	}
 	if prevExp != 0 {
@@ -251,9 +285,10 @@ func (s *Store) UpdateClient(ctx context.Context, c rescind.Client) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE clients SET name = $1, secret_hash = $2, public = $3, grant_types = $4, scopes = $5,
 			redirect_uris = $6, token_ttl_ns = $7, allow_plain_pkce = $8, token_format = $9, previous_secret_hash = $10,
-			previous_secret_expires_at = $11 WHERE id = $12`,
+			previous_secret_expires_at = $11, resource_server = $12, resources = $13, allow_insecure_redirect = $14 WHERE id = $15`,
 			c.Name, c.SecretHash, c.Public, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs), int64(c.TokenTTL),
-			c.AllowPlainPKCE, tokenFormat(c.TokenFormat), c.PreviousSecretHash, optionalNanos(c.PreviousSecretExpiresAt), c.ID)
+			c.AllowPlainPKCE, tokenFormat(c.TokenFormat), c.PreviousSecretHash, optionalNanos(c.PreviousSecretExpiresAt),
+			c.ResourceServer, list(c.Resources), c.AllowInsecureRedirect, c.ID)
 		if err != nil {
 			return fmt.Errorf("postgres: updating client %q: %w", c.ID, err)
 		}
@@ -324,6 +359,7 @@ type notice struct {
 	Subject   string                 `json:"s,omitempty"`
 	List      string                 `json:"l,omitempty"`
 	Idx       int64                  `json:"x,omitempty"`
+	Audience  []string               `json:"a,omitempty"`
 }
 
 // writeRevocations upserts revs and queues their notifications, inside tx. It first takes the
@@ -340,14 +376,16 @@ func writeRevocations(ctx context.Context, tx pgx.Tx, revs []rescind.Revocation)
 		if r.StatusList == "" {
 			idx = -1
 		}
-		b.Queue(`INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		// The record keeps the audience it was first written with: a merge moves times, never
+		// who may receive the record.
+		b.Queue(`INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx, audience)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			ON CONFLICT (kind, key) DO UPDATE SET
 				seq = nextval(pg_get_serial_sequence('revocations', 'seq')),
 				revoked_at = GREATEST(revocations.revoked_at, EXCLUDED.revoked_at),
 				expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)
 			WHERE revocations.revoked_at < EXCLUDED.revoked_at OR revocations.expires_at < EXCLUDED.expires_at`,
-			string(r.Kind), r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt), r.Subject, r.StatusList, idx)
+			string(r.Kind), r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt), r.Subject, r.StatusList, idx, list(r.Audience))
 	}
 	for _, r := range revs {
 		if r.Actor != "" {
@@ -355,13 +393,23 @@ func writeRevocations(ctx context.Context, tx pgx.Tx, revs []rescind.Revocation)
 				nanos(r.RevokedAt), r.Actor, "revoke_"+string(r.Kind), r.Key, r.Reason)
 		}
 	}
-	if len(revs) > maxNotifiedRecords {
-		b.Queue(`SELECT pg_notify($1, '')`, chanRevocations)
-	} else {
-		for _, r := range revs {
-			p, _ := json.Marshal(notice{r.Kind, r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt), r.Subject, r.StatusList, r.StatusIdx})
-			b.Queue(`SELECT pg_notify($1, $2)`, chanRevocations, string(p))
+	var payloads []string
+	for _, r := range revs {
+		if len(revs) > maxNotifiedRecords {
+			break
 		}
+		p, _ := json.Marshal(notice{r.Kind, r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt), r.Subject, r.StatusList, r.StatusIdx, r.Audience})
+		if len(p) > maxPayload {
+			payloads = nil // too large to carry (a long audience): listeners reload instead
+			break
+		}
+		payloads = append(payloads, string(p))
+	}
+	if payloads == nil {
+		b.Queue(`SELECT pg_notify($1, '')`, chanRevocations)
+	}
+	for _, p := range payloads {
+		b.Queue(`SELECT pg_notify($1, $2)`, chanRevocations, p)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("postgres: writing revocations: %w", err)
@@ -371,7 +419,7 @@ func writeRevocations(ctx context.Context, tx pgx.Tx, revs []rescind.Revocation)
 
 // RevocationsSince implements rescind.Store.
 func (s *Store) RevocationsSince(ctx context.Context, afterSeq int64, now time.Time, limit int) ([]rescind.Revocation, error) {
-	rows, err := s.pool.Query(ctx, `SELECT seq, kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx
+	rows, err := s.pool.Query(ctx, `SELECT seq, kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx, audience
 		FROM revocations WHERE seq > $1 AND expires_at >= $2 ORDER BY seq LIMIT $3`, afterSeq, nanos(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: reading revocations: %w", err)
@@ -382,8 +430,11 @@ func (s *Store) RevocationsSince(ctx context.Context, afterSeq int64, now time.T
 		var r rescind.Revocation
 		var kind string
 		var revokedAt, expiresAt int64
-		if err := rows.Scan(&r.Seq, &kind, &r.Key, &r.ClientID, &revokedAt, &expiresAt, &r.Subject, &r.StatusList, &r.StatusIdx); err != nil {
+		if err := rows.Scan(&r.Seq, &kind, &r.Key, &r.ClientID, &revokedAt, &expiresAt, &r.Subject, &r.StatusList, &r.StatusIdx, &r.Audience); err != nil {
 			return nil, fmt.Errorf("postgres: reading revocations: %w", err)
+		}
+		if len(r.Audience) == 0 {
+			r.Audience = nil
 		}
 		r.Kind = rescind.RevocationKind(kind)
 		r.RevokedAt, r.ExpiresAt = fromNanos(revokedAt), fromNanos(expiresAt)
@@ -463,4 +514,56 @@ func (s *Store) ListKeys(ctx context.Context, use string) ([]rescind.Key, error)
 		return nil, fmt.Errorf("postgres: listing keys: %w", err)
 	}
 	return out, nil
+}
+
+// CreateStatusList implements rescind.Store.
+func (s *Store) CreateStatusList(ctx context.Context, l rescind.StatusList) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO status_lists (id, created_at, expires_at) VALUES ($1, $2, $3)`,
+		l.ID, nanos(l.CreatedAt), nanos(l.ExpiresAt))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("postgres: status list %q: %w", l.ID, rescind.ErrAlreadyExists)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: recording status list: %w", err)
+	}
+	return nil
+}
+
+// GetStatusList implements rescind.Store.
+func (s *Store) GetStatusList(ctx context.Context, id string) (rescind.StatusList, error) {
+	l := rescind.StatusList{ID: id}
+	var created, expires int64
+	err := s.pool.QueryRow(ctx, `SELECT created_at, expires_at FROM status_lists WHERE id = $1`, id).Scan(&created, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return l, fmt.Errorf("postgres: status list %q: %w", id, rescind.ErrNotFound)
+	}
+	if err != nil {
+		return l, fmt.Errorf("postgres: reading status list: %w", err)
+	}
+	l.CreatedAt, l.ExpiresAt = fromNanos(created), fromNanos(expires)
+	return l, nil
+}
+
+// checkNotNewer refuses a database migrated by a newer release: one whose schema_migrations
+// (read by applied: version and name) holds a migration this binary does not embed. An older
+// binary would misread or ignore what a newer one writes (a revocation it cannot see is a
+// revocation lost), so it must not serve such a database.
+func checkNotNewer(ctx context.Context, embedded []string, applied func(context.Context) ([][2]string, error)) error {
+	known := map[string]bool{}
+	for _, name := range embedded {
+		v, _, _ := strings.Cut(strings.TrimPrefix(name, "migrations/"), "_")
+		n, _ := strconv.Atoi(v)
+		known[strconv.Itoa(n)] = true
+	}
+	rows, err := applied(ctx)
+	if err != nil {
+		return fmt.Errorf("reading schema_migrations: %w", err)
+	}
+	for _, r := range rows {
+		if !known[r[0]] {
+			return fmt.Errorf("%w: it has migration %s (%s), which this release does not know: run the release that "+
+				"migrated it, or a newer one", rescind.ErrNewerSchema, r[0], r[1])
+		}
+	}
+	return nil
 }

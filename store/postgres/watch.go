@@ -73,7 +73,7 @@ func (s *Store) listen(ctx context.Context, fn func(rescind.Event)) error {
 			}
 			fn(rescind.Event{Kind: rescind.EventRevoked, Revocations: []rescind.Revocation{{
 				Kind: p.Kind, Key: p.Key, ClientID: p.ClientID, RevokedAt: fromNanos(p.RevokedAt), ExpiresAt: fromNanos(p.ExpiresAt),
-				Subject: p.Subject, StatusList: p.List, StatusIdx: p.Idx}}})
+				Subject: p.Subject, StatusList: p.List, StatusIdx: p.Idx, Audience: p.Audience}}})
 		case chanClients:
 			fn(rescind.Event{Kind: rescind.EventClientChanged, ClientID: n.Payload})
 		case chanKeys:

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,19 +29,31 @@ var migrations embed.FS
 
 // Store is a rescind.Store backed by one SQLite database file.
 type Store struct {
-	db *sql.DB
+	db      *sql.DB
+	path    string
+	applied []string
 }
+
+// ErrNotDatabase is returned by Open for a file that is not a SQLite database, or is corrupt.
+var ErrNotDatabase = errors.New("sqlite: not a database, or corrupt")
 
 var _ rescind.Store = (*Store)(nil)
 
-// Open opens (creating if needed) the database at path and applies pending migrations.
-func Open(ctx context.Context, path string) (*Store, error) {
+// dsn is the connection string for the database at path; mode "rw" opens only an existing
+// database, "rwc" creates it if needed.
+func dsn(path, mode string) string {
 	q := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	q.Set("mode", mode)
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the database at path and applies pending migrations.
+func Open(ctx context.Context, path string) (*Store, error) {
+	db, err := sql.Open("sqlite", dsn(path, "rwc"))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
 	}
@@ -47,13 +61,83 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// tokens are not stored). This also keeps every write strictly ordered.
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxLifetime(0)
-	s := &Store{db: db}
+	s := &Store{db: db, path: path}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
+		var se *sqlite.Error
+		if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_NOTADB || se.Code() == sqlite3.SQLITE_CORRUPT) {
+			return nil, fmt.Errorf("%w: %w", ErrNotDatabase, err)
+		}
 		return nil, err
 	}
 	return s, nil
 }
+
+// Backup writes a consistent copy of the database to dest, a file that must not exist (it is
+// created 0600), while the store stays in use: it reads a snapshot on a connection of its own,
+// so writers are not held up. See BackupFile.
+func (s *Store) Backup(ctx context.Context, dest string) (int64, error) {
+	return BackupFile(ctx, s.path, dest)
+}
+
+// BackupFile writes a consistent copy of the existing database at src to dest with VACUUM INTO
+// (a snapshot in one read transaction; WAL content included), then syncs it. dest must not
+// exist: it is created 0600 with O_EXCL, so nothing is ever overwritten, and removed again if the
+// copy fails. It returns the size of the copy. The source is not migrated or otherwise changed.
+func BackupFile(ctx context.Context, src, dest string) (int64, error) {
+	if _, err := os.Stat(src); err != nil {
+		return 0, fmt.Errorf("sqlite: backup: %w", err)
+	}
+	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: backup: %w", err)
+	}
+	f.Close()
+	size, err := backupInto(ctx, src, dest)
+	if err != nil {
+		os.Remove(dest)
+		return 0, err
+	}
+	return size, nil
+}
+
+func backupInto(ctx context.Context, src, dest string) (int64, error) {
+	db, err := sql.Open("sqlite", dsn(src, "rw"))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: backup: opening %s: %w", src, err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	// VACUUM INTO accepts the empty file made above as its output.
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dest); err != nil {
+		var se *sqlite.Error
+		if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_NOTADB || se.Code() == sqlite3.SQLITE_CORRUPT) {
+			return 0, fmt.Errorf("%w: %w", ErrNotDatabase, err)
+		}
+		return 0, fmt.Errorf("sqlite: backup of %s: %w", src, err)
+	}
+	f, err := os.OpenFile(dest, os.O_RDWR, 0)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: backup: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("sqlite: backup: syncing %s: %w", dest, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: backup: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(dest)); err == nil { // the new file's directory entry
+		d.Sync()
+		d.Close()
+	}
+	return fi.Size(), nil
+}
+
+// Migrated returns the names of the migrations Open applied, in order; none if the database
+// was up to date.
+func (s *Store) Migrated() []string { return s.applied }
 
 func (s *Store) migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -65,6 +149,25 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("sqlite: listing migrations: %w", err)
 	}
 	sort.Strings(names)
+	if err := checkNotNewer(ctx, names, func(ctx context.Context) ([][2]string, error) {
+		rows, err := s.db.QueryContext(ctx, `SELECT version, name FROM schema_migrations`)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out [][2]string
+		for rows.Next() {
+			var v int
+			var n string
+			if err := rows.Scan(&v, &n); err != nil {
+				return nil, err
+			}
+			out = append(out, [2]string{strconv.Itoa(v), n})
+		}
+		return out, rows.Err()
+	}); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
 	for _, name := range names {
 		base := strings.TrimPrefix(name, "migrations/")
 		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
@@ -105,6 +208,7 @@ func (s *Store) applyMigration(ctx context.Context, version int, base, name stri
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: committing migration %s: %w", base, err)
 	}
+	s.applied = append(s.applied, base)
 	return nil
 }
 
@@ -164,11 +268,11 @@ func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO clients
 		(id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
-		previous_secret_hash, previous_secret_expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.SecretHash, c.Public, jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.RedirectURIs),
 		int64(c.TokenTTL), nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
-		c.PreviousSecretHash, optionalNanos(c.PreviousSecretExpiresAt))
+		c.ResourceServer, jsonList(c.Resources), c.AllowInsecureRedirect, c.PreviousSecretHash, optionalNanos(c.PreviousSecretExpiresAt))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("sqlite: client %q: %w", c.ID, rescind.ErrAlreadyExists)
 	}
@@ -179,14 +283,14 @@ func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 }
 
 const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
-	previous_secret_hash, previous_secret_expires_at`
+	resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at`
 
 func scanClient(row interface{ Scan(...any) error }) (rescind.Client, error) {
 	var c rescind.Client
-	var gt, sc, ru string
+	var gt, sc, ru, res string
 	var ttl, created, prevExp int64
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &gt, &sc, &ru, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat,
-		&c.PreviousSecretHash, &prevExp); err != nil {
+		&c.ResourceServer, &res, &c.AllowInsecureRedirect, &c.PreviousSecretHash, &prevExp); err != nil {
 		return c, err
 	}
 	if prevExp != 0 {
@@ -201,6 +305,9 @@ func scanClient(row interface{ Scan(...any) error }) (rescind.Client, error) {
 	}
 	if c.RedirectURIs, err = parseList(ru); err != nil {
 		return c, fmt.Errorf("redirect_uris: %w", err)
+	}
+	if c.Resources, err = parseList(res); err != nil {
+		return c, fmt.Errorf("resources: %w", err)
 	}
 	c.TokenTTL = time.Duration(ttl)
 	c.CreatedAt = fromNanos(created)
@@ -244,9 +351,10 @@ func (s *Store) ListClients(ctx context.Context) ([]rescind.Client, error) {
 func (s *Store) UpdateClient(ctx context.Context, c rescind.Client) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE clients SET name = ?, secret_hash = ?, public = ?, grant_types = ?, scopes = ?,
 		redirect_uris = ?, token_ttl_ns = ?, allow_plain_pkce = ?, token_format = ?, previous_secret_hash = ?,
-		previous_secret_expires_at = ? WHERE id = ?`,
+		previous_secret_expires_at = ?, resource_server = ?, resources = ?, allow_insecure_redirect = ? WHERE id = ?`,
 		c.Name, c.SecretHash, c.Public, jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.RedirectURIs), int64(c.TokenTTL),
-		c.AllowPlainPKCE, tokenFormat(c.TokenFormat), c.PreviousSecretHash, optionalNanos(c.PreviousSecretExpiresAt), c.ID)
+		c.AllowPlainPKCE, tokenFormat(c.TokenFormat), c.PreviousSecretHash, optionalNanos(c.PreviousSecretExpiresAt),
+		c.ResourceServer, jsonList(c.Resources), c.AllowInsecureRedirect, c.ID)
 	if err != nil {
 		return fmt.Errorf("sqlite: updating client %q: %w", c.ID, err)
 	}
@@ -329,8 +437,8 @@ type revWriter struct {
 }
 
 func newRevWriter(ctx context.Context, tx *sql.Tx) (*revWriter, error) {
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, key) DO NOTHING`)
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx, audience)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, key) DO NOTHING`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: preparing revocation insert: %w", err)
 	}
@@ -359,7 +467,8 @@ func (w *revWriter) write(ctx context.Context, r rescind.Revocation) error {
 	if r.StatusList == "" {
 		r.StatusIdx = -1
 	}
-	res, err := w.insert.ExecContext(ctx, string(r.Kind), r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt), r.Subject, r.StatusList, r.StatusIdx)
+	aud := jsonList(r.Audience)
+	res, err := w.insert.ExecContext(ctx, string(r.Kind), r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt), r.Subject, r.StatusList, r.StatusIdx, aud)
 	if err != nil {
 		return fmt.Errorf("sqlite: writing revocation: %w", err)
 	}
@@ -367,8 +476,9 @@ func (w *revWriter) write(ctx context.Context, r rescind.Revocation) error {
 		return nil
 	}
 	var revokedAt, expiresAt int64
-	if err := w.tx.QueryRowContext(ctx, `SELECT revoked_at, expires_at FROM revocations WHERE kind = ? AND key = ?`,
-		string(r.Kind), r.Key).Scan(&revokedAt, &expiresAt); err != nil {
+	var oldAud string
+	if err := w.tx.QueryRowContext(ctx, `SELECT revoked_at, expires_at, audience FROM revocations WHERE kind = ? AND key = ?`,
+		string(r.Kind), r.Key).Scan(&revokedAt, &expiresAt, &oldAud); err != nil {
 		return fmt.Errorf("sqlite: reading revocation: %w", err)
 	}
 	if nanos(r.RevokedAt) <= revokedAt && nanos(r.ExpiresAt) <= expiresAt {
@@ -377,8 +487,10 @@ func (w *revWriter) write(ctx context.Context, r rescind.Revocation) error {
 	if _, err := w.tx.ExecContext(ctx, `DELETE FROM revocations WHERE kind = ? AND key = ?`, string(r.Kind), r.Key); err != nil {
 		return fmt.Errorf("sqlite: replacing revocation: %w", err)
 	}
+	// The record keeps the audience it was first written with: a merge moves times, never who
+	// may receive the record.
 	_, err = w.insert.ExecContext(ctx, string(r.Kind), r.Key, r.ClientID, max(revokedAt, nanos(r.RevokedAt)),
-		max(expiresAt, nanos(r.ExpiresAt)), r.Subject, r.StatusList, r.StatusIdx)
+		max(expiresAt, nanos(r.ExpiresAt)), r.Subject, r.StatusList, r.StatusIdx, oldAud)
 	if err != nil {
 		return fmt.Errorf("sqlite: writing revocation: %w", err)
 	}
@@ -397,7 +509,7 @@ func upsertRevocation(ctx context.Context, tx *sql.Tx, r rescind.Revocation) err
 
 // RevocationsSince implements rescind.Store.
 func (s *Store) RevocationsSince(ctx context.Context, afterSeq int64, now time.Time, limit int) ([]rescind.Revocation, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx, audience
 		FROM revocations WHERE seq > ? AND expires_at >= ? ORDER BY seq LIMIT ?`, afterSeq, nanos(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading revocations: %w", err)
@@ -408,8 +520,15 @@ func (s *Store) RevocationsSince(ctx context.Context, afterSeq int64, now time.T
 		var r rescind.Revocation
 		var kind string
 		var revokedAt, expiresAt int64
-		if err := rows.Scan(&r.Seq, &kind, &r.Key, &r.ClientID, &revokedAt, &expiresAt, &r.Subject, &r.StatusList, &r.StatusIdx); err != nil {
+		var aud string
+		if err := rows.Scan(&r.Seq, &kind, &r.Key, &r.ClientID, &revokedAt, &expiresAt, &r.Subject, &r.StatusList, &r.StatusIdx, &aud); err != nil {
 			return nil, fmt.Errorf("sqlite: reading revocations: %w", err)
+		}
+		if r.Audience, err = parseList(aud); err != nil {
+			return nil, fmt.Errorf("sqlite: reading revocations: audience: %w", err)
+		}
+		if len(r.Audience) == 0 {
+			r.Audience = nil
 		}
 		r.Kind = rescind.RevocationKind(kind)
 		r.RevokedAt, r.ExpiresAt = fromNanos(revokedAt), fromNanos(expiresAt)
@@ -487,4 +606,56 @@ func (s *Store) ListKeys(ctx context.Context, use string) ([]rescind.Key, error)
 		return nil, fmt.Errorf("sqlite: listing keys: %w", err)
 	}
 	return out, nil
+}
+
+// CreateStatusList implements rescind.Store.
+func (s *Store) CreateStatusList(ctx context.Context, l rescind.StatusList) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO status_lists (id, created_at, expires_at) VALUES (?, ?, ?)`,
+		l.ID, nanos(l.CreatedAt), nanos(l.ExpiresAt))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("sqlite: status list %q: %w", l.ID, rescind.ErrAlreadyExists)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: recording status list: %w", err)
+	}
+	return nil
+}
+
+// GetStatusList implements rescind.Store.
+func (s *Store) GetStatusList(ctx context.Context, id string) (rescind.StatusList, error) {
+	l := rescind.StatusList{ID: id}
+	var created, expires int64
+	err := s.db.QueryRowContext(ctx, `SELECT created_at, expires_at FROM status_lists WHERE id = ?`, id).Scan(&created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, fmt.Errorf("sqlite: status list %q: %w", id, rescind.ErrNotFound)
+	}
+	if err != nil {
+		return l, fmt.Errorf("sqlite: reading status list: %w", err)
+	}
+	l.CreatedAt, l.ExpiresAt = fromNanos(created), fromNanos(expires)
+	return l, nil
+}
+
+// checkNotNewer refuses a database migrated by a newer release: one whose schema_migrations
+// (read by applied: version and name) holds a migration this binary does not embed. An older
+// binary would misread or ignore what a newer one writes (a revocation it cannot see is a
+// revocation lost), so it must not serve such a database.
+func checkNotNewer(ctx context.Context, embedded []string, applied func(context.Context) ([][2]string, error)) error {
+	known := map[string]bool{}
+	for _, name := range embedded {
+		v, _, _ := strings.Cut(strings.TrimPrefix(name, "migrations/"), "_")
+		n, _ := strconv.Atoi(v)
+		known[strconv.Itoa(n)] = true
+	}
+	rows, err := applied(ctx)
+	if err != nil {
+		return fmt.Errorf("reading schema_migrations: %w", err)
+	}
+	for _, r := range rows {
+		if !known[r[0]] {
+			return fmt.Errorf("%w: it has migration %s (%s), which this release does not know: run the release that "+
+				"migrated it, or a newer one", rescind.ErrNewerSchema, r[0], r[1])
+		}
+	}
+	return nil
 }

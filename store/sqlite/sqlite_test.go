@@ -1,10 +1,13 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +41,9 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if m := s.Migrated(); len(m) < 2 || m[0] != "0001_init.sql" {
+		t.Fatalf("a new database: Migrated = %v, want every migration from 0001_init.sql", m)
+	}
 	now := time.Now()
 	if err := s.Revoke(context.Background(), []rescind.Revocation{{Kind: rescind.RevokeToken, Key: "t", ClientID: "c",
 		RevokedAt: now, ExpiresAt: now.Add(time.Hour)}}); err != nil {
@@ -47,6 +53,9 @@ func TestReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2 := open(t, path)
+	if m := s2.Migrated(); len(m) != 0 {
+		t.Fatalf("reopened: Migrated = %v, want none", m)
+	}
 	revs, err := s2.RevocationsSince(context.Background(), 0, now, 10)
 	if err != nil || len(revs) != 1 || revs[0].Key != "t" {
 		t.Fatalf("after reopen: %+v, %v", revs, err)
@@ -107,5 +116,98 @@ func TestMigration0005(t *testing.T) {
 	want := now.Add(-time.Hour).Add(month)
 	if len(got) != 2 || got["lost"].Sub(want).Abs() > time.Microsecond || got["short"].Sub(want).Abs() > time.Microsecond {
 		t.Fatalf("records after the migration: %v; want lost and short until %v, none for old", got, want)
+	}
+}
+
+// TestNotDatabase: a file that is not a SQLite database is reported as such, and left as it was.
+func TestNotDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rescind.db")
+	junk := []byte(strings.Repeat("not a database, but someone's data. ", 200))
+	if err := os.WriteFile(path, junk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := sqlite.Open(context.Background(), path)
+	if !errors.Is(err, sqlite.ErrNotDatabase) {
+		t.Fatalf("Open = %v, want ErrNotDatabase", err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, junk) {
+		t.Fatal("Open changed the file")
+	}
+}
+
+// TestBackup: a backup taken while the store is in use holds what was committed, opens as a
+// database of its own, never overwrites a file, and a backup of a file that is not a database
+// fails without leaving a file behind.
+func TestBackup(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, filepath.Join(dir, "rescind.db"))
+	ctx := context.Background()
+	now := time.Now()
+	rev := rescind.Revocation{Kind: rescind.RevokeToken, Key: "before", ClientID: "c", RevokedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := s.Revoke(ctx, []rescind.Revocation{rev}); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(dir, "backup.db")
+	n, err := s.Backup(ctx, dest)
+	if err != nil || n == 0 {
+		t.Fatalf("Backup = %d, %v", n, err)
+	}
+	if fi, err := os.Stat(dest); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != n {
+		t.Fatalf("backup file: %v %v", fi, err)
+	}
+	rev.Key = "after"
+	if err := s.Revoke(ctx, []rescind.Revocation{rev}); err != nil {
+		t.Fatal(err)
+	}
+	b := open(t, dest)
+	revs, err := b.RevocationsSince(ctx, 0, now, 10)
+	if err != nil || len(revs) != 1 || revs[0].Key != "before" {
+		t.Fatalf("the backup holds %+v, %v; want the one revocation committed before it", revs, err)
+	}
+	if m := b.Migrated(); len(m) != 0 {
+		t.Fatalf("opening the backup applied migrations %v", m)
+	}
+
+	if _, err := s.Backup(ctx, dest); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("a second backup to the same file: %v, want ErrExist", err)
+	}
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o600)
+	if _, err := s.Backup(ctx, empty); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("a backup to an existing empty file: %v, want ErrExist", err)
+	}
+
+	junk := filepath.Join(dir, "junk.db")
+	os.WriteFile(junk, bytes.Repeat([]byte("junk"), 1000), 0o600)
+	if _, err := sqlite.BackupFile(ctx, junk, filepath.Join(dir, "junk-backup.db")); !errors.Is(err, sqlite.ErrNotDatabase) {
+		t.Fatalf("backup of junk: %v, want ErrNotDatabase", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "junk-backup.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a failed backup left its file behind")
+	}
+	if _, err := sqlite.BackupFile(ctx, filepath.Join(dir, "missing.db"), filepath.Join(dir, "m.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("backup of a missing database: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a backup of a missing database created it")
+	}
+}
+
+// TestNewerSchemaRefused: a database that a newer release migrated (a migration this binary does
+// not know) is refused, so an old binary never serves data it may misread.
+func TestNewerSchemaRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rescind.db")
+	s := open(t, path)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s.Close()
+	if _, err := sqlite.Open(context.Background(), path); !errors.Is(err, rescind.ErrNewerSchema) || !strings.Contains(err.Error(), "9999_future.sql") {
+		t.Fatalf("opening a database of a newer release: %v, want ErrNewerSchema naming the migration", err)
 	}
 }

@@ -37,6 +37,8 @@ func RunTests(t *testing.T, opener Opener) {
 		{"DeleteExpiredRevocations", testDeleteExpired},
 		{"ConcurrentRevoke", testConcurrentRevoke},
 		{"Keys", testKeys},
+		{"RevocationAudience", testRevocationAudience},
+		{"StatusLists", testStatusLists},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,7 +60,8 @@ func sampleClient(id string) rescind.Client {
 		ID: id, Name: "App " + id, SecretHash: "$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA",
 		GrantTypes: []string{rescind.GrantClientCredentials}, Scopes: []string{"read", "write"},
 		RedirectURIs: []string{"https://app.example/cb"}, TokenTTL: 90 * time.Minute, CreatedAt: base, AllowPlainPKCE: true,
-		TokenFormat: rescind.TokenFormatJWT,
+		TokenFormat: rescind.TokenFormatJWT, ResourceServer: true, Resources: []string{"https://api.example", "urn:example:photos"},
+		AllowInsecureRedirect: true,
 	}
 }
 
@@ -67,7 +70,8 @@ func equalClient(a, b rescind.Client) bool {
 		a.PreviousSecretHash == b.PreviousSecretHash && a.PreviousSecretExpiresAt.Equal(b.PreviousSecretExpiresAt) &&
 		slices.Equal(a.GrantTypes, b.GrantTypes) && slices.Equal(a.Scopes, b.Scopes) &&
 		slices.Equal(a.RedirectURIs, b.RedirectURIs) && a.TokenTTL == b.TokenTTL && a.CreatedAt.Equal(b.CreatedAt) &&
-		a.AllowPlainPKCE == b.AllowPlainPKCE && a.TokenFormat == b.TokenFormat
+		a.AllowPlainPKCE == b.AllowPlainPKCE && a.TokenFormat == b.TokenFormat && a.ResourceServer == b.ResourceServer &&
+		slices.Equal(a.Resources, b.Resources) && a.AllowInsecureRedirect == b.AllowInsecureRedirect
 }
 
 func testClients(t *testing.T, s rescind.Store) {
@@ -82,6 +86,7 @@ func testClients(t *testing.T, s rescind.Store) {
 	a := sampleClient("a")
 	b := sampleClient("b")
 	b.Public, b.SecretHash, b.Scopes, b.RedirectURIs, b.TokenTTL, b.AllowPlainPKCE, b.TokenFormat = true, "", nil, nil, 0, false, ""
+	b.ResourceServer, b.Resources, b.AllowInsecureRedirect = false, nil, false
 	b.CreatedAt = base.Add(time.Second)
 	for _, c := range []rescind.Client{b, a} {
 		if err := s.CreateClient(ctx, c); err != nil {
@@ -96,7 +101,8 @@ func testClients(t *testing.T, s rescind.Store) {
 		t.Fatalf("GetClient(a) = %+v, %v; want %+v", got, err, a)
 	}
 	got, err = s.GetClient(ctx, "b")
-	if err != nil || !got.Public || got.SecretHash != "" || len(got.Scopes) != 0 || got.TokenFormat != rescind.TokenFormatOpaque {
+	if err != nil || !got.Public || got.SecretHash != "" || len(got.Scopes) != 0 || got.TokenFormat != rescind.TokenFormatOpaque ||
+		got.ResourceServer || len(got.Resources) != 0 || got.AllowInsecureRedirect {
 		t.Fatalf("GetClient(b) = %+v, %v", got, err)
 	}
 	list, err = s.ListClients(ctx)
@@ -431,5 +437,73 @@ func testPollingOrder(t *testing.T, open func() rescind.Store) {
 	poll()
 	if want := len(writers) * perWriter; len(seen) != want {
 		t.Fatalf("poller saw %d of %d committed revocations: polling by Seq misses concurrent commits", len(seen), want)
+	}
+}
+
+// testRevocationAudience: a record's audience round-trips (empty stays empty: the issuer), and a
+// merge moves the record's times but never its audience, so revoking again cannot widen or
+// narrow who may receive the record.
+func testRevocationAudience(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	one := tokenRev("one", base.Add(time.Hour))
+	one.Audience = []string{"https://api.example"}
+	many := tokenRev("many", base.Add(time.Hour))
+	many.Audience = []string{"https://a.example", "https://b.example/x?y=1"}
+	none := tokenRev("none", base.Add(time.Hour))
+	if err := s.Revoke(ctx, []rescind.Revocation{one, many, none}); err != nil {
+		t.Fatal(err)
+	}
+	revs, err := s.RevocationsSince(ctx, 0, base, 10)
+	if err != nil || len(revs) != 3 {
+		t.Fatalf("RevocationsSince = %+v, %v", revs, err)
+	}
+	got := map[string][]string{}
+	for _, r := range revs {
+		got[r.Key] = r.Audience
+	}
+	if !slices.Equal(got["one"], one.Audience) || !slices.Equal(got["many"], many.Audience) || len(got["none"]) != 0 {
+		t.Fatalf("audiences read back = %v", got)
+	}
+	seq := revs[2].Seq
+	again := one
+	again.ExpiresAt, again.Audience = base.Add(2*time.Hour), []string{"https://other.example"}
+	if err := s.Revoke(ctx, []rescind.Revocation{again}); err != nil {
+		t.Fatal(err)
+	}
+	revs, err = s.RevocationsSince(ctx, seq, base, 10)
+	if err != nil || len(revs) != 1 || !revs[0].ExpiresAt.Equal(again.ExpiresAt) || !slices.Equal(revs[0].Audience, one.Audience) {
+		t.Fatalf("after a longer revocation of the same token: %+v, %v; want the later expiry and the first audience", revs, err)
+	}
+}
+
+// testStatusLists: a recorded list is found, an unknown one is ErrNotFound, a duplicate is
+// ErrAlreadyExists, and DeleteExpired removes lists whose tokens have all expired.
+func testStatusLists(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	if _, err := s.GetStatusList(ctx, "nolist"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("GetStatusList(unknown) err = %v, want ErrNotFound", err)
+	}
+	a := rescind.StatusList{ID: "lista", CreatedAt: base, ExpiresAt: base.Add(time.Hour)}
+	b := rescind.StatusList{ID: "listb", CreatedAt: base, ExpiresAt: base.Add(3 * time.Hour)}
+	for _, l := range []rescind.StatusList{a, b} {
+		if err := s.CreateStatusList(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateStatusList(ctx, a); !errors.Is(err, rescind.ErrAlreadyExists) {
+		t.Fatalf("CreateStatusList(duplicate) err = %v, want ErrAlreadyExists", err)
+	}
+	got, err := s.GetStatusList(ctx, "lista")
+	if err != nil || got.ID != "lista" || !got.CreatedAt.Equal(base) || !got.ExpiresAt.Equal(a.ExpiresAt) {
+		t.Fatalf("GetStatusList(lista) = %+v, %v", got, err)
+	}
+	if n, err := s.DeleteExpired(ctx, base.Add(2*time.Hour)); err != nil || n != 1 {
+		t.Fatalf("DeleteExpired = %d, %v; want 1 (lista)", n, err)
+	}
+	if _, err := s.GetStatusList(ctx, "lista"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("expired list still found: %v", err)
+	}
+	if _, err := s.GetStatusList(ctx, "listb"); err != nil {
+		t.Fatalf("unexpired list gone: %v", err)
 	}
 }
