@@ -2,73 +2,48 @@ package oauth
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/revocation"
 )
 
-// hub wakes event streams when revocations commit, on this instance or another, and ends
-// them when the server shuts down.
-type hub struct {
-	mu     sync.Mutex
-	ch     chan struct{}
-	closed chan struct{}
-	once   sync.Once
-}
+// MaxStreamsPerClient bounds the event streams one client holds open at once; one more is
+// refused with 429.
+const MaxStreamsPerClient = 8
 
-func (h *hub) done() <-chan struct{} {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed == nil {
-		h.closed = make(chan struct{})
-	}
-	return h.closed
-}
-
-func (h *hub) close() {
-	h.done()
-	h.once.Do(func() { close(h.closed) })
-}
-
-func (h *hub) wait() <-chan struct{} {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.ch == nil {
-		h.ch = make(chan struct{})
-	}
-	return h.ch
-}
-
-func (h *hub) notify() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.ch != nil {
-		close(h.ch)
-		h.ch = nil
-	}
-}
+// streamKeepAlive is how often an idle event stream sends a comment, so that proxies and the
+// receiver know it is alive.
+const streamKeepAlive = 15 * time.Second
 
 // CloseStreams ends every event stream, so a graceful shutdown need not wait for them. Register
 // it with http.Server.RegisterOnShutdown.
-func (s *Server) CloseStreams() { s.events.close() }
+func (s *Server) CloseStreams() { s.feed.Close() }
 
-// NotifyRevocations wakes the event streams: call it after revocations commit or arrive from
-// another instance.
-func (s *Server) NotifyRevocations() { s.events.notify() }
+// NotifyRevocations wakes the event streams' shared reader: call it after revocations commit on
+// this instance or arrive from another (coherence.Config.OnRevoked).
+func (s *Server) NotifyRevocations() { s.feed.Notify() }
+
+// eventFilter is the one place that decides which revocation events a client's stream may carry:
+// it returns the filter of the client's stream, nil for every record.
+func (s *Server) eventFilter(rescind.Client) func(rescind.Revocation) bool { return nil }
 
 // Event is the JSON of one revocation event on GET /oauth2/revocations/events. Exactly one of
-// JTI, GrantID and RevokedBefore says what was revoked; StatusList, when set, is the Token
+// JTI, GrantID, RevokedBefore and KID says what was revoked; StatusList, when set, is the Token
 // Status List entry that flipped.
 type Event struct {
 	// Type is "token", "grant", "client" (every token of the client issued before
-	// RevokedBefore) or "status" (a status list entry of a revoked grant's token).
-	Type     string `json:"type"`
-	JTI      string `json:"jti,omitempty"`
+	// RevokedBefore), "status" (a status list entry of a revoked grant's token) or "key" (a
+	// retired key: every token it signed or sealed).
+	Type string `json:"type"`
+	JTI  string `json:"jti,omitempty"`
+	// KID is set for type "key": the key was retired, and whatever it signed is refused.
+	KID      string `json:"kid,omitempty"`
 	GrantID  string `json:"grant_id,omitempty"`
 	ClientID string `json:"client_id"`
 	Subject  string `json:"sub,omitempty"`
@@ -93,6 +68,8 @@ func (s *Server) eventOf(r rescind.Revocation) Event {
 	case rescind.RevokeClient:
 		e.RevokedBefore = r.RevokedAt.Unix()
 		e.Time = min(r.RevokedAt.Unix(), time.Now().Unix())
+	case rescind.RevokeKey:
+		e.KID = r.Key
 	}
 	if r.StatusList != "" && r.StatusIdx >= 0 {
 		e.StatusList = &struct {
@@ -106,9 +83,15 @@ func (s *Server) eventOf(r rescind.Revocation) Event {
 // handleEvents streams revocations as Server-Sent Events, in commit order, each with its
 // sequence number as id; a receiver that reconnects with Last-Event-ID (header, or the
 // last_event_id query parameter) misses nothing that has not expired. The caller authenticates
-// as a confidential client (HTTP Basic).
+// as a confidential client (HTTP Basic), and holds at most MaxStreamsPerClient streams.
+//
+// Every stream of this instance is fed by one shared reader (revocation.Feed), woken when
+// revocations commit here or arrive from another instance. A stream whose receiver reads too
+// slowly to keep up resumes from the store; one that stops reading is cut after a minute, and its
+// receiver reconnects with Last-Event-ID.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	if _, perr := s.authenticateClient(r, nil, false); perr != nil {
+	client, perr := s.authenticateClient(r, nil, false)
+	if perr != nil {
 		writeError(w, perr)
 		return
 	}
@@ -134,46 +117,77 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		after = n
 	}
+	sub, err := s.feed.Subscribe(r.Context(), client.ID, after, s.eventFilter(client))
+	if errors.Is(err, revocation.ErrTooManySubscriptions) {
+		writeError(w, &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: 10,
+			Description: fmt.Sprintf("this client already holds %d event streams; close one, or retry later", MaxStreamsPerClient)})
+		return
+	}
+	if err != nil {
+		if !errors.Is(err, revocation.ErrFeedClosed) && r.Context().Err() == nil {
+			s.log.ErrorContext(r.Context(), "subscribing to revocations", "err", err)
+		}
+		writeError(w, &Error{Code: ErrServerError, Status: http.StatusServiceUnavailable, RetryAfter: 1,
+			Description: "the event stream is not available; retry"})
+		return
+	}
+	defer sub.Close()
 	rc := http.NewResponseController(w) // sees through wrappers (metrics) to the connection
-	rc.SetWriteDeadline(time.Time{})    // a stream outlives the server's write timeout
+	// A stream outlives the server's write timeout; each write gets its own deadline instead.
+	rc.SetWriteDeadline(time.Now().Add(time.Minute))
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, "retry: 1000\n: rescind revocation events from %d\n\n", after)
-	rc.Flush()
-	ping := time.NewTicker(15 * time.Second)
-	defer ping.Stop()
+	if rc.Flush() != nil {
+		return
+	}
+	var buf []byte
 	for {
-		wake := s.events.wait()
-		for {
-			revs, err := s.store.RevocationsSince(r.Context(), after, s.now(), 500)
-			if err != nil {
-				if r.Context().Err() == nil {
-					s.log.WarnContext(r.Context(), "reading revocations for events", "err", err)
-				}
-				return
+		revs, err := sub.Next(r.Context(), streamKeepAlive)
+		if err != nil {
+			if !errors.Is(err, revocation.ErrFeedClosed) && r.Context().Err() == nil {
+				s.log.WarnContext(r.Context(), "reading revocations for events", "err", err)
 			}
-			for _, rev := range revs {
-				b, _ := json.Marshal(s.eventOf(rev))
-				fmt.Fprintf(w, "id: %d\nevent: revocation\ndata: %s\n\n", rev.Seq, b)
-				after = rev.Seq
-			}
-			if len(revs) < 500 {
-				break
-			}
+			return
 		}
-		rc.Flush()
-		select {
-		case <-r.Context().Done():
+		buf = buf[:0]
+		if len(revs) == 0 {
+			buf = append(buf, ": ping\n\n"...)
+		}
+		for _, rev := range revs {
+			buf = append(buf, s.encodeEvent(rev)...)
+		}
+		// A receiver that does not take a write within a minute is cut; it reconnects with
+		// Last-Event-ID and misses nothing.
+		rc.SetWriteDeadline(time.Now().Add(time.Minute))
+		if _, err := w.Write(buf); err != nil {
 			return
-		case <-s.events.done():
+		}
+		if rc.Flush() != nil {
 			return
-		case <-wake:
-		case <-ping.C:
-			fmt.Fprint(w, ": ping\n\n")
-			rc.Flush()
 		}
 	}
+}
+
+// encodeEvent returns the SSE text of one record. A record goes to every stream: it is encoded
+// once, and the text kept for the other streams (a small cache, keyed by Seq).
+func (s *Server) encodeEvent(r rescind.Revocation) []byte {
+	s.eventsMu.Lock()
+	b, ok := s.encoded[r.Seq]
+	s.eventsMu.Unlock()
+	if ok {
+		return b
+	}
+	data, _ := json.Marshal(s.eventOf(r))
+	b = fmt.Appendf(nil, "id: %d\nevent: revocation\ndata: %s\n\n", r.Seq, data)
+	s.eventsMu.Lock()
+	if len(s.encoded) >= 4096 {
+		clear(s.encoded)
+	}
+	s.encoded[r.Seq] = b
+	s.eventsMu.Unlock()
+	return b
 }

@@ -84,7 +84,9 @@ type Server struct {
 	statusTTL       time.Duration
 	listMu          sync.Mutex
 	lists           map[string]renderedList
-	events          hub
+	feed            *revocation.Feed
+	eventsMu        sync.Mutex
+	encoded         map[int64][]byte // SSE text of recent records, by Seq
 	limiter         *ratelimit.Limiter
 	tokenTTL        time.Duration
 	maxBody         int64
@@ -106,6 +108,7 @@ func New(cfg Config) (*Server, error) {
 		ready: cfg.Ready, refresh: cfg.RefreshKeys, log: cfg.Logger, now: cfg.Now,
 		store: cfg.Store, pages: cfg.Pages, refreshTTL: cfg.RefreshTokenTTL, grantWithAccess: cfg.RevokeGrantWithAccessToken,
 		signer: cfg.Signer, statuses: cfg.Statuses, limiter: cfg.Limiter, statusTTL: cfg.StatusListTTL, lists: make(map[string]renderedList),
+		encoded: make(map[int64][]byte),
 	}
 	s.statusBase = s.issuer + "/oauth2/statuslists/"
 	if s.statusTTL <= 0 {
@@ -126,6 +129,7 @@ func New(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.feed = revocation.NewFeed(revocation.FeedConfig{Store: s.store, MaxPerSubscriber: MaxStreamsPerClient, Logger: s.log, Now: s.now})
 	md, err := s.buildMetadata()
 	if err != nil {
 		return nil, err

@@ -264,7 +264,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		go func() {
 			defer m.wg.Done()
 			coherence.Run(jctx, coherence.Config{Store: m.store, Watcher: w, State: state, Clients: clients,
-				RefreshKeys:  func(ctx context.Context) { keys.Refresh(ctx, m.store, box, keyring) },
+				RefreshKeys: func(ctx context.Context) { keys.Refresh(ctx, m.store, box, keyring) }, OnRevoked: srv.NotifyRevocations,
 				PollInterval: m.Settings.duration("poll_interval"), Logger: m.Logger})
 		}()
 	}
