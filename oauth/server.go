@@ -58,6 +58,8 @@ type Config struct {
 	// rotated by another instance); it reports whether the keyring now holds it, and the token
 	// is then opened again.
 	RefreshKeys func(ctx context.Context, kid [4]byte) bool
+	// RefreshSigningKeys, if set, is RefreshKeys for a JWT naming a signing key the signer lacks.
+	RefreshSigningKeys func(ctx context.Context, kid string) bool
 	// Ready reports whether the server can serve (for /readyz). If nil, always ready.
 	Ready func(context.Context) error
 	// Logger receives errors and security events. If nil, slog.Default().
@@ -92,6 +94,7 @@ type Server struct {
 	maxBody         int64
 	ready           func(context.Context) error
 	refresh         func(context.Context, [4]byte) bool
+	refreshSigning  func(context.Context, string) bool
 	log             *slog.Logger
 	now             func() time.Time
 	metadata        []byte
@@ -105,7 +108,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		issuer: strings.TrimSuffix(cfg.Issuer, "/"), clients: cfg.Clients, keys: cfg.Keys, revoked: cfg.Revoked,
 		committer: cfg.Committer, metrics: cfg.Metrics, tokenTTL: cfg.AccessTokenTTL, maxBody: cfg.MaxBodyBytes,
-		ready: cfg.Ready, refresh: cfg.RefreshKeys, log: cfg.Logger, now: cfg.Now,
+		ready: cfg.Ready, refresh: cfg.RefreshKeys, refreshSigning: cfg.RefreshSigningKeys, log: cfg.Logger, now: cfg.Now,
 		store: cfg.Store, pages: cfg.Pages, refreshTTL: cfg.RefreshTokenTTL, grantWithAccess: cfg.RevokeGrantWithAccessToken,
 		signer: cfg.Signer, statuses: cfg.Statuses, limiter: cfg.Limiter, statusTTL: cfg.StatusListTTL, lists: make(map[string]renderedList),
 		encoded: make(map[int64][]byte),

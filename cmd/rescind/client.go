@@ -137,28 +137,6 @@ func newClientDeleteCommand() *cobra.Command {
 	}
 }
 
-func newKeysCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "Manage the server's keys"}
-	addSettingFlags(cmd, true, "admin_url")
-	cmd.AddCommand(&cobra.Command{
-		Use:   "rotate",
-		Short: "Add a new token-sealing key; tokens sealed by older keys keep working",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := loadSettings(cmd)
-			if err != nil {
-				return err
-			}
-			kid, err := adminClient(st).RotateKeys(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return printJSON(cmd.OutOrStdout(), kid)
-		},
-	})
-	return cmd
-}
-
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -155,10 +155,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	now := time.Now()
-	keyring, err := keys.LoadKeyring(ctx, m.store, box, now)
+	km, err := keys.Open(ctx, keys.Config{Store: m.store, Box: box, SigningAlg: m.Settings["signing_alg"],
+		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: func(r rescind.Revocation) { m.committer.Apply(r) }})
 	if err != nil {
 		return err
 	}
+	keyring, signer := km.Keyring(), km.Signer()
 	state := revocation.NewState()
 	n, err := state.Load(ctx, m.store, now, nil)
 	if err != nil {
@@ -172,10 +174,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		met.Committed(n)
 		srv.NotifyRevocations() // srv is set before the first request can commit
 	})
-	signer, err := keys.LoadSigner(ctx, m.store, box, m.Settings["signing_alg"], admin.MaxTokenTTL+time.Hour, now)
-	if err != nil {
-		return err
-	}
 	clients, err := clientreg.New(clientreg.Config{Store: m.store})
 	if err != nil {
 		return err
@@ -198,7 +196,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	burst, _ := strconv.Atoi(m.Settings["auth_failure_burst"])
 	perMinute, _ := strconv.Atoi(m.Settings["auth_failure_per_minute"])
 	limiter := ratelimit.New(ratelimit.Config{Burst: burst, PerMinute: perMinute})
-	refresher := &keys.Refresher{Store: m.store, Box: box, Keys: keyring, MinInterval: 100 * time.Millisecond}
 	pages, err := web.New(web.Config{Issuer: m.Issuer, Store: m.store, Clients: clients, Committer: m.committer, Box: box,
 		Logger: m.Logger, Limiter: limiter, GrantRecordTTL: func(clientID string) time.Duration {
 			c, _ := clients.Get(context.Background(), clientID) // a deleted client: the default lifetime
@@ -212,7 +209,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Issuer: m.Issuer, Clients: clients, Keys: keyring, Revoked: state, Committer: m.committer, Metrics: met, Store: m.store,
 		Pages: pages.Handler(), AccessTokenTTL: m.Settings.duration("access_token_ttl"),
 		RefreshTokenTTL: m.Settings.duration("refresh_token_ttl"), RevokeGrantWithAccessToken: m.Settings["revoke_grant_with_access_token"] == "true",
-		Ready: m.store.Ping, Logger: m.Logger, RefreshKeys: refresher.Refresh,
+		Ready: m.store.Ping, Logger: m.Logger, RefreshKeys: km.RefreshSealKey, RefreshSigningKeys: km.RefreshSigningKey,
 		Signer: signer, Statuses: &statuslist.Allocator{}, StatusListTTL: m.Settings.duration("status_list_ttl"),
 		Limiter: limiter,
 	})
@@ -220,8 +217,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ln.Close()
 		return err
 	}
-	adm := admin.New(admin.Config{Store: m.store, Clients: clients, Revoked: state, Committer: m.committer, Keys: keyring, Box: box,
-		Signer: signer, SigningAlg: m.Settings["signing_alg"],
+	adm := admin.New(admin.Config{Store: m.store, Clients: clients, Revoked: state, Committer: m.committer, Keys: km, Signer: signer,
 		TokenTTL: srv.TokenTTL, GrantRecordTTL: srv.GrantRecordTTL, Gatherer: reg, Token: m.Settings["admin_token"], Logger: m.Logger})
 
 	if tlsOn {
@@ -264,7 +260,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		go func() {
 			defer m.wg.Done()
 			coherence.Run(jctx, coherence.Config{Store: m.store, Watcher: w, State: state, Clients: clients,
-				RefreshKeys: func(ctx context.Context) { keys.Refresh(ctx, m.store, box, keyring) }, OnRevoked: srv.NotifyRevocations,
+				RefreshKeys: func(ctx context.Context) { km.Refresh(ctx) }, OnRevoked: srv.NotifyRevocations,
 				PollInterval: m.Settings.duration("poll_interval"), Logger: m.Logger})
 		}()
 	}
