@@ -17,6 +17,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -181,10 +182,11 @@ const (
 	opRotateKeys
 	opUpdateClient
 	opRotateSecret
+	opRetireKey
 )
 
 var opNames = [...]string{"new-client", "new-user", "client-credentials", "authorize", "redeem", "refresh", "revoke",
-	"revoke-all", "delete-client", "delete-user", "advance", "janitor", "restart", "rotate-keys", "update-client", "rotate-secret"}
+	"revoke-all", "delete-client", "delete-user", "advance", "janitor", "restart", "rotate-keys", "update-client", "rotate-secret", "retire-key"}
 
 func (k opKind) String() string { return opNames[k] }
 
@@ -202,7 +204,7 @@ type op struct {
 	ttl    time.Duration
 	jwt    bool
 	d      time.Duration
-	flag   bool // opRestart: revoke_grant_with_access_token; opClientCredentials: with the secret a rotation replaced
+	flag   bool // opRestart: revoke_grant_with_access_token; opClientCredentials: with the secret a rotation replaced; opRotateKeys: --now
 }
 
 func (o op) String() string {
@@ -256,7 +258,12 @@ func (o op) String() string {
 	case opRestart:
 		return fmt.Sprintf("restart instance %d with --access-token-ttl %s --revoke-grant-with-access-token=%t", o.inst, o.ttl, o.flag)
 	case opRotateKeys:
-		return fmt.Sprintf("rotate keys%s", at)
+		if o.flag {
+			return fmt.Sprintf("keys rotate --now%s", at)
+		}
+		return fmt.Sprintf("keys rotate%s", at)
+	case opRetireKey:
+		return fmt.Sprintf("keys retire (the %s key)%s", o.target, at)
 	case opUpdateClient:
 		return fmt.Sprintf("client update %s --token-ttl %s%s", o.client, ttlName(o.ttl), at)
 	case opRotateSecret:
@@ -314,6 +321,7 @@ type mToken struct {
 	used          bool // refresh tokens: rotated
 	// As the server reads it (access tokens).
 	jti, gid, clientID string
+	kid                string // the key that sealed or signed it
 	list               string
 	idx                int64
 	deadSince          int // step from which it can never be active again; -1 while it may be
@@ -326,13 +334,15 @@ type refModel struct {
 	active  map[[2]string]string // (client, user) -> the grant a new authorization joins
 	codes   map[string]*mCode
 	tokens  map[string]*mToken
-	order   []string // token names, in issue order
+	order   []string        // token names, in issue order
+	retired map[string]bool // keys retired by an operator: what they sealed or signed is refused
 	skew    time.Duration
 }
 
 func newModel() *refModel {
 	return &refModel{clients: map[string]*mClient{}, users: map[string]*mUser{}, grants: map[string]*mGrant{},
-		active: map[[2]string]string{}, codes: map[string]*mCode{}, tokens: map[string]*mToken{}, skew: time.Minute}
+		active: map[[2]string]string{}, codes: map[string]*mCode{}, tokens: map[string]*mToken{}, skew: time.Minute,
+		retired: map[string]bool{}}
 }
 
 // covered reports whether a revocation the model knows of covers the access token t.
@@ -358,7 +368,7 @@ func (m *refModel) live(t *mToken, now time.Time) bool {
 	if t.refresh {
 		return !t.used && !m.grants[t.grant].revoked
 	}
-	return now.Before(t.exp) && !m.covered(t)
+	return now.Before(t.exp) && !m.covered(t) && !m.retired[t.kid]
 }
 
 func (m *refModel) revokeGrant(name string) {
@@ -778,14 +788,10 @@ func (w *world) generate(name string) op {
 			return op{kind: opUpdateClient, inst: inst, client: anyClient(), ttl: pick(rng, []time.Duration{0, time.Second, time.Minute, time.Hour, 24 * time.Hour})}
 		case r < 98:
 			return op{kind: opRotateSecret, client: anyClient(), d: pick(rng, []time.Duration{0, 30 * time.Second, time.Hour})}
+		case r < 99:
+			return op{kind: opRotateKeys, inst: inst, flag: rng.IntN(2) == 0}
 		case r < 100:
-			if w.cfg.instances > 1 {
-				// TODO(issue 11 part B): a JWT signing key rotated on one instance is unknown to
-				// the others until keys rotate/retire land (branch issue-11b); add rotation with
-				// delay and retirement here once it is merged.
-				continue
-			}
-			return op{kind: opRotateKeys, inst: inst}
+			return op{kind: opRetireKey, inst: inst, target: pick(rng, []string{"active enc", "active sig", "next sig", "retiring enc", "retiring sig"})}
 		}
 	}
 }
@@ -963,7 +969,7 @@ func (w *world) exec(o op) error {
 			return nil
 		}
 		if by.name != tk.client {
-			if !now.Before(tk.exp) && status == http.StatusOK {
+			if (!now.Before(tk.exp) || m.retired[tk.kid]) && status == http.StatusOK {
 				return nil // long expired, perhaps signed by a key no longer kept: not a token of ours (RFC 7009 §2.2)
 			}
 			return expectStatus(status, body, http.StatusBadRequest, "unauthorized_client")
@@ -1071,9 +1077,35 @@ func (w *world) exec(o op) error {
 		w.set[o.inst] = instSettings{ttl: o.ttl, cascade: o.flag}
 		return w.start(o.inst)
 	case opRotateKeys:
-		if _, err := w.admin(o.inst).RotateKeys(ctx); err != nil {
+		if _, err := w.admin(o.inst).RotateKeys(ctx, admin.RotateKeysRequest{Now: o.flag}); err != nil {
 			return err
 		}
+	case opRetireKey:
+		// The key is chosen now by its use and state ("active sig": the key that signs).
+		keys, err := w.admin(o.inst).ListKeys(ctx)
+		if err != nil {
+			return err
+		}
+		state, use, _ := strings.Cut(o.target, " ")
+		var k *admin.KeyInfo
+		for i := range keys {
+			if keys[i].State == state && keys[i].Use == use {
+				k = &keys[i]
+				break
+			}
+		}
+		if k == nil {
+			return nil
+		}
+		_, err = w.admin(o.inst).RetireKey(ctx, k.KID)
+		var ae *admin.APIError
+		if errors.As(err, &ae) && ae.Status == http.StatusConflict && state == "active" {
+			return nil // the key in use, with no newer one to take over: refused, nothing changes
+		}
+		if err != nil {
+			return err
+		}
+		m.retired[k.KID] = true
 	case opUpdateClient:
 		c := m.clients[o.client]
 		if c == nil {
@@ -1164,7 +1196,13 @@ func (w *world) addAccess(i int, name string, c *mClient, grant, text string, no
 		if err != nil || json.Unmarshal(b, &cl) != nil || cl.Status == nil {
 			return failf("unexpected-answer", "undecodable JWT access token")
 		}
-		t.jti, t.gid, t.clientID = cl.ID, cl.GrantID, cl.ClientID
+		var hdr struct {
+			Kid string `json:"kid"`
+		}
+		if h, err := base64.RawURLEncoding.DecodeString(parts[0]); err != nil || json.Unmarshal(h, &hdr) != nil {
+			return failf("unexpected-answer", "undecodable JWT header")
+		}
+		t.jti, t.gid, t.clientID, t.kid = cl.ID, cl.GrantID, cl.ClientID, hdr.Kid
 		t.iat, t.exp = time.Unix(cl.IssuedAt, 0), time.Unix(cl.Expiry, 0)
 		t.list, t.idx = strings.TrimPrefix(cl.Status.StatusList.URI, w.insts[i].Issuer+"/oauth2/statuslists/"), cl.Status.StatusList.Idx
 	} else {
@@ -1173,6 +1211,8 @@ func (w *world) addAccess(i int, name string, c *mClient, grant, text string, no
 			return failf("unexpected-answer", "the issuing instance cannot open its own token: %v", err)
 		}
 		t.jti, t.gid, t.clientID, t.iat, t.exp = cl.JTI(), cl.GrantID, cl.ClientID, cl.IssuedAt, cl.Expiry
+		kid, _ := token.KeyID(text)
+		t.kid = hex.EncodeToString(kid[:])
 	}
 	// The token carries what the model says: its client, its grant, the ttl in force.
 	ttl := c.ttl
@@ -1440,9 +1480,9 @@ func (w *world) checkInstance(i int, tracked []*mToken, sample map[string]bool, 
 		}
 		if mw != nil && t.jwt && !t.refresh && now.Before(t.exp) {
 			_, err := mw.Verify(context.Background(), t.text)
-			// The middleware sees what the status list carries (client-wide cut-offs reach it
-			// by push only).
-			want := m.inStatusList(t)
+			// The middleware sees what the status list carries, and a retired key leaves the
+			// JWKS (client-wide cut-offs reach it by push only).
+			want := m.inStatusList(t) || m.retired[t.kid]
 			if (err != nil) != want && !(m.covered(t) && !want) {
 				return failf(kindOf(want), "resource middleware on %s: %v, the model says revoked=%t", t.name, err, want)
 			}

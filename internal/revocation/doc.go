@@ -55,6 +55,10 @@
 //     writes nothing. Every access token lives at most rescind.MaxAccessTokenTTL (30 days): the
 //     server clamps every lifetime to it (oauth.Server.TokenTTL), whatever the settings say. A
 //     token issued at t <= T expires by t + 30 days <= T + 30 days = ExpiresAt.
+//   - RevokeKey (a key an operator retired): RetireAfter (30 days and an hour) past the
+//     retirement. The key seals or signs nothing after it, and no token lives longer than 30
+//     days. The retirement is also stored with the key, and final in every instance's keyring,
+//     so this record only carries the news to event subscribers.
 //   - RevokeClient from a client's deletion: RevokedAt = ExpiresAt = D + 30 days + 10 minutes,
 //     D the deletion. Tokens issued before D expire within 30 days of it; an instance that has
 //     not learnt of the deletion yet (its poll interval at most) may issue a few more, each at
