@@ -567,7 +567,9 @@ func (m *Main) startCommitter(context.Context) error {
 	m.registry = prometheus.NewRegistry()
 	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.metrics = metrics.New(m.registry, m.revocationRecords)
-	m.feed = oauth.NewFeed(m.store, m.Logger, nil)
+	// The event streams deliver every record still in force: until its expiry plus the clock
+	// skew, as the janitor keeps it (a resource server whose clock is behind still needs it).
+	m.feed = oauth.NewFeed(m.store, m.Logger, func() time.Time { return m.Now().Add(-m.Config.ClockSkew) })
 	m.committer = revocation.NewCommitter(m.store, m.state, m.committed)
 	return nil
 }
