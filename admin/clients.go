@@ -15,6 +15,11 @@ import (
 // MaxSecretOverlap bounds how long a replaced client secret may keep working after a rotation.
 const MaxSecretOverlap = 30 * 24 * time.Hour
 
+// DefaultSecretOverlap is how long a replaced client secret keeps working when a rotation does
+// not say: a day to redeploy the client with the new one. A leaked secret is rotated with an
+// overlap of zero.
+const DefaultSecretOverlap = 24 * time.Hour
+
 // handleUpdateClient changes a client's name, scopes, token lifetime or redirect URIs. Every
 // instance sees the change at once (the store tells the others); nothing already issued or
 // revoked changes: a revocation record's lifetime never comes from a client's token_ttl.
@@ -87,7 +92,10 @@ func (s *Server) handleRotateSecret(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "invalid_request", "the body must be JSON: "+err.Error())
 		return
 	}
-	overlap := time.Duration(req.Overlap)
+	overlap := DefaultSecretOverlap
+	if req.Overlap != nil {
+		overlap = time.Duration(*req.Overlap)
+	}
 	if overlap < 0 || overlap > MaxSecretOverlap {
 		writeErr(w, http.StatusBadRequest, "invalid_request", "overlap must be between 0 and "+MaxSecretOverlap.String())
 		return

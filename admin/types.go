@@ -55,8 +55,10 @@ type UpdateClientRequest struct {
 
 // RotateSecretRequest is the body of POST /admin/v1/clients/{id}/rotate-secret; it may be empty.
 type RotateSecretRequest struct {
-	// Overlap is how long the replaced secret keeps working; zero (the default): not at all.
-	Overlap Duration `json:"overlap,omitempty"`
+	// Overlap is how long the replaced secret keeps working, so the client can be redeployed
+	// with the new one meanwhile; absent: DefaultSecretOverlap; zero: not at all (a leaked
+	// secret).
+	Overlap *Duration `json:"overlap,omitempty"`
 	// Secret, if set, is used instead of a generated one.
 	Secret string `json:"client_secret,omitempty"`
 }

@@ -19,7 +19,9 @@ func TestDurationJSON(t *testing.T) {
 			t.Errorf("%s accepted as %v", in, time.Duration(d))
 		}
 	}
-	if b, _ := json.Marshal(RotateSecretRequest{Overlap: Duration(time.Hour)}); string(b) != `{"overlap":3600}` {
+	if b, _ := json.Marshal(RotateSecretRequest{Overlap: ptr(Duration(time.Hour))}); string(b) != `{"overlap":3600}` {
 		t.Errorf("marshalled as %s", b)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

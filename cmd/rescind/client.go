@@ -206,10 +206,12 @@ func newClientRotateSecretCommand() *cobra.Command {
 		Use:   "rotate-secret CLIENT_ID [--overlap DURATION]",
 		Short: "Give a client a new secret and print it (shown this once)",
 		Long: `Give a confidential client a new secret and print the client as JSON with its new
-client_secret. The old secret keeps working for --overlap (default 0: it stops at once), so the
-client can be redeployed with the new one meanwhile; after that it never works again.`,
-		Example: `  rescind client rotate-secret ID --overlap 24h`,
-		Args:    cobra.ExactArgs(1),
+client_secret. The old secret keeps working for --overlap (default 24h), so the client can be
+redeployed with the new one meanwhile; after that it never works again. A leaked secret is
+rotated with --overlap 0: the old one stops at once.`,
+		Example: `  rescind client rotate-secret ID                # the old secret works for another 24h
+  rescind client rotate-secret ID --overlap 0    # a leaked secret: the old one stops now`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := loadSettings(cmd)
 			if err != nil {
@@ -218,14 +220,15 @@ client can be redeployed with the new one meanwhile; after that it never works a
 			if overlap < 0 {
 				return fmt.Errorf("--overlap must not be negative")
 			}
-			info, err := adminClient(st).RotateSecret(cmd.Context(), args[0], admin.RotateSecretRequest{Overlap: admin.Duration(overlap)})
+			d := admin.Duration(overlap)
+			info, err := adminClient(st).RotateSecret(cmd.Context(), args[0], admin.RotateSecretRequest{Overlap: &d})
 			if err != nil {
 				return err
 			}
 			return printJSON(cmd.OutOrStdout(), info)
 		},
 	}
-	cmd.Flags().DurationVar(&overlap, "overlap", 0, "how long the old secret keeps working (e.g. 24h; default: not at all)")
+	cmd.Flags().DurationVar(&overlap, "overlap", admin.DefaultSecretOverlap, "how long the old secret keeps working (0: it stops at once)")
 	return cmd
 }
 

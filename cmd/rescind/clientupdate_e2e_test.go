@@ -107,14 +107,21 @@ func TestClientUpdateAndRotateSecret(t *testing.T) {
 			t.Fatalf("old secret after the overlap: %d, want 401", got)
 		}
 	}
-	// Without an overlap the replaced secret stops at once.
+	// With --overlap 0 the replaced secret stops at once.
 	var again admin.ClientInfo
-	json.Unmarshal([]byte(cli(t, nil, "client", "rotate-secret", "--data-dir", data, c.ClientID)), &again)
+	json.Unmarshal([]byte(cli(t, nil, "client", "rotate-secret", "--data-dir", data, c.ClientID, "--overlap", "0")), &again)
 	if got := srv.tokenStatus(c.ClientID, rot.ClientSecret); got != 401 {
 		t.Fatalf("secret replaced without overlap: %d, want 401", got)
 	}
 	if got := srv.tokenStatus(c.ClientID, again.ClientSecret); got != 200 || again.PreviousSecretExpiresAt != nil {
 		t.Fatalf("newest secret: %d (%+v)", got, again)
+	}
+	// Without --overlap the old secret keeps working for a day: the default.
+	var third admin.ClientInfo
+	json.Unmarshal([]byte(cli(t, nil, "client", "rotate-secret", "--data-dir", data, c.ClientID)), &third)
+	if third.PreviousSecretExpiresAt == nil || time.Until(*third.PreviousSecretExpiresAt) < 23*time.Hour ||
+		srv.tokenStatus(c.ClientID, again.ClientSecret) != 200 || srv.tokenStatus(c.ClientID, third.ClientSecret) != 200 {
+		t.Fatalf("default overlap: %+v", third)
 	}
 	var pub admin.ClientInfo
 	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "spa", "--public", "--redirect-uri", "https://spa.example/cb")), &pub)
@@ -140,7 +147,7 @@ func TestClusterClientUpdate(t *testing.T) {
 		return b.lifetime(c.ClientID, c.ClientSecret, b.token(c.ClientID, c.ClientSecret)) == 2*time.Minute
 	})
 	var rot admin.ClientInfo
-	json.Unmarshal([]byte(cli(t, nil, "client", "rotate-secret", "--data-dir", a.dataDir, c.ClientID)), &rot)
+	json.Unmarshal([]byte(cli(t, nil, "client", "rotate-secret", "--data-dir", a.dataDir, c.ClientID, "--overlap", "0")), &rot)
 	within(t, "B refuses the secret replaced on A", func() bool { return b.tokenStatus(c.ClientID, c.ClientSecret) == 401 })
 	if got := b.tokenStatus(c.ClientID, rot.ClientSecret); got != 200 {
 		t.Fatalf("new secret on B: %d", got)

@@ -1129,7 +1129,7 @@ func (w *world) exec(o op) error {
 		if c == nil {
 			return nil
 		}
-		info, err := w.admin(o.inst).RotateSecret(ctx, c.id, admin.RotateSecretRequest{Overlap: admin.Duration(o.d)})
+		info, err := w.admin(o.inst).RotateSecret(ctx, c.id, admin.RotateSecretRequest{Overlap: &[]admin.Duration{admin.Duration(o.d)}[0]})
 		if c.deleted {
 			var ae *admin.APIError
 			if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
