@@ -42,6 +42,17 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func BenchmarkStore(b *testing.B) {
+	storetest.RunBenchmarks(b, func(b *testing.B) rescind.Store {
+		s, err := postgres.Open(context.Background(), pgtest.NewDatabase(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 // TestConcurrentMigrations starts several stores on an empty database at once: the advisory
 // lock lets exactly one apply each migration.
 func TestConcurrentMigrations(t *testing.T) {

@@ -33,6 +33,17 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func BenchmarkStore(b *testing.B) {
+	storetest.RunBenchmarks(b, func(b *testing.B) rescind.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "rescind.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 // TestReopen shows that migrations are recorded (a second Open applies nothing twice) and that
 // committed revocations are there after the database is closed and reopened.
 func TestReopen(t *testing.T) {
