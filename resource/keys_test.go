@@ -107,3 +107,87 @@ func TestJWKSRefreshedAtMaxAge(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestKeyWithdrawnWhileVerifying: a key withdrawn while a request is verifying a token it signed
+// (between the key lookup and the caching of the verified claims) refuses that token at once and
+// for good: neither the request in flight nor the cache it fills brings the key back.
+func TestKeyWithdrawnWhileVerifying(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		push     bool
+		withdraw func(t *testing.T, as *fakeAS, m *Middleware)
+	}{
+		{"retired by a key event", true, func(t *testing.T, as *fakeAS, m *Middleware) {
+			as.events <- `{"type":"key","kid":"k2","client_id":"","time":1,"exp":9999999999}`
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				m.keysMu.RLock()
+				_, done := m.retiredKids["k2"]
+				m.keysMu.RUnlock()
+				if done {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the key event was never applied")
+				}
+			}
+		}},
+		{"dropped by a JWKS refetch", false, func(t *testing.T, as *fakeAS, m *Middleware) {
+			as.mu.Lock()
+			as.extra = nil
+			as.mu.Unlock()
+			if err := m.fetchKeys(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			as := newFakeAS(t)
+			byK2 := secondKey(as)
+			cfg := Config{}
+			if tc.push {
+				cfg = Config{Push: true, ClientID: "rs", ClientSecret: "s"}
+			}
+			m := newMW(t, as, cfg)
+			for deadline := time.Now().Add(10 * time.Second); tc.push && m.StalenessBound() != 0; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("push subscription never became live")
+				}
+			}
+			var once sync.Once
+			m.hookVerified = func() { once.Do(func() { tc.withdraw(t, as, m) }) }
+			if _, err := m.Verify(context.Background(), byK2); !errors.Is(err, errUnknownKey) {
+				t.Fatalf("the request in flight: err = %v, want %v", err, errUnknownKey)
+			}
+			for i := 0; i < 3; i++ {
+				if _, err := m.Verify(context.Background(), byK2); !errors.Is(err, errUnknownKey) {
+					t.Fatalf("request %d after the withdrawal: err = %v, want %v", i, err, errUnknownKey)
+				}
+			}
+			if _, err := m.Verify(context.Background(), as.token(as.claims(1))); err != nil {
+				t.Fatalf("the other key's token: %v", err)
+			}
+		})
+	}
+}
+
+// TestKeyReplacedUnderSameKid: a JWKS that publishes another key under a kid the middleware had
+// cached verifications for makes those verifications void: the token must verify under the key
+// published now.
+func TestKeyReplacedUnderSameKid(t *testing.T) {
+	as := newFakeAS(t)
+	byK2 := secondKey(as)
+	m := newMW(t, as, Config{})
+	if _, err := m.Verify(context.Background(), byK2); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	as.mu.Lock()
+	as.extra = []jose.JSONWebKey{{Key: &other.PublicKey, KeyID: "k2", Algorithm: "ES256", Use: "sig"}}
+	as.mu.Unlock()
+	if err := m.fetchKeys(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Verify(context.Background(), byK2); !errors.Is(err, errSignature) {
+		t.Fatalf("err = %v, want %v (verified again, under the key published now)", err, errSignature)
+	}
+}

@@ -95,6 +95,7 @@ func (m *Middleware) retireKey(kid string, exp int64) {
 	m.keysMu.Lock()
 	m.retiredKids[kid] = exp
 	delete(m.keys, kid)
+	m.keysGen.Add(1) // a verification in flight with the key must not be cached
 	now := m.cfg.Now().Unix()
 	for k, e := range m.retiredKids {
 		if e < now {

@@ -1,7 +1,9 @@
 package resource
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -13,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -104,10 +107,19 @@ type Middleware struct {
 	introCache map[[32]byte]introEntry
 
 	// verified caches JWTs whose signature, issuer and audience were checked: what cannot
-	// change. Expiry and revocation are checked on every request.
+	// change while their key stays. Expiry, revocation and the key itself (still published, not
+	// retired) are checked on every request. An entry is used only under the key generation it
+	// was verified in (keysGen), so that a verification in flight when a key is withdrawn or
+	// retired cannot put its token back into the cache.
 	verifiedMu sync.RWMutex
-	verified   map[[32]byte]*jwtClaims
-	ownOnce    sync.Once // warns once that the event stream carries only the client's own tokens
+	verified   map[[32]byte]verifiedJWT
+	// keysGen counts the changes that withdraw or replace a key (a JWKS that lost or changed
+	// one, a retirement); it is read before a key is looked up and compared before a cached
+	// verification is used.
+	keysGen atomic.Uint64
+	// hookVerified, if set (by tests), runs between a JWT's signature check and its caching.
+	hookVerified func()
+	ownOnce      sync.Once // warns once that the event stream carries only the client's own tokens
 }
 
 type cachedList struct {
@@ -154,7 +166,7 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	}
 	m := &Middleware{cfg: cfg, md: md, lists: map[string]*cachedList{}, revokedJTI: map[string]int64{},
 		revokedGrant: map[string]int64{}, clientCut: map[string]int64{}, revokedEntry: map[string]int64{},
-		introCache: map[[32]byte]introEntry{}, verified: map[[32]byte]*jwtClaims{}, done: make(chan struct{}),
+		introCache: map[[32]byte]introEntry{}, verified: map[[32]byte]verifiedJWT{}, done: make(chan struct{}),
 		retiredKids: map[string]int64{}}
 	m.intro = &client.Client{Issuer: cfg.Issuer, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, HTTPClient: cfg.HTTPClient}
 	if md.JWKSURI != "" {
@@ -298,66 +310,99 @@ type jwtClaims struct {
 	Status   *token.Status   `json:"status"`
 }
 
+// verifiedJWT is an entry of the verified cache: the claims, the key that verified them, and the
+// key generation (Middleware.keysGen) read before that key was looked up.
+type verifiedJWT struct {
+	claims *jwtClaims
+	kid    string
+	gen    uint64
+}
+
 var allowedAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.EdDSA, jose.RS256, jose.PS256}
 
 func (m *Middleware) verifyJWT(ctx context.Context, text string) (*Claims, error) {
 	m.refreshStaleKeys()
 	h := sha256.Sum256([]byte(text))
+	gen := m.keysGen.Load() // before the key is looked up: a later withdrawal makes the entry stale
 	m.verifiedMu.RLock()
-	c, ok := m.verified[h]
+	e, ok := m.verified[h]
 	m.verifiedMu.RUnlock()
-	if !ok {
-		var err error
-		if c, err = m.verifySignature(ctx, text); err != nil {
+	if !ok || e.gen != gen {
+		c, kid, err := m.verifySignature(ctx, text)
+		if err != nil {
 			return nil, err
 		}
+		if m.hookVerified != nil {
+			m.hookVerified()
+		}
+		e = verifiedJWT{claims: c, kid: kid, gen: gen}
 		m.verifiedMu.Lock()
 		if len(m.verified) >= 100000 {
 			clear(m.verified)
 		}
-		m.verified[h] = c
+		m.verified[h] = e
 		m.verifiedMu.Unlock()
 	}
-	return m.checkJWT(ctx, c)
+	// The key may have been withdrawn or retired since it verified the token (even while this
+	// request verified it): it must still be one the middleware accepts.
+	if err := m.keyUsable(e.kid); err != nil {
+		return nil, err
+	}
+	return m.checkJWT(ctx, e.claims)
+}
+
+// keyUsable reports (nil) whether kid is a key the middleware accepts now: in the JWKS it holds,
+// and not announced retired.
+func (m *Middleware) keyUsable(kid string) error {
+	m.keysMu.RLock()
+	defer m.keysMu.RUnlock()
+	if _, retired := m.retiredKids[kid]; retired {
+		return errUnknownKey
+	}
+	if _, ok := m.keys[kid]; !ok {
+		return errUnknownKey
+	}
+	return nil
 }
 
 // verifySignature checks what cannot change about a JWT: its form, type, signature (with the
 // algorithm pinned to the key), issuer, audience and that it has exp and jti.
-func (m *Middleware) verifySignature(ctx context.Context, text string) (*jwtClaims, error) {
+// It returns the claims and the kid of the key that verified them.
+func (m *Middleware) verifySignature(ctx context.Context, text string) (*jwtClaims, string, error) {
 	jws, err := jose.ParseSigned(text, allowedAlgs) // "none" and HMAC are not in the list
 	if err != nil || len(jws.Signatures) != 1 {
-		return nil, errNotJWS
+		return nil, "", errNotJWS
 	}
 	h := jws.Signatures[0].Protected
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
-		return nil, errTyp
+		return nil, "", errTyp
 	}
 	key, ok := m.key(ctx, h.KeyID)
 	if !ok {
-		return nil, errUnknownKey
+		return nil, "", errUnknownKey
 	}
 	if key.Algorithm != h.Algorithm { // the key says which algorithm it is for
-		return nil, errAlgMismatch
+		return nil, "", errAlgMismatch
 	}
 	payload, err := jws.Verify(key.Key)
 	if err != nil {
-		return nil, errSignature
+		return nil, "", errSignature
 	}
 	var c jwtClaims
 	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, errClaims
+		return nil, "", errClaims
 	}
 	switch {
 	case c.Iss != m.md.Issuer:
-		return nil, errIssuer
+		return nil, "", errIssuer
 	case m.cfg.Audience == "" || !slices.Contains(c.Aud, m.cfg.Audience):
-		return nil, errAudience
+		return nil, "", errAudience
 	case c.Exp == nil:
-		return nil, errNoExp
+		return nil, "", errNoExp
 	case c.Jti == "":
-		return nil, errNoJTI
+		return nil, "", errNoJTI
 	}
-	return &c, nil
+	return &c, h.KeyID, nil
 }
 
 // checkJWT checks what changes with time: expiry, not-before, and revocation (push, then the
@@ -473,20 +518,32 @@ func (m *Middleware) fetchKeys(ctx context.Context) error {
 		delete(keys, kid)
 	}
 	m.keysUntil = m.cfg.Now().Add(jwksMaxAge(hdr))
-	changed := len(keys) != len(m.keys)
-	for kid := range m.keys {
-		if _, ok := keys[kid]; !ok {
-			changed = true
+	withdrawn := false
+	for kid, had := range m.keys {
+		if k, ok := keys[kid]; !ok || !sameKey(had, k) {
+			withdrawn = true
 		}
 	}
 	m.keys = keys
+	if withdrawn {
+		// What a withdrawn (or replaced) key verified must be verified again, including what a
+		// request verifying right now is about to cache.
+		m.keysGen.Add(1)
+	}
 	m.keysMu.Unlock()
-	if changed { // a key was withdrawn: what it verified must be verified again
+	if withdrawn {
 		m.verifiedMu.Lock()
 		clear(m.verified)
 		m.verifiedMu.Unlock()
 	}
 	return nil
+}
+
+// sameKey reports whether a and b are the same public key for the same algorithm.
+func sameKey(a, b jose.JSONWebKey) bool {
+	ta, errA := a.Thumbprint(crypto.SHA256)
+	tb, errB := b.Thumbprint(crypto.SHA256)
+	return errA == nil && errB == nil && bytes.Equal(ta, tb) && a.Algorithm == b.Algorithm
 }
 
 func (m *Middleware) get(ctx context.Context, u, accept string) ([]byte, error) {
