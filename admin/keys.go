@@ -24,7 +24,8 @@ type KeyInfo struct {
 	Created time.Time `json:"created"`
 	// State is next (published, not yet in use), active (the key that signs or seals),
 	// retiring (replaced; still published and accepted until the tokens it can have signed
-	// have expired) or retired (refused everywhere).
+	// have expired), superseded (a next key overtaken by a newer one before it ever signed or
+	// sealed; accepted like a retiring key) or retired (refused everywhere).
 	State string `json:"state"`
 	// Activates is when the key starts (or started) to sign or seal.
 	Activates time.Time `json:"activates"`
