@@ -120,7 +120,8 @@ func (s *Server) handleRetireKey(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		s.cfg.Logger.ErrorContext(r.Context(), "retiring key", "kid", kid, "err", err)
-		writeErr(w, http.StatusInternalServerError, "server_error", "the key could not be retired")
+		writeErr(w, http.StatusInternalServerError, "server_error", "the key could not be retired, or its retirement "+
+			"could not be confirmed: retry (retiring a retired key changes nothing)")
 		return
 	}
 	s.cfg.Logger.WarnContext(r.Context(), "key retired: its tokens are refused", "kid", kid, "activated_kid", ret.Activated)
