@@ -23,7 +23,9 @@
 // the withdrawal, not even one whose verification was in flight when it happened.
 //
 // For opaque tokens it asks the introspection endpoint (RFC 7662), caching a positive answer
-// briefly; push events drop cached answers. Introspection and push use the resource server's own
+// briefly; push events drop cached answers (an answer asked for while an event arrived is not
+// cached), and a Rescind opaque token sealed under a key announced retired is refused without
+// asking (its key id is readable without opening it). Introspection and push use the resource server's own
 // client, which a Rescind server must know as a resource server for the audience (RFC 7662 §4);
 // a stream that carries only the client's own tokens (Rescind-Events-Scope: own-tokens) is not
 // counted as push coverage.

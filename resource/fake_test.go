@@ -36,6 +36,10 @@ type fakeAS struct {
 	extra       []jose.JSONWebKey
 	jwksCache   string
 	jwksFetches int
+	// introActive makes the introspection endpoint answer active (else {"active":false});
+	// introspections counts its calls.
+	introActive    bool
+	introspections int
 }
 
 func newFakeAS(t testing.TB) *fakeAS {
@@ -73,6 +77,19 @@ func newFakeAS(t testing.TB) *fakeAS {
 		fmt.Fprint(w, as.sign(token.StatusListClaims{Subject: as.URL + "/list", IssuedAt: time.Now().Unix(), TTL: as.ttl,
 			StatusList: token.StatusListBody{Bits: 1, Lst: lst}}, "statuslist+jwt", as.kid, jose.ES256, as.key))
 	})
+	mux.HandleFunc("POST /introspect", func(w http.ResponseWriter, r *http.Request) {
+		as.mu.Lock()
+		defer as.mu.Unlock()
+		as.introspections++
+		w.Header().Set("Content-Type", "application/json")
+		if !as.introActive {
+			fmt.Fprint(w, `{"active":false}`)
+			return
+		}
+		now := time.Now().Unix()
+		json.NewEncoder(w).Encode(map[string]any{"active": true, "sub": "alice", "client_id": "app", "scope": "read",
+			"iat": now, "exp": now + 600, "jti": "opaque-1", "token_type": "Bearer"})
+	})
 	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		if as.scope != "" {
@@ -108,6 +125,13 @@ func (as *fakeAS) sign(claims any, typ, kid string, alg jose.SignatureAlgorithm,
 	j, _ := s.Sign(b)
 	out, _ := j.CompactSerialize()
 	return out
+}
+
+// introCalls returns how many times the introspection endpoint was called.
+func (as *fakeAS) introCalls() int {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	return as.introspections
 }
 
 // claims returns valid access token claims with status entry idx.

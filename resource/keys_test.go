@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/rescind/rescind/token"
 )
 
 // secondKey publishes a second signing key, k2, and returns a token signed by it.
@@ -189,5 +191,108 @@ func TestKeyReplacedUnderSameKid(t *testing.T) {
 	}
 	if _, err := m.Verify(context.Background(), byK2); !errors.Is(err, errSignature) {
 		t.Fatalf("err = %v, want %v (verified again, under the key published now)", err, errSignature)
+	}
+}
+
+// livePush returns a middleware subscribed to as's event stream, once the subscription is live.
+func livePush(t *testing.T, as *fakeAS) *Middleware {
+	t.Helper()
+	m := newMW(t, as, Config{Push: true, ClientID: "rs", ClientSecret: "s"})
+	for deadline := time.Now().Add(10 * time.Second); m.StalenessBound() != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("push subscription never became live")
+		}
+	}
+	return m
+}
+
+// opaqueToken returns a Rescind opaque access token sealed under a new key, and the key's id.
+func opaqueToken(t *testing.T) (string, string) {
+	t.Helper()
+	k, err := token.NewSealKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := token.NewKeyring(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := ring.Seal(&token.Claims{ClientID: "app", Subject: "alice", IssuedAt: time.Now(), Expiry: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text, k.KeyIDString()
+}
+
+// TestOpaqueTokenOfRetiredSealingKey: a "key" event for a sealing key refuses the opaque tokens it
+// sealed at once, although the middleware had cached a positive introspection answer for them,
+// and without asking the server again.
+func TestOpaqueTokenOfRetiredSealingKey(t *testing.T) {
+	as := newFakeAS(t)
+	as.introActive = true
+	m := livePush(t, as)
+	text, kid := opaqueToken(t)
+	for i := 0; i < 2; i++ {
+		if _, err := m.Verify(context.Background(), text); err != nil {
+			t.Fatalf("before the retirement: %v", err)
+		}
+	}
+	if n := as.introCalls(); n != 1 {
+		t.Fatalf("%d introspections; want 1 (the answer is cached)", n)
+	}
+	as.events <- `{"type":"key","kid":"` + kid + `","client_id":"","time":1,"exp":9999999999}`
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := m.Verify(context.Background(), text)
+		if errors.Is(err, errRetiredKey) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("refused for the wrong reason: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the retired sealing key's token is still accepted (a cached introspection answer)")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := as.introCalls(); n != 1 {
+		t.Fatalf("%d introspections; want none after the retirement (the key id says enough)", n)
+	}
+}
+
+// TestIntrospectionRacingAnEvent: an introspection answered before a grant revocation's event, and
+// received after it, is not cached: the next request asks again, and the server now refuses.
+func TestIntrospectionRacingAnEvent(t *testing.T) {
+	as := newFakeAS(t)
+	as.introActive = true
+	m := livePush(t, as)
+	text, _ := opaqueToken(t)
+	var once sync.Once
+	m.hookIntrospected = func() {
+		once.Do(func() {
+			m.introMu.Lock()
+			gen := m.introGen
+			m.introMu.Unlock()
+			as.events <- `{"type":"grant","grant_id":"g1","client_id":"app","time":1,"exp":9999999999}`
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				m.introMu.Lock()
+				applied := m.introGen != gen
+				m.introMu.Unlock()
+				if applied {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Error("the grant event was never applied")
+					return
+				}
+			}
+			as.mu.Lock()
+			as.introActive = false // the server has revoked the grant
+			as.mu.Unlock()
+		})
+	}
+	m.Verify(context.Background(), text) // answered before the event: accepted this once
+	if _, err := m.Verify(context.Background(), text); !errors.Is(err, errInactive) {
+		t.Fatalf("after the event: err = %v; want %v (asked again, not a cached answer)", err, errInactive)
 	}
 }

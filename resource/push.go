@@ -83,14 +83,14 @@ func (m *Middleware) apply(e event) {
 	}
 	m.pushMu.Unlock()
 	if e.Type != "token" && e.Type != "status" {
-		m.introMu.Lock()
-		clear(m.introCache) // a grant or client revocation: cached answers may be stale
-		m.introMu.Unlock()
+		m.clearIntrospections() // a grant or client revocation: cached answers may be stale
 	}
 }
 
 // retireKey drops a key the server retired: it is refused from now on, even if a JWKS still
-// lists it, and every token it verified is verified again.
+// lists it, and every token it verified is verified again. A sealing key's opaque tokens are
+// refused from now on too (introspect checks their key id), and the cached introspection
+// answers are dropped.
 func (m *Middleware) retireKey(kid string, exp int64) {
 	m.keysMu.Lock()
 	m.retiredKids[kid] = exp
@@ -106,6 +106,7 @@ func (m *Middleware) retireKey(kid string, exp int64) {
 	m.verifiedMu.Lock()
 	clear(m.verified)
 	m.verifiedMu.Unlock()
+	m.clearIntrospections()
 }
 
 func (m *Middleware) setLive(live bool) {

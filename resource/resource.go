@@ -105,6 +105,11 @@ type Middleware struct {
 
 	introMu    sync.Mutex
 	introCache map[[32]byte]introEntry
+	// introGen counts the clearings of introCache (events that may have revoked what it holds):
+	// an answer is cached only if none happened while it was asked for.
+	introGen uint64
+	// hookIntrospected, if set (by tests), runs between an introspection's answer and its caching.
+	hookIntrospected func()
 
 	// verified caches JWTs whose signature, issuer and audience were checked: what cannot
 	// change while their key stays. Expiry, revocation and the key itself (still published, not
@@ -280,6 +285,7 @@ var (
 	errNoJTI       = errors.New("the token has no jti")
 	errNotYetValid = errors.New("the token is not valid yet")
 	errInactive    = errors.New("the token is not active")
+	errRetiredKey  = errors.New("the token was sealed under a retired key")
 )
 
 // maxTokenLen bounds the tokens the middleware looks at.
@@ -657,11 +663,16 @@ func (m *Middleware) fetchList(ctx context.Context, uri string, l *cachedList) e
 }
 
 // introspect checks an opaque token at the introspection endpoint, with a short positive cache.
+// A token sealed under a key the server announced retired is refused without asking.
 func (m *Middleware) introspect(ctx context.Context, text string) (*Claims, error) {
+	if m.sealRetired(text) {
+		return nil, errRetiredKey
+	}
 	h := sha256.Sum256([]byte(text))
 	now := m.cfg.Now()
 	m.introMu.Lock()
 	e, ok := m.introCache[h]
+	gen := m.introGen // an event after this makes the answer below too old to cache
 	m.introMu.Unlock()
 	if ok && now.Before(e.until) {
 		if m.pushedRevoked(e.claims.ID, "", e.claims.ClientID, e.claims.IssuedAt.Unix(), nil) {
@@ -681,15 +692,49 @@ func (m *Middleware) introspect(ctx context.Context, text string) (*Claims, erro
 	}
 	c := &Claims{Subject: in.Sub, ClientID: in.ClientID, Scopes: strings.Fields(in.Scope), Audience: in.Aud, ID: in.Jti,
 		IssuedAt: time.Unix(in.Iat, 0), Expiry: time.Unix(in.Exp, 0)}
+	if m.hookIntrospected != nil {
+		m.hookIntrospected()
+	}
+	// Events that arrived while the server answered apply to this answer too.
+	if m.sealRetired(text) {
+		return nil, errRetiredKey
+	}
+	if m.pushedRevoked(c.ID, "", c.ClientID, c.IssuedAt.Unix(), nil) {
+		return nil, ErrRevoked
+	}
 	until := now.Add(m.cfg.IntrospectionCacheTTL)
 	if in.Exp > 0 && c.Expiry.Before(until) {
 		until = c.Expiry
 	}
 	m.introMu.Lock()
-	if len(m.introCache) > 100000 {
-		clear(m.introCache)
+	if m.introGen == gen { // else an event (a grant revoked, a key retired) may have made it stale
+		if len(m.introCache) > 100000 {
+			clear(m.introCache)
+		}
+		m.introCache[h] = introEntry{claims: c, until: until}
 	}
-	m.introCache[h] = introEntry{claims: c, until: until}
 	m.introMu.Unlock()
 	return c, nil
+}
+
+// sealRetired reports whether text is a Rescind opaque token sealed under a key the server
+// announced retired (the key id is readable in the token, without opening it).
+func (m *Middleware) sealRetired(text string) bool {
+	kid, err := token.KeyID(text)
+	if err != nil {
+		return false
+	}
+	m.keysMu.RLock()
+	defer m.keysMu.RUnlock()
+	_, retired := m.retiredKids[token.SealKey{ID: kid}.KeyIDString()]
+	return retired
+}
+
+// clearIntrospections drops every cached introspection answer, and keeps the answers asked for
+// meanwhile from being cached.
+func (m *Middleware) clearIntrospections() {
+	m.introMu.Lock()
+	clear(m.introCache)
+	m.introGen++
+	m.introMu.Unlock()
 }

@@ -318,3 +318,44 @@ func TestReadmeCompromisedKeyProcedure(t *testing.T) {
 		})
 	}
 }
+
+// TestRetiredSealingKeyAtResourceServer: retiring a sealing key makes a resource server using
+// the resource package refuse the opaque tokens it sealed as the key event arrives, although it
+// had cached a positive introspection answer for them (for ten minutes, here).
+func TestRetiredSealingKeyAtResourceServer(t *testing.T) {
+	srv, _, _ := jwtSetup(t)
+	data := srv.dataDir
+	var app, rs admin.ClientInfo
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "opaque")), &app)
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "rs-all", "--resource-server")), &rs)
+	sealed := srv.token(app.ClientID, app.ClientSecret)
+	var enc admin.KeyInfo
+	for _, k := range keyList(t, nil, data) {
+		if k.Use == "enc" {
+			enc = k
+		}
+	}
+	mw, err := resource.New(context.Background(), resource.Config{Issuer: srv.url, ClientID: rs.ClientID, ClientSecret: rs.ClientSecret,
+		Push: true, IntrospectionCacheTTL: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mw.Close()
+	waitPushConnected(t, mw)
+	if _, err := mw.Verify(context.Background(), sealed); err != nil {
+		t.Fatalf("before the retirement: %v", err)
+	}
+	cli(t, nil, "keys", "rotate", "--data-dir", data)
+	cli(t, nil, "keys", "retire", "--data-dir", data, enc.KID)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := mw.Verify(context.Background(), sealed); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the opaque token of the retired key %s is still accepted (a cached introspection answer)", enc.KID)
+		}
+	}
+	if srv.active(rs.ClientID, rs.ClientSecret, sealed) {
+		t.Fatal("the server says the token of the retired key is active")
+	}
+}
