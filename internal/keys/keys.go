@@ -7,6 +7,10 @@
 // its own changes, on notification, on its poll, and when a token names a key it lacks), so the
 // instances and a restarted server agree on which key seals or signs with no timer of their own.
 //
+// Keys of a use are ordered by their stored creation time, and a new key is stamped after every
+// key stored before it (see created), so the order is the order of creation in the store, not
+// of the instances' clocks: the latest rotation wins wherever it was made.
+//
 // A rotation publishes a new signing key at once and makes it sign only after ActivationDelay,
 // past the JWKS cache lifetime (token.JWKSMaxAge): a verifier that caches the JWKS and refetches
 // it on an unknown kid at most every few minutes never meets a kid it cannot know. Rotating
@@ -88,7 +92,8 @@ type Manager struct {
 	ring   *token.Keyring
 	signer *token.Signer
 
-	refreshMu    sync.Mutex // serializes Refresh
+	refreshMu    sync.Mutex // serializes apply
+	rotateMu     sync.Mutex // serializes Rotate
 	onDemandMu   sync.Mutex
 	lastOnDemand time.Time
 }
@@ -163,6 +168,8 @@ type Rotation struct {
 // immediately is set (an emergency: a verifier that cached the JWKS just before may refuse the
 // new tokens until it refetches). Tokens of the older keys keep working until they expire.
 func (m *Manager) Rotate(ctx context.Context, immediately bool) (Rotation, error) {
+	m.rotateMu.Lock() // this instance's rotations are ordered; see created for other instances'
+	defer m.rotateMu.Unlock()
 	now := m.cfg.Now()
 	seal, err := m.createSealKey(ctx, now)
 	if err != nil {
@@ -464,14 +471,35 @@ func (m *Manager) onDemand() bool {
 	return true
 }
 
+// created returns the creation time of a new key of use: now, unless a stored key of use was
+// created at or after now by this clock (stamped by an instance whose clock is ahead), then just
+// after the newest stored key. Keys are ordered by creation time (rescind.SortKeys), so a key
+// always sorts after every key stored before it, whatever the instances' clocks: a rotation
+// through one instance is never undone by an earlier one through another whose clock is ahead.
+func (m *Manager) created(ctx context.Context, use string, now time.Time) (time.Time, error) {
+	keys, err := m.cfg.Store.ListKeys(ctx, use)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("keys: listing: %w", err)
+	}
+	if len(keys) > 0 && !now.After(keys[0].CreatedAt) {
+		return keys[0].CreatedAt.Add(time.Microsecond), nil
+	}
+	return now, nil
+}
+
+// createSealKey creates a sealing key, in force from now.
 func (m *Manager) createSealKey(ctx context.Context, now time.Time) (string, error) {
+	created, err := m.created(ctx, UseSeal, now)
+	if err != nil {
+		return "", err
+	}
 	k, err := token.NewSealKey()
 	if err != nil {
 		return "", fmt.Errorf("keys: %w", err)
 	}
-	k.CreatedAt, k.ActivatesAt = now, now
+	k.CreatedAt, k.ActivatesAt = created, now
 	kid := k.KeyIDString()
-	if err := m.store(ctx, rescind.Key{ID: kid, Use: UseSeal, Algorithm: algSeal, CreatedAt: now, ActivatesAt: now}, k.Secret); err != nil {
+	if err := m.store(ctx, rescind.Key{ID: kid, Use: UseSeal, Algorithm: algSeal, CreatedAt: created, ActivatesAt: now}, k.Secret); err != nil {
 		return "", err
 	}
 	if err := m.ring.Add(k); err != nil {
@@ -480,12 +508,17 @@ func (m *Manager) createSealKey(ctx context.Context, now time.Time) (string, err
 	return kid, nil
 }
 
+// createSigningKey creates a signing key, published at once and signing from activates.
 func (m *Manager) createSigningKey(ctx context.Context, now, activates time.Time) (string, error) {
+	created, err := m.created(ctx, UseSign, now)
+	if err != nil {
+		return "", err
+	}
 	kid, err := secret.NewID()
 	if err != nil {
 		return "", err
 	}
-	k, err := token.NewSigningKey(kid, m.cfg.SigningAlg, now)
+	k, err := token.NewSigningKey(kid, m.cfg.SigningAlg, created)
 	if err != nil {
 		return "", err
 	}
@@ -494,7 +527,7 @@ func (m *Manager) createSigningKey(ctx context.Context, now, activates time.Time
 	if err != nil {
 		return "", fmt.Errorf("keys: encoding signing key: %w", err)
 	}
-	if err := m.store(ctx, rescind.Key{ID: kid, Use: UseSign, Algorithm: k.Alg, CreatedAt: now, ActivatesAt: activates}, der); err != nil {
+	if err := m.store(ctx, rescind.Key{ID: kid, Use: UseSign, Algorithm: k.Alg, CreatedAt: created, ActivatesAt: activates}, der); err != nil {
 		return "", err
 	}
 	m.signer.Add(k)
