@@ -17,7 +17,8 @@
 //
 // Keys: the JWKS is fetched again once its Cache-Control max-age has passed (in the background;
 // requests go on with the keys held), so a key the server retired, which leaves its JWKS, is
-// refused within that max-age. With push, a "key" event refuses the key at once and for good,
+// refused within that max-age. A JWKS that cannot be fetched again is trusted for 30 seconds
+// more; then JWTs are refused (ErrStatusStale) until it can be, unless FailOpen. With push, a "key" event refuses the key at once and for good,
 // even if a JWKS fetched later still lists it. Every request checks that the key that verified
 // its token is still held and not retired, so no token a withdrawn key signed is accepted after
 // the withdrawal, not even one whose verification was in flight when it happened.

@@ -6,7 +6,12 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,5 +299,76 @@ func TestIntrospectionRacingAnEvent(t *testing.T) {
 	m.Verify(context.Background(), text) // answered before the event: accepted this once
 	if _, err := m.Verify(context.Background(), text); !errors.Is(err, errInactive) {
 		t.Fatalf("after the event: err = %v; want %v (asked again, not a cached answer)", err, errInactive)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestStaleJWKS: without push, a JWKS that cannot be fetched again is trusted for its max-age
+// plus a grace period, then every JWT is refused (ErrStatusStale) unless FailOpen: otherwise a
+// key the server retired (gone from the JWKS the middleware cannot reach) would be accepted for
+// as long as the outage lasts, and a token minted with a stolen key needs no status claim. A JWKS
+// that can be fetched is fetched before the token is checked, however long the middleware idled.
+func TestStaleJWKS(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		failOpen  bool
+		reachable bool
+		idle      time.Duration
+		want      error // nil: accepted
+	}{
+		{"unreachable, within the grace", false, false, 300*time.Second + jwksGrace - time.Second, nil},
+		{"unreachable, past the grace", false, false, 300*time.Second + jwksGrace, ErrStatusStale},
+		{"unreachable an hour later", false, false, time.Hour, ErrStatusStale},
+		{"unreachable an hour later, FailOpen", true, false, time.Hour, nil},
+		{"reachable after an hour idle", false, true, time.Hour, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			as := newFakeAS(t)
+			as.jwksCache = "public, max-age=300"
+			// What a thief of key k2 mints: no status claim, exp in a year.
+			k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			as.mu.Lock()
+			as.extra = []jose.JSONWebKey{{Key: &k2.PublicKey, KeyID: "k2", Algorithm: "ES256", Use: "sig"}}
+			as.mu.Unlock()
+			byK2 := as.sign(with(with(as.claims(5), "status", nil), "exp", time.Now().Unix()+365*86400), "at+jwt", "k2", jose.ES256, k2)
+			var blocked atomic.Bool
+			hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				if blocked.Load() && strings.HasSuffix(r.URL.Path, "/jwks") {
+					return nil, errors.New("unreachable")
+				}
+				return http.DefaultTransport.RoundTrip(r)
+			})}
+			var mu sync.Mutex
+			now := time.Now()
+			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+			m := newMW(t, as, Config{Now: clock, HTTPClient: hc, FailOpen: tc.failOpen, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if _, err := m.Verify(context.Background(), byK2); err != nil {
+				t.Fatal(err)
+			}
+			blocked.Store(!tc.reachable)
+			mu.Lock()
+			now = now.Add(tc.idle)
+			mu.Unlock()
+			// Background refetches have had every chance to fail (or succeed) first.
+			m.Verify(context.Background(), byK2)
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+				m.keysMu.RLock()
+				busy := m.refilling
+				m.keysMu.RUnlock()
+				if !busy {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the background refetch never ended")
+				}
+			}
+			_, err := m.Verify(context.Background(), byK2)
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
 	}
 }

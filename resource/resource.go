@@ -40,8 +40,10 @@ type Config struct {
 	ClientID, ClientSecret string
 	// Push subscribes to the revocation event stream (needs the client credentials).
 	Push bool
-	// FailOpen accepts tokens when their status list cannot be refreshed past its ttl. By
-	// default such tokens are refused.
+	// FailOpen accepts tokens when their status list cannot be refreshed past its ttl, and
+	// JWTs when the JWKS cannot be refreshed past its max-age (plus 30 seconds). By default
+	// such tokens are refused: a key the server retired would otherwise stay trusted for as
+	// long as the JWKS cannot be fetched.
 	FailOpen bool
 	// IntrospectionCacheTTL bounds how long a positive introspection answer is reused. If
 	// zero, 10 seconds.
@@ -89,6 +91,12 @@ type Middleware struct {
 	refetched time.Time // last refetch caused by an unknown kid
 	keysUntil time.Time // when the fetched JWKS goes stale (its Cache-Control max-age)
 	refilling bool      // a background refetch of a stale JWKS is under way
+	// keysFetched is when the JWKS held was fetched, keysMaxAge its max-age: past both plus
+	// jwksGrace, it is too old to trust (see freshKeys).
+	keysFetched time.Time
+	keysMaxAge  time.Duration
+	syncMu      sync.Mutex // serializes the refetches of a JWKS too old to trust
+	syncTried   time.Time  // the last of those; guarded by syncMu
 	// retiredKids are the keys the server retired (push events): refused even if a JWKS still
 	// lists them (one fetched from an instance that has not heard yet). Kid -> event exp.
 	retiredKids map[string]int64
@@ -286,6 +294,7 @@ var (
 	errNotYetValid = errors.New("the token is not valid yet")
 	errInactive    = errors.New("the token is not active")
 	errRetiredKey  = errors.New("the token was sealed under a retired key")
+	errKeysStale   = fmt.Errorf("%w: the issuer's keys (JWKS) cannot be refreshed", ErrStatusStale)
 )
 
 // maxTokenLen bounds the tokens the middleware looks at.
@@ -327,7 +336,9 @@ type verifiedJWT struct {
 var allowedAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.EdDSA, jose.RS256, jose.PS256}
 
 func (m *Middleware) verifyJWT(ctx context.Context, text string) (*Claims, error) {
-	m.refreshStaleKeys()
+	if err := m.freshKeys(ctx); err != nil {
+		return nil, err
+	}
 	h := sha256.Sum256([]byte(text))
 	gen := m.keysGen.Load() // before the key is looked up: a later withdrawal makes the entry stale
 	m.verifiedMu.RLock()
@@ -355,6 +366,46 @@ func (m *Middleware) verifyJWT(ctx context.Context, text string) (*Claims, error
 		return nil, err
 	}
 	return m.checkJWT(ctx, e.claims)
+}
+
+// jwksGrace is how long past its max-age a JWKS that cannot be fetched again is still trusted
+// (unless FailOpen, which trusts it for good): time for the background refetches to succeed.
+const jwksGrace = 30 * time.Second
+
+// freshKeys makes sure the JWKS held can be trusted. Past its max-age it is fetched again in the
+// background while requests go on with it; past its max-age plus jwksGrace it is fetched again
+// before the token is checked (at most once a second), and if that fails the token is refused
+// (errKeysStale) unless FailOpen: a key the server retired meanwhile, which left its JWKS, would
+// otherwise be accepted for as long as the JWKS cannot be reached, and a token made with a stolen
+// key need not carry a status claim.
+func (m *Middleware) freshKeys(ctx context.Context) error {
+	m.refreshStaleKeys()
+	if m.cfg.FailOpen || m.md.JWKSURI == "" || !m.keysTooOld() {
+		return nil
+	}
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
+	if !m.keysTooOld() { // another request refetched it meanwhile
+		return nil
+	}
+	now := m.cfg.Now()
+	if now.Sub(m.syncTried) < time.Second && !now.Before(m.syncTried) {
+		return errKeysStale
+	}
+	m.syncTried = now
+	if err := m.fetchKeys(ctx); err != nil {
+		m.cfg.Logger.Warn("the JWKS is past its max-age and cannot be fetched: refusing JWTs", "err", err)
+		return errKeysStale
+	}
+	return nil
+}
+
+// keysTooOld reports whether the JWKS held is older than its max-age plus jwksGrace.
+func (m *Middleware) keysTooOld() bool {
+	now := m.cfg.Now()
+	m.keysMu.RLock()
+	defer m.keysMu.RUnlock()
+	return !now.Before(m.keysFetched.Add(m.keysMaxAge + jwksGrace))
 }
 
 // keyUsable reports (nil) whether kid is a key the middleware accepts now: in the JWKS it holds,
@@ -523,7 +574,8 @@ func (m *Middleware) fetchKeys(ctx context.Context) error {
 	for kid := range m.retiredKids {
 		delete(keys, kid)
 	}
-	m.keysUntil = m.cfg.Now().Add(jwksMaxAge(hdr))
+	m.keysFetched, m.keysMaxAge = m.cfg.Now(), jwksMaxAge(hdr)
+	m.keysUntil = m.keysFetched.Add(m.keysMaxAge)
 	withdrawn := false
 	for kid, had := range m.keys {
 		if k, ok := keys[kid]; !ok || !sameKey(had, k) {
