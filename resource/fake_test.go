@@ -40,11 +40,14 @@ type fakeAS struct {
 	// introspections counts its calls.
 	introActive    bool
 	introspections int
+	// endStream ends the event stream open at the time; streams counts the streams opened.
+	endStream chan struct{}
+	streams   int
 }
 
 func newFakeAS(t testing.TB) *fakeAS {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	as := &fakeAS{key: k, kid: "k1", revoked: map[int64]bool{}, ttl: 60, events: make(chan string, 10)}
+	as := &fakeAS{key: k, kid: "k1", revoked: map[int64]bool{}, ttl: 60, events: make(chan string, 10), endStream: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]string{"issuer": as.URL, "jwks_uri": as.URL + "/jwks",
@@ -97,9 +100,14 @@ func newFakeAS(t testing.TB) *fakeAS {
 		}
 		w.WriteHeader(200)
 		w.(http.Flusher).Flush()
+		as.mu.Lock()
+		as.streams++
+		as.mu.Unlock()
 		for {
 			select {
 			case <-r.Context().Done():
+				return
+			case <-as.endStream:
 				return
 			case e := <-as.events:
 				fmt.Fprintf(w, "id: 1\nevent: revocation\ndata: %s\n\n", e)
@@ -125,6 +133,13 @@ func (as *fakeAS) sign(claims any, typ, kid string, alg jose.SignatureAlgorithm,
 	j, _ := s.Sign(b)
 	out, _ := j.CompactSerialize()
 	return out
+}
+
+// streamsOpened returns how many event streams were opened.
+func (as *fakeAS) streamsOpened() int {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	return as.streams
 }
 
 // introCalls returns how many times the introspection endpoint was called.

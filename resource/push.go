@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rescind/rescind/client"
@@ -109,6 +110,20 @@ func (m *Middleware) retireKey(kid string, exp int64) {
 	m.clearIntrospections()
 }
 
+// healthyStreamAge is how long an event stream must have lasted for its end to reset the
+// reconnection back-off.
+const healthyStreamAge = 30 * time.Second
+
+// healthyStreamOverride, if positive, replaces healthyStreamAge (tests).
+var healthyStreamOverride atomic.Int64
+
+func healthyStream() time.Duration {
+	if d := healthyStreamOverride.Load(); d > 0 {
+		return time.Duration(d)
+	}
+	return healthyStreamAge
+}
+
 func (m *Middleware) setLive(live bool) {
 	m.pushMu.Lock()
 	m.pushLive = live
@@ -126,14 +141,24 @@ func (m *Middleware) subscribe(ctx context.Context) {
 		}
 	}
 	last := ""
-	delay := 200 * time.Millisecond
+	const firstDelay = 200 * time.Millisecond
+	delay := firstDelay
 	for ctx.Err() == nil {
+		start := time.Now() // wall time: a back-off, whatever the configured clock says
 		err := m.stream(ctx, endpoint, &last)
 		m.setLive(false)
 		if ctx.Err() != nil {
 			return
 		}
-		m.cfg.Logger.Warn("revocation event stream ended; reconnecting", "err", err)
+		if time.Since(start) >= healthyStream() {
+			// A stream that lasted (a Rescind server ends each after a while, and the
+			// receiver resumes with Last-Event-ID): reconnect as soon as for a first failure,
+			// so that push is off for a moment, not for a back-off grown over hours.
+			delay = firstDelay
+			m.cfg.Logger.Debug("revocation event stream ended; reconnecting", "err", err)
+		} else {
+			m.cfg.Logger.Warn("revocation event stream ended; reconnecting", "err", err)
+		}
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
