@@ -152,13 +152,13 @@ func (m *Middleware) subscribe(ctx context.Context) {
 		}
 		if time.Since(start) >= healthyStream() {
 			// A stream that lasted (a Rescind server ends each after a while, and the
-			// receiver resumes with Last-Event-ID): reconnect as soon as for a first failure,
-			// so that push is off for a moment, not for a back-off grown over hours.
-			delay = firstDelay
+			// receiver resumes with Last-Event-ID): reconnect at once, so that push is off
+			// for a round trip, and start the back-off afresh.
 			m.cfg.Logger.Debug("revocation event stream ended; reconnecting", "err", err)
-		} else {
-			m.cfg.Logger.Warn("revocation event stream ended; reconnecting", "err", err)
+			delay = firstDelay
+			continue
 		}
+		m.cfg.Logger.Warn("revocation event stream ended; reconnecting", "err", err)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():

@@ -323,7 +323,7 @@ func TestStatusListFailureNotRefetchedAtOnce(t *testing.T) {
 
 // TestPushReconnectsPromptlyAfterLongStreams: a server that ends each event stream after a while
 // (a Rescind server does, every 10 minutes) does not make the middleware's reconnection back-off
-// grow: after a stream that lasted, it reconnects as fast as after a first failure, every time.
+// grow: after a stream that lasted, it reconnects at once, every time.
 func TestPushReconnectsPromptlyAfterLongStreams(t *testing.T) {
 	healthyStreamOverride.Store(int64(50 * time.Millisecond))
 	defer healthyStreamOverride.Store(0)
@@ -341,6 +341,6 @@ func TestPushReconnectsPromptlyAfterLongStreams(t *testing.T) {
 	for i := 2; i <= 7; i++ {
 		time.Sleep(100 * time.Millisecond) // the stream lasts past the healthy age
 		as.endStream <- struct{}{}
-		opened(i, 2*time.Second) // with a back-off doubling from 200 ms, the 6th wait would be 6.4 s
+		opened(i, 2*time.Second) // with a back-off doubling from 200 ms, the 5th wait would be 3.2 s
 	}
 }
