@@ -72,7 +72,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if res := form.Get("resource"); res != "" {
 		audience = []string{res}
 	}
-	resp, err := s.issueAccessToken(r.Context(), client, "", client.ID, scope, audience)
+	resp, err := s.issueAccessToken(r.Context(), client, "", client.ID, scope, audience, s.newIssuance(client))
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "issuing access token", "err", err)
 		writeError(w, errServer)
@@ -81,14 +81,28 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// issueAccessToken issues an access token in the client's format: opaque (sealed, nothing
-// written) or JWT (RFC 9068, with a status list entry). audience lists the RFC 8707 resources;
-// empty means the issuer. Both formats carry it, so introspection knows who may see the token.
-func (s *Server) issueAccessToken(ctx context.Context, client rescind.Client, grantID, subject, scope string, audience []string) (tokenResponse, error) {
+// issuance is when an access token is issued, its lifetime and its expiry.
+type issuance struct {
+	now, exp time.Time
+	ttl      time.Duration
+}
+
+// newIssuance fixes the lifetime of an access token of client issued now: the client's ttl, else
+// the server's, never more than rescind.MaxAccessTokenTTL. exp is truncated to the second, as
+// tokens carry it: a grant records this very value before its token is issued.
+func (s *Server) newIssuance(client rescind.Client) issuance {
 	now := s.now()
-	audience = s.audienceOf(audience)
 	ttl := s.TokenTTL(client.TokenTTL)
-	exp := now.Add(ttl).Truncate(time.Second)
+	return issuance{now: now, exp: now.Add(ttl).Truncate(time.Second), ttl: ttl}
+}
+
+// issueAccessToken issues an access token in the client's format: opaque (sealed, nothing
+// written) or JWT (RFC 9068, with a status list entry), issued and expiring as is says.
+// audience lists the RFC 8707 resources; empty means the issuer. Both formats carry it, so
+// introspection knows who may see the token.
+func (s *Server) issueAccessToken(ctx context.Context, client rescind.Client, grantID, subject, scope string, audience []string, is issuance) (tokenResponse, error) {
+	now, ttl, exp := is.now, is.ttl, is.exp
+	audience = s.audienceOf(audience)
 	var text string
 	if client.TokenFormat == rescind.TokenFormatJWT {
 		var err error

@@ -181,9 +181,9 @@ func (s *Server) handleRevokeApp(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/account/apps", http.StatusSeeOther)
 		return
 	}
-	now := s.cfg.Now()
+	// The record lives as long as the grant's tokens (the store knows their latest expiry).
 	_, _, err = s.cfg.Committer.RevokeGrants(r.Context(), rescind.GrantFilter{GrantID: g.ID, UserID: sess.UserID}, rescind.Revocation{
-		RevokedAt: now, ExpiresAt: now.Add(s.cfg.GrantRecordTTL(g.ClientID)), Actor: "user:" + sess.Username, Reason: "connected apps page"})
+		RevokedAt: s.cfg.Now(), Actor: "user:" + sess.Username, Reason: "connected apps page"})
 	if err != nil {
 		s.serverError(w, r, "revoking grant", err)
 		return

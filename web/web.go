@@ -81,9 +81,6 @@ type Config struct {
 	Box *secret.Box
 	// Users authenticates people. If nil, LocalUsers on Store.
 	Users Authenticator
-	// GrantRecordTTL returns how long a revoked grant's record must live: past the longest
-	// access token its client can hold. Required.
-	GrantRecordTTL func(clientID string) time.Duration
 	// Limiter, if set, rate-limits failed logins per source address and per username there.
 	Limiter *ratelimit.Limiter
 	// CodeTTL is the authorization code lifetime. If zero, 60 seconds.
@@ -104,7 +101,7 @@ type Server struct {
 
 // New returns a Server.
 func New(cfg Config) (*Server, error) {
-	if cfg.Issuer == "" || cfg.Store == nil || cfg.Clients == nil || cfg.Committer == nil || cfg.Box == nil || cfg.GrantRecordTTL == nil {
+	if cfg.Issuer == "" || cfg.Store == nil || cfg.Clients == nil || cfg.Committer == nil || cfg.Box == nil {
 		return nil, errors.New("web: Config is missing a required field")
 	}
 	if cfg.Users == nil {

@@ -166,3 +166,58 @@ func BenchmarkVerifyUncached(b *testing.B) {
 		}
 	}
 }
+
+// TestRotationOverlap: after a rotation the previous secret works until the overlap ends, then
+// never, although a check of it was cached moments before; the new secret works throughout.
+func TestRotationOverlap(t *testing.T) {
+	r, fs, now := setup(t)
+	ctx := context.Background()
+	newHash, _ := secret.Hash("n3w", cheap)
+	fs.mu.Lock()
+	c := fs.clients["conf"]
+	c.PreviousSecretHash, c.SecretHash, c.PreviousSecretExpiresAt = c.SecretHash, newHash, now.Add(time.Hour)
+	fs.clients["conf"] = c
+	fs.mu.Unlock()
+	r.Invalidate("conf")
+	for _, sec := range []string{"s3cret", "n3w"} {
+		if _, err := r.Authenticate(ctx, "conf", sec); err != nil {
+			t.Fatalf("%s during the overlap: %v", sec, err)
+		}
+	}
+	*now = now.Add(time.Hour - time.Second)
+	r.Invalidate("other") // nothing to do with conf
+	if _, err := r.Authenticate(ctx, "conf", "s3cret"); err != nil {
+		t.Fatalf("previous secret a second before the overlap ends: %v", err)
+	}
+	*now = now.Add(time.Second)
+	if _, err := r.Authenticate(ctx, "conf", "s3cret"); !errors.Is(err, ErrBadSecret) {
+		t.Fatalf("previous secret at the end of the overlap: %v, want ErrBadSecret", err)
+	}
+	if _, err := r.Authenticate(ctx, "conf", "n3w"); err != nil {
+		t.Fatalf("new secret after the overlap: %v", err)
+	}
+}
+
+// TestVerifiedEntryBoundToHash: an instance that missed a change notification (no Invalidate)
+// stops accepting a replaced secret as soon as it reads the client again, though its
+// verification is still cached.
+func TestVerifiedEntryBoundToHash(t *testing.T) {
+	r, fs, now := setup(t)
+	ctx := context.Background()
+	if _, err := r.Authenticate(ctx, "conf", "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	newHash, _ := secret.Hash("n3w", cheap)
+	fs.mu.Lock()
+	c := fs.clients["conf"]
+	c.SecretHash = newHash // rotated elsewhere, without an overlap
+	fs.clients["conf"] = c
+	fs.mu.Unlock()
+	*now = now.Add(2 * time.Minute) // past the client cache, within the verified cache
+	if _, err := r.Authenticate(ctx, "conf", "s3cret"); !errors.Is(err, ErrBadSecret) {
+		t.Fatalf("replaced secret: %v, want ErrBadSecret", err)
+	}
+	if _, err := r.Authenticate(ctx, "conf", "n3w"); err != nil {
+		t.Fatalf("new secret: %v", err)
+	}
+}
