@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -587,12 +588,15 @@ func (m *Main) committed(n int) {
 func (m *Main) buildHandlers(context.Context) error {
 	c := m.Config
 	var err error
-	if m.clients, err = clientreg.New(clientreg.Config{Store: m.store, Now: m.Now}); err != nil {
+	// One bound on the argon2 checks of the whole process (client secrets and passwords alike):
+	// as many at once as there are cores, a short queue, and 503 beyond it.
+	gate := secret.NewGate(secret.GateConfig{Running: max(1, runtime.GOMAXPROCS(0)), Params: m.HashParams})
+	if m.clients, err = clientreg.New(clientreg.Config{Store: m.store, Now: m.Now, Gate: gate}); err != nil {
 		return err
 	}
 	m.limiter = ratelimit.New(ratelimit.Config{Burst: c.AuthFailureBurst, PerMinute: c.AuthFailurePerMinute})
 	m.pages, err = web.New(web.Config{Issuer: m.Issuer, Store: m.store, Clients: m.clients, Committer: m.committer, Box: m.box,
-		Logger: m.Logger, Limiter: m.limiter, Now: m.Now})
+		Logger: m.Logger, Limiter: m.limiter, Now: m.Now, Gate: gate})
 	if err != nil {
 		return err
 	}
