@@ -65,9 +65,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxLifetime(0)
 	s := &Store{db: db, path: path}
-	s.Store = sqlstore.New(handle{querier{db, &s.fault}, db}, sqlstore.Dialect{Name: "sqlite", IsUniqueViolation: isUniqueViolation})
+	h := handle{querier{db, &s.fault}, db}
+	s.Store = sqlstore.New(h, sqlstore.Dialect{Name: "sqlite", IsUniqueViolation: isUniqueViolation})
 	files, _ := fs.Sub(migrations, "migrations") // a valid path: no error
-	if s.applied, err = sqlstore.Migrate(ctx, handle{querier{db, &s.fault}, db}, files); err != nil {
+	if s.applied, err = sqlstore.Migrate(ctx, h, files); err != nil {
 		db.Close()
 		if isNotDatabase(err) {
 			return nil, fmt.Errorf("%w: %w", ErrNotDatabase, err)
@@ -77,6 +78,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
+// isNotDatabase reports whether err is SQLite finding a file that is not a database, or is
+// corrupt.
 func isNotDatabase(err error) bool {
 	var se *sqlite.Error
 	return errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_NOTADB || se.Code() == sqlite3.SQLITE_CORRUPT)
@@ -198,8 +201,7 @@ func backupInto(ctx context.Context, src, dest string) (int64, error) {
 	db.SetMaxOpenConns(1)
 	// VACUUM INTO accepts the empty file made above as its output.
 	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dest); err != nil {
-		var se *sqlite.Error
-		if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_NOTADB || se.Code() == sqlite3.SQLITE_CORRUPT) {
+		if isNotDatabase(err) {
 			return 0, fmt.Errorf("%w: %w", ErrNotDatabase, err)
 		}
 		return 0, fmt.Errorf("sqlite: backup of %s: %w", src, err)

@@ -65,7 +65,7 @@ func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 // GetClient implements rescind.Store.
 func (s *Store) GetClient(ctx context.Context, id string) (rescind.Client, error) {
 	c, err := scanClient(s.db.QueryRow(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1`, id))
-	if IsNoRows(err) {
+	if isNoRows(err) {
 		return c, s.errorf("client %q: %w", id, rescind.ErrNotFound)
 	}
 	if err != nil {
@@ -122,7 +122,7 @@ func ClientDeletion(ctx context.Context, tx Querier, id string, now time.Time, r
 	}
 	// One audit entry for the deletion, dated now (the cut-off is later), not one per grant.
 	if rev.Actor != "" {
-		if err := Audit(ctx, tx, now, rev); err != nil {
+		if err := writeAudit(ctx, tx, now, rev); err != nil {
 			return nil, err
 		}
 	}

@@ -50,7 +50,7 @@
 //  3. Implement the methods here, once, in a new file: a column list, a scan function, and
 //     the methods on *Store, which run on s.db (s.db.InTx for several statements, calling
 //     s.notify if other instances must learn of the change), read lists with All, map
-//     IsNoRows to rescind.ErrNotFound and s.d.IsUniqueViolation to rescind.ErrAlreadyExists,
+//     isNoRows to rescind.ErrNotFound and s.d.IsUniqueViolation to rescind.ErrAlreadyExists,
 //     and start their errors with s.errorf. Both backends then have them.
 //  4. Only if a method's transaction needs locking that differs between the databases, write
 //     the steps here as functions that take the transaction (a Querier) and the lock clause,

@@ -39,7 +39,7 @@ func (s *Store) CreateUser(ctx context.Context, u rescind.User) error {
 // getUser reads the user whose column col (a constant: id or username) is v.
 func (s *Store) getUser(ctx context.Context, col, v string) (rescind.User, error) {
 	u, err := scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE `+col+` = $1`, v))
-	if IsNoRows(err) {
+	if isNoRows(err) {
 		return u, s.errorf("user %q: %w", v, rescind.ErrNotFound)
 	}
 	if err != nil {
@@ -106,7 +106,7 @@ func scanGrant(row Row) (rescind.Grant, error) {
 func UpsertGrant(ctx context.Context, tx Querier, g rescind.Grant) (rescind.Grant, error) {
 	cur, err := scanGrant(tx.QueryRow(ctx, `SELECT `+grantColumns+` FROM grants
 		WHERE client_id = $1 AND user_id = $2 AND revoked_at = 0 ORDER BY created_at LIMIT 1`, g.ClientID, g.UserID))
-	if IsNoRows(err) {
+	if isNoRows(err) {
 		_, err := tx.Exec(ctx, `INSERT INTO grants (id, client_id, user_id, scopes, created_at, last_used_at)
 			VALUES ($1, $2, $3, $4, $5, $6)`, g.ID, g.ClientID, g.UserID, JSONList(g.Scopes), Nanos(g.CreatedAt), Nanos(g.LastUsedAt))
 		return g, err
@@ -126,7 +126,7 @@ func UpsertGrant(ctx context.Context, tx Querier, g rescind.Grant) (rescind.Gran
 // GetGrant implements rescind.Store.
 func (s *Store) GetGrant(ctx context.Context, id string) (rescind.Grant, error) {
 	g, err := scanGrant(s.db.QueryRow(ctx, `SELECT `+grantColumns+` FROM grants WHERE id = $1`, id))
-	if IsNoRows(err) {
+	if isNoRows(err) {
 		return g, s.errorf("grant %q: %w", id, rescind.ErrNotFound)
 	}
 	if err != nil {

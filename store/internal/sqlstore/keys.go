@@ -63,7 +63,7 @@ func listKeys(ctx context.Context, q Querier, use, lock string) ([]rescind.Key, 
 // already retired, and then it changed nothing. The caller writes the retirement's record.
 func KeyRetirement(ctx context.Context, tx Querier, id string, at time.Time, lock string) (activated string, retired bool, err error) {
 	var use string
-	if err := tx.QueryRow(ctx, `SELECT use FROM keys WHERE id = $1`, id).Scan(&use); IsNoRows(err) {
+	if err := tx.QueryRow(ctx, `SELECT use FROM keys WHERE id = $1`, id).Scan(&use); isNoRows(err) {
 		return "", false, fmt.Errorf("key %q: %w", id, rescind.ErrNotFound)
 	} else if err != nil {
 		return "", false, fmt.Errorf("reading key %q: %w", id, err)
@@ -110,7 +110,7 @@ func (s *Store) GetStatusList(ctx context.Context, id string) (rescind.StatusLis
 	l := rescind.StatusList{ID: id}
 	var created, expires int64
 	err := s.db.QueryRow(ctx, `SELECT created_at, expires_at FROM status_lists WHERE id = $1`, id).Scan(&created, &expires)
-	if IsNoRows(err) {
+	if isNoRows(err) {
 		return l, s.errorf("status list %q: %w", id, rescind.ErrNotFound)
 	}
 	if err != nil {

@@ -120,8 +120,8 @@ func All[T any](ctx context.Context, q Querier, scan func(Row) (T, error), query
 	return out, nil
 }
 
-// IsNoRows reports whether err says that a query returned no row.
-func IsNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+// isNoRows reports whether err says that a query returned no row.
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 
 // Nanos encodes a time as Unix nanoseconds, the way every time is stored.
 func Nanos(t time.Time) int64 { return t.UnixNano() }
@@ -166,8 +166,8 @@ func ParseList(s string) ([]string, error) {
 // AuditAction names the audit action of a revocation record.
 func AuditAction(k rescind.RevocationKind) string { return "revoke_" + string(k) }
 
-// Audit writes the audit entry of rev (its Actor, Reason and Key) dated at, in tx.
-func Audit(ctx context.Context, tx Querier, at time.Time, rev rescind.Revocation) error {
+// writeAudit writes the audit entry of rev (its Actor, Reason and Key) dated at, in tx.
+func writeAudit(ctx context.Context, tx Querier, at time.Time, rev rescind.Revocation) error {
 	if _, err := tx.Exec(ctx, `INSERT INTO audit (at, actor, action, target, reason) VALUES ($1, $2, $3, $4, $5)`,
 		Nanos(at), rev.Actor, AuditAction(rev.Kind), rev.Key, rev.Reason); err != nil {
 		return fmt.Errorf("writing audit entry: %w", err)

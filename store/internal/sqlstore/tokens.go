@@ -41,7 +41,7 @@ func (s *Store) CreateRefreshToken(ctx context.Context, rt rescind.RefreshToken)
 // GetRefreshToken implements rescind.Store.
 func (s *Store) GetRefreshToken(ctx context.Context, hash string) (rescind.RefreshToken, error) {
 	rt, err := scanRefresh(s.db.QueryRow(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = $1`, hash))
-	if IsNoRows(err) {
+	if isNoRows(err) {
 		return rt, s.errorf("refresh token: %w", rescind.ErrNotFound)
 	}
 	if err != nil {
@@ -56,7 +56,7 @@ func (s *Store) GetRefreshToken(ctx context.Context, hash string) (rescind.Refre
 func UsableRefreshToken(ctx context.Context, tx Querier, hash string, now time.Time, lock string) (rescind.RefreshToken, error) {
 	rt, err := scanRefresh(tx.QueryRow(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = $1`+lock, hash))
 	switch {
-	case IsNoRows(err):
+	case isNoRows(err):
 		return rt, fmt.Errorf("refresh token: %w", rescind.ErrNotFound)
 	case err != nil:
 		return rt, fmt.Errorf("reading refresh token: %w", err)
@@ -123,7 +123,7 @@ func scanCode(row Row) (rescind.AuthCode, error) {
 // GetCode implements rescind.Store.
 func (s *Store) GetCode(ctx context.Context, hash string) (rescind.AuthCode, error) {
 	c, err := scanCode(s.db.QueryRow(ctx, `SELECT `+codeColumns+` FROM auth_codes WHERE hash = $1`, hash))
-	if IsNoRows(err) {
+	if isNoRows(err) {
 		return c, s.errorf("code: %w", rescind.ErrNotFound)
 	}
 	if err != nil {
@@ -138,7 +138,7 @@ func (s *Store) GetCode(ctx context.Context, hash string) (rescind.AuthCode, err
 func UsableCode(ctx context.Context, tx Querier, hash string, now time.Time, lock string) (rescind.AuthCode, error) {
 	c, err := scanCode(tx.QueryRow(ctx, `SELECT `+codeColumns+` FROM auth_codes WHERE hash = $1`+lock, hash))
 	switch {
-	case IsNoRows(err):
+	case isNoRows(err):
 		return c, fmt.Errorf("code: %w", rescind.ErrNotFound)
 	case err != nil:
 		return c, fmt.Errorf("reading code: %w", err)
