@@ -14,14 +14,15 @@ func (s *Server) Handler() http.Handler {
 	route("GET /.well-known/oauth-authorization-server", "metadata", s.handleMetadata)
 	route("GET /.well-known/openid-configuration", "metadata", s.handleMetadata)
 	if s.pages != nil {
-		// The pages (package web): authorization endpoint, login, consent, connected apps.
-		route("GET /oauth2/authorize", "authorize", s.pages.ServeHTTP)
-		route("POST /oauth2/authorize", "consent", s.pages.ServeHTTP)
-		route("GET /login", "login", s.pages.ServeHTTP)
-		route("POST /login", "login", s.pages.ServeHTTP)
-		route("POST /logout", "logout", s.pages.ServeHTTP)
-		route("GET /account/apps", "apps", s.pages.ServeHTTP)
-		route("POST /account/apps/revoke", "apps_revoke", s.pages.ServeHTTP)
+		// The authorization endpoint (authorize.go) and the pages it shows (package web).
+		page := func(pattern, endpoint string, h http.HandlerFunc) { route(pattern, endpoint, pageHeaders(h)) }
+		page("GET /oauth2/authorize", "authorize", s.handleAuthorize)
+		page("POST /oauth2/authorize", "consent", s.handleConsent)
+		page("GET /login", "login", s.pages.HandleLoginPage)
+		page("POST /login", "login", s.pages.HandleLogin)
+		page("POST /logout", "logout", s.pages.HandleLogout)
+		page("GET /account/apps", "apps", s.pages.HandleApps)
+		page("POST /account/apps/revoke", "apps_revoke", s.pages.HandleRevokeApp)
 	}
 	route("GET /.well-known/jwks.json", "jwks", s.handleJWKS)
 	route("GET /oauth2/statuslists/{id}", "statuslist", s.handleStatusList)
@@ -38,4 +39,17 @@ func (s *Server) Handler() http.Handler {
 	}
 	mux.HandleFunc("/", notFound)
 	return withHeaders(s.recoverPanics(mux))
+}
+
+// pageHeaders sets the headers every page carries: no framing (clickjacking of the consent
+// page), no caching (pages and redirects carry sessions, CSRF tokens and codes), and a content
+// security policy that lets the pages have inline styles and nothing else.
+func pageHeaders(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Cache-Control", "no-store")
+		h(w, r)
+	}
 }

@@ -57,12 +57,16 @@ func safeNext(next string) string {
 	return next
 }
 
-func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
+// HandleLoginPage serves GET /login: the sign-in form, which returns to the "next" path (only
+// a path on this server: safeNext).
+func (s *Server) HandleLoginPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r),
 		"Next": safeNext(r.URL.Query().Get("next"))})
 }
 
-func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+// HandleLogin serves POST /login: it checks the credentials, with failures rate-limited and
+// logged without the username typed, and signs the person in.
+func (s *Server) HandleLogin(w http.ResponseWriter, r *http.Request) {
 	if err := parsePost(w, r); err != nil {
 		s.renderError(w, http.StatusBadRequest, "The form could not be read.")
 		return
@@ -112,7 +116,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+// HandleLogout serves POST /logout: it signs the browser out.
+func (s *Server) HandleLogout(w http.ResponseWriter, r *http.Request) {
 	if err := parsePost(w, r); err != nil || !s.checkCSRF(r) {
 		s.renderError(w, http.StatusForbidden, "This form has expired. Go back and try again.")
 		return
@@ -128,8 +133,8 @@ type appRow struct {
 	Granted, LastUsed time.Time
 }
 
-// handleApps lists the apps the person has an active grant with.
-func (s *Server) handleApps(w http.ResponseWriter, r *http.Request) {
+// HandleApps serves GET /account/apps: it lists the apps the person has an active grant with.
+func (s *Server) HandleApps(w http.ResponseWriter, r *http.Request) {
 	sess := s.currentSession(r)
 	if sess == nil {
 		http.Redirect(w, r, "/login?next=%2Faccount%2Fapps", http.StatusSeeOther)
@@ -156,8 +161,9 @@ func (s *Server) handleApps(w http.ResponseWriter, r *http.Request) {
 		"Apps": rows, "CSRF": s.csrfToken(w, r)})
 }
 
-// handleRevokeApp revokes one of the person's grants: every access and refresh token of it dies.
-func (s *Server) handleRevokeApp(w http.ResponseWriter, r *http.Request) {
+// HandleRevokeApp serves POST /account/apps/revoke: it revokes one of the person's grants, and
+// every access and refresh token of it dies.
+func (s *Server) HandleRevokeApp(w http.ResponseWriter, r *http.Request) {
 	if err := parsePost(w, r); err != nil {
 		s.renderError(w, http.StatusBadRequest, "The form could not be read.")
 		return

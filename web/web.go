@@ -83,8 +83,6 @@ type Config struct {
 	Users Authenticator
 	// Limiter, if set, rate-limits failed logins per source address and per username there.
 	Limiter *ratelimit.Limiter
-	// CodeTTL is the authorization code lifetime. If zero, 60 seconds.
-	CodeTTL time.Duration
 	// SessionTTL is how long a login lasts. If zero, 12 hours.
 	SessionTTL time.Duration
 	// Logger receives errors and security events. If nil, slog.Default().
@@ -93,7 +91,8 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Server serves the pages.
+// Server serves the pages. It implements oauth.Pages: the server's route table (oauth
+// routes.go) mounts its Handle methods, and the authorization endpoint calls the others.
 type Server struct {
 	cfg    Config
 	secure bool
@@ -107,9 +106,6 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Users == nil {
 		cfg.Users = LocalUsers{Store: cfg.Store}
 	}
-	if cfg.CodeTTL <= 0 {
-		cfg.CodeTTL = time.Minute
-	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 12 * time.Hour
 	}
@@ -120,35 +116,6 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	return &Server{cfg: cfg, secure: strings.HasPrefix(cfg.Issuer, "https://")}, nil
-}
-
-// Handler returns the handler for the page routes, which the server's route table (oauth
-// routes.go) mounts: GET and POST /oauth2/authorize, GET and POST /login, POST /logout,
-// GET /account/apps and POST /account/apps/revoke.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /oauth2/authorize", s.handleAuthorize)
-	mux.HandleFunc("POST /oauth2/authorize", s.handleConsent)
-	mux.HandleFunc("GET /login", s.handleLoginPage)
-	mux.HandleFunc("POST /login", s.handleLogin)
-	mux.HandleFunc("POST /logout", s.handleLogout)
-	mux.HandleFunc("GET /account/apps", s.handleApps)
-	mux.HandleFunc("POST /account/apps/revoke", s.handleRevokeApp)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.renderError(w, http.StatusMethodNotAllowed, "This page does not accept that request.")
-	})
-	return pageHeaders(mux)
-}
-
-// pageHeaders sets the headers every page carries.
-func pageHeaders(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
-		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Cache-Control", "no-store")
-		h.ServeHTTP(w, r)
-	})
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, data map[string]any) {

@@ -1,0 +1,84 @@
+package oauth_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/clientreg"
+	"github.com/rescind/rescind/internal/metrics"
+	"github.com/rescind/rescind/internal/revocation"
+	"github.com/rescind/rescind/oauth"
+	"github.com/rescind/rescind/store/sqlite"
+	"github.com/rescind/rescind/token"
+	"github.com/rescind/rescind/web"
+)
+
+// newServer returns a Server with the pages of package web on st, which it closes at the end
+// of tb; pages, if set, replace web's.
+func newServer(tb testing.TB, st rescind.Store, pages oauth.Pages) *oauth.Server {
+	tb.Helper()
+	clients, err := clientreg.New(clientreg.Config{Store: st})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	state := revocation.NewState()
+	com := revocation.NewCommitter(st, state, nil)
+	tb.Cleanup(func() { com.Close(); st.Close() })
+	if pages == nil {
+		if pages, err = web.New(web.Config{Issuer: issuer, Store: st, Clients: clients, Committer: com, Box: testBox}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	k, _ := token.NewSealKey()
+	kr, _ := token.NewKeyring(k)
+	s, err := oauth.New(oauth.Config{Issuer: issuer, Clients: clients, Keys: kr, Revoked: state, Committer: com,
+		Metrics: metrics.New(prometheus.NewRegistry(), func() float64 { return 0 }), Store: st, Pages: pages})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.CloseStreams)
+	return s
+}
+
+// FuzzAuthorizeRequest: any authorization request query gets an error page (4xx) or a redirect
+// that goes to the login page or to a registered redirect URI: never anywhere else, never a 5xx.
+func FuzzAuthorizeRequest(f *testing.F) {
+	// One client, so that the one redirect URI the oracle allows is the only one registered.
+	st, err := sqlite.Open(context.Background(), filepath.Join(f.TempDir(), "db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := st.CreateClient(context.Background(), rescind.Client{ID: "app", Name: "App", GrantTypes: []string{rescind.GrantAuthorizationCode},
+		Scopes: []string{"read"}, RedirectURIs: []string{"https://app.example/cb?x=1"}, CreatedAt: time.Now()}); err != nil {
+		f.Fatal(err)
+	}
+	h := newServer(f, st, nil).Handler()
+	for _, q := range []string{"client_id=app&response_type=code&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+		"client_id=app&redirect_uri=https://evil.example", "client_id=app&response_type=token", "client_id=%00", "redirect_uri=https://app.example/cb?x=1"} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		r := httptest.NewRequest(http.MethodGet, "/oauth2/authorize", nil)
+		r.URL.RawQuery = q
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		switch {
+		case w.Code == http.StatusSeeOther:
+			loc := w.Header().Get("Location")
+			if !strings.HasPrefix(loc, "/login?next=") && !strings.HasPrefix(loc, "https://app.example/cb?") {
+				t.Fatalf("query %q redirects to %q", q, loc)
+			}
+		case w.Code >= 400 && w.Code < 500:
+		default:
+			t.Fatalf("query %q: status %d", q, w.Code)
+		}
+	})
+}
