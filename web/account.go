@@ -109,7 +109,7 @@ func (s *Server) HandleLogin(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "authenticating user", err)
 		return
 	}
-	if err := s.setSession(w, u.ID, u.Username); err != nil {
+	if err := s.sessions.Start(w, r, u); err != nil {
 		s.serverError(w, r, "session", err)
 		return
 	}
@@ -122,7 +122,10 @@ func (s *Server) HandleLogout(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, http.StatusForbidden, "This form has expired. Go back and try again.")
 		return
 	}
-	http.SetCookie(w, s.cookie(sessionCookie, "", -1))
+	if err := s.sessions.End(w, r); err != nil {
+		s.serverError(w, r, "ending session", err)
+		return
+	}
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
@@ -135,12 +138,12 @@ type appRow struct {
 
 // HandleApps serves GET /account/apps: it lists the apps the person has an active grant with.
 func (s *Server) HandleApps(w http.ResponseWriter, r *http.Request) {
-	sess := s.currentSession(r)
-	if sess == nil {
+	user, ok := s.SignedIn(r)
+	if !ok {
 		http.Redirect(w, r, "/login?next=%2Faccount%2Fapps", http.StatusSeeOther)
 		return
 	}
-	grants, err := s.cfg.Store.ListGrants(r.Context(), rescind.GrantFilter{UserID: sess.UserID})
+	grants, err := s.cfg.Store.ListGrants(r.Context(), rescind.GrantFilter{UserID: user.ID})
 	if err != nil {
 		s.serverError(w, r, "listing grants", err)
 		return
@@ -157,7 +160,7 @@ func (s *Server) HandleApps(w http.ResponseWriter, r *http.Request) {
 		rows = append(rows, appRow{GrantID: g.ID, Name: c.Name, Scopes: g.Scopes, Granted: g.CreatedAt, LastUsed: g.LastUsedAt})
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return strings.ToLower(rows[i].Name) < strings.ToLower(rows[j].Name) })
-	s.render(w, http.StatusOK, "apps.html", map[string]any{"Title": "Connected apps", "Username": sess.Username,
+	s.render(w, http.StatusOK, "apps.html", map[string]any{"Title": "Connected apps", "Username": user.Username,
 		"Apps": rows, "CSRF": s.csrfToken(w, r)})
 }
 
@@ -168,8 +171,8 @@ func (s *Server) HandleRevokeApp(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, http.StatusBadRequest, "The form could not be read.")
 		return
 	}
-	sess := s.currentSession(r)
-	if sess == nil {
+	user, ok := s.SignedIn(r)
+	if !ok {
 		http.Redirect(w, r, "/login?next=%2Faccount%2Fapps", http.StatusSeeOther)
 		return
 	}
@@ -183,17 +186,17 @@ func (s *Server) HandleRevokeApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g, err := s.cfg.Store.GetGrant(r.Context(), grantID)
-	if err != nil || g.UserID != sess.UserID { // someone else's grant is as good as none
+	if err != nil || g.UserID != user.ID { // someone else's grant is as good as none
 		http.Redirect(w, r, "/account/apps", http.StatusSeeOther)
 		return
 	}
 	// The record lives as long as the grant's tokens (the store knows their latest expiry).
-	_, _, err = s.cfg.Committer.RevokeGrants(r.Context(), rescind.GrantFilter{GrantID: g.ID, UserID: sess.UserID}, rescind.Revocation{
-		RevokedAt: s.cfg.Now(), Actor: "user:" + sess.Username, Reason: "connected apps page"})
+	_, _, err = s.cfg.Committer.RevokeGrants(r.Context(), rescind.GrantFilter{GrantID: g.ID, UserID: user.ID}, rescind.Revocation{
+		RevokedAt: s.cfg.Now(), Actor: "user:" + user.Username, Reason: "connected apps page"})
 	if err != nil {
 		s.serverError(w, r, "revoking grant", err)
 		return
 	}
-	s.cfg.Logger.InfoContext(r.Context(), "grant revoked by its user", "grant_id", g.ID, "client_id", g.ClientID, "user", sess.Username)
+	s.cfg.Logger.InfoContext(r.Context(), "grant revoked by its user", "grant_id", g.ID, "client_id", g.ClientID, "user", user.Username)
 	http.Redirect(w, r, "/account/apps", http.StatusSeeOther)
 }

@@ -10,15 +10,6 @@ import (
 // The authorization endpoint (package oauth) decides; these methods are what it asks of the
 // person's browser (oauth.Browser).
 
-// SignedIn returns the person signed in on the browser that sent r; false if no one is.
-func (s *Server) SignedIn(r *http.Request) (rescind.User, bool) {
-	sess := s.currentSession(r)
-	if sess == nil {
-		return rescind.User{}, false
-	}
-	return rescind.User{ID: sess.UserID, Username: sess.Username}, true
-}
-
 // SignIn sends the browser to the login page, which returns it to next after signing in.
 func (s *Server) SignIn(w http.ResponseWriter, r *http.Request, next string) {
 	http.Redirect(w, r, "/login?next="+url.QueryEscape(next), http.StatusSeeOther)

@@ -83,6 +83,9 @@ type Config struct {
 	Users Authenticator
 	// Limiter, if set, rate-limits failed logins per source address and per username there.
 	Limiter *ratelimit.Limiter
+	// Sessions keeps who is signed in on which browser. If nil, sessions are cookies sealed
+	// with Box that last SessionTTL.
+	Sessions Sessions
 	// SessionTTL is how long a login lasts. If zero, 12 hours.
 	SessionTTL time.Duration
 	// Logger receives errors and security events. If nil, slog.Default().
@@ -94,8 +97,9 @@ type Config struct {
 // Server serves the pages. It implements oauth.Pages: the server's route table (oauth
 // routes.go) mounts its Handle methods, and the authorization endpoint calls the others.
 type Server struct {
-	cfg    Config
-	secure bool
+	cfg      Config
+	secure   bool
+	sessions Sessions
 }
 
 // New returns a Server.
@@ -115,7 +119,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Server{cfg: cfg, secure: strings.HasPrefix(cfg.Issuer, "https://")}, nil
+	s := &Server{cfg: cfg, secure: strings.HasPrefix(cfg.Issuer, "https://"), sessions: cfg.Sessions}
+	if s.sessions == nil {
+		s.sessions = cookieSessions{box: cfg.Box, ttl: cfg.SessionTTL, secure: s.secure, now: cfg.Now}
+	}
+	return s, nil
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, data map[string]any) {
