@@ -21,9 +21,9 @@ import (
 	"github.com/rescind/rescind/web"
 )
 
-// newServer returns a Server with the pages of package web on st, which it closes at the end
-// of tb; pages, if set, replace web's.
-func newServer(tb testing.TB, st rescind.Store, pages oauth.Pages) *oauth.Server {
+// newServer returns a Server on st, which it closes at the end of tb, with the pages pages
+// makes from the configuration package web would get (none if pages is nil).
+func newServer(tb testing.TB, st rescind.Store, pages func(web.Config) oauth.Pages) *oauth.Server {
 	tb.Helper()
 	clients, err := clientreg.New(clientreg.Config{Store: st})
 	if err != nil {
@@ -32,20 +32,32 @@ func newServer(tb testing.TB, st rescind.Store, pages oauth.Pages) *oauth.Server
 	state := revocation.NewState()
 	com := revocation.NewCommitter(st, state, nil)
 	tb.Cleanup(func() { com.Close(); st.Close() })
-	if pages == nil {
-		if pages, err = web.New(web.Config{Issuer: issuer, Store: st, Clients: clients, Committer: com, Box: testBox}); err != nil {
-			tb.Fatal(err)
-		}
+	cfg := oauth.Config{Issuer: issuer, Clients: clients, Committer: com, Revoked: state, Store: st,
+		Metrics: metrics.New(prometheus.NewRegistry(), func() float64 { return 0 })}
+	if pages != nil {
+		cfg.Pages = pages(web.Config{Issuer: issuer, Store: st, Clients: clients, Committer: com, Box: testBox})
 	}
 	k, _ := token.NewSealKey()
-	kr, _ := token.NewKeyring(k)
-	s, err := oauth.New(oauth.Config{Issuer: issuer, Clients: clients, Keys: kr, Revoked: state, Committer: com,
-		Metrics: metrics.New(prometheus.NewRegistry(), func() float64 { return 0 }), Store: st, Pages: pages})
+	if cfg.Keys, err = token.NewKeyring(k); err != nil {
+		tb.Fatal(err)
+	}
+	s, err := oauth.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(s.CloseStreams)
 	return s
+}
+
+// webPages makes the pages of package web.
+func webPages(tb testing.TB) func(web.Config) oauth.Pages {
+	return func(cfg web.Config) oauth.Pages {
+		p, err := web.New(cfg)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return p
+	}
 }
 
 // FuzzAuthorizeRequest: any authorization request query gets an error page (4xx) or a redirect
@@ -60,7 +72,7 @@ func FuzzAuthorizeRequest(f *testing.F) {
 		Scopes: []string{"read"}, RedirectURIs: []string{"https://app.example/cb?x=1"}, CreatedAt: time.Now()}); err != nil {
 		f.Fatal(err)
 	}
-	h := newServer(f, st, nil).Handler()
+	h := newServer(f, st, webPages(f)).Handler()
 	for _, q := range []string{"client_id=app&response_type=code&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
 		"client_id=app&redirect_uri=https://evil.example", "client_id=app&response_type=token", "client_id=%00", "redirect_uri=https://app.example/cb?x=1"} {
 		f.Add(q)
