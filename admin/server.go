@@ -137,10 +137,14 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := "admin-addr:" + remoteHost(r)
+		var res *ratelimit.Reservation
 		if s.cfg.Limiter != nil {
-			// While limited, even the right token is refused unchecked: answering it would
-			// tell a guesser which guess was right.
-			if ok, retry := s.cfg.Limiter.Allow(key); !ok {
+			// The token is reserved before the check, so concurrent guesses cannot outnumber
+			// the bucket. While limited, even the right token is refused unchecked: answering
+			// it would tell a guesser which guess was right.
+			var ok bool
+			var retry time.Duration
+			if res, ok, retry = s.cfg.Limiter.Reserve(key); !ok {
 				s.cfg.Logger.WarnContext(r.Context(), "security: admin authentication rate limited", "remote", r.RemoteAddr)
 				w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry/time.Second))))
 				writeErr(w, http.StatusTooManyRequests, "slow_down", "too many failed admin authentications; retry later")
@@ -149,14 +153,12 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || s.cfg.Token == "" || !secret.Equal(got, s.cfg.Token) {
-			if s.cfg.Limiter != nil {
-				s.cfg.Limiter.Fail(key)
-			}
 			s.cfg.Logger.WarnContext(r.Context(), "security: failed admin authentication", "remote", r.RemoteAddr, "path", r.URL.Path)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rescind-admin"`)
 			writeErr(w, http.StatusUnauthorized, "unauthorized", "a valid admin token is required")
 			return
 		}
+		res.Refund()
 		mux.ServeHTTP(w, r)
 	})
 }

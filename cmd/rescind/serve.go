@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -519,7 +520,7 @@ func (m *Main) openStore(ctx context.Context) error {
 func (m *Main) loadKeys(ctx context.Context) error {
 	var err error
 	m.keys, err = keys.Open(ctx, keys.Config{Store: m.store, Box: m.box, SigningAlg: m.Config.SigningAlg,
-		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired, Now: m.Now})
+		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired, Now: m.Now, Logger: m.Logger})
 	if err != nil {
 		return m.keyError(err)
 	}
@@ -587,12 +588,15 @@ func (m *Main) committed(n int) {
 func (m *Main) buildHandlers(context.Context) error {
 	c := m.Config
 	var err error
-	if m.clients, err = clientreg.New(clientreg.Config{Store: m.store, Now: m.Now}); err != nil {
+	// One bound on the argon2 checks of the whole process (client secrets and passwords alike):
+	// as many at once as there are cores, a short queue, and 503 beyond it.
+	gate := secret.NewGate(secret.GateConfig{Running: max(1, runtime.GOMAXPROCS(0)), Params: m.HashParams})
+	if m.clients, err = clientreg.New(clientreg.Config{Store: m.store, Now: m.Now, Gate: gate}); err != nil {
 		return err
 	}
 	m.limiter = ratelimit.New(ratelimit.Config{Burst: c.AuthFailureBurst, PerMinute: c.AuthFailurePerMinute})
 	m.pages, err = web.New(web.Config{Issuer: m.Issuer, Store: m.store, Clients: m.clients, Committer: m.committer, Box: m.box,
-		Logger: m.Logger, Limiter: m.limiter, Now: m.Now})
+		Logger: m.Logger, Limiter: m.limiter, Now: m.Now, Gate: gate})
 	if err != nil {
 		return err
 	}
@@ -696,8 +700,12 @@ func (m *Main) runCoherence(ctx context.Context, w rescind.Watcher) {
 		Logger: m.Logger, Now: m.Now})
 }
 
-// refreshKeys reloads the keys another instance may have added.
-func (m *Main) refreshKeys(ctx context.Context) { m.keys.Refresh(ctx) }
+// refreshKeys reloads the keys another instance may have added, retired or brought forward.
+func (m *Main) refreshKeys(ctx context.Context) {
+	if err := m.keys.Refresh(ctx); err != nil && ctx.Err() == nil {
+		m.Logger.Warn("refreshing the keys", "err", err)
+	}
+}
 
 // serve serves h on ln until Close, and returns the http.Server.
 func (m *Main) serve(ln net.Listener, h http.Handler) *http.Server {
