@@ -98,7 +98,7 @@ func newPagesEnv(t *testing.T, change func(*Config)) *pagesEnv {
 	e.clients, _ = clientreg.New(clientreg.Config{Store: st, Now: e.clock})
 	e.com = revocation.NewCommitter(st, revocation.NewState(), nil)
 	cfg := Config{Issuer: testIssuer, Store: st, Clients: e.clients, Committer: e.com, Box: testBox, Now: e.clock,
-		Logger: slog.New(slog.NewTextHandler(e.logs, nil))}
+		Gate: secret.NewGate(secret.GateConfig{Params: cheap}), Logger: slog.New(slog.NewTextHandler(e.logs, nil))}
 	if change != nil {
 		change(&cfg)
 	}
@@ -334,24 +334,43 @@ func TestLoginRateLimit(t *testing.T) {
 	}
 }
 
-// failingUsers is an Authenticator whose store is down.
-type failingUsers struct{}
+// failingUsers is an Authenticator that fails with err.
+type failingUsers struct{ err error }
 
-func (failingUsers) Authenticate(context.Context, string, string) (rescind.User, error) {
-	return rescind.User{}, errors.New("database is down")
+func (f failingUsers) Authenticate(context.Context, string, string) (rescind.User, error) {
+	return rescind.User{}, f.err
 }
 
-// TestLoginAuthenticatorError: an authenticator's failure is a 500 page that says nothing of it,
-// and is logged.
+// TestLoginAuthenticatorError: an authenticator that cannot tell is not a failed attempt (the
+// rate limit is not charged): too many password checks at once is a 503 with Retry-After, any
+// other failure a 500 page that says nothing of it, logged.
 func TestLoginAuthenticatorError(t *testing.T) {
-	e := newPagesEnv(t, func(c *Config) { c.Users = failingUsers{} })
-	b := e.browser()
-	p := b.post("/login", b.loginForm("/login", "alice", password))
-	if p.status != http.StatusInternalServerError || strings.Contains(p.body, "database") || b.whoami() != "" {
-		t.Fatalf("%d %s", p.status, p.body)
-	}
-	if !strings.Contains(e.logs.String(), "database is down") {
-		t.Fatal("the error is not logged")
+	for _, tc := range []struct {
+		err    error
+		status int
+		log    string
+	}{
+		{secret.ErrBusy, http.StatusServiceUnavailable, "too many password checks under way"},
+		{errors.New("database is down"), http.StatusInternalServerError, "database is down"},
+	} {
+		var e *pagesEnv
+		e = newPagesEnv(t, func(c *Config) {
+			c.Users = failingUsers{tc.err}
+			c.Limiter = ratelimit.New(ratelimit.Config{Burst: 1, PerMinute: 1, Now: func() time.Time { return e.clock() }})
+		})
+		b := e.browser()
+		for range 3 { // more than the burst: none of them is charged
+			p := b.post("/login", b.loginForm("/login", "alice", password))
+			if p.status != tc.status || strings.Contains(p.body, "database") || b.whoami() != "" {
+				t.Fatalf("%v: %d %s", tc.err, p.status, p.body)
+			}
+			if tc.status == http.StatusServiceUnavailable && p.header.Get("Retry-After") != "1" {
+				t.Fatalf("busy: Retry-After %q", p.header.Get("Retry-After"))
+			}
+		}
+		if !strings.Contains(e.logs.String(), tc.log) {
+			t.Fatalf("%v: not logged:\n%s", tc.err, e.logs.String())
+		}
 	}
 }
 
@@ -359,7 +378,7 @@ func TestLoginAuthenticatorError(t *testing.T) {
 // unknown name are both ErrBadCredentials.
 func TestLocalUsers(t *testing.T) {
 	e := newPagesEnv(t, nil)
-	l := LocalUsers{Store: e.st}
+	l := LocalUsers{Store: e.st, Gate: secret.NewGate(secret.GateConfig{Params: secret.Params{Memory: 64, Time: 1, Threads: 1}})}
 	ctx := context.Background()
 	if u, err := l.Authenticate(ctx, "alice", password); err != nil || u.ID != "alice-id" {
 		t.Fatalf("alice: %v %v", u, err)
