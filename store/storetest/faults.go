@@ -31,6 +31,7 @@ func rowsFaultTests() []struct {
 		{"RowsFailureDeletesNoClient", testRowsFailureDeleteClient},
 		{"RowsFailureRetiresNoKey", testRowsFailureRetireKey},
 		{"RowsFailureListsNothing", testRowsFailureLists},
+		{"RowsFailureClaimsNothing", testRowsFailureClaim},
 	}
 }
 

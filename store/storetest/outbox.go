@@ -533,3 +533,26 @@ func testOutboxInTx(t *testing.T, s rescind.Store, inTx InTx) {
 		t.Fatalf("claimed %+v; want the two committed messages %v", got, committed)
 	}
 }
+
+// testRowsFailureClaim: a claim whose result fails after one row leases nothing (a lease the
+// caller never learnt of would hold the message back until it lapsed) and returns the error.
+func testRowsFailureClaim(t *testing.T, s rescind.Store, fail RowsFault) {
+	id := mustEnqueue(t, s, outboxMsg("k", "1", "a", base), outboxMsg("k", "2", "b", base), outboxMsg("k", "3", "c", base))
+	state := func() string {
+		var b strings.Builder
+		for _, i := range id {
+			m := getOutbox(t, s, i)
+			fmt.Fprintf(&b, "%d %s %q %v\n", m.ID, m.State, m.LeaseOwner, m.LeaseExpiresAt)
+		}
+		return b.String()
+	}
+	var got []rescind.OutboxMessage
+	sweep(t, s, fail, state, func() (err error) {
+		got, err = s.ClaimOutbox(context.Background(), rescind.OutboxClaim{Owner: "w/1", Kinds: []string{"k"}, Now: base,
+			LeaseUntil: base.Add(time.Minute), Limit: 10})
+		return err
+	})
+	if !slices.Equal(ids(got), id) {
+		t.Fatalf("the claim without a failure took %v; want %v", ids(got), id)
+	}
+}
