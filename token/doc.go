@@ -8,5 +8,8 @@
 //
 // The prefix lets secret scanners recognise a leaked token; the CRC-32 lets them (and the server)
 // reject a mistyped or truncated one before any decryption. Claims cover what introspection
-// (RFC 7662 §2.2) needs: token id, grant, client, subject, scope, issued-at and expiry.
+// (RFC 7662 §2.2) needs: token id, grant, client, subject, scope, issued-at and expiry, and,
+// for a DPoP-bound token (RFC 9449 §6), the thumbprint of the key it is bound to.
+//
+// A JWT access token (RFC 9068) carries the same, the binding as cnf.jkt (RFC 9449 §6.1).
 package token
