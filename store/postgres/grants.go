@@ -275,7 +275,7 @@ func revokeGrants(ctx context.Context, tx pgx.Tx, f rescind.GrantFilter, rev res
 
 // CreateRefreshToken implements rescind.Store.
 func (s *Store) CreateRefreshToken(ctx context.Context, rt rescind.RefreshToken) error {
-	_, err := s.pool.Exec(ctx, insertRefreshSQL, rt.Hash, rt.GrantID, rt.ClientID, rt.Scope, nanos(rt.CreatedAt), nanos(rt.ExpiresAt))
+	_, err := s.pool.Exec(ctx, insertRefreshSQL, rt.Hash, rt.GrantID, rt.ClientID, rt.Scope, nanos(rt.CreatedAt), nanos(rt.ExpiresAt), rt.JKT)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("postgres: refresh token: %w", rescind.ErrAlreadyExists)
 	}
@@ -285,15 +285,15 @@ func (s *Store) CreateRefreshToken(ctx context.Context, rt rescind.RefreshToken)
 	return nil
 }
 
-const insertRefreshSQL = `INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, created_at, expires_at)
-	VALUES ($1, $2, $3, $4, $5, $6)`
+const insertRefreshSQL = `INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, created_at, expires_at, jkt)
+	VALUES ($1, $2, $3, $4, $5, $6, $7)`
 
-const refreshColumns = `hash, grant_id, client_id, scope, created_at, expires_at, used_at`
+const refreshColumns = `hash, grant_id, client_id, scope, created_at, expires_at, used_at, jkt`
 
 func scanRefresh(row pgx.Row) (rescind.RefreshToken, error) {
 	var rt rescind.RefreshToken
 	var created, expires, used int64
-	if err := row.Scan(&rt.Hash, &rt.GrantID, &rt.ClientID, &rt.Scope, &created, &expires, &used); err != nil {
+	if err := row.Scan(&rt.Hash, &rt.GrantID, &rt.ClientID, &rt.Scope, &created, &expires, &used, &rt.JKT); err != nil {
 		return rt, err
 	}
 	rt.CreatedAt, rt.ExpiresAt = fromNanos(created), fromNanos(expires)
@@ -337,7 +337,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next res
 		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2`, nanos(now), oldHash); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, insertRefreshSQL, next.Hash, next.GrantID, next.ClientID, next.Scope, nanos(next.CreatedAt), nanos(next.ExpiresAt))
+		_, err = tx.Exec(ctx, insertRefreshSQL, next.Hash, next.GrantID, next.ClientID, next.Scope, nanos(next.CreatedAt), nanos(next.ExpiresAt),
+			next.JKT)
 		return err
 	})
 	if err != nil {
@@ -350,9 +351,9 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next res
 // CreateCode implements rescind.Store.
 func (s *Store) CreateCode(ctx context.Context, c rescind.AuthCode) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO auth_codes (hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given,
-		scope, challenge, challenge_method, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		scope, challenge, challenge_method, created_at, expires_at, dpop_jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		c.Hash, c.ClientID, c.UserID, c.GrantID, c.RedirectURI, c.RedirectURIGiven, c.Scope, c.Challenge, c.ChallengeMethod,
-		nanos(c.CreatedAt), nanos(c.ExpiresAt))
+		nanos(c.CreatedAt), nanos(c.ExpiresAt), c.DPoPJKT)
 	if err != nil {
 		return fmt.Errorf("postgres: storing code: %w", err)
 	}
@@ -365,9 +366,9 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time) (res
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var created, expires, used int64
 		err := tx.QueryRow(ctx, `SELECT hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given, scope,
-			challenge, challenge_method, created_at, expires_at, used_at FROM auth_codes WHERE hash = $1 FOR UPDATE`, hash).
+			challenge, challenge_method, created_at, expires_at, used_at, dpop_jkt FROM auth_codes WHERE hash = $1 FOR UPDATE`, hash).
 			Scan(&c.Hash, &c.ClientID, &c.UserID, &c.GrantID, &c.RedirectURI, &c.RedirectURIGiven, &c.Scope, &c.Challenge,
-				&c.ChallengeMethod, &created, &expires, &used)
+				&c.ChallengeMethod, &created, &expires, &used, &c.DPoPJKT)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return rescind.ErrNotFound
 		}
@@ -395,7 +396,8 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time) (res
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
 	for _, q := range []string{`DELETE FROM auth_codes WHERE expires_at < $1`, `DELETE FROM refresh_tokens WHERE expires_at < $1`,
-		`DELETE FROM grant_token_status WHERE expires_at < $1`, `DELETE FROM status_lists WHERE expires_at < $1`} {
+		`DELETE FROM grant_token_status WHERE expires_at < $1`, `DELETE FROM status_lists WHERE expires_at < $1`,
+		`DELETE FROM used_once WHERE expires_at < $1`} {
 		tag, err := s.pool.Exec(ctx, q, nanos(now))
 		if err != nil {
 			return total, fmt.Errorf("postgres: deleting expired: %w", err)
@@ -442,4 +444,17 @@ func (s *Store) DeleteAuditBefore(ctx context.Context, t time.Time) (int64, erro
 		return 0, fmt.Errorf("postgres: deleting old audit entries: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// MarkUsed implements rescind.Store: one upsert that replaces only an expired record, so the
+// rows it changes say whether id was fresh. The primary key makes two instances' concurrent
+// upserts of one id serialise: the second sees the first's live record and changes nothing.
+func (s *Store) MarkUsed(ctx context.Context, id [32]byte, expiresAt, now time.Time) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `INSERT INTO used_once (id, expires_at) VALUES ($1, $2)
+		ON CONFLICT (id) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE used_once.expires_at < $3`,
+		id[:], nanos(expiresAt), nanos(now))
+	if err != nil {
+		return false, fmt.Errorf("postgres: recording a used value: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
 }

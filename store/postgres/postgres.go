@@ -207,11 +207,11 @@ func list(v []string) []string {
 func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO clients
 		(id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
-		resource_server, resources, allow_insecure_redirect)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		resource_server, resources, allow_insecure_redirect, require_dpop)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		c.ID, c.Name, c.SecretHash, c.Public, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs),
 		int64(c.TokenTTL), nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
-		c.ResourceServer, list(c.Resources), c.AllowInsecureRedirect)
+		c.ResourceServer, list(c.Resources), c.AllowInsecureRedirect, c.RequireDPoP)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("postgres: client %q: %w", c.ID, rescind.ErrAlreadyExists)
 	}
@@ -222,13 +222,13 @@ func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 }
 
 const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
-	resource_server, resources, allow_insecure_redirect`
+	resource_server, resources, allow_insecure_redirect, require_dpop`
 
 func scanClient(row pgx.Row) (rescind.Client, error) {
 	var c rescind.Client
 	var ttl, created int64
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &c.GrantTypes, &c.Scopes, &c.RedirectURIs, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat,
-		&c.ResourceServer, &c.Resources, &c.AllowInsecureRedirect); err != nil {
+		&c.ResourceServer, &c.Resources, &c.AllowInsecureRedirect, &c.RequireDPoP); err != nil {
 		return c, err
 	}
 	c.TokenTTL = time.Duration(ttl)

@@ -304,8 +304,8 @@ type execer interface {
 }
 
 func insertRefresh(ctx context.Context, db execer, rt rescind.RefreshToken) error {
-	_, err := db.ExecContext(ctx, `INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?)`, rt.Hash, rt.GrantID, rt.ClientID, rt.Scope, nanos(rt.CreatedAt), nanos(rt.ExpiresAt))
+	_, err := db.ExecContext(ctx, `INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, created_at, expires_at, jkt)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, rt.Hash, rt.GrantID, rt.ClientID, rt.Scope, nanos(rt.CreatedAt), nanos(rt.ExpiresAt), rt.JKT)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("sqlite: refresh token: %w", rescind.ErrAlreadyExists)
 	}
@@ -318,7 +318,7 @@ func insertRefresh(ctx context.Context, db execer, rt rescind.RefreshToken) erro
 func scanRefresh(row interface{ Scan(...any) error }) (rescind.RefreshToken, error) {
 	var rt rescind.RefreshToken
 	var created, expires, used int64
-	if err := row.Scan(&rt.Hash, &rt.GrantID, &rt.ClientID, &rt.Scope, &created, &expires, &used); err != nil {
+	if err := row.Scan(&rt.Hash, &rt.GrantID, &rt.ClientID, &rt.Scope, &created, &expires, &used, &rt.JKT); err != nil {
 		return rt, err
 	}
 	rt.CreatedAt, rt.ExpiresAt = fromNanos(created), fromNanos(expires)
@@ -328,7 +328,7 @@ func scanRefresh(row interface{ Scan(...any) error }) (rescind.RefreshToken, err
 	return rt, nil
 }
 
-const refreshColumns = `hash, grant_id, client_id, scope, created_at, expires_at, used_at`
+const refreshColumns = `hash, grant_id, client_id, scope, created_at, expires_at, used_at, jkt`
 
 // GetRefreshToken implements rescind.Store.
 func (s *Store) GetRefreshToken(ctx context.Context, hash string) (rescind.RefreshToken, error) {
@@ -378,9 +378,9 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next res
 // CreateCode implements rescind.Store.
 func (s *Store) CreateCode(ctx context.Context, c rescind.AuthCode) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO auth_codes (hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given,
-		scope, challenge, challenge_method, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		scope, challenge, challenge_method, created_at, expires_at, dpop_jkt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.Hash, c.ClientID, c.UserID, c.GrantID, c.RedirectURI, c.RedirectURIGiven, c.Scope, c.Challenge, c.ChallengeMethod,
-		nanos(c.CreatedAt), nanos(c.ExpiresAt))
+		nanos(c.CreatedAt), nanos(c.ExpiresAt), c.DPoPJKT)
 	if err != nil {
 		return fmt.Errorf("sqlite: storing code: %w", err)
 	}
@@ -397,9 +397,9 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time) (res
 	var c rescind.AuthCode
 	var created, expires, used int64
 	err = tx.QueryRowContext(ctx, `SELECT hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given, scope,
-		challenge, challenge_method, created_at, expires_at, used_at FROM auth_codes WHERE hash = ?`, hash).
+		challenge, challenge_method, created_at, expires_at, used_at, dpop_jkt FROM auth_codes WHERE hash = ?`, hash).
 		Scan(&c.Hash, &c.ClientID, &c.UserID, &c.GrantID, &c.RedirectURI, &c.RedirectURIGiven, &c.Scope, &c.Challenge,
-			&c.ChallengeMethod, &created, &expires, &used)
+			&c.ChallengeMethod, &created, &expires, &used, &c.DPoPJKT)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("sqlite: code: %w", rescind.ErrNotFound)
 	}
@@ -427,7 +427,8 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time) (res
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
 	for _, q := range []string{`DELETE FROM auth_codes WHERE expires_at < ?`, `DELETE FROM refresh_tokens WHERE expires_at < ?`,
-		`DELETE FROM grant_token_status WHERE expires_at < ?`, `DELETE FROM status_lists WHERE expires_at < ?`} {
+		`DELETE FROM grant_token_status WHERE expires_at < ?`, `DELETE FROM status_lists WHERE expires_at < ?`,
+		`DELETE FROM used_once WHERE expires_at < ?`} {
 		res, err := s.db.ExecContext(ctx, q, nanos(now))
 		if err != nil {
 			return total, fmt.Errorf("sqlite: deleting expired: %w", err)
@@ -478,4 +479,20 @@ func (s *Store) DeleteAuditBefore(ctx context.Context, t time.Time) (int64, erro
 		return 0, fmt.Errorf("sqlite: deleting old audit entries: %w", err)
 	}
 	return res.RowsAffected()
+}
+
+// MarkUsed implements rescind.Store: one upsert that replaces only an expired record, so the
+// rows it changes say whether id was fresh.
+func (s *Store) MarkUsed(ctx context.Context, id [32]byte, expiresAt, now time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO used_once (id, expires_at) VALUES (?, ?)
+		ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE used_once.expires_at < ?`,
+		id[:], nanos(expiresAt), nanos(now))
+	if err != nil {
+		return false, fmt.Errorf("sqlite: recording a used value: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("sqlite: recording a used value: %w", err)
+	}
+	return n == 1, nil
 }
