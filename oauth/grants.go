@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/internal/pkce"
 	"github.com/rescind/rescind/token"
 )
@@ -60,7 +61,7 @@ func (s *Server) singleUseFailed(w http.ResponseWriter, r *http.Request, client 
 var errInvalidGrant = errorf(ErrInvalidGrant, http.StatusBadRequest, "the authorization grant is invalid, expired, revoked or was issued to another client")
 
 // handleAuthorizationCode serves grant_type=authorization_code (RFC 6749 §4.1.3, RFC 7636 §4.6).
-func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client) {
+func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, proof *dpop.Proof) {
 	code := form.Get("code")
 	if code == "" {
 		writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "code is required"))
@@ -92,13 +93,13 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 		writeError(w, errInvalidGrant)
 		return
 	}
-	s.issueGrantTokens(w, r, client, ac.GrantID, ac.UserID, ac.Scope, ac.Scope)
+	s.issueGrantTokens(w, r, client, ac.GrantID, ac.UserID, ac.Scope, ac.Scope, proof)
 }
 
 // handleRefreshToken serves grant_type=refresh_token (RFC 6749 §6) with rotation: every use
 // returns a new refresh token and invalidates the old one; presenting a used one (reuse) revokes
 // the whole grant (RFC 9700 §4.14.2).
-func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client) {
+func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, proof *dpop.Proof) {
 	text := form.Get("refresh_token")
 	if text == "" {
 		writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "refresh_token is required"))
@@ -150,12 +151,13 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 	if s.singleUseFailed(w, r, client, err, rt.GrantID, "refresh token reuse") {
 		return
 	}
-	s.respondGrantTokens(w, r, client, rt.GrantID, g.UserID, scope, next)
+	s.respondGrantTokens(w, r, client, rt.GrantID, g.UserID, scope, next, jktOf(proof))
 }
 
 // issueGrantTokens issues an access token of the grant and, if the client may refresh, a new
-// refresh token family member with the grant's full scope.
-func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refreshScope string) {
+// refresh token family member with the grant's full scope; with a proof, the access token is
+// bound to its key (RFC 9449 §5).
+func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refreshScope string, proof *dpop.Proof) {
 	var refresh string
 	if client.AllowsGrant(rescind.GrantRefreshToken) {
 		text, hash, err := token.NewStored(token.RefreshPrefix)
@@ -172,11 +174,11 @@ func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client
 		}
 		refresh = text
 	}
-	s.respondGrantTokens(w, r, client, grantID, userID, scope, refresh)
+	s.respondGrantTokens(w, r, client, grantID, userID, scope, refresh, jktOf(proof))
 }
 
-func (s *Server) respondGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refresh string) {
-	resp, err := s.issueAccessToken(r.Context(), client, grantID, userID, scope, nil)
+func (s *Server) respondGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refresh, jkt string) {
+	resp, err := s.issueAccessToken(r.Context(), client, grantID, userID, scope, nil, jkt)
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "issuing access token", "err", err)
 		writeError(w, errServer)

@@ -49,12 +49,17 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(ErrUnauthorizedClient, http.StatusBadRequest, "the client is not allowed to use this grant type"))
 		return
 	}
+	proof, perr := s.tokenProof(w, r, client) // RFC 9449 §5
+	if perr != nil {
+		writeError(w, perr)
+		return
+	}
 	switch gt {
 	case rescind.GrantAuthorizationCode:
-		s.handleAuthorizationCode(w, r, form, client)
+		s.handleAuthorizationCode(w, r, form, client, proof)
 		return
 	case rescind.GrantRefreshToken:
-		s.handleRefreshToken(w, r, form, client)
+		s.handleRefreshToken(w, r, form, client, proof)
 		return
 	}
 	if res := form.Get("resource"); res != "" {
@@ -72,7 +77,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if res := form.Get("resource"); res != "" {
 		audience = []string{res}
 	}
-	resp, err := s.issueAccessToken(r.Context(), client, "", client.ID, scope, audience)
+	resp, err := s.issueAccessToken(r.Context(), client, "", client.ID, scope, audience, jktOf(proof))
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "issuing access token", "err", err)
 		writeError(w, errServer)
@@ -84,7 +89,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 // issueAccessToken issues an access token in the client's format: opaque (sealed, nothing
 // written) or JWT (RFC 9068, with a status list entry). audience lists the RFC 8707 resources;
 // empty means the issuer. Both formats carry it, so introspection knows who may see the token.
-func (s *Server) issueAccessToken(ctx context.Context, client rescind.Client, grantID, subject, scope string, audience []string) (tokenResponse, error) {
+// A token with jkt is bound to that DPoP key (RFC 9449 §6) and of token_type DPoP.
+func (s *Server) issueAccessToken(ctx context.Context, client rescind.Client, grantID, subject, scope string, audience []string, jkt string) (tokenResponse, error) {
 	now := s.now()
 	audience = s.audienceOf(audience)
 	ttl := s.TokenTTL(client.TokenTTL)
@@ -92,7 +98,7 @@ func (s *Server) issueAccessToken(ctx context.Context, client rescind.Client, gr
 	var text string
 	if client.TokenFormat == rescind.TokenFormatJWT {
 		var err error
-		if text, err = s.issueJWT(ctx, client, grantID, subject, scope, audience, now, exp); err != nil {
+		if text, err = s.issueJWT(ctx, client, grantID, subject, scope, audience, jkt, now, exp); err != nil {
 			return tokenResponse{}, err
 		}
 	} else {
@@ -101,13 +107,13 @@ func (s *Server) issueAccessToken(ctx context.Context, client rescind.Client, gr
 			return tokenResponse{}, err
 		}
 		claims := &token.Claims{ID: id, ClientID: client.ID, GrantID: grantID, Subject: subject, Scope: scope, IssuedAt: now, Expiry: exp,
-			Audience: audience}
+			Audience: audience, JKT: jkt}
 		if text, err = s.keys.Seal(claims); err != nil {
 			return tokenResponse{}, err
 		}
 	}
 	s.metrics.TokenIssued()
-	return tokenResponse{AccessToken: text, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: scope}, nil
+	return tokenResponse{AccessToken: text, TokenType: tokenType(jkt), ExpiresIn: int64(ttl / time.Second), Scope: scope}, nil
 }
 
 // grantScope validates a requested scope (RFC 6749 §3.3) against the client's allowed scopes. An

@@ -1,0 +1,116 @@
+package oauth
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/dpop"
+	"github.com/rescind/rescind/token"
+)
+
+// When the token endpoint demands a server nonce in DPoP proofs (RFC 9449 §8).
+const (
+	// DPoPNonceOff never demands one.
+	DPoPNonceOff = "off"
+	// DPoPNonceAuto demands one from public clients, which do not authenticate (so the nonce is
+	// what keeps a proof made in advance from being used later, §11.2), and from clients
+	// registered with RequireDPoP, which asked for DPoP's full protection.
+	DPoPNonceAuto = "auto"
+	// DPoPNonceAlways demands one from every client that sends a proof.
+	DPoPNonceAlways = "always"
+)
+
+// newDPoP returns the verifier of token requests' proofs: cfg's, or one enough for a single
+// instance (a replay cache in memory, nonces under a random key).
+func newDPoP(cfg Config) (*dpop.Verifier, error) {
+	switch cfg.DPoPNonce {
+	case "", DPoPNonceOff, DPoPNonceAuto, DPoPNonceAlways:
+	default:
+		return nil, fmt.Errorf("oauth: DPoPNonce %q is not off, auto or always", cfg.DPoPNonce)
+	}
+	if v := cfg.DPoP; v != nil {
+		if v.Nonces == nil && cfg.DPoPNonce != DPoPNonceOff {
+			return nil, errors.New("oauth: the DPoP verifier has no Nonces, but DPoPNonce is not off")
+		}
+		return v, nil
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("oauth: DPoP nonce key: %w", err)
+	}
+	nonces, err := dpop.NewNonces(key, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &dpop.Verifier{Replay: &dpop.MemoryCache{Now: cfg.Now}, Nonces: nonces, Now: cfg.Now}, nil
+}
+
+// nonceRequired reports whether proofs of client's token requests must carry a server nonce.
+func (s *Server) nonceRequired(client rescind.Client) bool {
+	switch s.dpopNonce {
+	case DPoPNonceAlways:
+		return true
+	case DPoPNonceOff:
+		return false
+	}
+	return client.Public || client.RequireDPoP
+}
+
+// tokenProof checks the DPoP proof of a token request (RFC 9449 §5, every rule of §4.3) and
+// returns it, or nil if the request has none. A client registered with RequireDPoP must send
+// one. A proof that fails is invalid_dpop_proof, or use_dpop_nonce (400 with a DPoP-Nonce
+// header) when it lacks the nonce the server demands (§8). When a nonce is demanded, every
+// answer carries the current one, so a client always holds a fresh nonce for its next request.
+func (s *Server) tokenProof(w http.ResponseWriter, r *http.Request, client rescind.Client) (*dpop.Proof, *Error) {
+	header := r.Header.Values("DPoP")
+	if len(header) == 0 {
+		if client.RequireDPoP {
+			return nil, errorf(dpop.CodeInvalidProof, http.StatusBadRequest, "this client must send a DPoP proof (RFC 9449) with every token request")
+		}
+		return nil, nil
+	}
+	requireNonce := s.nonceRequired(client)
+	if requireNonce {
+		w.Header().Set("DPoP-Nonce", s.dpop.Nonces.Current(s.now()))
+	}
+	p, err := s.dpop.Verify(r.Context(), header, dpop.Request{Method: http.MethodPost, URL: s.tokenURL, RequireNonce: requireNonce})
+	var de *dpop.Error
+	switch {
+	case err == nil:
+		return p, nil
+	case errors.As(err, &de):
+		return nil, errorf(de.Code, http.StatusBadRequest, de.Description)
+	default:
+		// The replay cache could not tell whether the proof is fresh: refuse it (fail closed).
+		s.log.ErrorContext(r.Context(), "checking a DPoP proof", "err", err)
+		return nil, &Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable, RetryAfter: 1,
+			Description: "the DPoP proof cannot be checked now; retry with a new proof"}
+	}
+}
+
+// jktOf returns the thumbprint a proof binds tokens to, or "" without a proof.
+func jktOf(p *dpop.Proof) string {
+	if p == nil {
+		return ""
+	}
+	return p.JKT
+}
+
+// confirmation is the cnf claim of a token bound to jkt, or nil for a bearer token.
+func confirmation(jkt string) *token.Confirmation {
+	if jkt == "" {
+		return nil
+	}
+	return &token.Confirmation{JKT: jkt}
+}
+
+// tokenType is the token_type of an access token bound to jkt (RFC 9449 §5, §6.2).
+func tokenType(jkt string) string {
+	if jkt != "" {
+		return "DPoP"
+	}
+	return "Bearer"
+}
