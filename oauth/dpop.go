@@ -99,6 +99,24 @@ func jktOf(p *dpop.Proof) string {
 	return p.JKT
 }
 
+// refreshBinding is the key a new refresh token of client is bound to (RFC 9449 §5): the key of
+// the token it replaces, if that one was bound (a binding is never dropped); else, for a public
+// client, the key of the request's proof. A confidential client's refresh tokens are not bound:
+// they are sender-constrained by its authentication already.
+func refreshBinding(client rescind.Client, previous string, p *dpop.Proof) string {
+	if previous != "" {
+		return previous
+	}
+	if client.Public {
+		return jktOf(p)
+	}
+	return ""
+}
+
+// errRefreshKey answers the use of a bound refresh token without a proof made with its key.
+var errRefreshKey = errorf(ErrInvalidGrant, http.StatusBadRequest,
+	"the refresh token is bound to a DPoP key: send a DPoP proof made with that key (RFC 9449 §5)")
+
 // confirmation is the cnf claim of a token bound to jkt, or nil for a bearer token.
 func confirmation(jkt string) *token.Confirmation {
 	if jkt == "" {

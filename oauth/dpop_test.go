@@ -12,6 +12,7 @@ import (
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/internal/secret"
+	"github.com/rescind/rescind/token"
 )
 
 const tokenURL = issuer + "/oauth2/token"
@@ -197,6 +198,61 @@ func TestRequireDPoP(t *testing.T) {
 	wantError(t, r, 400, "use_dpop_nonce")
 	if n := r.header.Get("DPoP-Nonce"); n == "" || n == nonce {
 		t.Fatalf("new nonce %q after two periods (old %q)", n, nonce)
+	}
+}
+
+// TestDPoPCodeFlowPublicClient: a public client's tokens are bound, its refresh token too (RFC
+// 9449 §5): refreshing it needs a proof made with the same key; a refusal leaves the token
+// usable by its holder. Public clients must use the server's nonce by default (§8).
+func TestDPoPCodeFlowPublicClient(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("alice")
+	verifier, challenge := pkcePair("d")
+	q := b.approve(authorizeQuery("spa", "https://spa.example/cb", "read", challenge))
+	k, other := dpopKey(t, dpop.ES256), dpopKey(t, dpop.ES256)
+	code := codeForm(q.Get("code"), "https://spa.example/cb", verifier)
+
+	r := e.tokenRequest("spa", "", code, e.proof(k, ""))
+	wantError(t, r, 400, "use_dpop_nonce") // the code is not used up by this
+	nonce := r.header.Get("DPoP-Nonce")
+	r = e.tokenRequest("spa", "", codeForm(q.Get("code"), "https://spa.example/cb", verifier), e.proof(k, nonce))
+	if r.status != 200 {
+		t.Fatalf("code exchange with the nonce: %d %s", r.status, r.body)
+	}
+	m := r.json(t)
+	rt := m["refresh_token"].(string)
+	if m["token_type"] != "DPoP" {
+		t.Fatalf("token_type %v", m["token_type"])
+	}
+	// A public client may not introspect: the store says what the refresh token is bound to.
+	if stored, err := e.store.GetRefreshToken(context.Background(), token.Hash(rt)); err != nil || stored.JKT != k.Thumbprint() {
+		t.Fatalf("stored refresh token %+v, %v; want jkt %s", stored, err, k.Thumbprint())
+	}
+	refresh := func(tok string) url.Values {
+		return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok}}
+	}
+
+	// Without a proof, or with another key's: invalid_grant, and the token is not used up.
+	wantError(t, e.tokenRequest("spa", "", refresh(rt)), 400, "invalid_grant")
+	wantError(t, e.tokenRequest("spa", "", refresh(rt), e.proof(other, nonce)), 400, "invalid_grant")
+	if stored, err := e.store.GetRefreshToken(context.Background(), token.Hash(rt)); err != nil || !stored.UsedAt.IsZero() {
+		t.Fatalf("a refused refresh used up the refresh token: %+v, %v", stored, err)
+	}
+	// With the key: a new pair, both bound to it.
+	r = e.tokenRequest("spa", "", refresh(rt), e.proof(k, nonce))
+	if r.status != 200 {
+		t.Fatalf("refresh with the key: %d %s", r.status, r.body)
+	}
+	m = r.json(t)
+	rt2 := m["refresh_token"].(string)
+	if m["token_type"] != "DPoP" || e.introspect("rs", rsSecret, m["access_token"].(string))["cnf"] == nil {
+		t.Fatalf("refreshed access token not bound: %v", m)
+	}
+	// The binding is kept down the rotation chain.
+	wantError(t, e.tokenRequest("spa", "", refresh(rt2)), 400, "invalid_grant")
+	if r := e.tokenRequest("spa", "", refresh(rt2), e.proof(k, nonce)); r.status != 200 {
+		t.Fatalf("second refresh: %d %s", r.status, r.body)
 	}
 }
 

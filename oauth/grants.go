@@ -98,7 +98,8 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 
 // handleRefreshToken serves grant_type=refresh_token (RFC 6749 §6) with rotation: every use
 // returns a new refresh token and invalidates the old one; presenting a used one (reuse) revokes
-// the whole grant (RFC 9700 §4.14.2).
+// the whole grant (RFC 9700 §4.14.2). A bound refresh token (RFC 9449 §5) is used only with a
+// proof made with its key; without one it is refused and left as it was.
 func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, proof *dpop.Proof) {
 	text := form.Get("refresh_token")
 	if text == "" {
@@ -124,6 +125,10 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 		writeError(w, errInvalidGrant) // another client's token: not rotated, not revoked
 		return
 	}
+	if rt.JKT != "" && jktOf(proof) != rt.JKT {
+		writeError(w, errRefreshKey) // not rotated: the token's holder (with the key) keeps it
+		return
+	}
 	// A refresh may narrow the scope, never widen it (RFC 6749 §6).
 	scope, perr := grantScope(form.Get("scope"), strings.Fields(rt.Scope))
 	if perr != nil {
@@ -146,7 +151,7 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 	}
 	now := s.now()
 	_, err = s.store.RotateRefreshToken(r.Context(), hash, rescind.RefreshToken{Hash: nextHash, GrantID: rt.GrantID, ClientID: client.ID,
-		Scope: rt.Scope, CreatedAt: now, ExpiresAt: now.Add(s.refreshTTL)}, now)
+		Scope: rt.Scope, CreatedAt: now, ExpiresAt: now.Add(s.refreshTTL), JKT: refreshBinding(client, rt.JKT, proof)}, now)
 	// RFC 9700 §4.14.2: a rotated refresh token presented again revokes the whole grant.
 	if s.singleUseFailed(w, r, client, err, rt.GrantID, "refresh token reuse") {
 		return
@@ -155,8 +160,8 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 }
 
 // issueGrantTokens issues an access token of the grant and, if the client may refresh, a new
-// refresh token family member with the grant's full scope; with a proof, the access token is
-// bound to its key (RFC 9449 §5).
+// refresh token family member with the grant's full scope; with a proof, both are bound to its
+// key as RFC 9449 §5 says (the refresh token only for a public client).
 func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refreshScope string, proof *dpop.Proof) {
 	var refresh string
 	if client.AllowsGrant(rescind.GrantRefreshToken) {
@@ -167,7 +172,7 @@ func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client
 		}
 		now := s.now()
 		if err := s.store.CreateRefreshToken(r.Context(), rescind.RefreshToken{Hash: hash, GrantID: grantID, ClientID: client.ID,
-			Scope: refreshScope, CreatedAt: now, ExpiresAt: now.Add(s.refreshTTL)}); err != nil {
+			Scope: refreshScope, CreatedAt: now, ExpiresAt: now.Add(s.refreshTTL), JKT: refreshBinding(client, "", proof)}); err != nil {
 			s.log.ErrorContext(r.Context(), "storing refresh token", "err", err)
 			writeError(w, errServer)
 			return
