@@ -37,6 +37,9 @@ type CreateClientRequest struct {
 	// AllowInsecureRedirect lets plain-http redirect URIs on hosts other than loopback through,
 	// for development.
 	AllowInsecureRedirect bool `json:"allow_insecure_redirect,omitempty"`
+	// RequireDPoP makes every token request of the client carry a DPoP proof (RFC 9449), so
+	// that all its access tokens are bound to its key.
+	RequireDPoP bool `json:"require_dpop,omitempty"`
 }
 
 // CreateUserRequest is the body of POST /admin/v1/users.
@@ -99,6 +102,8 @@ type ClientInfo struct {
 	Resources             []string  `json:"resources"`
 	AllowInsecureRedirect bool      `json:"allow_insecure_redirect"`
 	CreatedAt             time.Time `json:"created_at"`
+	// RequireDPoP says whether every token request must carry a DPoP proof.
+	RequireDPoP bool `json:"require_dpop"`
 }
 
 // RotateKeysResponse is the body answering POST /admin/v1/keys/rotate.
@@ -137,7 +142,7 @@ func infoOf(c rescind.Client, ttl time.Duration) ClientInfo {
 	}
 	return ClientInfo{ClientID: c.ID, Name: c.Name, GrantTypes: c.GrantTypes, Scope: scope, RedirectURIs: ru,
 		TokenEndpointAuthMethod: method, TokenTTL: int64(ttl / time.Second), CreatedAt: c.CreatedAt, AllowPlainPKCE: c.AllowPlainPKCE, TokenFormat: c.TokenFormat,
-		ResourceServer: c.ResourceServer, Resources: res, AllowInsecureRedirect: c.AllowInsecureRedirect}
+		ResourceServer: c.ResourceServer, Resources: res, AllowInsecureRedirect: c.AllowInsecureRedirect, RequireDPoP: c.RequireDPoP}
 }
 
 // BackupRequest is the body of POST /admin/v1/backup.

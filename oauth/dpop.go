@@ -1,10 +1,12 @@
 package oauth
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/dpop"
@@ -46,6 +48,25 @@ func newDPoP(cfg Config) (*dpop.Verifier, error) {
 		return nil, err
 	}
 	return &dpop.Verifier{Replay: &dpop.MemoryCache{Now: cfg.Now}, Nonces: nonces, Now: cfg.Now}, nil
+}
+
+// StoreReplay is a dpop.ReplayCache kept in the store (rescind.Store.MarkUsed): shared by every
+// instance that uses the store, so a proof used at one is refused at all (RFC 9449 §11.1), and
+// kept across restarts.
+type StoreReplay struct {
+	// Store records the used proofs. Required.
+	Store rescind.Store
+	// Now returns the current time. If nil, time.Now.
+	Now func() time.Time
+}
+
+// Add implements dpop.ReplayCache.
+func (r *StoreReplay) Add(ctx context.Context, key [32]byte, expires time.Time) (bool, error) {
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	return r.Store.MarkUsed(ctx, key, expires, now())
 }
 
 // nonceRequired reports whether proofs of client's token requests must carry a server nonce.

@@ -26,6 +26,7 @@ import (
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/admin"
+	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/internal/accesslog"
 	"github.com/rescind/rescind/internal/clientip"
 	"github.com/rescind/rescind/internal/clientreg"
@@ -33,6 +34,7 @@ import (
 	"github.com/rescind/rescind/internal/keys"
 	"github.com/rescind/rescind/internal/metrics"
 	"github.com/rescind/rescind/internal/ratelimit"
+	"github.com/rescind/rescind/internal/replaylog"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/secret"
 	"github.com/rescind/rescind/internal/statuslist"
@@ -75,7 +77,7 @@ Precedence: flag, then environment, then config file, then default.
 	addSettingFlags(cmd, false, "addr", "issuer", "log_format", "log_level", "admin_addr", "db", "poll_interval",
 		"access_token_ttl", "refresh_token_ttl", "revoke_grant_with_access_token", "signing_alg", "status_list_ttl",
 		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "audit_retention", "janitor_interval",
-		"access_log", "metrics_addr", "trusted_proxies")
+		"access_log", "metrics_addr", "trusted_proxies", "dpop_nonce")
 	return cmd
 }
 
@@ -242,6 +244,7 @@ type Main struct {
 	pages          *web.Server
 	oauth          *oauth.Server
 	admin          *admin.Server
+	replayLog      *replaylog.Cache // DPoP proofs seen, with SQLite (PostgreSQL keeps them in the store)
 
 	servers []*http.Server
 	cancel  context.CancelFunc
@@ -573,6 +576,10 @@ func (m *Main) buildHandlers(context.Context) error {
 	if err != nil {
 		return err
 	}
+	verifier, err := m.dpopVerifier()
+	if err != nil {
+		return err
+	}
 	refresher := &keys.Refresher{Store: m.store, Box: m.box, Keys: m.keyring, MinInterval: 100 * time.Millisecond}
 	m.oauth, err = oauth.New(oauth.Config{
 		Issuer: m.Issuer, Clients: m.clients, Keys: m.keyring, Revoked: m.state, Committer: m.committer, Metrics: m.metrics,
@@ -581,6 +588,7 @@ func (m *Main) buildHandlers(context.Context) error {
 		RefreshKeys: refresher.Refresh, Signer: m.signer, StatusListTTL: c.StatusListTTL,
 		Statuses: &statuslist.Allocator{Recorder: m.store, MaxTokenTTL: admin.MaxTokenTTL},
 		Events:   m.events, Limiter: m.limiter,
+		DPoP: verifier, DPoPNonce: c.DPoPNonce,
 	})
 	if err != nil {
 		return err
@@ -594,6 +602,30 @@ func (m *Main) buildHandlers(context.Context) error {
 	}
 	m.admin = admin.New(acfg)
 	return nil
+}
+
+// dpopVerifier makes the checker of DPoP proofs at the token endpoint (RFC 9449). Its nonces are
+// derived from the secrets key, so every instance issues and accepts the same ones (§8). Its
+// replay cache is the store with PostgreSQL, shared by every instance (§11.1); with SQLite (one
+// instance per data dir) it is memory backed by a log in the data dir, so a proof accepted just
+// before a restart or crash is refused after it.
+func (m *Main) dpopVerifier() (*dpop.Verifier, error) {
+	key, err := m.box.DeriveKey("dpop nonce v1", 32)
+	if err != nil {
+		return nil, err
+	}
+	nonces, err := dpop.NewNonces(key, 0)
+	if err != nil {
+		return nil, err
+	}
+	var replay dpop.ReplayCache = &oauth.StoreReplay{Store: m.store}
+	if !isPostgres(m.Config.DB) {
+		if m.replayLog, err = replaylog.Open(m.Config.DataDir, nil, 0); err != nil {
+			return nil, fmt.Errorf("%s: cannot open the DPoP replay log: %w", m.Config.describe("data_dir"), err)
+		}
+		replay = m.replayLog
+	}
+	return &dpop.Verifier{Replay: replay, Nonces: nonces}, nil
 }
 
 // backuper is a store that copies itself to a file while in use (SQLite).
@@ -721,6 +753,9 @@ func (m *Main) Close() error {
 	m.wg.Wait()
 	if m.committer != nil {
 		m.committer.Close()
+	}
+	if m.replayLog != nil {
+		m.replayLog.Close()
 	}
 	var err error
 	if m.store != nil {

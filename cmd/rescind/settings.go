@@ -67,6 +67,7 @@ var settingsTable = []setting{
 	{key: "metrics_addr", flag: "metrics-addr", validate: validOptionalAddr, help: "also serve GET /metrics (and nothing else), without authentication, on this TCP address"},
 	{key: "trusted_proxies", flag: "trusted-proxies", validate: validCIDRList, help: "comma-separated CIDR ranges of reverse proxies allowed to name the client address (X-Forwarded-For, Forwarded)"},
 	{key: "admin_ca", flag: "admin-ca", validate: validAdminCA, help: "PEM file of CA certificates the CLI trusts for an https --admin-url (e.g. the server's own certificate)"},
+	{key: "dpop_nonce", flag: "dpop-nonce", def: "auto", validate: oneOf("off", "auto", "always"), help: "when DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8): off, auto (public clients and clients created with --require-dpop) or always"},
 }
 
 // Config is every setting, typed, resolved once at start (see settingsTable): what the server
@@ -99,6 +100,7 @@ type Config struct {
 	MetricsAddr                string        `setting:"metrics_addr"`
 	TrustedProxies             string        `setting:"trusted_proxies"`
 	AdminCA                    string        `setting:"admin_ca"`
+	DPoPNonce                  string        `setting:"dpop_nonce"`
 
 	// sources names where each key's value came from ("--addr", "RESCIND_ADDR", "config file
 	// rescind.yaml", "default"), for error messages.
