@@ -365,7 +365,6 @@ func TestDPoPCLIAndMiddleware(t *testing.T) {
 	if in := cli(t, env, append([]string{"introspect", "--output", "json"}, append(flags, tok)...)...); strings.TrimSpace(in) != `{"active":false}` {
 		t.Fatalf("after revoke: %s", in)
 	}
-	time.Sleep(10 * time.Millisecond)
 	mwFresh, err := resource.New(context.Background(), resource.Config{Issuer: srv.url, ClientID: rs.ClientID, ClientSecret: rs.ClientSecret})
 	if err != nil {
 		t.Fatal(err)
