@@ -177,13 +177,17 @@ type Revocation struct {
 // MayReceive reports whether subscriber may receive the revocation record r as an event: the
 // rule of MayIntrospect applied to the tokens r covers, with issuer standing for a record's
 // empty Audience. A client-wide record (RevokeClient) covers tokens of any audience the client
-// was given, so it goes to every resource server as well as to the client itself.
+// was given, so it goes to every resource server as well as to the client itself; a key
+// retirement (RevokeKey) goes to every subscriber.
 func MayReceive(subscriber Client, r Revocation, issuer string) bool {
 	if subscriber.ID == r.ClientID {
 		return true
 	}
 	if r.Kind == RevokeClient {
 		return subscriber.ResourceServer
+	}
+	if r.Kind == RevokeKey {
+		return true // a retired key concerns every verifier, and names nothing but the key
 	}
 	aud := r.Audience
 	if len(aud) == 0 {
@@ -342,8 +346,15 @@ type Key struct {
 	Algorithm string
 	// Sealed is the key material encrypted under the secrets key.
 	Sealed []byte
-	// CreatedAt is when the key was generated; the newest key of a use is the active one.
+	// CreatedAt is when the key was generated (and, for a signing key, published). It orders
+	// the keys of a use: see ActiveKey.
 	CreatedAt time.Time
+	// ActivatesAt is when the key starts sealing or signing (a stored fact, so every instance
+	// and a restarted server agree); a zero value given to CreateKey means CreatedAt.
+	ActivatesAt time.Time
+	// RetiredAt is when the key was retired (RetireKey); zero while it is not. A retired key
+	// never seals, signs or verifies again.
+	RetiredAt time.Time
 }
 
 // Store is the storage interface. Every backend passes the conformance suite in
@@ -449,8 +460,17 @@ type Store interface {
 
 	// CreateKey stores a key. Returns ErrAlreadyExists if its ID is taken.
 	CreateKey(ctx context.Context, k Key) error
-	// ListKeys returns the keys of the given use, newest first.
+	// ListKeys returns the keys of the given use, retired ones included, in SortKeys order
+	// (newest first).
 	ListKeys(ctx context.Context, use string) ([]Key, error)
+	// RetireKey retires the key id at rev.RevokedAt and writes rev (the record that tells event
+	// subscribers, with its audit entry) in the same transaction. If the key is the one in force
+	// for its use at that moment (ActiveKey), the key that replaces it (PlanRetirement) has its
+	// ActivatesAt brought forward to that moment, and its id is returned; if no key can replace
+	// it, RetireKey returns ErrKeyInUse and writes nothing. Retiring a retired key changes
+	// nothing. Returns ErrNotFound if there is no such key. Concurrent calls are serialized, so
+	// no interleaving leaves a use without a key.
+	RetireKey(ctx context.Context, id string, rev Revocation) (activated string, err error)
 
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error

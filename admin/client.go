@@ -128,9 +128,23 @@ func (c *Client) DeleteClient(ctx context.Context, id string) error {
 }
 
 // RotateKeys adds a new token-sealing key and JWT signing key and returns their ids.
-func (c *Client) RotateKeys(ctx context.Context) (RotateKeysResponse, error) {
+func (c *Client) RotateKeys(ctx context.Context, req RotateKeysRequest) (RotateKeysResponse, error) {
 	var out RotateKeysResponse
-	err := c.do(ctx, http.MethodPost, "/admin/v1/keys/rotate", nil, &out)
+	err := c.do(ctx, http.MethodPost, "/admin/v1/keys/rotate", req, &out)
+	return out, err
+}
+
+// ListKeys returns every key with its state.
+func (c *Client) ListKeys(ctx context.Context) ([]KeyInfo, error) {
+	var out []KeyInfo
+	err := c.do(ctx, http.MethodGet, "/admin/v1/keys", nil, &out)
+	return out, err
+}
+
+// RetireKey retires the key kid at once.
+func (c *Client) RetireKey(ctx context.Context, kid string) (RetireKeyResponse, error) {
+	var out RetireKeyResponse
+	err := c.do(ctx, http.MethodPost, "/admin/v1/keys/"+url.PathEscape(kid)+"/retire", nil, &out)
 	return out, err
 }
 

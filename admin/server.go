@@ -43,11 +43,10 @@ type Config struct {
 	Revoked *revocation.State
 	// Committer writes revocations (bulk revocation).
 	Committer *revocation.Committer
-	Keys      *token.Keyring
-	// Signer and SigningAlg, if Signer is set, make key rotation rotate the JWT signing key too.
-	Signer     *token.Signer
-	SigningAlg string
-	Box        *secret.Box
+	// Keys rotates, retires and lists the sealing and signing keys.
+	Keys *keys.Manager
+	// Signer, if set, is the JWT signer: clients may then get JWT access tokens.
+	Signer *token.Signer
 	// TokenTTL maps a client's configured lifetime (zero: unset) to the one its tokens get.
 	TokenTTL func(time.Duration) time.Duration
 	// GrantRecordTTL maps a client's configured lifetime to how long a revoked grant's record lives.
@@ -96,7 +95,9 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	mux.HandleFunc("GET /admin/v1/clients", s.handleListClients)
 	mux.HandleFunc("GET /admin/v1/clients/{id}", s.handleGetClient)
 	mux.HandleFunc("DELETE /admin/v1/clients/{id}", s.handleDeleteClient)
+	mux.HandleFunc("GET /admin/v1/keys", s.handleListKeys)
 	mux.HandleFunc("POST /admin/v1/keys/rotate", s.handleRotateKeys)
+	mux.HandleFunc("POST /admin/v1/keys/{kid}/retire", s.handleRetireKey)
 	mux.HandleFunc("POST /admin/v1/users", s.handleCreateUser)
 	mux.HandleFunc("GET /admin/v1/users", s.handleListUsers)
 	mux.HandleFunc("DELETE /admin/v1/users/{username}", s.handleDeleteUser)
@@ -382,25 +383,6 @@ func (s *Server) handleDeleteClient(w http.ResponseWriter, r *http.Request) {
 	s.cfg.Clients.Invalidate(id)
 	s.cfg.Logger.InfoContext(r.Context(), "client deleted; its tokens are revoked", "client_id", id)
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *Server) handleRotateKeys(w http.ResponseWriter, r *http.Request) {
-	kid, err := keys.Rotate(r.Context(), s.cfg.Store, s.cfg.Box, s.cfg.Keys, s.cfg.Now())
-	if err != nil {
-		s.cfg.Logger.ErrorContext(r.Context(), "rotating keys", "err", err)
-		writeErr(w, http.StatusInternalServerError, "server_error", "the key could not be rotated")
-		return
-	}
-	resp := RotateKeysResponse{KeyID: kid}
-	if s.cfg.Signer != nil {
-		if resp.SigningKeyID, err = keys.RotateSigner(r.Context(), s.cfg.Store, s.cfg.Box, s.cfg.Signer, s.cfg.SigningAlg, s.cfg.Now()); err != nil {
-			s.cfg.Logger.ErrorContext(r.Context(), "rotating signing key", "err", err)
-			writeErr(w, http.StatusInternalServerError, "server_error", "the signing key could not be rotated")
-			return
-		}
-	}
-	s.cfg.Logger.InfoContext(r.Context(), "keys rotated", "seal_kid", kid, "sign_kid", resp.SigningKeyID)
-	writeJSON(w, http.StatusOK, resp)
 }
 
 // handleBackup writes a consistent copy of the SQLite database to a new file named by the

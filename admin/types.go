@@ -110,8 +110,10 @@ type ClientInfo struct {
 type RotateKeysResponse struct {
 	// KeyID is the id of the new token-sealing key.
 	KeyID string `json:"kid"`
-	// SigningKeyID is the id of the new JWT signing key.
+	// SigningKeyID is the id of the new JWT signing key, published at once.
 	SigningKeyID string `json:"signing_kid,omitempty"`
+	// SigningActivates is when the new signing key starts to sign.
+	SigningActivates time.Time `json:"signing_activates,omitzero"`
 }
 
 // ErrorResponse is the body of every error the API returns.

@@ -34,6 +34,12 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 			return nil, token.ErrBadJWT
 		}
 		payload, err := s.signer.Verify(text, token.TypeAccessToken, s.now())
+		if errors.Is(err, token.ErrUnknownKey) && s.refreshSigning != nil {
+			// Perhaps a key another instance just rotated in: reload the keys once.
+			if kid, kerr := token.JWTKeyID(text); kerr == nil && s.refreshSigning(ctx, kid) {
+				payload, err = s.signer.Verify(text, token.TypeAccessToken, s.now())
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +125,7 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/jwk-set+json")
-	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(token.JWKSMaxAge/time.Second)))
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.Write(b)
 }
@@ -127,6 +133,7 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 type renderedList struct {
 	version uint64
 	at      time.Time
+	kid     string // the key that signed it
 	jwt     []byte
 }
 
@@ -209,10 +216,13 @@ func (s *Server) handleStatusList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	version := s.revoked.StatusVersion(id)
+	kid, _ := s.signer.Active()
 	s.listMu.Lock()
 	cached, ok := s.lists[id]
 	s.listMu.Unlock()
-	if !ok || cached.version != version || now.Sub(cached.at) > s.statusTTL/2 {
+	// Re-signed when the list changed, when half its ttl has passed, and when another key signs
+	// (a list signed by a key since retired would be refused by resource servers).
+	if !ok || cached.version != version || now.Sub(cached.at) > s.statusTTL/2 || cached.kid != kid {
 		raw, v := s.revoked.StatusList(id, statuslist.Size)
 		lst, err := token.EncodeStatusList(raw)
 		if err != nil {
@@ -227,7 +237,7 @@ func (s *Server) handleStatusList(w http.ResponseWriter, r *http.Request) {
 			writeError(w, errServer)
 			return
 		}
-		cached = renderedList{version: v, at: now, jwt: []byte(text)}
+		cached = renderedList{version: v, at: now, kid: kid, jwt: []byte(text)}
 		s.listMu.Lock()
 		if len(s.lists) > 1024 {
 			clear(s.lists)

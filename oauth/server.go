@@ -46,9 +46,10 @@ type Config struct {
 	Statuses *statuslist.Allocator
 	// StatusListTTL is the ttl of published status lists. If zero, 60 seconds.
 	StatusListTTL time.Duration
-	// Events wakes the event streams when revocations commit. If nil, the Server makes its own,
-	// woken by NotifyRevocations.
-	Events *Events
+	// Feed is the event streams' shared reader of new revocation records; what commits
+	// revocations (the committer, the coherence loop) calls its Notify, so it can be made before
+	// the Server. If nil, the Server makes its own, woken by NotifyRevocations.
+	Feed *revocation.Feed
 	// Limiter, if set, rate-limits failed client authentications (429 with Retry-After).
 	Limiter *ratelimit.Limiter
 	// RevokeGrantWithAccessToken makes revoking an access token of a grant revoke the whole
@@ -69,6 +70,8 @@ type Config struct {
 	// DPoPNonce says when proofs must carry a server nonce: DPoPNonceOff, DPoPNonceAuto (the
 	// default, also when empty) or DPoPNonceAlways. Unless off, DPoP must have Nonces.
 	DPoPNonce string
+	// RefreshSigningKeys, if set, is RefreshKeys for a JWT naming a signing key the signer lacks.
+	RefreshSigningKeys func(ctx context.Context, kid string) bool
 	// Ready reports whether the server can serve (for /readyz). If nil, always ready.
 	Ready func(context.Context) error
 	// Logger receives errors and security events. If nil, slog.Default().
@@ -97,12 +100,15 @@ type Server struct {
 	lists           map[string]renderedList
 	knownLists      map[string]time.Time // status lists found in the store: id -> record expiry
 	missingLists    map[string]time.Time // ids found to name no list: id -> when to look again
-	events          *Events
+	feed            *revocation.Feed
+	eventsMu        sync.Mutex
+	encoded         map[int64][]byte // SSE text of recent records, by Seq
 	limiter         *ratelimit.Limiter
 	tokenTTL        time.Duration
 	maxBody         int64
 	ready           func(context.Context) error
 	refresh         func(context.Context, [4]byte) bool
+	refreshSigning  func(context.Context, string) bool
 	log             *slog.Logger
 	now             func() time.Time
 	metadata        []byte
@@ -119,10 +125,11 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		issuer: strings.TrimSuffix(cfg.Issuer, "/"), clients: cfg.Clients, keys: cfg.Keys, revoked: cfg.Revoked,
 		committer: cfg.Committer, metrics: cfg.Metrics, tokenTTL: cfg.AccessTokenTTL, maxBody: cfg.MaxBodyBytes,
-		ready: cfg.Ready, refresh: cfg.RefreshKeys, log: cfg.Logger, now: cfg.Now,
+		ready: cfg.Ready, refresh: cfg.RefreshKeys, refreshSigning: cfg.RefreshSigningKeys, log: cfg.Logger, now: cfg.Now,
 		store: cfg.Store, pages: cfg.Pages, refreshTTL: cfg.RefreshTokenTTL, grantWithAccess: cfg.RevokeGrantWithAccessToken,
 		signer: cfg.Signer, statuses: cfg.Statuses, limiter: cfg.Limiter, statusTTL: cfg.StatusListTTL, lists: make(map[string]renderedList),
 		knownLists: make(map[string]time.Time), missingLists: make(map[string]time.Time),
+		encoded: make(map[int64][]byte),
 	}
 	s.statusBase = s.issuer + "/oauth2/statuslists/"
 	s.tokenURL = s.issuer + "/oauth2/token"
@@ -132,9 +139,6 @@ func New(cfg Config) (*Server, error) {
 	var err error
 	if s.dpop, err = newDPoP(cfg); err != nil {
 		return nil, err
-	}
-	if s.events = cfg.Events; s.events == nil {
-		s.events = &Events{}
 	}
 	if s.statusTTL <= 0 {
 		s.statusTTL = time.Minute
@@ -153,6 +157,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.feed = cfg.Feed; s.feed == nil {
+		s.feed = NewFeed(s.store, s.log, s.now)
 	}
 	md, err := s.buildMetadata()
 	if err != nil {
@@ -217,4 +224,10 @@ func methodNotAllowed(allow string) http.HandlerFunc {
 
 func notFound(w http.ResponseWriter, r *http.Request) {
 	writeError(w, errorf("not_found", http.StatusNotFound, "no such endpoint"))
+}
+
+// NewFeed returns the shared reader of new revocation records for the event streams of one
+// instance, limiting each client to MaxStreamsPerClient streams. now may be nil (time.Now).
+func NewFeed(store rescind.Store, log *slog.Logger, now func() time.Time) *revocation.Feed {
+	return revocation.NewFeed(revocation.FeedConfig{Store: store, MaxPerSubscriber: MaxStreamsPerClient, Logger: log, Now: now})
 }

@@ -15,6 +15,11 @@
 // The staleness bound is therefore: with a live push subscription, the event's delivery time;
 // without, the status list's ttl. StalenessBound reports the current one.
 //
+// Keys: the JWKS is fetched again once its Cache-Control max-age has passed (in the background;
+// requests go on with the keys held), so a key the server retired, which leaves its JWKS, is
+// refused within that max-age. With push, a "key" event refuses the key at once and for good,
+// even if a JWKS fetched later still lists it; tokens it verified before are verified again.
+//
 // For opaque tokens it asks the introspection endpoint (RFC 7662), caching a positive answer
 // briefly; push events drop cached answers. Introspection and push use the resource server's own
 // client, which a Rescind server must know as a resource server for the audience (RFC 7662 §4);

@@ -31,6 +31,11 @@ type fakeAS struct {
 	fetches int
 	events  chan string
 	scope   string // the Rescind-Events-Scope header of the event stream, if set
+	// extra are published in the JWKS besides the main key; jwksCache, if set, is its
+	// Cache-Control; jwksFetches counts its fetches.
+	extra       []jose.JSONWebKey
+	jwksCache   string
+	jwksFetches int
 }
 
 func newFakeAS(t testing.TB) *fakeAS {
@@ -42,7 +47,14 @@ func newFakeAS(t testing.TB) *fakeAS {
 			"introspection_endpoint": as.URL + "/introspect", "revocation_events_endpoint": as.URL + "/events"})
 	})
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &as.key.PublicKey, KeyID: as.kid, Algorithm: "ES256", Use: "sig"}}})
+		as.mu.Lock()
+		defer as.mu.Unlock()
+		as.jwksFetches++
+		if as.jwksCache != "" {
+			w.Header().Set("Cache-Control", as.jwksCache)
+		}
+		keys := append([]jose.JSONWebKey{{Key: &as.key.PublicKey, KeyID: as.kid, Algorithm: "ES256", Use: "sig"}}, as.extra...)
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: keys})
 	})
 	mux.HandleFunc("GET /list", func(w http.ResponseWriter, r *http.Request) {
 		as.mu.Lock()

@@ -18,6 +18,7 @@ import (
 type event struct {
 	Type          string `json:"type"`
 	JTI           string `json:"jti"`
+	KID           string `json:"kid"`
 	GrantID       string `json:"grant_id"`
 	ClientID      string `json:"client_id"`
 	RevokedBefore int64  `json:"revoked_before"`
@@ -50,6 +51,10 @@ func (m *Middleware) pushedRevoked(jti, gid, clientID string, iat int64, st *tok
 }
 
 func (m *Middleware) apply(e event) {
+	if e.Type == "key" && e.KID != "" {
+		m.retireKey(e.KID, e.Exp)
+		return
+	}
 	m.pushMu.Lock()
 	switch {
 	case e.JTI != "":
@@ -82,6 +87,24 @@ func (m *Middleware) apply(e event) {
 		clear(m.introCache) // a grant or client revocation: cached answers may be stale
 		m.introMu.Unlock()
 	}
+}
+
+// retireKey drops a key the server retired: it is refused from now on, even if a JWKS still
+// lists it, and every token it verified is verified again.
+func (m *Middleware) retireKey(kid string, exp int64) {
+	m.keysMu.Lock()
+	m.retiredKids[kid] = exp
+	delete(m.keys, kid)
+	now := m.cfg.Now().Unix()
+	for k, e := range m.retiredKids {
+		if e < now {
+			delete(m.retiredKids, k) // every token it signed has expired
+		}
+	}
+	m.keysMu.Unlock()
+	m.verifiedMu.Lock()
+	clear(m.verified)
+	m.verifiedMu.Unlock()
 }
 
 func (m *Middleware) setLive(live bool) {

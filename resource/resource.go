@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -100,6 +101,11 @@ type Middleware struct {
 	keysMu    sync.RWMutex
 	keys      map[string]jose.JSONWebKey
 	refetched time.Time // last refetch caused by an unknown kid
+	keysUntil time.Time // when the fetched JWKS goes stale (its Cache-Control max-age)
+	refilling bool      // a background refetch of a stale JWKS is under way
+	// retiredKids are the keys the server retired (push events): refused even if a JWKS still
+	// lists them (one fetched from an instance that has not heard yet). Kid -> event exp.
+	retiredKids map[string]int64
 
 	listsMu sync.Mutex
 	lists   map[string]*cachedList
@@ -165,7 +171,8 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	}
 	m := &Middleware{cfg: cfg, md: md, lists: map[string]*cachedList{}, revokedJTI: map[string]int64{},
 		revokedGrant: map[string]int64{}, clientCut: map[string]int64{}, revokedEntry: map[string]int64{},
-		introCache: map[[32]byte]introEntry{}, verified: map[[32]byte]*jwtClaims{}, done: make(chan struct{}), dpop: newDPoPVerifier(cfg)}
+		introCache: map[[32]byte]introEntry{}, verified: map[[32]byte]*jwtClaims{}, done: make(chan struct{}),
+		retiredKids: map[string]int64{}, dpop: newDPoPVerifier(cfg)}
 	m.intro = &client.Client{Issuer: cfg.Issuer, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, HTTPClient: cfg.HTTPClient}
 	if md.JWKSURI != "" {
 		if err := m.fetchKeys(ctx); err != nil {
@@ -298,6 +305,7 @@ type jwtClaims struct {
 var allowedAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.EdDSA, jose.RS256, jose.PS256}
 
 func (m *Middleware) verifyJWT(ctx context.Context, text string) (*Claims, error) {
+	m.refreshStaleKeys()
 	h := sha256.Sum256([]byte(text))
 	m.verifiedMu.RLock()
 	c, ok := m.verified[h]
@@ -384,9 +392,14 @@ func (m *Middleware) checkJWT(ctx context.Context, c *jwtClaims) (*Claims, error
 }
 
 // key returns the JWKS key kid. An unknown kid triggers one refetch of the JWKS; refetches
-// happen at most once a second, since anyone can send a token naming an unknown kid.
+// happen at most once a second, since anyone can send a token naming an unknown kid. A kid the
+// server announced retired is never returned.
 func (m *Middleware) key(ctx context.Context, kid string) (jose.JSONWebKey, bool) {
 	m.keysMu.Lock()
+	if _, retired := m.retiredKids[kid]; retired {
+		m.keysMu.Unlock()
+		return jose.JSONWebKey{}, false
+	}
 	k, ok := m.keys[kid]
 	now := m.cfg.Now()
 	if ok || m.md.JWKSURI == "" || now.Sub(m.refetched) < time.Second {
@@ -404,8 +417,48 @@ func (m *Middleware) key(ctx context.Context, kid string) (jose.JSONWebKey, bool
 	return k, ok
 }
 
+// jwksMaxAge bounds how long a fetched JWKS is used before it is fetched again: its
+// Cache-Control max-age, within [1 s, 1 h]; 5 minutes if it has none.
+func jwksMaxAge(h http.Header) time.Duration {
+	for _, d := range strings.Split(h.Get("Cache-Control"), ",") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(strings.ToLower(d)), "max-age="); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				return min(max(time.Duration(n)*time.Second, time.Second), time.Hour)
+			}
+		}
+	}
+	return 5 * time.Minute
+}
+
+// refreshStaleKeys starts a background refetch of the JWKS once its max-age has passed, so that a
+// retired key leaves this middleware within the max-age even without push. Requests go on with
+// the keys held meanwhile (a failed refetch is retried a second later).
+func (m *Middleware) refreshStaleKeys() {
+	now := m.cfg.Now()
+	m.keysMu.Lock()
+	if m.md.JWKSURI == "" || m.refilling || now.Before(m.keysUntil) {
+		m.keysMu.Unlock()
+		return
+	}
+	m.refilling = true
+	m.keysMu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := m.fetchKeys(ctx); err != nil {
+			m.cfg.Logger.Warn("refreshing the JWKS", "err", err)
+			m.keysMu.Lock()
+			m.keysUntil = m.cfg.Now().Add(time.Second)
+			m.keysMu.Unlock()
+		}
+		m.keysMu.Lock()
+		m.refilling = false
+		m.keysMu.Unlock()
+	}()
+}
+
 func (m *Middleware) fetchKeys(ctx context.Context) error {
-	b, err := m.get(ctx, m.md.JWKSURI, "application/jwk-set+json, application/json")
+	b, hdr, err := m.getWithHeader(ctx, m.md.JWKSURI, "application/jwk-set+json, application/json")
 	if err != nil {
 		return fmt.Errorf("resource: fetching JWKS: %w", err)
 	}
@@ -420,6 +473,10 @@ func (m *Middleware) fetchKeys(ctx context.Context) error {
 		}
 	}
 	m.keysMu.Lock()
+	for kid := range m.retiredKids {
+		delete(keys, kid)
+	}
+	m.keysUntil = m.cfg.Now().Add(jwksMaxAge(hdr))
 	changed := len(keys) != len(m.keys)
 	for kid := range m.keys {
 		if _, ok := keys[kid]; !ok {
@@ -437,20 +494,26 @@ func (m *Middleware) fetchKeys(ctx context.Context) error {
 }
 
 func (m *Middleware) get(ctx context.Context, u, accept string) ([]byte, error) {
+	b, _, err := m.getWithHeader(ctx, u, accept)
+	return b, err
+}
+
+func (m *Middleware) getWithHeader(ctx context.Context, u, accept string) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req.Header.Set("Accept", accept)
 	res, err := m.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: HTTP %d", u, res.StatusCode)
+		return nil, nil, fmt.Errorf("%s: HTTP %d", u, res.StatusCode)
 	}
-	return io.ReadAll(io.LimitReader(res.Body, 4<<20))
+	b, err := io.ReadAll(io.LimitReader(res.Body, 4<<20))
+	return b, res.Header, err
 }
 
 // status returns the token's status from its list, refreshing the list when older than its ttl.

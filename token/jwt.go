@@ -7,14 +7,18 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/rescind/rescind"
 )
 
 // Media types of JWTs this package issues (RFC 9068 §2.1, Token Status List §5.1).
@@ -29,6 +33,11 @@ const (
 	AlgEdDSA = "EdDSA"
 )
 
+// JWKSMaxAge is the Cache-Control max-age of the published JWKS: how long a verifier may keep
+// using its copy. A rotated signing key is published at once but signs only once this has passed
+// (with a margin), so a verifier that caches the JWKS never meets a kid it could not know.
+const JWKSMaxAge = 5 * time.Minute
+
 // ErrBadJWT is returned for a JWT that is malformed, signed by an unknown key, or has a bad
 // signature or type.
 var ErrBadJWT = errors.New("token: invalid JWT")
@@ -39,10 +48,12 @@ type SigningKey struct {
 	ID string
 	// Alg is AlgES256 or AlgEdDSA.
 	Alg string
-	// Private is the private key.
+	// Private is the private key; it may be nil for a retired key.
 	Private crypto.Signer
-	// CreatedAt orders keys: the newest signs.
-	CreatedAt time.Time
+	// CreatedAt, ActivatesAt and RetiredAt place the key in its lifecycle (see
+	// rescind.ActiveKey): the key in force signs; every key not retired is published and
+	// verifies. A zero ActivatesAt means CreatedAt.
+	CreatedAt, ActivatesAt, RetiredAt time.Time
 }
 
 // NewSigningKey generates a key for alg.
@@ -81,15 +92,21 @@ func ParsePrivate(der []byte) (crypto.Signer, error) {
 	return s, nil
 }
 
-// Signer signs JWTs with its newest key and verifies JWTs signed by any key it holds. Keys
-// older than the newest stay published (in JWKS) until RetireAfter past the time they stopped
-// signing: past the expiry of every token they signed. It is safe for concurrent use.
+// Signer signs JWTs with the key in force at its clock's now (rescind.ActiveKey) and verifies
+// JWTs signed by any key it holds that is not retired. A key is published (in JWKS) from the
+// moment it is added, before it signs, and stays published until RetireAfter past the moment a
+// newer key took over from it (past the expiry of every token it signed), or until it is
+// retired. It is safe for concurrent use; set its fields before first use.
 type Signer struct {
 	// RetireAfter is how long a replaced key stays published and trusted.
 	RetireAfter time.Duration
+	// Now returns the current time, for choosing the key that signs. If nil, time.Now.
+	Now func() time.Time
 
-	mu   sync.RWMutex
-	keys []SigningKey // newest first
+	mu      sync.RWMutex
+	keys    []SigningKey  // in rescind.SortKeys order
+	meta    []rescind.Key // their lifecycles, in the same order
+	retires []time.Time   // when each retires by itself (zero: not scheduled)
 }
 
 // NewSigner returns a Signer holding keys.
@@ -101,22 +118,58 @@ func NewSigner(retireAfter time.Duration, keys ...SigningKey) *Signer {
 	return s
 }
 
-// Add adds a key (ignoring one whose kid it holds).
+// Add adds a key or, if the signer holds one with its kid, updates that key's lifecycle: an
+// activation can only move earlier and a retirement is final, so that a stale copy of the stored
+// keys can never undo a retirement.
 func (s *Signer) Add(k SigningKey) {
+	if k.ActivatesAt.IsZero() {
+		k.ActivatesAt = k.CreatedAt
+	}
+	if !k.RetiredAt.IsZero() {
+		k.Private = nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, have := range s.keys {
-		if have.ID == k.ID {
-			return
+	if i := slices.IndexFunc(s.keys, func(h SigningKey) bool { return h.ID == k.ID }); i >= 0 {
+		have := &s.keys[i]
+		if k.ActivatesAt.Before(have.ActivatesAt) {
+			have.ActivatesAt = k.ActivatesAt
 		}
+		if have.RetiredAt.IsZero() && !k.RetiredAt.IsZero() {
+			have.RetiredAt, have.Private = k.RetiredAt, nil
+		}
+	} else {
+		s.keys = append(s.keys, k)
 	}
-	s.keys = append(s.keys, k)
-	for i := len(s.keys) - 1; i > 0 && s.keys[i].CreatedAt.After(s.keys[i-1].CreatedAt); i-- {
-		s.keys[i], s.keys[i-1] = s.keys[i-1], s.keys[i]
+	s.meta = s.meta[:0]
+	for _, h := range s.keys {
+		s.meta = append(s.meta, rescind.Key{ID: h.ID, CreatedAt: h.CreatedAt, ActivatesAt: h.ActivatesAt, RetiredAt: h.RetiredAt})
+	}
+	idx := make([]int, len(s.keys))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		x, y := s.meta[a], s.meta[b]
+		if c := y.CreatedAt.Compare(x.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(y.ID, x.ID)
+	})
+	keys, meta := make([]SigningKey, len(idx)), make([]rescind.Key, len(idx))
+	for i, j := range idx {
+		keys[i], meta[i] = s.keys[j], s.meta[j]
+	}
+	s.keys, s.meta = keys, meta
+	s.retires = make([]time.Time, len(keys))
+	for i := range s.retires {
+		if s.RetireAfter > 0 {
+			s.retires[i] = rescind.KeyRetires(s.meta, i, s.RetireAfter)
+		}
 	}
 }
 
-// Has reports whether the signer holds kid.
+// Has reports whether the signer knows kid, retired or not.
 func (s *Signer) Has(kid string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -128,27 +181,45 @@ func (s *Signer) Has(kid string) bool {
 	return false
 }
 
-// live returns the keys still trusted at now: the newest, and older ones not yet retired.
+// Active returns the kid of the key that signs now, and false if there is none.
+func (s *Signer) Active() (string, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if i := rescind.ActiveKey(s.meta, s.now()); i >= 0 {
+		return s.keys[i].ID, true
+	}
+	return "", false
+}
+
+func (s *Signer) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// live returns the keys published and trusted at now: those not retired.
 func (s *Signer) live(now time.Time) []SigningKey {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []SigningKey
 	for i, k := range s.keys {
-		if i == 0 || now.Before(s.keys[i-1].CreatedAt.Add(s.RetireAfter)) {
+		if k.RetiredAt.IsZero() && k.Private != nil && (s.retires[i].IsZero() || now.Before(s.retires[i])) {
 			out = append(out, k)
 		}
 	}
 	return out
 }
 
-// Sign signs claims (marshalled to JSON) with the newest key, with header typ.
+// Sign signs claims (marshalled to JSON) with the key in force, with header typ.
 func (s *Signer) Sign(claims any, typ string) (string, error) {
 	s.mu.RLock()
-	if len(s.keys) == 0 {
+	i := rescind.ActiveKey(s.meta, s.now())
+	if i < 0 || s.keys[i].Private == nil {
 		s.mu.RUnlock()
 		return "", errors.New("token: no signing key")
 	}
-	k := s.keys[0]
+	k := s.keys[i]
 	s.mu.RUnlock()
 	payload, err := json.Marshal(claims)
 	if err != nil {
@@ -171,8 +242,9 @@ func LooksLikeJWT(text string) bool {
 	return strings.HasPrefix(text, "eyJ") && strings.Count(text, ".") == 2
 }
 
-// Verify checks a JWT signed by one of the signer's live keys, with header typ, and returns its
-// payload.
+// Verify checks a JWT signed by one of the signer's keys that are not retired, with header typ,
+// and returns its payload. An error is ErrBadJWT; it is also ErrUnknownKey if the token names a
+// kid the signer does not know.
 func (s *Signer) Verify(text, typ string, now time.Time) ([]byte, error) {
 	if len(text) > MaxLength*2 || !LooksLikeJWT(text) {
 		return nil, ErrBadJWT
@@ -194,8 +266,33 @@ func (s *Signer) Verify(text, typ string, now time.Time) ([]byte, error) {
 			return payload, nil
 		}
 	}
+	if !s.Has(h.KeyID) {
+		return nil, errUnknownJWTKey
+	}
 	return nil, ErrBadJWT
 }
+
+// JWTKeyID returns the kid in the header of a compact JWS, without verifying anything.
+func JWTKeyID(text string) (string, error) {
+	if len(text) > MaxLength*2 || !LooksLikeJWT(text) {
+		return "", ErrBadJWT
+	}
+	b, err := base64.RawURLEncoding.DecodeString(text[:strings.IndexByte(text, '.')])
+	if err != nil {
+		return "", ErrBadJWT
+	}
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	if json.Unmarshal(b, &h) != nil || h.Kid == "" {
+		return "", ErrBadJWT
+	}
+	return h.Kid, nil
+}
+
+// errUnknownJWTKey is ErrBadJWT for a kid the signer does not know (perhaps a key another
+// instance just added): errors.Is it ErrUnknownKey too.
+var errUnknownJWTKey = fmt.Errorf("%w: %w", ErrBadJWT, ErrUnknownKey)
 
 // JWKS returns the public keys published at now (RFC 7517).
 func (s *Signer) JWKS(now time.Time) jose.JSONWebKeySet {

@@ -15,6 +15,8 @@ func TestSignVerifyRotateRetire(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := NewSigner(time.Hour, k1)
+	clock := t0
+	s.Now = func() time.Time { return clock }
 	tok, err := s.Sign(AccessClaims{Issuer: "https://as", Subject: "u", ID: "j1"}, TypeAccessToken)
 	if err != nil {
 		t.Fatal(err)
@@ -30,6 +32,7 @@ func TestSignVerifyRotateRetire(t *testing.T) {
 	// Rotate to an EdDSA key: the old key verifies until RetireAfter past the rotation.
 	k2, _ := NewSigningKey("k2", AlgEdDSA, t0.Add(time.Minute))
 	s.Add(k2)
+	clock = t0.Add(time.Minute)
 	tok2, _ := s.Sign(AccessClaims{ID: "j2"}, TypeAccessToken)
 	if !strings.Contains(string(mustHeader(t, tok2)), `"kid":"k2"`) {
 		t.Fatal("new tokens not signed by the newest key")

@@ -9,11 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/rescind/rescind"
 )
 
 // AccessPrefix starts every opaque access token.
@@ -47,6 +50,9 @@ var ErrMalformed = errors.New("token: malformed access token")
 
 // ErrUnknownKey is returned when a well-formed token names a key the keyring does not hold.
 var ErrUnknownKey = errors.New("token: sealed under an unknown key")
+
+// ErrRetiredKey is returned for a token sealed under a key that is retired: refused everywhere.
+var ErrRetiredKey = errors.New("token: sealed under a retired key")
 
 // ErrInvalid is returned when a token fails authentication (forged or altered).
 var ErrInvalid = errors.New("token: authentication failed")
@@ -99,8 +105,12 @@ func NewID() ([jtiLen]byte, error) {
 type SealKey struct {
 	// ID is the 4-byte key id, carried in every token the key sealed.
 	ID [kidLen]byte
-	// Secret is the 32-byte XChaCha20-Poly1305 key.
+	// Secret is the 32-byte XChaCha20-Poly1305 key; it may be nil for a retired key.
 	Secret []byte
+	// CreatedAt, ActivatesAt and RetiredAt place the key in its lifecycle (see
+	// rescind.ActiveKey): the keyring seals with the key in force and opens tokens of every key
+	// not retired. Zero times make a key in force from the start.
+	CreatedAt, ActivatesAt, RetiredAt time.Time
 }
 
 // NewSealKey generates a random key.
@@ -133,62 +143,134 @@ func ParseKeyID(s string) ([kidLen]byte, error) {
 	return id, nil
 }
 
-// Keyring seals tokens with its active key and opens tokens sealed by any key it holds, so keys
-// rotate without invalidating live tokens. It is safe for concurrent use.
+// Keyring seals tokens with the key in force at its clock's now and opens tokens sealed by any
+// key it holds that is not retired, so keys rotate without invalidating live tokens. It is safe
+// for concurrent use; set its fields before first use.
 type Keyring struct {
-	mu     sync.RWMutex
-	active [kidLen]byte
-	aeads  map[[kidLen]byte]cipher.AEAD
+	// RetireAfter is how long a key stays accepted after a newer key took over from it (the
+	// longest token lifetime, plus a margin); if zero, it stays until retired by an operator.
+	RetireAfter time.Duration
+	// Now returns the current time. If nil, time.Now.
+	Now func() time.Time
+
+	mu   sync.RWMutex
+	meta []rescind.Key // the keys' lifecycles, in rescind.SortKeys order
+	ids  [][kidLen]byte
+	held map[[kidLen]byte]*sealEntry
 }
 
-// NewKeyring returns a keyring holding keys, the first of which becomes the active one.
+type sealEntry struct {
+	aead    cipher.AEAD // nil once retired
+	retires time.Time   // when it retires by itself (zero: not scheduled)
+}
+
+// NewKeyring returns a keyring holding keys.
 func NewKeyring(keys ...SealKey) (*Keyring, error) {
-	kr := &Keyring{aeads: make(map[[kidLen]byte]cipher.AEAD)}
-	for i := len(keys) - 1; i >= 0; i-- { // add oldest first so the first ends up active
-		if err := kr.Add(keys[i]); err != nil {
+	kr := &Keyring{held: make(map[[kidLen]byte]*sealEntry)}
+	for _, k := range keys {
+		if err := kr.Add(k); err != nil {
 			return nil, err
 		}
 	}
 	return kr, nil
 }
 
-// Add adds k to the keyring and makes it the active key.
+func (kr *Keyring) now() time.Time {
+	if kr.Now != nil {
+		return kr.Now()
+	}
+	return time.Now()
+}
+
+// Add adds k to the keyring or, if the keyring holds a key with its id, updates that key's
+// lifecycle (k.Secret is then ignored and may be nil): an activation can only move earlier and a
+// retirement is final, so that a stale copy of the stored keys can never undo a retirement.
 func (kr *Keyring) Add(k SealKey) error {
-	aead, err := chacha20poly1305.NewX(k.Secret)
-	if err != nil {
-		return fmt.Errorf("token: key %x: %w", k.ID, err)
+	if k.ActivatesAt.IsZero() {
+		k.ActivatesAt = k.CreatedAt
 	}
 	kr.mu.Lock()
 	defer kr.mu.Unlock()
-	kr.aeads[k.ID] = aead
-	kr.active = k.ID
-	return nil
-}
-
-// SetActive makes the key with id kid, which the keyring must hold, the one that seals.
-func (kr *Keyring) SetActive(kid [kidLen]byte) error {
-	kr.mu.Lock()
-	defer kr.mu.Unlock()
-	if kr.aeads[kid] == nil {
-		return fmt.Errorf("token: keyring has no key %x", kid)
+	m := rescind.Key{ID: hex.EncodeToString(k.ID[:]), CreatedAt: k.CreatedAt, ActivatesAt: k.ActivatesAt, RetiredAt: k.RetiredAt}
+	_, held := kr.held[k.ID]
+	var aead cipher.AEAD
+	if !held && k.RetiredAt.IsZero() {
+		var err error
+		if aead, err = chacha20poly1305.NewX(k.Secret); err != nil {
+			return fmt.Errorf("token: key %x: %w", k.ID, err)
+		}
 	}
-	kr.active = kid
+	if e, ok := kr.held[k.ID]; ok {
+		i := slices.Index(kr.ids, k.ID)
+		have := &kr.meta[i]
+		if m.ActivatesAt.Before(have.ActivatesAt) {
+			have.ActivatesAt = m.ActivatesAt
+		}
+		if have.RetiredAt.IsZero() && !m.RetiredAt.IsZero() {
+			have.RetiredAt = m.RetiredAt
+			e.aead = nil
+		}
+	} else {
+		kr.held[k.ID] = &sealEntry{aead: aead}
+		kr.meta = append(kr.meta, m)
+		kr.ids = append(kr.ids, k.ID)
+	}
+	kr.reorder()
 	return nil
 }
 
-// Has reports whether the keyring holds the key with id kid.
+// reorder sorts the keys and recomputes when each retires by itself. Called with mu held.
+func (kr *Keyring) reorder() {
+	idx := make([]int, len(kr.meta))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		x, y := kr.meta[a], kr.meta[b]
+		if c := y.CreatedAt.Compare(x.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(y.ID, x.ID)
+	})
+	meta, ids := make([]rescind.Key, len(idx)), make([][kidLen]byte, len(idx))
+	for i, j := range idx {
+		meta[i], ids[i] = kr.meta[j], kr.ids[j]
+	}
+	kr.meta, kr.ids = meta, ids
+	for i, id := range kr.ids {
+		if kr.RetireAfter > 0 {
+			kr.held[id].retires = rescind.KeyRetires(kr.meta, i, kr.RetireAfter)
+		}
+	}
+}
+
+// Has reports whether the keyring knows the key with id kid, retired or not.
 func (kr *Keyring) Has(kid [kidLen]byte) bool {
 	kr.mu.RLock()
 	defer kr.mu.RUnlock()
-	_, ok := kr.aeads[kid]
+	_, ok := kr.held[kid]
 	return ok
+}
+
+// Active returns the id of the key that seals now, and false if there is none.
+func (kr *Keyring) Active() ([kidLen]byte, bool) {
+	kr.mu.RLock()
+	defer kr.mu.RUnlock()
+	if i := rescind.ActiveKey(kr.meta, kr.now()); i >= 0 {
+		return kr.ids[i], true
+	}
+	return [kidLen]byte{}, false
 }
 
 // Seal returns the text form of an access token carrying c.
 func (kr *Keyring) Seal(c *Claims) (string, error) {
+	var kid [kidLen]byte
+	var aead cipher.AEAD
 	kr.mu.RLock()
-	kid := kr.active
-	aead := kr.aeads[kid]
+	if i := rescind.ActiveKey(kr.meta, kr.now()); i >= 0 {
+		kid = kr.ids[i]
+		aead = kr.held[kid].aead
+	}
 	kr.mu.RUnlock()
 	if aead == nil {
 		return "", errors.New("token: keyring has no active key")
@@ -239,17 +321,25 @@ func (kr *Keyring) seal(c *Claims, kid [kidLen]byte, aead cipher.AEAD, v byte) (
 
 // Open authenticates and decodes an access token. It returns ErrMalformed for anything that is
 // not a well-formed token (checked before decryption), ErrUnknownKey for a key it does not hold
-// and ErrInvalid for a forged or altered token. It does not check expiry or revocation.
+// ErrRetiredKey for a retired key, and ErrInvalid for a forged or altered token. It does not check expiry or revocation.
 func (kr *Keyring) Open(text string) (*Claims, error) {
 	raw, kid, err := decode(text)
 	if err != nil {
 		return nil, err
 	}
 	kr.mu.RLock()
-	aead := kr.aeads[kid]
+	e := kr.held[kid]
+	var aead cipher.AEAD
+	var retires time.Time
+	if e != nil {
+		aead, retires = e.aead, e.retires
+	}
 	kr.mu.RUnlock()
-	if aead == nil {
+	if e == nil {
 		return nil, ErrUnknownKey
+	}
+	if aead == nil || (!retires.IsZero() && !kr.now().Before(retires)) {
+		return nil, ErrRetiredKey
 	}
 	ns := aead.NonceSize()
 	if len(raw) < headerLen+ns+aead.Overhead() {

@@ -105,6 +105,7 @@ func TestRotationKeepsOldTokens(t *testing.T) {
 	c := sampleClaims(t)
 	old, _ := kr.Seal(c)
 	k2, _ := NewSealKey()
+	k2.CreatedAt = time.Now() // newer than the first key, in force from now
 	if err := kr.Add(k2); err != nil {
 		t.Fatal(err)
 	}

@@ -163,32 +163,6 @@ func newClientDeleteCommand() *cobra.Command {
 	}
 }
 
-func newKeysCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "Manage the server's keys"}
-	addSettingFlags(cmd, true, "admin_url", "admin_ca")
-	cmd.AddCommand(&cobra.Command{
-		Use:   "rotate",
-		Short: "Add a new token-sealing key and a new JWT signing key; tokens of older keys keep working",
-		Long: `Rotate both of the server's keys: add a new sealing key (for opaque access tokens) and a new
-signing key (for JWT access tokens and status lists), and use them for every new token. Tokens
-sealed or signed under the older keys keep working until they expire; the old signing key stays
-in the JWKS until every token it can have signed has expired. Prints the new key ids.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadSettings(cmd)
-			if err != nil {
-				return err
-			}
-			kid, err := adminClient(cfg).RotateKeys(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return printJSON(cmd.OutOrStdout(), kid)
-		},
-	})
-	return cmd
-}
-
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -2,7 +2,7 @@
 //
 //	rescind serve                      run the server (SQLite in ./rescind-data)
 //	rescind client create|list|get|delete
-//	rescind keys rotate
+//	rescind keys list|rotate|retire
 //
 // Run "rescind help" for the rest.
 package main

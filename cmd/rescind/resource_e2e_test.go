@@ -15,6 +15,7 @@ import (
 
 	"github.com/rescind/rescind/admin"
 	"github.com/rescind/rescind/resource"
+	"github.com/rescind/rescind/token"
 )
 
 // jwtSetup starts a server with args, and creates a JWT client and a resource server client
@@ -123,8 +124,10 @@ func TestResourceServerStatusList(t *testing.T) {
 	_ = rs
 }
 
-// TestJWTKeyRotation: after rotation, tokens signed by the old key keep verifying (the key stays
-// published), and tokens signed by the new key verify after one JWKS refetch.
+// TestJWTKeyRotation: after `keys rotate`, the new signing key is published at once but tokens
+// are still signed by the old key (it signs after the JWKS cache lifetime); after
+// `keys rotate --now`, the newest key signs at once. Every token verifies at the middleware and
+// is active at introspection, also after a restart.
 func TestJWTKeyRotation(t *testing.T) {
 	srv, app, rs := jwtSetup(t)
 	mw, err := resource.New(context.Background(), resource.Config{Issuer: srv.url, Audience: "https://api.example"})
@@ -139,11 +142,23 @@ func TestJWTKeyRotation(t *testing.T) {
 	data := filepath.Dir(srv.dataDir) + "/d"
 	var rot admin.RotateKeysResponse
 	json.Unmarshal([]byte(cli(t, nil, "keys", "rotate", "--data-dir", data)), &rot)
-	if rot.SigningKeyID == "" {
-		t.Fatal("keys rotate did not rotate the signing key")
+	if rot.SigningKeyID == "" || rot.SigningActivates.Before(time.Now().Add(5*time.Minute)) {
+		t.Fatalf("keys rotate = %+v; want a signing key that activates past the JWKS max-age", rot)
 	}
+	if kids := jwksKids(t, srv); !slices.Contains(kids, rot.SigningKeyID) || len(kids) != 2 {
+		t.Fatalf("JWKS after rotate = %v; want the new key published at once, beside the old", kids)
+	}
+	pending := jwtToken(t, srv, app)
+	if kid := jwtKid(t, old); jwtKid(t, pending) != kid {
+		t.Fatal("the new key signs before its activation")
+	}
+	var now admin.RotateKeysResponse
+	json.Unmarshal([]byte(cli(t, nil, "keys", "rotate", "--now", "--data-dir", data)), &now)
 	fresh := jwtToken(t, srv, app)
-	for name, tok := range map[string]string{"old": old, "new": fresh} {
+	if jwtKid(t, fresh) != now.SigningKeyID {
+		t.Fatalf("after rotate --now, signed by %s; want %s", jwtKid(t, fresh), now.SigningKeyID)
+	}
+	for name, tok := range map[string]string{"old": old, "pending": pending, "new": fresh} {
 		if _, err := mw.Verify(context.Background(), tok); err != nil {
 			t.Fatalf("%s key's token: %v", name, err)
 		}
@@ -158,6 +173,40 @@ func TestJWTKeyRotation(t *testing.T) {
 		_, body := srv.post("/oauth2/introspect", rs.ClientID, rs.ClientSecret, url.Values{"token": {old}})
 		t.Fatalf("old key's token inactive after restart: %s\n%s", body, srv.log)
 	}
+	if tok := jwtToken(t, srv, app); jwtKid(t, tok) != now.SigningKeyID {
+		t.Fatal("a restarted server signs with another key")
+	}
+}
+
+// jwksKids returns the kids the server publishes.
+func jwksKids(t *testing.T, srv *server) []string {
+	t.Helper()
+	res, err := http.Get(srv.url + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var set struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	json.NewDecoder(res.Body).Decode(&set)
+	var out []string
+	for _, k := range set.Keys {
+		out = append(out, k.Kid)
+	}
+	return out
+}
+
+// jwtKid returns the kid in a JWT's header.
+func jwtKid(t *testing.T, tok string) string {
+	t.Helper()
+	kid, err := token.JWTKeyID(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kid
 }
 
 // BenchmarkPushRevocationToRefusal measures, over loopback, the time from the revocation

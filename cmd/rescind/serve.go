@@ -231,13 +231,14 @@ type Main struct {
 	keyFileCreated string // the secrets key file this start created, if any
 	box            *secret.Box
 	store          rescind.Store
+	keys           *keys.Manager
 	keyring        *token.Keyring
 	signer         *token.Signer
 	state          *revocation.State
 	loaded         int // revocation records loaded at start
 	registry       *prometheus.Registry
 	metrics        *metrics.Metrics
-	events         *oauth.Events
+	feed           *revocation.Feed
 	committer      *revocation.Committer
 	clients        *clientreg.Registry
 	limiter        *ratelimit.Limiter
@@ -505,14 +506,19 @@ func (m *Main) openStore(ctx context.Context) error {
 
 // loadKeys loads the sealing and signing keys (creating the first ones in a new database).
 func (m *Main) loadKeys(ctx context.Context) error {
-	now := time.Now()
 	var err error
-	if m.keyring, err = keys.LoadKeyring(ctx, m.store, m.box, now); err != nil {
+	m.keys, err = keys.Open(ctx, keys.Config{Store: m.store, Box: m.box, SigningAlg: m.Config.SigningAlg,
+		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired})
+	if err != nil {
 		return m.keyError(err)
 	}
-	m.signer, err = keys.LoadSigner(ctx, m.store, m.box, m.Config.SigningAlg, admin.MaxTokenTTL+time.Hour, now)
-	return m.keyError(err)
+	m.keyring, m.signer = m.keys.Keyring(), m.keys.Signer()
+	return nil
 }
+
+// keyRetired applies the revocation record of a key retired through this instance to the
+// in-memory state (the committer is running by the time any key can be retired).
+func (m *Main) keyRetired(r rescind.Revocation) { m.committer.Apply(r) }
 
 // keyError explains a failure to open the stored keys: almost always the wrong secrets key.
 func (m *Main) keyError(err error) error {
@@ -549,7 +555,7 @@ func (m *Main) startCommitter(context.Context) error {
 	m.registry = prometheus.NewRegistry()
 	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.metrics = metrics.New(m.registry, m.revocationRecords)
-	m.events = &oauth.Events{}
+	m.feed = oauth.NewFeed(m.store, m.Logger, nil)
 	m.committer = revocation.NewCommitter(m.store, m.state, m.committed)
 	return nil
 }
@@ -560,7 +566,7 @@ func (m *Main) revocationRecords() float64 { return float64(m.state.Len()) }
 // committed is told of each group commit of n revocation records.
 func (m *Main) committed(n int) {
 	m.metrics.Committed(n)
-	m.events.Notify()
+	m.feed.Notify()
 }
 
 // buildHandlers makes the pages, the OAuth endpoints and the admin API.
@@ -580,21 +586,20 @@ func (m *Main) buildHandlers(context.Context) error {
 	if err != nil {
 		return err
 	}
-	refresher := &keys.Refresher{Store: m.store, Box: m.box, Keys: m.keyring, MinInterval: 100 * time.Millisecond}
 	m.oauth, err = oauth.New(oauth.Config{
 		Issuer: m.Issuer, Clients: m.clients, Keys: m.keyring, Revoked: m.state, Committer: m.committer, Metrics: m.metrics,
 		Store: m.store, Pages: m.pages.Handler(), AccessTokenTTL: c.AccessTokenTTL, RefreshTokenTTL: c.RefreshTokenTTL,
 		RevokeGrantWithAccessToken: c.RevokeGrantWithAccessToken, Ready: m.store.Ping, Logger: m.Logger,
-		RefreshKeys: refresher.Refresh, Signer: m.signer, StatusListTTL: c.StatusListTTL,
+		RefreshKeys: m.keys.RefreshSealKey, RefreshSigningKeys: m.keys.RefreshSigningKey, Signer: m.signer, StatusListTTL: c.StatusListTTL,
 		Statuses: &statuslist.Allocator{Recorder: m.store, MaxTokenTTL: admin.MaxTokenTTL},
-		Events:   m.events, Limiter: m.limiter,
+		Feed:     m.feed, Limiter: m.limiter,
 		DPoP: verifier, DPoPNonce: c.DPoPNonce,
 	})
 	if err != nil {
 		return err
 	}
 	acfg := admin.Config{Store: m.store, Clients: m.clients, Revoked: m.state, Committer: m.committer,
-		Keys: m.keyring, Box: m.box, Signer: m.signer, SigningAlg: c.SigningAlg, TokenTTL: m.oauth.TokenTTL,
+		Keys: m.keys, Signer: m.signer, TokenTTL: m.oauth.TokenTTL,
 		GrantRecordTTL: m.oauth.GrantRecordTTL, Gatherer: m.registry, Token: c.AdminToken, Logger: m.Logger,
 		Limiter: ratelimit.New(ratelimit.Config{Burst: c.AuthFailureBurst, PerMinute: c.AuthFailurePerMinute})}
 	if b, ok := m.store.(backuper); ok {
@@ -669,7 +674,7 @@ func (m *Main) startServing(context.Context) error {
 	// The client address behind trusted proxies, for rate limits and logs (the access log too).
 	h = m.proxies.Middleware(h)
 	public := m.serve(m.ln, h)
-	public.RegisterOnShutdown(m.events.Close)
+	public.RegisterOnShutdown(m.feed.Close)
 	m.ln = nil
 	return nil
 }
@@ -706,11 +711,11 @@ func (m *Main) runJanitor(ctx context.Context) {
 // ctx ends.
 func (m *Main) runCoherence(ctx context.Context, w rescind.Watcher) {
 	coherence.Run(ctx, coherence.Config{Store: m.store, Watcher: w, State: m.state, Clients: m.clients,
-		RefreshKeys: m.refreshKeys, OnRevoked: m.events.Notify, PollInterval: m.Config.PollInterval, Logger: m.Logger})
+		RefreshKeys: m.refreshKeys, OnRevoked: m.feed.Notify, PollInterval: m.Config.PollInterval, Logger: m.Logger})
 }
 
 // refreshKeys reloads the keys another instance may have added.
-func (m *Main) refreshKeys(ctx context.Context) { keys.Refresh(ctx, m.store, m.box, m.keyring) }
+func (m *Main) refreshKeys(ctx context.Context) { m.keys.Refresh(ctx) }
 
 // serve serves h on ln until Close, and returns the http.Server.
 func (m *Main) serve(ln net.Listener, h http.Handler) *http.Server {

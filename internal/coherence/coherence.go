@@ -31,7 +31,9 @@ type Config struct {
 	Clients *clientreg.Registry
 	// RefreshKeys reloads the keyring. Optional.
 	RefreshKeys func(context.Context)
-	// OnRevoked, if set, is called after revocations from elsewhere were applied.
+	// OnRevoked, if set, is called after revocations from elsewhere were applied: wake this
+	// instance's event streams (oauth.Server.NotifyRevocations), so their subscribers learn of
+	// them at once rather than at their next keep-alive.
 	OnRevoked func()
 	// PollInterval is the fallback poll period. If zero, one second.
 	PollInterval time.Duration
@@ -72,10 +74,16 @@ type coherer struct {
 }
 
 // applied is called for each revocation learnt from the store: a client revocation also means
-// the client may be gone, so its cached record and verified secrets are dropped.
+// the client may be gone, so its cached record and verified secrets are dropped; a key
+// retirement makes the keys reload before the event streams are woken.
 func (c *coherer) applied(r rescind.Revocation) {
-	if r.Kind == rescind.RevokeClient {
+	switch r.Kind {
+	case rescind.RevokeClient:
 		c.cfg.Clients.Invalidate(r.Key)
+	case rescind.RevokeKey:
+		if c.cfg.RefreshKeys != nil {
+			c.cfg.RefreshKeys(context.Background())
+		}
 	}
 }
 

@@ -3,6 +3,8 @@ package coherence
 import (
 	"context"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,5 +91,38 @@ func TestEventsApplyAtOnce(t *testing.T) {
 	c.handle(rescind.Event{Kind: rescind.EventKeysChanged})
 	if !keysReloaded {
 		t.Fatal("keys event did not reload keys")
+	}
+}
+
+// TestOtherInstancesRevocationsWakeStreams: a revocation learnt from another instance, by
+// notification or by the poll, calls OnRevoked (which wakes this instance's event streams); a key
+// retirement reloads the keys first, so a subscriber told of it finds the key gone here too.
+func TestOtherInstancesRevocationsWakeStreams(t *testing.T) {
+	mine, other, state, reg := setup(t)
+	var mu sync.Mutex
+	var calls []string
+	record := func(s string) { mu.Lock(); calls = append(calls, s); mu.Unlock() }
+	seen := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(calls) }
+	cfg := Config{Store: mine, State: state, Clients: reg, PollInterval: time.Hour,
+		RefreshKeys: func(context.Context) { record("keys") }, OnRevoked: func() { record("wake") }}
+
+	// By notification.
+	c := &coherer{cfg: cfg}
+	now := time.Now()
+	c.handle(rescind.Event{Kind: rescind.EventRevoked, Revocations: []rescind.Revocation{{Kind: rescind.RevokeKey, Key: "kid", ExpiresAt: now.Add(time.Hour)}}})
+	if got := seen(); !slices.Equal(got, []string{"keys", "wake"}) {
+		t.Fatalf("notification of a key retirement: %v; want keys reloaded, then streams woken", got)
+	}
+
+	// By the poll alone.
+	calls = nil
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg.PollInterval = 20 * time.Millisecond
+	go Run(ctx, cfg)
+	other.Revoke(ctx, []rescind.Revocation{{Kind: rescind.RevokeToken, Key: "jti", ClientID: "c", RevokedAt: now, ExpiresAt: now.Add(time.Hour)}})
+	waitFor(t, "streams woken by the poll", func() bool { return slices.Contains(seen(), "wake") })
+	if !state.IsRevoked("jti", "", "c", now) {
+		t.Fatal("streams woken before the revocation was applied")
 	}
 }

@@ -430,9 +430,13 @@ func (s *Store) CountRevocations(ctx context.Context) (int64, error) {
 
 // CreateKey implements rescind.Store.
 func (s *Store) CreateKey(ctx context.Context, k rescind.Key) error {
+	act := k.ActivatesAt
+	if act.IsZero() {
+		act = k.CreatedAt
+	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO keys (id, use, algorithm, sealed, created_at) VALUES ($1, $2, $3, $4, $5)`,
-			k.ID, k.Use, k.Algorithm, k.Sealed, nanos(k.CreatedAt)); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO keys (id, use, algorithm, sealed, created_at, activates_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			k.ID, k.Use, k.Algorithm, k.Sealed, nanos(k.CreatedAt), nanos(act)); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, chanKeys, k.ID)
@@ -449,8 +453,18 @@ func (s *Store) CreateKey(ctx context.Context, k rescind.Key) error {
 
 // ListKeys implements rescind.Store.
 func (s *Store) ListKeys(ctx context.Context, use string) ([]rescind.Key, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, use, algorithm, sealed, created_at FROM keys
-		WHERE use = $1 ORDER BY created_at DESC, id DESC`, use)
+	return listKeys(ctx, s.pool, use, "")
+}
+
+// querier is what listKeys needs of a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// listKeys reads the keys of use; suffix is appended to the query (FOR UPDATE).
+func listKeys(ctx context.Context, q querier, use, suffix string) ([]rescind.Key, error) {
+	rows, err := q.Query(ctx, `SELECT id, use, algorithm, sealed, created_at, activates_at, retired_at FROM keys
+		WHERE use = $1`+suffix, use)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: listing keys: %w", err)
 	}
@@ -458,16 +472,20 @@ func (s *Store) ListKeys(ctx context.Context, use string) ([]rescind.Key, error)
 	var out []rescind.Key
 	for rows.Next() {
 		var k rescind.Key
-		var created int64
-		if err := rows.Scan(&k.ID, &k.Use, &k.Algorithm, &k.Sealed, &created); err != nil {
+		var created, activates, retired int64
+		if err := rows.Scan(&k.ID, &k.Use, &k.Algorithm, &k.Sealed, &created, &activates, &retired); err != nil {
 			return nil, fmt.Errorf("postgres: listing keys: %w", err)
 		}
-		k.CreatedAt = fromNanos(created)
+		k.CreatedAt, k.ActivatesAt = fromNanos(created), fromNanos(activates)
+		if retired != 0 {
+			k.RetiredAt = fromNanos(retired)
+		}
 		out = append(out, k)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: listing keys: %w", err)
 	}
+	rescind.SortKeys(out)
 	return out, nil
 }
 
@@ -521,4 +539,48 @@ func checkNotNewer(ctx context.Context, embedded []string, applied func(context.
 		}
 	}
 	return nil
+}
+
+// RetireKey implements rescind.Store. The keys of the use are locked (FOR UPDATE) for the
+// transaction, so concurrent retirements on any instances are serialized; the change is
+// notified on the keys channel, and the record on the revocations channel.
+func (s *Store) RetireKey(ctx context.Context, id string, rev rescind.Revocation) (string, error) {
+	activated := ""
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var use string
+		if err := tx.QueryRow(ctx, `SELECT use FROM keys WHERE id = $1`, id).Scan(&use); errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("postgres: key %q: %w", id, rescind.ErrNotFound)
+		} else if err != nil {
+			return fmt.Errorf("postgres: retiring key: %w", err)
+		}
+		keys, err := listKeys(ctx, tx, use, " FOR UPDATE")
+		if err != nil {
+			return err
+		}
+		i, j, err := rescind.PlanRetirement(keys, id, rev.RevokedAt)
+		if err != nil {
+			return fmt.Errorf("postgres: retiring key %q: %w", id, err)
+		}
+		if !keys[i].RetiredAt.IsZero() {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE keys SET retired_at = $1 WHERE id = $2`, nanos(rev.RevokedAt), id); err != nil {
+			return fmt.Errorf("postgres: retiring key: %w", err)
+		}
+		if j >= 0 {
+			activated = keys[j].ID
+			if _, err := tx.Exec(ctx, `UPDATE keys SET activates_at = LEAST(activates_at, $1) WHERE id = $2`,
+				nanos(rev.RevokedAt), activated); err != nil {
+				return fmt.Errorf("postgres: activating key: %w", err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, chanKeys, id); err != nil {
+			return fmt.Errorf("postgres: notifying: %w", err)
+		}
+		return writeRevocations(ctx, tx, []rescind.Revocation{rev})
+	})
+	if err != nil {
+		return "", err
+	}
+	return activated, nil
 }

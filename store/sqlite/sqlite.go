@@ -536,8 +536,12 @@ func (s *Store) CountRevocations(ctx context.Context) (int64, error) {
 
 // CreateKey implements rescind.Store.
 func (s *Store) CreateKey(ctx context.Context, k rescind.Key) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO keys (id, use, algorithm, sealed, created_at) VALUES (?, ?, ?, ?, ?)`,
-		k.ID, k.Use, k.Algorithm, k.Sealed, nanos(k.CreatedAt))
+	act := k.ActivatesAt
+	if act.IsZero() {
+		act = k.CreatedAt
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO keys (id, use, algorithm, sealed, created_at, activates_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		k.ID, k.Use, k.Algorithm, k.Sealed, nanos(k.CreatedAt), nanos(act))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("sqlite: key %q: %w", k.ID, rescind.ErrAlreadyExists)
 	}
@@ -549,8 +553,17 @@ func (s *Store) CreateKey(ctx context.Context, k rescind.Key) error {
 
 // ListKeys implements rescind.Store.
 func (s *Store) ListKeys(ctx context.Context, use string) ([]rescind.Key, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, use, algorithm, sealed, created_at FROM keys
-		WHERE use = ? ORDER BY created_at DESC, id DESC`, use)
+	return listKeys(ctx, s.db, use)
+}
+
+// querier is what listKeys needs of a *sql.DB or *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func listKeys(ctx context.Context, q querier, use string) ([]rescind.Key, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, use, algorithm, sealed, created_at, activates_at, retired_at FROM keys
+		WHERE use = ?`, use)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: listing keys: %w", err)
 	}
@@ -558,16 +571,20 @@ func (s *Store) ListKeys(ctx context.Context, use string) ([]rescind.Key, error)
 	var out []rescind.Key
 	for rows.Next() {
 		var k rescind.Key
-		var created int64
-		if err := rows.Scan(&k.ID, &k.Use, &k.Algorithm, &k.Sealed, &created); err != nil {
+		var created, activates, retired int64
+		if err := rows.Scan(&k.ID, &k.Use, &k.Algorithm, &k.Sealed, &created, &activates, &retired); err != nil {
 			return nil, fmt.Errorf("sqlite: listing keys: %w", err)
 		}
-		k.CreatedAt = fromNanos(created)
+		k.CreatedAt, k.ActivatesAt = fromNanos(created), fromNanos(activates)
+		if retired != 0 {
+			k.RetiredAt = fromNanos(retired)
+		}
 		out = append(out, k)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: listing keys: %w", err)
 	}
+	rescind.SortKeys(out)
 	return out, nil
 }
 
@@ -621,4 +638,49 @@ func checkNotNewer(ctx context.Context, embedded []string, applied func(context.
 		}
 	}
 	return nil
+}
+
+// RetireKey implements rescind.Store. The transaction takes SQLite's write lock at its start
+// (_txlock=immediate), so concurrent retirements are serialized.
+func (s *Store) RetireKey(ctx context.Context, id string, rev rescind.Revocation) (string, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", fmt.Errorf("sqlite: retiring key: %w", err)
+	}
+	defer tx.Rollback()
+	var use string
+	if err := tx.QueryRowContext(ctx, `SELECT use FROM keys WHERE id = ?`, id).Scan(&use); errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("sqlite: key %q: %w", id, rescind.ErrNotFound)
+	} else if err != nil {
+		return "", fmt.Errorf("sqlite: retiring key: %w", err)
+	}
+	keys, err := listKeys(ctx, tx, use)
+	if err != nil {
+		return "", err
+	}
+	i, j, err := rescind.PlanRetirement(keys, id, rev.RevokedAt)
+	if err != nil {
+		return "", fmt.Errorf("sqlite: retiring key %q: %w", id, err)
+	}
+	if !keys[i].RetiredAt.IsZero() {
+		return "", nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE keys SET retired_at = ? WHERE id = ?`, nanos(rev.RevokedAt), id); err != nil {
+		return "", fmt.Errorf("sqlite: retiring key: %w", err)
+	}
+	activated := ""
+	if j >= 0 {
+		activated = keys[j].ID
+		if _, err := tx.ExecContext(ctx, `UPDATE keys SET activates_at = min(activates_at, ?) WHERE id = ?`,
+			nanos(rev.RevokedAt), activated); err != nil {
+			return "", fmt.Errorf("sqlite: activating key: %w", err)
+		}
+	}
+	if err := upsertRevocation(ctx, tx, rev); err != nil {
+		return "", err
+	}
+	if err := tx.Commit(); err != nil {
+		return "", fmt.Errorf("sqlite: retiring key: commit: %w", err)
+	}
+	return activated, nil
 }

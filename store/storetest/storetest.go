@@ -47,6 +47,9 @@ func RunTests(t *testing.T, opener Opener) {
 	for _, tc := range grantTests() {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
 	}
+	for _, tc := range keyTests() {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
+	}
 	for _, tc := range dpopTests() {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
 	}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rescind/rescind/admin"
+	"github.com/rescind/rescind/internal/keys"
+	"github.com/rescind/rescind/token"
+)
+
+func newKeysCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "keys",
+		Short: "Manage the server's keys: list, rotate, retire",
+		Long: `Manage the server's keys (through the running server's admin API). There are two uses:
+"sig", the keys that sign JWT access tokens and status lists (published at /.well-known/jwks.json),
+and "enc", the keys that seal opaque access tokens. Each key is in one state:
+
+  next      published (and accepted), not yet signing
+  active    the one key of its use that signs or seals
+  retiring  replaced: still published and accepted until every token it can have signed has expired
+  retired   refused everywhere (retired by an operator, or past its retiring period)`,
+	}
+	addSettingFlags(cmd, true, "admin_url", "admin_ca")
+	cmd.AddCommand(newKeysListCommand(), newKeysRotateCommand(), newKeysRetireCommand())
+	return cmd
+}
+
+func newKeysListCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the keys as JSON (kid, use, alg, created, state, activates, retires, retired)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := loadSettings(cmd)
+			if err != nil {
+				return err
+			}
+			list, err := adminClient(st).ListKeys(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), list)
+		},
+	}
+}
+
+func newKeysRotateCommand() *cobra.Command {
+	var now bool
+	cmd := &cobra.Command{
+		Use:   "rotate [--now]",
+		Short: "Rotate the sealing key and the signing key; tokens of the old keys keep working",
+		Long: fmt.Sprintf(`Rotate both keys: generate a new sealing key (for opaque access tokens) and a new signing key
+(for JWT access tokens and status lists), and print their ids as JSON.
+
+The new sealing key seals at once. The new signing key is published in the JWKS at once but
+signs only %v later, after the JWKS cache lifetime (max-age %v) has passed: a verifier
+that caches the JWKS, and refetches it on an unknown kid at most every few minutes, never meets
+a kid it cannot know. Until then it is in state "next". Tokens signed or sealed by the old keys
+keep working until they expire; the old keys then retire by themselves.
+
+--now makes the new signing key sign at once: for emergencies (a compromised key, before
+"rescind keys retire" of the old one). A verifier that fetched the JWKS just before may then
+refuse new tokens until it refetches (up to its refetch interval, 5 minutes for some).`,
+			keys.DefaultActivationDelay, token.JWKSMaxAge),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := loadSettings(cmd)
+			if err != nil {
+				return err
+			}
+			out, err := adminClient(st).RotateKeys(cmd.Context(), admin.RotateKeysRequest{Now: now})
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), out)
+		},
+	}
+	cmd.Flags().BoolVar(&now, "now", false, "sign with the new key at once (emergencies: cached JWKS may not know it yet)")
+	return cmd
+}
+
+func newKeysRetireCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "retire KID",
+		Short: "Retire a key at once: every token it sealed or signed is refused from now on",
+		Long: `Retire a key at once (a compromised key): every instance refuses the tokens it sealed or signed,
+a retired signing key leaves the JWKS, and resource servers subscribed to the revocation events
+drop it when the event arrives (others within the JWKS cache lifetime). A retired key never
+comes back.
+
+The key in use cannot be retired unless a newer key can take over: rotate first. If a rotated
+key is still waiting to sign ("next"), retiring the active key makes it take over at once.
+
+Emergency procedure for a compromised signing key:
+  rescind keys rotate --now     # a new key signs at once
+  rescind keys retire OLD_KID   # the old key's tokens are refused everywhere`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := loadSettings(cmd)
+			if err != nil {
+				return err
+			}
+			out, err := adminClient(st).RetireKey(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), out)
+		},
+	}
+}

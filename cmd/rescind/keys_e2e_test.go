@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rescind/rescind/admin"
+	"github.com/rescind/rescind/resource"
+)
+
+// keyList runs `rescind keys list` and returns the keys by kid.
+func keyList(t *testing.T, env []string, dataDir string) map[string]admin.KeyInfo {
+	t.Helper()
+	var list []admin.KeyInfo
+	out := cli(t, env, "keys", "list", "--data-dir", dataDir)
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("keys list printed %q: %v", out, err)
+	}
+	byKid := map[string]admin.KeyInfo{}
+	for _, k := range list {
+		byKid[k.KID] = k
+	}
+	return byKid
+}
+
+// TestKeysLifecycle drives `rescind keys list|rotate|retire` on the real binary: states, the JSON
+// fields, refusing to retire the key in use, and a retirement that holds for opaque tokens and
+// JWTs at introspection and in the JWKS, across a restart and another rotation.
+func TestKeysLifecycle(t *testing.T) {
+	srv, app, rs := jwtSetup(t)
+	data := srv.dataDir
+	var raw []map[string]any
+	json.Unmarshal([]byte(cli(t, nil, "keys", "list", "--data-dir", data)), &raw)
+	if len(raw) != 2 {
+		t.Fatalf("keys list on a fresh server: %v; want a sealing and a signing key", raw)
+	}
+	for _, k := range raw {
+		for _, field := range []string{"kid", "use", "alg", "created", "state", "activates"} {
+			if _, ok := k[field]; !ok {
+				t.Fatalf("keys list entry %v lacks %q", k, field)
+			}
+		}
+		if k["state"] != "active" {
+			t.Fatalf("a fresh server's key: %v", k)
+		}
+	}
+	var sig, enc admin.KeyInfo
+	for _, k := range keyList(t, nil, data) {
+		switch k.Use {
+		case "sig":
+			sig = k
+		case "enc":
+			enc = k
+		}
+	}
+	if sig.Alg != "ES256" || enc.Alg != "XC20P" {
+		t.Fatalf("keys: %+v %+v", sig, enc)
+	}
+
+	// The key in use cannot be retired before a rotation: a clear error, nothing changes.
+	_, errOut, err := runCLI(nil, "keys", "retire", "--data-dir", data, sig.KID)
+	if err == nil || !strings.Contains(errOut, "key_in_use") || !strings.Contains(errOut, "rotate first") {
+		t.Fatalf("retiring the only signing key: %v %s", err, errOut)
+	}
+	if _, errOut, err := runCLI(nil, "keys", "retire", "--data-dir", data, "nosuchkey"); err == nil || !strings.Contains(errOut, "not_found") {
+		t.Fatalf("retiring an unknown key: %v %s", err, errOut)
+	}
+
+	jwt := jwtToken(t, srv, app)
+	listURI := decodeJWTPayload(t, jwt)["status"].(map[string]any)["status_list"].(map[string]any)["uri"].(string)
+	listKid := func() string {
+		t.Helper()
+		res, err := http.Get(listURI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return jwtKid(t, string(b))
+	}
+	if listKid() != sig.KID { // rendered and cached by the server
+		t.Fatal("status list not signed by the key in use")
+	}
+	var opaque admin.ClientInfo
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "opaque")), &opaque)
+	sealed := srv.token(opaque.ClientID, opaque.ClientSecret)
+
+	var rot admin.RotateKeysResponse
+	json.Unmarshal([]byte(cli(t, nil, "keys", "rotate", "--data-dir", data)), &rot)
+	ks := keyList(t, nil, data)
+	if ks[rot.SigningKeyID].State != "next" || ks[sig.KID].State != "active" || ks[rot.KeyID].State != "active" || ks[enc.KID].State != "retiring" {
+		t.Fatalf("states after rotate: %+v", ks)
+	}
+	if ks[enc.KID].Retires == nil || ks[enc.KID].Retires.Before(time.Now().Add(29*24*time.Hour)) {
+		t.Fatalf("a replaced key retires by itself after the longest token lifetime: %+v", ks[enc.KID])
+	}
+	if !ks[rot.SigningKeyID].Activates.Equal(rot.SigningActivates) {
+		t.Fatalf("list and rotate disagree on the activation: %v %v", ks[rot.SigningKeyID].Activates, rot.SigningActivates)
+	}
+
+	// Retire the signing key in use: the pending key takes over at once.
+	var ret admin.RetireKeyResponse
+	json.Unmarshal([]byte(cli(t, nil, "keys", "retire", "--data-dir", data, sig.KID)), &ret)
+	if ret.State != "retired" || ret.ActivatedKID != rot.SigningKeyID {
+		t.Fatalf("keys retire = %+v", ret)
+	}
+	cli(t, nil, "keys", "retire", "--data-dir", data, enc.KID)
+	if tok := jwtToken(t, srv, app); jwtKid(t, tok) != rot.SigningKeyID {
+		t.Fatal("the pending key did not take over at once")
+	}
+	refused := func(srv *server) {
+		t.Helper()
+		for name, tok := range map[string]string{"JWT": jwt, "opaque": sealed} {
+			if srv.active(rs.ClientID, rs.ClientSecret, tok) {
+				t.Fatalf("%s token of a retired key is active", name)
+			}
+		}
+		if kids := jwksKids(t, srv); slices.Contains(kids, sig.KID) || !slices.Contains(kids, rot.SigningKeyID) {
+			t.Fatalf("JWKS = %v; want the retired key gone and its replacement there", kids)
+		}
+	}
+	refused(srv)
+	if kid := listKid(); kid != rot.SigningKeyID {
+		t.Fatalf("status list signed by %s after the retirement; want the replacement (a cached list signed by the retired key would be refused)", kid)
+	}
+	if !srv.active(opaque.ClientID, opaque.ClientSecret, srv.token(opaque.ClientID, opaque.ClientSecret)) {
+		t.Fatal("a new opaque token is inactive")
+	}
+
+	// Never back: a restart, another rotation.
+	issuer := srv.url
+	srv.stop()
+	srv = startServer(t, data, nil, "--issuer", issuer)
+	refused(srv)
+	cli(t, nil, "keys", "rotate", "--now", "--data-dir", data)
+	refused(srv)
+	ks = keyList(t, nil, data)
+	if ks[sig.KID].State != "retired" || ks[sig.KID].Retired == nil || ks[enc.KID].State != "retired" {
+		t.Fatalf("retired keys listed as %+v, %+v", ks[sig.KID], ks[enc.KID])
+	}
+	if strings.Contains(srv.log.String(), jwt) || strings.Contains(srv.log.String(), sealed) {
+		t.Fatal("the server log contains a token")
+	}
+}
+
+// TestClusterKeyRetirement: a key retired through instance A is refused at once by instance B
+// (introspection, JWKS), a resource server subscribed to B's event stream drops it, and the SSE
+// stream on B carries the "key" event.
+func TestClusterKeyRetirement(t *testing.T) {
+	env, _ := clusterEnv(t)
+	dir := shortTempDir(t)
+	a := startServer(t, filepath.Join(dir, "a"), env, "--issuer", "http://auth.localhost:1")
+	b := startServer(t, filepath.Join(dir, "b"), env, "--issuer", "http://auth.localhost:1")
+	var app, rs admin.ClientInfo
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", a.dataDir, "--name", "app", "--token-format", "jwt")), &app)
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", a.dataDir, "--name", "rs", "--resource-server")), &rs)
+	jwt := a.token(app.ClientID, app.ClientSecret)
+	oldKid := jwtKid(t, jwt)
+	if !b.active(rs.ClientID, rs.ClientSecret, jwt) {
+		t.Fatal("A's JWT inactive on B")
+	}
+	var rot admin.RotateKeysResponse
+	json.Unmarshal([]byte(cli(t, nil, "keys", "rotate", "--data-dir", b.dataDir)), &rot)
+	within(t, "the key rotated on B published by A", func() bool { return slices.Contains(jwksKids(t, a), rot.SigningKeyID) })
+
+	// A resource server on B's events (the issuer differs from B's URL: a proxy would map it).
+	mw, err := resource.New(context.Background(), resource.Config{Issuer: "http://auth.localhost:1",
+		ClientID: rs.ClientID, ClientSecret: rs.ClientSecret, Push: true, HTTPClient: rewriteIssuer("http://auth.localhost:1", b.url)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mw.Close()
+	for deadline := time.Now().Add(10 * time.Second); mw.StalenessBound() != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("push never live")
+		}
+	}
+	if _, err := mw.Verify(context.Background(), jwt); err != nil {
+		t.Fatalf("middleware before retirement: %v", err)
+	}
+	events := openEvents(t, b, rs)
+
+	var ret admin.RetireKeyResponse
+	json.Unmarshal([]byte(cli(t, nil, "keys", "retire", "--data-dir", a.dataDir, oldKid)), &ret)
+	if ret.ActivatedKID != rot.SigningKeyID {
+		t.Fatalf("retire = %+v", ret)
+	}
+	within(t, "B refuses the retired key's JWT", func() bool { return !b.active(rs.ClientID, rs.ClientSecret, jwt) })
+	within(t, "B's JWKS drops the retired key", func() bool { return !slices.Contains(jwksKids(t, b), oldKid) })
+	within(t, "the middleware on B's events refuses it", func() bool {
+		_, err := mw.Verify(context.Background(), jwt)
+		return err != nil
+	})
+	select {
+	case e := <-events:
+		if e["type"] != "key" || e["kid"] != oldKid {
+			t.Fatalf("event on B: %v; want the key retirement", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no key event on B's stream")
+	}
+	if tok := b.token(app.ClientID, app.ClientSecret); jwtKid(t, tok) != rot.SigningKeyID {
+		t.Fatal("B does not sign with the replacement")
+	}
+}
+
+// rewriteIssuer returns an HTTP client that sends requests for issuer to target instead: a
+// stand-in for the load balancer in front of instances that share one issuer.
+func rewriteIssuer(issuer, target string) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
+		if u := r.URL.String(); strings.HasPrefix(u, issuer) {
+			r = r.Clone(r.Context())
+			r.URL, _ = r.URL.Parse(target + strings.TrimPrefix(u, issuer))
+			r.Host = ""
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

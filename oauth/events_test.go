@@ -1,0 +1,164 @@
+package oauth_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/clientreg"
+	"github.com/rescind/rescind/internal/metrics"
+	"github.com/rescind/rescind/internal/revocation"
+	"github.com/rescind/rescind/internal/secret"
+	"github.com/rescind/rescind/oauth"
+	"github.com/rescind/rescind/store/sqlite"
+	"github.com/rescind/rescind/token"
+)
+
+// streamEnv is a server whose committer wakes the event streams, as `rescind serve` wires it,
+// with clients c0..c(n-1) (secret "s") for subscribers and "app" for tokens.
+type streamEnv struct {
+	url   string
+	store *sqlite.Store
+	srv   *oauth.Server
+}
+
+func newStreamEnv(tb testing.TB, clients int) *streamEnv {
+	tb.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hash, _ := secret.Hash("s", cheap)
+	cc := []string{rescind.GrantClientCredentials}
+	for i := range clients {
+		st.CreateClient(ctx, rescind.Client{ID: fmt.Sprint("c", i), Name: "rs", SecretHash: hash, GrantTypes: cc})
+	}
+	st.CreateClient(ctx, rescind.Client{ID: "app", Name: "app", SecretHash: hash, GrantTypes: cc, Scopes: []string{"read"}})
+	k, _ := token.NewSealKey()
+	kr, _ := token.NewKeyring(k)
+	state := revocation.NewState()
+	reg, _ := clientreg.New(clientreg.Config{Store: st})
+	met := metrics.New(prometheus.NewRegistry(), func() float64 { return 0 })
+	var srv *oauth.Server
+	com := revocation.NewCommitter(st, state, func(int) { srv.NotifyRevocations() })
+	srv, err = oauth.New(oauth.Config{Issuer: "https://as.example", Clients: reg, Keys: kr, Revoked: state, Committer: com,
+		Metrics: met, Store: st})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	tb.Cleanup(func() {
+		srv.CloseStreams()
+		hs.Close()
+		com.Close()
+		st.Close()
+	})
+	return &streamEnv{url: hs.URL, store: st, srv: srv}
+}
+
+func (e *streamEnv) post(tb testing.TB, path, client string, form url.Values) *http.Response {
+	tb.Helper()
+	req, _ := http.NewRequest("POST", e.url+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(client, "s")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return res
+}
+
+func (e *streamEnv) token(tb testing.TB) string {
+	tb.Helper()
+	res := e.post(tb, "/oauth2/token", "app", url.Values{"grant_type": {"client_credentials"}})
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	_, after, _ := strings.Cut(string(b), `"access_token":"`)
+	tok, _, _ := strings.Cut(after, `"`)
+	if res.StatusCode != 200 || tok == "" {
+		tb.Fatalf("token: %d %s", res.StatusCode, b)
+	}
+	return tok
+}
+
+func (e *streamEnv) revoke(tb testing.TB, tok string) {
+	tb.Helper()
+	res := e.post(tb, "/oauth2/revoke", "app", url.Values{"token": {tok}})
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		tb.Fatalf("revoke: %d", res.StatusCode)
+	}
+}
+
+// open opens an event stream as client; the caller closes the body.
+func (e *streamEnv) open(tb testing.TB, client string) *http.Response {
+	tb.Helper()
+	req, _ := http.NewRequest("GET", e.url+"/oauth2/revocations/events", nil)
+	req.SetBasicAuth(client, "s")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return res
+}
+
+// TestEventStreamLimit: a client holds at most 8 streams; the 9th gets 429 with Retry-After in
+// RFC 6749 §5.2 JSON; another client is not affected; closing one frees a place.
+func TestEventStreamLimit(t *testing.T) {
+	e := newStreamEnv(t, 2)
+	var open []*http.Response
+	for i := range oauth.MaxStreamsPerClient {
+		res := e.open(t, "c0")
+		if res.StatusCode != 200 {
+			t.Fatalf("stream %d: %d", i+1, res.StatusCode)
+		}
+		bufio.NewReader(res.Body).ReadString('\n') // the stream is established
+		open = append(open, res)
+	}
+	defer func() {
+		for _, res := range open {
+			res.Body.Close()
+		}
+	}()
+	res := e.open(t, "c0")
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	wantError(t, resp{status: res.StatusCode, header: res.Header, body: b}, http.StatusTooManyRequests, "slow_down")
+	if res.Header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
+	if other := e.open(t, "c1"); other.StatusCode != 200 {
+		t.Fatalf("another client's stream: %d", other.StatusCode)
+	} else {
+		other.Body.Close()
+	}
+	open[0].Body.Close()
+	open = open[1:]
+	deadline := time.Now().Add(10 * time.Second)
+	for { // the server notices the closed stream at its next write or keep-alive
+		res := e.open(t, "c0")
+		if res.StatusCode == 200 {
+			open = append(open, res)
+			break
+		}
+		res.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("a stream closed by the client still counts: %d", res.StatusCode)
+		}
+		e.revoke(t, e.token(t)) // an event makes every stream write
+		time.Sleep(10 * time.Millisecond)
+	}
+}
