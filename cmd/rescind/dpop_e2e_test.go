@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -457,5 +458,75 @@ func TestDPoPCluster(t *testing.T) {
 	code, body := b.post("/oauth2/introspect", cl.ClientID, cl.ClientSecret, url.Values{"token": {tok}})
 	if code != 200 || !strings.Contains(string(body), `"cnf":{"jkt":"`+key.Thumbprint()+`"}`) {
 		t.Fatalf("B's introspection of A's bound token: %d %s", code, body)
+	}
+}
+
+// TestExampleResourceServerDPoP: examples/resource-server accepts DPoP-bound and Bearer tokens as
+// it is; with DPOP_NONCE=1 it demands its nonce, which DPoPTransport retries with; a copy of the
+// bound token, as Bearer, is refused; after its revocation the bound token is refused too.
+func TestExampleResourceServerDPoP(t *testing.T) {
+	srv, app, rs := jwtSetup(t)
+	bin := filepath.Join(t.TempDir(), "resource-server")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../examples/resource-server").CombinedOutput(); err != nil {
+		t.Fatalf("building the example: %v\n%s", err, out)
+	}
+	addr := freePort(t)
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "RESCIND_ISSUER="+srv.url, "RESCIND_CLIENT_ID="+rs.ClientID,
+		"RESCIND_CLIENT_SECRET="+rs.ClientSecret, "ADDR="+addr, "AUDIENCE=https://api.example", "DPOP_NONCE=1")
+	var log syncBuffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+
+	key, _ := dpop.GenerateKey(dpop.ES256)
+	c := &client.Client{Issuer: srv.url, ClientID: app.ClientID, ClientSecret: app.ClientSecret, DPoP: key}
+	bound, err := c.Token(context.Background(), url.Values{"grant_type": {"client_credentials"}, "resource": {"https://api.example"}})
+	if err != nil || bound.TokenType != "DPoP" {
+		t.Fatalf("bound token: %v %+v", err, bound)
+	}
+	bearer := jwtToken(t, srv, app)
+	photos := "http://" + addr + "/photos"
+	hc := &http.Client{Transport: &client.DPoPTransport{Key: key, Source: oauth2.StaticTokenSource(bound)}}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := hc.Get(photos)
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the example never accepted the bound token: %v %v\n%s", res, err, log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	noNonce, _ := key.Proof("GET", photos, dpop.ProofOptions{AccessToken: bound.AccessToken})
+	if res := getWith(t, photos, "DPoP "+bound.AccessToken, noNonce); res.StatusCode != 401 || res.Header.Get("DPoP-Nonce") == "" ||
+		!strings.Contains(res.Header.Get("WWW-Authenticate"), `error="use_dpop_nonce"`) {
+		t.Fatalf("a proof without the example's nonce: %d %q", res.StatusCode, res.Header.Get("WWW-Authenticate"))
+	}
+	if res := getWith(t, photos, "Bearer "+bearer); res.StatusCode != 200 {
+		t.Fatalf("a bearer token: %d", res.StatusCode)
+	}
+	if res := getWith(t, photos, "Bearer "+bound.AccessToken); res.StatusCode != 401 {
+		t.Fatalf("a copy of the bound token as Bearer: %d", res.StatusCode)
+	}
+	srv.revoke(app.ClientID, app.ClientSecret, bound.AccessToken)
+	for {
+		res, err := hc.Get(photos)
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 401 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the example still accepts the revoked bound token\n%s", log.String())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
