@@ -43,6 +43,11 @@ const (
 	AuthMethodNone  = "none"
 )
 
+// MaxAccessTokenTTL is the longest lifetime any access token can have, whatever the server and
+// client configuration: the server clamps every lifetime to it. Records that must outlive
+// tokens issued without any write (client-wide cut-offs) are sized from it.
+const MaxAccessTokenTTL = 30 * 24 * time.Hour
+
 // Client is a registered OAuth 2.0 client. A confidential client has a SecretHash; a public
 // client (Public true) has none and cannot use the client_credentials grant.
 type Client struct {
@@ -52,6 +57,10 @@ type Client struct {
 	Name string
 	// SecretHash is the PHC-formatted argon2id hash of the client secret; empty for public clients.
 	SecretHash string
+	// PreviousSecretHash is the hash of the secret replaced by the last rotation; it is accepted
+	// until PreviousSecretExpiresAt (the end of the rotation's overlap), then never.
+	PreviousSecretHash      string
+	PreviousSecretExpiresAt time.Time
 	// Public marks a client without a secret (token_endpoint_auth_method "none").
 	Public bool
 	// GrantTypes lists the grant types the client may use.
@@ -61,6 +70,7 @@ type Client struct {
 	// RedirectURIs lists the registered redirection endpoints (RFC 6749 §3.1.2).
 	RedirectURIs []string
 	// TokenTTL is the lifetime of the client's access tokens; zero means the server default.
+	// Changing it changes nothing already issued or revoked.
 	TokenTTL time.Duration
 	// AllowPlainPKCE lets the client use the "plain" PKCE method; otherwise S256 is required.
 	AllowPlainPKCE bool
@@ -232,6 +242,11 @@ type Grant struct {
 	CreatedAt, LastUsedAt time.Time
 	// RevokedAt is when the grant was revoked; zero while it is active.
 	RevokedAt time.Time
+	// TokensExpireAt is the latest expiry of the access tokens issued under the grant (zero if
+	// none): the store raises it in the transaction that redeems a code or rotates a refresh
+	// token, which every access token of the grant follows. A revoked grant's record lives until
+	// then.
+	TokensExpireAt time.Time
 }
 
 // GrantFilter selects grants: every field that is set must match.
@@ -366,11 +381,16 @@ type Store interface {
 	GetClient(ctx context.Context, id string) (Client, error)
 	// ListClients returns every client, ordered by creation time then ID.
 	ListClients(ctx context.Context) ([]Client, error)
+	// UpdateClient replaces the stored client with c (matched by c.ID; CreatedAt is kept) and,
+	// on a shared store, tells the other instances. Returns ErrNotFound if there is no such
+	// client.
+	UpdateClient(ctx context.Context, c Client) error
 	// DeleteClient deletes the client and writes rev (which should revoke all its tokens) in the
-	// same transaction, together with revoking the client's grants and deleting their refresh
-	// tokens and codes, so no crash can leave a deleted client's tokens alive. Returns
-	// ErrNotFound if there is no such client; nothing is written then.
-	DeleteClient(ctx context.Context, id string, rev Revocation) error
+	// same transaction, together with revoking the client's grants at now as RevokeGrants does,
+	// so no crash can leave a deleted client's tokens alive. If rev.Actor is set, one audit entry
+	// dated now records the deletion. It returns every record written (the grants' and rev).
+	// Returns ErrNotFound if there is no such client; nothing is written then.
+	DeleteClient(ctx context.Context, id string, now time.Time, rev Revocation) ([]Revocation, error)
 
 	// Revoke durably writes the revocations in one transaction: when it returns nil they survive
 	// a crash. A record whose (Kind, Key) already exists is merged with the new one: the later
@@ -410,8 +430,14 @@ type Store interface {
 	TouchGrant(ctx context.Context, id string, at time.Time) error
 	// RevokeGrants revokes the active grants matching f (which must not be zero) in one
 	// transaction: each is marked revoked, its refresh tokens and codes are deleted, and a
-	// RevokeGrant record (a copy of rev with Key and ClientID set) is written. It returns the
-	// records written and how many refresh tokens were deleted.
+	// RevokeGrant record (a copy of rev with Key and ClientID set) is written, with a
+	// RevokeStatus record for each status list entry recorded for the grant. A grant record's
+	// ExpiresAt is the grant's TokensExpireAt (at least rev.RevokedAt), never rev.ExpiresAt: it
+	// lives as long as the tokens it covers, whoever revokes and whatever is configured. A grant
+	// matching f that is already revoked, whose tokens may still be alive (TokensExpireAt not
+	// before rev.RevokedAt) and whose record is missing or ends earlier, gets its record written
+	// again (RevokedAt: when it was revoked), so revoking again extends and never shortens. It
+	// returns the records written and how many refresh tokens were deleted.
 	RevokeGrants(ctx context.Context, f GrantFilter, rev Revocation) ([]Revocation, int64, error)
 
 	// CreateRefreshToken stores a refresh token (its hash).
@@ -419,17 +445,26 @@ type Store interface {
 	// GetRefreshToken returns the refresh token with the given hash, used or not. Returns
 	// ErrNotFound if there is none (never issued, expired and purged, or its grant revoked).
 	GetRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
-	// RotateRefreshToken atomically marks the token with hash oldHash used and stores next.
-	// It returns the old token. If the old token was already used it returns it with ErrReused
-	// and stores nothing; if there is none, or it has expired at now, ErrNotFound. Of two
-	// concurrent rotations of one token exactly one succeeds; the other sees ErrReused.
-	RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, now time.Time) (RefreshToken, error)
+	// RotateRefreshToken atomically marks the token with hash oldHash used, stores next and
+	// raises its grant's TokensExpireAt to tokensExpireAt (the expiry of the access token about
+	// to be issued with next). It returns the old token. If the old token was already used it
+	// returns it with ErrReused and writes nothing; if there is none, it has expired at now, or
+	// its grant is revoked, ErrNotFound. Of two concurrent rotations of one token exactly one
+	// succeeds; the other sees ErrReused.
+	RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, now, tokensExpireAt time.Time) (RefreshToken, error)
 
 	// CreateCode stores an authorization code (its hash).
 	CreateCode(ctx context.Context, c AuthCode) error
-	// RedeemCode atomically marks the code used and returns it. A code already used is returned
-	// with ErrReused; a code that does not exist or has expired at now gives ErrNotFound.
-	RedeemCode(ctx context.Context, hash string, now time.Time) (AuthCode, error)
+	// GetCode returns the code with the given hash, used or not, expired or not, without
+	// changing it. Returns ErrNotFound if there is none (never issued, purged, or its grant
+	// revoked).
+	GetCode(ctx context.Context, hash string) (AuthCode, error)
+	// RedeemCode atomically marks the code used, raises its grant's TokensExpireAt to
+	// tokensExpireAt (the expiry of the access token about to be issued) and returns the code.
+	// A code already used is returned with ErrReused and nothing is written; a code that does
+	// not exist, has expired at now, or whose grant is revoked gives ErrNotFound. Of two
+	// concurrent redemptions exactly one succeeds; the other sees ErrReused.
+	RedeemCode(ctx context.Context, hash string, now, tokensExpireAt time.Time) (AuthCode, error)
 
 	// RecordGrantTokenStatus remembers the status list entry of an access token issued under a
 	// grant, until exp, so that RevokeGrants can flip it. RevokeGrants writes a RevokeStatus

@@ -122,6 +122,21 @@ func (c *Client) GetClient(ctx context.Context, id string) (ClientInfo, error) {
 	return out, err
 }
 
+// UpdateClient changes the fields of a client that req gives.
+func (c *Client) UpdateClient(ctx context.Context, id string, req UpdateClientRequest) (ClientInfo, error) {
+	var out ClientInfo
+	err := c.do(ctx, http.MethodPatch, "/admin/v1/clients/"+url.PathEscape(id), req, &out)
+	return out, err
+}
+
+// RotateSecret gives a client a new secret, returned in ClientSecret; the old one works for
+// req.Overlap more.
+func (c *Client) RotateSecret(ctx context.Context, id string, req RotateSecretRequest) (ClientInfo, error) {
+	var out ClientInfo
+	err := c.do(ctx, http.MethodPost, "/admin/v1/clients/"+url.PathEscape(id)+"/rotate-secret", req, &out)
+	return out, err
+}
+
 // DeleteClient deletes a client and revokes all its tokens.
 func (c *Client) DeleteClient(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/admin/v1/clients/"+url.PathEscape(id), nil, nil)

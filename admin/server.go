@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -30,11 +31,12 @@ import (
 	"github.com/rescind/rescind/token"
 )
 
-// deletionMargin extends a deleted client's revocation past its longest token lifetime.
+// deletionMargin extends a deleted client's cut-off past the deletion, to cover the tokens an
+// instance that has not yet learnt of it may still issue (it learns within its poll interval).
 const deletionMargin = 10 * time.Minute
 
-// MaxTokenTTL bounds a client's access token lifetime.
-const MaxTokenTTL = 30 * 24 * time.Hour
+// MaxTokenTTL bounds a client's access token lifetime (rescind.MaxAccessTokenTTL).
+const MaxTokenTTL = rescind.MaxAccessTokenTTL
 
 // Config configures a Server. All fields but Logger, Now, Token and HashParams are required.
 type Config struct {
@@ -47,10 +49,9 @@ type Config struct {
 	Keys *keys.Manager
 	// Signer, if set, is the JWT signer: clients may then get JWT access tokens.
 	Signer *token.Signer
-	// TokenTTL maps a client's configured lifetime (zero: unset) to the one its tokens get.
+	// TokenTTL maps a client's configured lifetime (zero: unset) to the one its tokens get, for
+	// display. No revocation record is sized from it.
 	TokenTTL func(time.Duration) time.Duration
-	// GrantRecordTTL maps a client's configured lifetime to how long a revoked grant's record lives.
-	GrantRecordTTL func(time.Duration) time.Duration
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
 	// Token, if set, is the bearer token required by the handler returned by Handler(true).
@@ -71,6 +72,9 @@ type Config struct {
 // Server serves the admin API.
 type Server struct {
 	cfg Config
+	// clientsMu orders this instance's read-modify-write changes of clients (update, secret
+	// rotation), so that one does not undo another.
+	clientsMu sync.Mutex
 }
 
 // New returns a Server.
@@ -95,6 +99,8 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	mux.HandleFunc("GET /admin/v1/clients", s.handleListClients)
 	mux.HandleFunc("GET /admin/v1/clients/{id}", s.handleGetClient)
 	mux.HandleFunc("DELETE /admin/v1/clients/{id}", s.handleDeleteClient)
+	mux.HandleFunc("PATCH /admin/v1/clients/{id}", s.handleUpdateClient)
+	mux.HandleFunc("POST /admin/v1/clients/{id}/rotate-secret", s.handleRotateSecret)
 	mux.HandleFunc("GET /admin/v1/keys", s.handleListKeys)
 	mux.HandleFunc("POST /admin/v1/keys/rotate", s.handleRotateKeys)
 	mux.HandleFunc("POST /admin/v1/keys/{kid}/retire", s.handleRetireKey)
@@ -117,10 +123,14 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := "admin-addr:" + remoteHost(r)
+		var res *ratelimit.Reservation
 		if s.cfg.Limiter != nil {
-			// While limited, even the right token is refused unchecked: answering it would
-			// tell a guesser which guess was right.
-			if ok, retry := s.cfg.Limiter.Allow(key); !ok {
+			// The token is reserved before the check, so concurrent guesses cannot outnumber
+			// the bucket. While limited, even the right token is refused unchecked: answering
+			// it would tell a guesser which guess was right.
+			var ok bool
+			var retry time.Duration
+			if res, ok, retry = s.cfg.Limiter.Reserve(key); !ok {
 				s.cfg.Logger.WarnContext(r.Context(), "security: admin authentication rate limited", "remote", r.RemoteAddr)
 				w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry/time.Second))))
 				writeErr(w, http.StatusTooManyRequests, "slow_down", "too many failed admin authentications; retry later")
@@ -129,14 +139,12 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || s.cfg.Token == "" || !secret.Equal(got, s.cfg.Token) {
-			if s.cfg.Limiter != nil {
-				s.cfg.Limiter.Fail(key)
-			}
 			s.cfg.Logger.WarnContext(r.Context(), "security: failed admin authentication", "remote", r.RemoteAddr, "path", r.URL.Path)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rescind-admin"`)
 			writeErr(w, http.StatusUnauthorized, "unauthorized", "a valid admin token is required")
 			return
 		}
+		res.Refund()
 		mux.ServeHTTP(w, r)
 	})
 }
@@ -205,9 +213,9 @@ func (s *Server) handleCreateClient(w http.ResponseWriter, r *http.Request) {
 
 // newClient validates req and returns the client to store and its plaintext secret.
 func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, error) {
-	name := strings.TrimSpace(req.Name)
-	if name == "" || len(name) > 200 || !utf8.ValidString(name) {
-		return rescind.Client{}, "", errors.New("client_name is required (at most 200 bytes of UTF-8)")
+	name, err := clientName(req.Name)
+	if err != nil {
+		return rescind.Client{}, "", err
 	}
 	gts := req.GrantTypes
 	switch {
@@ -236,14 +244,9 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	if req.Public && req.Secret != "" {
 		return rescind.Client{}, "", errors.New("a public client has no secret")
 	}
-	var scopes []string
-	for _, sc := range strings.Fields(req.Scope) {
-		if !rescind.ValidScopeToken(sc) {
-			return rescind.Client{}, "", fmt.Errorf("scope %q is not a valid scope-token (RFC 6749 §3.3)", sc)
-		}
-		if !slices.Contains(scopes, sc) {
-			scopes = append(scopes, sc)
-		}
+	scopes, err := clientScopes(req.Scope)
+	if err != nil {
+		return rescind.Client{}, "", err
 	}
 	if err := redirect.ValidateAll(req.RedirectURIs, req.AllowInsecureRedirect); err != nil {
 		return rescind.Client{}, "", err
@@ -255,9 +258,9 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	if req.Public && req.ResourceServer {
 		return rescind.Client{}, "", errors.New("a resource server must be a confidential client: it authenticates to introspect (RFC 7662 §2.1)")
 	}
-	ttl := time.Duration(req.TokenTTL) * time.Second
-	if req.TokenTTL < 0 || ttl > MaxTokenTTL {
-		return rescind.Client{}, "", fmt.Errorf("token_ttl must be between 1 second and %s", MaxTokenTTL)
+	ttl, err := clientTokenTTL(req.TokenTTL)
+	if err != nil {
+		return rescind.Client{}, "", err
 	}
 	id, err := secret.NewID()
 	if err != nil {
@@ -288,6 +291,38 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 		}
 	}
 	return c, plain, nil
+}
+
+// clientName validates a client_name.
+func clientName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 200 || !utf8.ValidString(name) {
+		return "", errors.New("client_name is required (at most 200 bytes of UTF-8)")
+	}
+	return name, nil
+}
+
+// clientScopes parses the space-separated scopes a client may be granted (RFC 6749 §3.3).
+func clientScopes(scope string) ([]string, error) {
+	var scopes []string
+	for _, sc := range strings.Fields(scope) {
+		if !rescind.ValidScopeToken(sc) {
+			return nil, fmt.Errorf("scope %q is not a valid scope-token (RFC 6749 §3.3)", sc)
+		}
+		if !slices.Contains(scopes, sc) {
+			scopes = append(scopes, sc)
+		}
+	}
+	return scopes, nil
+}
+
+// clientTokenTTL validates a token_ttl in seconds (zero: the server default).
+func clientTokenTTL(secs int64) (time.Duration, error) {
+	ttl := time.Duration(secs) * time.Second
+	if secs < 0 || secs > int64(MaxTokenTTL/time.Second) {
+		return 0, fmt.Errorf("token_ttl must be between 1 second and %s (0: the server default)", MaxTokenTTL)
+	}
+	return ttl, nil
 }
 
 func (s *Server) handleListClients(w http.ResponseWriter, r *http.Request) {
@@ -356,18 +391,20 @@ func (s *Server) handleGetClient(w http.ResponseWriter, r *http.Request) {
 // issued: the revocation record outlives the longest token the client can hold.
 func (s *Server) handleDeleteClient(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	c, err := s.cfg.Store.GetClient(r.Context(), id)
+	_, err := s.cfg.Store.GetClient(r.Context(), id)
 	if !s.found(w, r, err, "client") {
 		return
 	}
-	// The record revokes every token the client is issued until it expires: it outlives the
-	// longest token issued before the deletion, and any token a stale instance issues while
-	// the deletion propagates (bounded by the poll interval, far below the margin).
+	// The record revokes every token the client is issued until it expires. Every access token
+	// lives at most rescind.MaxAccessTokenTTL, whatever was configured when it was issued, so
+	// the record outlives every token issued before the deletion, and any token a stale
+	// instance issues while the deletion propagates (bounded by the poll interval, far below
+	// the margin). Nothing in it comes from the configuration of the moment.
 	now := s.cfg.Now()
-	until := now.Add(max(s.cfg.TokenTTL(c.TokenTTL), s.cfg.TokenTTL(0)) + deletionMargin)
+	until := now.Add(rescind.MaxAccessTokenTTL + deletionMargin)
 	rev := rescind.Revocation{Kind: rescind.RevokeClient, Key: id, ClientID: id, RevokedAt: until, ExpiresAt: until,
 		Actor: "admin", Reason: "client deleted"}
-	err = s.cfg.Store.DeleteClient(r.Context(), id, rev)
+	revs, err := s.cfg.Store.DeleteClient(r.Context(), id, now, rev)
 	if errors.Is(err, rescind.ErrNotFound) {
 		writeErr(w, http.StatusNotFound, "not_found", "no such client")
 		return
@@ -377,9 +414,10 @@ func (s *Server) handleDeleteClient(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, "server_error", "the client could not be deleted")
 		return
 	}
-	s.cfg.Committer.Apply(rev)
+	s.cfg.Committer.Apply(revs...)
 	// The cut-off kills every token carrying the client's id, grant tokens included; the
-	// grants and their refresh tokens were revoked in the same transaction.
+	// grants and their refresh tokens were revoked in the same transaction, and their tokens'
+	// status list entries flipped.
 	s.cfg.Clients.Invalidate(id)
 	s.cfg.Logger.InfoContext(r.Context(), "client deleted; its tokens are revoked", "client_id", id)
 	w.WriteHeader(http.StatusNoContent)

@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/rescind/rescind"
@@ -40,6 +42,58 @@ type CreateClientRequest struct {
 	// RequireDPoP makes every token request of the client carry a DPoP proof (RFC 9449), so
 	// that all its access tokens are bound to its key.
 	RequireDPoP bool `json:"require_dpop,omitempty"`
+}
+
+// UpdateClientRequest is the body of PATCH /admin/v1/clients/{id}: each field given replaces the
+// client's, validated as at creation; the others are kept.
+type UpdateClientRequest struct {
+	Name *string `json:"client_name,omitempty"`
+	// Scope is the space-separated list of scopes the client may be granted.
+	Scope        *string   `json:"scope,omitempty"`
+	RedirectURIs *[]string `json:"redirect_uris,omitempty"`
+	// TokenTTL is the access token lifetime in seconds; zero means the server default. It
+	// applies to tokens issued from now on.
+	TokenTTL *int64 `json:"token_ttl,omitempty"`
+	// RequireDPoP, if given, says whether every token request must carry a DPoP proof (RFC
+	// 9449), from now on; tokens already issued keep their binding, or lack of one.
+	RequireDPoP *bool `json:"require_dpop,omitempty"`
+}
+
+// RotateSecretRequest is the body of POST /admin/v1/clients/{id}/rotate-secret; it may be empty.
+type RotateSecretRequest struct {
+	// Overlap is how long the replaced secret keeps working, so the client can be redeployed
+	// with the new one meanwhile; absent: DefaultSecretOverlap; zero: not at all (a leaked
+	// secret).
+	Overlap *Duration `json:"overlap,omitempty"`
+	// Secret, if set, is used instead of a generated one.
+	Secret string `json:"client_secret,omitempty"`
+}
+
+// Duration is a time.Duration in JSON as a number of seconds, or as a string such as "24h".
+type Duration time.Duration
+
+// MarshalJSON encodes d as a number of seconds.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).Seconds())
+}
+
+// UnmarshalJSON accepts a number of seconds or a duration string ("90s", "24h").
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var secs float64
+	if err := json.Unmarshal(b, &secs); err == nil {
+		*d = Duration(secs * float64(time.Second))
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New("a duration is a number of seconds or a string such as \"24h\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("a duration is a number of seconds or a string such as \"24h\"")
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // CreateUserRequest is the body of POST /admin/v1/users.
@@ -83,7 +137,7 @@ type AuditInfo struct {
 }
 
 // ClientInfo is how the API shows a client. ClientSecret is set only in the response that
-// created the client: it is stored only as a hash.
+// created the client or rotated its secret: it is stored only as a hash.
 type ClientInfo struct {
 	ClientID                string   `json:"client_id"`
 	ClientSecret            string   `json:"client_secret,omitempty"`
@@ -104,6 +158,10 @@ type ClientInfo struct {
 	CreatedAt             time.Time `json:"created_at"`
 	// RequireDPoP says whether every token request must carry a DPoP proof.
 	RequireDPoP bool `json:"require_dpop"`
+
+	// PreviousSecretExpiresAt is when the secret replaced by the last rotation stops working;
+	// absent when there is none.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
 }
 
 // RotateKeysResponse is the body answering POST /admin/v1/keys/rotate.
@@ -142,9 +200,15 @@ func infoOf(c rescind.Client, ttl time.Duration) ClientInfo {
 	if res == nil {
 		res = []string{}
 	}
-	return ClientInfo{ClientID: c.ID, Name: c.Name, GrantTypes: c.GrantTypes, Scope: scope, RedirectURIs: ru,
+	info := ClientInfo{ClientID: c.ID, Name: c.Name, GrantTypes: c.GrantTypes, Scope: scope, RedirectURIs: ru,
 		TokenEndpointAuthMethod: method, TokenTTL: int64(ttl / time.Second), CreatedAt: c.CreatedAt, AllowPlainPKCE: c.AllowPlainPKCE, TokenFormat: c.TokenFormat,
-		ResourceServer: c.ResourceServer, Resources: res, AllowInsecureRedirect: c.AllowInsecureRedirect, RequireDPoP: c.RequireDPoP}
+		ResourceServer: c.ResourceServer, Resources: res, AllowInsecureRedirect: c.AllowInsecureRedirect,
+		RequireDPoP: c.RequireDPoP}
+	if c.PreviousSecretHash != "" && !c.PreviousSecretExpiresAt.IsZero() {
+		exp := c.PreviousSecretExpiresAt
+		info.PreviousSecretExpiresAt = &exp
+	}
+	return info
 }
 
 // BackupRequest is the body of POST /admin/v1/backup.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/rescind/rescind"
@@ -70,20 +69,15 @@ func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// grantRecordTTL is how long the records of the grants matching f must live: past the longest
-// access token any of their clients holds.
-func (s *Server) grantRecordTTL(r *http.Request, f rescind.GrantFilter) (time.Duration, error) {
-	gs, err := s.cfg.Store.ListGrants(r.Context(), f)
-	if err != nil {
-		return 0, err
-	}
-	longest := s.cfg.GrantRecordTTL(0)
-	for _, g := range gs {
-		if c, err := s.cfg.Clients.Get(r.Context(), g.ClientID); err == nil {
-			longest = max(longest, s.cfg.GrantRecordTTL(c.TokenTTL))
+// grantsRevoked counts the grant records among revs (the rest are status list entries).
+func grantsRevoked(revs []rescind.Revocation) int {
+	n := 0
+	for _, r := range revs {
+		if r.Kind == rescind.RevokeGrant {
+			n++
 		}
 	}
-	return longest, nil
+	return n
 }
 
 func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request) {
@@ -91,13 +85,8 @@ func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request) {
 	if !s.found(w, r, err, "user") {
 		return
 	}
-	ttl, err := s.grantRecordTTL(r, rescind.GrantFilter{UserID: u.ID})
-	if err != nil {
-		writeErr(w, http.StatusInternalServerError, "server_error", "the user's grants could not be read")
-		return
-	}
-	now := s.cfg.Now()
-	revs, n, err := s.cfg.Store.DeleteUser(r.Context(), u.ID, rescind.Revocation{RevokedAt: now, ExpiresAt: now.Add(ttl),
+	// Each grant's record lives as long as its tokens: the store knows their latest expiry.
+	revs, n, err := s.cfg.Store.DeleteUser(r.Context(), u.ID, rescind.Revocation{RevokedAt: s.cfg.Now(),
 		Actor: "admin", Reason: "user deleted"})
 	if err != nil {
 		s.cfg.Logger.ErrorContext(r.Context(), "deleting user", "err", err)
@@ -105,8 +94,8 @@ func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Committer.Apply(revs...)
-	s.cfg.Logger.InfoContext(r.Context(), "user deleted; their grants are revoked", "username", u.Username, "grants", len(revs))
-	writeJSON(w, http.StatusOK, RevokeResult{GrantsRevoked: len(revs), RefreshTokensRevoked: n})
+	s.cfg.Logger.InfoContext(r.Context(), "user deleted; their grants are revoked", "username", u.Username, "grants", grantsRevoked(revs))
+	writeJSON(w, http.StatusOK, RevokeResult{GrantsRevoked: grantsRevoked(revs), RefreshTokensRevoked: n})
 }
 
 // handleRevokeAll revokes in bulk: every grant of a user, of a client, or of a user with a
@@ -133,25 +122,23 @@ func (s *Server) handleRevokeAll(w http.ResponseWriter, r *http.Request) {
 		}
 		f.UserID = u.ID
 	}
-	ttl, err := s.grantRecordTTL(r, f)
-	if err != nil {
-		writeErr(w, http.StatusInternalServerError, "server_error", "the grants could not be read")
-		return
-	}
 	now := s.cfg.Now()
 	reason := "bulk revocation"
-	revs, n, err := s.cfg.Committer.RevokeGrants(r.Context(), f, rescind.Revocation{RevokedAt: now, ExpiresAt: now.Add(ttl),
+	// Each grant's record lives as long as its tokens: the store knows their latest expiry.
+	revs, n, err := s.cfg.Committer.RevokeGrants(r.Context(), f, rescind.Revocation{RevokedAt: now,
 		Actor: "admin", Reason: reason})
 	if err != nil {
 		s.cfg.Logger.ErrorContext(r.Context(), "bulk revocation", "err", err)
 		writeErr(w, http.StatusInternalServerError, "server_error", "the revocation could not be recorded")
 		return
 	}
-	res := RevokeResult{GrantsRevoked: len(revs), RefreshTokensRevoked: n}
+	res := RevokeResult{GrantsRevoked: grantsRevoked(revs), RefreshTokensRevoked: n}
 	if req.Client != "" && req.User == "" {
-		// Client credentials tokens belong to no grant: a cut-off revokes every one issued so far.
+		// Client credentials tokens belong to no grant and are issued without any write: a
+		// cut-off revokes every one issued so far. Each lived at most rescind.MaxAccessTokenTTL
+		// from its issue, at or before now, whatever the ttl was then: the record lasts that long.
 		cut := rescind.Revocation{Kind: rescind.RevokeClient, Key: client.ID, ClientID: client.ID, RevokedAt: now,
-			ExpiresAt: now.Add(s.cfg.TokenTTL(client.TokenTTL) + deletionMargin), Actor: "admin", Reason: reason}
+			ExpiresAt: now.Add(rescind.MaxAccessTokenTTL), Actor: "admin", Reason: reason}
 		if err := s.cfg.Committer.Revoke(r.Context(), cut); err != nil {
 			writeErr(w, http.StatusInternalServerError, "server_error", "the revocation could not be recorded")
 			return

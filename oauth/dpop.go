@@ -122,14 +122,14 @@ func jktOf(p *dpop.Proof) string {
 
 // refreshBinding is the key a new refresh token of client is bound to (RFC 9449 §5): the key of
 // the token it replaces, if that one was bound (a binding is never dropped); else, for a public
-// client, the key of the request's proof. A confidential client's refresh tokens are not bound:
-// they are sender-constrained by its authentication already.
-func refreshBinding(client rescind.Client, previous string, p *dpop.Proof) string {
+// client, jkt, the key of the request's proof. A confidential client's refresh tokens are not
+// bound: they are sender-constrained by its authentication already.
+func refreshBinding(client rescind.Client, previous, jkt string) string {
 	if previous != "" {
 		return previous
 	}
 	if client.Public {
-		return jktOf(p)
+		return jkt
 	}
 	return ""
 }

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/dpop"
@@ -13,42 +12,37 @@ import (
 	"github.com/rescind/rescind/token"
 )
 
-// grantMargin extends a revoked grant's record past the longest access token of its client.
-const grantMargin = time.Minute
-
-// GrantRecordTTL returns how long a revocation record of a grant of a client whose token
-// lifetime is clientTTL (zero: the default) must live: past its longest access token.
-func (s *Server) GrantRecordTTL(clientTTL time.Duration) time.Duration {
-	return GrantRecordTTL(s.TokenTTL(clientTTL))
-}
-
-// GrantRecordTTL returns how long a revocation record of a grant whose access tokens live
-// tokenTTL must live: past the longest of them.
-func GrantRecordTTL(tokenTTL time.Duration) time.Duration {
-	return tokenTTL + grantMargin
-}
-
-// revokeGrant revokes a grant and everything in it, for the given reason.
-func (s *Server) revokeGrant(r *http.Request, client rescind.Client, grantID, actor, reason string) error {
-	now := s.now()
+// revokeGrant revokes a grant and everything in it, for the given reason. The record lives as
+// long as the tokens issued under the grant (the store knows their latest expiry): nothing here
+// sizes it.
+func (s *Server) revokeGrant(r *http.Request, grantID, actor, reason string) error {
 	_, _, err := s.committer.RevokeGrants(r.Context(), rescind.GrantFilter{GrantID: grantID}, rescind.Revocation{
-		RevokedAt: now, ExpiresAt: now.Add(s.GrantRecordTTL(client.TokenTTL)), Actor: actor, Reason: reason})
+		RevokedAt: s.now(), Actor: actor, Reason: reason})
 	return err
 }
 
-// singleUseFailed answers the failure of redeeming a single-use credential (a code, a refresh
-// token) and reports whether there was one. A credential presented again is theft: the grant it
-// belongs to is revoked and the event logged and audited as reason.
+// theft answers a single-use credential (a code, a refresh token) presented again by the client
+// it was issued to: the grant it belongs to is revoked (RFC 6749 §4.1.2, RFC 9700 §4.14.2) and
+// the event logged and audited as reason.
+func (s *Server) theft(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, reason string) {
+	s.log.WarnContext(r.Context(), "security: "+reason+"; revoking the grant", "client_id", client.ID, "grant_id", grantID)
+	if err := s.revokeGrant(r, grantID, "client:"+client.ID, reason); err != nil {
+		s.log.ErrorContext(r.Context(), "revoking grant after "+reason, "err", err)
+		writeError(w, &Error{Code: ErrServerError, Status: http.StatusServiceUnavailable, RetryAfter: 1,
+			Description: "the grant could not be revoked; retry"})
+		return
+	}
+	writeError(w, errInvalidGrant)
+}
+
+// singleUseFailed answers the failure of consuming a single-use credential and reports whether
+// there was one. Losing a race to a concurrent redemption is reuse, hence theft.
 func (s *Server) singleUseFailed(w http.ResponseWriter, r *http.Request, client rescind.Client, err error, grantID, reason string) bool {
 	switch {
 	case err == nil:
 		return false
 	case errors.Is(err, rescind.ErrReused):
-		s.log.WarnContext(r.Context(), "security: "+reason+"; revoking the grant", "client_id", client.ID, "grant_id", grantID)
-		if err := s.revokeGrant(r, client, grantID, "client:"+client.ID, reason); err != nil {
-			s.log.ErrorContext(r.Context(), "revoking grant after "+reason, "err", err)
-		}
-		writeError(w, errInvalidGrant)
+		s.theft(w, r, client, grantID, reason)
 	case errors.Is(err, rescind.ErrNotFound):
 		writeError(w, errInvalidGrant)
 	default:
@@ -61,6 +55,14 @@ func (s *Server) singleUseFailed(w http.ResponseWriter, r *http.Request, client 
 var errInvalidGrant = errorf(ErrInvalidGrant, http.StatusBadRequest, "the authorization grant is invalid, expired, revoked or was issued to another client")
 
 // handleAuthorizationCode serves grant_type=authorization_code (RFC 6749 §4.1.3, RFC 7636 §4.6).
+//
+// The code is looked up, not consumed, until the request has shown it may redeem it: only the
+// client it was issued to, at its redirect URI and with the PKCE verifier of its challenge. A
+// presentation by anyone else is refused and changes nothing, so seeing a code is not enough to
+// burn its grant. The same client presenting it again, with its verifier, is the replay RFC 6749
+// §4.1.2 describes (the code was stolen, or its redemption was): the grant is revoked. Public
+// clients authenticate with their client_id alone, which is why the verifier is required
+// before a replay counts (RFC 9700 §2.1.1 binds the code to the transaction by PKCE).
 func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, proof *dpop.Proof) {
 	code := form.Get("code")
 	if code == "" {
@@ -71,12 +73,20 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 		writeError(w, errInvalidGrant)
 		return
 	}
-	ac, err := s.store.RedeemCode(r.Context(), token.Hash(code), s.now())
-	// RFC 6749 §4.1.2: a code used twice revokes every token issued from it.
-	if s.singleUseFailed(w, r, client, err, ac.GrantID, "authorization code reuse") {
+	hash := token.Hash(code)
+	ac, err := s.store.GetCode(r.Context(), hash)
+	if errors.Is(err, rescind.ErrNotFound) {
+		writeError(w, errInvalidGrant)
+		return
+	}
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "reading code", "err", err)
+		writeError(w, errServer)
 		return
 	}
 	if ac.ClientID != client.ID {
+		s.log.WarnContext(r.Context(), "security: authorization code presented by another client; refused, nothing changed",
+			"client_id", client.ID)
 		writeError(w, errInvalidGrant)
 		return
 	}
@@ -89,17 +99,30 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 		writeError(w, errorf(ErrInvalidGrant, http.StatusBadRequest, "code_verifier is missing or does not match the code challenge"))
 		return
 	}
-	if s.revoked.GrantRevoked(ac.GrantID) {
+	if !ac.UsedAt.IsZero() {
+		s.theft(w, r, client, ac.GrantID, "authorization code reuse") // RFC 6749 §4.1.2
+		return
+	}
+	is := s.newIssuance(client, proof)
+	if !is.now.Before(ac.ExpiresAt) || s.revoked.GrantRevoked(ac.GrantID) {
 		writeError(w, errInvalidGrant)
 		return
 	}
-	s.issueGrantTokens(w, r, client, ac.GrantID, ac.UserID, ac.Scope, ac.Scope, proof)
+	// Consumed only now, atomically: of two concurrent redemptions one wins and the other is a
+	// replay. The same transaction records the expiry of the access token about to be issued
+	// on the grant, which sizes the grant's revocation record.
+	_, err = s.store.RedeemCode(r.Context(), hash, is.now, is.exp)
+	if s.singleUseFailed(w, r, client, err, ac.GrantID, "authorization code reuse") {
+		return
+	}
+	s.issueGrantTokens(w, r, client, ac.GrantID, ac.UserID, ac.Scope, ac.Scope, is)
 }
 
 // handleRefreshToken serves grant_type=refresh_token (RFC 6749 §6) with rotation: every use
-// returns a new refresh token and invalidates the old one; presenting a used one (reuse) revokes
-// the whole grant (RFC 9700 §4.14.2). A bound refresh token (RFC 9449 §5) is used only with a
-// proof made with its key; without one it is refused and left as it was.
+// returns a new refresh token and invalidates the old one; its own client presenting a used one
+// (reuse) revokes the whole grant (RFC 9700 §4.14.2). Another client presenting it is refused
+// and changes nothing. A bound refresh token (RFC 9449 §5) is used only with a proof made with
+// its key; without one it is refused and left as it was.
 func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, proof *dpop.Proof) {
 	text := form.Get("refresh_token")
 	if text == "" {
@@ -122,6 +145,8 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 		return
 	}
 	if rt.ClientID != client.ID {
+		s.log.WarnContext(r.Context(), "security: refresh token presented by another client; refused, nothing changed",
+			"client_id", client.ID)
 		writeError(w, errInvalidGrant) // another client's token: not rotated, not revoked
 		return
 	}
@@ -133,6 +158,10 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 	scope, perr := grantScope(form.Get("scope"), strings.Fields(rt.Scope))
 	if perr != nil {
 		writeError(w, perr)
+		return
+	}
+	if !rt.UsedAt.IsZero() {
+		s.theft(w, r, client, rt.GrantID, "refresh token reuse") // RFC 9700 §4.14.2
 		return
 	}
 	if s.revoked.GrantRevoked(rt.GrantID) {
@@ -149,20 +178,20 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 		writeError(w, errServer)
 		return
 	}
-	now := s.now()
+	is := s.newIssuance(client, proof)
+	// The rotation records the new access token's expiry on the grant in the same transaction.
 	_, err = s.store.RotateRefreshToken(r.Context(), hash, rescind.RefreshToken{Hash: nextHash, GrantID: rt.GrantID, ClientID: client.ID,
-		Scope: rt.Scope, CreatedAt: now, ExpiresAt: now.Add(s.refreshTTL), JKT: refreshBinding(client, rt.JKT, proof)}, now)
-	// RFC 9700 §4.14.2: a rotated refresh token presented again revokes the whole grant.
+		Scope: rt.Scope, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL), JKT: refreshBinding(client, rt.JKT, is.jkt)}, is.now, is.exp)
 	if s.singleUseFailed(w, r, client, err, rt.GrantID, "refresh token reuse") {
 		return
 	}
-	s.respondGrantTokens(w, r, client, rt.GrantID, g.UserID, scope, next, jktOf(proof))
+	s.respondGrantTokens(w, r, client, rt.GrantID, g.UserID, scope, next, is)
 }
 
 // issueGrantTokens issues an access token of the grant and, if the client may refresh, a new
-// refresh token family member with the grant's full scope; with a proof, both are bound to its
-// key as RFC 9449 §5 says (the refresh token only for a public client).
-func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refreshScope string, proof *dpop.Proof) {
+// refresh token family member with the grant's full scope; an issuance with a DPoP key binds
+// both to it as RFC 9449 §5 says (the refresh token only for a public client).
+func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refreshScope string, is issuance) {
 	var refresh string
 	if client.AllowsGrant(rescind.GrantRefreshToken) {
 		text, hash, err := token.NewStored(token.RefreshPrefix)
@@ -170,27 +199,28 @@ func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client
 			writeError(w, errServer)
 			return
 		}
-		now := s.now()
 		if err := s.store.CreateRefreshToken(r.Context(), rescind.RefreshToken{Hash: hash, GrantID: grantID, ClientID: client.ID,
-			Scope: refreshScope, CreatedAt: now, ExpiresAt: now.Add(s.refreshTTL), JKT: refreshBinding(client, "", proof)}); err != nil {
+			Scope: refreshScope, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL), JKT: refreshBinding(client, "", is.jkt)}); err != nil {
 			s.log.ErrorContext(r.Context(), "storing refresh token", "err", err)
 			writeError(w, errServer)
 			return
 		}
 		refresh = text
 	}
-	s.respondGrantTokens(w, r, client, grantID, userID, scope, refresh, jktOf(proof))
+	s.respondGrantTokens(w, r, client, grantID, userID, scope, refresh, is)
 }
 
-func (s *Server) respondGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refresh, jkt string) {
-	resp, err := s.issueAccessToken(r.Context(), client, grantID, userID, scope, nil, jkt)
+// respondGrantTokens issues the access token of a grant whose TokensExpireAt already covers
+// is.exp, and answers with it and refresh.
+func (s *Server) respondGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refresh string, is issuance) {
+	resp, err := s.issueAccessToken(r.Context(), client, grantID, userID, scope, nil, is)
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "issuing access token", "err", err)
 		writeError(w, errServer)
 		return
 	}
 	resp.RefreshToken = refresh
-	if err := s.store.TouchGrant(r.Context(), grantID, s.now()); err != nil {
+	if err := s.store.TouchGrant(r.Context(), grantID, is.now); err != nil {
 		s.log.WarnContext(r.Context(), "recording grant use", "err", err)
 	}
 	writeJSON(w, http.StatusOK, resp)

@@ -151,7 +151,7 @@ func newEnvStore(t testing.TB, st rescind.Store) *env {
 	com := revocation.NewCommitter(st, e.state, met.Committed)
 	e.committer = com
 	pages, err := web.New(web.Config{Issuer: issuer, Store: st, Clients: e.clients, Committer: com,
-		Box: testBox, Now: e.clock, GrantRecordTTL: func(string) time.Duration { return time.Hour + time.Minute }})
+		Box: testBox, Now: e.clock})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -556,7 +556,7 @@ func TestEventStreamFollowsTheSubscriber(t *testing.T) {
 			}
 			c, _ := e.store.GetClient(context.Background(), "rs-a")
 			now := e.clock()
-			if err := e.store.DeleteClient(context.Background(), "rs-a", rescind.Revocation{Kind: rescind.RevokeClient, Key: "rs-a",
+			if _, err := e.store.DeleteClient(context.Background(), "rs-a", now, rescind.Revocation{Kind: rescind.RevokeClient, Key: "rs-a",
 				ClientID: "rs-a", RevokedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 				t.Fatal(err)
 			}

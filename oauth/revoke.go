@@ -51,7 +51,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.grantWithAccess && claims.grantID != "" {
-		if err := s.revokeGrant(r, client, claims.grantID, "client:"+client.ID, "access token revoked (grant cascade)"); err != nil {
+		if err := s.revokeGrant(r, claims.grantID, "client:"+client.ID, "access token revoked (grant cascade)"); err != nil {
 			s.log.ErrorContext(r.Context(), "revoking grant", "err", err)
 			writeError(w, &Error{Code: ErrServerError, Status: http.StatusServiceUnavailable, RetryAfter: 1,
 				Description: "the revocation could not be recorded; retry"})
@@ -101,7 +101,7 @@ func (s *Server) revokeRefreshToken(w http.ResponseWriter, r *http.Request, clie
 		revoked(w)
 		return
 	}
-	if err := s.revokeGrant(r, client, rt.GrantID, "client:"+client.ID, "refresh token revoked"); err != nil {
+	if err := s.revokeGrant(r, rt.GrantID, "client:"+client.ID, "refresh token revoked"); err != nil {
 		s.log.ErrorContext(r.Context(), "revoking grant", "err", err)
 		writeError(w, &Error{Code: ErrServerError, Status: http.StatusServiceUnavailable, RetryAfter: 1,
 			Description: "the revocation could not be recorded; retry"})

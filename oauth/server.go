@@ -169,12 +169,14 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// TokenTTL returns the lifetime given to access tokens of client ttl (zero: the default).
+// TokenTTL returns the lifetime given to access tokens of client ttl (zero: the default),
+// capped at rescind.MaxAccessTokenTTL whatever is configured: client-wide revocation records are
+// sized from that cap.
 func (s *Server) TokenTTL(ttl time.Duration) time.Duration {
-	if ttl > 0 {
-		return ttl
+	if ttl <= 0 {
+		ttl = s.tokenTTL
 	}
-	return s.tokenTTL
+	return min(ttl, rescind.MaxAccessTokenTTL)
 }
 
 // openToken opens an access token, reloading keys once if it names an unknown key.

@@ -67,7 +67,7 @@ func (m *Middleware) apply(e event) {
 	if e.StatusList != nil {
 		m.revokedEntry[e.StatusList.URI+"#"+strconv.FormatInt(e.StatusList.Idx, 10)] = e.Exp
 	}
-	// Forget what has expired: those tokens are dead by their exp.
+	// Forget what has expired: those tokens are dead by their exp (checked without leeway).
 	now := m.cfg.Now().Unix()
 	if len(m.revokedJTI)%1024 == 0 {
 		for k, exp := range m.revokedJTI {

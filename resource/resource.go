@@ -56,6 +56,13 @@ type Config struct {
 	// IntrospectionCacheTTL bounds how long a positive introspection answer is reused. If
 	// zero, 10 seconds.
 	IntrospectionCacheTTL time.Duration
+	// ClockSkew is how far ahead of this server's clock the authorization server's may be: a
+	// JWT whose nbf is up to ClockSkew in the future is accepted. If zero, one minute (the
+	// server's default --clock-skew). Expiry gets no leeway: the server keeps a revocation in
+	// force (status list, push, introspection) until the token's exp plus its --clock-skew, so
+	// this server's clock may lag the server's by up to that much and still refuse every
+	// revoked token until it expires here.
+	ClockSkew time.Duration
 	// HTTPClient makes every request. If nil, a client with a 10 s timeout.
 	HTTPClient *http.Client
 	// Logger receives errors. If nil, slog.Default().
@@ -164,6 +171,9 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	}
 	if cfg.IntrospectionCacheTTL <= 0 {
 		cfg.IntrospectionCacheTTL = 10 * time.Second
+	}
+	if cfg.ClockSkew <= 0 {
+		cfg.ClockSkew = time.Minute
 	}
 	md, err := client.Discover(ctx, cfg.Issuer, cfg.HTTPClient)
 	if err != nil {
@@ -364,14 +374,14 @@ func (m *Middleware) verifySignature(ctx context.Context, text string) (*jwtClai
 	return &c, nil
 }
 
-// checkJWT checks what changes with time: expiry, not-before, and revocation (push, then the
-// status list).
+// checkJWT checks what changes with time: expiry (without leeway), not-before (with the clock
+// skew), and revocation (push, then the status list).
 func (m *Middleware) checkJWT(ctx context.Context, c *jwtClaims) (*Claims, error) {
 	now := m.cfg.Now()
 	switch {
 	case now.Unix() >= *c.Exp:
 		return nil, ErrExpired
-	case c.Nbf != nil && now.Unix() < *c.Nbf:
+	case c.Nbf != nil && now.Add(m.cfg.ClockSkew).Unix() < *c.Nbf:
 		return nil, errNotYetValid
 	}
 	if m.pushedRevoked(c.Jti, c.Gid, c.ClientID, c.Iat, c.Status) {

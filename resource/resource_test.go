@@ -84,6 +84,27 @@ func TestVerifyJWTNegative(t *testing.T) {
 	}
 }
 
+// TestClockSkew: a token from a server whose clock is ahead (nbf in the future) is accepted
+// within ClockSkew; expiry gets no leeway, whatever ClockSkew is.
+func TestClockSkew(t *testing.T) {
+	as := newFakeAS(t)
+	now := time.Now().Unix()
+	ahead := as.token(with(as.claims(1), "nbf", now+30))
+	expired := as.token(with(as.claims(1), "exp", now-1))
+	for _, tc := range []struct {
+		skew         time.Duration
+		acceptsAhead bool
+	}{{0, true}, {time.Minute, true}, {10 * time.Second, false}} {
+		m := newMW(t, as, Config{ClockSkew: tc.skew})
+		if _, err := m.Verify(context.Background(), ahead); (err == nil) != tc.acceptsAhead {
+			t.Errorf("skew %v: token valid 30 s from now: %v", tc.skew, err)
+		}
+		if _, err := m.Verify(context.Background(), expired); !errors.Is(err, ErrExpired) {
+			t.Errorf("skew %v: token expired a second ago: %v, want ErrExpired", tc.skew, err)
+		}
+	}
+}
+
 func mustKey384() *ecdsa.PrivateKey {
 	k, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	return k

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/ratelimit"
+	"github.com/rescind/rescind/internal/secret"
 )
 
 // loginKeys are the rate-limit buckets of a login attempt.
@@ -82,8 +84,13 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	keys := loginKeys(r, username)
+	var res *ratelimit.Reservation
 	if s.cfg.Limiter != nil {
-		if ok, retry := s.cfg.Limiter.Allow(keys...); !ok {
+		// The tokens are taken before the password is checked, so that a burst of concurrent
+		// attempts cannot all be checked; a successful login gives them back.
+		var ok bool
+		var retry time.Duration
+		if res, ok, retry = s.cfg.Limiter.Reserve(keys...); !ok {
 			s.cfg.Logger.WarnContext(r.Context(), "security: login rate limited", "username_hash", UsernameHash(username), "remote", r.RemoteAddr)
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry/time.Second))))
 			s.render(w, http.StatusTooManyRequests, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
@@ -93,12 +100,17 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := s.cfg.Users.Authenticate(r.Context(), username, password)
 	if errors.Is(err, ErrBadCredentials) {
-		if s.cfg.Limiter != nil {
-			s.cfg.Limiter.Fail(keys...)
-		}
 		s.cfg.Logger.WarnContext(r.Context(), "failed login", "username_hash", UsernameHash(username), "remote", r.RemoteAddr)
 		s.render(w, http.StatusUnauthorized, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
 			"Username": username, "Error": "Wrong username or password."})
+		return
+	}
+	res.Refund() // not a failed attempt: a success, or the server could not tell
+	if errors.Is(err, secret.ErrBusy) {
+		s.cfg.Logger.WarnContext(r.Context(), "login refused: too many password checks under way", "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", "1")
+		s.render(w, http.StatusServiceUnavailable, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
+			"Username": username, "Error": "The server is busy. Try again in a moment."})
 		return
 	}
 	if err != nil {
@@ -181,9 +193,9 @@ func (s *Server) handleRevokeApp(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/account/apps", http.StatusSeeOther)
 		return
 	}
-	now := s.cfg.Now()
+	// The record lives as long as the grant's tokens (the store knows their latest expiry).
 	_, _, err = s.cfg.Committer.RevokeGrants(r.Context(), rescind.GrantFilter{GrantID: g.ID, UserID: sess.UserID}, rescind.Revocation{
-		RevokedAt: now, ExpiresAt: now.Add(s.cfg.GrantRecordTTL(g.ClientID)), Actor: "user:" + sess.Username, Reason: "connected apps page"})
+		RevokedAt: s.cfg.Now(), Actor: "user:" + sess.Username, Reason: "connected apps page"})
 	if err != nil {
 		s.serverError(w, r, "revoking grant", err)
 		return

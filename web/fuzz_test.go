@@ -45,8 +45,7 @@ func FuzzAuthorizeRequest(f *testing.F) {
 	box, _ := secret.NewBox([]byte("0123456789abcdef0123456789abcdef"))
 	com := revocation.NewCommitter(st, revocation.NewState(), nil)
 	defer com.Close()
-	s, err := New(Config{Issuer: "https://as.example", Store: st, Clients: reg, Committer: com, Box: box,
-		GrantRecordTTL: func(string) time.Duration { return time.Hour }})
+	s, err := New(Config{Issuer: "https://as.example", Store: st, Clients: reg, Committer: com, Box: box})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -58,6 +58,11 @@ func (s *Server) currentSession(r *http.Request) *session {
 	if json.Unmarshal(b, &sess) != nil || sess.UserID == "" || s.cfg.Now().Unix() >= sess.Expiry {
 		return nil
 	}
+	// A deleted user's session ends with them: their grants are revoked, and a cookie minted
+	// before the deletion must not consent to new ones.
+	if _, err := s.cfg.Store.GetUser(r.Context(), sess.UserID); err != nil {
+		return nil
+	}
 	return &sess
 }
 

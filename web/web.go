@@ -8,8 +8,8 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rescind/rescind"
@@ -37,27 +37,25 @@ var ErrBadCredentials = errors.New("web: wrong username or password")
 // LocalUsers authenticates against the users in the store (argon2id password hashes).
 type LocalUsers struct {
 	Store rescind.Store
+	// Gate bounds the password checks running at once (share the process's one Gate). Required.
+	Gate *secret.Gate
 }
 
-// dummyHash is verified when the username is unknown, so a wrong username costs as much time as
-// a wrong password and does not reveal which usernames exist. Made on first use: hashing is
-// costly, and most processes (CLI commands) never need it.
-var dummyHash = sync.OnceValue(func() string {
-	h, _ := secret.Hash("unknown-user", secret.DefaultParams)
-	return h
-})
-
-// Authenticate implements Authenticator.
+// Authenticate implements Authenticator. An unknown username costs as much as a wrong password
+// (a dummy hash is checked), so timing does not reveal which usernames exist. It returns
+// secret.ErrBusy when too many checks are under way.
 func (l LocalUsers) Authenticate(ctx context.Context, username, password string) (rescind.User, error) {
 	u, err := l.Store.GetUserByUsername(ctx, username)
 	if errors.Is(err, rescind.ErrNotFound) {
-		secret.Verify(password, dummyHash())
+		if gerr := l.Gate.VerifyNone(ctx, password); gerr != nil {
+			return u, gerr
+		}
 		return u, ErrBadCredentials
 	}
 	if err != nil {
 		return u, err
 	}
-	ok, err := secret.Verify(password, u.PasswordHash)
+	ok, err := l.Gate.Verify(ctx, password, u.PasswordHash)
 	if err != nil {
 		return u, err
 	}
@@ -79,11 +77,11 @@ type Config struct {
 	Committer *revocation.Committer
 	// Box seals session cookies. Required.
 	Box *secret.Box
-	// Users authenticates people. If nil, LocalUsers on Store.
+	// Users authenticates people. If nil, LocalUsers on Store (and Gate).
 	Users Authenticator
-	// GrantRecordTTL returns how long a revoked grant's record must live: past the longest
-	// access token its client can hold. Required.
-	GrantRecordTTL func(clientID string) time.Duration
+	// Gate bounds the password checks running at once; share the process's one Gate (client
+	// secrets use it too). If nil, the Server makes its own.
+	Gate *secret.Gate
 	// Limiter, if set, rate-limits failed logins per source address and per username there.
 	Limiter *ratelimit.Limiter
 	// CodeTTL is the authorization code lifetime. If zero, 60 seconds.
@@ -104,11 +102,14 @@ type Server struct {
 
 // New returns a Server.
 func New(cfg Config) (*Server, error) {
-	if cfg.Issuer == "" || cfg.Store == nil || cfg.Clients == nil || cfg.Committer == nil || cfg.Box == nil || cfg.GrantRecordTTL == nil {
+	if cfg.Issuer == "" || cfg.Store == nil || cfg.Clients == nil || cfg.Committer == nil || cfg.Box == nil {
 		return nil, errors.New("web: Config is missing a required field")
 	}
+	if cfg.Gate == nil {
+		cfg.Gate = secret.NewGate(secret.GateConfig{Running: max(1, runtime.GOMAXPROCS(0))})
+	}
 	if cfg.Users == nil {
-		cfg.Users = LocalUsers{Store: cfg.Store}
+		cfg.Users = LocalUsers{Store: cfg.Store, Gate: cfg.Gate}
 	}
 	if cfg.CodeTTL <= 0 {
 		cfg.CodeTTL = time.Minute

@@ -19,7 +19,8 @@ func newClientCommand() *cobra.Command {
 		Short: "Manage OAuth clients (through the running server's admin API)",
 	}
 	addSettingFlags(cmd, true, "admin_url", "admin_ca")
-	cmd.AddCommand(newClientCreateCommand(), newClientListCommand(), newClientGetCommand(), newClientDeleteCommand())
+	cmd.AddCommand(newClientCreateCommand(), newClientListCommand(), newClientGetCommand(), newClientDeleteCommand(),
+		newClientUpdateCommand(), newClientRotateSecretCommand())
 	return cmd
 }
 
@@ -142,6 +143,101 @@ func newClientGetCommand() *cobra.Command {
 			return printJSON(cmd.OutOrStdout(), info)
 		},
 	}
+}
+
+func newClientUpdateCommand() *cobra.Command {
+	var (
+		name, scope  string
+		ttl          time.Duration
+		redirectURIs []string
+		requireDPoP  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "update CLIENT_ID [--name NAME] [--scope SCOPES] [--token-ttl DURATION] [--redirect-uri URI ...] [--require-dpop[=false]]",
+		Short: "Change a client's name, scopes, token lifetime, redirect URIs or DPoP requirement, and print it",
+		Long: `Change a client: each flag given replaces that field (--redirect-uri, repeated, replaces the
+list). A new --token-ttl applies to tokens issued from then on; tokens already issued keep
+their expiry, and revoked ones stay revoked until it. --require-dpop makes every token request
+carry a DPoP proof from then on (--require-dpop=false lifts it).`,
+		Example: `  rescind client update ID --token-ttl 15m
+  rescind client update ID --scope "read write" --redirect-uri https://app.example/cb --redirect-uri https://app.example/cb2
+  rescind client update ID --require-dpop`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := loadSettings(cmd)
+			if err != nil {
+				return err
+			}
+			var req admin.UpdateClientRequest
+			f := cmd.Flags()
+			if f.Changed("name") {
+				req.Name = &name
+			}
+			if f.Changed("scope") {
+				req.Scope = &scope
+			}
+			if f.Changed("token-ttl") {
+				if ttl < 0 || ttl%time.Second != 0 {
+					return fmt.Errorf("--token-ttl must be a whole number of seconds, such as 15m or 1h (0: the server default)")
+				}
+				secs := int64(ttl / time.Second)
+				req.TokenTTL = &secs
+			}
+			if f.Changed("redirect-uri") {
+				req.RedirectURIs = &redirectURIs
+			}
+			if f.Changed("require-dpop") {
+				req.RequireDPoP = &requireDPoP
+			}
+			if req == (admin.UpdateClientRequest{}) {
+				return fmt.Errorf("nothing to change: give --name, --scope, --token-ttl, --redirect-uri or --require-dpop")
+			}
+			info, err := adminClient(st).UpdateClient(cmd.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), info)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "new client name")
+	f.StringVar(&scope, "scope", "", `space-separated scopes the client may be granted, e.g. "read write"`)
+	f.DurationVar(&ttl, "token-ttl", 0, "access token lifetime (0: the server's)")
+	f.StringArrayVar(&redirectURIs, "redirect-uri", nil, "a redirect URI (repeatable; replaces the list)")
+	f.BoolVar(&requireDPoP, "require-dpop", false, "every token request must carry a DPoP proof (RFC 9449); --require-dpop=false lifts it")
+	return cmd
+}
+
+func newClientRotateSecretCommand() *cobra.Command {
+	var overlap time.Duration
+	cmd := &cobra.Command{
+		Use:   "rotate-secret CLIENT_ID [--overlap DURATION]",
+		Short: "Give a client a new secret and print it (shown this once)",
+		Long: `Give a confidential client a new secret and print the client as JSON with its new
+client_secret. The old secret keeps working for --overlap (default 24h), so the client can be
+redeployed with the new one meanwhile; after that it never works again. A leaked secret is
+rotated with --overlap 0: the old one stops at once.`,
+		Example: `  rescind client rotate-secret ID                # the old secret works for another 24h
+  rescind client rotate-secret ID --overlap 0    # a leaked secret: the old one stops now`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := loadSettings(cmd)
+			if err != nil {
+				return err
+			}
+			if overlap < 0 {
+				return fmt.Errorf("--overlap must not be negative")
+			}
+			d := admin.Duration(overlap)
+			info, err := adminClient(st).RotateSecret(cmd.Context(), args[0], admin.RotateSecretRequest{Overlap: &d})
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), info)
+		},
+	}
+	cmd.Flags().DurationVar(&overlap, "overlap", admin.DefaultSecretOverlap, "how long the old secret keeps working (0: it stops at once)")
+	return cmd
 }
 
 func newClientDeleteCommand() *cobra.Command {

@@ -390,6 +390,21 @@ func TestDPoPCLIAndMiddleware(t *testing.T) {
 	if err != nil || !strings.Contains(out, `"token_type":"DPoP"`) {
 		t.Fatalf("strict client with a key (nonce retry): %v %s %s", err, out, errOut)
 	}
+	// client update lifts the requirement, and sets it again.
+	for _, c := range []struct {
+		flag     string
+		required bool
+	}{{"--require-dpop=false", false}, {"--require-dpop", true}} {
+		var upd admin.ClientInfo
+		json.Unmarshal([]byte(cli(t, nil, "client", "update", "--data-dir", data, strict.ClientID, c.flag)), &upd)
+		if upd.RequireDPoP != c.required {
+			t.Fatalf("client update %s: require_dpop %v", c.flag, upd.RequireDPoP)
+		}
+		_, errOut, err = runCLI(senv, "token", "--issuer", srv.url, "--client-id", strict.ClientID)
+		if refused := err != nil && strings.Contains(errOut, "invalid_dpop_proof"); refused != c.required {
+			t.Fatalf("after client update %s, a token request without a proof: %v %s", c.flag, err, errOut)
+		}
+	}
 }
 
 // TestDPoPReplayAcrossRestart: a proof accepted just before a restart (clean, or a kill -9) is

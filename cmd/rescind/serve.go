@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -77,7 +78,7 @@ Precedence: flag, then environment, then config file, then default.
 	addSettingFlags(cmd, false, "addr", "issuer", "log_format", "log_level", "admin_addr", "db", "poll_interval",
 		"access_token_ttl", "refresh_token_ttl", "revoke_grant_with_access_token", "signing_alg", "status_list_ttl",
 		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "audit_retention", "janitor_interval",
-		"access_log", "metrics_addr", "trusted_proxies", "dpop_nonce")
+		"access_log", "metrics_addr", "trusted_proxies", "clock_skew", "dpop_nonce")
 	return cmd
 }
 
@@ -212,6 +213,12 @@ type Main struct {
 	Config Config
 	// LogOutput receives the logs. If nil, os.Stderr.
 	LogOutput io.Writer
+	// Now returns the current time for everything the server does: tokens, revocations, the
+	// janitor, caches. If nil, time.Now. Tests inject a fake clock.
+	Now func() time.Time
+	// HashParams are the argon2id parameters of client secrets and passwords created through the
+	// admin API. If zero, secret.DefaultParams. Tests make them cheap.
+	HashParams secret.Params
 
 	// Set by Run.
 	Logger    *slog.Logger
@@ -235,6 +242,7 @@ type Main struct {
 	keyring        *token.Keyring
 	signer         *token.Signer
 	state          *revocation.State
+	janitor        revocation.JanitorConfig
 	loaded         int // revocation records loaded at start
 	registry       *prometheus.Registry
 	metrics        *metrics.Metrics
@@ -246,6 +254,10 @@ type Main struct {
 	oauth          *oauth.Server
 	admin          *admin.Server
 	replayLog      *replaylog.Cache // DPoP proofs seen, with SQLite (PostgreSQL keeps them in the store)
+
+	// handler and adminHandler are what the OAuth listener and the admin socket serve (the model
+	// test calls them in process).
+	handler, adminHandler http.Handler
 
 	servers []*http.Server
 	cancel  context.CancelFunc
@@ -263,6 +275,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}()
 	m.Logger = newLogger(m.LogOutput, m.Config.LogFormat, m.Config.LogLevel)
+	if m.Now == nil {
+		m.Now = time.Now
+	}
 	for _, step := range []func(context.Context) error{
 		m.checkSettings,
 		m.loadTLS,
@@ -508,7 +523,7 @@ func (m *Main) openStore(ctx context.Context) error {
 func (m *Main) loadKeys(ctx context.Context) error {
 	var err error
 	m.keys, err = keys.Open(ctx, keys.Config{Store: m.store, Box: m.box, SigningAlg: m.Config.SigningAlg,
-		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired})
+		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired, Now: m.Now})
 	if err != nil {
 		return m.keyError(err)
 	}
@@ -541,11 +556,12 @@ func (m *Main) keyError(err error) error {
 		"key this database was created with (RESCIND_SECRETS_KEY, or the secrets.key file of its data directory)", from)
 }
 
-// loadRevocations loads every revocation still in force into memory.
+// loadRevocations loads every revocation still in force into memory: those whose expiry is
+// less than the clock skew ago too, as the janitor keeps them.
 func (m *Main) loadRevocations(ctx context.Context) error {
 	m.state = revocation.NewState()
 	var err error
-	m.loaded, err = m.state.Load(ctx, m.store, time.Now(), nil)
+	m.loaded, err = m.state.Load(ctx, m.store, m.Now().Add(-m.Config.ClockSkew), nil)
 	return err
 }
 
@@ -555,7 +571,9 @@ func (m *Main) startCommitter(context.Context) error {
 	m.registry = prometheus.NewRegistry()
 	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.metrics = metrics.New(m.registry, m.revocationRecords)
-	m.feed = oauth.NewFeed(m.store, m.Logger, nil)
+	// The event streams deliver every record still in force: until its expiry plus the clock
+	// skew, as the janitor keeps it (a resource server whose clock is behind still needs it).
+	m.feed = oauth.NewFeed(m.store, m.Logger, func() time.Time { return m.Now().Add(-m.Config.ClockSkew) })
 	m.committer = revocation.NewCommitter(m.store, m.state, m.committed)
 	return nil
 }
@@ -573,12 +591,15 @@ func (m *Main) committed(n int) {
 func (m *Main) buildHandlers(context.Context) error {
 	c := m.Config
 	var err error
-	if m.clients, err = clientreg.New(clientreg.Config{Store: m.store}); err != nil {
+	// One bound on the argon2 checks of the whole process (client secrets and passwords alike):
+	// as many at once as there are cores, a short queue, and 503 beyond it.
+	gate := secret.NewGate(secret.GateConfig{Running: max(1, runtime.GOMAXPROCS(0)), Params: m.HashParams})
+	if m.clients, err = clientreg.New(clientreg.Config{Store: m.store, Now: m.Now, Gate: gate}); err != nil {
 		return err
 	}
 	m.limiter = ratelimit.New(ratelimit.Config{Burst: c.AuthFailureBurst, PerMinute: c.AuthFailurePerMinute})
 	m.pages, err = web.New(web.Config{Issuer: m.Issuer, Store: m.store, Clients: m.clients, Committer: m.committer, Box: m.box,
-		Logger: m.Logger, Limiter: m.limiter, GrantRecordTTL: m.grantRecordTTL})
+		Logger: m.Logger, Limiter: m.limiter, Now: m.Now, Gate: gate})
 	if err != nil {
 		return err
 	}
@@ -591,8 +612,8 @@ func (m *Main) buildHandlers(context.Context) error {
 		Store: m.store, Pages: m.pages.Handler(), AccessTokenTTL: c.AccessTokenTTL, RefreshTokenTTL: c.RefreshTokenTTL,
 		RevokeGrantWithAccessToken: c.RevokeGrantWithAccessToken, Ready: m.store.Ping, Logger: m.Logger,
 		RefreshKeys: m.keys.RefreshSealKey, RefreshSigningKeys: m.keys.RefreshSigningKey, Signer: m.signer, StatusListTTL: c.StatusListTTL,
-		Statuses: &statuslist.Allocator{Recorder: m.store, MaxTokenTTL: admin.MaxTokenTTL},
-		Feed:     m.feed, Limiter: m.limiter,
+		Statuses: &statuslist.Allocator{Recorder: m.store, MaxTokenTTL: admin.MaxTokenTTL, Now: m.Now},
+		Feed:     m.feed, Limiter: m.limiter, Now: m.Now,
 		DPoP: verifier, DPoPNonce: c.DPoPNonce,
 	})
 	if err != nil {
@@ -600,7 +621,7 @@ func (m *Main) buildHandlers(context.Context) error {
 	}
 	acfg := admin.Config{Store: m.store, Clients: m.clients, Revoked: m.state, Committer: m.committer,
 		Keys: m.keys, Signer: m.signer, TokenTTL: m.oauth.TokenTTL,
-		GrantRecordTTL: m.oauth.GrantRecordTTL, Gatherer: m.registry, Token: c.AdminToken, Logger: m.Logger,
+		Gatherer: m.registry, Token: c.AdminToken, Logger: m.Logger, Now: m.Now, HashParams: m.HashParams,
 		Limiter: ratelimit.New(ratelimit.Config{Burst: c.AuthFailureBurst, PerMinute: c.AuthFailurePerMinute})}
 	if b, ok := m.store.(backuper); ok {
 		acfg.Backup = b.Backup
@@ -638,17 +659,6 @@ type backuper interface {
 	Backup(ctx context.Context, path string) (int64, error)
 }
 
-// grantRecordTTL is how long the record of a grant revoked on the pages lives: past the longest
-// access token its client can hold.
-func (m *Main) grantRecordTTL(clientID string) time.Duration {
-	cl, _ := m.clients.Get(context.Background(), clientID) // a deleted client: the default lifetime
-	ttl := cl.TokenTTL
-	if ttl <= 0 {
-		ttl = m.Config.AccessTokenTTL
-	}
-	return oauth.GrantRecordTTL(ttl)
-}
-
 // startServing serves the admin socket, the TCP admin listener and, last, the OAuth endpoints:
 // once /readyz answers, the admin API is there too.
 func (m *Main) startServing(context.Context) error {
@@ -657,7 +667,8 @@ func (m *Main) startServing(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: cannot open the admin socket %s: %w", m.Config.describe("data_dir"), m.AdminSock, err)
 	}
-	m.serve(sock, m.admin.Handler(false))
+	m.adminHandler = m.admin.Handler(false)
+	m.serve(sock, m.adminHandler)
 	if m.adminLn != nil {
 		// Behind a proxy, the admin API's failure limits apply to the client's address too.
 		m.serve(m.adminLn, m.proxies.Middleware(m.admin.Handler(true)))
@@ -673,6 +684,7 @@ func (m *Main) startServing(context.Context) error {
 	}
 	// The client address behind trusted proxies, for rate limits and logs (the access log too).
 	h = m.proxies.Middleware(h)
+	m.handler = h
 	public := m.serve(m.ln, h)
 	public.RegisterOnShutdown(m.feed.Close)
 	m.ln = nil
@@ -684,6 +696,10 @@ func (m *Main) startServing(context.Context) error {
 func (m *Main) startBackground(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
+	// The janitor keeps records the clock skew past their expiry (see internal/revocation).
+	m.janitor = revocation.JanitorConfig{Store: m.store, State: m.state,
+		Interval: m.Config.JanitorInterval, AuditRetention: m.Config.AuditRetention, Grace: m.Config.ClockSkew,
+		OnDeleted: m.metrics.JanitorDeleted, Logger: m.Logger, Now: m.Now}
 	m.goRun(ctx, m.runJanitor)
 	if w, ok := m.store.(rescind.Watcher); ok {
 		m.goRun(ctx, func(ctx context.Context) { m.runCoherence(ctx, w) })
@@ -702,16 +718,15 @@ func (m *Main) goRun(ctx context.Context, f func(context.Context)) {
 
 // runJanitor deletes expired records until ctx ends.
 func (m *Main) runJanitor(ctx context.Context) {
-	revocation.RunJanitor(ctx, revocation.JanitorConfig{Store: m.store, State: m.state,
-		Interval: m.Config.JanitorInterval, AuditRetention: m.Config.AuditRetention,
-		OnDeleted: m.metrics.JanitorDeleted, Logger: m.Logger})
+	revocation.RunJanitor(ctx, m.janitor)
 }
 
 // runCoherence applies other instances' changes, by notification and by a fallback poll, until
 // ctx ends.
 func (m *Main) runCoherence(ctx context.Context, w rescind.Watcher) {
 	coherence.Run(ctx, coherence.Config{Store: m.store, Watcher: w, State: m.state, Clients: m.clients,
-		RefreshKeys: m.refreshKeys, OnRevoked: m.feed.Notify, PollInterval: m.Config.PollInterval, Logger: m.Logger})
+		RefreshKeys: m.refreshKeys, OnRevoked: m.feed.Notify, PollInterval: m.Config.PollInterval, ClockSkew: m.Config.ClockSkew,
+		Logger: m.Logger, Now: m.Now})
 }
 
 // refreshKeys reloads the keys another instance may have added.

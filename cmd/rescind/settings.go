@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/clientip"
 	"github.com/rescind/rescind/internal/secret"
 )
@@ -51,7 +52,7 @@ var settingsTable = []setting{
 	{key: "secrets_key", secret: true, envOnly: true, validate: validSecretsKey, help: "key (32+ bytes) encrypting the stored keys (default: the file secrets.key in the data dir)"},
 	{key: "db", flag: "db", validate: validDB, secret: true, help: "database: empty for SQLite in the data dir, or a postgres:// URL (with a password: env RESCIND_DB only)"},
 	{key: "poll_interval", flag: "poll-interval", def: "1s", validate: durationBetween(10*time.Millisecond, time.Hour), help: "with PostgreSQL: fallback poll for changes made by other instances (bounds staleness if a notification is lost)"},
-	{key: "access_token_ttl", flag: "access-token-ttl", def: "1h", validate: durationBetween(time.Second, 30*24*time.Hour), help: "default access token lifetime"},
+	{key: "access_token_ttl", flag: "access-token-ttl", def: "1h", validate: durationBetween(time.Second, rescind.MaxAccessTokenTTL), help: "default access token lifetime"},
 	{key: "refresh_token_ttl", flag: "refresh-token-ttl", def: "720h", validate: durationBetween(time.Minute, 365*24*time.Hour), help: "refresh token lifetime"},
 	{key: "revoke_grant_with_access_token", flag: "revoke-grant-with-access-token", def: "false", help: "revoking an access token also revokes its grant (all tokens of it)"},
 	{key: "signing_alg", flag: "signing-alg", def: "ES256", validate: oneOf("ES256", "EdDSA"), help: "algorithm of new JWT signing keys: ES256 or EdDSA"},
@@ -67,6 +68,7 @@ var settingsTable = []setting{
 	{key: "metrics_addr", flag: "metrics-addr", validate: validOptionalAddr, help: "also serve GET /metrics (and nothing else), without authentication, on this TCP address"},
 	{key: "trusted_proxies", flag: "trusted-proxies", validate: validCIDRList, help: "comma-separated CIDR ranges of reverse proxies allowed to name the client address (X-Forwarded-For, Forwarded)"},
 	{key: "admin_ca", flag: "admin-ca", validate: validAdminCA, help: "PEM file of CA certificates the CLI trusts for an https --admin-url (e.g. the server's own certificate)"},
+	{key: "clock_skew", flag: "clock-skew", def: "1m", validate: durationBetween(time.Second, time.Hour), help: "largest clock difference between instances, and between them and resource servers: revocation records are kept this long past their tokens' expiry"},
 	{key: "dpop_nonce", flag: "dpop-nonce", def: "auto", validate: oneOf("off", "auto", "always"), help: "when DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8): off, auto (public clients and clients created with --require-dpop) or always"},
 }
 
@@ -100,6 +102,7 @@ type Config struct {
 	MetricsAddr                string        `setting:"metrics_addr"`
 	TrustedProxies             string        `setting:"trusted_proxies"`
 	AdminCA                    string        `setting:"admin_ca"`
+	ClockSkew                  time.Duration `setting:"clock_skew"`
 	DPoPNonce                  string        `setting:"dpop_nonce"`
 
 	// sources names where each key's value came from ("--addr", "RESCIND_ADDR", "config file

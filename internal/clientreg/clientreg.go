@@ -5,7 +5,11 @@
 // milliseconds and 19 MiB each). A successful check is remembered for a few minutes, keyed by
 // the client id and an HMAC of the presented secret under a per-process random key, so the token
 // endpoint is not capped by the hash and the cache holds nothing that reveals the secret.
-// Failures are never cached. Every entry of a client is dropped when the client changes.
+// Failures are never cached. Every entry of a client is dropped when the client changes, and an
+// entry counts only while the hash it was checked against is still the client's secret (or its
+// previous secret, until the end of a rotation's overlap): an instance that missed a change
+// stops accepting a replaced secret as soon as it reads the client again, and a previous secret
+// stops at the end of its overlap to the second, cached or not.
 package clientreg
 
 import (
@@ -36,6 +40,9 @@ type Config struct {
 	ClientTTL time.Duration
 	// MaxEntries bounds each cache; when full it is emptied. If zero, 100000.
 	MaxEntries int
+	// Gate bounds the argon2 checks running at once; share the process's one Gate (logins use
+	// it too). If nil, the Registry makes its own, for as many checks as there are cores.
+	Gate *secret.Gate
 	// Now returns the current time. If nil, time.Now.
 	Now func() time.Time
 }
@@ -43,6 +50,12 @@ type Config struct {
 type verifiedKey struct {
 	id  string
 	mac [16]byte
+}
+
+// verified is a successful check: until when it may be reused, and the hash it matched.
+type verified struct {
+	until time.Time
+	hash  string
 }
 
 type clientEntry struct {
@@ -54,11 +67,11 @@ type clientEntry struct {
 type Registry struct {
 	cfg    Config
 	macKey []byte
-	hashes chan struct{} // bounds concurrent argon2 checks (memory)
+	gate   *secret.Gate // bounds concurrent argon2 checks (memory)
 
 	mu       sync.Mutex
 	clients  map[string]clientEntry
-	verified map[verifiedKey]time.Time
+	verified map[verifiedKey]verified
 	inflight map[verifiedKey]chan struct{}
 	gen      map[string]uint64 // bumped by Invalidate, so a check racing with a change is not cached
 }
@@ -81,11 +94,14 @@ func New(cfg Config) (*Registry, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("clientreg: reading cache key: %w", err)
 	}
+	if cfg.Gate == nil {
+		cfg.Gate = secret.NewGate(secret.GateConfig{Running: max(1, runtime.GOMAXPROCS(0))})
+	}
 	return &Registry{
 		cfg: cfg, macKey: key,
-		hashes:   make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+		gate:     cfg.Gate,
 		clients:  make(map[string]clientEntry),
-		verified: make(map[verifiedKey]time.Time),
+		verified: make(map[verifiedKey]verified),
 		inflight: make(map[verifiedKey]chan struct{}),
 		gen:      make(map[string]uint64),
 	}, nil
@@ -117,11 +133,20 @@ func (r *Registry) Get(ctx context.Context, id string) (rescind.Client, error) {
 	return c, nil
 }
 
-// Authenticate checks the secret presented by client id. It returns the client on success, an
-// error wrapping rescind.ErrNotFound for an unknown client and ErrBadSecret for a wrong secret or a
-// client that has none (a public client cannot authenticate with a secret).
+// Authenticate checks the secret presented by client id against the client's secret and, until
+// the end of a rotation's overlap, its previous one. It returns the client on success, an error
+// wrapping rescind.ErrNotFound for an unknown client and ErrBadSecret for a wrong secret or a
+// client that has none (a public client cannot authenticate with a secret), and secret.ErrBusy
+// when too many checks are under way. An unknown client costs one check of a dummy hash, so the
+// answer's timing does not tell which client ids exist.
 func (r *Registry) Authenticate(ctx context.Context, id, presented string) (rescind.Client, error) {
 	c, err := r.Get(ctx, id)
+	if errors.Is(err, rescind.ErrNotFound) {
+		if gerr := r.gate.VerifyNone(ctx, presented); gerr != nil {
+			return c, gerr
+		}
+		return c, err
+	}
 	if err != nil {
 		return c, err
 	}
@@ -132,7 +157,7 @@ func (r *Registry) Authenticate(ctx context.Context, id, presented string) (resc
 	for {
 		now := r.cfg.Now()
 		r.mu.Lock()
-		if exp, ok := r.verified[k]; ok && now.Before(exp) {
+		if v, ok := r.verified[k]; ok && now.Before(v.until) && accepts(c, v.hash, now) {
 			r.mu.Unlock()
 			return c, nil
 		}
@@ -142,24 +167,22 @@ func (r *Registry) Authenticate(ctx context.Context, id, presented string) (resc
 			r.inflight[k] = wait
 			gen := r.gen[id]
 			r.mu.Unlock()
-			ok, err := r.verify(ctx, presented, c.SecretHash)
+			hash, err := r.check(ctx, c, presented, now)
 			r.mu.Lock()
 			delete(r.inflight, k)
 			close(wait)
-			if err == nil && ok && r.gen[id] == gen {
+			if err == nil && r.gen[id] == gen {
 				if len(r.verified) >= r.cfg.MaxEntries {
 					clear(r.verified)
 				}
-				r.verified[k] = now.Add(r.cfg.VerifiedTTL)
+				until := now.Add(r.cfg.VerifiedTTL)
+				if hash != c.SecretHash {
+					until = minTime(until, c.PreviousSecretExpiresAt)
+				}
+				r.verified[k] = verified{until: until, hash: hash}
 			}
 			r.mu.Unlock()
-			switch {
-			case err != nil:
-				return c, err
-			case !ok:
-				return c, ErrBadSecret
-			}
-			return c, nil
+			return c, err
 		}
 		r.mu.Unlock()
 		// Someone is checking the same secret for the same client: wait, then look again. If
@@ -173,26 +196,44 @@ func (r *Registry) Authenticate(ctx context.Context, id, presented string) (resc
 		_, cached := r.verified[k]
 		r.mu.Unlock()
 		if !cached {
-			ok, err := r.verify(ctx, presented, c.SecretHash)
-			if err != nil {
-				return c, err
-			}
-			if !ok {
-				return c, ErrBadSecret
-			}
-			return c, nil
+			_, err := r.check(ctx, c, presented, now)
+			return c, err
 		}
 	}
 }
 
-func (r *Registry) verify(ctx context.Context, presented, hash string) (bool, error) {
-	select {
-	case r.hashes <- struct{}{}:
-	case <-ctx.Done():
-		return false, ctx.Err()
+// accepts reports whether client c accepts a secret that matched hash, at now.
+func accepts(c rescind.Client, hash string, now time.Time) bool {
+	return hash == c.SecretHash || (hash == c.PreviousSecretHash && hash != "" && now.Before(c.PreviousSecretExpiresAt))
+}
+
+// check verifies presented against the client's secret, then against its previous secret while
+// that is accepted, and returns the hash that matched.
+func (r *Registry) check(ctx context.Context, c rescind.Client, presented string, now time.Time) (string, error) {
+	for _, h := range []string{c.SecretHash, c.PreviousSecretHash} {
+		if !accepts(c, h, now) {
+			continue
+		}
+		ok, err := r.verify(ctx, presented, h)
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			return h, nil
+		}
 	}
-	defer func() { <-r.hashes }()
-	ok, err := secret.Verify(presented, hash)
+	return "", ErrBadSecret
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func (r *Registry) verify(ctx context.Context, presented, hash string) (bool, error) {
+	ok, err := r.gate.Verify(ctx, presented, hash)
 	if err != nil {
 		return false, fmt.Errorf("clientreg: verifying secret: %w", err)
 	}
@@ -214,8 +255,8 @@ func (r *Registry) KnownGood(id, presented string) bool {
 	now := r.cfg.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	exp, ok := r.verified[k]
-	return ok && now.Before(exp)
+	v, ok := r.verified[k]
+	return ok && now.Before(v.until)
 }
 
 // Invalidate drops everything cached about client id: call it whenever the client changes.

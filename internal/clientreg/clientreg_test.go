@@ -166,3 +166,94 @@ func BenchmarkVerifyUncached(b *testing.B) {
 		}
 	}
 }
+
+// TestRotationOverlap: after a rotation the previous secret works until the overlap ends, then
+// never, although a check of it was cached moments before; the new secret works throughout.
+func TestRotationOverlap(t *testing.T) {
+	r, fs, now := setup(t)
+	ctx := context.Background()
+	newHash, _ := secret.Hash("n3w", cheap)
+	fs.mu.Lock()
+	c := fs.clients["conf"]
+	c.PreviousSecretHash, c.SecretHash, c.PreviousSecretExpiresAt = c.SecretHash, newHash, now.Add(time.Hour)
+	fs.clients["conf"] = c
+	fs.mu.Unlock()
+	r.Invalidate("conf")
+	for _, sec := range []string{"s3cret", "n3w"} {
+		if _, err := r.Authenticate(ctx, "conf", sec); err != nil {
+			t.Fatalf("%s during the overlap: %v", sec, err)
+		}
+	}
+	*now = now.Add(time.Hour - time.Second)
+	r.Invalidate("other") // nothing to do with conf
+	if _, err := r.Authenticate(ctx, "conf", "s3cret"); err != nil {
+		t.Fatalf("previous secret a second before the overlap ends: %v", err)
+	}
+	*now = now.Add(time.Second)
+	if _, err := r.Authenticate(ctx, "conf", "s3cret"); !errors.Is(err, ErrBadSecret) {
+		t.Fatalf("previous secret at the end of the overlap: %v, want ErrBadSecret", err)
+	}
+	if _, err := r.Authenticate(ctx, "conf", "n3w"); err != nil {
+		t.Fatalf("new secret after the overlap: %v", err)
+	}
+}
+
+// TestVerifiedEntryBoundToHash: an instance that missed a change notification (no Invalidate)
+// stops accepting a replaced secret as soon as it reads the client again, though its
+// verification is still cached.
+func TestVerifiedEntryBoundToHash(t *testing.T) {
+	r, fs, now := setup(t)
+	ctx := context.Background()
+	if _, err := r.Authenticate(ctx, "conf", "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	newHash, _ := secret.Hash("n3w", cheap)
+	fs.mu.Lock()
+	c := fs.clients["conf"]
+	c.SecretHash = newHash // rotated elsewhere, without an overlap
+	fs.clients["conf"] = c
+	fs.mu.Unlock()
+	*now = now.Add(2 * time.Minute) // past the client cache, within the verified cache
+	if _, err := r.Authenticate(ctx, "conf", "s3cret"); !errors.Is(err, ErrBadSecret) {
+		t.Fatalf("replaced secret: %v, want ErrBadSecret", err)
+	}
+	if _, err := r.Authenticate(ctx, "conf", "n3w"); err != nil {
+		t.Fatalf("new secret: %v", err)
+	}
+}
+
+// TestUnknownClientCostsACheck: an unknown client id is answered only after a hash check (of a
+// dummy hash) through the shared gate, like a known client with a wrong secret, so timing does
+// not tell which client ids exist. With the gate's only slot held, both wait their turn and give
+// up the same way.
+func TestUnknownClientCostsACheck(t *testing.T) {
+	h, _ := secret.Hash("s3cret", cheap)
+	fs := &fakeStore{clients: map[string]rescind.Client{"conf": {ID: "conf", SecretHash: h}}}
+	gate := secret.NewGate(secret.GateConfig{Running: 1, Queued: 4, Wait: 50 * time.Millisecond, Params: cheap})
+	r, err := New(Config{Store: fs, Gate: gate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Authenticate(context.Background(), "ghost", "x"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("unknown client: %v", err)
+	}
+	// Hold the gate's one slot with a check that waits on a slow verification: a context we
+	// control would not hold it, so occupy it through a concurrent Verify of a costly hash.
+	slow, _ := secret.Hash("s", secret.Params{Memory: 64 * 1024, Time: 8, Threads: 1})
+	held := make(chan struct{})
+	go func() {
+		close(held)
+		gate.Verify(context.Background(), "s", slow)
+	}()
+	<-held
+	for deadline := time.Now().Add(10 * time.Second); gate.Running() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow check never took the gate's slot")
+		}
+	}
+	for _, id := range []string{"ghost", "conf"} {
+		if _, err := r.Authenticate(context.Background(), id, "wrong"); !errors.Is(err, secret.ErrBusy) {
+			t.Errorf("%s while the gate is full: %v, want secret.ErrBusy (it waited for a hash check)", id, err)
+		}
+	}
+}

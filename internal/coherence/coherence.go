@@ -37,8 +37,13 @@ type Config struct {
 	OnRevoked func()
 	// PollInterval is the fallback poll period. If zero, one second.
 	PollInterval time.Duration
+	// ClockSkew is how long past their expiry records stay in force (the janitor's grace): the
+	// poll reads those too.
+	ClockSkew time.Duration
 	// Logger receives errors. If nil, slog.Default().
 	Logger *slog.Logger
+	// Now returns the current time. If nil, time.Now.
+	Now func() time.Time
 }
 
 // Run keeps the caches coherent until ctx ends.
@@ -48,6 +53,9 @@ func Run(ctx context.Context, cfg Config) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	c := &coherer{cfg: cfg}
 	if cfg.Watcher != nil {
@@ -88,7 +96,7 @@ func (c *coherer) applied(r rescind.Revocation) {
 }
 
 func (c *coherer) poll(ctx context.Context) {
-	n, err := c.cfg.State.Load(ctx, c.cfg.Store, time.Now(), c.applied)
+	n, err := c.cfg.State.Load(ctx, c.cfg.Store, c.cfg.Now().Add(-c.cfg.ClockSkew), c.applied)
 	if err != nil && ctx.Err() == nil {
 		c.cfg.Logger.Warn("polling revocations", "err", err)
 	}

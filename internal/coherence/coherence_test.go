@@ -66,7 +66,7 @@ func TestPollAloneDeliversRevocations(t *testing.T) {
 	waitFor(t, "revocation applied by the poll", func() bool { return state.IsRevoked("jti", "", "c", now) })
 
 	until := now.Add(time.Hour)
-	other.DeleteClient(ctx, "c", rescind.Revocation{Kind: rescind.RevokeClient, Key: "c", ClientID: "c", RevokedAt: until, ExpiresAt: until})
+	other.DeleteClient(ctx, "c", now, rescind.Revocation{Kind: rescind.RevokeClient, Key: "c", ClientID: "c", RevokedAt: until, ExpiresAt: until})
 	waitFor(t, "client cut-off applied", func() bool { return state.IsRevoked("any", "", "c", now) })
 	if _, err := reg.Get(ctx, "c"); err == nil {
 		t.Fatal("deleted client still served from this instance's cache")

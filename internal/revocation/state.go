@@ -1,10 +1,3 @@
-// Package revocation holds the server's revocation state in memory and writes revocations
-// durably with group commit.
-//
-// State answers "is this token revoked?" without I/O: every instance loads the stored records at
-// start and applies each revocation it commits before acknowledging it. The Committer batches
-// concurrent revocations into one store transaction, so durability (commit and fsync before the
-// 200) does not cap throughput at one fsync per request.
 package revocation
 
 import (

@@ -90,13 +90,16 @@ func (s *Store) DeleteUser(ctx context.Context, id string, rev rescind.Revocatio
 	return revs, n, err
 }
 
-const grantColumns = `id, client_id, user_id, scopes, created_at, last_used_at, revoked_at`
+const grantColumns = `id, client_id, user_id, scopes, created_at, last_used_at, revoked_at, tokens_expire_at`
 
 func scanGrant(row pgx.Row) (rescind.Grant, error) {
 	var g rescind.Grant
-	var created, used, revoked int64
-	if err := row.Scan(&g.ID, &g.ClientID, &g.UserID, &g.Scopes, &created, &used, &revoked); err != nil {
+	var created, used, revoked, bound int64
+	if err := row.Scan(&g.ID, &g.ClientID, &g.UserID, &g.Scopes, &created, &used, &revoked, &bound); err != nil {
 		return g, err
+	}
+	if bound != 0 {
+		g.TokensExpireAt = fromNanos(bound)
 	}
 	g.CreatedAt, g.LastUsedAt = fromNanos(created), fromNanos(used)
 	if revoked != 0 {
@@ -151,13 +154,18 @@ func (s *Store) GetGrant(ctx context.Context, id string) (rescind.Grant, error) 
 	return g, nil
 }
 
+// grantWhere renders f as a WHERE clause over active grants.
 func grantWhere(f rescind.GrantFilter) (string, []any) {
-	conds := []string{"revoked_at = 0"}
-	var args []any
+	return grantWhereAnd(f, "", nil, "revoked_at = 0")
+}
+
+// grantWhereAnd renders the conditions conds (whose arguments are args, numbered from $1) and
+// f, on the grants table named by prefix ("" or "g."), as a WHERE clause.
+func grantWhereAnd(f rescind.GrantFilter, prefix string, args []any, conds ...string) (string, []any) {
 	for _, c := range []struct{ col, v string }{{"id", f.GrantID}, {"client_id", f.ClientID}, {"user_id", f.UserID}} {
 		if c.v != "" {
 			args = append(args, c.v)
-			conds = append(conds, c.col+" = $"+strconv.Itoa(len(args)))
+			conds = append(conds, prefix+c.col+" = $"+strconv.Itoa(len(args)))
 		}
 	}
 	return strings.Join(conds, " AND "), args
@@ -205,25 +213,47 @@ func (s *Store) RevokeGrants(ctx context.Context, f rescind.GrantFilter, rev res
 	return revs, n, err
 }
 
+// grantRecord is the RevokeGrant record of grant id of clientID revoked at revokedAt: a copy of
+// the template rev that lives until the latest expiry of the tokens issued under the grant
+// (bound, Unix ns), and at least until revokedAt.
+func grantRecord(rev rescind.Revocation, id, clientID string, revokedAt time.Time, bound int64) rescind.Revocation {
+	r := rev
+	r.Kind, r.Key, r.ClientID, r.RevokedAt = rescind.RevokeGrant, id, clientID, revokedAt
+	r.ExpiresAt = revokedAt
+	if bound > nanos(revokedAt) {
+		r.ExpiresAt = fromNanos(bound)
+	}
+	return r
+}
+
 func revokeGrants(ctx context.Context, tx pgx.Tx, f rescind.GrantFilter, rev rescind.Revocation) ([]rescind.Revocation, int64, error) {
 	where, args := grantWhere(f)
-	rows, err := tx.Query(ctx, `SELECT id, client_id FROM grants WHERE `+where+` FOR UPDATE`, args...)
+	// FOR UPDATE: a concurrent code redemption or refresh raises the grant's bound while
+	// holding its row, so the bound read here, after that commits, includes its token; one that
+	// comes after this commits finds the grant revoked and issues nothing.
+	rows, err := tx.Query(ctx, `SELECT id, client_id, tokens_expire_at FROM grants WHERE `+where+` FOR UPDATE`, args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("postgres: revoking grants: %w", err)
 	}
 	var revs []rescind.Revocation
 	for rows.Next() {
-		r := rev
-		r.Kind = rescind.RevokeGrant
-		if err := rows.Scan(&r.Key, &r.ClientID); err != nil {
+		var id, clientID string
+		var bound int64
+		if err := rows.Scan(&id, &clientID, &bound); err != nil {
 			rows.Close()
 			return nil, 0, fmt.Errorf("postgres: revoking grants: %w", err)
 		}
-		revs = append(revs, r)
+		revs = append(revs, grantRecord(rev, id, clientID, rev.RevokedAt, bound))
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("postgres: revoking grants: %w", err)
+	}
+	// Grants revoked before whose tokens may still be alive: revoking again extends a record
+	// that is missing or ends before the tokens do (one written by an older version, say).
+	again, err := extendRevokedGrants(ctx, tx, f, rev)
+	if err != nil {
+		return nil, 0, err
 	}
 	var tokens int64
 	for _, r := range revs {
@@ -242,11 +272,13 @@ func revokeGrants(ctx context.Context, tx pgx.Tx, f rescind.GrantFilter, rev res
 			return nil, 0, fmt.Errorf("postgres: revoking grant: %w", err)
 		}
 	}
-	// Flip the status list entries of the grants' unexpired access tokens.
+	revs = append(revs, again...)
+	// Flip the status list entries of the grants' access tokens (each kept until its token's
+	// exp plus the janitor's grace).
 	var statuses []rescind.Revocation
 	for _, r := range revs {
 		rows, err := tx.Query(ctx, `SELECT status_list, status_idx, expires_at FROM grant_token_status
-			WHERE grant_id = $1 AND expires_at >= $2`, r.Key, nanos(r.RevokedAt))
+			WHERE grant_id = $1`, r.Key)
 		if err != nil {
 			return nil, 0, fmt.Errorf("postgres: revoking grant: %w", err)
 		}
@@ -271,6 +303,50 @@ func revokeGrants(ctx context.Context, tx pgx.Tx, f rescind.GrantFilter, rev res
 		}
 	}
 	return revs, tokens, nil
+}
+
+// extendRevokedGrants returns the records to write again for the revoked grants matching f whose
+// tokens may be alive at rev.RevokedAt and whose stored record is missing or ends earlier.
+func extendRevokedGrants(ctx context.Context, tx pgx.Tx, f rescind.GrantFilter, rev rescind.Revocation) ([]rescind.Revocation, error) {
+	where, args := grantWhereAnd(f, "g.", []any{nanos(rev.RevokedAt)}, "g.revoked_at <> 0", "g.tokens_expire_at >= $1")
+	rows, err := tx.Query(ctx, `SELECT g.id, g.client_id, g.revoked_at, g.tokens_expire_at, coalesce(r.expires_at, 0)
+		FROM grants g LEFT JOIN revocations r ON r.kind = 'grant' AND r.key = g.id WHERE `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: revoking grants again: %w", err)
+	}
+	defer rows.Close()
+	var out []rescind.Revocation
+	for rows.Next() {
+		var id, clientID string
+		var revokedAt, bound, recorded int64
+		if err := rows.Scan(&id, &clientID, &revokedAt, &bound, &recorded); err != nil {
+			return nil, fmt.Errorf("postgres: revoking grants again: %w", err)
+		}
+		if recorded < bound {
+			r := grantRecord(rev, id, clientID, fromNanos(revokedAt), bound)
+			r.Actor = "" // not a new revocation
+			out = append(out, r)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: revoking grants again: %w", err)
+	}
+	return out, nil
+}
+
+// raiseGrantBound raises the TokensExpireAt of grant id to exp, in tx, holding the grant's row
+// until tx ends (see revokeGrants). A revoked (or missing) grant gives ErrNotFound: nothing may
+// be issued under it.
+func raiseGrantBound(ctx context.Context, tx pgx.Tx, id string, exp time.Time) error {
+	tag, err := tx.Exec(ctx, `UPDATE grants SET tokens_expire_at = GREATEST(tokens_expire_at, $1) WHERE id = $2 AND revoked_at = 0`,
+		nanos(exp), id)
+	if err != nil {
+		return fmt.Errorf("recording the grant's token expiry: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("grant %q is revoked: %w", id, rescind.ErrNotFound)
+	}
+	return nil
 }
 
 // CreateRefreshToken implements rescind.Store.
@@ -316,28 +392,39 @@ func (s *Store) GetRefreshToken(ctx context.Context, hash string) (rescind.Refre
 }
 
 // RotateRefreshToken implements rescind.Store.
-func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next rescind.RefreshToken, now time.Time) (rescind.RefreshToken, error) {
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next rescind.RefreshToken, now, tokensExpireAt time.Time) (rescind.RefreshToken, error) {
 	var old rescind.RefreshToken
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
-		// FOR UPDATE: of two concurrent rotations, the second waits and then sees used_at set.
-		old, err = scanRefresh(tx.QueryRow(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = $1 FOR UPDATE`, oldHash))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return rescind.ErrNotFound
+		check := func(lock string) error {
+			var err error
+			old, err = scanRefresh(tx.QueryRow(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = $1`+lock, oldHash))
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+				return rescind.ErrNotFound
+			case err != nil:
+				return err
+			case !old.UsedAt.IsZero():
+				return rescind.ErrReused
+			case !now.Before(old.ExpiresAt):
+				return rescind.ErrNotFound
+			}
+			return nil
 		}
-		if err != nil {
+		// The grant's row is locked before the token's, in the order revokeGrants takes them.
+		if err := check(""); err != nil {
 			return err
 		}
-		if !old.UsedAt.IsZero() {
-			return rescind.ErrReused
+		if err := raiseGrantBound(ctx, tx, old.GrantID, tokensExpireAt); err != nil {
+			return err
 		}
-		if !now.Before(old.ExpiresAt) {
-			return rescind.ErrNotFound
+		// FOR UPDATE: of two concurrent rotations, the second waits and then sees used_at set.
+		if err := check(" FOR UPDATE"); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2`, nanos(now), oldHash); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, insertRefreshSQL, next.Hash, next.GrantID, next.ClientID, next.Scope, nanos(next.CreatedAt), nanos(next.ExpiresAt),
+		_, err := tx.Exec(ctx, insertRefreshSQL, next.Hash, next.GrantID, next.ClientID, next.Scope, nanos(next.CreatedAt), nanos(next.ExpiresAt),
 			next.JKT)
 		return err
 	})
@@ -360,35 +447,71 @@ func (s *Store) CreateCode(ctx context.Context, c rescind.AuthCode) error {
 	return nil
 }
 
+func getCode(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, hash, lock string) (rescind.AuthCode, error) {
+	var c rescind.AuthCode
+	var created, expires, used int64
+	err := q.QueryRow(ctx, `SELECT hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given, scope,
+		challenge, challenge_method, created_at, expires_at, used_at, dpop_jkt FROM auth_codes WHERE hash = $1`+lock, hash).
+		Scan(&c.Hash, &c.ClientID, &c.UserID, &c.GrantID, &c.RedirectURI, &c.RedirectURIGiven, &c.Scope, &c.Challenge,
+			&c.ChallengeMethod, &created, &expires, &used, &c.DPoPJKT)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, rescind.ErrNotFound
+	}
+	if err != nil {
+		return c, err
+	}
+	c.CreatedAt, c.ExpiresAt = fromNanos(created), fromNanos(expires)
+	if used != 0 {
+		c.UsedAt = fromNanos(used)
+	}
+	return c, nil
+}
+
+// GetCode implements rescind.Store.
+func (s *Store) GetCode(ctx context.Context, hash string) (rescind.AuthCode, error) {
+	c, err := getCode(ctx, s.pool, hash, "")
+	if err != nil {
+		return c, fmt.Errorf("postgres: reading code: %w", err)
+	}
+	return c, nil
+}
+
 // RedeemCode implements rescind.Store.
-func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time) (rescind.AuthCode, error) {
+func (s *Store) RedeemCode(ctx context.Context, hash string, now, tokensExpireAt time.Time) (rescind.AuthCode, error) {
 	var c rescind.AuthCode
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var created, expires, used int64
-		err := tx.QueryRow(ctx, `SELECT hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given, scope,
-			challenge, challenge_method, created_at, expires_at, used_at, dpop_jkt FROM auth_codes WHERE hash = $1 FOR UPDATE`, hash).
-			Scan(&c.Hash, &c.ClientID, &c.UserID, &c.GrantID, &c.RedirectURI, &c.RedirectURIGiven, &c.Scope, &c.Challenge,
-				&c.ChallengeMethod, &created, &expires, &used, &c.DPoPJKT)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return rescind.ErrNotFound
+		check := func(lock string) error {
+			var err error
+			switch c, err = getCode(ctx, tx, hash, lock); {
+			case err != nil:
+				return err
+			case !c.UsedAt.IsZero():
+				return rescind.ErrReused
+			case !now.Before(c.ExpiresAt):
+				return rescind.ErrNotFound
+			}
+			return nil
 		}
-		if err != nil {
+		// The grant's row is locked before the code's, in the order revokeGrants takes them.
+		if err := check(""); err != nil {
 			return err
 		}
-		c.CreatedAt, c.ExpiresAt = fromNanos(created), fromNanos(expires)
-		if used != 0 {
-			c.UsedAt = fromNanos(used)
-			return rescind.ErrReused
+		if err := raiseGrantBound(ctx, tx, c.GrantID, tokensExpireAt); err != nil {
+			return err
 		}
-		if !now.Before(c.ExpiresAt) {
-			return rescind.ErrNotFound
+		// FOR UPDATE: of two concurrent redemptions, the second waits and then sees used_at set.
+		if err := check(" FOR UPDATE"); err != nil {
+			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE auth_codes SET used_at = $1 WHERE hash = $2`, nanos(now), hash)
+		_, err := tx.Exec(ctx, `UPDATE auth_codes SET used_at = $1 WHERE hash = $2`, nanos(now), hash)
 		return err
 	})
 	if err != nil {
 		return c, fmt.Errorf("postgres: redeeming code: %w", err)
 	}
+	c.UsedAt = now
 	return c, nil
 }
 

@@ -188,6 +188,14 @@ func nanos(t time.Time) int64 { return t.UnixNano() }
 
 func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 
+// optionalNanos stores the zero time as 0.
+func optionalNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
 // tokenFormat stores an empty format as opaque.
 func tokenFormat(f string) string {
 	if f == "" {
@@ -207,11 +215,12 @@ func list(v []string) []string {
 func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO clients
 		(id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
-		resource_server, resources, allow_insecure_redirect, require_dpop)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at, require_dpop)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		c.ID, c.Name, c.SecretHash, c.Public, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs),
 		int64(c.TokenTTL), nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
-		c.ResourceServer, list(c.Resources), c.AllowInsecureRedirect, c.RequireDPoP)
+		c.ResourceServer, list(c.Resources), c.AllowInsecureRedirect, c.PreviousSecretHash, optionalNanos(c.PreviousSecretExpiresAt),
+		c.RequireDPoP)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("postgres: client %q: %w", c.ID, rescind.ErrAlreadyExists)
 	}
@@ -222,14 +231,17 @@ func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 }
 
 const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
-	resource_server, resources, allow_insecure_redirect, require_dpop`
+	resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at, require_dpop`
 
 func scanClient(row pgx.Row) (rescind.Client, error) {
 	var c rescind.Client
-	var ttl, created int64
+	var ttl, created, prevExp int64
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &c.GrantTypes, &c.Scopes, &c.RedirectURIs, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat,
-		&c.ResourceServer, &c.Resources, &c.AllowInsecureRedirect, &c.RequireDPoP); err != nil {
+		&c.ResourceServer, &c.Resources, &c.AllowInsecureRedirect, &c.PreviousSecretHash, &prevExp, &c.RequireDPoP); err != nil {
 		return c, err
+	}
+	if prevExp != 0 {
+		c.PreviousSecretExpiresAt = fromNanos(prevExp)
 	}
 	c.TokenTTL = time.Duration(ttl)
 	c.CreatedAt = fromNanos(created)
@@ -269,9 +281,34 @@ func (s *Store) ListClients(ctx context.Context) ([]rescind.Client, error) {
 	return out, nil
 }
 
-// DeleteClient implements rescind.Store.
-func (s *Store) DeleteClient(ctx context.Context, id string, rev rescind.Revocation) error {
+// UpdateClient implements rescind.Store.
+func (s *Store) UpdateClient(ctx context.Context, c rescind.Client) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE clients SET name = $1, secret_hash = $2, public = $3, grant_types = $4, scopes = $5,
+			redirect_uris = $6, token_ttl_ns = $7, allow_plain_pkce = $8, token_format = $9, previous_secret_hash = $10,
+			previous_secret_expires_at = $11, resource_server = $12, resources = $13, allow_insecure_redirect = $14, require_dpop = $15
+			WHERE id = $16`,
+			c.Name, c.SecretHash, c.Public, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs), int64(c.TokenTTL),
+			c.AllowPlainPKCE, tokenFormat(c.TokenFormat), c.PreviousSecretHash, optionalNanos(c.PreviousSecretExpiresAt),
+			c.ResourceServer, list(c.Resources), c.AllowInsecureRedirect, c.RequireDPoP, c.ID)
+		if err != nil {
+			return fmt.Errorf("postgres: updating client %q: %w", c.ID, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("postgres: client %q: %w", c.ID, rescind.ErrNotFound)
+		}
+		// Every instance drops its cached copy and verified secrets at commit.
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, chanClients, c.ID); err != nil {
+			return fmt.Errorf("postgres: notifying: %w", err)
+		}
+		return nil
+	})
+}
+
+// DeleteClient implements rescind.Store.
+func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time, rev rescind.Revocation) ([]rescind.Revocation, error) {
+	var revs []rescind.Revocation
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM clients WHERE id = $1`, id)
 		if err != nil {
 			return fmt.Errorf("postgres: deleting client %q: %w", id, err)
@@ -279,9 +316,15 @@ func (s *Store) DeleteClient(ctx context.Context, id string, rev rescind.Revocat
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("postgres: client %q: %w", id, rescind.ErrNotFound)
 		}
-		grantRev := rev
-		grantRev.Actor = "" // one audit entry for the deletion, not one per grant
-		if _, _, err := revokeGrants(ctx, tx, rescind.GrantFilter{ClientID: id}, grantRev); err != nil {
+		// One audit entry for the deletion, dated now (the cut-off is later), not one per grant.
+		if rev.Actor != "" {
+			if _, err := tx.Exec(ctx, `INSERT INTO audit (at, actor, action, target, reason) VALUES ($1, $2, $3, $4, $5)`,
+				nanos(now), rev.Actor, "revoke_"+string(rev.Kind), rev.Key, rev.Reason); err != nil {
+				return fmt.Errorf("postgres: writing audit entry: %w", err)
+			}
+		}
+		rev.Actor = ""
+		if revs, _, err = revokeGrants(ctx, tx, rescind.GrantFilter{ClientID: id}, rescind.Revocation{RevokedAt: now, Subject: rev.Subject}); err != nil {
 			return err
 		}
 		if err := writeRevocations(ctx, tx, []rescind.Revocation{rev}); err != nil {
@@ -292,6 +335,10 @@ func (s *Store) DeleteClient(ctx context.Context, id string, rev rescind.Revocat
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return append(revs, rev), nil
 }
 
 // Revoke implements rescind.Store.

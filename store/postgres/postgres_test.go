@@ -126,7 +126,14 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("event = %+v", e)
 	}
 	a.CreateClient(ctx, rescind.Client{ID: "c1", Name: "c1", CreatedAt: now})
-	a.DeleteClient(ctx, "c1", rescind.Revocation{Kind: rescind.RevokeClient, Key: "c1", ClientID: "c1", RevokedAt: now, ExpiresAt: now.Add(time.Hour)})
+	// An update tells every instance, so none keeps a stale client (a rotated secret, a ttl).
+	if err := a.UpdateClient(ctx, rescind.Client{ID: "c1", Name: "renamed", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(rescind.EventClientChanged); e.ClientID != "c1" {
+		t.Fatalf("event after update = %+v", e)
+	}
+	a.DeleteClient(ctx, "c1", now, rescind.Revocation{Kind: rescind.RevokeClient, Key: "c1", ClientID: "c1", RevokedAt: now, ExpiresAt: now.Add(time.Hour)})
 	if e := next(rescind.EventClientChanged); e.ClientID != "c1" {
 		t.Fatalf("event = %+v", e)
 	}
@@ -143,6 +150,61 @@ func TestWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	next(rescind.EventResync)
+}
+
+// TestMigration0005 upgrades a database of the previous version, where grant records were
+// sized from the ttl configured at revocation time: existing grants are bounded by the 30-day
+// cap on access token lifetimes, and the records of recently revoked grants, cut short or
+// already deleted, are in force again until that bound.
+func TestMigration0005(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, q, args...); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	exec(`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`)
+	files, _ := filepath.Glob("migrations/000[1-4]_*.sql")
+	for i, f := range files {
+		body, _ := os.ReadFile(f)
+		if err := conn.PgConn().Exec(ctx, string(body)).Close(); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		exec(`INSERT INTO schema_migrations VALUES ($1, $2, 0)`, i+1, filepath.Base(f))
+	}
+	now := time.Now()
+	const month = 30 * 24 * time.Hour
+	grant := func(id string, revoked int64) {
+		exec(`INSERT INTO grants (id, client_id, user_id, created_at, last_used_at, revoked_at) VALUES ($1, 'c', 'u', 0, 0, $2)`, id, revoked)
+	}
+	grant("active", 0)
+	grant("lost", now.Add(-time.Hour).UnixNano())      // revoked an hour ago; the janitor deleted its record
+	grant("short", now.Add(-time.Hour).UnixNano())     // its record ends in a minute
+	grant("old", now.Add(-40*24*time.Hour).UnixNano()) // revoked long ago: every token of it is dead
+	exec(`INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at) VALUES ('grant', 'short', 'c', $1, $2)`,
+		now.Add(-time.Hour).UnixNano(), now.Add(time.Minute).UnixNano())
+
+	s := open(t, dsn)
+	g, err := s.GetGrant(ctx, "active")
+	if err != nil || g.TokensExpireAt.Before(now.Add(month-time.Second)) || g.TokensExpireAt.After(time.Now().Add(month+time.Second)) {
+		t.Fatalf("active grant's bound = %v, %v; want about now + 30 days", g.TokensExpireAt, err)
+	}
+	revs, _ := s.RevocationsSince(ctx, 0, now, 10)
+	got := map[string]time.Time{}
+	for _, r := range revs {
+		got[r.Key] = r.ExpiresAt
+	}
+	want := now.Add(-time.Hour).Add(month)
+	if len(got) != 2 || got["lost"].Sub(want).Abs() > time.Microsecond || got["short"].Sub(want).Abs() > time.Microsecond {
+		t.Fatalf("records after the migration: %v; want lost and short until %v, none for old", got, want)
+	}
 }
 
 // TestNewerSchemaRefused: a database that a newer release migrated (a migration this binary does

@@ -94,14 +94,17 @@ func (s *Store) DeleteUser(ctx context.Context, id string, rev rescind.Revocatio
 	return revs, n, nil
 }
 
-const grantColumns = `id, client_id, user_id, scopes, created_at, last_used_at, revoked_at`
+const grantColumns = `id, client_id, user_id, scopes, created_at, last_used_at, revoked_at, tokens_expire_at`
 
 func scanGrant(row interface{ Scan(...any) error }) (rescind.Grant, error) {
 	var g rescind.Grant
 	var scopes string
-	var created, used, revoked int64
-	if err := row.Scan(&g.ID, &g.ClientID, &g.UserID, &scopes, &created, &used, &revoked); err != nil {
+	var created, used, revoked, bound int64
+	if err := row.Scan(&g.ID, &g.ClientID, &g.UserID, &scopes, &created, &used, &revoked, &bound); err != nil {
 		return g, err
+	}
+	if bound != 0 {
+		g.TokensExpireAt = fromNanos(bound)
 	}
 	var err error
 	if g.Scopes, err = parseList(scopes); err != nil {
@@ -168,11 +171,16 @@ func (s *Store) GetGrant(ctx context.Context, id string) (rescind.Grant, error) 
 
 // grantWhere renders f as a WHERE clause over active grants.
 func grantWhere(f rescind.GrantFilter) (string, []any) {
-	conds := []string{"revoked_at = 0"}
+	return grantWhereAnd(f, "", "revoked_at = 0")
+}
+
+// grantWhereAnd renders f, on the grants table named by prefix ("" or "g."), and the conditions
+// conds as a WHERE clause (conds come first, for their own arguments).
+func grantWhereAnd(f rescind.GrantFilter, prefix string, conds ...string) (string, []any) {
 	var args []any
 	for _, c := range []struct{ col, v string }{{"id", f.GrantID}, {"client_id", f.ClientID}, {"user_id", f.UserID}} {
 		if c.v != "" {
-			conds = append(conds, c.col+" = ?")
+			conds = append(conds, prefix+c.col+" = ?")
 			args = append(args, c.v)
 		}
 	}
@@ -226,23 +234,42 @@ func (s *Store) RevokeGrants(ctx context.Context, f rescind.GrantFilter, rev res
 	return revs, n, nil
 }
 
+// grantRecord is the RevokeGrant record of grant id of clientID revoked at revokedAt: a copy of
+// the template rev that lives until the latest expiry of the tokens issued under the grant
+// (bound, Unix ns), and at least until revokedAt.
+func grantRecord(rev rescind.Revocation, id, clientID string, revokedAt time.Time, bound int64) rescind.Revocation {
+	r := rev
+	r.Kind, r.Key, r.ClientID, r.RevokedAt = rescind.RevokeGrant, id, clientID, revokedAt
+	r.ExpiresAt = revokedAt
+	if bound > nanos(revokedAt) {
+		r.ExpiresAt = fromNanos(bound)
+	}
+	return r
+}
+
 func revokeGrants(ctx context.Context, tx *sql.Tx, f rescind.GrantFilter, rev rescind.Revocation) ([]rescind.Revocation, int64, error) {
 	where, args := grantWhere(f)
-	rows, err := tx.QueryContext(ctx, `SELECT id, client_id FROM grants WHERE `+where, args...)
+	rows, err := tx.QueryContext(ctx, `SELECT id, client_id, tokens_expire_at FROM grants WHERE `+where, args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: revoking grants: %w", err)
 	}
 	var revs []rescind.Revocation
 	for rows.Next() {
-		r := rev
-		r.Kind = rescind.RevokeGrant
-		if err := rows.Scan(&r.Key, &r.ClientID); err != nil {
+		var id, clientID string
+		var bound int64
+		if err := rows.Scan(&id, &clientID, &bound); err != nil {
 			rows.Close()
 			return nil, 0, fmt.Errorf("sqlite: revoking grants: %w", err)
 		}
-		revs = append(revs, r)
+		revs = append(revs, grantRecord(rev, id, clientID, rev.RevokedAt, bound))
 	}
 	rows.Close()
+	// Grants revoked before whose tokens may still be alive: revoking again extends a record
+	// that is missing or ends before the tokens do (one written by an older version, say).
+	again, err := extendRevokedGrants(ctx, tx, f, rev)
+	if err != nil {
+		return nil, 0, err
+	}
 	var tokens int64
 	for _, r := range revs {
 		if _, err := tx.ExecContext(ctx, `UPDATE grants SET revoked_at = ? WHERE id = ?`, nanos(r.RevokedAt), r.Key); err != nil {
@@ -264,11 +291,18 @@ func revokeGrants(ctx context.Context, tx *sql.Tx, f rescind.GrantFilter, rev re
 			return nil, 0, err
 		}
 	}
-	// Flip the status list entries of the grants' unexpired access tokens.
+	for _, r := range again {
+		if err := upsertRevocation(ctx, tx, r); err != nil {
+			return nil, 0, err
+		}
+	}
+	revs = append(revs, again...)
+	// Flip the status list entries of the grants' access tokens (each kept until its token's
+	// exp plus the janitor's grace).
 	var statuses []rescind.Revocation
 	for _, r := range revs {
 		rows, err := tx.QueryContext(ctx, `SELECT status_list, status_idx, expires_at FROM grant_token_status
-			WHERE grant_id = ? AND expires_at >= ?`, r.Key, nanos(r.RevokedAt))
+			WHERE grant_id = ?`, r.Key)
 		if err != nil {
 			return nil, 0, fmt.Errorf("sqlite: revoking grant: %w", err)
 		}
@@ -292,6 +326,33 @@ func revokeGrants(ctx context.Context, tx *sql.Tx, f rescind.GrantFilter, rev re
 		}
 	}
 	return append(revs, statuses...), tokens, nil
+}
+
+// extendRevokedGrants returns the records to write again for the revoked grants matching f whose
+// tokens may be alive at rev.RevokedAt and whose stored record is missing or ends earlier.
+func extendRevokedGrants(ctx context.Context, tx *sql.Tx, f rescind.GrantFilter, rev rescind.Revocation) ([]rescind.Revocation, error) {
+	where, args := grantWhereAnd(f, "g.", "g.revoked_at <> 0", "g.tokens_expire_at >= ?")
+	args = append([]any{nanos(rev.RevokedAt)}, args...)
+	rows, err := tx.QueryContext(ctx, `SELECT g.id, g.client_id, g.revoked_at, g.tokens_expire_at, coalesce(r.expires_at, 0)
+		FROM grants g LEFT JOIN revocations r ON r.kind = 'grant' AND r.key = g.id WHERE `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: revoking grants again: %w", err)
+	}
+	defer rows.Close()
+	var out []rescind.Revocation
+	for rows.Next() {
+		var id, clientID string
+		var revokedAt, bound, recorded int64
+		if err := rows.Scan(&id, &clientID, &revokedAt, &bound, &recorded); err != nil {
+			return nil, fmt.Errorf("sqlite: revoking grants again: %w", err)
+		}
+		if recorded < bound {
+			r := grantRecord(rev, id, clientID, fromNanos(revokedAt), bound)
+			r.Actor = "" // not a new revocation
+			out = append(out, r)
+		}
+	}
+	return out, rows.Err()
 }
 
 // CreateRefreshToken implements rescind.Store.
@@ -343,7 +404,7 @@ func (s *Store) GetRefreshToken(ctx context.Context, hash string) (rescind.Refre
 }
 
 // RotateRefreshToken implements rescind.Store.
-func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next rescind.RefreshToken, now time.Time) (rescind.RefreshToken, error) {
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next rescind.RefreshToken, now, tokensExpireAt time.Time) (rescind.RefreshToken, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return rescind.RefreshToken{}, fmt.Errorf("sqlite: rotating refresh token: %w", err)
@@ -361,6 +422,9 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next res
 	}
 	if !now.Before(old.ExpiresAt) {
 		return old, fmt.Errorf("sqlite: refresh token expired: %w", rescind.ErrNotFound)
+	}
+	if err := raiseGrantBound(ctx, tx, old.GrantID, tokensExpireAt); err != nil {
+		return old, err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET used_at = ? WHERE hash = ?`, nanos(now), oldHash); err != nil {
 		return old, fmt.Errorf("sqlite: rotating refresh token: %w", err)
@@ -387,16 +451,28 @@ func (s *Store) CreateCode(ctx context.Context, c rescind.AuthCode) error {
 	return nil
 }
 
-// RedeemCode implements rescind.Store.
-func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time) (rescind.AuthCode, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+// raiseGrantBound raises the TokensExpireAt of grant id to exp, in tx. A revoked (or missing)
+// grant gives ErrNotFound: nothing may be issued under it.
+func raiseGrantBound(ctx context.Context, tx *sql.Tx, id string, exp time.Time) error {
+	res, err := tx.ExecContext(ctx, `UPDATE grants SET tokens_expire_at = max(tokens_expire_at, ?) WHERE id = ? AND revoked_at = 0`,
+		nanos(exp), id)
 	if err != nil {
-		return rescind.AuthCode{}, fmt.Errorf("sqlite: redeeming code: %w", err)
+		return fmt.Errorf("sqlite: recording the grant's token expiry: %w", err)
 	}
-	defer tx.Rollback()
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: recording the grant's token expiry: %w", err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: grant %q is revoked: %w", id, rescind.ErrNotFound)
+	}
+	return nil
+}
+
+func getCode(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, hash string) (rescind.AuthCode, error) {
 	var c rescind.AuthCode
 	var created, expires, used int64
-	err = tx.QueryRowContext(ctx, `SELECT hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given, scope,
+	err := q.QueryRowContext(ctx, `SELECT hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given, scope,
 		challenge, challenge_method, created_at, expires_at, used_at, dpop_jkt FROM auth_codes WHERE hash = ?`, hash).
 		Scan(&c.Hash, &c.ClientID, &c.UserID, &c.GrantID, &c.RedirectURI, &c.RedirectURIGiven, &c.Scope, &c.Challenge,
 			&c.ChallengeMethod, &created, &expires, &used, &c.DPoPJKT)
@@ -404,15 +480,39 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time) (res
 		return c, fmt.Errorf("sqlite: code: %w", rescind.ErrNotFound)
 	}
 	if err != nil {
-		return c, fmt.Errorf("sqlite: redeeming code: %w", err)
+		return c, fmt.Errorf("sqlite: reading code: %w", err)
 	}
 	c.CreatedAt, c.ExpiresAt = fromNanos(created), fromNanos(expires)
 	if used != 0 {
 		c.UsedAt = fromNanos(used)
+	}
+	return c, nil
+}
+
+// GetCode implements rescind.Store.
+func (s *Store) GetCode(ctx context.Context, hash string) (rescind.AuthCode, error) {
+	return getCode(ctx, s.db, hash)
+}
+
+// RedeemCode implements rescind.Store.
+func (s *Store) RedeemCode(ctx context.Context, hash string, now, tokensExpireAt time.Time) (rescind.AuthCode, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return rescind.AuthCode{}, fmt.Errorf("sqlite: redeeming code: %w", err)
+	}
+	defer tx.Rollback()
+	c, err := getCode(ctx, tx, hash)
+	if err != nil {
+		return c, err
+	}
+	if !c.UsedAt.IsZero() {
 		return c, fmt.Errorf("sqlite: code: %w", rescind.ErrReused)
 	}
 	if !now.Before(c.ExpiresAt) {
 		return c, fmt.Errorf("sqlite: code expired: %w", rescind.ErrNotFound)
+	}
+	if err := raiseGrantBound(ctx, tx, c.GrantID, tokensExpireAt); err != nil {
+		return c, err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE auth_codes SET used_at = ? WHERE hash = ?`, nanos(now), hash); err != nil {
 		return c, fmt.Errorf("sqlite: redeeming code: %w", err)
@@ -420,6 +520,7 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time) (res
 	if err := tx.Commit(); err != nil {
 		return c, fmt.Errorf("sqlite: redeeming code: commit: %w", err)
 	}
+	c.UsedAt = now
 	return c, nil
 }
 

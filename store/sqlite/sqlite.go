@@ -254,17 +254,26 @@ func parseList(s string) ([]string, error) {
 
 func nanos(t time.Time) int64 { return t.UnixNano() }
 
+// optionalNanos stores the zero time as 0.
+func optionalNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
 func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 
 // CreateClient implements rescind.Store.
 func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO clients
 		(id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
-		resource_server, resources, allow_insecure_redirect, require_dpop)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at, require_dpop)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.SecretHash, c.Public, jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.RedirectURIs),
 		int64(c.TokenTTL), nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
-		c.ResourceServer, jsonList(c.Resources), c.AllowInsecureRedirect, c.RequireDPoP)
+		c.ResourceServer, jsonList(c.Resources), c.AllowInsecureRedirect, c.PreviousSecretHash, optionalNanos(c.PreviousSecretExpiresAt),
+		c.RequireDPoP)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("sqlite: client %q: %w", c.ID, rescind.ErrAlreadyExists)
 	}
@@ -275,15 +284,18 @@ func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 }
 
 const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
-	resource_server, resources, allow_insecure_redirect, require_dpop`
+	resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at, require_dpop`
 
 func scanClient(row interface{ Scan(...any) error }) (rescind.Client, error) {
 	var c rescind.Client
 	var gt, sc, ru, res string
-	var ttl, created int64
+	var ttl, created, prevExp int64
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &gt, &sc, &ru, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat,
-		&c.ResourceServer, &res, &c.AllowInsecureRedirect, &c.RequireDPoP); err != nil {
+		&c.ResourceServer, &res, &c.AllowInsecureRedirect, &c.PreviousSecretHash, &prevExp, &c.RequireDPoP); err != nil {
 		return c, err
+	}
+	if prevExp != 0 {
+		c.PreviousSecretExpiresAt = fromNanos(prevExp)
 	}
 	var err error
 	if c.GrantTypes, err = parseList(gt); err != nil {
@@ -336,34 +348,60 @@ func (s *Store) ListClients(ctx context.Context) ([]rescind.Client, error) {
 	return out, nil
 }
 
+// UpdateClient implements rescind.Store.
+func (s *Store) UpdateClient(ctx context.Context, c rescind.Client) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE clients SET name = ?, secret_hash = ?, public = ?, grant_types = ?, scopes = ?,
+		redirect_uris = ?, token_ttl_ns = ?, allow_plain_pkce = ?, token_format = ?, previous_secret_hash = ?,
+		previous_secret_expires_at = ?, resource_server = ?, resources = ?, allow_insecure_redirect = ?, require_dpop = ? WHERE id = ?`,
+		c.Name, c.SecretHash, c.Public, jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.RedirectURIs), int64(c.TokenTTL),
+		c.AllowPlainPKCE, tokenFormat(c.TokenFormat), c.PreviousSecretHash, optionalNanos(c.PreviousSecretExpiresAt),
+		c.ResourceServer, jsonList(c.Resources), c.AllowInsecureRedirect, c.RequireDPoP, c.ID)
+	if err != nil {
+		return fmt.Errorf("sqlite: updating client %q: %w", c.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: updating client %q: %w", c.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: client %q: %w", c.ID, rescind.ErrNotFound)
+	}
+	return nil
+}
+
 // DeleteClient implements rescind.Store.
-func (s *Store) DeleteClient(ctx context.Context, id string, rev rescind.Revocation) error {
+func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time, rev rescind.Revocation) ([]rescind.Revocation, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: deleting client: %w", err)
+		return nil, fmt.Errorf("sqlite: deleting client: %w", err)
 	}
 	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id)
 	if err != nil {
-		return fmt.Errorf("sqlite: deleting client %q: %w", id, err)
+		return nil, fmt.Errorf("sqlite: deleting client %q: %w", id, err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: deleting client %q: %w", id, err)
+		return nil, fmt.Errorf("sqlite: deleting client %q: %w", id, err)
 	} else if n == 0 {
-		return fmt.Errorf("sqlite: client %q: %w", id, rescind.ErrNotFound)
+		return nil, fmt.Errorf("sqlite: client %q: %w", id, rescind.ErrNotFound)
 	}
-	grantRev := rev
-	grantRev.Actor = "" // one audit entry for the deletion, not one per grant
-	if _, _, err := revokeGrants(ctx, tx, rescind.GrantFilter{ClientID: id}, grantRev); err != nil {
-		return err
+	// One audit entry for the deletion, dated now (the cut-off is later), not one per grant.
+	if rev.Actor != "" {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit (at, actor, action, target, reason) VALUES (?, ?, ?, ?, ?)`,
+			nanos(now), rev.Actor, auditAction(rev.Kind), rev.Key, rev.Reason); err != nil {
+			return nil, fmt.Errorf("sqlite: writing audit entry: %w", err)
+		}
+	}
+	rev.Actor = ""
+	revs, _, err := revokeGrants(ctx, tx, rescind.GrantFilter{ClientID: id}, rescind.Revocation{RevokedAt: now, Subject: rev.Subject})
+	if err != nil {
+		return nil, err
 	}
 	if err := upsertRevocation(ctx, tx, rev); err != nil {
-		return err
+		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: deleting client %q: commit: %w", id, err)
+		return nil, fmt.Errorf("sqlite: deleting client %q: commit: %w", id, err)
 	}
-	return nil
+	return append(revs, rev), nil
 }
 
 // Revoke implements rescind.Store.

@@ -62,6 +62,63 @@ func TestReopen(t *testing.T) {
 	}
 }
 
+// TestMigration0005 upgrades a database of the previous version, where grant records were
+// sized from the ttl configured at revocation time: existing grants are bounded by the 30-day
+// cap on access token lifetimes, and the records of recently revoked grants, cut short or
+// already deleted, are in force again until that bound.
+func TestMigration0005(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rescind.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob("migrations/000[1-4]_*.sql")
+	for i, f := range files {
+		body, _ := os.ReadFile(f)
+		if _, err := db.Exec(string(body)); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		db.Exec(`INSERT INTO schema_migrations VALUES (?, ?, 0)`, i+1, filepath.Base(f))
+	}
+	now := time.Now()
+	const month = 30 * 24 * time.Hour
+	grant := func(id string, revoked time.Time) {
+		var r int64
+		if !revoked.IsZero() {
+			r = revoked.UnixNano()
+		}
+		if _, err := db.Exec(`INSERT INTO grants (id, client_id, user_id, created_at, last_used_at, revoked_at) VALUES (?, 'c', 'u', 0, 0, ?)`, id, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant("active", time.Time{})
+	grant("lost", now.Add(-time.Hour))      // revoked an hour ago; the janitor deleted its record
+	grant("short", now.Add(-time.Hour))     // its record ends in a minute
+	grant("old", now.Add(-40*24*time.Hour)) // revoked long ago: every token of it is dead
+	db.Exec(`INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at) VALUES ('grant', 'short', 'c', ?, ?)`,
+		now.Add(-time.Hour).UnixNano(), now.Add(time.Minute).UnixNano())
+	db.Close()
+
+	s := open(t, path)
+	g, err := s.GetGrant(ctx, "active")
+	if err != nil || g.TokensExpireAt.Before(now.Truncate(time.Second).Add(month)) || g.TokensExpireAt.After(time.Now().Add(month+time.Second)) {
+		t.Fatalf("active grant's bound = %v, %v; want about now + 30 days", g.TokensExpireAt, err)
+	}
+	revs, _ := s.RevocationsSince(ctx, 0, now, 10)
+	got := map[string]time.Time{}
+	for _, r := range revs {
+		got[r.Key] = r.ExpiresAt
+	}
+	want := now.Add(-time.Hour).Add(month)
+	if len(got) != 2 || got["lost"].Sub(want).Abs() > time.Microsecond || got["short"].Sub(want).Abs() > time.Microsecond {
+		t.Fatalf("records after the migration: %v; want lost and short until %v, none for old", got, want)
+	}
+}
+
 // TestNotDatabase: a file that is not a SQLite database is reported as such, and left as it was.
 func TestNotDatabase(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rescind.db")

@@ -47,11 +47,23 @@ func testRequireDPoP(t *testing.T, s rescind.Store) {
 	if err != nil || len(list) != 2 || list[0].ID != "dpop-no" || list[0].RequireDPoP || !list[1].RequireDPoP {
 		t.Fatalf("ListClients = %+v, %v", list, err)
 	}
+	// An update turns it on and off.
+	for _, want := range []bool{true, false} {
+		c := list[0]
+		c.RequireDPoP = want
+		if err := s.UpdateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.GetClient(ctx, c.ID); err != nil || got.RequireDPoP != want {
+			t.Fatalf("after UpdateClient(RequireDPoP %v): %+v, %v", want, got.RequireDPoP, err)
+		}
+	}
 }
 
 func testBoundRefreshTokens(t *testing.T, s rescind.Store) {
 	ctx := context.Background()
 	exp := base.Add(time.Hour)
+	s.SaveGrant(ctx, grant("g1", "c1", "u1", "read"))
 	bound := refresh("rb1", "g1", exp)
 	bound.JKT = jkt1
 	if err := s.CreateRefreshToken(ctx, bound); err != nil {
@@ -62,7 +74,7 @@ func testBoundRefreshTokens(t *testing.T, s rescind.Store) {
 	}
 	next := refresh("rb2", "g1", exp)
 	next.JKT = jkt2
-	old, err := s.RotateRefreshToken(ctx, "rb1", next, base)
+	old, err := s.RotateRefreshToken(ctx, "rb1", next, base, base.Add(time.Hour))
 	if err != nil || old.JKT != jkt1 {
 		t.Fatalf("RotateRefreshToken = %+v, %v; want the old token with jkt %s", old, err, jkt1)
 	}
@@ -79,16 +91,20 @@ func testBoundRefreshTokens(t *testing.T, s rescind.Store) {
 
 func testBoundCodes(t *testing.T, s rescind.Store) {
 	ctx := context.Background()
+	s.SaveGrant(ctx, grant("g1", "c1", "u1", "read"))
 	c := rescind.AuthCode{Hash: "hb", ClientID: "c1", UserID: "u1", GrantID: "g1", RedirectURI: "https://app/cb", Scope: "read",
 		Challenge: "ch", ChallengeMethod: "S256", CreatedAt: base, ExpiresAt: base.Add(time.Minute), DPoPJKT: jkt1}
 	if err := s.CreateCode(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.RedeemCode(ctx, "hb", base)
+	if got, err := s.GetCode(ctx, "hb"); err != nil || got.DPoPJKT != jkt1 {
+		t.Fatalf("GetCode = %+v, %v; want dpop_jkt %s", got, err, jkt1)
+	}
+	got, err := s.RedeemCode(ctx, "hb", base, base.Add(time.Hour))
 	if err != nil || got.DPoPJKT != jkt1 {
 		t.Fatalf("RedeemCode = %+v, %v; want dpop_jkt %s", got, err, jkt1)
 	}
-	if got, err := s.RedeemCode(ctx, "hb", base); !errors.Is(err, rescind.ErrReused) || got.DPoPJKT != jkt1 {
+	if got, err := s.RedeemCode(ctx, "hb", base, base.Add(time.Hour)); !errors.Is(err, rescind.ErrReused) || got.DPoPJKT != jkt1 {
 		t.Fatalf("second redemption = %+v, %v; want the bound code with ErrReused", got, err)
 	}
 }

@@ -29,6 +29,7 @@ func RunTests(t *testing.T, opener Opener) {
 		run  func(t *testing.T, s rescind.Store)
 	}{
 		{"Clients", testClients},
+		{"UpdateClient", testUpdateClient},
 		{"DeleteClientRevokes", testDeleteClientRevokes},
 		{"RevokeDurableAndIdempotent", testRevoke},
 		{"RevokeMerge", testRevokeMerge},
@@ -72,6 +73,7 @@ func sampleClient(id string) rescind.Client {
 
 func equalClient(a, b rescind.Client) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.SecretHash == b.SecretHash && a.Public == b.Public &&
+		a.PreviousSecretHash == b.PreviousSecretHash && a.PreviousSecretExpiresAt.Equal(b.PreviousSecretExpiresAt) &&
 		slices.Equal(a.GrantTypes, b.GrantTypes) && slices.Equal(a.Scopes, b.Scopes) &&
 		slices.Equal(a.RedirectURIs, b.RedirectURIs) && a.TokenTTL == b.TokenTTL && a.CreatedAt.Equal(b.CreatedAt) &&
 		a.AllowPlainPKCE == b.AllowPlainPKCE && a.TokenFormat == b.TokenFormat && a.ResourceServer == b.ResourceServer &&
@@ -115,14 +117,54 @@ func testClients(t *testing.T, s rescind.Store) {
 	}
 }
 
+// testUpdateClient: every field but the id and creation time is replaced, including the
+// previous secret of a rotation; an unknown client is ErrNotFound and creates nothing.
+func testUpdateClient(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	c := sampleClient("u")
+	if err := s.CreateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetClient(ctx, "u"); !got.PreviousSecretExpiresAt.IsZero() || got.PreviousSecretHash != "" {
+		t.Fatalf("a new client has a previous secret: %+v", got)
+	}
+	up := c
+	up.Name, up.Scopes, up.RedirectURIs, up.TokenTTL = "Renamed", []string{"read"}, []string{"https://new.example/cb"}, time.Minute
+	up.PreviousSecretHash, up.SecretHash = c.SecretHash, "$argon2id$v=19$m=64,t=1,p=1$bmV3$bmV3"
+	up.PreviousSecretExpiresAt = base.Add(24 * time.Hour)
+	up.CreatedAt = base.Add(time.Hour) // ignored
+	if err := s.UpdateClient(ctx, up); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetClient(ctx, "u")
+	up.CreatedAt = c.CreatedAt
+	if err != nil || !equalClient(got, up) {
+		t.Fatalf("after UpdateClient: %+v, %v\nwant %+v", got, err, up)
+	}
+	up.PreviousSecretHash, up.PreviousSecretExpiresAt = "", time.Time{}
+	if err := s.UpdateClient(ctx, up); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetClient(ctx, "u"); !equalClient(got, up) {
+		t.Fatalf("previous secret not cleared: %+v", got)
+	}
+	missing := sampleClient("missing")
+	if err := s.UpdateClient(ctx, missing); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("UpdateClient(missing) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetClient(ctx, "missing"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatal("UpdateClient created a client")
+	}
+}
+
 func testDeleteClientRevokes(t *testing.T, s rescind.Store) {
 	ctx := context.Background()
 	if err := s.CreateClient(ctx, sampleClient("c")); err != nil {
 		t.Fatal(err)
 	}
 	rev := rescind.Revocation{Kind: rescind.RevokeClient, Key: "c", ClientID: "c", RevokedAt: base, ExpiresAt: base.Add(time.Hour)}
-	if err := s.DeleteClient(ctx, "c", rev); err != nil {
-		t.Fatalf("DeleteClient: %v", err)
+	if revs, err := s.DeleteClient(ctx, "c", base, rev); err != nil || len(revs) != 1 || revs[0].Kind != rescind.RevokeClient {
+		t.Fatalf("DeleteClient = %+v, %v; want the client record", revs, err)
 	}
 	if _, err := s.GetClient(ctx, "c"); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatalf("GetClient after delete err = %v, want ErrNotFound", err)
@@ -133,7 +175,7 @@ func testDeleteClientRevokes(t *testing.T, s rescind.Store) {
 	}
 	other := rev
 	other.Key = "nobody"
-	if err := s.DeleteClient(ctx, "nobody", other); !errors.Is(err, rescind.ErrNotFound) {
+	if _, err := s.DeleteClient(ctx, "nobody", base, other); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatalf("DeleteClient(missing) err = %v, want ErrNotFound", err)
 	}
 	if revs, _ := s.RevocationsSince(ctx, 0, base, 10); len(revs) != 1 {
@@ -338,7 +380,7 @@ func testInstancesShare(t *testing.T, open func() rescind.Store) {
 		t.Fatalf("client created on one instance not found on another: %v", err)
 	}
 	rev := rescind.Revocation{Kind: rescind.RevokeClient, Key: "shared", ClientID: "shared", RevokedAt: base, ExpiresAt: base.Add(time.Hour)}
-	if err := b.DeleteClient(ctx, "shared", rev); err != nil {
+	if _, err := b.DeleteClient(ctx, "shared", base, rev); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.GetClient(ctx, "shared"); !errors.Is(err, rescind.ErrNotFound) {
