@@ -138,6 +138,11 @@ func refreshBinding(client rescind.Client, previous, jkt string) string {
 var errRefreshKey = errorf(ErrInvalidGrant, http.StatusBadRequest,
 	"the refresh token is bound to a DPoP key: send a DPoP proof made with that key (RFC 9449 §5)")
 
+// errCodeKey answers the redemption of a code bound to a key (dpop_jkt of the authorization
+// request, RFC 9449 §10) without a proof made with that key.
+var errCodeKey = errorf(ErrInvalidGrant, http.StatusBadRequest,
+	"the authorization code is bound to a DPoP key (dpop_jkt): send a DPoP proof made with that key (RFC 9449 §10)")
+
 // confirmation is the cnf claim of a token bound to jkt, or nil for a bearer token.
 func confirmation(jkt string) *token.Confirmation {
 	if jkt == "" {

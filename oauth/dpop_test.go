@@ -278,3 +278,41 @@ func TestDPoPCodeFlowConfidentialClient(t *testing.T) {
 		t.Fatalf("refresh without a proof: %d %s", r.status, r.body)
 	}
 }
+
+// TestDPoPBoundCode: a code whose authorization request named dpop_jkt (RFC 9449 §10) is
+// redeemed only with a proof made with that key; a redemption without one, or with another key's,
+// is invalid_grant and leaves the code to its holder.
+func TestDPoPBoundCode(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	k, other := dpopKey(t, dpop.ES256), dpopKey(t, dpop.EdDSA)
+	if _, err := e.store.SaveGrant(ctx, rescind.Grant{ID: "g-dpop", ClientID: "spa", UserID: "alice-id", Scopes: []string{"read"},
+		CreatedAt: e.clock(), LastUsedAt: e.clock()}); err != nil {
+		t.Fatal(err)
+	}
+	verifier, challenge := pkcePair("j")
+	code, hash, err := token.NewStored(token.CodePrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.CreateCode(ctx, rescind.AuthCode{Hash: hash, ClientID: "spa", UserID: "alice-id", GrantID: "g-dpop",
+		RedirectURI: "https://spa.example/cb", Scope: "read", Challenge: challenge, ChallengeMethod: "S256",
+		CreatedAt: e.clock(), ExpiresAt: e.clock().Add(time.Minute), DPoPJKT: k.Thumbprint()}); err != nil {
+		t.Fatal(err)
+	}
+	form := func() url.Values { return codeForm(code, "", verifier) }
+	// The public client's nonce first (the default policy).
+	nonce := e.tokenRequest("spa", "", form(), e.proof(k, "")).header.Get("DPoP-Nonce")
+	wantError(t, e.tokenRequest("spa", "", form()), 400, "invalid_grant")
+	wantError(t, e.tokenRequest("spa", "", form(), e.proof(other, nonce)), 400, "invalid_grant")
+	if ac, err := e.store.GetCode(ctx, hash); err != nil || !ac.UsedAt.IsZero() {
+		t.Fatalf("a refused redemption used the code up: %+v, %v", ac, err)
+	}
+	r := e.tokenRequest("spa", "", form(), e.proof(k, nonce))
+	if r.status != 200 || r.json(t)["token_type"] != "DPoP" {
+		t.Fatalf("with the key's proof: %d %s", r.status, r.body)
+	}
+	if !e.active(r.json(t)["access_token"].(string)) {
+		t.Fatal("the grant was revoked")
+	}
+}

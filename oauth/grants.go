@@ -99,6 +99,10 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 		writeError(w, errorf(ErrInvalidGrant, http.StatusBadRequest, "code_verifier is missing or does not match the code challenge"))
 		return
 	}
+	if ac.DPoPJKT != "" && jktOf(proof) != ac.DPoPJKT {
+		writeError(w, errCodeKey) // RFC 9449 §10: not consumed; the holder of the key keeps it
+		return
+	}
 	if !ac.UsedAt.IsZero() {
 		s.theft(w, r, client, ac.GrantID, "authorization code reuse") // RFC 6749 §4.1.2
 		return
