@@ -17,11 +17,16 @@
 //
 // Keys: the JWKS is fetched again once its Cache-Control max-age has passed (in the background;
 // requests go on with the keys held), so a key the server retired, which leaves its JWKS, is
-// refused within that max-age. With push, a "key" event refuses the key at once and for good,
-// even if a JWKS fetched later still lists it; tokens it verified before are verified again.
+// refused within that max-age. A JWKS that cannot be fetched again is trusted for 30 seconds
+// more; then JWTs are refused (ErrStatusStale) until it can be, unless FailOpen. With push, a "key" event refuses the key at once and for good,
+// even if a JWKS fetched later still lists it. Every request checks that the key that verified
+// its token is still held and not retired, so no token a withdrawn key signed is accepted after
+// the withdrawal, not even one whose verification was in flight when it happened.
 //
 // For opaque tokens it asks the introspection endpoint (RFC 7662), caching a positive answer
-// briefly; push events drop cached answers. Introspection and push use the resource server's own
+// briefly; push events drop cached answers (an answer asked for while an event arrived is not
+// cached), and a Rescind opaque token sealed under a key announced retired is refused without
+// asking (its key id is readable without opening it). Introspection and push use the resource server's own
 // client, which a Rescind server must know as a resource server for the audience (RFC 7662 §4);
 // a stream that carries only the client's own tokens (Rescind-Events-Scope: own-tokens) is not
 // counted as push coverage.

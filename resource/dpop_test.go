@@ -192,10 +192,6 @@ func TestDPoPNonceAtTheMiddleware(t *testing.T) {
 	}
 }
 
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 // TestDPoPBaseURL: behind a proxy, htu is the public URL, which BaseURL names.
 func TestDPoPBaseURL(t *testing.T) {
 	as := newFakeAS(t)

@@ -523,7 +523,7 @@ func (m *Main) openStore(ctx context.Context) error {
 func (m *Main) loadKeys(ctx context.Context) error {
 	var err error
 	m.keys, err = keys.Open(ctx, keys.Config{Store: m.store, Box: m.box, SigningAlg: m.Config.SigningAlg,
-		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired, Now: m.Now})
+		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired, Now: m.Now, Logger: m.Logger})
 	if err != nil {
 		return m.keyError(err)
 	}
@@ -729,8 +729,12 @@ func (m *Main) runCoherence(ctx context.Context, w rescind.Watcher) {
 		Logger: m.Logger, Now: m.Now})
 }
 
-// refreshKeys reloads the keys another instance may have added.
-func (m *Main) refreshKeys(ctx context.Context) { m.keys.Refresh(ctx) }
+// refreshKeys reloads the keys another instance may have added, retired or brought forward.
+func (m *Main) refreshKeys(ctx context.Context) {
+	if err := m.keys.Refresh(ctx); err != nil && ctx.Err() == nil {
+		m.Logger.Warn("refreshing the keys", "err", err)
+	}
+}
 
 // serve serves h on ln until Close, and returns the http.Server.
 func (m *Main) serve(ln net.Listener, h http.Handler) *http.Server {
