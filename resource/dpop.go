@@ -139,6 +139,14 @@ func (m *Middleware) refuse(w http.ResponseWriter, err error) {
 	http.Error(w, "invalid or missing access token", http.StatusUnauthorized)
 }
 
+// scheme is the authentication scheme a verified token came in: DPoP for a bound one.
+func scheme(c *Claims) string {
+	if c.JKT != "" {
+		return "DPoP"
+	}
+	return "Bearer"
+}
+
 // withNonce adds the current DPoP nonce to a response, when the middleware demands nonces, so a
 // client always holds a fresh one (RFC 9449 §9).
 func (m *Middleware) withNonce(w http.ResponseWriter, c *Claims) {

@@ -147,6 +147,18 @@ func TestDPoPAtTheMiddleware(t *testing.T) {
 	}
 }
 
+// TestDPoPInsufficientScope: a bound token without the scope gets 403 in the DPoP scheme.
+func TestDPoPInsufficientScope(t *testing.T) {
+	as := newFakeAS(t)
+	m := newMW(t, as, Config{RequiredScopes: []string{"admin"}})
+	k := newKey(t)
+	bound := as.token(with(as.claims(1), "cnf", map[string]any{"jkt": k.Thumbprint()}))
+	w := call(m.Handler(echoSubject()), "GET", apiURL, "DPoP "+bound, proofFor(t, k, "GET", apiURL, bound, dpop.ProofOptions{}))
+	if w.Code != 403 || !strings.HasPrefix(w.Header().Get("WWW-Authenticate"), `DPoP error="insufficient_scope"`) {
+		t.Fatalf("%d %q", w.Code, w.Header().Get("WWW-Authenticate"))
+	}
+}
+
 // TestDPoPNonceAtTheMiddleware: with DPoPNonces the middleware demands a current nonce (§9):
 // 401 use_dpop_nonce with a DPoP-Nonce header, which the client package's transport retries
 // with, and the nonce is kept for later requests.

@@ -270,7 +270,7 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 		m.withNonce(w, c)
 		for _, s := range m.cfg.RequiredScopes {
 			if !slices.Contains(c.Scopes, s) {
-				w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+quote(strings.Join(m.cfg.RequiredScopes, " "))+`"`)
+				w.Header().Set("WWW-Authenticate", scheme(c)+` error="insufficient_scope", scope="`+quote(strings.Join(m.cfg.RequiredScopes, " "))+`"`)
 				http.Error(w, "insufficient scope", http.StatusForbidden)
 				return
 			}
