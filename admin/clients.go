@@ -39,7 +39,7 @@ func (s *Server) handleUpdateClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := applyUpdate(&c, req); err != nil {
-		writeErr(w, http.StatusBadRequest, "invalid_client_metadata", err.Error())
+		writeErr(w, http.StatusBadRequest, metadataErrorCode(err), err.Error())
 		return
 	}
 	if !s.storeClient(w, r, c) {
