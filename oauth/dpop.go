@@ -3,6 +3,8 @@ package oauth
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -142,6 +144,13 @@ var errRefreshKey = errorf(ErrInvalidGrant, http.StatusBadRequest,
 // request, RFC 9449 §10) without a proof made with that key.
 var errCodeKey = errorf(ErrInvalidGrant, http.StatusBadRequest,
 	"the authorization code is bound to a DPoP key (dpop_jkt): send a DPoP proof made with that key (RFC 9449 §10)")
+
+// validJKT reports whether s has the form of a JWK SHA-256 thumbprint (RFC 7638): 32 bytes in
+// base64url without padding.
+func validJKT(s string) bool {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	return err == nil && len(b) == sha256.Size
+}
 
 // confirmation is the cnf claim of a token bound to jkt, or nil for a bearer token.
 func confirmation(jkt string) *token.Confirmation {

@@ -316,3 +316,37 @@ func TestDPoPBoundCode(t *testing.T) {
 		t.Fatal("the grant was revoked")
 	}
 }
+
+// TestDPoPJKTAtAuthorize: dpop_jkt at the authorization endpoint (RFC 9449 §10) binds the code
+// to the key it names; a malformed or repeated one is invalid_request at the redirect URI.
+func TestDPoPJKTAtAuthorize(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("alice")
+	k, other := dpopKey(t, dpop.ES256), dpopKey(t, dpop.ES256)
+	verifier, challenge := pkcePair("a")
+	base := authorizeQuery("spa", "https://spa.example/cb", "read", challenge)
+	for name, extra := range map[string]string{
+		"not base64url": "&dpop_jkt=" + url.QueryEscape("not a thumbprint!"),
+		"not 32 bytes":  "&dpop_jkt=" + b64url(make([]byte, 20)),
+		"padded":        "&dpop_jkt=" + base64.URLEncoding.EncodeToString(make([]byte, 32)),
+		"given twice":   "&dpop_jkt=" + k.Thumbprint() + "&dpop_jkt=" + other.Thumbprint(),
+	} {
+		if q := b.approve(base + extra); q.Get("error") != "invalid_request" || q.Get("code") != "" {
+			t.Fatalf("%s: redirect %v; want error=invalid_request", name, q)
+		}
+	}
+	q := b.approve(base + "&dpop_jkt=" + k.Thumbprint())
+	code := q.Get("code")
+	if ac, err := e.store.GetCode(context.Background(), token.Hash(code)); err != nil || ac.DPoPJKT != k.Thumbprint() {
+		t.Fatalf("stored code %+v, %v; want dpop_jkt %s", ac, err, k.Thumbprint())
+	}
+	form := func() url.Values { return codeForm(code, "https://spa.example/cb", verifier) }
+	nonce := e.tokenRequest("spa", "", form(), e.proof(other, "")).header.Get("DPoP-Nonce")
+	wantError(t, e.tokenRequest("spa", "", form(), e.proof(other, nonce)), 400, "invalid_grant")
+	if r := e.tokenRequest("spa", "", form(), e.proof(k, nonce)); r.status != 200 || r.json(t)["token_type"] != "DPoP" {
+		t.Fatalf("with the key of dpop_jkt: %d %s", r.status, r.body)
+	}
+}
+
+func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
