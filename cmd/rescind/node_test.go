@@ -67,7 +67,7 @@ type nodeResult struct {
 
 // TestNodeDPoPInterop: openid-client (DPoP option) and oauth4webapi (DPoP() handle) get
 // DPoP-bound tokens from the real server through client credentials and the code flow (a public
-// client, whose refresh token is bound), refresh them, call a resource server that uses the
+// client, whose refresh token is bound and whose code is bound by dpop_jkt), refresh them, call a resource server that uses the
 // resource middleware, retry when the server and the resource server ask for a nonce, and
 // revoke. Copies of their tokens without the key are refused by the middleware, by
 // introspection-based checks and at the token endpoint.
@@ -133,11 +133,29 @@ func TestNodeDPoPInterop(t *testing.T) {
 			}
 
 			// The person signs in and consents; the redirect goes back to the script.
-			var authURL string
-			json.Unmarshal(next()["authorize"], &authURL)
+			var authURL, verifier string
+			start := next()
+			json.Unmarshal(start["authorize"], &authURL)
+			json.Unmarshal(start["verifier"], &verifier)
+			if !strings.Contains(authURL, "dpop_jkt=") {
+				t.Fatalf("%s's authorization request has no dpop_jkt: %s", lib, authURL)
+			}
 			q := newPerson(t).authorize(srv.url, authURL, "alice", "a long password")
 			if q.Get("code") == "" {
 				t.Fatalf("no code: %v", q)
+			}
+			// Someone who intercepted the code and even the PKCE verifier, but has not the key
+			// (RFC 9449 §10): refused, and the code is left to the client.
+			thief, _ := dpop.GenerateKey(dpop.ES256)
+			codeForm := func() url.Values {
+				return url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "code_verifier": {verifier},
+					"redirect_uri": {redirect}}
+			}
+			tp, _ := thief.Proof("POST", srv.url+"/oauth2/token", dpop.ProofOptions{})
+			nonce := tokenWithProofs(t, srv.url, pub.ClientID, "", codeForm(), tp).header.Get("DPoP-Nonce")
+			tp, _ = thief.Proof("POST", srv.url+"/oauth2/token", dpop.ProofOptions{Nonce: nonce})
+			if rep := tokenWithProofs(t, srv.url, pub.ClientID, "", codeForm(), tp); rep.status != 400 || rep.code() != "invalid_grant" {
+				t.Fatalf("the code with a thief's key: %d %v", rep.status, rep.body)
 			}
 			io.WriteString(stdin, redirect+"?"+q.Encode()+"\n")
 
@@ -168,8 +186,8 @@ func TestNodeDPoPInterop(t *testing.T) {
 			if res.StatusCode != 401 || !strings.Contains(res.Header.Get("WWW-Authenticate"), "invalid_token") {
 				t.Fatalf("copied token as Bearer: %d %q", res.StatusCode, res.Header.Get("WWW-Authenticate"))
 			}
-			thief, _ := dpop.GenerateKey(dpop.ES256)
-			nonce := res.Header.Get("DPoP-Nonce")
+			thief, _ = dpop.GenerateKey(dpop.ES256)
+			nonce = res.Header.Get("DPoP-Nonce")
 			if nonce == "" {
 				nonce = nonces.Current(time.Now())
 			}

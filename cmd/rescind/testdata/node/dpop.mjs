@@ -6,7 +6,9 @@
 //   PUBLIC_CLIENT_ID, REDIRECT_URI (a public client, code flow), RESOURCE_URL.
 //
 // It speaks JSON lines on stdout. The code flow needs a person: the script prints
-// {"authorize": URL}, and reads the redirect (callback) URL on stdin. Once done it prints
+// {"authorize": URL, "verifier": PKCE verifier} (the authorization request names dpop_jkt, RFC
+// 9449 §10, so the test can show that the code with its verifier is useless without the key),
+// and reads the redirect (callback) URL on stdin. Once done it prints
 // {"result": {...}} and waits for a line "revoke" on stdin, so the test can check copies of the
 // tokens first; then it revokes the refresh token and prints {"revoked": ...}.
 import * as readline from 'node:readline';
@@ -83,13 +85,14 @@ if (lib === 'openid-client') {
   pub[client.customFetch] = countingFetch;
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
+  const dpop = client.getDPoPHandle(pub, keyPair);
   const authURL = client.buildAuthorizationUrl(pub, {
     redirect_uri: redirectURI, scope: 'read', state,
     code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    dpop_jkt: await dpop.calculateThumbprint(),
   });
-  out({ authorize: authURL.href });
+  out({ authorize: authURL.href, verifier });
   const callback = new URL(await readLine());
-  const dpop = client.getDPoPHandle(pub, keyPair);
   const tok = await client.authorizationCodeGrant(pub, callback, { pkceCodeVerifier: verifier, expectedState: state }, undefined, { DPoP: dpop });
   result.code = { token_type: tok.token_type, refresh: !!tok.refresh_token };
   result.code.resource = (await client.fetchProtectedResource(pub, tok.access_token, resourceURL, 'GET', null, undefined, { DPoP: dpop })).status;
@@ -142,14 +145,15 @@ if (lib === 'openid-client') {
   const none = oauth.None();
   const verifier = oauth.generateRandomCodeVerifier();
   const state = oauth.generateRandomState();
+  const dpop = oauth.DPoP(pubClient, keyPair);
   const authURL = new URL(as.authorization_endpoint);
   for (const [k, v] of Object.entries({
     client_id: pubClient.client_id, response_type: 'code', redirect_uri: redirectURI, scope: 'read', state,
     code_challenge: await oauth.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    dpop_jkt: await dpop.calculateThumbprint(),
   })) authURL.searchParams.set(k, v);
-  out({ authorize: authURL.href });
+  out({ authorize: authURL.href, verifier });
   const params = oauth.validateAuthResponse(as, pubClient, new URL(await readLine()), state);
-  const dpop = oauth.DPoP(pubClient, keyPair);
   const tok = await withNonceRetry(async () => oauth.processAuthorizationCodeResponse(as, pubClient,
     await oauth.authorizationCodeGrantRequest(as, pubClient, none, params, redirectURI, verifier, { ...o, DPoP: dpop })));
   result.code = { token_type: tok.token_type, refresh: !!tok.refresh_token };
