@@ -547,6 +547,10 @@ type Store interface {
 	// DeleteFinishedOutbox deletes delivered and failed messages finished before t, never a
 	// pending one, and returns how many.
 	DeleteFinishedOutbox(ctx context.Context, t time.Time) (int64, error)
+	// ReleaseOutboxLeases ends every lease, without counting an attempt, and returns how many
+	// it ended: for a store that one instance alone uses (SQLite, whose data directory is
+	// locked), at that instance's start, when every lease is left from before a restart.
+	ReleaseOutboxLeases(ctx context.Context) (int64, error)
 
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error

@@ -20,6 +20,7 @@ import (
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/outbox"
 	"github.com/rescind/rescind/store/postgres"
+	"github.com/rescind/rescind/store/sqlite"
 )
 
 // No kind of outbox message exists yet in the server (back-channel logout and Shared Signals
@@ -35,6 +36,9 @@ const outboxInstanceEnv = "RESCIND_TEST_OUTBOX_INSTANCE"
 // outboxReceiverEnv is the test kind's receiver URL.
 const outboxReceiverEnv = "RESCIND_TEST_OUTBOX_RECEIVER"
 
+// outboxLeaseEnv, if set, is the instance's outbox lease (a duration); 5 s otherwise.
+const outboxLeaseEnv = "RESCIND_TEST_OUTBOX_LEASE"
+
 // testKind is the outbox kind of the test: the payload is POSTed to the receiver, with an
 // X-Instance header naming the instance.
 const testKind = "test.echo"
@@ -46,7 +50,8 @@ func init() {
 }
 
 // runOutboxInstance is `rescind serve` with the test kind's deliverer and short outbox times:
-// retries after 100 ms doubling to 400 ms, attempts of at most 3 s, leases of 5 s. It exits when
+// retries after 100 ms doubling to 400 ms, attempts of at most 3 s, leases of 5 s (or
+// outboxLeaseEnv). It exits when
 // SIGTERM comes (closing the server) or stdin closes (the test is gone).
 func runOutboxInstance(name string) int {
 	i := slices.Index(os.Args, "serve")
@@ -68,9 +73,16 @@ func runOutboxInstance(name string) int {
 		return 2
 	}
 	receiver := os.Getenv(outboxReceiverEnv)
+	lease := 5 * time.Second
+	if v := os.Getenv(outboxLeaseEnv); v != "" {
+		if lease, err = time.ParseDuration(v); err != nil {
+			fmt.Fprintln(os.Stderr, "outbox instance:", err)
+			return 2
+		}
+	}
 	m := &Main{Config: cfg, LogOutput: os.Stderr,
 		Outbox: outbox.Config{Instance: name, MinBackoff: 100 * time.Millisecond, MaxBackoff: 400 * time.Millisecond,
-			DeliveryTimeout: 3 * time.Second, Lease: 5 * time.Second, StatsInterval: 100 * time.Millisecond},
+			DeliveryTimeout: 3 * time.Second, Lease: lease, StatsInterval: 100 * time.Millisecond},
 		Deliverers: map[string]outbox.Deliverer{testKind: outbox.NewHTTPDeliverer(outbox.HTTPConfig{AllowLoopback: true,
 			Prepare: func(_ context.Context, msg rescind.OutboxMessage) (outbox.HTTPRequest, error) {
 				return outbox.HTTPRequest{URL: receiver, ContentType: "text/plain", Body: msg.Payload,
@@ -342,5 +354,55 @@ func TestOutboxDelivery(t *testing.T) {
 	}
 	if st, err := db.OutboxStats(ctx); err != nil || len(st) != 0 {
 		t.Fatalf("OutboxStats at the end: %+v, %v; want nothing pending", st, err)
+	}
+}
+
+// TestOutboxSQLiteRestart: a lone SQLite instance SIGKILLed while it holds leases delivers
+// their messages as soon as it is back, not when the leases (a minute here) would have lapsed:
+// with SQLite no other instance can hold them.
+func TestOutboxSQLiteRestart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv := &echoReceiver{acked: map[string]int{}, by: map[string]string{}, hung: map[string]bool{}, hangFrom: "first"}
+	rcv.srv = &http.Server{Handler: rcv}
+	go rcv.srv.Serve(ln)
+	defer rcv.srv.Close()
+	receiverURL := "http://" + ln.Addr().String() + "/hook"
+	data := filepath.Join(shortTempDir(t), "d")
+	env := []string{outboxLeaseEnv + "=1m"}
+	first, _ := startOutboxInstance(t, "first", data, receiverURL, env)
+
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(data, "rescind.db")) // beside the server, as SQLite allows
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const k = 5
+	var msgs []rescind.OutboxMessage
+	for i := range k {
+		msgs = append(msgs, outbox.NewMessage(testKind, "receiver", []byte(fmt.Sprintf("m-%d", i)), time.Now(), time.Hour))
+	}
+	ids, err := db.Enqueue(ctx, msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the first run's requests held by the receiver", func() bool { return rcv.hungCount() == k })
+	first.kill()
+	m, err := db.GetOutbox(ctx, ids[0])
+	if err != nil || !strings.HasPrefix(m.LeaseOwner, "first/") || time.Until(m.LeaseExpiresAt) < 30*time.Second {
+		t.Fatalf("after the kill: %+v, %v; want leased to the first run for most of a minute still", m, err)
+	}
+	db.Close() // the restarted server takes the database over
+
+	restart := time.Now()
+	startOutboxInstance(t, "second", data, receiverURL, env)
+	waitFor(t, 15*time.Second, "the killed run's messages delivered after the restart", func() bool { got, _, _ := rcv.counts(); return got == k })
+	t.Logf("%d messages leased by the killed run delivered %v after the restart began (their leases had %v to run)", k,
+		time.Since(restart).Round(time.Millisecond), time.Until(m.LeaseExpiresAt).Round(time.Second))
+	if _, most, by := rcv.counts(); most != 1 || by["second"] != k {
+		t.Fatalf("acknowledgements: most %d for one message, by instance %v; want each once, by the restarted run", most, by)
 	}
 }

@@ -596,6 +596,9 @@ func (m *Main) makeOutbox(context.Context) error {
 	cfg := m.Outbox
 	cfg.Store, cfg.PollInterval, cfg.ClockSkew = m.store, m.Config.OutboxPollInterval, m.Config.ClockSkew
 	cfg.Metrics, cfg.Logger, cfg.Now = metrics.NewOutbox(m.registry), m.Logger, m.Now
+	// SQLite: one server per database (the data directory's lock), so every lease found at
+	// start is this instance's from before a crash.
+	cfg.Exclusive = !isPostgres(m.Config.DB)
 	var err error
 	if m.outbox, err = outbox.New(cfg); err != nil {
 		return err

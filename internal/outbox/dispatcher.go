@@ -28,6 +28,7 @@ type Store interface {
 	GiveUpOutbox(ctx context.Context, id int64, owner string, at time.Time, lastErr string) error
 	OutboxStats(ctx context.Context) ([]rescind.OutboxStat, error)
 	DeleteFinishedOutbox(ctx context.Context, t time.Time) (int64, error)
+	ReleaseOutboxLeases(ctx context.Context) (int64, error)
 }
 
 var _ Store = rescind.Store(nil)
@@ -86,6 +87,11 @@ type Config struct {
 	Retention time.Duration
 	// StatsInterval is how often the backlog gauges are refreshed. If zero, ten seconds.
 	StatsInterval time.Duration
+	// Exclusive says that this dispatcher is the only one on its store (SQLite, whose data
+	// directory one server holds): Run then starts by releasing every lease, all left by this
+	// instance before a restart (a crash), so their messages go out at once rather than when the
+	// leases lapse. Never set it on a store other instances share.
+	Exclusive bool
 	// Metrics receives the backlog and each attempt's outcome. If nil, none are recorded.
 	Metrics *metrics.Outbox
 	// Logger receives failures. If nil, slog.Default().
@@ -233,6 +239,13 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	var lastStats, lastPurge time.Time
 	timer := time.NewTimer(d.cfg.PollInterval)
 	defer timer.Stop()
+	if d.cfg.Exclusive {
+		if n, err := d.cfg.Store.ReleaseOutboxLeases(ctx); err != nil {
+			d.cfg.Logger.Warn("outbox: releasing the leases left from before the start; they will lapse", "err", err)
+		} else if n > 0 {
+			d.cfg.Logger.Info("outbox: released the leases left from before the start", "messages", n)
+		}
+	}
 	for ctx.Err() == nil {
 		now := d.cfg.Now()
 		if now.Sub(lastStats) >= d.cfg.StatsInterval || now.Before(lastStats) {

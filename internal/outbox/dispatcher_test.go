@@ -643,3 +643,35 @@ func TestNewRefusesShortLease(t *testing.T) {
 		t.Fatal("New without a Store: no error")
 	}
 }
+
+// TestExclusiveReleasesAtStart: a dispatcher alone on its store (SQLite) releases, as it
+// starts, the leases left by a crash of its previous run and delivers their messages at once;
+// one on a shared store leaves them until they lapse.
+func TestExclusiveReleasesAtStart(t *testing.T) {
+	for _, exclusive := range []bool{true, false} {
+		synctest.Test(t, func(t *testing.T) {
+			store := newFakeStore()
+			ids, _ := store.Enqueue(context.Background(), []rescind.OutboxMessage{NewMessage("k", "key", nil, time.Now(), time.Hour)})
+			if got, _ := store.ClaimOutbox(context.Background(), rescind.OutboxClaim{Owner: "crashed/1", Kinds: []string{"k"},
+				Now: time.Now(), LeaseUntil: time.Now().Add(time.Minute), Limit: 1}); len(got) != 1 {
+				t.Fatal("setup: the claim of the crashed run took nothing")
+			}
+			cfg := testConfig()
+			cfg.Store, cfg.Exclusive = store, exclusive
+			rec := &recorder{}
+			h := start(t, cfg, map[string]Deliverer{"k": rec})
+			defer h.stop()
+			time.Sleep(time.Second)
+			synctest.Wait()
+			attempted := len(rec.attempts(ids[0])) == 1
+			if attempted != exclusive {
+				t.Fatalf("Exclusive %v: attempted within 1 s: %v; want %v", exclusive, attempted, exclusive)
+			}
+			time.Sleep(time.Minute)
+			synctest.Wait()
+			if m := store.get(ids[0]); m.State != rescind.OutboxDelivered || m.Attempts != 0 {
+				t.Fatalf("Exclusive %v: after the lease: %+v; want delivered, no attempt counted", exclusive, m)
+			}
+		})
+	}
+}

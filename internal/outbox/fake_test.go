@@ -194,3 +194,17 @@ func (f *fakeStore) log() []event {
 	defer f.mu.Unlock()
 	return slices.Clone(f.events)
 }
+
+func (f *fakeStore) ReleaseOutboxLeases(context.Context) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var n int64
+	for _, m := range f.msgs {
+		if m.State == rescind.OutboxPending && m.LeaseOwner != "" {
+			m.LeaseOwner, m.LeaseExpiresAt = "", time.Time{}
+			n++
+		}
+	}
+	f.events = append(f.events, event{op: "release"})
+	return n, nil
+}

@@ -45,6 +45,7 @@ func outboxTests() []struct {
 		{"OutboxRetryOrder", one(testOutboxRetryOrder)},
 		{"OutboxGiveUp", one(testOutboxGiveUp)},
 		{"OutboxStatsAndPurge", one(testOutboxStatsAndPurge)},
+		{"OutboxReleaseLeases", one(testOutboxRelease)},
 		{"OutboxClaimExclusiveAcrossInstances", func(t *testing.T, open func() rescind.Store, _ options) {
 			testOutboxExclusive(t, open)
 		}},
@@ -554,5 +555,35 @@ func testRowsFailureClaim(t *testing.T, s rescind.Store, fail RowsFault) {
 	})
 	if !slices.Equal(ids(got), id) {
 		t.Fatalf("the claim without a failure took %v; want %v", ids(got), id)
+	}
+}
+
+// testOutboxRelease: releasing every lease (a lone instance's restart) makes leased messages
+// claimable at once, counts no attempt, leaves finished and unleased ones alone, and takes the
+// message from its former owner.
+func testOutboxRelease(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	id := mustEnqueue(t, s, outboxMsg("k", "1", "leased", base), outboxMsg("k", "2", "delivered", base), outboxMsg("k", "3", "free", base))
+	claim(t, s, "old/1", base, 2, "k")
+	if err := s.CompleteOutbox(ctx, id[1], "old/1", base); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.ReleaseOutboxLeases(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("ReleaseOutboxLeases = %d, %v; want 1 (the one leased message)", n, err)
+	}
+	m := getOutbox(t, s, id[0])
+	if m.LeaseOwner != "" || !m.LeaseExpiresAt.IsZero() || m.Attempts != 0 || m.State != rescind.OutboxPending {
+		t.Fatalf("released message: %+v; want pending, unleased, no attempt counted", m)
+	}
+	if m := getOutbox(t, s, id[1]); m.State != rescind.OutboxDelivered {
+		t.Fatalf("a delivered message after the release: %+v", m)
+	}
+	// Claimable at once, long before the old lease would have lapsed.
+	if got := claim(t, s, "new/1", base.Add(time.Second), 10, "k"); !slices.Equal(ids(got), []int64{id[0], id[2]}) {
+		t.Fatalf("claim after the release took %v; want %v", ids(got), []int64{id[0], id[2]})
+	}
+	if err := s.CompleteOutbox(ctx, id[0], "old/1", base); !errors.Is(err, rescind.ErrLeaseLost) {
+		t.Fatalf("CompleteOutbox by the owner before the release: err = %v, want ErrLeaseLost", err)
 	}
 }

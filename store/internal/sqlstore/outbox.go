@@ -224,3 +224,12 @@ func (s *Store) DeleteFinishedOutbox(ctx context.Context, t time.Time) (int64, e
 	}
 	return n, nil
 }
+
+// ReleaseOutboxLeases implements rescind.Store.
+func (s *Store) ReleaseOutboxLeases(ctx context.Context) (int64, error) {
+	n, err := s.db.Exec(ctx, `UPDATE outbox SET lease_owner = '', lease_expires_at = 0 WHERE state = 'pending' AND lease_owner <> ''`)
+	if err != nil {
+		return 0, s.errorf("releasing outbox leases: %w", err)
+	}
+	return n, nil
+}
