@@ -39,6 +39,10 @@ const DefaultWindow = 24 * time.Hour
 // maxErrorText bounds the error text stored with a message (and in its audit entry).
 const maxErrorText = 1000
 
+// maxDefer is the longest a deferral (Later) puts a message off: its deliverer is asked again
+// then, and may defer again.
+const maxDefer = 24 * time.Hour
+
 // purgeInterval is how often finished messages older than Config.Retention are deleted.
 const purgeInterval = time.Hour
 
@@ -338,10 +342,14 @@ func (d *Dispatcher) deliver(dctx context.Context, owner string, m rescind.Outbo
 		// without counting an attempt that was cut short.
 		outcome, serr = metrics.OutcomeInterrupted, d.cfg.Store.DeferOutbox(sctx, m.ID, owner, now)
 	case errors.As(err, &later):
-		// Not sooner than the next poll: a deliverer deferring to "now" must not spin.
+		// Not sooner than the next poll (a deliverer deferring to "now" must not spin), nor
+		// later than maxDefer (it is asked again then).
 		at := later.at
 		if soonest := now.Add(d.cfg.PollInterval); at.Before(soonest) {
 			at = soonest
+		}
+		if latest := now.Add(maxDefer); at.After(latest) {
+			at = latest
 		}
 		log.Debug("outbox: delivery deferred", "until", at, "reason", later.reason)
 		outcome, serr = metrics.OutcomeDeferred, d.cfg.Store.DeferOutbox(sctx, m.ID, owner, at)

@@ -675,3 +675,22 @@ func TestExclusiveReleasesAtStart(t *testing.T) {
 		})
 	}
 }
+
+// TestLaterIsBounded: a deferral far into the future puts the message off for a day at most,
+// when its deliverer is asked again.
+func TestLaterIsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{fn: func(int, rescind.OutboxMessage) error {
+			return Later(time.Now().AddDate(500, 0, 0), "paused for good")
+		}}
+		h := start(t, testConfig(), map[string]Deliverer{"k": rec})
+		defer h.stop()
+		t0 := time.Now()
+		id := h.enqueue("k", time.Hour)
+		h.d.Wake()
+		synctest.Wait()
+		if m := h.store.get(id); !m.NextAttemptAt.Equal(t0.Add(maxDefer)) {
+			t.Fatalf("deferred 500 years: due at %v; want a day later, %v", m.NextAttemptAt, t0.Add(maxDefer))
+		}
+	})
+}

@@ -95,7 +95,7 @@ func (e *laterError) Error() string {
 }
 
 // Later says the message cannot be delivered now but is not failing (an SSF stream its receiver
-// paused: events queue until it is enabled): it is looked at again at at, without counting an
-// attempt, and its retry deadline does not apply, so a deliverer that defers must itself bound
+// paused: events queue until it is enabled): it is looked at again at at (no sooner than the
+// next poll, no later than a day from now), without counting an attempt, and its retry deadline does not apply, so a deliverer that defers must itself bound
 // how long it keeps doing so (returning Permanent in the end). reason is logged.
 func Later(at time.Time, reason string) error { return &laterError{at: at, reason: reason} }

@@ -148,6 +148,7 @@ func testOutboxEnqueue(t *testing.T, s rescind.Store) {
 		"no creation time":         func(m *rescind.OutboxMessage) { m.CreatedAt = time.Time{} },
 		"no deadline":              func(m *rescind.OutboxMessage) { m.Deadline = time.Time{} },
 		"deadline before creation": func(m *rescind.OutboxMessage) { m.Deadline = m.CreatedAt.Add(-time.Nanosecond) },
+		"deadline in year 3000":    func(m *rescind.OutboxMessage) { m.Deadline = time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC) },
 	}
 	for name, spoil := range invalid {
 		bad := outboxMsg("logout", "c", "x", base)

@@ -52,6 +52,8 @@ func EnqueueOutbox(ctx context.Context, tx Querier, msgs ...rescind.OutboxMessag
 			return nil, fmt.Errorf("outbox message %d (%s): no creation time", i, m.Kind)
 		case m.Deadline.IsZero() || m.Deadline.Before(m.CreatedAt):
 			return nil, fmt.Errorf("outbox message %d (%s): its deadline %v is not after its creation %v", i, m.Kind, m.Deadline, m.CreatedAt)
+		case !storable(m.CreatedAt) || !storable(m.NextAttemptAt) || !storable(m.Deadline):
+			return nil, fmt.Errorf("outbox message %d (%s): a time beyond what Unix nanoseconds hold (years 1678 to 2262)", i, m.Kind)
 		}
 	}
 	ids := make([]int64, 0, len(msgs))
@@ -74,6 +76,9 @@ func EnqueueOutbox(ctx context.Context, tx Querier, msgs ...rescind.OutboxMessag
 	}
 	return ids, nil
 }
+
+// storable reports whether t is zero or survives Nanos and FromNanos.
+func storable(t time.Time) bool { return t.IsZero() || FromNanos(Nanos(t)).Equal(t) }
 
 // Enqueue implements rescind.Store.
 func (s *Store) Enqueue(ctx context.Context, msgs []rescind.OutboxMessage) ([]int64, error) {
