@@ -2,7 +2,9 @@ package resource
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/rescind/rescind/dpop"
@@ -18,6 +20,10 @@ var (
 	ErrBoundAsBearer = errors.New("the token is bound to a DPoP key: present it with the DPoP scheme and a proof")
 	// ErrNotBound: a token that is not DPoP-bound came with the DPoP scheme.
 	ErrNotBound = errors.New("the token is not bound to a DPoP key: present it as a Bearer token")
+	// ErrNoBaseURL: a DPoP-bound token came to a middleware without Config.BaseURL, which
+	// therefore cannot tell which URL the proof must name (the Host header is the sender's to
+	// choose), and accepts no bound token.
+	ErrNoBaseURL = errors.New("this resource server accepts no DPoP-bound token: its BaseURL is not configured")
 )
 
 // algs is the algs parameter of the DPoP challenge (RFC 9449 §7.1).
@@ -65,6 +71,12 @@ func (m *Middleware) VerifyRequest(r *http.Request) (*Claims, error) {
 	if c.JKT == "" {
 		return nil, &authError{scheme: scheme, code: "invalid_token", err: ErrNotBound}
 	}
+	if m.cfg.BaseURL == "" {
+		m.noBaseURL.Do(func() {
+			m.cfg.Logger.Warn("a DPoP-bound token was refused: set the resource middleware's BaseURL to the URL clients address this server by, to accept DPoP-bound tokens")
+		})
+		return nil, &authError{scheme: scheme, code: "invalid_token", err: ErrNoBaseURL}
+	}
 	_, err = m.dpop.Verify(r.Context(), r.Header.Values("DPoP"), dpop.Request{Method: r.Method, URL: m.requestURL(r),
 		AccessToken: text, JKT: c.JKT, RequireNonce: m.cfg.DPoPNonces != nil})
 	var de *dpop.Error
@@ -96,17 +108,26 @@ func authorization(r *http.Request) (scheme, tok string, ok bool) {
 	return "", "", false
 }
 
-// requestURL is r's URL as the client addressed it, for the proof's htu: BaseURL and the path,
-// or, without BaseURL, the request's own scheme and Host.
+// requestURL is r's URL as the client addressed it, for the proof's htu (RFC 9449 §4.3): BaseURL
+// and the path. Never the request's Host header: the sender chooses it, so a proof the client
+// made for another origin (a server it was redirected to, another API it calls) would pass with
+// a Host naming that origin.
 func (m *Middleware) requestURL(r *http.Request) string {
-	if m.cfg.BaseURL != "" {
-		return strings.TrimSuffix(m.cfg.BaseURL, "/") + r.URL.EscapedPath()
+	return m.cfg.BaseURL + r.URL.EscapedPath()
+}
+
+// checkBaseURL returns Config.BaseURL without its trailing slash, or an error if it is not an
+// absolute http or https URL without user, query or fragment.
+func checkBaseURL(s string) (string, error) {
+	if s == "" {
+		return "", nil
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "", fmt.Errorf("resource: BaseURL %q must be an absolute http or https URL, such as https://api.example", s)
 	}
-	return scheme + "://" + r.Host + r.URL.EscapedPath()
+	return strings.TrimSuffix(s, "/"), nil
 }
 
 // refuse answers a refused request: 401 with the challenges of RFC 6750 §3 and RFC 9449 §7.1.

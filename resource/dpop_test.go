@@ -64,7 +64,7 @@ func echoSubject() http.Handler {
 // refusal is 401 with the DPoP challenge naming the error and the algorithms.
 func TestDPoPAtTheMiddleware(t *testing.T) {
 	as := newFakeAS(t)
-	m := newMW(t, as, Config{})
+	m := newMW(t, as, Config{BaseURL: "https://api.example"})
 	h := m.Handler(echoSubject())
 	k, other := newKey(t), newKey(t)
 	bound := as.token(with(as.claims(1), "cnf", map[string]any{"jkt": k.Thumbprint()}))
@@ -102,8 +102,9 @@ func TestDPoPAtTheMiddleware(t *testing.T) {
 		{"proof by another key", "GET", apiURL, "DPoP " + bound, []string{proofFor(t, other, "GET", apiURL, bound, dpop.ProofOptions{})}, "DPoP", "invalid_dpop_proof", nil},
 		{"proof for another method", "DELETE", apiURL, "DPoP " + bound, []string{p(bound, dpop.ProofOptions{})}, "DPoP", "invalid_dpop_proof", nil},
 		{"proof for another path", "GET", "https://api.example/admin", "DPoP " + bound, []string{p(bound, dpop.ProofOptions{})}, "DPoP", "invalid_dpop_proof", nil},
-		{"proof for another host", "GET", "https://other.example/photos", "DPoP " + bound, []string{p(bound, dpop.ProofOptions{})}, "DPoP", "invalid_dpop_proof", nil},
-		{"proof for plain http", "GET", "http://api.example/photos", "DPoP " + bound, []string{p(bound, dpop.ProofOptions{})}, "DPoP", "invalid_dpop_proof", nil},
+		{"proof for another host, sent with that Host", "GET", "https://other.example/photos", "DPoP " + bound, []string{proofFor(t, k, "GET", "https://other.example/photos", bound, dpop.ProofOptions{})}, "DPoP", "invalid_dpop_proof", nil},
+		{"proof for plain http", "GET", apiURL, "DPoP " + bound, []string{proofFor(t, k, "GET", "http://api.example/photos", bound, dpop.ProofOptions{})}, "DPoP", "invalid_dpop_proof", nil},
+		{"proof for another port", "GET", apiURL, "DPoP " + bound, []string{proofFor(t, k, "GET", "https://api.example:8443/photos", bound, dpop.ProofOptions{})}, "DPoP", "invalid_dpop_proof", nil},
 		{"proof of ten minutes ago", "GET", apiURL, "DPoP " + bound, []string{p(bound, dpop.ProofOptions{Now: time.Now().Add(-10 * time.Minute)})}, "DPoP", "invalid_dpop_proof", nil},
 		{"proof that is not a JWT", "GET", apiURL, "DPoP " + bound, []string{"not.a.jwt"}, "DPoP", "invalid_dpop_proof", nil},
 		{"oversized proof", "GET", apiURL, "DPoP " + bound, []string{strings.Repeat("A", dpop.MaxProofBytes+1)}, "DPoP", "invalid_dpop_proof", nil},
@@ -150,7 +151,7 @@ func TestDPoPAtTheMiddleware(t *testing.T) {
 // TestDPoPInsufficientScope: a bound token without the scope gets 403 in the DPoP scheme.
 func TestDPoPInsufficientScope(t *testing.T) {
 	as := newFakeAS(t)
-	m := newMW(t, as, Config{RequiredScopes: []string{"admin"}})
+	m := newMW(t, as, Config{RequiredScopes: []string{"admin"}, BaseURL: "https://api.example"})
 	k := newKey(t)
 	bound := as.token(with(as.claims(1), "cnf", map[string]any{"jkt": k.Thumbprint()}))
 	w := call(m.Handler(echoSubject()), "GET", apiURL, "DPoP "+bound, proofFor(t, k, "GET", apiURL, bound, dpop.ProofOptions{}))
@@ -165,22 +166,25 @@ func TestDPoPInsufficientScope(t *testing.T) {
 func TestDPoPNonceAtTheMiddleware(t *testing.T) {
 	as := newFakeAS(t)
 	nonces, _ := dpop.NewNonces([]byte(strings.Repeat("n", 32)), time.Minute)
-	m := newMW(t, as, Config{DPoPNonces: nonces})
+	api := httptest.NewUnstartedServer(nil)
+	base := "http://" + api.Listener.Addr().String()
+	m := newMW(t, as, Config{DPoPNonces: nonces, BaseURL: base})
 	k := newKey(t)
 	bound := as.token(with(as.claims(1), "cnf", map[string]any{"jkt": k.Thumbprint()}))
 	h := m.Handler(echoSubject())
-	w := call(h, "GET", apiURL, "DPoP "+bound, proofFor(t, k, "GET", apiURL, bound, dpop.ProofOptions{}))
+	w := call(h, "GET", base+"/photos", "DPoP "+bound, proofFor(t, k, "GET", base+"/photos", bound, dpop.ProofOptions{}))
 	nonce := w.Header().Get("DPoP-Nonce")
 	if w.Code != 401 || !strings.Contains(w.Header().Get("WWW-Authenticate"), `error="use_dpop_nonce"`) || nonce == "" {
 		t.Fatalf("without a nonce: %d %q nonce %q", w.Code, w.Header().Get("WWW-Authenticate"), nonce)
 	}
-	w = call(h, "GET", apiURL, "DPoP "+bound, proofFor(t, k, "GET", apiURL, bound, dpop.ProofOptions{Nonce: nonce}))
+	w = call(h, "GET", base+"/photos", "DPoP "+bound, proofFor(t, k, "GET", base+"/photos", bound, dpop.ProofOptions{Nonce: nonce}))
 	if w.Code != 200 || w.Header().Get("DPoP-Nonce") == "" {
 		t.Fatalf("with the nonce: %d %q", w.Code, w.Header().Get("WWW-Authenticate"))
 	}
 
 	// The client package's transport, over HTTP: one retry for the nonce, then none.
-	api := httptest.NewServer(h)
+	api.Config.Handler = h
+	api.Start()
 	defer api.Close()
 	var sent int
 	counting := roundTripFunc(func(r *http.Request) (*http.Response, error) {
@@ -243,7 +247,7 @@ func TestDPoPIntrospectedToken(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	m, err := New(context.Background(), Config{Issuer: srv.URL, ClientID: "rs", ClientSecret: "s"})
+	m, err := New(context.Background(), Config{Issuer: srv.URL, ClientID: "rs", ClientSecret: "s", BaseURL: "https://api.example"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,5 +263,130 @@ func TestDPoPIntrospectedToken(t *testing.T) {
 	if w := call(h, "GET", apiURL, "DPoP "+tok, proofFor(t, newKey(t), "GET", apiURL, tok, dpop.ProofOptions{})); w.Code != 401 ||
 		!strings.Contains(w.Header().Get("WWW-Authenticate"), "invalid_dpop_proof") {
 		t.Fatalf("bound opaque token with another key's proof: %d %q", w.Code, w.Header().Get("WWW-Authenticate"))
+	}
+}
+
+// TestDPoPOriginIsBaseURLNotHost: the URL a proof must name comes from BaseURL, never from the
+// request's Host header, which the sender chooses. A proof the client made for another origin
+// (a server it was redirected to, another API it calls with the same token) is refused even
+// when the attacker sends it to a real listener with Host set to that origin, nonces or not.
+func TestDPoPOriginIsBaseURLNotHost(t *testing.T) {
+	for _, withNonces := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no nonces", true: "with nonces"}[withNonces], func(t *testing.T) {
+			as := newFakeAS(t)
+			api := httptest.NewUnstartedServer(nil)
+			api.StartTLS()
+			defer api.Close()
+			cfg := Config{BaseURL: api.URL}
+			nonce := ""
+			if withNonces {
+				cfg.DPoPNonces, _ = dpop.NewNonces([]byte(strings.Repeat("k", 32)), time.Minute)
+				nonce = cfg.DPoPNonces.Current(time.Now())
+			}
+			m := newMW(t, as, cfg)
+			api.Config.Handler = m.Handler(echoSubject())
+			k := newKey(t)
+			bound := as.token(with(as.claims(1), "cnf", map[string]any{"jkt": k.Thumbprint()}))
+			send := func(host, htu string) (int, string) {
+				t.Helper()
+				req, _ := http.NewRequest("GET", api.URL+"/photos", nil)
+				req.Host = host
+				req.Header.Set("Authorization", "DPoP "+bound)
+				req.Header.Set("DPoP", proofFor(t, k, "GET", htu, bound, dpop.ProofOptions{Nonce: nonce}))
+				res, err := api.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				return res.StatusCode, res.Header.Get("WWW-Authenticate")
+			}
+			apiHost := strings.TrimPrefix(api.URL, "https://")
+			if code, chal := send(apiHost, api.URL+"/photos"); code != 200 {
+				t.Fatalf("a proof for the API's own URL: %d %q", code, chal)
+			}
+			for _, evil := range []string{"evil.example", "127.0.0.1:1", strings.Replace(apiHost, "127.0.0.1", "localhost", 1)} {
+				code, chal := send(evil, "https://"+evil+"/photos")
+				if code != 401 || !strings.HasPrefix(chal, `DPoP error="invalid_dpop_proof"`) {
+					t.Errorf("a proof for https://%s/photos, sent with Host %s: %d %q; want 401 invalid_dpop_proof", evil, evil, code, chal)
+				}
+			}
+			// The Host header plays no part: an honest proof is accepted whatever it says.
+			if code, chal := send("evil.example", api.URL+"/photos"); code != 200 {
+				t.Fatalf("a proof for the API's URL with another Host: %d %q", code, chal)
+			}
+		})
+	}
+}
+
+// TestDPoPWithoutBaseURL: a middleware without BaseURL cannot tell which URL a proof must name,
+// so it refuses every DPoP-bound token (ErrNoBaseURL), even with a proof made for the very URL
+// the request went to, and one made for the origin its Host header names (what an attacker with
+// a proof the client made for another server sends); Bearer tokens work as before, and a bound
+// one as Bearer is still refused.
+func TestDPoPWithoutBaseURL(t *testing.T) {
+	as := newFakeAS(t)
+	m := newMW(t, as, Config{})
+	api := httptest.NewServer(m.Handler(echoSubject()))
+	defer api.Close()
+	k := newKey(t)
+	bound := as.token(with(as.claims(1), "cnf", map[string]any{"jkt": k.Thumbprint()}))
+	bearer := as.token(as.claims(2))
+	u := api.URL + "/photos"
+	for _, tc := range []struct {
+		name, host, auth, htu string // htu: the URL of the proof, if any
+		code                  int
+		chal                  string
+		err                   error
+	}{
+		{"bound token with a proof for this URL", "", "DPoP " + bound, u, 401, `DPoP error="invalid_token"`, ErrNoBaseURL},
+		{"bound token with a proof for the Host it names", "evil.example", "DPoP " + bound, "http://evil.example/photos", 401, `DPoP error="invalid_token"`, ErrNoBaseURL},
+		{"bound token as Bearer", "", "Bearer " + bound, "", 401, `Bearer error="invalid_token"`, ErrBoundAsBearer},
+		{"bearer token", "", "Bearer " + bearer, "", 200, "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			newReq := func() *http.Request {
+				req, _ := http.NewRequest("GET", u, nil)
+				if tc.host != "" {
+					req.Host = tc.host
+				}
+				req.Header.Set("Authorization", tc.auth)
+				if tc.htu != "" {
+					req.Header.Set("DPoP", proofFor(t, k, "GET", tc.htu, bound, dpop.ProofOptions{}))
+				}
+				return req
+			}
+			res, err := http.DefaultClient.Do(newReq())
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if chal := res.Header.Get("WWW-Authenticate"); res.StatusCode != tc.code || !strings.HasPrefix(chal, tc.chal) {
+				t.Fatalf("%d %q; want %d %s", res.StatusCode, chal, tc.code, tc.chal)
+			}
+			if tc.err != nil {
+				if _, err := m.VerifyRequest(newReq()); !errors.Is(err, tc.err) {
+					t.Fatalf("VerifyRequest: %v; want %v", err, tc.err)
+				}
+			}
+		})
+	}
+}
+
+// TestBaseURLChecked: New refuses a BaseURL that cannot name the URLs proofs are made for.
+func TestBaseURLChecked(t *testing.T) {
+	as := newFakeAS(t)
+	for _, bad := range []string{"api.example", "/api", "ftp://api.example", "https://", "https://user@api.example",
+		"https://api.example/?x=1", "https://api.example/#f", "https://api.example/?"} {
+		if _, err := New(context.Background(), Config{Issuer: as.URL, BaseURL: bad}); err == nil {
+			t.Errorf("BaseURL %q accepted", bad)
+		}
+	}
+	for _, good := range []string{"https://api.example", "https://api.example/", "http://127.0.0.1:9000", "https://public.example/api/"} {
+		m, err := New(context.Background(), Config{Issuer: as.URL, BaseURL: good})
+		if err != nil {
+			t.Errorf("BaseURL %q refused: %v", good, err)
+			continue
+		}
+		m.Close()
 	}
 }

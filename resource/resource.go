@@ -48,8 +48,9 @@ type Config struct {
 	FailOpen bool
 	// BaseURL is this resource server's URL as clients address it (scheme://host[:port], and
 	// the path prefix a proxy strips, if any): a DPoP proof's htu must be it followed by the
-	// request's path (RFC 9449 §4.3). If empty, the request's own scheme (https over TLS) and
-	// Host are used.
+	// request's path (RFC 9449 §4.3). Required to accept DPoP-bound tokens: if empty, they are
+	// all refused (ErrNoBaseURL), since the request's Host header, which the sender chooses,
+	// cannot say which URL a proof must name. Bearer tokens need no BaseURL.
 	BaseURL string
 	// DPoPNonces, if set, makes the DPoP proofs of bound tokens carry a nonce it issued (RFC
 	// 9449 §9): a proof without one gets 401 use_dpop_nonce with a DPoP-Nonce header.
@@ -157,6 +158,7 @@ type Middleware struct {
 	// hookVerified, if set (by tests), runs between a JWT's signature check and its caching.
 	hookVerified func()
 	ownOnce      sync.Once // warns once that the event stream carries only the client's own tokens
+	noBaseURL    sync.Once // warns once that a DPoP-bound token came without BaseURL
 }
 
 type cachedList struct {
@@ -199,6 +201,10 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	}
 	if cfg.ClockSkew <= 0 {
 		cfg.ClockSkew = time.Minute
+	}
+	var err error
+	if cfg.BaseURL, err = checkBaseURL(cfg.BaseURL); err != nil {
+		return nil, err
 	}
 	md, err := client.Discover(ctx, cfg.Issuer, cfg.HTTPClient)
 	if err != nil {

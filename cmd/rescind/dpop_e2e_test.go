@@ -309,15 +309,19 @@ func TestDPoPCLIAndMiddleware(t *testing.T) {
 	// The resource middleware, as a resource server of the real server.
 	var rs admin.ClientInfo
 	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "api", "--resource-server")), &rs)
-	mw, err := resource.New(context.Background(), resource.Config{Issuer: srv.url, ClientID: rs.ClientID, ClientSecret: rs.ClientSecret})
+	api := httptest.NewUnstartedServer(nil)
+	apiURL := "http://" + api.Listener.Addr().String()
+	mw, err := resource.New(context.Background(), resource.Config{Issuer: srv.url, ClientID: rs.ClientID, ClientSecret: rs.ClientSecret,
+		BaseURL: apiURL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mw.Close()
-	api := httptest.NewServer(mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	api.Config.Handler = mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := resource.ClaimsFrom(r.Context())
 		io.WriteString(w, c.ClientID)
-	})))
+	}))
+	api.Start()
 	defer api.Close()
 	get := func(auth string, proofs ...string) (int, string) {
 		req, _ := http.NewRequest("GET", api.URL+"/photos", nil)
