@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -388,5 +389,53 @@ func TestBaseURLChecked(t *testing.T) {
 			continue
 		}
 		m.Close()
+	}
+}
+
+// TestDPoPRedirectToAnotherOrigin: the scenario of audit 18: an API with an open redirect sends
+// the client's DPoPTransport to another server, which would collect the bound token and a proof
+// for its own URL and replay them at the API with a forged Host. The transport gives that
+// server neither (it follows the redirect without them), and the API refuses such a replay
+// anyway (TestDPoPOriginIsBaseURLNotHost).
+func TestDPoPRedirectToAnotherOrigin(t *testing.T) {
+	as := newFakeAS(t)
+	var mu sync.Mutex
+	var evilAuth, evilProof []string
+	evil := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		evilAuth, evilProof = append(evilAuth, r.Header.Get("Authorization")), append(evilProof, r.Header.Get("DPoP"))
+		mu.Unlock()
+		io.WriteString(w, "thanks")
+	}))
+	defer evil.Close()
+	api := httptest.NewUnstartedServer(nil)
+	api.StartTLS()
+	defer api.Close()
+	m := newMW(t, as, Config{BaseURL: api.URL})
+	mux := http.NewServeMux()
+	mux.Handle("/photos", m.Handler(echoSubject()))
+	mux.HandleFunc("/go", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, evil.URL+"/photos", http.StatusTemporaryRedirect)
+	})
+	api.Config.Handler = mux
+	k := newKey(t)
+	bound := as.token(with(as.claims(1), "cnf", map[string]any{"jkt": k.Thumbprint()}))
+	victim := &http.Client{Transport: &client.DPoPTransport{Key: k, Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: bound}),
+		Base: api.Client().Transport}}
+	for _, u := range []string{api.URL + "/photos", api.URL + "/go"} {
+		res, err := victim.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", u, res.StatusCode, body)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(evilAuth) != 1 || evilAuth[0] != "" || evilProof[0] != "" {
+		t.Fatalf("the other server received Authorization %q and DPoP %q", evilAuth, evilProof)
 	}
 }
