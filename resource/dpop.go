@@ -1,13 +1,16 @@
 package resource
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 
+	"github.com/rescind/rescind/client"
 	"github.com/rescind/rescind/dpop"
+	"github.com/rescind/rescind/token"
 )
 
 // Why VerifyRequest refuses a request. They wrap what Verify said of the token, if it said
@@ -182,4 +185,31 @@ func (c *jwtClaims) jkt() string {
 		return ""
 	}
 	return c.Cnf.JKT
+}
+
+// errNotAccessToken: the token is a refresh token or code, or introspection says it is not an
+// access token (token_type, or Hydra's token_use): it may never stand for an access token, least
+// of all an unbound refresh token of a client whose access tokens are DPoP-bound.
+var errNotAccessToken = errors.New("the token is not an access token")
+
+// notAccessToken reports whether text is a Rescind refresh token or authorization code, which
+// the middleware refuses without asking.
+func notAccessToken(text string) bool {
+	return strings.HasPrefix(text, token.RefreshPrefix) || strings.HasPrefix(text, token.CodePrefix)
+}
+
+// introspectedAccessToken checks that an active introspection answer is about an access token:
+// its token_type, if present, is Bearer or DPoP (RFC 6749 §5.1, RFC 9449 §6.2: case does not
+// matter), and its token_use (Hydra), if present, is access_token.
+func introspectedAccessToken(in *client.Introspection) error {
+	if in.TokenType != "" && !strings.EqualFold(in.TokenType, "Bearer") && !strings.EqualFold(in.TokenType, "DPoP") {
+		return errNotAccessToken
+	}
+	if raw, ok := in.Extra["token_use"]; ok {
+		var use string
+		if json.Unmarshal(raw, &use) != nil || use != "access_token" {
+			return errNotAccessToken
+		}
+	}
+	return nil
 }

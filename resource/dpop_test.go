@@ -439,3 +439,76 @@ func TestDPoPRedirectToAnotherOrigin(t *testing.T) {
 		t.Fatalf("the other server received Authorization %q and DPoP %q", evilAuth, evilProof)
 	}
 }
+
+// TestIntrospectedNotAccessToken: the middleware accepts an introspected token only if the
+// answer says it is an access token: token_type Bearer or DPoP (in any case) or none, and
+// token_use (Hydra) access_token or none. A refresh token, which a server may answer active to
+// its own client, is refused (audit 18 finding 3); a Rescind refresh token or code is refused
+// without asking.
+func TestIntrospectedNotAccessToken(t *testing.T) {
+	answers := map[string]map[string]any{
+		"tok-bearer":        {"token_type": "Bearer"},
+		"tok-lower":         {"token_type": "bearer"},
+		"tok-no-type":       {},
+		"tok-refresh":       {"token_type": "refresh_token"},
+		"tok-hydra-refresh": {"token_type": "Bearer", "token_use": "refresh_token"},
+		"tok-hydra-access":  {"token_type": "Bearer", "token_use": "access_token"},
+		"tok-mac":           {"token_type": "mac"},
+		"rsc_rt_AAAA":       {"token_type": "Bearer"}, // a server that would say so is not asked
+		"rsc_ac_AAAA":       {"token_type": "Bearer"},
+	}
+	var mu sync.Mutex
+	asked := map[string]int{}
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/.well-known/oauth-authorization-server":
+			json.NewEncoder(w).Encode(map[string]string{"issuer": srv.URL, "introspection_endpoint": srv.URL + "/introspect"})
+		case "/introspect":
+			r.ParseForm()
+			tok := r.PostForm.Get("token")
+			mu.Lock()
+			asked[tok]++
+			mu.Unlock()
+			a, ok := answers[tok]
+			if !ok || r.PostForm.Get("token_type_hint") != "access_token" {
+				json.NewEncoder(w).Encode(map[string]any{"active": false})
+				return
+			}
+			out := map[string]any{"active": true, "sub": "bob", "client_id": "app", "scope": "read", "exp": time.Now().Add(time.Hour).Unix()}
+			for k, v := range a {
+				out[k] = v
+			}
+			json.NewEncoder(w).Encode(out)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	m, err := New(context.Background(), Config{Issuer: srv.URL, ClientID: "rs", ClientSecret: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	h := m.Handler(echoSubject())
+	for tok, accept := range map[string]bool{"tok-bearer": true, "tok-lower": true, "tok-no-type": true, "tok-hydra-access": true,
+		"tok-refresh": false, "tok-hydra-refresh": false, "tok-mac": false, "rsc_rt_AAAA": false, "rsc_ac_AAAA": false} {
+		w := call(h, "GET", apiURL, "Bearer "+tok)
+		if accept && w.Code != 200 {
+			t.Errorf("%s: %d %q; want 200", tok, w.Code, w.Header().Get("WWW-Authenticate"))
+		}
+		if !accept {
+			if w.Code != 401 || !strings.Contains(w.Header().Get("WWW-Authenticate"), `error="invalid_token"`) {
+				t.Errorf("%s: %d %q; want 401 invalid_token", tok, w.Code, w.Header().Get("WWW-Authenticate"))
+			}
+			if _, err := m.Verify(context.Background(), tok); !errors.Is(err, errNotAccessToken) {
+				t.Errorf("%s: Verify: %v; want errNotAccessToken", tok, err)
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if asked["rsc_rt_AAAA"]+asked["rsc_ac_AAAA"] != 0 || asked["tok-refresh"] == 0 {
+		t.Fatalf("introspection requests: %v; a Rescind refresh token or code must not be sent", asked)
+	}
+}

@@ -740,6 +740,9 @@ func (m *Middleware) introspect(ctx context.Context, text string) (*Claims, erro
 	if m.sealRetired(text) {
 		return nil, errRetiredKey
 	}
+	if notAccessToken(text) {
+		return nil, errNotAccessToken
+	}
 	h := sha256.Sum256([]byte(text))
 	now := m.cfg.Now()
 	m.introMu.Lock()
@@ -758,6 +761,9 @@ func (m *Middleware) introspect(ctx context.Context, text string) (*Claims, erro
 	}
 	if !in.Active {
 		return nil, errInactive
+	}
+	if err := introspectedAccessToken(in); err != nil {
+		return nil, err
 	}
 	if len(in.Aud) > 0 && m.cfg.Audience != "" && !slices.Contains(in.Aud, m.cfg.Audience) {
 		return nil, errAudience
