@@ -180,11 +180,41 @@ func (m *Middleware) withNonce(w http.ResponseWriter, c *Claims) {
 }
 
 // jkt returns the thumbprint of the key the JWT is bound to, or "".
-func (c *jwtClaims) jkt() string {
-	if c.Cnf == nil {
-		return ""
+func (c *jwtClaims) jkt() string { return c.boundTo }
+
+// errConfirmation: the token's cnf binds it by a method other than DPoP's jkt (mTLS's
+// x5t#S256, RFC 8705; a jwk, RFC 7800), or is malformed. The middleware can check no other
+// method, so such a token is refused, never taken for a bearer token.
+var errConfirmation = errors.New("the token is bound (cnf) by a confirmation method other than a DPoP key (jkt)")
+
+// confirmation returns the DPoP key thumbprint a token's claims, or an introspection answer,
+// bind it to (RFC 7800 §3.1, RFC 9449 §6): "" if there is no cnf member (or it is null), the
+// thumbprint if cnf is exactly {"jkt": "<non-empty string>"}, and errConfirmation for anything
+// else: another or a further confirmation method, which would be ignored otherwise, or a member
+// named cnf or jkt in another case, which encoding/json would match.
+func confirmation(object []byte) (string, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(object, &members); err != nil {
+		return "", errClaims
 	}
-	return c.Cnf.JKT
+	for k := range members {
+		if k != "cnf" && strings.EqualFold(k, "cnf") {
+			return "", errConfirmation
+		}
+	}
+	raw, ok := members["cnf"]
+	if !ok || string(raw) == "null" {
+		return "", nil
+	}
+	var cnf map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &cnf); err != nil || len(cnf) != 1 {
+		return "", errConfirmation
+	}
+	var jkt string
+	if err := json.Unmarshal(cnf["jkt"], &jkt); err != nil || jkt == "" {
+		return "", errConfirmation
+	}
+	return jkt, nil
 }
 
 // errNotAccessToken: the token is a refresh token or code, or introspection says it is not an

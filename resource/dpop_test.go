@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -510,5 +511,102 @@ func TestIntrospectedNotAccessToken(t *testing.T) {
 	defer mu.Unlock()
 	if asked["rsc_rt_AAAA"]+asked["rsc_ac_AAAA"] != 0 || asked["tok-refresh"] == 0 {
 		t.Fatalf("introspection requests: %v; a Rescind refresh token or code must not be sent", asked)
+	}
+}
+
+// TestUnknownConfirmation: a token whose cnf binds it by anything but exactly a DPoP key (jkt) is
+// refused, as Bearer and with a proof, for JWTs and introspected tokens alike: another RFC 9068
+// issuer's mTLS-bound token (x5t#S256, RFC 8705) was accepted as a bearer token, since every cnf
+// without jkt counted as no binding (audit 18 finding 4). No cnf, or a null one, is a bearer token.
+func TestUnknownConfirmation(t *testing.T) {
+	k := newKey(t)
+	jkt := k.Thumbprint()
+	cases := []struct {
+		name  string
+		extra map[string]any // claims added to a valid token's
+		ok    bool           // accepted as Bearer
+	}{
+		{"no cnf", nil, true},
+		{"cnf null", map[string]any{"cnf": nil}, true},
+		{"x5t#S256 (mTLS)", map[string]any{"cnf": map[string]any{"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}, false},
+		{"jwk (RFC 7800)", map[string]any{"cnf": map[string]any{"jwk": map[string]any{"kty": "EC"}}}, false},
+		{"jkt and x5t#S256", map[string]any{"cnf": map[string]any{"jkt": jkt, "x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}, false},
+		{"JKT in upper case", map[string]any{"cnf": map[string]any{"JKT": jkt}}, false},
+		{"CNF in upper case", map[string]any{"CNF": map[string]any{"x5t#S256": "x"}}, false},
+		{"empty cnf", map[string]any{"cnf": map[string]any{}}, false},
+		{"empty jkt", map[string]any{"cnf": map[string]any{"jkt": ""}}, false},
+		{"jkt a number", map[string]any{"cnf": map[string]any{"jkt": 5}}, false},
+		{"cnf a string", map[string]any{"cnf": jkt}, false},
+	}
+	t.Run("JWT", func(t *testing.T) {
+		as := newFakeAS(t)
+		m := newMW(t, as, Config{BaseURL: "https://api.example"})
+		h := m.Handler(echoSubject())
+		for i, tc := range cases {
+			claims := as.claims(int64(i + 1))
+			for k, v := range tc.extra {
+				if v == nil {
+					claims[k] = nil // a JSON null, not an absent member
+				} else {
+					claims[k] = v
+				}
+			}
+			tok := as.token(claims)
+			checkConfirmation(t, h, m, k, tc.name, tok, tc.ok)
+		}
+	})
+	t.Run("introspection", func(t *testing.T) {
+		answers := map[string]map[string]any{}
+		var srv *httptest.Server
+		srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/.well-known/oauth-authorization-server":
+				json.NewEncoder(w).Encode(map[string]string{"issuer": srv.URL, "introspection_endpoint": srv.URL + "/introspect"})
+			case "/introspect":
+				r.ParseForm()
+				out := map[string]any{"active": true, "sub": "bob", "client_id": "app", "exp": time.Now().Add(time.Hour).Unix()}
+				for k, v := range answers[r.PostForm.Get("token")] {
+					out[k] = v
+				}
+				json.NewEncoder(w).Encode(out)
+			}
+		}))
+		defer srv.Close()
+		m, err := New(context.Background(), Config{Issuer: srv.URL, ClientID: "rs", ClientSecret: "s", BaseURL: "https://api.example"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		h := m.Handler(echoSubject())
+		for i, tc := range cases {
+			tok := fmt.Sprintf("opaque-%d", i)
+			answers[tok] = tc.extra
+			checkConfirmation(t, h, m, k, tc.name, tok, tc.ok)
+		}
+	})
+}
+
+// checkConfirmation presents tok as Bearer, and with the DPoP scheme and a proof of k: a token
+// with an unknown confirmation is refused both ways with errConfirmation; one without is
+// accepted as Bearer only.
+func checkConfirmation(t *testing.T, h http.Handler, m *Middleware, k *dpop.Key, name, tok string, ok bool) {
+	t.Helper()
+	w := call(h, "GET", apiURL, "Bearer "+tok)
+	if ok != (w.Code == 200) {
+		t.Errorf("%s, as Bearer: %d %q", name, w.Code, w.Header().Get("WWW-Authenticate"))
+	}
+	w = call(h, "GET", apiURL, "DPoP "+tok, proofFor(t, k, "GET", apiURL, tok, dpop.ProofOptions{}))
+	if w.Code != 401 {
+		t.Errorf("%s, with a proof: %d", name, w.Code)
+	}
+	if !ok {
+		r := httptest.NewRequest("GET", apiURL, nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		// The client package refuses a cnf or jkt of the wrong JSON type before the middleware
+		// sees it; any other refusal must be the middleware's.
+		_, err := m.VerifyRequest(r)
+		if malformed := err != nil && strings.Contains(err.Error(), "introspection response is not valid"); !malformed && !errors.Is(err, errConfirmation) {
+			t.Errorf("%s: VerifyRequest: %v; want errConfirmation", name, err)
+		}
 	}
 }

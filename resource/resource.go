@@ -331,18 +331,19 @@ func (m *Middleware) Verify(ctx context.Context, text string) (*Claims, error) {
 }
 
 type jwtClaims struct {
-	Iss      string              `json:"iss"`
-	Sub      string              `json:"sub"`
-	Aud      client.Audience     `json:"aud"`
-	Exp      *int64              `json:"exp"`
-	Nbf      *int64              `json:"nbf"`
-	Iat      int64               `json:"iat"`
-	Jti      string              `json:"jti"`
-	ClientID string              `json:"client_id"`
-	Scope    string              `json:"scope"`
-	Gid      string              `json:"gid"`
-	Status   *token.Status       `json:"status"`
-	Cnf      *token.Confirmation `json:"cnf"`
+	Iss      string          `json:"iss"`
+	Sub      string          `json:"sub"`
+	Aud      client.Audience `json:"aud"`
+	Exp      *int64          `json:"exp"`
+	Nbf      *int64          `json:"nbf"`
+	Iat      int64           `json:"iat"`
+	Jti      string          `json:"jti"`
+	ClientID string          `json:"client_id"`
+	Scope    string          `json:"scope"`
+	Gid      string          `json:"gid"`
+	Status   *token.Status   `json:"status"`
+	// boundTo is the thumbprint of the DPoP key of cnf.jkt (confirmation), or "".
+	boundTo string
 }
 
 // verifiedJWT is an entry of the verified cache: the claims, the key that verified them, and the
@@ -468,6 +469,9 @@ func (m *Middleware) verifySignature(ctx context.Context, text string) (*jwtClai
 	var c jwtClaims
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, "", errClaims
+	}
+	if c.boundTo, err = confirmation(payload); err != nil {
+		return nil, "", err
 	}
 	switch {
 	case c.Iss != m.md.Issuer:
@@ -770,8 +774,8 @@ func (m *Middleware) introspect(ctx context.Context, text string) (*Claims, erro
 	}
 	c := &Claims{Subject: in.Sub, ClientID: in.ClientID, Scopes: strings.Fields(in.Scope), Audience: in.Aud, ID: in.Jti,
 		IssuedAt: time.Unix(in.Iat, 0), Expiry: time.Unix(in.Exp, 0)}
-	if in.Cnf != nil {
-		c.JKT = in.Cnf.JKT
+	if c.JKT, err = confirmation(in.Raw); err != nil {
+		return nil, err
 	}
 	if m.hookIntrospected != nil {
 		m.hookIntrospected()
