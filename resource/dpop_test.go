@@ -610,3 +610,34 @@ func checkConfirmation(t *testing.T, h http.Handler, m *Middleware, k *dpop.Key,
 		}
 	}
 }
+
+// TestDPoPEncodedSlash: a proof for /files/a/b is refused at /files/a%2Fb, which Go's ServeMux
+// routes as one segment to another handler (audit 18 finding 5), and a proof for the encoded path
+// is accepted there only.
+func TestDPoPEncodedSlash(t *testing.T) {
+	as := newFakeAS(t)
+	m := newMW(t, as, Config{BaseURL: "https://api.example"})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /files/{dir}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "read "+r.PathValue("dir")+"/"+r.PathValue("name"))
+	})
+	mux.HandleFunc("GET /files/{name}", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "other handler: "+r.PathValue("name")) })
+	h := m.Handler(mux)
+	k := newKey(t)
+	bound := as.token(with(as.claims(1), "cnf", map[string]any{"jkt": k.Thumbprint()}))
+	for _, tc := range []struct {
+		htu, url string
+		code     int
+		body     string
+	}{
+		{"https://api.example/files/a/b", "https://api.example/files/a/b", 200, "read a/b"},
+		{"https://api.example/files/a/b", "https://api.example/files/a%2Fb", 401, ""},
+		{"https://api.example/files/a%2Fb", "https://api.example/files/a%2Fb", 200, "other handler: a/b"},
+		{"https://api.example/files/a%2Fb", "https://api.example/files/a/b", 401, ""},
+	} {
+		w := call(h, "GET", tc.url, "DPoP "+bound, proofFor(t, k, "GET", tc.htu, bound, dpop.ProofOptions{}))
+		if w.Code != tc.code || (tc.body != "" && w.Body.String() != tc.body) {
+			t.Errorf("proof for %s at %s: %d %q; want %d %q", tc.htu, tc.url, w.Code, w.Body.String(), tc.code, tc.body)
+		}
+	}
+}
