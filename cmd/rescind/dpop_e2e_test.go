@@ -724,3 +724,44 @@ func TestDPoPRevokingACopiedPublicRefreshToken(t *testing.T) {
 		t.Fatalf("the holder refreshed after the revocation: %d %v", r.status, r.body)
 	}
 }
+
+// TestDPoPKeyAlgorithm: --dpop-alg is honoured for an existing key file, not only when one is
+// created: an RSA key created for RS256 was used as PS256 on later runs whatever --dpop-alg
+// said. Without --dpop-alg an existing key gets its type's algorithm, and an RSA key, which has
+// two, is an error naming the flag; an algorithm that does not fit the key is an error.
+func TestDPoPKeyAlgorithm(t *testing.T) {
+	dir := t.TempDir()
+	rsaFile, ecFile, edFile := filepath.Join(dir, "rsa.pem"), filepath.Join(dir, "ec.pem"), filepath.Join(dir, "ed.pem")
+	var out strings.Builder
+	for _, c := range []struct{ file, alg string }{{rsaFile, dpop.RS256}, {ecFile, dpop.ES256}, {edFile, dpop.EdDSA}} {
+		k, err := loadOrCreateDPoPKey(&out, c.file, c.alg, c.alg != dpop.ES256)
+		if err != nil || k.Algorithm() != c.alg {
+			t.Fatalf("creating a %s key: %v %v", c.alg, k, err)
+		}
+	}
+	if !strings.Contains(out.String(), "give --dpop-alg RS256 with it every time") {
+		t.Fatalf("creating an RSA key does not say to repeat --dpop-alg: %q", out.String())
+	}
+	for _, c := range []struct {
+		name, file, alg string
+		algSet          bool
+		want            string // the algorithm, or "" for an error
+		errHas          string
+	}{
+		{"RSA key, RS256", rsaFile, dpop.RS256, true, dpop.RS256, ""},
+		{"RSA key, PS256", rsaFile, dpop.PS256, true, dpop.PS256, ""},
+		{"RSA key, no --dpop-alg", rsaFile, dpop.ES256, false, "", "--dpop-alg"},
+		{"RSA key, ES256", rsaFile, dpop.ES256, true, "", "used with RS256 or PS256"},
+		{"P-256 key, no --dpop-alg", ecFile, dpop.ES256, false, dpop.ES256, ""},
+		{"P-256 key, EdDSA", ecFile, dpop.EdDSA, true, "", "used with ES256"},
+		{"Ed25519 key, no --dpop-alg", edFile, dpop.ES256, false, dpop.EdDSA, ""},
+	} {
+		k, err := loadOrCreateDPoPKey(io.Discard, c.file, c.alg, c.algSet)
+		switch {
+		case c.want != "" && (err != nil || k.Algorithm() != c.want):
+			t.Errorf("%s: %v %v; want %s", c.name, k, err, c.want)
+		case c.want == "" && (err == nil || !strings.Contains(err.Error(), c.errHas)):
+			t.Errorf("%s: %v; want an error about %s", c.name, err, c.errHas)
+		}
+	}
+}
