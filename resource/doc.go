@@ -38,7 +38,9 @@
 // URL is BaseURL followed by the request's path: BaseURL is required to accept bound tokens,
 // since the Host header is the sender's to choose and would let a proof made for another origin
 // pass. A bound token presented as Bearer is refused, so a copied token is useless without the
-// key. Tokens that are not bound keep working as Bearer tokens.
+// key. Tokens that are not bound keep working as Bearer tokens. Verify, which sees a token
+// without its request, takes it as a Bearer token and so refuses a bound one; VerifyRequest and
+// Handler check the proof.
 //
 // Failures answer 401 with WWW-Authenticate: Bearer error="invalid_token" (RFC 6750 §3), or, for
 // a request in the DPoP scheme, DPoP error="invalid_token", "invalid_dpop_proof" or

@@ -61,7 +61,7 @@ func (m *Middleware) VerifyRequest(r *http.Request) (*Claims, error) {
 	if !ok {
 		return nil, &authError{err: ErrNoToken}
 	}
-	c, err := m.Verify(r.Context(), text)
+	c, err := m.verifyToken(r.Context(), text)
 	if err != nil {
 		return nil, &authError{scheme: scheme, code: "invalid_token", err: err}
 	}

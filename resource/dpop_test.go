@@ -641,3 +641,25 @@ func TestDPoPEncodedSlash(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyRefusesBoundTokens: Verify, which sees the token alone, refuses a DPoP-bound token
+// (it returned its claims, so a caller that used Verify accepted a copied token without the key);
+// VerifyRequest accepts it with a proof.
+func TestVerifyRefusesBoundTokens(t *testing.T) {
+	as := newFakeAS(t)
+	m := newMW(t, as, Config{BaseURL: "https://api.example"})
+	k := newKey(t)
+	bound := as.token(with(as.claims(1), "cnf", map[string]any{"jkt": k.Thumbprint()}))
+	if c, err := m.Verify(context.Background(), bound); !errors.Is(err, ErrBoundAsBearer) {
+		t.Fatalf("Verify of a bound token: %+v, %v; want ErrBoundAsBearer", c, err)
+	}
+	if c, err := m.Verify(context.Background(), as.token(as.claims(2))); err != nil || c.JKT != "" {
+		t.Fatalf("Verify of a bearer token: %+v, %v", c, err)
+	}
+	r := httptest.NewRequest("GET", apiURL, nil)
+	r.Header.Set("Authorization", "DPoP "+bound)
+	r.Header.Set("DPoP", proofFor(t, k, "GET", apiURL, bound, dpop.ProofOptions{}))
+	if c, err := m.VerifyRequest(r); err != nil || c.JKT != k.Thumbprint() {
+		t.Fatalf("VerifyRequest of the bound token with its proof: %+v, %v", c, err)
+	}
+}

@@ -317,10 +317,23 @@ var (
 // maxTokenLen bounds the tokens the middleware looks at.
 const maxTokenLen = 8192
 
-// Verify checks a token and returns its claims. It checks the token alone: a DPoP-bound one
-// (Claims.JKT set) is valid only with a proof of its key, which VerifyRequest (and so Handler)
-// checks too.
+// Verify checks a token presented as a bearer token (RFC 6750) and returns its claims. A
+// DPoP-bound token is refused (ErrBoundAsBearer): it is valid only with a proof of its key, made
+// for the request it comes with, which only VerifyRequest (and so Handler) can check.
 func (m *Middleware) Verify(ctx context.Context, text string) (*Claims, error) {
+	c, err := m.verifyToken(ctx, text)
+	if err != nil {
+		return nil, err
+	}
+	if c.JKT != "" {
+		return nil, ErrBoundAsBearer
+	}
+	return c, nil
+}
+
+// verifyToken checks a token alone and returns its claims: a DPoP-bound one (Claims.JKT set)
+// is valid only with a proof of its key, which the caller must check.
+func (m *Middleware) verifyToken(ctx context.Context, text string) (*Claims, error) {
 	if len(text) > maxTokenLen {
 		return nil, errTooLong
 	}

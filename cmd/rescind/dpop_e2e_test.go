@@ -370,13 +370,17 @@ func TestDPoPCLIAndMiddleware(t *testing.T) {
 	if in := cli(t, env, append([]string{"introspect", "--output", "json"}, append(flags, tok)...)...); strings.TrimSpace(in) != `{"active":false}` {
 		t.Fatalf("after revoke: %s", in)
 	}
-	mwFresh, err := resource.New(context.Background(), resource.Config{Issuer: srv.url, ClientID: rs.ClientID, ClientSecret: rs.ClientSecret})
+	mwFresh, err := resource.New(context.Background(), resource.Config{Issuer: srv.url, ClientID: rs.ClientID, ClientSecret: rs.ClientSecret,
+		BaseURL: apiURL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mwFresh.Close()
-	if _, err := mwFresh.Verify(context.Background(), tok); err == nil {
-		t.Fatal("a revoked bound token verifies")
+	freshReq := httptest.NewRequest("GET", apiURL+"/photos", nil)
+	freshReq.Header.Set("Authorization", "DPoP "+tok)
+	freshReq.Header.Set("DPoP", proof(key, tok))
+	if _, err := mwFresh.VerifyRequest(freshReq); err == nil || !strings.Contains(err.Error(), "not active") {
+		t.Fatalf("a revoked bound token with its proof: %v; want refused as not active", err)
 	}
 
 	// --require-dpop.
