@@ -51,6 +51,7 @@ func TestVerify(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { return now }
 	nonces, _ := NewNonces([]byte(strings.Repeat("k", 32)), time.Minute)
+	otherNonces, _ := NewNonces([]byte(strings.Repeat("o", 32)), time.Minute)
 	newVerifier := func() *Verifier {
 		return &Verifier{Replay: &MemoryCache{Now: clock}, Nonces: nonces, Now: clock}
 	}
@@ -154,6 +155,11 @@ func TestVerify(t *testing.T) {
 		{"key not the token's", []string{proof(ProofOptions{AccessToken: tok})}, Request{AccessToken: tok, JKT: other.Thumbprint()}, CodeInvalidProof},
 		{"nonce required, none sent", []string{proof(ProofOptions{})}, Request{RequireNonce: true}, CodeUseNonce},
 		{"nonce forged", []string{proof(ProofOptions{Nonce: b64(make([]byte, 24))})}, Request{RequireNonce: true}, CodeUseNonce},
+		// The current period's epoch with a wrong MAC: only the HMAC comparison refuses it.
+		{"nonce of the current period, forged", []string{proof(ProofOptions{Nonce: forgeNonce(t, nonces.Current(now))})}, Request{RequireNonce: true}, CodeUseNonce},
+		{"nonce of the previous period, forged", []string{proof(ProofOptions{Nonce: forgeNonce(t, nonces.Current(now.Add(-time.Minute)))})}, Request{RequireNonce: true}, CodeUseNonce},
+		{"nonce of another key", []string{proof(ProofOptions{Nonce: otherNonces.Current(now)})}, Request{RequireNonce: true}, CodeUseNonce},
+		{"nonce of the previous period", []string{proof(ProofOptions{Nonce: nonces.Current(now.Add(-time.Minute))})}, Request{RequireNonce: true}, ""},
 		{"nonce of two periods ago", []string{proof(ProofOptions{Nonce: nonces.Current(now.Add(-2 * time.Minute))})}, Request{RequireNonce: true}, CodeUseNonce},
 	}
 	for _, tc := range cases {
@@ -328,4 +334,15 @@ func TestHTUEncodedSlash(t *testing.T) {
 			t.Errorf("proof for %s at %s: %v; want accepted %v", tc.htu, tc.url, err, tc.ok)
 		}
 	}
+}
+
+// forgeNonce returns nonce with its MAC changed: the same period, a MAC no key made.
+func forgeNonce(t *testing.T, nonce string) string {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(nonce)
+	if err != nil || len(b) != 24 {
+		t.Fatalf("nonce %q: %v", nonce, err)
+	}
+	b[len(b)-1] ^= 1
+	return b64(b)
 }
