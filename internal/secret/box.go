@@ -2,6 +2,7 @@ package secret
 
 import (
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -67,6 +68,16 @@ func (b *Box) Open(sealed, aad []byte) ([]byte, error) {
 		return nil, ErrWrongKey
 	}
 	return pt, nil
+}
+
+// MAC returns an HMAC-SHA256 of msg under a key derived (HKDF-SHA256) from the Box's key for
+// purpose alone, so that tags made for one purpose are worthless for any other and no instance
+// sharing the secrets key needs a key of its own: every instance computes the same tag.
+func (b *Box) MAC(purpose string, msg []byte) []byte {
+	k, _ := hkdf.Key(sha256.New, b.key[:], nil, "rescind mac v1: "+purpose, sha256.Size) // a valid length: no error
+	m := hmac.New(sha256.New, k)
+	m.Write(msg)
+	return m.Sum(nil)
 }
 
 // LoadOrCreateKeyFile returns the secrets key material stored in path, creating the file with

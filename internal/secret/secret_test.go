@@ -110,3 +110,25 @@ func TestNewID(t *testing.T) {
 		}
 	}
 }
+
+// TestBoxMAC: a tag depends on the secrets key, the purpose and the message, and is the same
+// for every Box made from the same key (instances sharing the secrets key agree on it).
+func TestBoxMAC(t *testing.T) {
+	key := bytes.Repeat([]byte("k"), 32)
+	a, _ := NewBox(key)
+	b, _ := NewBox(key)
+	other, _ := NewBox(bytes.Repeat([]byte("j"), 32))
+	tag := a.MAC("csrf", []byte("session-1"))
+	if len(tag) != 32 || !bytes.Equal(tag, b.MAC("csrf", []byte("session-1"))) {
+		t.Fatalf("tags of one key differ: %x", tag)
+	}
+	for name, t2 := range map[string][]byte{
+		"another key":     other.MAC("csrf", []byte("session-1")),
+		"another purpose": a.MAC("csrf2", []byte("session-1")),
+		"another message": a.MAC("csrf", []byte("session-2")),
+	} {
+		if bytes.Equal(tag, t2) {
+			t.Errorf("%s gives the same tag", name)
+		}
+	}
+}
