@@ -161,7 +161,9 @@ func (c *Committer) RevokeGrants(ctx context.Context, f rescind.GrantFilter, rev
 // deleted, records and audit written) and applies the records to the state, so that this
 // instance refuses them before it returns. It returns the records.
 func (c *Committer) EndSessions(ctx context.Context, f rescind.SessionFilter, rev rescind.Revocation) ([]rescind.Revocation, error) {
-	revs, err := c.store.EndSessions(ctx, f, rev)
+	// Not cut short by the caller going away: once asked for, the end is carried through and
+	// applied here (the caller learns of a failure, never of a half-applied end).
+	revs, err := c.store.EndSessions(context.WithoutCancel(ctx), f, rev)
 	if err != nil {
 		return nil, fmt.Errorf("revocation: ending sessions: %w", err)
 	}
