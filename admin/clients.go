@@ -78,6 +78,9 @@ func applyUpdate(c *rescind.Client, req UpdateClientRequest) error {
 		}
 		c.TokenTTL = ttl
 	}
+	if req.FirstParty != nil {
+		c.FirstParty = *req.FirstParty
+	}
 	return nil
 }
 

@@ -101,6 +101,8 @@ func newClientCreateCommand() *cobra.Command {
 		"(every access token without any) and receive their revocation events")
 	f.StringArrayVar(&req.Resources, "resource", nil, "a resource URI this resource server serves (repeatable; needs --resource-server)")
 	f.BoolVar(&req.AllowInsecureRedirect, "allow-insecure-redirect", false, "allow plain-http redirect URIs on hosts other than loopback (development only)")
+	f.BoolVar(&req.FirstParty, "first-party", false, "your own app: a public client skips the consent page for scopes already granted "+
+		"(other public clients get it every time)")
 	f.StringVarP(&output, "output", "o", "json", "output format: json, or env for shell variables")
 	cmd.MarkFlagRequired("name")
 	return cmd
@@ -149,10 +151,11 @@ func newClientUpdateCommand() *cobra.Command {
 		name, scope  string
 		ttl          time.Duration
 		redirectURIs []string
+		firstParty   bool
 	)
 	cmd := &cobra.Command{
-		Use:   "update CLIENT_ID [--name NAME] [--scope SCOPES] [--token-ttl DURATION] [--redirect-uri URI ...]",
-		Short: "Change a client's name, scopes, token lifetime or redirect URIs, and print it",
+		Use:   "update CLIENT_ID [--name NAME] [--scope SCOPES] [--token-ttl DURATION] [--redirect-uri URI ...] [--first-party[=false]]",
+		Short: "Change a client's name, scopes, token lifetime, redirect URIs or first-party mark, and print it",
 		Long: `Change a client: each flag given replaces that field (--redirect-uri, repeated, replaces the
 list). A new --token-ttl applies to tokens issued from then on; tokens already issued keep
 their expiry, and revoked ones stay revoked until it.`,
@@ -182,8 +185,11 @@ their expiry, and revoked ones stay revoked until it.`,
 			if f.Changed("redirect-uri") {
 				req.RedirectURIs = &redirectURIs
 			}
+			if f.Changed("first-party") {
+				req.FirstParty = &firstParty
+			}
 			if req == (admin.UpdateClientRequest{}) {
-				return fmt.Errorf("nothing to change: give --name, --scope, --token-ttl or --redirect-uri")
+				return fmt.Errorf("nothing to change: give --name, --scope, --token-ttl, --redirect-uri or --first-party")
 			}
 			info, err := adminClient(st).UpdateClient(cmd.Context(), args[0], req)
 			if err != nil {
@@ -197,6 +203,7 @@ their expiry, and revoked ones stay revoked until it.`,
 	f.StringVar(&scope, "scope", "", `space-separated scopes the client may be granted, e.g. "read write"`)
 	f.DurationVar(&ttl, "token-ttl", 0, "access token lifetime (0: the server's)")
 	f.StringArrayVar(&redirectURIs, "redirect-uri", nil, "a redirect URI (repeatable; replaces the list)")
+	f.BoolVar(&firstParty, "first-party", false, "first-party (--first-party=false: no longer)")
 	return cmd
 }
 
