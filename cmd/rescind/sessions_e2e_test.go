@@ -320,3 +320,44 @@ func TestSessionsInBrowser(t *testing.T) {
 		t.Fatal("signing the other session out ended this one")
 	}
 }
+
+// TestLoginNext: a sign-in link's next, as an attacker would write it in a URL (tab, newline,
+// backslash, their percent-encoded forms, "//", schemes), sends the browser after sign-in to a
+// path of this server only: hostile values to the apps page, a local path as it is.
+func TestLoginNext(t *testing.T) {
+	data := filepath.Join(shortTempDir(t), "d")
+	srv := startServer(t, data, nil)
+	createUser(t, data, "alice", "alice-password")
+	for _, tc := range []struct{ query, want string }{
+		{"next=/%09/evil.example/x", "/account/apps"},
+		{"next=/%0A/evil.example/x", "/account/apps"},
+		{"next=/%0D%0A/evil.example", "/account/apps"},
+		{"next=/%5Cevil.example", "/account/apps"},
+		{"next=%5C%5Cevil.example", "/account/apps"},
+		{"next=//evil.example", "/account/apps"},
+		{"next=%2F%2Fevil.example", "/account/apps"},
+		{"next=/%2F%2Fevil.example", "/account/apps"}, // "///evil.example" once the query is decoded
+		{"next=%2Faccount%2Fsessions", "/account/sessions"},
+		{"next=%09//evil.example", "/account/apps"},
+		{"next=https://evil.example/", "/account/apps"},
+		{"next=https:evil.example", "/account/apps"},
+		{"next=javascript:alert(1)", "/account/apps"},
+		{"next=data:text/html,x", "/account/apps"},
+		{"next=/%00/evil.example", "/account/apps"},
+		{"next=", "/account/apps"},
+		{"next=/account/sessions", "/account/sessions"},
+		{"next=" + url.QueryEscape("/oauth2/authorize?client_id=x&state=a%2Fb"), "/oauth2/authorize?client_id=x&state=a%2Fb"},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			p := newPerson(t)
+			_, page := p.get(srv.url + "/login?" + tc.query)
+			f := formOf(page)
+			f.Set("username", "alice")
+			f.Set("password", "alice-password")
+			res, _ := p.post(srv.url+"/login", f)
+			if loc := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || loc != tc.want {
+				t.Fatalf("%d Location %q; want %q", res.StatusCode, loc, tc.want)
+			}
+		})
+	}
+}
