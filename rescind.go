@@ -11,6 +11,9 @@
 // states the invariant), so stored state grows with revoked-and-unexpired tokens, never with
 // issued ones.
 //
+// A person's sign-in on a browser is a Session (sessions.go): ending one is a revocation too,
+// recorded until the session's own expiry.
+//
 // Backends live in store/sqlite (the embedded default) and store/postgres (several instances);
 // store/storetest is the conformance suite each of them passes unchanged.
 package rescind
