@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/secret"
+	"github.com/rescind/rescind/store/sqlite"
 )
 
 // signedInWith returns the id of the user that s says is signed in with the session cookie
@@ -416,6 +418,46 @@ func TestSignInRacingEndOfSessions(t *testing.T) {
 			}
 			if list, _ := e.st.ListSessions(ctx, "alice-id", e.clock()); len(list) != 0 {
 				t.Fatalf("sessions %+v", list)
+			}
+		})
+	}
+}
+
+// BenchmarkSessionLookup: what each request that uses a session costs once the session is in
+// the cache (a hash, a map lookup, the ended-session check), and when it must be read from the
+// store (SQLite) every time.
+func BenchmarkSessionLookup(b *testing.B) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.CreateUser(ctx, rescind.User{ID: "alice-id", Username: "alice", PasswordHash: "h", CreatedAt: time.Now()}); err != nil {
+		b.Fatal(err)
+	}
+	com := revocation.NewCommitter(st, revocation.NewState(), nil)
+	defer com.Close()
+	for _, tc := range []struct {
+		name string
+		ttl  time.Duration
+	}{{"cached", time.Hour}, {"from the store", time.Nanosecond}} {
+		b.Run(tc.name, func(b *testing.B) {
+			m, err := NewSessions(SessionsConfig{Store: st, Committer: com, Box: testBox, CacheTTL: tc.ttl})
+			if err != nil {
+				b.Fatal(err)
+			}
+			w := httptest.NewRecorder()
+			if _, err := m.Start(w, httptest.NewRequest(http.MethodPost, "/login", nil), rescind.User{ID: "alice-id", Username: "alice"}); err != nil {
+				b.Fatal(err)
+			}
+			r := httptest.NewRequest(http.MethodGet, "/account/apps", nil)
+			r.AddCookie(w.Result().Cookies()[0])
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, ok := m.Current(r); !ok {
+					b.Fatal("not signed in")
+				}
 			}
 		})
 	}
