@@ -299,7 +299,7 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	c := rescind.Client{ID: id, Name: name, Public: req.Public, GrantTypes: grantTypes, Scopes: scopes,
 		RedirectURIs: req.RedirectURIs, TokenTTL: ttl, AllowPlainPKCE: req.AllowPlainPKCE, TokenFormat: req.TokenFormat,
 		ResourceServer: req.ResourceServer, Resources: resources, AllowInsecureRedirect: req.AllowInsecureRedirect,
-		FirstParty: req.FirstParty, CreatedAt: s.cfg.Now().UTC()}
+		CreatedAt: s.cfg.Now().UTC(), RequireDPoP: req.RequireDPoP, FirstParty: req.FirstParty}
 	plain := ""
 	if !req.Public {
 		plain = req.Secret

@@ -39,6 +39,9 @@ type CreateClientRequest struct {
 	// AllowInsecureRedirect lets plain-http redirect URIs on hosts other than loopback through,
 	// for development.
 	AllowInsecureRedirect bool `json:"allow_insecure_redirect,omitempty"`
+	// RequireDPoP makes every token request of the client carry a DPoP proof (RFC 9449), so
+	// that all its access tokens are bound to its key.
+	RequireDPoP bool `json:"require_dpop,omitempty"`
 	// FirstParty registers the client as the server operator's own: a public client then skips
 	// the consent page for scopes the person already granted it (any other public client gets
 	// the consent page every time).
@@ -55,6 +58,9 @@ type UpdateClientRequest struct {
 	// TokenTTL is the access token lifetime in seconds; zero means the server default. It
 	// applies to tokens issued from now on.
 	TokenTTL *int64 `json:"token_ttl,omitempty"`
+	// RequireDPoP, if given, says whether every token request must carry a DPoP proof (RFC
+	// 9449), from now on; tokens already issued keep their binding, or lack of one.
+	RequireDPoP *bool `json:"require_dpop,omitempty"`
 	// FirstParty registers the client as first-party, or no longer.
 	FirstParty *bool `json:"first_party,omitempty"`
 }
@@ -186,12 +192,14 @@ type ClientInfo struct {
 	TokenTTL int64 `json:"token_ttl"`
 	// ResourceServer and Resources say which access tokens the client may introspect and
 	// receive revocation events for (besides its own).
-	ResourceServer        bool     `json:"resource_server"`
-	Resources             []string `json:"resources"`
-	AllowInsecureRedirect bool     `json:"allow_insecure_redirect"`
+	ResourceServer        bool      `json:"resource_server"`
+	Resources             []string  `json:"resources"`
+	AllowInsecureRedirect bool      `json:"allow_insecure_redirect"`
+	CreatedAt             time.Time `json:"created_at"`
+	// RequireDPoP says whether every token request must carry a DPoP proof.
+	RequireDPoP bool `json:"require_dpop"`
 	// FirstParty says whether a public client skips the consent page for scopes already granted.
-	FirstParty bool      `json:"first_party"`
-	CreatedAt  time.Time `json:"created_at"`
+	FirstParty bool `json:"first_party"`
 
 	// PreviousSecretExpiresAt is when the secret replaced by the last rotation stops working;
 	// absent when there is none.
@@ -236,7 +244,8 @@ func infoOf(c rescind.Client, ttl time.Duration) ClientInfo {
 	}
 	info := ClientInfo{ClientID: c.ID, Name: c.Name, GrantTypes: c.GrantTypes, Scope: scope, RedirectURIs: ru,
 		TokenEndpointAuthMethod: method, TokenTTL: int64(ttl / time.Second), CreatedAt: c.CreatedAt, AllowPlainPKCE: c.AllowPlainPKCE, TokenFormat: c.TokenFormat,
-		ResourceServer: c.ResourceServer, Resources: res, AllowInsecureRedirect: c.AllowInsecureRedirect, FirstParty: c.FirstParty}
+		ResourceServer: c.ResourceServer, Resources: res, AllowInsecureRedirect: c.AllowInsecureRedirect,
+		RequireDPoP: c.RequireDPoP, FirstParty: c.FirstParty}
 	if c.PreviousSecretHash != "" && !c.PreviousSecretExpiresAt.IsZero() {
 		exp := c.PreviousSecretExpiresAt
 		info.PreviousSecretExpiresAt = &exp

@@ -31,6 +31,9 @@
 // kind is stored, and every lifetime is capped at rescind.MaxAccessTokenTTL. Refresh tokens and
 // codes are stored as hashes.
 //
+// Access tokens requested with a DPoP proof (RFC 9449) are bound to the proof's key (dpop.go:
+// proof checks, server nonces, the binding of public clients' refresh tokens).
+//
 // Client authentication follows RFC 6749 §2.3 (client_secret_basic with the §2.3.1 form-encoding,
 // client_secret_post, none for public clients), with failures rate-limited. Errors are rendered
 // in one place, as RFC 6749 §5.2 JSON; a known path asked with another method is a 405.

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -75,7 +76,8 @@ type SessionsConfig struct {
 // expiry, so an ended session is refused at once whatever the cache holds. It is safe for
 // concurrent use.
 type Sessions struct {
-	cfg SessionsConfig
+	cfg     SessionsConfig
+	csrfKey []byte
 
 	mu    sync.Mutex
 	cache map[string]*cachedSession // by the hash of the cookie's secret
@@ -111,7 +113,11 @@ func NewSessions(cfg SessionsConfig) (*Sessions, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Sessions{cfg: cfg, cache: make(map[string]*cachedSession)}, nil
+	key, err := cfg.Box.DeriveKey("session csrf", sha256.Size)
+	if err != nil {
+		return nil, err
+	}
+	return &Sessions{cfg: cfg, csrfKey: key, cache: make(map[string]*cachedSession)}, nil
 }
 
 // cookieName returns name with the __Host- prefix on an https issuer.
@@ -295,7 +301,9 @@ func (m *Sessions) ClearCookie(w http.ResponseWriter) {
 // secrets key, so only this server (any instance of it) can make one, and it is worthless for
 // another session or once the session has ended.
 func (m *Sessions) csrfToken(sess rescind.Session) string {
-	return base64.RawURLEncoding.EncodeToString(m.cfg.Box.MAC("csrf", []byte(sess.ID)))
+	mac := hmac.New(sha256.New, m.csrfKey)
+	mac.Write([]byte(sess.ID))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
 // earliest returns the earlier of a and b.

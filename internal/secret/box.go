@@ -2,7 +2,6 @@ package secret
 
 import (
 	"crypto/hkdf"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -40,6 +39,20 @@ func NewBox(material []byte) (*Box, error) {
 	return b, nil
 }
 
+// DeriveKey returns n bytes derived from the secrets key for purpose (HKDF-SHA256, purpose as
+// the info): the same on every instance given the same secrets key, independent of the key that
+// seals stored keys and of every other purpose's.
+func (b *Box) DeriveKey(purpose string, n int) ([]byte, error) {
+	if purpose == "" {
+		return nil, errors.New("secret: DeriveKey needs a purpose")
+	}
+	k, err := hkdf.Key(sha256.New, b.key[:], nil, "rescind derived key: "+purpose, n)
+	if err != nil {
+		return nil, fmt.Errorf("secret: deriving key: %w", err)
+	}
+	return k, nil
+}
+
 // Seal encrypts plaintext, binding it to aad (for example, the key id).
 func (b *Box) Seal(plaintext, aad []byte) ([]byte, error) {
 	aead, err := chacha20poly1305.NewX(b.key[:])
@@ -68,16 +81,6 @@ func (b *Box) Open(sealed, aad []byte) ([]byte, error) {
 		return nil, ErrWrongKey
 	}
 	return pt, nil
-}
-
-// MAC returns an HMAC-SHA256 of msg under a key derived (HKDF-SHA256) from the Box's key for
-// purpose alone, so that tags made for one purpose are worthless for any other and no instance
-// sharing the secrets key needs a key of its own: every instance computes the same tag.
-func (b *Box) MAC(purpose string, msg []byte) []byte {
-	k, _ := hkdf.Key(sha256.New, b.key[:], nil, "rescind mac v1: "+purpose, sha256.Size) // a valid length: no error
-	m := hmac.New(sha256.New, k)
-	m.Write(msg)
-	return m.Sum(nil)
 }
 
 // LoadOrCreateKeyFile returns the secrets key material stored in path, creating the file with

@@ -111,24 +111,25 @@ func TestNewID(t *testing.T) {
 	}
 }
 
-// TestBoxMAC: a tag depends on the secrets key, the purpose and the message, and is the same
-// for every Box made from the same key (instances sharing the secrets key agree on it).
-func TestBoxMAC(t *testing.T) {
-	key := bytes.Repeat([]byte("k"), 32)
-	a, _ := NewBox(key)
-	b, _ := NewBox(key)
-	other, _ := NewBox(bytes.Repeat([]byte("j"), 32))
-	tag := a.MAC("csrf", []byte("session-1"))
-	if len(tag) != 32 || !bytes.Equal(tag, b.MAC("csrf", []byte("session-1"))) {
-		t.Fatalf("tags of one key differ: %x", tag)
+// TestDeriveKey: a derived key depends on the secrets key and the purpose, and on nothing else.
+func TestDeriveKey(t *testing.T) {
+	a, _ := NewBox([]byte("0123456789abcdef0123456789abcdef"))
+	a2, _ := NewBox([]byte("0123456789abcdef0123456789abcdef"))
+	b, _ := NewBox([]byte("another secrets key, 32 bytes long"))
+	k1, err := a.DeriveKey("dpop nonce", 32)
+	if err != nil || len(k1) != 32 {
+		t.Fatalf("DeriveKey = %x, %v", k1, err)
 	}
-	for name, t2 := range map[string][]byte{
-		"another key":     other.MAC("csrf", []byte("session-1")),
-		"another purpose": a.MAC("csrf2", []byte("session-1")),
-		"another message": a.MAC("csrf", []byte("session-2")),
-	} {
-		if bytes.Equal(tag, t2) {
-			t.Errorf("%s gives the same tag", name)
-		}
+	same, _ := a2.DeriveKey("dpop nonce", 32)
+	otherPurpose, _ := a.DeriveKey("something else", 32)
+	otherBox, _ := b.DeriveKey("dpop nonce", 32)
+	if string(same) != string(k1) {
+		t.Fatal("two instances with one secrets key derive different keys")
+	}
+	if string(otherPurpose) == string(k1) || string(otherBox) == string(k1) || string(k1) == string(a.key[:]) {
+		t.Fatal("a derived key does not depend on its purpose and secrets key alone")
+	}
+	if _, err := a.DeriveKey("", 32); err == nil {
+		t.Fatal("derived a key for no purpose")
 	}
 }
