@@ -77,8 +77,10 @@ func (p *person) csrfOf(srv *server) string {
 // sessionEnds runs every way a person's sessions end, through instance a, and checks that a
 // copy of each cookie ended is refused at once by a and by b (b may be a: one instance); b has
 // seen each session in use before, so that its cache holds it. It also checks the answers of
-// the operator's commands and that signing in again works where it should.
-func sessionEnds(t *testing.T, a, b *server) {
+// the operator's commands and that signing in again works where it should. It returns the
+// cookies of the sessions it ended.
+func sessionEnds(t *testing.T, a, b *server) []string {
+	var ended []string
 	createUser(t, a.dataDir, "alice", "alice-password")
 	live := func(cookies ...string) {
 		t.Helper()
@@ -90,6 +92,7 @@ func sessionEnds(t *testing.T, a, b *server) {
 	}
 	refused := func(what string, cookies ...string) {
 		t.Helper()
+		ended = append(ended, cookies...)
 		for _, c := range cookies {
 			if replay(t, a, c) {
 				t.Fatalf("%s: the cookie still works on the instance where it happened", what)
@@ -163,23 +166,40 @@ func sessionEnds(t *testing.T, a, b *server) {
 		t.Fatalf("user delete: %+v", r)
 	}
 	refused("user delete", c1)
+	return ended
+}
+
+// stillRefused restarts srv with other session settings (longer sessions than those ended
+// had) and checks that every ended session's cookie is still refused.
+func stillRefused(t *testing.T, srv *server, env []string, ended []string) *server {
+	t.Helper()
+	srv.stop()
+	srv = startServer(t, srv.dataDir, env, "--session-max", "8760h", "--session-idle", "8760h")
+	for i, c := range ended {
+		if replay(t, srv, c) {
+			t.Fatalf("after a restart with longer sessions, ended session %d works again", i)
+		}
+	}
+	return srv
 }
 
 // TestSessionsEnd: on one instance (SQLite), a cookie copied before a logout, "sign out
-// everywhere", user logout, user set-password or user delete is refused afterwards.
+// everywhere", user logout, user set-password or user delete is refused afterwards, and still
+// after a restart with longer session settings.
 func TestSessionsEnd(t *testing.T) {
 	srv := startServer(t, filepath.Join(shortTempDir(t), "d"), nil)
-	sessionEnds(t, srv, srv)
+	stillRefused(t, srv, nil, sessionEnds(t, srv, srv))
 }
 
 // TestClusterSessionsEnd: the same with two instances on PostgreSQL, each end made through
-// one: the other refuses the cookie at once, though it had the session in its cache.
+// one: the other refuses the cookie at once, though it had the session in its cache, and after
+// its restart.
 func TestClusterSessionsEnd(t *testing.T) {
 	env, _ := clusterEnv(t)
 	dir := shortTempDir(t)
 	a := startServer(t, filepath.Join(dir, "a"), env)
 	b := startServer(t, filepath.Join(dir, "b"), env)
-	sessionEnds(t, a, b)
+	stillRefused(t, b, env, sessionEnds(t, a, b))
 }
 
 // TestPublicClientConsent: a public client's second authorization request shows the consent
