@@ -190,15 +190,19 @@ func testEndSessions(t *testing.T, s rescind.Store) {
 	if err != nil || keysOf(stored) != "session:s0 session:s1 session:s3 session:s2" {
 		t.Fatalf("stored records %s, %v", keysOf(stored), err)
 	}
+	// An end of every (other) session is on record even when it found none.
 	audit, _ := s.ListAudit(ctx, 100)
-	ended := 0
+	ended, wholesale := 0, 0
 	for _, a := range audit {
-		if a.Action == "revoke_session" && a.Actor == "user:alice" && a.Reason == "signed out" {
+		switch {
+		case a.Action == "revoke_session" && a.Actor == "user:alice" && a.Reason == "signed out":
 			ended++
+		case a.Action == "end_sessions" && a.Target == "u1" && a.Actor == "user:alice":
+			wholesale++
 		}
 	}
-	if ended != 4 {
-		t.Fatalf("audit %+v; want four revoke_session entries", audit)
+	if ended != 4 || wholesale != 3 {
+		t.Fatalf("audit %+v; want four revoke_session entries and three end_sessions", audit)
 	}
 }
 

@@ -94,9 +94,10 @@ func sessionRecord(rev rescind.Revocation, id, userID string, expiresAt time.Tim
 
 // SessionEnding ends, in tx, the sessions matching f, as rescind.Store's EndSessions says: a
 // filter without ID first moves the user's epoch (taking the user's row, as SessionCreation
-// does, so a sign-in under way either committed and is ended here, or fails), then each
-// session is deleted. lock is appended to the read of the sessions. It returns the records the
-// caller must write in the same transaction.
+// does, so a sign-in under way either committed and is ended here, or fails) and, if rev.Actor
+// is set, writes one audit entry "end_sessions" for the user (so an end that found no session
+// is on record too); then each session is deleted. lock is appended to the read of the
+// sessions. It returns the records the caller must write in the same transaction.
 func SessionEnding(ctx context.Context, tx Querier, f rescind.SessionFilter, rev rescind.Revocation, lock string) ([]rescind.Revocation, error) {
 	if f.UserID == "" {
 		return nil, errors.New("ending sessions needs a user")
@@ -104,6 +105,12 @@ func SessionEnding(ctx context.Context, tx Querier, f rescind.SessionFilter, rev
 	if f.ID == "" {
 		if _, err := tx.Exec(ctx, `UPDATE users SET epoch = epoch + 1 WHERE id = $1`, f.UserID); err != nil {
 			return nil, fmt.Errorf("moving the user's epoch: %w", err)
+		}
+		if rev.Actor != "" {
+			if _, err := tx.Exec(ctx, `INSERT INTO audit (at, actor, action, target, reason) VALUES ($1, $2, $3, $4, $5)`,
+				Nanos(rev.RevokedAt), rev.Actor, "end_sessions", f.UserID, rev.Reason); err != nil {
+				return nil, fmt.Errorf("writing audit entry: %w", err)
+			}
 		}
 	}
 	where, args := `user_id = $1`, []any{f.UserID}
