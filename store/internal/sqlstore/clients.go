@@ -9,14 +9,14 @@ import (
 )
 
 const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
-	resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at, require_dpop`
+	resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at, require_dpop, first_party`
 
 func scanClient(row Row) (rescind.Client, error) {
 	var c rescind.Client
 	var gt, sc, ru, res string
 	var ttl, created, prevExp int64
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &gt, &sc, &ru, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat,
-		&c.ResourceServer, &res, &c.AllowInsecureRedirect, &c.PreviousSecretHash, &prevExp, &c.RequireDPoP); err != nil {
+		&c.ResourceServer, &res, &c.AllowInsecureRedirect, &c.PreviousSecretHash, &prevExp, &c.RequireDPoP, &c.FirstParty); err != nil {
 		return c, err
 	}
 	var err error
@@ -49,11 +49,11 @@ func tokenFormat(f string) string {
 // CreateClient implements rescind.Store.
 func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 		c.ID, c.Name, c.SecretHash, c.Public, JSONList(c.GrantTypes), JSONList(c.Scopes), JSONList(c.RedirectURIs),
 		int64(c.TokenTTL), Nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
 		c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.PreviousSecretHash, OptionalNanos(c.PreviousSecretExpiresAt),
-		c.RequireDPoP)
+		c.RequireDPoP, c.FirstParty)
 	if s.d.IsUniqueViolation(err) {
 		return s.errorf("client %q: %w", c.ID, rescind.ErrAlreadyExists)
 	}
@@ -90,11 +90,11 @@ func (s *Store) UpdateClient(ctx context.Context, c rescind.Client) error {
 	err := s.db.InTx(ctx, func(tx Querier) error {
 		n, err := tx.Exec(ctx, `UPDATE clients SET name = $1, secret_hash = $2, public = $3, grant_types = $4, scopes = $5,
 			redirect_uris = $6, token_ttl_ns = $7, allow_plain_pkce = $8, token_format = $9, previous_secret_hash = $10,
-			previous_secret_expires_at = $11, resource_server = $12, resources = $13, allow_insecure_redirect = $14, require_dpop = $15
-			WHERE id = $16`,
+			previous_secret_expires_at = $11, resource_server = $12, resources = $13, allow_insecure_redirect = $14, require_dpop = $15,
+			first_party = $17 WHERE id = $16`,
 			c.Name, c.SecretHash, c.Public, JSONList(c.GrantTypes), JSONList(c.Scopes), JSONList(c.RedirectURIs), int64(c.TokenTTL),
 			c.AllowPlainPKCE, tokenFormat(c.TokenFormat), c.PreviousSecretHash, OptionalNanos(c.PreviousSecretExpiresAt),
-			c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.RequireDPoP, c.ID)
+			c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.RequireDPoP, c.ID, c.FirstParty)
 		if err != nil {
 			return err
 		}
