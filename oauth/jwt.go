@@ -31,11 +31,17 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 		if s.signer == nil {
 			return nil, token.ErrBadJWT
 		}
-		payload, err := s.signer.Verify(text, token.TypeAccessToken, s.now())
+		// What verification established is cached (jwtcache.go): a token seen before costs a
+		// hash and a lookup, not a signature check.
+		h := jwtKey(text)
+		if at, ok := s.jwts.get(h, s.signer, s.now()); ok {
+			return at, nil
+		}
+		payload, kid, err := s.signer.VerifyKey(text, token.TypeAccessToken, s.now())
 		if errors.Is(err, token.ErrUnknownKey) && s.refreshSigning != nil {
 			// Perhaps a key another instance just rotated in: reload the keys once.
-			if kid, kerr := token.JWTKeyID(text); kerr == nil && s.refreshSigning(ctx, kid) {
-				payload, err = s.signer.Verify(text, token.TypeAccessToken, s.now())
+			if named, kerr := token.JWTKeyID(text); kerr == nil && s.refreshSigning(ctx, named) {
+				payload, kid, err = s.signer.VerifyKey(text, token.TypeAccessToken, s.now())
 			}
 		}
 		if err != nil {
@@ -50,6 +56,7 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 		if c.Status != nil {
 			at.statusList, at.statusIdx = listID(c.Status.StatusList.URI, s.statusBase), c.Status.StatusList.Idx
 		}
+		s.jwts.put(h, verifiedJWT{at: at, kid: kid})
 		return at, nil
 	}
 	c, err := s.openToken(ctx, text)

@@ -104,6 +104,7 @@ type Server struct {
 	log             *slog.Logger
 	now             func() time.Time
 	metadata        []byte
+	jwts            *jwtCache // verified JWT access tokens
 }
 
 // New returns a Server for cfg.
@@ -119,6 +120,7 @@ func New(cfg Config) (*Server, error) {
 		signer: cfg.Signer, statuses: cfg.Statuses, limiter: cfg.Limiter, statusTTL: cfg.StatusListTTL, lists: make(map[string]renderedList),
 		knownLists: make(map[string]time.Time), missingLists: make(map[string]time.Time),
 		encoded: make(map[int64][]byte),
+		jwts:    newJWTCache(jwtCacheGeneration),
 	}
 	s.statusBase = s.issuer + "/oauth2/statuslists/"
 	if s.statusTTL <= 0 {

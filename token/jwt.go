@@ -237,26 +237,32 @@ func LooksLikeJWT(text string) bool {
 // and returns its payload. An error is ErrBadJWT; it is also ErrUnknownKey if the token names a
 // kid the signer does not know.
 func (s *Signer) Verify(text, typ string, now time.Time) ([]byte, error) {
+	payload, _, err := s.VerifyKey(text, typ, now)
+	return payload, err
+}
+
+// VerifyKey is Verify that also returns the kid of the key that verified the token.
+func (s *Signer) VerifyKey(text, typ string, now time.Time) (payload []byte, kid string, err error) {
 	if len(text) > MaxLength*2 || !LooksLikeJWT(text) {
-		return nil, ErrBadJWT
+		return nil, "", ErrBadJWT
 	}
 	jws, err := ParseJWS(text)
 	if err != nil {
-		return nil, ErrBadJWT
+		return nil, "", ErrBadJWT
 	}
 	if !strings.EqualFold(jws.Typ, typ) && !strings.EqualFold(jws.Typ, "application/"+typ) {
-		return nil, ErrBadJWT
+		return nil, "", ErrBadJWT
 	}
 	if pub, alg, ok := s.verifier(jws.Kid, now); ok {
 		if !jws.Verify(alg, pub) {
-			return nil, ErrBadJWT
+			return nil, "", ErrBadJWT
 		}
-		return jws.Payload, nil
+		return jws.Payload, jws.Kid, nil
 	}
 	if !s.Has(jws.Kid) {
-		return nil, errUnknownJWTKey
+		return nil, "", errUnknownJWTKey
 	}
-	return nil, ErrBadJWT
+	return nil, "", ErrBadJWT
 }
 
 // verifier returns the public key and algorithm of kid if it verifies at now: held, not
