@@ -32,6 +32,7 @@ type Store struct {
 	db      *sql.DB
 	path    string
 	applied []string
+	scan    scanner // read-only connections for ScanRevocations (scan.go)
 }
 
 // ErrNotDatabase is returned by Open for a file that is not a SQLite database, or is corrupt.
@@ -213,7 +214,14 @@ func (s *Store) applyMigration(ctx context.Context, version int, base, name stri
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	// After this, scan.db is set for good, or never will be.
+	s.scan.once.Do(func() { s.scan.err = errors.New("sqlite: the store is closed") })
+	if s.scan.db != nil {
+		s.scan.db.Close()
+	}
+	return s.db.Close()
+}
 
 // Ping checks the database connection.
 func (s *Store) Ping(ctx context.Context) error {

@@ -39,6 +39,7 @@ func RunTests(t *testing.T, opener Opener) {
 		{"Keys", testKeys},
 		{"RevocationAudience", testRevocationAudience},
 		{"StatusLists", testStatusLists},
+		{"ScanRevocations", testScanRevocations},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
