@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/statuslist"
 	"github.com/rescind/rescind/token"
 )
@@ -22,6 +23,8 @@ type accessToken struct {
 	issuedAt, expiry time.Time
 	statusList       string
 	statusIdx        int64
+	// ref is the token as the revocation state looks it up, parsed once.
+	ref revocation.TokenRef
 }
 
 // parseAccess authenticates an access token, opaque or JWT, issued by this server. It does not
@@ -56,6 +59,7 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 		if c.Status != nil {
 			at.statusList, at.statusIdx = listID(c.Status.StatusList.URI, s.statusBase), c.Status.StatusList.Idx
 		}
+		at.ref = revocation.NewTokenRef(at.jti, at.grantID, at.clientID, at.issuedAt)
 		s.jwts.put(h, verifiedJWT{at: at, kid: kid})
 		return at, nil
 	}
@@ -64,7 +68,8 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 		return nil, err
 	}
 	return &accessToken{jti: c.JTI(), grantID: c.GrantID, clientID: c.ClientID, subject: c.Subject, scope: c.Scope,
-		audience: s.audienceOf(c.Audience), issuedAt: c.IssuedAt, expiry: c.Expiry, statusIdx: -1}, nil
+		audience: s.audienceOf(c.Audience), issuedAt: c.IssuedAt, expiry: c.Expiry, statusIdx: -1,
+		ref: revocation.NewTokenRefID(c.ID, c.GrantID, c.ClientID, c.IssuedAt)}, nil
 }
 
 // audienceOf returns a token's audience: aud, or the issuer for a token that names none (an
@@ -86,7 +91,7 @@ func listID(uri, base string) string {
 
 // revoked reports whether the access token is revoked or expired at now.
 func (s *Server) dead(at *accessToken) bool {
-	return !s.now().Before(at.expiry) || s.revoked.IsRevoked(at.jti, at.grantID, at.clientID, at.issuedAt)
+	return !s.now().Before(at.expiry) || s.revoked.Revoked(&at.ref)
 }
 
 // issueJWT signs a JWT access token (RFC 9068) with a status list entry, and records the entry

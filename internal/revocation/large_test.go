@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/revfill"
 	"github.com/rescind/rescind/store/sqlite"
 )
 
@@ -89,28 +90,64 @@ func BenchmarkIsRevokedLarge(b *testing.B) {
 	})
 }
 
+// BenchmarkRevokedRefLarge is BenchmarkIsRevokedLarge for a token whose ids were parsed once
+// (NewTokenRef), as the server checks them.
+func BenchmarkRevokedRefLarge(b *testing.B) {
+	s := NewState()
+	base := time.Now().Add(time.Hour)
+	for i := range 1_000_000 {
+		s.Apply(generated(i, base))
+	}
+	ref := NewTokenRef(idText(2_000_001), grantText(2_000_001), "client", base)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if s.Revoked(&ref) {
+				b.Fatal("revoked")
+			}
+		}
+	})
+}
+
 // BenchmarkLoadLarge measures loading 1,000,000 records from SQLite into an empty State (what
-// a server does at start), and reports the heap the State holds afterwards.
+// a server does at start), with Load (page by page) and with Preload (in parallel ranges), and
+// reports the heap the State holds afterwards.
 func BenchmarkLoadLarge(b *testing.B) {
-	st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "db"))
+	path := filepath.Join(b.TempDir(), "db")
+	st, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	base := time.Now().Add(time.Hour)
-	fillStore(b, st, 1_000_000, base)
-	b.ResetTimer()
-	var s *State
-	for b.Loop() {
-		s = NewState()
-		if n, err := s.Load(context.Background(), st, time.Now(), nil); err != nil || n != 1_000_000 {
-			b.Fatalf("Load = %d, %v", n, err)
-		}
+	base := time.Now()
+	if err := revfill.FillSQLite(context.Background(), path, revfill.Config{N: 1_000_000, Now: base, ExpiresAfter: time.Hour}); err != nil {
+		b.Fatal(err)
 	}
-	b.StopTimer()
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
-	runtime.KeepAlive(s)
+	for _, how := range []string{"Load", "Preload"} {
+		b.Run(how, func(b *testing.B) {
+			var s *State
+			for b.Loop() {
+				s = nil
+				runtime.GC()
+				s = NewState()
+				var n int
+				var err error
+				if how == "Load" {
+					n, err = s.Load(context.Background(), st, base, nil)
+				} else {
+					n, err = s.Preload(context.Background(), st, base)
+				}
+				if err != nil || n != 1_000_000 {
+					b.Fatalf("%s = %d, %v", how, n, err)
+				}
+			}
+			b.StopTimer()
+			var ms runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
+			runtime.KeepAlive(s)
+		})
+	}
 }
