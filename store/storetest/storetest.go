@@ -40,6 +40,7 @@ func RunTests(t *testing.T, opener Opener) {
 		{"RevocationAudience", testRevocationAudience},
 		{"StatusLists", testStatusLists},
 		{"ScanRevocations", testScanRevocations},
+		{"RevokeBatchDuplicates", testRevokeBatchDuplicates},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
