@@ -1,11 +1,11 @@
 package token
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -15,6 +15,9 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // The compact JWS serialization (RFC 7515 §7.1), written and read directly:
@@ -144,29 +147,48 @@ func signJWS(alg, kid, typ string, key crypto.Signer, payload []byte) (string, e
 	enc.Encode(buf, hdr)
 	buf[enc.EncodedLen(len(hdr))] = '.'
 	enc.Encode(buf[enc.EncodedLen(len(hdr))+1:], payload)
-	var sig []byte
-	switch k := key.(type) {
-	case *ecdsa.PrivateKey:
-		if alg != AlgES256 || k.Curve != elliptic.P256() {
-			return "", fmt.Errorf("token: key cannot sign %s", alg)
-		}
-		digest := sha256.Sum256(buf)
-		r, s, err := ecdsa.Sign(rand.Reader, k, digest[:])
-		if err != nil {
-			return "", fmt.Errorf("token: signing: %w", err)
-		}
-		sig = make([]byte, 64)
-		r.FillBytes(sig[:32])
-		s.FillBytes(sig[32:])
-	case ed25519.PrivateKey:
-		if alg != AlgEdDSA {
-			return "", fmt.Errorf("token: key cannot sign %s", alg)
-		}
-		sig = ed25519.Sign(k, buf)
-	default:
-		return "", errors.New("token: unsupported signing key")
+	sig, err := signature(alg, key, buf)
+	if err != nil {
+		return "", err
 	}
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, sig)
 	return string(buf), nil
+}
+
+// signature returns the JWS signature of signed by key with alg. It is deterministic: ES256
+// signatures follow RFC 6979 (the nonce derived from the key and the message), and Ed25519's
+// are by design. So the signer checks a token of its own by signing it again and comparing
+// (Signer.VerifyKey), at the cost of a signature rather than the three times dearer
+// verification; nothing it computes that way is ever sent anywhere.
+func signature(alg string, key crypto.Signer, signed []byte) ([]byte, error) {
+	switch k := key.(type) {
+	case *ecdsa.PrivateKey:
+		if alg != AlgES256 || k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("token: key cannot sign %s", alg)
+		}
+		digest := sha256.Sum256(signed)
+		der, err := k.Sign(nil, digest[:], crypto.SHA256) // nil: deterministic (RFC 6979)
+		if err != nil {
+			return nil, fmt.Errorf("token: signing: %w", err)
+		}
+		var r, s []byte
+		in := cryptobyte.String(der)
+		var seq cryptobyte.String
+		if !in.ReadASN1(&seq, asn1.SEQUENCE) || !seq.ReadASN1Integer(&r) || !seq.ReadASN1Integer(&s) ||
+			len(bytes.TrimLeft(r, "\x00")) > 32 || len(bytes.TrimLeft(s, "\x00")) > 32 {
+			return nil, errors.New("token: signing: malformed ECDSA signature")
+		}
+		sig := make([]byte, 64) // R||S, each left-padded to 32 bytes (RFC 7518 §3.4)
+		r, s = bytes.TrimLeft(r, "\x00"), bytes.TrimLeft(s, "\x00")
+		copy(sig[32-len(r):32], r)
+		copy(sig[64-len(s):], s)
+		return sig, nil
+	case ed25519.PrivateKey:
+		if alg != AlgEdDSA {
+			return nil, fmt.Errorf("token: key cannot sign %s", alg)
+		}
+		return ed25519.Sign(k, signed), nil
+	}
+	return nil, errors.New("token: unsupported signing key")
 }

@@ -1,9 +1,12 @@
 package token
 
 import (
+	"encoding/json"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // benchClaims are the claims of a typical JWT access token of a grant.
@@ -57,5 +60,33 @@ func BenchmarkVerifyJWT(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkVerifyJWTRandomNonce measures verifying an ES256 token of the signer's key that it
+// did not sign itself deterministically (signed with a random nonce, as older releases did): it
+// is signed again, found different, then verified.
+func BenchmarkVerifyJWTRandomNonce(b *testing.B) {
+	k, err := NewSigningKey("k1", AlgES256, time.Unix(1_800_000_000, 0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := NewSigner(time.Hour, k)
+	payload, _ := json.Marshal(benchClaims(0))
+	j, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k.Private}, (&jose.SignerOptions{}).WithType(TypeAccessToken).WithHeader("kid", "k1"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	obj, err := j.Sign(payload)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, _ := obj.CompactSerialize()
+	now := time.Unix(1_900_000_000, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Verify(tok, TypeAccessToken, now); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

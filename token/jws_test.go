@@ -7,7 +7,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -149,5 +151,58 @@ func TestParseJWSRefuses(t *testing.T) {
 	j, _ = ParseJWS(parts[0] + "." + enc([]byte(`{"jti":"y"}`)) + "." + parts[2])
 	if j == nil || j.Verify(AlgES256, &key.PublicKey) {
 		t.Fatal("an altered payload verified")
+	}
+}
+
+// TestOwnTokensCheckedBySigningAgain: the signer's tokens are deterministic (the same claims
+// give the same text), so it recognises its own by signing again; a token of one of its keys
+// with another valid signature (signed with a random nonce, as older releases did, or the
+// other ECDSA signature (r, n-s) of the same content) is still verified, and one with an
+// altered signature is refused.
+func TestOwnTokensCheckedBySigningAgain(t *testing.T) {
+	now := time.Unix(1_900_000_000, 0)
+	for _, alg := range []string{AlgES256, AlgEdDSA} {
+		t.Run(alg, func(t *testing.T) {
+			k, _ := NewSigningKey("k1", alg, now)
+			s := NewSigner(time.Hour, k)
+			a, _ := s.Sign(AccessClaims{ID: "j", Subject: "u"}, TypeAccessToken)
+			b, _ := s.Sign(AccessClaims{ID: "j", Subject: "u"}, TypeAccessToken)
+			if a != b {
+				t.Fatal("the same claims signed twice differ: signatures are not deterministic")
+			}
+			if _, kid, err := s.VerifyKey(a, TypeAccessToken, now); err != nil || kid != "k1" {
+				t.Fatalf("own token: kid %q, %v", kid, err)
+			}
+			parts := strings.Split(a, ".")
+			others := map[string]string{}
+			// The same header and payload signed with a random nonce (Ed25519 has none: its
+			// signatures are deterministic by design).
+			jws, _ := ParseJWS(a)
+			switch p := k.Private.(type) {
+			case *ecdsa.PrivateKey:
+				d := sha256.Sum256([]byte(jws.signed))
+				r, ss, _ := ecdsa.Sign(rand.Reader, p, d[:])
+				sig := append(r.FillBytes(make([]byte, 32)), ss.FillBytes(make([]byte, 32))...)
+				others["random nonce"] = parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(sig)
+				// (r, n-s): the other valid signature of the same content.
+				r2, s2 := new(big.Int).SetBytes(jws.signature[:32]), new(big.Int).SetBytes(jws.signature[32:])
+				s2.Sub(elliptic.P256().Params().N, s2)
+				others["(r, n-s)"] = parts[0] + "." + parts[1] + "." +
+					base64.RawURLEncoding.EncodeToString(append(r2.FillBytes(make([]byte, 32)), s2.FillBytes(make([]byte, 32))...))
+			}
+			for name, text := range others {
+				if text == a {
+					t.Fatalf("%s: the same text as the signer's", name)
+				}
+				if _, _, err := s.VerifyKey(text, TypeAccessToken, now); err != nil {
+					t.Fatalf("%s: a valid signature by the key refused: %v", name, err)
+				}
+			}
+			sigBytes := append([]byte(nil), jws.signature...)
+			sigBytes[10] ^= 0x01
+			if _, _, err := s.VerifyKey(parts[0]+"."+parts[1]+"."+base64.RawURLEncoding.EncodeToString(sigBytes), TypeAccessToken, now); err == nil {
+				t.Fatal("an altered signature verified")
+			}
+		})
 	}
 }
