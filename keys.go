@@ -31,6 +31,12 @@ const (
 	// KeyRetiring is a key that a newer one took over from: still published and accepted
 	// until every token it can have signed or sealed has expired.
 	KeyRetiring KeyState = "retiring"
+	// KeySuperseded is a key that a newer one took over from before it ever signed or sealed
+	// (an emergency rotation while it was next): it never was the key in force. It stays
+	// published and accepted like a retiring key (an instance that had not heard of the newer
+	// key may have used it), and is not the key a rotation replaced, so an operator looking for
+	// the compromised key among the replaced ones does not mistake it for that key.
+	KeySuperseded KeyState = "superseded"
 	// KeyRetired is a key refused everywhere: retired by an operator, or past its retiring period.
 	KeyRetired KeyState = "retired"
 )
@@ -93,16 +99,23 @@ func replacement(keys []Key, n int) int {
 // key takes over from it (it seals or signs nothing after that moment, so by then every token it
 // sealed or signed has expired). It is zero while no newer key is scheduled to take over.
 func KeyRetires(keys []Key, i int, retireAfter time.Duration) time.Time {
+	at := takenOver(keys, i)
+	if at.IsZero() {
+		return at
+	}
+	return at.Add(retireAfter)
+}
+
+// takenOver returns when the first key newer than keys[i] takes (or took) over, the moment
+// keys[i] stops being the key in force if it was; zero if no newer key is scheduled to.
+func takenOver(keys []Key, i int) time.Time {
 	var at time.Time
 	for j := 0; j < i; j++ {
 		if k := keys[j]; tookOver(k) && (at.IsZero() || k.ActivatesAt.Before(at)) {
 			at = k.ActivatesAt
 		}
 	}
-	if at.IsZero() {
-		return at
-	}
-	return at.Add(retireAfter)
+	return at
 }
 
 // KeyStateAt returns the state of keys[i] at now (keys of one use, SortKeys order).
@@ -117,19 +130,22 @@ func KeyStateAt(keys []Key, i int, retireAfter time.Duration, now time.Time) Key
 	if i == ActiveKey(keys, now) {
 		return KeyActive
 	}
+	if at := takenOver(keys, i); !at.IsZero() && !at.After(now) {
+		// A newer key has taken over: from this one if it was in force before that moment,
+		// else it never was (and never will be).
+		if k.ActivatesAt.Before(at) {
+			return KeyRetiring
+		}
+		return KeySuperseded
+	}
 	if !k.ActivatesAt.After(now) {
 		return KeyRetiring
-	}
-	for j := 0; j < i; j++ {
-		if tookOver(keys[j]) && !keys[j].ActivatesAt.After(now) {
-			return KeyRetiring // superseded before it ever activated: it will never sign
-		}
 	}
 	return KeyNext
 }
 
 // KeyAccepted reports whether tokens sealed or signed by keys[i] are accepted at now (and, for
-// a signing key, whether it is published): every state but retired.
+// a signing key, whether it is published): every state but retired (superseded included).
 func KeyAccepted(keys []Key, i int, retireAfter time.Duration, now time.Time) bool {
 	return KeyStateAt(keys, i, retireAfter, now) != KeyRetired
 }

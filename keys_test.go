@@ -47,7 +47,16 @@ func TestKeyLifecycle(t *testing.T) {
 		{"two rotations pending", []Key{key("a", 0, 0, -1), key("b", 10, 16, -1), key("c", 11, 17, -1)}, 16,
 			"c:next b:active a:retiring "},
 		// An emergency rotation (--now) after a scheduled one: the older pending key never signs.
+		// It is superseded, not retiring: it is not the key the rotation replaced (a was).
 		{"--now overtakes a pending key", []Key{key("a", 0, 0, -1), key("b", 10, 16, -1), key("c", 11, 11, -1)}, 20,
+			"c:active b:superseded a:retiring "},
+		{"--now overtakes a pending key, before its activation", []Key{key("a", 0, 0, -1), key("b", 10, 16, -1), key("c", 11, 11, -1)}, 12,
+			"c:active b:superseded a:retiring "},
+		{"superseded key retires by itself", []Key{key("a", 0, 0, -1), key("b", 10, 16, -1), key("c", 11, 11, -1)}, 111,
+			"c:active b:retired a:retired "},
+		// A newer key scheduled to take over later than the pending one: the pending key signs
+		// in between, so it is retiring once the newer one took over.
+		{"pending key in force before the newer one", []Key{key("a", 0, 0, -1), key("b", 10, 12, -1), key("c", 11, 14, -1)}, 15,
 			"c:active b:retiring a:retiring "},
 		{"pending key retired: the old one stays", []Key{key("a", 0, 0, -1), key("b", 10, 16, 12)}, 20,
 			"b:retired a:active "},

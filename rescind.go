@@ -1,14 +1,18 @@
 // Package rescind holds the domain of the Rescind OAuth 2.0 authorization server: clients,
-// revocations and keys, and the Store interface that every storage backend implements.
+// users, grants with their refresh tokens and authorization codes, revocations, status lists,
+// keys and the audit log, and the Store interface that every storage backend implements.
 //
-// The design in brief: access tokens are sealed (or signed) and never stored, so issuing and
-// checking one costs no database I/O. What is stored instead is revocation state: the ids of
-// revoked tokens, and cut-offs that revoke every token of a client issued before a moment. Each
-// revocation record lives only until the last token it covers has expired, so stored state grows
-// with revoked-and-unexpired tokens, never with issued ones.
+// The design in brief: a grant (one client, one subject, some scopes) is the unit of revocation.
+// Access tokens are sealed (or signed) and never stored, so issuing and checking one costs no
+// database I/O; refresh tokens and codes are stored as hashes. What is stored instead of access
+// tokens is revocation state: revoked tokens, revoked grants, status list entries, cut-offs that
+// revoke every token of a client issued before a moment, and retired keys. Each revocation
+// record lives only until the last token it covers has expired (package internal/revocation
+// states the invariant), so stored state grows with revoked-and-unexpired tokens, never with
+// issued ones.
 //
-// Backends live in store/sqlite (the embedded default); store/storetest is the conformance
-// suite each of them passes unchanged.
+// Backends live in store/sqlite (the embedded default) and store/postgres (several instances);
+// store/storetest is the conformance suite each of them passes unchanged.
 package rescind
 
 import (
@@ -88,6 +92,9 @@ type Client struct {
 	// AllowInsecureRedirect lets the client register plain-http redirect URIs on hosts other
 	// than loopback, for development (see package internal/redirect).
 	AllowInsecureRedirect bool
+	// RequireDPoP makes every token request of the client carry a DPoP proof (RFC 9449 §5), so
+	// that all its access tokens are bound to a key it holds.
+	RequireDPoP bool
 }
 
 // AllowsGrant reports whether the client is registered for the grant type gt.
@@ -301,6 +308,9 @@ type RefreshToken struct {
 	ExpiresAt time.Time
 	// UsedAt is when it was exchanged (rotated); zero while unused.
 	UsedAt time.Time
+	// JKT is the thumbprint of the DPoP key the token is bound to (RFC 9449 §5: a public
+	// client's refresh tokens are); empty if unbound. Using it needs a proof made with that key.
+	JKT string
 }
 
 // AuthCode is a stored authorization code (RFC 6749 §4.1.2): its hash and what it is bound to.
@@ -317,7 +327,10 @@ type AuthCode struct {
 	Scope            string
 	// Challenge and ChallengeMethod are the PKCE code challenge (RFC 7636 §4.3).
 	Challenge, ChallengeMethod string
-	CreatedAt, ExpiresAt       time.Time
+	// DPoPJKT is the dpop_jkt of the authorization request (RFC 9449 §10): the thumbprint of
+	// the key whose proof must come with the code's redemption; empty if none was given.
+	DPoPJKT              string
+	CreatedAt, ExpiresAt time.Time
 	// UsedAt is when the code was redeemed; zero before.
 	UsedAt time.Time
 }
@@ -510,8 +523,14 @@ type Store interface {
 	// none (never allocated, or expired and purged).
 	GetStatusList(ctx context.Context, id string) (StatusList, error)
 
-	// DeleteExpired deletes codes, refresh tokens, grant token status entries and status lists
-	// that expired before now and returns how many.
+	// MarkUsed records that the single-use value id (a hash, such as that of a DPoP proof's key
+	// and jti, RFC 9449 §11.1) was used, until expiresAt. It reports true if id was not recorded
+	// or its record had expired at now, and false if it was recorded and live: a replay. Of two
+	// concurrent calls with one id, exactly one reports true, whichever instance makes them.
+	MarkUsed(ctx context.Context, id [32]byte, expiresAt, now time.Time) (bool, error)
+
+	// DeleteExpired deletes codes, refresh tokens, grant token status entries, status lists and
+	// used-value records (MarkUsed) that expired before now and returns how many.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 	// DeleteAuditBefore deletes audit entries older than t (the retention policy) and returns
 	// how many.

@@ -20,7 +20,8 @@ const MaxSecretOverlap = 30 * 24 * time.Hour
 // overlap of zero.
 const DefaultSecretOverlap = 24 * time.Hour
 
-// handleUpdateClient changes a client's name, scopes, token lifetime or redirect URIs. Every
+// handleUpdateClient changes a client's name, scopes, token lifetime, redirect URIs or whether it
+// must use DPoP. Every
 // instance sees the change at once (the store tells the others); nothing already issued or
 // revoked changes: a revocation record's lifetime never comes from a client's token_ttl.
 func (s *Server) handleUpdateClient(w http.ResponseWriter, r *http.Request) {
@@ -38,7 +39,7 @@ func (s *Server) handleUpdateClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := applyUpdate(&c, req); err != nil {
-		writeErr(w, http.StatusBadRequest, "invalid_client_metadata", err.Error())
+		writeErr(w, http.StatusBadRequest, metadataErrorCode(err), err.Error())
 		return
 	}
 	if !s.storeClient(w, r, c) {
@@ -77,6 +78,9 @@ func applyUpdate(c *rescind.Client, req UpdateClientRequest) error {
 			return err
 		}
 		c.TokenTTL = ttl
+	}
+	if req.RequireDPoP != nil {
+		c.RequireDPoP = *req.RequireDPoP
 	}
 	return nil
 }

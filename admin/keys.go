@@ -24,7 +24,8 @@ type KeyInfo struct {
 	Created time.Time `json:"created"`
 	// State is next (published, not yet in use), active (the key that signs or seals),
 	// retiring (replaced; still published and accepted until the tokens it can have signed
-	// have expired) or retired (refused everywhere).
+	// have expired), superseded (a next key overtaken by a newer one before it ever signed or
+	// sealed; accepted like a retiring key) or retired (refused everywhere).
 	State string `json:"state"`
 	// Activates is when the key starts (or started) to sign or seal.
 	Activates time.Time `json:"activates"`
@@ -119,7 +120,8 @@ func (s *Server) handleRetireKey(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		s.cfg.Logger.ErrorContext(r.Context(), "retiring key", "kid", kid, "err", err)
-		writeErr(w, http.StatusInternalServerError, "server_error", "the key could not be retired")
+		writeErr(w, http.StatusInternalServerError, "server_error", "the key could not be retired, or its retirement "+
+			"could not be confirmed: retry (retiring a retired key changes nothing)")
 		return
 	}
 	s.cfg.Logger.WarnContext(r.Context(), "key retired: its tokens are refused", "kid", kid, "activated_kid", ret.Activated)

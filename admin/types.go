@@ -39,6 +39,9 @@ type CreateClientRequest struct {
 	// AllowInsecureRedirect lets plain-http redirect URIs on hosts other than loopback through,
 	// for development.
 	AllowInsecureRedirect bool `json:"allow_insecure_redirect,omitempty"`
+	// RequireDPoP makes every token request of the client carry a DPoP proof (RFC 9449), so
+	// that all its access tokens are bound to its key.
+	RequireDPoP bool `json:"require_dpop,omitempty"`
 }
 
 // UpdateClientRequest is the body of PATCH /admin/v1/clients/{id}: each field given replaces the
@@ -51,6 +54,9 @@ type UpdateClientRequest struct {
 	// TokenTTL is the access token lifetime in seconds; zero means the server default. It
 	// applies to tokens issued from now on.
 	TokenTTL *int64 `json:"token_ttl,omitempty"`
+	// RequireDPoP, if given, says whether every token request must carry a DPoP proof (RFC
+	// 9449), from now on; tokens already issued keep their binding, or lack of one.
+	RequireDPoP *bool `json:"require_dpop,omitempty"`
 }
 
 // RotateSecretRequest is the body of POST /admin/v1/clients/{id}/rotate-secret; it may be empty.
@@ -150,6 +156,8 @@ type ClientInfo struct {
 	Resources             []string  `json:"resources"`
 	AllowInsecureRedirect bool      `json:"allow_insecure_redirect"`
 	CreatedAt             time.Time `json:"created_at"`
+	// RequireDPoP says whether every token request must carry a DPoP proof.
+	RequireDPoP bool `json:"require_dpop"`
 
 	// PreviousSecretExpiresAt is when the secret replaced by the last rotation stops working;
 	// absent when there is none.
@@ -194,7 +202,8 @@ func infoOf(c rescind.Client, ttl time.Duration) ClientInfo {
 	}
 	info := ClientInfo{ClientID: c.ID, Name: c.Name, GrantTypes: c.GrantTypes, Scope: scope, RedirectURIs: ru,
 		TokenEndpointAuthMethod: method, TokenTTL: int64(ttl / time.Second), CreatedAt: c.CreatedAt, AllowPlainPKCE: c.AllowPlainPKCE, TokenFormat: c.TokenFormat,
-		ResourceServer: c.ResourceServer, Resources: res, AllowInsecureRedirect: c.AllowInsecureRedirect}
+		ResourceServer: c.ResourceServer, Resources: res, AllowInsecureRedirect: c.AllowInsecureRedirect,
+		RequireDPoP: c.RequireDPoP}
 	if c.PreviousSecretHash != "" && !c.PreviousSecretExpiresAt.IsZero() {
 		exp := c.PreviousSecretExpiresAt
 		info.PreviousSecretExpiresAt = &exp

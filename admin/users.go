@@ -140,6 +140,7 @@ func (s *Server) handleRevokeAll(w http.ResponseWriter, r *http.Request) {
 		cut := rescind.Revocation{Kind: rescind.RevokeClient, Key: client.ID, ClientID: client.ID, RevokedAt: now,
 			ExpiresAt: now.Add(rescind.MaxAccessTokenTTL), Actor: "admin", Reason: reason}
 		if err := s.cfg.Committer.Revoke(r.Context(), cut); err != nil {
+			s.cfg.Logger.ErrorContext(r.Context(), "bulk revocation of client credentials tokens", "err", err)
 			writeErr(w, http.StatusInternalServerError, "server_error", "the revocation could not be recorded")
 			return
 		}
@@ -161,6 +162,7 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	es, err := s.cfg.Store.ListAudit(r.Context(), limit)
 	if err != nil {
+		s.cfg.Logger.ErrorContext(r.Context(), "reading the audit log", "err", err)
 		writeErr(w, http.StatusInternalServerError, "server_error", "the audit log could not be read")
 		return
 	}

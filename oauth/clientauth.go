@@ -14,6 +14,8 @@ import (
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/accesslog"
 	"github.com/rescind/rescind/internal/clientreg"
+	"github.com/rescind/rescind/internal/ratelimit"
+	"github.com/rescind/rescind/internal/secret"
 )
 
 // authenticateClient authenticates the client making r, by client_secret_basic (RFC 6749
@@ -31,9 +33,6 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 			s.authFailed(r, "", "the Authorization header is not valid HTTP Basic")
 			return rescind.Client{}, invalidClient("the Authorization header is not valid HTTP Basic client authentication")
 		}
-		if perr := s.limited(r, id, candidates[0]); perr != nil {
-			return rescind.Client{}, perr
-		}
 		if hasFormSecret {
 			return rescind.Client{}, errorf(ErrInvalidRequest, http.StatusBadRequest,
 				"the client used more than one authentication method")
@@ -42,6 +41,10 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 			return rescind.Client{}, errorf(ErrInvalidRequest, http.StatusBadRequest,
 				"client_id in the body does not match the authenticated client")
 		}
+		res, perr := s.reserve(r, id, candidates[0])
+		if perr != nil {
+			return rescind.Client{}, perr
+		}
 		var c rescind.Client
 		var err error
 		for _, sec := range candidates {
@@ -49,46 +52,53 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 				break
 			}
 		}
-		return s.clientResult(r, id, c, err)
+		return s.clientResult(r, id, c, err, res)
 	}
 	if formID == "" {
 		return rescind.Client{}, invalidClient("client authentication is required")
 	}
 	if hasFormSecret {
-		if perr := s.limited(r, formID, formSecret); perr != nil {
+		res, perr := s.reserve(r, formID, formSecret)
+		if perr != nil {
 			return rescind.Client{}, perr
 		}
 		c, err := s.clients.Authenticate(ctx, formID, formSecret)
-		return s.clientResult(r, formID, c, err)
+		return s.clientResult(r, formID, c, err, res)
 	}
 	c, err := s.clients.Get(ctx, formID)
 	if err == nil && !(allowPublic && c.Public) {
 		s.authFailed(r, formID, "no client secret")
 		return rescind.Client{}, invalidClient("client authentication is required")
 	}
-	return s.clientResult(r, formID, c, err)
+	return s.clientResult(r, formID, c, err, nil)
 }
 
 // clientResult turns the outcome of authenticating client id into the authenticated client or
-// the error to answer.
-func (s *Server) clientResult(r *http.Request, id string, c rescind.Client, err error) (rescind.Client, *Error) {
+// the error to answer. A failed attempt keeps the rate-limit tokens it reserved (res); any other
+// outcome gives them back.
+func (s *Server) clientResult(r *http.Request, id string, c rescind.Client, err error, res *ratelimit.Reservation) (rescind.Client, *Error) {
 	switch {
 	case err == nil:
+		res.Refund()
 		accesslog.SetClientID(r.Context(), c.ID)
 		return c, nil
 	case errors.Is(err, rescind.ErrNotFound), errors.Is(err, clientreg.ErrBadSecret):
-		if s.limiter != nil {
-			s.limiter.Fail(limitKeys(r, c.ID)...)
-		}
 		reason := "wrong secret"
 		if errors.Is(err, rescind.ErrNotFound) {
 			reason = "unknown client"
 		}
 		s.authFailed(r, id, reason)
 		return rescind.Client{}, invalidClient("client authentication failed")
+	case errors.Is(err, secret.ErrBusy):
+		res.Refund()
+		s.log.WarnContext(r.Context(), "client authentication refused: too many secret checks under way", "client_id", id, "remote", r.RemoteAddr)
+		return rescind.Client{}, &Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable, RetryAfter: 1,
+			Description: "the server is checking too many credentials at once; retry shortly"}
 	case r.Context().Err() != nil:
+		res.Refund()
 		return rescind.Client{}, errorf(ErrInvalidRequest, http.StatusBadRequest, "the request was cancelled")
 	default:
+		res.Refund()
 		s.log.ErrorContext(r.Context(), "client authentication", "err", err)
 		return rescind.Client{}, errServer
 	}
@@ -119,18 +129,20 @@ func remoteHost(r *http.Request) string {
 	return host
 }
 
-// limited refuses an attempt whose buckets are empty after too many failures, unless the
-// presented secret is one the server verified recently.
-func (s *Server) limited(r *http.Request, clientID, secret string) *Error {
-	if s.limiter == nil {
-		return nil
+// reserve takes an attempt's rate-limit tokens (its source address, and the client id there)
+// before its secret is checked, so that a burst of concurrent attempts cannot all be checked: at
+// most the buckets' tokens are. A secret the server verified recently needs no token (nil). An
+// attempt whose buckets are empty is refused (429 with Retry-After) without being checked.
+func (s *Server) reserve(r *http.Request, clientID, presented string) (*ratelimit.Reservation, *Error) {
+	if s.limiter == nil || s.clients.KnownGood(clientID, presented) {
+		return nil, nil
 	}
-	ok, retry := s.limiter.Allow(limitKeys(r, clientID)...)
-	if ok || s.clients.KnownGood(clientID, secret) {
-		return nil
+	res, ok, retry := s.limiter.Reserve(limitKeys(r, clientID)...)
+	if ok {
+		return res, nil
 	}
 	s.log.WarnContext(r.Context(), "security: client authentication rate limited", "client_id", clientID, "remote", r.RemoteAddr)
-	return &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: max(1, int(retry/time.Second)),
+	return nil, &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: max(1, int(retry/time.Second)),
 		Description: "too many failed client authentications; retry later"}
 }
 

@@ -14,13 +14,32 @@ import (
 	"github.com/rescind/rescind/internal/revocation"
 )
 
-// MaxStreamsPerClient bounds the event streams one client holds open at once; one more is
-// refused with 429.
+// MaxStreamsPerClient bounds the event streams one client holds open at once on one instance;
+// one more is refused with 429. The bound is per instance, by design: it protects the
+// instance's own resources (each stream is a connection, a goroutine, and a write in every
+// fan-out round of that instance), which streams on other instances do not use; with N
+// instances a client may hold N times as many streams, each instance serving at most this many.
 const MaxStreamsPerClient = 8
 
 // streamKeepAlive is how often an idle event stream sends a comment, so that proxies and the
 // receiver know it is alive.
 const streamKeepAlive = 15 * time.Second
+
+// StreamMaxAge is how long an event stream lasts; then the server ends it, and the receiver
+// reconnects with Last-Event-ID and misses nothing. A receiver that stopped reading cannot be
+// told from one that reads (a socket's buffers take hours of keep-alives to fill), so this
+// bounds how long such a stream holds one of its client's places.
+const StreamMaxAge = 10 * time.Minute
+
+// streamMaxAgeOverride, if positive, replaces StreamMaxAge (tests).
+var streamMaxAgeOverride atomic.Int64
+
+func streamMaxAge() time.Duration {
+	if d := streamMaxAgeOverride.Load(); d > 0 {
+		return time.Duration(d)
+	}
+	return StreamMaxAge
+}
 
 // CloseStreams ends every event stream, so a graceful shutdown need not wait for them. Register
 // it with http.Server.RegisterOnShutdown.
@@ -122,13 +141,14 @@ func (s *Server) eventOf(r rescind.Revocation) Event {
 // handleEvents streams revocations as Server-Sent Events, in commit order, each with its
 // sequence number as id; a receiver that reconnects with Last-Event-ID (header, or the
 // last_event_id query parameter) misses nothing that has not expired. The caller authenticates
-// as a confidential client (HTTP Basic), holds at most MaxStreamsPerClient streams, and receives
-// only the records it may see (mayReceive), by its registration as it is at each wake-up.
+// as a confidential client (HTTP Basic), holds at most MaxStreamsPerClient streams on this
+// instance, and receives only the records it may see (mayReceive), by its registration as it is
+// at each wake-up.
 //
 // Every stream of this instance is fed by one shared reader (revocation.Feed), woken when
 // revocations commit here or arrive from another instance. A stream whose receiver reads too
-// slowly to keep up resumes from the store; one that stops reading is cut after a minute, and its
-// receiver reconnects with Last-Event-ID.
+// slowly to keep up resumes from the store; one whose writes block for a minute is cut; every
+// stream ends after StreamMaxAge. Its receiver then reconnects with Last-Event-ID.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	client, perr := s.authenticateClient(r, nil, false)
 	if perr != nil {
@@ -162,7 +182,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	sub, err := s.feed.Subscribe(r.Context(), client.ID, after, s.eventFilter(&subscriber))
 	if errors.Is(err, revocation.ErrTooManySubscriptions) {
 		writeError(w, &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: 10,
-			Description: fmt.Sprintf("this client already holds %d event streams; close one, or retry later", MaxStreamsPerClient)})
+			Description: fmt.Sprintf("this client already holds %d event streams on this instance; close one, or retry later", MaxStreamsPerClient)})
 		return
 	}
 	if err != nil {
@@ -188,8 +208,19 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var buf []byte
+	maxAge := streamMaxAge()
+	end := time.Now().Add(maxAge)
 	for {
-		revs, err := sub.Next(r.Context(), streamKeepAlive)
+		wait := min(streamKeepAlive, time.Until(end))
+		if wait <= 0 {
+			// Long enough: the receiver reconnects (EventSource after the retry above) with
+			// Last-Event-ID, and misses nothing.
+			rc.SetWriteDeadline(time.Now().Add(time.Minute))
+			fmt.Fprintf(w, ": this stream ends after %v; reconnect with Last-Event-ID\n\n", maxAge)
+			rc.Flush()
+			return
+		}
+		revs, err := sub.Next(r.Context(), wait)
 		if err != nil {
 			if !errors.Is(err, revocation.ErrFeedClosed) && r.Context().Err() == nil {
 				s.log.WarnContext(r.Context(), "reading revocations for events", "err", err)

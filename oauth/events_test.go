@@ -115,8 +115,9 @@ func (e *streamEnv) open(tb testing.TB, client string) *http.Response {
 	return res
 }
 
-// TestEventStreamLimit: a client holds at most 8 streams; the 9th gets 429 with Retry-After in
-// RFC 6749 §5.2 JSON; another client is not affected; closing one frees a place.
+// TestEventStreamLimit: a client holds at most 8 streams (on this instance, as the answer says);
+// the 9th gets 429 with Retry-After in RFC 6749 §5.2 JSON; another client is not affected;
+// closing one frees a place.
 func TestEventStreamLimit(t *testing.T) {
 	e := newStreamEnv(t, 2)
 	var open []*http.Response
@@ -136,9 +137,15 @@ func TestEventStreamLimit(t *testing.T) {
 	res := e.open(t, "c0")
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	wantError(t, resp{status: res.StatusCode, header: res.Header, body: b}, http.StatusTooManyRequests, "slow_down")
+	r := resp{status: res.StatusCode, header: res.Header, body: b}
+	wantError(t, r, http.StatusTooManyRequests, "slow_down")
 	if res.Header.Get("Retry-After") == "" {
 		t.Fatal("429 without Retry-After")
+	}
+	// The bound is per instance (each instance serves at most 8 of a client's streams): the
+	// answer says so, so that a client spread over instances is not misled.
+	if d, _ := r.json(t)["error_description"].(string); !strings.Contains(d, "on this instance") {
+		t.Fatalf("error_description %q does not say the bound is per instance", d)
 	}
 	if other := e.open(t, "c1"); other.StatusCode != 200 {
 		t.Fatalf("another client's stream: %d", other.StatusCode)
@@ -160,5 +167,67 @@ func TestEventStreamLimit(t *testing.T) {
 		}
 		e.revoke(t, e.token(t)) // an event makes every stream write
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestEventStreamMaxAge: a stream ends after its maximum age even if its receiver never reads
+// (the keep-alives alone would take hours to fill the socket's buffers, holding one of the
+// client's places all along); the receiver reconnects with Last-Event-ID and misses nothing.
+func TestEventStreamMaxAge(t *testing.T) {
+	defer oauth.SetStreamMaxAge(300 * time.Millisecond)()
+	e := newStreamEnv(t, 0)
+	res := e.open(t, "app")
+	defer res.Body.Close()
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var from int64 = -1
+	last := ""
+	timeout := time.After(5 * time.Second)
+	for ended := false; !ended; {
+		select {
+		case line, ok := <-lines:
+			switch {
+			case !ok:
+				ended = true
+			case strings.HasPrefix(line, ": rescind revocation events from "):
+				fmt.Sscanf(line, ": rescind revocation events from %d", &from)
+			case line != "":
+				last = line
+			}
+		case <-timeout:
+			t.Fatal("the stream did not end within 5 s (its maximum age is 300 ms)")
+		}
+	}
+	if from < 0 || !strings.Contains(last, "reconnect with Last-Event-ID") {
+		t.Fatalf("stream began from %d, ended with %q; want a start and the closing comment", from, last)
+	}
+	tok := e.token(t)
+	e.revoke(t, tok) // while the receiver is away
+	req, _ := http.NewRequest("GET", e.url+"/oauth2/revocations/events", nil)
+	req.SetBasicAuth("app", "s")
+	req.Header.Set("Last-Event-ID", fmt.Sprint(from))
+	again, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Body.Close()
+	br := bufio.NewReader(again.Body)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("the revocation made while the receiver was away never came: %v", err)
+		}
+		if strings.HasPrefix(line, "data:") {
+			if !strings.Contains(line, `"type":"token"`) {
+				t.Fatalf("event %s; want the token's revocation", line)
+			}
+			return
+		}
 	}
 }

@@ -23,6 +23,8 @@ type accessToken struct {
 	issuedAt, expiry time.Time
 	statusList       string
 	statusIdx        int64
+	// jkt is the thumbprint of the DPoP key the token is bound to; "" for a bearer token.
+	jkt string
 	// ref is the token as the revocation state looks it up, parsed once.
 	ref revocation.TokenRef
 }
@@ -59,6 +61,9 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 		if c.Status != nil {
 			at.statusList, at.statusIdx = listID(c.Status.StatusList.URI, s.statusBase), c.Status.StatusList.Idx
 		}
+		if c.Confirmation != nil {
+			at.jkt = c.Confirmation.JKT
+		}
 		at.ref = revocation.NewTokenRef(at.jti, at.grantID, at.clientID, at.issuedAt)
 		s.jwts.put(h, verifiedJWT{at: at, kid: kid})
 		return at, nil
@@ -68,7 +73,7 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 		return nil, err
 	}
 	return &accessToken{jti: c.JTI(), grantID: c.GrantID, clientID: c.ClientID, subject: c.Subject, scope: c.Scope,
-		audience: s.audienceOf(c.Audience), issuedAt: c.IssuedAt, expiry: c.Expiry, statusIdx: -1,
+		audience: s.audienceOf(c.Audience), issuedAt: c.IssuedAt, expiry: c.Expiry, statusIdx: -1, jkt: c.JKT,
 		ref: revocation.NewTokenRefID(c.ID, c.GrantID, c.ClientID, c.IssuedAt)}, nil
 }
 
@@ -96,7 +101,7 @@ func (s *Server) dead(at *accessToken) bool {
 
 // issueJWT signs a JWT access token (RFC 9068) with a status list entry, and records the entry
 // for a grant's token so revoking the grant flips it.
-func (s *Server) issueJWT(ctx context.Context, client rescind.Client, grantID, subject, scope string, audience []string, now, exp time.Time) (string, error) {
+func (s *Server) issueJWT(ctx context.Context, client rescind.Client, grantID, subject, scope string, audience []string, jkt string, now, exp time.Time) (string, error) {
 	if s.signer == nil || s.statuses == nil {
 		return "", errors.New("oauth: JWT access tokens are not configured")
 	}
@@ -115,7 +120,7 @@ func (s *Server) issueJWT(ctx context.Context, client rescind.Client, grantID, s
 	}
 	return s.signer.Sign(token.AccessClaims{Issuer: s.issuer, Subject: subject, Audience: audience, Expiry: exp.Unix(),
 		IssuedAt: now.Unix(), ID: base64.RawURLEncoding.EncodeToString(id[:]), ClientID: client.ID, Scope: scope, GrantID: grantID,
-		Status: &token.Status{StatusList: token.StatusListRef{Idx: idx, URI: s.statusBase + list}}}, token.TypeAccessToken)
+		Status: &token.Status{StatusList: token.StatusListRef{Idx: idx, URI: s.statusBase + list}}, Confirmation: confirmation(jkt)}, token.TypeAccessToken)
 }
 
 // handleJWKS publishes the signing keys (RFC 7517), including replaced keys until every token

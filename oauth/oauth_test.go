@@ -156,7 +156,7 @@ func newEnvStore(t testing.TB, st rescind.Store) *env {
 		t.Fatal(err)
 	}
 	s, err := oauth.New(oauth.Config{Issuer: issuer, Clients: e.clients, Keys: kr, Revoked: e.state,
-		Committer: com, Metrics: met, Store: st, Pages: pages.Handler(), AccessTokenTTL: time.Hour, MaxBodyBytes: 4096, Now: e.clock,
+		Committer: com, Metrics: met, Store: st, Pages: pages, AccessTokenTTL: time.Hour, MaxBodyBytes: 4096, Now: e.clock,
 		Signer: e.signer, Statuses: e.statuses})
 	if err != nil {
 		t.Fatal(err)
@@ -193,6 +193,8 @@ type req struct {
 	method, path, contentType, body string
 	user, pass                      string // Basic credentials, form-encoded per RFC 6749 §2.3.1
 	rawAuth                         string // an Authorization header sent as is
+
+	dpop []string // DPoP header values (RFC 9449), one per header line
 }
 
 func basic(user, pass string) string {
@@ -219,6 +221,9 @@ func (e *env) do(r req) resp {
 	}
 	if r.rawAuth != "" {
 		hr.Header.Set("Authorization", r.rawAuth)
+	}
+	for _, p := range r.dpop {
+		hr.Header.Add("DPoP", p)
 	}
 	res, err := http.DefaultClient.Do(hr)
 	if err != nil {

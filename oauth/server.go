@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/metrics"
 	"github.com/rescind/rescind/internal/ratelimit"
@@ -35,8 +36,11 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Store holds codes, refresh tokens and grants. Required.
 	Store rescind.Store
-	// Pages serves the browser-facing routes (authorize, login, account); if nil they are 404.
-	Pages http.Handler
+	// Pages are the browser-facing pages (login, consent, account; package web). If nil, the
+	// authorization endpoint and the pages are 404.
+	Pages Pages
+	// CodeTTL is the authorization code lifetime. If zero, 60 seconds.
+	CodeTTL time.Duration
 	// RefreshTokenTTL is the lifetime of refresh tokens. If zero, 30 days.
 	RefreshTokenTTL time.Duration
 	// Signer signs JWT access tokens and status lists; if nil, JWT access tokens are off.
@@ -62,6 +66,13 @@ type Config struct {
 	// rotated by another instance); it reports whether the keyring now holds it, and the token
 	// is then opened again.
 	RefreshKeys func(ctx context.Context, kid [4]byte) bool
+	// DPoP checks the DPoP proofs of token requests (RFC 9449). Its replay cache must be shared
+	// by every instance that serves the same clients. If nil, a verifier with an in-memory
+	// replay cache and nonces under a random key: enough for one instance.
+	DPoP *dpop.Verifier
+	// DPoPNonce says when proofs must carry a server nonce: DPoPNonceOff, DPoPNonceAuto (the
+	// default, also when empty) or DPoPNonceAlways. Unless off, DPoP must have Nonces.
+	DPoPNonce string
 	// RefreshSigningKeys, if set, is RefreshKeys for a JWT naming a signing key the signer lacks.
 	RefreshSigningKeys func(ctx context.Context, kid string) bool
 	// Ready reports whether the server can serve (for /readyz). If nil, always ready.
@@ -81,7 +92,8 @@ type Server struct {
 	committer       *revocation.Committer
 	metrics         *metrics.Metrics
 	store           rescind.Store
-	pages           http.Handler
+	pages           Pages
+	codeTTL         time.Duration
 	refreshTTL      time.Duration
 	grantWithAccess bool
 	signer          *token.Signer
@@ -104,6 +116,9 @@ type Server struct {
 	log             *slog.Logger
 	now             func() time.Time
 	metadata        []byte
+	dpop            *dpop.Verifier
+	dpopNonce       string
+	tokenURL        string
 	jwts            *jwtCache // verified JWT access tokens
 }
 
@@ -116,15 +131,26 @@ func New(cfg Config) (*Server, error) {
 		issuer: strings.TrimSuffix(cfg.Issuer, "/"), clients: cfg.Clients, keys: cfg.Keys, revoked: cfg.Revoked,
 		committer: cfg.Committer, metrics: cfg.Metrics, tokenTTL: cfg.AccessTokenTTL, maxBody: cfg.MaxBodyBytes,
 		ready: cfg.Ready, refresh: cfg.RefreshKeys, refreshSigning: cfg.RefreshSigningKeys, log: cfg.Logger, now: cfg.Now,
-		store: cfg.Store, pages: cfg.Pages, refreshTTL: cfg.RefreshTokenTTL, grantWithAccess: cfg.RevokeGrantWithAccessToken,
+		store: cfg.Store, pages: cfg.Pages, codeTTL: cfg.CodeTTL, refreshTTL: cfg.RefreshTokenTTL, grantWithAccess: cfg.RevokeGrantWithAccessToken,
 		signer: cfg.Signer, statuses: cfg.Statuses, limiter: cfg.Limiter, statusTTL: cfg.StatusListTTL, lists: make(map[string]renderedList),
 		knownLists: make(map[string]time.Time), missingLists: make(map[string]time.Time),
 		encoded: make(map[int64][]byte),
 		jwts:    newJWTCache(jwtCacheGeneration),
 	}
 	s.statusBase = s.issuer + "/oauth2/statuslists/"
+	s.tokenURL = s.issuer + "/oauth2/token"
+	if s.dpopNonce = cfg.DPoPNonce; s.dpopNonce == "" {
+		s.dpopNonce = DPoPNonceAuto
+	}
+	var err error
+	if s.dpop, err = newDPoP(cfg); err != nil {
+		return nil, err
+	}
 	if s.statusTTL <= 0 {
 		s.statusTTL = time.Minute
+	}
+	if s.codeTTL <= 0 {
+		s.codeTTL = time.Minute
 	}
 	if s.refreshTTL <= 0 {
 		s.refreshTTL = 30 * 24 * time.Hour

@@ -17,16 +17,30 @@
 //
 // Keys: the JWKS is fetched again once its Cache-Control max-age has passed (in the background;
 // requests go on with the keys held), so a key the server retired, which leaves its JWKS, is
-// refused within that max-age. With push, a "key" event refuses the key at once and for good,
-// even if a JWKS fetched later still lists it; tokens it verified before are verified again.
+// refused within that max-age. A JWKS that cannot be fetched again is trusted for 30 seconds
+// more; then JWTs are refused (ErrStatusStale) until it can be, unless FailOpen. With push, a "key" event refuses the key at once and for good,
+// even if a JWKS fetched later still lists it. Every request checks that the key that verified
+// its token is still held and not retired, so no token a withdrawn key signed is accepted after
+// the withdrawal, not even one whose verification was in flight when it happened.
 //
 // For opaque tokens it asks the introspection endpoint (RFC 7662), caching a positive answer
-// briefly; push events drop cached answers. Introspection and push use the resource server's own
+// briefly; push events drop cached answers (an answer asked for while an event arrived is not
+// cached), and a Rescind opaque token sealed under a key announced retired is refused without
+// asking (its key id is readable without opening it). Introspection and push use the resource server's own
 // client, which a Rescind server must know as a resource server for the audience (RFC 7662 §4);
 // a stream that carries only the client's own tokens (Rescind-Events-Scope: own-tokens) is not
 // counted as push coverage.
 //
-// Failures answer 401 with WWW-Authenticate: Bearer error="invalid_token" (RFC 6750 §3); a
+// Sender-constrained tokens (DPoP, RFC 9449 §7): a token bound to a key (cnf.jkt in the JWT, or
+// cnf in the introspection answer) is accepted only as "Authorization: DPoP <token>" with a DPoP
+// header whose proof is made with that key, for this request's method and URL (BaseURL behind a
+// proxy), with the token's hash (ath), not seen before (DPoPReplay), and with a current nonce
+// when DPoPNonces is set. A bound token presented as Bearer is refused, so a copied token is
+// useless without the key. Tokens that are not bound keep working as Bearer tokens.
+//
+// Failures answer 401 with WWW-Authenticate: Bearer error="invalid_token" (RFC 6750 §3), or, for
+// a request in the DPoP scheme, DPoP error="invalid_token", "invalid_dpop_proof" or
+// "use_dpop_nonce" (with a DPoP-Nonce header), with algs naming the accepted algorithms; a
 // missing scope answers 403 insufficient_scope. The verified claims are available to the next
 // handler through ClaimsFrom.
 package resource

@@ -36,11 +36,18 @@ type fakeAS struct {
 	extra       []jose.JSONWebKey
 	jwksCache   string
 	jwksFetches int
+	// introActive makes the introspection endpoint answer active (else {"active":false});
+	// introspections counts its calls.
+	introActive    bool
+	introspections int
+	// endStream ends the event stream open at the time; streams counts the streams opened.
+	endStream chan struct{}
+	streams   int
 }
 
 func newFakeAS(t testing.TB) *fakeAS {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	as := &fakeAS{key: k, kid: "k1", revoked: map[int64]bool{}, ttl: 60, events: make(chan string, 10)}
+	as := &fakeAS{key: k, kid: "k1", revoked: map[int64]bool{}, ttl: 60, events: make(chan string, 10), endStream: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]string{"issuer": as.URL, "jwks_uri": as.URL + "/jwks",
@@ -73,6 +80,19 @@ func newFakeAS(t testing.TB) *fakeAS {
 		fmt.Fprint(w, as.sign(token.StatusListClaims{Subject: as.URL + "/list", IssuedAt: time.Now().Unix(), TTL: as.ttl,
 			StatusList: token.StatusListBody{Bits: 1, Lst: lst}}, "statuslist+jwt", as.kid, jose.ES256, as.key))
 	})
+	mux.HandleFunc("POST /introspect", func(w http.ResponseWriter, r *http.Request) {
+		as.mu.Lock()
+		defer as.mu.Unlock()
+		as.introspections++
+		w.Header().Set("Content-Type", "application/json")
+		if !as.introActive {
+			fmt.Fprint(w, `{"active":false}`)
+			return
+		}
+		now := time.Now().Unix()
+		json.NewEncoder(w).Encode(map[string]any{"active": true, "sub": "alice", "client_id": "app", "scope": "read",
+			"iat": now, "exp": now + 600, "jti": "opaque-1", "token_type": "Bearer"})
+	})
 	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		if as.scope != "" {
@@ -80,9 +100,14 @@ func newFakeAS(t testing.TB) *fakeAS {
 		}
 		w.WriteHeader(200)
 		w.(http.Flusher).Flush()
+		as.mu.Lock()
+		as.streams++
+		as.mu.Unlock()
 		for {
 			select {
 			case <-r.Context().Done():
+				return
+			case <-as.endStream:
 				return
 			case e := <-as.events:
 				fmt.Fprintf(w, "id: 1\nevent: revocation\ndata: %s\n\n", e)
@@ -108,6 +133,20 @@ func (as *fakeAS) sign(claims any, typ, kid string, alg jose.SignatureAlgorithm,
 	j, _ := s.Sign(b)
 	out, _ := j.CompactSerialize()
 	return out
+}
+
+// streamsOpened returns how many event streams were opened.
+func (as *fakeAS) streamsOpened() int {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	return as.streams
+}
+
+// introCalls returns how many times the introspection endpoint was called.
+func (as *fakeAS) introCalls() int {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	return as.introspections
 }
 
 // claims returns valid access token claims with status entry idx.

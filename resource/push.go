@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rescind/rescind/client"
@@ -83,18 +84,19 @@ func (m *Middleware) apply(e event) {
 	}
 	m.pushMu.Unlock()
 	if e.Type != "token" && e.Type != "status" {
-		m.introMu.Lock()
-		clear(m.introCache) // a grant or client revocation: cached answers may be stale
-		m.introMu.Unlock()
+		m.clearIntrospections() // a grant or client revocation: cached answers may be stale
 	}
 }
 
 // retireKey drops a key the server retired: it is refused from now on, even if a JWKS still
-// lists it, and every token it verified is verified again.
+// lists it, and every token it verified is verified again. A sealing key's opaque tokens are
+// refused from now on too (introspect checks their key id), and the cached introspection
+// answers are dropped.
 func (m *Middleware) retireKey(kid string, exp int64) {
 	m.keysMu.Lock()
 	m.retiredKids[kid] = exp
 	delete(m.keys, kid)
+	m.keysGen.Add(1) // a verification in flight with the key must not be cached
 	now := m.cfg.Now().Unix()
 	for k, e := range m.retiredKids {
 		if e < now {
@@ -105,6 +107,21 @@ func (m *Middleware) retireKey(kid string, exp int64) {
 	m.verifiedMu.Lock()
 	clear(m.verified)
 	m.verifiedMu.Unlock()
+	m.clearIntrospections()
+}
+
+// healthyStreamAge is how long an event stream must have lasted for its end to reset the
+// reconnection back-off.
+const healthyStreamAge = 30 * time.Second
+
+// healthyStreamOverride, if positive, replaces healthyStreamAge (tests).
+var healthyStreamOverride atomic.Int64
+
+func healthyStream() time.Duration {
+	if d := healthyStreamOverride.Load(); d > 0 {
+		return time.Duration(d)
+	}
+	return healthyStreamAge
 }
 
 func (m *Middleware) setLive(live bool) {
@@ -124,12 +141,22 @@ func (m *Middleware) subscribe(ctx context.Context) {
 		}
 	}
 	last := ""
-	delay := 200 * time.Millisecond
+	const firstDelay = 200 * time.Millisecond
+	delay := firstDelay
 	for ctx.Err() == nil {
+		start := time.Now() // wall time: a back-off, whatever the configured clock says
 		err := m.stream(ctx, endpoint, &last)
 		m.setLive(false)
 		if ctx.Err() != nil {
 			return
+		}
+		if time.Since(start) >= healthyStream() {
+			// A stream that lasted (a Rescind server ends each after a while, and the
+			// receiver resumes with Last-Event-ID): reconnect at once, so that push is off
+			// for a round trip, and start the back-off afresh.
+			m.cfg.Logger.Debug("revocation event stream ended; reconnecting", "err", err)
+			delay = firstDelay
+			continue
 		}
 		m.cfg.Logger.Warn("revocation event stream ended; reconnecting", "err", err)
 		t := time.NewTimer(delay)

@@ -1,7 +1,9 @@
 package resource
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -13,11 +15,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/rescind/rescind/client"
+	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/token"
 )
 
@@ -37,9 +41,23 @@ type Config struct {
 	ClientID, ClientSecret string
 	// Push subscribes to the revocation event stream (needs the client credentials).
 	Push bool
-	// FailOpen accepts tokens when their status list cannot be refreshed past its ttl. By
-	// default such tokens are refused.
+	// FailOpen accepts tokens when their status list cannot be refreshed past its ttl, and
+	// JWTs when the JWKS cannot be refreshed past its max-age (plus 30 seconds). By default
+	// such tokens are refused: a key the server retired would otherwise stay trusted for as
+	// long as the JWKS cannot be fetched.
 	FailOpen bool
+	// BaseURL is this resource server's URL as clients address it (scheme://host[:port], and
+	// the path prefix a proxy strips, if any): a DPoP proof's htu must be it followed by the
+	// request's path (RFC 9449 §4.3). If empty, the request's own scheme (https over TLS) and
+	// Host are used.
+	BaseURL string
+	// DPoPNonces, if set, makes the DPoP proofs of bound tokens carry a nonce it issued (RFC
+	// 9449 §9): a proof without one gets 401 use_dpop_nonce with a DPoP-Nonce header.
+	DPoPNonces *dpop.Nonces
+	// DPoPReplay remembers the DPoP proofs seen, so none is accepted twice (RFC 9449 §11.1). If
+	// nil, one in memory: enough for one process; processes behind one load balancer should
+	// share one.
+	DPoPReplay dpop.ReplayCache
 	// IntrospectionCacheTTL bounds how long a positive introspection answer is reused. If
 	// zero, 10 seconds.
 	IntrospectionCacheTTL time.Duration
@@ -70,6 +88,9 @@ type Claims struct {
 	Expiry   time.Time
 	// JWT is true for a locally verified JWT, false for an introspected opaque token.
 	JWT bool
+	// JKT is the thumbprint of the DPoP key the token is bound to (cnf.jkt, RFC 9449 §6); empty
+	// for a bearer token.
+	JKT string
 }
 
 type claimsKey struct{}
@@ -87,12 +108,19 @@ type Middleware struct {
 	intro  *client.Client
 	cancel context.CancelFunc
 	done   chan struct{}
+	dpop   *dpop.Verifier
 
 	keysMu    sync.RWMutex
 	keys      map[string]jose.JSONWebKey
 	refetched time.Time // last refetch caused by an unknown kid
 	keysUntil time.Time // when the fetched JWKS goes stale (its Cache-Control max-age)
 	refilling bool      // a background refetch of a stale JWKS is under way
+	// keysFetched is when the JWKS held was fetched, keysMaxAge its max-age: past both plus
+	// jwksGrace, it is too old to trust (see freshKeys).
+	keysFetched time.Time
+	keysMaxAge  time.Duration
+	syncMu      sync.Mutex // serializes the refetches of a JWKS too old to trust
+	syncTried   time.Time  // the last of those; guarded by syncMu
 	// retiredKids are the keys the server retired (push events): refused even if a JWKS still
 	// lists them (one fetched from an instance that has not heard yet). Kid -> event exp.
 	retiredKids map[string]int64
@@ -109,12 +137,26 @@ type Middleware struct {
 
 	introMu    sync.Mutex
 	introCache map[[32]byte]introEntry
+	// introGen counts the clearings of introCache (events that may have revoked what it holds):
+	// an answer is cached only if none happened while it was asked for.
+	introGen uint64
+	// hookIntrospected, if set (by tests), runs between an introspection's answer and its caching.
+	hookIntrospected func()
 
 	// verified caches JWTs whose signature, issuer and audience were checked: what cannot
-	// change. Expiry and revocation are checked on every request.
+	// change while their key stays. Expiry, revocation and the key itself (still published, not
+	// retired) are checked on every request. An entry is used only under the key generation it
+	// was verified in (keysGen), so that a verification in flight when a key is withdrawn or
+	// retired cannot put its token back into the cache.
 	verifiedMu sync.RWMutex
-	verified   map[[32]byte]*jwtClaims
-	ownOnce    sync.Once // warns once that the event stream carries only the client's own tokens
+	verified   map[[32]byte]verifiedJWT
+	// keysGen counts the changes that withdraw or replace a key (a JWKS that lost or changed
+	// one, a retirement); it is read before a key is looked up and compared before a cached
+	// verification is used.
+	keysGen atomic.Uint64
+	// hookVerified, if set (by tests), runs between a JWT's signature check and its caching.
+	hookVerified func()
+	ownOnce      sync.Once // warns once that the event stream carries only the client's own tokens
 }
 
 type cachedList struct {
@@ -164,8 +206,8 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	}
 	m := &Middleware{cfg: cfg, md: md, lists: map[string]*cachedList{}, revokedJTI: map[string]int64{},
 		revokedGrant: map[string]int64{}, clientCut: map[string]int64{}, revokedEntry: map[string]int64{},
-		introCache: map[[32]byte]introEntry{}, verified: map[[32]byte]*jwtClaims{}, done: make(chan struct{}),
-		retiredKids: map[string]int64{}}
+		introCache: map[[32]byte]introEntry{}, verified: map[[32]byte]verifiedJWT{}, done: make(chan struct{}),
+		retiredKids: map[string]int64{}, dpop: newDPoPVerifier(cfg)}
 	m.intro = &client.Client{Issuer: cfg.Issuer, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, HTTPClient: cfg.HTTPClient}
 	if md.JWKSURI != "" {
 		if err := m.fetchKeys(ctx); err != nil {
@@ -216,24 +258,19 @@ func (m *Middleware) StalenessBound() time.Duration {
 	return bound
 }
 
-// Handler wraps next: requests without a valid token get 401 (or 403 for a missing scope).
+// Handler wraps next: requests without a valid token (VerifyRequest: Bearer, or DPoP with its
+// proof) get 401 (or 403 for a missing scope).
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		text, ok := bearer(r)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="`+m.cfg.Audience+`"`)
-			http.Error(w, "missing bearer token", http.StatusUnauthorized)
-			return
-		}
-		c, err := m.Verify(r.Context(), text)
+		c, err := m.VerifyRequest(r)
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+quote(err.Error())+`"`)
-			http.Error(w, "invalid token", http.StatusUnauthorized)
+			m.refuse(w, err)
 			return
 		}
+		m.withNonce(w, c)
 		for _, s := range m.cfg.RequiredScopes {
 			if !slices.Contains(c.Scopes, s) {
-				w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+quote(strings.Join(m.cfg.RequiredScopes, " "))+`"`)
+				w.Header().Set("WWW-Authenticate", scheme(c)+` error="insufficient_scope", scope="`+quote(strings.Join(m.cfg.RequiredScopes, " "))+`"`)
 				http.Error(w, "insufficient scope", http.StatusForbidden)
 				return
 			}
@@ -243,17 +280,6 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 }
 
 func quote(s string) string { return strings.NewReplacer(`"`, "'", `\`, "/").Replace(s) }
-
-// bearer returns the token of an Authorization: Bearer header (RFC 6750 §2.1).
-func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	tok = strings.TrimSpace(tok)
-	return tok, tok != ""
-}
 
 // Errors Verify returns.
 var (
@@ -278,12 +304,16 @@ var (
 	errNoJTI       = errors.New("the token has no jti")
 	errNotYetValid = errors.New("the token is not valid yet")
 	errInactive    = errors.New("the token is not active")
+	errRetiredKey  = errors.New("the token was sealed under a retired key")
+	errKeysStale   = fmt.Errorf("%w: the issuer's keys (JWKS) cannot be refreshed", ErrStatusStale)
 )
 
 // maxTokenLen bounds the tokens the middleware looks at.
 const maxTokenLen = 8192
 
-// Verify checks a token and returns its claims.
+// Verify checks a token and returns its claims. It checks the token alone: a DPoP-bound one
+// (Claims.JKT set) is valid only with a proof of its key, which VerifyRequest (and so Handler)
+// checks too.
 func (m *Middleware) Verify(ctx context.Context, text string) (*Claims, error) {
 	if len(text) > maxTokenLen {
 		return nil, errTooLong
@@ -295,78 +325,154 @@ func (m *Middleware) Verify(ctx context.Context, text string) (*Claims, error) {
 }
 
 type jwtClaims struct {
-	Iss      string          `json:"iss"`
-	Sub      string          `json:"sub"`
-	Aud      client.Audience `json:"aud"`
-	Exp      *int64          `json:"exp"`
-	Nbf      *int64          `json:"nbf"`
-	Iat      int64           `json:"iat"`
-	Jti      string          `json:"jti"`
-	ClientID string          `json:"client_id"`
-	Scope    string          `json:"scope"`
-	Gid      string          `json:"gid"`
-	Status   *token.Status   `json:"status"`
+	Iss      string              `json:"iss"`
+	Sub      string              `json:"sub"`
+	Aud      client.Audience     `json:"aud"`
+	Exp      *int64              `json:"exp"`
+	Nbf      *int64              `json:"nbf"`
+	Iat      int64               `json:"iat"`
+	Jti      string              `json:"jti"`
+	ClientID string              `json:"client_id"`
+	Scope    string              `json:"scope"`
+	Gid      string              `json:"gid"`
+	Status   *token.Status       `json:"status"`
+	Cnf      *token.Confirmation `json:"cnf"`
+}
+
+// verifiedJWT is an entry of the verified cache: the claims, the key that verified them, and the
+// key generation (Middleware.keysGen) read before that key was looked up.
+type verifiedJWT struct {
+	claims *jwtClaims
+	kid    string
+	gen    uint64
 }
 
 var allowedAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.EdDSA, jose.RS256, jose.PS256}
 
 func (m *Middleware) verifyJWT(ctx context.Context, text string) (*Claims, error) {
-	m.refreshStaleKeys()
+	if err := m.freshKeys(ctx); err != nil {
+		return nil, err
+	}
 	h := sha256.Sum256([]byte(text))
+	gen := m.keysGen.Load() // before the key is looked up: a later withdrawal makes the entry stale
 	m.verifiedMu.RLock()
-	c, ok := m.verified[h]
+	e, ok := m.verified[h]
 	m.verifiedMu.RUnlock()
-	if !ok {
-		var err error
-		if c, err = m.verifySignature(ctx, text); err != nil {
+	if !ok || e.gen != gen {
+		c, kid, err := m.verifySignature(ctx, text)
+		if err != nil {
 			return nil, err
 		}
+		if m.hookVerified != nil {
+			m.hookVerified()
+		}
+		e = verifiedJWT{claims: c, kid: kid, gen: gen}
 		m.verifiedMu.Lock()
 		if len(m.verified) >= 100000 {
 			clear(m.verified)
 		}
-		m.verified[h] = c
+		m.verified[h] = e
 		m.verifiedMu.Unlock()
 	}
-	return m.checkJWT(ctx, c)
+	// The key may have been withdrawn or retired since it verified the token (even while this
+	// request verified it): it must still be one the middleware accepts.
+	if err := m.keyUsable(e.kid); err != nil {
+		return nil, err
+	}
+	return m.checkJWT(ctx, e.claims)
+}
+
+// jwksGrace is how long past its max-age a JWKS that cannot be fetched again is still trusted
+// (unless FailOpen, which trusts it for good): time for the background refetches to succeed.
+const jwksGrace = 30 * time.Second
+
+// freshKeys makes sure the JWKS held can be trusted. Past its max-age it is fetched again in the
+// background while requests go on with it; past its max-age plus jwksGrace it is fetched again
+// before the token is checked (at most once a second), and if that fails the token is refused
+// (errKeysStale) unless FailOpen: a key the server retired meanwhile, which left its JWKS, would
+// otherwise be accepted for as long as the JWKS cannot be reached, and a token made with a stolen
+// key need not carry a status claim.
+func (m *Middleware) freshKeys(ctx context.Context) error {
+	m.refreshStaleKeys()
+	if m.cfg.FailOpen || m.md.JWKSURI == "" || !m.keysTooOld() {
+		return nil
+	}
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
+	if !m.keysTooOld() { // another request refetched it meanwhile
+		return nil
+	}
+	now := m.cfg.Now()
+	if now.Sub(m.syncTried) < time.Second && !now.Before(m.syncTried) {
+		return errKeysStale
+	}
+	m.syncTried = now
+	if err := m.fetchKeys(ctx); err != nil {
+		m.cfg.Logger.Warn("the JWKS is past its max-age and cannot be fetched: refusing JWTs", "err", err)
+		return errKeysStale
+	}
+	return nil
+}
+
+// keysTooOld reports whether the JWKS held is older than its max-age plus jwksGrace.
+func (m *Middleware) keysTooOld() bool {
+	now := m.cfg.Now()
+	m.keysMu.RLock()
+	defer m.keysMu.RUnlock()
+	return !now.Before(m.keysFetched.Add(m.keysMaxAge + jwksGrace))
+}
+
+// keyUsable reports (nil) whether kid is a key the middleware accepts now: in the JWKS it holds,
+// and not announced retired.
+func (m *Middleware) keyUsable(kid string) error {
+	m.keysMu.RLock()
+	defer m.keysMu.RUnlock()
+	if _, retired := m.retiredKids[kid]; retired {
+		return errUnknownKey
+	}
+	if _, ok := m.keys[kid]; !ok {
+		return errUnknownKey
+	}
+	return nil
 }
 
 // verifySignature checks what cannot change about a JWT: its form, type, signature (with the
 // algorithm pinned to the key), issuer, audience and that it has exp and jti.
-func (m *Middleware) verifySignature(ctx context.Context, text string) (*jwtClaims, error) {
+// It returns the claims and the kid of the key that verified them.
+func (m *Middleware) verifySignature(ctx context.Context, text string) (*jwtClaims, string, error) {
 	jws, err := token.ParseJWS(text)
 	if err != nil || !slices.Contains(allowedAlgs, jose.SignatureAlgorithm(jws.Alg)) { // "none" and HMAC are not in the list
-		return nil, errNotJWS
+		return nil, "", errNotJWS
 	}
 	if typ := jws.Typ; !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
-		return nil, errTyp
+		return nil, "", errTyp
 	}
 	key, ok := m.key(ctx, jws.Kid)
 	if !ok {
-		return nil, errUnknownKey
+		return nil, "", errUnknownKey
 	}
 	if key.Algorithm != jws.Alg { // the key says which algorithm it is for
-		return nil, errAlgMismatch
+		return nil, "", errAlgMismatch
 	}
 	if !jws.Verify(key.Algorithm, key.Key) {
-		return nil, errSignature
+		return nil, "", errSignature
 	}
 	payload := jws.Payload
 	var c jwtClaims
 	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, errClaims
+		return nil, "", errClaims
 	}
 	switch {
 	case c.Iss != m.md.Issuer:
-		return nil, errIssuer
+		return nil, "", errIssuer
 	case m.cfg.Audience == "" || !slices.Contains(c.Aud, m.cfg.Audience):
-		return nil, errAudience
+		return nil, "", errAudience
 	case c.Exp == nil:
-		return nil, errNoExp
+		return nil, "", errNoExp
 	case c.Jti == "":
-		return nil, errNoJTI
+		return nil, "", errNoJTI
 	}
-	return &c, nil
+	return &c, jws.Kid, nil
 }
 
 // checkJWT checks what changes with time: expiry (without leeway), not-before (with the clock
@@ -393,7 +499,7 @@ func (m *Middleware) checkJWT(ctx context.Context, c *jwtClaims) (*Claims, error
 		}
 	}
 	return &Claims{Subject: c.Sub, ClientID: c.ClientID, Scopes: strings.Fields(c.Scope), Audience: c.Aud, ID: c.Jti, GrantID: c.Gid,
-		IssuedAt: time.Unix(c.Iat, 0), Expiry: time.Unix(*c.Exp, 0), JWT: true}, nil
+		IssuedAt: time.Unix(c.Iat, 0), Expiry: time.Unix(*c.Exp, 0), JWT: true, JKT: c.jkt()}, nil
 }
 
 // key returns the JWKS key kid. An unknown kid triggers one refetch of the JWKS; refetches
@@ -481,21 +587,34 @@ func (m *Middleware) fetchKeys(ctx context.Context) error {
 	for kid := range m.retiredKids {
 		delete(keys, kid)
 	}
-	m.keysUntil = m.cfg.Now().Add(jwksMaxAge(hdr))
-	changed := len(keys) != len(m.keys)
-	for kid := range m.keys {
-		if _, ok := keys[kid]; !ok {
-			changed = true
+	m.keysFetched, m.keysMaxAge = m.cfg.Now(), jwksMaxAge(hdr)
+	m.keysUntil = m.keysFetched.Add(m.keysMaxAge)
+	withdrawn := false
+	for kid, had := range m.keys {
+		if k, ok := keys[kid]; !ok || !sameKey(had, k) {
+			withdrawn = true
 		}
 	}
 	m.keys = keys
+	if withdrawn {
+		// What a withdrawn (or replaced) key verified must be verified again, including what a
+		// request verifying right now is about to cache.
+		m.keysGen.Add(1)
+	}
 	m.keysMu.Unlock()
-	if changed { // a key was withdrawn: what it verified must be verified again
+	if withdrawn {
 		m.verifiedMu.Lock()
 		clear(m.verified)
 		m.verifiedMu.Unlock()
 	}
 	return nil
+}
+
+// sameKey reports whether a and b are the same public key for the same algorithm.
+func sameKey(a, b jose.JSONWebKey) bool {
+	ta, errA := a.Thumbprint(crypto.SHA256)
+	tb, errB := b.Thumbprint(crypto.SHA256)
+	return errA == nil && errB == nil && bytes.Equal(ta, tb) && a.Algorithm == b.Algorithm
 }
 
 func (m *Middleware) get(ctx context.Context, u, accept string) ([]byte, error) {
@@ -609,11 +728,16 @@ func (m *Middleware) fetchList(ctx context.Context, uri string, l *cachedList) e
 }
 
 // introspect checks an opaque token at the introspection endpoint, with a short positive cache.
+// A token sealed under a key the server announced retired is refused without asking.
 func (m *Middleware) introspect(ctx context.Context, text string) (*Claims, error) {
+	if m.sealRetired(text) {
+		return nil, errRetiredKey
+	}
 	h := sha256.Sum256([]byte(text))
 	now := m.cfg.Now()
 	m.introMu.Lock()
 	e, ok := m.introCache[h]
+	gen := m.introGen // an event after this makes the answer below too old to cache
 	m.introMu.Unlock()
 	if ok && now.Before(e.until) {
 		if m.pushedRevoked(e.claims.ID, "", e.claims.ClientID, e.claims.IssuedAt.Unix(), nil) {
@@ -633,15 +757,52 @@ func (m *Middleware) introspect(ctx context.Context, text string) (*Claims, erro
 	}
 	c := &Claims{Subject: in.Sub, ClientID: in.ClientID, Scopes: strings.Fields(in.Scope), Audience: in.Aud, ID: in.Jti,
 		IssuedAt: time.Unix(in.Iat, 0), Expiry: time.Unix(in.Exp, 0)}
+	if in.Cnf != nil {
+		c.JKT = in.Cnf.JKT
+	}
+	if m.hookIntrospected != nil {
+		m.hookIntrospected()
+	}
+	// Events that arrived while the server answered apply to this answer too.
+	if m.sealRetired(text) {
+		return nil, errRetiredKey
+	}
+	if m.pushedRevoked(c.ID, "", c.ClientID, c.IssuedAt.Unix(), nil) {
+		return nil, ErrRevoked
+	}
 	until := now.Add(m.cfg.IntrospectionCacheTTL)
 	if in.Exp > 0 && c.Expiry.Before(until) {
 		until = c.Expiry
 	}
 	m.introMu.Lock()
-	if len(m.introCache) > 100000 {
-		clear(m.introCache)
+	if m.introGen == gen { // else an event (a grant revoked, a key retired) may have made it stale
+		if len(m.introCache) > 100000 {
+			clear(m.introCache)
+		}
+		m.introCache[h] = introEntry{claims: c, until: until}
 	}
-	m.introCache[h] = introEntry{claims: c, until: until}
 	m.introMu.Unlock()
 	return c, nil
+}
+
+// sealRetired reports whether text is a Rescind opaque token sealed under a key the server
+// announced retired (the key id is readable in the token, without opening it).
+func (m *Middleware) sealRetired(text string) bool {
+	kid, err := token.KeyID(text)
+	if err != nil {
+		return false
+	}
+	m.keysMu.RLock()
+	defer m.keysMu.RUnlock()
+	_, retired := m.retiredKids[token.SealKey{ID: kid}.KeyIDString()]
+	return retired
+}
+
+// clearIntrospections drops every cached introspection answer, and keeps the answers asked for
+// meanwhile from being cached.
+func (m *Middleware) clearIntrospections() {
+	m.introMu.Lock()
+	clear(m.introCache)
+	m.introGen++
+	m.introMu.Unlock()
 }

@@ -343,3 +343,27 @@ func TestStatusListFailureNotRefetchedAtOnce(t *testing.T) {
 		t.Fatalf("after the retry interval, with the list back: %v", err)
 	}
 }
+
+// TestPushReconnectsPromptlyAfterLongStreams: a server that ends each event stream after a while
+// (a Rescind server does, every 10 minutes) does not make the middleware's reconnection back-off
+// grow: after a stream that lasted, it reconnects at once, every time.
+func TestPushReconnectsPromptlyAfterLongStreams(t *testing.T) {
+	healthyStreamOverride.Store(int64(50 * time.Millisecond))
+	defer healthyStreamOverride.Store(0)
+	as := newFakeAS(t)
+	newMW(t, as, Config{Push: true, ClientID: "rs", ClientSecret: "s"})
+	opened := func(n int, within time.Duration) {
+		t.Helper()
+		for deadline := time.Now().Add(within); as.streamsOpened() < n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("stream %d not opened within %v", n, within)
+			}
+		}
+	}
+	opened(1, 10*time.Second)
+	for i := 2; i <= 7; i++ {
+		time.Sleep(100 * time.Millisecond) // the stream lasts past the healthy age
+		as.endStream <- struct{}{}
+		opened(i, 2*time.Second) // with a back-off doubling from 200 ms, the 5th wait would be 3.2 s
+	}
+}

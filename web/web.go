@@ -8,8 +8,8 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rescind/rescind"
@@ -37,27 +37,25 @@ var ErrBadCredentials = errors.New("web: wrong username or password")
 // LocalUsers authenticates against the users in the store (argon2id password hashes).
 type LocalUsers struct {
 	Store rescind.Store
+	// Gate bounds the password checks running at once (share the process's one Gate). Required.
+	Gate *secret.Gate
 }
 
-// dummyHash is verified when the username is unknown, so a wrong username costs as much time as
-// a wrong password and does not reveal which usernames exist. Made on first use: hashing is
-// costly, and most processes (CLI commands) never need it.
-var dummyHash = sync.OnceValue(func() string {
-	h, _ := secret.Hash("unknown-user", secret.DefaultParams)
-	return h
-})
-
-// Authenticate implements Authenticator.
+// Authenticate implements Authenticator. An unknown username costs as much as a wrong password
+// (a dummy hash is checked), so timing does not reveal which usernames exist. It returns
+// secret.ErrBusy when too many checks are under way.
 func (l LocalUsers) Authenticate(ctx context.Context, username, password string) (rescind.User, error) {
 	u, err := l.Store.GetUserByUsername(ctx, username)
 	if errors.Is(err, rescind.ErrNotFound) {
-		secret.Verify(password, dummyHash())
+		if gerr := l.Gate.VerifyNone(ctx, password); gerr != nil {
+			return u, gerr
+		}
 		return u, ErrBadCredentials
 	}
 	if err != nil {
 		return u, err
 	}
-	ok, err := secret.Verify(password, u.PasswordHash)
+	ok, err := l.Gate.Verify(ctx, password, u.PasswordHash)
 	if err != nil {
 		return u, err
 	}
@@ -79,12 +77,16 @@ type Config struct {
 	Committer *revocation.Committer
 	// Box seals session cookies. Required.
 	Box *secret.Box
-	// Users authenticates people. If nil, LocalUsers on Store.
+	// Users authenticates people. If nil, LocalUsers on Store (and Gate).
 	Users Authenticator
+	// Gate bounds the password checks running at once; share the process's one Gate (client
+	// secrets use it too). If nil, the Server makes its own.
+	Gate *secret.Gate
 	// Limiter, if set, rate-limits failed logins per source address and per username there.
 	Limiter *ratelimit.Limiter
-	// CodeTTL is the authorization code lifetime. If zero, 60 seconds.
-	CodeTTL time.Duration
+	// Sessions keeps who is signed in on which browser. If nil, sessions are cookies sealed
+	// with Box that last SessionTTL.
+	Sessions Sessions
 	// SessionTTL is how long a login lasts. If zero, 12 hours.
 	SessionTTL time.Duration
 	// Logger receives errors and security events. If nil, slog.Default().
@@ -93,10 +95,12 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Server serves the pages.
+// Server serves the pages. It implements oauth.Pages: the server's route table (oauth
+// routes.go) mounts its Handle methods, and the authorization endpoint calls the others.
 type Server struct {
-	cfg    Config
-	secure bool
+	cfg      Config
+	secure   bool
+	sessions Sessions
 }
 
 // New returns a Server.
@@ -104,11 +108,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Issuer == "" || cfg.Store == nil || cfg.Clients == nil || cfg.Committer == nil || cfg.Box == nil {
 		return nil, errors.New("web: Config is missing a required field")
 	}
-	if cfg.Users == nil {
-		cfg.Users = LocalUsers{Store: cfg.Store}
+	if cfg.Gate == nil {
+		cfg.Gate = secret.NewGate(secret.GateConfig{Running: max(1, runtime.GOMAXPROCS(0))})
 	}
-	if cfg.CodeTTL <= 0 {
-		cfg.CodeTTL = time.Minute
+	if cfg.Users == nil {
+		cfg.Users = LocalUsers{Store: cfg.Store, Gate: cfg.Gate}
 	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 12 * time.Hour
@@ -119,36 +123,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Server{cfg: cfg, secure: strings.HasPrefix(cfg.Issuer, "https://")}, nil
-}
-
-// Handler returns the handler for the page routes, which the server's route table (oauth
-// routes.go) mounts: GET and POST /oauth2/authorize, GET and POST /login, POST /logout,
-// GET /account/apps and POST /account/apps/revoke.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /oauth2/authorize", s.handleAuthorize)
-	mux.HandleFunc("POST /oauth2/authorize", s.handleConsent)
-	mux.HandleFunc("GET /login", s.handleLoginPage)
-	mux.HandleFunc("POST /login", s.handleLogin)
-	mux.HandleFunc("POST /logout", s.handleLogout)
-	mux.HandleFunc("GET /account/apps", s.handleApps)
-	mux.HandleFunc("POST /account/apps/revoke", s.handleRevokeApp)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.renderError(w, http.StatusMethodNotAllowed, "This page does not accept that request.")
-	})
-	return pageHeaders(mux)
-}
-
-// pageHeaders sets the headers every page carries.
-func pageHeaders(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
-		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Cache-Control", "no-store")
-		h.ServeHTTP(w, r)
-	})
+	s := &Server{cfg: cfg, secure: strings.HasPrefix(cfg.Issuer, "https://"), sessions: cfg.Sessions}
+	if s.sessions == nil {
+		s.sessions = cookieSessions{box: cfg.Box, ttl: cfg.SessionTTL, secure: s.secure, now: cfg.Now}
+	}
+	return s, nil
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, data map[string]any) {

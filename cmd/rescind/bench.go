@@ -29,6 +29,7 @@ import (
 
 	"github.com/rescind/rescind/admin"
 	"github.com/rescind/rescind/client"
+	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/internal/revfill"
 	"github.com/rescind/rescind/resource"
 	"github.com/rescind/rescind/store/postgres"
@@ -61,7 +62,7 @@ func newBenchCommand() *cobra.Command {
 	var f benchFlags
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure the server under load: token, introspect, revoke, mixed, resource",
+		Short: "Measure the server under load: token, introspect, revoke, mixed, resource, token-dpop, resource-dpop",
 		Long: `Load-test an authorization server, the way redis-benchmark and pgbench do theirs.
 
 By default (--embedded) it starts a server of its own, as a child process on a temporary data
@@ -85,12 +86,18 @@ the end. --preload-revocations N writes N revoked, unexpired token and grant rec
 into the database before the server starts, and reports how long the server took to be ready
 and its memory then. --fail-on-error makes any failed request an error (exit status 1), for CI;
 timing never fails anything. "rescind bench report" turns the --json output of several runs
-into the Markdown table of the README.`,
+into the Markdown table of the README.
+
+token-dpop is the token scenario with a DPoP proof (RFC 9449) on every request, made by the load
+generator with one ES256 key, as a client would; resource-dpop calls a resource server that
+runs the resource middleware (started as a process of its own) with a DPoP-bound token and a
+fresh proof per request. Their ceilings get the same requests, proofs included.`,
 		Example: `  rescind bench --embedded --ceiling --duration 10s
   rescind bench --ceiling --token-format opaque,jwt --scenarios token,introspect,revoke,mixed,resource
   rescind bench --ceiling --db postgres://postgres@/postgres?host=/run/postgresql --scenarios revoke
   rescind bench --preload-revocations 1000000 --scenarios introspect --duration 3s
   rescind bench --scenarios revoke --connections 64 --json
+  rescind bench --ceiling --scenarios token-dpop,resource-dpop
   rescind bench --issuer https://auth.example --client-id ID --client-secret-file s.txt --scenarios introspect`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd, f) },
@@ -101,7 +108,7 @@ into the Markdown table of the README.`,
 	fl.StringVar(&f.issuer, "issuer", "", "target a running server at this issuer URL")
 	fl.StringVar(&f.clientID, "client-id", os.Getenv("RESCIND_CLIENT_ID"), "client for --issuer (client_credentials)")
 	fl.StringVar(&f.secretFile, "client-secret-file", "", "its secret (else RESCIND_CLIENT_SECRET)")
-	fl.StringVar(&f.scenarios, "scenarios", "token,introspect,revoke,mixed", "comma-separated: token, introspect, revoke, mixed, resource")
+	fl.StringVar(&f.scenarios, "scenarios", "token,introspect,revoke,mixed", "comma-separated: token, introspect, revoke, mixed, resource, token-dpop, resource-dpop")
 	fl.IntVarP(&f.connections, "connections", "c", 32, "concurrent connections")
 	fl.DurationVarP(&f.duration, "duration", "d", 10*time.Second, "measured time per scenario")
 	fl.DurationVar(&f.warmup, "warmup", 2*time.Second, "unmeasured time before each scenario")
@@ -146,7 +153,7 @@ type benchResult struct {
 }
 
 // benchScenarios are the scenarios `rescind bench` knows.
-var benchScenarios = []string{"token", "introspect", "revoke", "mixed", "resource"}
+var benchScenarios = []string{"token", "introspect", "revoke", "mixed", "resource", "token-dpop", "resource-dpop"}
 
 func runBench(cmd *cobra.Command, f benchFlags) error {
 	ctx := cmd.Context()
@@ -207,7 +214,7 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		}
 		targets, srv.rs = []benchTarget{t}, t
 	} else {
-		srv, err = startBenchServer(ctx, cmd.ErrOrStderr(), f, formats, slices.Contains(scenarios, "resource"))
+		srv, err = startBenchServer(ctx, cmd.ErrOrStderr(), f, formats, slices.Contains(scenarios, "resource") || slices.Contains(scenarios, "resource-dpop"))
 		if err != nil {
 			return err
 		}
@@ -224,7 +231,7 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		ceiling = &benchTarget{name: "ceiling", tokenURL: "http://" + addr + "/", introURL: "http://" + addr + "/",
 			revokeURL: "http://" + addr + "/", auth: client.BasicAuth("c", "s"), proc: proc, resourceURL: "http://" + addr + "/photos"}
 	}
-	if slices.Contains(scenarios, "resource") {
+	if slices.Contains(scenarios, "resource") || slices.Contains(scenarios, "resource-dpop") {
 		// The resource server, in a process of its own, checks the targets' tokens.
 		proc, addr, err := startResourceServer(ctx, srv.rs)
 		if err != nil {
@@ -696,8 +703,8 @@ type request struct {
 	kind string
 	// method is the HTTP method; if empty, POST with the target's client authentication.
 	method string
-	// auth, if set, is the Authorization header.
-	auth string
+	// auth, if set, is the Authorization header; dpop, if set, the DPoP proof.
+	auth, dpop string
 }
 
 // pool hands out tokens to introspect or revoke.
@@ -791,6 +798,9 @@ func sendFull(hc *http.Client, t benchTarget, r request) (int, http.Header, []by
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	req.Header.Set("Authorization", auth)
+	if r.dpop != "" {
+		req.Header.Set("DPoP", r.dpop)
+	}
 	res, err := hc.Do(req)
 	if err != nil {
 		return 0, nil, nil, err
@@ -836,6 +846,45 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 		intro.toks = issueAll(2000)
 		revoke.toks = issueAll(int(total.Seconds() * 3000))
 	}
+	// DPoP: one key, as one client has; the servers' latest nonces, if they demand them.
+	var (
+		key                *dpop.Key
+		tokNonce, resNonce atomic.Pointer[string]
+		boundToken         = "x" // the ceiling accepts anything
+	)
+	if sc == "token-dpop" || sc == "resource-dpop" {
+		var err error
+		if key, err = dpop.GenerateKey(dpop.ES256); err != nil {
+			res.Unavailable = err.Error()
+			return res
+		}
+	}
+	if sc == "resource-dpop" && t.name != "ceiling" {
+		tok, err := boundTokenFor(hc, t, key)
+		if err != nil {
+			res.Unavailable = "no DPoP-bound token: " + err.Error()
+			return res
+		}
+		boundToken = tok
+	}
+	nonceOf := func(p *atomic.Pointer[string]) string {
+		if n := p.Load(); n != nil {
+			return *n
+		}
+		return ""
+	}
+	// do sends r and keeps the DPoP nonce a server sends.
+	do := func(r request) (int, error) {
+		status, h, _, err := sendFull(hc, t, r)
+		if n := h.Get("DPoP-Nonce"); n != "" && r.dpop != "" {
+			if r.kind == "resource-dpop" {
+				resNonce.Store(&n)
+			} else {
+				tokNonce.Store(&n)
+			}
+		}
+		return status, err
+	}
 	weights := mix
 	next := func(i int64) (request, bool) {
 		kind := sc
@@ -853,6 +902,12 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 		switch kind {
 		case "token":
 			return request{url: t.tokenURL, body: "grant_type=client_credentials", kind: kind}, true
+		case "token-dpop":
+			p, err := key.Proof(http.MethodPost, t.tokenURL, dpop.ProofOptions{Nonce: nonceOf(&tokNonce)})
+			return request{url: t.tokenURL, body: "grant_type=client_credentials", kind: kind, dpop: p}, err == nil
+		case "resource-dpop":
+			p, err := key.Proof(http.MethodGet, t.resourceURL, dpop.ProofOptions{Nonce: nonceOf(&resNonce), AccessToken: boundToken})
+			return request{method: http.MethodGet, url: t.resourceURL, auth: "DPoP " + boundToken, kind: kind, dpop: p}, err == nil
 		case "introspect":
 			tok, ok := intro.take(true)
 			return request{url: t.introURL, body: "token=" + url.QueryEscape(tok), kind: kind}, ok
@@ -911,7 +966,7 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 						stopped.Store(true)
 						continue
 					}
-					status, _, err := send(hc, t, r)
+					status, err := do(r)
 					record(sched, status, err, r.kind)
 				}
 			}()
@@ -950,16 +1005,16 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 						return
 					}
 					start := time.Now()
-					status, _, err := send(hc, t, r)
+					status, err := do(r)
 					record(start, status, err, r.kind)
 				}
 			}()
 		}
 	}
 	time.Sleep(f.warmup)
-	// The process measured: the server, or, for resource, the resource server.
+	// The process measured: the server, or, for resource and resource-dpop, the resource server.
 	proc := t.proc
-	if sc == "resource" && t.resourceProc != nil {
+	if (sc == "resource" || sc == "resource-dpop") && t.resourceProc != nil {
 		proc = t.resourceProc
 	}
 	cpu0, _ = proc.usage()
@@ -1028,6 +1083,36 @@ func dirSize(dir string) float64 {
 	return float64(total)
 }
 
+// boundTokenFor gets a DPoP-bound access token for key from t's token endpoint (client
+// credentials), answering a use_dpop_nonce once.
+func boundTokenFor(hc *http.Client, t benchTarget, key *dpop.Key) (string, error) {
+	nonce := ""
+	for range 2 {
+		p, err := key.Proof(http.MethodPost, t.tokenURL, dpop.ProofOptions{Nonce: nonce})
+		if err != nil {
+			return "", err
+		}
+		status, h, body, err := sendFull(hc, t, request{url: t.tokenURL, body: "grant_type=client_credentials", dpop: p})
+		if err != nil {
+			return "", err
+		}
+		var tr struct {
+			AccessToken string `json:"access_token"`
+			TokenType   string `json:"token_type"`
+			Error       string `json:"error"`
+		}
+		json.Unmarshal(body, &tr)
+		if status == http.StatusOK && tr.TokenType == "DPoP" {
+			return tr.AccessToken, nil
+		}
+		if tr.Error != dpop.CodeUseNonce || h.Get("DPoP-Nonce") == "" {
+			return "", fmt.Errorf("HTTP %d %s", status, body)
+		}
+		nonce = h.Get("DPoP-Nonce")
+	}
+	return "", errors.New("the server asked for a nonce twice")
+}
+
 // startResourceServer starts `rescind bench-resource` for t: the resource middleware, checking
 // tokens of t's issuer, with t's client for introspection and events (in the embedded run a
 // client registered as a resource server).
@@ -1036,8 +1121,8 @@ func startResourceServer(ctx context.Context, t benchTarget) (*childProc, string
 		"--client-id", t.clientID, "--addr", "127.0.0.1:0")
 }
 
-// newBenchResourceCommand is the resource server of the resource scenario: GET /photos behind
-// the resource middleware, in its own process. Hidden: `rescind bench` starts it.
+// newBenchResourceCommand is the resource server of the resource and resource-dpop scenarios:
+// GET /photos behind the resource middleware, in its own process. Hidden: `rescind bench` starts it.
 func newBenchResourceCommand() *cobra.Command {
 	var addr, issuer, clientID string
 	cmd := &cobra.Command{

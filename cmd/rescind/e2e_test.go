@@ -436,6 +436,10 @@ func TestConfigFiles(t *testing.T) {
 			if md["issuer"] != "https://auth.example" {
 				t.Fatalf("issuer = %v; log:\n%s", md["issuer"], log.String())
 			}
+			// The port answers a moment before the start-up line is written: wait for it.
+			for deadline := time.Now().Add(10 * time.Second); !strings.Contains(log.String(), "rescind serving") && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
 			if !strings.HasPrefix(strings.TrimSpace(log.String()), "{") {
 				t.Fatalf("log_format json not applied: %s", log.String())
 			}

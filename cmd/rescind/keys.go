@@ -18,10 +18,12 @@ func newKeysCommand() *cobra.Command {
 "sig", the keys that sign JWT access tokens and status lists (published at /.well-known/jwks.json),
 and "enc", the keys that seal opaque access tokens. Each key is in one state:
 
-  next      published (and accepted), not yet signing
-  active    the one key of its use that signs or seals
-  retiring  replaced: still published and accepted until every token it can have signed has expired
-  retired   refused everywhere (retired by an operator, or past its retiring period)`,
+  next        published (and accepted), not yet signing
+  active      the one key of its use that signs or seals
+  retiring    replaced: still published and accepted until every token it can have signed has expired
+  superseded  a next key overtaken by a newer one (rotate --now) before it ever signed or sealed:
+              accepted like a retiring key until the same moment
+  retired     refused everywhere (retired by an operator, or past its retiring period)`,
 	}
 	addSettingFlags(cmd, true, "admin_url", "admin_ca")
 	cmd.AddCommand(newKeysListCommand(), newKeysRotateCommand(), newKeysRetireCommand())
@@ -94,7 +96,9 @@ comes back.
 The key in use cannot be retired unless a newer key can take over: rotate first. If a rotated
 key is still waiting to sign ("next"), retiring the active key makes it take over at once.
 
-Emergency procedure for a compromised signing key:
+Emergency procedure for a compromised key: note its kid FIRST (a leaked JWT's header names it;
+or the "active" key in "rescind keys list"), never from the states after a rotation (a rotation
+makes the key in force "retiring" and a "next" key "superseded"), then:
   rescind keys rotate --now     # a new key signs at once
   rescind keys retire OLD_KID   # the old key's tokens are refused everywhere`,
 		Args: cobra.ExactArgs(1),

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rescind/rescind/admin"
+	"github.com/rescind/rescind/internal/testenv"
 	"github.com/rescind/rescind/resource"
 )
 
@@ -227,3 +230,132 @@ func rewriteIssuer(issuer, target string) *http.Client {
 type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// compromisedKeyProcedure returns the README's "compromised key, step by step" block, as the
+// shell runs it: `go run ./cmd/rescind` is the binary under test.
+func compromisedKeyProcedure(t *testing.T) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range parseReadme(string(readme)) {
+		if b.runnable() && strings.Contains(b.body, `keys retire "$OLD_KID"`) {
+			return strings.ReplaceAll(b.body, "go run ./cmd/rescind", binary)
+		}
+	}
+	t.Fatal(`the README has no runnable block that runs keys retire "$OLD_KID"`)
+	return ""
+}
+
+// TestReadmeCompromisedKeyProcedure follows the README's procedure for a compromised key from
+// every state the keys can be in when the operator starts: the key retired is the one that was in
+// force (the compromised one here), never a key rotated in and still waiting, and nothing else is
+// retired. The procedure as first written picked the newest "retiring" key after `rotate --now`,
+// which was the never-used pending key whenever one was waiting.
+func TestReadmeCompromisedKeyProcedure(t *testing.T) {
+	if _, err := exec.LookPath("jq"); err != nil {
+		testenv.Unavailable(t, "jq", "jq is not installed")
+	}
+	procedure := compromisedKeyProcedure(t)
+	for _, tc := range []struct {
+		name       string
+		before     [][]string // what the operator had done before
+		skipRotate bool       // the operator skips step 2 (allowed: a key is next)
+	}{
+		{"fresh server", nil, false},
+		{"a rotation pending (next key)", [][]string{{"keys", "rotate"}}, false},
+		{"a rotation pending, step 2 skipped", [][]string{{"keys", "rotate"}}, true},
+		{"after an earlier --now, a rotation pending", [][]string{{"keys", "rotate", "--now"}, {"keys", "rotate"}}, false},
+		{"two rotations pending", [][]string{{"keys", "rotate"}, {"keys", "rotate"}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			procedure := procedure
+			if tc.skipRotate {
+				var kept []string
+				for _, line := range strings.Split(procedure, "\n") {
+					if !strings.Contains(line, "keys rotate --now") {
+						kept = append(kept, line)
+					}
+				}
+				procedure = strings.Join(kept, "\n")
+			}
+			dir := shortTempDir(t)
+			data := filepath.Join(dir, "rescind-data")
+			startServer(t, data, nil)
+			for _, args := range tc.before {
+				cli(t, nil, append(args, "--data-dir", data)...)
+			}
+			compromised := ""
+			before := keyList(t, nil, data)
+			for _, k := range before {
+				if k.Use == "sig" && k.State == "active" {
+					compromised = k.KID
+				}
+			}
+			cmd := exec.Command("bash", "-euo", "pipefail", "-c", procedure)
+			cmd.Dir = dir
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("the README's procedure failed: %v\n%s", err, out)
+			}
+			after := keyList(t, nil, data)
+			active := 0
+			for kid, k := range after {
+				switch {
+				case kid == compromised && k.State != "retired":
+					t.Errorf("the compromised key %s is %q after the procedure; want retired", kid, k.State)
+				case kid != compromised && k.State == "retired":
+					t.Errorf("key %s (%s, %q before) was retired instead", kid, k.Use, before[kid].State)
+				case k.State == "active" && k.Use == "sig":
+					active++
+				case before[kid].State == "next" && k.State != "superseded":
+					t.Errorf("key %s, next before and overtaken by the emergency rotation, is %q; want superseded", kid, k.State)
+				}
+			}
+			if active != 1 {
+				t.Errorf("%d active signing keys after the procedure: %+v", active, after)
+			}
+		})
+	}
+}
+
+// TestRetiredSealingKeyAtResourceServer: retiring a sealing key makes a resource server using
+// the resource package refuse the opaque tokens it sealed as the key event arrives, although it
+// had cached a positive introspection answer for them (for ten minutes, here).
+func TestRetiredSealingKeyAtResourceServer(t *testing.T) {
+	srv, _, _ := jwtSetup(t)
+	data := srv.dataDir
+	var app, rs admin.ClientInfo
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "opaque")), &app)
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "rs-all", "--resource-server")), &rs)
+	sealed := srv.token(app.ClientID, app.ClientSecret)
+	var enc admin.KeyInfo
+	for _, k := range keyList(t, nil, data) {
+		if k.Use == "enc" {
+			enc = k
+		}
+	}
+	mw, err := resource.New(context.Background(), resource.Config{Issuer: srv.url, ClientID: rs.ClientID, ClientSecret: rs.ClientSecret,
+		Push: true, IntrospectionCacheTTL: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mw.Close()
+	waitPushConnected(t, mw)
+	if _, err := mw.Verify(context.Background(), sealed); err != nil {
+		t.Fatalf("before the retirement: %v", err)
+	}
+	cli(t, nil, "keys", "rotate", "--data-dir", data)
+	cli(t, nil, "keys", "retire", "--data-dir", data, enc.KID)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := mw.Verify(context.Background(), sealed); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the opaque token of the retired key %s is still accepted (a cached introspection answer)", enc.KID)
+		}
+	}
+	if srv.active(rs.ClientID, rs.ClientSecret, sealed) {
+		t.Fatal("the server says the token of the retired key is active")
+	}
+}

@@ -791,7 +791,7 @@ func (w *world) generate(name string) op {
 		case r < 99:
 			return op{kind: opRotateKeys, inst: inst, flag: rng.IntN(2) == 0}
 		case r < 100:
-			return op{kind: opRetireKey, inst: inst, target: pick(rng, []string{"active enc", "active sig", "next sig", "retiring enc", "retiring sig"})}
+			return op{kind: opRetireKey, inst: inst, target: pick(rng, []string{"active enc", "active sig", "next sig", "retiring enc", "retiring sig", "superseded sig"})}
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/admin"
+	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/internal/accesslog"
 	"github.com/rescind/rescind/internal/clientip"
 	"github.com/rescind/rescind/internal/clientreg"
@@ -33,6 +35,7 @@ import (
 	"github.com/rescind/rescind/internal/keys"
 	"github.com/rescind/rescind/internal/metrics"
 	"github.com/rescind/rescind/internal/ratelimit"
+	"github.com/rescind/rescind/internal/replaylog"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/secret"
 	"github.com/rescind/rescind/internal/statuslist"
@@ -75,7 +78,7 @@ Precedence: flag, then environment, then config file, then default.
 	addSettingFlags(cmd, false, "addr", "issuer", "log_format", "log_level", "admin_addr", "db", "poll_interval",
 		"access_token_ttl", "refresh_token_ttl", "revoke_grant_with_access_token", "signing_alg", "status_list_ttl",
 		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "audit_retention", "janitor_interval",
-		"access_log", "metrics_addr", "trusted_proxies", "clock_skew")
+		"access_log", "metrics_addr", "trusted_proxies", "clock_skew", "dpop_nonce")
 	return cmd
 }
 
@@ -250,6 +253,7 @@ type Main struct {
 	pages          *web.Server
 	oauth          *oauth.Server
 	admin          *admin.Server
+	replayLog      *replaylog.Cache // DPoP proofs seen, with SQLite (PostgreSQL keeps them in the store)
 
 	// handler and adminHandler are what the OAuth listener and the admin socket serve (the model
 	// test calls them in process).
@@ -519,7 +523,7 @@ func (m *Main) openStore(ctx context.Context) error {
 func (m *Main) loadKeys(ctx context.Context) error {
 	var err error
 	m.keys, err = keys.Open(ctx, keys.Config{Store: m.store, Box: m.box, SigningAlg: m.Config.SigningAlg,
-		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired, Now: m.Now})
+		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired, Now: m.Now, Logger: m.Logger})
 	if err != nil {
 		return m.keyError(err)
 	}
@@ -588,22 +592,30 @@ func (m *Main) committed(n int) {
 func (m *Main) buildHandlers(context.Context) error {
 	c := m.Config
 	var err error
-	if m.clients, err = clientreg.New(clientreg.Config{Store: m.store, Now: m.Now}); err != nil {
+	// One bound on the argon2 checks of the whole process (client secrets and passwords alike):
+	// as many at once as there are cores, a short queue, and 503 beyond it.
+	gate := secret.NewGate(secret.GateConfig{Running: max(1, runtime.GOMAXPROCS(0)), Params: m.HashParams})
+	if m.clients, err = clientreg.New(clientreg.Config{Store: m.store, Now: m.Now, Gate: gate}); err != nil {
 		return err
 	}
 	m.limiter = ratelimit.New(ratelimit.Config{Burst: c.AuthFailureBurst, PerMinute: c.AuthFailurePerMinute})
 	m.pages, err = web.New(web.Config{Issuer: m.Issuer, Store: m.store, Clients: m.clients, Committer: m.committer, Box: m.box,
-		Logger: m.Logger, Limiter: m.limiter, Now: m.Now})
+		Logger: m.Logger, Limiter: m.limiter, Now: m.Now, Gate: gate})
+	if err != nil {
+		return err
+	}
+	verifier, err := m.dpopVerifier()
 	if err != nil {
 		return err
 	}
 	m.oauth, err = oauth.New(oauth.Config{
 		Issuer: m.Issuer, Clients: m.clients, Keys: m.keyring, Revoked: m.state, Committer: m.committer, Metrics: m.metrics,
-		Store: m.store, Pages: m.pages.Handler(), AccessTokenTTL: c.AccessTokenTTL, RefreshTokenTTL: c.RefreshTokenTTL,
+		Store: m.store, Pages: m.pages, AccessTokenTTL: c.AccessTokenTTL, RefreshTokenTTL: c.RefreshTokenTTL,
 		RevokeGrantWithAccessToken: c.RevokeGrantWithAccessToken, Ready: m.store.Ping, Logger: m.Logger,
 		RefreshKeys: m.keys.RefreshSealKey, RefreshSigningKeys: m.keys.RefreshSigningKey, Signer: m.signer, StatusListTTL: c.StatusListTTL,
 		Statuses: &statuslist.Allocator{Recorder: m.store, MaxTokenTTL: admin.MaxTokenTTL, Now: m.Now},
 		Feed:     m.feed, Limiter: m.limiter, Now: m.Now,
+		DPoP: verifier, DPoPNonce: c.DPoPNonce,
 	})
 	if err != nil {
 		return err
@@ -618,6 +630,33 @@ func (m *Main) buildHandlers(context.Context) error {
 	m.admin = admin.New(acfg)
 	return nil
 }
+
+// dpopVerifier makes the checker of DPoP proofs at the token endpoint (RFC 9449). Its nonces are
+// derived from the secrets key, so every instance issues and accepts the same ones (§8). Its
+// replay cache is the store with PostgreSQL, shared by every instance (§11.1); with SQLite (one
+// instance per data dir) it is memory backed by a log in the data dir, so a proof accepted just
+// before a restart or crash is refused after it.
+func (m *Main) dpopVerifier() (*dpop.Verifier, error) {
+	key, err := m.box.DeriveKey("dpop nonce v1", 32)
+	if err != nil {
+		return nil, err
+	}
+	nonces, err := dpop.NewNonces(key, 0)
+	if err != nil {
+		return nil, err
+	}
+	var replay dpop.ReplayCache = &oauth.StoreReplay{Store: m.store}
+	if !isPostgres(m.Config.DB) {
+		if m.replayLog, err = replaylog.Open(m.Config.DataDir, nil, 0); err != nil {
+			return nil, fmt.Errorf("%s: cannot open the DPoP replay log: %w", m.Config.describe("data_dir"), err)
+		}
+		replay = m.replayLog
+	}
+	return &dpop.Verifier{Replay: replay, Nonces: nonces}, nil
+}
+
+// The pages of package web are the browser-facing half of the OAuth route table.
+var _ oauth.Pages = (*web.Server)(nil)
 
 // backuper is a store that copies itself to a file while in use (SQLite).
 type backuper interface {
@@ -694,8 +733,12 @@ func (m *Main) runCoherence(ctx context.Context, w rescind.Watcher) {
 		Logger: m.Logger, Now: m.Now})
 }
 
-// refreshKeys reloads the keys another instance may have added.
-func (m *Main) refreshKeys(ctx context.Context) { m.keys.Refresh(ctx) }
+// refreshKeys reloads the keys another instance may have added, retired or brought forward.
+func (m *Main) refreshKeys(ctx context.Context) {
+	if err := m.keys.Refresh(ctx); err != nil && ctx.Err() == nil {
+		m.Logger.Warn("refreshing the keys", "err", err)
+	}
+}
 
 // serve serves h on ln until Close, and returns the http.Server.
 func (m *Main) serve(ln net.Listener, h http.Handler) *http.Server {
@@ -738,6 +781,9 @@ func (m *Main) Close() error {
 	m.wg.Wait()
 	if m.committer != nil {
 		m.committer.Close()
+	}
+	if m.replayLog != nil {
+		m.replayLog.Close()
 	}
 	var err error
 	if m.store != nil {

@@ -69,6 +69,7 @@ var settingsTable = []setting{
 	{key: "trusted_proxies", flag: "trusted-proxies", validate: validCIDRList, help: "comma-separated CIDR ranges of reverse proxies allowed to name the client address (X-Forwarded-For, Forwarded)"},
 	{key: "admin_ca", flag: "admin-ca", validate: validAdminCA, help: "PEM file of CA certificates the CLI trusts for an https --admin-url (e.g. the server's own certificate)"},
 	{key: "clock_skew", flag: "clock-skew", def: "1m", validate: durationBetween(time.Second, time.Hour), help: "largest clock difference between instances, and between them and resource servers: revocation records are kept this long past their tokens' expiry"},
+	{key: "dpop_nonce", flag: "dpop-nonce", def: "auto", validate: oneOf("off", "auto", "always"), help: "when DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8): off, auto (public clients and clients created with --require-dpop) or always"},
 }
 
 // Config is every setting, typed, resolved once at start (see settingsTable): what the server
@@ -102,6 +103,7 @@ type Config struct {
 	TrustedProxies             string        `setting:"trusted_proxies"`
 	AdminCA                    string        `setting:"admin_ca"`
 	ClockSkew                  time.Duration `setting:"clock_skew"`
+	DPoPNonce                  string        `setting:"dpop_nonce"`
 
 	// sources names where each key's value came from ("--addr", "RESCIND_ADDR", "config file
 	// rescind.yaml", "default"), for error messages.

@@ -40,6 +40,9 @@ type Config struct {
 	ClientTTL time.Duration
 	// MaxEntries bounds each cache; when full it is emptied. If zero, 100000.
 	MaxEntries int
+	// Gate bounds the argon2 checks running at once; share the process's one Gate (logins use
+	// it too). If nil, the Registry makes its own, for as many checks as there are cores.
+	Gate *secret.Gate
 	// Now returns the current time. If nil, time.Now.
 	Now func() time.Time
 }
@@ -64,7 +67,7 @@ type clientEntry struct {
 type Registry struct {
 	cfg    Config
 	macKey []byte
-	hashes chan struct{} // bounds concurrent argon2 checks (memory)
+	gate   *secret.Gate // bounds concurrent argon2 checks (memory)
 
 	mu       sync.Mutex
 	clients  map[string]clientEntry
@@ -91,9 +94,12 @@ func New(cfg Config) (*Registry, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("clientreg: reading cache key: %w", err)
 	}
+	if cfg.Gate == nil {
+		cfg.Gate = secret.NewGate(secret.GateConfig{Running: max(1, runtime.GOMAXPROCS(0))})
+	}
 	return &Registry{
 		cfg: cfg, macKey: key,
-		hashes:   make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+		gate:     cfg.Gate,
 		clients:  make(map[string]clientEntry),
 		verified: make(map[verifiedKey]verified),
 		inflight: make(map[verifiedKey]chan struct{}),
@@ -130,9 +136,17 @@ func (r *Registry) Get(ctx context.Context, id string) (rescind.Client, error) {
 // Authenticate checks the secret presented by client id against the client's secret and, until
 // the end of a rotation's overlap, its previous one. It returns the client on success, an error
 // wrapping rescind.ErrNotFound for an unknown client and ErrBadSecret for a wrong secret or a
-// client that has none (a public client cannot authenticate with a secret).
+// client that has none (a public client cannot authenticate with a secret), and secret.ErrBusy
+// when too many checks are under way. An unknown client costs one check of a dummy hash, so the
+// answer's timing does not tell which client ids exist.
 func (r *Registry) Authenticate(ctx context.Context, id, presented string) (rescind.Client, error) {
 	c, err := r.Get(ctx, id)
+	if errors.Is(err, rescind.ErrNotFound) {
+		if gerr := r.gate.VerifyNone(ctx, presented); gerr != nil {
+			return c, gerr
+		}
+		return c, err
+	}
 	if err != nil {
 		return c, err
 	}
@@ -219,13 +233,7 @@ func minTime(a, b time.Time) time.Time {
 }
 
 func (r *Registry) verify(ctx context.Context, presented, hash string) (bool, error) {
-	select {
-	case r.hashes <- struct{}{}:
-	case <-ctx.Done():
-		return false, ctx.Err()
-	}
-	defer func() { <-r.hashes }()
-	ok, err := secret.Verify(presented, hash)
+	ok, err := r.gate.Verify(ctx, presented, hash)
 	if err != nil {
 		return false, fmt.Errorf("clientreg: verifying secret: %w", err)
 	}

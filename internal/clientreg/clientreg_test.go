@@ -221,3 +221,39 @@ func TestVerifiedEntryBoundToHash(t *testing.T) {
 		t.Fatalf("new secret: %v", err)
 	}
 }
+
+// TestUnknownClientCostsACheck: an unknown client id is answered only after a hash check (of a
+// dummy hash) through the shared gate, like a known client with a wrong secret, so timing does
+// not tell which client ids exist. With the gate's only slot held, both wait their turn and give
+// up the same way.
+func TestUnknownClientCostsACheck(t *testing.T) {
+	h, _ := secret.Hash("s3cret", cheap)
+	fs := &fakeStore{clients: map[string]rescind.Client{"conf": {ID: "conf", SecretHash: h}}}
+	gate := secret.NewGate(secret.GateConfig{Running: 1, Queued: 4, Wait: 50 * time.Millisecond, Params: cheap})
+	r, err := New(Config{Store: fs, Gate: gate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Authenticate(context.Background(), "ghost", "x"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("unknown client: %v", err)
+	}
+	// Hold the gate's one slot with a check that waits on a slow verification: a context we
+	// control would not hold it, so occupy it through a concurrent Verify of a costly hash.
+	slow, _ := secret.Hash("s", secret.Params{Memory: 64 * 1024, Time: 8, Threads: 1})
+	held := make(chan struct{})
+	go func() {
+		close(held)
+		gate.Verify(context.Background(), "s", slow)
+	}()
+	<-held
+	for deadline := time.Now().Add(10 * time.Second); gate.Running() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow check never took the gate's slot")
+		}
+	}
+	for _, id := range []string{"ghost", "conf"} {
+		if _, err := r.Authenticate(context.Background(), id, "wrong"); !errors.Is(err, secret.ErrBusy) {
+			t.Errorf("%s while the gate is full: %v, want secret.ErrBusy (it waited for a hash check)", id, err)
+		}
+	}
+}

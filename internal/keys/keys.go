@@ -7,6 +7,10 @@
 // its own changes, on notification, on its poll, and when a token names a key it lacks), so the
 // instances and a restarted server agree on which key seals or signs with no timer of their own.
 //
+// Keys of a use are ordered by their stored creation time, and a new key is stamped after every
+// key stored before it (see created), so the order is the order of creation in the store, not
+// of the instances' clocks: the latest rotation wins wherever it was made.
+//
 // A rotation publishes a new signing key at once and makes it sign only after ActivationDelay,
 // past the JWKS cache lifetime (token.JWKSMaxAge): a verifier that caches the JWKS and refetches
 // it on an unknown kid at most every few minutes never meets a kid it cannot know. Rotating
@@ -19,6 +23,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -67,9 +73,14 @@ type Config struct {
 	// MinRefreshInterval bounds how often a token naming an unknown key makes the Manager read
 	// the store (anyone can forge such a token). If zero, 100 ms.
 	MinRefreshInterval time.Duration
-	// OnRetire, if set, is called with the record each retirement wrote, once it is committed:
-	// apply it to the revocation state and wake the event streams (revocation.Committer.Apply).
+	// OnRetire, if set, is called with the record each retirement wrote, once it is committed
+	// (whatever happens after the commit): apply it to the revocation state and wake the event
+	// streams (revocation.Committer.Apply). Retiring a key already retired writes nothing and
+	// does not call it.
 	OnRetire func(rescind.Revocation)
+	// Logger receives the errors of refreshes no caller waits for (on demand, after a
+	// retirement). If nil, slog.Default().
+	Logger *slog.Logger
 	// Now returns the current time. If nil, time.Now.
 	Now func() time.Time
 }
@@ -81,7 +92,8 @@ type Manager struct {
 	ring   *token.Keyring
 	signer *token.Signer
 
-	refreshMu    sync.Mutex // serializes Refresh
+	refreshMu    sync.Mutex // serializes apply
+	rotateMu     sync.Mutex // serializes Rotate
 	onDemandMu   sync.Mutex
 	lastOnDemand time.Time
 }
@@ -105,6 +117,9 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	ring, err := token.NewKeyring()
 	if err != nil {
@@ -153,6 +168,8 @@ type Rotation struct {
 // immediately is set (an emergency: a verifier that cached the JWKS just before may refuse the
 // new tokens until it refetches). Tokens of the older keys keep working until they expire.
 func (m *Manager) Rotate(ctx context.Context, immediately bool) (Rotation, error) {
+	m.rotateMu.Lock() // this instance's rotations are ordered; see created for other instances'
+	defer m.rotateMu.Unlock()
 	now := m.cfg.Now()
 	seal, err := m.createSealKey(ctx, now)
 	if err != nil {
@@ -183,33 +200,130 @@ type Retirement struct {
 // rescind.ErrNotFound for an unknown key, and rescind.ErrKeyInUse if the key is in force and no
 // newer key can take over (rotate first). Retiring a retired key changes nothing. actor is
 // recorded in the audit log.
+//
+// Once the store has committed the retirement, this instance applies it before Retire returns,
+// from what it read before and what the store did, with no further I/O that could fail: neither
+// the caller going away nor a database error after the commit can leave this instance accepting
+// the key. What else changed meanwhile is then read back with a context of its own.
 func (m *Manager) Retire(ctx context.Context, kid, actor string) (Retirement, error) {
+	use, keys, err := m.find(ctx, kid)
+	if err != nil {
+		return Retirement{}, err
+	}
+	i := slices.IndexFunc(keys, func(k rescind.Key) bool { return k.ID == kid })
+	if !keys[i].RetiredAt.IsZero() {
+		// Retired already: nothing to write, no record. This instance holds the retirement
+		// (applying it again is harmless, and covers one that was never applied here).
+		if err := m.apply(use, keys); err != nil {
+			m.cfg.Logger.Warn("keys: applying the stored keys", "err", err)
+		}
+		return Retirement{Key: m.info(use, keys, i)}, nil
+	}
 	now := m.cfg.Now()
 	// The record outlives every token the key can have sealed or signed: it sealed or signed
 	// nothing after now, and no token lives longer than RetireAfter.
 	rev := rescind.Revocation{Kind: rescind.RevokeKey, Key: kid, RevokedAt: now, ExpiresAt: now.Add(m.cfg.RetireAfter),
 		StatusIdx: -1, Actor: actor, Reason: "key retired"}
 	activated, err := m.cfg.Store.RetireKey(ctx, kid, rev)
-	if err != nil {
+	switch {
+	case errors.Is(err, rescind.ErrNotFound) || errors.Is(err, rescind.ErrKeyInUse):
 		return Retirement{}, fmt.Errorf("keys: retiring %s: %w", kid, err)
+	case err != nil:
+		// The outcome is unknown (the request ended, the connection broke mid-commit): read
+		// the key back, and if this retirement committed, carry on as if told so.
+		stored, act, rerr := m.committed(ctx, use, kid, now)
+		if rerr != nil {
+			// Perhaps committed, perhaps not: retrying tells (retiring a retired key applies
+			// the stored retirement here and writes nothing).
+			return Retirement{}, fmt.Errorf("keys: retiring %s (retry: it may have been retired): %w", kid, err)
+		}
+		keys, activated = stored, act
+	default:
+		// Apply what the store did (RetireKey's contract) to what was read before it.
+		for j := range keys {
+			switch {
+			case j == i:
+				keys[j].RetiredAt = now
+			case keys[j].ID == activated && keys[j].ActivatesAt.After(now):
+				keys[j].ActivatesAt = now
+			}
+		}
 	}
-	if err := m.Refresh(ctx); err != nil {
-		return Retirement{}, err
+	i = slices.IndexFunc(keys, func(k rescind.Key) bool { return k.ID == kid })
+	// Committed: from here on, nothing may stop the retirement from taking effect here.
+	if err := m.apply(use, keys); err != nil {
+		// Only a key this instance did not hold can fail (its material); every retirement
+		// and activation was applied before it.
+		m.cfg.Logger.Warn("keys: applying the stored keys after a retirement", "err", err)
 	}
 	if m.cfg.OnRetire != nil {
 		m.cfg.OnRetire(rev)
 	}
-	list, err := m.List(ctx)
-	if err != nil {
-		return Retirement{}, err
-	}
-	out := Retirement{Activated: activated}
-	for _, in := range list {
-		if in.ID == kid {
-			out.Key = in
+	m.refreshDetached(ctx)
+	return Retirement{Key: m.info(use, keys, i), Activated: activated}, nil
+}
+
+// find returns the use of the key kid and the stored keys of that use (SortKeys order).
+func (m *Manager) find(ctx context.Context, kid string) (string, []rescind.Key, error) {
+	for _, use := range []string{UseSeal, UseSign} {
+		keys, err := m.cfg.Store.ListKeys(ctx, use)
+		if err != nil {
+			return "", nil, fmt.Errorf("keys: listing: %w", err)
+		}
+		if slices.ContainsFunc(keys, func(k rescind.Key) bool { return k.ID == kid }) {
+			return use, keys, nil
 		}
 	}
-	return out, nil
+	return "", nil, fmt.Errorf("keys: retiring %s: %w", kid, rescind.ErrNotFound)
+}
+
+// committed reads back, with a context of its own, whether the retirement of kid at now
+// committed although the store reported an error. It returns the stored keys of use and the key
+// the retirement activated (if any), or an error if the retirement is not known to have
+// committed.
+func (m *Manager) committed(ctx context.Context, use, kid string, now time.Time) ([]rescind.Key, string, error) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	keys, err := m.cfg.Store.ListKeys(rctx, use)
+	if err != nil {
+		return nil, "", fmt.Errorf("keys: reading back: %w", err)
+	}
+	i := slices.IndexFunc(keys, func(k rescind.Key) bool { return k.ID == kid })
+	if i < 0 || !keys[i].RetiredAt.Equal(now) {
+		return nil, "", errors.New("keys: the retirement did not commit")
+	}
+	activated := ""
+	for j := 0; j < i; j++ {
+		if keys[j].RetiredAt.IsZero() && keys[j].ActivatesAt.Equal(now) {
+			activated = keys[j].ID
+		}
+	}
+	return keys, activated, nil
+}
+
+// refreshDetached reads the stored keys back after a change, with a context of its own (the
+// caller may be gone), trying a few times; a failure is logged (the change itself is applied).
+func (m *Manager) refreshDetached(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	for _, wait := range []time.Duration{0, 100 * time.Millisecond, 400 * time.Millisecond} {
+		time.Sleep(wait)
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = m.Refresh(rctx)
+		cancel()
+		if err == nil {
+			return
+		}
+	}
+	m.cfg.Logger.Warn("keys: reading the keys back after a change (the next refresh will)", "err", err)
+}
+
+// info describes keys[i] (of use) as List does.
+func (m *Manager) info(use string, keys []rescind.Key, i int) Info {
+	k := keys[i]
+	return Info{ID: k.ID, Use: use, Algorithm: k.Algorithm, State: rescind.KeyStateAt(keys, i, m.cfg.RetireAfter, m.cfg.Now()),
+		CreatedAt: k.CreatedAt, ActivatesAt: k.ActivatesAt, RetiredAt: k.RetiredAt,
+		RetiresAt: rescind.KeyRetires(keys, i, m.cfg.RetireAfter)}
 }
 
 // Info describes a key (never its material).
@@ -224,17 +338,14 @@ type Info struct {
 
 // List returns every stored key, sealing keys then signing keys, newest first, with its state now.
 func (m *Manager) List(ctx context.Context) ([]Info, error) {
-	now := m.cfg.Now()
 	var out []Info
 	for _, use := range []string{UseSeal, UseSign} {
 		keys, err := m.cfg.Store.ListKeys(ctx, use)
 		if err != nil {
 			return nil, fmt.Errorf("keys: listing: %w", err)
 		}
-		for i, k := range keys {
-			out = append(out, Info{ID: k.ID, Use: use, Algorithm: k.Algorithm, State: rescind.KeyStateAt(keys, i, m.cfg.RetireAfter, now),
-				CreatedAt: k.CreatedAt, ActivatesAt: k.ActivatesAt, RetiredAt: k.RetiredAt,
-				RetiresAt: rescind.KeyRetires(keys, i, m.cfg.RetireAfter)})
+		for i := range keys {
+			out = append(out, m.info(use, keys, i))
 		}
 	}
 	return out, nil
@@ -242,46 +353,85 @@ func (m *Manager) List(ctx context.Context) ([]Info, error) {
 
 // Refresh brings the keyring and the signer in step with the stored keys: it adds the keys they
 // lack (another instance's rotations), and applies activations and retirements. Call it when
-// another instance changed keys (a notification, the poll).
+// another instance changed keys (a notification, the poll). Every retirement and activation it
+// reads is applied, even if a key's material cannot be opened (it returns that error too).
 func (m *Manager) Refresh(ctx context.Context) error {
+	var errs []error
+	for _, use := range []string{UseSeal, UseSign} {
+		keys, err := m.cfg.Store.ListKeys(ctx, use)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("keys: listing %s keys: %w", use, err))
+			continue
+		}
+		errs = append(errs, m.apply(use, keys))
+	}
+	return errors.Join(errs...)
+}
+
+// apply brings the keyring (UseSeal) or the signer (UseSign) in step with keys, the stored keys
+// of use: first every lifecycle change (retirements, activations, retired keys it lacks), which
+// needs no key material, then the keys it lacks, whose material it opens. A key whose material
+// cannot be opened is left out (and reported); the others are applied.
+func (m *Manager) apply(use string, keys []rescind.Key) error {
 	m.refreshMu.Lock()
 	defer m.refreshMu.Unlock()
-	seal, err := m.cfg.Store.ListKeys(ctx, UseSeal)
-	if err != nil {
-		return fmt.Errorf("keys: listing: %w", err)
+	var errs []error
+	for _, material := range []bool{false, true} {
+		for _, k := range keys {
+			var err error
+			switch use {
+			case UseSeal:
+				err = m.applySeal(k, material)
+			case UseSign:
+				err = m.applySign(k, material)
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
-	for _, k := range seal {
-		id, err := token.ParseKeyID(k.ID)
-		if err != nil {
+	return errors.Join(errs...)
+}
+
+// applySeal applies the stored sealing key k to the keyring: without material, if the keyring
+// holds k or k is retired; with material, if it is neither.
+func (m *Manager) applySeal(k rescind.Key, material bool) error {
+	id, err := token.ParseKeyID(k.ID)
+	if err != nil {
+		if material {
 			return fmt.Errorf("keys: stored key: %w", err)
 		}
-		sk := token.SealKey{ID: id, CreatedAt: k.CreatedAt, ActivatesAt: k.ActivatesAt, RetiredAt: k.RetiredAt}
-		if !m.ring.Has(id) && k.RetiredAt.IsZero() {
-			if sk.Secret, err = m.open(k); err != nil {
-				return err
-			}
-		}
-		if err := m.ring.Add(sk); err != nil {
-			return fmt.Errorf("keys: %w", err)
+		return nil
+	}
+	sk := token.SealKey{ID: id, CreatedAt: k.CreatedAt, ActivatesAt: k.ActivatesAt, RetiredAt: k.RetiredAt}
+	if needs := !m.ring.Has(id) && k.RetiredAt.IsZero(); needs != material {
+		return nil
+	} else if needs {
+		if sk.Secret, err = m.open(k); err != nil {
+			return err
 		}
 	}
-	sign, err := m.cfg.Store.ListKeys(ctx, UseSign)
-	if err != nil {
-		return fmt.Errorf("keys: listing signing keys: %w", err)
+	if err := m.ring.Add(sk); err != nil {
+		return fmt.Errorf("keys: %w", err)
 	}
-	for _, k := range sign {
-		sk := token.SigningKey{ID: k.ID, Alg: k.Algorithm, CreatedAt: k.CreatedAt, ActivatesAt: k.ActivatesAt, RetiredAt: k.RetiredAt}
-		if !m.signer.Has(k.ID) && k.RetiredAt.IsZero() {
-			der, err := m.open(k)
-			if err != nil {
-				return err
-			}
-			if sk.Private, err = token.ParsePrivate(der); err != nil {
-				return fmt.Errorf("keys: signing key %s: %w", k.ID, err)
-			}
+	return nil
+}
+
+// applySign is applySeal for a signing key.
+func (m *Manager) applySign(k rescind.Key, material bool) error {
+	sk := token.SigningKey{ID: k.ID, Alg: k.Algorithm, CreatedAt: k.CreatedAt, ActivatesAt: k.ActivatesAt, RetiredAt: k.RetiredAt}
+	if needs := !m.signer.Has(k.ID) && k.RetiredAt.IsZero(); needs != material {
+		return nil
+	} else if needs {
+		der, err := m.open(k)
+		if err != nil {
+			return err
 		}
-		m.signer.Add(sk)
+		if sk.Private, err = token.ParsePrivate(der); err != nil {
+			return fmt.Errorf("keys: signing key %s: %w", k.ID, err)
+		}
 	}
+	m.signer.Add(sk)
 	return nil
 }
 
@@ -292,7 +442,9 @@ func (m *Manager) RefreshSealKey(ctx context.Context, kid [4]byte) bool {
 	if m.ring.Has(kid) || !m.onDemand() {
 		return m.ring.Has(kid)
 	}
-	m.Refresh(ctx)
+	if err := m.Refresh(ctx); err != nil && ctx.Err() == nil {
+		m.cfg.Logger.Warn("keys: refreshing for a token of an unknown sealing key", "err", err)
+	}
 	return m.ring.Has(kid)
 }
 
@@ -301,7 +453,9 @@ func (m *Manager) RefreshSigningKey(ctx context.Context, kid string) bool {
 	if m.signer.Has(kid) || !m.onDemand() {
 		return m.signer.Has(kid)
 	}
-	m.Refresh(ctx)
+	if err := m.Refresh(ctx); err != nil && ctx.Err() == nil {
+		m.cfg.Logger.Warn("keys: refreshing for a token of an unknown signing key", "err", err)
+	}
 	return m.signer.Has(kid)
 }
 
@@ -317,14 +471,35 @@ func (m *Manager) onDemand() bool {
 	return true
 }
 
+// created returns the creation time of a new key of use: now, unless a stored key of use was
+// created at or after now by this clock (stamped by an instance whose clock is ahead), then just
+// after the newest stored key. Keys are ordered by creation time (rescind.SortKeys), so a key
+// always sorts after every key stored before it, whatever the instances' clocks: a rotation
+// through one instance is never undone by an earlier one through another whose clock is ahead.
+func (m *Manager) created(ctx context.Context, use string, now time.Time) (time.Time, error) {
+	keys, err := m.cfg.Store.ListKeys(ctx, use)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("keys: listing: %w", err)
+	}
+	if len(keys) > 0 && !now.After(keys[0].CreatedAt) {
+		return keys[0].CreatedAt.Add(time.Microsecond), nil
+	}
+	return now, nil
+}
+
+// createSealKey creates a sealing key, in force from now.
 func (m *Manager) createSealKey(ctx context.Context, now time.Time) (string, error) {
+	created, err := m.created(ctx, UseSeal, now)
+	if err != nil {
+		return "", err
+	}
 	k, err := token.NewSealKey()
 	if err != nil {
 		return "", fmt.Errorf("keys: %w", err)
 	}
-	k.CreatedAt, k.ActivatesAt = now, now
+	k.CreatedAt, k.ActivatesAt = created, now
 	kid := k.KeyIDString()
-	if err := m.store(ctx, rescind.Key{ID: kid, Use: UseSeal, Algorithm: algSeal, CreatedAt: now, ActivatesAt: now}, k.Secret); err != nil {
+	if err := m.store(ctx, rescind.Key{ID: kid, Use: UseSeal, Algorithm: algSeal, CreatedAt: created, ActivatesAt: now}, k.Secret); err != nil {
 		return "", err
 	}
 	if err := m.ring.Add(k); err != nil {
@@ -333,12 +508,17 @@ func (m *Manager) createSealKey(ctx context.Context, now time.Time) (string, err
 	return kid, nil
 }
 
+// createSigningKey creates a signing key, published at once and signing from activates.
 func (m *Manager) createSigningKey(ctx context.Context, now, activates time.Time) (string, error) {
+	created, err := m.created(ctx, UseSign, now)
+	if err != nil {
+		return "", err
+	}
 	kid, err := secret.NewID()
 	if err != nil {
 		return "", err
 	}
-	k, err := token.NewSigningKey(kid, m.cfg.SigningAlg, now)
+	k, err := token.NewSigningKey(kid, m.cfg.SigningAlg, created)
 	if err != nil {
 		return "", err
 	}
@@ -347,7 +527,7 @@ func (m *Manager) createSigningKey(ctx context.Context, now, activates time.Time
 	if err != nil {
 		return "", fmt.Errorf("keys: encoding signing key: %w", err)
 	}
-	if err := m.store(ctx, rescind.Key{ID: kid, Use: UseSign, Algorithm: k.Alg, CreatedAt: now, ActivatesAt: activates}, der); err != nil {
+	if err := m.store(ctx, rescind.Key{ID: kid, Use: UseSign, Algorithm: k.Alg, CreatedAt: created, ActivatesAt: activates}, der); err != nil {
 		return "", err
 	}
 	m.signer.Add(k)

@@ -290,3 +290,42 @@ func TestWrongSecretsKey(t *testing.T) {
 		t.Fatalf("wrong secrets key: %v", err)
 	}
 }
+
+// TestRotationOrderAcrossSkewedClocks: keys are ordered by creation time, and a rotation through
+// an instance whose clock is behind another's (within the clock-skew allowance) still sorts after
+// a rotation made earlier through the other: every instance then seals and signs with the key of
+// the latest rotation, whatever their clocks.
+func TestRotationOrderAcrossSkewedClocks(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	ca := &clock{now: time.Unix(1_800_000_000, 0)}
+	cb := &clock{now: ca.now.Add(50 * time.Second)} // B's clock is 50 s ahead of A's
+	a, b := instance(t, path, ca), instance(t, path, cb)
+	if _, err := b.Rotate(ctx, true); err != nil { // an emergency rotation through B...
+		t.Fatal(err)
+	}
+	ca.advance(10 * time.Second)
+	cb.advance(10 * time.Second)
+	latest, err := a.Rotate(ctx, true) // ...and another through A, 10 s later
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range map[string]*keys.Manager{"A": a, "B": b} {
+		if err := m.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c := ca
+		if name == "B" {
+			c = cb
+		}
+		if _, kid := signed(t, m); kid != latest.SigningKeyID {
+			t.Errorf("%s signs with %s; want the latest rotation's key %s", name, kid, latest.SigningKeyID)
+		}
+		if _, kid := sealed(t, m, c); kid != latest.SealKeyID {
+			t.Errorf("%s seals with %s; want the latest rotation's key %s", name, kid, latest.SealKeyID)
+		}
+	}
+	if st := states(t, b); st[latest.SigningKeyID] != rescind.KeyActive || st[latest.SealKeyID] != rescind.KeyActive {
+		t.Errorf("states on B: %v; want the latest rotation's keys active", st)
+	}
+}

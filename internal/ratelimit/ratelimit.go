@@ -73,11 +73,64 @@ func (l *Limiter) Allow(keys ...string) (ok bool, retryAfter time.Duration) {
 	return false, time.Duration(math.Ceil((1-worst)/l.rate())) * time.Second
 }
 
+// Reservation is a token taken from each of a set of buckets before an attempt is checked.
+type Reservation struct {
+	l    *Limiter
+	keys []string
+	once sync.Once
+}
+
+// Reserve takes a token from the bucket of every key, if each has one, before the attempt is
+// checked: then concurrent attempts cannot all pass a look at a bucket that holds fewer tokens
+// than there are attempts (as Allow followed by Fail lets them). If a bucket is empty, nothing is
+// taken, ok is false and retryAfter says when a token will be back. An attempt that succeeds
+// gives its tokens back with Refund; a failed one keeps them taken.
+func (l *Limiter) Reserve(keys ...string) (r *Reservation, ok bool, retryAfter time.Duration) {
+	now := l.cfg.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	worst := math.Inf(1)
+	for _, k := range keys {
+		if b := l.buckets[k]; b != nil {
+			worst = math.Min(worst, l.level(b, now))
+		}
+	}
+	if worst < 1 {
+		return nil, false, time.Duration(math.Ceil((1-worst)/l.rate())) * time.Second
+	}
+	l.take(now, keys)
+	return &Reservation{l: l, keys: keys}, true, 0
+}
+
+// Refund gives the reservation's tokens back: the attempt succeeded. It is safe to call on a nil
+// Reservation and more than once.
+func (r *Reservation) Refund() {
+	if r == nil {
+		return
+	}
+	r.once.Do(func() {
+		now := r.l.cfg.Now()
+		r.l.mu.Lock()
+		defer r.l.mu.Unlock()
+		for _, k := range r.keys {
+			if b := r.l.buckets[k]; b != nil {
+				b.tokens = math.Min(float64(r.l.cfg.Burst), r.l.level(b, now)+1)
+				b.at = now
+			}
+		}
+	})
+}
+
 // Fail takes a token from the bucket of every key.
 func (l *Limiter) Fail(keys ...string) {
 	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.take(now, keys)
+}
+
+// take takes a token from the bucket of every key; l.mu is held.
+func (l *Limiter) take(now time.Time, keys []string) {
 	if len(l.buckets) > 100000 {
 		for k, b := range l.buckets { // forget buckets that are full again
 			if l.level(b, now) >= float64(l.cfg.Burst) {

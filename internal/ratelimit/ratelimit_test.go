@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"sync"
 	"testing"
 	"time"
 )
@@ -31,4 +32,42 @@ func TestFailuresOnly(t *testing.T) {
 			t.Fatal("Allow consumed tokens")
 		}
 	}
+}
+
+// TestReserveHoldsUnderConcurrency: of many concurrent attempts on one bucket, only Burst get a
+// reservation (Allow then Fail would let them all through); refunds give tokens back.
+func TestReserveHoldsUnderConcurrency(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	l := New(Config{Burst: 10, PerMinute: 1, Now: func() time.Time { return now }})
+	var mu sync.Mutex
+	var got []*Reservation
+	var wg sync.WaitGroup
+	for range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r, ok, _ := l.Reserve("addr:a", "user:x|a"); ok {
+				mu.Lock()
+				got = append(got, r)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(got) != 10 {
+		t.Fatalf("%d of 60 concurrent attempts reserved, want the burst (10)", len(got))
+	}
+	if _, ok, retry := l.Reserve("addr:a"); ok || retry <= 0 {
+		t.Fatalf("an 11th attempt: ok=%v retry=%v", ok, retry)
+	}
+	got[0].Refund()
+	got[0].Refund() // twice gives back once
+	if _, ok, _ := l.Reserve("addr:a"); !ok {
+		t.Fatal("no token after a refund")
+	}
+	if _, ok, _ := l.Reserve("addr:a"); ok {
+		t.Fatal("a refund given back twice")
+	}
+	var nilRes *Reservation
+	nilRes.Refund()
 }

@@ -5,10 +5,10 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
-
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/store/internal/sqlstore"
 )
 
 // scanConns is how many connections the readers of ScanRevocations may use at once.
@@ -46,7 +46,7 @@ func (s *Store) ScanRevocations(ctx context.Context, afterSeq, uptoSeq int64, no
 		return err
 	}
 	rows, err := db.QueryContext(ctx, `SELECT seq, kind, key, revoked_at, expires_at, status_list, status_idx
-		FROM revocations WHERE seq > ? AND seq <= ? AND expires_at >= ? ORDER BY seq`, afterSeq, uptoSeq, nanos(now))
+		FROM revocations WHERE seq > ? AND seq <= ? AND expires_at >= ? ORDER BY seq`, afterSeq, uptoSeq, sqlstore.Nanos(now))
 	if err != nil {
 		return fmt.Errorf("sqlite: scanning revocations: %w", err)
 	}

@@ -22,8 +22,32 @@ import (
 // closed when t ends (for example with t.Cleanup).
 type Opener func(t *testing.T) (open func() rescind.Store)
 
+// RowsFault breaks row iteration in a backend, for the cases that show a failure in the
+// middle of a result leaves nothing half-done. It arms a fault in s, a store the Opener
+// returned: from then on, the n-th query (counting from 0) that reads rows delivers at most one
+// row and then fails with err, as a connection lost in the middle of a result would. disarm
+// ends the fault and reports whether that query came.
+type RowsFault func(s rescind.Store, n int, err error) (disarm func() (reached bool))
+
+// Option changes what RunTests runs.
+type Option func(*options)
+
+type options struct {
+	rowsFault RowsFault
+}
+
+// WithRowsFault gives the suite the backend's RowsFault. Without it the rows-failure cases are
+// skipped.
+func WithRowsFault(f RowsFault) Option {
+	return func(o *options) { o.rowsFault = f }
+}
+
 // RunTests runs the conformance suite.
-func RunTests(t *testing.T, opener Opener) {
+func RunTests(t *testing.T, opener Opener, opts ...Option) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	tests := []struct {
 		name string
 		run  func(t *testing.T, s rescind.Store)
@@ -52,6 +76,17 @@ func RunTests(t *testing.T, opener Opener) {
 	}
 	for _, tc := range keyTests() {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
+	}
+	for _, tc := range dpopTests() {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
+	}
+	for _, tc := range rowsFaultTests() {
+		t.Run(tc.name, func(t *testing.T) {
+			if o.rowsFault == nil {
+				t.Skip("the backend gives no RowsFault (WithRowsFault)")
+			}
+			tc.run(t, opener(t)(), o.rowsFault)
+		})
 	}
 	t.Run("InstancesSeeEachOthersWrites", func(t *testing.T) { testInstancesShare(t, opener(t)) })
 	t.Run("PollingMissesNoConcurrentRevocation", func(t *testing.T) { testPollingOrder(t, opener(t)) })
