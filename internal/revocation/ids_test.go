@@ -46,7 +46,7 @@ func TestParseIDs(t *testing.T) {
 		"padded":                jti[:20] + "==",
 		"standard alphabet":     "+" + jti[1:],
 		"trailing bits":         jti[:21] + "B", // B = 1: one of the 4 unused bits set
-		"grant id as token id":  gid[:22],
+		"grant id as token id":  gid[:21] + "b", // b (27): unused bits set, whatever gid is
 		"upper-case grant id":   "A" + gid[1:],
 		"grant trailing bits":   gid[:25] + "b", // b = 1: one of the 2 unused bits set
 		"token id as grant id":  jti + "AAAA",
