@@ -200,18 +200,6 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		}
 		t := benchTarget{name: f.issuer, tokenURL: md.TokenEndpoint, introURL: md.IntrospectionEndpoint,
 			revokeURL: md.RevocationEndpoint, auth: client.BasicAuth(f.clientID, sec), issuer: md.Issuer, clientID: f.clientID, secret: sec}
-		// The client's format is its own: told by a token of it.
-		if _, body, err := send(http.DefaultClient, t, request{url: t.tokenURL, body: "grant_type=client_credentials"}); err == nil {
-			var tr struct {
-				AccessToken string `json:"access_token"`
-			}
-			if json.Unmarshal(body, &tr) == nil && tr.AccessToken != "" {
-				t.format = "opaque"
-				if token.LooksLikeJWT(tr.AccessToken) {
-					t.format = "jwt"
-				}
-			}
-		}
 		targets, srv.rs = []benchTarget{t}, t
 	} else {
 		srv, err = startBenchServer(ctx, cmd.ErrOrStderr(), f, formats, slices.Contains(scenarios, "resource") || slices.Contains(scenarios, "resource-dpop"))
@@ -243,11 +231,18 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		}
 	}
 
-	// The ceiling is sent the same forms: a token of the format measured, not a stand-in.
+	// The ceiling is sent the same forms: a token of the format measured, not a stand-in. A
+	// running server's client has the format it has: told by its token.
 	samples := make([]string, len(targets))
 	for i, t := range targets {
-		if toks := issue(ctx, http.DefaultClient, t, 1, 1); len(toks) == 1 {
+		if toks := issue(ctx, &http.Client{Timeout: 30 * time.Second}, t, 1, 1); len(toks) == 1 {
 			samples[i] = toks[0]
+			if t.format == "" {
+				targets[i].format = "opaque"
+				if token.LooksLikeJWT(toks[0]) {
+					targets[i].format = "jwt"
+				}
+			}
 		}
 	}
 	progress := progressWriter(cmd.ErrOrStderr())
