@@ -49,6 +49,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(ErrUnauthorizedClient, http.StatusBadRequest, "the client is not allowed to use this grant type"))
 		return
 	}
+	if s.cutOff(w, client) {
+		return
+	}
 	switch gt {
 	case rescind.GrantAuthorizationCode:
 		s.handleAuthorizationCode(w, r, form, client)

@@ -357,6 +357,16 @@ func (m *refModel) covered(t *mToken) bool {
 	return c.deleted || (!c.cut.IsZero() && !t.iat.After(c.cut))
 }
 
+// cutOff reports whether a token issued to c at now would be covered by c's cut-off (its iat
+// as the token carries it: to the second in a JWT): the token endpoint refuses to issue it.
+func (m *refModel) cutOff(c *mClient, now time.Time) bool {
+	iat := now
+	if c.jwt {
+		iat = time.Unix(now.Unix(), 0)
+	}
+	return !c.deleted && !c.cut.IsZero() && !iat.After(c.cut)
+}
+
 // inStatusList reports whether the token's status list entry must be set: the status list
 // carries token and grant revocations, not client-wide cut-offs (a documented limit).
 func (m *refModel) inStatusList(t *mToken) bool {
@@ -843,6 +853,9 @@ func (w *world) exec(o op) error {
 			}
 			return nil
 		}
+		if m.cutOff(c, now) {
+			return expectStatus(status, body, http.StatusServiceUnavailable, "temporarily_unavailable")
+		}
 		if status != http.StatusOK {
 			return failf("unexpected-answer", "client_credentials: %d %s", status, body)
 		}
@@ -890,6 +903,9 @@ func (w *world) exec(o op) error {
 		switch {
 		case by.deleted:
 			return expectStatus(status, body, http.StatusUnauthorized, "")
+		case m.cutOff(by, now):
+			// Refused before the code is even looked at: nothing changes.
+			return expectStatus(status, body, http.StatusServiceUnavailable, "temporarily_unavailable")
 		case g.revoked || k.purged || !now.Before(k.exp) && !k.used:
 			return expectStatus(status, body, http.StatusBadRequest, "invalid_grant")
 		case by.name != k.client || !o.good:
@@ -924,6 +940,8 @@ func (w *world) exec(o op) error {
 		switch {
 		case by.deleted:
 			return expectStatus(status, body, http.StatusUnauthorized, "")
+		case m.cutOff(by, now):
+			return expectStatus(status, body, http.StatusServiceUnavailable, "temporarily_unavailable")
 		case m.grants[rt.grant].revoked, by.name != rt.client:
 			return expectStatus(status, body, http.StatusBadRequest, "invalid_grant")
 		case rt.used:
@@ -1000,7 +1018,7 @@ func (w *world) exec(o op) error {
 			}
 			req.User = u.username
 		}
-		_, err := w.admin(o.inst).RevokeAll(ctx, req)
+		res, err := w.admin(o.inst).RevokeAll(ctx, req)
 		var ae *admin.APIError
 		if (c != nil && c.deleted) || (u != nil && u.deleted) {
 			if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
@@ -1016,8 +1034,15 @@ func (w *world) exec(o op) error {
 				m.revokeGrant(g.name)
 			}
 		}
-		if c != nil && u == nil && now.After(c.cut) {
-			c.cut = now
+		if c != nil && u == nil {
+			// The cut-off covers every token issued before the answer by an instance whose
+			// clock is ahead by up to the skew.
+			if res.RevokedBefore == nil || res.RevokedBefore.Before(now.Add(m.skew)) {
+				return failf("unexpected-answer", "revoke-all --client %s: cut-off %v, want at least %s (now plus the skew)", c.name, res.RevokedBefore, now.Add(m.skew))
+			}
+			if res.RevokedBefore.After(c.cut) {
+				c.cut = *res.RevokedBefore
+			}
 		}
 	case opDeleteClient:
 		c := m.clients[o.client]

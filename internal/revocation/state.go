@@ -53,6 +53,18 @@ func (s *State) IsRevoked(jti, grantID, clientID string, issuedAt time.Time) boo
 	return false
 }
 
+// ClientCutoff returns the cut-off of client clientID, if it has one: every token of the client
+// issued at or before it is revoked (revoke-all --client, or the client's deletion).
+func (s *State) ClientCutoff(clientID string) (time.Time, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c, ok := s.clients[clientID]
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.Unix(0, c.revokedAt), true
+}
+
 // Apply adds revocations to the state. Records are merged as the store merges them.
 func (s *State) Apply(revs ...rescind.Revocation) {
 	s.mu.Lock()
