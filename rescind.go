@@ -459,7 +459,11 @@ type Store interface {
 
 	// RecordGrantTokenStatus remembers the status list entry of an access token issued under a
 	// grant, until exp, so that RevokeGrants can flip it. RevokeGrants writes a RevokeStatus
-	// record for each unexpired entry of each grant it revokes.
+	// record for each unexpired entry of each grant it revokes. The entry is recorded only while
+	// the grant is active, atomically with respect to RevokeGrants (on PostgreSQL under the
+	// grant's row lock): if the grant is revoked or missing, nothing is written and ErrNotFound
+	// is returned, and the token must not be issued. So every entry recorded is flipped by the
+	// grant's revocation, whichever commits first.
 	RecordGrantTokenStatus(ctx context.Context, grantID, list string, idx int64, exp time.Time) error
 
 	// CreateStatusList records a status list an instance starts allocating from. Returns

@@ -550,10 +550,17 @@ func (s *Store) ListAudit(ctx context.Context, limit int) ([]rescind.AuditEntry,
 
 // RecordGrantTokenStatus implements rescind.Store.
 func (s *Store) RecordGrantTokenStatus(ctx context.Context, grantID, list string, idx int64, exp time.Time) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO grant_token_status (grant_id, status_list, status_idx, expires_at) VALUES ($1, $2, $3, $4)`,
+	// Under a share lock on the grant's row: a revocation holding the row (RevokeGrants takes it
+	// FOR UPDATE) commits first, and then the grant is found revoked and nothing is recorded; or
+	// it waits for this insert to commit, and its later read of the entries finds this one.
+	tag, err := s.pool.Exec(ctx, `INSERT INTO grant_token_status (grant_id, status_list, status_idx, expires_at)
+		SELECT id, $2, $3, $4 FROM grants WHERE id = $1 AND revoked_at = 0 FOR SHARE`,
 		grantID, list, idx, nanos(exp))
 	if err != nil {
 		return fmt.Errorf("postgres: recording token status: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: grant %q is revoked: %w", grantID, rescind.ErrNotFound)
 	}
 	return nil
 }

@@ -564,10 +564,18 @@ func auditAction(k rescind.RevocationKind) string { return "revoke_" + string(k)
 
 // RecordGrantTokenStatus implements rescind.Store.
 func (s *Store) RecordGrantTokenStatus(ctx context.Context, grantID, list string, idx int64, exp time.Time) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO grant_token_status (grant_id, status_list, status_idx, expires_at) VALUES (?, ?, ?, ?)`,
-		grantID, list, idx, nanos(exp))
+	// One statement, so one write transaction: a revocation of the grant commits wholly before
+	// it (nothing is recorded) or after it (and flips the entry).
+	res, err := s.db.ExecContext(ctx, `INSERT INTO grant_token_status (grant_id, status_list, status_idx, expires_at)
+		SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM grants WHERE id = ? AND revoked_at = 0)`,
+		grantID, list, idx, nanos(exp), grantID)
 	if err != nil {
 		return fmt.Errorf("sqlite: recording token status: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: recording token status: %w", err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: grant %q is revoked: %w", grantID, rescind.ErrNotFound)
 	}
 	return nil
 }
