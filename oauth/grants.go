@@ -207,6 +207,12 @@ func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client
 // is.exp, and answers with it and refresh.
 func (s *Server) respondGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refresh string, is issuance) {
 	resp, err := s.issueAccessToken(r.Context(), client, grantID, userID, scope, nil, is)
+	if errors.Is(err, rescind.ErrNotFound) {
+		// The grant was revoked since the redemption or rotation: its JWT's status entry could
+		// not be recorded, and the token is not issued (see Store.RecordGrantTokenStatus).
+		writeError(w, errInvalidGrant)
+		return
+	}
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "issuing access token", "err", err)
 		writeError(w, errServer)

@@ -38,6 +38,11 @@
 //
 //   - RevokeToken (one access token) and RevokeStatus (the status list entry of a grant's JWT):
 //     the token's own exp, read from the token, or recorded with the entry when it was issued.
+//     A grant's JWT is signed only after its entry is recorded (Store.RecordGrantTokenStatus),
+//     which happens only while the grant is active, atomically with respect to RevokeGrants: a
+//     revocation that commits first leaves the grant without the token (invalid_grant), one
+//     that commits after finds the entry and flips it. So no token of a revoked grant is valid
+//     in the status list.
 //   - RevokeGrant: the grant's TokensExpireAt, the latest exp of the access tokens issued under
 //     it. Every access token of a grant is issued right after a store transaction that redeems
 //     its code (Store.RedeemCode) or rotates its refresh token (Store.RotateRefreshToken): these
