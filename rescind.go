@@ -90,6 +90,15 @@ type Client struct {
 	AllowInsecureRedirect bool
 }
 
+// ClientUpdate is a change to a client's registration (Store.UpdateClient): each field that is
+// not nil replaces the stored value; the others are left as stored.
+type ClientUpdate struct {
+	Name         *string
+	Scopes       *[]string
+	RedirectURIs *[]string
+	TokenTTL     *time.Duration
+}
+
 // AllowsGrant reports whether the client is registered for the grant type gt.
 func (c Client) AllowsGrant(gt string) bool {
 	for _, g := range c.GrantTypes {
@@ -372,10 +381,19 @@ type Store interface {
 	GetClient(ctx context.Context, id string) (Client, error)
 	// ListClients returns every client, ordered by creation time then ID.
 	ListClients(ctx context.Context) ([]Client, error)
-	// UpdateClient replaces the stored client with c (matched by c.ID; CreatedAt is kept) and,
-	// on a shared store, tells the other instances. Returns ErrNotFound if there is no such
-	// client.
-	UpdateClient(ctx context.Context, c Client) error
+	// UpdateClient applies u to the client id in one statement and, on a shared store, tells
+	// the other instances. Only the fields u sets are written; every other column keeps its
+	// stored value, so a concurrent change of other fields (on this instance or another, a
+	// secret rotation included) is never undone. It returns the client as updated. Returns
+	// ErrNotFound if there is no such client.
+	UpdateClient(ctx context.Context, id string, u ClientUpdate) (Client, error)
+	// RotateClientSecret gives the client id the secret whose hash is hash, in one statement
+	// that reads the secret it replaces where it writes (so a concurrent change cannot bring the
+	// replaced secret back): the replaced secret becomes PreviousSecretHash until previousUntil,
+	// or is dropped at once if previousUntil is zero (so is the previous secret of an earlier
+	// rotation, either way). On a shared store it tells the other instances. It returns the
+	// client as updated. Returns ErrNotFound if there is no such client.
+	RotateClientSecret(ctx context.Context, id, hash string, previousUntil time.Time) (Client, error)
 	// DeleteClient deletes the client and writes rev (which should revoke all its tokens) in the
 	// same transaction, together with revoking the client's grants at now as RevokeGrants does,
 	// so no crash can leave a deleted client's tokens alive. If rev.Actor is set, one audit entry

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -78,9 +77,6 @@ type Config struct {
 // Server serves the admin API.
 type Server struct {
 	cfg Config
-	// clientsMu orders this instance's read-modify-write changes of clients (update, secret
-	// rotation), so that one does not undo another.
-	clientsMu sync.Mutex
 }
 
 // New returns a Server.

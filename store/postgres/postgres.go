@@ -281,26 +281,60 @@ func (s *Store) ListClients(ctx context.Context) ([]rescind.Client, error) {
 }
 
 // UpdateClient implements rescind.Store.
-func (s *Store) UpdateClient(ctx context.Context, c rescind.Client) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE clients SET name = $1, secret_hash = $2, public = $3, grant_types = $4, scopes = $5,
-			redirect_uris = $6, token_ttl_ns = $7, allow_plain_pkce = $8, token_format = $9, previous_secret_hash = $10,
-			previous_secret_expires_at = $11, resource_server = $12, resources = $13, allow_insecure_redirect = $14 WHERE id = $15`,
-			c.Name, c.SecretHash, c.Public, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs), int64(c.TokenTTL),
-			c.AllowPlainPKCE, tokenFormat(c.TokenFormat), c.PreviousSecretHash, optionalNanos(c.PreviousSecretExpiresAt),
-			c.ResourceServer, list(c.Resources), c.AllowInsecureRedirect, c.ID)
-		if err != nil {
-			return fmt.Errorf("postgres: updating client %q: %w", c.ID, err)
+func (s *Store) UpdateClient(ctx context.Context, id string, u rescind.ClientUpdate) (rescind.Client, error) {
+	var sets []string
+	args := []any{id}
+	set := func(col string, v any) {
+		args = append(args, v)
+		sets = append(sets, fmt.Sprintf("%s = $%d", col, len(args)))
+	}
+	if u.Name != nil {
+		set("name", *u.Name)
+	}
+	if u.Scopes != nil {
+		set("scopes", list(*u.Scopes))
+	}
+	if u.RedirectURIs != nil {
+		set("redirect_uris", list(*u.RedirectURIs))
+	}
+	if u.TokenTTL != nil {
+		set("token_ttl_ns", int64(*u.TokenTTL))
+	}
+	if len(sets) == 0 {
+		return s.GetClient(ctx, id)
+	}
+	return s.changeClient(ctx, id, `UPDATE clients SET `+strings.Join(sets, ", ")+` WHERE id = $1 RETURNING `+clientColumns, args...)
+}
+
+// RotateClientSecret implements rescind.Store.
+func (s *Store) RotateClientSecret(ctx context.Context, id, hash string, previousUntil time.Time) (rescind.Client, error) {
+	// The right-hand sides read the row as it was (under its lock): the replaced secret is the
+	// stored one.
+	return s.changeClient(ctx, id, `UPDATE clients SET previous_secret_hash = CASE WHEN $2 THEN secret_hash ELSE '' END,
+		previous_secret_expires_at = $3, secret_hash = $4 WHERE id = $1 RETURNING `+clientColumns,
+		id, !previousUntil.IsZero(), optionalNanos(previousUntil), hash)
+}
+
+// changeClient runs the update query, which returns the client's columns, and tells every
+// instance at commit.
+func (s *Store) changeClient(ctx context.Context, id, query string, args ...any) (rescind.Client, error) {
+	var c rescind.Client
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		c, err = scanClient(tx.QueryRow(ctx, query, args...))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("postgres: client %q: %w", id, rescind.ErrNotFound)
 		}
-		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("postgres: client %q: %w", c.ID, rescind.ErrNotFound)
+		if err != nil {
+			return fmt.Errorf("postgres: updating client %q: %w", id, err)
 		}
 		// Every instance drops its cached copy and verified secrets at commit.
-		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, chanClients, c.ID); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, chanClients, id); err != nil {
 			return fmt.Errorf("postgres: notifying: %w", err)
 		}
 		return nil
 	})
+	return c, err
 }
 
 // DeleteClient implements rescind.Store.

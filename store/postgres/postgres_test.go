@@ -127,11 +127,18 @@ func TestWatch(t *testing.T) {
 	}
 	a.CreateClient(ctx, rescind.Client{ID: "c1", Name: "c1", CreatedAt: now})
 	// An update tells every instance, so none keeps a stale client (a rotated secret, a ttl).
-	if err := a.UpdateClient(ctx, rescind.Client{ID: "c1", Name: "renamed", CreatedAt: now}); err != nil {
+	renamed := "renamed"
+	if _, err := a.UpdateClient(ctx, "c1", rescind.ClientUpdate{Name: &renamed}); err != nil {
 		t.Fatal(err)
 	}
 	if e := next(rescind.EventClientChanged); e.ClientID != "c1" {
 		t.Fatalf("event after update = %+v", e)
+	}
+	if _, err := a.RotateClientSecret(ctx, "c1", "new-hash", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(rescind.EventClientChanged); e.ClientID != "c1" {
+		t.Fatalf("event after rotation = %+v", e)
 	}
 	a.DeleteClient(ctx, "c1", now, rescind.Revocation{Kind: rescind.RevokeClient, Key: "c1", ClientID: "c1", RevokedAt: now, ExpiresAt: now.Add(time.Hour)})
 	if e := next(rescind.EventClientChanged); e.ClientID != "c1" {

@@ -348,22 +348,59 @@ func (s *Store) ListClients(ctx context.Context) ([]rescind.Client, error) {
 }
 
 // UpdateClient implements rescind.Store.
-func (s *Store) UpdateClient(ctx context.Context, c rescind.Client) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE clients SET name = ?, secret_hash = ?, public = ?, grant_types = ?, scopes = ?,
-		redirect_uris = ?, token_ttl_ns = ?, allow_plain_pkce = ?, token_format = ?, previous_secret_hash = ?,
-		previous_secret_expires_at = ?, resource_server = ?, resources = ?, allow_insecure_redirect = ? WHERE id = ?`,
-		c.Name, c.SecretHash, c.Public, jsonList(c.GrantTypes), jsonList(c.Scopes), jsonList(c.RedirectURIs), int64(c.TokenTTL),
-		c.AllowPlainPKCE, tokenFormat(c.TokenFormat), c.PreviousSecretHash, optionalNanos(c.PreviousSecretExpiresAt),
-		c.ResourceServer, jsonList(c.Resources), c.AllowInsecureRedirect, c.ID)
+func (s *Store) UpdateClient(ctx context.Context, id string, u rescind.ClientUpdate) (rescind.Client, error) {
+	var sets []string
+	var args []any
+	if u.Name != nil {
+		sets, args = append(sets, "name = ?"), append(args, *u.Name)
+	}
+	if u.Scopes != nil {
+		sets, args = append(sets, "scopes = ?"), append(args, jsonList(*u.Scopes))
+	}
+	if u.RedirectURIs != nil {
+		sets, args = append(sets, "redirect_uris = ?"), append(args, jsonList(*u.RedirectURIs))
+	}
+	if u.TokenTTL != nil {
+		sets, args = append(sets, "token_ttl_ns = ?"), append(args, int64(*u.TokenTTL))
+	}
+	if len(sets) == 0 {
+		return s.GetClient(ctx, id)
+	}
+	return s.changeClient(ctx, id, `UPDATE clients SET `+strings.Join(sets, ", ")+` WHERE id = ?`, append(args, id)...)
+}
+
+// RotateClientSecret implements rescind.Store.
+func (s *Store) RotateClientSecret(ctx context.Context, id, hash string, previousUntil time.Time) (rescind.Client, error) {
+	// The right-hand sides read the row as it was: the replaced secret is the stored one.
+	return s.changeClient(ctx, id, `UPDATE clients SET previous_secret_hash = CASE WHEN ? THEN secret_hash ELSE '' END,
+		previous_secret_expires_at = ?, secret_hash = ? WHERE id = ?`, !previousUntil.IsZero(), optionalNanos(previousUntil), hash, id)
+}
+
+// changeClient runs the update query (its last argument the client's id) and returns the client
+// as it then is, in one transaction.
+func (s *Store) changeClient(ctx context.Context, id, query string, args ...any) (rescind.Client, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: updating client %q: %w", c.ID, err)
+		return rescind.Client{}, fmt.Errorf("sqlite: updating client %q: %w", id, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return rescind.Client{}, fmt.Errorf("sqlite: updating client %q: %w", id, err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: updating client %q: %w", c.ID, err)
+		return rescind.Client{}, fmt.Errorf("sqlite: updating client %q: %w", id, err)
 	} else if n == 0 {
-		return fmt.Errorf("sqlite: client %q: %w", c.ID, rescind.ErrNotFound)
+		return rescind.Client{}, fmt.Errorf("sqlite: client %q: %w", id, rescind.ErrNotFound)
 	}
-	return nil
+	c, err := scanClient(tx.QueryRowContext(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = ?`, id))
+	if err != nil {
+		return c, fmt.Errorf("sqlite: reading client %q: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return c, fmt.Errorf("sqlite: updating client %q: commit: %w", id, err)
+	}
+	return c, nil
 }
 
 // DeleteClient implements rescind.Store.
