@@ -1,14 +1,18 @@
 // Package rescind holds the domain of the Rescind OAuth 2.0 authorization server: clients,
-// revocations and keys, and the Store interface that every storage backend implements.
+// users, grants with their refresh tokens and authorization codes, revocations, status lists,
+// keys and the audit log, and the Store interface that every storage backend implements.
 //
-// The design in brief: access tokens are sealed (or signed) and never stored, so issuing and
-// checking one costs no database I/O. What is stored instead is revocation state: the ids of
-// revoked tokens, and cut-offs that revoke every token of a client issued before a moment. Each
-// revocation record lives only until the last token it covers has expired, so stored state grows
-// with revoked-and-unexpired tokens, never with issued ones.
+// The design in brief: a grant (one client, one subject, some scopes) is the unit of revocation.
+// Access tokens are sealed (or signed) and never stored, so issuing and checking one costs no
+// database I/O; refresh tokens and codes are stored as hashes. What is stored instead of access
+// tokens is revocation state: revoked tokens, revoked grants, status list entries, cut-offs that
+// revoke every token of a client issued before a moment, and retired keys. Each revocation
+// record lives only until the last token it covers has expired (package internal/revocation
+// states the invariant), so stored state grows with revoked-and-unexpired tokens, never with
+// issued ones.
 //
-// Backends live in store/sqlite (the embedded default); store/storetest is the conformance
-// suite each of them passes unchanged.
+// Backends live in store/sqlite (the embedded default) and store/postgres (several instances);
+// store/storetest is the conformance suite each of them passes unchanged.
 package rescind
 
 import (

@@ -39,11 +39,7 @@ func (s *Server) handleUpdateClient(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := updateOf(c, req)
 	if err != nil {
-		code := "invalid_client_metadata" // RFC 7591 §3.2.2, as at creation
-		if _, ok := errors.AsType[*redirect.Error](err); ok {
-			code = "invalid_redirect_uri"
-		}
-		writeErr(w, http.StatusBadRequest, code, err.Error())
+		writeErr(w, http.StatusBadRequest, metadataErrorCode(err), err.Error())
 		return
 	}
 	id := c.ID

@@ -94,31 +94,45 @@ func New(cfg Config) *Server {
 }
 
 // Handler returns the API's handler. With requireToken, every request must carry the bearer
-// token from Config.Token (and none is accepted if it is empty).
+// token from Config.Token (and none is accepted if it is empty). A known path asked with
+// another method is a 405 with Allow; an unknown path a 404; both as an ErrorResponse.
 func (s *Server) Handler(requireToken bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /admin/v1/clients", s.handleCreateClient)
-	mux.HandleFunc("GET /admin/v1/clients", s.handleListClients)
-	mux.HandleFunc("GET /admin/v1/clients/{id}", s.handleGetClient)
-	mux.HandleFunc("DELETE /admin/v1/clients/{id}", s.handleDeleteClient)
-	mux.HandleFunc("PATCH /admin/v1/clients/{id}", s.handleUpdateClient)
-	mux.HandleFunc("POST /admin/v1/clients/{id}/rotate-secret", s.handleRotateSecret)
-	mux.HandleFunc("GET /admin/v1/keys", s.handleListKeys)
-	mux.HandleFunc("POST /admin/v1/keys/rotate", s.handleRotateKeys)
-	mux.HandleFunc("POST /admin/v1/keys/{kid}/retire", s.handleRetireKey)
-	mux.HandleFunc("POST /admin/v1/users", s.handleCreateUser)
-	mux.HandleFunc("GET /admin/v1/users", s.handleListUsers)
-	mux.HandleFunc("DELETE /admin/v1/users/{username}", s.handleDeleteUser)
-	mux.HandleFunc("POST /admin/v1/revoke-all", s.handleRevokeAll)
-	mux.HandleFunc("GET /admin/v1/audit", s.handleAudit)
-	if requireToken {
-		mux.HandleFunc("POST /admin/v1/backup", s.handleBackupRefused)
-	} else {
-		mux.HandleFunc("POST /admin/v1/backup", s.handleBackup)
+	allow := map[string][]string{} // path -> methods routed
+	route := func(pattern string, h http.Handler) {
+		method, path, _ := strings.Cut(pattern, " ")
+		allow[path] = append(allow[path], method)
+		mux.Handle(pattern, h)
 	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	route("POST /admin/v1/clients", http.HandlerFunc(s.handleCreateClient))
+	route("GET /admin/v1/clients", http.HandlerFunc(s.handleListClients))
+	route("GET /admin/v1/clients/{id}", http.HandlerFunc(s.handleGetClient))
+	route("DELETE /admin/v1/clients/{id}", http.HandlerFunc(s.handleDeleteClient))
+	route("PATCH /admin/v1/clients/{id}", http.HandlerFunc(s.handleUpdateClient))
+	route("POST /admin/v1/clients/{id}/rotate-secret", http.HandlerFunc(s.handleRotateSecret))
+	route("GET /admin/v1/keys", http.HandlerFunc(s.handleListKeys))
+	route("POST /admin/v1/keys/rotate", http.HandlerFunc(s.handleRotateKeys))
+	route("POST /admin/v1/keys/{kid}/retire", http.HandlerFunc(s.handleRetireKey))
+	route("POST /admin/v1/users", http.HandlerFunc(s.handleCreateUser))
+	route("GET /admin/v1/users", http.HandlerFunc(s.handleListUsers))
+	route("DELETE /admin/v1/users/{username}", http.HandlerFunc(s.handleDeleteUser))
+	route("POST /admin/v1/revoke-all", http.HandlerFunc(s.handleRevokeAll))
+	route("GET /admin/v1/audit", http.HandlerFunc(s.handleAudit))
+	if requireToken {
+		route("POST /admin/v1/backup", http.HandlerFunc(s.handleBackupRefused))
+	} else {
+		route("POST /admin/v1/backup", http.HandlerFunc(s.handleBackup))
+	}
+	route("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	for path, methods := range allow {
+		allowed := strings.Join(slices.Sorted(slices.Values(methods)), ", ")
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allowed)
+			writeErr(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not served here; use "+allowed)
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeErr(w, http.StatusNotFound, "not_found", "no such endpoint or method")
+		writeErr(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
 	if !requireToken {
 		return mux
@@ -195,11 +209,7 @@ func (s *Server) handleCreateClient(w http.ResponseWriter, r *http.Request) {
 	}
 	c, plain, err := s.newClient(req)
 	if err != nil {
-		code := "invalid_client_metadata" // RFC 7591 §3.2.2
-		if _, ok := errors.AsType[*redirect.Error](err); ok {
-			code = "invalid_redirect_uri"
-		}
-		writeErr(w, http.StatusBadRequest, code, err.Error())
+		writeErr(w, http.StatusBadRequest, metadataErrorCode(err), err.Error())
 		return
 	}
 	if err := s.cfg.Store.CreateClient(r.Context(), c); err != nil {
@@ -211,6 +221,15 @@ func (s *Server) handleCreateClient(w http.ResponseWriter, r *http.Request) {
 	info := infoOf(c, s.cfg.TokenTTL(c.TokenTTL))
 	info.ClientSecret = plain
 	writeJSON(w, http.StatusCreated, info)
+}
+
+// metadataErrorCode is the RFC 7591 §3.2.2 error code for a refused client registration or
+// change: invalid_redirect_uri for a redirect URI, invalid_client_metadata for anything else.
+func metadataErrorCode(err error) string {
+	if _, ok := errors.AsType[*redirect.Error](err); ok {
+		return "invalid_redirect_uri"
+	}
+	return "invalid_client_metadata"
 }
 
 // newClient validates req and returns the client to store and its plaintext secret.

@@ -160,6 +160,7 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	es, err := s.cfg.Store.ListAudit(r.Context(), limit)
 	if err != nil {
+		s.cfg.Logger.ErrorContext(r.Context(), "reading the audit log", "err", err)
 		writeErr(w, http.StatusInternalServerError, "server_error", "the audit log could not be read")
 		return
 	}

@@ -156,7 +156,7 @@ func newEnvStore(t testing.TB, st rescind.Store) *env {
 		t.Fatal(err)
 	}
 	s, err := oauth.New(oauth.Config{Issuer: issuer, Clients: e.clients, Keys: kr, Revoked: e.state,
-		Committer: com, Metrics: met, Store: st, Pages: pages.Handler(), AccessTokenTTL: time.Hour, MaxBodyBytes: 4096, Now: e.clock,
+		Committer: com, Metrics: met, Store: st, Pages: pages, AccessTokenTTL: time.Hour, MaxBodyBytes: 4096, Now: e.clock,
 		Signer: e.signer, Statuses: e.statuses})
 	if err != nil {
 		t.Fatal(err)

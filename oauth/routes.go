@@ -1,41 +1,80 @@
 package oauth
 
-import "net/http"
+import (
+	"net/http"
+	"slices"
+	"strings"
+)
 
-// Handler returns the HTTP handler for all public endpoints. This is the one route table.
+// Handler returns the HTTP handler of the whole public surface. This is the one route table:
+// the protocol endpoints of this package and the pages of package web (Config.Pages). A known
+// path asked with another method gets a 405 with Allow; an unknown path a 404.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	allow := map[string][]string{} // path -> methods routed
+	pagePaths := map[string]bool{}
 	route := func(pattern, endpoint string, h http.HandlerFunc) {
+		method, path, _ := strings.Cut(pattern, " ")
+		allow[path] = append(allow[path], method)
 		mux.Handle(pattern, s.metrics.Instrument(endpoint, h))
 	}
-	route("POST /oauth2/token", "token", s.handleToken)
-	route("POST /oauth2/revoke", "revoke", s.handleRevoke)
-	route("POST /oauth2/introspect", "introspect", s.handleIntrospect)
-	route("GET /.well-known/oauth-authorization-server", "metadata", s.handleMetadata)
+	// page is a route whose answers are HTML pages (or redirects of the browser).
+	page := func(pattern, endpoint string, h http.HandlerFunc) {
+		_, path, _ := strings.Cut(pattern, " ")
+		pagePaths[path] = true
+		route(pattern, endpoint, pageHeaders(h))
+	}
+
+	route("POST /oauth2/token", "token", s.handleToken)                                // RFC 6749 §3.2 (token.go)
+	route("POST /oauth2/revoke", "revoke", s.handleRevoke)                             // RFC 7009 (revoke.go)
+	route("POST /oauth2/introspect", "introspect", s.handleIntrospect)                 // RFC 7662 (introspect.go)
+	route("GET /.well-known/oauth-authorization-server", "metadata", s.handleMetadata) // RFC 8414
 	route("GET /.well-known/openid-configuration", "metadata", s.handleMetadata)
 	if s.pages != nil {
-		// The pages (package web): authorization endpoint, login, consent, connected apps.
-		route("GET /oauth2/authorize", "authorize", s.pages.ServeHTTP)
-		route("POST /oauth2/authorize", "consent", s.pages.ServeHTTP)
-		route("GET /login", "login", s.pages.ServeHTTP)
-		route("POST /login", "login", s.pages.ServeHTTP)
-		route("POST /logout", "logout", s.pages.ServeHTTP)
-		route("GET /account/apps", "apps", s.pages.ServeHTTP)
-		route("POST /account/apps/revoke", "apps_revoke", s.pages.ServeHTTP)
+		page("GET /oauth2/authorize", "authorize", s.handleAuthorize) // RFC 6749 §4.1.1 (authorize.go)
+		page("POST /oauth2/authorize", "consent", s.handleConsent)    // the consent form's answer
+		page("GET /login", "login", s.pages.HandleLoginPage)
+		page("POST /login", "login", s.pages.HandleLogin)
+		page("POST /logout", "logout", s.pages.HandleLogout)
+		page("GET /account/apps", "apps", s.pages.HandleApps)
+		page("POST /account/apps/revoke", "apps_revoke", s.pages.HandleRevokeApp)
 	}
-	route("GET /.well-known/jwks.json", "jwks", s.handleJWKS)
-	route("GET /oauth2/statuslists/{id}", "statuslist", s.handleStatusList)
-	route("GET /oauth2/revocations/events", "events", s.handleEvents)
+	route("GET /.well-known/jwks.json", "jwks", s.handleJWKS)               // RFC 7517 (jwt.go)
+	route("GET /oauth2/statuslists/{id}", "statuslist", s.handleStatusList) // Token Status List (jwt.go)
+	route("GET /oauth2/revocations/events", "events", s.handleEvents)       // revocation push (events.go)
 	route("GET /healthz", "healthz", s.handleHealthz)
 	route("GET /readyz", "readyz", s.handleReadyz)
 
-	// Other methods on known paths get a 405 in the protocol's JSON format, not the mux's text.
-	for _, p := range []string{"/oauth2/token", "/oauth2/revoke", "/oauth2/introspect"} {
-		mux.Handle(p, methodNotAllowed(http.MethodPost))
-	}
-	for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/healthz", "/readyz"} {
-		mux.Handle(p, methodNotAllowed(http.MethodGet))
+	// Other methods on a known path: 405, in the format of what the path serves.
+	for path, methods := range allow {
+		allowed := strings.Join(slices.Compact(slices.Sorted(slices.Values(methods))), ", ")
+		if pagePaths[path] {
+			mux.Handle(path, pageHeaders(s.pageMethodNotAllowed(allowed)))
+		} else {
+			mux.Handle(path, methodNotAllowed(allowed))
+		}
 	}
 	mux.HandleFunc("/", notFound)
 	return withHeaders(s.recoverPanics(mux))
+}
+
+// pageMethodNotAllowed answers a page path asked with a method it does not serve.
+func (s *Server) pageMethodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		s.pages.ShowError(w, r, http.StatusMethodNotAllowed, "This page does not accept that request.")
+	}
+}
+
+// pageHeaders sets the headers every page carries: no framing (clickjacking of the consent
+// page), no caching (pages and redirects carry sessions, CSRF tokens and codes), and a content
+// security policy that lets the pages have inline styles and nothing else.
+func pageHeaders(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Cache-Control", "no-store")
+		h(w, r)
+	}
 }

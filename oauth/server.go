@@ -35,8 +35,11 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Store holds codes, refresh tokens and grants. Required.
 	Store rescind.Store
-	// Pages serves the browser-facing routes (authorize, login, account); if nil they are 404.
-	Pages http.Handler
+	// Pages are the browser-facing pages (login, consent, account; package web). If nil, the
+	// authorization endpoint and the pages are 404.
+	Pages Pages
+	// CodeTTL is the authorization code lifetime. If zero, 60 seconds.
+	CodeTTL time.Duration
 	// RefreshTokenTTL is the lifetime of refresh tokens. If zero, 30 days.
 	RefreshTokenTTL time.Duration
 	// Signer signs JWT access tokens and status lists; if nil, JWT access tokens are off.
@@ -81,7 +84,8 @@ type Server struct {
 	committer       *revocation.Committer
 	metrics         *metrics.Metrics
 	store           rescind.Store
-	pages           http.Handler
+	pages           Pages
+	codeTTL         time.Duration
 	refreshTTL      time.Duration
 	grantWithAccess bool
 	signer          *token.Signer
@@ -115,7 +119,7 @@ func New(cfg Config) (*Server, error) {
 		issuer: strings.TrimSuffix(cfg.Issuer, "/"), clients: cfg.Clients, keys: cfg.Keys, revoked: cfg.Revoked,
 		committer: cfg.Committer, metrics: cfg.Metrics, tokenTTL: cfg.AccessTokenTTL, maxBody: cfg.MaxBodyBytes,
 		ready: cfg.Ready, refresh: cfg.RefreshKeys, refreshSigning: cfg.RefreshSigningKeys, log: cfg.Logger, now: cfg.Now,
-		store: cfg.Store, pages: cfg.Pages, refreshTTL: cfg.RefreshTokenTTL, grantWithAccess: cfg.RevokeGrantWithAccessToken,
+		store: cfg.Store, pages: cfg.Pages, codeTTL: cfg.CodeTTL, refreshTTL: cfg.RefreshTokenTTL, grantWithAccess: cfg.RevokeGrantWithAccessToken,
 		signer: cfg.Signer, statuses: cfg.Statuses, limiter: cfg.Limiter, statusTTL: cfg.StatusListTTL, lists: make(map[string]renderedList),
 		knownLists: make(map[string]time.Time), missingLists: make(map[string]time.Time),
 		encoded: make(map[int64][]byte),
@@ -123,6 +127,9 @@ func New(cfg Config) (*Server, error) {
 	s.statusBase = s.issuer + "/oauth2/statuslists/"
 	if s.statusTTL <= 0 {
 		s.statusTTL = time.Minute
+	}
+	if s.codeTTL <= 0 {
+		s.codeTTL = time.Minute
 	}
 	if s.refreshTTL <= 0 {
 		s.refreshTTL = 30 * 24 * time.Hour

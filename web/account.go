@@ -59,12 +59,16 @@ func safeNext(next string) string {
 	return next
 }
 
-func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
+// HandleLoginPage serves GET /login: the sign-in form, which returns to the "next" path (only
+// a path on this server: safeNext).
+func (s *Server) HandleLoginPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r),
 		"Next": safeNext(r.URL.Query().Get("next"))})
 }
 
-func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+// HandleLogin serves POST /login: it checks the credentials, with failures rate-limited and
+// logged without the username typed, and signs the person in.
+func (s *Server) HandleLogin(w http.ResponseWriter, r *http.Request) {
 	if err := parsePost(w, r); err != nil {
 		s.renderError(w, http.StatusBadRequest, "The form could not be read.")
 		return
@@ -117,19 +121,23 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "authenticating user", err)
 		return
 	}
-	if err := s.setSession(w, u.ID, u.Username); err != nil {
+	if err := s.sessions.Start(w, r, u); err != nil {
 		s.serverError(w, r, "session", err)
 		return
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+// HandleLogout serves POST /logout: it signs the browser out.
+func (s *Server) HandleLogout(w http.ResponseWriter, r *http.Request) {
 	if err := parsePost(w, r); err != nil || !s.checkCSRF(r) {
 		s.renderError(w, http.StatusForbidden, "This form has expired. Go back and try again.")
 		return
 	}
-	http.SetCookie(w, s.cookie(sessionCookie, "", -1))
+	if err := s.sessions.End(w, r); err != nil {
+		s.serverError(w, r, "ending session", err)
+		return
+	}
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
@@ -140,14 +148,14 @@ type appRow struct {
 	Granted, LastUsed time.Time
 }
 
-// handleApps lists the apps the person has an active grant with.
-func (s *Server) handleApps(w http.ResponseWriter, r *http.Request) {
-	sess := s.currentSession(r)
-	if sess == nil {
+// HandleApps serves GET /account/apps: it lists the apps the person has an active grant with.
+func (s *Server) HandleApps(w http.ResponseWriter, r *http.Request) {
+	user, ok := s.SignedIn(r)
+	if !ok {
 		http.Redirect(w, r, "/login?next=%2Faccount%2Fapps", http.StatusSeeOther)
 		return
 	}
-	grants, err := s.cfg.Store.ListGrants(r.Context(), rescind.GrantFilter{UserID: sess.UserID})
+	grants, err := s.cfg.Store.ListGrants(r.Context(), rescind.GrantFilter{UserID: user.ID})
 	if err != nil {
 		s.serverError(w, r, "listing grants", err)
 		return
@@ -164,18 +172,19 @@ func (s *Server) handleApps(w http.ResponseWriter, r *http.Request) {
 		rows = append(rows, appRow{GrantID: g.ID, Name: c.Name, Scopes: g.Scopes, Granted: g.CreatedAt, LastUsed: g.LastUsedAt})
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return strings.ToLower(rows[i].Name) < strings.ToLower(rows[j].Name) })
-	s.render(w, http.StatusOK, "apps.html", map[string]any{"Title": "Connected apps", "Username": sess.Username,
+	s.render(w, http.StatusOK, "apps.html", map[string]any{"Title": "Connected apps", "Username": user.Username,
 		"Apps": rows, "CSRF": s.csrfToken(w, r)})
 }
 
-// handleRevokeApp revokes one of the person's grants: every access and refresh token of it dies.
-func (s *Server) handleRevokeApp(w http.ResponseWriter, r *http.Request) {
+// HandleRevokeApp serves POST /account/apps/revoke: it revokes one of the person's grants, and
+// every access and refresh token of it dies.
+func (s *Server) HandleRevokeApp(w http.ResponseWriter, r *http.Request) {
 	if err := parsePost(w, r); err != nil {
 		s.renderError(w, http.StatusBadRequest, "The form could not be read.")
 		return
 	}
-	sess := s.currentSession(r)
-	if sess == nil {
+	user, ok := s.SignedIn(r)
+	if !ok {
 		http.Redirect(w, r, "/login?next=%2Faccount%2Fapps", http.StatusSeeOther)
 		return
 	}
@@ -189,17 +198,17 @@ func (s *Server) handleRevokeApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g, err := s.cfg.Store.GetGrant(r.Context(), grantID)
-	if err != nil || g.UserID != sess.UserID { // someone else's grant is as good as none
+	if err != nil || g.UserID != user.ID { // someone else's grant is as good as none
 		http.Redirect(w, r, "/account/apps", http.StatusSeeOther)
 		return
 	}
 	// The record lives as long as the grant's tokens (the store knows their latest expiry).
-	_, _, err = s.cfg.Committer.RevokeGrants(r.Context(), rescind.GrantFilter{GrantID: g.ID, UserID: sess.UserID}, rescind.Revocation{
-		RevokedAt: s.cfg.Now(), Actor: "user:" + sess.Username, Reason: "connected apps page"})
+	_, _, err = s.cfg.Committer.RevokeGrants(r.Context(), rescind.GrantFilter{GrantID: g.ID, UserID: user.ID}, rescind.Revocation{
+		RevokedAt: s.cfg.Now(), Actor: "user:" + user.Username, Reason: "connected apps page"})
 	if err != nil {
 		s.serverError(w, r, "revoking grant", err)
 		return
 	}
-	s.cfg.Logger.InfoContext(r.Context(), "grant revoked by its user", "grant_id", g.ID, "client_id", g.ClientID, "user", sess.Username)
+	s.cfg.Logger.InfoContext(r.Context(), "grant revoked by its user", "grant_id", g.ID, "client_id", g.ClientID, "user", user.Username)
 	http.Redirect(w, r, "/account/apps", http.StatusSeeOther)
 }

@@ -84,8 +84,9 @@ type Config struct {
 	Gate *secret.Gate
 	// Limiter, if set, rate-limits failed logins per source address and per username there.
 	Limiter *ratelimit.Limiter
-	// CodeTTL is the authorization code lifetime. If zero, 60 seconds.
-	CodeTTL time.Duration
+	// Sessions keeps who is signed in on which browser. If nil, sessions are cookies sealed
+	// with Box that last SessionTTL.
+	Sessions Sessions
 	// SessionTTL is how long a login lasts. If zero, 12 hours.
 	SessionTTL time.Duration
 	// Logger receives errors and security events. If nil, slog.Default().
@@ -94,10 +95,12 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Server serves the pages.
+// Server serves the pages. It implements oauth.Pages: the server's route table (oauth
+// routes.go) mounts its Handle methods, and the authorization endpoint calls the others.
 type Server struct {
-	cfg    Config
-	secure bool
+	cfg      Config
+	secure   bool
+	sessions Sessions
 }
 
 // New returns a Server.
@@ -111,9 +114,6 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Users == nil {
 		cfg.Users = LocalUsers{Store: cfg.Store, Gate: cfg.Gate}
 	}
-	if cfg.CodeTTL <= 0 {
-		cfg.CodeTTL = time.Minute
-	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 12 * time.Hour
 	}
@@ -123,36 +123,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Server{cfg: cfg, secure: strings.HasPrefix(cfg.Issuer, "https://")}, nil
-}
-
-// Handler returns the handler for the page routes, which the server's route table (oauth
-// routes.go) mounts: GET and POST /oauth2/authorize, GET and POST /login, POST /logout,
-// GET /account/apps and POST /account/apps/revoke.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /oauth2/authorize", s.handleAuthorize)
-	mux.HandleFunc("POST /oauth2/authorize", s.handleConsent)
-	mux.HandleFunc("GET /login", s.handleLoginPage)
-	mux.HandleFunc("POST /login", s.handleLogin)
-	mux.HandleFunc("POST /logout", s.handleLogout)
-	mux.HandleFunc("GET /account/apps", s.handleApps)
-	mux.HandleFunc("POST /account/apps/revoke", s.handleRevokeApp)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.renderError(w, http.StatusMethodNotAllowed, "This page does not accept that request.")
-	})
-	return pageHeaders(mux)
-}
-
-// pageHeaders sets the headers every page carries.
-func pageHeaders(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
-		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Cache-Control", "no-store")
-		h.ServeHTTP(w, r)
-	})
+	s := &Server{cfg: cfg, secure: strings.HasPrefix(cfg.Issuer, "https://"), sessions: cfg.Sessions}
+	if s.sessions == nil {
+		s.sessions = cookieSessions{box: cfg.Box, ttl: cfg.SessionTTL, secure: s.secure, now: cfg.Now}
+	}
+	return s, nil
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, data map[string]any) {

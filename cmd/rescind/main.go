@@ -1,8 +1,22 @@
 // Command rescind is the Rescind OAuth 2.0 authorization server and its command-line tools.
 //
-//	rescind serve                      run the server (SQLite in ./rescind-data)
-//	rescind client create|list|get|delete
+//	rescind serve                       run the server (SQLite in ./rescind-data, or PostgreSQL)
+//	rescind migrate                     apply pending database migrations and exit
+//	rescind client create|list|get|update|rotate-secret|delete
+//	rescind user create|list|delete
 //	rescind keys list|rotate|retire
+//	rescind revoke-all                  revoke every grant of a user, of a client, or both
+//	rescind audit list                  the audit log of revocations
+//	rescind backup                      copy the SQLite database to a new file
+//	rescind token|introspect|revoke     a client's calls to any RFC 6749/7662/7009 server
+//	rescind bench                       measure the server under load
+//	rescind version
+//
+// The management commands talk to the running server's admin API (package admin), over the Unix
+// socket in the data directory or, with an admin URL, over TCP. Settings come from flags,
+// RESCIND_* environment variables and a config file, in that order of precedence
+// (settings.go). The server's start is a list of named steps (Main.Run in serve.go), which
+// end-to-end tests drive too; the wiring of the packages is there and nowhere else.
 //
 // Run "rescind help" for the rest.
 package main

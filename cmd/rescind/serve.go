@@ -602,7 +602,7 @@ func (m *Main) buildHandlers(context.Context) error {
 	}
 	m.oauth, err = oauth.New(oauth.Config{
 		Issuer: m.Issuer, Clients: m.clients, Keys: m.keyring, Revoked: m.state, Committer: m.committer, Metrics: m.metrics,
-		Store: m.store, Pages: m.pages.Handler(), AccessTokenTTL: c.AccessTokenTTL, RefreshTokenTTL: c.RefreshTokenTTL,
+		Store: m.store, Pages: m.pages, AccessTokenTTL: c.AccessTokenTTL, RefreshTokenTTL: c.RefreshTokenTTL,
 		RevokeGrantWithAccessToken: c.RevokeGrantWithAccessToken, Ready: m.store.Ping, Logger: m.Logger,
 		RefreshKeys: m.keys.RefreshSealKey, RefreshSigningKeys: m.keys.RefreshSigningKey, Signer: m.signer, StatusListTTL: c.StatusListTTL,
 		Statuses: &statuslist.Allocator{Recorder: m.store, MaxTokenTTL: admin.MaxTokenTTL, Now: m.Now},
@@ -622,6 +622,9 @@ func (m *Main) buildHandlers(context.Context) error {
 	m.admin = admin.New(acfg)
 	return nil
 }
+
+// The pages of package web are the browser-facing half of the OAuth route table.
+var _ oauth.Pages = (*web.Server)(nil)
 
 // backuper is a store that copies itself to a file while in use (SQLite).
 type backuper interface {

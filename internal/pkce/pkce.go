@@ -1,4 +1,6 @@
-// Package pkce checks Proof Key for Code Exchange values (RFC 7636).
+// Package pkce checks Proof Key for Code Exchange values (RFC 7636): a code challenge and its
+// method at the authorization endpoint (§4.2, §4.3; S256, or plain for a client allowed it) and
+// a code verifier against the challenge at the token endpoint (§4.6).
 package pkce
 
 import (

@@ -3,9 +3,9 @@
 // matching per RFC 9700 §4.1.3, with the loopback port exception of RFC 8252 §7.3).
 //
 // Every path that registers or changes a client's redirect URIs (the admin API's client
-// creation and update, and dynamic registration) calls Validate; the authorization endpoint
-// calls Match, and Validate again on the URI it is about to redirect to, so a client registered
-// before a rule existed cannot be used to break it.
+// creation and update) calls Validate; the authorization endpoint (package oauth) calls Match,
+// and Validate again on the URI it is about to redirect to, so a client registered before a rule
+// existed cannot be used to break it.
 package redirect
 
 import (

@@ -4,7 +4,8 @@
 // State answers "is this token revoked?" without I/O: every instance loads the stored records at
 // start and applies each revocation it commits before acknowledging it. The Committer batches
 // concurrent revocations into one store transaction, so durability (commit and fsync before the
-// 200) does not cap throughput at one fsync per request.
+// 200) does not cap throughput at one fsync per request. The Feed is an instance's one reader of
+// newly committed records, whatever their origin, fanned out to its revocation event streams.
 //
 // # The invariant
 //

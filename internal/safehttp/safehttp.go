@@ -1,6 +1,7 @@
 // Package safehttp makes outbound HTTP requests to addresses that someone else chose (a push
 // endpoint, a back-channel logout URI, a client metadata document) without letting them reach
-// the server's own network: server-side request forgery defences (OWASP SSRF prevention).
+// the server's own network: server-side request forgery defences (OWASP SSRF prevention). It is
+// ready for the features that will call such addresses; no code of the server calls one yet.
 //
 // The check happens when the connection is made, on the address actually dialled, so a host
 // name that resolves (or re-resolves, DNS rebinding) to a private address is refused, and so is

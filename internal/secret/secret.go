@@ -1,5 +1,7 @@
-// Package secret hashes and verifies client secrets (argon2id, RFC 9106), generates random
-// secrets and identifiers, and encrypts stored key material under the server's secrets key.
+// Package secret hashes and verifies client secrets and user passwords (argon2id, RFC 9106, in
+// PHC string format), generates random secrets and identifiers, compares secrets in constant
+// time, and seals values under the server's secrets key (Box, XChaCha20-Poly1305): the stored key
+// material and the session cookies.
 package secret
 
 import (

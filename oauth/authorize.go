@@ -1,4 +1,4 @@
-package web
+package oauth
 
 import (
 	"errors"
@@ -48,10 +48,10 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 	if !ok || clientID == "" {
 		return nil, "The request does not name a valid client (client_id).", nil
 	}
-	c, err := s.cfg.Clients.Get(r.Context(), clientID)
+	c, err := s.clients.Get(r.Context(), clientID)
 	if err != nil {
 		if !errors.Is(err, rescind.ErrNotFound) {
-			s.cfg.Logger.ErrorContext(r.Context(), "reading client", "err", err)
+			s.log.ErrorContext(r.Context(), "reading client", "err", err)
 		}
 		return nil, "The request names an unknown client.", nil
 	}
@@ -116,7 +116,7 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 func (s *Server) redirect(w http.ResponseWriter, r *http.Request, ar *authRequest, params url.Values) {
 	u, err := url.Parse(ar.redirectURI)
 	if err != nil {
-		s.renderError(w, http.StatusBadRequest, "The client's redirect URI is invalid.")
+		s.pages.ShowError(w, r, http.StatusBadRequest, "The client's redirect URI is invalid.")
 		return
 	}
 	q := u.Query()
@@ -126,7 +126,7 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request, ar *authReques
 	if ar.state != "" {
 		q.Set("state", ar.state)
 	}
-	q.Set("iss", s.cfg.Issuer)
+	q.Set("iss", s.issuer)
 	u.RawQuery = q.Encode()
 	http.Redirect(w, r, u.String(), http.StatusSeeOther)
 }
@@ -135,36 +135,43 @@ func (s *Server) redirectErr(w http.ResponseWriter, r *http.Request, ar *authReq
 	s.redirect(w, r, ar, url.Values{"error": {e.code}, "error_description": {e.desc}})
 }
 
+// pageError answers a failure of the store on a browser route: logged, and an error page that
+// says nothing of it.
+func (s *Server) pageError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	s.log.ErrorContext(r.Context(), what, "err", err)
+	s.pages.ShowError(w, r, http.StatusInternalServerError, "The server could not complete this request. Please try again.")
+}
+
 // handleAuthorize is the authorization endpoint (RFC 6749 §4.1.1). It sends a person who is not
 // logged in to the login page, skips consent for scopes already granted, and otherwise shows the
 // consent page.
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	ar, pageErr, rerr := s.parseAuthRequest(r, r.URL.RawQuery)
 	if pageErr != "" {
-		s.renderError(w, http.StatusBadRequest, pageErr)
+		s.pages.ShowError(w, r, http.StatusBadRequest, pageErr)
 		return
 	}
 	if rerr != nil {
 		s.redirectErr(w, r, ar, rerr)
 		return
 	}
-	sess := s.currentSession(r)
-	if sess == nil {
+	user, ok := s.pages.SignedIn(r)
+	if !ok {
 		if ar.prompt == "none" {
 			s.redirectErr(w, r, ar, &redirectError{"login_required", "the user is not logged in"})
 			return
 		}
-		http.Redirect(w, r, "/login?next="+url.QueryEscape("/oauth2/authorize?"+r.URL.RawQuery), http.StatusSeeOther)
+		s.pages.SignIn(w, r, "/oauth2/authorize?"+r.URL.RawQuery)
 		return
 	}
-	grants, err := s.cfg.Store.ListGrants(r.Context(), rescind.GrantFilter{ClientID: ar.client.ID, UserID: sess.UserID})
+	grants, err := s.store.ListGrants(r.Context(), rescind.GrantFilter{ClientID: ar.client.ID, UserID: user.ID})
 	if err != nil {
-		s.serverError(w, r, "listing grants", err)
+		s.pageError(w, r, "listing grants", err)
 		return
 	}
 	for _, g := range grants {
-		if !s.cfg.Committer.GrantRevoked(g.ID) && containsAll(g.Scopes, ar.scopes) {
-			s.issueCode(w, r, ar, sess, g) // already consented to these scopes
+		if !s.committer.GrantRevoked(g.ID) && containsAll(g.Scopes, ar.scopes) {
+			s.issueCode(w, r, ar, user, g) // already consented to these scopes
 			return
 		}
 	}
@@ -172,10 +179,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.redirectErr(w, r, ar, &redirectError{"consent_required", "the user has not consented to this request"})
 		return
 	}
-	s.render(w, http.StatusOK, "consent.html", map[string]any{
-		"Title": "Allow access", "ClientName": ar.client.Name, "Username": sess.Username, "Scopes": ar.scopes,
-		"CSRF": s.csrfToken(w, r), "Request": ar.raw,
-	})
+	s.pages.ShowConsent(w, r, ar.client, user, ar.scopes, ar.raw)
 }
 
 func containsAll(have, want []string) bool {
@@ -187,73 +191,60 @@ func containsAll(have, want []string) bool {
 	return true
 }
 
-// handleConsent takes the person's decision on the consent page.
+// handleConsent takes the person's decision on the consent page: the authorization request it
+// carries is validated again, as if it had just arrived.
 func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
-	if err := parsePost(w, r); err != nil {
-		s.renderError(w, http.StatusBadRequest, "The form could not be read.")
-		return
-	}
-	if !s.checkCSRF(r) {
-		s.renderError(w, http.StatusForbidden, "This form has expired or did not come from this site. Go back and try again.")
-		return
-	}
-	raw, err := formValue(r, "request")
-	if err != nil {
-		s.renderError(w, http.StatusBadRequest, err.Error())
+	raw, allow, ok := s.pages.ReadConsent(w, r)
+	if !ok {
 		return
 	}
 	ar, pageErr, rerr := s.parseAuthRequest(r, raw)
 	if pageErr != "" {
-		s.renderError(w, http.StatusBadRequest, pageErr)
+		s.pages.ShowError(w, r, http.StatusBadRequest, pageErr)
 		return
 	}
 	if rerr != nil {
 		s.redirectErr(w, r, ar, rerr)
 		return
 	}
-	sess := s.currentSession(r)
-	if sess == nil {
-		http.Redirect(w, r, "/login?next="+url.QueryEscape("/oauth2/authorize?"+raw), http.StatusSeeOther)
+	user, ok := s.pages.SignedIn(r)
+	if !ok {
+		s.pages.SignIn(w, r, "/oauth2/authorize?"+raw)
 		return
 	}
-	switch d, _ := formValue(r, "decision"); d {
-	case "allow":
-	case "deny":
+	if !allow {
 		s.redirectErr(w, r, ar, &redirectError{"access_denied", "the user denied the request"})
-		return
-	default:
-		s.renderError(w, http.StatusBadRequest, "Choose Allow or Deny.")
 		return
 	}
 	id, err := secret.NewID()
 	if err != nil {
-		s.serverError(w, r, "grant id", err)
+		s.pageError(w, r, "grant id", err)
 		return
 	}
-	now := s.cfg.Now()
-	g, err := s.cfg.Store.SaveGrant(r.Context(), rescind.Grant{ID: id, ClientID: ar.client.ID, UserID: sess.UserID,
+	now := s.now()
+	g, err := s.store.SaveGrant(r.Context(), rescind.Grant{ID: id, ClientID: ar.client.ID, UserID: user.ID,
 		Scopes: ar.scopes, CreatedAt: now, LastUsedAt: now})
 	if err != nil {
-		s.serverError(w, r, "saving grant", err)
+		s.pageError(w, r, "saving grant", err)
 		return
 	}
-	s.issueCode(w, r, ar, sess, g)
+	s.issueCode(w, r, ar, user, g)
 }
 
 // issueCode stores a single-use code bound to the client, redirect URI and PKCE challenge
 // (RFC 6749 §4.1.2) and redirects with it.
-func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *authRequest, sess *session, g rescind.Grant) {
+func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *authRequest, user rescind.User, g rescind.Grant) {
 	text, hash, err := token.NewStored(token.CodePrefix)
 	if err != nil {
-		s.serverError(w, r, "code", err)
+		s.pageError(w, r, "code", err)
 		return
 	}
-	now := s.cfg.Now()
-	err = s.cfg.Store.CreateCode(r.Context(), rescind.AuthCode{Hash: hash, ClientID: ar.client.ID, UserID: sess.UserID,
+	now := s.now()
+	err = s.store.CreateCode(r.Context(), rescind.AuthCode{Hash: hash, ClientID: ar.client.ID, UserID: user.ID,
 		GrantID: g.ID, RedirectURI: ar.redirectURI, RedirectURIGiven: ar.redirectURIGiven, Scope: strings.Join(ar.scopes, " "),
-		Challenge: ar.challenge, ChallengeMethod: ar.method, CreatedAt: now, ExpiresAt: now.Add(s.cfg.CodeTTL)})
+		Challenge: ar.challenge, ChallengeMethod: ar.method, CreatedAt: now, ExpiresAt: now.Add(s.codeTTL)})
 	if err != nil {
-		s.serverError(w, r, "storing code", err)
+		s.pageError(w, r, "storing code", err)
 		return
 	}
 	s.redirect(w, r, ar, url.Values{"code": {text}})

@@ -1,0 +1,49 @@
+package oauth
+
+import (
+	"net/http"
+
+	"github.com/rescind/rescind"
+)
+
+// Pages is the browser-facing half of the public surface, which package web provides: the page
+// handlers the route table (routes.go) mounts, and what the authorization endpoint asks of the
+// person's browser (Browser). Pages decide nothing of the protocol: which authorization
+// requests are valid, where a browser may be sent back to, and what a code is bound to are
+// decided in this package.
+type Pages interface {
+	Browser
+	// HandleLoginPage serves GET /login: the sign-in form, which returns to the "next" path.
+	HandleLoginPage(w http.ResponseWriter, r *http.Request)
+	// HandleLogin serves POST /login: it checks the credentials and signs the person in.
+	HandleLogin(w http.ResponseWriter, r *http.Request)
+	// HandleLogout serves POST /logout: it signs the browser out.
+	HandleLogout(w http.ResponseWriter, r *http.Request)
+	// HandleApps serves GET /account/apps: the apps the signed-in person granted access to.
+	HandleApps(w http.ResponseWriter, r *http.Request)
+	// HandleRevokeApp serves POST /account/apps/revoke: the person revokes one of their grants.
+	HandleRevokeApp(w http.ResponseWriter, r *http.Request)
+}
+
+// Browser is what the authorization endpoint (RFC 6749 §4.1.1) needs of the person's browser:
+// who is signed in on it, and the pages it is shown. Every method that takes w answers the
+// request.
+type Browser interface {
+	// SignedIn returns the person signed in on the browser that sent r, as stored now; false if
+	// no one is (no session, an ended one, or a deleted user).
+	SignedIn(r *http.Request) (rescind.User, bool)
+	// SignIn sends the browser to sign in, and afterwards to next, a path on this server.
+	SignIn(w http.ResponseWriter, r *http.Request, next string)
+	// ShowConsent asks user whether client may have scopes. Its form posts request (the
+	// authorization request's query, validated again on return) and the decision to
+	// POST /oauth2/authorize, where ReadConsent reads them.
+	ShowConsent(w http.ResponseWriter, r *http.Request, client rescind.Client, user rescind.User, scopes []string, request string)
+	// ReadConsent reads the consent form posted by the browser that sent r: the authorization
+	// request it carries and whether the person allowed it. If ok is false the form was not
+	// one ShowConsent made for this browser (a forged or expired form, no decision), and
+	// ReadConsent has answered with an error page.
+	ReadConsent(w http.ResponseWriter, r *http.Request) (request string, allow, ok bool)
+	// ShowError answers with an error page of status saying msg, for a request that must not be
+	// sent back to the client (RFC 6749 §4.1.2.1: an unknown client or redirect URI).
+	ShowError(w http.ResponseWriter, r *http.Request, status int, msg string)
+}
