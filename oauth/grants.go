@@ -1,10 +1,12 @@
 package oauth
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/pkce"
@@ -14,11 +16,21 @@ import (
 // revokeGrant revokes a grant and everything in it, for the given reason. The record lives as
 // long as the tokens issued under the grant (the store knows their latest expiry): nothing here
 // sizes it.
+//
+// The revocation runs to its end whether or not r's client waits for the answer: it is not
+// cancelled with r (only bounded by revocationTimeout). When it answers a replayed code or
+// refresh token, the replayer may well be the thief, who must not be able to save the grant by
+// hanging up.
 func (s *Server) revokeGrant(r *http.Request, grantID, actor, reason string) error {
-	_, _, err := s.committer.RevokeGrants(r.Context(), rescind.GrantFilter{GrantID: grantID}, rescind.Revocation{
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), revocationTimeout)
+	defer cancel()
+	_, _, err := s.committer.RevokeGrants(ctx, rescind.GrantFilter{GrantID: grantID}, rescind.Revocation{
 		RevokedAt: s.now(), Actor: actor, Reason: reason})
 	return err
 }
+
+// revocationTimeout bounds a grant revocation the server carries out on its own account.
+const revocationTimeout = 30 * time.Second
 
 // theft answers a single-use credential (a code, a refresh token) presented again by the client
 // it was issued to: the grant it belongs to is revoked (RFC 6749 §4.1.2, RFC 9700 §4.14.2) and
