@@ -76,7 +76,8 @@ type Client struct {
 	// TokenTTL is the lifetime of the client's access tokens; zero means the server default.
 	// Changing it changes nothing already issued or revoked.
 	TokenTTL time.Duration
-	// AllowPlainPKCE lets the client use the "plain" PKCE method; otherwise S256 is required.
+	// AllowPlainPKCE lets a confidential client use the "plain" PKCE method; otherwise S256 is
+	// required. A public client never may (see MayUsePlainPKCE).
 	AllowPlainPKCE bool
 	// TokenFormat is TokenFormatOpaque (the default, also when empty) or TokenFormatJWT.
 	TokenFormat string
@@ -112,6 +113,13 @@ func (c Client) AllowsGrant(gt string) bool {
 	}
 	return false
 }
+
+// MayUsePlainPKCE reports whether the client may use the "plain" PKCE method (RFC 7636 §4.2):
+// only a confidential client allowed it. A plain verifier is the challenge, which travels in the
+// authorization request's URL: for a public client, which authenticates with its client_id
+// alone, whoever saw that URL and the code could redeem the code or, presenting it again, burn
+// the person's grant as a replay.
+func (c Client) MayUsePlainPKCE() bool { return c.AllowPlainPKCE && !c.Public }
 
 // ServesAudience reports whether c is a resource server for a token whose audience is aud: it
 // is registered as a resource server and either has no resources (it serves every audience) or

@@ -265,6 +265,10 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	if req.Public && req.Secret != "" {
 		return rescind.Client{}, "", errors.New("a public client has no secret")
 	}
+	if req.Public && req.AllowPlainPKCE {
+		// Its verifier would be the challenge, seen in the authorization request's URL.
+		return rescind.Client{}, "", errors.New(`a public client must use the S256 PKCE method: "plain" is for confidential clients (RFC 7636 §4.2)`)
+	}
 	scopes, err := clientScopes(req.Scope)
 	if err != nil {
 		return rescind.Client{}, "", err

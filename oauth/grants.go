@@ -73,7 +73,8 @@ var errInvalidGrant = errorf(ErrInvalidGrant, http.StatusBadRequest, "the author
 // burn its grant. The same client presenting it again, with its verifier, is the replay RFC 6749
 // §4.1.2 describes (the code was stolen, or its redemption was): the grant is revoked. Public
 // clients authenticate with their client_id alone, which is why the verifier is required
-// before a replay counts (RFC 9700 §2.1.1 binds the code to the transaction by PKCE).
+// before a replay counts (RFC 9700 §2.1.1 binds the code to the transaction by PKCE), and why
+// only an S256 one: a plain verifier is the challenge, in the authorization URL for all to see.
 func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client) {
 	code := form.Get("code")
 	if code == "" {
@@ -111,6 +112,13 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 		return
 	}
 	if !ac.UsedAt.IsZero() {
+		if client.Public && ac.ChallengeMethod != pkce.S256 {
+			// A public client's plain verifier is its challenge, which travelled in the
+			// authorization URL (codes issued before public clients were refused plain PKCE):
+			// presenting it proves nothing, so it is no evidence of theft.
+			writeError(w, errInvalidGrant)
+			return
+		}
 		s.theft(w, r, client, ac.GrantID, "authorization code reuse") // RFC 6749 §4.1.2
 		return
 	}
