@@ -11,6 +11,9 @@
 // states the invariant), so stored state grows with revoked-and-unexpired tokens, never with
 // issued ones.
 //
+// A person's sign-in on a browser is a Session (sessions.go): ending one is a revocation too,
+// recorded until the session's own expiry.
+//
 // Backends live in store/sqlite (the embedded default) and store/postgres (several instances);
 // store/storetest is the conformance suite each of them passes unchanged.
 package rescind
@@ -93,7 +96,20 @@ type Client struct {
 	// AllowInsecureRedirect lets the client register plain-http redirect URIs on hosts other
 	// than loopback, for development (see package internal/redirect).
 	AllowInsecureRedirect bool
+	// FirstParty marks a client an operator registered as the server's own: a public client
+	// then skips the consent page for scopes already granted, as a confidential client does.
+	// Any other public client gets the consent page every time (RFC 8252 §8.6, RFC 9700 §2.1:
+	// anyone can claim a public client's id).
+	FirstParty bool
+	// RequireDPoP makes every token request of the client carry a DPoP proof (RFC 9449 §5), so
+	// that all its access tokens are bound to a key it holds.
+	RequireDPoP bool
 }
+
+// SkipsConsent reports whether the client may be given a code without asking the person again
+// for scopes they already granted it: a confidential client, or a public one registered as
+// first-party.
+func (c Client) SkipsConsent() bool { return !c.Public || c.FirstParty }
 
 // ClientUpdate is a change to a client's registration (Store.UpdateClient): each field that is
 // not nil replaces the stored value; the others are left as stored.
@@ -102,6 +118,10 @@ type ClientUpdate struct {
 	Scopes       *[]string
 	RedirectURIs *[]string
 	TokenTTL     *time.Duration
+	// FirstParty, if not nil, replaces Client.FirstParty.
+	FirstParty *bool
+	// RequireDPoP, if not nil, replaces Client.RequireDPoP.
+	RequireDPoP *bool
 }
 
 // AllowsGrant reports whether the client is registered for the grant type gt.
@@ -202,12 +222,52 @@ type Revocation struct {
 	Actor, Reason string
 }
 
+// RevocationEntry is the part of a stored revocation record that decides which tokens it covers:
+// what an instance holds in memory. Store.ScanRevocations passes one to its callback for each
+// record, reusing it and its byte slices for the next, so that loading millions of records
+// allocates nothing per record.
+type RevocationEntry struct {
+	Seq  int64
+	Kind RevocationKind
+	// Key is the record's Key, valid only during the callback.
+	Key []byte
+	// RevokedAt and ExpiresAt are Unix nanoseconds.
+	RevokedAt, ExpiresAt int64
+	// StatusList is the record's StatusList (empty if none), valid only during the callback;
+	// StatusIdx its StatusIdx.
+	StatusList []byte
+	StatusIdx  int64
+}
+
+// ParseRevocationKind returns the RevocationKind named b, without allocating for the kinds this
+// package defines.
+func ParseRevocationKind(b []byte) RevocationKind {
+	switch string(b) {
+	case string(RevokeToken):
+		return RevokeToken
+	case string(RevokeGrant):
+		return RevokeGrant
+	case string(RevokeStatus):
+		return RevokeStatus
+	case string(RevokeClient):
+		return RevokeClient
+	case string(RevokeKey):
+		return RevokeKey
+	case string(RevokeSession):
+		return RevokeSession
+	}
+	return RevocationKind(b)
+}
+
 // MayReceive reports whether subscriber may receive the revocation record r as an event: the
 // rule of MayIntrospect applied to the tokens r covers, with issuer standing for a record's
 // empty Audience. A client-wide record (RevokeClient) covers tokens of any audience the client
 // was given, so it goes to every resource server as well as to the client itself; a key
-// retirement (RevokeKey) goes to every subscriber.
+// retirement (RevokeKey) goes to every subscriber; an ended session (RevokeSession) to none.
 func MayReceive(subscriber Client, r Revocation, issuer string) bool {
+	if r.Kind == RevokeSession {
+		return false // a person's sign-in is no token: nothing for resource servers
+	}
 	if subscriber.ID == r.ClientID {
 		return true
 	}
@@ -245,6 +305,11 @@ type User struct {
 	PasswordHash string
 	// CreatedAt is when the user was created.
 	CreatedAt time.Time
+	// Epoch counts the changes that ended every session of the user (a new password, signing
+	// out everywhere): a session is created only under the epoch its sign-in read before
+	// checking the password (Session.UserEpoch), so a sign-in that raced such a change does not
+	// outlive it.
+	Epoch int64
 }
 
 // Grant is a person's consent for one client to act with a set of scopes: the unit of
@@ -265,6 +330,10 @@ type Grant struct {
 	// token, which every access token of the grant follows. A revoked grant's record lives until
 	// then.
 	TokensExpireAt time.Time
+	// SessionID is the session (Session.ID) in which the person last consented to the grant;
+	// empty for a grant made before sessions were recorded. Ending the session does not revoke
+	// the grant.
+	SessionID string
 }
 
 // GrantFilter selects grants: every field that is set must match.
@@ -287,6 +356,9 @@ type RefreshToken struct {
 	ExpiresAt time.Time
 	// UsedAt is when it was exchanged (rotated); zero while unused.
 	UsedAt time.Time
+	// JKT is the thumbprint of the DPoP key the token is bound to (RFC 9449 §5: a public
+	// client's refresh tokens are); empty if unbound. Using it needs a proof made with that key.
+	JKT string
 }
 
 // AuthCode is a stored authorization code (RFC 6749 §4.1.2): its hash and what it is bound to.
@@ -303,9 +375,14 @@ type AuthCode struct {
 	Scope            string
 	// Challenge and ChallengeMethod are the PKCE code challenge (RFC 7636 §4.3).
 	Challenge, ChallengeMethod string
-	CreatedAt, ExpiresAt       time.Time
+	// DPoPJKT is the dpop_jkt of the authorization request (RFC 9449 §10): the thumbprint of
+	// the key whose proof must come with the code's redemption; empty if none was given.
+	DPoPJKT              string
+	CreatedAt, ExpiresAt time.Time
 	// UsedAt is when the code was redeemed; zero before.
 	UsedAt time.Time
+	// SessionID is the session (Session.ID) in which the code was issued.
+	SessionID string
 }
 
 // AuditEntry records one revocation: who, what, why, when. It never holds a token.
@@ -426,6 +503,12 @@ type Store interface {
 	DeleteExpiredRevocations(ctx context.Context, now time.Time) (int64, error)
 	// CountRevocations returns the number of stored revocation records.
 	CountRevocations(ctx context.Context) (int64, error)
+	// ScanRevocations calls fn, in Seq order, with each record whose Seq is greater than
+	// afterSeq and at most uptoSeq and that has not expired at now, as a RevocationEntry (what
+	// decides which tokens the record covers; its byte slices are valid only during that call).
+	// It stops at fn's first error and returns it. Calls on disjoint ranges may run at once, so
+	// that an instance loads a large state in parallel.
+	ScanRevocations(ctx context.Context, afterSeq, uptoSeq int64, now time.Time, fn func(*RevocationEntry) error) error
 
 	// CreateUser stores a new user. Returns ErrAlreadyExists if the ID or username is taken.
 	CreateUser(ctx context.Context, u User) error
@@ -436,12 +519,41 @@ type Store interface {
 	// ListUsers returns every user, ordered by creation time then ID.
 	ListUsers(ctx context.Context) ([]User, error)
 	// DeleteUser deletes the user and, in the same transaction, revokes all their grants as
-	// RevokeGrants does (rev is the template of each grant's record). It returns the records
-	// written. Returns ErrNotFound if there is no such user.
+	// RevokeGrants does (rev is the template of each grant's record) and ends all their
+	// sessions as EndSessions does. It returns the records written (RevokeSession records
+	// included) and how many refresh tokens were deleted. Returns ErrNotFound if there is no
+	// such user.
 	DeleteUser(ctx context.Context, id string, rev Revocation) ([]Revocation, int64, error)
+	// SetPassword replaces the user's password hash and, in the same transaction, moves their
+	// Epoch, ends all their sessions as EndSessions does and, with revokeGrants, revokes all
+	// their grants as RevokeGrants does (rev is the template of every record). If rev.Actor is
+	// set, an audit entry "set_password" records it too. It returns the records written and how
+	// many refresh tokens were deleted. Returns ErrNotFound if there is no such user.
+	SetPassword(ctx context.Context, id, passwordHash string, revokeGrants bool, rev Revocation) ([]Revocation, int64, error)
+
+	// CreateSession stores a new session of s.UserID. Returns ErrNotFound if there is no such
+	// user, ErrUserChanged if the user's Epoch is no longer s.UserEpoch (their sessions were
+	// ended meanwhile), ErrAlreadyExists if the ID or hash is taken.
+	CreateSession(ctx context.Context, s Session) error
+	// GetSession returns the session whose cookie secret hashes to hash, expired or not.
+	// Returns ErrNotFound if there is none (never created, ended, or expired and purged).
+	GetSession(ctx context.Context, hash string) (Session, error)
+	// ListSessions returns the user's sessions still active at now (Session.Active), oldest
+	// first.
+	ListSessions(ctx context.Context, userID string, now time.Time) ([]Session, error)
+	// TouchSession records a use of the session id: LastSeenAt and IdleExpiresAt become
+	// lastSeen and idleExpiresAt unless they are already later. A missing session is no error.
+	TouchSession(ctx context.Context, id string, lastSeen, idleExpiresAt time.Time) error
+	// EndSessions ends the sessions matching f (f.UserID is required) in one transaction:
+	// each is deleted and a RevokeSession record (a copy of rev with Kind, Key, Subject and
+	// ExpiresAt set: the record lives until the session's absolute expiry, whoever ends it) is
+	// written, with an audit entry if rev.Actor is set. A filter without ID also moves the
+	// user's Epoch. It returns the records written, none if nothing matched.
+	EndSessions(ctx context.Context, f SessionFilter, rev Revocation) ([]Revocation, error)
 
 	// SaveGrant records consent: if an active grant exists for g.ClientID and g.UserID, its
-	// scopes become the union with g.Scopes and it is returned; otherwise g is stored.
+	// scopes become the union with g.Scopes, its SessionID becomes g.SessionID, and it is
+	// returned; otherwise g is stored.
 	SaveGrant(ctx context.Context, g Grant) (Grant, error)
 	// GetGrant returns the grant with the given ID, active or revoked. Returns ErrNotFound.
 	GetGrant(ctx context.Context, id string) (Grant, error)
@@ -503,8 +615,15 @@ type Store interface {
 	// none (never allocated, or expired and purged).
 	GetStatusList(ctx context.Context, id string) (StatusList, error)
 
-	// DeleteExpired deletes codes, refresh tokens, grant token status entries and status lists
-	// that expired before now and returns how many.
+	// MarkUsed records that the single-use value id (a hash, such as that of a DPoP proof's key
+	// and jti, RFC 9449 §11.1) was used, until expiresAt. It reports true if id was not recorded
+	// or its record had expired at now, and false if it was recorded and live: a replay. Of two
+	// concurrent calls with one id, exactly one reports true, whichever instance makes them.
+	MarkUsed(ctx context.Context, id [32]byte, expiresAt, now time.Time) (bool, error)
+
+	// DeleteExpired deletes codes, refresh tokens, grant token status entries, status lists,
+	// used-value records (MarkUsed) and sessions (absolutely or idle) that expired before now and
+	// returns how many.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 	// DeleteAuditBefore deletes audit entries older than t (the retention policy) and returns
 	// how many.
@@ -525,6 +644,47 @@ type Store interface {
 	// nothing. Returns ErrNotFound if there is no such key. Concurrent calls are serialized, so
 	// no interleaving leaves a use without a key.
 	RetireKey(ctx context.Context, id string, rev Revocation) (activated string, err error)
+
+	// The durable outbox (outbox.go). A store method whose change causes messages writes them
+	// in its own transaction (store/internal/sqlstore.EnqueueOutbox); Enqueue is for callers
+	// with no other change to make.
+
+	// Enqueue durably writes msgs, pending, in one transaction and returns their IDs in order.
+	// Each needs a Kind, a CreatedAt and a Deadline not before it; nothing is written if one
+	// lacks them.
+	Enqueue(ctx context.Context, msgs []OutboxMessage) ([]int64, error)
+	// ClaimOutbox leases to c.Owner, until c.LeaseUntil, up to c.Limit pending messages of
+	// c.Kinds that are due at c.Now and not leased beyond it (never leased, released, or whose
+	// lease lapsed), the earliest due first (then by ID), and returns them. Of concurrent
+	// claims, on any instances, each message goes to one.
+	ClaimOutbox(ctx context.Context, c OutboxClaim) ([]OutboxMessage, error)
+	// CompleteOutbox marks the message delivered at at, drops its payload and ends its lease.
+	// Returns ErrLeaseLost, and changes nothing, unless the message is pending and leased to
+	// owner (a lapsed lease no one else has claimed still counts).
+	CompleteOutbox(ctx context.Context, id int64, owner string, at time.Time) error
+	// RetryOutbox records a failed attempt: Attempts+1, LastError lastErr, due again at next,
+	// lease released. Returns ErrLeaseLost as CompleteOutbox does.
+	RetryOutbox(ctx context.Context, id int64, owner string, next time.Time, lastErr string) error
+	// DeferOutbox makes the message due again at next and releases its lease, without counting
+	// an attempt (the receiver is paused, or this instance is stopping). Returns ErrLeaseLost as
+	// CompleteOutbox does.
+	DeferOutbox(ctx context.Context, id int64, owner string, next time.Time) error
+	// GiveUpOutbox marks the message failed at at with lastErr (one more attempt counted), drops
+	// its payload, and writes an audit entry (actor "outbox", action "outbox_give_up") in the
+	// same transaction. Returns ErrLeaseLost as CompleteOutbox does.
+	GiveUpOutbox(ctx context.Context, id int64, owner string, at time.Time, lastErr string) error
+	// GetOutbox returns the message with the given ID, in any state. Returns ErrNotFound if
+	// there is none (never enqueued, or finished and deleted).
+	GetOutbox(ctx context.Context, id int64) (OutboxMessage, error)
+	// OutboxStats describes the pending messages of each kind that has any, ordered by kind.
+	OutboxStats(ctx context.Context) ([]OutboxStat, error)
+	// DeleteFinishedOutbox deletes delivered and failed messages finished before t, never a
+	// pending one, and returns how many.
+	DeleteFinishedOutbox(ctx context.Context, t time.Time) (int64, error)
+	// ReleaseOutboxLeases ends every lease, without counting an attempt, and returns how many
+	// it ended: for a store that one instance alone uses (SQLite, whose data directory is
+	// locked), at that instance's start, when every lease is left from before a restart.
+	ReleaseOutboxLeases(ctx context.Context) (int64, error)
 
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error

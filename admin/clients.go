@@ -20,11 +20,11 @@ const MaxSecretOverlap = 30 * 24 * time.Hour
 // overlap of zero.
 const DefaultSecretOverlap = 24 * time.Hour
 
-// handleUpdateClient changes a client's name, scopes, token lifetime or redirect URIs. Every
-// instance sees the change at once (the store tells the others); nothing already issued or
-// revoked changes: a revocation record's lifetime never comes from a client's token_ttl. Only
-// the fields given are written, so a concurrent change of others (on any instance: a secret
-// rotation, another update) is never undone.
+// handleUpdateClient changes a client's name, scopes, token lifetime, redirect URIs, whether it
+// must use DPoP or whether it is first-party. Every instance sees the change at once (the store
+// tells the others); nothing already issued or revoked changes: a revocation record's lifetime
+// never comes from a client's token_ttl. Only the fields given are written, so a concurrent
+// change of others (on any instance: a secret rotation, another update) is never undone.
 func (s *Server) handleUpdateClient(w http.ResponseWriter, r *http.Request) {
 	var req UpdateClientRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
@@ -83,6 +83,14 @@ func updateOf(c rescind.Client, req UpdateClientRequest) (rescind.ClientUpdate, 
 			return u, err
 		}
 		u.TokenTTL = &ttl
+	}
+	if req.RequireDPoP != nil {
+		v := *req.RequireDPoP
+		u.RequireDPoP = &v
+	}
+	if req.FirstParty != nil {
+		v := *req.FirstParty
+		u.FirstParty = &v
 	}
 	return u, nil
 }

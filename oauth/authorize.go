@@ -25,6 +25,8 @@ type authRequest struct {
 	method           string
 	prompt           string
 	raw              string // the query string, carried through login and consent
+	// dpopJKT is the dpop_jkt parameter (RFC 9449 §10): the code is bound to that key.
+	dpopJKT string
 }
 
 // redirectError is an error sent back to the client's redirect URI (RFC 6749 §4.1.2.1).
@@ -80,7 +82,7 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 		return nil, "The request must name one of the client's registered redirect URIs.", nil
 	}
 	ar.state, _ = one("state")
-	for _, k := range []string{"response_type", "scope", "state", "code_challenge", "code_challenge_method", "prompt"} {
+	for _, k := range []string{"response_type", "scope", "state", "code_challenge", "code_challenge_method", "prompt", "dpop_jkt"} {
 		if len(q[k]) > 1 {
 			return ar, "", &redirectError{"invalid_request", "parameter " + k + " is included more than once"}
 		}
@@ -108,6 +110,9 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 		ar.method = pkce.Plain
 	}
 	ar.prompt, _ = one("prompt")
+	if ar.dpopJKT, _ = one("dpop_jkt"); ar.dpopJKT != "" && !validJKT(ar.dpopJKT) {
+		return ar, "", &redirectError{"invalid_request", "dpop_jkt must be the base64url JWK SHA-256 thumbprint (RFC 7638) of the DPoP key (RFC 9449 §10)"}
+	}
 	return ar, "", nil
 }
 
@@ -143,8 +148,10 @@ func (s *Server) pageError(w http.ResponseWriter, r *http.Request, what string, 
 }
 
 // handleAuthorize is the authorization endpoint (RFC 6749 §4.1.1). It sends a person who is not
-// logged in to the login page, skips consent for scopes already granted, and otherwise shows the
-// consent page.
+// logged in to the login page, skips consent for scopes already granted to a confidential or
+// first-party client, and otherwise shows the consent page: a public client that is not
+// first-party is asked for every time, since anyone can claim its id and redirect URI (RFC 8252
+// §8.6, RFC 9700 §2.1).
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	ar, pageErr, rerr := s.parseAuthRequest(r, r.URL.RawQuery)
 	if pageErr != "" {
@@ -170,7 +177,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, g := range grants {
-		if !s.committer.GrantRevoked(g.ID) && containsAll(g.Scopes, ar.scopes) {
+		if ar.client.SkipsConsent() && !s.committer.GrantRevoked(g.ID) && containsAll(g.Scopes, ar.scopes) {
 			s.issueCode(w, r, ar, user, g) // already consented to these scopes
 			return
 		}
@@ -222,8 +229,9 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
+	sess, _ := s.pages.Session(r)
 	g, err := s.store.SaveGrant(r.Context(), rescind.Grant{ID: id, ClientID: ar.client.ID, UserID: user.ID,
-		Scopes: ar.scopes, CreatedAt: now, LastUsedAt: now})
+		Scopes: ar.scopes, CreatedAt: now, LastUsedAt: now, SessionID: sess.ID})
 	if err != nil {
 		s.pageError(w, r, "saving grant", err)
 		return
@@ -232,7 +240,8 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 }
 
 // issueCode stores a single-use code bound to the client, redirect URI and PKCE challenge
-// (RFC 6749 §4.1.2) and redirects with it.
+// (RFC 6749 §4.1.2), and to the DPoP key of dpop_jkt if the request named one (RFC 9449 §10),
+// and redirects with it.
 func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *authRequest, user rescind.User, g rescind.Grant) {
 	text, hash, err := token.NewStored(token.CodePrefix)
 	if err != nil {
@@ -240,9 +249,10 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *authReque
 		return
 	}
 	now := s.now()
-	err = s.store.CreateCode(r.Context(), rescind.AuthCode{Hash: hash, ClientID: ar.client.ID, UserID: user.ID,
+	sess, _ := s.pages.Session(r)
+	err = s.store.CreateCode(r.Context(), rescind.AuthCode{Hash: hash, ClientID: ar.client.ID, UserID: user.ID, SessionID: sess.ID,
 		GrantID: g.ID, RedirectURI: ar.redirectURI, RedirectURIGiven: ar.redirectURIGiven, Scope: strings.Join(ar.scopes, " "),
-		Challenge: ar.challenge, ChallengeMethod: ar.method, CreatedAt: now, ExpiresAt: now.Add(s.codeTTL)})
+		Challenge: ar.challenge, ChallengeMethod: ar.method, CreatedAt: now, ExpiresAt: now.Add(s.codeTTL), DPoPJKT: ar.dpopJKT})
 	if err != nil {
 		s.pageError(w, r, "storing code", err)
 		return

@@ -1,12 +1,15 @@
 package oauth_test
 
 import (
+	"context"
 	"net/url"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/dpop"
+	"github.com/rescind/rescind/internal/secret"
 )
 
 // TestClientCutoffInTheFuture: the cut-off of revoke-all --client lies past the clock skew, so
@@ -69,5 +72,48 @@ func TestClientCutoffInTheFuture(t *testing.T) {
 	// A token of another client is untouched.
 	if r := e.do(req{path: "/oauth2/token", body: url.Values{"grant_type": {"client_credentials"}}.Encode(), user: "other", pass: otherSecret}); r.status != 200 {
 		t.Fatalf("another client: %d %s", r.status, r.body)
+	}
+}
+
+// TestClientCutoffWithDPoP: the token endpoint checks a DPoP proof before the client cut-off. A
+// cut-off client that must use DPoP and sends no proof, or one with a stale nonce, is told what
+// is wrong with its request (400, which a retry would not cure), not to come back later; with a
+// good proof it gets the 503 and Retry-After, with the nonce to use then; after the cut-off, a
+// new proof with that nonce gets a DPoP-bound token that is alive.
+func TestClientCutoffWithDPoP(t *testing.T) {
+	e := newEnv(t)
+	h, _ := secret.Hash(appSecret, cheap)
+	if err := e.store.CreateClient(context.Background(), rescind.Client{ID: "strict", Name: "Strict", SecretHash: h,
+		GrantTypes: []string{rescind.GrantClientCredentials}, RequireDPoP: true}); err != nil {
+		t.Fatal(err)
+	}
+	k := dpopKey(t, dpop.EdDSA)
+	// A nonce the server gives (its default policy asks a client that must use DPoP for one).
+	nonce := e.tokenRequest("strict", appSecret, ccForm(), e.proof(k, "")).header.Get("DPoP-Nonce")
+	if nonce == "" {
+		t.Fatal("no DPoP-Nonce for a client that must use DPoP")
+	}
+	cut := e.clock().Add(61 * time.Second)
+	e.state.Apply(rescind.Revocation{Kind: rescind.RevokeClient, Key: "strict", ClientID: "strict", RevokedAt: cut, ExpiresAt: cut.Add(rescind.MaxAccessTokenTTL)})
+
+	wantError(t, e.tokenRequest("strict", appSecret, ccForm()), 400, "invalid_dpop_proof")
+	wantError(t, e.tokenRequest("strict", appSecret, ccForm(), e.proof(k, "")), 400, "use_dpop_nonce")
+	r := e.tokenRequest("strict", appSecret, ccForm(), e.proof(k, nonce))
+	wantError(t, r, 503, "temporarily_unavailable")
+	if got := r.header.Get("Retry-After"); got != "62" {
+		t.Fatalf("Retry-After %q, want 62", got)
+	}
+	if n := r.header.Get("DPoP-Nonce"); n == "" {
+		t.Fatal("the 503 carries no DPoP-Nonce to retry with")
+	} else {
+		nonce = n
+	}
+	e.advance(62 * time.Second)
+	r = e.tokenRequest("strict", appSecret, ccForm(), e.proof(k, nonce))
+	if r.status != 200 {
+		t.Fatalf("after the cut-off: %d %s", r.status, r.body)
+	}
+	if m := r.json(t); m["token_type"] != "DPoP" || !e.active(m["access_token"].(string)) {
+		t.Fatalf("after the cut-off: %v, want a live DPoP token", m)
 	}
 }

@@ -8,7 +8,10 @@
 //     is an error page, anything else is an error sent to the client (§4.1.2.1); the response
 //     carries iss (RFC 9207). POST /oauth2/authorize takes the answer of the consent page
 //     (authorize.go). Who is signed in, and the login and consent pages, come from package web
-//     through the Pages interface (pages.go): this package decides, the pages show.
+//     through the Pages interface (pages.go): this package decides, the pages show. Consent is
+//     skipped for scopes already granted only to a confidential or first-party client: a
+//     public client's person is asked every time (RFC 8252 §8.6, RFC 9700 §2.1). Grants and
+//     codes record the session they were made in.
 //   - POST /oauth2/token: the token endpoint, RFC 6749 §3.2, with authorization_code (§4.1.3,
 //     RFC 7636 §4.6: a code is redeemed once, by its client, and a replay revokes its grant),
 //     refresh_token (§6, rotated at every use; reuse of a rotated one revokes the grant,
@@ -30,6 +33,9 @@
 // Access tokens are opaque and sealed, or JWTs (RFC 9068), per client (package token); neither
 // kind is stored, and every lifetime is capped at rescind.MaxAccessTokenTTL. Refresh tokens and
 // codes are stored as hashes.
+//
+// Access tokens requested with a DPoP proof (RFC 9449) are bound to the proof's key (dpop.go:
+// proof checks, server nonces, the binding of public clients' refresh tokens).
 //
 // Client authentication follows RFC 6749 §2.3 (client_secret_basic with the §2.3.1 form-encoding,
 // client_secret_post, none for public clients), with failures rate-limited. Errors are rendered

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/internal/pkce"
 	"github.com/rescind/rescind/token"
 )
@@ -75,7 +76,7 @@ var errInvalidGrant = errorf(ErrInvalidGrant, http.StatusBadRequest, "the author
 // clients authenticate with their client_id alone, which is why the verifier is required
 // before a replay counts (RFC 9700 §2.1.1 binds the code to the transaction by PKCE), and why
 // only an S256 one: a plain verifier is the challenge, in the authorization URL for all to see.
-func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client) {
+func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, proof *dpop.Proof) {
 	code := form.Get("code")
 	if code == "" {
 		writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "code is required"))
@@ -111,6 +112,10 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 		writeError(w, errorf(ErrInvalidGrant, http.StatusBadRequest, "code_verifier is missing or does not match the code challenge"))
 		return
 	}
+	if ac.DPoPJKT != "" && jktOf(proof) != ac.DPoPJKT {
+		writeError(w, errCodeKey) // RFC 9449 §10: not consumed; the holder of the key keeps it
+		return
+	}
 	if !ac.UsedAt.IsZero() {
 		if client.Public && ac.ChallengeMethod != pkce.S256 {
 			// A public client's plain verifier is its challenge, which travelled in the
@@ -122,7 +127,7 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 		s.theft(w, r, client, ac.GrantID, "authorization code reuse") // RFC 6749 §4.1.2
 		return
 	}
-	is := s.newIssuance(client)
+	is := s.newIssuance(client, proof)
 	if !is.now.Before(ac.ExpiresAt) || s.revoked.GrantRevoked(ac.GrantID) {
 		writeError(w, errInvalidGrant)
 		return
@@ -140,8 +145,9 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 // handleRefreshToken serves grant_type=refresh_token (RFC 6749 §6) with rotation: every use
 // returns a new refresh token and invalidates the old one; its own client presenting a used one
 // (reuse) revokes the whole grant (RFC 9700 §4.14.2). Another client presenting it is refused
-// and changes nothing.
-func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client) {
+// and changes nothing. A bound refresh token (RFC 9449 §5) is used only with a proof made with
+// its key; without one it is refused and left as it was.
+func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, proof *dpop.Proof) {
 	text := form.Get("refresh_token")
 	if text == "" {
 		writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "refresh_token is required"))
@@ -168,6 +174,10 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 		writeError(w, errInvalidGrant) // another client's token: not rotated, not revoked
 		return
 	}
+	if rt.JKT != "" && jktOf(proof) != rt.JKT {
+		writeError(w, errRefreshKey) // not rotated: the token's holder (with the key) keeps it
+		return
+	}
 	// A refresh may narrow the scope, never widen it (RFC 6749 §6).
 	scope, perr := grantScope(form.Get("scope"), strings.Fields(rt.Scope))
 	if perr != nil {
@@ -192,10 +202,10 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 		writeError(w, errServer)
 		return
 	}
-	is := s.newIssuance(client)
+	is := s.newIssuance(client, proof)
 	// The rotation records the new access token's expiry on the grant in the same transaction.
 	_, err = s.store.RotateRefreshToken(r.Context(), hash, rescind.RefreshToken{Hash: nextHash, GrantID: rt.GrantID, ClientID: client.ID,
-		Scope: rt.Scope, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL)}, is.now, is.exp)
+		Scope: rt.Scope, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL), JKT: refreshBinding(client, rt.JKT, is.jkt)}, is.now, is.exp)
 	if s.singleUseFailed(w, r, client, err, rt.GrantID, "refresh token reuse") {
 		return
 	}
@@ -203,7 +213,8 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 }
 
 // issueGrantTokens issues an access token of the grant and, if the client may refresh, a new
-// refresh token family member with the grant's full scope.
+// refresh token family member with the grant's full scope; an issuance with a DPoP key binds
+// both to it as RFC 9449 §5 says (the refresh token only for a public client).
 func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refreshScope string, is issuance) {
 	var refresh string
 	if client.AllowsGrant(rescind.GrantRefreshToken) {
@@ -213,7 +224,7 @@ func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client
 			return
 		}
 		if err := s.store.CreateRefreshToken(r.Context(), rescind.RefreshToken{Hash: hash, GrantID: grantID, ClientID: client.ID,
-			Scope: refreshScope, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL)}); err != nil {
+			Scope: refreshScope, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL), JKT: refreshBinding(client, "", is.jkt)}); err != nil {
 			s.log.ErrorContext(r.Context(), "storing refresh token", "err", err)
 			writeError(w, errServer)
 			return

@@ -20,6 +20,8 @@ type introspection struct {
 	Aud       token.Audience `json:"aud,omitempty"`
 	Iss       string         `json:"iss"`
 	Jti       string         `json:"jti,omitempty"`
+	// Cnf is the DPoP key a bound token is bound to (RFC 9449 §6.2).
+	Cnf *token.Confirmation `json:"cnf,omitempty"`
 }
 
 var inactive = struct {
@@ -32,6 +34,16 @@ var inactive = struct {
 // refresh token to its own client alone. Anything else (a token the caller may not see, or one
 // revoked, expired, unknown or malformed) is exactly {"active": false}, with no further detail
 // (§2.2), so a caller cannot tell a token it may not see from one that does not exist.
+//
+// A refresh token asked about with token_type_hint=access_token is inactive too. RFC 7662 §2.1
+// makes the hint a hint, to be searched past when the token is not found with it; but a Rescind
+// token's type is in its prefix, so no search is involved: the caller asked whether an access
+// token is active, and a refresh token is not one, nor usable at any resource server. Answering
+// it active (token_type "refresh_token", no cnf) would let a resource server that checks only
+// "active", and introspects with the client's own credentials, take an unbound refresh token of
+// a client whose access tokens are DPoP-bound for a bearer access token (§2.2 allows inactive for
+// a token the caller may not introspect). Without a hint, or with refresh_token, the token's own
+// client gets its answer as before.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	form, perr := parseForm(w, r, s.maxBody)
 	if perr != nil {
@@ -49,6 +61,10 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if strings.HasPrefix(text, token.RefreshPrefix) {
+		if form.Get("token_type_hint") == "access_token" {
+			writeJSON(w, http.StatusOK, inactive)
+			return
+		}
 		s.introspectRefreshToken(w, r, caller, text)
 		return
 	}
@@ -58,8 +74,9 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, introspection{
-		Active: true, Scope: at.scope, ClientID: at.clientID, TokenType: "Bearer",
+		Active: true, Scope: at.scope, ClientID: at.clientID, TokenType: tokenType(at.jkt),
 		Exp: at.expiry.Unix(), Iat: at.issuedAt.Unix(), Sub: at.subject, Aud: at.audience, Iss: s.issuer, Jti: at.jti,
+		Cnf: confirmation(at.jkt),
 	})
 }
 
@@ -81,5 +98,5 @@ func (s *Server) introspectRefreshToken(w http.ResponseWriter, r *http.Request, 
 		return
 	}
 	writeJSON(w, http.StatusOK, introspection{Active: true, Scope: rt.Scope, ClientID: rt.ClientID, TokenType: "refresh_token",
-		Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), Sub: g.UserID, Iss: s.issuer})
+		Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), Sub: g.UserID, Iss: s.issuer, Cnf: confirmation(rt.JKT)})
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/statuslist"
 	"github.com/rescind/rescind/token"
 )
@@ -22,6 +23,10 @@ type accessToken struct {
 	issuedAt, expiry time.Time
 	statusList       string
 	statusIdx        int64
+	// jkt is the thumbprint of the DPoP key the token is bound to; "" for a bearer token.
+	jkt string
+	// ref is the token as the revocation state looks it up, parsed once.
+	ref revocation.TokenRef
 }
 
 // parseAccess authenticates an access token, opaque or JWT, issued by this server. It does not
@@ -31,11 +36,17 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 		if s.signer == nil {
 			return nil, token.ErrBadJWT
 		}
-		payload, err := s.signer.Verify(text, token.TypeAccessToken, s.now())
+		// What verification established is cached (jwtcache.go): a token seen before costs a
+		// hash and a lookup, not a signature check.
+		h := jwtKey(text)
+		if at, ok := s.jwts.get(h, s.signer, s.now()); ok {
+			return at, nil
+		}
+		payload, kid, err := s.signer.VerifyKey(text, token.TypeAccessToken, s.now())
 		if errors.Is(err, token.ErrUnknownKey) && s.refreshSigning != nil {
 			// Perhaps a key another instance just rotated in: reload the keys once.
-			if kid, kerr := token.JWTKeyID(text); kerr == nil && s.refreshSigning(ctx, kid) {
-				payload, err = s.signer.Verify(text, token.TypeAccessToken, s.now())
+			if named, kerr := token.JWTKeyID(text); kerr == nil && s.refreshSigning(ctx, named) {
+				payload, kid, err = s.signer.VerifyKey(text, token.TypeAccessToken, s.now())
 			}
 		}
 		if err != nil {
@@ -50,6 +61,11 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 		if c.Status != nil {
 			at.statusList, at.statusIdx = listID(c.Status.StatusList.URI, s.statusBase), c.Status.StatusList.Idx
 		}
+		if c.Confirmation != nil {
+			at.jkt = c.Confirmation.JKT
+		}
+		at.ref = revocation.NewTokenRef(at.jti, at.grantID, at.clientID, at.issuedAt)
+		s.jwts.put(h, verifiedJWT{at: at, kid: kid})
 		return at, nil
 	}
 	c, err := s.openToken(ctx, text)
@@ -57,7 +73,8 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 		return nil, err
 	}
 	return &accessToken{jti: c.JTI(), grantID: c.GrantID, clientID: c.ClientID, subject: c.Subject, scope: c.Scope,
-		audience: s.audienceOf(c.Audience), issuedAt: c.IssuedAt, expiry: c.Expiry, statusIdx: -1}, nil
+		audience: s.audienceOf(c.Audience), issuedAt: c.IssuedAt, expiry: c.Expiry, statusIdx: -1, jkt: c.JKT,
+		ref: revocation.NewTokenRefID(c.ID, c.GrantID, c.ClientID, c.IssuedAt)}, nil
 }
 
 // audienceOf returns a token's audience: aud, or the issuer for a token that names none (an
@@ -79,13 +96,13 @@ func listID(uri, base string) string {
 
 // revoked reports whether the access token is revoked or expired at now.
 func (s *Server) dead(at *accessToken) bool {
-	return !s.now().Before(at.expiry) || s.revoked.IsRevoked(at.jti, at.grantID, at.clientID, at.issuedAt)
+	return !s.now().Before(at.expiry) || s.revoked.Revoked(&at.ref)
 }
 
 // issueJWT signs a JWT access token (RFC 9068) with a status list entry, and records the entry
 // for a grant's token so revoking the grant flips it. If the grant was revoked meanwhile, the
 // entry is not recorded and no token is signed: the error wraps rescind.ErrNotFound.
-func (s *Server) issueJWT(ctx context.Context, client rescind.Client, grantID, subject, scope string, audience []string, now, exp time.Time) (string, error) {
+func (s *Server) issueJWT(ctx context.Context, client rescind.Client, grantID, subject, scope string, audience []string, jkt string, now, exp time.Time) (string, error) {
 	if s.signer == nil || s.statuses == nil {
 		return "", errors.New("oauth: JWT access tokens are not configured")
 	}
@@ -104,7 +121,7 @@ func (s *Server) issueJWT(ctx context.Context, client rescind.Client, grantID, s
 	}
 	return s.signer.Sign(token.AccessClaims{Issuer: s.issuer, Subject: subject, Audience: audience, Expiry: exp.Unix(),
 		IssuedAt: now.Unix(), ID: base64.RawURLEncoding.EncodeToString(id[:]), ClientID: client.ID, Scope: scope, GrantID: grantID,
-		Status: &token.Status{StatusList: token.StatusListRef{Idx: idx, URI: s.statusBase + list}}}, token.TypeAccessToken)
+		Status: &token.Status{StatusList: token.StatusListRef{Idx: idx, URI: s.statusBase + list}}, Confirmation: confirmation(jkt)}, token.TypeAccessToken)
 }
 
 // handleJWKS publishes the signing keys (RFC 7517), including replaced keys until every token

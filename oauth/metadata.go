@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/dpop"
 )
 
 // metadata is the authorization server metadata of RFC 8414 §2.
@@ -26,6 +27,7 @@ type metadata struct {
 	CodeChallengeMethodsSupported             []string `json:"code_challenge_methods_supported,omitempty"`
 	ScopesSupported                           []string `json:"scopes_supported,omitempty"`
 	IssParameterSupported                     bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
+	DPoPSigningAlgValuesSupported             []string `json:"dpop_signing_alg_values_supported,omitempty"`
 }
 
 func (s *Server) buildMetadata() ([]byte, error) {
@@ -44,6 +46,11 @@ func (s *Server) buildMetadata() ([]byte, error) {
 	}
 	if s.signer != nil {
 		md.JWKSURI = s.issuer + "/.well-known/jwks.json"
+	}
+	// RFC 9449 §5.1: the algorithms DPoP proofs may use.
+	md.DPoPSigningAlgValuesSupported = s.dpop.Algorithms
+	if md.DPoPSigningAlgValuesSupported == nil {
+		md.DPoPSigningAlgValuesSupported = dpop.SupportedAlgorithms
 	}
 	md.RevocationEventsEndpoint = s.issuer + "/oauth2/revocations/events"
 	if s.pages != nil {

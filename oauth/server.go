@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/metrics"
 	"github.com/rescind/rescind/internal/ratelimit"
@@ -65,6 +66,13 @@ type Config struct {
 	// rotated by another instance); it reports whether the keyring now holds it, and the token
 	// is then opened again.
 	RefreshKeys func(ctx context.Context, kid [4]byte) bool
+	// DPoP checks the DPoP proofs of token requests (RFC 9449). Its replay cache must be shared
+	// by every instance that serves the same clients. If nil, a verifier with an in-memory
+	// replay cache and nonces under a random key: enough for one instance.
+	DPoP *dpop.Verifier
+	// DPoPNonce says when proofs must carry a server nonce: DPoPNonceOff, DPoPNonceAuto (the
+	// default, also when empty) or DPoPNonceAlways. Unless off, DPoP must have Nonces.
+	DPoPNonce string
 	// RefreshSigningKeys, if set, is RefreshKeys for a JWT naming a signing key the signer lacks.
 	RefreshSigningKeys func(ctx context.Context, kid string) bool
 	// Ready reports whether the server can serve (for /readyz). If nil, always ready.
@@ -108,6 +116,10 @@ type Server struct {
 	log             *slog.Logger
 	now             func() time.Time
 	metadata        []byte
+	dpop            *dpop.Verifier
+	dpopNonce       string
+	tokenURL        string
+	jwts            *jwtCache // verified JWT access tokens
 }
 
 // New returns a Server for cfg.
@@ -123,8 +135,17 @@ func New(cfg Config) (*Server, error) {
 		signer: cfg.Signer, statuses: cfg.Statuses, limiter: cfg.Limiter, statusTTL: cfg.StatusListTTL, lists: make(map[string]renderedList),
 		knownLists: make(map[string]time.Time), missingLists: make(map[string]time.Time),
 		encoded: make(map[int64][]byte),
+		jwts:    newJWTCache(jwtCacheGeneration),
 	}
 	s.statusBase = s.issuer + "/oauth2/statuslists/"
+	s.tokenURL = s.issuer + "/oauth2/token"
+	if s.dpopNonce = cfg.DPoPNonce; s.dpopNonce == "" {
+		s.dpopNonce = DPoPNonceAuto
+	}
+	var err error
+	if s.dpop, err = newDPoP(cfg); err != nil {
+		return nil, err
+	}
 	if s.statusTTL <= 0 {
 		s.statusTTL = time.Minute
 	}

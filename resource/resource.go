@@ -21,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/rescind/rescind/client"
+	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/token"
 )
 
@@ -45,6 +46,19 @@ type Config struct {
 	// such tokens are refused: a key the server retired would otherwise stay trusted for as
 	// long as the JWKS cannot be fetched.
 	FailOpen bool
+	// BaseURL is this resource server's URL as clients address it (scheme://host[:port], and
+	// the path prefix a proxy strips, if any): a DPoP proof's htu must be it followed by the
+	// request's path (RFC 9449 §4.3). Required to accept DPoP-bound tokens: if empty, they are
+	// all refused (ErrNoBaseURL), since the request's Host header, which the sender chooses,
+	// cannot say which URL a proof must name. Bearer tokens need no BaseURL.
+	BaseURL string
+	// DPoPNonces, if set, makes the DPoP proofs of bound tokens carry a nonce it issued (RFC
+	// 9449 §9): a proof without one gets 401 use_dpop_nonce with a DPoP-Nonce header.
+	DPoPNonces *dpop.Nonces
+	// DPoPReplay remembers the DPoP proofs seen, so none is accepted twice (RFC 9449 §11.1). If
+	// nil, one in memory: enough for one process; processes behind one load balancer should
+	// share one.
+	DPoPReplay dpop.ReplayCache
 	// IntrospectionCacheTTL bounds how long a positive introspection answer is reused. If
 	// zero, 10 seconds.
 	IntrospectionCacheTTL time.Duration
@@ -75,6 +89,9 @@ type Claims struct {
 	Expiry   time.Time
 	// JWT is true for a locally verified JWT, false for an introspected opaque token.
 	JWT bool
+	// JKT is the thumbprint of the DPoP key the token is bound to (cnf.jkt, RFC 9449 §6); empty
+	// for a bearer token.
+	JKT string
 }
 
 type claimsKey struct{}
@@ -92,6 +109,7 @@ type Middleware struct {
 	intro  *client.Client
 	cancel context.CancelFunc
 	done   chan struct{}
+	dpop   *dpop.Verifier
 
 	keysMu    sync.RWMutex
 	keys      map[string]jose.JSONWebKey
@@ -140,6 +158,7 @@ type Middleware struct {
 	// hookVerified, if set (by tests), runs between a JWT's signature check and its caching.
 	hookVerified func()
 	ownOnce      sync.Once // warns once that the event stream carries only the client's own tokens
+	noBaseURL    sync.Once // warns once that a DPoP-bound token came without BaseURL
 }
 
 type cachedList struct {
@@ -183,6 +202,10 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	if cfg.ClockSkew <= 0 {
 		cfg.ClockSkew = time.Minute
 	}
+	var err error
+	if cfg.BaseURL, err = checkBaseURL(cfg.BaseURL); err != nil {
+		return nil, err
+	}
 	md, err := client.Discover(ctx, cfg.Issuer, cfg.HTTPClient)
 	if err != nil {
 		return nil, fmt.Errorf("resource: %w", err)
@@ -190,7 +213,7 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	m := &Middleware{cfg: cfg, md: md, lists: map[string]*cachedList{}, revokedJTI: map[string]int64{},
 		revokedGrant: map[string]int64{}, clientCut: map[string]int64{}, revokedEntry: map[string]int64{},
 		introCache: map[[32]byte]introEntry{}, verified: map[[32]byte]verifiedJWT{}, done: make(chan struct{}),
-		retiredKids: map[string]int64{}}
+		retiredKids: map[string]int64{}, dpop: newDPoPVerifier(cfg)}
 	m.intro = &client.Client{Issuer: cfg.Issuer, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, HTTPClient: cfg.HTTPClient}
 	if md.JWKSURI != "" {
 		if err := m.fetchKeys(ctx); err != nil {
@@ -241,24 +264,19 @@ func (m *Middleware) StalenessBound() time.Duration {
 	return bound
 }
 
-// Handler wraps next: requests without a valid token get 401 (or 403 for a missing scope).
+// Handler wraps next: requests without a valid token (VerifyRequest: Bearer, or DPoP with its
+// proof) get 401 (or 403 for a missing scope).
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		text, ok := bearer(r)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="`+m.cfg.Audience+`"`)
-			http.Error(w, "missing bearer token", http.StatusUnauthorized)
-			return
-		}
-		c, err := m.Verify(r.Context(), text)
+		c, err := m.VerifyRequest(r)
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+quote(err.Error())+`"`)
-			http.Error(w, "invalid token", http.StatusUnauthorized)
+			m.refuse(w, err)
 			return
 		}
+		m.withNonce(w, c)
 		for _, s := range m.cfg.RequiredScopes {
 			if !slices.Contains(c.Scopes, s) {
-				w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+quote(strings.Join(m.cfg.RequiredScopes, " "))+`"`)
+				w.Header().Set("WWW-Authenticate", scheme(c)+` error="insufficient_scope", scope="`+quote(strings.Join(m.cfg.RequiredScopes, " "))+`"`)
 				http.Error(w, "insufficient scope", http.StatusForbidden)
 				return
 			}
@@ -268,17 +286,6 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 }
 
 func quote(s string) string { return strings.NewReplacer(`"`, "'", `\`, "/").Replace(s) }
-
-// bearer returns the token of an Authorization: Bearer header (RFC 6750 §2.1).
-func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	tok = strings.TrimSpace(tok)
-	return tok, tok != ""
-}
 
 // Errors Verify returns.
 var (
@@ -310,8 +317,23 @@ var (
 // maxTokenLen bounds the tokens the middleware looks at.
 const maxTokenLen = 8192
 
-// Verify checks a token and returns its claims.
+// Verify checks a token presented as a bearer token (RFC 6750) and returns its claims. A
+// DPoP-bound token is refused (ErrBoundAsBearer): it is valid only with a proof of its key, made
+// for the request it comes with, which only VerifyRequest (and so Handler) can check.
 func (m *Middleware) Verify(ctx context.Context, text string) (*Claims, error) {
+	c, err := m.verifyToken(ctx, text)
+	if err != nil {
+		return nil, err
+	}
+	if c.JKT != "" {
+		return nil, ErrBoundAsBearer
+	}
+	return c, nil
+}
+
+// verifyToken checks a token alone and returns its claims: a DPoP-bound one (Claims.JKT set)
+// is valid only with a proof of its key, which the caller must check.
+func (m *Middleware) verifyToken(ctx context.Context, text string) (*Claims, error) {
 	if len(text) > maxTokenLen {
 		return nil, errTooLong
 	}
@@ -333,6 +355,8 @@ type jwtClaims struct {
 	Scope    string          `json:"scope"`
 	Gid      string          `json:"gid"`
 	Status   *token.Status   `json:"status"`
+	// boundTo is the thumbprint of the DPoP key of cnf.jkt (confirmation), or "".
+	boundTo string
 }
 
 // verifiedJWT is an entry of the verified cache: the claims, the key that verified them, and the
@@ -436,28 +460,30 @@ func (m *Middleware) keyUsable(kid string) error {
 // algorithm pinned to the key), issuer, audience and that it has exp and jti.
 // It returns the claims and the kid of the key that verified them.
 func (m *Middleware) verifySignature(ctx context.Context, text string) (*jwtClaims, string, error) {
-	jws, err := jose.ParseSigned(text, allowedAlgs) // "none" and HMAC are not in the list
-	if err != nil || len(jws.Signatures) != 1 {
+	jws, err := token.ParseJWS(text)
+	if err != nil || !slices.Contains(allowedAlgs, jose.SignatureAlgorithm(jws.Alg)) { // "none" and HMAC are not in the list
 		return nil, "", errNotJWS
 	}
-	h := jws.Signatures[0].Protected
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+	if typ := jws.Typ; !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
 		return nil, "", errTyp
 	}
-	key, ok := m.key(ctx, h.KeyID)
+	key, ok := m.key(ctx, jws.Kid)
 	if !ok {
 		return nil, "", errUnknownKey
 	}
-	if key.Algorithm != h.Algorithm { // the key says which algorithm it is for
+	if key.Algorithm != jws.Alg { // the key says which algorithm it is for
 		return nil, "", errAlgMismatch
 	}
-	payload, err := jws.Verify(key.Key)
-	if err != nil {
+	if !jws.Verify(key.Algorithm, key.Key) {
 		return nil, "", errSignature
 	}
+	payload := jws.Payload
 	var c jwtClaims
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, "", errClaims
+	}
+	if c.boundTo, err = confirmation(payload); err != nil {
+		return nil, "", err
 	}
 	switch {
 	case c.Iss != m.md.Issuer:
@@ -469,7 +495,7 @@ func (m *Middleware) verifySignature(ctx context.Context, text string) (*jwtClai
 	case c.Jti == "":
 		return nil, "", errNoJTI
 	}
-	return &c, h.KeyID, nil
+	return &c, jws.Kid, nil
 }
 
 // checkJWT checks what changes with time: expiry (without leeway), not-before (with the clock
@@ -496,7 +522,7 @@ func (m *Middleware) checkJWT(ctx context.Context, c *jwtClaims) (*Claims, error
 		}
 	}
 	return &Claims{Subject: c.Sub, ClientID: c.ClientID, Scopes: strings.Fields(c.Scope), Audience: c.Aud, ID: c.Jti, GrantID: c.Gid,
-		IssuedAt: time.Unix(c.Iat, 0), Expiry: time.Unix(*c.Exp, 0), JWT: true}, nil
+		IssuedAt: time.Unix(c.Iat, 0), Expiry: time.Unix(*c.Exp, 0), JWT: true, JKT: c.jkt()}, nil
 }
 
 // key returns the JWKS key kid. An unknown kid triggers one refetch of the JWKS; refetches
@@ -730,6 +756,9 @@ func (m *Middleware) introspect(ctx context.Context, text string) (*Claims, erro
 	if m.sealRetired(text) {
 		return nil, errRetiredKey
 	}
+	if notAccessToken(text) {
+		return nil, errNotAccessToken
+	}
 	h := sha256.Sum256([]byte(text))
 	now := m.cfg.Now()
 	m.introMu.Lock()
@@ -749,11 +778,17 @@ func (m *Middleware) introspect(ctx context.Context, text string) (*Claims, erro
 	if !in.Active {
 		return nil, errInactive
 	}
+	if err := introspectedAccessToken(in); err != nil {
+		return nil, err
+	}
 	if len(in.Aud) > 0 && m.cfg.Audience != "" && !slices.Contains(in.Aud, m.cfg.Audience) {
 		return nil, errAudience
 	}
 	c := &Claims{Subject: in.Sub, ClientID: in.ClientID, Scopes: strings.Fields(in.Scope), Audience: in.Aud, ID: in.Jti,
 		IssuedAt: time.Unix(in.Iat, 0), Expiry: time.Unix(in.Exp, 0)}
+	if c.JKT, err = confirmation(in.Raw); err != nil {
+		return nil, err
+	}
 	if m.hookIntrospected != nil {
 		m.hookIntrospected()
 	}

@@ -101,6 +101,9 @@ func newClientCreateCommand() *cobra.Command {
 		"(every access token without any) and receive their revocation events")
 	f.StringArrayVar(&req.Resources, "resource", nil, "a resource URI this resource server serves (repeatable; needs --resource-server)")
 	f.BoolVar(&req.AllowInsecureRedirect, "allow-insecure-redirect", false, "allow plain-http redirect URIs on hosts other than loopback (development only)")
+	f.BoolVar(&req.RequireDPoP, "require-dpop", false, "every token request must carry a DPoP proof (RFC 9449): all the client's access tokens are bound to its key")
+	f.BoolVar(&req.FirstParty, "first-party", false, "your own app: a public client skips the consent page for scopes already granted "+
+		"(other public clients get it every time)")
 	f.StringVarP(&output, "output", "o", "json", "output format: json, or env for shell variables")
 	cmd.MarkFlagRequired("name")
 	return cmd
@@ -149,15 +152,19 @@ func newClientUpdateCommand() *cobra.Command {
 		name, scope  string
 		ttl          time.Duration
 		redirectURIs []string
+		requireDPoP  bool
+		firstParty   bool
 	)
 	cmd := &cobra.Command{
-		Use:   "update CLIENT_ID [--name NAME] [--scope SCOPES] [--token-ttl DURATION] [--redirect-uri URI ...]",
-		Short: "Change a client's name, scopes, token lifetime or redirect URIs, and print it",
+		Use:   "update CLIENT_ID [--name NAME] [--scope SCOPES] [--token-ttl DURATION] [--redirect-uri URI ...] [--require-dpop[=false]] [--first-party[=false]]",
+		Short: "Change a client's name, scopes, token lifetime, redirect URIs, DPoP requirement or first-party mark, and print it",
 		Long: `Change a client: each flag given replaces that field (--redirect-uri, repeated, replaces the
 list). A new --token-ttl applies to tokens issued from then on; tokens already issued keep
-their expiry, and revoked ones stay revoked until it.`,
+their expiry, and revoked ones stay revoked until it. --require-dpop makes every token request
+carry a DPoP proof from then on (--require-dpop=false lifts it).`,
 		Example: `  rescind client update ID --token-ttl 15m
-  rescind client update ID --scope "read write" --redirect-uri https://app.example/cb --redirect-uri https://app.example/cb2`,
+  rescind client update ID --scope "read write" --redirect-uri https://app.example/cb --redirect-uri https://app.example/cb2
+  rescind client update ID --require-dpop`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := loadSettings(cmd)
@@ -182,8 +189,14 @@ their expiry, and revoked ones stay revoked until it.`,
 			if f.Changed("redirect-uri") {
 				req.RedirectURIs = &redirectURIs
 			}
+			if f.Changed("require-dpop") {
+				req.RequireDPoP = &requireDPoP
+			}
+			if f.Changed("first-party") {
+				req.FirstParty = &firstParty
+			}
 			if req == (admin.UpdateClientRequest{}) {
-				return fmt.Errorf("nothing to change: give --name, --scope, --token-ttl or --redirect-uri")
+				return fmt.Errorf("nothing to change: give --name, --scope, --token-ttl, --redirect-uri, --require-dpop or --first-party")
 			}
 			info, err := adminClient(st).UpdateClient(cmd.Context(), args[0], req)
 			if err != nil {
@@ -197,6 +210,8 @@ their expiry, and revoked ones stay revoked until it.`,
 	f.StringVar(&scope, "scope", "", `space-separated scopes the client may be granted, e.g. "read write"`)
 	f.DurationVar(&ttl, "token-ttl", 0, "access token lifetime (0: the server's)")
 	f.StringArrayVar(&redirectURIs, "redirect-uri", nil, "a redirect URI (repeatable; replaces the list)")
+	f.BoolVar(&requireDPoP, "require-dpop", false, "every token request must carry a DPoP proof (RFC 9449); --require-dpop=false lifts it")
+	f.BoolVar(&firstParty, "first-party", false, "first-party (--first-party=false: no longer)")
 	return cmd
 }
 

@@ -27,13 +27,16 @@ import (
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/admin"
+	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/internal/accesslog"
 	"github.com/rescind/rescind/internal/clientip"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/coherence"
 	"github.com/rescind/rescind/internal/keys"
 	"github.com/rescind/rescind/internal/metrics"
+	"github.com/rescind/rescind/internal/outbox"
 	"github.com/rescind/rescind/internal/ratelimit"
+	"github.com/rescind/rescind/internal/replaylog"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/secret"
 	"github.com/rescind/rescind/internal/statuslist"
@@ -76,7 +79,8 @@ Precedence: flag, then environment, then config file, then default.
 	addSettingFlags(cmd, false, "addr", "issuer", "log_format", "log_level", "admin_addr", "db", "poll_interval",
 		"access_token_ttl", "refresh_token_ttl", "revoke_grant_with_access_token", "signing_alg", "status_list_ttl",
 		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "audit_retention", "janitor_interval",
-		"access_log", "metrics_addr", "trusted_proxies", "clock_skew")
+		"access_log", "metrics_addr", "trusted_proxies", "clock_skew", "dpop_nonce", "session_idle", "session_max")
+	addSettingFlags(cmd, false, "outbox_poll_interval")
 	return cmd
 }
 
@@ -217,6 +221,13 @@ type Main struct {
 	// HashParams are the argon2id parameters of client secrets and passwords created through the
 	// admin API. If zero, secret.DefaultParams. Tests make them cheap.
 	HashParams secret.Params
+	// Outbox tunes the outbox's dispatcher (backoff, lease, timeouts, concurrency); Run sets its
+	// Store, PollInterval, ClockSkew, Metrics, Logger and Now. Zero values are the defaults.
+	// Tests shorten its times.
+	Outbox outbox.Config
+	// Deliverers are outbox deliverers by kind, registered besides the server's own. Tests add
+	// theirs.
+	Deliverers map[string]outbox.Deliverer
 
 	// Set by Run.
 	Logger    *slog.Logger
@@ -246,11 +257,13 @@ type Main struct {
 	metrics        *metrics.Metrics
 	feed           *revocation.Feed
 	committer      *revocation.Committer
+	outbox         *outbox.Dispatcher
 	clients        *clientreg.Registry
 	limiter        *ratelimit.Limiter
 	pages          *web.Server
 	oauth          *oauth.Server
 	admin          *admin.Server
+	replayLog      *replaylog.Cache // DPoP proofs seen, with SQLite (PostgreSQL keeps them in the store)
 
 	// handler and adminHandler are what the OAuth listener and the admin socket serve (the model
 	// test calls them in process).
@@ -285,6 +298,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.loadKeys,
 		m.loadRevocations,
 		m.startCommitter,
+		m.makeOutbox,
 		m.buildHandlers,
 		m.startServing,
 		m.startBackground,
@@ -554,11 +568,12 @@ func (m *Main) keyError(err error) error {
 }
 
 // loadRevocations loads every revocation still in force into memory: those whose expiry is
-// less than the clock skew ago too, as the janitor keeps them.
+// less than the clock skew ago too, as the janitor keeps them. A million records take about a
+// second (Preload reads them in parallel ranges).
 func (m *Main) loadRevocations(ctx context.Context) error {
 	m.state = revocation.NewState()
 	var err error
-	m.loaded, err = m.state.Load(ctx, m.store, m.Now().Add(-m.Config.ClockSkew), nil)
+	m.loaded, err = m.state.Preload(ctx, m.store, m.Now().Add(-m.Config.ClockSkew))
 	return err
 }
 
@@ -572,6 +587,26 @@ func (m *Main) startCommitter(context.Context) error {
 	// skew, as the janitor keeps it (a resource server whose clock is behind still needs it).
 	m.feed = oauth.NewFeed(m.store, m.Logger, func() time.Time { return m.Now().Add(-m.Config.ClockSkew) })
 	m.committer = revocation.NewCommitter(m.store, m.state, m.committed)
+	return nil
+}
+
+// makeOutbox makes the dispatcher of the durable outbox, which startBackground runs. The
+// features whose changes cause messages register their deliverers with m.outbox.Handle in
+// buildHandlers, and wake it (m.outbox.Wake) once such a change has committed.
+func (m *Main) makeOutbox(context.Context) error {
+	cfg := m.Outbox
+	cfg.Store, cfg.PollInterval, cfg.ClockSkew = m.store, m.Config.OutboxPollInterval, m.Config.ClockSkew
+	cfg.Metrics, cfg.Logger, cfg.Now = metrics.NewOutbox(m.registry), m.Logger, m.Now
+	// SQLite: one server per database (the data directory's lock), so every lease found at
+	// start is this instance's from before a crash.
+	cfg.Exclusive = !isPostgres(m.Config.DB)
+	var err error
+	if m.outbox, err = outbox.New(cfg); err != nil {
+		return err
+	}
+	for kind, d := range m.Deliverers {
+		m.outbox.Handle(kind, d)
+	}
 	return nil
 }
 
@@ -596,7 +631,11 @@ func (m *Main) buildHandlers(context.Context) error {
 	}
 	m.limiter = ratelimit.New(ratelimit.Config{Burst: c.AuthFailureBurst, PerMinute: c.AuthFailurePerMinute})
 	m.pages, err = web.New(web.Config{Issuer: m.Issuer, Store: m.store, Clients: m.clients, Committer: m.committer, Box: m.box,
-		Logger: m.Logger, Limiter: m.limiter, Now: m.Now, Gate: gate})
+		Logger: m.Logger, Limiter: m.limiter, Now: m.Now, Gate: gate, SessionIdle: c.SessionIdle, SessionMax: c.SessionMax})
+	if err != nil {
+		return err
+	}
+	verifier, err := m.dpopVerifier()
 	if err != nil {
 		return err
 	}
@@ -607,6 +646,7 @@ func (m *Main) buildHandlers(context.Context) error {
 		RefreshKeys: m.keys.RefreshSealKey, RefreshSigningKeys: m.keys.RefreshSigningKey, Signer: m.signer, StatusListTTL: c.StatusListTTL,
 		Statuses: &statuslist.Allocator{Recorder: m.store, MaxTokenTTL: admin.MaxTokenTTL, Now: m.Now},
 		Feed:     m.feed, Limiter: m.limiter, Now: m.Now,
+		DPoP: verifier, DPoPNonce: c.DPoPNonce,
 	})
 	if err != nil {
 		return err
@@ -621,6 +661,30 @@ func (m *Main) buildHandlers(context.Context) error {
 	}
 	m.admin = admin.New(acfg)
 	return nil
+}
+
+// dpopVerifier makes the checker of DPoP proofs at the token endpoint (RFC 9449). Its nonces are
+// derived from the secrets key, so every instance issues and accepts the same ones (§8). Its
+// replay cache is the store with PostgreSQL, shared by every instance (§11.1); with SQLite (one
+// instance per data dir) it is memory backed by a log in the data dir, so a proof accepted just
+// before a restart or crash is refused after it.
+func (m *Main) dpopVerifier() (*dpop.Verifier, error) {
+	key, err := m.box.DeriveKey("dpop nonce v1", 32)
+	if err != nil {
+		return nil, err
+	}
+	nonces, err := dpop.NewNonces(key, 0)
+	if err != nil {
+		return nil, err
+	}
+	var replay dpop.ReplayCache = &oauth.StoreReplay{Store: m.store}
+	if !isPostgres(m.Config.DB) {
+		if m.replayLog, err = replaylog.Open(m.Config.DataDir, nil, 0); err != nil {
+			return nil, fmt.Errorf("%s: cannot open the DPoP replay log: %w", m.Config.describe("data_dir"), err)
+		}
+		replay = m.replayLog
+	}
+	return &dpop.Verifier{Replay: replay, Nonces: nonces}, nil
 }
 
 // The pages of package web are the browser-facing half of the OAuth route table.
@@ -663,8 +727,8 @@ func (m *Main) startServing(context.Context) error {
 	return nil
 }
 
-// startBackground starts the janitor and, with a shared store, the coherence loop that learns
-// of other instances' changes.
+// startBackground starts the janitor, the outbox's dispatcher and, with a shared store, the
+// coherence loop that learns of other instances' changes.
 func (m *Main) startBackground(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
@@ -673,6 +737,7 @@ func (m *Main) startBackground(context.Context) error {
 		Interval: m.Config.JanitorInterval, AuditRetention: m.Config.AuditRetention, Grace: m.Config.ClockSkew,
 		OnDeleted: m.metrics.JanitorDeleted, Logger: m.Logger, Now: m.Now}
 	m.goRun(ctx, m.runJanitor)
+	m.goRun(ctx, m.outbox.Run)
 	if w, ok := m.store.(rescind.Watcher); ok {
 		m.goRun(ctx, func(ctx context.Context) { m.runCoherence(ctx, w) })
 	}
@@ -749,6 +814,9 @@ func (m *Main) Close() error {
 	m.wg.Wait()
 	if m.committer != nil {
 		m.committer.Close()
+	}
+	if m.replayLog != nil {
+		m.replayLog.Close()
 	}
 	var err error
 	if m.store != nil {

@@ -69,6 +69,10 @@ var settingsTable = []setting{
 	{key: "trusted_proxies", flag: "trusted-proxies", validate: validCIDRList, help: "comma-separated CIDR ranges of reverse proxies allowed to name the client address (X-Forwarded-For, Forwarded)"},
 	{key: "admin_ca", flag: "admin-ca", validate: validAdminCA, help: "PEM file of CA certificates the CLI trusts for an https --admin-url (e.g. the server's own certificate)"},
 	{key: "clock_skew", flag: "clock-skew", def: "1m", validate: durationBetween(time.Second, time.Hour), help: "largest clock difference between instances, and between them and resource servers: revocation records are kept this long past their tokens' expiry"},
+	{key: "dpop_nonce", flag: "dpop-nonce", def: "auto", validate: oneOf("off", "auto", "always"), help: "when DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8): off, auto (public clients and clients created with --require-dpop) or always"},
+	{key: "session_idle", flag: "session-idle", def: "12h", validate: durationBetween(time.Minute, 365*24*time.Hour), help: "a sign-in session not used for this long ends"},
+	{key: "session_max", flag: "session-max", def: "720h", validate: durationBetween(time.Minute, 365*24*time.Hour), help: "a sign-in session ends this long after sign-in, however much it is used"},
+	{key: "outbox_poll_interval", flag: "outbox-poll-interval", def: "1s", validate: durationBetween(10*time.Millisecond, time.Hour), help: "how often each instance looks for outbox messages due (back-channel logout, Shared Signals push) that nothing woke it for: written by another instance, or a retry coming due"},
 }
 
 // Config is every setting, typed, resolved once at start (see settingsTable): what the server
@@ -102,6 +106,10 @@ type Config struct {
 	TrustedProxies             string        `setting:"trusted_proxies"`
 	AdminCA                    string        `setting:"admin_ca"`
 	ClockSkew                  time.Duration `setting:"clock_skew"`
+	DPoPNonce                  string        `setting:"dpop_nonce"`
+	SessionIdle                time.Duration `setting:"session_idle"`
+	SessionMax                 time.Duration `setting:"session_max"`
+	OutboxPollInterval         time.Duration `setting:"outbox_poll_interval"`
 
 	// sources names where each key's value came from ("--addr", "RESCIND_ADDR", "config file
 	// rescind.yaml", "default"), for error messages.

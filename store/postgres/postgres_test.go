@@ -39,6 +39,17 @@ func TestConformance(t *testing.T) {
 	storetest.RunTests(t, func(t *testing.T) func() rescind.Store {
 		dsn := pgtest.NewDatabase(t)
 		return func() rescind.Store { return open(t, dsn) }
+	}, storetest.WithRowsFault(postgres.FailRows), storetest.WithInTx(postgres.InTx))
+}
+
+func BenchmarkStore(b *testing.B) {
+	storetest.RunBenchmarks(b, func(b *testing.B) rescind.Store {
+		s, err := postgres.Open(context.Background(), pgtest.NewDatabase(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
 	})
 }
 

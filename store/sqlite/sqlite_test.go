@@ -30,7 +30,37 @@ func TestConformance(t *testing.T) {
 	storetest.RunTests(t, func(t *testing.T) func() rescind.Store {
 		path := filepath.Join(t.TempDir(), "rescind.db")
 		return func() rescind.Store { return open(t, path) }
+	}, storetest.WithRowsFault(sqlite.FailRows), storetest.WithInTx(sqlite.InTx))
+}
+
+func BenchmarkStore(b *testing.B) {
+	storetest.RunBenchmarks(b, func(b *testing.B) rescind.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "rescind.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
 	})
+}
+
+// TestNumberedPlaceholders: the shared SQL (store/internal/sqlstore) writes PostgreSQL's $N
+// placeholders, which modernc.org/sqlite must bind to the N-th argument whatever their order
+// and however often they appear.
+func TestNumberedPlaceholders(t *testing.T) {
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var a, b, c string
+	var n int64
+	if err := db.QueryRow(`SELECT $2, $1, $2, CASE WHEN $3 < 5 THEN $3 ELSE 5 END`, "one", "two", int64(3)).Scan(&a, &b, &c, &n); err != nil {
+		t.Fatal(err)
+	}
+	if a != "two" || b != "one" || c != "two" || n != 3 {
+		t.Fatalf("SELECT $2, $1, $2, min($3, 5) = %s, %s, %s, %d; want two, one, two, 3", a, b, c, n)
+	}
 }
 
 // TestReopen shows that migrations are recorded (a second Open applies nothing twice) and that

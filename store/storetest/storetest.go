@@ -22,8 +22,33 @@ import (
 // closed when t ends (for example with t.Cleanup).
 type Opener func(t *testing.T) (open func() rescind.Store)
 
+// RowsFault breaks row iteration in a backend, for the cases that show a failure in the
+// middle of a result leaves nothing half-done. It arms a fault in s, a store the Opener
+// returned: from then on, the n-th query (counting from 0) that reads rows delivers at most one
+// row and then fails with err, as a connection lost in the middle of a result would. disarm
+// ends the fault and reports whether that query came.
+type RowsFault func(s rescind.Store, n int, err error) (disarm func() (reached bool))
+
+// Option changes what RunTests runs.
+type Option func(*options)
+
+type options struct {
+	rowsFault RowsFault
+	inTx      InTx
+}
+
+// WithRowsFault gives the suite the backend's RowsFault. Without it the rows-failure cases are
+// skipped.
+func WithRowsFault(f RowsFault) Option {
+	return func(o *options) { o.rowsFault = f }
+}
+
 // RunTests runs the conformance suite.
-func RunTests(t *testing.T, opener Opener) {
+func RunTests(t *testing.T, opener Opener, opts ...Option) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	tests := []struct {
 		name string
 		run  func(t *testing.T, s rescind.Store)
@@ -39,6 +64,8 @@ func RunTests(t *testing.T, opener Opener) {
 		{"Keys", testKeys},
 		{"RevocationAudience", testRevocationAudience},
 		{"StatusLists", testStatusLists},
+		{"ScanRevocations", testScanRevocations},
+		{"RevokeBatchDuplicates", testRevokeBatchDuplicates},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -50,6 +77,23 @@ func RunTests(t *testing.T, opener Opener) {
 	}
 	for _, tc := range keyTests() {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
+	}
+	for _, tc := range dpopTests() {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
+	}
+	for _, tc := range sessionTests() {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
+	}
+	for _, tc := range outboxTests() {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t), o) })
+	}
+	for _, tc := range rowsFaultTests() {
+		t.Run(tc.name, func(t *testing.T) {
+			if o.rowsFault == nil {
+				t.Skip("the backend gives no RowsFault (WithRowsFault)")
+			}
+			tc.run(t, opener(t)(), o.rowsFault)
+		})
 	}
 	t.Run("InstancesSeeEachOthersWrites", func(t *testing.T) { testInstancesShare(t, opener(t)) })
 	t.Run("ClientChangesAcrossInstances", func(t *testing.T) { testClientChangesAcrossInstances(t, opener(t)) })
@@ -65,7 +109,7 @@ func sampleClient(id string) rescind.Client {
 		GrantTypes: []string{rescind.GrantClientCredentials}, Scopes: []string{"read", "write"},
 		RedirectURIs: []string{"https://app.example/cb"}, TokenTTL: 90 * time.Minute, CreatedAt: base, AllowPlainPKCE: true,
 		TokenFormat: rescind.TokenFormatJWT, ResourceServer: true, Resources: []string{"https://api.example", "urn:example:photos"},
-		AllowInsecureRedirect: true,
+		AllowInsecureRedirect: true, FirstParty: true,
 	}
 }
 
@@ -75,7 +119,8 @@ func equalClient(a, b rescind.Client) bool {
 		slices.Equal(a.GrantTypes, b.GrantTypes) && slices.Equal(a.Scopes, b.Scopes) &&
 		slices.Equal(a.RedirectURIs, b.RedirectURIs) && a.TokenTTL == b.TokenTTL && a.CreatedAt.Equal(b.CreatedAt) &&
 		a.AllowPlainPKCE == b.AllowPlainPKCE && a.TokenFormat == b.TokenFormat && a.ResourceServer == b.ResourceServer &&
-		slices.Equal(a.Resources, b.Resources) && a.AllowInsecureRedirect == b.AllowInsecureRedirect
+		slices.Equal(a.Resources, b.Resources) && a.AllowInsecureRedirect == b.AllowInsecureRedirect && a.FirstParty == b.FirstParty &&
+		a.RequireDPoP == b.RequireDPoP
 }
 
 func testClients(t *testing.T, s rescind.Store) {
@@ -147,6 +192,17 @@ func testUpdateClient(t *testing.T, s rescind.Store) {
 	check("UpdateClient (the ttl back to the default)", got, err, want)
 	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{})
 	check("UpdateClient (nothing)", got, err, want)
+	// The flags, each alone: the other keeps its stored value.
+	yes, no := true, false
+	want.RequireDPoP = true
+	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{RequireDPoP: &yes})
+	check("UpdateClient (require DPoP)", got, err, want)
+	want.FirstParty = false
+	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{FirstParty: &no})
+	check("UpdateClient (not first-party)", got, err, want)
+	want.FirstParty, want.RequireDPoP = true, false
+	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{FirstParty: &yes, RequireDPoP: &no})
+	check("UpdateClient (both flags)", got, err, want)
 
 	first, second := "$argon2id$v=19$m=64,t=1,p=1$bmV3$bmV3", "$argon2id$v=19$m=64,t=1,p=1$dHdv$dHdv"
 	want.PreviousSecretHash, want.PreviousSecretExpiresAt, want.SecretHash = c.SecretHash, base.Add(24*time.Hour), first

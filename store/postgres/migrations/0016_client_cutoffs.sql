@@ -9,7 +9,7 @@
 -- deleted are gone; those clients' tokens die by their own exp.
 -- The extended records get a new seq, so that pollers and event subscribers that hold the
 -- shorter record receive it again. Revocation writers serialize on this lock (see
--- writeRevocations), so seq order stays commit order.
+-- revocationBatch in revoke.go), so seq order stays commit order.
 SELECT pg_advisory_xact_lock(125839914303490);
 UPDATE revocations SET seq = nextval(pg_get_serial_sequence('revocations', 'seq')),
         expires_at = revoked_at + 2595600000000000

@@ -1,0 +1,177 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rescind/rescind"
+)
+
+const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
+	resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at, require_dpop, first_party`
+
+func scanClient(row Row) (rescind.Client, error) {
+	var c rescind.Client
+	var gt, sc, ru, res string
+	var ttl, created, prevExp int64
+	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &gt, &sc, &ru, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat,
+		&c.ResourceServer, &res, &c.AllowInsecureRedirect, &c.PreviousSecretHash, &prevExp, &c.RequireDPoP, &c.FirstParty); err != nil {
+		return c, err
+	}
+	var err error
+	if c.GrantTypes, err = ParseList(gt); err != nil {
+		return c, fmt.Errorf("grant_types: %w", err)
+	}
+	if c.Scopes, err = ParseList(sc); err != nil {
+		return c, fmt.Errorf("scopes: %w", err)
+	}
+	if c.RedirectURIs, err = ParseList(ru); err != nil {
+		return c, fmt.Errorf("redirect_uris: %w", err)
+	}
+	if c.Resources, err = ParseList(res); err != nil {
+		return c, fmt.Errorf("resources: %w", err)
+	}
+	c.TokenTTL = time.Duration(ttl)
+	c.CreatedAt = FromNanos(created)
+	c.PreviousSecretExpiresAt = OptionalTime(prevExp)
+	return c, nil
+}
+
+// tokenFormat stores an empty format as opaque.
+func tokenFormat(f string) string {
+	if f == "" {
+		return rescind.TokenFormatOpaque
+	}
+	return f
+}
+
+// CreateClient implements rescind.Store.
+func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
+	_, err := s.db.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		c.ID, c.Name, c.SecretHash, c.Public, JSONList(c.GrantTypes), JSONList(c.Scopes), JSONList(c.RedirectURIs),
+		int64(c.TokenTTL), Nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
+		c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.PreviousSecretHash, OptionalNanos(c.PreviousSecretExpiresAt),
+		c.RequireDPoP, c.FirstParty)
+	if s.d.IsUniqueViolation(err) {
+		return s.errorf("client %q: %w", c.ID, rescind.ErrAlreadyExists)
+	}
+	if err != nil {
+		return s.errorf("creating client: %w", err)
+	}
+	return nil
+}
+
+// GetClient implements rescind.Store.
+func (s *Store) GetClient(ctx context.Context, id string) (rescind.Client, error) {
+	c, err := scanClient(s.db.QueryRow(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1`, id))
+	if isNoRows(err) {
+		return c, s.errorf("client %q: %w", id, rescind.ErrNotFound)
+	}
+	if err != nil {
+		return c, s.errorf("reading client %q: %w", id, err)
+	}
+	return c, nil
+}
+
+// ListClients implements rescind.Store.
+func (s *Store) ListClients(ctx context.Context) ([]rescind.Client, error) {
+	out, err := All(ctx, s.db, scanClient, `SELECT `+clientColumns+` FROM clients ORDER BY created_at, id`)
+	if err != nil {
+		return nil, s.errorf("listing clients: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateClient implements rescind.Store: one statement that writes only the columns u sets, so
+// that a concurrent change of the others (a secret rotation on another instance) is never undone.
+// Other instances learn of the change at commit (Dialect.Notify), so none keeps a stale copy.
+func (s *Store) UpdateClient(ctx context.Context, id string, u rescind.ClientUpdate) (rescind.Client, error) {
+	var sets []string
+	args := []any{id}
+	set := func(col string, v any) {
+		args = append(args, v)
+		sets = append(sets, fmt.Sprintf("%s = $%d", col, len(args)))
+	}
+	if u.Name != nil {
+		set("name", *u.Name)
+	}
+	if u.Scopes != nil {
+		set("scopes", JSONList(*u.Scopes))
+	}
+	if u.RedirectURIs != nil {
+		set("redirect_uris", JSONList(*u.RedirectURIs))
+	}
+	if u.TokenTTL != nil {
+		set("token_ttl_ns", int64(*u.TokenTTL))
+	}
+	if u.RequireDPoP != nil {
+		set("require_dpop", *u.RequireDPoP)
+	}
+	if u.FirstParty != nil {
+		set("first_party", *u.FirstParty)
+	}
+	if len(sets) == 0 {
+		return s.GetClient(ctx, id)
+	}
+	return s.changeClient(ctx, id, `UPDATE clients SET `+strings.Join(sets, ", ")+` WHERE id = $1 RETURNING `+clientColumns, args...)
+}
+
+// RotateClientSecret implements rescind.Store.
+func (s *Store) RotateClientSecret(ctx context.Context, id, hash string, previousUntil time.Time) (rescind.Client, error) {
+	// One statement: its right-hand sides read the row as it is when the statement writes it
+	// (PostgreSQL re-reads a row it waited for), so the replaced secret is the stored one.
+	return s.changeClient(ctx, id, `UPDATE clients SET previous_secret_hash = CASE WHEN $2 THEN secret_hash ELSE '' END,
+		previous_secret_expires_at = $3, secret_hash = $4 WHERE id = $1 RETURNING `+clientColumns,
+		id, !previousUntil.IsZero(), OptionalNanos(previousUntil), hash)
+}
+
+// changeClient runs query, an UPDATE of the client id that returns its columns, and tells the
+// other instances at commit (they drop their cached copy and verified secrets).
+func (s *Store) changeClient(ctx context.Context, id, query string, args ...any) (rescind.Client, error) {
+	var c rescind.Client
+	err := s.db.InTx(ctx, func(tx Querier) error {
+		var err error
+		c, err = scanClient(tx.QueryRow(ctx, query, args...))
+		if isNoRows(err) {
+			return rescind.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, ClientChanged, id)
+	})
+	if err != nil {
+		return rescind.Client{}, s.errorf("updating client %q: %w", id, err)
+	}
+	return c, nil
+}
+
+// ClientDeletion deletes the client id in tx, writes the audit entry of its deletion (rev's
+// Actor and Reason, dated now, if rev.Actor is set) and revokes its grants at now as
+// GrantRevocations does (lock is the clause for its first read). It returns the records to
+// write: the grants' and rev, without its Actor (the one entry is written). A missing client
+// is rescind.ErrNotFound.
+func ClientDeletion(ctx context.Context, tx Querier, id string, now time.Time, rev rescind.Revocation, lock string) ([]rescind.Revocation, error) {
+	n, err := tx.Exec(ctx, `DELETE FROM clients WHERE id = $1`, id)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, rescind.ErrNotFound
+	}
+	// One audit entry for the deletion, dated now (the cut-off is later), not one per grant.
+	if rev.Actor != "" {
+		if err := writeAudit(ctx, tx, now, rev); err != nil {
+			return nil, err
+		}
+	}
+	rev.Actor = ""
+	revs, _, err := GrantRevocations(ctx, tx, rescind.GrantFilter{ClientID: id}, rescind.Revocation{RevokedAt: now, Subject: rev.Subject}, lock)
+	if err != nil {
+		return nil, err
+	}
+	return append(revs, rev), nil
+}
