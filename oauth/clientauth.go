@@ -3,7 +3,6 @@ package oauth
 import (
 	"encoding/base64"
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -13,17 +12,28 @@ import (
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/accesslog"
+	"github.com/rescind/rescind/internal/clientip"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/ratelimit"
 	"github.com/rescind/rescind/internal/secret"
 )
+
+// MaxClientIDLength bounds the client id an authentication may present (in bytes): a longer
+// one is refused (400 invalid_request) before anything is looked up or rate-limited, so that
+// no one can make the server hold long keys. The server's own ids are far shorter.
+const MaxClientIDLength = 256
+
+func errClientIDTooLong() *Error {
+	return errorf(ErrInvalidRequest, http.StatusBadRequest, "client_id is too long")
+}
 
 // authenticateClient authenticates the client making r, by client_secret_basic (RFC 6749
 // §2.3.1), client_secret_post, or, when allowPublic is set, "none" for a public client that sends
 // only its client_id (RFC 6749 §2.3, RFC 7009 §5). Using more than one method is refused
 // (RFC 6749 §2.3).
 func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPublic bool) (rescind.Client, *Error) {
-	ctx := r.Context()
+	// The secret checks of one network hold at most a share of the process's places.
+	ctx := secret.WithClaimant(r.Context(), clientip.Network(r.RemoteAddr))
 	formID, formSecret := form.Get("client_id"), form.Get("client_secret")
 	_, hasFormSecret := form["client_secret"]
 
@@ -41,6 +51,9 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 			return rescind.Client{}, errorf(ErrInvalidRequest, http.StatusBadRequest,
 				"client_id in the body does not match the authenticated client")
 		}
+		if len(id) > MaxClientIDLength {
+			return rescind.Client{}, errClientIDTooLong()
+		}
 		res, perr := s.reserve(r, id, candidates[0])
 		if perr != nil {
 			return rescind.Client{}, perr
@@ -56,6 +69,9 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 	}
 	if formID == "" {
 		return rescind.Client{}, invalidClient("client authentication is required")
+	}
+	if len(formID) > MaxClientIDLength {
+		return rescind.Client{}, errClientIDTooLong()
 	}
 	if hasFormSecret {
 		res, perr := s.reserve(r, formID, formSecret)
@@ -113,20 +129,11 @@ func (s *Server) authFailed(r *http.Request, clientID, reason string) {
 	s.log.InfoContext(r.Context(), "client authentication failed", "client_id", clientID, "remote", r.RemoteAddr, "reason", reason)
 }
 
-// limitKeys are the rate-limit buckets of a client authentication attempt: the source address,
-// and the client id at that address.
+// limitKeys are the rate-limit buckets of a client authentication attempt: the source network
+// (an IPv6 /64 is one party: clientip.Network), and the client id at that network.
 func limitKeys(r *http.Request, clientID string) []string {
-	host := remoteHost(r)
-	return []string{"addr:" + host, "client:" + clientID + "|" + host}
-}
-
-// remoteHost is the host part of r's source address (the client's, behind trusted proxies).
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+	n := clientip.Network(r.RemoteAddr)
+	return []string{"addr:" + n, "client:" + clientID + "|" + n}
 }
 
 // reserve takes an attempt's rate-limit tokens (its source address, and the client id there)

@@ -1,10 +1,12 @@
 package web
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -13,18 +15,25 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/clientip"
 	"github.com/rescind/rescind/internal/ratelimit"
 	"github.com/rescind/rescind/internal/secret"
 )
 
-// loginKeys are the rate-limit buckets of a login attempt.
+// maxUsername bounds the username a login may type (in bytes): a longer one is refused before
+// anything is reserved or looked up.
+const maxUsername = 256
+
+// loginKeys are the Limiter buckets of a login attempt: its source network (an IPv6 /64 is one
+// party: clientip.Network), and the username at that network.
 func loginKeys(r *http.Request, username string) []string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return []string{"login-addr:" + host, "user:" + username + "|" + host}
+	n := clientip.Network(r.RemoteAddr)
+	return []string{"login-addr:" + n, "user:" + username + "|" + n}
 }
+
+// userKey is the UserLimiter bucket of a login attempt: the username alone, wherever the
+// attempt comes from.
+func userKey(username string) string { return "login-user:" + username }
 
 // UsernameHash identifies a typed username in logs without the text: the first 8 bytes of its
 // SHA-256, in hex. A person who types their password into the username field must not find it
@@ -87,34 +96,43 @@ func (s *Server) HandleLogin(w http.ResponseWriter, r *http.Request) {
 			"Username": username, "Error": "Enter your username and password."})
 		return
 	}
-	keys := loginKeys(r, username)
-	var res *ratelimit.Reservation
-	if s.cfg.Limiter != nil {
-		// The tokens are taken before the password is checked, so that a burst of concurrent
-		// attempts cannot all be checked; a successful login gives them back.
-		var ok bool
-		var retry time.Duration
-		if res, ok, retry = s.cfg.Limiter.Reserve(keys...); !ok {
-			s.cfg.Logger.WarnContext(r.Context(), "security: login rate limited", "username_hash", UsernameHash(username), "remote", r.RemoteAddr)
-			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry/time.Second))))
-			s.render(w, http.StatusTooManyRequests, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
-				"Username": username, "Error": "Too many failed attempts. Wait a little and try again."})
-			return
-		}
+	if len(username) > maxUsername {
+		s.render(w, http.StatusBadRequest, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
+			"Error": "That username is too long."})
+		return
 	}
-	u, err := s.cfg.Users.Authenticate(r.Context(), username, password)
+	// The tokens are taken before the password is checked, so that a burst of concurrent
+	// attempts cannot all be checked; a successful login gives them back.
+	res, ok, retry := s.reserveLogin(r, username)
+	if !ok {
+		s.cfg.Logger.WarnContext(r.Context(), "security: login rate limited", "username_hash", UsernameHash(username), "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry/time.Second))))
+		s.render(w, http.StatusTooManyRequests, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
+			"Username": username, "Error": "Too many failed attempts. Wait a little and try again."})
+		return
+	}
+	// The checks of one network hold at most a share of the process's password-check places.
+	ctx := secret.WithClaimant(r.Context(), clientip.Network(r.RemoteAddr))
+	u, err := s.cfg.Users.Authenticate(ctx, username, password)
 	if errors.Is(err, ErrBadCredentials) {
 		s.cfg.Logger.WarnContext(r.Context(), "failed login", "username_hash", UsernameHash(username), "remote", r.RemoteAddr)
 		s.render(w, http.StatusUnauthorized, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
 			"Username": username, "Error": "Wrong username or password."})
 		return
 	}
-	res.Refund() // not a failed attempt: a success, or the server could not tell
+	for _, rv := range res {
+		rv.Refund() // not a failed attempt: a success, or the server could not tell
+	}
 	if errors.Is(err, secret.ErrBusy) {
 		s.cfg.Logger.WarnContext(r.Context(), "login refused: too many password checks under way", "remote", r.RemoteAddr)
 		w.Header().Set("Retry-After", "1")
 		s.render(w, http.StatusServiceUnavailable, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
 			"Username": username, "Error": "The server is busy. Try again in a moment."})
+		return
+	}
+	if err != nil && r.Context().Err() != nil {
+		// The browser went away while the check waited its turn: nothing went wrong here.
+		s.cfg.Logger.DebugContext(r.Context(), "login abandoned by the client", "remote", r.RemoteAddr, "err", err)
 		return
 	}
 	if err != nil {
@@ -133,7 +151,73 @@ func (s *Server) HandleLogin(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "session", err)
 		return
 	}
+	if s.cfg.UserLimiter != nil {
+		s.setDevice(w, username)
+	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// reserveLogin takes a login attempt's tokens: from Limiter (its network, and the username
+// there) and, unless this browser signed the same username in before (its device cookie),
+// from UserLimiter (the username wherever the attempt comes from). If a bucket is empty nothing
+// is taken, ok is false and retryAfter says when to try again.
+func (s *Server) reserveLogin(r *http.Request, username string) (res []*ratelimit.Reservation, ok bool, retryAfter time.Duration) {
+	if s.cfg.Limiter != nil {
+		a, ok, retry := s.cfg.Limiter.Reserve(loginKeys(r, username)...)
+		if !ok {
+			return nil, false, retry
+		}
+		res = append(res, a)
+	}
+	if s.cfg.UserLimiter != nil && !s.knownDevice(r, username) {
+		u, ok, retry := s.cfg.UserLimiter.Reserve(userKey(username))
+		if !ok {
+			for _, a := range res {
+				a.Refund() // not checked: not a failed attempt of this network
+			}
+			return nil, false, retry
+		}
+		res = append(res, u)
+	}
+	return res, true, 0
+}
+
+// deviceMaxAge is how long a browser is remembered as one its person signed in on.
+const deviceMaxAge = 180 * 24 * time.Hour
+
+// deviceMAC is the MAC a device cookie carries: of its nonce and the username, under a key
+// derived from the secrets key (every instance derives the same).
+func (s *Server) deviceMAC(nonce, username string) []byte {
+	m := hmac.New(sha256.New, s.deviceKey)
+	m.Write([]byte(nonce))
+	m.Write([]byte{0})
+	m.Write([]byte(username))
+	return m.Sum(nil)
+}
+
+// setDevice remembers, in a cookie only this server can make, that username signed in on the
+// browser w answers: its later attempts skip the per-username bucket, so that guesses from
+// elsewhere cannot lock the person out of a browser they use.
+func (s *Server) setDevice(w http.ResponseWriter, username string) {
+	b := make([]byte, 16)
+	rand.Read(b)
+	nonce := base64.RawURLEncoding.EncodeToString(b)
+	v := nonce + "." + base64.RawURLEncoding.EncodeToString(s.deviceMAC(nonce, username))
+	http.SetCookie(w, s.sessions.cookie(deviceCookie, v, int(deviceMaxAge/time.Second)))
+}
+
+// knownDevice reports whether the browser that sent r carries the device cookie of username.
+func (s *Server) knownDevice(r *http.Request, username string) bool {
+	c, err := r.Cookie(s.sessions.cookieName(deviceCookie))
+	if err != nil || len(c.Value) > 200 {
+		return false
+	}
+	nonce, mac, ok := strings.Cut(c.Value, ".")
+	if !ok {
+		return false
+	}
+	got, err := base64.RawURLEncoding.DecodeString(mac)
+	return err == nil && hmac.Equal(got, s.deviceMAC(nonce, username))
 }
 
 // HandleLogout serves POST /logout: it ends the browser's session on the server (a copy of the

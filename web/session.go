@@ -28,6 +28,7 @@ import (
 const (
 	sessionCookie = "rescind_session"
 	csrfCookie    = "rescind_csrf"
+	deviceCookie  = "rescind_device"
 	hostPrefix    = "__Host-"
 )
 

@@ -630,7 +630,8 @@ func (m *Main) buildHandlers(context.Context) error {
 	}
 	m.limiter = ratelimit.New(ratelimit.Config{Burst: c.AuthFailureBurst, PerMinute: c.AuthFailurePerMinute})
 	m.pages, err = web.New(web.Config{Issuer: m.Issuer, Store: m.store, Clients: m.clients, Committer: m.committer, Box: m.box,
-		Logger: m.Logger, Limiter: m.limiter, Now: m.Now, Gate: gate, SessionIdle: c.SessionIdle, SessionMax: c.SessionMax})
+		Logger: m.Logger, Limiter: m.limiter, Now: m.Now, Gate: gate, SessionIdle: c.SessionIdle, SessionMax: c.SessionMax,
+		UserLimiter: ratelimit.New(ratelimit.Config{Burst: c.LoginFailureBurstPerUser, PerHour: c.LoginFailuresPerUserHour})})
 	if err != nil {
 		return err
 	}
