@@ -60,8 +60,10 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 		}
 		var c rescind.Client
 		var err error
+		// Every candidate is tried until one matches, for an unknown id too, so that a failure
+		// costs the same whether the id exists or not (audit of issue 12, finding 3).
 		for _, sec := range candidates {
-			if c, err = s.clients.Authenticate(ctx, id, sec); !errors.Is(err, clientreg.ErrBadSecret) {
+			if c, err = s.clients.Authenticate(ctx, id, sec); !errors.Is(err, clientreg.ErrBadSecret) && !errors.Is(err, rescind.ErrNotFound) {
 				break
 			}
 		}
@@ -157,8 +159,8 @@ func (s *Server) reserve(r *http.Request, clientID, presented string) (*ratelimi
 // application/x-www-form-urlencoded encoding of the client id and secret. It returns the secret
 // candidates to try, in order and without repeats: the form-decoded secret, the secret as sent
 // (many clients skip the §2.3.1 encoding) and, if that is not UTF-8, its bytes read as
-// ISO-8859-1 (as some clients, Authlib among them, encode it). Only a wrong secret makes the
-// caller try the next one, so a right secret costs one check.
+// ISO-8859-1 (as some clients, Authlib among them, encode it). The caller tries the next one
+// after a wrong secret or an unknown id alike, so that a failure costs the same for both.
 func parseBasic(header string) (id string, candidates []string, ok bool) {
 	scheme, cred, found := strings.Cut(header, " ")
 	if !found || !strings.EqualFold(scheme, "Basic") {

@@ -13,13 +13,19 @@ import (
 	"github.com/rescind/rescind/internal/metrics"
 	"github.com/rescind/rescind/internal/ratelimit"
 	"github.com/rescind/rescind/internal/revocation"
+	"github.com/rescind/rescind/internal/secret"
 	"github.com/rescind/rescind/internal/statuslist"
 	"github.com/rescind/rescind/oauth"
 )
 
 // limitedHandler is e's server on its store with limiter, to be called with a chosen RemoteAddr.
 func limitedHandler(t *testing.T, e *env, limiter *ratelimit.Limiter) http.Handler {
-	clients, _ := clientreg.New(clientreg.Config{Store: e.store})
+	return gatedHandler(t, e, limiter, nil)
+}
+
+// gatedHandler is limitedHandler whose secret checks go through gate.
+func gatedHandler(t *testing.T, e *env, limiter *ratelimit.Limiter, gate *secret.Gate) http.Handler {
+	clients, _ := clientreg.New(clientreg.Config{Store: e.store, Gate: gate})
 	state := revocation.NewState()
 	if _, err := state.Load(context.Background(), e.store, e.clock(), nil); err != nil {
 		t.Fatal(err)
@@ -81,5 +87,49 @@ func TestClientIDTooLong(t *testing.T) {
 	wantError(t, tokenFrom(h, "192.0.2.1:1", long[1:], "secret"), http.StatusUnauthorized, "invalid_client")
 	if l.Len() == 0 {
 		t.Fatal("an id at the bound was not charged")
+	}
+}
+
+// TestClientIDTimingOracle (audit of issue 12, finding 3): a failed client authentication costs
+// the same number of hash checks whether the client id exists or not, and whether it is public:
+// with HTTP Basic and a secret whose form decoding differs from itself ("+"), which gives two
+// candidates, and with client_secret_post.
+func TestClientIDTimingOracle(t *testing.T) {
+	e := newEnv(t)
+	gate := secret.NewGate(secret.GateConfig{Params: cheap})
+	h := gatedHandler(t, e, nil, gate)
+	cost := func(send func() resp) int64 {
+		t.Helper()
+		before := gate.Checks()
+		wantError(t, send(), http.StatusUnauthorized, "invalid_client")
+		return gate.Checks() - before
+	}
+	basic := func(id, sec string) func() resp {
+		return func() resp { return tokenFrom(h, "192.0.2.1:1", id, sec) }
+	}
+	post := func(id, sec string) func() resp {
+		return func() resp {
+			form := url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {sec}}
+			r := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader(form.Encode()))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			return resp{status: w.Code, header: w.Header(), body: w.Body.Bytes()}
+		}
+	}
+	for _, tc := range []struct {
+		name         string
+		known, ghost func() resp
+	}{
+		{"basic, secret with '+'", basic("app", "wrong+secret"), basic("no-such-client", "wrong+secret")},
+		{"basic, plain secret", basic("app", "wrongsecret"), basic("no-such-client", "wrongsecret")},
+		{"basic, public client", basic("pub", "wrong+secret"), basic("no-such-client", "wrong+secret")},
+		{"post, public client", post("pub", "wrongsecret"), post("no-such-client", "wrongsecret")},
+		{"post", post("app", "wrong+secret"), post("no-such-client", "wrong+secret")},
+	} {
+		k, g := cost(tc.known), cost(tc.ghost)
+		if k != g || k == 0 {
+			t.Errorf("%s: a known client costs %d checks, an unknown one %d", tc.name, k, g)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,6 +23,8 @@ type Gate struct {
 	run   chan struct{}
 	queue chan struct{}
 	wait  time.Duration
+
+	checks atomic.Int64
 
 	perClaimant int
 	mu          sync.Mutex
@@ -91,6 +94,7 @@ func (g *Gate) Verify(ctx context.Context, secret, hash string) (bool, error) {
 		return false, err
 	}
 	defer func() { <-g.run }()
+	g.checks.Add(1)
 	return Verify(secret, hash)
 }
 
@@ -108,6 +112,10 @@ func (g *Gate) VerifyNone(ctx context.Context, secret string) error {
 
 // Running reports how many checks are running now (for metrics and tests).
 func (g *Gate) Running() int { return len(g.run) }
+
+// Checks reports how many checks the gate has let run, dummy ones included (for metrics and
+// tests).
+func (g *Gate) Checks() int64 { return g.checks.Load() }
 
 // claim takes one of the places of ctx's claimant, if it names one, or returns ErrBusy if the
 // claimant holds PerClaimant already; release gives it back.
