@@ -139,6 +139,15 @@ func (s *Server) HandleLogin(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "authenticating user", err)
 		return
 	}
+	if s.cfg.SignInLimiter != nil {
+		if _, ok, retry := s.cfg.SignInLimiter.Reserve("signin:" + u.ID); !ok {
+			s.cfg.Logger.WarnContext(r.Context(), "security: sign-ins of one person rate limited", "user", u.Username, "remote", r.RemoteAddr)
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry/time.Second))))
+			s.render(w, http.StatusTooManyRequests, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
+				"Username": username, "Error": "Too many sign-ins. Wait a little and try again."})
+			return
+		}
+	}
 	_, err = s.sessions.Start(w, r, u)
 	if errors.Is(err, rescind.ErrUserChanged) {
 		// The person's sessions were ended (a new password, signing out everywhere) while this

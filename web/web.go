@@ -91,6 +91,12 @@ type Config struct {
 	// device cookie, a MAC of the username) skips it, so guesses from elsewhere cannot lock the
 	// person out of their own browsers.
 	UserLimiter *ratelimit.Limiter
+	// SignInLimiter, if set, bounds successful sign-ins per person: each takes a token from the
+	// bucket of the user's id (never given back), and while it is empty the right password gets
+	// a 429 and no session. A sign-in on a browser that holds a session ends that session, whose
+	// record every instance keeps until the session's idle expiry: this bounds the records one
+	// person can make. Only someone who knows the password can empty it.
+	SignInLimiter *ratelimit.Limiter
 	// Sessions keeps who is signed in on which browser. If nil, the Server makes its own on
 	// Store, Committer and Box, with SessionIdle and SessionMax.
 	Sessions *Sessions
