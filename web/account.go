@@ -230,8 +230,11 @@ func (s *Server) knownDevice(r *http.Request, username string) bool {
 }
 
 // HandleLogout serves POST /logout: it ends the browser's session on the server (a copy of the
-// cookie is refused from then on, by every instance) and drops the cookie. A browser without a
-// session is only sent to the login page.
+// cookie is refused from then on, by every instance) and drops the cookie. A request without a
+// session drops the cookie only if it comes from this site (a same-origin Sec-Fetch-Site or
+// Origin, or the double-submit CSRF token): a cross-site POST arrives without the SameSite=Lax
+// session cookie, and must not sign the person out of a session it cannot see. Either way it
+// is sent to the login page.
 func (s *Server) HandleLogout(w http.ResponseWriter, r *http.Request) {
 	if err := parsePost(w, r); err != nil {
 		s.renderError(w, http.StatusBadRequest, "The form could not be read.")
@@ -246,9 +249,27 @@ func (s *Server) HandleLogout(w http.ResponseWriter, r *http.Request) {
 			s.serverError(w, r, "ending session", err)
 			return
 		}
+	} else if !s.sameOrigin(r) && !s.checkCSRF(r) {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
 	}
 	s.sessions.ClearCookie(w)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// sameOrigin reports whether the browser says r comes from a page of this server: Fetch
+// Metadata's Sec-Fetch-Site "same-origin" or, from a browser that does not send it, an Origin
+// that is the issuer's.
+func (s *Server) sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin"
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" || origin == "null" {
+		return false
+	}
+	iss, err := url.Parse(s.cfg.Issuer)
+	return err == nil && strings.EqualFold(origin, iss.Scheme+"://"+iss.Host)
 }
 
 // appRow is one line of the connected apps page.

@@ -148,6 +148,62 @@ func TestLogout(t *testing.T) {
 	}
 }
 
+// TestCrossSiteLogout (audit of issue 12, finding 5): a POST to /logout that arrives without
+// the session cookie (a cross-site POST: SameSite=Lax keeps it back) drops the cookie only if
+// it comes from this site: Sec-Fetch-Site same-origin, the issuer's Origin, or the
+// double-submit CSRF token. Otherwise the browser is sent to the login page and keeps its
+// cookie, and its session keeps working.
+func TestCrossSiteLogout(t *testing.T) {
+	e := newPagesEnv(t, nil)
+	b := e.browser()
+	b.signIn("alice")
+	for _, tc := range []struct {
+		name    string
+		headers map[string]string
+		form    url.Values
+		clears  bool
+	}{
+		{"cross-site fetch metadata", map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": testIssuer}, nil, false},
+		{"another origin", map[string]string{"Origin": "https://evil.example"}, nil, false},
+		{"opaque origin", map[string]string{"Origin": "null"}, nil, false},
+		{"no origin, no token", nil, nil, false},
+		{"same-site but not same-origin", map[string]string{"Sec-Fetch-Site": "same-site"}, nil, false},
+		{"same-origin fetch metadata", map[string]string{"Sec-Fetch-Site": "same-origin"}, nil, true},
+		{"the issuer's origin", map[string]string{"Origin": testIssuer}, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/logout", strings.NewReader(tc.form.Encode()))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for k, v := range tc.headers {
+				r.Header.Set(k, v)
+			}
+			w := httptest.NewRecorder()
+			e.s.HandleLogout(w, r) // no cookie at all: what a cross-site POST brings
+			cleared := false
+			for _, c := range w.Result().Cookies() {
+				cleared = cleared || (c.Name == sessionCookie && c.MaxAge < 0)
+			}
+			if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/login" || cleared != tc.clears {
+				t.Fatalf("%d %q, cookie cleared %v; want 303 /login, cleared %v", w.Code, w.Header().Get("Location"), cleared, tc.clears)
+			}
+		})
+	}
+	// The double-submit token of the browser's sign-in form counts as this site too.
+	other := e.browser()
+	tok := hidden(other.get("/login").body).Get("csrf_token")
+	r := httptest.NewRequest(http.MethodPost, "/logout", strings.NewReader(url.Values{"csrf_token": {tok}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.AddCookie(&http.Cookie{Name: csrfCookie, Value: other.cookie(csrfCookie)})
+	w := httptest.NewRecorder()
+	e.s.HandleLogout(w, r)
+	if c := w.Result().Cookies(); len(c) != 1 || c[0].Name != sessionCookie || c[0].MaxAge >= 0 {
+		t.Fatalf("double-submit token: cookies %v; want the session cookie dropped", c)
+	}
+	if b.whoami() == "" {
+		t.Fatal("alice's session ended")
+	}
+}
+
 // TestSignInEndsPreviousSession: signing in again on a browser ends the session it held.
 func TestSignInEndsPreviousSession(t *testing.T) {
 	e := newPagesEnv(t, nil)
