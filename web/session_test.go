@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/ratelimit"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/secret"
 	"github.com/rescind/rescind/store/sqlite"
@@ -344,7 +345,8 @@ func TestSessionsPage(t *testing.T) {
 	}
 	// Sign the other session out.
 	b2cookie := b2.cookie(sessionCookie)
-	if p := post(b1, "/account/sessions/end", url.Values{"session_id": {s2}}); p.status != 303 || p.header.Get("Location") != "/account/sessions" {
+	// Sign the other session out (it signed in after this one: with the password).
+	if p := post(b1, "/account/sessions/end", url.Values{"session_id": {s2}, "password": {password}}); p.status != 303 || p.header.Get("Location") != "/account/sessions" {
 		t.Fatalf("ending the other session: %d %q", p.status, p.header.Get("Location"))
 	}
 	if signedInWith(e.s, b2cookie) != "" || b1.whoami() == "" || bob.whoami() == "" {
@@ -357,7 +359,7 @@ func TestSessionsPage(t *testing.T) {
 	b2.signIn("alice")
 	b3 := e.browser()
 	b3.signIn("alice")
-	if p := post(b1, "/account/sessions/end-others", url.Values{}); p.status != 303 || p.header.Get("Location") != "/account/sessions" {
+	if p := post(b1, "/account/sessions/end-others", url.Values{"password": {password}}); p.status != 303 || p.header.Get("Location") != "/account/sessions" {
 		t.Fatalf("end-others: %d %q", p.status, p.header.Get("Location"))
 	}
 	if b2.whoami() != "" || b3.whoami() != "" || b1.whoami() == "" || bob.whoami() == "" {
@@ -516,5 +518,57 @@ func BenchmarkSessionLookup(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestEndNewerSessionNeedsPassword (audit of issue 12, finding 6): someone holding only a copy
+// of an older session's cookie cannot keep the person out of a browser where they signed in
+// again: ending a session that signed in after this one (alone, or among the other sessions)
+// needs the password, and a wrong one counts as a failed login. Ending older sessions, this
+// one, or every session (this one too) needs none; the newer session ends the older one freely.
+func TestEndNewerSessionNeedsPassword(t *testing.T) {
+	var e *pagesEnv
+	e = newPagesEnv(t, func(c *Config) {
+		c.Limiter = ratelimit.New(ratelimit.Config{Burst: 2, PerMinute: 1, Now: func() time.Time { return e.clock() }})
+	})
+	thief, owner := e.browser(), e.browser()
+	thief.signIn("alice") // the copied cookie's session
+	e.advance(time.Minute)
+	owner.signIn("alice") // the person signs in again elsewhere
+	ownerID := owner.session().ID
+	page := thief.get("/account/sessions").body
+	if !strings.Contains(page, `aria-label="Your password, to sign out session `+ownerID+`"`) ||
+		!strings.Contains(page, `aria-label="Your password, to sign out of other sessions"`) {
+		t.Fatalf("the sessions page does not ask for the password where it is needed:\n%s", page)
+	}
+	csrf := hidden(page).Get("csrf_token")
+	for _, tc := range []struct {
+		name, path string
+		form       url.Values
+		status     int
+	}{
+		{"end the newer session", "/account/sessions/end", url.Values{"session_id": {ownerID}}, http.StatusForbidden},
+		{"end the others", "/account/sessions/end-others", url.Values{}, http.StatusForbidden},
+		{"wrong password", "/account/sessions/end-others", url.Values{"password": {"guess"}}, http.StatusForbidden},
+		{"another wrong password", "/account/sessions/end", url.Values{"session_id": {ownerID}, "password": {"guess"}}, http.StatusForbidden},
+		{"right password, but limited", "/account/sessions/end-others", url.Values{"password": {password}}, http.StatusTooManyRequests},
+	} {
+		tc.form.Set("csrf_token", csrf)
+		if p := thief.post(tc.path, tc.form); p.status != tc.status {
+			t.Fatalf("%s: %d %s; want %d", tc.name, p.status, p.body, tc.status)
+		}
+		if owner.whoami() == "" {
+			t.Fatalf("%s: the newer session ended", tc.name)
+		}
+	}
+	// The newer session ends the older one without the password.
+	oc := hidden(owner.get("/account/sessions").body).Get("csrf_token")
+	if p := owner.post("/account/sessions/end-others", url.Values{"csrf_token": {oc}}); p.status != http.StatusSeeOther || thief.whoami() != "" || owner.whoami() == "" {
+		t.Fatalf("the newer session ending the older: %d, thief %q, owner %q", p.status, thief.whoami(), owner.whoami())
+	}
+	// Every session, this one too, needs no password.
+	oc = hidden(owner.get("/account/sessions").body).Get("csrf_token")
+	if p := owner.post("/account/sessions/end-all", url.Values{"csrf_token": {oc}}); p.status != http.StatusSeeOther || owner.whoami() != "" {
+		t.Fatalf("end-all: %d", p.status)
 	}
 }
