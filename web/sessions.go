@@ -109,6 +109,10 @@ func (s *Server) checkPassword(w http.ResponseWriter, r *http.Request, user resc
 		s.renderError(w, http.StatusServiceUnavailable, "The server is busy. Try again in a moment.")
 		return false
 	}
+	if err != nil && r.Context().Err() != nil {
+		s.cfg.Logger.DebugContext(r.Context(), "password confirmation abandoned by the client", "remote", r.RemoteAddr, "err", err)
+		return false
+	}
 	if err != nil {
 		s.serverError(w, r, "confirming password", err)
 		return false
