@@ -161,7 +161,7 @@ func (s *Server) HandleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.cfg.UserLimiter != nil {
-		s.setDevice(w, username)
+		s.setDevice(w, r, username)
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
@@ -194,28 +194,37 @@ func (s *Server) reserveLogin(r *http.Request, username string) (res []*ratelimi
 // deviceMaxAge is how long a browser is remembered as one its person signed in on.
 const deviceMaxAge = 180 * 24 * time.Hour
 
-// deviceMAC is the MAC a device cookie carries: of its nonce and the username, under a key
+// deviceMAC is the MAC a device cookie carries: of its nonce, the username and the user's
+// password hash as stored (so a new password makes every device cookie worthless: a browser
+// that signed in with a stolen password is not remembered past the change), under a key
 // derived from the secrets key (every instance derives the same).
-func (s *Server) deviceMAC(nonce, username string) []byte {
+func (s *Server) deviceMAC(nonce, username, passwordHash string) []byte {
 	m := hmac.New(sha256.New, s.deviceKey)
-	m.Write([]byte(nonce))
-	m.Write([]byte{0})
-	m.Write([]byte(username))
+	for _, part := range []string{nonce, username, passwordHash} {
+		m.Write([]byte(part))
+		m.Write([]byte{0})
+	}
 	return m.Sum(nil)
 }
 
-// setDevice remembers, in a cookie only this server can make, that username signed in on the
-// browser w answers: its later attempts skip the per-username bucket, so that guesses from
-// elsewhere cannot lock the person out of a browser they use.
-func (s *Server) setDevice(w http.ResponseWriter, username string) {
+// setDevice remembers, in a cookie only this server can make, that username signed in (under
+// their present password) on the browser w answers: its later attempts skip
+// the per-username bucket, so that guesses from elsewhere cannot lock the person out of a
+// browser they use.
+func (s *Server) setDevice(w http.ResponseWriter, r *http.Request, username string) {
+	u, err := s.cfg.Store.GetUserByUsername(r.Context(), username)
+	if err != nil {
+		return
+	}
 	b := make([]byte, 16)
 	rand.Read(b)
 	nonce := base64.RawURLEncoding.EncodeToString(b)
-	v := nonce + "." + base64.RawURLEncoding.EncodeToString(s.deviceMAC(nonce, username))
+	v := nonce + "." + base64.RawURLEncoding.EncodeToString(s.deviceMAC(nonce, username, u.PasswordHash))
 	http.SetCookie(w, s.sessions.cookie(deviceCookie, v, int(deviceMaxAge/time.Second)))
 }
 
-// knownDevice reports whether the browser that sent r carries the device cookie of username.
+// knownDevice reports whether the browser that sent r carries the device cookie of username,
+// made under the user's present password.
 func (s *Server) knownDevice(r *http.Request, username string) bool {
 	c, err := r.Cookie(s.sessions.cookieName(deviceCookie))
 	if err != nil || len(c.Value) > 200 {
@@ -226,7 +235,14 @@ func (s *Server) knownDevice(r *http.Request, username string) bool {
 		return false
 	}
 	got, err := base64.RawURLEncoding.DecodeString(mac)
-	return err == nil && hmac.Equal(got, s.deviceMAC(nonce, username))
+	if err != nil {
+		return false
+	}
+	u, err := s.cfg.Store.GetUserByUsername(r.Context(), username)
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(got, s.deviceMAC(nonce, username, u.PasswordHash))
 }
 
 // HandleLogout serves POST /logout: it ends the browser's session on the server (a copy of the

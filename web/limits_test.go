@@ -11,6 +11,7 @@ import (
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/ratelimit"
+	"github.com/rescind/rescind/internal/secret"
 )
 
 // directLogin posts a login for user/pass straight to the handler, as if from remote (a
@@ -84,8 +85,20 @@ func TestLoginPerUsername(t *testing.T) {
 			t.Errorf("%s: %d; want %d", tc.name, got, tc.want)
 		}
 	}
+	// A new password makes every device cookie worthless: a browser that signed in with a
+	// stolen password is not remembered past the change.
+	h, _ := secret.Hash("a new password", secret.Params{Memory: 64, Time: 1, Threads: 1})
+	if _, _, err := e.st.SetPassword(context.Background(), "alice-id", h, false, rescind.Revocation{RevokedAt: e.clock()}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := directLogin(t, e, "198.51.100.77:5000", home, "alice", "a new password"); got != http.StatusTooManyRequests {
+		t.Fatalf("alice's device cookie after a new password: %d; want 429", got)
+	}
+	if got, _ := directLogin(t, e, "198.51.100.77:5000", home, "alice", password); got != http.StatusTooManyRequests {
+		t.Fatalf("the old password with the old device cookie: %d; want 429", got)
+	}
 	e.advance(10 * time.Minute) // six an hour: one back
-	if got, _ := directLogin(t, e, "198.51.100.77:5000", nil, "alice", password); got != http.StatusSeeOther {
+	if got, _ := directLogin(t, e, "198.51.100.77:5000", nil, "alice", "a new password"); got != http.StatusSeeOther {
 		t.Fatalf("alice after ten minutes: %d", got)
 	}
 }
