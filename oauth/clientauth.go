@@ -107,6 +107,11 @@ func (s *Server) clientResult(r *http.Request, id string, c rescind.Client, err 
 		}
 		s.authFailed(r, id, reason)
 		return rescind.Client{}, invalidClient("client authentication failed")
+	case errors.Is(err, secret.ErrShareInUse):
+		res.Refund()
+		s.log.WarnContext(r.Context(), "security: client authentication refused: this address's share of the secret checks is in use", "client_id", id, "remote", r.RemoteAddr)
+		return rescind.Client{}, &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: 1,
+			Description: "too many client authentications at once from this address; retry later"}
 	case errors.Is(err, secret.ErrBusy):
 		res.Refund()
 		s.log.WarnContext(r.Context(), "client authentication refused: too many secret checks under way", "client_id", id, "remote", r.RemoteAddr)

@@ -123,6 +123,13 @@ func (s *Server) HandleLogin(w http.ResponseWriter, r *http.Request) {
 	for _, rv := range res {
 		rv.Refund() // not a failed attempt: a success, or the server could not tell
 	}
+	if errors.Is(err, secret.ErrShareInUse) {
+		s.cfg.Logger.WarnContext(r.Context(), "security: login refused: this address's share of the password checks is in use", "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", "1")
+		s.render(w, http.StatusTooManyRequests, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
+			"Username": username, "Error": "Too many attempts at once. Wait a little and try again."})
+		return
+	}
 	if errors.Is(err, secret.ErrBusy) {
 		s.cfg.Logger.WarnContext(r.Context(), "login refused: too many password checks under way", "remote", r.RemoteAddr)
 		w.Header().Set("Retry-After", "1")
