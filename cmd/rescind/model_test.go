@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -34,6 +35,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -322,9 +324,13 @@ type mToken struct {
 	// As the server reads it (access tokens).
 	jti, gid, clientID string
 	kid                string // the key that sealed or signed it
-	list               string
-	idx                int64
-	deadSince          int // step from which it can never be active again; -1 while it may be
+	// rsText is the same access token signed RS256 by the issuing instance (keys.SignWith: the
+	// RS256 key chain, made on first need), of key rsKid: it is covered by what covers the
+	// token, and refused once rsKid is retired. Empty for most tokens.
+	rsText, rsKid string
+	list          string
+	idx           int64
+	deadSince     int // step from which it can never be active again; -1 while it may be
 }
 
 type refModel struct {
@@ -411,11 +417,12 @@ type modelStats struct {
 	ops                                map[opKind]int
 	access, jwt, refresh, revoked      int
 	maxTracked, checks, introspections int
+	rs256, rs256Retired                int // RS256 copies of access tokens, RS256 keys retired
 }
 
 func (s modelStats) String() string {
-	return fmt.Sprintf("%d access tokens (%d JWT), %d refresh tokens, %d revoked when checked last; %d checks, %d introspections, at most %d tokens tracked at once; steps by kind %v",
-		s.access, s.jwt, s.refresh, s.revoked, s.checks, s.introspections, s.maxTracked, s.ops)
+	return fmt.Sprintf("%d access tokens (%d JWT, %d also RS256), %d refresh tokens, %d revoked when checked last; %d checks, %d introspections, at most %d tokens tracked at once; %d RS256 keys retired; steps by kind %v",
+		s.access, s.jwt, s.rs256, s.refresh, s.revoked, s.checks, s.introspections, s.maxTracked, s.rs256Retired, s.ops)
 }
 
 // cachedList is a status list as the state rendered it, and the version it had.
@@ -585,7 +592,7 @@ func (w *world) start(i int) error {
 			return fmt.Errorf("setting %s: %w", k, err)
 		}
 	}
-	m := &Main{Config: cfg, LogOutput: w.logs[i], Now: w.clock.Now, HashParams: modelHash}
+	m := &Main{Config: cfg, LogOutput: w.logs[i], Now: w.clock.Now, HashParams: modelHash, NewSigningKey: pooledSigningKey}
 	if err := m.Run(context.Background()); err != nil {
 		return fmt.Errorf("starting instance %d: %w", i, err)
 	}
@@ -594,6 +601,36 @@ func (w *world) start(i int) error {
 }
 
 func (w *world) base(i int) string { return "http://" + w.addrs[i] }
+
+var (
+	rsaPoolOnce sync.Once
+	rsaPool     []crypto.Signer
+	rsaPoolErr  error
+	rsaPoolNext atomic.Uint64
+)
+
+// pooledSigningKey is token.NewSigningKey, but an RS256 key reuses one of three RSA keys
+// generated once (a rotation would otherwise spend half a second generating one): the model
+// tells keys apart by kid, as the server does.
+func pooledSigningKey(kid, alg string, created time.Time) (token.SigningKey, error) {
+	if alg != token.AlgRS256 {
+		return token.NewSigningKey(kid, alg, created)
+	}
+	rsaPoolOnce.Do(func() {
+		for range 3 {
+			k, err := token.NewSigningKey("", token.AlgRS256, created)
+			if err != nil {
+				rsaPoolErr = err
+				return
+			}
+			rsaPool = append(rsaPool, k.Private)
+		}
+	})
+	if rsaPoolErr != nil {
+		return token.SigningKey{}, rsaPoolErr
+	}
+	return token.SigningKey{ID: kid, Alg: alg, Private: rsaPool[rsaPoolNext.Add(1)%3], CreatedAt: created}, nil
+}
 
 func (w *world) admin(i int) *admin.Client {
 	return &admin.Client{BaseURL: fmt.Sprintf("http://admin-%d", i), HTTP: w.hc}
@@ -791,7 +828,8 @@ func (w *world) generate(name string) op {
 		case r < 99:
 			return op{kind: opRotateKeys, inst: inst, flag: rng.IntN(2) == 0}
 		case r < 100:
-			return op{kind: opRetireKey, inst: inst, target: pick(rng, []string{"active enc", "active sig", "next sig", "retiring enc", "retiring sig", "superseded sig"})}
+			return op{kind: opRetireKey, inst: inst, target: pick(rng, []string{"active enc", "active sig", "next sig", "retiring enc", "retiring sig", "superseded sig",
+				"active sig RS256", "next sig RS256", "retiring sig RS256", "superseded sig RS256"})}
 		}
 	}
 }
@@ -1081,15 +1119,20 @@ func (w *world) exec(o op) error {
 			return err
 		}
 	case opRetireKey:
-		// The key is chosen now by its use and state ("active sig": the key that signs).
+		// The key is chosen now by its use, state and algorithm ("active sig": the key that
+		// signs access tokens; "active sig RS256": the RS256 key that signs).
 		keys, err := w.admin(o.inst).ListKeys(ctx)
 		if err != nil {
 			return err
 		}
 		state, use, _ := strings.Cut(o.target, " ")
+		use, alg, _ := strings.Cut(use, " ")
+		if alg == "" && use == "sig" {
+			alg = token.AlgES256
+		}
 		var k *admin.KeyInfo
 		for i := range keys {
-			if keys[i].State == state && keys[i].Use == use {
+			if keys[i].State == state && keys[i].Use == use && (alg == "" || keys[i].Alg == alg) {
 				k = &keys[i]
 				break
 			}
@@ -1106,6 +1149,9 @@ func (w *world) exec(o op) error {
 			return err
 		}
 		m.retired[k.KID] = true
+		if k.Alg == token.AlgRS256 {
+			w.stats.rs256Retired++
+		}
 	case opUpdateClient:
 		c := m.clients[o.client]
 		if c == nil {
@@ -1203,6 +1249,20 @@ func (w *world) addAccess(i int, name string, c *mClient, grant, text string, no
 			return failf("unexpected-answer", "undecodable JWT header")
 		}
 		t.jti, t.gid, t.clientID, t.kid = cl.ID, cl.GrantID, cl.ClientID, hdr.Kid
+		if len(w.m.order)%2 == 0 {
+			// Every other JWT also signed RS256, so that RS256 keys live through every
+			// operation (rotation, retirement, restarts, other instances) like the others.
+			if t.rsText, err = w.insts[i].keys.SignWith(context.Background(), token.AlgRS256, cl, token.TypeAccessToken); err != nil {
+				return fmt.Errorf("signing RS256: %w", err)
+			}
+			if jws, err := token.ParseJWS(t.rsText); err != nil || jws.Alg != token.AlgRS256 {
+				return failf("unexpected-answer", "SignWith(RS256) signed no RS256 token: %v", err)
+			}
+			if t.rsKid, err = token.JWTKeyID(t.rsText); err != nil {
+				return err
+			}
+			w.stats.rs256++
+		}
 		t.iat, t.exp = time.Unix(cl.IssuedAt, 0), time.Unix(cl.Expiry, 0)
 		t.list, t.idx = strings.TrimPrefix(cl.Status.StatusList.URI, w.insts[i].Issuer+"/oauth2/statuslists/"), cl.Status.StatusList.Idx
 	} else {
@@ -1477,6 +1537,16 @@ func (w *world) checkInstance(i int, tracked []*mToken, sample map[string]bool, 
 			if active != live {
 				return failf(kindOf(!live), "introspection of %s: active=%t, the model says %t (exp %s, now %s)", t.name, active, live, t.exp.Format(time.DateTime), now.Format(time.DateTime))
 			}
+			if t.rsText != "" {
+				rs := rsTwin(t)
+				active, err := w.introspect(i, rs)
+				if err != nil {
+					return err
+				}
+				if want := m.live(rs, now); active != want {
+					return failf(kindOf(!want), "introspection of %s: active=%t, the model says %t (RS256 key %s retired: %t)", rs.name, active, want, rs.kid, m.retired[rs.kid])
+				}
+			}
 		}
 		if mw != nil && t.jwt && !t.refresh && now.Before(t.exp) {
 			_, err := mw.Verify(context.Background(), t.text)
@@ -1486,9 +1556,24 @@ func (w *world) checkInstance(i int, tracked []*mToken, sample map[string]bool, 
 			if (err != nil) != want && !(m.covered(t) && !want) {
 				return failf(kindOf(want), "resource middleware on %s: %v, the model says revoked=%t", t.name, err, want)
 			}
+			if t.rsText != "" {
+				rs := rsTwin(t)
+				_, err := mw.Verify(context.Background(), rs.text)
+				want := m.inStatusList(rs) || m.retired[rs.kid]
+				if (err != nil) != want && !(m.covered(rs) && !want) {
+					return failf(kindOf(want), "resource middleware on %s: %v, the model says revoked=%t", rs.name, err, want)
+				}
+			}
 		}
 	}
 	return nil
+}
+
+// rsTwin returns t's RS256 copy as a token of its own: the same claims, another text and key.
+func rsTwin(t *mToken) *mToken {
+	rs := *t
+	rs.name, rs.text, rs.kid = t.name+"/RS256", t.rsText, t.rsKid
+	return &rs
 }
 
 func kindOf(wantRevoked bool) string {
