@@ -253,14 +253,6 @@ func (s *Signer) Active() (string, bool) {
 	return k.ID, ok
 }
 
-// ActiveChain returns the kid of the key in force now of chain, and false if there is none.
-func (s *Signer) ActiveChain(chain string) (string, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	k, ok := s.active(chain, s.now())
-	return k.ID, ok
-}
-
 // ActiveWith returns the kid of the key that signs now with SignWith(alg), and false if there
 // is none.
 func (s *Signer) ActiveWith(alg string) (string, bool) {
