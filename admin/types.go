@@ -217,8 +217,18 @@ type RotateKeysResponse struct {
 	KeyID string `json:"kid"`
 	// SigningKeyID is the id of the new JWT signing key, published at once.
 	SigningKeyID string `json:"signing_kid,omitempty"`
-	// SigningActivates is when the new signing key starts to sign.
+	// SigningActivates is when the new signing keys start to sign.
 	SigningActivates time.Time `json:"signing_activates,omitzero"`
+	// SigningKeys are the new signing keys, one per algorithm the server signs with (the
+	// access tokens' first: SigningKeyID), each published at once.
+	SigningKeys []RotatedKey `json:"signing_keys,omitempty"`
+}
+
+// RotatedKey is a signing key a rotation created.
+type RotatedKey struct {
+	// KID is its key id (as in the JWKS); Alg its algorithm (ES256, EdDSA or RS256).
+	KID string `json:"kid"`
+	Alg string `json:"alg"`
 }
 
 // ErrorResponse is the body of every error the API returns.

@@ -221,6 +221,9 @@ type Main struct {
 	// HashParams are the argon2id parameters of client secrets and passwords created through the
 	// admin API. If zero, secret.DefaultParams. Tests make them cheap.
 	HashParams secret.Params
+	// NewSigningKey generates signing keys. If nil, token.NewSigningKey. Tests reuse
+	// pregenerated RSA keys (generating one takes half a second).
+	NewSigningKey func(kid, alg string, created time.Time) (token.SigningKey, error)
 	// Outbox tunes the outbox's dispatcher (backoff, lease, timeouts, concurrency); Run sets its
 	// Store, PollInterval, ClockSkew, Metrics, Logger and Now. Zero values are the defaults.
 	// Tests shorten its times.
@@ -534,7 +537,8 @@ func (m *Main) openStore(ctx context.Context) error {
 func (m *Main) loadKeys(ctx context.Context) error {
 	var err error
 	m.keys, err = keys.Open(ctx, keys.Config{Store: m.store, Box: m.box, SigningAlg: m.Config.SigningAlg,
-		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired, Now: m.Now, Logger: m.Logger})
+		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired, Now: m.Now, Logger: m.Logger,
+		NewSigningKey: m.NewSigningKey})
 	if err != nil {
 		return m.keyError(err)
 	}
