@@ -63,6 +63,9 @@ func RunTests(t *testing.T, opener Opener, opts ...Option) {
 		{"Keys", testKeys},
 		{"RevocationAudience", testRevocationAudience},
 		{"StatusLists", testStatusLists},
+		{"RegistrationTokens", testRegistrationTokens},
+		{"Resources", testResources},
+		{"GrantAudience", testGrantAudience},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,7 +99,8 @@ func sampleClient(id string) rescind.Client {
 		GrantTypes: []string{rescind.GrantClientCredentials}, Scopes: []string{"read", "write"},
 		RedirectURIs: []string{"https://app.example/cb"}, TokenTTL: 90 * time.Minute, CreatedAt: base, AllowPlainPKCE: true,
 		TokenFormat: rescind.TokenFormatJWT, ResourceServer: true, Resources: []string{"https://api.example", "urn:example:photos"},
-		AllowInsecureRedirect: true,
+		AllowInsecureRedirect: true, AllowedResources: []string{"https://api.example", "https://other.example/v1"},
+		Registration: rescind.RegistrationDynamic, RegistrationTokenHash: "5f2b0c",
 	}
 }
 
@@ -106,7 +110,9 @@ func equalClient(a, b rescind.Client) bool {
 		slices.Equal(a.GrantTypes, b.GrantTypes) && slices.Equal(a.Scopes, b.Scopes) &&
 		slices.Equal(a.RedirectURIs, b.RedirectURIs) && a.TokenTTL == b.TokenTTL && a.CreatedAt.Equal(b.CreatedAt) &&
 		a.AllowPlainPKCE == b.AllowPlainPKCE && a.TokenFormat == b.TokenFormat && a.ResourceServer == b.ResourceServer &&
-		slices.Equal(a.Resources, b.Resources) && a.AllowInsecureRedirect == b.AllowInsecureRedirect
+		slices.Equal(a.Resources, b.Resources) && a.AllowInsecureRedirect == b.AllowInsecureRedirect &&
+		slices.Equal(a.AllowedResources, b.AllowedResources) && a.Registration == b.Registration &&
+		a.RegistrationTokenHash == b.RegistrationTokenHash
 }
 
 func testClients(t *testing.T, s rescind.Store) {
@@ -122,6 +128,7 @@ func testClients(t *testing.T, s rescind.Store) {
 	b := sampleClient("b")
 	b.Public, b.SecretHash, b.Scopes, b.RedirectURIs, b.TokenTTL, b.AllowPlainPKCE, b.TokenFormat = true, "", nil, nil, 0, false, ""
 	b.ResourceServer, b.Resources, b.AllowInsecureRedirect = false, nil, false
+	b.AllowedResources, b.Registration, b.RegistrationTokenHash = nil, rescind.RegistrationAdmin, ""
 	b.CreatedAt = base.Add(time.Second)
 	for _, c := range []rescind.Client{b, a} {
 		if err := s.CreateClient(ctx, c); err != nil {
@@ -137,7 +144,8 @@ func testClients(t *testing.T, s rescind.Store) {
 	}
 	got, err = s.GetClient(ctx, "b")
 	if err != nil || !got.Public || got.SecretHash != "" || len(got.Scopes) != 0 || got.TokenFormat != rescind.TokenFormatOpaque ||
-		got.ResourceServer || len(got.Resources) != 0 || got.AllowInsecureRedirect {
+		got.ResourceServer || len(got.Resources) != 0 || got.AllowInsecureRedirect || len(got.AllowedResources) != 0 ||
+		got.Registration != rescind.RegistrationAdmin || got.RegistrationTokenHash != "" {
 		t.Fatalf("GetClient(b) = %+v, %v", got, err)
 	}
 	list, err = s.ListClients(ctx)
@@ -159,6 +167,8 @@ func testUpdateClient(t *testing.T, s rescind.Store) {
 	}
 	up := c
 	up.Name, up.Scopes, up.RedirectURIs, up.TokenTTL = "Renamed", []string{"read"}, []string{"https://new.example/cb"}, time.Minute
+	up.AllowedResources, up.RegistrationTokenHash = []string{"urn:example:only"}, "a1b2c3"
+	up.Registration = rescind.RegistrationMetadataDocument
 	up.PreviousSecretHash, up.SecretHash = c.SecretHash, "$argon2id$v=19$m=64,t=1,p=1$bmV3$bmV3"
 	up.PreviousSecretExpiresAt = base.Add(24 * time.Hour)
 	up.CreatedAt = base.Add(time.Hour) // ignored
