@@ -18,6 +18,7 @@ package rescind
 import (
 	"context"
 	"errors"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -577,6 +578,25 @@ func ValidScopeToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// MaxResourceLength bounds a resource identifier (RFC 8707).
+const MaxResourceLength = 2000
+
+// ValidResource reports whether s may be a resource indicator (RFC 8707 §2): an absolute URI
+// (a scheme and a host, or an opaque part as in a URN) without a fragment, of at most
+// MaxResourceLength bytes of printable ASCII.
+func ValidResource(s string) bool {
+	if s == "" || len(s) > MaxResourceLength || strings.Contains(s, "#") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	u, err := url.Parse(s)
+	return err == nil && u.IsAbs() && (u.Host != "" || u.Opaque != "") && u.User == nil
 }
 
 // ParseScope parses a requested scope (RFC 6749 §3.3: scope-tokens separated by spaces) against

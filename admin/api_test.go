@@ -228,6 +228,14 @@ func TestClientRoutes(t *testing.T) {
 		{"create: ttl over the cap", "POST", "/admin/v1/clients", `{"client_name":"x","token_ttl":2678400}`, 400, "invalid_client_metadata", nil},
 		{"create: unknown token format", "POST", "/admin/v1/clients", `{"client_name":"x","token_format":"paseto"}`, 400, "invalid_client_metadata", nil},
 		{"create: bad redirect", "POST", "/admin/v1/clients", `{"client_name":"x","redirect_uris":["https://a.example/cb#frag"]}`, 400, "invalid_redirect_uri", nil},
+		{"create: allowed resources", "POST", "/admin/v1/clients", `{"client_name":"agent","allowed_resources":["https://api.example","https://api.example","urn:x:y"]}`, 201, "", func(r reply) bool {
+			var c admin.ClientInfo
+			json.Unmarshal(r.body, &c)
+			a.store.DeleteClient(context.Background(), c.ClientID, time.Now(), rescind.Revocation{Kind: rescind.RevokeClient, Key: c.ClientID, ClientID: c.ClientID})
+			return slices.Equal(c.AllowedResources, []string{"https://api.example", "urn:x:y"}) && !c.DynamicallyRegistered && c.Registration == "admin"
+		}},
+		{"create: allowed resource with a fragment", "POST", "/admin/v1/clients", `{"client_name":"x","allowed_resources":["https://api.example/#f"]}`, 400, "invalid_client_metadata", nil},
+		{"create: allowed resource not absolute", "POST", "/admin/v1/clients", `{"client_name":"x","allowed_resources":["api.example"]}`, 400, "invalid_client_metadata", nil},
 
 		{"list", "GET", "/admin/v1/clients", "", 200, "", func(r reply) bool {
 			var l []admin.ClientInfo
@@ -253,6 +261,12 @@ func TestClientRoutes(t *testing.T) {
 		{"update: bad scope", "PATCH", "/admin/v1/clients/" + web.ClientID, `{"scope":"a\\b"}`, 400, "invalid_client_metadata", nil},
 		{"update: bad ttl", "PATCH", "/admin/v1/clients/" + web.ClientID, `{"token_ttl":-5}`, 400, "invalid_client_metadata", nil},
 		{"update: bad redirect", "PATCH", "/admin/v1/clients/" + web.ClientID, `{"redirect_uris":["http://evil.example/cb"]}`, 400, "invalid_redirect_uri", nil},
+		{"update: allowed resources", "PATCH", "/admin/v1/clients/" + cc.ClientID, `{"allowed_resources":["https://api.example"]}`, 200, "", func(r reply) bool {
+			var c admin.ClientInfo
+			json.Unmarshal(r.body, &c)
+			return slices.Equal(c.AllowedResources, []string{"https://api.example"})
+		}},
+		{"update: bad allowed resource", "PATCH", "/admin/v1/clients/" + cc.ClientID, `{"allowed_resources":["nope"]}`, 400, "invalid_client_metadata", nil},
 
 		{"rotate secret", "POST", "/admin/v1/clients/" + cc.ClientID + "/rotate-secret", `{"overlap":"1h"}`, 200, "", func(r reply) bool {
 			var c admin.ClientInfo
@@ -302,6 +316,9 @@ func TestClientRoutes(t *testing.T) {
 	c, err := a.store.GetClient(context.Background(), web.ClientID)
 	if err != nil || c.Name != "Web 2" || c.TokenTTL != 2*time.Minute {
 		t.Fatalf("stored %+v %v", c, err)
+	}
+	if c, _ := a.store.GetClient(context.Background(), cc.ClientID); !slices.Equal(c.AllowedResources, []string{"https://api.example"}) {
+		t.Fatalf("stored allowed resources %v", c.AllowedResources)
 	}
 }
 

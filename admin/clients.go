@@ -78,6 +78,13 @@ func applyUpdate(c *rescind.Client, req UpdateClientRequest) error {
 		}
 		c.TokenTTL = ttl
 	}
+	if req.AllowedResources != nil {
+		allowed, err := ValidateAllowedResources(*req.AllowedResources)
+		if err != nil {
+			return err
+		}
+		c.AllowedResources = allowed
+	}
 	return nil
 }
 

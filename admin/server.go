@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -274,6 +273,10 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	if err != nil {
 		return rescind.Client{}, "", err
 	}
+	allowed, err := ValidateAllowedResources(req.AllowedResources)
+	if err != nil {
+		return rescind.Client{}, "", err
+	}
 	if req.Public && req.ResourceServer {
 		return rescind.Client{}, "", errors.New("a resource server must be a confidential client: it authenticates to introspect (RFC 7662 §2.1)")
 	}
@@ -296,7 +299,7 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	c := rescind.Client{ID: id, Name: name, Public: req.Public, GrantTypes: grantTypes, Scopes: scopes,
 		RedirectURIs: req.RedirectURIs, TokenTTL: ttl, AllowPlainPKCE: req.AllowPlainPKCE, TokenFormat: req.TokenFormat,
 		ResourceServer: req.ResourceServer, Resources: resources, AllowInsecureRedirect: req.AllowInsecureRedirect,
-		CreatedAt: s.cfg.Now().UTC()}
+		AllowedResources: allowed, CreatedAt: s.cfg.Now().UTC()}
 	plain := ""
 	if !req.Public {
 		plain = req.Secret
@@ -372,9 +375,26 @@ func ValidateResources(resourceServer bool, resources []string) ([]string, error
 	}
 	var out []string
 	for _, r := range resources {
-		u, err := url.Parse(r)
-		if err != nil || !u.IsAbs() || u.Host == "" && u.Opaque == "" || strings.Contains(r, "#") || len(r) > 2000 {
+		if !rescind.ValidResource(r) {
 			return nil, fmt.Errorf("resource %q must be an absolute URI without a fragment (RFC 8707 §2)", r)
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// ValidateAllowedResources checks the resources a client may ask tokens for (RFC 8707) and
+// returns them without repeats: each an absolute URI without a fragment.
+func ValidateAllowedResources(resources []string) ([]string, error) {
+	if len(resources) > MaxResources {
+		return nil, fmt.Errorf("at most %d allowed resources", MaxResources)
+	}
+	var out []string
+	for _, r := range resources {
+		if !rescind.ValidResource(r) {
+			return nil, fmt.Errorf("allowed resource %q must be an absolute URI without a fragment (RFC 8707 §2)", r)
 		}
 		if !slices.Contains(out, r) {
 			out = append(out, r)

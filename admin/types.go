@@ -39,6 +39,9 @@ type CreateClientRequest struct {
 	// AllowInsecureRedirect lets plain-http redirect URIs on hosts other than loopback through,
 	// for development.
 	AllowInsecureRedirect bool `json:"allow_insecure_redirect,omitempty"`
+	// AllowedResources, if set, are the only resources (RFC 8707) the client may ask tokens
+	// for; absent, any. Distinct from Resources, what a resource server serves.
+	AllowedResources []string `json:"allowed_resources,omitempty"`
 }
 
 // UpdateClientRequest is the body of PATCH /admin/v1/clients/{id}: each field given replaces the
@@ -51,6 +54,9 @@ type UpdateClientRequest struct {
 	// TokenTTL is the access token lifetime in seconds; zero means the server default. It
 	// applies to tokens issued from now on.
 	TokenTTL *int64 `json:"token_ttl,omitempty"`
+	// AllowedResources replaces the resources the client may ask tokens for; an empty list
+	// lets it ask for any. Tokens already issued keep their audience.
+	AllowedResources *[]string `json:"allowed_resources,omitempty"`
 }
 
 // RotateSecretRequest is the body of POST /admin/v1/clients/{id}/rotate-secret; it may be empty.
@@ -146,9 +152,15 @@ type ClientInfo struct {
 	TokenTTL int64 `json:"token_ttl"`
 	// ResourceServer and Resources say which access tokens the client may introspect and
 	// receive revocation events for (besides its own).
-	ResourceServer        bool      `json:"resource_server"`
-	Resources             []string  `json:"resources"`
-	AllowInsecureRedirect bool      `json:"allow_insecure_redirect"`
+	ResourceServer        bool     `json:"resource_server"`
+	Resources             []string `json:"resources"`
+	AllowInsecureRedirect bool     `json:"allow_insecure_redirect"`
+	// AllowedResources are the resources (RFC 8707) the client may ask tokens for; empty: any.
+	AllowedResources []string `json:"allowed_resources"`
+	// DynamicallyRegistered marks a client that registered itself (RFC 7591, or a Client ID
+	// Metadata Document); Registration says how: "admin", "dynamic" or "metadata_document".
+	DynamicallyRegistered bool      `json:"dynamically_registered"`
+	Registration          string    `json:"registration"`
 	CreatedAt             time.Time `json:"created_at"`
 
 	// PreviousSecretExpiresAt is when the secret replaced by the last rotation stops working;
@@ -192,9 +204,18 @@ func infoOf(c rescind.Client, ttl time.Duration) ClientInfo {
 	if res == nil {
 		res = []string{}
 	}
+	allowed := c.AllowedResources
+	if allowed == nil {
+		allowed = []string{}
+	}
+	reg := c.Registration
+	if reg == rescind.RegistrationAdmin {
+		reg = "admin"
+	}
 	info := ClientInfo{ClientID: c.ID, Name: c.Name, GrantTypes: c.GrantTypes, Scope: scope, RedirectURIs: ru,
 		TokenEndpointAuthMethod: method, TokenTTL: int64(ttl / time.Second), CreatedAt: c.CreatedAt, AllowPlainPKCE: c.AllowPlainPKCE, TokenFormat: c.TokenFormat,
-		ResourceServer: c.ResourceServer, Resources: res, AllowInsecureRedirect: c.AllowInsecureRedirect}
+		ResourceServer: c.ResourceServer, Resources: res, AllowInsecureRedirect: c.AllowInsecureRedirect,
+		AllowedResources: allowed, DynamicallyRegistered: c.SelfRegistered(), Registration: reg}
 	if c.PreviousSecretHash != "" && !c.PreviousSecretExpiresAt.IsZero() {
 		exp := c.PreviousSecretExpiresAt
 		info.PreviousSecretExpiresAt = &exp

@@ -21,6 +21,7 @@ type authRequest struct {
 	redirectURIGiven bool
 	state            string
 	scopes           []string
+	resources        []string // RFC 8707: the resources the tokens are for; none, the issuer
 	challenge        string
 	method           string
 	prompt           string
@@ -99,6 +100,13 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 	if ar.scopes, err = rescind.ParseScope(scope, c.Scopes); err != nil {
 		return ar, "", &redirectError{"invalid_scope", err.Error()}
 	}
+	var desc string
+	if ar.resources, desc = parseResources(q["resource"]); desc != "" {
+		return ar, "", &redirectError{ErrInvalidTarget, desc}
+	}
+	if desc := allowedResources(c, ar.resources); desc != "" {
+		return ar, "", &redirectError{ErrInvalidTarget, desc}
+	}
 	ar.challenge, _ = one("code_challenge")
 	ar.method, _ = one("code_challenge_method")
 	if err := pkce.CheckChallenge(ar.challenge, ar.method, c.AllowPlainPKCE); err != nil {
@@ -170,8 +178,8 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, g := range grants {
-		if !s.committer.GrantRevoked(g.ID) && containsAll(g.Scopes, ar.scopes) {
-			s.issueCode(w, r, ar, user, g) // already consented to these scopes
+		if !s.committer.GrantRevoked(g.ID) && containsAll(g.Scopes, ar.scopes) && containsAll(s.grantAudience(g), s.audienceOf(ar.resources)) {
+			s.issueCode(w, r, ar, user, g) // already consented to these scopes and resources
 			return
 		}
 	}
@@ -179,7 +187,16 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.redirectErr(w, r, ar, &redirectError{"consent_required", "the user has not consented to this request"})
 		return
 	}
-	s.pages.ShowConsent(w, r, ar.client, user, ar.scopes, ar.raw)
+	s.pages.ShowConsent(w, r, ar.client, user, ar.scopes, ar.resources, ar.raw)
+}
+
+// grantAudience returns the audiences g's tokens may have: those recorded, or the issuer's for a
+// grant recorded before audiences were.
+func (s *Server) grantAudience(g rescind.Grant) []string {
+	if len(g.Audience) == 0 {
+		return []string{s.issuer}
+	}
+	return g.Audience
 }
 
 func containsAll(have, want []string) bool {
@@ -221,9 +238,22 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, "grant id", err)
 		return
 	}
+	// The grant's audience grows by this consent's resources (the issuer if none). A grant
+	// recorded before audiences were has tokens for the issuer: it keeps the issuer.
+	audience := s.audienceOf(ar.resources)
+	grants, err := s.store.ListGrants(r.Context(), rescind.GrantFilter{ClientID: ar.client.ID, UserID: user.ID})
+	if err != nil {
+		s.pageError(w, r, "listing grants", err)
+		return
+	}
+	for _, g := range grants {
+		if len(g.Audience) == 0 && !slices.Contains(audience, s.issuer) {
+			audience = append(audience, s.issuer)
+		}
+	}
 	now := s.now()
 	g, err := s.store.SaveGrant(r.Context(), rescind.Grant{ID: id, ClientID: ar.client.ID, UserID: user.ID,
-		Scopes: ar.scopes, CreatedAt: now, LastUsedAt: now})
+		Scopes: ar.scopes, Audience: audience, CreatedAt: now, LastUsedAt: now})
 	if err != nil {
 		s.pageError(w, r, "saving grant", err)
 		return
@@ -241,7 +271,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *authReque
 	}
 	now := s.now()
 	err = s.store.CreateCode(r.Context(), rescind.AuthCode{Hash: hash, ClientID: ar.client.ID, UserID: user.ID,
-		GrantID: g.ID, RedirectURI: ar.redirectURI, RedirectURIGiven: ar.redirectURIGiven, Scope: strings.Join(ar.scopes, " "),
+		GrantID: g.ID, RedirectURI: ar.redirectURI, RedirectURIGiven: ar.redirectURIGiven, Scope: strings.Join(ar.scopes, " "), Resources: ar.resources,
 		Challenge: ar.challenge, ChallengeMethod: ar.method, CreatedAt: now, ExpiresAt: now.Add(s.codeTTL)})
 	if err != nil {
 		s.pageError(w, r, "storing code", err)

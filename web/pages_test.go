@@ -615,7 +615,7 @@ func TestConsentPages(t *testing.T) {
 	request := "client_id=app&state=x%26y&redirect_uri=https%3A%2F%2Fapp.example%2Fcb"
 	w := httptest.NewRecorder()
 	e.s.ShowConsent(w, httptest.NewRequest(http.MethodGet, "/oauth2/authorize?"+request, nil), client,
-		rescind.User{ID: "alice-id", Username: "alice"}, []string{"read", "<write>"}, request)
+		rescind.User{ID: "alice-id", Username: "alice"}, []string{"read", "<write>"}, nil, request)
 	body := w.Body.String()
 	if w.Code != http.StatusOK || strings.Contains(body, "<b>") || strings.Contains(body, "<write>") ||
 		!strings.Contains(body, "&lt;write&gt;") || !strings.Contains(body, "Signed in as <strong>alice</strong>") {

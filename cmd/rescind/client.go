@@ -40,6 +40,7 @@ func newClientCreateCommand() *cobra.Command {
 		Example: `  rescind client create --name billing --scope "read write"
   eval "$(rescind client create --name demo --scope read --output env)"   # sets RESCIND_CLIENT_ID, RESCIND_CLIENT_SECRET
   rescind client create --name api --resource-server --resource https://api.example   # may introspect tokens for it
+  rescind client create --name agent --allowed-resource https://api.example            # tokens for that API only
   printf '%s' "$SECRET" | rescind client create --name legacy --secret-stdin            # a secret of your own`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -101,6 +102,7 @@ func newClientCreateCommand() *cobra.Command {
 		"(every access token without any) and receive their revocation events")
 	f.StringArrayVar(&req.Resources, "resource", nil, "a resource URI this resource server serves (repeatable; needs --resource-server)")
 	f.BoolVar(&req.AllowInsecureRedirect, "allow-insecure-redirect", false, "allow plain-http redirect URIs on hosts other than loopback (development only)")
+	f.StringArrayVar(&req.AllowedResources, "allowed-resource", nil, "a resource URI (RFC 8707) the client may ask tokens for (repeatable; default: any)")
 	f.StringVarP(&output, "output", "o", "json", "output format: json, or env for shell variables")
 	cmd.MarkFlagRequired("name")
 	return cmd
@@ -146,13 +148,14 @@ func newClientGetCommand() *cobra.Command {
 
 func newClientUpdateCommand() *cobra.Command {
 	var (
-		name, scope  string
-		ttl          time.Duration
-		redirectURIs []string
+		name, scope      string
+		ttl              time.Duration
+		redirectURIs     []string
+		allowedResources []string
 	)
 	cmd := &cobra.Command{
-		Use:   "update CLIENT_ID [--name NAME] [--scope SCOPES] [--token-ttl DURATION] [--redirect-uri URI ...]",
-		Short: "Change a client's name, scopes, token lifetime or redirect URIs, and print it",
+		Use:   "update CLIENT_ID [--name NAME] [--scope SCOPES] [--token-ttl DURATION] [--redirect-uri URI ...] [--allowed-resource URI ...]",
+		Short: "Change a client's name, scopes, token lifetime, redirect URIs or allowed resources, and print it",
 		Long: `Change a client: each flag given replaces that field (--redirect-uri, repeated, replaces the
 list). A new --token-ttl applies to tokens issued from then on; tokens already issued keep
 their expiry, and revoked ones stay revoked until it.`,
@@ -182,8 +185,17 @@ their expiry, and revoked ones stay revoked until it.`,
 			if f.Changed("redirect-uri") {
 				req.RedirectURIs = &redirectURIs
 			}
+			if f.Changed("allowed-resource") {
+				list := []string{}
+				for _, r := range allowedResources {
+					if r != "" { // --allowed-resource "": any
+						list = append(list, r)
+					}
+				}
+				req.AllowedResources = &list
+			}
 			if req == (admin.UpdateClientRequest{}) {
-				return fmt.Errorf("nothing to change: give --name, --scope, --token-ttl or --redirect-uri")
+				return fmt.Errorf("nothing to change: give --name, --scope, --token-ttl, --redirect-uri or --allowed-resource")
 			}
 			info, err := adminClient(st).UpdateClient(cmd.Context(), args[0], req)
 			if err != nil {
@@ -197,6 +209,7 @@ their expiry, and revoked ones stay revoked until it.`,
 	f.StringVar(&scope, "scope", "", `space-separated scopes the client may be granted, e.g. "read write"`)
 	f.DurationVar(&ttl, "token-ttl", 0, "access token lifetime (0: the server's)")
 	f.StringArrayVar(&redirectURIs, "redirect-uri", nil, "a redirect URI (repeatable; replaces the list)")
+	f.StringArrayVar(&allowedResources, "allowed-resource", nil, `a resource URI the client may ask tokens for (repeatable; replaces the list; --allowed-resource "" for any)`)
 	return cmd
 }
 
