@@ -115,6 +115,9 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	route("DELETE /admin/v1/users/{username}", http.HandlerFunc(s.handleDeleteUser))
 	route("POST /admin/v1/revoke-all", http.HandlerFunc(s.handleRevokeAll))
 	route("GET /admin/v1/audit", http.HandlerFunc(s.handleAudit))
+	route("POST /admin/v1/registration-tokens", http.HandlerFunc(s.handleCreateRegistrationToken))
+	route("GET /admin/v1/registration-tokens", http.HandlerFunc(s.handleListRegistrationTokens))
+	route("DELETE /admin/v1/registration-tokens/{id}", http.HandlerFunc(s.handleDeleteRegistrationToken))
 	if requireToken {
 		route("POST /admin/v1/backup", http.HandlerFunc(s.handleBackupRefused))
 	} else {
@@ -430,20 +433,7 @@ func (s *Server) handleGetClient(w http.ResponseWriter, r *http.Request) {
 // issued: the revocation record outlives the longest token the client can hold.
 func (s *Server) handleDeleteClient(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	_, err := s.cfg.Store.GetClient(r.Context(), id)
-	if !s.found(w, r, err, "client") {
-		return
-	}
-	// The record revokes every token the client is issued until it expires. Every access token
-	// lives at most rescind.MaxAccessTokenTTL, whatever was configured when it was issued, so
-	// the record outlives every token issued before the deletion, and any token a stale
-	// instance issues while the deletion propagates (bounded by the poll interval, far below
-	// the margin). Nothing in it comes from the configuration of the moment.
-	now := s.cfg.Now()
-	until := now.Add(rescind.MaxAccessTokenTTL + deletionMargin)
-	rev := rescind.Revocation{Kind: rescind.RevokeClient, Key: id, ClientID: id, RevokedAt: until, ExpiresAt: until,
-		Actor: "admin", Reason: "client deleted"}
-	revs, err := s.cfg.Store.DeleteClient(r.Context(), id, now, rev)
+	err := s.DeleteClient(r.Context(), id, "admin", "client deleted")
 	if errors.Is(err, rescind.ErrNotFound) {
 		writeErr(w, http.StatusNotFound, "not_found", "no such client")
 		return
@@ -453,13 +443,38 @@ func (s *Server) handleDeleteClient(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, "server_error", "the client could not be deleted")
 		return
 	}
+	s.cfg.Logger.InfoContext(r.Context(), "client deleted; its tokens are revoked", "client_id", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// DeleteClient deletes client id and, in the same transaction, revokes every token it was
+// issued and every grant it holds, audited as actor's for reason; when it returns nil the
+// revocation is durable and in force on this instance. It is the one path of client deletion:
+// the admin API's, and a dynamically registered client's own (RFC 7592). Returns an error
+// wrapping rescind.ErrNotFound if there is no such client.
+func (s *Server) DeleteClient(ctx context.Context, id, actor, reason string) error {
+	if _, err := s.cfg.Store.GetClient(ctx, id); err != nil {
+		return err
+	}
+	// The record revokes every token the client is issued until it expires. Every access token
+	// lives at most rescind.MaxAccessTokenTTL, whatever was configured when it was issued, so
+	// the record outlives every token issued before the deletion, and any token a stale
+	// instance issues while the deletion propagates (bounded by the poll interval, far below
+	// the margin). Nothing in it comes from the configuration of the moment.
+	now := s.cfg.Now()
+	until := now.Add(rescind.MaxAccessTokenTTL + deletionMargin)
+	rev := rescind.Revocation{Kind: rescind.RevokeClient, Key: id, ClientID: id, RevokedAt: until, ExpiresAt: until,
+		Actor: actor, Reason: reason}
+	revs, err := s.cfg.Store.DeleteClient(ctx, id, now, rev)
+	if err != nil {
+		return err
+	}
 	s.cfg.Committer.Apply(revs...)
 	// The cut-off kills every token carrying the client's id, grant tokens included; the
 	// grants and their refresh tokens were revoked in the same transaction, and their tokens'
 	// status list entries flipped.
 	s.cfg.Clients.Invalidate(id)
-	s.cfg.Logger.InfoContext(r.Context(), "client deleted; its tokens are revoked", "client_id", id)
-	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // handleBackup writes a consistent copy of the SQLite database to a new file named by the

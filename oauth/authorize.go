@@ -49,8 +49,13 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 	if !ok || clientID == "" {
 		return nil, "The request does not name a valid client (client_id).", nil
 	}
-	c, err := s.clients.Get(r.Context(), clientID)
-	if err != nil {
+	var c rescind.Client
+	if s.docs != nil && s.docs.IsClientID(clientID) {
+		// A Client ID Metadata Document (clientdoc.go): the client is what its document says.
+		if c, pageErr = s.documentClient(r, clientID); pageErr != "" {
+			return nil, pageErr, nil
+		}
+	} else if c, err = s.clients.Get(r.Context(), clientID); err != nil {
 		if !errors.Is(err, rescind.ErrNotFound) {
 			s.log.ErrorContext(r.Context(), "reading client", "err", err)
 		}
@@ -68,12 +73,12 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 			return nil, "The redirect_uri is not registered for this client.", nil
 		}
 		// A URI registered before the registration rules existed is held to them here.
-		if err := redirectrule.Validate(reg, c.AllowInsecureRedirect); err != nil {
+		if err := redirectrule.Validate(reg, s.allowInsecure(c)); err != nil {
 			return nil, "The client's registered redirect URI is not allowed: " + err.Error(), nil
 		}
 		ar.redirectURI, ar.redirectURIGiven = redirect, true
 	case len(c.RedirectURIs) == 1:
-		if err := redirectrule.Validate(c.RedirectURIs[0], c.AllowInsecureRedirect); err != nil {
+		if err := redirectrule.Validate(c.RedirectURIs[0], s.allowInsecure(c)); err != nil {
 			return nil, "The client's registered redirect URI is not allowed: " + err.Error(), nil
 		}
 		ar.redirectURI = c.RedirectURIs[0]
@@ -97,7 +102,7 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 		return ar, "", &redirectError{"unauthorized_client", "the client may not use the authorization code grant"}
 	}
 	scope, _ := one("scope")
-	if ar.scopes, err = rescind.ParseScope(scope, c.Scopes); err != nil {
+	if ar.scopes, err = rescind.ParseScope(scope, s.clientScopes(c, scope)); err != nil {
 		return ar, "", &redirectError{"invalid_scope", err.Error()}
 	}
 	var desc string
@@ -117,6 +122,13 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 	}
 	ar.prompt, _ = one("prompt")
 	return ar, "", nil
+}
+
+// allowInsecure reports whether client c may be redirected to a plain-http URI off loopback:
+// if it was registered so, and, for a client that registered itself, while the server allows it
+// (Config.AllowInsecureRedirect).
+func (s *Server) allowInsecure(c rescind.Client) bool {
+	return c.AllowInsecureRedirect && (!c.SelfRegistered() || s.insecureRedir)
 }
 
 // redirect sends the user agent to the client's redirect URI with params, keeping any query the
@@ -264,6 +276,14 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 // issueCode stores a single-use code bound to the client, redirect URI and PKCE challenge
 // (RFC 6749 §4.1.2) and redirects with it.
 func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *authRequest, user rescind.User, g rescind.Grant) {
+	if ar.client.Registration == rescind.RegistrationMetadataDocument {
+		// The token endpoint, the connected apps page and revocation know the client from the
+		// store: keep the copy of its document there.
+		if err := s.storeDocumentClient(r.Context(), ar.client); err != nil {
+			s.pageError(w, r, "storing a metadata document client", err)
+			return
+		}
+	}
 	text, hash, err := token.NewStored(token.CodePrefix)
 	if err != nil {
 		s.pageError(w, r, "code", err)

@@ -67,7 +67,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, invalidTarget(desc))
 		return
 	}
-	scope, perr := grantScope(form.Get("scope"), client.Scopes)
+	scope, perr := grantScope(form.Get("scope"), s.clientScopes(client, form.Get("scope")))
 	if perr != nil {
 		writeError(w, perr)
 		return

@@ -69,6 +69,11 @@ var settingsTable = []setting{
 	{key: "trusted_proxies", flag: "trusted-proxies", validate: validCIDRList, help: "comma-separated CIDR ranges of reverse proxies allowed to name the client address (X-Forwarded-For, Forwarded)"},
 	{key: "admin_ca", flag: "admin-ca", validate: validAdminCA, help: "PEM file of CA certificates the CLI trusts for an https --admin-url (e.g. the server's own certificate)"},
 	{key: "clock_skew", flag: "clock-skew", def: "1m", validate: durationBetween(time.Second, time.Hour), help: "largest clock difference between instances, and between them and resource servers: revocation records are kept this long past their tokens' expiry"},
+	{key: "registration", flag: "registration", def: "off", validate: oneOf("off", "token", "open"), help: "dynamic client registration (RFC 7591) at /oauth2/register: off, token (each registration needs an initial access token from `rescind registration-token create`) or open (public clients only, rate-limited per address)"},
+	{key: "registration_per_hour", flag: "registration-per-hour", def: "20", validate: intBetween(1, 1000000), help: "with --registration open: registrations allowed per source address an hour"},
+	{key: "client_metadata_documents", flag: "client-metadata-documents", def: "false", help: "accept an https URL as client_id: the client's metadata document there is fetched and used (draft-ietf-oauth-client-id-metadata-document)"},
+	{key: "allow_insecure_redirect", flag: "allow-insecure-redirect", def: "false", help: "development only: clients that register themselves may use plain-http redirect URIs off loopback, and metadata documents may be fetched from loopback"},
+	{key: "scopes", flag: "scopes", validate: validScopes, help: `space-separated scopes the server supports: published as scopes_supported, and the only ones self-registered clients may have (default: your clients' scopes are published, and self-registered clients may ask for any)`},
 }
 
 // Config is every setting, typed, resolved once at start (see settingsTable): what the server
@@ -102,6 +107,11 @@ type Config struct {
 	TrustedProxies             string        `setting:"trusted_proxies"`
 	AdminCA                    string        `setting:"admin_ca"`
 	ClockSkew                  time.Duration `setting:"clock_skew"`
+	Registration               string        `setting:"registration"`
+	RegistrationPerHour        int           `setting:"registration_per_hour"`
+	ClientMetadataDocuments    bool          `setting:"client_metadata_documents"`
+	AllowInsecureRedirect      bool          `setting:"allow_insecure_redirect"`
+	Scopes                     string        `setting:"scopes"`
 
 	// sources names where each key's value came from ("--addr", "RESCIND_ADDR", "config file
 	// rescind.yaml", "default"), for error messages.
@@ -520,6 +530,16 @@ func validAdminCA(v string) error {
 	}
 	if !x509.NewCertPool().AppendCertsFromPEM(b) {
 		return errors.New("holds no PEM certificate")
+	}
+	return nil
+}
+
+// validScopes checks a space-separated list of scope-tokens (RFC 6749 §3.3).
+func validScopes(v string) error {
+	for _, sc := range strings.Fields(v) {
+		if !rescind.ValidScopeToken(sc) {
+			return fmt.Errorf("%q is not a scope-token (RFC 6749 §3.3): scopes are separated by spaces", sc)
+		}
 	}
 	return nil
 }

@@ -18,6 +18,9 @@ type Config struct {
 	Burst int
 	// PerMinute is how many failures a minute a bucket absorbs in the long run. If zero, 10.
 	PerMinute int
+	// PerHour, if set, replaces PerMinute: how many an hour a bucket absorbs in the long run,
+	// for rates below one a minute.
+	PerHour int
 	// Now returns the current time. If nil, time.Now.
 	Now func() time.Time
 }
@@ -48,7 +51,13 @@ func New(cfg Config) *Limiter {
 	return &Limiter{cfg: cfg, buckets: make(map[string]*bucket)}
 }
 
-func (l *Limiter) rate() float64 { return float64(l.cfg.PerMinute) / 60 }
+// rate is the tokens a second a bucket gets back.
+func (l *Limiter) rate() float64 {
+	if l.cfg.PerHour > 0 {
+		return float64(l.cfg.PerHour) / 3600
+	}
+	return float64(l.cfg.PerMinute) / 60
+}
 
 // level returns the bucket's tokens at now (refilled), without storing.
 func (l *Limiter) level(b *bucket, now time.Time) float64 {

@@ -71,3 +71,24 @@ func TestReserveHoldsUnderConcurrency(t *testing.T) {
 	var nilRes *Reservation
 	nilRes.Refund()
 }
+
+// TestPerHour: a rate below one a minute. Burst 10 and 10 an hour: the eleventh attempt waits
+// six minutes, and an hour later ten more pass.
+func TestPerHour(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := New(Config{Burst: 10, PerMinute: 100, PerHour: 10, Now: func() time.Time { return now }})
+	for i := range 10 {
+		if _, ok, _ := l.Reserve("reg:a"); !ok {
+			t.Fatalf("attempt %d refused within the burst", i)
+		}
+	}
+	if _, ok, retry := l.Reserve("reg:a"); ok || retry != 6*time.Minute {
+		t.Fatalf("eleventh attempt: ok %v, retry %v; want refused, 6m (PerHour overrides PerMinute)", ok, retry)
+	}
+	now = now.Add(time.Hour)
+	for i := range 10 {
+		if _, ok, _ := l.Reserve("reg:a"); !ok {
+			t.Fatalf("an hour later, attempt %d refused", i)
+		}
+	}
+}
