@@ -1,5 +1,6 @@
 // Package resource is net/http middleware for resource servers that accept access tokens from
-// an OAuth 2.0 authorization server and honour revocation, including of self-contained JWTs.
+// an OAuth 2.0 authorization server and honour revocation, including of self-contained JWTs,
+// and publishes their OAuth 2.0 Protected Resource Metadata (RFC 9728).
 //
 // For JWT access tokens (RFC 9068) it verifies the token locally: the signature against the
 // server's JWKS (fetched by discovery, RFC 8414, cached, refetched once for an unknown kid), with
@@ -31,7 +32,11 @@
 // a stream that carries only the client's own tokens (Rescind-Events-Scope: own-tokens) is not
 // counted as push coverage.
 //
-// Failures answer 401 with WWW-Authenticate: Bearer error="invalid_token" (RFC 6750 §3); a
-// missing scope answers 403 insufficient_scope. The verified claims are available to the next
-// handler through ClaimsFrom.
+// Failures answer 401 with WWW-Authenticate: Bearer error="invalid_token" (RFC 6750 §3), and a
+// request without a token a 401 without error; a missing scope answers 403 insufficient_scope
+// with the scopes required. Every such challenge names the resource's protected resource
+// metadata (RFC 9728 §5.1, resource_metadata="..."), which MetadataHandler serves at
+// MetadataPath: the resource identifier (the Audience), its authorization server, its scopes
+// and how it takes tokens, for clients that discover all of it from one 401 (metadata.go). The
+// verified claims are available to the next handler through ClaimsFrom.
 package resource

@@ -33,6 +33,16 @@ type Config struct {
 	Audience string
 	// RequiredScopes must all be in the token's scope.
 	RequiredScopes []string
+	// ScopesSupported are the scopes published in the protected resource metadata (RFC 9728
+	// §2, MetadataHandler). If empty, RequiredScopes.
+	ScopesSupported []string
+	// ResourceMetadataURL is where the protected resource metadata is published, named in
+	// every 401 answer (RFC 9728 §5.1). If empty, the URL RFC 9728 §3.1 builds from Audience,
+	// when it is an http(s) URL: Audience https://api.example/photos publishes it at
+	// https://api.example/.well-known/oauth-protected-resource/photos (MetadataPath).
+	ResourceMetadataURL string
+	// ResourceName is the resource_name of the metadata, if any.
+	ResourceName string
 	// ClientID and ClientSecret are the resource server's own client credentials, used for
 	// introspection of opaque tokens and for the event stream. At a Rescind server the client
 	// must be registered as a resource server for Audience (client create --resource-server
@@ -246,19 +256,19 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		text, ok := bearer(r)
 		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="`+m.cfg.Audience+`"`)
+			w.Header().Set("WWW-Authenticate", m.challenge("", "", true))
 			http.Error(w, "missing bearer token", http.StatusUnauthorized)
 			return
 		}
 		c, err := m.Verify(r.Context(), text)
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+quote(err.Error())+`"`)
+			w.Header().Set("WWW-Authenticate", m.challenge("invalid_token", err.Error(), false))
 			http.Error(w, "invalid token", http.StatusUnauthorized)
 			return
 		}
 		for _, s := range m.cfg.RequiredScopes {
 			if !slices.Contains(c.Scopes, s) {
-				w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+quote(strings.Join(m.cfg.RequiredScopes, " "))+`"`)
+				w.Header().Set("WWW-Authenticate", m.challenge("insufficient_scope", "", true))
 				http.Error(w, "insufficient scope", http.StatusForbidden)
 				return
 			}
