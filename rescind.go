@@ -93,6 +93,9 @@ type Client struct {
 	// AllowInsecureRedirect lets the client register plain-http redirect URIs on hosts other
 	// than loopback, for development (see package internal/redirect).
 	AllowInsecureRedirect bool
+	// RequireDPoP makes every token request of the client carry a DPoP proof (RFC 9449 §5), so
+	// that all its access tokens are bound to a key it holds.
+	RequireDPoP bool
 	// AllowedResources, if not empty, are the only resources (RFC 8707) the client may ask
 	// tokens for; empty means any. Distinct from Resources, what a resource server serves.
 	AllowedResources []string
@@ -306,6 +309,9 @@ type RefreshToken struct {
 	ExpiresAt time.Time
 	// UsedAt is when it was exchanged (rotated); zero while unused.
 	UsedAt time.Time
+	// JKT is the thumbprint of the DPoP key the token is bound to (RFC 9449 §5: a public
+	// client's refresh tokens are); empty if unbound. Using it needs a proof made with that key.
+	JKT string
 }
 
 // AuthCode is a stored authorization code (RFC 6749 §4.1.2): its hash and what it is bound to.
@@ -325,7 +331,10 @@ type AuthCode struct {
 	Resources []string
 	// Challenge and ChallengeMethod are the PKCE code challenge (RFC 7636 §4.3).
 	Challenge, ChallengeMethod string
-	CreatedAt, ExpiresAt       time.Time
+	// DPoPJKT is the dpop_jkt of the authorization request (RFC 9449 §10): the thumbprint of
+	// the key whose proof must come with the code's redemption; empty if none was given.
+	DPoPJKT              string
+	CreatedAt, ExpiresAt time.Time
 	// UsedAt is when the code was redeemed; zero before.
 	UsedAt time.Time
 }
@@ -525,8 +534,15 @@ type Store interface {
 	// none (never allocated, or expired and purged).
 	GetStatusList(ctx context.Context, id string) (StatusList, error)
 
-	// DeleteExpired deletes codes, refresh tokens, grant token status entries, status lists and
-	// registration tokens that expired before now and returns how many.
+	// MarkUsed records that the single-use value id (a hash, such as that of a DPoP proof's key
+	// and jti, RFC 9449 §11.1) was used, until expiresAt. It reports true if id was not recorded
+	// or its record had expired at now, and false if it was recorded and live: a replay. Of two
+	// concurrent calls with one id, exactly one reports true, whichever instance makes them.
+	MarkUsed(ctx context.Context, id [32]byte, expiresAt, now time.Time) (bool, error)
+
+	// DeleteExpired deletes codes, refresh tokens, grant token status entries, status lists,
+	// used-value records (MarkUsed) and registration tokens that expired before now and returns
+	// how many.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 	// DeleteAuditBefore deletes audit entries older than t (the retention policy) and returns
 	// how many.

@@ -20,7 +20,8 @@ const MaxSecretOverlap = 30 * 24 * time.Hour
 // overlap of zero.
 const DefaultSecretOverlap = 24 * time.Hour
 
-// handleUpdateClient changes a client's name, scopes, token lifetime or redirect URIs. Every
+// handleUpdateClient changes a client's name, scopes, token lifetime, redirect URIs or whether it
+// must use DPoP. Every
 // instance sees the change at once (the store tells the others); nothing already issued or
 // revoked changes: a revocation record's lifetime never comes from a client's token_ttl.
 func (s *Server) handleUpdateClient(w http.ResponseWriter, r *http.Request) {
@@ -84,6 +85,9 @@ func applyUpdate(c *rescind.Client, req UpdateClientRequest) error {
 			return err
 		}
 		c.AllowedResources = allowed
+	}
+	if req.RequireDPoP != nil {
+		c.RequireDPoP = *req.RequireDPoP
 	}
 	return nil
 }

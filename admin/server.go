@@ -302,7 +302,7 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	c := rescind.Client{ID: id, Name: name, Public: req.Public, GrantTypes: grantTypes, Scopes: scopes,
 		RedirectURIs: req.RedirectURIs, TokenTTL: ttl, AllowPlainPKCE: req.AllowPlainPKCE, TokenFormat: req.TokenFormat,
 		ResourceServer: req.ResourceServer, Resources: resources, AllowInsecureRedirect: req.AllowInsecureRedirect,
-		AllowedResources: allowed, CreatedAt: s.cfg.Now().UTC()}
+		AllowedResources: allowed, CreatedAt: s.cfg.Now().UTC(), RequireDPoP: req.RequireDPoP}
 	plain := ""
 	if !req.Public {
 		plain = req.Secret

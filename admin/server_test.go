@@ -50,6 +50,8 @@ func TestCreateClientRules(t *testing.T) {
 		{"plain http redirect", `{"client_name":"app","redirect_uris":["http://evil.example/cb"]}`, "only on loopback"},
 		{"plain http redirect allowed for development", `{"client_name":"app","redirect_uris":["http://evil.example/cb"],"allow_insecure_redirect":true}`, ""},
 		{"duplicate redirect", `{"client_name":"app","redirect_uris":["https://a.example/cb","https://a.example/cb"]}`, "twice"},
+		{"DPoP required", `{"client_name":"app","require_dpop":true}`, ""},
+		{"DPoP required of a public client", `{"client_name":"app","public":true,"require_dpop":true}`, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,7 +75,8 @@ func TestCreateClientRules(t *testing.T) {
 			var req, info admin.ClientInfo
 			json.Unmarshal([]byte(tc.body), &req)
 			json.Unmarshal(w.Body.Bytes(), &info)
-			if info.ResourceServer != req.ResourceServer || info.Resources == nil || info.AllowInsecureRedirect != req.AllowInsecureRedirect {
+			if info.ResourceServer != req.ResourceServer || info.Resources == nil || info.AllowInsecureRedirect != req.AllowInsecureRedirect ||
+				info.RequireDPoP != req.RequireDPoP {
 				t.Fatalf("created %s from %s", w.Body, tc.body)
 			}
 			if req.ResourceServer && len(req.Resources) == 3 && len(info.Resources) != 2 {
@@ -84,7 +87,8 @@ func TestCreateClientRules(t *testing.T) {
 			h.ServeHTTP(g, httptest.NewRequest("GET", "/admin/v1/clients/"+info.ClientID, nil))
 			var got admin.ClientInfo
 			json.Unmarshal(g.Body.Bytes(), &got)
-			if got.ResourceServer != info.ResourceServer || len(got.Resources) != len(info.Resources) || got.AllowInsecureRedirect != info.AllowInsecureRedirect {
+			if got.ResourceServer != info.ResourceServer || len(got.Resources) != len(info.Resources) || got.AllowInsecureRedirect != info.AllowInsecureRedirect ||
+				got.RequireDPoP != info.RequireDPoP {
 				t.Fatalf("get shows %s, create showed %s", g.Body, w.Body)
 			}
 		})

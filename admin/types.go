@@ -42,6 +42,9 @@ type CreateClientRequest struct {
 	// AllowedResources, if set, are the only resources (RFC 8707) the client may ask tokens
 	// for; absent, any. Distinct from Resources, what a resource server serves.
 	AllowedResources []string `json:"allowed_resources,omitempty"`
+	// RequireDPoP makes every token request of the client carry a DPoP proof (RFC 9449), so
+	// that all its access tokens are bound to its key.
+	RequireDPoP bool `json:"require_dpop,omitempty"`
 }
 
 // UpdateClientRequest is the body of PATCH /admin/v1/clients/{id}: each field given replaces the
@@ -57,6 +60,9 @@ type UpdateClientRequest struct {
 	// AllowedResources replaces the resources the client may ask tokens for; an empty list
 	// lets it ask for any. Tokens already issued keep their audience.
 	AllowedResources *[]string `json:"allowed_resources,omitempty"`
+	// RequireDPoP, if given, says whether every token request must carry a DPoP proof (RFC
+	// 9449), from now on; tokens already issued keep their binding, or lack of one.
+	RequireDPoP *bool `json:"require_dpop,omitempty"`
 }
 
 // RotateSecretRequest is the body of POST /admin/v1/clients/{id}/rotate-secret; it may be empty.
@@ -159,9 +165,11 @@ type ClientInfo struct {
 	AllowedResources []string `json:"allowed_resources"`
 	// DynamicallyRegistered marks a client that registered itself (RFC 7591, or a Client ID
 	// Metadata Document); Registration says how: "admin", "dynamic" or "metadata_document".
-	DynamicallyRegistered bool      `json:"dynamically_registered"`
-	Registration          string    `json:"registration"`
-	CreatedAt             time.Time `json:"created_at"`
+	DynamicallyRegistered bool   `json:"dynamically_registered"`
+	Registration          string `json:"registration"`
+	// RequireDPoP says whether every token request must carry a DPoP proof.
+	RequireDPoP bool      `json:"require_dpop"`
+	CreatedAt   time.Time `json:"created_at"`
 
 	// PreviousSecretExpiresAt is when the secret replaced by the last rotation stops working;
 	// absent when there is none.
@@ -215,7 +223,7 @@ func infoOf(c rescind.Client, ttl time.Duration) ClientInfo {
 	info := ClientInfo{ClientID: c.ID, Name: c.Name, GrantTypes: c.GrantTypes, Scope: scope, RedirectURIs: ru,
 		TokenEndpointAuthMethod: method, TokenTTL: int64(ttl / time.Second), CreatedAt: c.CreatedAt, AllowPlainPKCE: c.AllowPlainPKCE, TokenFormat: c.TokenFormat,
 		ResourceServer: c.ResourceServer, Resources: res, AllowInsecureRedirect: c.AllowInsecureRedirect,
-		AllowedResources: allowed, DynamicallyRegistered: c.SelfRegistered(), Registration: reg}
+		AllowedResources: allowed, DynamicallyRegistered: c.SelfRegistered(), Registration: reg, RequireDPoP: c.RequireDPoP}
 	if c.PreviousSecretHash != "" && !c.PreviousSecretExpiresAt.IsZero() {
 		exp := c.PreviousSecretExpiresAt
 		info.PreviousSecretExpiresAt = &exp

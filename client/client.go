@@ -327,10 +327,19 @@ type Introspection struct {
 	Aud       Audience `json:"aud,omitempty"`
 	Iss       string   `json:"iss,omitempty"`
 	Jti       string   `json:"jti,omitempty"`
+	// Cnf, for a sender-constrained token, says what it is bound to (RFC 7800 §3.1): for a
+	// DPoP-bound token, the thumbprint of the key (RFC 9449 §6.2).
+	Cnf *Confirmation `json:"cnf,omitempty"`
 	// Extra holds every member not listed above, as sent.
 	Extra map[string]json.RawMessage `json:"-"`
 	// Raw is the response body.
 	Raw json.RawMessage `json:"-"`
+}
+
+// Confirmation is the "cnf" member of a sender-constrained token (RFC 7800 §3.1).
+type Confirmation struct {
+	// JKT is the JWK SHA-256 thumbprint (RFC 7638) of the DPoP key the token is bound to.
+	JKT string `json:"jkt,omitempty"`
 }
 
 // Audience is the "aud" member, which RFC 7662 allows as a string or an array of strings.
@@ -351,7 +360,7 @@ func (a *Audience) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-var standardMembers = []string{"active", "scope", "client_id", "username", "token_type", "exp", "iat", "nbf", "sub", "aud", "iss", "jti"}
+var standardMembers = []string{"active", "scope", "client_id", "username", "token_type", "exp", "iat", "nbf", "sub", "aud", "iss", "jti", "cnf"}
 
 // Introspect asks the server about token (RFC 7662 §2.1). hint, if not empty, is sent as
 // token_type_hint. An inactive token is not an error: check Active.

@@ -26,6 +26,8 @@ type authRequest struct {
 	method           string
 	prompt           string
 	raw              string // the query string, carried through login and consent
+	// dpopJKT is the dpop_jkt parameter (RFC 9449 §10): the code is bound to that key.
+	dpopJKT string
 }
 
 // redirectError is an error sent back to the client's redirect URI (RFC 6749 §4.1.2.1).
@@ -86,7 +88,7 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 		return nil, "The request must name one of the client's registered redirect URIs.", nil
 	}
 	ar.state, _ = one("state")
-	for _, k := range []string{"response_type", "scope", "state", "code_challenge", "code_challenge_method", "prompt"} {
+	for _, k := range []string{"response_type", "scope", "state", "code_challenge", "code_challenge_method", "prompt", "dpop_jkt"} {
 		if len(q[k]) > 1 {
 			return ar, "", &redirectError{"invalid_request", "parameter " + k + " is included more than once"}
 		}
@@ -121,6 +123,9 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 		ar.method = pkce.Plain
 	}
 	ar.prompt, _ = one("prompt")
+	if ar.dpopJKT, _ = one("dpop_jkt"); ar.dpopJKT != "" && !validJKT(ar.dpopJKT) {
+		return ar, "", &redirectError{"invalid_request", "dpop_jkt must be the base64url JWK SHA-256 thumbprint (RFC 7638) of the DPoP key (RFC 9449 §10)"}
+	}
 	return ar, "", nil
 }
 
@@ -274,7 +279,8 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 }
 
 // issueCode stores a single-use code bound to the client, redirect URI and PKCE challenge
-// (RFC 6749 §4.1.2) and redirects with it.
+// (RFC 6749 §4.1.2), and to the DPoP key of dpop_jkt if the request named one (RFC 9449 §10),
+// and redirects with it.
 func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *authRequest, user rescind.User, g rescind.Grant) {
 	if ar.client.Registration == rescind.RegistrationMetadataDocument {
 		// The token endpoint, the connected apps page and revocation know the client from the
@@ -292,7 +298,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *authReque
 	now := s.now()
 	err = s.store.CreateCode(r.Context(), rescind.AuthCode{Hash: hash, ClientID: ar.client.ID, UserID: user.ID,
 		GrantID: g.ID, RedirectURI: ar.redirectURI, RedirectURIGiven: ar.redirectURIGiven, Scope: strings.Join(ar.scopes, " "), Resources: ar.resources,
-		Challenge: ar.challenge, ChallengeMethod: ar.method, CreatedAt: now, ExpiresAt: now.Add(s.codeTTL)})
+		Challenge: ar.challenge, ChallengeMethod: ar.method, CreatedAt: now, ExpiresAt: now.Add(s.codeTTL), DPoPJKT: ar.dpopJKT})
 	if err != nil {
 		s.pageError(w, r, "storing code", err)
 		return

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/internal/pkce"
 	"github.com/rescind/rescind/token"
 )
@@ -65,7 +66,7 @@ var errInvalidGrant = errorf(ErrInvalidGrant, http.StatusBadRequest, "the author
 //
 // The token's audience is the resources the authorization request named, or those of them the
 // token request names (RFC 8707 §2.2); checked before the code is consumed.
-func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, resources []string) {
+func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, resources []string, proof *dpop.Proof) {
 	code := form.Get("code")
 	if code == "" {
 		writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "code is required"))
@@ -101,6 +102,10 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 		writeError(w, errorf(ErrInvalidGrant, http.StatusBadRequest, "code_verifier is missing or does not match the code challenge"))
 		return
 	}
+	if ac.DPoPJKT != "" && jktOf(proof) != ac.DPoPJKT {
+		writeError(w, errCodeKey) // RFC 9449 §10: not consumed; the holder of the key keeps it
+		return
+	}
 	if !ac.UsedAt.IsZero() {
 		s.theft(w, r, client, ac.GrantID, "authorization code reuse") // RFC 6749 §4.1.2
 		return
@@ -110,7 +115,7 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 		writeError(w, perr)
 		return
 	}
-	is := s.newIssuance(client)
+	is := s.newIssuance(client, proof)
 	if !is.now.Before(ac.ExpiresAt) || s.revoked.GrantRevoked(ac.GrantID) {
 		writeError(w, errInvalidGrant)
 		return
@@ -130,8 +135,9 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 // returns a new refresh token and invalidates the old one; its own client presenting a used one
 // (reuse) revokes the whole grant (RFC 9700 §4.14.2). Another client presenting it is refused
 // and changes nothing. A refresh may narrow the scope and the resources (RFC 8707 §2.2), never
-// widen them; the new refresh token keeps the old one's.
-func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, resources []string) {
+// widen them; the new refresh token keeps the old one's. A bound refresh token (RFC 9449 §5) is
+// used only with a proof made with its key; without one it is refused and left as it was.
+func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, resources []string, proof *dpop.Proof) {
 	text := form.Get("refresh_token")
 	if text == "" {
 		writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "refresh_token is required"))
@@ -156,6 +162,10 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 		s.log.WarnContext(r.Context(), "security: refresh token presented by another client; refused, nothing changed",
 			"client_id", client.ID)
 		writeError(w, errInvalidGrant) // another client's token: not rotated, not revoked
+		return
+	}
+	if rt.JKT != "" && jktOf(proof) != rt.JKT {
+		writeError(w, errRefreshKey) // not rotated: the token's holder (with the key) keeps it
 		return
 	}
 	// A refresh may narrow the scope, never widen it (RFC 6749 §6).
@@ -187,10 +197,10 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 		writeError(w, errServer)
 		return
 	}
-	is := s.newIssuance(client)
+	is := s.newIssuance(client, proof)
 	// The rotation records the new access token's expiry on the grant in the same transaction.
 	_, err = s.store.RotateRefreshToken(r.Context(), hash, rescind.RefreshToken{Hash: nextHash, GrantID: rt.GrantID, ClientID: client.ID,
-		Scope: rt.Scope, Resources: rt.Resources, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL)}, is.now, is.exp)
+		Scope: rt.Scope, Resources: rt.Resources, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL), JKT: refreshBinding(client, rt.JKT, is.jkt)}, is.now, is.exp)
 	if s.singleUseFailed(w, r, client, err, rt.GrantID, "refresh token reuse") {
 		return
 	}
@@ -209,7 +219,8 @@ type grantIssue struct {
 }
 
 // issueGrantTokens issues an access token of the grant and, if the client may refresh, a new
-// refresh token family member with the code's full scope and resources.
+// refresh token family member with the code's full scope and resources; an issuance with a
+// DPoP key binds both to it as RFC 9449 §5 says (the refresh token only for a public client).
 func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, gi grantIssue, is issuance) {
 	var refresh string
 	if client.AllowsGrant(rescind.GrantRefreshToken) {
@@ -219,7 +230,8 @@ func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client
 			return
 		}
 		if err := s.store.CreateRefreshToken(r.Context(), rescind.RefreshToken{Hash: hash, GrantID: gi.grantID, ClientID: client.ID,
-			Scope: gi.refreshScope, Resources: gi.refreshResources, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL)}); err != nil {
+			Scope: gi.refreshScope, Resources: gi.refreshResources, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL),
+			JKT: refreshBinding(client, "", is.jkt)}); err != nil {
 			s.log.ErrorContext(r.Context(), "storing refresh token", "err", err)
 			writeError(w, errServer)
 			return

@@ -20,6 +20,8 @@ type introspection struct {
 	Aud       token.Audience `json:"aud,omitempty"`
 	Iss       string         `json:"iss"`
 	Jti       string         `json:"jti,omitempty"`
+	// Cnf is the DPoP key a bound token is bound to (RFC 9449 §6.2).
+	Cnf *token.Confirmation `json:"cnf,omitempty"`
 }
 
 var inactive = struct {
@@ -58,8 +60,9 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, introspection{
-		Active: true, Scope: at.scope, ClientID: at.clientID, TokenType: "Bearer",
+		Active: true, Scope: at.scope, ClientID: at.clientID, TokenType: tokenType(at.jkt),
 		Exp: at.expiry.Unix(), Iat: at.issuedAt.Unix(), Sub: at.subject, Aud: at.audience, Iss: s.issuer, Jti: at.jti,
+		Cnf: confirmation(at.jkt),
 	})
 }
 
@@ -81,5 +84,5 @@ func (s *Server) introspectRefreshToken(w http.ResponseWriter, r *http.Request, 
 		return
 	}
 	writeJSON(w, http.StatusOK, introspection{Active: true, Scope: rt.Scope, ClientID: rt.ClientID, TokenType: "refresh_token",
-		Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), Sub: g.UserID, Iss: s.issuer})
+		Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), Sub: g.UserID, Iss: s.issuer, Cnf: confirmation(rt.JKT)})
 }

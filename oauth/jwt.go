@@ -22,6 +22,8 @@ type accessToken struct {
 	issuedAt, expiry time.Time
 	statusList       string
 	statusIdx        int64
+	// jkt is the thumbprint of the DPoP key the token is bound to; "" for a bearer token.
+	jkt string
 }
 
 // parseAccess authenticates an access token, opaque or JWT, issued by this server. It does not
@@ -50,6 +52,9 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 		if c.Status != nil {
 			at.statusList, at.statusIdx = listID(c.Status.StatusList.URI, s.statusBase), c.Status.StatusList.Idx
 		}
+		if c.Confirmation != nil {
+			at.jkt = c.Confirmation.JKT
+		}
 		return at, nil
 	}
 	c, err := s.openToken(ctx, text)
@@ -57,7 +62,7 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 		return nil, err
 	}
 	return &accessToken{jti: c.JTI(), grantID: c.GrantID, clientID: c.ClientID, subject: c.Subject, scope: c.Scope,
-		audience: s.audienceOf(c.Audience), issuedAt: c.IssuedAt, expiry: c.Expiry, statusIdx: -1}, nil
+		audience: s.audienceOf(c.Audience), issuedAt: c.IssuedAt, expiry: c.Expiry, statusIdx: -1, jkt: c.JKT}, nil
 }
 
 // audienceOf returns a token's audience: aud, or the issuer for a token that names none (an
@@ -84,7 +89,7 @@ func (s *Server) dead(at *accessToken) bool {
 
 // issueJWT signs a JWT access token (RFC 9068) with a status list entry, and records the entry
 // for a grant's token so revoking the grant flips it.
-func (s *Server) issueJWT(ctx context.Context, client rescind.Client, grantID, subject, scope string, audience []string, now, exp time.Time) (string, error) {
+func (s *Server) issueJWT(ctx context.Context, client rescind.Client, grantID, subject, scope string, audience []string, jkt string, now, exp time.Time) (string, error) {
 	if s.signer == nil || s.statuses == nil {
 		return "", errors.New("oauth: JWT access tokens are not configured")
 	}
@@ -103,7 +108,7 @@ func (s *Server) issueJWT(ctx context.Context, client rescind.Client, grantID, s
 	}
 	return s.signer.Sign(token.AccessClaims{Issuer: s.issuer, Subject: subject, Audience: audience, Expiry: exp.Unix(),
 		IssuedAt: now.Unix(), ID: base64.RawURLEncoding.EncodeToString(id[:]), ClientID: client.ID, Scope: scope, GrantID: grantID,
-		Status: &token.Status{StatusList: token.StatusListRef{Idx: idx, URI: s.statusBase + list}}}, token.TypeAccessToken)
+		Status: &token.Status{StatusList: token.StatusListRef{Idx: idx, URI: s.statusBase + list}}, Confirmation: confirmation(jkt)}, token.TypeAccessToken)
 }
 
 // handleJWKS publishes the signing keys (RFC 7517), including replaced keys until every token

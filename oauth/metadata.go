@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/dpop"
 )
 
 // metadata is the authorization server metadata of RFC 8414 §2.
@@ -32,7 +33,8 @@ type metadata struct {
 	IssParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
 	// ClientIDMetadataDocumentSupported says an https URL may be a client_id
 	// (draft-ietf-oauth-client-id-metadata-document §6).
-	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`
+	ClientIDMetadataDocumentSupported bool     `json:"client_id_metadata_document_supported,omitempty"`
+	DPoPSigningAlgValuesSupported     []string `json:"dpop_signing_alg_values_supported,omitempty"`
 }
 
 // buildMetadata returns the metadata document but for scopes_supported, which handleMetadata
@@ -53,6 +55,11 @@ func (s *Server) buildMetadata() metadata {
 	}
 	if s.signer != nil {
 		md.JWKSURI = s.issuer + "/.well-known/jwks.json"
+	}
+	// RFC 9449 §5.1: the algorithms DPoP proofs may use.
+	md.DPoPSigningAlgValuesSupported = s.dpop.Algorithms
+	if md.DPoPSigningAlgValuesSupported == nil {
+		md.DPoPSigningAlgValuesSupported = dpop.SupportedAlgorithms
 	}
 	md.RevocationEventsEndpoint = s.issuer + "/oauth2/revocations/events"
 	if s.registration != RegisterOff {

@@ -223,6 +223,8 @@ type req struct {
 	method, path, contentType, body string
 	user, pass                      string // Basic credentials, form-encoded per RFC 6749 §2.3.1
 	rawAuth                         string // an Authorization header sent as is
+
+	dpop []string // DPoP header values (RFC 9449), one per header line
 }
 
 func basic(user, pass string) string {
@@ -249,6 +251,9 @@ func (e *env) do(r req) resp {
 	}
 	if r.rawAuth != "" {
 		hr.Header.Set("Authorization", r.rawAuth)
+	}
+	for _, p := range r.dpop {
+		hr.Header.Add("DPoP", p)
 	}
 	res, err := http.DefaultClient.Do(hr)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/internal/clientdoc"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/metrics"
@@ -95,6 +96,13 @@ type Config struct {
 	// rotated by another instance); it reports whether the keyring now holds it, and the token
 	// is then opened again.
 	RefreshKeys func(ctx context.Context, kid [4]byte) bool
+	// DPoP checks the DPoP proofs of token requests (RFC 9449). Its replay cache must be shared
+	// by every instance that serves the same clients. If nil, a verifier with an in-memory
+	// replay cache and nonces under a random key: enough for one instance.
+	DPoP *dpop.Verifier
+	// DPoPNonce says when proofs must carry a server nonce: DPoPNonceOff, DPoPNonceAuto (the
+	// default, also when empty) or DPoPNonceAlways. Unless off, DPoP must have Nonces.
+	DPoPNonce string
 	// RefreshSigningKeys, if set, is RefreshKeys for a JWT naming a signing key the signer lacks.
 	RefreshSigningKeys func(ctx context.Context, kid string) bool
 	// Ready reports whether the server can serve (for /readyz). If nil, always ready.
@@ -149,6 +157,9 @@ type Server struct {
 	docs            *clientdoc.Resolver
 	docLimiter      *ratelimit.Limiter
 	insecureRedir   bool
+	dpop            *dpop.Verifier
+	dpopNonce       string
+	tokenURL        string
 }
 
 // New returns a Server for cfg.
@@ -166,6 +177,14 @@ func New(cfg Config) (*Server, error) {
 		encoded: make(map[int64][]byte),
 	}
 	s.statusBase = s.issuer + "/oauth2/statuslists/"
+	s.tokenURL = s.issuer + "/oauth2/token"
+	if s.dpopNonce = cfg.DPoPNonce; s.dpopNonce == "" {
+		s.dpopNonce = DPoPNonceAuto
+	}
+	var err error
+	if s.dpop, err = newDPoP(cfg); err != nil {
+		return nil, err
+	}
 	if s.statusTTL <= 0 {
 		s.statusTTL = time.Minute
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/token"
 )
 
@@ -53,12 +54,17 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, invalidTarget(desc))
 		return
 	}
+	proof, perr := s.tokenProof(w, r, client) // RFC 9449 §5
+	if perr != nil {
+		writeError(w, perr)
+		return
+	}
 	switch gt {
 	case rescind.GrantAuthorizationCode:
-		s.handleAuthorizationCode(w, r, form, client, resources)
+		s.handleAuthorizationCode(w, r, form, client, resources, proof)
 		return
 	case rescind.GrantRefreshToken:
-		s.handleRefreshToken(w, r, form, client, resources)
+		s.handleRefreshToken(w, r, form, client, resources, proof)
 		return
 	}
 	// Client credentials: the resources requested become the audience, if the client may ask
@@ -72,7 +78,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, perr)
 		return
 	}
-	resp, err := s.issueAccessToken(r.Context(), client, "", client.ID, scope, resources, s.newIssuance(client))
+	resp, err := s.issueAccessToken(r.Context(), client, "", client.ID, scope, resources, s.newIssuance(client, proof))
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "issuing access token", "err", err)
 		writeError(w, errServer)
@@ -81,32 +87,37 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// issuance is when an access token is issued, its lifetime and its expiry.
+// issuance is when an access token is issued, its lifetime and its expiry, and the DPoP key it
+// is bound to.
 type issuance struct {
 	now, exp time.Time
 	ttl      time.Duration
+	// jkt is the thumbprint of the key of the request's DPoP proof (RFC 9449 §6); "" without one.
+	jkt string
 }
 
 // newIssuance fixes the lifetime of an access token of client issued now: the client's ttl, else
 // the server's, never more than rescind.MaxAccessTokenTTL. exp is truncated to the second, as
-// tokens carry it: a grant records this very value before its token is issued.
-func (s *Server) newIssuance(client rescind.Client) issuance {
+// tokens carry it: a grant records this very value before its token is issued. With a proof,
+// the token is bound to its key.
+func (s *Server) newIssuance(client rescind.Client, proof *dpop.Proof) issuance {
 	now := s.now()
 	ttl := s.TokenTTL(client.TokenTTL)
-	return issuance{now: now, exp: now.Add(ttl).Truncate(time.Second), ttl: ttl}
+	return issuance{now: now, exp: now.Add(ttl).Truncate(time.Second), ttl: ttl, jkt: jktOf(proof)}
 }
 
 // issueAccessToken issues an access token in the client's format: opaque (sealed, nothing
 // written) or JWT (RFC 9068, with a status list entry), issued and expiring as is says.
 // audience lists the RFC 8707 resources; empty means the issuer. Both formats carry it, so
-// introspection knows who may see the token.
+// introspection knows who may see the token. A token of an issuance with jkt is bound to that
+// DPoP key (RFC 9449 §6) and of token_type DPoP.
 func (s *Server) issueAccessToken(ctx context.Context, client rescind.Client, grantID, subject, scope string, audience []string, is issuance) (tokenResponse, error) {
 	now, ttl, exp := is.now, is.ttl, is.exp
 	audience = s.audienceOf(audience)
 	var text string
 	if client.TokenFormat == rescind.TokenFormatJWT {
 		var err error
-		if text, err = s.issueJWT(ctx, client, grantID, subject, scope, audience, now, exp); err != nil {
+		if text, err = s.issueJWT(ctx, client, grantID, subject, scope, audience, is.jkt, now, exp); err != nil {
 			return tokenResponse{}, err
 		}
 	} else {
@@ -115,13 +126,13 @@ func (s *Server) issueAccessToken(ctx context.Context, client rescind.Client, gr
 			return tokenResponse{}, err
 		}
 		claims := &token.Claims{ID: id, ClientID: client.ID, GrantID: grantID, Subject: subject, Scope: scope, IssuedAt: now, Expiry: exp,
-			Audience: audience}
+			Audience: audience, JKT: is.jkt}
 		if text, err = s.keys.Seal(claims); err != nil {
 			return tokenResponse{}, err
 		}
 	}
 	s.metrics.TokenIssued()
-	return tokenResponse{AccessToken: text, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: scope}, nil
+	return tokenResponse{AccessToken: text, TokenType: tokenType(is.jkt), ExpiresIn: int64(ttl / time.Second), Scope: scope}, nil
 }
 
 // grantScope validates a requested scope (RFC 6749 §3.3) against the client's allowed scopes. An

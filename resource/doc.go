@@ -32,7 +32,16 @@
 // a stream that carries only the client's own tokens (Rescind-Events-Scope: own-tokens) is not
 // counted as push coverage.
 //
-// Failures answer 401 with WWW-Authenticate: Bearer error="invalid_token" (RFC 6750 §3), and a
+// Sender-constrained tokens (DPoP, RFC 9449 §7): a token bound to a key (cnf.jkt in the JWT, or
+// cnf in the introspection answer) is accepted only as "Authorization: DPoP <token>" with a DPoP
+// header whose proof is made with that key, for this request's method and URL (BaseURL behind a
+// proxy), with the token's hash (ath), not seen before (DPoPReplay), and with a current nonce
+// when DPoPNonces is set. A bound token presented as Bearer is refused, so a copied token is
+// useless without the key. Tokens that are not bound keep working as Bearer tokens.
+//
+// Failures answer 401 with WWW-Authenticate: Bearer error="invalid_token" (RFC 6750 §3), or, for
+// a request in the DPoP scheme, DPoP error="invalid_token", "invalid_dpop_proof" or
+// "use_dpop_nonce" (with a DPoP-Nonce header), with algs naming the accepted algorithms, and a
 // request without a token a 401 without error; a missing scope answers 403 insufficient_scope
 // with the scopes required. Every such challenge names the resource's protected resource
 // metadata (RFC 9728 §5.1, resource_metadata="..."), which MetadataHandler serves at

@@ -107,6 +107,6 @@ func ExampleMiddleware_MetadataHandler() {
 	res.Body.Close()
 	fmt.Println(md.Resource, md.AuthorizationServers[0] == as.URL, md.ScopesSupported, md.BearerMethodsSupported)
 	// Output:
-	// 401 Bearer realm="https://api.example/photos", resource_metadata="https://api.example/.well-known/oauth-protected-resource/photos", scope="read"
+	// 401 Bearer realm="https://api.example/photos", scope="read", resource_metadata="https://api.example/.well-known/oauth-protected-resource/photos"
 	// https://api.example/photos true [read] [header]
 }

@@ -121,16 +121,15 @@ func (m *Middleware) MetadataHandler() http.Handler {
 	})
 }
 
-// challenge returns the WWW-Authenticate value of a refusal (RFC 6750 §3): the Bearer scheme
-// with the metadata's URL (RFC 9728 §5.1), then errCode (none for a request without a token,
-// §3.1), desc and, if scope, the scopes the resource requires.
-func (m *Middleware) challenge(errCode, desc string, scope bool) string {
+// challenge returns the WWW-Authenticate value of a refusal in scheme (Bearer, RFC 6750 §3, or
+// DPoP, RFC 9449 §7.1): the realm for a Bearer request without a token (which gets no error
+// code, RFC 6750 §3.1), else errCode and desc; if scope, the scopes the resource requires; the
+// extra parameters as given; and last the metadata's URL (RFC 9728 §5.1), so that the
+// challenge starts as it did before the metadata was named.
+func (m *Middleware) challenge(scheme, errCode, desc string, scope bool, extra ...string) string {
 	params := []string{}
-	if errCode == "" {
+	if errCode == "" && scheme == "Bearer" {
 		params = append(params, `realm="`+quote(m.cfg.Audience)+`"`)
-	}
-	if u := m.MetadataURL(); u != "" {
-		params = append(params, `resource_metadata="`+quote(u)+`"`)
 	}
 	if errCode != "" {
 		params = append(params, `error="`+errCode+`"`)
@@ -141,5 +140,12 @@ func (m *Middleware) challenge(errCode, desc string, scope bool) string {
 	if scope && len(m.cfg.RequiredScopes) > 0 {
 		params = append(params, `scope="`+quote(strings.Join(m.cfg.RequiredScopes, " "))+`"`)
 	}
-	return "Bearer " + strings.Join(params, ", ")
+	params = append(params, extra...)
+	if u := m.MetadataURL(); u != "" {
+		params = append(params, `resource_metadata="`+quote(u)+`"`)
+	}
+	if len(params) == 0 {
+		return scheme
+	}
+	return scheme + " " + strings.Join(params, ", ")
 }

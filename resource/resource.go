@@ -21,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/rescind/rescind/client"
+	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/token"
 )
 
@@ -55,6 +56,18 @@ type Config struct {
 	// such tokens are refused: a key the server retired would otherwise stay trusted for as
 	// long as the JWKS cannot be fetched.
 	FailOpen bool
+	// BaseURL is this resource server's URL as clients address it (scheme://host[:port], and
+	// the path prefix a proxy strips, if any): a DPoP proof's htu must be it followed by the
+	// request's path (RFC 9449 §4.3). If empty, the request's own scheme (https over TLS) and
+	// Host are used.
+	BaseURL string
+	// DPoPNonces, if set, makes the DPoP proofs of bound tokens carry a nonce it issued (RFC
+	// 9449 §9): a proof without one gets 401 use_dpop_nonce with a DPoP-Nonce header.
+	DPoPNonces *dpop.Nonces
+	// DPoPReplay remembers the DPoP proofs seen, so none is accepted twice (RFC 9449 §11.1). If
+	// nil, one in memory: enough for one process; processes behind one load balancer should
+	// share one.
+	DPoPReplay dpop.ReplayCache
 	// IntrospectionCacheTTL bounds how long a positive introspection answer is reused. If
 	// zero, 10 seconds.
 	IntrospectionCacheTTL time.Duration
@@ -85,6 +98,9 @@ type Claims struct {
 	Expiry   time.Time
 	// JWT is true for a locally verified JWT, false for an introspected opaque token.
 	JWT bool
+	// JKT is the thumbprint of the DPoP key the token is bound to (cnf.jkt, RFC 9449 §6); empty
+	// for a bearer token.
+	JKT string
 }
 
 type claimsKey struct{}
@@ -102,6 +118,7 @@ type Middleware struct {
 	intro  *client.Client
 	cancel context.CancelFunc
 	done   chan struct{}
+	dpop   *dpop.Verifier
 
 	keysMu    sync.RWMutex
 	keys      map[string]jose.JSONWebKey
@@ -200,7 +217,7 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	m := &Middleware{cfg: cfg, md: md, lists: map[string]*cachedList{}, revokedJTI: map[string]int64{},
 		revokedGrant: map[string]int64{}, clientCut: map[string]int64{}, revokedEntry: map[string]int64{},
 		introCache: map[[32]byte]introEntry{}, verified: map[[32]byte]verifiedJWT{}, done: make(chan struct{}),
-		retiredKids: map[string]int64{}}
+		retiredKids: map[string]int64{}, dpop: newDPoPVerifier(cfg)}
 	m.intro = &client.Client{Issuer: cfg.Issuer, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, HTTPClient: cfg.HTTPClient}
 	if md.JWKSURI != "" {
 		if err := m.fetchKeys(ctx); err != nil {
@@ -251,24 +268,19 @@ func (m *Middleware) StalenessBound() time.Duration {
 	return bound
 }
 
-// Handler wraps next: requests without a valid token get 401 (or 403 for a missing scope).
+// Handler wraps next: requests without a valid token (VerifyRequest: Bearer, or DPoP with its
+// proof) get 401 (or 403 for a missing scope).
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		text, ok := bearer(r)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", m.challenge("", "", true))
-			http.Error(w, "missing bearer token", http.StatusUnauthorized)
-			return
-		}
-		c, err := m.Verify(r.Context(), text)
+		c, err := m.VerifyRequest(r)
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", m.challenge("invalid_token", err.Error(), false))
-			http.Error(w, "invalid token", http.StatusUnauthorized)
+			m.refuse(w, err)
 			return
 		}
+		m.withNonce(w, c)
 		for _, s := range m.cfg.RequiredScopes {
 			if !slices.Contains(c.Scopes, s) {
-				w.Header().Set("WWW-Authenticate", m.challenge("insufficient_scope", "", true))
+				w.Header().Set("WWW-Authenticate", m.challenge(scheme(c), "insufficient_scope", "", true))
 				http.Error(w, "insufficient scope", http.StatusForbidden)
 				return
 			}
@@ -278,17 +290,6 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 }
 
 func quote(s string) string { return strings.NewReplacer(`"`, "'", `\`, "/").Replace(s) }
-
-// bearer returns the token of an Authorization: Bearer header (RFC 6750 §2.1).
-func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	tok = strings.TrimSpace(tok)
-	return tok, tok != ""
-}
 
 // Errors Verify returns.
 var (
@@ -320,7 +321,9 @@ var (
 // maxTokenLen bounds the tokens the middleware looks at.
 const maxTokenLen = 8192
 
-// Verify checks a token and returns its claims.
+// Verify checks a token and returns its claims. It checks the token alone: a DPoP-bound one
+// (Claims.JKT set) is valid only with a proof of its key, which VerifyRequest (and so Handler)
+// checks too.
 func (m *Middleware) Verify(ctx context.Context, text string) (*Claims, error) {
 	if len(text) > maxTokenLen {
 		return nil, errTooLong
@@ -332,17 +335,18 @@ func (m *Middleware) Verify(ctx context.Context, text string) (*Claims, error) {
 }
 
 type jwtClaims struct {
-	Iss      string          `json:"iss"`
-	Sub      string          `json:"sub"`
-	Aud      client.Audience `json:"aud"`
-	Exp      *int64          `json:"exp"`
-	Nbf      *int64          `json:"nbf"`
-	Iat      int64           `json:"iat"`
-	Jti      string          `json:"jti"`
-	ClientID string          `json:"client_id"`
-	Scope    string          `json:"scope"`
-	Gid      string          `json:"gid"`
-	Status   *token.Status   `json:"status"`
+	Iss      string              `json:"iss"`
+	Sub      string              `json:"sub"`
+	Aud      client.Audience     `json:"aud"`
+	Exp      *int64              `json:"exp"`
+	Nbf      *int64              `json:"nbf"`
+	Iat      int64               `json:"iat"`
+	Jti      string              `json:"jti"`
+	ClientID string              `json:"client_id"`
+	Scope    string              `json:"scope"`
+	Gid      string              `json:"gid"`
+	Status   *token.Status       `json:"status"`
+	Cnf      *token.Confirmation `json:"cnf"`
 }
 
 // verifiedJWT is an entry of the verified cache: the claims, the key that verified them, and the
@@ -506,7 +510,7 @@ func (m *Middleware) checkJWT(ctx context.Context, c *jwtClaims) (*Claims, error
 		}
 	}
 	return &Claims{Subject: c.Sub, ClientID: c.ClientID, Scopes: strings.Fields(c.Scope), Audience: c.Aud, ID: c.Jti, GrantID: c.Gid,
-		IssuedAt: time.Unix(c.Iat, 0), Expiry: time.Unix(*c.Exp, 0), JWT: true}, nil
+		IssuedAt: time.Unix(c.Iat, 0), Expiry: time.Unix(*c.Exp, 0), JWT: true, JKT: c.jkt()}, nil
 }
 
 // key returns the JWKS key kid. An unknown kid triggers one refetch of the JWKS; refetches
@@ -764,6 +768,9 @@ func (m *Middleware) introspect(ctx context.Context, text string) (*Claims, erro
 	}
 	c := &Claims{Subject: in.Sub, ClientID: in.ClientID, Scopes: strings.Fields(in.Scope), Audience: in.Aud, ID: in.Jti,
 		IssuedAt: time.Unix(in.Iat, 0), Expiry: time.Unix(in.Exp, 0)}
+	if in.Cnf != nil {
+		c.JKT = in.Cnf.JKT
+	}
 	if m.hookIntrospected != nil {
 		m.hookIntrospected()
 	}

@@ -90,10 +90,10 @@ func TestVersionIsAuthenticated(t *testing.T) {
 	if _, err := kr.Open(relabelled); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("relabelled token: %v, want ErrInvalid", err)
 	}
-	raw[0] = 3
+	raw[0] = 4
 	unknown := AccessPrefix + base64.RawURLEncoding.EncodeToString(appendCRC(raw[:len(raw)-crcLen]))
 	if _, err := kr.Open(unknown); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("version 3: %v, want ErrMalformed", err)
+		t.Fatalf("version 4: %v, want ErrMalformed", err)
 	}
 }
 
@@ -128,8 +128,12 @@ func FuzzParseClaims(f *testing.F) {
 	f.Add(appendClaims(nil, c, 1), byte(1))
 	f.Add(appendClaims(nil, c, 2), byte(2))
 	f.Add(append(appendClaims(nil, c, 1), 0xff, 0xff, 0xff, 0xff, 0x0f), byte(2))
+	bound := *c
+	bound.JKT = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+	f.Add(appendClaims(nil, &bound, formatDPoP), byte(formatDPoP))
+	f.Add(appendClaims(nil, c, formatDPoP), byte(formatDPoP)) // an empty thumbprint: refused
 	f.Fuzz(func(t *testing.T, b []byte, v byte) {
-		if v != formatV1 && v != formatVersion {
+		if v < formatV1 || v > formatDPoP {
 			return
 		}
 		got, err := parseClaims(b, v)
@@ -138,6 +142,9 @@ func FuzzParseClaims(f *testing.F) {
 		}
 		if len(got.Audience) > MaxAudience {
 			t.Fatalf("parsed %d audience values", len(got.Audience))
+		}
+		if (v == formatDPoP) != (got.JKT != "") || len(got.JKT) > MaxJKTLength {
+			t.Fatalf("version %d parsed with thumbprint %q", v, got.JKT)
 		}
 		if again := appendClaims(nil, got, v); !bytes.Equal(again, b) {
 			t.Fatalf("re-encoded %x, parsed from %x", again, b)

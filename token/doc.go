@@ -13,10 +13,12 @@
 // The prefix lets secret scanners recognise a leaked token; the CRC-32 lets them (and the server)
 // reject a mistyped or truncated one before any decryption. Claims cover what introspection
 // (RFC 7662 §2.2) needs: token id, grant, client, subject, scope, issued-at and expiry, and, from
-// format version 2, the audience (the RFC 8707 resources); version 1 tokens still open.
+// format version 2, the audience (the RFC 8707 resources); from version 3, the thumbprint of the
+// DPoP key a bound token is bound to (RFC 9449 §6); older versions still open.
 //
 // A JWT access token (typ at+jwt, RFC 9068 §2) is signed by the Signer's key in force, ES256 or
-// EdDSA, and carries a status claim naming its entry in a status list (Token Status List §6.1).
+// EdDSA, and carries a status claim naming its entry in a status list (Token Status List §6.1),
+// and, bound to a DPoP key, cnf.jkt (RFC 9449 §6.1).
 // Verification pins the algorithm to the key's, so "none" and HMAC-with-the-public-key are
 // impossible. A key is published in the JWKS before it signs (JWKSMaxAge, the JWKS cache
 // lifetime, ahead) and after it stops, until the tokens it signed have expired.

@@ -14,7 +14,8 @@ func FuzzOpen(f *testing.F) {
 	kr, _ := NewKeyring(k)
 	valid, _ := kr.Seal(&Claims{ClientID: "c", Subject: "s", Scope: "read", IssuedAt: time.Unix(1, 0), Expiry: time.Unix(100, 0)})
 	withAud, _ := kr.Seal(&Claims{ClientID: "c", Scope: "read", Audience: []string{"https://a.example", "urn:b"}})
-	for _, s := range []string{valid, withAud, valid[:20], AccessPrefix, AccessPrefix + "AQECAwQ", "rsc_rt_x", ""} {
+	bound, _ := kr.Seal(&Claims{ClientID: "c", Scope: "read", JKT: "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"})
+	for _, s := range []string{valid, withAud, bound, valid[:20], AccessPrefix, AccessPrefix + "AQECAwQ", "rsc_rt_x", ""} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
@@ -27,7 +28,7 @@ func FuzzOpen(f *testing.F) {
 			t.Fatal(err)
 		}
 		c2, err := kr.Open(again)
-		if err != nil || c2.ClientID != c.ClientID || c2.Scope != c.Scope || c2.ID != c.ID || !slices.Equal(c2.Audience, c.Audience) {
+		if err != nil || c2.ClientID != c.ClientID || c2.Scope != c.Scope || c2.ID != c.ID || !slices.Equal(c2.Audience, c.Audience) || c2.JKT != c.JKT {
 			t.Fatalf("re-sealed claims differ: %+v %+v %v", c, c2, err)
 		}
 	})

@@ -316,6 +316,14 @@ type AccessClaims struct {
 	Scope    string   `json:"scope,omitempty"`
 	GrantID  string   `json:"gid,omitempty"`
 	Status   *Status  `json:"status,omitempty"`
+	// Confirmation binds the token to a DPoP key (RFC 9449 §6.1); nil for a bearer token.
+	Confirmation *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is the cnf claim of a sender-constrained token (RFC 7800 §3.1): for DPoP, the
+// key's JWK SHA-256 thumbprint (RFC 9449 §6.1).
+type Confirmation struct {
+	JKT string `json:"jkt"`
 }
 
 // Status is the status claim of a referenced token (Token Status List §6.1).

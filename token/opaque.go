@@ -26,12 +26,16 @@ const AccessPrefix = "rsc_at_"
 const MaxLength = 4096
 
 // Format versions. Version 1 carries no audience (its tokens' audience is the issuer);
-// version 2 adds the audience list after the other claims. Both open. A token without an
-// audience is still sealed as version 1, so that a server that knows only version 1 (an older
-// instance during an upgrade) reads it, and revokes it, like any other.
+// version 2 adds the audience list after the other claims; version 3 adds, after the audience
+// list, the thumbprint of the DPoP key the token is bound to (RFC 9449 §6). All three open. A
+// token is sealed in the lowest version that carries its claims, so that a server that knows
+// only an older version (an older instance during an upgrade) reads it, and revokes it, like any
+// other; a DPoP-bound token is one that such a server cannot open, so it never accepts one as a
+// bearer token.
 const (
 	formatV1      = 1
 	formatVersion = 2
+	formatDPoP    = 3
 	kidLen        = 4
 	headerLen     = 1 + kidLen
 	crcLen        = 4
@@ -72,7 +76,13 @@ type Claims struct {
 	// Audience lists the resources (RFC 8707) the token is for. Empty means the issuer: a
 	// token sealed before audiences were sealed (format version 1) opens with none.
 	Audience []string
+	// JKT is the JWK SHA-256 thumbprint of the DPoP key the token is bound to (RFC 9449 §6.1,
+	// the cnf.jkt of a JWT); empty for a bearer token. At most MaxJKTLength bytes.
+	JKT string
 }
+
+// MaxJKTLength bounds Claims.JKT. A SHA-256 thumbprint is 43 characters in base64url.
+const MaxJKTLength = 64
 
 // MaxAudience bounds the number of audience values a token carries.
 const MaxAudience = 32
@@ -266,7 +276,10 @@ func (kr *Keyring) Seal(c *Claims) (string, error) {
 		return "", errors.New("token: keyring has no active key")
 	}
 	v := byte(formatVersion)
-	if len(c.Audience) == 0 {
+	switch {
+	case c.JKT != "":
+		v = formatDPoP
+	case len(c.Audience) == 0:
 		v = formatV1
 	}
 	return kr.seal(c, kid, aead, v)
@@ -277,7 +290,10 @@ func (kr *Keyring) seal(c *Claims, kid [kidLen]byte, aead cipher.AEAD, v byte) (
 	if len(c.Audience) > MaxAudience {
 		return "", fmt.Errorf("token: at most %d audience values", MaxAudience)
 	}
-	n := 64 + len(c.GrantID) + len(c.ClientID) + len(c.Subject) + len(c.Scope)
+	if len(c.JKT) > MaxJKTLength {
+		return "", fmt.Errorf("token: a DPoP key thumbprint of %d bytes (at most %d)", len(c.JKT), MaxJKTLength)
+	}
+	n := 64 + len(c.GrantID) + len(c.ClientID) + len(c.Subject) + len(c.Scope) + len(c.JKT)
 	for _, a := range c.Audience {
 		n += 2 + len(a)
 	}
@@ -354,7 +370,7 @@ func decode(text string) ([]byte, [kidLen]byte, error) {
 		return nil, kid, ErrMalformed
 	}
 	raw, err := strictB64.DecodeString(text[len(AccessPrefix):])
-	if err != nil || len(raw) < headerLen+crcLen || (raw[0] != formatV1 && raw[0] != formatVersion) {
+	if err != nil || len(raw) < headerLen+crcLen || raw[0] < formatV1 || raw[0] > formatDPoP {
 		return nil, kid, ErrMalformed
 	}
 	body := raw[:len(raw)-crcLen]
@@ -372,8 +388,9 @@ func appendChecksum(b []byte) []byte {
 
 // appendClaims encodes c in format version v: the id, iat (ns) and exp (s), then client id,
 // subject, grant id and scope, each prefixed by its length (uvarint); version 2 then has the
-// number of audience values (uvarint) and each, length-prefixed. The version byte is part of
-// the authenticated header, so a token cannot be opened as the other version.
+// number of audience values (uvarint) and each, length-prefixed; version 3 then has the DPoP key
+// thumbprint, length-prefixed and never empty. The version byte is part of the authenticated
+// header, so a token cannot be opened as another version (a bound token read as a bearer one).
 func appendClaims(b []byte, c *Claims, v byte) []byte {
 	b = append(b, c.ID[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(c.IssuedAt.UnixNano()))
@@ -386,6 +403,9 @@ func appendClaims(b []byte, c *Claims, v byte) []byte {
 		for _, a := range c.Audience {
 			b = appendString(b, a)
 		}
+	}
+	if v >= formatDPoP {
+		b = appendString(b, c.JKT)
 	}
 	return b
 }
@@ -442,6 +462,12 @@ func parseClaims(b []byte, v byte) (*Claims, error) {
 				return nil, ErrMalformed
 			}
 			c.Audience, b = append(c.Audience, a), rest
+		}
+	}
+	if v >= formatDPoP {
+		var ok bool
+		if c.JKT, b, ok = readString(b); !ok || c.JKT == "" || len(c.JKT) > MaxJKTLength {
+			return nil, ErrMalformed
 		}
 	}
 	if len(b) != 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -24,6 +25,8 @@ import (
 
 	"github.com/rescind/rescind/admin"
 	"github.com/rescind/rescind/client"
+	"github.com/rescind/rescind/dpop"
+	"github.com/rescind/rescind/resource"
 )
 
 // benchFlags are the flags of `rescind bench`.
@@ -48,7 +51,7 @@ func newBenchCommand() *cobra.Command {
 	var f benchFlags
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure the server under load: token, introspect, revoke, mixed",
+		Short: "Measure the server under load: token, introspect, revoke, mixed, token-dpop, resource-dpop",
 		Long: `Load-test an authorization server, the way redis-benchmark and pgbench do theirs.
 
 By default (--embedded) it starts a server of its own, as a child process on a temporary data
@@ -60,9 +63,15 @@ scenario's ratio to it: absolute numbers vary between machines, the ratio does n
 
 Closed loop by default (each connection sends its next request when the last one answers);
 --rate R switches to an open loop at R requests per second, with latency counted from each
-request's scheduled time, so a slow server cannot hide its latency (coordinated omission).`,
+request's scheduled time, so a slow server cannot hide its latency (coordinated omission).
+
+token-dpop is the token scenario with a DPoP proof (RFC 9449) on every request, made by the load
+generator with one ES256 key, as a client would; resource-dpop calls a resource server that
+runs the resource middleware (started as a process of its own) with a DPoP-bound token and a
+fresh proof per request. Their ceilings get the same requests, proofs included.`,
 		Example: `  rescind bench --embedded --ceiling --duration 10s
   rescind bench --scenarios revoke --connections 64 --json
+  rescind bench --ceiling --scenarios token-dpop,resource-dpop
   rescind bench --issuer https://auth.example --client-id ID --client-secret-file s.txt --scenarios introspect`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd, f) },
@@ -73,7 +82,7 @@ request's scheduled time, so a slow server cannot hide its latency (coordinated 
 	fl.StringVar(&f.issuer, "issuer", "", "target a running server at this issuer URL")
 	fl.StringVar(&f.clientID, "client-id", os.Getenv("RESCIND_CLIENT_ID"), "client for --issuer (client_credentials)")
 	fl.StringVar(&f.secretFile, "client-secret-file", "", "its secret (else RESCIND_CLIENT_SECRET)")
-	fl.StringVar(&f.scenarios, "scenarios", "token,introspect,revoke,mixed", "comma-separated: token, introspect, revoke, mixed")
+	fl.StringVar(&f.scenarios, "scenarios", "token,introspect,revoke,mixed", "comma-separated: token, introspect, revoke, mixed, token-dpop, resource-dpop")
 	fl.IntVarP(&f.connections, "connections", "c", 32, "concurrent connections")
 	fl.DurationVarP(&f.duration, "duration", "d", 10*time.Second, "measured time per scenario")
 	fl.DurationVar(&f.warmup, "warmup", 2*time.Second, "unmeasured time before each scenario")
@@ -117,7 +126,7 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	}
 	scenarios := strings.Split(f.scenarios, ",")
 	for _, s := range scenarios {
-		if !slices.Contains([]string{"token", "introspect", "revoke", "mixed"}, s) {
+		if !slices.Contains([]string{"token", "introspect", "revoke", "mixed", "token-dpop", "resource-dpop"}, s) {
 			return fmt.Errorf("unknown scenario %q", s)
 		}
 	}
@@ -136,7 +145,7 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 			return err
 		}
 		target = benchTarget{name: f.issuer, tokenURL: md.TokenEndpoint, introURL: md.IntrospectionEndpoint,
-			revokeURL: md.RevocationEndpoint, auth: client.BasicAuth(f.clientID, sec)}
+			revokeURL: md.RevocationEndpoint, auth: client.BasicAuth(f.clientID, sec), issuer: md.Issuer, clientID: f.clientID, secret: sec}
 	} else {
 		proc, t, err := startBenchServer(ctx, f.tokenFormat)
 		if err != nil {
@@ -154,7 +163,16 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		}
 		defer proc.stop()
 		ceiling = &benchTarget{name: "ceiling", tokenURL: "http://" + addr + "/", introURL: "http://" + addr + "/",
-			revokeURL: "http://" + addr + "/", auth: client.BasicAuth("c", "s"), proc: proc}
+			revokeURL: "http://" + addr + "/", auth: client.BasicAuth("c", "s"), proc: proc, resourceURL: "http://" + addr + "/photos"}
+	}
+	if slices.Contains(scenarios, "resource-dpop") {
+		// The resource server, in a process of its own, checks the target's tokens.
+		proc, addr, err := startResourceServer(ctx, target)
+		if err != nil {
+			return err
+		}
+		defer proc.stop()
+		target.resourceURL, target.resourceProc = "http://"+addr+"/photos", proc
 	}
 
 	progress := progressWriter(cmd.ErrOrStderr())
@@ -263,6 +281,10 @@ type benchTarget struct {
 	tokenURL, introURL, revokeURL string
 	auth                          string
 	proc                          *childProc
+	// For resource-dpop: the resource server's URL and process, and what it needs to start.
+	resourceURL              string
+	resourceProc             *childProc
+	issuer, clientID, secret string
 }
 
 // childProc is a child process (the embedded server or the ceiling handler).
@@ -318,11 +340,17 @@ func (p *childProc) usage() (cpu float64, rssMiB float64) {
 
 // startChild runs this binary with args and waits for it to print its listening address.
 func startChild(ctx context.Context, args ...string) (*childProc, string, error) {
+	return startChildEnv(ctx, nil, args...)
+}
+
+// startChildEnv is startChild with env added to the child's environment.
+func startChildEnv(ctx context.Context, env []string, args ...string) (*childProc, string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, "", err
 	}
 	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -392,7 +420,8 @@ func startBenchServer(ctx context.Context, format string) (*childProc, benchTarg
 		return nil, benchTarget{}, err
 	}
 	return p, benchTarget{name: "rescind", tokenURL: base + "/oauth2/token", introURL: base + "/oauth2/introspect",
-		revokeURL: base + "/oauth2/revoke", auth: client.BasicAuth(info.ClientID, info.ClientSecret)}, nil
+		revokeURL: base + "/oauth2/revoke", auth: client.BasicAuth(info.ClientID, info.ClientSecret),
+		issuer: base, clientID: info.ClientID, secret: info.ClientSecret}, nil
 }
 
 // newBenchCeilingCommand is the ceiling: a trivial handler that parses the form and answers a
@@ -434,6 +463,10 @@ type request struct {
 	url  string
 	body string
 	kind string
+	// method is the HTTP method; if empty, POST with the target's client authentication.
+	method string
+	// auth, if set, is the Authorization header; dpop, if set, the DPoP proof.
+	auth, dpop string
 }
 
 // pool hands out tokens to introspect or revoke.
@@ -496,19 +529,41 @@ func issue(ctx context.Context, hc *http.Client, t benchTarget, n, c int) []stri
 }
 
 func send(hc *http.Client, t benchTarget, r request) (int, []byte, error) {
-	req, err := http.NewRequest(http.MethodPost, r.url, strings.NewReader(r.body))
-	if err != nil {
-		return 0, nil, err
+	status, _, body, err := sendFull(hc, t, r)
+	return status, body, err
+}
+
+// sendFull sends r and returns the status, headers and body of the answer.
+func sendFull(hc *http.Client, t benchTarget, r request) (int, http.Header, []byte, error) {
+	method, auth := r.method, r.auth
+	if method == "" {
+		method = http.MethodPost
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", t.auth)
+	if auth == "" {
+		auth = t.auth
+	}
+	var body io.Reader
+	if r.body != "" {
+		body = strings.NewReader(r.body)
+	}
+	req, err := http.NewRequest(method, r.url, body)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	req.Header.Set("Authorization", auth)
+	if r.dpop != "" {
+		req.Header.Set("DPoP", r.dpop)
+	}
 	res, err := hc.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
-	body, err := io.ReadAll(res.Body)
+	b, err := io.ReadAll(res.Body)
 	res.Body.Close()
-	return res.StatusCode, body, err
+	return res.StatusCode, res.Header, b, err
 }
 
 // runScenario measures one scenario against one target.
@@ -536,6 +591,45 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 		intro.toks = issue(ctx, hc, t, 2000, f.connections)
 		revoke.toks = issue(ctx, hc, t, int(total.Seconds()*3000), f.connections)
 	}
+	// DPoP: one key, as one client has; the servers' latest nonces, if they demand them.
+	var (
+		key                *dpop.Key
+		tokNonce, resNonce atomic.Pointer[string]
+		boundToken         = "x" // the ceiling accepts anything
+	)
+	if sc == "token-dpop" || sc == "resource-dpop" {
+		var err error
+		if key, err = dpop.GenerateKey(dpop.ES256); err != nil {
+			res.Unavailable = err.Error()
+			return res
+		}
+	}
+	if sc == "resource-dpop" && t.name != "ceiling" {
+		tok, err := boundTokenFor(hc, t, key)
+		if err != nil {
+			res.Unavailable = "no DPoP-bound token: " + err.Error()
+			return res
+		}
+		boundToken = tok
+	}
+	nonceOf := func(p *atomic.Pointer[string]) string {
+		if n := p.Load(); n != nil {
+			return *n
+		}
+		return ""
+	}
+	// do sends r and keeps the DPoP nonce a server sends.
+	do := func(r request) (int, error) {
+		status, h, _, err := sendFull(hc, t, r)
+		if n := h.Get("DPoP-Nonce"); n != "" && r.dpop != "" {
+			if r.kind == "resource-dpop" {
+				resNonce.Store(&n)
+			} else {
+				tokNonce.Store(&n)
+			}
+		}
+		return status, err
+	}
 	weights := mix
 	next := func(i int64) (request, bool) {
 		kind := sc
@@ -553,6 +647,12 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 		switch kind {
 		case "token":
 			return request{url: t.tokenURL, body: "grant_type=client_credentials", kind: kind}, true
+		case "token-dpop":
+			p, err := key.Proof(http.MethodPost, t.tokenURL, dpop.ProofOptions{Nonce: nonceOf(&tokNonce)})
+			return request{url: t.tokenURL, body: "grant_type=client_credentials", kind: kind, dpop: p}, err == nil
+		case "resource-dpop":
+			p, err := key.Proof(http.MethodGet, t.resourceURL, dpop.ProofOptions{Nonce: nonceOf(&resNonce), AccessToken: boundToken})
+			return request{method: http.MethodGet, url: t.resourceURL, auth: "DPoP " + boundToken, kind: kind, dpop: p}, err == nil
 		case "introspect":
 			tok, ok := intro.take(true)
 			return request{url: t.introURL, body: "token=" + url.QueryEscape(tok), kind: kind}, ok
@@ -607,7 +707,7 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 						stopped.Store(true)
 						continue
 					}
-					status, _, err := send(hc, t, r)
+					status, err := do(r)
 					record(sched, status, err, r.kind)
 				}
 			}()
@@ -646,14 +746,19 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 						return
 					}
 					start := time.Now()
-					status, _, err := send(hc, t, r)
+					status, err := do(r)
 					record(start, status, err, r.kind)
 				}
 			}()
 		}
 	}
 	time.Sleep(f.warmup)
-	cpu0, _ = t.proc.usage()
+	// The process measured: the server, or, for resource-dpop, the resource server.
+	proc := t.proc
+	if sc == "resource-dpop" && t.resourceProc != nil {
+		proc = t.resourceProc
+	}
+	cpu0, _ = proc.usage()
 	measuring.Store(true)
 	start := time.Now()
 	tick := time.NewTicker(time.Second)
@@ -675,11 +780,11 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 	cancel()
 	wg.Wait()
 	fmt.Fprint(progress, "\r"+strings.Repeat(" ", 60)+"\r")
-	cpu1, rss := t.proc.usage()
-	if t.proc != nil {
+	cpu1, rss := proc.usage()
+	if proc != nil {
 		res.CPUSeconds, res.PeakRSSMiB = cpu1-cpu0, rss
-		if t.proc.dir != "" {
-			res.DataDirMiB = dirSize(t.proc.dir) / (1 << 20)
+		if proc.dir != "" {
+			res.DataDirMiB = dirSize(proc.dir) / (1 << 20)
 		}
 	}
 	latMu.Lock()
@@ -717,4 +822,78 @@ func dirSize(dir string) float64 {
 		return nil
 	})
 	return float64(total)
+}
+
+// boundTokenFor gets a DPoP-bound access token for key from t's token endpoint (client
+// credentials), answering a use_dpop_nonce once.
+func boundTokenFor(hc *http.Client, t benchTarget, key *dpop.Key) (string, error) {
+	nonce := ""
+	for range 2 {
+		p, err := key.Proof(http.MethodPost, t.tokenURL, dpop.ProofOptions{Nonce: nonce})
+		if err != nil {
+			return "", err
+		}
+		status, h, body, err := sendFull(hc, t, request{url: t.tokenURL, body: "grant_type=client_credentials", dpop: p})
+		if err != nil {
+			return "", err
+		}
+		var tr struct {
+			AccessToken string `json:"access_token"`
+			TokenType   string `json:"token_type"`
+			Error       string `json:"error"`
+		}
+		json.Unmarshal(body, &tr)
+		if status == http.StatusOK && tr.TokenType == "DPoP" {
+			return tr.AccessToken, nil
+		}
+		if tr.Error != dpop.CodeUseNonce || h.Get("DPoP-Nonce") == "" {
+			return "", fmt.Errorf("HTTP %d %s", status, body)
+		}
+		nonce = h.Get("DPoP-Nonce")
+	}
+	return "", errors.New("the server asked for a nonce twice")
+}
+
+// startResourceServer starts `rescind bench-resource` for t: the resource middleware, checking
+// t's tokens, with t's client for introspection (a client may introspect its own tokens).
+func startResourceServer(ctx context.Context, t benchTarget) (*childProc, string, error) {
+	return startChildEnv(ctx, []string{"RESCIND_CLIENT_SECRET=" + t.secret}, "bench-resource", "--issuer", t.issuer,
+		"--client-id", t.clientID, "--addr", "127.0.0.1:0")
+}
+
+// newBenchResourceCommand is the resource server of the resource-dpop scenario: GET /photos
+// behind the resource middleware, in its own process. Hidden: `rescind bench` starts it.
+func newBenchResourceCommand() *cobra.Command {
+	var addr, issuer, clientID string
+	cmd := &cobra.Command{
+		Use:    "bench-resource",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			mw, err := resource.New(cmd.Context(), resource.Config{Issuer: issuer, ClientID: clientID,
+				ClientSecret: os.Getenv("RESCIND_CLIENT_SECRET"), Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))})
+			if err != nil {
+				return err
+			}
+			defer mw.Close()
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), ln.Addr().String())
+			srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, `{"photos":["cat.jpg"]}`)
+			}))}
+			go func() { <-cmd.Context().Done(); srv.Close() }()
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:0", "listen address")
+	cmd.Flags().StringVar(&issuer, "issuer", "", "the authorization server")
+	cmd.Flags().StringVar(&clientID, "client-id", "", "the client that introspects (secret in RESCIND_CLIENT_SECRET)")
+	return cmd
 }

@@ -103,6 +103,7 @@ func newClientCreateCommand() *cobra.Command {
 	f.StringArrayVar(&req.Resources, "resource", nil, "a resource URI this resource server serves (repeatable; needs --resource-server)")
 	f.BoolVar(&req.AllowInsecureRedirect, "allow-insecure-redirect", false, "allow plain-http redirect URIs on hosts other than loopback (development only)")
 	f.StringArrayVar(&req.AllowedResources, "allowed-resource", nil, "a resource URI (RFC 8707) the client may ask tokens for (repeatable; default: any)")
+	f.BoolVar(&req.RequireDPoP, "require-dpop", false, "every token request must carry a DPoP proof (RFC 9449): all the client's access tokens are bound to its key")
 	f.StringVarP(&output, "output", "o", "json", "output format: json, or env for shell variables")
 	cmd.MarkFlagRequired("name")
 	return cmd
@@ -152,15 +153,18 @@ func newClientUpdateCommand() *cobra.Command {
 		ttl              time.Duration
 		redirectURIs     []string
 		allowedResources []string
+		requireDPoP      bool
 	)
 	cmd := &cobra.Command{
-		Use:   "update CLIENT_ID [--name NAME] [--scope SCOPES] [--token-ttl DURATION] [--redirect-uri URI ...] [--allowed-resource URI ...]",
-		Short: "Change a client's name, scopes, token lifetime, redirect URIs or allowed resources, and print it",
+		Use:   "update CLIENT_ID [--name NAME] [--scope SCOPES] [--token-ttl DURATION] [--redirect-uri URI ...] [--allowed-resource URI ...] [--require-dpop[=false]]",
+		Short: "Change a client's name, scopes, token lifetime, redirect URIs, allowed resources or DPoP requirement, and print it",
 		Long: `Change a client: each flag given replaces that field (--redirect-uri, repeated, replaces the
 list). A new --token-ttl applies to tokens issued from then on; tokens already issued keep
-their expiry, and revoked ones stay revoked until it.`,
+their expiry, and revoked ones stay revoked until it. --require-dpop makes every token request
+carry a DPoP proof from then on (--require-dpop=false lifts it).`,
 		Example: `  rescind client update ID --token-ttl 15m
-  rescind client update ID --scope "read write" --redirect-uri https://app.example/cb --redirect-uri https://app.example/cb2`,
+  rescind client update ID --scope "read write" --redirect-uri https://app.example/cb --redirect-uri https://app.example/cb2
+  rescind client update ID --require-dpop`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := loadSettings(cmd)
@@ -194,8 +198,11 @@ their expiry, and revoked ones stay revoked until it.`,
 				}
 				req.AllowedResources = &list
 			}
+			if f.Changed("require-dpop") {
+				req.RequireDPoP = &requireDPoP
+			}
 			if req == (admin.UpdateClientRequest{}) {
-				return fmt.Errorf("nothing to change: give --name, --scope, --token-ttl, --redirect-uri or --allowed-resource")
+				return fmt.Errorf("nothing to change: give --name, --scope, --token-ttl, --redirect-uri, --allowed-resource or --require-dpop")
 			}
 			info, err := adminClient(st).UpdateClient(cmd.Context(), args[0], req)
 			if err != nil {
@@ -210,6 +217,7 @@ their expiry, and revoked ones stay revoked until it.`,
 	f.DurationVar(&ttl, "token-ttl", 0, "access token lifetime (0: the server's)")
 	f.StringArrayVar(&redirectURIs, "redirect-uri", nil, "a redirect URI (repeatable; replaces the list)")
 	f.StringArrayVar(&allowedResources, "allowed-resource", nil, `a resource URI the client may ask tokens for (repeatable; replaces the list; --allowed-resource "" for any)`)
+	f.BoolVar(&requireDPoP, "require-dpop", false, "every token request must carry a DPoP proof (RFC 9449); --require-dpop=false lifts it")
 	return cmd
 }
 

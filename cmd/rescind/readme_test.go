@@ -202,6 +202,7 @@ func TestReadme(t *testing.T) {
 			`"token_endpoint_auth_method": "none"`},
 		"Revocation that reaches resource servers: JWT access tokens, status lists, push": {`"photos":["cat.jpg"]`, "\n401\n"},
 		"Revoking and introspecting at any server: the client library and CLI":            {`"active": true`, `{"active":false}`},
+		"Sender-constrained tokens: DPoP (RFC 9449)":                                      {`"token_type":"DPoP"`, `"cnf":{"jkt":"`, `{"active":false}`},
 		"Backup and restore":        {"backed up the running server's database to " + filepath.Join(dir, "rescind-backup.db")},
 		"Running several instances": {"applied 0001_init.sql", `{"active":true`, `{"active":false}`},
 	}

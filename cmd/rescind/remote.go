@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rescind/rescind/client"
+	"github.com/rescind/rescind/dpop"
 )
 
 // remoteFlags are the flags of the commands that call an authorization server's endpoints
@@ -204,14 +205,20 @@ token is the argument, read from stdin when the argument is "-", or read from --
 
 func newTokenCommand() *cobra.Command {
 	var f remoteFlags
-	var scope, output string
+	var scope, output, dpopKey, dpopAlg string
 	cmd := &cobra.Command{
 		Use:   "token [flags]",
 		Short: "Get an access token with the client credentials grant",
 		Long: `Get an access token (RFC 6749 §4.4, client credentials) and print the token response: indented
-JSON by default, one line with --output json, or only the access token with --output token.`,
-		Example: `  TOKEN=$(rescind token --issuer http://127.0.0.1:8080 --client-id ID --client-secret-file secret.txt --output token)`,
-		Args:    cobra.NoArgs,
+JSON by default, one line with --output json, or only the access token with --output token.
+
+With --dpop-key FILE the request carries a DPoP proof (RFC 9449) made with the private key in
+FILE, so the token is bound to that key (token_type "DPoP"): it is useless without the key. FILE
+is created (mode 0600, a new --dpop-alg key) if it does not exist; keep it as secret as a
+password. A server nonce (use_dpop_nonce) is handled by retrying once.`,
+		Example: `  TOKEN=$(rescind token --issuer http://127.0.0.1:8080 --client-id ID --client-secret-file secret.txt --output token)
+  rescind token --issuer http://127.0.0.1:8080 --client-id ID --dpop-key dpop.pem    # a DPoP-bound token`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "pretty" && output != "json" && output != "token" {
 				return errors.New("--output must be pretty, json or token")
@@ -219,6 +226,11 @@ JSON by default, one line with --output json, or only the access token with --ou
 			c, err := f.client(cmd, func(c *client.Client, u string) { c.TokenURL = u })
 			if err != nil {
 				return err
+			}
+			if dpopKey != "" {
+				if c.DPoP, err = loadOrCreateDPoPKey(cmd.ErrOrStderr(), dpopKey, dpopAlg); err != nil {
+					return err
+				}
 			}
 			ctx, cancel := contextWithTimeout(cmd, f.timeout)
 			defer cancel()
@@ -243,7 +255,51 @@ JSON by default, one line with --output json, or only the access token with --ou
 	f.register(cmd, "token")
 	cmd.Flags().StringVar(&scope, "scope", "", `space-separated scopes to request, e.g. "read write"`)
 	cmd.Flags().StringVarP(&output, "output", "o", "pretty", "pretty, json or token")
+	cmd.Flags().StringVar(&dpopKey, "dpop-key", "", "bind the token to the DPoP key in this PEM file (RFC 9449), created if missing")
+	cmd.Flags().StringVar(&dpopAlg, "dpop-alg", dpop.ES256, "algorithm of a key --dpop-key creates: ES256, EdDSA, RS256 or PS256")
 	return cmd
+}
+
+// loadOrCreateDPoPKey reads the DPoP key in path (PKCS #8 PEM), or, if there is no such file,
+// generates one for alg and writes it there, mode 0600, saying so on w.
+func loadOrCreateDPoPKey(w io.Writer, path, alg string) (*dpop.Key, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			fmt.Fprintf(w, "rescind: warning: the DPoP key %s is readable by others (mode %s): chmod 600 %s\n",
+				path, fi.Mode().Perm(), shellQuote(path))
+		}
+		var k *dpop.Key
+		if k, err = dpop.ParseKey(b, ""); err != nil {
+			return nil, fmt.Errorf("--dpop-key %s: %w", path, err)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("--dpop-key: %w", err)
+	}
+	k, err := dpop.GenerateKey(alg)
+	if err != nil {
+		return nil, fmt.Errorf("--dpop-alg: %w", err)
+	}
+	pemBytes, err := k.MarshalPEM()
+	if err != nil {
+		return nil, err
+	}
+	file, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("--dpop-key: creating the key file: %w", err)
+	}
+	_, err = file.Write(pemBytes)
+	if cerr := file.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("--dpop-key: writing the key file: %w", err)
+	}
+	fmt.Fprintf(w, "rescind: created the DPoP key %s (%s, thumbprint %s)\n", path, k.Algorithm(), k.Thumbprint())
+	return k, nil
 }
 
 func printRaw(w io.Writer, raw []byte, output string) error {
@@ -311,6 +367,9 @@ func printHeaders(w io.Writer, prefix string, h http.Header) {
 			if strings.EqualFold(k, "Authorization") {
 				scheme, _, _ := strings.Cut(v, " ")
 				v = scheme + " ****"
+			}
+			if strings.EqualFold(k, "DPoP") { // a proof: replayable until the server has seen it
+				v = "****"
 			}
 			fmt.Fprintf(w, "%s%s: %s\n", prefix, k, v)
 		}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/admin"
+	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/internal/accesslog"
 	"github.com/rescind/rescind/internal/clientdoc"
 	"github.com/rescind/rescind/internal/clientip"
@@ -35,6 +36,7 @@ import (
 	"github.com/rescind/rescind/internal/keys"
 	"github.com/rescind/rescind/internal/metrics"
 	"github.com/rescind/rescind/internal/ratelimit"
+	"github.com/rescind/rescind/internal/replaylog"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/secret"
 	"github.com/rescind/rescind/internal/statuslist"
@@ -77,7 +79,7 @@ Precedence: flag, then environment, then config file, then default.
 	addSettingFlags(cmd, false, "addr", "issuer", "log_format", "log_level", "admin_addr", "db", "poll_interval",
 		"access_token_ttl", "refresh_token_ttl", "revoke_grant_with_access_token", "signing_alg", "status_list_ttl",
 		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "audit_retention", "janitor_interval",
-		"access_log", "metrics_addr", "trusted_proxies", "clock_skew", "registration", "registration_per_hour",
+		"access_log", "metrics_addr", "trusted_proxies", "clock_skew", "dpop_nonce", "registration", "registration_per_hour",
 		"client_metadata_documents", "allow_insecure_redirect", "scopes")
 	return cmd
 }
@@ -253,6 +255,7 @@ type Main struct {
 	pages          *web.Server
 	oauth          *oauth.Server
 	admin          *admin.Server
+	replayLog      *replaylog.Cache // DPoP proofs seen, with SQLite (PostgreSQL keeps them in the store)
 
 	// handler and adminHandler are what the OAuth listener and the admin socket serve (the model
 	// test calls them in process).
@@ -602,6 +605,10 @@ func (m *Main) buildHandlers(context.Context) error {
 	if err != nil {
 		return err
 	}
+	verifier, err := m.dpopVerifier()
+	if err != nil {
+		return err
+	}
 	m.oauth, err = oauth.New(oauth.Config{
 		Issuer: m.Issuer, Clients: m.clients, Keys: m.keyring, Revoked: m.state, Committer: m.committer, Metrics: m.metrics,
 		Store: m.store, Pages: m.pages, AccessTokenTTL: c.AccessTokenTTL, RefreshTokenTTL: c.RefreshTokenTTL,
@@ -609,6 +616,7 @@ func (m *Main) buildHandlers(context.Context) error {
 		RefreshKeys: m.keys.RefreshSealKey, RefreshSigningKeys: m.keys.RefreshSigningKey, Signer: m.signer, StatusListTTL: c.StatusListTTL,
 		Statuses: &statuslist.Allocator{Recorder: m.store, MaxTokenTTL: admin.MaxTokenTTL, Now: m.Now},
 		Feed:     m.feed, Limiter: m.limiter, Now: m.Now,
+		DPoP: verifier, DPoPNonce: c.DPoPNonce,
 		// Dynamic registration and metadata documents (issue 16); a client deletes itself by the
 		// admin API's one path of client deletion.
 		Registration: c.Registration, HashParams: m.HashParams, ScopesSupported: strings.Fields(c.Scopes),
@@ -640,6 +648,30 @@ func (m *Main) clientDocuments() *clientdoc.Resolver {
 		return nil
 	}
 	return clientdoc.New(clientdoc.Config{AllowLoopback: m.Config.AllowInsecureRedirect, Now: m.Now})
+}
+
+// dpopVerifier makes the checker of DPoP proofs at the token endpoint (RFC 9449). Its nonces are
+// derived from the secrets key, so every instance issues and accepts the same ones (§8). Its
+// replay cache is the store with PostgreSQL, shared by every instance (§11.1); with SQLite (one
+// instance per data dir) it is memory backed by a log in the data dir, so a proof accepted just
+// before a restart or crash is refused after it.
+func (m *Main) dpopVerifier() (*dpop.Verifier, error) {
+	key, err := m.box.DeriveKey("dpop nonce v1", 32)
+	if err != nil {
+		return nil, err
+	}
+	nonces, err := dpop.NewNonces(key, 0)
+	if err != nil {
+		return nil, err
+	}
+	var replay dpop.ReplayCache = &oauth.StoreReplay{Store: m.store}
+	if !isPostgres(m.Config.DB) {
+		if m.replayLog, err = replaylog.Open(m.Config.DataDir, nil, 0); err != nil {
+			return nil, fmt.Errorf("%s: cannot open the DPoP replay log: %w", m.Config.describe("data_dir"), err)
+		}
+		replay = m.replayLog
+	}
+	return &dpop.Verifier{Replay: replay, Nonces: nonces}, nil
 }
 
 // The pages of package web are the browser-facing half of the OAuth route table.
@@ -768,6 +800,9 @@ func (m *Main) Close() error {
 	m.wg.Wait()
 	if m.committer != nil {
 		m.committer.Close()
+	}
+	if m.replayLog != nil {
+		m.replayLog.Close()
 	}
 	var err error
 	if m.store != nil {

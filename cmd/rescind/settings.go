@@ -69,6 +69,7 @@ var settingsTable = []setting{
 	{key: "trusted_proxies", flag: "trusted-proxies", validate: validCIDRList, help: "comma-separated CIDR ranges of reverse proxies allowed to name the client address (X-Forwarded-For, Forwarded)"},
 	{key: "admin_ca", flag: "admin-ca", validate: validAdminCA, help: "PEM file of CA certificates the CLI trusts for an https --admin-url (e.g. the server's own certificate)"},
 	{key: "clock_skew", flag: "clock-skew", def: "1m", validate: durationBetween(time.Second, time.Hour), help: "largest clock difference between instances, and between them and resource servers: revocation records are kept this long past their tokens' expiry"},
+	{key: "dpop_nonce", flag: "dpop-nonce", def: "auto", validate: oneOf("off", "auto", "always"), help: "when DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8): off, auto (public clients and clients created with --require-dpop) or always"},
 	{key: "registration", flag: "registration", def: "off", validate: oneOf("off", "token", "open"), help: "dynamic client registration (RFC 7591) at /oauth2/register: off, token (each registration needs an initial access token from `rescind registration-token create`) or open (public clients only, rate-limited per address)"},
 	{key: "registration_per_hour", flag: "registration-per-hour", def: "20", validate: intBetween(1, 1000000), help: "with --registration open: registrations allowed per source address an hour"},
 	{key: "client_metadata_documents", flag: "client-metadata-documents", def: "false", help: "accept an https URL as client_id: the client's metadata document there is fetched and used (draft-ietf-oauth-client-id-metadata-document)"},
@@ -107,6 +108,7 @@ type Config struct {
 	TrustedProxies             string        `setting:"trusted_proxies"`
 	AdminCA                    string        `setting:"admin_ca"`
 	ClockSkew                  time.Duration `setting:"clock_skew"`
+	DPoPNonce                  string        `setting:"dpop_nonce"`
 	Registration               string        `setting:"registration"`
 	RegistrationPerHour        int           `setting:"registration_per_hour"`
 	ClientMetadataDocuments    bool          `setting:"client_metadata_documents"`

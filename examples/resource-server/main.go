@@ -24,10 +24,16 @@
 //
 // then: curl -i http://127.0.0.1:9000/photos (401, naming the metadata), and
 // curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:9000/photos
+//
+// DPoP-bound tokens (RFC 9449) are accepted too, as "Authorization: DPoP $TOKEN" with a DPoP
+// proof header, and only so: a bound token copied without its key is refused. DPOP_NONCE=1 makes
+// proofs carry a nonce of this server (RFC 9449 §9); BASE_URL is the URL clients address it by,
+// when that is not the one it listens on (behind a proxy).
 package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"log"
 	"net/http"
@@ -35,6 +41,7 @@ import (
 	"os/signal"
 	"time"
 
+	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/resource"
 )
 
@@ -50,6 +57,9 @@ func main() {
 		ClientID:     os.Getenv("RESCIND_CLIENT_ID"),
 		ClientSecret: os.Getenv("RESCIND_CLIENT_SECRET"),
 		Push:         os.Getenv("RESCIND_CLIENT_ID") != "",
+		// DPoP-bound tokens are checked with their proofs; Bearer tokens work as before.
+		BaseURL:    os.Getenv("BASE_URL"),
+		DPoPNonces: nonces(),
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -74,6 +84,20 @@ func main() {
 	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
 		log.Fatal(err)
 	}
+}
+
+// nonces returns the DPoP nonces to demand if DPOP_NONCE=1, under a random key (one process).
+func nonces() *dpop.Nonces {
+	if os.Getenv("DPOP_NONCE") != "1" {
+		return nil
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	n, err := dpop.NewNonces(key, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return n
 }
 
 func envOr(k, def string) string {

@@ -39,6 +39,20 @@ func NewBox(material []byte) (*Box, error) {
 	return b, nil
 }
 
+// DeriveKey returns n bytes derived from the secrets key for purpose (HKDF-SHA256, purpose as
+// the info): the same on every instance given the same secrets key, independent of the key that
+// seals stored keys and of every other purpose's.
+func (b *Box) DeriveKey(purpose string, n int) ([]byte, error) {
+	if purpose == "" {
+		return nil, errors.New("secret: DeriveKey needs a purpose")
+	}
+	k, err := hkdf.Key(sha256.New, b.key[:], nil, "rescind derived key: "+purpose, n)
+	if err != nil {
+		return nil, fmt.Errorf("secret: deriving key: %w", err)
+	}
+	return k, nil
+}
+
 // Seal encrypts plaintext, binding it to aad (for example, the key id).
 func (b *Box) Seal(plaintext, aad []byte) ([]byte, error) {
 	aead, err := chacha20poly1305.NewX(b.key[:])

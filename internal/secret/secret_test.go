@@ -110,3 +110,26 @@ func TestNewID(t *testing.T) {
 		}
 	}
 }
+
+// TestDeriveKey: a derived key depends on the secrets key and the purpose, and on nothing else.
+func TestDeriveKey(t *testing.T) {
+	a, _ := NewBox([]byte("0123456789abcdef0123456789abcdef"))
+	a2, _ := NewBox([]byte("0123456789abcdef0123456789abcdef"))
+	b, _ := NewBox([]byte("another secrets key, 32 bytes long"))
+	k1, err := a.DeriveKey("dpop nonce", 32)
+	if err != nil || len(k1) != 32 {
+		t.Fatalf("DeriveKey = %x, %v", k1, err)
+	}
+	same, _ := a2.DeriveKey("dpop nonce", 32)
+	otherPurpose, _ := a.DeriveKey("something else", 32)
+	otherBox, _ := b.DeriveKey("dpop nonce", 32)
+	if string(same) != string(k1) {
+		t.Fatal("two instances with one secrets key derive different keys")
+	}
+	if string(otherPurpose) == string(k1) || string(otherBox) == string(k1) || string(k1) == string(a.key[:]) {
+		t.Fatal("a derived key does not depend on its purpose and secrets key alone")
+	}
+	if _, err := a.DeriveKey("", 32); err == nil {
+		t.Fatal("derived a key for no purpose")
+	}
+}

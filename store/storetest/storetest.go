@@ -78,6 +78,9 @@ func RunTests(t *testing.T, opener Opener, opts ...Option) {
 	for _, tc := range keyTests() {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
 	}
+	for _, tc := range dpopTests() {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
+	}
 	for _, tc := range rowsFaultTests() {
 		t.Run(tc.name, func(t *testing.T) {
 			if o.rowsFault == nil {

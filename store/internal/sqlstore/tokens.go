@@ -8,13 +8,13 @@ import (
 	"github.com/rescind/rescind"
 )
 
-const refreshColumns = `hash, grant_id, client_id, scope, created_at, expires_at, used_at, resources`
+const refreshColumns = `hash, grant_id, client_id, scope, created_at, expires_at, used_at, jkt, resources`
 
 func scanRefresh(row Row) (rescind.RefreshToken, error) {
 	var rt rescind.RefreshToken
 	var created, expires, used int64
 	var res string
-	if err := row.Scan(&rt.Hash, &rt.GrantID, &rt.ClientID, &rt.Scope, &created, &expires, &used, &res); err != nil {
+	if err := row.Scan(&rt.Hash, &rt.GrantID, &rt.ClientID, &rt.Scope, &created, &expires, &used, &rt.JKT, &res); err != nil {
 		return rt, err
 	}
 	rt.CreatedAt, rt.ExpiresAt, rt.UsedAt = FromNanos(created), FromNanos(expires), OptionalTime(used)
@@ -26,8 +26,8 @@ func scanRefresh(row Row) (rescind.RefreshToken, error) {
 }
 
 func insertRefresh(ctx context.Context, q Querier, rt rescind.RefreshToken) error {
-	_, err := q.Exec(ctx, `INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, created_at, expires_at, resources)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, rt.Hash, rt.GrantID, rt.ClientID, rt.Scope, Nanos(rt.CreatedAt), Nanos(rt.ExpiresAt),
+	_, err := q.Exec(ctx, `INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, created_at, expires_at, jkt, resources)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, rt.Hash, rt.GrantID, rt.ClientID, rt.Scope, Nanos(rt.CreatedAt), Nanos(rt.ExpiresAt), rt.JKT,
 		JSONList(rt.Resources))
 	return err
 }
@@ -103,9 +103,9 @@ func RaiseGrantBound(ctx context.Context, tx Querier, id string, exp time.Time) 
 // CreateCode implements rescind.Store.
 func (s *Store) CreateCode(ctx context.Context, c rescind.AuthCode) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO auth_codes (hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given,
-		scope, challenge, challenge_method, created_at, expires_at, resources) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		scope, challenge, challenge_method, created_at, expires_at, dpop_jkt, resources) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		c.Hash, c.ClientID, c.UserID, c.GrantID, c.RedirectURI, c.RedirectURIGiven, c.Scope, c.Challenge, c.ChallengeMethod,
-		Nanos(c.CreatedAt), Nanos(c.ExpiresAt), JSONList(c.Resources))
+		Nanos(c.CreatedAt), Nanos(c.ExpiresAt), c.DPoPJKT, JSONList(c.Resources))
 	if err != nil {
 		return s.errorf("storing code: %w", err)
 	}
@@ -113,14 +113,14 @@ func (s *Store) CreateCode(ctx context.Context, c rescind.AuthCode) error {
 }
 
 const codeColumns = `hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given, scope,
-	challenge, challenge_method, created_at, expires_at, used_at, resources`
+	challenge, challenge_method, created_at, expires_at, used_at, dpop_jkt, resources`
 
 func scanCode(row Row) (rescind.AuthCode, error) {
 	var c rescind.AuthCode
 	var created, expires, used int64
 	var res string
 	if err := row.Scan(&c.Hash, &c.ClientID, &c.UserID, &c.GrantID, &c.RedirectURI, &c.RedirectURIGiven, &c.Scope, &c.Challenge,
-		&c.ChallengeMethod, &created, &expires, &used, &res); err != nil {
+		&c.ChallengeMethod, &created, &expires, &used, &c.DPoPJKT, &res); err != nil {
 		return c, err
 	}
 	c.CreatedAt, c.ExpiresAt, c.UsedAt = FromNanos(created), FromNanos(expires), OptionalTime(used)
@@ -182,7 +182,7 @@ func (s *Store) RecordGrantTokenStatus(ctx context.Context, grantID, list string
 // DeleteExpired implements rescind.Store.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
-	for _, table := range []string{"auth_codes", "refresh_tokens", "grant_token_status", "status_lists", "registration_tokens"} {
+	for _, table := range []string{"auth_codes", "refresh_tokens", "grant_token_status", "status_lists", "used_once", "registration_tokens"} {
 		n, err := s.db.Exec(ctx, `DELETE FROM `+table+` WHERE expires_at < $1`, Nanos(now))
 		if err != nil {
 			return total, s.errorf("deleting expired %s: %w", table, err)
@@ -190,4 +190,18 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		total += n
 	}
 	return total, nil
+}
+
+// MarkUsed implements rescind.Store: one upsert that replaces only an expired record, so the
+// rows it changes say whether id was fresh. The primary key makes concurrent upserts of one id
+// (from several instances) serialise: the second sees the first's live record and changes
+// nothing.
+func (s *Store) MarkUsed(ctx context.Context, id [32]byte, expiresAt, now time.Time) (bool, error) {
+	n, err := s.db.Exec(ctx, `INSERT INTO used_once (id, expires_at) VALUES ($1, $2)
+		ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE used_once.expires_at < $3`,
+		id[:], Nanos(expiresAt), Nanos(now))
+	if err != nil {
+		return false, s.errorf("recording a used value: %w", err)
+	}
+	return n == 1, nil
 }
