@@ -28,6 +28,7 @@ import (
 	"github.com/rescind/rescind/internal/secret"
 	"github.com/rescind/rescind/internal/unixsock"
 	"github.com/rescind/rescind/store/sqlite"
+	"github.com/rescind/rescind/token"
 )
 
 // adminToken is the bearer token of the TCP handler in these tests.
@@ -886,5 +887,46 @@ func TestStoreFailures(t *testing.T) {
 	}
 	if cs, _ := a.store.ListClients(context.Background()); len(cs) != 1 {
 		t.Fatalf("clients after a failed registration: %v", cs)
+	}
+}
+
+// TestRegistrationTokenRoutes: initial access tokens are made (24h by default), shown once,
+// stored as a hash, listed without the token, and deleted; bad expiries are refused.
+func TestRegistrationTokenRoutes(t *testing.T) {
+	a := newAPI(t)
+	r := a.call("POST", "/admin/v1/registration-tokens", "")
+	var made admin.RegistrationTokenInfo
+	json.Unmarshal(r.body, &made)
+	if r.status != 201 || !strings.HasPrefix(made.Token, "rsc_iat_") || made.ExpiresAt.Sub(made.CreatedAt) != 24*time.Hour || made.Expired {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	stored, err := a.store.GetRegistrationToken(context.Background(), token.Hash(made.Token))
+	if err != nil || stored.ID != made.ID {
+		t.Fatalf("stored as %+v, %v; want found by its hash", stored, err)
+	}
+	r = a.call("POST", "/admin/v1/registration-tokens", `{"expires":"90m"}`)
+	var short admin.RegistrationTokenInfo
+	json.Unmarshal(r.body, &short)
+	if r.status != 201 || short.ExpiresAt.Sub(short.CreatedAt) != 90*time.Minute {
+		t.Fatalf("create 90m: %d %s", r.status, r.body)
+	}
+	for _, body := range []string{`{"expires":0}`, `{"expires":"-1h"}`, `{"expires":"9000h"}`, `{"expires":"soon"}`, `{"ttl":"1h"}`, `[`} {
+		wantError(t, a.call("POST", "/admin/v1/registration-tokens", body), 400, "invalid_request")
+	}
+	r = a.call("GET", "/admin/v1/registration-tokens", "")
+	if r.status != 200 || strings.Contains(string(r.body), made.Token) || strings.Contains(string(r.body), "rsc_iat_") {
+		t.Fatalf("list: %d %s", r.status, r.body)
+	}
+	var list []admin.RegistrationTokenInfo
+	json.Unmarshal(r.body, &list)
+	if len(list) != 2 || list[0].ID != made.ID || list[1].ID != short.ID {
+		t.Fatalf("list: %+v", list)
+	}
+	if r := a.call("DELETE", "/admin/v1/registration-tokens/"+made.ID, ""); r.status != 204 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	wantError(t, a.call("DELETE", "/admin/v1/registration-tokens/"+made.ID, ""), 404, "not_found")
+	if _, err := a.store.GetRegistrationToken(context.Background(), token.Hash(made.Token)); err == nil {
+		t.Fatal("a deleted token is still stored")
 	}
 }
