@@ -62,6 +62,11 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 			s.log.ErrorContext(r.Context(), "reading client", "err", err)
 		}
 		return nil, "The request names an unknown client.", nil
+	} else if c.Registration == rescind.RegistrationMetadataDocument {
+		// The stored copy of a document client is for its tokens; a new authorization needs its
+		// document, which this server does not fetch now (metadata documents turned off, or its
+		// URL no longer allowed, as a loopback one in development).
+		return nil, "This app is identified by a metadata document, which this server does not accept now.", nil
 	}
 	ar = &authRequest{client: c, raw: raw}
 	redirect, ok := one("redirect_uri")

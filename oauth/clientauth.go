@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -127,6 +128,19 @@ func remoteHost(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// networkKey names the network r comes from, for limits on what one party may create or
+// cause (registrations, metadata document fetches): its IPv4 address, or the /64 of its IPv6
+// address, which one party commonly holds whole.
+func networkKey(r *http.Request) string {
+	host := remoteHost(r)
+	ip, err := netip.ParseAddr(host)
+	if err != nil || ip.Is4() || ip.Is4In6() {
+		return host
+	}
+	p, _ := ip.WithZone("").Prefix(64)
+	return p.String()
 }
 
 // reserve takes an attempt's rate-limit tokens (its source address, and the client id there)

@@ -29,7 +29,7 @@ func (s *Server) documentClient(r *http.Request, id string) (rescind.Client, str
 	}
 	if !s.docs.Cached(id) {
 		// Fetching costs the server an outbound request: a bounded number per address.
-		if _, ok, _ := s.docLimiter.Reserve("clientdoc:" + remoteHost(r)); !ok {
+		if _, ok, _ := s.docLimiter.Reserve("clientdoc:" + networkKey(r)); !ok {
 			s.log.WarnContext(r.Context(), "security: metadata document fetches rate limited", "remote", r.RemoteAddr)
 			return rescind.Client{}, "Too many apps were looked up from this address. Wait a minute and try again."
 		}

@@ -188,6 +188,14 @@ func TestClientMetadataDocumentsOffAndLimited(t *testing.T) {
 		!strings.Contains(page, "unknown client") {
 		t.Fatalf("documents off: %d\n%s", res.StatusCode, page)
 	}
+	// A document client stored while they were on (its tokens still live) is not authorized
+	// anew from its stored copy.
+	off.addClient(t, rescind.Client{ID: id, Name: "A", Public: true, Registration: rescind.RegistrationMetadataDocument,
+		GrantTypes: []string{rescind.GrantAuthorizationCode}, RedirectURIs: []string{"https://agent.example/cb"}})
+	if res, page := b.get("/oauth2/authorize?" + authorizeQuery(id, "https://agent.example/cb", "read", challenge)); res.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(page, "does not accept now") {
+		t.Fatalf("a stored document client, documents off: %d\n%s", res.StatusCode, page)
+	}
 
 	var e *env
 	e = newEnvWith(t, func(env *env, c *oauth.Config) {

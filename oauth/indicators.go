@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -39,8 +40,18 @@ func parseResources(vals []string) ([]string, string) {
 	if len(out) > token.MaxAudience {
 		return nil, "at most 32 resources may be requested at once"
 	}
+	total := 0
+	for _, v := range out {
+		total += len(v)
+	}
+	if total > maxResourcesBytes { // they all go into the token, which travels in a header
+		return nil, fmt.Sprintf("the resources requested may be at most %d bytes together", maxResourcesBytes)
+	}
 	return out, ""
 }
+
+// maxResourcesBytes bounds the resources of one token, together.
+const maxResourcesBytes = 4096
 
 // allowedResources checks that client may ask for each of resources (its AllowedResources),
 // and returns the description of an invalid_target if not.

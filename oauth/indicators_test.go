@@ -12,6 +12,7 @@ import (
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/secret"
+	"github.com/rescind/rescind/oauth"
 	"github.com/rescind/rescind/token"
 )
 
@@ -119,6 +120,16 @@ func TestResourceIndicatorsClientCredentials(t *testing.T) {
 	r := e.do(req{path: "/oauth2/token", body: "grant_type=client_credentials&scope=read&scope=write&resource=" + url.QueryEscape(resA),
 		user: "app", pass: appSecret})
 	wantError(t, r, 400, "invalid_request") // only resource may repeat
+
+	// Resources that would not fit a token in a header, together (each is fine alone).
+	big := newEnvWith(t, func(_ *env, c *oauth.Config) { c.MaxBodyBytes = 64 << 10 })
+	long := func(c string) string { return resA + "/" + strings.Repeat(c, 1500) }
+	form := url.Values{"grant_type": {"client_credentials"}, "resource": {long("a"), long("b"), long("c")}}
+	wantError(t, big.do(req{path: "/oauth2/token", body: form.Encode(), user: "app", pass: appSecret}), 400, "invalid_target")
+	form["resource"] = form["resource"][:2]
+	if r := big.do(req{path: "/oauth2/token", body: form.Encode(), user: "app", pass: appSecret}); r.status != 200 {
+		t.Fatalf("two long resources: %d %s", r.status, r.body)
+	}
 }
 
 // TestResourceIndicatorsCodeFlow: the resources of the authorization request are recorded in

@@ -352,7 +352,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	if open {
 		// Every open registration takes one of its address's tokens; a refused one gives it back.
-		res, ok, retry := s.regLimiter.Reserve("register:" + remoteHost(r))
+		res, ok, retry := s.regLimiter.Reserve("register:" + networkKey(r))
 		if !ok {
 			s.log.WarnContext(r.Context(), "security: open registration rate limited", "remote", r.RemoteAddr)
 			writeError(w, &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: max(1, int(retry/time.Second)),
