@@ -621,6 +621,28 @@ func TestConsentPages(t *testing.T) {
 		!strings.Contains(body, "&lt;write&gt;") || !strings.Contains(body, "Signed in as <strong>alice</strong>") {
 		t.Fatalf("consent page %d: %s", w.Code, body)
 	}
+	if strings.Contains(body, "registered itself") || strings.Contains(body, "identified by") {
+		t.Fatalf("an operator's client is marked as self-registered: %s", body)
+	}
+	// The resources asked for are named, escaped; a client that registered itself is marked,
+	// one identified by a metadata document with the host that serves it.
+	for _, tc := range []struct {
+		client rescind.Client
+		want   string
+	}{
+		{rescind.Client{ID: "dyn", Name: "Agent", Registration: rescind.RegistrationDynamic}, "dynamically registered"},
+		{rescind.Client{ID: "https://agent.example:8443/client.json", Name: "Agent", Registration: rescind.RegistrationMetadataDocument},
+			"identified by <strong>agent.example:8443</strong>"},
+	} {
+		w := httptest.NewRecorder()
+		e.s.ShowConsent(w, httptest.NewRequest(http.MethodGet, "/oauth2/authorize?"+request, nil), tc.client,
+			rescind.User{ID: "alice-id", Username: "alice"}, []string{"read"}, []string{"https://api.example/<x>", "urn:example:y"}, request)
+		b := w.Body.String()
+		if !strings.Contains(b, tc.want) || !strings.Contains(b, "<code>https://api.example/&lt;x&gt;</code>") ||
+			!strings.Contains(b, "<code>urn:example:y</code>") {
+			t.Fatalf("consent page for %s:\n%s", tc.client.ID, b)
+		}
+	}
 	fields := hidden(body)
 	csrf := w.Result().Cookies()
 	if fields.Get("request") != request || len(csrf) != 1 || csrf[0].Name != csrfCookie || fields.Get("csrf_token") != csrf[0].Value {
