@@ -11,6 +11,9 @@
 // states the invariant), so stored state grows with revoked-and-unexpired tokens, never with
 // issued ones.
 //
+// A person's sign-in on a browser is a Session (sessions.go): ending one is a revocation too,
+// recorded until the session's own expiry.
+//
 // Backends live in store/sqlite (the embedded default) and store/postgres (several instances);
 // store/storetest is the conformance suite each of them passes unchanged.
 package rescind
@@ -93,6 +96,11 @@ type Client struct {
 	// AllowInsecureRedirect lets the client register plain-http redirect URIs on hosts other
 	// than loopback, for development (see package internal/redirect).
 	AllowInsecureRedirect bool
+	// FirstParty marks a client an operator registered as the server's own: a public client
+	// then skips the consent page for scopes already granted, as a confidential client does.
+	// Any other public client gets the consent page every time (RFC 8252 §8.6, RFC 9700 §2.1:
+	// anyone can claim a public client's id).
+	FirstParty bool
 	// RequireDPoP makes every token request of the client carry a DPoP proof (RFC 9449 §5), so
 	// that all its access tokens are bound to a key it holds.
 	RequireDPoP bool
@@ -124,6 +132,11 @@ func (c Client) SelfRegistered() bool { return c.Registration != RegistrationAdm
 func (c Client) MayRequestResource(resource string) bool {
 	return len(c.AllowedResources) == 0 || slices.Contains(c.AllowedResources, resource)
 }
+
+// SkipsConsent reports whether the client may be given a code without asking the person again
+// for scopes they already granted it: a confidential client, or a public one registered as
+// first-party.
+func (c Client) SkipsConsent() bool { return !c.Public || c.FirstParty }
 
 // AllowsGrant reports whether the client is registered for the grant type gt.
 func (c Client) AllowsGrant(gt string) bool {
@@ -220,8 +233,11 @@ type Revocation struct {
 // rule of MayIntrospect applied to the tokens r covers, with issuer standing for a record's
 // empty Audience. A client-wide record (RevokeClient) covers tokens of any audience the client
 // was given, so it goes to every resource server as well as to the client itself; a key
-// retirement (RevokeKey) goes to every subscriber.
+// retirement (RevokeKey) goes to every subscriber; an ended session (RevokeSession) to none.
 func MayReceive(subscriber Client, r Revocation, issuer string) bool {
+	if r.Kind == RevokeSession {
+		return false // a person's sign-in is no token: nothing for resource servers
+	}
 	if subscriber.ID == r.ClientID {
 		return true
 	}
@@ -259,6 +275,11 @@ type User struct {
 	PasswordHash string
 	// CreatedAt is when the user was created.
 	CreatedAt time.Time
+	// Epoch counts the changes that ended every session of the user (a new password, signing
+	// out everywhere): a session is created only under the epoch its sign-in read before
+	// checking the password (Session.UserEpoch), so a sign-in that raced such a change does not
+	// outlive it.
+	Epoch int64
 }
 
 // Grant is a person's consent for one client to act with a set of scopes: the unit of
@@ -284,6 +305,10 @@ type Grant struct {
 	// token, which every access token of the grant follows. A revoked grant's record lives until
 	// then.
 	TokensExpireAt time.Time
+	// SessionID is the session (Session.ID) in which the person last consented to the grant;
+	// empty for a grant made before sessions were recorded. Ending the session does not revoke
+	// the grant.
+	SessionID string
 }
 
 // GrantFilter selects grants: every field that is set must match.
@@ -337,6 +362,8 @@ type AuthCode struct {
 	CreatedAt, ExpiresAt time.Time
 	// UsedAt is when the code was redeemed; zero before.
 	UsedAt time.Time
+	// SessionID is the session (Session.ID) in which the code was issued.
+	SessionID string
 }
 
 // RegistrationToken is an initial access token (RFC 7591 §3): with `--registration token`,
@@ -469,12 +496,41 @@ type Store interface {
 	// ListUsers returns every user, ordered by creation time then ID.
 	ListUsers(ctx context.Context) ([]User, error)
 	// DeleteUser deletes the user and, in the same transaction, revokes all their grants as
-	// RevokeGrants does (rev is the template of each grant's record). It returns the records
-	// written. Returns ErrNotFound if there is no such user.
+	// RevokeGrants does (rev is the template of each grant's record) and ends all their
+	// sessions as EndSessions does. It returns the records written (RevokeSession records
+	// included) and how many refresh tokens were deleted. Returns ErrNotFound if there is no
+	// such user.
 	DeleteUser(ctx context.Context, id string, rev Revocation) ([]Revocation, int64, error)
+	// SetPassword replaces the user's password hash and, in the same transaction, moves their
+	// Epoch, ends all their sessions as EndSessions does and, with revokeGrants, revokes all
+	// their grants as RevokeGrants does (rev is the template of every record). If rev.Actor is
+	// set, an audit entry "set_password" records it too. It returns the records written and how
+	// many refresh tokens were deleted. Returns ErrNotFound if there is no such user.
+	SetPassword(ctx context.Context, id, passwordHash string, revokeGrants bool, rev Revocation) ([]Revocation, int64, error)
+
+	// CreateSession stores a new session of s.UserID. Returns ErrNotFound if there is no such
+	// user, ErrUserChanged if the user's Epoch is no longer s.UserEpoch (their sessions were
+	// ended meanwhile), ErrAlreadyExists if the ID or hash is taken.
+	CreateSession(ctx context.Context, s Session) error
+	// GetSession returns the session whose cookie secret hashes to hash, expired or not.
+	// Returns ErrNotFound if there is none (never created, ended, or expired and purged).
+	GetSession(ctx context.Context, hash string) (Session, error)
+	// ListSessions returns the user's sessions still active at now (Session.Active), oldest
+	// first.
+	ListSessions(ctx context.Context, userID string, now time.Time) ([]Session, error)
+	// TouchSession records a use of the session id: LastSeenAt and IdleExpiresAt become
+	// lastSeen and idleExpiresAt unless they are already later. A missing session is no error.
+	TouchSession(ctx context.Context, id string, lastSeen, idleExpiresAt time.Time) error
+	// EndSessions ends the sessions matching f (f.UserID is required) in one transaction:
+	// each is deleted and a RevokeSession record (a copy of rev with Kind, Key, Subject and
+	// ExpiresAt set: the record lives until the session's absolute expiry, whoever ends it) is
+	// written, with an audit entry if rev.Actor is set. A filter without ID also moves the
+	// user's Epoch. It returns the records written, none if nothing matched.
+	EndSessions(ctx context.Context, f SessionFilter, rev Revocation) ([]Revocation, error)
 
 	// SaveGrant records consent: if an active grant exists for g.ClientID and g.UserID, its
-	// scopes become the union with g.Scopes, its audience the union with g.Audience, and it is
+	// scopes become the union with g.Scopes, its audience the union with g.Audience, its
+	// SessionID becomes g.SessionID, and it is
 	// returned; otherwise g is stored.
 	SaveGrant(ctx context.Context, g Grant) (Grant, error)
 	// GetGrant returns the grant with the given ID, active or revoked. Returns ErrNotFound.
@@ -541,8 +597,8 @@ type Store interface {
 	MarkUsed(ctx context.Context, id [32]byte, expiresAt, now time.Time) (bool, error)
 
 	// DeleteExpired deletes codes, refresh tokens, grant token status entries, status lists,
-	// used-value records (MarkUsed) and registration tokens that expired before now and returns
-	// how many.
+	// used-value records (MarkUsed), sessions (absolutely or idle) and registration tokens that
+	// expired before now and returns how many.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 	// DeleteAuditBefore deletes audit entries older than t (the retention policy) and returns
 	// how many.

@@ -201,8 +201,8 @@ func TestClientRoutes(t *testing.T) {
 		cc.TokenFormat != "" || cc.RedirectURIs == nil || cc.CreatedAt.IsZero() {
 		t.Fatalf("created %+v", cc)
 	}
-	pub := a.createClient(`{"client_name":"SPA","public":true,"redirect_uris":["https://spa.example/cb"],"token_format":"jwt"}`)
-	if pub.ClientSecret != "" || pub.TokenEndpointAuthMethod != "none" || pub.TokenTTL != 3600 || pub.TokenFormat != "jwt" ||
+	pub := a.createClient(`{"client_name":"SPA","public":true,"redirect_uris":["https://spa.example/cb"],"token_format":"jwt","first_party":true}`)
+	if pub.ClientSecret != "" || pub.TokenEndpointAuthMethod != "none" || pub.TokenTTL != 3600 || pub.TokenFormat != "jwt" || !pub.FirstParty || cc.FirstParty ||
 		!slices.Equal(pub.GrantTypes, []string{"authorization_code", "refresh_token"}) {
 		t.Fatalf("public client %+v", pub)
 	}
@@ -254,6 +254,12 @@ func TestClientRoutes(t *testing.T) {
 			var c admin.ClientInfo
 			json.Unmarshal(r.body, &c)
 			return c.Name == "Web 2" && c.Scope == "read" && c.TokenTTL == 120 && slices.Equal(c.RedirectURIs, []string{"https://web.example/cb2"}) && c.ClientSecret == ""
+		}},
+		{"update: first party", "PATCH", "/admin/v1/clients/" + pub.ClientID, `{"first_party":false}`, 200, "", func(r reply) bool {
+			var c admin.ClientInfo
+			json.Unmarshal(r.body, &c)
+			stored, _ := a.store.GetClient(context.Background(), pub.ClientID)
+			return !c.FirstParty && !stored.FirstParty && c.Name == "SPA"
 		}},
 		{"update: unknown", "PATCH", "/admin/v1/clients/nope", `{"client_name":"x"}`, 404, "not_found", nil},
 		{"update: not JSON", "PATCH", "/admin/v1/clients/" + web.ClientID, `{`, 400, "invalid_request", nil},
@@ -396,13 +402,111 @@ func TestUserRoutes(t *testing.T) {
 			}
 		})
 	}
-	// Deleting a user revokes their grants.
+	// Deleting a user ends their sessions and revokes their grants.
 	g := grant(alice.ID)
+	sess := a.session(alice.ID, "s-alice")
 	r = a.call("DELETE", "/admin/v1/users/alice", "")
-	var res admin.RevokeResult
+	var res admin.UserResult
 	json.Unmarshal(r.body, &res)
-	if r.status != 200 || res.GrantsRevoked != 1 || !a.state.GrantRevoked(g.ID) {
+	if r.status != 200 || res.GrantsRevoked != 1 || res.SessionsEnded != 1 || !a.state.GrantRevoked(g.ID) || !a.state.SessionEnded(sess.ID) {
 		t.Fatalf("delete alice: %d %s", r.status, r.body)
+	}
+}
+
+// session stores a session of the user, as a sign-in would, and returns it.
+func (a *api) session(userID, id string) rescind.Session {
+	a.t.Helper()
+	ctx := context.Background()
+	u, err := a.store.GetUser(ctx, userID)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	s := rescind.Session{ID: id, Hash: "hash-" + id, UserID: userID, UserEpoch: u.Epoch, CreatedAt: now, LastSeenAt: now,
+		IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(24 * time.Hour), UserAgent: "Browser/1 (" + id + ")", Address: "192.0.2.1"}
+	if err := a.store.CreateSession(ctx, s); err != nil {
+		a.t.Fatal(err)
+	}
+	return s
+}
+
+// TestUserSessionRoutes: a person's sessions listed (never their secret or hash), all ended at
+// once (every instance refuses them: here, the state this instance reads), and a new password
+// that ends them and, asked to, revokes every grant; each audited, none echoing the password.
+func TestUserSessionRoutes(t *testing.T) {
+	a := newAPI(t)
+	app := a.createClient(`{"client_name":"App","redirect_uris":["https://app.example/cb"]}`)
+	var alice admin.UserInfo
+	json.Unmarshal(a.call("POST", "/admin/v1/users", `{"username":"alice","password":"pw-alice"}`).body, &alice)
+	a.call("POST", "/admin/v1/users", `{"username":"bob","password":"pw-bob"}`)
+	bob, _ := a.store.GetUserByUsername(context.Background(), "bob")
+	s1, s2, sb := a.session(alice.ID, "s1"), a.session(alice.ID, "s2"), a.session(bob.ID, "sb")
+	gid, _ := secret.NewID()
+	g, _ := a.store.SaveGrant(context.Background(), rescind.Grant{ID: gid, ClientID: app.ClientID, UserID: alice.ID, CreatedAt: time.Now(), LastUsedAt: time.Now()})
+
+	r := a.call("GET", "/admin/v1/users/alice/sessions", "")
+	l := r.list(t)
+	if r.status != 200 || len(l) != 2 || l[0]["id"] != s1.ID || l[1]["id"] != s2.ID || l[0]["user_agent"] != s1.UserAgent ||
+		l[0]["address"] != "192.0.2.1" || l[0]["created_at"] == nil || l[0]["last_seen_at"] == nil || l[0]["expires_at"] == nil ||
+		l[0]["idle_expires_at"] == nil || strings.Contains(string(r.body), "hash") {
+		t.Fatalf("sessions: %d %s", r.status, r.body)
+	}
+	wantError(t, a.call("GET", "/admin/v1/users/nobody/sessions", ""), 404, "not_found")
+	wantError(t, a.call("POST", "/admin/v1/users/nobody/logout", ""), 404, "not_found")
+
+	// user logout: every session of alice ends; her grants and bob's session stay.
+	r = a.call("POST", "/admin/v1/users/alice/logout", "")
+	var res admin.UserResult
+	json.Unmarshal(r.body, &res)
+	if r.status != 200 || res != (admin.UserResult{SessionsEnded: 2}) || !a.state.SessionEnded(s1.ID) || !a.state.SessionEnded(s2.ID) ||
+		a.state.SessionEnded(sb.ID) || a.state.GrantRevoked(g.ID) {
+		t.Fatalf("logout: %d %s", r.status, r.body)
+	}
+	if l := a.call("GET", "/admin/v1/users/alice/sessions", "").list(t); len(l) != 0 {
+		t.Fatalf("sessions after logout: %v", l)
+	}
+
+	// set-password: bad requests change nothing.
+	for name, tc := range map[string]struct {
+		path, body string
+		status     int
+		code       string
+	}{
+		"not JSON":          {"/admin/v1/users/alice/password", "password=x", 400, "invalid_request"},
+		"no password":       {"/admin/v1/users/alice/password", `{"revoke_grants":true}`, 400, "invalid_request"},
+		"password too long": {"/admin/v1/users/alice/password", `{"password":"` + strings.Repeat("p", 1025) + `"}`, 400, "invalid_request"},
+		"unknown field":     {"/admin/v1/users/alice/password", `{"password":"x","admin":true}`, 400, "invalid_request"},
+		"unknown user":      {"/admin/v1/users/nobody/password", `{"password":"x"}`, 404, "not_found"},
+	} {
+		t.Run("set-password: "+name, func(t *testing.T) { wantError(t, a.call("PUT", tc.path, tc.body), tc.status, tc.code) })
+	}
+	s3 := a.session(alice.ID, "s3")
+	r = a.call("PUT", "/admin/v1/users/alice/password", `{"password":"new password"}`)
+	json.Unmarshal(r.body, &res)
+	if r.status != 200 || res != (admin.UserResult{SessionsEnded: 1}) || !a.state.SessionEnded(s3.ID) || a.state.GrantRevoked(g.ID) {
+		t.Fatalf("set-password: %d %s", r.status, r.body)
+	}
+	u, _ := a.store.GetUser(context.Background(), alice.ID)
+	if ok, _ := secret.Verify("new password", u.PasswordHash); !ok {
+		t.Fatal("the new password does not verify")
+	}
+	s4 := a.session(alice.ID, "s4")
+	r = a.call("PUT", "/admin/v1/users/alice/password", `{"password":"newer password","revoke_grants":true}`)
+	json.Unmarshal(r.body, &res)
+	if r.status != 200 || res != (admin.UserResult{SessionsEnded: 1, GrantsRevoked: 1}) || !a.state.SessionEnded(s4.ID) || !a.state.GrantRevoked(g.ID) {
+		t.Fatalf("set-password --revoke-grants: %d %s", r.status, r.body)
+	}
+	// Audited: each session's end, each password change.
+	counts := map[string]int{}
+	for _, e := range a.call("GET", "/admin/v1/audit", "").list(t) {
+		counts[e["action"].(string)+" "+e["reason"].(string)]++
+	}
+	if counts["revoke_session user logout"] != 2 || counts["set_password password set"] != 2 || counts["revoke_session password set"] != 2 ||
+		counts["revoke_grant password set"] != 1 {
+		t.Fatalf("audit: %v", counts)
+	}
+	if strings.Contains(a.logs.String(), "new password") {
+		t.Fatal("the log shows the password")
 	}
 }
 
@@ -505,6 +609,9 @@ func TestMethodsAndPaths(t *testing.T) {
 		{"/admin/v1/keys/x/retire", "POST"},
 		{"/admin/v1/users", "GET, POST"},
 		{"/admin/v1/users/x", "DELETE"},
+		{"/admin/v1/users/x/sessions", "GET"},
+		{"/admin/v1/users/x/logout", "POST"},
+		{"/admin/v1/users/x/password", "PUT"},
 		{"/admin/v1/revoke-all", "POST"},
 		{"/admin/v1/audit", "GET"},
 		{"/admin/v1/backup", "POST"},
@@ -621,6 +728,9 @@ func TestNothingSecretEchoed(t *testing.T) {
 	a.call("GET", "/admin/v1/users", "")
 	a.call("GET", "/admin/v1/keys", "")
 	a.call("GET", "/admin/v1/audit", "")
+	a.call("PUT", "/admin/v1/users/alice/password", `{"password":"`+pw+`"}`)
+	a.call("PUT", "/admin/v1/users/alice/password", `{"password":"`+pw+`","x":1}`)
+	a.call("GET", "/admin/v1/users/alice/sessions", "")
 	a.call("DELETE", "/admin/v1/users/alice", "")
 	a.call("DELETE", "/admin/v1/clients/"+gen.ClientID, "")
 	a.do(a.tcp, "Bearer "+chosen, "GET", "/admin/v1/clients", "")
@@ -694,6 +804,15 @@ func TestClient(t *testing.T) {
 			}
 			if res, err := c.RevokeAll(ctx, admin.RevokeAllRequest{Client: cl.ClientID}); err != nil || !res.ClientTokensRevoked {
 				t.Fatalf("RevokeAll: %+v %v", res, err)
+			}
+			if l, err := c.UserSessions(ctx, "u-"+name); err != nil || len(l) != 0 {
+				t.Fatalf("UserSessions: %v %v", l, err)
+			}
+			if res, err := c.LogoutUser(ctx, "u-"+name); err != nil || res.SessionsEnded != 0 {
+				t.Fatalf("LogoutUser: %+v %v", res, err)
+			}
+			if res, err := c.SetPassword(ctx, "u-"+name, admin.SetPasswordRequest{Password: "pw2", RevokeGrants: true}); err != nil || res.SessionsEnded != 0 {
+				t.Fatalf("SetPassword: %+v %v", res, err)
 			}
 			if _, err := c.DeleteUser(ctx, "u-"+name); err != nil {
 				t.Fatalf("DeleteUser: %v", err)
@@ -864,6 +983,9 @@ func TestStoreFailures(t *testing.T) {
 		{"POST", "/admin/v1/users", `{"username":"bob","password":"pw"}`},
 		{"GET", "/admin/v1/users", ""},
 		{"DELETE", "/admin/v1/users/alice", ""},
+		{"GET", "/admin/v1/users/alice/sessions", ""},
+		{"POST", "/admin/v1/users/alice/logout", ""},
+		{"PUT", "/admin/v1/users/alice/password", `{"password":"pw2"}`},
 		{"POST", "/admin/v1/revoke-all", `{"user":"alice"}`},
 		{"POST", "/admin/v1/revoke-all", `{"client":"` + c.ClientID + `"}`},
 		{"GET", "/admin/v1/audit", ""},

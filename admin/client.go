@@ -184,10 +184,32 @@ func (c *Client) ListUsers(ctx context.Context) ([]UserInfo, error) {
 	return out, err
 }
 
-// DeleteUser deletes a user by username and revokes all their grants.
-func (c *Client) DeleteUser(ctx context.Context, username string) (RevokeResult, error) {
-	var out RevokeResult
+// DeleteUser deletes a user by username, ends all their sessions and revokes all their grants.
+func (c *Client) DeleteUser(ctx context.Context, username string) (UserResult, error) {
+	var out UserResult
 	err := c.do(ctx, http.MethodDelete, "/admin/v1/users/"+url.PathEscape(username), nil, &out)
+	return out, err
+}
+
+// UserSessions returns a user's active sign-in sessions.
+func (c *Client) UserSessions(ctx context.Context, username string) ([]SessionInfo, error) {
+	var out []SessionInfo
+	err := c.do(ctx, http.MethodGet, "/admin/v1/users/"+url.PathEscape(username)+"/sessions", nil, &out)
+	return out, err
+}
+
+// LogoutUser ends every sign-in session of a user.
+func (c *Client) LogoutUser(ctx context.Context, username string) (UserResult, error) {
+	var out UserResult
+	err := c.do(ctx, http.MethodPost, "/admin/v1/users/"+url.PathEscape(username)+"/logout", nil, &out)
+	return out, err
+}
+
+// SetPassword gives a user a new password, which ends all their sessions (and, with
+// req.RevokeGrants, revokes all their grants).
+func (c *Client) SetPassword(ctx context.Context, username string, req SetPasswordRequest) (UserResult, error) {
+	var out UserResult
+	err := c.do(ctx, http.MethodPut, "/admin/v1/users/"+url.PathEscape(username)+"/password", req, &out)
 	return out, err
 }
 

@@ -89,6 +89,9 @@ func applyUpdate(c *rescind.Client, req UpdateClientRequest) error {
 	if req.RequireDPoP != nil {
 		c.RequireDPoP = *req.RequireDPoP
 	}
+	if req.FirstParty != nil {
+		c.FirstParty = *req.FirstParty
+	}
 	return nil
 }
 

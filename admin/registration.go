@@ -68,7 +68,7 @@ func (s *Server) handleCreateRegistrationToken(w http.ResponseWriter, r *http.Re
 		writeErr(w, http.StatusInternalServerError, "server_error", "no token could be generated")
 		return
 	}
-	now := s.cfg.Now().UTC().Truncate(time.Second)
+	now := s.cfg.Now().UTC()
 	t := rescind.RegistrationToken{ID: id, Hash: hash, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	if err := s.cfg.Store.CreateRegistrationToken(r.Context(), t); err != nil {
 		s.cfg.Logger.ErrorContext(r.Context(), "creating registration token", "err", err)

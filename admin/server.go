@@ -113,6 +113,9 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	route("POST /admin/v1/users", http.HandlerFunc(s.handleCreateUser))
 	route("GET /admin/v1/users", http.HandlerFunc(s.handleListUsers))
 	route("DELETE /admin/v1/users/{username}", http.HandlerFunc(s.handleDeleteUser))
+	route("GET /admin/v1/users/{username}/sessions", http.HandlerFunc(s.handleUserSessions))
+	route("POST /admin/v1/users/{username}/logout", http.HandlerFunc(s.handleLogoutUser))
+	route("PUT /admin/v1/users/{username}/password", http.HandlerFunc(s.handleSetPassword))
 	route("POST /admin/v1/revoke-all", http.HandlerFunc(s.handleRevokeAll))
 	route("GET /admin/v1/audit", http.HandlerFunc(s.handleAudit))
 	route("POST /admin/v1/registration-tokens", http.HandlerFunc(s.handleCreateRegistrationToken))
@@ -302,7 +305,7 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	c := rescind.Client{ID: id, Name: name, Public: req.Public, GrantTypes: grantTypes, Scopes: scopes,
 		RedirectURIs: req.RedirectURIs, TokenTTL: ttl, AllowPlainPKCE: req.AllowPlainPKCE, TokenFormat: req.TokenFormat,
 		ResourceServer: req.ResourceServer, Resources: resources, AllowInsecureRedirect: req.AllowInsecureRedirect,
-		AllowedResources: allowed, CreatedAt: s.cfg.Now().UTC(), RequireDPoP: req.RequireDPoP}
+		AllowedResources: allowed, CreatedAt: s.cfg.Now().UTC(), RequireDPoP: req.RequireDPoP, FirstParty: req.FirstParty}
 	plain := ""
 	if !req.Public {
 		plain = req.Secret

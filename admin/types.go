@@ -45,6 +45,10 @@ type CreateClientRequest struct {
 	// RequireDPoP makes every token request of the client carry a DPoP proof (RFC 9449), so
 	// that all its access tokens are bound to its key.
 	RequireDPoP bool `json:"require_dpop,omitempty"`
+	// FirstParty registers the client as the server operator's own: a public client then skips
+	// the consent page for scopes the person already granted it (any other public client gets
+	// the consent page every time).
+	FirstParty bool `json:"first_party,omitempty"`
 }
 
 // UpdateClientRequest is the body of PATCH /admin/v1/clients/{id}: each field given replaces the
@@ -63,6 +67,8 @@ type UpdateClientRequest struct {
 	// RequireDPoP, if given, says whether every token request must carry a DPoP proof (RFC
 	// 9449), from now on; tokens already issued keep their binding, or lack of one.
 	RequireDPoP *bool `json:"require_dpop,omitempty"`
+	// FirstParty registers the client as first-party, or no longer.
+	FirstParty *bool `json:"first_party,omitempty"`
 }
 
 // RotateSecretRequest is the body of POST /admin/v1/clients/{id}/rotate-secret; it may be empty.
@@ -113,6 +119,40 @@ type UserInfo struct {
 	ID        string    `json:"id"`
 	Username  string    `json:"username"`
 	CreatedAt time.Time `json:"created_at"`
+}
+
+// SetPasswordRequest is the body of PUT /admin/v1/users/{username}/password.
+type SetPasswordRequest struct {
+	// Password is the new password (1 to 1024 bytes).
+	Password string `json:"password"`
+	// RevokeGrants also revokes every grant the person gave (every app's tokens die).
+	RevokeGrants bool `json:"revoke_grants,omitempty"`
+}
+
+// SessionInfo is how the API shows a person's sign-in session: never its cookie's secret, nor
+// the hash stored of it.
+type SessionInfo struct {
+	// ID is the session's public identifier.
+	ID string `json:"id"`
+	// CreatedAt is when the person signed in; LastSeenAt when the session was last used (to the
+	// minute).
+	CreatedAt  time.Time `json:"created_at"`
+	LastSeenAt time.Time `json:"last_seen_at"`
+	// IdleExpiresAt is when it ends if not used again; ExpiresAt when it ends at the latest.
+	IdleExpiresAt time.Time `json:"idle_expires_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	// UserAgent and Address are the browser's User-Agent and address at sign-in.
+	UserAgent string `json:"user_agent"`
+	Address   string `json:"address"`
+}
+
+// UserResult reports what an operation on a person ended: their sessions, and the grants and
+// refresh tokens revoked (access tokens are not stored, so not counted: every access token of
+// the revoked grants is dead).
+type UserResult struct {
+	SessionsEnded        int   `json:"sessions_ended"`
+	GrantsRevoked        int   `json:"grants_revoked"`
+	RefreshTokensRevoked int64 `json:"refresh_tokens_revoked"`
 }
 
 // RevokeAllRequest is the body of POST /admin/v1/revoke-all: at least one of User and Client.
@@ -168,8 +208,10 @@ type ClientInfo struct {
 	DynamicallyRegistered bool   `json:"dynamically_registered"`
 	Registration          string `json:"registration"`
 	// RequireDPoP says whether every token request must carry a DPoP proof.
-	RequireDPoP bool      `json:"require_dpop"`
-	CreatedAt   time.Time `json:"created_at"`
+	RequireDPoP bool `json:"require_dpop"`
+	// FirstParty says whether a public client skips the consent page for scopes already granted.
+	FirstParty bool      `json:"first_party"`
+	CreatedAt  time.Time `json:"created_at"`
 
 	// PreviousSecretExpiresAt is when the secret replaced by the last rotation stops working;
 	// absent when there is none.
@@ -223,7 +265,8 @@ func infoOf(c rescind.Client, ttl time.Duration) ClientInfo {
 	info := ClientInfo{ClientID: c.ID, Name: c.Name, GrantTypes: c.GrantTypes, Scope: scope, RedirectURIs: ru,
 		TokenEndpointAuthMethod: method, TokenTTL: int64(ttl / time.Second), CreatedAt: c.CreatedAt, AllowPlainPKCE: c.AllowPlainPKCE, TokenFormat: c.TokenFormat,
 		ResourceServer: c.ResourceServer, Resources: res, AllowInsecureRedirect: c.AllowInsecureRedirect,
-		AllowedResources: allowed, DynamicallyRegistered: c.SelfRegistered(), Registration: reg, RequireDPoP: c.RequireDPoP}
+		AllowedResources: allowed, DynamicallyRegistered: c.SelfRegistered(), Registration: reg, RequireDPoP: c.RequireDPoP,
+		FirstParty: c.FirstParty}
 	if c.PreviousSecretHash != "" && !c.PreviousSecretExpiresAt.IsZero() {
 		exp := c.PreviousSecretExpiresAt
 		info.PreviousSecretExpiresAt = &exp

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -69,15 +70,107 @@ func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// grantsRevoked counts the grant records among revs (the rest are status list entries).
-func grantsRevoked(revs []rescind.Revocation) int {
+// grantsRevoked counts the grant records among revs (the rest are status list entries and
+// sessions).
+func grantsRevoked(revs []rescind.Revocation) int { return count(revs, rescind.RevokeGrant) }
+
+// count counts the records of kind among revs.
+func count(revs []rescind.Revocation, kind rescind.RevocationKind) int {
 	n := 0
 	for _, r := range revs {
-		if r.Kind == rescind.RevokeGrant {
+		if r.Kind == kind {
 			n++
 		}
 	}
 	return n
+}
+
+// userResult reports the records of an operation on a person.
+func userResult(revs []rescind.Revocation, refreshTokens int64) UserResult {
+	return UserResult{SessionsEnded: count(revs, rescind.RevokeSession), GrantsRevoked: grantsRevoked(revs), RefreshTokensRevoked: refreshTokens}
+}
+
+// handleUserSessions lists a person's active sign-in sessions.
+func (s *Server) handleUserSessions(w http.ResponseWriter, r *http.Request) {
+	u, err := s.cfg.Store.GetUserByUsername(r.Context(), r.PathValue("username"))
+	if !s.found(w, r, err, "user") {
+		return
+	}
+	list, err := s.cfg.Store.ListSessions(r.Context(), u.ID, s.cfg.Now())
+	if err != nil {
+		s.cfg.Logger.ErrorContext(r.Context(), "listing sessions", "err", err)
+		writeErr(w, http.StatusInternalServerError, "server_error", "the sessions could not be read")
+		return
+	}
+	out := make([]SessionInfo, 0, len(list))
+	for _, l := range list {
+		if s.cfg.Committer.SessionEnded(l.ID) {
+			continue
+		}
+		out = append(out, SessionInfo{ID: l.ID, CreatedAt: l.CreatedAt, LastSeenAt: l.LastSeenAt, IdleExpiresAt: l.IdleExpiresAt,
+			ExpiresAt: l.ExpiresAt, UserAgent: l.UserAgent, Address: l.Address})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleLogoutUser ends every sign-in session of a person: each instance refuses them once this
+// answers (the person's grants, and so the apps' tokens, are untouched).
+func (s *Server) handleLogoutUser(w http.ResponseWriter, r *http.Request) {
+	u, err := s.cfg.Store.GetUserByUsername(r.Context(), r.PathValue("username"))
+	if !s.found(w, r, err, "user") {
+		return
+	}
+	revs, err := s.cfg.Committer.EndSessions(r.Context(), rescind.SessionFilter{UserID: u.ID}, rescind.Revocation{
+		RevokedAt: s.cfg.Now(), Actor: "admin", Reason: "user logout"})
+	if err != nil {
+		s.cfg.Logger.ErrorContext(r.Context(), "ending sessions", "err", err)
+		writeErr(w, http.StatusInternalServerError, "server_error", "the sessions could not be ended")
+		return
+	}
+	s.cfg.Logger.InfoContext(r.Context(), "user signed out everywhere", "username", u.Username, "sessions", len(revs))
+	writeJSON(w, http.StatusOK, userResult(revs, 0))
+}
+
+// handleSetPassword gives a person a new password: every session of theirs ends, and with
+// revoke_grants every grant they gave is revoked, in the transaction that stores the new hash.
+func (s *Server) handleSetPassword(w http.ResponseWriter, r *http.Request) {
+	var req SetPasswordRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeErr(w, http.StatusBadRequest, "invalid_request", "the body must be a JSON object with password (and optionally revoke_grants)")
+		return
+	}
+	if len(req.Password) == 0 || len(req.Password) > 1024 {
+		writeErr(w, http.StatusBadRequest, "invalid_request", "the password must be 1 to 1024 bytes")
+		return
+	}
+	u, err := s.cfg.Store.GetUserByUsername(r.Context(), r.PathValue("username"))
+	if !s.found(w, r, err, "user") {
+		return
+	}
+	hash, err := secret.Hash(req.Password, s.cfg.HashParams)
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, "server_error", "the password could not be hashed")
+		return
+	}
+	// Each record lives as long as what it covers: a session its own expiry, a grant its tokens.
+	revs, n, err := s.cfg.Store.SetPassword(context.WithoutCancel(r.Context()), u.ID, hash, req.RevokeGrants, rescind.Revocation{RevokedAt: s.cfg.Now(),
+		Actor: "admin", Reason: "password set"})
+	if errors.Is(err, rescind.ErrNotFound) {
+		writeErr(w, http.StatusNotFound, "not_found", "no such user")
+		return
+	}
+	if err != nil {
+		s.cfg.Logger.ErrorContext(r.Context(), "setting a password", "err", err)
+		writeErr(w, http.StatusInternalServerError, "server_error", "the password could not be set")
+		return
+	}
+	s.cfg.Committer.Apply(revs...)
+	res := userResult(revs, n)
+	s.cfg.Logger.InfoContext(r.Context(), "password set; the user's sessions are ended", "username", u.Username,
+		"sessions", res.SessionsEnded, "grants", res.GrantsRevoked)
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request) {
@@ -94,8 +187,10 @@ func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Committer.Apply(revs...)
-	s.cfg.Logger.InfoContext(r.Context(), "user deleted; their grants are revoked", "username", u.Username, "grants", grantsRevoked(revs))
-	writeJSON(w, http.StatusOK, RevokeResult{GrantsRevoked: grantsRevoked(revs), RefreshTokensRevoked: n})
+	res := userResult(revs, n)
+	s.cfg.Logger.InfoContext(r.Context(), "user deleted; their sessions are ended and their grants revoked", "username", u.Username,
+		"sessions", res.SessionsEnded, "grants", res.GrantsRevoked)
+	writeJSON(w, http.StatusOK, res)
 }
 
 // handleRevokeAll revokes in bulk: every grant of a user, of a client, or of a user with a

@@ -11,7 +11,8 @@
 //     golang.org/x/oauth2.
 //   - With Client.DPoP set, token requests carry a DPoP proof, so the tokens are bound to its
 //     key (RFC 9449 §5), with the server's nonce when it asks (§8); DPoPTransport then presents
-//     such a token to a resource server with a proof per request (§7.1).
+//     such a token to a resource server with a proof per request (§7.1), and only to the origins
+//     it is for, redirects included.
 //
 // Client authentication is client_secret_basic, with the client id and secret form-encoded
 // before Basic encoding as RFC 6749 §2.3.1 requires (the step most hand-written clients get

@@ -51,6 +51,7 @@ func TestVerify(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { return now }
 	nonces, _ := NewNonces([]byte(strings.Repeat("k", 32)), time.Minute)
+	otherNonces, _ := NewNonces([]byte(strings.Repeat("o", 32)), time.Minute)
 	newVerifier := func() *Verifier {
 		return &Verifier{Replay: &MemoryCache{Now: clock}, Nonces: nonces, Now: clock}
 	}
@@ -154,6 +155,11 @@ func TestVerify(t *testing.T) {
 		{"key not the token's", []string{proof(ProofOptions{AccessToken: tok})}, Request{AccessToken: tok, JKT: other.Thumbprint()}, CodeInvalidProof},
 		{"nonce required, none sent", []string{proof(ProofOptions{})}, Request{RequireNonce: true}, CodeUseNonce},
 		{"nonce forged", []string{proof(ProofOptions{Nonce: b64(make([]byte, 24))})}, Request{RequireNonce: true}, CodeUseNonce},
+		// The current period's epoch with a wrong MAC: only the HMAC comparison refuses it.
+		{"nonce of the current period, forged", []string{proof(ProofOptions{Nonce: forgeNonce(t, nonces.Current(now))})}, Request{RequireNonce: true}, CodeUseNonce},
+		{"nonce of the previous period, forged", []string{proof(ProofOptions{Nonce: forgeNonce(t, nonces.Current(now.Add(-time.Minute)))})}, Request{RequireNonce: true}, CodeUseNonce},
+		{"nonce of another key", []string{proof(ProofOptions{Nonce: otherNonces.Current(now)})}, Request{RequireNonce: true}, CodeUseNonce},
+		{"nonce of the previous period", []string{proof(ProofOptions{Nonce: nonces.Current(now.Add(-time.Minute))})}, Request{RequireNonce: true}, ""},
 		{"nonce of two periods ago", []string{proof(ProofOptions{Nonce: nonces.Current(now.Add(-2 * time.Minute))})}, Request{RequireNonce: true}, CodeUseNonce},
 	}
 	for _, tc := range cases {
@@ -264,5 +270,79 @@ func TestThumbprintRFC7638(t *testing.T) {
 func randID() string {
 	b := make([]byte, 8)
 	rand.Read(b)
+	return b64(b)
+}
+
+// TestNormalizeHTU: RFC 3986 §6.2.2 normalization, which decodes only unreserved characters: a
+// reserved one stays encoded, so /a%2Fb is not /a/b (a router may tell them apart).
+func TestNormalizeHTU(t *testing.T) {
+	for in, want := range map[string]string{
+		"HTTPS://AS.example:443/x?y=1#z":          "https://as.example/x",
+		"http://as.example:80":                    "http://as.example/",
+		"https://[::1]:8443/x":                    "https://[::1]:8443/x",
+		"https://as.example/files/a%2Fb":          "https://as.example/files/a%2Fb",
+		"https://as.example/files/a%2fb":          "https://as.example/files/a%2Fb",
+		"https://as.example/files/a/b":            "https://as.example/files/a/b",
+		"https://as.example/%7Euser/%41%2d%5F%2E": "https://as.example/~user/A-_.",
+		"https://as.example/caf%c3%a9":            "https://as.example/caf%C3%A9",
+		"https://as.example/a%3Bb%3d":             "https://as.example/a%3Bb%3D",
+		"https://as.example/a;b=":                 "https://as.example/a;b=",
+		"https://as.example/a/./b/../c":           "https://as.example/a/c",
+		"https://as.example/a/%2E%2E/c":           "https://as.example/c",
+		"https://as.example/a/%2e/c":              "https://as.example/a/c",
+		"https://as.example/..":                   "https://as.example/",
+		"https://as.example/a/b/":                 "https://as.example/a/b/",
+		"https://as.example//a":                   "https://as.example//a",
+		"https://as.example/a%252Fb":              "https://as.example/a%252Fb",
+	} {
+		if got, err := normalizeHTU(in); err != nil || got != want {
+			t.Errorf("normalizeHTU(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"https://as.example/a%zz", "https://as.example/a%2", "ftp://as.example/", "https:///x", "https://u@as.example/",
+		"http://:", "http://%25", "https://[fe80::1%25eth0]/", "https://a!b.example/"} {
+		if got, err := normalizeHTU(bad); err == nil {
+			t.Errorf("normalizeHTU(%q) = %q; want an error", bad, got)
+		}
+	}
+}
+
+// TestHTUEncodedSlash: a proof for /files/a/b is refused for a request to /files/a%2Fb and the
+// other way round; an unreserved character may be encoded on one side only.
+func TestHTUEncodedSlash(t *testing.T) {
+	k, err := GenerateKey(ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &Verifier{Replay: &MemoryCache{}}
+	for _, tc := range []struct {
+		htu, url string
+		ok       bool
+	}{
+		{"https://api.example/files/a/b", "https://api.example/files/a%2Fb", false},
+		{"https://api.example/files/a%2Fb", "https://api.example/files/a/b", false},
+		{"https://api.example/files/a%2Fb", "https://api.example/files/a%2fb", true},
+		{"https://api.example/files/%7Ea", "https://api.example/files/~a", true},
+		{"https://api.example/files/a%3Fb", "https://api.example/files/a?b", false},
+	} {
+		p, err := k.Proof("GET", tc.htu, ProofOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = v.Verify(context.Background(), []string{p}, Request{Method: "GET", URL: tc.url})
+		if (err == nil) != tc.ok {
+			t.Errorf("proof for %s at %s: %v; want accepted %v", tc.htu, tc.url, err, tc.ok)
+		}
+	}
+}
+
+// forgeNonce returns nonce with its MAC changed: the same period, a MAC no key made.
+func forgeNonce(t *testing.T, nonce string) string {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(nonce)
+	if err != nil || len(b) != 24 {
+		t.Fatalf("nonce %q: %v", nonce, err)
+	}
+	b[len(b)-1] ^= 1
 	return b64(b)
 }

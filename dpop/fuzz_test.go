@@ -60,3 +60,26 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNormalizeHTU: any string is normalized or refused without panicking, and a normalized URI
+// is its own normal form (so a proof's htu and a request's URL compare the same however often
+// either went through it), with no query or fragment.
+func FuzzNormalizeHTU(f *testing.F) {
+	for _, s := range []string{tokenURL, "HTTPS://AS.example:443/x?y#z", "https://as.example/files/a%2Fb", "https://as.example/a/%2E%2E/c",
+		"https://as.example/%7e%41", "https://[::1]:8443/./a/../b", "http://as.example", "https://as.example/a%zz", "https://as.example/a%252F"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := normalizeHTU(s)
+		if err != nil {
+			return
+		}
+		again, err := normalizeHTU(n)
+		if err != nil || again != n {
+			t.Fatalf("normalizeHTU(%q) = %q, but normalizing that gives %q, %v", s, n, again, err)
+		}
+		if strings.ContainsAny(n, "?#") {
+			t.Fatalf("normalizeHTU(%q) = %q keeps a query or fragment", s, n)
+		}
+	})
+}

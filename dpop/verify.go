@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -221,30 +222,138 @@ func keyFitsAlg(k any, alg string) error {
 
 // normalizeHTU returns an http(s) URI without query and fragment, normalized as RFC 9449 §4.3
 // asks (RFC 3986 §6.2.2 and §6.2.3): lower-case scheme and host, no default port, an empty path
-// as "/", dot segments removed.
+// as "/", percent-encodings in upper case and decoded only for unreserved characters, dot
+// segments removed. The path is compared escaped: a reserved character stays encoded, so a
+// proof for /files/a/b does not pass at /files/a%2Fb, which a router may send elsewhere.
 func normalizeHTU(s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "", err
 	}
 	scheme := strings.ToLower(u.Scheme)
-	if (scheme != "https" && scheme != "http") || u.Host == "" || u.User != nil {
+	if (scheme != "https" && scheme != "http") || u.Hostname() == "" || u.User != nil {
 		return "", errors.New("dpop: htu must be an absolute http or https URI")
 	}
 	host := strings.ToLower(u.Hostname())
+	if !validHost(host) {
+		return "", errors.New("dpop: htu must name a DNS name or an IP address")
+	}
 	port := u.Port()
 	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
 		port = ""
 	}
 	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
+		host = "[" + net.ParseIP(host).String() + "]" // RFC 5952's form
 	}
 	if port != "" {
 		host += ":" + port
 	}
-	p := (&url.URL{Path: u.Path}).ResolveReference(&url.URL{Path: u.Path}).EscapedPath()
+	p, err := normalizePercent(u.EscapedPath())
+	if err != nil {
+		return "", err
+	}
+	p = removeDotSegments(p)
 	if p == "" {
 		p = "/"
 	}
 	return scheme + "://" + host + p, nil
+}
+
+// validHost reports whether host (in lower case) is an IPv6 address without zone, or a name or
+// IPv4 address of unreserved characters only (RFC 3986 §3.2.2 allows more, which no honest
+// client's URL has and whose normal form would be ambiguous).
+func validHost(host string) bool {
+	if strings.Contains(host, ":") {
+		ip := net.ParseIP(host)
+		return ip != nil && ip.To4() == nil
+	}
+	for i := 0; i < len(host); i++ {
+		if !unreserved(host[i]) || ('A' <= host[i] && host[i] <= 'Z') {
+			return false
+		}
+	}
+	return host != ""
+}
+
+// normalizePercent writes the percent-encodings of an escaped path in upper case, and decodes
+// those of unreserved characters (RFC 3986 §6.2.2.1, §6.2.2.2); the others stay encoded.
+func normalizePercent(p string) (string, error) {
+	if !strings.Contains(p, "%") {
+		return p, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] != '%' {
+			b.WriteByte(p[i])
+			continue
+		}
+		if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+			return "", errors.New("dpop: htu has an invalid percent-encoding")
+		}
+		c := unhex(p[i+1])<<4 | unhex(p[i+2])
+		if unreserved(c) {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('%')
+			b.WriteString(strings.ToUpper(p[i+1 : i+3]))
+		}
+		i += 2
+	}
+	return b.String(), nil
+}
+
+// unreserved reports whether c is an unreserved character (RFC 3986 §2.3).
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// removeDotSegments is the algorithm of RFC 3986 §5.2.4, on an escaped path whose unreserved
+// percent-encodings are decoded (so "%2E%2E" is ".." by then).
+func removeDotSegments(in string) string {
+	var out []string // segments of the output, each with its leading "/"
+	for in != "" {
+		switch {
+		case strings.HasPrefix(in, "../"):
+			in = in[3:]
+		case strings.HasPrefix(in, "./"):
+			in = in[2:]
+		case strings.HasPrefix(in, "/./"):
+			in = in[2:]
+		case in == "/.":
+			in = "/"
+		case strings.HasPrefix(in, "/../"):
+			in = in[3:]
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		case in == "/..":
+			in = "/"
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		case in == "." || in == "..":
+			in = ""
+		default:
+			// The first segment, with its leading "/" if any, up to the next "/".
+			n := strings.IndexByte(in[1:], '/')
+			if n < 0 {
+				out, in = append(out, in), ""
+			} else {
+				out, in = append(out, in[:n+1]), in[n+1:]
+			}
+		}
+	}
+	return strings.Join(out, "")
 }

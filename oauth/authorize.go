@@ -173,8 +173,10 @@ func (s *Server) pageError(w http.ResponseWriter, r *http.Request, what string, 
 }
 
 // handleAuthorize is the authorization endpoint (RFC 6749 §4.1.1). It sends a person who is not
-// logged in to the login page, skips consent for scopes already granted, and otherwise shows the
-// consent page.
+// logged in to the login page, skips consent for scopes already granted to a confidential or
+// first-party client, and otherwise shows the consent page: a public client that is not
+// first-party is asked for every time, since anyone can claim its id and redirect URI (RFC 8252
+// §8.6, RFC 9700 §2.1).
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	ar, pageErr, rerr := s.parseAuthRequest(r, r.URL.RawQuery)
 	if pageErr != "" {
@@ -200,7 +202,8 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, g := range grants {
-		if !s.committer.GrantRevoked(g.ID) && containsAll(g.Scopes, ar.scopes) && containsAll(s.grantAudience(g), s.audienceOf(ar.resources)) {
+		if ar.client.SkipsConsent() && !s.committer.GrantRevoked(g.ID) && containsAll(g.Scopes, ar.scopes) &&
+			containsAll(s.grantAudience(g), s.audienceOf(ar.resources)) {
 			s.issueCode(w, r, ar, user, g) // already consented to these scopes and resources
 			return
 		}
@@ -274,8 +277,9 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	now := s.now()
+	sess, _ := s.pages.Session(r)
 	g, err := s.store.SaveGrant(r.Context(), rescind.Grant{ID: id, ClientID: ar.client.ID, UserID: user.ID,
-		Scopes: ar.scopes, Audience: audience, CreatedAt: now, LastUsedAt: now})
+		Scopes: ar.scopes, Audience: audience, CreatedAt: now, LastUsedAt: now, SessionID: sess.ID})
 	if err != nil {
 		s.pageError(w, r, "saving grant", err)
 		return
@@ -301,7 +305,8 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *authReque
 		return
 	}
 	now := s.now()
-	err = s.store.CreateCode(r.Context(), rescind.AuthCode{Hash: hash, ClientID: ar.client.ID, UserID: user.ID,
+	sess, _ := s.pages.Session(r)
+	err = s.store.CreateCode(r.Context(), rescind.AuthCode{Hash: hash, ClientID: ar.client.ID, UserID: user.ID, SessionID: sess.ID,
 		GrantID: g.ID, RedirectURI: ar.redirectURI, RedirectURIGiven: ar.redirectURIGiven, Scope: strings.Join(ar.scopes, " "), Resources: ar.resources,
 		Challenge: ar.challenge, ChallengeMethod: ar.method, CreatedAt: now, ExpiresAt: now.Add(s.codeTTL), DPoPJKT: ar.dpopJKT})
 	if err != nil {

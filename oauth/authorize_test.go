@@ -123,6 +123,13 @@ func (f *fakePages) SignedIn(*http.Request) (rescind.User, bool) {
 	return *f.user, true
 }
 
+func (f *fakePages) Session(*http.Request) (rescind.Session, bool) {
+	if f.user == nil {
+		return rescind.Session{}, false
+	}
+	return rescind.Session{ID: "session-of-" + f.user.ID, UserID: f.user.ID}, true
+}
+
 func (f *fakePages) SignIn(w http.ResponseWriter, _ *http.Request, next string) {
 	f.calls = append(f.calls, "SignIn "+next)
 	w.WriteHeader(http.StatusUnauthorized)
@@ -163,6 +170,18 @@ func (f *fakePages) HandleApps(w http.ResponseWriter, _ *http.Request) {
 	w.WriteHeader(http.StatusTeapot)
 }
 func (f *fakePages) HandleRevokeApp(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(http.StatusTeapot)
+}
+func (f *fakePages) HandleSessions(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(http.StatusTeapot)
+}
+func (f *fakePages) HandleEndSession(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(http.StatusTeapot)
+}
+func (f *fakePages) HandleEndOtherSessions(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(http.StatusTeapot)
+}
+func (f *fakePages) HandleEndAllSessions(w http.ResponseWriter, _ *http.Request) {
 	w.WriteHeader(http.StatusTeapot)
 }
 
@@ -209,6 +228,12 @@ func TestAuthorizeDecides(t *testing.T) {
 	code := []string{rescind.GrantAuthorizationCode}
 	st.CreateClient(ctx, rescind.Client{ID: "app", Name: "App", GrantTypes: code, Scopes: []string{"read", "write"},
 		RedirectURIs: []string{"https://app.example/cb?keep=1"}})
+	for _, c := range []rescind.Client{
+		{ID: "mobile", Name: "Mobile", Public: true, GrantTypes: code, Scopes: []string{"read"}, RedirectURIs: []string{"https://app.example/cb?keep=1"}},
+		{ID: "own", Name: "Own", Public: true, FirstParty: true, GrantTypes: code, Scopes: []string{"read"}, RedirectURIs: []string{"https://app.example/cb?keep=1"}},
+	} {
+		st.CreateClient(ctx, c)
+	}
 	st.CreateUser(ctx, rescind.User{ID: "alice-id", Username: "alice", CreatedAt: now})
 	fs := &faultyStore{Store: st, fail: map[string]bool{}}
 	pages := &fakePages{}
@@ -325,8 +350,12 @@ func TestAuthorizeDecides(t *testing.T) {
 			t.Fatal(err)
 		}
 		if ac.ClientID != "app" || ac.UserID != "alice-id" || ac.RedirectURI != "https://app.example/cb?keep=1" || ac.RedirectURIGiven ||
-			ac.Scope != "read" || ac.Challenge != challenge || ac.ChallengeMethod != "S256" || !ac.ExpiresAt.Equal(now.Add(30*time.Second)) {
+			ac.Scope != "read" || ac.Challenge != challenge || ac.ChallengeMethod != "S256" || !ac.ExpiresAt.Equal(now.Add(30*time.Second)) ||
+			ac.SessionID != "session-of-alice-id" {
 			t.Fatalf("code %+v", ac)
+		}
+		if g, err := st.GetGrant(ctx, ac.GrantID); err != nil || g.SessionID != "session-of-alice-id" {
+			t.Fatalf("grant %+v %v; want it to record the session it was made in", g, err)
 		}
 		calls(t)
 	})
@@ -342,6 +371,35 @@ func TestAuthorizeDecides(t *testing.T) {
 		get(wider)
 		calls(t, "ShowConsent app alice-id read,write "+wider)
 	})
+	// A public client's id can be claimed by anyone (RFC 8252 §8.6): consent is asked every
+	// time, unless an operator registered it as first-party; a confidential client (above) is
+	// not asked again.
+	for _, tc := range []struct {
+		client   string
+		askAgain bool
+	}{{"mobile", true}, {"own", false}} {
+		t.Run("public client "+tc.client+": consent every time "+fmt.Sprint(tc.askAgain), func(t *testing.T) {
+			q := strings.Replace(query, "client_id=app", "client_id="+tc.client, 1)
+			get(q)
+			calls(t, "ShowConsent "+tc.client+" alice-id read "+q)
+			pages.consent.request, pages.consent.allow, pages.consent.ok = q, true, true
+			if code := redirected(t, post()).Get("code"); code == "" {
+				t.Fatal("no code after consent")
+			}
+			w := get(q)
+			if tc.askAgain {
+				calls(t, "ShowConsent "+tc.client+" alice-id read "+q)
+				if e := redirected(t, get(q+"&prompt=none")).Get("error"); e != "consent_required" {
+					t.Fatalf("prompt=none: %q; want consent_required", e)
+				}
+				return
+			}
+			if redirected(t, w).Get("code") == "" {
+				t.Fatal("no code")
+			}
+			calls(t)
+		})
+	}
 	for _, method := range []string{"ListGrants", "CreateCode"} {
 		t.Run("store fails: "+method, func(t *testing.T) {
 			fs.fail[method] = true

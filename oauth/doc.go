@@ -8,7 +8,10 @@
 //     is an error page, anything else is an error sent to the client (§4.1.2.1); the response
 //     carries iss (RFC 9207). POST /oauth2/authorize takes the answer of the consent page
 //     (authorize.go). Who is signed in, and the login and consent pages, come from package web
-//     through the Pages interface (pages.go): this package decides, the pages show.
+//     through the Pages interface (pages.go): this package decides, the pages show. Consent is
+//     skipped for scopes already granted only to a confidential or first-party client: a
+//     public client's person is asked every time (RFC 8252 §8.6, RFC 9700 §2.1). Grants and
+//     codes record the session they were made in.
 //   - POST /oauth2/token: the token endpoint, RFC 6749 §3.2, with authorization_code (§4.1.3,
 //     RFC 7636 §4.6: a code is redeemed once, by its client, and a replay revokes its grant),
 //     refresh_token (§6, rotated at every use; reuse of a rotated one revokes the grant,

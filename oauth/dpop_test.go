@@ -279,6 +279,52 @@ func TestDPoPCodeFlowConfidentialClient(t *testing.T) {
 	}
 }
 
+// TestIntrospectionHintAccessToken: a refresh token asked about as an access token
+// (token_type_hint=access_token) is inactive, even to its own client, so that a resource server
+// introspecting with the client's credentials cannot take a confidential client's unbound
+// refresh token for an access token (audit 18 finding 3); without a hint, or with
+// refresh_token, the client learns of it as before, and an access token is found whatever the
+// hint says.
+func TestIntrospectionHintAccessToken(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("alice")
+	verifier, challenge := pkcePair("c")
+	q := b.approve(authorizeQuery("webapp", "https://app.example/cb", "read", challenge))
+	r := e.tokenRequest("webapp", appSecret, codeForm(q.Get("code"), "https://app.example/cb", verifier), e.proof(dpopKey(t, dpop.ES256), ""))
+	if r.status != 200 || r.json(t)["token_type"] != "DPoP" {
+		t.Fatalf("code exchange: %d %s", r.status, r.body)
+	}
+	at, rt := r.json(t)["access_token"].(string), r.json(t)["refresh_token"].(string)
+	for _, tc := range []struct {
+		name, tok, hint string
+		tokenType       string // of an active answer; "" for exactly {"active":false}
+	}{
+		{"refresh token, no hint", rt, "", "refresh_token"},
+		{"refresh token, hint refresh_token", rt, "refresh_token", "refresh_token"},
+		{"refresh token, hint access_token", rt, "access_token", ""},
+		{"access token, hint access_token", at, "access_token", "DPoP"},
+		{"access token, hint refresh_token", at, "refresh_token", "DPoP"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := "token=" + url.QueryEscape(tc.tok)
+			if tc.hint != "" {
+				body += "&token_type_hint=" + tc.hint
+			}
+			r := e.do(req{path: "/oauth2/introspect", body: body, user: "webapp", pass: appSecret})
+			if tc.tokenType == "" {
+				if r.status != 200 || string(r.body) != `{"active":false}` {
+					t.Fatalf("%d %s; want {\"active\":false}", r.status, r.body)
+				}
+				return
+			}
+			if m := r.json(t); r.status != 200 || m["active"] != true || m["token_type"] != tc.tokenType {
+				t.Fatalf("%d %s; want active, token_type %s", r.status, r.body, tc.tokenType)
+			}
+		})
+	}
+}
+
 // TestDPoPBoundCode: a code whose authorization request named dpop_jkt (RFC 9449 §10) is
 // redeemed only with a proof made with that key; a redemption without one, or with another key's,
 // is invalid_grant and leaves the code to its holder.

@@ -34,6 +34,16 @@ var inactive = struct {
 // refresh token to its own client alone. Anything else (a token the caller may not see, or one
 // revoked, expired, unknown or malformed) is exactly {"active": false}, with no further detail
 // (§2.2), so a caller cannot tell a token it may not see from one that does not exist.
+//
+// A refresh token asked about with token_type_hint=access_token is inactive too. RFC 7662 §2.1
+// makes the hint a hint, to be searched past when the token is not found with it; but a Rescind
+// token's type is in its prefix, so no search is involved: the caller asked whether an access
+// token is active, and a refresh token is not one, nor usable at any resource server. Answering
+// it active (token_type "refresh_token", no cnf) would let a resource server that checks only
+// "active", and introspects with the client's own credentials, take an unbound refresh token of
+// a client whose access tokens are DPoP-bound for a bearer access token (§2.2 allows inactive for
+// a token the caller may not introspect). Without a hint, or with refresh_token, the token's own
+// client gets its answer as before.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	form, perr := parseForm(w, r, s.maxBody)
 	if perr != nil {
@@ -51,6 +61,10 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if strings.HasPrefix(text, token.RefreshPrefix) {
+		if form.Get("token_type_hint") == "access_token" {
+			writeJSON(w, http.StatusOK, inactive)
+			return
+		}
 		s.introspectRefreshToken(w, r, caller, text)
 		return
 	}

@@ -17,12 +17,22 @@ type Pages interface {
 	HandleLoginPage(w http.ResponseWriter, r *http.Request)
 	// HandleLogin serves POST /login: it checks the credentials and signs the person in.
 	HandleLogin(w http.ResponseWriter, r *http.Request)
-	// HandleLogout serves POST /logout: it signs the browser out.
+	// HandleLogout serves POST /logout: it ends the browser's session (everywhere) and signs
+	// the browser out.
 	HandleLogout(w http.ResponseWriter, r *http.Request)
 	// HandleApps serves GET /account/apps: the apps the signed-in person granted access to.
 	HandleApps(w http.ResponseWriter, r *http.Request)
 	// HandleRevokeApp serves POST /account/apps/revoke: the person revokes one of their grants.
 	HandleRevokeApp(w http.ResponseWriter, r *http.Request)
+	// HandleSessions serves GET /account/sessions: the signed-in person's sessions.
+	HandleSessions(w http.ResponseWriter, r *http.Request)
+	// HandleEndSession serves POST /account/sessions/end: the person signs one session out.
+	HandleEndSession(w http.ResponseWriter, r *http.Request)
+	// HandleEndOtherSessions serves POST /account/sessions/end-others: every other session ends.
+	HandleEndOtherSessions(w http.ResponseWriter, r *http.Request)
+	// HandleEndAllSessions serves POST /account/sessions/end-all: every session ends, this one
+	// too ("Sign out everywhere").
+	HandleEndAllSessions(w http.ResponseWriter, r *http.Request)
 }
 
 // Browser is what the authorization endpoint (RFC 6749 §4.1.1) needs of the person's browser:
@@ -32,6 +42,9 @@ type Browser interface {
 	// SignedIn returns the person signed in on the browser that sent r, as stored now; false if
 	// no one is (no session, an ended one, or a deleted user).
 	SignedIn(r *http.Request) (rescind.User, bool)
+	// Session returns the session the browser that sent r is signed in with (its ID is
+	// recorded on the grants and codes made in it); false if it has none.
+	Session(r *http.Request) (rescind.Session, bool)
 	// SignIn sends the browser to sign in, and afterwards to next, a path on this server.
 	SignIn(w http.ResponseWriter, r *http.Request, next string)
 	// ShowConsent asks user whether client may have scopes, for the resources (RFC 8707; none:

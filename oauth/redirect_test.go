@@ -80,10 +80,17 @@ func TestAuthorizeRedirectRules(t *testing.T) {
 			}
 		})
 	}
-	// The code exchanged with the redirect URI used, port and all.
-	res, _ := b.get("/oauth2/authorize?" + authorizeQuery("native", "http://127.0.0.1:40000/cb", "", challenge))
+	// The code exchanged with the redirect URI used, port and all. The client is public: the
+	// person is asked again.
+	res, page := b.get("/oauth2/authorize?" + authorizeQuery("native", "http://127.0.0.1:40000/cb", "", challenge))
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("a public client's second request: %d; want the consent page", res.StatusCode)
+	}
+	form := hidden(page)
+	form.Set("decision", "allow")
+	res = b.post("/oauth2/authorize", form)
 	u, _ := url.Parse(res.Header.Get("Location"))
-	form := codeForm(u.Query().Get("code"), "http://127.0.0.1:40000/cb", verifier)
+	form = codeForm(u.Query().Get("code"), "http://127.0.0.1:40000/cb", verifier)
 	form.Set("client_id", "native")
 	if r := e.do(req{path: "/oauth2/token", body: form.Encode()}); r.status != 200 {
 		t.Fatalf("exchange: %d %s", r.status, r.body)

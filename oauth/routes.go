@@ -54,6 +54,10 @@ func (s *Server) Handler() http.Handler {
 		page("POST /logout", "logout", s.pages.HandleLogout)
 		page("GET /account/apps", "apps", s.pages.HandleApps)
 		page("POST /account/apps/revoke", "apps_revoke", s.pages.HandleRevokeApp)
+		page("GET /account/sessions", "sessions", s.pages.HandleSessions)
+		page("POST /account/sessions/end", "sessions_end", s.pages.HandleEndSession)
+		page("POST /account/sessions/end-others", "sessions_end", s.pages.HandleEndOtherSessions)
+		page("POST /account/sessions/end-all", "sessions_end", s.pages.HandleEndAllSessions)
 	}
 	cors(corsAnyOrigin, "GET /.well-known/jwks.json", "jwks", s.handleJWKS)               // RFC 7517 (jwt.go)
 	cors(corsAnyOrigin, "GET /oauth2/statuslists/{id}", "statuslist", s.handleStatusList) // Token Status List (jwt.go)

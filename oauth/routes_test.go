@@ -32,6 +32,10 @@ var publicRoutes = []struct {
 	{"/logout", "POST", true},
 	{"/account/apps", "GET", true},
 	{"/account/apps/revoke", "POST", true},
+	{"/account/sessions", "GET", true},
+	{"/account/sessions/end", "POST", true},
+	{"/account/sessions/end-others", "POST", true},
+	{"/account/sessions/end-all", "POST", true},
 }
 
 // TestRouteTable: every route of the table is served (neither 404 nor 405) with the headers of

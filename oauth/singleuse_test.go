@@ -189,9 +189,13 @@ func TestDeletedUserSessionEnds(t *testing.T) {
 	if q := b.approve(authorizeQuery("webapp", "https://app.example/cb", "read", challenge)); q.Get("code") == "" {
 		t.Fatalf("before the deletion: %v", q)
 	}
-	if _, _, err := e.store.DeleteUser(context.Background(), "bob-id", rescind.Revocation{RevokedAt: e.clock()}); err != nil {
+	// As the admin API does: the store deletes the user, ending their sessions and revoking
+	// their grants, and the records are applied to this instance's state.
+	revs, _, err := e.store.DeleteUser(context.Background(), "bob-id", rescind.Revocation{RevokedAt: e.clock()})
+	if err != nil {
 		t.Fatal(err)
 	}
+	e.committer.Apply(revs...)
 	res, _ := b.get("/oauth2/authorize?" + authorizeQuery("webapp", "https://app.example/cb", "read", challenge))
 	if loc := res.Header.Get("Location"); res.StatusCode != 303 || !strings.HasPrefix(loc, "/login?") {
 		t.Fatalf("a deleted user's session was honoured: %d %s", res.StatusCode, loc)

@@ -34,10 +34,14 @@
 //
 // Sender-constrained tokens (DPoP, RFC 9449 §7): a token bound to a key (cnf.jkt in the JWT, or
 // cnf in the introspection answer) is accepted only as "Authorization: DPoP <token>" with a DPoP
-// header whose proof is made with that key, for this request's method and URL (BaseURL behind a
-// proxy), with the token's hash (ath), not seen before (DPoPReplay), and with a current nonce
-// when DPoPNonces is set. A bound token presented as Bearer is refused, so a copied token is
-// useless without the key. Tokens that are not bound keep working as Bearer tokens.
+// header whose proof is made with that key, for this request's method and URL, with the token's
+// hash (ath), not seen before (DPoPReplay), and with a current nonce when DPoPNonces is set. The
+// URL is BaseURL followed by the request's path: BaseURL is required to accept bound tokens,
+// since the Host header is the sender's to choose and would let a proof made for another origin
+// pass. A bound token presented as Bearer is refused, so a copied token is useless without the
+// key. Tokens that are not bound keep working as Bearer tokens. Verify, which sees a token
+// without its request, takes it as a Bearer token and so refuses a bound one; VerifyRequest and
+// Handler check the proof.
 //
 // Failures answer 401 with WWW-Authenticate: Bearer error="invalid_token" (RFC 6750 §3), or, for
 // a request in the DPoP scheme, DPoP error="invalid_token", "invalid_dpop_proof" or

@@ -58,8 +58,9 @@ type Config struct {
 	FailOpen bool
 	// BaseURL is this resource server's URL as clients address it (scheme://host[:port], and
 	// the path prefix a proxy strips, if any): a DPoP proof's htu must be it followed by the
-	// request's path (RFC 9449 §4.3). If empty, the request's own scheme (https over TLS) and
-	// Host are used.
+	// request's path (RFC 9449 §4.3). Required to accept DPoP-bound tokens: if empty, they are
+	// all refused (ErrNoBaseURL), since the request's Host header, which the sender chooses,
+	// cannot say which URL a proof must name. Bearer tokens need no BaseURL.
 	BaseURL string
 	// DPoPNonces, if set, makes the DPoP proofs of bound tokens carry a nonce it issued (RFC
 	// 9449 §9): a proof without one gets 401 use_dpop_nonce with a DPoP-Nonce header.
@@ -167,6 +168,7 @@ type Middleware struct {
 	// hookVerified, if set (by tests), runs between a JWT's signature check and its caching.
 	hookVerified func()
 	ownOnce      sync.Once // warns once that the event stream carries only the client's own tokens
+	noBaseURL    sync.Once // warns once that a DPoP-bound token came without BaseURL
 }
 
 type cachedList struct {
@@ -209,6 +211,10 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	}
 	if cfg.ClockSkew <= 0 {
 		cfg.ClockSkew = time.Minute
+	}
+	var err error
+	if cfg.BaseURL, err = checkBaseURL(cfg.BaseURL); err != nil {
+		return nil, err
 	}
 	md, err := client.Discover(ctx, cfg.Issuer, cfg.HTTPClient)
 	if err != nil {
@@ -321,10 +327,23 @@ var (
 // maxTokenLen bounds the tokens the middleware looks at.
 const maxTokenLen = 8192
 
-// Verify checks a token and returns its claims. It checks the token alone: a DPoP-bound one
-// (Claims.JKT set) is valid only with a proof of its key, which VerifyRequest (and so Handler)
-// checks too.
+// Verify checks a token presented as a bearer token (RFC 6750) and returns its claims. A
+// DPoP-bound token is refused (ErrBoundAsBearer): it is valid only with a proof of its key, made
+// for the request it comes with, which only VerifyRequest (and so Handler) can check.
 func (m *Middleware) Verify(ctx context.Context, text string) (*Claims, error) {
+	c, err := m.verifyToken(ctx, text)
+	if err != nil {
+		return nil, err
+	}
+	if c.JKT != "" {
+		return nil, ErrBoundAsBearer
+	}
+	return c, nil
+}
+
+// verifyToken checks a token alone and returns its claims: a DPoP-bound one (Claims.JKT set)
+// is valid only with a proof of its key, which the caller must check.
+func (m *Middleware) verifyToken(ctx context.Context, text string) (*Claims, error) {
 	if len(text) > maxTokenLen {
 		return nil, errTooLong
 	}
@@ -335,18 +354,19 @@ func (m *Middleware) Verify(ctx context.Context, text string) (*Claims, error) {
 }
 
 type jwtClaims struct {
-	Iss      string              `json:"iss"`
-	Sub      string              `json:"sub"`
-	Aud      client.Audience     `json:"aud"`
-	Exp      *int64              `json:"exp"`
-	Nbf      *int64              `json:"nbf"`
-	Iat      int64               `json:"iat"`
-	Jti      string              `json:"jti"`
-	ClientID string              `json:"client_id"`
-	Scope    string              `json:"scope"`
-	Gid      string              `json:"gid"`
-	Status   *token.Status       `json:"status"`
-	Cnf      *token.Confirmation `json:"cnf"`
+	Iss      string          `json:"iss"`
+	Sub      string          `json:"sub"`
+	Aud      client.Audience `json:"aud"`
+	Exp      *int64          `json:"exp"`
+	Nbf      *int64          `json:"nbf"`
+	Iat      int64           `json:"iat"`
+	Jti      string          `json:"jti"`
+	ClientID string          `json:"client_id"`
+	Scope    string          `json:"scope"`
+	Gid      string          `json:"gid"`
+	Status   *token.Status   `json:"status"`
+	// boundTo is the thumbprint of the DPoP key of cnf.jkt (confirmation), or "".
+	boundTo string
 }
 
 // verifiedJWT is an entry of the verified cache: the claims, the key that verified them, and the
@@ -472,6 +492,9 @@ func (m *Middleware) verifySignature(ctx context.Context, text string) (*jwtClai
 	var c jwtClaims
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, "", errClaims
+	}
+	if c.boundTo, err = confirmation(payload); err != nil {
+		return nil, "", err
 	}
 	switch {
 	case c.Iss != m.md.Issuer:
@@ -744,6 +767,9 @@ func (m *Middleware) introspect(ctx context.Context, text string) (*Claims, erro
 	if m.sealRetired(text) {
 		return nil, errRetiredKey
 	}
+	if notAccessToken(text) {
+		return nil, errNotAccessToken
+	}
 	h := sha256.Sum256([]byte(text))
 	now := m.cfg.Now()
 	m.introMu.Lock()
@@ -763,13 +789,16 @@ func (m *Middleware) introspect(ctx context.Context, text string) (*Claims, erro
 	if !in.Active {
 		return nil, errInactive
 	}
+	if err := introspectedAccessToken(in); err != nil {
+		return nil, err
+	}
 	if len(in.Aud) > 0 && m.cfg.Audience != "" && !slices.Contains(in.Aud, m.cfg.Audience) {
 		return nil, errAudience
 	}
 	c := &Claims{Subject: in.Sub, ClientID: in.ClientID, Scopes: strings.Fields(in.Scope), Audience: in.Aud, ID: in.Jti,
 		IssuedAt: time.Unix(in.Iat, 0), Expiry: time.Unix(in.Exp, 0)}
-	if in.Cnf != nil {
-		c.JKT = in.Cnf.JKT
+	if c.JKT, err = confirmation(in.Raw); err != nil {
+		return nil, err
 	}
 	if m.hookIntrospected != nil {
 		m.hookIntrospected()

@@ -121,23 +121,40 @@ func (s *Server) HandleLogin(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "authenticating user", err)
 		return
 	}
-	if err := s.sessions.Start(w, r, u); err != nil {
+	_, err = s.sessions.Start(w, r, u)
+	if errors.Is(err, rescind.ErrUserChanged) {
+		// The person's sessions were ended (a new password, signing out everywhere) while this
+		// sign-in was checked: it must not survive that.
+		s.render(w, http.StatusConflict, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
+			"Username": username, "Error": "Your account changed while you were signing in. Sign in again."})
+		return
+	}
+	if err != nil {
 		s.serverError(w, r, "session", err)
 		return
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-// HandleLogout serves POST /logout: it signs the browser out.
+// HandleLogout serves POST /logout: it ends the browser's session on the server (a copy of the
+// cookie is refused from then on, by every instance) and drops the cookie. A browser without a
+// session is only sent to the login page.
 func (s *Server) HandleLogout(w http.ResponseWriter, r *http.Request) {
-	if err := parsePost(w, r); err != nil || !s.checkCSRF(r) {
-		s.renderError(w, http.StatusForbidden, "This form has expired. Go back and try again.")
+	if err := parsePost(w, r); err != nil {
+		s.renderError(w, http.StatusBadRequest, "The form could not be read.")
 		return
 	}
-	if err := s.sessions.End(w, r); err != nil {
-		s.serverError(w, r, "ending session", err)
-		return
+	if sess, u, ok := s.sessions.Current(r); ok {
+		if !s.checkCSRF(r) {
+			s.renderError(w, http.StatusForbidden, "This form has expired. Go back and try again.")
+			return
+		}
+		if _, err := s.sessions.End(r.Context(), rescind.SessionFilter{UserID: sess.UserID, ID: sess.ID}, "user:"+u.Username, "signed out"); err != nil {
+			s.serverError(w, r, "ending session", err)
+			return
+		}
 	}
+	s.sessions.ClearCookie(w)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 

@@ -29,6 +29,11 @@ var nextCases = []string{
 	"javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,x", "/\u3000/evil.example", "/\u2028/evil.example",
 	"/.//evil.example", "/x#//evil.example", "/?//evil.example", "\u0001//evil.example", "///\\evil.example",
 	"https://as.example.evil.example/", "//as.example.evil.example", "/\\/evil.example", "/\t\\evil.example",
+	// The cases, and their encoded and mixed forms.
+	"/\t/evil.example/x", "/%09/evil.example/x", "/%0A/evil.example", "/%0d%0a/evil.example", "/%5Cevil.example", "/%5C%5Cevil.example",
+	"%2F%2Fevil.example", "/%2F%2Fevil.example", "/%252F%252Fevil.example", "//%09evil.example", "/\r\n/evil.example", "/\t\t/evil.example",
+	"HTTPS://evil.example", "ftp://evil.example/x", "vbscript:msgbox(1)", "//evil.example:443/x", "/%2e%2e//evil.example",
+	"/../evil.example", "/./\\evil.example", "\x00//evil.example", "/ /evil.example", "/\u00a0/evil.example", "/\ufeff/evil.example",
 }
 
 // loginRedirect returns the Location a successful login sends for next (as handleLogin does).
@@ -71,7 +76,7 @@ func TestSafeNext(t *testing.T) {
 			t.Errorf("next %q: Location %q leaves the origin", next, loc)
 		}
 	}
-	for _, next := range []string{"/oauth2/authorize?client_id=app&state=x%2Fy", "/account/apps", "/account/sessions?x=1"} {
+	for _, next := range []string{"/oauth2/authorize?client_id=app&state=x%2Fy", "/account/apps", "/account/sessions?x=1", "/account/sessions"} {
 		if got := safeNext(next); got != next {
 			t.Errorf("safeNext(%q) = %q, want it unchanged", next, got)
 		}

@@ -111,6 +111,10 @@ func newPagesEnv(t *testing.T, change func(*Config)) *pagesEnv {
 	mux.HandleFunc("POST /logout", e.s.HandleLogout)
 	mux.HandleFunc("GET /account/apps", e.s.HandleApps)
 	mux.HandleFunc("POST /account/apps/revoke", e.s.HandleRevokeApp)
+	mux.HandleFunc("GET /account/sessions", e.s.HandleSessions)
+	mux.HandleFunc("POST /account/sessions/end", e.s.HandleEndSession)
+	mux.HandleFunc("POST /account/sessions/end-others", e.s.HandleEndOtherSessions)
+	mux.HandleFunc("POST /account/sessions/end-all", e.s.HandleEndAllSessions)
 	mux.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
 		if u, ok := e.s.SignedIn(r); ok {
 			io.WriteString(w, u.Username+" "+u.ID+" "+u.PasswordHash)
@@ -387,141 +391,6 @@ func TestLocalUsers(t *testing.T) {
 		if _, err := l.Authenticate(ctx, c[0], c[1]); !errors.Is(err, ErrBadCredentials) {
 			t.Errorf("%s/%s: %v; want ErrBadCredentials", c[0], c[1], err)
 		}
-	}
-}
-
-// TestSessions: what ends a session, and what does not start one.
-func TestSessions(t *testing.T) {
-	e := newPagesEnv(t, nil)
-	b := e.browser()
-	b.signIn("alice")
-	if got := b.whoami(); got != "alice alice-id " { // no password hash leaves the store
-		t.Fatalf("whoami = %q", got)
-	}
-	valid := b.cookie(sessionCookie)
-	with := func(value string) string {
-		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		r.AddCookie(&http.Cookie{Name: sessionCookie, Value: value})
-		u, _ := e.s.SignedIn(r)
-		return u.ID
-	}
-	otherBox, _ := secret.NewBox([]byte("fedcba9876543210fedcba9876543210"))
-	foreign := httptest.NewRecorder()
-	cookieSessions{box: otherBox, ttl: time.Hour, now: e.clock}.Start(foreign, nil, rescind.User{ID: "alice-id"})
-	foreignValue := foreign.Result().Cookies()[0].Value
-	flipped := []byte(valid)
-	flipped[len(flipped)/2] ^= 1
-	cases := []struct {
-		name, value, want string
-	}{
-		{"valid", valid, "alice-id"},
-		{"tampered", string(flipped), ""},
-		{"sealed under another key", foreignValue, ""},
-		{"not base64", "!!" + valid, ""},
-		{"oversized", valid + strings.Repeat("A", 4096), ""},
-		{"empty", "", ""},
-	}
-	for _, tc := range cases {
-		if got := with(tc.value); got != tc.want {
-			t.Errorf("%s: signed in as %q, want %q", tc.name, got, tc.want)
-		}
-	}
-
-	// A deleted user's session ends with them.
-	b2 := e.browser()
-	b2.signIn("bob")
-	if _, _, err := e.st.DeleteUser(context.Background(), "bob-id", rescind.Revocation{RevokedAt: e.clock(), Actor: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	if got := b2.whoami(); got != "" {
-		t.Fatalf("deleted user still signed in: %q", got)
-	}
-
-	// A session lasts SessionTTL (12 hours by default), not a second more.
-	e.advance(12*time.Hour - time.Second)
-	if b.whoami() == "" {
-		t.Fatal("session ended before its time")
-	}
-	e.advance(time.Second)
-	if got := with(valid); got != "" {
-		t.Fatalf("expired session still valid: %q", got)
-	}
-}
-
-// TestLogout: signing out needs this browser's CSRF token; it ends the session.
-func TestLogout(t *testing.T) {
-	e := newPagesEnv(t, nil)
-	b := e.browser()
-	b.signIn("alice")
-	csrf := hidden(b.get("/account/apps").body).Get("csrf_token")
-	if p := b.post("/logout", url.Values{"csrf_token": {"forged"}}); p.status != http.StatusForbidden || b.whoami() == "" {
-		t.Fatalf("forged logout: %d, signed in %q", p.status, b.whoami())
-	}
-	p := b.post("/logout", url.Values{"csrf_token": {csrf}})
-	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/login" || b.whoami() != "" || b.cookie(sessionCookie) != "" {
-		t.Fatalf("logout: %d %q, signed in %q", p.status, p.header.Get("Location"), b.whoami())
-	}
-}
-
-// TestCookies: the session and CSRF cookies are HttpOnly, SameSite=Lax and, with an https
-// issuer, Secure; the session cookie lasts as long as the session.
-func TestCookies(t *testing.T) {
-	for _, tc := range []struct {
-		issuer string
-		secure bool
-	}{{"https://as.example", true}, {"http://127.0.0.1:8080", false}} {
-		e := newPagesEnv(t, func(c *Config) { c.Issuer = tc.issuer; c.SessionTTL = time.Hour })
-		w := httptest.NewRecorder()
-		e.s.HandleLoginPage(w, httptest.NewRequest(http.MethodGet, "/login", nil))
-		csrf := w.Result().Cookies()
-		form := url.Values{"csrf_token": {csrf[0].Value}, "username": {"alice"}, "password": {password}}
-		r := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(form.Encode()))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		r.AddCookie(csrf[0])
-		w = httptest.NewRecorder()
-		e.s.HandleLogin(w, r)
-		cookies := append(csrf, w.Result().Cookies()...)
-		if len(cookies) != 2 || cookies[1].Name != sessionCookie || cookies[1].MaxAge != 3600 {
-			t.Fatalf("%s: cookies %v", tc.issuer, cookies)
-		}
-		for _, c := range cookies {
-			if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure != tc.secure || c.Path != "/" {
-				t.Errorf("%s: cookie %s: %+v", tc.issuer, c.Name, c)
-			}
-		}
-	}
-}
-
-// fakeSessions is a Sessions whose Current says who its function says.
-type fakeSessions struct {
-	current func(r *http.Request) (string, bool)
-}
-
-func (f fakeSessions) Start(http.ResponseWriter, *http.Request, rescind.User) error { return nil }
-func (f fakeSessions) Current(r *http.Request) (string, bool)                       { return f.current(r) }
-func (f fakeSessions) End(http.ResponseWriter, *http.Request) error                 { return errors.New("cannot end") }
-
-// TestSessionsReplaceable: the pages learn who is signed in from Config.Sessions alone, read the
-// user from the store, and a session that cannot be ended is an error page.
-func TestSessionsReplaceable(t *testing.T) {
-	e := newPagesEnv(t, func(c *Config) {
-		c.Sessions = fakeSessions{current: func(r *http.Request) (string, bool) {
-			return r.Header.Get("X-Test-User"), r.Header.Get("X-Test-User") != ""
-		}}
-	})
-	r := httptest.NewRequest(http.MethodGet, "/", nil)
-	r.Header.Set("X-Test-User", "bob-id")
-	if u, ok := e.s.SignedIn(r); !ok || u.Username != "bob" {
-		t.Fatalf("SignedIn = %v %v", u, ok)
-	}
-	r.Header.Set("X-Test-User", "ghost-id") // a session of no stored user
-	if u, ok := e.s.SignedIn(r); ok {
-		t.Fatalf("SignedIn = %v for a user not in the store", u)
-	}
-	b := e.browser()
-	csrf := hidden(b.get("/login").body).Get("csrf_token")
-	if p := b.post("/logout", url.Values{"csrf_token": {csrf}}); p.status != http.StatusInternalServerError {
-		t.Fatalf("logout that cannot end the session: %d", p.status)
 	}
 }
 

@@ -75,7 +75,7 @@ type Config struct {
 	Clients *clientreg.Registry
 	// Committer revokes grants. Required.
 	Committer *revocation.Committer
-	// Box seals session cookies. Required.
+	// Box derives the key of CSRF tokens bound to sessions. Required.
 	Box *secret.Box
 	// Users authenticates people. If nil, LocalUsers on Store (and Gate).
 	Users Authenticator
@@ -84,11 +84,13 @@ type Config struct {
 	Gate *secret.Gate
 	// Limiter, if set, rate-limits failed logins per source address and per username there.
 	Limiter *ratelimit.Limiter
-	// Sessions keeps who is signed in on which browser. If nil, sessions are cookies sealed
-	// with Box that last SessionTTL.
-	Sessions Sessions
-	// SessionTTL is how long a login lasts. If zero, 12 hours.
-	SessionTTL time.Duration
+	// Sessions keeps who is signed in on which browser. If nil, the Server makes its own on
+	// Store, Committer and Box, with SessionIdle and SessionMax.
+	Sessions *Sessions
+	// SessionIdle ends a session not used for this long. If zero, DefaultSessionIdle.
+	SessionIdle time.Duration
+	// SessionMax is a session's absolute lifetime, fixed at sign-in. If zero, DefaultSessionMax.
+	SessionMax time.Duration
 	// Logger receives errors and security events. If nil, slog.Default().
 	Logger *slog.Logger
 	// Now returns the current time. If nil, time.Now.
@@ -99,8 +101,7 @@ type Config struct {
 // routes.go) mounts its Handle methods, and the authorization endpoint calls the others.
 type Server struct {
 	cfg      Config
-	secure   bool
-	sessions Sessions
+	sessions *Sessions
 }
 
 // New returns a Server.
@@ -114,18 +115,20 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Users == nil {
 		cfg.Users = LocalUsers{Store: cfg.Store, Gate: cfg.Gate}
 	}
-	if cfg.SessionTTL <= 0 {
-		cfg.SessionTTL = 12 * time.Hour
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, secure: strings.HasPrefix(cfg.Issuer, "https://"), sessions: cfg.Sessions}
+	s := &Server{cfg: cfg, sessions: cfg.Sessions}
 	if s.sessions == nil {
-		s.sessions = cookieSessions{box: cfg.Box, ttl: cfg.SessionTTL, secure: s.secure, now: cfg.Now}
+		var err error
+		s.sessions, err = NewSessions(SessionsConfig{Store: cfg.Store, Committer: cfg.Committer, Box: cfg.Box,
+			Secure: strings.HasPrefix(cfg.Issuer, "https://"), Idle: cfg.SessionIdle, Max: cfg.SessionMax, Logger: cfg.Logger, Now: cfg.Now})
+		if err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }

@@ -870,16 +870,19 @@ func newBenchResourceCommand() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			mw, err := resource.New(cmd.Context(), resource.Config{Issuer: issuer, ClientID: clientID,
-				ClientSecret: os.Getenv("RESCIND_CLIENT_SECRET"), Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))})
-			if err != nil {
-				return err
-			}
-			defer mw.Close()
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				return err
 			}
+			defer ln.Close()
+			// Proofs name the URL the bench sends to: the address just bound.
+			mw, err := resource.New(cmd.Context(), resource.Config{Issuer: issuer, ClientID: clientID,
+				ClientSecret: os.Getenv("RESCIND_CLIENT_SECRET"), Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)),
+				BaseURL: "http://" + ln.Addr().String()})
+			if err != nil {
+				return err
+			}
+			defer mw.Close()
 			fmt.Fprintln(cmd.OutOrStdout(), ln.Addr().String())
 			srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "application/json")

@@ -104,6 +104,8 @@ func newClientCreateCommand() *cobra.Command {
 	f.BoolVar(&req.AllowInsecureRedirect, "allow-insecure-redirect", false, "allow plain-http redirect URIs on hosts other than loopback (development only)")
 	f.StringArrayVar(&req.AllowedResources, "allowed-resource", nil, "a resource URI (RFC 8707) the client may ask tokens for (repeatable; default: any)")
 	f.BoolVar(&req.RequireDPoP, "require-dpop", false, "every token request must carry a DPoP proof (RFC 9449): all the client's access tokens are bound to its key")
+	f.BoolVar(&req.FirstParty, "first-party", false, "your own app: a public client skips the consent page for scopes already granted "+
+		"(other public clients get it every time)")
 	f.StringVarP(&output, "output", "o", "json", "output format: json, or env for shell variables")
 	cmd.MarkFlagRequired("name")
 	return cmd
@@ -154,10 +156,12 @@ func newClientUpdateCommand() *cobra.Command {
 		redirectURIs     []string
 		allowedResources []string
 		requireDPoP      bool
+		firstParty       bool
 	)
 	cmd := &cobra.Command{
-		Use:   "update CLIENT_ID [--name NAME] [--scope SCOPES] [--token-ttl DURATION] [--redirect-uri URI ...] [--allowed-resource URI ...] [--require-dpop[=false]]",
-		Short: "Change a client's name, scopes, token lifetime, redirect URIs, allowed resources or DPoP requirement, and print it",
+		Use: "update CLIENT_ID [--name NAME] [--scope SCOPES] [--token-ttl DURATION] [--redirect-uri URI ...] [--allowed-resource URI ...] " +
+			"[--require-dpop[=false]] [--first-party[=false]]",
+		Short: "Change a client's name, scopes, token lifetime, redirect URIs, allowed resources, DPoP requirement or first-party mark, and print it",
 		Long: `Change a client: each flag given replaces that field (--redirect-uri, repeated, replaces the
 list). A new --token-ttl applies to tokens issued from then on; tokens already issued keep
 their expiry, and revoked ones stay revoked until it. --require-dpop makes every token request
@@ -201,8 +205,11 @@ carry a DPoP proof from then on (--require-dpop=false lifts it).`,
 			if f.Changed("require-dpop") {
 				req.RequireDPoP = &requireDPoP
 			}
+			if f.Changed("first-party") {
+				req.FirstParty = &firstParty
+			}
 			if req == (admin.UpdateClientRequest{}) {
-				return fmt.Errorf("nothing to change: give --name, --scope, --token-ttl, --redirect-uri, --allowed-resource or --require-dpop")
+				return fmt.Errorf("nothing to change: give --name, --scope, --token-ttl, --redirect-uri, --allowed-resource, --require-dpop or --first-party")
 			}
 			info, err := adminClient(st).UpdateClient(cmd.Context(), args[0], req)
 			if err != nil {
@@ -218,6 +225,7 @@ carry a DPoP proof from then on (--require-dpop=false lifts it).`,
 	f.StringArrayVar(&redirectURIs, "redirect-uri", nil, "a redirect URI (repeatable; replaces the list)")
 	f.StringArrayVar(&allowedResources, "allowed-resource", nil, `a resource URI the client may ask tokens for (repeatable; replaces the list; --allowed-resource "" for any)`)
 	f.BoolVar(&requireDPoP, "require-dpop", false, "every token request must carry a DPoP proof (RFC 9449); --require-dpop=false lifts it")
+	f.BoolVar(&firstParty, "first-party", false, "first-party (--first-party=false: no longer)")
 	return cmd
 }
 

@@ -309,15 +309,19 @@ func TestDPoPCLIAndMiddleware(t *testing.T) {
 	// The resource middleware, as a resource server of the real server.
 	var rs admin.ClientInfo
 	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "api", "--resource-server")), &rs)
-	mw, err := resource.New(context.Background(), resource.Config{Issuer: srv.url, ClientID: rs.ClientID, ClientSecret: rs.ClientSecret})
+	api := httptest.NewUnstartedServer(nil)
+	apiURL := "http://" + api.Listener.Addr().String()
+	mw, err := resource.New(context.Background(), resource.Config{Issuer: srv.url, ClientID: rs.ClientID, ClientSecret: rs.ClientSecret,
+		BaseURL: apiURL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mw.Close()
-	api := httptest.NewServer(mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	api.Config.Handler = mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := resource.ClaimsFrom(r.Context())
 		io.WriteString(w, c.ClientID)
-	})))
+	}))
+	api.Start()
 	defer api.Close()
 	get := func(auth string, proofs ...string) (int, string) {
 		req, _ := http.NewRequest("GET", api.URL+"/photos", nil)
@@ -366,13 +370,17 @@ func TestDPoPCLIAndMiddleware(t *testing.T) {
 	if in := cli(t, env, append([]string{"introspect", "--output", "json"}, append(flags, tok)...)...); strings.TrimSpace(in) != `{"active":false}` {
 		t.Fatalf("after revoke: %s", in)
 	}
-	mwFresh, err := resource.New(context.Background(), resource.Config{Issuer: srv.url, ClientID: rs.ClientID, ClientSecret: rs.ClientSecret})
+	mwFresh, err := resource.New(context.Background(), resource.Config{Issuer: srv.url, ClientID: rs.ClientID, ClientSecret: rs.ClientSecret,
+		BaseURL: apiURL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mwFresh.Close()
-	if _, err := mwFresh.Verify(context.Background(), tok); err == nil {
-		t.Fatal("a revoked bound token verifies")
+	freshReq := httptest.NewRequest("GET", apiURL+"/photos", nil)
+	freshReq.Header.Set("Authorization", "DPoP "+tok)
+	freshReq.Header.Set("DPoP", proof(key, tok))
+	if _, err := mwFresh.VerifyRequest(freshReq); err == nil || !strings.Contains(err.Error(), "not active") {
+		t.Fatalf("a revoked bound token with its proof: %v; want refused as not active", err)
 	}
 
 	// --require-dpop.
@@ -543,5 +551,221 @@ func TestExampleResourceServerDPoP(t *testing.T) {
 			t.Fatalf("the example still accepts the revoked bound token\n%s", log.String())
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// dpopCodeFlow signs alice in for client (secret "" for a public client) and redeems the code
+// with a proof of key, retrying once for a nonce; it returns the token response.
+func dpopCodeFlow(t *testing.T, srv *server, c admin.ClientInfo, key *dpop.Key) dpopReply {
+	t.Helper()
+	cfg := oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: "http://127.0.0.1:9/cb", Scopes: []string{"read"},
+		Endpoint: oauth2.Endpoint{AuthURL: srv.url + "/oauth2/authorize", TokenURL: srv.url + "/oauth2/token"}}
+	verifier := oauth2.GenerateVerifier()
+	q := newPerson(t).authorize(srv.url, cfg.AuthCodeURL("xyz", oauth2.S256ChallengeOption(verifier)), "alice", "alice-password")
+	return dpopTokenRequest(t, srv, c, key, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")},
+		"code_verifier": {verifier}, "redirect_uri": {"http://127.0.0.1:9/cb"}})
+}
+
+// dpopTokenRequest sends form to the token endpoint with a proof of key, retrying once with the
+// nonce the server asks for.
+func dpopTokenRequest(t *testing.T, srv *server, c admin.ClientInfo, key *dpop.Key, form url.Values) dpopReply {
+	t.Helper()
+	var r dpopReply
+	for i := 0; i < 2; i++ {
+		p, _ := key.Proof("POST", srv.url+"/oauth2/token", dpop.ProofOptions{Nonce: r.header.Get("DPoP-Nonce")})
+		f := url.Values{}
+		for k, v := range form {
+			f[k] = v
+		}
+		if r = tokenWithProofs(t, srv.url, c.ClientID, c.ClientSecret, f, p); r.code() != "use_dpop_nonce" {
+			break
+		}
+	}
+	return r
+}
+
+// TestDPoPRefreshTokenIsNoAccessToken: a confidential --require-dpop client whose API runs the
+// middleware with the client's own credentials (as the README's setup allows). Its access
+// tokens are bound, its refresh tokens are not (RFC 9449 §5); the refresh token presented as an
+// access token, Bearer or DPoP, is refused (audit 18 finding 3: it was accepted as a Bearer
+// token for its 30 days), and introspection asked about it as an access token says inactive.
+func TestDPoPRefreshTokenIsNoAccessToken(t *testing.T) {
+	data := filepath.Join(shortTempDir(t), "d")
+	srv := startServer(t, data, nil)
+	createUser(t, data, "alice", "alice-password")
+	var c admin.ClientInfo
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "web", "--require-dpop",
+		"--grant-types", "authorization_code,refresh_token", "--redirect-uri", "http://127.0.0.1:9/cb", "--scope", "read")), &c)
+	key, _ := dpop.GenerateKey(dpop.ES256)
+	r := dpopCodeFlow(t, srv, c, key)
+	if r.status != 200 || r.body["token_type"] != "DPoP" {
+		t.Fatalf("code redemption: %d %v", r.status, r.body)
+	}
+	at, rt := r.body["access_token"].(string), r.body["refresh_token"].(string)
+
+	api := httptest.NewUnstartedServer(nil)
+	base := "http://" + api.Listener.Addr().String()
+	mw, err := resource.New(context.Background(), resource.Config{Issuer: srv.url, ClientID: c.ClientID, ClientSecret: c.ClientSecret, BaseURL: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mw.Close()
+	api.Config.Handler = mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "photos") }))
+	api.Start()
+	defer api.Close()
+	proof := func(tok string) string {
+		p, _ := key.Proof("GET", base+"/photos", dpop.ProofOptions{AccessToken: tok})
+		return p
+	}
+	for _, tc := range []struct {
+		name, auth string
+		proofs     []string
+		want       int
+	}{
+		{"the access token with its proof", "DPoP " + at, []string{proof(at)}, 200},
+		{"the access token as Bearer", "Bearer " + at, nil, 401},
+		{"the refresh token as Bearer", "Bearer " + rt, nil, 401},
+		{"the refresh token with a proof", "DPoP " + rt, []string{proof(rt)}, 401},
+	} {
+		if res := getWith(t, base+"/photos", tc.auth, tc.proofs...); res.StatusCode != tc.want {
+			t.Errorf("%s: %d %q; want %d", tc.name, res.StatusCode, res.Header.Get("WWW-Authenticate"), tc.want)
+		}
+	}
+	code, body := srv.post("/oauth2/introspect", c.ClientID, c.ClientSecret, url.Values{"token": {rt}, "token_type_hint": {"access_token"}})
+	if code != 200 || string(body) != `{"active":false}` {
+		t.Fatalf("the refresh token introspected as an access token: %d %s", code, body)
+	}
+	code, body = srv.post("/oauth2/introspect", c.ClientID, c.ClientSecret, url.Values{"token": {rt}})
+	if code != 200 || !strings.Contains(string(body), `"token_type":"refresh_token"`) {
+		t.Fatalf("the refresh token introspected without a hint, by its client: %d %s", code, body)
+	}
+}
+
+// TestDPoPHostHeaderAtTheMiddleware: a real bound token from the real server; the attacker holds
+// a proof the client made for another origin (http://evil.example/photos, a server it also
+// calls) and sends it to the API with Host: evil.example. Refused with BaseURL (the proof names
+// another URL) and without (no bound token is accepted then); it was accepted without BaseURL
+// (audit 18 finding 1).
+func TestDPoPHostHeaderAtTheMiddleware(t *testing.T) {
+	data := filepath.Join(shortTempDir(t), "d")
+	srv := startServer(t, data, nil)
+	info := newClientFor(t, data)
+	key, _ := dpop.GenerateKey(dpop.ES256)
+	r := dpopTokenRequest(t, srv, info, key, url.Values{"grant_type": {"client_credentials"}})
+	tok, _ := r.body["access_token"].(string)
+	if r.body["token_type"] != "DPoP" {
+		t.Fatalf("%v", r.body)
+	}
+	var rs admin.ClientInfo
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "api", "--resource-server")), &rs)
+	for _, withBase := range []bool{true, false} {
+		api := httptest.NewUnstartedServer(nil)
+		cfg := resource.Config{Issuer: srv.url, ClientID: rs.ClientID, ClientSecret: rs.ClientSecret}
+		if withBase {
+			cfg.BaseURL = "http://" + api.Listener.Addr().String()
+		}
+		mw, err := resource.New(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		api.Config.Handler = mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "photos") }))
+		api.Start()
+		evilProof, _ := key.Proof("GET", "http://evil.example/photos", dpop.ProofOptions{AccessToken: tok})
+		req, _ := http.NewRequest("GET", api.URL+"/photos", nil)
+		req.Host = "evil.example"
+		req.Header.Set("Authorization", "DPoP "+tok)
+		req.Header.Set("DPoP", evilProof)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		want := `DPoP error="invalid_dpop_proof"`
+		if !withBase {
+			want = `DPoP error="invalid_token"`
+		}
+		if res.StatusCode != 401 || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), want) {
+			t.Errorf("BaseURL set %v: a proof for http://evil.example/photos with Host evil.example: %d %q; want 401 %s",
+				withBase, res.StatusCode, res.Header.Get("WWW-Authenticate"), want)
+		}
+		api.Close()
+		mw.Close()
+	}
+}
+
+// TestDPoPRevokingACopiedPublicRefreshToken: what SECURITY.md states. A copy of a public
+// client's bound refresh token is useless for refreshing without the key (refused, and left to
+// its holder), but revocation takes the client_id and the token alone (RFC 7009; RFC 9449
+// defines no proof there, and openid-client and oauth4webapi send none), so whoever holds a copy
+// can end the grant: the holder then signs in again. The revocation is honoured, as every
+// revocation is.
+func TestDPoPRevokingACopiedPublicRefreshToken(t *testing.T) {
+	data := filepath.Join(shortTempDir(t), "d")
+	srv := startServer(t, data, nil)
+	createUser(t, data, "alice", "alice-password")
+	var c admin.ClientInfo
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "spa", "--public",
+		"--redirect-uri", "http://127.0.0.1:9/cb", "--scope", "read")), &c)
+	key, _ := dpop.GenerateKey(dpop.ES256)
+	r := dpopCodeFlow(t, srv, c, key)
+	rt, _ := r.body["refresh_token"].(string)
+	if r.status != 200 || rt == "" {
+		t.Fatalf("code: %d %v", r.status, r.body)
+	}
+	thief, _ := dpop.GenerateKey(dpop.ES256)
+	if r := dpopTokenRequest(t, srv, c, thief, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}); r.code() != "invalid_grant" {
+		t.Fatalf("the copy refreshed with the thief's key: %d %v", r.status, r.body)
+	}
+	res, err := http.PostForm(srv.url+"/oauth2/revoke", url.Values{"client_id": {c.ClientID}, "token": {rt}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("revocation with the copy: %d", res.StatusCode)
+	}
+	if r := dpopTokenRequest(t, srv, c, key, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}); r.code() != "invalid_grant" {
+		t.Fatalf("the holder refreshed after the revocation: %d %v", r.status, r.body)
+	}
+}
+
+// TestDPoPKeyAlgorithm: --dpop-alg is honoured for an existing key file, not only when one is
+// created: an RSA key created for RS256 was used as PS256 on later runs whatever --dpop-alg
+// said. Without --dpop-alg an existing key gets its type's algorithm, and an RSA key, which has
+// two, is an error naming the flag; an algorithm that does not fit the key is an error.
+func TestDPoPKeyAlgorithm(t *testing.T) {
+	dir := t.TempDir()
+	rsaFile, ecFile, edFile := filepath.Join(dir, "rsa.pem"), filepath.Join(dir, "ec.pem"), filepath.Join(dir, "ed.pem")
+	var out strings.Builder
+	for _, c := range []struct{ file, alg string }{{rsaFile, dpop.RS256}, {ecFile, dpop.ES256}, {edFile, dpop.EdDSA}} {
+		k, err := loadOrCreateDPoPKey(&out, c.file, c.alg, c.alg != dpop.ES256)
+		if err != nil || k.Algorithm() != c.alg {
+			t.Fatalf("creating a %s key: %v %v", c.alg, k, err)
+		}
+	}
+	if !strings.Contains(out.String(), "give --dpop-alg RS256 with it every time") {
+		t.Fatalf("creating an RSA key does not say to repeat --dpop-alg: %q", out.String())
+	}
+	for _, c := range []struct {
+		name, file, alg string
+		algSet          bool
+		want            string // the algorithm, or "" for an error
+		errHas          string
+	}{
+		{"RSA key, RS256", rsaFile, dpop.RS256, true, dpop.RS256, ""},
+		{"RSA key, PS256", rsaFile, dpop.PS256, true, dpop.PS256, ""},
+		{"RSA key, no --dpop-alg", rsaFile, dpop.ES256, false, "", "--dpop-alg"},
+		{"RSA key, ES256", rsaFile, dpop.ES256, true, "", "used with RS256 or PS256"},
+		{"P-256 key, no --dpop-alg", ecFile, dpop.ES256, false, dpop.ES256, ""},
+		{"P-256 key, EdDSA", ecFile, dpop.EdDSA, true, "", "used with ES256"},
+		{"Ed25519 key, no --dpop-alg", edFile, dpop.ES256, false, dpop.EdDSA, ""},
+	} {
+		k, err := loadOrCreateDPoPKey(io.Discard, c.file, c.alg, c.algSet)
+		switch {
+		case c.want != "" && (err != nil || k.Algorithm() != c.want):
+			t.Errorf("%s: %v %v; want %s", c.name, k, err, c.want)
+		case c.want == "" && (err == nil || !strings.Contains(err.Error(), c.errHas)):
+			t.Errorf("%s: %v; want an error about %s", c.name, err, c.errHas)
+		}
 	}
 }

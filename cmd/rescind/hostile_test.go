@@ -144,12 +144,13 @@ func TestHostileClients(t *testing.T) {
 		"authorize":  "/oauth2/authorize",
 		"login":      "/login",
 		"apps":       "/account/apps",
+		"sessions":   "/account/sessions",
 		"healthz":    "/healthz",
 	}
 	// What a GET with junk in its query gets: the documents and pages that take no parameters
 	// ignore them (200); the apps page sends a browser without a session to log in (303); the
 	// authorization endpoint and the event stream refuse (4xx).
-	junkQuery := map[string]int{"metadata": 200, "jwks": 200, "statuslist": 200, "healthz": 200, "login": 200, "apps": 303}
+	junkQuery := map[string]int{"metadata": 200, "jwks": 200, "statuslist": 200, "healthz": 200, "login": 200, "apps": 303, "sessions": 303}
 	for ep, path := range getEndpoints {
 		for _, m := range []string{"PUT", "DELETE", "PATCH"} {
 			cases = append(cases, hostileCase{endpoint: ep, name: "method " + m, method: m, path: path, contentType: form})
@@ -205,6 +206,11 @@ func TestHostileClients(t *testing.T) {
 		hostileCase{endpoint: "login", name: "POST oversized", method: "POST", path: "/login", contentType: form, body: "username=" + strings.Repeat("u", 1<<20)},
 		hostileCase{endpoint: "consent", name: "POST without CSRF", method: "POST", path: "/oauth2/authorize", contentType: form, body: "decision=allow&request=client_id%3Dx"},
 		hostileCase{endpoint: "apps", name: "revoke without session", method: "POST", path: "/account/apps/revoke", contentType: form, body: "grant_id=x", want: http.StatusSeeOther},
+		hostileCase{endpoint: "sessions", name: "end without session", method: "POST", path: "/account/sessions/end", contentType: form, body: "session_id=x", want: http.StatusSeeOther},
+		hostileCase{endpoint: "sessions", name: "end all without session", method: "POST", path: "/account/sessions/end-all", contentType: form, want: http.StatusSeeOther},
+		hostileCase{endpoint: "sessions", name: "forged session cookie", method: "GET", path: "/account/sessions", header: map[string]string{"Cookie": "rescind_session=" + strings.Repeat("A", 43)}, want: http.StatusSeeOther},
+		hostileCase{endpoint: "sessions", name: "oversized session cookie", method: "GET", path: "/account/sessions", header: map[string]string{"Cookie": "rescind_session=" + strings.Repeat("A", 8000)}, want: http.StatusSeeOther},
+		hostileCase{endpoint: "logout", name: "logout oversized", method: "POST", path: "/logout", contentType: form, body: "csrf_token=" + strings.Repeat("c", 1<<20)},
 		// The mux cleans the path and redirects to the clean one, on this server.
 		hostileCase{endpoint: "unknown", name: "unknown path", method: "GET", path: "/nope/../../etc/passwd", want: http.StatusTemporaryRedirect},
 		hostileCase{endpoint: "unknown", name: "unknown clean path", method: "GET", path: "/etc/passwd"},

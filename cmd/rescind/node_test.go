@@ -90,15 +90,17 @@ func TestNodeDPoPInterop(t *testing.T) {
 	key := make([]byte, 32)
 	copy(key, "resource server nonce key, 32 b.")
 	nonces, _ := dpop.NewNonces(key, time.Minute)
+	api := httptest.NewUnstartedServer(nil)
 	mw, err := resource.New(context.Background(), resource.Config{Issuer: srv.url, ClientID: rs.ClientID, ClientSecret: rs.ClientSecret,
-		IntrospectionCacheTTL: time.Nanosecond, DPoPNonces: nonces})
+		IntrospectionCacheTTL: time.Nanosecond, DPoPNonces: nonces, BaseURL: "http://" + api.Listener.Addr().String()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mw.Close()
-	api := httptest.NewServer(mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	api.Config.Handler = mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"photos":["cat.jpg"]}`)
-	})))
+	}))
+	api.Start()
 	defer api.Close()
 
 	for _, lib := range []string{"openid-client", "oauth4webapi"} {

@@ -215,7 +215,10 @@ JSON by default, one line with --output json, or only the access token with --ou
 With --dpop-key FILE the request carries a DPoP proof (RFC 9449) made with the private key in
 FILE, so the token is bound to that key (token_type "DPoP"): it is useless without the key. FILE
 is created (mode 0600, a new --dpop-alg key) if it does not exist; keep it as secret as a
-password. A server nonce (use_dpop_nonce) is handled by retrying once.`,
+password. An existing key is used with --dpop-alg if given (it must fit the key), else with the
+algorithm of its type: ES256 for P-256, EdDSA for Ed25519; an RSA key serves RS256 and PS256
+alike, so for one --dpop-alg must say which. A server nonce (use_dpop_nonce) is handled by
+retrying once.`,
 		Example: `  TOKEN=$(rescind token --issuer http://127.0.0.1:8080 --client-id ID --client-secret-file secret.txt --output token)
   rescind token --issuer http://127.0.0.1:8080 --client-id ID --dpop-key dpop.pem    # a DPoP-bound token`,
 		Args: cobra.NoArgs,
@@ -228,7 +231,7 @@ password. A server nonce (use_dpop_nonce) is handled by retrying once.`,
 				return err
 			}
 			if dpopKey != "" {
-				if c.DPoP, err = loadOrCreateDPoPKey(cmd.ErrOrStderr(), dpopKey, dpopAlg); err != nil {
+				if c.DPoP, err = loadOrCreateDPoPKey(cmd.ErrOrStderr(), dpopKey, dpopAlg, cmd.Flags().Changed("dpop-alg")); err != nil {
 					return err
 				}
 			}
@@ -261,17 +264,25 @@ password. A server nonce (use_dpop_nonce) is handled by retrying once.`,
 }
 
 // loadOrCreateDPoPKey reads the DPoP key in path (PKCS #8 PEM), or, if there is no such file,
-// generates one for alg and writes it there, mode 0600, saying so on w.
-func loadOrCreateDPoPKey(w io.Writer, path, alg string) (*dpop.Key, error) {
+// generates one for alg and writes it there, mode 0600, saying so on w. An existing key is used
+// with alg if algSet (the --dpop-alg flag was given), else with its type's algorithm; an RSA key
+// has two (RS256, PS256), so it needs algSet.
+func loadOrCreateDPoPKey(w io.Writer, path, alg string, algSet bool) (*dpop.Key, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
 		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 			fmt.Fprintf(w, "rescind: warning: the DPoP key %s is readable by others (mode %s): chmod 600 %s\n",
 				path, fi.Mode().Perm(), shellQuote(path))
 		}
+		if !algSet {
+			alg = ""
+		}
 		var k *dpop.Key
-		if k, err = dpop.ParseKey(b, ""); err != nil {
+		if k, err = dpop.ParseKey(b, alg); err != nil {
 			return nil, fmt.Errorf("--dpop-key %s: %w", path, err)
+		}
+		if !algSet && (k.Algorithm() == dpop.RS256 || k.Algorithm() == dpop.PS256) {
+			return nil, fmt.Errorf("--dpop-key %s is an RSA key, which serves RS256 and PS256: say which with --dpop-alg", path)
 		}
 		return k, nil
 	}
@@ -299,6 +310,9 @@ func loadOrCreateDPoPKey(w io.Writer, path, alg string) (*dpop.Key, error) {
 		return nil, fmt.Errorf("--dpop-key: writing the key file: %w", err)
 	}
 	fmt.Fprintf(w, "rescind: created the DPoP key %s (%s, thumbprint %s)\n", path, k.Algorithm(), k.Thumbprint())
+	if alg == dpop.RS256 || alg == dpop.PS256 {
+		fmt.Fprintf(w, "rescind: an RSA key serves RS256 and PS256: give --dpop-alg %s with it every time\n", alg)
+	}
 	return k, nil
 }
 

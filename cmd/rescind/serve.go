@@ -79,8 +79,8 @@ Precedence: flag, then environment, then config file, then default.
 	addSettingFlags(cmd, false, "addr", "issuer", "log_format", "log_level", "admin_addr", "db", "poll_interval",
 		"access_token_ttl", "refresh_token_ttl", "revoke_grant_with_access_token", "signing_alg", "status_list_ttl",
 		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "audit_retention", "janitor_interval",
-		"access_log", "metrics_addr", "trusted_proxies", "clock_skew", "dpop_nonce", "registration", "registration_per_hour",
-		"client_metadata_documents", "allow_insecure_redirect", "scopes")
+		"access_log", "metrics_addr", "trusted_proxies", "clock_skew", "dpop_nonce", "session_idle", "session_max", "registration",
+		"registration_per_hour", "client_metadata_documents", "allow_insecure_redirect", "scopes")
 	return cmd
 }
 
@@ -601,7 +601,7 @@ func (m *Main) buildHandlers(context.Context) error {
 	}
 	m.limiter = ratelimit.New(ratelimit.Config{Burst: c.AuthFailureBurst, PerMinute: c.AuthFailurePerMinute})
 	m.pages, err = web.New(web.Config{Issuer: m.Issuer, Store: m.store, Clients: m.clients, Committer: m.committer, Box: m.box,
-		Logger: m.Logger, Limiter: m.limiter, Now: m.Now, Gate: gate})
+		Logger: m.Logger, Limiter: m.limiter, Now: m.Now, Gate: gate, SessionIdle: c.SessionIdle, SessionMax: c.SessionMax})
 	if err != nil {
 		return err
 	}

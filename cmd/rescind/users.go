@@ -59,7 +59,12 @@ func newUserCommand() *cobra.Command {
 		},
 	}
 	del := &cobra.Command{
-		Use: "delete USERNAME", Short: "Delete a user and revoke every grant they gave", Args: cobra.ExactArgs(1),
+		Use:   "delete USERNAME",
+		Short: "Delete a user: end their sessions and revoke every grant they gave; print the counts",
+		Long: `Delete a user. Every sign-in session of theirs ends and every grant they gave is revoked, in
+one transaction; it prints {"sessions_ended", "grants_revoked", "refresh_tokens_revoked"}. Access
+tokens are not stored, so they are not counted: every access token of those grants stops working.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadSettings(cmd)
 			if err != nil {
@@ -72,7 +77,71 @@ func newUserCommand() *cobra.Command {
 			return printJSON(cmd.OutOrStdout(), res)
 		},
 	}
-	cmd.AddCommand(create, list, del)
+	sessions := &cobra.Command{
+		Use: "sessions USERNAME", Short: "List a user's sign-in sessions as JSON", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadSettings(cmd)
+			if err != nil {
+				return err
+			}
+			list, err := adminClient(cfg).UserSessions(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), list)
+		},
+	}
+	logout := &cobra.Command{
+		Use:   "logout USERNAME",
+		Short: "End every sign-in session of a user, on every instance; print how many",
+		Long: `End every sign-in session of a user: each browser where they are signed in must sign in again,
+on every instance. The apps they allowed keep their access (revoke it with revoke-all --user, or
+set-password --revoke-grants).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadSettings(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := adminClient(cfg).LogoutUser(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), res)
+		},
+	}
+	var revokeGrants, newFromStdin bool
+	setPassword := &cobra.Command{
+		Use:   "set-password USERNAME --password-stdin [--revoke-grants]",
+		Short: "Set a user's password (read from stdin); every session of theirs ends",
+		Long: `Set a user's password, read from stdin. Every sign-in session of theirs ends, on every instance;
+with --revoke-grants every grant they gave is revoked too (every app must be authorized again).
+It prints {"sessions_ended", "grants_revoked", "refresh_tokens_revoked"}.`,
+		Example: `  printf '%s' "$NEW_PASSWORD" | rescind user set-password alice --password-stdin --revoke-grants`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadSettings(cmd)
+			if err != nil {
+				return err
+			}
+			if !newFromStdin {
+				return errors.New("--password-stdin is required: passwords are not taken on the command line")
+			}
+			b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4096))
+			if err != nil {
+				return fmt.Errorf("reading password: %w", err)
+			}
+			res, err := adminClient(cfg).SetPassword(cmd.Context(), args[0], admin.SetPasswordRequest{
+				Password: strings.TrimRight(string(b), "\r\n"), RevokeGrants: revokeGrants})
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), res)
+		},
+	}
+	setPassword.Flags().BoolVar(&newFromStdin, "password-stdin", false, "read the password from stdin")
+	setPassword.Flags().BoolVar(&revokeGrants, "revoke-grants", false, "also revoke every grant the user gave")
+	cmd.AddCommand(create, list, del, sessions, logout, setPassword)
 	return cmd
 }
 

@@ -26,9 +26,13 @@
 // curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:9000/photos
 //
 // DPoP-bound tokens (RFC 9449) are accepted too, as "Authorization: DPoP $TOKEN" with a DPoP
-// proof header, and only so: a bound token copied without its key is refused. DPOP_NONCE=1 makes
-// proofs carry a nonce of this server (RFC 9449 §9); BASE_URL is the URL clients address it by,
-// when that is not the one it listens on (behind a proxy).
+// proof header, and only so: a bound token copied without its key is refused. A proof names the
+// URL it was made for (htu): BASE_URL is this server's URL as clients address it, by default
+// http://ADDR (so with the default ADDR, clients call http://127.0.0.1:9000/photos). Set it
+// behind a proxy or TLS terminator, or when ADDR listens on every interface (":9000",
+// "0.0.0.0:9000"): then there is no default, and bound tokens are refused until it is set.
+// It never comes from the request's Host header, which the sender chooses. DPOP_NONCE=1 makes
+// proofs carry a nonce of this server (RFC 9449 §9).
 package main
 
 import (
@@ -36,6 +40,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -48,6 +53,11 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	addr := envOr("ADDR", "127.0.0.1:9000")
+	baseURL := envOr("BASE_URL", defaultBaseURL(addr))
+	if baseURL == "" {
+		log.Printf("BASE_URL is not set and ADDR %s names no one address: DPoP-bound tokens will be refused", addr)
+	}
 	mw, err := resource.New(ctx, resource.Config{
 		Issuer:         os.Getenv("RESCIND_ISSUER"),
 		Audience:       os.Getenv("AUDIENCE"), // empty: the issuer, the default audience of tokens
@@ -58,7 +68,7 @@ func main() {
 		ClientSecret: os.Getenv("RESCIND_CLIENT_SECRET"),
 		Push:         os.Getenv("RESCIND_CLIENT_ID") != "",
 		// DPoP-bound tokens are checked with their proofs; Bearer tokens work as before.
-		BaseURL:    os.Getenv("BASE_URL"),
+		BaseURL:    baseURL,
 		DPoPNonces: nonces(),
 	})
 	if err != nil {
@@ -77,7 +87,6 @@ func main() {
 	mux.HandleFunc("GET /staleness", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]string{"bound": mw.StalenessBound().String()})
 	})
-	addr := envOr("ADDR", "127.0.0.1:9000")
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { <-ctx.Done(); srv.Shutdown(context.Background()) }()
 	log.Printf("resource server on http://%s, protected resource metadata at %s (staleness bound %v)", addr, mw.MetadataURL(), mw.StalenessBound())
@@ -98,6 +107,20 @@ func nonces() *dpop.Nonces {
 		log.Fatal(err)
 	}
 	return n
+}
+
+// defaultBaseURL is http://addr, the URL clients address this server by when they reach it
+// directly, or "" when addr listens on every interface (no host, 0.0.0.0, ::) and so says
+// nothing of that URL.
+func defaultBaseURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return ""
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 func envOr(k, def string) string {

@@ -157,6 +157,23 @@ func (c *Committer) RevokeGrants(ctx context.Context, f rescind.GrantFilter, rev
 	return revs, n, nil
 }
 
+// EndSessions ends the sessions matching f through the store (one transaction: sessions
+// deleted, records and audit written) and applies the records to the state, so that this
+// instance refuses them before it returns. It returns the records.
+func (c *Committer) EndSessions(ctx context.Context, f rescind.SessionFilter, rev rescind.Revocation) ([]rescind.Revocation, error) {
+	// Not cut short by the caller going away: once asked for, the end is carried through and
+	// applied here (the caller learns of a failure, never of a half-applied end).
+	revs, err := c.store.EndSessions(context.WithoutCancel(ctx), f, rev)
+	if err != nil {
+		return nil, fmt.Errorf("revocation: ending sessions: %w", err)
+	}
+	c.Apply(revs...)
+	return revs, nil
+}
+
+// SessionEnded reports whether the session was ended, from the in-memory state.
+func (c *Committer) SessionEnded(id string) bool { return c.state.SessionEnded(id) }
+
 // Apply applies records committed by other means (a client or user deletion) to the state.
 func (c *Committer) Apply(revs ...rescind.Revocation) {
 	c.state.Apply(revs...)

@@ -60,6 +60,13 @@
 //     retirement. The key seals or signs nothing after it, and no token lives longer than 30
 //     days. The retirement is also stored with the key, and final in every instance's keyring,
 //     so this record only carries the news to event subscribers.
+//   - RevokeSession (a person's sign-in session ended: signed out, user logout, a new
+//     password, the person deleted): the session's absolute expiry, fixed when it was created
+//     and stored with it (nothing extends it: not its use, not a later --session-max). Every
+//     instance checks this state on each use of a session, after reading it from its cache or
+//     the store, and refuses it past that expiry by its own clock; the store deletes the
+//     session in the transaction that writes the record, so no read after the commit finds it.
+//     The same clock argument as for tokens applies, with the session's expiry as its exp.
 //   - RevokeClient from a client's deletion: RevokedAt = ExpiresAt = D + 30 days + 10 minutes,
 //     D the deletion. Tokens issued before D expire within 30 days of it; an instance that has
 //     not learnt of the deletion yet (its poll interval at most) may issue a few more, each at

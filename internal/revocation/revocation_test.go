@@ -89,6 +89,26 @@ func TestStateTokenAndClientCutoff(t *testing.T) {
 	}
 }
 
+// TestStateSessions: an ended session is refused until its record's expiry (the session's
+// own), merging keeps the later expiry, and it touches nothing but that session.
+func TestStateSessions(t *testing.T) {
+	s := NewState()
+	end := func(id string, exp time.Time) {
+		s.Apply(rescind.Revocation{Kind: rescind.RevokeSession, Key: id, Subject: "u1", RevokedAt: t0, ExpiresAt: exp})
+	}
+	end("s1", t0.Add(time.Hour))
+	end("s1", t0.Add(time.Minute)) // ending again cannot shorten it
+	if !s.SessionEnded("s1") || s.SessionEnded("s2") || s.IsRevoked("s1", "s1", "", t0) || s.GrantRevoked("s1") {
+		t.Fatal("session record not exact")
+	}
+	if s.Prune(t0.Add(time.Hour)); !s.SessionEnded("s1") || s.Len() != 1 {
+		t.Fatal("pruned at the session's expiry")
+	}
+	if got := s.Prune(t0.Add(time.Hour + time.Nanosecond)); got != 1 || s.SessionEnded("s1") || s.Len() != 0 {
+		t.Fatalf("Prune after the session's expiry dropped %d", got)
+	}
+}
+
 func TestCommitterGroupsConcurrentRevocations(t *testing.T) {
 	fs := &fakeStore{gate: make(chan struct{}), entered: make(chan struct{}, 1)}
 	st := NewState()

@@ -21,6 +21,8 @@ type State struct {
 	tokens  map[string]int64 // token id -> record expiry (Unix ns)
 	grants  map[string]int64 // grant id -> record expiry
 	clients map[string]cutoff
+	// sessions are the ended sessions: session id -> record expiry (the session's own).
+	sessions map[string]int64
 	// statuses are the revoked status list entries: list id -> index -> record expiry.
 	statuses map[string]map[int64]int64
 	// versions counts changes per list, so a published list is re-rendered only when it changed.
@@ -31,7 +33,7 @@ type State struct {
 // NewState returns an empty State.
 func NewState() *State {
 	return &State{tokens: make(map[string]int64), grants: make(map[string]int64), clients: make(map[string]cutoff),
-		statuses: make(map[string]map[int64]int64), versions: make(map[string]uint64)}
+		sessions: make(map[string]int64), statuses: make(map[string]map[int64]int64), versions: make(map[string]uint64)}
 }
 
 // IsRevoked reports whether the token with id jti, of grant grantID (empty if none), issued to
@@ -67,6 +69,8 @@ func (s *State) Apply(revs ...rescind.Revocation) {
 		case rescind.RevokeClient:
 			c := s.clients[r.Key]
 			s.clients[r.Key] = cutoff{revokedAt: max(c.revokedAt, r.RevokedAt.UnixNano()), expiresAt: max(c.expiresAt, exp)}
+		case rescind.RevokeSession:
+			s.sessions[r.Key] = max(s.sessions[r.Key], exp)
 		}
 		if r.StatusList != "" && r.StatusIdx >= 0 {
 			m := s.statuses[r.StatusList]
@@ -139,7 +143,22 @@ func (s *State) Prune(now time.Time) int {
 			n++
 		}
 	}
+	for k, exp := range s.sessions {
+		if exp < t {
+			delete(s.sessions, k)
+			n++
+		}
+	}
 	return n
+}
+
+// SessionEnded reports whether the session with the given id was ended (its record is held
+// until the session's own expiry, past which the session is dead by itself).
+func (s *State) SessionEnded(id string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.sessions[id]
+	return ok
 }
 
 // GrantRevoked reports whether the grant is revoked.
@@ -154,7 +173,7 @@ func (s *State) GrantRevoked(grantID string) bool {
 func (s *State) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.tokens) + len(s.grants) + len(s.clients)
+	return len(s.tokens) + len(s.grants) + len(s.clients) + len(s.sessions)
 }
 
 // Load reads every record newer than the last one seen from the store and applies it; called at

@@ -165,3 +165,47 @@ func (s *Store) RetireKey(ctx context.Context, id string, rev rescind.Revocation
 	}
 	return activated, nil
 }
+
+// CreateSession implements rescind.Store. The user's row is read FOR UPDATE: an end of all the
+// user's sessions (which moves the epoch holding that row) either commits first, and the epoch
+// read here has moved, or waits for this session and then ends it.
+func (s *Store) CreateSession(ctx context.Context, sess rescind.Session) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.SessionCreation(ctx, s.q(tx), sess, forUpdate) })
+	if err != nil {
+		return fmt.Errorf("postgres: creating session: %w", err)
+	}
+	return nil
+}
+
+// EndSessions implements rescind.Store: the user's row (for a filter without ID), then the
+// sessions, are held until commit; every instance applies the records at commit.
+func (s *Store) EndSessions(ctx context.Context, f rescind.SessionFilter, rev rescind.Revocation) ([]rescind.Revocation, error) {
+	var revs []rescind.Revocation
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
+		if revs, err = sqlstore.SessionEnding(ctx, s.q(tx), f, rev, forUpdate); err != nil || len(revs) == 0 {
+			return err // writeRevocations would notify a reload of nothing
+		}
+		return writeRevocations(ctx, tx, revs)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: ending sessions: %w", err)
+	}
+	return revs, nil
+}
+
+// SetPassword implements rescind.Store, holding the user's row, then the sessions' and grants'
+// rows, as EndSessions and RevokeGrants do.
+func (s *Store) SetPassword(ctx context.Context, id, hash string, revokeGrants bool, rev rescind.Revocation) ([]rescind.Revocation, int64, error) {
+	var revs []rescind.Revocation
+	var n int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
+		if revs, n, err = sqlstore.PasswordChange(ctx, s.q(tx), id, hash, revokeGrants, rev, forUpdate); err != nil || len(revs) == 0 {
+			return err
+		}
+		return writeRevocations(ctx, tx, revs)
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: setting the password of user %q: %w", id, err)
+	}
+	return revs, n, nil
+}

@@ -231,3 +231,43 @@ func (s *Store) RetireKey(ctx context.Context, id string, rev rescind.Revocation
 	}
 	return activated, nil
 }
+
+// CreateSession implements rescind.Store: the write lock keeps the user's epoch from moving
+// before the session is stored.
+func (s *Store) CreateSession(ctx context.Context, sess rescind.Session) error {
+	if err := inTx(ctx, s.db, func(tx *sql.Tx) error { return s.SessionCreation(ctx, s.q(tx), sess, "") }); err != nil {
+		return fmt.Errorf("sqlite: creating session: %w", err)
+	}
+	return nil
+}
+
+// EndSessions implements rescind.Store.
+func (s *Store) EndSessions(ctx context.Context, f rescind.SessionFilter, rev rescind.Revocation) ([]rescind.Revocation, error) {
+	var revs []rescind.Revocation
+	err := inTx(ctx, s.db, func(tx *sql.Tx) (err error) {
+		if revs, err = sqlstore.SessionEnding(ctx, s.q(tx), f, rev, ""); err != nil {
+			return err
+		}
+		return writeRevocations(ctx, tx, revs)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: ending sessions: %w", err)
+	}
+	return revs, nil
+}
+
+// SetPassword implements rescind.Store.
+func (s *Store) SetPassword(ctx context.Context, id, hash string, revokeGrants bool, rev rescind.Revocation) ([]rescind.Revocation, int64, error) {
+	var revs []rescind.Revocation
+	var n int64
+	err := inTx(ctx, s.db, func(tx *sql.Tx) (err error) {
+		if revs, n, err = sqlstore.PasswordChange(ctx, s.q(tx), id, hash, revokeGrants, rev, ""); err != nil {
+			return err
+		}
+		return writeRevocations(ctx, tx, revs)
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite: setting the password of user %q: %w", id, err)
+	}
+	return revs, n, nil
+}

@@ -28,6 +28,8 @@ func rowsFaultTests() []struct {
 	}{
 		{"RowsFailureRevokesNoGrant", testRowsFailureRevokeGrants},
 		{"RowsFailureDeletesNoUser", testRowsFailureDeleteUser},
+		{"RowsFailureEndsNoSession", testRowsFailureEndSessions},
+		{"RowsFailureSetsNoPassword", testRowsFailureSetPassword},
 		{"RowsFailureDeletesNoClient", testRowsFailureDeleteClient},
 		{"RowsFailureRetiresNoKey", testRowsFailureRetireKey},
 		{"RowsFailureListsNothing", testRowsFailureLists},
@@ -67,8 +69,9 @@ func sweep(t *testing.T, s rescind.Store, fail RowsFault, state func() string, o
 
 // revocable fills s with what grant revocations touch, around user u1 and client c1: active
 // grants g1 (c1), g2 (c2) and g3 (c3) of u1, each with a refresh token, an unused code, a
-// bound from a redeemed code and two status list entries; and g0 (c1, u1), revoked before,
-// whose record is gone while its tokens may be alive, so that revoking again writes it back.
+// bound from a redeemed code and two status list entries; g0 (c1, u1), revoked before,
+// whose record is gone while its tokens may be alive, so that revoking again writes it back;
+// and two sessions of u1 (s1, s2) and one of u2 (s3).
 func revocable(t *testing.T, s rescind.Store) {
 	t.Helper()
 	ctx := context.Background()
@@ -108,6 +111,9 @@ func revocable(t *testing.T, s rescind.Store) {
 			must(s.RecordGrantTokenStatus(ctx, id, "list", int64(10*i+j), base.Add(2*time.Hour)))
 		}
 	}
+	must(s.CreateSession(ctx, session("s1", "u1")))
+	must(s.CreateSession(ctx, session("s2", "u1")))
+	must(s.CreateSession(ctx, session("s3", "u2")))
 	k := rescind.Key{ID: "k-old", Use: "sign", Algorithm: "ES256", Sealed: []byte{1}, CreatedAt: base.Add(-2 * time.Hour)}
 	must(s.CreateKey(ctx, k))
 	k.ID, k.CreatedAt, k.ActivatesAt = "k-new", base.Add(-time.Hour), base.Add(time.Hour)
@@ -136,8 +142,12 @@ func state(t *testing.T, s rescind.Store) string {
 		_, err = s.GetCode(ctx, "h-"+id)
 		fmt.Fprintf(&b, "  refresh token %v, code %v\n", rt, found(err))
 	}
-	_, err := s.GetUser(ctx, "u1")
-	fmt.Fprintf(&b, "user u1 %v\n", found(err))
+	u, err := s.GetUser(ctx, "u1")
+	fmt.Fprintf(&b, "user u1 %v epoch %d password %s\n", found(err), u.Epoch, u.PasswordHash)
+	for _, id := range []string{"s1", "s2", "s3"} {
+		_, err := s.GetSession(ctx, "hash-"+id)
+		fmt.Fprintf(&b, "session %s %v\n", id, found(err))
+	}
 	_, err = s.GetClient(ctx, "c1")
 	fmt.Fprintf(&b, "client c1 %v\n", found(err))
 	revs, err := s.RevocationsSince(ctx, 0, base, 1000)
@@ -232,8 +242,38 @@ func testRowsFailureDeleteUser(t *testing.T, s rescind.Store, fail RowsFault) {
 	if _, err := s.GetUser(ctx, "u1"); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatalf("after DeleteUser: GetUser = %v", err)
 	}
-	if revoked, withToken := revokedGrants(t, s); len(revoked) != 4 || len(withToken) != 0 || len(revs) != 11 {
+	if revoked, withToken := revokedGrants(t, s); len(revoked) != 4 || len(withToken) != 0 || len(revs) != 13 {
 		t.Fatalf("after DeleteUser: revoked %v, refresh tokens left for %v, records %s", revoked, withToken, keysOf(revs))
+	}
+}
+
+// testRowsFailureEndSessions: ending every session of a user reads them; a failed read ends
+// none and leaves the epoch.
+func testRowsFailureEndSessions(t *testing.T, s rescind.Store, fail RowsFault) {
+	revocable(t, s)
+	ctx := context.Background()
+	var revs []rescind.Revocation
+	sweep(t, s, fail, func() string { return state(t, s) }, func() (err error) {
+		revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1"}, rescind.Revocation{RevokedAt: base, Actor: "admin", Reason: "logout"})
+		return err
+	})
+	if keysOf(revs) != "session:s1 session:s2" {
+		t.Fatalf("EndSessions wrote %s", keysOf(revs))
+	}
+}
+
+// testRowsFailureSetPassword: a new password ends the user's sessions and, asked to, revokes
+// their grants; a failed read keeps the old password, every session and every grant.
+func testRowsFailureSetPassword(t *testing.T, s rescind.Store, fail RowsFault) {
+	revocable(t, s)
+	ctx := context.Background()
+	var revs []rescind.Revocation
+	sweep(t, s, fail, func() string { return state(t, s) }, func() (err error) {
+		revs, _, err = s.SetPassword(ctx, "u1", "new", true, rescind.Revocation{RevokedAt: base.Add(time.Hour), Actor: "admin", Reason: "password set"})
+		return err
+	})
+	if revoked, _ := revokedGrants(t, s); len(revoked) != 4 || len(revs) != 13 {
+		t.Fatalf("after SetPassword: revoked %v, records %s", revoked, keysOf(revs))
 	}
 }
 

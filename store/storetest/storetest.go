@@ -81,6 +81,9 @@ func RunTests(t *testing.T, opener Opener, opts ...Option) {
 	for _, tc := range dpopTests() {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
 	}
+	for _, tc := range sessionTests() {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
+	}
 	for _, tc := range rowsFaultTests() {
 		t.Run(tc.name, func(t *testing.T) {
 			if o.rowsFault == nil {
@@ -102,7 +105,7 @@ func sampleClient(id string) rescind.Client {
 		GrantTypes: []string{rescind.GrantClientCredentials}, Scopes: []string{"read", "write"},
 		RedirectURIs: []string{"https://app.example/cb"}, TokenTTL: 90 * time.Minute, CreatedAt: base, AllowPlainPKCE: true,
 		TokenFormat: rescind.TokenFormatJWT, ResourceServer: true, Resources: []string{"https://api.example", "urn:example:photos"},
-		AllowInsecureRedirect: true, AllowedResources: []string{"https://api.example", "https://other.example/v1"},
+		AllowInsecureRedirect: true, FirstParty: true, AllowedResources: []string{"https://api.example", "https://other.example/v1"},
 		Registration: rescind.RegistrationDynamic, RegistrationTokenHash: "5f2b0c",
 	}
 }
@@ -113,7 +116,7 @@ func equalClient(a, b rescind.Client) bool {
 		slices.Equal(a.GrantTypes, b.GrantTypes) && slices.Equal(a.Scopes, b.Scopes) &&
 		slices.Equal(a.RedirectURIs, b.RedirectURIs) && a.TokenTTL == b.TokenTTL && a.CreatedAt.Equal(b.CreatedAt) &&
 		a.AllowPlainPKCE == b.AllowPlainPKCE && a.TokenFormat == b.TokenFormat && a.ResourceServer == b.ResourceServer &&
-		slices.Equal(a.Resources, b.Resources) && a.AllowInsecureRedirect == b.AllowInsecureRedirect &&
+		slices.Equal(a.Resources, b.Resources) && a.AllowInsecureRedirect == b.AllowInsecureRedirect && a.FirstParty == b.FirstParty &&
 		slices.Equal(a.AllowedResources, b.AllowedResources) && a.Registration == b.Registration &&
 		a.RegistrationTokenHash == b.RegistrationTokenHash
 }
@@ -174,6 +177,7 @@ func testUpdateClient(t *testing.T, s rescind.Store) {
 	up.Registration = rescind.RegistrationMetadataDocument
 	up.PreviousSecretHash, up.SecretHash = c.SecretHash, "$argon2id$v=19$m=64,t=1,p=1$bmV3$bmV3"
 	up.PreviousSecretExpiresAt = base.Add(24 * time.Hour)
+	up.FirstParty = false
 	up.CreatedAt = base.Add(time.Hour) // ignored
 	if err := s.UpdateClient(ctx, up); err != nil {
 		t.Fatal(err)

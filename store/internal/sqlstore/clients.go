@@ -9,16 +9,16 @@ import (
 )
 
 const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
-	resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at, require_dpop, allowed_resources,
-	registration, registration_token_hash`
+	resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at, require_dpop, first_party,
+	allowed_resources, registration, registration_token_hash`
 
 func scanClient(row Row) (rescind.Client, error) {
 	var c rescind.Client
 	var gt, sc, ru, res, allowed string
 	var ttl, created, prevExp int64
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &gt, &sc, &ru, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat,
-		&c.ResourceServer, &res, &c.AllowInsecureRedirect, &c.PreviousSecretHash, &prevExp, &c.RequireDPoP, &allowed, &c.Registration,
-		&c.RegistrationTokenHash); err != nil {
+		&c.ResourceServer, &res, &c.AllowInsecureRedirect, &c.PreviousSecretHash, &prevExp, &c.RequireDPoP, &c.FirstParty, &allowed,
+		&c.Registration, &c.RegistrationTokenHash); err != nil {
 		return c, err
 	}
 	var err error
@@ -54,11 +54,11 @@ func tokenFormat(f string) string {
 // CreateClient implements rescind.Store.
 func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
 		c.ID, c.Name, c.SecretHash, c.Public, JSONList(c.GrantTypes), JSONList(c.Scopes), JSONList(c.RedirectURIs),
 		int64(c.TokenTTL), Nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
 		c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.PreviousSecretHash, OptionalNanos(c.PreviousSecretExpiresAt),
-		c.RequireDPoP, JSONList(c.AllowedResources), c.Registration, c.RegistrationTokenHash)
+		c.RequireDPoP, c.FirstParty, JSONList(c.AllowedResources), c.Registration, c.RegistrationTokenHash)
 	if s.d.IsUniqueViolation(err) {
 		return s.errorf("client %q: %w", c.ID, rescind.ErrAlreadyExists)
 	}
@@ -96,11 +96,11 @@ func (s *Store) UpdateClient(ctx context.Context, c rescind.Client) error {
 		n, err := tx.Exec(ctx, `UPDATE clients SET name = $1, secret_hash = $2, public = $3, grant_types = $4, scopes = $5,
 			redirect_uris = $6, token_ttl_ns = $7, allow_plain_pkce = $8, token_format = $9, previous_secret_hash = $10,
 			previous_secret_expires_at = $11, resource_server = $12, resources = $13, allow_insecure_redirect = $14, require_dpop = $15,
-			allowed_resources = $16, registration = $17, registration_token_hash = $18 WHERE id = $19`,
+			allowed_resources = $16, registration = $17, registration_token_hash = $18, first_party = $20 WHERE id = $19`,
 			c.Name, c.SecretHash, c.Public, JSONList(c.GrantTypes), JSONList(c.Scopes), JSONList(c.RedirectURIs), int64(c.TokenTTL),
 			c.AllowPlainPKCE, tokenFormat(c.TokenFormat), c.PreviousSecretHash, OptionalNanos(c.PreviousSecretExpiresAt),
 			c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.RequireDPoP, JSONList(c.AllowedResources), c.Registration,
-			c.RegistrationTokenHash, c.ID)
+			c.RegistrationTokenHash, c.ID, c.FirstParty)
 		if err != nil {
 			return err
 		}

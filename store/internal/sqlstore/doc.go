@@ -28,10 +28,11 @@
 //     of records (deleting a client or user, revoking grants, retiring a key) call the same
 //     writer, in the backend's own transaction.
 //   - Every method whose transaction's isolation matters: RevokeGrants, DeleteUser,
-//     DeleteClient, SaveGrant, RotateRefreshToken, RedeemCode and RetireKey. The backend opens
+//     DeleteClient, SaveGrant, RotateRefreshToken, RedeemCode, RetireKey, CreateSession,
+//     EndSessions and SetPassword. The backend opens
 //     the transaction and takes its locks (PostgreSQL: FOR UPDATE rows and advisory locks;
 //     SQLite: the write lock every transaction takes when it begins, _txlock=immediate), then
-//     runs the shared steps (GrantRevocations, UsableRefreshToken, RaiseGrantBound, ...), each
+//     runs the shared steps (GrantRevocations, SessionEnding, UsableRefreshToken, ...), each
 //     of which takes the lock clause to append to its reads ("" on SQLite, " FOR UPDATE" on
 //     PostgreSQL where a row must be held until commit).
 //   - Notifications to other instances (PostgreSQL's pg_notify): shared methods call

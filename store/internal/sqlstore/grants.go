@@ -11,12 +11,12 @@ import (
 	"github.com/rescind/rescind"
 )
 
-const userColumns = `id, username, password_hash, created_at`
+const userColumns = `id, username, password_hash, created_at, epoch`
 
 func scanUser(row Row) (rescind.User, error) {
 	var u rescind.User
 	var created int64
-	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &created); err != nil {
+	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &created, &u.Epoch); err != nil {
 		return u, err
 	}
 	u.CreatedAt = FromNanos(created)
@@ -25,8 +25,8 @@ func scanUser(row Row) (rescind.User, error) {
 
 // CreateUser implements rescind.Store.
 func (s *Store) CreateUser(ctx context.Context, u rescind.User) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4)`,
-		u.ID, u.Username, u.PasswordHash, Nanos(u.CreatedAt))
+	_, err := s.db.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5)`,
+		u.ID, u.Username, u.PasswordHash, Nanos(u.CreatedAt), u.Epoch)
 	if s.d.IsUniqueViolation(err) {
 		return s.errorf("user %q: %w", u.Username, rescind.ErrAlreadyExists)
 	}
@@ -67,9 +67,11 @@ func (s *Store) ListUsers(ctx context.Context) ([]rescind.User, error) {
 	return out, nil
 }
 
-// UserDeletion deletes the user id in tx and revokes their grants as GrantRevocations does
-// (rev is the template of each grant's record, lock the clause for the first read). It returns
-// the records to write and how many refresh tokens were deleted. A missing user is
+// UserDeletion deletes the user id in tx, ends their sessions as SessionEnding does and revokes
+// their grants as GrantRevocations does (rev is the template of each record, lock the clause
+// for the reads). Deleting the user's row first holds it, as SessionCreation's read does: a
+// sign-in under way either committed its session, which is ended here, or finds no user. It
+// returns the records to write and how many refresh tokens were deleted. A missing user is
 // rescind.ErrNotFound.
 func UserDeletion(ctx context.Context, tx Querier, id string, rev rescind.Revocation, lock string) ([]rescind.Revocation, int64, error) {
 	n, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
@@ -79,16 +81,24 @@ func UserDeletion(ctx context.Context, tx Querier, id string, rev rescind.Revoca
 	if n == 0 {
 		return nil, 0, rescind.ErrNotFound
 	}
-	return GrantRevocations(ctx, tx, rescind.GrantFilter{UserID: id}, rev, lock)
+	sessions, err := SessionEnding(ctx, tx, rescind.SessionFilter{UserID: id}, rev, lock)
+	if err != nil {
+		return nil, 0, err
+	}
+	grants, tokens, err := GrantRevocations(ctx, tx, rescind.GrantFilter{UserID: id}, rev, lock)
+	if err != nil {
+		return nil, 0, err
+	}
+	return append(sessions, grants...), tokens, nil
 }
 
-const grantColumns = `id, client_id, user_id, scopes, created_at, last_used_at, revoked_at, tokens_expire_at, audience`
+const grantColumns = `id, client_id, user_id, scopes, created_at, last_used_at, revoked_at, tokens_expire_at, session_id, audience`
 
 func scanGrant(row Row) (rescind.Grant, error) {
 	var g rescind.Grant
 	var scopes, aud string
 	var created, used, revoked, bound int64
-	if err := row.Scan(&g.ID, &g.ClientID, &g.UserID, &scopes, &created, &used, &revoked, &bound, &aud); err != nil {
+	if err := row.Scan(&g.ID, &g.ClientID, &g.UserID, &scopes, &created, &used, &revoked, &bound, &g.SessionID, &aud); err != nil {
 		return g, err
 	}
 	var err error
@@ -110,9 +120,9 @@ func UpsertGrant(ctx context.Context, tx Querier, g rescind.Grant) (rescind.Gran
 	cur, err := scanGrant(tx.QueryRow(ctx, `SELECT `+grantColumns+` FROM grants
 		WHERE client_id = $1 AND user_id = $2 AND revoked_at = 0 ORDER BY created_at LIMIT 1`, g.ClientID, g.UserID))
 	if isNoRows(err) {
-		_, err := tx.Exec(ctx, `INSERT INTO grants (id, client_id, user_id, scopes, created_at, last_used_at, audience)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, g.ID, g.ClientID, g.UserID, JSONList(g.Scopes), Nanos(g.CreatedAt), Nanos(g.LastUsedAt),
-			JSONList(g.Audience))
+		_, err := tx.Exec(ctx, `INSERT INTO grants (id, client_id, user_id, scopes, created_at, last_used_at, session_id, audience)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, g.ID, g.ClientID, g.UserID, JSONList(g.Scopes), Nanos(g.CreatedAt), Nanos(g.LastUsedAt),
+			g.SessionID, JSONList(g.Audience))
 		return g, err
 	}
 	if err != nil {
@@ -120,7 +130,9 @@ func UpsertGrant(ctx context.Context, tx Querier, g rescind.Grant) (rescind.Gran
 	}
 	cur.Scopes = union(cur.Scopes, g.Scopes)
 	cur.Audience = union(cur.Audience, g.Audience)
-	_, err = tx.Exec(ctx, `UPDATE grants SET scopes = $1, audience = $2 WHERE id = $3`, JSONList(cur.Scopes), JSONList(cur.Audience), cur.ID)
+	cur.SessionID = g.SessionID
+	_, err = tx.Exec(ctx, `UPDATE grants SET scopes = $1, audience = $2, session_id = $3 WHERE id = $4`, JSONList(cur.Scopes),
+		JSONList(cur.Audience), cur.SessionID, cur.ID)
 	return cur, err
 }
 

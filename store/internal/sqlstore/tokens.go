@@ -103,9 +103,10 @@ func RaiseGrantBound(ctx context.Context, tx Querier, id string, exp time.Time) 
 // CreateCode implements rescind.Store.
 func (s *Store) CreateCode(ctx context.Context, c rescind.AuthCode) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO auth_codes (hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given,
-		scope, challenge, challenge_method, created_at, expires_at, dpop_jkt, resources) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		scope, challenge, challenge_method, created_at, expires_at, dpop_jkt, session_id, resources)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		c.Hash, c.ClientID, c.UserID, c.GrantID, c.RedirectURI, c.RedirectURIGiven, c.Scope, c.Challenge, c.ChallengeMethod,
-		Nanos(c.CreatedAt), Nanos(c.ExpiresAt), c.DPoPJKT, JSONList(c.Resources))
+		Nanos(c.CreatedAt), Nanos(c.ExpiresAt), c.DPoPJKT, c.SessionID, JSONList(c.Resources))
 	if err != nil {
 		return s.errorf("storing code: %w", err)
 	}
@@ -113,14 +114,14 @@ func (s *Store) CreateCode(ctx context.Context, c rescind.AuthCode) error {
 }
 
 const codeColumns = `hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given, scope,
-	challenge, challenge_method, created_at, expires_at, used_at, dpop_jkt, resources`
+	challenge, challenge_method, created_at, expires_at, used_at, dpop_jkt, session_id, resources`
 
 func scanCode(row Row) (rescind.AuthCode, error) {
 	var c rescind.AuthCode
 	var created, expires, used int64
 	var res string
 	if err := row.Scan(&c.Hash, &c.ClientID, &c.UserID, &c.GrantID, &c.RedirectURI, &c.RedirectURIGiven, &c.Scope, &c.Challenge,
-		&c.ChallengeMethod, &created, &expires, &used, &c.DPoPJKT, &res); err != nil {
+		&c.ChallengeMethod, &created, &expires, &used, &c.DPoPJKT, &c.SessionID, &res); err != nil {
 		return c, err
 	}
 	c.CreatedAt, c.ExpiresAt, c.UsedAt = FromNanos(created), FromNanos(expires), OptionalTime(used)
@@ -189,7 +190,11 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		}
 		total += n
 	}
-	return total, nil
+	n, err := s.db.Exec(ctx, `DELETE FROM sessions WHERE expires_at < $1 OR idle_expires_at < $1`, Nanos(now))
+	if err != nil {
+		return total, s.errorf("deleting expired sessions: %w", err)
+	}
+	return total + n, nil
 }
 
 // MarkUsed implements rescind.Store: one upsert that replaces only an expired record, so the

@@ -1,0 +1,69 @@
+package rescind
+
+import (
+	"errors"
+	"time"
+)
+
+// A session is a person's sign-in on one browser. The browser's cookie holds a random 256-bit
+// secret; the store keeps only its SHA-256 (Session.Hash), beside the session's public ID. A
+// session ends when the person signs out (one session, every other session, or every session),
+// when an operator signs the person out, changes their password or deletes them, when it has not
+// been used for the idle timeout, or at its absolute expiry, fixed at sign-in.
+//
+// Ending a session is a revocation: the store deletes the session and writes a RevokeSession
+// record in the same transaction, which every instance applies to its in-memory state (at once
+// by notification with PostgreSQL, otherwise within the poll interval), so a cached session is
+// refused everywhere once the end is acknowledged. The record lives until the session's own
+// absolute expiry (ExpiresAt, fixed at sign-in and never extended), after which the session is
+// dead by its expiry whatever any cache holds: the invariant of revocation records, applied to
+// sessions.
+
+// RevokeSession is the kind of the Revocation written when a session ends before its expiry: Key
+// is the session's ID, Subject its user's id, ExpiresAt the session's absolute expiry. It is
+// never sent to event subscribers (MayReceive).
+const RevokeSession RevocationKind = "session"
+
+// ErrUserChanged is returned by CreateSession when the user's Epoch moved since the sign-in read
+// it: every session of the user was ended (or the password changed) while the sign-in was
+// being checked, so it must not outlive that.
+var ErrUserChanged = errors.New("the user's sessions were ended while signing in")
+
+// Session is a person's sign-in on one browser.
+type Session struct {
+	// ID is the session's public identifier: random, shown on the account pages and by the
+	// admin API, recorded on the grants and codes made in the session (OpenID Connect's sid).
+	// It does not let anyone use the session: the cookie's secret does.
+	ID string
+	// Hash is the hex SHA-256 of the secret the browser's cookie holds; the secret itself is
+	// never stored.
+	Hash string
+	// UserID is the person signed in.
+	UserID string
+	// UserEpoch is the user's Epoch as the sign-in read it before checking the password:
+	// CreateSession refuses the session if the epoch moved since (ErrUserChanged).
+	UserEpoch int64
+	// CreatedAt is when the person signed in; LastSeenAt when the session was last used (moved
+	// at most once a minute).
+	CreatedAt, LastSeenAt time.Time
+	// IdleExpiresAt is when the session ends if it is not used again: each use moves it to the
+	// idle timeout past that use, never past ExpiresAt.
+	IdleExpiresAt time.Time
+	// ExpiresAt is the session's absolute expiry, fixed at sign-in: nothing extends it.
+	ExpiresAt time.Time
+	// UserAgent and Address are the browser's User-Agent and address (after trusted-proxy
+	// resolution) at sign-in, for the person to recognise their sessions.
+	UserAgent, Address string
+}
+
+// Active reports whether the session has not expired at now, neither idle nor absolutely.
+func (s Session) Active(now time.Time) bool {
+	return now.Before(s.ExpiresAt) && now.Before(s.IdleExpiresAt)
+}
+
+// SessionFilter selects sessions of one user to end: UserID is required; ID, if set, selects
+// that session alone; ExceptID, if set, spares that one. A filter without ID (every session,
+// or every other one) moves the user's Epoch: a sign-in under way does not survive it.
+type SessionFilter struct {
+	UserID, ID, ExceptID string
+}

@@ -1,0 +1,112 @@
+package web
+
+import (
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/rescind/rescind"
+)
+
+// sessionRow is one line of the sessions page.
+type sessionRow struct {
+	ID                 string
+	Current            bool
+	Created, LastSeen  time.Time
+	UserAgent, Address string
+}
+
+// HandleSessions serves GET /account/sessions: the person's signed-in sessions (this one
+// marked and first), with when each started and was last used, its browser and address, a
+// "Sign out" button for each, "Sign out of other sessions" and "Sign out everywhere".
+func (s *Server) HandleSessions(w http.ResponseWriter, r *http.Request) {
+	sess, user, ok := s.sessions.Current(r)
+	if !ok {
+		http.Redirect(w, r, "/login?next=%2Faccount%2Fsessions", http.StatusSeeOther)
+		return
+	}
+	list, err := s.sessions.List(r.Context(), user.ID)
+	if err != nil {
+		s.serverError(w, r, "listing sessions", err)
+		return
+	}
+	rows := make([]sessionRow, 0, len(list))
+	for _, l := range list {
+		if s.cfg.Committer.SessionEnded(l.ID) {
+			continue
+		}
+		rows = append(rows, sessionRow{ID: l.ID, Current: l.ID == sess.ID, Created: l.CreatedAt, LastSeen: l.LastSeenAt,
+			UserAgent: l.UserAgent, Address: l.Address})
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		if rows[i].Current != rows[j].Current {
+			return rows[i].Current
+		}
+		return rows[i].Created.After(rows[j].Created)
+	})
+	s.render(w, http.StatusOK, "sessions.html", map[string]any{"Title": "Your sessions", "Username": user.Username,
+		"Sessions": rows, "Others": len(rows) > 1, "CSRF": s.csrfToken(w, r)})
+}
+
+// endSessions serves the sign-out forms of the sessions page: the person must be signed in
+// and the form carry their session's CSRF token; which(sess) says which of their sessions to
+// end. A person who ended the session they are using goes to the login page, anyone else back
+// to the sessions page.
+func (s *Server) endSessions(w http.ResponseWriter, r *http.Request, reason string, which func(r *http.Request, sess rescind.Session) (rescind.SessionFilter, bool)) {
+	if err := parsePost(w, r); err != nil {
+		s.renderError(w, http.StatusBadRequest, "The form could not be read.")
+		return
+	}
+	sess, user, ok := s.sessions.Current(r)
+	if !ok {
+		http.Redirect(w, r, "/login?next=%2Faccount%2Fsessions", http.StatusSeeOther)
+		return
+	}
+	if !s.checkCSRF(r) {
+		s.renderError(w, http.StatusForbidden, "This form has expired. Go back to your sessions and try again.")
+		return
+	}
+	f, ok := which(r, sess)
+	if !ok {
+		s.renderError(w, http.StatusBadRequest, "No session was chosen.")
+		return
+	}
+	f.UserID = user.ID // the person's own sessions, whatever the form says
+	n, err := s.sessions.End(r.Context(), f, "user:"+user.Username, reason)
+	if err != nil {
+		s.serverError(w, r, "ending sessions", err)
+		return
+	}
+	s.cfg.Logger.InfoContext(r.Context(), "sessions ended by their user", "user", user.Username, "sessions", n, "reason", reason)
+	if f.ExceptID != sess.ID && (f.ID == "" || f.ID == sess.ID) {
+		s.sessions.ClearCookie(w)
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/account/sessions", http.StatusSeeOther)
+}
+
+// HandleEndSession serves POST /account/sessions/end: the person signs one of their sessions
+// out (field session_id); another person's session id changes nothing.
+func (s *Server) HandleEndSession(w http.ResponseWriter, r *http.Request) {
+	s.endSessions(w, r, "signed out a session", func(r *http.Request, _ rescind.Session) (rescind.SessionFilter, bool) {
+		id, err := formValue(r, "session_id")
+		return rescind.SessionFilter{ID: id}, err == nil && id != ""
+	})
+}
+
+// HandleEndOtherSessions serves POST /account/sessions/end-others: every session of the
+// person but this one ends.
+func (s *Server) HandleEndOtherSessions(w http.ResponseWriter, r *http.Request) {
+	s.endSessions(w, r, "signed out of other sessions", func(_ *http.Request, sess rescind.Session) (rescind.SessionFilter, bool) {
+		return rescind.SessionFilter{ExceptID: sess.ID}, true
+	})
+}
+
+// HandleEndAllSessions serves POST /account/sessions/end-all ("Sign out everywhere"): every
+// session of the person ends, this one too.
+func (s *Server) HandleEndAllSessions(w http.ResponseWriter, r *http.Request) {
+	s.endSessions(w, r, "signed out everywhere", func(*http.Request, rescind.Session) (rescind.SessionFilter, bool) {
+		return rescind.SessionFilter{}, true
+	})
+}
