@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/redirect"
 )
 
 // docServer is an https server on loopback that serves what its handler says, and counts the
@@ -403,6 +404,35 @@ func TestCache(t *testing.T) {
 		}
 		if n := d.hits.Load() - before; n != 1 {
 			t.Fatalf("%d fetches for 20 concurrent resolutions, want 1", n)
+		}
+	})
+}
+
+// FuzzDocument: any document body is a client or an *Error, never a panic; a client is public,
+// identified by its URL, with redirect URIs that obey the rules of every registration and the
+// code grant.
+func FuzzDocument(f *testing.F) {
+	const id = "https://agent.example/client.json"
+	f.Add(validDoc(id))
+	f.Add(`{"client_id":"` + id + `","redirect_uris":["javascript:1"],"client_secret":"x"}`)
+	f.Add(`{"client_id":"` + id + `","redirect_uris":["https://a.example/cb"],"grant_types":["refresh_token"]}`)
+	f.Add(`[1,2]`)
+	r := New(Config{})
+	f.Fuzz(func(t *testing.T, body string) {
+		c, err := r.parse(id, []byte(body))
+		if err != nil {
+			var de *Error
+			if !errors.As(err, &de) || de.Reason == "" {
+				t.Fatalf("error %v is not an *Error", err)
+			}
+			return
+		}
+		if c.ID != id || !c.Public || c.SecretHash != "" || c.Registration != rescind.RegistrationMetadataDocument || len(c.RedirectURIs) == 0 ||
+			!slices.Contains(c.GrantTypes, rescind.GrantAuthorizationCode) || slices.Contains(c.GrantTypes, rescind.GrantClientCredentials) {
+			t.Fatalf("accepted %+v", c)
+		}
+		if err := redirect.ValidateAll(c.RedirectURIs, false); err != nil {
+			t.Fatalf("accepted a redirect URI: %v", err)
 		}
 	})
 }
