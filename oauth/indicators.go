@@ -28,6 +28,9 @@ func invalidTarget(desc string) *Error {
 // URI without a fragment (rescind.ValidResource), at most token.MaxAudience of them. Repeats are
 // dropped; the order is kept. The error is the description of an invalid_target.
 func parseResources(vals []string) ([]string, string) {
+	if len(vals) > 4*token.MaxAudience { // refused before the quadratic work of dropping repeats
+		return nil, "at most 32 resources may be requested at once"
+	}
 	var out []string
 	for _, v := range vals {
 		if !rescind.ValidResource(v) {

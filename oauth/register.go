@@ -453,13 +453,16 @@ func (s *Server) registeredClientFor(r *http.Request) (rescind.Client, *Error) {
 	if !ok {
 		return rescind.Client{}, invalidToken("the registration access token is required (Authorization: Bearer)")
 	}
+	if !token.IsStored(tok, token.RegistrationAccessPrefix) { // refused without a lookup
+		return rescind.Client{}, invalidToken("the registration access token is invalid for this client")
+	}
 	c, err := s.store.GetClient(r.Context(), id)
 	if err != nil && !errors.Is(err, rescind.ErrNotFound) {
 		s.log.ErrorContext(r.Context(), "reading client", "err", err)
 		return rescind.Client{}, errServer
 	}
 	if err != nil || c.Registration != rescind.RegistrationDynamic || c.RegistrationTokenHash == "" ||
-		!token.IsStored(tok, token.RegistrationAccessPrefix) || !secret.Equal(token.Hash(tok), c.RegistrationTokenHash) {
+		!secret.Equal(token.Hash(tok), c.RegistrationTokenHash) {
 		s.log.InfoContext(r.Context(), "client configuration request refused", "remote", r.RemoteAddr)
 		return rescind.Client{}, invalidToken("the registration access token is invalid for this client")
 	}

@@ -68,10 +68,14 @@ func (m *Middleware) Metadata() ProtectedResourceMetadata {
 
 // MetadataURL returns where the protected resource metadata is published, which 401 answers
 // name: Config.ResourceMetadataURL, else the URL RFC 9728 §3.1 builds from the Audience; ""
-// when the Audience is not an http(s) URL (a URN, say) and none is configured.
+// when the Audience is not an http(s) URL (a URN, say), or was not configured (it is then the
+// issuer's, which says nothing of where this server is), and no URL is configured.
 func (m *Middleware) MetadataURL() string {
 	if m.cfg.ResourceMetadataURL != "" {
 		return m.cfg.ResourceMetadataURL
+	}
+	if m.audienceDefaulted {
+		return ""
 	}
 	u, err := MetadataURL(m.cfg.Audience)
 	if err != nil {

@@ -1,6 +1,7 @@
 package resource
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -68,6 +69,17 @@ func TestMetadataHandler(t *testing.T) {
 	urn := newMW(t, as, Config{Audience: "urn:example:photos"})
 	if urn.MetadataURL() != "" {
 		t.Fatalf("a URN audience has metadata at %q", urn.MetadataURL())
+	}
+	// No Audience: it is the issuer's, which says nothing of where this server is.
+	def, err := New(context.Background(), Config{Issuer: as.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer def.Close()
+	w = httptest.NewRecorder()
+	def.Handler(http.NotFoundHandler()).ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+	if def.MetadataURL() != "" || strings.Contains(strings.Join(w.Header().Values("WWW-Authenticate"), ","), "resource_metadata") {
+		t.Fatalf("without an Audience: metadata at %q, challenge %q", def.MetadataURL(), w.Header().Values("WWW-Authenticate"))
 	}
 }
 

@@ -120,6 +120,9 @@ type Middleware struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	dpop   *dpop.Verifier
+	// audienceDefaulted says the Audience is the issuer because none was configured: the
+	// resource server's own URL is then unknown, and so is where its metadata is.
+	audienceDefaulted bool
 
 	keysMu    sync.RWMutex
 	keys      map[string]jose.JSONWebKey
@@ -194,7 +197,8 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	if cfg.Issuer == "" {
 		return nil, errors.New("resource: Issuer is required")
 	}
-	if cfg.Audience == "" {
+	audienceSet := cfg.Audience != ""
+	if !audienceSet {
 		cfg.Audience = cfg.Issuer
 	}
 	if cfg.HTTPClient == nil {
@@ -224,6 +228,7 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 		revokedGrant: map[string]int64{}, clientCut: map[string]int64{}, revokedEntry: map[string]int64{},
 		introCache: map[[32]byte]introEntry{}, verified: map[[32]byte]verifiedJWT{}, done: make(chan struct{}),
 		retiredKids: map[string]int64{}, dpop: newDPoPVerifier(cfg)}
+	m.audienceDefaulted = !audienceSet
 	m.intro = &client.Client{Issuer: cfg.Issuer, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, HTTPClient: cfg.HTTPClient}
 	if md.JWKSURI != "" {
 		if err := m.fetchKeys(ctx); err != nil {
