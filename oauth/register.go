@@ -28,7 +28,7 @@ import (
 // In RegisterWithToken mode a registration must carry an initial access token (RFC 7591 §3,
 // made by `rescind registration-token create`, stored as a hash) as a bearer token; in
 // RegisterOpen mode anyone may register, public clients only (token_endpoint_auth_method
-// "none"), a bounded number an hour per source address. Redirect URIs obey the rules of every
+// "none", whatever the request asks), a bounded number an hour per source address. Redirect URIs obey the rules of every
 // registration (package internal/redirect). Each registered client gets a registration access
 // token (RFC 7592 §1), stored as a hash and shown once, with which it may read (GET), replace
 // (PUT) and delete (DELETE) its registration; deleting revokes everything it holds, by the same
@@ -170,9 +170,10 @@ type registeredClient struct {
 	tokenFormat, authMethod string
 }
 
-// validateMetadata applies the registration rules to md. In open mode only public clients may
-// register. Omitted values get RFC 7591 §2's defaults (authorization_code, response type code),
-// but the authentication method is "none" in open mode (client_secret_basic otherwise).
+// validateMetadata applies the registration rules to md. In open mode only public clients
+// register: the authentication method is "none" whatever is asked (client_secret_basic is the
+// default otherwise). Omitted values get RFC 7591 §2's defaults (authorization_code, response
+// type code).
 func (s *Server) validateMetadata(md clientMetadata, open bool) (registeredClient, *Error) {
 	var rc registeredClient
 	rc.authMethod = md.TokenEndpointAuthMethod
@@ -186,11 +187,13 @@ func (s *Server) validateMetadata(md clientMetadata, open bool) (registeredClien
 	default:
 		return rc, metadataError("token_endpoint_auth_method must be none, client_secret_basic or client_secret_post")
 	}
-	rc.public = rc.authMethod == rescind.AuthMethodNone
-	if open && !rc.public {
-		return rc, metadataError(`this server registers public clients only (token_endpoint_auth_method "none"); ` +
-			"a confidential client needs an initial access token from its operator")
+	if open && rc.authMethod != rescind.AuthMethodNone {
+		// Open registration makes public clients only: a request for a secret is answered with
+		// none, as RFC 7591 §3.2.1 lets a server replace a value (and as MCP clients that ask
+		// for client_secret_post then read back), never with a secret anyone could obtain.
+		rc.authMethod = rescind.AuthMethodNone
 	}
+	rc.public = rc.authMethod == rescind.AuthMethodNone
 	gts := md.GrantTypes
 	if len(gts) == 0 {
 		gts = []string{rescind.GrantAuthorizationCode}

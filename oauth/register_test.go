@@ -57,9 +57,10 @@ func (r resp) registration(t *testing.T) registration {
 }
 
 // TestOpenRegistration: RFC 7591 in open mode. A public client registers without credentials
-// and gets its information with RFC 7591's defaults and a registration access token; every
-// registration rule (redirect URIs as for the operator's clients, grant and response types, the
-// public-only rule of open mode, metadata types) refuses with the RFC 7591 §3.2.2 error.
+// and gets its information with RFC 7591's defaults and a registration access token; a client
+// that asks for a secret is registered public; every registration rule (redirect URIs as for
+// the operator's clients, grant and response types, metadata types) refuses with the RFC 7591
+// §3.2.2 error.
 func TestOpenRegistration(t *testing.T) {
 	e := newEnvWith(t, registrationMode(oauth.RegisterOpen))
 	r := e.register(`{"client_name":"Agent","redirect_uris":["http://127.0.0.1:33418/callback"],"logo_uri":"https://x.example/l.png","software_id":"x"}`, "")
@@ -86,8 +87,6 @@ func TestOpenRegistration(t *testing.T) {
 		status     int
 		code       string
 	}{
-		{"confidential asked in open mode", `{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"client_secret_basic"}`, 400, "invalid_client_metadata"},
-		{"client_secret_post asked in open mode", `{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"client_secret_post"}`, 400, "invalid_client_metadata"},
 		{"private_key_jwt", `{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"private_key_jwt"}`, 400, "invalid_client_metadata"},
 		{"no redirect URIs", `{"client_name":"x"}`, 400, "invalid_redirect_uri"},
 		{"empty redirect URIs", `{"redirect_uris":[]}`, 400, "invalid_redirect_uri"},
@@ -126,6 +125,14 @@ func TestOpenRegistration(t *testing.T) {
 	}{
 		{"none given: public", `{"redirect_uris":["https://a.example/cb"]}`, func(g registration) bool {
 			return g.TokenEndpointAuthMethod == "none" && g.ClientName == "Unnamed app"
+		}},
+		// Open registration makes public clients only: a secret asked for is replaced by none
+		// (RFC 7591 §3.2.1), as the MCP SDK's example client asks for client_secret_post.
+		{"client_secret_post asked: public", `{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"client_secret_post"}`, func(g registration) bool {
+			return g.TokenEndpointAuthMethod == "none" && g.ClientSecret == "" && g.ClientSecretExpiresAt == nil
+		}},
+		{"client_secret_basic asked: public", `{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"client_secret_basic"}`, func(g registration) bool {
+			return g.TokenEndpointAuthMethod == "none" && g.ClientSecret == ""
 		}},
 		{"refresh and code, a private-use scheme", `{"redirect_uris":["com.example.agent:/cb"],"grant_types":["authorization_code","refresh_token"],"token_endpoint_auth_method":"none"}`, func(g registration) bool {
 			return slices.Equal(g.GrantTypes, []string{"authorization_code", "refresh_token"})
@@ -183,10 +190,16 @@ func TestTokenRegistration(t *testing.T) {
 	if c, _ := e.store.GetClient(context.Background(), reg.ClientID); c.SecretHash == "" || strings.Contains(c.SecretHash, reg.ClientSecret) {
 		t.Fatal("the secret is not stored as a hash")
 	}
-	// Public clients may register with a token too.
-	if r := e.register(`{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"none"}`, text); r.status != http.StatusCreated {
+	// Public clients may register with a token too, and stay public.
+	r = e.register(`{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"none"}`, text)
+	if r.status != http.StatusCreated {
 		t.Fatalf("public client with a token: %d %s", r.status, r.body)
 	}
+	pub := r.registration(t)
+	u := e.do(req{method: "PUT", path: strings.TrimPrefix(pub.RegistrationClientURI, issuer), contentType: "application/json",
+		rawAuth: "Bearer " + pub.RegistrationAccessToken,
+		body:    `{"client_id":"` + pub.ClientID + `","redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"client_secret_basic"}`})
+	wantError(t, u, 400, "invalid_client_metadata")
 	// The same token works until it expires.
 	e.advance(time.Hour)
 	wantError(t, e.register(body, text), 401, "invalid_token")
@@ -261,13 +274,18 @@ func TestRegistrationManagement(t *testing.T) {
 	for _, tc := range []struct{ name, body, code string }{
 		{"no client_id", `{"redirect_uris":["https://agent.example/cb2"]}`, "invalid_client_metadata"},
 		{"another client_id", `{"client_id":"` + other.ClientID + `","redirect_uris":["https://agent.example/cb2"]}`, "invalid_client_metadata"},
-		{"made confidential", `{"client_id":"` + reg.ClientID + `","redirect_uris":["https://agent.example/cb2"],"token_endpoint_auth_method":"client_secret_basic"}`, "invalid_client_metadata"},
 		{"a bad redirect URI", `{"client_id":"` + reg.ClientID + `","redirect_uris":["http://evil.example/cb"]}`, "invalid_redirect_uri"},
 		{"a secret it has not", `{"client_id":"` + reg.ClientID + `","client_secret":"x","redirect_uris":["https://agent.example/cb2"]}`, "invalid_client_metadata"},
 	} {
 		t.Run("update: "+tc.name, func(t *testing.T) {
 			wantError(t, call("PUT", path, reg.RegistrationAccessToken, tc.body), 400, tc.code)
 		})
+	}
+	// Open registration: asking for a secret keeps the client public.
+	if u := call("PUT", path, reg.RegistrationAccessToken, `{"client_id":"`+reg.ClientID+`","redirect_uris":["https://agent.example/cb"],`+
+		`"grant_types":["authorization_code","refresh_token"],"scope":"read","token_endpoint_auth_method":"client_secret_basic"}`); u.status != 200 ||
+		u.registration(t).TokenEndpointAuthMethod != "none" || u.registration(t).ClientSecret != "" {
+		t.Fatalf("update asking for a secret: %d %s", u.status, u.body)
 	}
 	u := call("PUT", path, reg.RegistrationAccessToken, `{"client_id":"`+reg.ClientID+`","client_name":"Agent 2","redirect_uris":["https://agent.example/cb2"],"registration_access_token":"ignored"}`)
 	upd := u.registration(t)

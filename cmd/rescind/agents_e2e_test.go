@@ -228,11 +228,13 @@ func TestMCPAgent(t *testing.T) {
 	person := newPerson(t)
 
 	for _, tc := range []struct {
-		name, tokenFormat, docURL, appName string
+		name, tokenFormat, docURL, appName, authMethod string
 	}{
-		{"registered, JWT", "jwt", "", "MCP test agent"},
-		{"registered, opaque", "", "", "MCP test agent"},
-		{"metadata document", "", docURL, "MCP document agent"},
+		{"registered, JWT", "jwt", "", "MCP test agent", ""},
+		// As the SDK's example client registers: it asks for client_secret_post, and open
+		// registration answers with a public client.
+		{"registered, opaque, asking for a secret", "", "", "MCP test agent", "client_secret_post"},
+		{"metadata document", "", docURL, "MCP document agent", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rsAddr := freePort(t)
@@ -248,6 +250,9 @@ func TestMCPAgent(t *testing.T) {
 			}
 			if tc.docURL != "" {
 				env = append(env, "CLIENT_METADATA_URL="+tc.docURL)
+			}
+			if tc.authMethod != "" {
+				env = append(env, "AUTH_METHOD="+tc.authMethod)
 			}
 			agent := runNode(t, "mcp-agent.mjs", env)
 
@@ -280,9 +285,12 @@ func TestMCPAgent(t *testing.T) {
 				ClientID    string         `json:"client_id"`
 				AccessToken string         `json:"access_token"`
 				Scope       string         `json:"scope"`
+				AuthMethod  string         `json:"auth_method"`
+				HasSecret   bool           `json:"has_secret"`
 			}
 			field(t, agent.next(), "authorized", &got)
-			if got.Status != 200 || got.Body["client_id"] != got.ClientID || got.Scope != "read" {
+			if got.Status != 200 || got.Body["client_id"] != got.ClientID || got.Scope != "read" || got.HasSecret ||
+				(tc.docURL == "" && got.AuthMethod != "none") {
 				t.Fatalf("the agent's call: %+v\n%s", got, rsLog)
 			}
 			if tc.tokenFormat == "jwt" {

@@ -7,6 +7,8 @@
 //   REDIRECT_URI   the agent's redirect URI (loopback: a native agent)
 //   TOKEN_FORMAT   optional: "jwt" asks, in the registration, for JWT access tokens (Rescind's
 //                  token_format client metadata)
+//   AUTH_METHOD    optional: the token_endpoint_auth_method the registration asks for (default
+//                  none; the SDK's own example asks for client_secret_post)
 //   CLIENT_METADATA_URL  optional: the agent is identified by this Client ID Metadata Document
 //                  instead of registering (when the server says it supports them)
 //
@@ -46,7 +48,7 @@ class AgentProvider {
       redirect_uris: [env('REDIRECT_URI')],
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
-      token_endpoint_auth_method: 'none',
+      token_endpoint_auth_method: process.env.AUTH_METHOD || 'none',
     };
     if (process.env.TOKEN_FORMAT) md.token_format = process.env.TOKEN_FORMAT;
     return md;
@@ -85,6 +87,7 @@ if ((await auth(provider, { ...opts, authorizationCode: callback.searchParams.ge
 const res = await call();
 out({ authorized: { status: res.status, body: await res.json(), client_id: provider.saved.client.client_id,
   access_token: provider.saved.tokens.access_token, scope: provider.saved.tokens.scope,
+  auth_method: provider.saved.client.token_endpoint_auth_method, has_secret: provider.saved.client.client_secret !== undefined,
   resource_metadata: provider.saved.discovery?.resourceMetadata, authorization_server: provider.saved.discovery?.authorizationServerUrl } });
 
 for (;;) {
