@@ -45,6 +45,7 @@ func (s *Server) documentClient(r *http.Request, id string) (rescind.Client, str
 	case err != nil:
 		return rescind.Client{}, "The app's metadata document (its client_id) could not be fetched."
 	}
+	c.TokenFormat = s.selfTokenFormat
 	return c, ""
 }
 
@@ -69,11 +70,11 @@ func (s *Server) storeDocumentClient(ctx context.Context, c rescind.Client) erro
 	case stored.Registration != rescind.RegistrationMetadataDocument:
 		return fmt.Errorf("client %q exists and was not registered by a metadata document", c.ID)
 	case stored.Name == c.Name && slices.Equal(stored.RedirectURIs, c.RedirectURIs) && slices.Equal(stored.GrantTypes, c.GrantTypes) &&
-		slices.Equal(stored.Scopes, c.Scopes) && stored.AllowInsecureRedirect == c.AllowInsecureRedirect:
+		slices.Equal(stored.Scopes, c.Scopes) && stored.AllowInsecureRedirect == c.AllowInsecureRedirect && stored.TokenFormat == c.TokenFormat:
 		return nil
 	}
 	stored.Name, stored.RedirectURIs, stored.GrantTypes, stored.Scopes = c.Name, c.RedirectURIs, c.GrantTypes, c.Scopes
-	stored.AllowInsecureRedirect = c.AllowInsecureRedirect
+	stored.AllowInsecureRedirect, stored.TokenFormat = c.AllowInsecureRedirect, c.TokenFormat
 	err = s.store.UpdateClient(ctx, stored)
 	s.clients.Invalidate(c.ID)
 	return err

@@ -246,7 +246,9 @@ func (s *Server) validateMetadata(md clientMetadata, open bool) (registeredClien
 		return rc, perr
 	}
 	switch md.TokenFormat {
-	case "", rescind.TokenFormatOpaque:
+	case "":
+		rc.tokenFormat = s.selfTokenFormat
+	case rescind.TokenFormatOpaque:
 		rc.tokenFormat = rescind.TokenFormatOpaque
 	case rescind.TokenFormatJWT:
 		if s.signer == nil {

@@ -123,8 +123,11 @@ func TestOpenRegistration(t *testing.T) {
 		name, body string
 		check      func(registration) bool
 	}{
-		{"none given: public", `{"redirect_uris":["https://a.example/cb"]}`, func(g registration) bool {
-			return g.TokenEndpointAuthMethod == "none" && g.ClientName == "Unnamed app"
+		{"none given: public, JWT access tokens", `{"redirect_uris":["https://a.example/cb"]}`, func(g registration) bool {
+			return g.TokenEndpointAuthMethod == "none" && g.ClientName == "Unnamed app" && g.TokenFormat == "jwt"
+		}},
+		{"opaque access tokens", `{"redirect_uris":["https://a.example/cb"],"token_format":"opaque"}`, func(g registration) bool {
+			return g.TokenFormat == ""
 		}},
 		// Open registration makes public clients only: a secret asked for is replaced by none
 		// (RFC 7591 §3.2.1), as the MCP SDK's example client asks for client_secret_post.
@@ -203,6 +206,32 @@ func TestTokenRegistration(t *testing.T) {
 	// The same token works until it expires.
 	e.advance(time.Hour)
 	wantError(t, e.register(body, text), 401, "invalid_token")
+}
+
+// TestSelfRegisteredTokenFormat: clients that register themselves get JWT access tokens
+// unless they ask otherwise (a resource server an agent calls checks them without credentials of
+// its own), or opaque ones by default when the server is configured so.
+func TestSelfRegisteredTokenFormat(t *testing.T) {
+	for _, tc := range []struct {
+		configured, asked, want string
+	}{
+		{"", "", rescind.TokenFormatJWT},
+		{"", "opaque", rescind.TokenFormatOpaque},
+		{rescind.TokenFormatOpaque, "", rescind.TokenFormatOpaque},
+		{rescind.TokenFormatOpaque, "jwt", rescind.TokenFormatJWT},
+	} {
+		e := newEnvWith(t, func(_ *env, c *oauth.Config) {
+			c.Registration, c.SelfRegisteredTokenFormat = oauth.RegisterOpen, tc.configured
+		})
+		body := `{"redirect_uris":["https://a.example/cb"]}`
+		if tc.asked != "" {
+			body = `{"redirect_uris":["https://a.example/cb"],"token_format":"` + tc.asked + `"}`
+		}
+		reg := e.register(body, "").registration(t)
+		if c, _ := e.store.GetClient(context.Background(), reg.ClientID); c.TokenFormat != tc.want {
+			t.Errorf("configured %q, asked %q: %q, want %q", tc.configured, tc.asked, c.TokenFormat, tc.want)
+		}
+	}
 }
 
 // TestOpenRegistrationLimit: open registrations are limited per source address; refused

@@ -90,6 +90,11 @@ type Config struct {
 	// AllowInsecureRedirect lets clients that register themselves (dynamically, or by metadata
 	// document) have plain-http redirect URIs on hosts other than loopback: development only.
 	AllowInsecureRedirect bool
+	// SelfRegisteredTokenFormat is the access token format of clients that register themselves,
+	// unless their registration names one: TokenFormatJWT (the default with a Signer: a
+	// resource server an agent calls can check them without credentials of its own) or
+	// TokenFormatOpaque (the default without one).
+	SelfRegisteredTokenFormat string
 	// MaxBodyBytes bounds request bodies. If zero, 64 KiB.
 	MaxBodyBytes int64
 	// RefreshKeys, if set, is called when a token names a key kid the keyring lacks (a key
@@ -157,6 +162,7 @@ type Server struct {
 	docs            *clientdoc.Resolver
 	docLimiter      *ratelimit.Limiter
 	insecureRedir   bool
+	selfTokenFormat string
 	dpop            *dpop.Verifier
 	dpopNonce       string
 	tokenURL        string
@@ -230,6 +236,20 @@ func New(cfg Config) (*Server, error) {
 	s.scopes, s.docs, s.docLimiter, s.insecureRedir = cfg.ScopesSupported, cfg.ClientDocuments, cfg.DocumentLimiter, cfg.AllowInsecureRedirect
 	if s.docLimiter == nil {
 		s.docLimiter = ratelimit.New(ratelimit.Config{Burst: 20, PerMinute: 10, Now: s.now})
+	}
+	switch s.selfTokenFormat = cfg.SelfRegisteredTokenFormat; s.selfTokenFormat {
+	case "":
+		s.selfTokenFormat = rescind.TokenFormatOpaque
+		if s.signer != nil && s.statuses != nil {
+			s.selfTokenFormat = rescind.TokenFormatJWT
+		}
+	case rescind.TokenFormatOpaque:
+	case rescind.TokenFormatJWT:
+		if s.signer == nil || s.statuses == nil {
+			return nil, errors.New("oauth: SelfRegisteredTokenFormat jwt needs Signer and Statuses")
+		}
+	default:
+		return nil, fmt.Errorf("oauth: unknown token format %q", cfg.SelfRegisteredTokenFormat)
 	}
 	s.md = s.buildMetadata()
 	return s, nil

@@ -230,10 +230,12 @@ func TestMCPAgent(t *testing.T) {
 	for _, tc := range []struct {
 		name, tokenFormat, docURL, appName, authMethod string
 	}{
-		{"registered, JWT", "jwt", "", "MCP test agent", ""},
+		// Registered with the SDK's defaults: JWT access tokens, the default of clients that
+		// register themselves.
+		{"registered, JWT", "", "", "MCP test agent", ""},
 		// As the SDK's example client registers: it asks for client_secret_post, and open
-		// registration answers with a public client.
-		{"registered, opaque, asking for a secret", "", "", "MCP test agent", "client_secret_post"},
+		// registration answers with a public client; this one asks for opaque tokens.
+		{"registered, opaque, asking for a secret", "opaque", "", "MCP test agent", "client_secret_post"},
 		{"metadata document", "", docURL, "MCP document agent", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -293,11 +295,12 @@ func TestMCPAgent(t *testing.T) {
 				(tc.docURL == "" && got.AuthMethod != "none") {
 				t.Fatalf("the agent's call: %+v\n%s", got, rsLog)
 			}
-			if tc.tokenFormat == "jwt" {
-				if a := jwtAudience(t, got.AccessToken); !slices.Equal(a, []string{aud}) {
-					t.Fatalf("the JWT's aud = %v, want the resource %s", a, aud)
-				}
-			} else if a := srv.introspectedAudience(t, rs, got.AccessToken); !slices.Equal(a, []string{aud}) {
+			if isJWT := strings.Count(got.AccessToken, ".") == 2; isJWT != (tc.tokenFormat != "opaque") {
+				t.Fatalf("the agent's token %.20s... is a JWT: %v, want %v", got.AccessToken, isJWT, tc.tokenFormat != "opaque")
+			} else if isJWT && !slices.Equal(jwtAudience(t, got.AccessToken), []string{aud}) {
+				t.Fatalf("the JWT's aud = %v, want the resource %s", jwtAudience(t, got.AccessToken), aud)
+			}
+			if a := srv.introspectedAudience(t, rs, got.AccessToken); !slices.Equal(a, []string{aud}) {
 				t.Fatalf("the token's aud = %v, want the resource %s", a, aud)
 			}
 			// The server knows how the agent was registered: client list says so.

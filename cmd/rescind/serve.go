@@ -80,7 +80,7 @@ Precedence: flag, then environment, then config file, then default.
 		"access_token_ttl", "refresh_token_ttl", "revoke_grant_with_access_token", "signing_alg", "status_list_ttl",
 		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "audit_retention", "janitor_interval",
 		"access_log", "metrics_addr", "trusted_proxies", "clock_skew", "dpop_nonce", "session_idle", "session_max", "registration",
-		"registration_per_hour", "client_metadata_documents", "allow_insecure_redirect", "scopes")
+		"registration_per_hour", "client_metadata_documents", "allow_insecure_redirect", "dynamic_token_format", "scopes")
 	return cmd
 }
 
@@ -625,7 +625,7 @@ func (m *Main) buildHandlers(context.Context) error {
 			return m.admin.DeleteClient(ctx, id, actor, reason)
 		},
 		ClientDocuments:       m.clientDocuments(),
-		AllowInsecureRedirect: c.AllowInsecureRedirect,
+		AllowInsecureRedirect: c.AllowInsecureRedirect, SelfRegisteredTokenFormat: c.DynamicTokenFormat,
 	})
 	if err != nil {
 		return err

@@ -76,6 +76,7 @@ var settingsTable = []setting{
 	{key: "registration_per_hour", flag: "registration-per-hour", def: "20", validate: intBetween(1, 1000000), help: "with --registration open: registrations allowed per source address an hour"},
 	{key: "client_metadata_documents", flag: "client-metadata-documents", def: "false", help: "accept an https URL as client_id: the client's metadata document there is fetched and used (draft-ietf-oauth-client-id-metadata-document)"},
 	{key: "allow_insecure_redirect", flag: "allow-insecure-redirect", def: "false", help: "development only: clients that register themselves may use plain-http redirect URIs off loopback, and metadata documents may be fetched from loopback"},
+	{key: "dynamic_token_format", flag: "dynamic-token-format", def: "jwt", validate: oneOf("jwt", "opaque"), help: "access token format of clients that register themselves (dynamic registration, metadata documents) when their registration names none: jwt (resource servers check them without credentials of their own) or opaque"},
 	{key: "scopes", flag: "scopes", validate: validScopes, help: `space-separated scopes the server supports: published as scopes_supported, and the only ones self-registered clients may have (default: your clients' scopes are published, and self-registered clients may ask for any)`},
 }
 
@@ -117,6 +118,7 @@ type Config struct {
 	RegistrationPerHour        int           `setting:"registration_per_hour"`
 	ClientMetadataDocuments    bool          `setting:"client_metadata_documents"`
 	AllowInsecureRedirect      bool          `setting:"allow_insecure_redirect"`
+	DynamicTokenFormat         string        `setting:"dynamic_token_format"`
 	Scopes                     string        `setting:"scopes"`
 
 	// sources names where each key's value came from ("--addr", "RESCIND_ADDR", "config file
