@@ -631,6 +631,46 @@ type Store interface {
 	// DeleteRegistrationToken deletes the registration token id. Returns ErrNotFound if there
 	// is none.
 	DeleteRegistrationToken(ctx context.Context, id string) error
+	// The durable outbox (outbox.go). A store method whose change causes messages writes them
+	// in its own transaction (store/internal/sqlstore.EnqueueOutbox); Enqueue is for callers
+	// with no other change to make.
+
+	// Enqueue durably writes msgs, pending, in one transaction and returns their IDs in order.
+	// Each needs a Kind, a CreatedAt and a Deadline not before it; nothing is written if one
+	// lacks them.
+	Enqueue(ctx context.Context, msgs []OutboxMessage) ([]int64, error)
+	// ClaimOutbox leases to c.Owner, until c.LeaseUntil, up to c.Limit pending messages of
+	// c.Kinds that are due at c.Now and not leased beyond it (never leased, released, or whose
+	// lease lapsed), the earliest due first (then by ID), and returns them. Of concurrent
+	// claims, on any instances, each message goes to one.
+	ClaimOutbox(ctx context.Context, c OutboxClaim) ([]OutboxMessage, error)
+	// CompleteOutbox marks the message delivered at at, drops its payload and ends its lease.
+	// Returns ErrLeaseLost, and changes nothing, unless the message is pending and leased to
+	// owner (a lapsed lease no one else has claimed still counts).
+	CompleteOutbox(ctx context.Context, id int64, owner string, at time.Time) error
+	// RetryOutbox records a failed attempt: Attempts+1, LastError lastErr, due again at next,
+	// lease released. Returns ErrLeaseLost as CompleteOutbox does.
+	RetryOutbox(ctx context.Context, id int64, owner string, next time.Time, lastErr string) error
+	// DeferOutbox makes the message due again at next and releases its lease, without counting
+	// an attempt (the receiver is paused, or this instance is stopping). Returns ErrLeaseLost as
+	// CompleteOutbox does.
+	DeferOutbox(ctx context.Context, id int64, owner string, next time.Time) error
+	// GiveUpOutbox marks the message failed at at with lastErr (one more attempt counted), drops
+	// its payload, and writes an audit entry (actor "outbox", action "outbox_give_up") in the
+	// same transaction. Returns ErrLeaseLost as CompleteOutbox does.
+	GiveUpOutbox(ctx context.Context, id int64, owner string, at time.Time, lastErr string) error
+	// GetOutbox returns the message with the given ID, in any state. Returns ErrNotFound if
+	// there is none (never enqueued, or finished and deleted).
+	GetOutbox(ctx context.Context, id int64) (OutboxMessage, error)
+	// OutboxStats describes the pending messages of each kind that has any, ordered by kind.
+	OutboxStats(ctx context.Context) ([]OutboxStat, error)
+	// DeleteFinishedOutbox deletes delivered and failed messages finished before t, never a
+	// pending one, and returns how many.
+	DeleteFinishedOutbox(ctx context.Context, t time.Time) (int64, error)
+	// ReleaseOutboxLeases ends every lease, without counting an attempt, and returns how many
+	// it ended: for a store that one instance alone uses (SQLite, whose data directory is
+	// locked), at that instance's start, when every lease is left from before a restart.
+	ReleaseOutboxLeases(ctx context.Context) (int64, error)
 
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error

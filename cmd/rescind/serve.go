@@ -35,6 +35,7 @@ import (
 	"github.com/rescind/rescind/internal/coherence"
 	"github.com/rescind/rescind/internal/keys"
 	"github.com/rescind/rescind/internal/metrics"
+	"github.com/rescind/rescind/internal/outbox"
 	"github.com/rescind/rescind/internal/ratelimit"
 	"github.com/rescind/rescind/internal/replaylog"
 	"github.com/rescind/rescind/internal/revocation"
@@ -81,6 +82,7 @@ Precedence: flag, then environment, then config file, then default.
 		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "audit_retention", "janitor_interval",
 		"access_log", "metrics_addr", "trusted_proxies", "clock_skew", "dpop_nonce", "session_idle", "session_max", "registration",
 		"registration_per_hour", "client_metadata_documents", "allow_insecure_redirect", "dynamic_token_format", "scopes")
+	addSettingFlags(cmd, false, "outbox_poll_interval")
 	return cmd
 }
 
@@ -221,6 +223,13 @@ type Main struct {
 	// HashParams are the argon2id parameters of client secrets and passwords created through the
 	// admin API. If zero, secret.DefaultParams. Tests make them cheap.
 	HashParams secret.Params
+	// Outbox tunes the outbox's dispatcher (backoff, lease, timeouts, concurrency); Run sets its
+	// Store, PollInterval, ClockSkew, Metrics, Logger and Now. Zero values are the defaults.
+	// Tests shorten its times.
+	Outbox outbox.Config
+	// Deliverers are outbox deliverers by kind, registered besides the server's own. Tests add
+	// theirs.
+	Deliverers map[string]outbox.Deliverer
 
 	// Set by Run.
 	Logger    *slog.Logger
@@ -250,6 +259,7 @@ type Main struct {
 	metrics        *metrics.Metrics
 	feed           *revocation.Feed
 	committer      *revocation.Committer
+	outbox         *outbox.Dispatcher
 	clients        *clientreg.Registry
 	limiter        *ratelimit.Limiter
 	pages          *web.Server
@@ -290,6 +300,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.loadKeys,
 		m.loadRevocations,
 		m.startCommitter,
+		m.makeOutbox,
 		m.buildHandlers,
 		m.startServing,
 		m.startBackground,
@@ -580,6 +591,26 @@ func (m *Main) startCommitter(context.Context) error {
 	return nil
 }
 
+// makeOutbox makes the dispatcher of the durable outbox, which startBackground runs. The
+// features whose changes cause messages register their deliverers with m.outbox.Handle in
+// buildHandlers, and wake it (m.outbox.Wake) once such a change has committed.
+func (m *Main) makeOutbox(context.Context) error {
+	cfg := m.Outbox
+	cfg.Store, cfg.PollInterval, cfg.ClockSkew = m.store, m.Config.OutboxPollInterval, m.Config.ClockSkew
+	cfg.Metrics, cfg.Logger, cfg.Now = metrics.NewOutbox(m.registry), m.Logger, m.Now
+	// SQLite: one server per database (the data directory's lock), so every lease found at
+	// start is this instance's from before a crash.
+	cfg.Exclusive = !isPostgres(m.Config.DB)
+	var err error
+	if m.outbox, err = outbox.New(cfg); err != nil {
+		return err
+	}
+	for kind, d := range m.Deliverers {
+		m.outbox.Handle(kind, d)
+	}
+	return nil
+}
+
 // revocationRecords is the metric of the records held in memory.
 func (m *Main) revocationRecords() float64 { return float64(m.state.Len()) }
 
@@ -714,8 +745,8 @@ func (m *Main) startServing(context.Context) error {
 	return nil
 }
 
-// startBackground starts the janitor and, with a shared store, the coherence loop that learns
-// of other instances' changes.
+// startBackground starts the janitor, the outbox's dispatcher and, with a shared store, the
+// coherence loop that learns of other instances' changes.
 func (m *Main) startBackground(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
@@ -724,6 +755,7 @@ func (m *Main) startBackground(context.Context) error {
 		Interval: m.Config.JanitorInterval, AuditRetention: m.Config.AuditRetention, Grace: m.Config.ClockSkew,
 		OnDeleted: m.metrics.JanitorDeleted, Logger: m.Logger, Now: m.Now}
 	m.goRun(ctx, m.runJanitor)
+	m.goRun(ctx, m.outbox.Run)
 	if w, ok := m.store.(rescind.Watcher); ok {
 		m.goRun(ctx, func(ctx context.Context) { m.runCoherence(ctx, w) })
 	}

@@ -39,7 +39,7 @@ func TestConformance(t *testing.T) {
 	storetest.RunTests(t, func(t *testing.T) func() rescind.Store {
 		dsn := pgtest.NewDatabase(t)
 		return func() rescind.Store { return open(t, dsn) }
-	}, storetest.WithRowsFault(postgres.FailRows))
+	}, storetest.WithRowsFault(postgres.FailRows), storetest.WithInTx(postgres.InTx))
 }
 
 func BenchmarkStore(b *testing.B) {

@@ -30,7 +30,7 @@ func TestConformance(t *testing.T) {
 	storetest.RunTests(t, func(t *testing.T) func() rescind.Store {
 		path := filepath.Join(t.TempDir(), "rescind.db")
 		return func() rescind.Store { return open(t, path) }
-	}, storetest.WithRowsFault(sqlite.FailRows))
+	}, storetest.WithRowsFault(sqlite.FailRows), storetest.WithInTx(sqlite.InTx))
 }
 
 func BenchmarkStore(b *testing.B) {

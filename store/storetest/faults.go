@@ -33,6 +33,7 @@ func rowsFaultTests() []struct {
 		{"RowsFailureDeletesNoClient", testRowsFailureDeleteClient},
 		{"RowsFailureRetiresNoKey", testRowsFailureRetireKey},
 		{"RowsFailureListsNothing", testRowsFailureLists},
+		{"RowsFailureClaimsNothing", testRowsFailureClaim},
 	}
 }
 

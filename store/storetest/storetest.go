@@ -34,6 +34,7 @@ type Option func(*options)
 
 type options struct {
 	rowsFault RowsFault
+	inTx      InTx
 }
 
 // WithRowsFault gives the suite the backend's RowsFault. Without it the rows-failure cases are
@@ -83,6 +84,9 @@ func RunTests(t *testing.T, opener Opener, opts ...Option) {
 	}
 	for _, tc := range sessionTests() {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
+	}
+	for _, tc := range outboxTests() {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t), o) })
 	}
 	for _, tc := range rowsFaultTests() {
 		t.Run(tc.name, func(t *testing.T) {

@@ -65,6 +65,10 @@ type Dialect struct {
 	// something changed: they learn of it when tx commits. It is nil for a database that only
 	// one instance uses.
 	Notify func(ctx context.Context, tx Querier, c Change, id string) error
+	// SkipLocked is appended to the read of an outbox claim (ClaimOutbox): " FOR UPDATE SKIP
+	// LOCKED" on PostgreSQL, so that concurrent claimers take different rows without waiting for
+	// each other; empty on SQLite, whose transactions take the write lock when they begin.
+	SkipLocked string
 }
 
 // Store implements the methods of rescind.Store whose SQL is the same on every backend. A
