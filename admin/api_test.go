@@ -62,6 +62,7 @@ type api struct {
 	socket   *httptest.Server // Handler(false)
 	tcp      *httptest.Server // Handler(true)
 	logs     *syncBuffer
+	clients  *clientreg.Registry
 	bodies   []string // every response body, for TestNothingSecretEchoed
 	bodiesMu sync.Mutex
 }
@@ -87,6 +88,7 @@ func newAPIStore(t *testing.T, wrap func(rescind.Store) rescind.Store) *api {
 		t.Fatal(err)
 	}
 	clients, _ := clientreg.New(clientreg.Config{Store: server})
+	a.clients = clients
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "rescind_test_total", Help: "a test metric"}))
 	s := admin.New(admin.Config{Store: server, Clients: clients, Revoked: a.state, Committer: com, Keys: a.keys,
@@ -1050,5 +1052,24 @@ func TestRegistrationTokenRoutes(t *testing.T) {
 	wantError(t, a.call("DELETE", "/admin/v1/registration-tokens/"+made.ID, ""), 404, "not_found")
 	if _, err := a.store.GetRegistrationToken(context.Background(), token.Hash(made.Token)); err == nil {
 		t.Fatal("a deleted token is still stored")
+	}
+}
+
+// TestCreatedClientInSnapshot: a client created through the API is in the server's view of
+// every client (the origins CORS lets read the token endpoint, scopes_supported) at once, not
+// after clientreg.SnapshotTTL: an operator creates a browser app's client and the app works.
+func TestCreatedClientInSnapshot(t *testing.T) {
+	a := newAPI(t)
+	ctx := context.Background()
+	const origin = "https://spa.example"
+	before, err := a.clients.Snapshot(ctx) // cached from here on
+	if err != nil || before.PublicOrigin(origin) {
+		t.Fatalf("before: %v, origin allowed %v", err, before.PublicOrigin(origin))
+	}
+	a.createClient(`{"client_name":"SPA","public":true,"grant_types":["authorization_code"],` +
+		`"redirect_uris":["https://spa.example/cb"],"scope":"photos"}`)
+	after, err := a.clients.Snapshot(ctx)
+	if err != nil || !after.PublicOrigin(origin) || !slices.Contains(after.Scopes, "photos") {
+		t.Fatalf("after creating the client: %v, origin allowed %v, scopes %v", err, after.PublicOrigin(origin), after.Scopes)
 	}
 }
