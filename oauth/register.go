@@ -308,6 +308,17 @@ func (s *Server) clientScopes(client rescind.Client, requested string) []string 
 	return strings.Fields(requested)
 }
 
+// clientCredentialsScopes returns the scopes client may be granted by client credentials, where
+// no person consents: its own, or, for a client that registered itself without naming any, the
+// server's configured scopes (which it could have registered), never "any": else holding an
+// initial access token would be holding every scope of every resource server.
+func (s *Server) clientCredentialsScopes(client rescind.Client) []string {
+	if !client.SelfRegistered() || len(client.Scopes) > 0 {
+		return client.Scopes
+	}
+	return s.scopes
+}
+
 // registrationURI is the registration_client_uri of client id (RFC 7592 §1).
 func (s *Server) registrationURI(id string) string {
 	return s.issuer + "/oauth2/register/" + url.PathEscape(id)

@@ -445,3 +445,48 @@ func TestRegistrationOff(t *testing.T) {
 		t.Fatalf("registration_endpoint = %v", md["registration_endpoint"])
 	}
 }
+
+// TestSelfRegisteredClientCredentialsScopes: a confidential client that registered itself
+// (with an initial access token) gets by client credentials, where no person consents, only
+// the scopes it registered, or without any, the server's configured scopes; never a scope it
+// merely asks for.
+func TestSelfRegisteredClientCredentialsScopes(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		supported []string
+		register  string // scope registered
+		ask       string // scope asked at the token endpoint
+		want      string // scope granted; "" for invalid_scope
+	}{
+		{"registered: within", nil, "read write", "write", "write"},
+		{"registered: beyond", nil, "read", "admin", ""},
+		{"none registered, none configured: asked", nil, "", "admin", ""},
+		{"none registered, configured: within", []string{"read", "write"}, "", "read", "read"},
+		{"none registered, configured: beyond", []string{"read", "write"}, "", "admin", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnvWith(t, func(_ *env, c *oauth.Config) {
+				c.Registration, c.ScopesSupported = oauth.RegisterWithToken, tc.supported
+			})
+			text, hash, _ := token.NewStored(token.InitialAccessPrefix)
+			if err := e.store.CreateRegistrationToken(context.Background(), rescind.RegistrationToken{ID: "iat", Hash: hash,
+				CreatedAt: e.clock(), ExpiresAt: e.clock().Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			r := e.register(`{"grant_types":["client_credentials"],"scope":"`+tc.register+`"}`, text)
+			if r.status != http.StatusCreated {
+				t.Fatalf("registration: %d %s", r.status, r.body)
+			}
+			reg := r.registration(t)
+			tr := e.do(req{path: "/oauth2/token", body: url.Values{"grant_type": {"client_credentials"}, "scope": {tc.ask}}.Encode(),
+				user: reg.ClientID, pass: reg.ClientSecret})
+			if tc.want == "" {
+				wantError(t, tr, 400, "invalid_scope")
+				return
+			}
+			if tr.status != 200 || tr.json(t)["scope"] != tc.want {
+				t.Fatalf("%d %s; want scope %q", tr.status, tr.body, tc.want)
+			}
+		})
+	}
+}
