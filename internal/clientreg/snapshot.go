@@ -11,8 +11,8 @@ import (
 )
 
 // SnapshotTTL is how long a Snapshot is reused when nothing says the clients changed: the
-// longest a client registered on another instance (which does not tell the others of new
-// clients) waits before its origin is allowed here.
+// longest a client created on another instance waits before its origin is allowed here if that
+// instance's notice (the store's EventClientChanged) is lost.
 const SnapshotTTL = 30 * time.Second
 
 // Snapshot is what the server derives from every registered client at once.

@@ -51,14 +51,21 @@ func tokenFormat(f string) string {
 	return f
 }
 
-// CreateClient implements rescind.Store.
+// CreateClient implements rescind.Store. Other instances learn of the new client at commit
+// (Dialect.Notify), so what they derive from every client at once (the origins CORS allows,
+// scopes_supported; clientreg.Snapshot) includes it at once.
 func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
+	err := s.db.InTx(ctx, func(tx Querier) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
-		c.ID, c.Name, c.SecretHash, c.Public, JSONList(c.GrantTypes), JSONList(c.Scopes), JSONList(c.RedirectURIs),
-		int64(c.TokenTTL), Nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
-		c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.PreviousSecretHash, OptionalNanos(c.PreviousSecretExpiresAt),
-		c.RequireDPoP, c.FirstParty, JSONList(c.AllowedResources), c.Registration, c.RegistrationTokenHash)
+			c.ID, c.Name, c.SecretHash, c.Public, JSONList(c.GrantTypes), JSONList(c.Scopes), JSONList(c.RedirectURIs),
+			int64(c.TokenTTL), Nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
+			c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.PreviousSecretHash, OptionalNanos(c.PreviousSecretExpiresAt),
+			c.RequireDPoP, c.FirstParty, JSONList(c.AllowedResources), c.Registration, c.RegistrationTokenHash); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, ClientChanged, c.ID)
+	})
 	if s.d.IsUniqueViolation(err) {
 		return s.errorf("client %q: %w", c.ID, rescind.ErrAlreadyExists)
 	}
