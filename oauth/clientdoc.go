@@ -73,9 +73,8 @@ func (s *Server) storeDocumentClient(ctx context.Context, c rescind.Client) erro
 		slices.Equal(stored.Scopes, c.Scopes) && stored.AllowInsecureRedirect == c.AllowInsecureRedirect && stored.TokenFormat == c.TokenFormat:
 		return nil
 	}
-	stored.Name, stored.RedirectURIs, stored.GrantTypes, stored.Scopes = c.Name, c.RedirectURIs, c.GrantTypes, c.Scopes
-	stored.AllowInsecureRedirect, stored.TokenFormat = c.AllowInsecureRedirect, c.TokenFormat
-	err = s.store.UpdateClient(ctx, stored)
+	_, err = s.store.UpdateClient(ctx, c.ID, rescind.ClientUpdate{Name: &c.Name, RedirectURIs: &c.RedirectURIs,
+		GrantTypes: &c.GrantTypes, Scopes: &c.Scopes, AllowInsecureRedirect: &c.AllowInsecureRedirect, TokenFormat: &c.TokenFormat})
 	s.clients.Invalidate(c.ID)
 	return err
 }

@@ -538,10 +538,10 @@ func (s *Server) handleUpdateRegistration(w http.ResponseWriter, r *http.Request
 		writeError(w, metadataError("a client cannot change from public to confidential or back: register a new one"))
 		return
 	}
-	c.Name, c.GrantTypes, c.RedirectURIs, c.Scopes, c.TokenFormat = rc.name, rc.grantTypes, rc.redirects, rc.scopes, rc.tokenFormat
-	c.AllowInsecureRedirect = s.insecureRedir
-	err := s.store.UpdateClient(r.Context(), c)
-	s.clients.Invalidate(c.ID)
+	id, insecure := c.ID, s.insecureRedir
+	c, err := s.store.UpdateClient(r.Context(), id, rescind.ClientUpdate{Name: &rc.name, GrantTypes: &rc.grantTypes,
+		RedirectURIs: &rc.redirects, Scopes: &rc.scopes, TokenFormat: &rc.tokenFormat, AllowInsecureRedirect: &insecure})
+	s.clients.Invalidate(id)
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "updating a registered client", "err", err)
 		writeError(w, errServer)

@@ -166,6 +166,7 @@ type Server struct {
 	dpop            *dpop.Verifier
 	dpopNonce       string
 	tokenURL        string
+	jwts            *jwtCache // verified JWT access tokens
 }
 
 // New returns a Server for cfg.
@@ -181,6 +182,7 @@ func New(cfg Config) (*Server, error) {
 		signer: cfg.Signer, statuses: cfg.Statuses, limiter: cfg.Limiter, statusTTL: cfg.StatusListTTL, lists: make(map[string]renderedList),
 		knownLists: make(map[string]time.Time), missingLists: make(map[string]time.Time),
 		encoded: make(map[int64][]byte),
+		jwts:    newJWTCache(jwtCacheGeneration),
 	}
 	s.statusBase = s.issuer + "/oauth2/statuslists/"
 	s.tokenURL = s.issuer + "/oauth2/token"
