@@ -292,6 +292,10 @@ func (r *Resolver) get(ctx context.Context, id string) (rescind.Client, time.Dur
 	}
 	body, err := safehttp.ReadLimited(resp.Body, r.cfg.MaxBytes)
 	switch {
+	case ctx.Err() != nil:
+		// The time ran out while the body was read: whatever was read (a read cut short by the
+		// deadline can end without an error) is not the document.
+		return rescind.Client{}, 0, &Error{"it could not be fetched in time"}
 	case errors.Is(err, safehttp.ErrTooLarge):
 		return rescind.Client{}, 0, &Error{fmt.Sprintf("it is larger than %d bytes", r.cfg.MaxBytes)}
 	case err != nil:
