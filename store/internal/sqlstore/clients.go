@@ -88,6 +88,28 @@ func (s *Store) ListClients(ctx context.Context) ([]rescind.Client, error) {
 // (Dialect.Notify), so none keeps a stale copy or a replaced secret.
 func (s *Store) UpdateClient(ctx context.Context, c rescind.Client) error {
 	err := s.db.InTx(ctx, func(tx Querier) error {
+		var oldSecret string
+		err := tx.QueryRow(ctx, `SELECT secret_hash FROM clients WHERE id = $1`, c.ID).Scan(&oldSecret)
+		if isNoRows(err) {
+			return rescind.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if oldSecret != c.SecretHash {
+			// Shared Signals: CAEP credential-change for the client's secret, in this transaction.
+			change := "update"
+			switch {
+			case oldSecret == "":
+				change = "create"
+			case c.SecretHash == "":
+				change = "delete"
+			}
+			if err := EnqueueSignals(ctx, tx, rescind.Signal{Kind: rescind.SignalClientSecretChanged, ClientID: c.ID,
+				Change: change}); err != nil {
+				return err
+			}
+		}
 		n, err := tx.Exec(ctx, `UPDATE clients SET name = $1, secret_hash = $2, public = $3, grant_types = $4, scopes = $5,
 			redirect_uris = $6, token_ttl_ns = $7, allow_plain_pkce = $8, token_format = $9, previous_secret_hash = $10,
 			previous_secret_expires_at = $11, resource_server = $12, resources = $13, allow_insecure_redirect = $14, require_dpop = $15,

@@ -81,6 +81,11 @@ func UserDeletion(ctx context.Context, tx Querier, id string, rev rescind.Revoca
 	if n == 0 {
 		return nil, 0, rescind.ErrNotFound
 	}
+	// Shared Signals: RISC account-disabled and account-purged, in this transaction.
+	if err := EnqueueSignals(ctx, tx, rescind.Signal{Kind: rescind.SignalUserDeleted, At: rev.RevokedAt, UserID: id,
+		Actor: rev.Actor, Reason: rev.Reason}); err != nil {
+		return nil, 0, err
+	}
 	sessions, err := SessionEnding(ctx, tx, rescind.SessionFilter{UserID: id}, rev, lock)
 	if err != nil {
 		return nil, 0, err
@@ -201,14 +206,21 @@ func grantRecord(rev rescind.Revocation, id, clientID string, revokedAt time.Tim
 // its token) or finds the grant revoked.
 func GrantRevocations(ctx context.Context, tx Querier, f rescind.GrantFilter, rev rescind.Revocation, lock string) ([]rescind.Revocation, int64, error) {
 	where, args := grantWhere(f, "", nil, "revoked_at = 0")
+	var sigs []rescind.Signal
 	revs, err := All(ctx, tx, func(row Row) (rescind.Revocation, error) {
-		var id, clientID string
+		var id, clientID, userID string
 		var bound int64
-		err := row.Scan(&id, &clientID, &bound)
+		err := row.Scan(&id, &clientID, &bound, &userID)
+		sigs = append(sigs, rescind.Signal{Kind: rescind.SignalGrantRevoked, At: rev.RevokedAt, UserID: userID, ClientID: clientID,
+			GrantID: id, Actor: rev.Actor, Reason: rev.Reason})
 		return grantRecord(rev, id, clientID, rev.RevokedAt, bound), err
-	}, `SELECT id, client_id, tokens_expire_at FROM grants WHERE `+where+lock, args...)
+	}, `SELECT id, client_id, tokens_expire_at, user_id FROM grants WHERE `+where+lock, args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading grants: %w", err)
+	}
+	// Shared Signals: CAEP session-revoked for each (user, client) whose grant this revokes.
+	if err := EnqueueSignals(ctx, tx, sigs...); err != nil {
+		return nil, 0, err
 	}
 	// Grants revoked before whose tokens may still be alive: revoking again extends a record
 	// that is missing or ends before the tokens do (one written by an older version, say).
