@@ -73,6 +73,7 @@ var settingsTable = []setting{
 	{key: "session_idle", flag: "session-idle", def: "12h", validate: durationBetween(time.Minute, 365*24*time.Hour), help: "a sign-in session not used for this long ends"},
 	{key: "session_max", flag: "session-max", def: "720h", validate: durationBetween(time.Minute, 365*24*time.Hour), help: "a sign-in session ends this long after sign-in, however much it is used"},
 	{key: "outbox_poll_interval", flag: "outbox-poll-interval", def: "1s", validate: durationBetween(10*time.Millisecond, time.Hour), help: "how often each instance looks for outbox messages due (back-channel logout, Shared Signals push) that nothing woke it for: written by another instance, or a retry coming due"},
+	{key: "ssf_allow_loopback_push", flag: "ssf-allow-loopback-push", def: "false", help: "let Shared Signals push streams deliver to loopback (http or https), for development and tests; private and link-local addresses stay refused"},
 }
 
 // Config is every setting, typed, resolved once at start (see settingsTable): what the server
@@ -110,6 +111,7 @@ type Config struct {
 	SessionIdle                time.Duration `setting:"session_idle"`
 	SessionMax                 time.Duration `setting:"session_max"`
 	OutboxPollInterval         time.Duration `setting:"outbox_poll_interval"`
+	SSFAllowLoopbackPush       bool          `setting:"ssf_allow_loopback_push"`
 
 	// sources names where each key's value came from ("--addr", "RESCIND_ADDR", "config file
 	// rescind.yaml", "default"), for error messages.
