@@ -119,6 +119,8 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	route("PUT /admin/v1/users/{username}/password", http.HandlerFunc(s.handleSetPassword))
 	route("POST /admin/v1/revoke-all", http.HandlerFunc(s.handleRevokeAll))
 	route("GET /admin/v1/audit", http.HandlerFunc(s.handleAudit))
+	route("GET /admin/v1/ssf/streams", http.HandlerFunc(s.handleListSSFStreams))
+	route("DELETE /admin/v1/ssf/streams/{id}", http.HandlerFunc(s.handleDeleteSSFStream))
 	if requireToken {
 		route("POST /admin/v1/backup", http.HandlerFunc(s.handleBackupRefused))
 	} else {
