@@ -131,12 +131,16 @@ func simpleKeys(obj map[string]json.RawMessage, depth int) ([]string, error) {
 	return []string{key(format, vals...)}, nil
 }
 
-// key is the lookup key of a simple identifier. Email addresses compare case-insensitively.
+// key is the lookup key of a simple identifier: the hex SHA-256 of its format and values
+// (so any value, whatever bytes it holds, makes a key every database stores). Email addresses
+// compare case-insensitively.
 func key(format string, vals ...string) string {
 	if format == "email" {
 		vals = []string{strings.ToLower(vals[0])}
 	}
-	return format + "\x00" + strings.Join(vals, "\x00")
+	b, _ := json.Marshal(append([]string{format}, vals...)) // strings always marshal
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 func dedupe(s []string) []string {

@@ -1,12 +1,14 @@
 package ssf
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -255,13 +257,22 @@ func (t *Transmitter) authenticate(r *http.Request, scopes ...string) (Token, er
 func (t *Transmitter) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	// The body is read as JSON whatever its Content-Type says (curl -d sends a form type):
 	// these endpoints take bearer tokens, never cookies, so no browser form can reach them.
-	body := http.MaxBytesReader(w, r.Body, t.cfg.MaxBodyBytes)
-	dec := json.NewDecoder(body)
-	if err := dec.Decode(v); err != nil {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, t.cfg.MaxBodyBytes))
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return errorf(http.StatusRequestEntityTooLarge, "invalid_request", "the body is larger than %d bytes", t.cfg.MaxBodyBytes)
 		}
+		return badRequest("the body could not be read")
+	}
+	// NUL is in no identifier, URL or text these endpoints take, and PostgreSQL text refuses it.
+	if bytes.IndexByte(b, 0) >= 0 || bytes.Contains(b, []byte(`\u0000`)) {
+		return badRequest("the body must not contain NUL characters")
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		b = []byte("{}") // no body: no members (a poll that only asks for SETs)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
 		return badRequest("the body is not the expected JSON object: %v", err)
 	}
 	return nil

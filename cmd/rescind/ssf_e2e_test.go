@@ -285,13 +285,13 @@ func (p *pushReceiver) wait(what string, timeout time.Duration, ok func(set) boo
 	deadline := time.Now().Add(timeout)
 	for {
 		p.mu.Lock()
-		for _, s := range p.sets {
+		sets := slices.Clone(p.sets)
+		p.mu.Unlock()
+		for _, s := range sets {
 			if ok(s) {
-				p.mu.Unlock()
 				return s
 			}
 		}
-		p.mu.Unlock()
 		if time.Now().After(deadline) {
 			p.t.Fatalf("push: no %s within %v", what, timeout)
 		}
