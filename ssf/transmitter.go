@@ -912,3 +912,30 @@ func (t *Transmitter) PushDeliverer() outbox.Deliverer {
 		return perr
 	})
 }
+
+// Retention of events: an acknowledged event is kept a day (for the record of its
+// acknowledgement), a pending one a week (a receiver that does not poll for a week, or a stream
+// paused that long, loses the oldest; push retries end sooner, after PushWindow).
+const (
+	keepAcked   = 24 * time.Hour
+	keepPending = 7 * 24 * time.Hour
+)
+
+// RunJanitor deletes old events every interval until ctx ends.
+func (t *Transmitter) RunJanitor(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := t.now()
+		if n, err := t.cfg.Store.DeleteSSFEvents(ctx, now.Add(-keepAcked), now.Add(-keepPending)); err != nil {
+			t.log.Error("ssf: deleting old events", "err", err)
+		} else if n > 0 {
+			t.log.Info("ssf: old events deleted", "events", n)
+		}
+	}
+}

@@ -774,6 +774,7 @@ func (m *Main) startBackground(context.Context) error {
 		OnDeleted: m.metrics.JanitorDeleted, Logger: m.Logger, Now: m.Now}
 	m.goRun(ctx, m.runJanitor)
 	m.goRun(ctx, m.outbox.Run)
+	m.goRun(ctx, func(ctx context.Context) { m.ssf.RunJanitor(ctx, m.Config.JanitorInterval) })
 	if w, ok := m.store.(rescind.Watcher); ok {
 		m.goRun(ctx, func(ctx context.Context) { m.runCoherence(ctx, w) })
 	}

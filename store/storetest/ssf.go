@@ -444,4 +444,18 @@ func testSSFSignals(t *testing.T, s rescind.Store) {
 	if k, _ = signals(t, s, far); !slices.Equal(k, []string{"grant_revoked", "user_deleted"}) {
 		t.Fatalf("deleting a user: %v", k)
 	}
+	// Deleting a receiver's client deletes its streams; others' stay.
+	if err := s.CreateSSFStream(ctx, ssfStream("c1-stream", "c1", rescind.SSFPoll), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteClient(ctx, "c1", base.Add(time.Hour), rescind.Revocation{Kind: rescind.RevokeClient, Key: "c1",
+		RevokedAt: base.Add(time.Hour), ExpiresAt: base.Add(2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetSSFStream(ctx, "c1-stream"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("the deleted client's stream: %v; want ErrNotFound", err)
+	}
+	if _, err := s.GetSSFStream(ctx, "on"); err != nil {
+		t.Fatalf("another receiver's stream after the deletion: %v", err)
+	}
 }

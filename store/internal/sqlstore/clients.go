@@ -151,6 +151,11 @@ func ClientDeletion(ctx context.Context, tx Querier, id string, now time.Time, r
 		}
 	}
 	rev.Actor = ""
+	// The client's Shared Signals streams go with it: nothing more is sent to a receiver that
+	// no longer exists.
+	if err := deleteClientStreams(ctx, tx, id); err != nil {
+		return nil, err
+	}
 	revs, _, err := GrantRevocations(ctx, tx, rescind.GrantFilter{ClientID: id}, rescind.Revocation{RevokedAt: now, Subject: rev.Subject}, lock)
 	if err != nil {
 		return nil, err

@@ -466,3 +466,20 @@ func (s *Store) DeleteSSFEvents(ctx context.Context, acked, pending time.Time) (
 	}
 	return n, nil
 }
+
+// deleteClientStreams deletes, in tx, the streams of the client id with their subjects, events
+// and pending pushes.
+func deleteClientStreams(ctx context.Context, tx Querier, clientID string) error {
+	for _, q := range []string{
+		`DELETE FROM ssf_subjects WHERE stream_id IN (SELECT id FROM ssf_streams WHERE client_id = $1)`,
+		`DELETE FROM ssf_events WHERE stream_id IN (SELECT id FROM ssf_streams WHERE client_id = $1)`,
+		`DELETE FROM outbox WHERE kind = '` + rescind.OutboxSSFPush + `' AND state = 'pending' AND lease_owner = ''
+			AND key IN (SELECT id FROM ssf_streams WHERE client_id = $1)`,
+		`DELETE FROM ssf_streams WHERE client_id = $1`,
+	} {
+		if _, err := tx.Exec(ctx, q, clientID); err != nil {
+			return fmt.Errorf("deleting the client's streams: %w", err)
+		}
+	}
+	return nil
+}
