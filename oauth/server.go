@@ -130,6 +130,7 @@ type Server struct {
 	dpopNonce       string
 	tokenURL        string
 	routes          []Route
+	jwts            *jwtCache // verified JWT access tokens
 }
 
 // New returns a Server for cfg.
@@ -145,6 +146,7 @@ func New(cfg Config) (*Server, error) {
 		signer: cfg.Signer, statuses: cfg.Statuses, limiter: cfg.Limiter, statusTTL: cfg.StatusListTTL, lists: make(map[string]renderedList),
 		knownLists: make(map[string]time.Time), missingLists: make(map[string]time.Time),
 		encoded: make(map[int64][]byte),
+		jwts:    newJWTCache(jwtCacheGeneration),
 	}
 	s.statusBase = s.issuer + "/oauth2/statuslists/"
 	s.tokenURL = s.issuer + "/oauth2/token"

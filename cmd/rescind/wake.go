@@ -47,10 +47,10 @@ func (s wakingStore) DeleteClient(ctx context.Context, id string, now time.Time,
 	return revs, err
 }
 
-func (s wakingStore) UpdateClient(ctx context.Context, c rescind.Client) error {
-	err := s.Store.UpdateClient(ctx, c)
+func (s wakingStore) RotateClientSecret(ctx context.Context, id, hash string, previousUntil time.Time) (rescind.Client, error) {
+	c, err := s.Store.RotateClientSecret(ctx, id, hash, previousUntil)
 	s.wake()
-	return err
+	return c, err
 }
 
 // wakeOutbox wakes the outbox's dispatcher, once there is one (the committer is made before it).

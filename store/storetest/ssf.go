@@ -407,16 +407,14 @@ func testSSFSignals(t *testing.T, s rescind.Store) {
 		t.Fatalf("setting a password: %v", k)
 	}
 	// A client's secret changed; another change of the client is no signal.
-	c, _ := s.GetClient(ctx, "c1")
-	c.Name = "renamed"
-	if err := s.UpdateClient(ctx, c); err != nil {
+	name := "renamed"
+	if _, err := s.UpdateClient(ctx, "c1", rescind.ClientUpdate{Name: &name}); err != nil {
 		t.Fatal(err)
 	}
 	if k, _ = signals(t, s, far); len(k) != 0 {
 		t.Fatalf("renaming a client: %v", k)
 	}
-	c.SecretHash = "h2"
-	if err := s.UpdateClient(ctx, c); err != nil {
+	if _, err := s.RotateClientSecret(ctx, "c1", "h2", base.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if k, sigs = signals(t, s, far); !slices.Equal(k, []string{"client_secret_changed"}) || sigs[0].ClientID != "c1" || sigs[0].Change != "update" {

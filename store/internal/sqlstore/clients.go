@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/rescind/rescind"
@@ -84,51 +85,86 @@ func (s *Store) ListClients(ctx context.Context) ([]rescind.Client, error) {
 	return out, nil
 }
 
-// UpdateClient implements rescind.Store. Other instances learn of the change at commit
-// (Dialect.Notify), so none keeps a stale copy or a replaced secret.
-func (s *Store) UpdateClient(ctx context.Context, c rescind.Client) error {
+// UpdateClient implements rescind.Store: one statement that writes only the columns u sets, so
+// that a concurrent change of the others (a secret rotation on another instance) is never undone.
+// Other instances learn of the change at commit (Dialect.Notify), so none keeps a stale copy.
+func (s *Store) UpdateClient(ctx context.Context, id string, u rescind.ClientUpdate) (rescind.Client, error) {
+	var sets []string
+	args := []any{id}
+	set := func(col string, v any) {
+		args = append(args, v)
+		sets = append(sets, fmt.Sprintf("%s = $%d", col, len(args)))
+	}
+	if u.Name != nil {
+		set("name", *u.Name)
+	}
+	if u.Scopes != nil {
+		set("scopes", JSONList(*u.Scopes))
+	}
+	if u.RedirectURIs != nil {
+		set("redirect_uris", JSONList(*u.RedirectURIs))
+	}
+	if u.TokenTTL != nil {
+		set("token_ttl_ns", int64(*u.TokenTTL))
+	}
+	if u.RequireDPoP != nil {
+		set("require_dpop", *u.RequireDPoP)
+	}
+	if u.FirstParty != nil {
+		set("first_party", *u.FirstParty)
+	}
+	if len(sets) == 0 {
+		return s.GetClient(ctx, id)
+	}
+	return s.changeClient(ctx, id, `UPDATE clients SET `+strings.Join(sets, ", ")+` WHERE id = $1 RETURNING `+clientColumns, args...)
+}
+
+// RotateClientSecret implements rescind.Store.
+func (s *Store) RotateClientSecret(ctx context.Context, id, hash string, previousUntil time.Time) (rescind.Client, error) {
+	// One statement: its right-hand sides read the row as it is when the statement writes it
+	// (PostgreSQL re-reads a row it waited for), so the replaced secret is the stored one.
+	// Shared Signals: CAEP credential-change for the client's secret, in this transaction.
+	change := "update"
+	if hash == "" {
+		change = "delete"
+	}
+	signal := func(tx Querier) error {
+		return EnqueueSignals(ctx, tx, rescind.Signal{Kind: rescind.SignalClientSecretChanged, ClientID: id, Change: change})
+	}
+	return s.changeClientThen(ctx, id, signal, `UPDATE clients SET previous_secret_hash = CASE WHEN $2 THEN secret_hash ELSE '' END,
+		previous_secret_expires_at = $3, secret_hash = $4 WHERE id = $1 RETURNING `+clientColumns,
+		id, !previousUntil.IsZero(), OptionalNanos(previousUntil), hash)
+}
+
+// changeClient runs query, an UPDATE of the client id that returns its columns, and tells the
+// other instances at commit (they drop their cached copy and verified secrets).
+func (s *Store) changeClient(ctx context.Context, id, query string, args ...any) (rescind.Client, error) {
+	return s.changeClientThen(ctx, id, nil, query, args...)
+}
+
+// changeClientThen is changeClient that also runs then, if not nil, in the transaction.
+func (s *Store) changeClientThen(ctx context.Context, id string, then func(tx Querier) error, query string, args ...any) (rescind.Client, error) {
+	var c rescind.Client
 	err := s.db.InTx(ctx, func(tx Querier) error {
-		var oldSecret string
-		err := tx.QueryRow(ctx, `SELECT secret_hash FROM clients WHERE id = $1`, c.ID).Scan(&oldSecret)
+		var err error
+		c, err = scanClient(tx.QueryRow(ctx, query, args...))
 		if isNoRows(err) {
 			return rescind.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		if oldSecret != c.SecretHash {
-			// Shared Signals: CAEP credential-change for the client's secret, in this transaction.
-			change := "update"
-			switch {
-			case oldSecret == "":
-				change = "create"
-			case c.SecretHash == "":
-				change = "delete"
-			}
-			if err := EnqueueSignals(ctx, tx, rescind.Signal{Kind: rescind.SignalClientSecretChanged, ClientID: c.ID,
-				Change: change}); err != nil {
+		if then != nil {
+			if err := then(tx); err != nil {
 				return err
 			}
 		}
-		n, err := tx.Exec(ctx, `UPDATE clients SET name = $1, secret_hash = $2, public = $3, grant_types = $4, scopes = $5,
-			redirect_uris = $6, token_ttl_ns = $7, allow_plain_pkce = $8, token_format = $9, previous_secret_hash = $10,
-			previous_secret_expires_at = $11, resource_server = $12, resources = $13, allow_insecure_redirect = $14, require_dpop = $15,
-			first_party = $17 WHERE id = $16`,
-			c.Name, c.SecretHash, c.Public, JSONList(c.GrantTypes), JSONList(c.Scopes), JSONList(c.RedirectURIs), int64(c.TokenTTL),
-			c.AllowPlainPKCE, tokenFormat(c.TokenFormat), c.PreviousSecretHash, OptionalNanos(c.PreviousSecretExpiresAt),
-			c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.RequireDPoP, c.ID, c.FirstParty)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return rescind.ErrNotFound
-		}
-		return s.notify(ctx, tx, ClientChanged, c.ID)
+		return s.notify(ctx, tx, ClientChanged, id)
 	})
 	if err != nil {
-		return s.errorf("updating client %q: %w", c.ID, err)
+		return rescind.Client{}, s.errorf("updating client %q: %w", id, err)
 	}
-	return nil
+	return c, nil
 }
 
 // ClientDeletion deletes the client id in tx, writes the audit entry of its deletion (rev's
