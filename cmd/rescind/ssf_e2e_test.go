@@ -436,6 +436,23 @@ func TestSharedSignals(t *testing.T) {
 		t.Fatalf("credential-change %+v", cc)
 	}
 
+	// A client's secret rotated: credential-change about the application, to a stream that
+	// added it (an opaque client_id).
+	var app admin.ClientInfo
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "app")), &app)
+	if code, out := r.call("POST", r.endpoint("add_subject_endpoint"), map[string]any{"stream_id": pushID,
+		"subject": map[string]any{"format": "opaque", "id": app.ClientID}}); code != 200 {
+		t.Fatalf("add subject: %d %v", code, out)
+	}
+	cli(t, nil, "client", "rotate-secret", "--data-dir", data, app.ClientID)
+	rot := push.wait("credential-change of the client secret", 5*time.Second, func(s set) bool {
+		a, _ := s.SubID["application"].(map[string]any)
+		return s.Type == credentialChange && a["id"] == app.ClientID
+	})
+	if rot.Event["change_type"] != "update" || rot.Event["credential_type"] == nil {
+		t.Fatalf("client secret credential-change %+v", rot.Event)
+	}
+
 	// Poll: both session-revoked and the credential-change are there; an acknowledged event
 	// never returns, an unacknowledged one does, a setErr acknowledges and is audited.
 	var got []set
@@ -516,7 +533,7 @@ func TestSharedSignals(t *testing.T) {
 	// The operator's view.
 	var listed []admin.SSFStreamInfo
 	json.Unmarshal([]byte(cli(t, nil, "ssf", "streams", "--data-dir", data)), &listed)
-	if len(listed) != 2 || listed[0].StreamID != pushID || listed[0].ClientID != r.clientID || listed[0].Subjects != 1 {
+	if len(listed) != 2 || listed[0].StreamID != pushID || listed[0].ClientID != r.clientID || listed[0].Subjects != 2 || listed[1].Subjects != 1 {
 		t.Fatalf("rescind ssf streams: %+v", listed)
 	}
 	if out := cli(t, nil, "ssf", "streams", "--data-dir", data); strings.Contains(out, "push-secret") {
