@@ -502,6 +502,52 @@ func TestSharedSignals(t *testing.T) {
 		t.Fatal("long poll: no answer within 10 s of an event")
 	}
 
+	// Status (SSF 1.0 §8.1.2): paused holds events, enabled sends them, disabled drops them.
+	status := func(st string) {
+		t.Helper()
+		code, out := r.call("POST", r.endpoint("status_endpoint"), map[string]any{"stream_id": pushID, "status": st, "reason": "test"})
+		if code != 200 || out.(map[string]any)["status"] != st {
+			t.Fatalf("status %s: %d %v", st, code, out)
+		}
+		if code, out := r.call("GET", r.endpoint("status_endpoint")+"?stream_id="+pushID, nil); code != 200 || out.(map[string]any)["status"] != st {
+			t.Fatalf("read status: %d %v; want %s", code, out, st)
+		}
+	}
+	countType := func(typ string) int {
+		push.mu.Lock()
+		defer push.mu.Unlock()
+		n := 0
+		for _, s := range push.sets {
+			if s.Type == typ {
+				n++
+			}
+		}
+		return n
+	}
+	// Every credential-change so far has arrived (two set-password, one rotate-secret), so none
+	// is in flight while the stream is paused.
+	push.wait("the earlier credential-changes", 5*time.Second, func(set) bool { return countType(credentialChange) == 3 })
+	before := countType(credentialChange)
+	status("paused")
+	cliInput(t, "paused-alice-password\n", "user", "set-password", "--data-dir", data, "alice", "--password-stdin")
+	time.Sleep(time.Second)
+	if countType(credentialChange) != before {
+		t.Fatal("a paused stream pushed an event")
+	}
+	status("enabled")
+	push.wait("the held credential-change", 5*time.Second, func(set) bool { return countType(credentialChange) == before+1 })
+	status("disabled")
+	cliInput(t, "dropped-alice-password\n", "user", "set-password", "--data-dir", data, "alice", "--password-stdin")
+	time.Sleep(500 * time.Millisecond)
+	status("enabled")
+	time.Sleep(time.Second)
+	if countType(credentialChange) != before+1 {
+		t.Fatal("a disabled stream kept an event and pushed it once enabled")
+	}
+	if code, out := r.call("POST", r.endpoint("status_endpoint"), map[string]any{"stream_id": pushID, "status": "asleep"}); code != 400 {
+		t.Fatalf("unknown status: %d %v", code, out)
+	}
+
 	// Another receiver: our streams do not exist for it; its own list is empty.
 	other := newReceiver(t, srv, "other")
 	for _, c := range []struct{ method, endpoint string }{
