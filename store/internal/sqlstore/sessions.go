@@ -139,10 +139,17 @@ func SessionEnding(ctx context.Context, tx Querier, f rescind.SessionFilter, rev
 	if err != nil {
 		return nil, fmt.Errorf("reading sessions: %w", err)
 	}
+	sigs := make([]rescind.Signal, 0, len(revs))
 	for _, r := range revs {
 		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE id = $1`, r.Key); err != nil {
 			return nil, fmt.Errorf("ending session: %w", err)
 		}
+		sigs = append(sigs, rescind.Signal{Kind: rescind.SignalSessionEnded, At: rev.RevokedAt, UserID: f.UserID, SessionID: r.Key,
+			Actor: rev.Actor, Reason: rev.Reason})
+	}
+	// Shared Signals: CAEP session-revoked for each session ended, in this transaction.
+	if err := EnqueueSignals(ctx, tx, sigs...); err != nil {
+		return nil, err
 	}
 	return revs, nil
 }
@@ -166,6 +173,11 @@ func PasswordChange(ctx context.Context, tx Querier, id, hash string, revokeGran
 			Nanos(rev.RevokedAt), rev.Actor, "set_password", id, rev.Reason); err != nil {
 			return nil, 0, fmt.Errorf("writing audit entry: %w", err)
 		}
+	}
+	// Shared Signals: CAEP credential-change, in this transaction.
+	if err := EnqueueSignals(ctx, tx, rescind.Signal{Kind: rescind.SignalPasswordSet, At: rev.RevokedAt, UserID: id,
+		Actor: rev.Actor, Reason: rev.Reason}); err != nil {
+		return nil, 0, err
 	}
 	revs, err := SessionEnding(ctx, tx, rescind.SessionFilter{UserID: id}, rev, lock)
 	if err != nil {
