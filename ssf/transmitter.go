@@ -89,9 +89,11 @@ type Config struct {
 
 // Transmitter is the Shared Signals transmitter: its HTTP endpoints and its outbox deliverers.
 type Transmitter struct {
-	cfg Config
-	log *slog.Logger
-	now func() time.Time
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	polls pollLimiter
+	sets  setCache
 }
 
 // New returns a Transmitter for cfg.
@@ -956,7 +958,7 @@ func (t *Transmitter) PushDeliverer() outbox.Deliverer {
 		if !ev.AckedAt.IsZero() {
 			return nil
 		}
-		set, err := t.sign(st, ev)
+		set, err := t.signCached(st, ev)
 		if err != nil {
 			return err
 		}
