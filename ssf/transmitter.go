@@ -613,6 +613,9 @@ func (t *Transmitter) change(w http.ResponseWriter, r *http.Request, replace boo
 		t.writeError(w, err)
 		return
 	}
+	if st.Method == rescind.SSFPush && t.cfg.Wake != nil {
+		t.cfg.Wake() // the events it held, if it was a poll stream, are pushed now
+	}
 	writeJSON(w, http.StatusOK, t.render(st))
 }
 
@@ -939,7 +942,10 @@ func (t *Transmitter) PushDeliverer() outbox.Deliverer {
 		case st.Status == rescind.SSFPaused:
 			return outbox.Later(t.now().Add(10*time.Minute), "the stream is paused")
 		case st.Method != rescind.SSFPush:
-			return nil // now a poll stream: the event waits for a poll
+			// Now a poll stream: the event waits for a poll. The message waits too (a claimed
+			// one survives the switch): if the stream becomes push again, it pushes the event
+			// unless a poll acknowledged it meanwhile.
+			return outbox.Later(t.now().Add(10*time.Minute), "the stream is delivered by poll")
 		}
 		if ok, err := t.receiverAllowed(ctx, st.ClientID); err != nil {
 			return err

@@ -164,3 +164,27 @@ func TestSharedSignalsScopeRemoved(t *testing.T) {
 		t.Fatalf("%d SETs pushed; want only the one before the scope was removed", n)
 	}
 }
+
+// A poll stream that becomes a push stream pushes the events it held (audit 19, finding 4).
+func TestSharedSignalsPollToPush(t *testing.T) {
+	data := filepath.Join(shortTempDir(t), "d")
+	srv := startServer(t, data, nil, "--ssf-allow-loopback-push", "--outbox-poll-interval", "100ms")
+	r := newReceiver(t, srv, "receiver")
+	createUser(t, data, "alice", "alice-password")
+	poll := r.createStream(map[string]any{"delivery": map[string]any{"method": pollMethod}, "default_subjects": "ALL"})
+	// A second poll stream is the probe: one fan-out appends the event to both streams in one
+	// transaction, so once the probe has it, the first stream holds it too.
+	probe := r.createStream(map[string]any{"delivery": map[string]any{"method": pollMethod}, "default_subjects": "ALL"})
+	probeURL := probe["delivery"].(map[string]any)["endpoint_url"].(string)
+	cliInput(t, "new-alice-password\n", "user", "set-password", "--data-dir", data, "alice", "--password-stdin")
+	if sets, _ := r.poll(probeURL, map[string]any{}); len(sets) == 0 { // a long poll: at most 25 s
+		t.Fatal("the event never reached the probe stream")
+	}
+	push := newPushReceiver(t, r, "")
+	code, out := r.call("PATCH", r.endpoint("configuration_endpoint"), map[string]any{"stream_id": poll["stream_id"],
+		"delivery": map[string]any{"method": pushMethod, "endpoint_url": push.url()}})
+	if code != http.StatusOK {
+		t.Fatalf("PATCH to push: %d %v", code, out)
+	}
+	push.wait("the credential-change held while polled", 30*time.Second, isType(credentialChange))
+}

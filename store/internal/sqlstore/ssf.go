@@ -167,8 +167,8 @@ func (s *Store) ListSSFStreams(ctx context.Context, clientID string) ([]rescind.
 // UpdateSSFStream implements rescind.Store.
 func (s *Store) UpdateSSFStream(ctx context.Context, st rescind.SSFStream) error {
 	err := s.db.InTx(ctx, func(tx Querier) error {
-		var old string
-		err := tx.QueryRow(ctx, `SELECT status FROM ssf_streams WHERE id = $1`, st.ID).Scan(&old)
+		var old, oldMethod string
+		err := tx.QueryRow(ctx, `SELECT status, method FROM ssf_streams WHERE id = $1`, st.ID).Scan(&old, &oldMethod)
 		if isNoRows(err) {
 			return rescind.ErrNotFound
 		}
@@ -179,6 +179,9 @@ func (s *Store) UpdateSSFStream(ctx context.Context, st rescind.SSFStream) error
 			events_requested = $6, events_delivered = $7, status = $8, status_reason = $9, all_subjects = $10, updated_at = $11
 			WHERE id = $1`, st.ID, st.Description, st.Method, st.EndpointURL, bytesOrEmpty(st.AuthHeader), requestedList(st.EventsRequested),
 			JSONList(st.EventsDelivered), string(st.Status), st.StatusReason, st.AllSubjects, Nanos(st.UpdatedAt)); err != nil {
+			return err
+		}
+		if err := switchSSFMethod(ctx, tx, st, oldMethod); err != nil {
 			return err
 		}
 		switch {
@@ -201,6 +204,46 @@ func (s *Store) UpdateSSFStream(ctx context.Context, st rescind.SSFStream) error
 	})
 	if err != nil {
 		return s.errorf("updating stream: %w", err)
+	}
+	return nil
+}
+
+// SSFPushWindow is how long the pushes of the events a stream held are retried when it becomes
+// a push stream (the transmitter's default PushWindow).
+const SSFPushWindow = 72 * time.Hour
+
+// switchSSFMethod, in tx, follows a change of st's delivery method from oldMethod: a stream that
+// stops being push drops its pushes not yet claimed (its events wait for a poll); one that
+// becomes push gets a push for every event it holds, due now, so that nothing it held while
+// polled (or before an earlier switch) is stranded.
+func switchSSFMethod(ctx context.Context, tx Querier, st rescind.SSFStream, oldMethod string) error {
+	if st.Method == oldMethod {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE kind = $1 AND key = $2 AND state = 'pending' AND lease_owner = ''`,
+		rescind.OutboxSSFPush, st.ID); err != nil {
+		return err
+	}
+	if st.Method != rescind.SSFPush || st.Status == rescind.SSFDisabled {
+		return nil
+	}
+	jtis, err := All(ctx, tx, func(row Row) (string, error) {
+		var jti string
+		return jti, row.Scan(&jti)
+	}, `SELECT jti FROM ssf_events WHERE stream_id = $1 AND acked_at = 0 ORDER BY created_at, jti`, st.ID)
+	if err != nil {
+		return err
+	}
+	now := st.UpdatedAt
+	if now.IsZero() {
+		now = time.Now()
+	}
+	for _, jti := range jtis {
+		payload, _ := json.Marshal(map[string]string{"jti": jti}) // a map of strings always marshals
+		if _, err := EnqueueOutbox(ctx, tx, rescind.OutboxMessage{Kind: rescind.OutboxSSFPush, Key: st.ID,
+			Payload: payload, CreatedAt: now, Deadline: now.Add(SSFPushWindow)}); err != nil {
+			return err
+		}
 	}
 	return nil
 }
