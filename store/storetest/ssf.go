@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +32,7 @@ func ssfTests() []struct {
 		{"SSFStatusHoldsAndDrops", one(testSSFStatus)},
 		{"SSFVerificationInterval", one(testSSFVerification)},
 		{"SSFMethodSwitchStrandsNothing", one(testSSFMethodSwitch)},
+		{"SSFLimitsHoldUnderConcurrency", one(testSSFLimitsConcurrent)},
 		{"SSFSignalsInTheChangesTransaction", one(testSSFSignals)},
 	}
 }
@@ -383,6 +386,54 @@ func testSSFMethodSwitch(t *testing.T, s rescind.Store) {
 	}
 	if msgs := ssfOutbox(t, s, rescind.OutboxSSFPush, base.Add(5*time.Minute)); len(msgs) != 0 {
 		t.Fatalf("a change keeping the method enqueued %d pushes", len(msgs))
+	}
+}
+
+// testSSFLimitsConcurrent: concurrent creations and additions never exceed the limits (audit
+// 19, finding 7: count then insert without a lock let 11 streams past a limit of 10 on
+// PostgreSQL).
+func testSSFLimitsConcurrent(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	const streams, limit, subjects, subLimit = 20, 10, 30, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, streams+subjects)
+	for i := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.CreateSSFStream(ctx, ssfStream(fmt.Sprint("c", i), "busy", rescind.SSFPoll), limit)
+		}()
+	}
+	wg.Wait()
+	limited := 0
+	for range streams {
+		switch err := <-errs; {
+		case errors.Is(err, rescind.ErrLimit):
+			limited++
+		case err != nil:
+			t.Fatalf("CreateSSFStream: %v", err)
+		}
+	}
+	list, err := s.ListSSFStreams(ctx, "busy")
+	if err != nil || len(list) != limit || limited != streams-limit {
+		t.Fatalf("%d concurrent creations with limit %d: %d streams, %d refused, %v", streams, limit, len(list), limited, err)
+	}
+	for i := range subjects {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.AddSSFSubject(ctx, rescind.SSFSubject{StreamID: list[0].ID, ID: fmt.Sprint("sub", i), Subject: []byte(`{}`),
+				Keys: []string{fmt.Sprint("k", i)}, AddedAt: base}, subLimit)
+		}()
+	}
+	wg.Wait()
+	for range subjects {
+		if err := <-errs; err != nil && !errors.Is(err, rescind.ErrLimit) {
+			t.Fatalf("AddSSFSubject: %v", err)
+		}
+	}
+	if n, err := s.CountSSFSubjects(ctx, list[0].ID); err != nil || n != subLimit {
+		t.Fatalf("%d concurrent additions with limit %d: %d subjects, %v", subjects, subLimit, n, err)
 	}
 }
 

@@ -118,6 +118,11 @@ func bytesOrEmpty(b []byte) []byte {
 // CreateSSFStream implements rescind.Store.
 func (s *Store) CreateSSFStream(ctx context.Context, st rescind.SSFStream, maxPerClient int) error {
 	err := s.db.InTx(ctx, func(tx Querier) error {
+		// The count and the insert hold the receiver's lock: concurrent creations do not both
+		// see room for one more.
+		if err := s.lock(ctx, tx, "ssf_streams", st.ClientID); err != nil {
+			return err
+		}
 		var n int64
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM ssf_streams WHERE client_id = $1`, st.ClientID).Scan(&n); err != nil {
 			return err
@@ -279,6 +284,9 @@ func (s *Store) AddSSFSubject(ctx context.Context, sub rescind.SSFSubject, maxPe
 		return s.errorf("adding a subject: no keys")
 	}
 	err := s.db.InTx(ctx, func(tx Querier) error {
+		if err := s.lock(ctx, tx, "ssf_subjects", sub.StreamID); err != nil {
+			return err
+		}
 		var n int64
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM ssf_streams WHERE id = $1`, sub.StreamID).Scan(&n); err != nil {
 			return err
