@@ -18,6 +18,10 @@ import (
 // maxSubjectBytes bounds the JSON of one subject a receiver adds.
 const maxSubjectBytes = 4 << 10
 
+// maxSubjectKeys bounds the simple identifiers in one subject (the members of a complex
+// subject, the identifiers of aliases): each is a stored lookup key.
+const maxSubjectKeys = 10
+
 // simpleFormats are the RFC 9493 §3.2 formats and the members each requires.
 var simpleFormats = map[string][]string{
 	"account":      {"uri"},
@@ -82,7 +86,11 @@ func subjectKeys(raw json.RawMessage) ([]byte, []string, error) {
 		return nil, nil, err
 	}
 	sort.Strings(keys)
-	return canon, dedupe(keys), nil
+	keys = dedupe(keys)
+	if len(keys) > maxSubjectKeys {
+		return nil, nil, fmt.Errorf("subject has %d identifiers: at most %d (aliases or complex subject members)", len(keys), maxSubjectKeys)
+	}
+	return canon, keys, nil
 }
 
 // canonical re-encodes JSON with object keys sorted at every depth.

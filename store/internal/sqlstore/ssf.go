@@ -263,7 +263,8 @@ func (s *Store) DeleteSSFStream(ctx context.Context, id string) error {
 		if n == 0 {
 			return rescind.ErrNotFound
 		}
-		for _, q := range []string{`DELETE FROM ssf_subjects WHERE stream_id = $1`, `DELETE FROM ssf_events WHERE stream_id = $1`} {
+		for _, q := range []string{`DELETE FROM ssf_stream_subjects WHERE stream_id = $1`, `DELETE FROM ssf_subject_keys WHERE stream_id = $1`,
+			`DELETE FROM ssf_events WHERE stream_id = $1`} {
 			if _, err := tx.Exec(ctx, q, id); err != nil {
 				return err
 			}
@@ -294,7 +295,7 @@ func (s *Store) AddSSFSubject(ctx context.Context, sub rescind.SSFSubject, maxPe
 		if n == 0 {
 			return rescind.ErrNotFound
 		}
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM ssf_subjects WHERE stream_id = $1 AND subject_id = $2`,
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM ssf_stream_subjects WHERE stream_id = $1 AND subject_id = $2`,
 			sub.StreamID, sub.ID).Scan(&n); err != nil {
 			return err
 		}
@@ -302,16 +303,20 @@ func (s *Store) AddSSFSubject(ctx context.Context, sub rescind.SSFSubject, maxPe
 			return nil
 		}
 		if maxPerStream > 0 {
-			if err := tx.QueryRow(ctx, `SELECT count(DISTINCT subject_id) FROM ssf_subjects WHERE stream_id = $1`, sub.StreamID).Scan(&n); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM ssf_stream_subjects WHERE stream_id = $1`, sub.StreamID).Scan(&n); err != nil {
 				return err
 			}
 			if n >= int64(maxPerStream) {
 				return rescind.ErrLimit
 			}
 		}
+		if _, err := tx.Exec(ctx, `INSERT INTO ssf_stream_subjects (stream_id, subject_id, subject, added_at) VALUES ($1, $2, $3, $4)`,
+			sub.StreamID, sub.ID, string(sub.Subject), Nanos(sub.AddedAt)); err != nil {
+			return err
+		}
 		for _, k := range sub.Keys {
-			if _, err := tx.Exec(ctx, `INSERT INTO ssf_subjects (stream_id, subject_id, match_key, subject, added_at)
-				VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, sub.StreamID, sub.ID, k, string(sub.Subject), Nanos(sub.AddedAt)); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO ssf_subject_keys (stream_id, subject_id, match_key) VALUES ($1, $2, $3)
+				ON CONFLICT DO NOTHING`, sub.StreamID, sub.ID, k); err != nil {
 				return err
 			}
 		}
@@ -325,7 +330,15 @@ func (s *Store) AddSSFSubject(ctx context.Context, sub rescind.SSFSubject, maxPe
 
 // RemoveSSFSubject implements rescind.Store.
 func (s *Store) RemoveSSFSubject(ctx context.Context, streamID, id string) (bool, error) {
-	n, err := s.db.Exec(ctx, `DELETE FROM ssf_subjects WHERE stream_id = $1 AND subject_id = $2`, streamID, id)
+	var n int64
+	err := s.db.InTx(ctx, func(tx Querier) error {
+		var err error
+		if n, err = tx.Exec(ctx, `DELETE FROM ssf_stream_subjects WHERE stream_id = $1 AND subject_id = $2`, streamID, id); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM ssf_subject_keys WHERE stream_id = $1 AND subject_id = $2`, streamID, id)
+		return err
+	})
 	if err != nil {
 		return false, s.errorf("removing a subject: %w", err)
 	}
@@ -335,7 +348,7 @@ func (s *Store) RemoveSSFSubject(ctx context.Context, streamID, id string) (bool
 // CountSSFSubjects implements rescind.Store.
 func (s *Store) CountSSFSubjects(ctx context.Context, streamID string) (int64, error) {
 	var n int64
-	if err := s.db.QueryRow(ctx, `SELECT count(DISTINCT subject_id) FROM ssf_subjects WHERE stream_id = $1`, streamID).Scan(&n); err != nil {
+	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM ssf_stream_subjects WHERE stream_id = $1`, streamID).Scan(&n); err != nil {
 		return 0, s.errorf("counting subjects: %w", err)
 	}
 	return n, nil
@@ -357,8 +370,9 @@ func (s *Store) SSFSubjectsMatching(ctx context.Context, keys []string) ([]resci
 		err := row.Scan(&sub.StreamID, &sub.ID, &subject, &added)
 		sub.Subject, sub.AddedAt = []byte(subject), FromNanos(added)
 		return sub, err
-	}, `SELECT DISTINCT stream_id, subject_id, subject, added_at FROM ssf_subjects WHERE match_key IN (`+strings.Join(marks, ", ")+`)
-		ORDER BY stream_id, subject_id`, args...)
+	}, `SELECT s.stream_id, s.subject_id, s.subject, s.added_at FROM ssf_stream_subjects s WHERE EXISTS (SELECT 1 FROM ssf_subject_keys k
+		WHERE k.stream_id = s.stream_id AND k.subject_id = s.subject_id AND k.match_key IN (`+strings.Join(marks, ", ")+`))
+		ORDER BY s.stream_id, s.subject_id`, args...)
 	if err != nil {
 		return nil, s.errorf("finding subjects: %w", err)
 	}
@@ -522,7 +536,8 @@ func (s *Store) DeleteSSFEvents(ctx context.Context, acked, pending time.Time) (
 // and pending pushes.
 func deleteClientStreams(ctx context.Context, tx Querier, clientID string) error {
 	for _, q := range []string{
-		`DELETE FROM ssf_subjects WHERE stream_id IN (SELECT id FROM ssf_streams WHERE client_id = $1)`,
+		`DELETE FROM ssf_stream_subjects WHERE stream_id IN (SELECT id FROM ssf_streams WHERE client_id = $1)`,
+		`DELETE FROM ssf_subject_keys WHERE stream_id IN (SELECT id FROM ssf_streams WHERE client_id = $1)`,
 		`DELETE FROM ssf_events WHERE stream_id IN (SELECT id FROM ssf_streams WHERE client_id = $1)`,
 		`DELETE FROM outbox WHERE kind = '` + rescind.OutboxSSFPush + `' AND state = 'pending' AND lease_owner = ''
 			AND key IN (SELECT id FROM ssf_streams WHERE client_id = $1)`,
