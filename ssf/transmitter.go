@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -483,10 +482,8 @@ func (t *Transmitter) checkPushEndpoint(raw string) error {
 	if err != nil || !u.IsAbs() || u.Host == "" {
 		return badRequest("delivery.endpoint_url must be an absolute https URL")
 	}
-	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
-	loopName := host == "localhost" || strings.HasSuffix(host, ".localhost")
-	ip, ipErr := netip.ParseAddr(host)
-	loop := loopName || (ipErr == nil && ip.Unmap().IsLoopback())
+	host := u.Hostname()
+	loop := safehttp.IsLoopbackHost(host) // the rule the deliverer applies too
 	if loop && !t.cfg.AllowLoopbackPush {
 		return badRequest("delivery.endpoint_url is on loopback, which receives no pushes (--ssf-allow-loopback-push allows it, for development)")
 	}
