@@ -709,8 +709,10 @@ func (t *Transmitter) handleAddSubject(w http.ResponseWriter, r *http.Request) {
 		t.writeError(w, err)
 		return
 	}
-	_ = tok
 	canon, keys, err := subjectKeys(b.Subject)
+	if err == nil {
+		err = checkSubjectRelation(b.Subject, tok.ClientID)
+	}
 	if err != nil {
 		t.writeError(w, badRequest("%v", err))
 		return
@@ -865,15 +867,24 @@ func (t *Transmitter) DeliverSignal(ctx context.Context, m rescind.OutboxMessage
 	if err != nil {
 		return err
 	}
-	matched := map[string]bool{}
+	// The keys find candidates; each event goes only to the streams with a subject that covers
+	// it exactly (subjectMatches: every member of a complex subject, by name).
+	matched := map[string]map[int]bool{}
 	for _, s := range subs {
-		matched[s.StreamID] = true
+		for i, e := range evs {
+			if subjectMatches(s.Subject, e.members) {
+				if matched[s.StreamID] == nil {
+					matched[s.StreamID] = map[int]bool{}
+				}
+				matched[s.StreamID][i] = true
+			}
+		}
 	}
 	now := t.now()
 	var out []rescind.SSFEvent
 	allowed := map[string]bool{}
 	for _, st := range streams {
-		if st.Status == rescind.SSFDisabled || (!st.AllSubjects && !matched[st.ID]) {
+		if st.Status == rescind.SSFDisabled || (!st.AllSubjects && len(matched[st.ID]) == 0) {
 			continue
 		}
 		ok, seen := allowed[st.ClientID]
@@ -886,8 +897,8 @@ func (t *Transmitter) DeliverSignal(ctx context.Context, m rescind.OutboxMessage
 		if !ok {
 			continue
 		}
-		for _, e := range evs {
-			if !slices.Contains(st.EventsDelivered, e.typ) {
+		for i, e := range evs {
+			if !slices.Contains(st.EventsDelivered, e.typ) || (!st.AllSubjects && !matched[st.ID][i]) {
 				continue
 			}
 			jti, err := newStreamID()
