@@ -72,7 +72,7 @@ var settingsTable = []setting{
 	{key: "dpop_nonce", flag: "dpop-nonce", def: "auto", validate: oneOf("off", "auto", "always"), help: "when DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8): off, auto (public clients and clients created with --require-dpop) or always"},
 	{key: "session_idle", flag: "session-idle", def: "12h", validate: durationBetween(time.Minute, 365*24*time.Hour), help: "a sign-in session not used for this long ends"},
 	{key: "session_max", flag: "session-max", def: "720h", validate: durationBetween(time.Minute, 365*24*time.Hour), help: "a sign-in session ends this long after sign-in, however much it is used"},
-	{key: "login_failure_burst_per_user", flag: "login-failure-burst-per-user", def: "10", validate: intBetween(1, 100000), help: "failed logins absorbed at once per username, from all addresses together (a browser the person signed in on before is exempt)"},
+	{key: "login_failure_burst_per_user", flag: "login-failure-burst-per-user", def: "10", validate: intBetween(1, 100000), help: "failed logins absorbed at once per username, from all addresses together (a browser the person signed in on before has a bucket of the same size of its own)"},
 	{key: "login_failures_per_hour_per_user", flag: "login-failures-per-hour-per-user", def: "6", validate: intBetween(1, 1000000), help: "failed logins absorbed per hour per username, from all addresses together"},
 	{key: "outbox_poll_interval", flag: "outbox-poll-interval", def: "1s", validate: durationBetween(10*time.Millisecond, time.Hour), help: "how often each instance looks for outbox messages due (back-channel logout, Shared Signals push) that nothing woke it for: written by another instance, or a retry coming due"},
 }
