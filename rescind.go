@@ -21,6 +21,7 @@ package rescind
 import (
 	"context"
 	"errors"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -104,6 +105,33 @@ type Client struct {
 	// RequireDPoP makes every token request of the client carry a DPoP proof (RFC 9449 §5), so
 	// that all its access tokens are bound to a key it holds.
 	RequireDPoP bool
+	// AllowedResources, if not empty, are the only resources (RFC 8707) the client may ask
+	// tokens for; empty means any. Distinct from Resources, what a resource server serves.
+	AllowedResources []string
+	// Registration says how the client was registered: RegistrationAdmin (by an operator),
+	// RegistrationDynamic (RFC 7591) or RegistrationMetadataDocument (a Client ID Metadata
+	// Document, whose URL is the ID).
+	Registration string
+	// RegistrationTokenHash is the hex SHA-256 of the registration access token (RFC 7592 §1)
+	// of a dynamically registered client; empty for others.
+	RegistrationTokenHash string
+}
+
+// How a client was registered (Client.Registration).
+const (
+	RegistrationAdmin            = ""
+	RegistrationDynamic          = "dynamic"
+	RegistrationMetadataDocument = "metadata_document"
+)
+
+// SelfRegistered reports whether the client registered itself (RFC 7591, or a Client ID
+// Metadata Document): its name and metadata are its own claims, checked by no operator.
+func (c Client) SelfRegistered() bool { return c.Registration != RegistrationAdmin }
+
+// MayRequestResource reports whether the client may ask for tokens for resource (RFC 8707):
+// any resource when it has no AllowedResources, else one of them.
+func (c Client) MayRequestResource(resource string) bool {
+	return len(c.AllowedResources) == 0 || slices.Contains(c.AllowedResources, resource)
 }
 
 // SkipsConsent reports whether the client may be given a code without asking the person again
@@ -122,6 +150,13 @@ type ClientUpdate struct {
 	FirstParty *bool
 	// RequireDPoP, if not nil, replaces Client.RequireDPoP.
 	RequireDPoP *bool
+	// GrantTypes, TokenFormat, AllowInsecureRedirect and AllowedResources, if not nil, replace
+	// the Client's fields of those names (a self-registered client's own update, RFC 7592, and
+	// its metadata document's changes; allowed resources, RFC 8707).
+	GrantTypes            *[]string
+	TokenFormat           *string
+	AllowInsecureRedirect *bool
+	AllowedResources      *[]string
 }
 
 // AllowsGrant reports whether the client is registered for the grant type gt.
@@ -327,6 +362,11 @@ type Grant struct {
 	UserID   string
 	// Scopes are the scopes the person consented to.
 	Scopes []string
+	// Audience lists the audiences of the access tokens the grant may issue: the union of the
+	// resources (RFC 8707) of every consent, with the issuer standing for a consent that named
+	// none. Empty in a grant recorded before audiences were: the issuer's alone. A revoked
+	// grant's record carries it, so that resource servers of those audiences learn of it.
+	Audience []string
 	// CreatedAt is when access was first granted; LastUsedAt when a token was last issued.
 	CreatedAt, LastUsedAt time.Time
 	// RevokedAt is when the grant was revoked; zero while it is active.
@@ -357,7 +397,10 @@ type RefreshToken struct {
 	GrantID  string
 	ClientID string
 	// Scope is the space-separated scope of the tokens it yields.
-	Scope     string
+	Scope string
+	// Resources are the resources (RFC 8707) its access tokens may be for: a refresh may ask
+	// for a subset. Empty means none were named: the tokens are for the issuer.
+	Resources []string
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	// UsedAt is when it was exchanged (rotated); zero while unused.
@@ -379,6 +422,9 @@ type AuthCode struct {
 	RedirectURI      string
 	RedirectURIGiven bool
 	Scope            string
+	// Resources are the resources (RFC 8707) the authorization request named: the token
+	// request may ask for a subset. Empty means none: the tokens are for the issuer.
+	Resources []string
 	// Challenge and ChallengeMethod are the PKCE code challenge (RFC 7636 §4.3).
 	Challenge, ChallengeMethod string
 	// DPoPJKT is the dpop_jkt of the authorization request (RFC 9449 §10): the thumbprint of
@@ -389,6 +435,17 @@ type AuthCode struct {
 	UsedAt time.Time
 	// SessionID is the session (Session.ID) in which the code was issued.
 	SessionID string
+}
+
+// RegistrationToken is an initial access token (RFC 7591 §3): with `--registration token`,
+// dynamic client registration requires one. It is stored as a hash, never as the token.
+type RegistrationToken struct {
+	// ID names the token to operators (list, delete); it is not the token.
+	ID string
+	// Hash is the hex SHA-256 of the token.
+	Hash string
+	// CreatedAt is when it was made; ExpiresAt when it stops working.
+	CreatedAt, ExpiresAt time.Time
 }
 
 // AuditEntry records one revocation: who, what, why, when. It never holds a token.
@@ -562,7 +619,8 @@ type Store interface {
 	EndSessions(ctx context.Context, f SessionFilter, rev Revocation) ([]Revocation, error)
 
 	// SaveGrant records consent: if an active grant exists for g.ClientID and g.UserID, its
-	// scopes become the union with g.Scopes, its SessionID becomes g.SessionID, and it is
+	// scopes become the union with g.Scopes, its audience the union with g.Audience, its
+	// SessionID becomes g.SessionID, and it is
 	// returned; otherwise g is stored.
 	SaveGrant(ctx context.Context, g Grant) (Grant, error)
 	// GetGrant returns the grant with the given ID, active or revoked. Returns ErrNotFound.
@@ -573,8 +631,9 @@ type Store interface {
 	TouchGrant(ctx context.Context, id string, at time.Time) error
 	// RevokeGrants revokes the active grants matching f (which must not be zero) in one
 	// transaction: each is marked revoked, its refresh tokens and codes are deleted, and a
-	// RevokeGrant record (a copy of rev with Key and ClientID set) is written, with a
-	// RevokeStatus record for each status list entry recorded for the grant. A grant record's
+	// RevokeGrant record (a copy of rev with Key and ClientID set, and the grant's Audience) is
+	// written, with a RevokeStatus record for each status list entry recorded for the grant
+	// (with the same audience). A grant record's
 	// ExpiresAt is the grant's TokensExpireAt (at least rev.RevokedAt), never rev.ExpiresAt: it
 	// lives as long as the tokens it covers, whoever revokes and whatever is configured. A grant
 	// matching f that is already revoked, whose tokens may still be alive (TokensExpireAt not
@@ -632,8 +691,8 @@ type Store interface {
 	MarkUsed(ctx context.Context, id [32]byte, expiresAt, now time.Time) (bool, error)
 
 	// DeleteExpired deletes codes, refresh tokens, grant token status entries, status lists,
-	// used-value records (MarkUsed) and sessions (absolutely or idle) that expired before now and
-	// returns how many.
+	// used-value records (MarkUsed), sessions (absolutely or idle) and registration tokens that
+	// expired before now and returns how many.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 	// DeleteAuditBefore deletes audit entries older than t (the retention policy) and returns
 	// how many.
@@ -655,6 +714,17 @@ type Store interface {
 	// no interleaving leaves a use without a key.
 	RetireKey(ctx context.Context, id string, rev Revocation) (activated string, err error)
 
+	// CreateRegistrationToken stores an initial access token (its hash). Returns
+	// ErrAlreadyExists if its ID or hash is taken.
+	CreateRegistrationToken(ctx context.Context, t RegistrationToken) error
+	// GetRegistrationToken returns the registration token with the given hash, expired or not.
+	// Returns ErrNotFound if there is none (never made, deleted, or expired and purged).
+	GetRegistrationToken(ctx context.Context, hash string) (RegistrationToken, error)
+	// ListRegistrationTokens returns every registration token, oldest first.
+	ListRegistrationTokens(ctx context.Context) ([]RegistrationToken, error)
+	// DeleteRegistrationToken deletes the registration token id. Returns ErrNotFound if there
+	// is none.
+	DeleteRegistrationToken(ctx context.Context, id string) error
 	// The durable outbox (outbox.go). A store method whose change causes messages writes them
 	// in its own transaction (store/internal/sqlstore.EnqueueOutbox); Enqueue is for callers
 	// with no other change to make.
@@ -714,6 +784,25 @@ func ValidScopeToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// MaxResourceLength bounds a resource identifier (RFC 8707).
+const MaxResourceLength = 2000
+
+// ValidResource reports whether s may be a resource indicator (RFC 8707 §2): an absolute URI
+// (a scheme and a host, or an opaque part as in a URN) without a fragment, of at most
+// MaxResourceLength bytes of printable ASCII.
+func ValidResource(s string) bool {
+	if s == "" || len(s) > MaxResourceLength || strings.Contains(s, "#") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	u, err := url.Parse(s)
+	return err == nil && u.IsAbs() && (u.Host != "" || u.Opaque != "") && u.User == nil
 }
 
 // ParseScope parses a requested scope (RFC 6749 §3.3: scope-tokens separated by spaces) against

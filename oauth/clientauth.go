@@ -107,6 +107,11 @@ func (s *Server) clientResult(r *http.Request, id string, c rescind.Client, err 
 		}
 		s.authFailed(r, id, reason)
 		return rescind.Client{}, invalidClient("client authentication failed")
+	case errors.Is(err, secret.ErrShareInUse):
+		res.Refund()
+		s.log.WarnContext(r.Context(), "security: client authentication refused: this address's share of the secret checks is in use", "client_id", id, "remote", r.RemoteAddr)
+		return rescind.Client{}, &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: 1,
+			Description: "too many client authentications at once from this address; retry later"}
 	case errors.Is(err, secret.ErrBusy):
 		res.Refund()
 		s.log.WarnContext(r.Context(), "client authentication refused: too many secret checks under way", "client_id", id, "remote", r.RemoteAddr)
@@ -137,6 +142,11 @@ func limitKeys(r *http.Request, clientID string) []string {
 	n := clientip.Network(r.RemoteAddr)
 	return []string{"addr:" + n, "client:" + clientID + "|" + n}
 }
+
+// networkKey names the network r comes from, for limits on what one party may create or
+// cause (registrations, metadata document fetches): its IPv4 address, or the /64 of its IPv6
+// address, which one party commonly holds whole.
+func networkKey(r *http.Request) string { return clientip.Network(r.RemoteAddr) }
 
 // reserve takes an attempt's rate-limit tokens (its source address, and the client id there)
 // before its secret is checked, so that a burst of concurrent attempts cannot all be checked: at

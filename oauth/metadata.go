@@ -1,9 +1,10 @@
 package oauth
 
 import (
+	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/rescind/rescind"
@@ -17,20 +18,28 @@ type metadata struct {
 	TokenEndpoint                             string   `json:"token_endpoint"`
 	RevocationEndpoint                        string   `json:"revocation_endpoint"`
 	IntrospectionEndpoint                     string   `json:"introspection_endpoint"`
+	RegistrationEndpoint                      string   `json:"registration_endpoint,omitempty"`
 	JWKSURI                                   string   `json:"jwks_uri,omitempty"`
 	RevocationEventsEndpoint                  string   `json:"revocation_events_endpoint,omitempty"`
+	ScopesSupported                           []string `json:"scopes_supported"`
 	GrantTypesSupported                       []string `json:"grant_types_supported"`
 	ResponseTypesSupported                    []string `json:"response_types_supported"`
+	ResponseModesSupported                    []string `json:"response_modes_supported,omitempty"`
 	TokenEndpointAuthMethodsSupported         []string `json:"token_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
 	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
 	CodeChallengeMethodsSupported             []string `json:"code_challenge_methods_supported,omitempty"`
-	ScopesSupported                           []string `json:"scopes_supported,omitempty"`
-	IssParameterSupported                     bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
-	DPoPSigningAlgValuesSupported             []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	// IssParameterSupported says the authorization response carries iss (RFC 9207 §3).
+	IssParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
+	// ClientIDMetadataDocumentSupported says an https URL may be a client_id
+	// (draft-ietf-oauth-client-id-metadata-document §6).
+	ClientIDMetadataDocumentSupported bool     `json:"client_id_metadata_document_supported,omitempty"`
+	DPoPSigningAlgValuesSupported     []string `json:"dpop_signing_alg_values_supported,omitempty"`
 }
 
-func (s *Server) buildMetadata() ([]byte, error) {
+// buildMetadata returns the metadata document but for scopes_supported, which handleMetadata
+// fills in.
+func (s *Server) buildMetadata() metadata {
 	confidential := []string{rescind.AuthMethodBasic, rescind.AuthMethodPost}
 	withPublic := []string{rescind.AuthMethodBasic, rescind.AuthMethodPost, rescind.AuthMethodNone}
 	md := metadata{
@@ -53,29 +62,63 @@ func (s *Server) buildMetadata() ([]byte, error) {
 		md.DPoPSigningAlgValuesSupported = dpop.SupportedAlgorithms
 	}
 	md.RevocationEventsEndpoint = s.issuer + "/oauth2/revocations/events"
+	if s.registration != RegisterOff {
+		md.RegistrationEndpoint = s.issuer + "/oauth2/register"
+	}
 	if s.pages != nil {
 		md.AuthorizationEndpoint = s.issuer + "/oauth2/authorize"
 		md.GrantTypesSupported = []string{rescind.GrantAuthorizationCode, rescind.GrantClientCredentials, rescind.GrantRefreshToken}
 		md.ResponseTypesSupported = []string{"code"}
+		md.ResponseModesSupported = []string{"query"} // the code and iss come back in the query (RFC 6749 §4.1.2)
 		md.TokenEndpointAuthMethodsSupported = withPublic
 		md.CodeChallengeMethodsSupported = []string{"S256"}
 		md.IssParameterSupported = true
+		md.ClientIDMetadataDocumentSupported = s.docs != nil
 	}
-	b, err := json.MarshalIndent(md, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("oauth: encoding metadata: %w", err)
-	}
-	return b, nil
+	return md
 }
 
-// handleMetadata serves the RFC 8414 §3 metadata document (also at the OpenID Connect
-// discovery path, which many clients try).
+// scopesSupported returns the scopes to publish: those configured, else those of the clients an
+// operator registered (clientreg.Snapshot).
+func (s *Server) scopesSupported(ctx context.Context) []string {
+	if len(s.scopes) > 0 {
+		return s.scopes
+	}
+	snap, err := s.clients.Snapshot(ctx)
+	if err != nil {
+		s.log.WarnContext(ctx, "reading the clients' scopes", "err", err)
+		return nil
+	}
+	return snap.Scopes
+}
+
+// handleMetadata serves the RFC 8414 §3 metadata document, at the RFC 8414 path only: the
+// OpenID Connect discovery path is not served, as this is not OpenID Provider metadata. It is
+// rendered again only when the scopes it publishes changed.
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
+	scopes := s.scopesSupported(r.Context())
+	if scopes == nil {
+		scopes = []string{}
+	}
+	s.mdMu.Lock()
+	if s.mdDoc == nil || !slices.Equal(scopes, s.mdScopes) {
+		md := s.md
+		md.ScopesSupported = scopes
+		b, err := json.MarshalIndent(md, "", "  ")
+		if err != nil {
+			s.mdMu.Unlock()
+			writeError(w, errServer)
+			return
+		}
+		s.mdDoc, s.mdScopes = b, scopes
+	}
+	doc := s.mdDoc
+	s.mdMu.Unlock()
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "public, max-age=300")
-	h.Set("Content-Length", strconv.Itoa(len(s.metadata)))
-	w.Write(s.metadata)
+	h.Set("Content-Length", strconv.Itoa(len(doc)))
+	w.Write(doc)
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {

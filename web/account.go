@@ -126,6 +126,13 @@ func (s *Server) HandleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res.refund() // not a failed attempt: a success, or the server could not tell
+	if errors.Is(err, secret.ErrShareInUse) {
+		s.cfg.Logger.WarnContext(r.Context(), "security: login refused: this address's share of the password checks is in use", "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", "1")
+		s.render(w, http.StatusTooManyRequests, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
+			"Username": username, "Error": "Too many attempts at once. Wait a little and try again."})
+		return
+	}
 	if errors.Is(err, secret.ErrBusy) {
 		s.cfg.Logger.WarnContext(r.Context(), "login refused: too many password checks under way", "remote", r.RemoteAddr)
 		w.Header().Set("Retry-After", "1")
@@ -337,6 +344,12 @@ type appRow struct {
 	GrantID, Name     string
 	Scopes            []string
 	Granted, LastUsed time.Time
+	// Resources are the resources (RFC 8707) the app's tokens may be for, besides this server.
+	Resources []string
+	// Dynamic marks an app that registered itself (RFC 7591); Host, one identified by a client
+	// metadata document, the host that serves it.
+	Dynamic bool
+	Host    string
 }
 
 // HandleApps serves GET /account/apps: it lists the apps the person has an active grant with.
@@ -360,7 +373,14 @@ func (s *Server) HandleApps(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			continue // a deleted client's grants are revoked with it
 		}
-		rows = append(rows, appRow{GrantID: g.ID, Name: c.Name, Scopes: g.Scopes, Granted: g.CreatedAt, LastUsed: g.LastUsedAt})
+		var res []string
+		for _, a := range g.Audience {
+			if a != s.cfg.Issuer {
+				res = append(res, a)
+			}
+		}
+		rows = append(rows, appRow{GrantID: g.ID, Name: c.Name, Scopes: g.Scopes, Granted: g.CreatedAt, LastUsed: g.LastUsedAt,
+			Resources: res, Dynamic: c.Registration == rescind.RegistrationDynamic, Host: documentHost(c)})
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return strings.ToLower(rows[i].Name) < strings.ToLower(rows[j].Name) })
 	s.render(w, http.StatusOK, "apps.html", map[string]any{"Title": "Connected apps", "Username": user.Username,

@@ -103,6 +103,11 @@ func (s *Server) checkPassword(w http.ResponseWriter, r *http.Request, user resc
 		return false
 	}
 	res.refund()
+	if errors.Is(err, secret.ErrShareInUse) {
+		w.Header().Set("Retry-After", "1")
+		s.renderError(w, http.StatusTooManyRequests, "Too many attempts at once. Wait a little and try again.")
+		return false
+	}
 	if errors.Is(err, secret.ErrBusy) {
 		w.Header().Set("Retry-After", "1")
 		s.renderError(w, http.StatusServiceUnavailable, "The server is busy. Try again in a moment.")

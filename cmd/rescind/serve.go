@@ -29,6 +29,7 @@ import (
 	"github.com/rescind/rescind/admin"
 	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/internal/accesslog"
+	"github.com/rescind/rescind/internal/clientdoc"
 	"github.com/rescind/rescind/internal/clientip"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/coherence"
@@ -79,7 +80,8 @@ Precedence: flag, then environment, then config file, then default.
 	addSettingFlags(cmd, false, "addr", "issuer", "log_format", "log_level", "admin_addr", "db", "poll_interval",
 		"access_token_ttl", "refresh_token_ttl", "revoke_grant_with_access_token", "signing_alg", "status_list_ttl",
 		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "audit_retention", "janitor_interval",
-		"access_log", "metrics_addr", "trusted_proxies", "clock_skew", "dpop_nonce", "session_idle", "session_max")
+		"access_log", "metrics_addr", "trusted_proxies", "clock_skew", "dpop_nonce", "session_idle", "session_max", "registration",
+		"registration_per_hour", "client_metadata_documents", "allow_insecure_redirect", "dynamic_token_format", "scopes")
 	addSettingFlags(cmd, false, "outbox_poll_interval")
 	return cmd
 }
@@ -221,6 +223,9 @@ type Main struct {
 	// HashParams are the argon2id parameters of client secrets and passwords created through the
 	// admin API. If zero, secret.DefaultParams. Tests make them cheap.
 	HashParams secret.Params
+	// NewSigningKey generates signing keys. If nil, token.NewSigningKey. Tests reuse
+	// pregenerated RSA keys (generating one takes half a second).
+	NewSigningKey func(kid, alg string, created time.Time) (token.SigningKey, error)
 	// Outbox tunes the outbox's dispatcher (backoff, lease, timeouts, concurrency); Run sets its
 	// Store, PollInterval, ClockSkew, Metrics, Logger and Now. Zero values are the defaults.
 	// Tests shorten its times.
@@ -534,7 +539,8 @@ func (m *Main) openStore(ctx context.Context) error {
 func (m *Main) loadKeys(ctx context.Context) error {
 	var err error
 	m.keys, err = keys.Open(ctx, keys.Config{Store: m.store, Box: m.box, SigningAlg: m.Config.SigningAlg,
-		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired, Now: m.Now, Logger: m.Logger})
+		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired, Now: m.Now, Logger: m.Logger,
+		NewSigningKey: m.NewSigningKey})
 	if err != nil {
 		return m.keyError(err)
 	}
@@ -651,6 +657,15 @@ func (m *Main) buildHandlers(context.Context) error {
 		Statuses: &statuslist.Allocator{Recorder: m.store, MaxTokenTTL: admin.MaxTokenTTL, Now: m.Now},
 		Feed:     m.feed, Limiter: m.limiter, Now: m.Now,
 		DPoP: verifier, DPoPNonce: c.DPoPNonce,
+		// Dynamic registration and metadata documents (issue 16); a client deletes itself by the
+		// admin API's one path of client deletion.
+		Registration: c.Registration, HashParams: m.HashParams, ScopesSupported: strings.Fields(c.Scopes),
+		RegistrationLimiter: ratelimit.New(ratelimit.Config{Burst: c.RegistrationPerHour, PerHour: c.RegistrationPerHour, Now: m.Now}),
+		DeleteClient: func(ctx context.Context, id, actor, reason string) error {
+			return m.admin.DeleteClient(ctx, id, actor, reason)
+		},
+		ClientDocuments:       m.clientDocuments(),
+		AllowInsecureRedirect: c.AllowInsecureRedirect, SelfRegisteredTokenFormat: c.DynamicTokenFormat,
 	})
 	if err != nil {
 		return err
@@ -665,6 +680,15 @@ func (m *Main) buildHandlers(context.Context) error {
 	}
 	m.admin = admin.New(acfg)
 	return nil
+}
+
+// clientDocuments returns the resolver of Client ID Metadata Documents, if they are on: fetched
+// from public addresses only, but in development (--allow-insecure-redirect) from loopback too.
+func (m *Main) clientDocuments() *clientdoc.Resolver {
+	if !m.Config.ClientMetadataDocuments {
+		return nil
+	}
+	return clientdoc.New(clientdoc.Config{AllowLoopback: m.Config.AllowInsecureRedirect, Now: m.Now})
 }
 
 // dpopVerifier makes the checker of DPoP proofs at the token endpoint (RFC 9449). Its nonces are

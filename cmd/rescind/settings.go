@@ -75,6 +75,12 @@ var settingsTable = []setting{
 	{key: "login_failure_burst_per_user", flag: "login-failure-burst-per-user", def: "10", validate: intBetween(1, 100000), help: "failed logins absorbed at once per username, from all addresses together (a browser the person signed in on before has a bucket of the same size of its own)"},
 	{key: "login_failures_per_hour_per_user", flag: "login-failures-per-hour-per-user", def: "6", validate: intBetween(1, 1000000), help: "failed logins absorbed per hour per username, from all addresses together"},
 	{key: "outbox_poll_interval", flag: "outbox-poll-interval", def: "1s", validate: durationBetween(10*time.Millisecond, time.Hour), help: "how often each instance looks for outbox messages due (back-channel logout, Shared Signals push) that nothing woke it for: written by another instance, or a retry coming due"},
+	{key: "registration", flag: "registration", def: "off", validate: oneOf("off", "token", "open"), help: "dynamic client registration (RFC 7591) at /oauth2/register: off, token (each registration needs an initial access token from rescind registration-token create) or open (public clients only, rate-limited per address)"},
+	{key: "registration_per_hour", flag: "registration-per-hour", def: "20", validate: intBetween(1, 1000000), help: "with --registration open: registrations allowed per source address an hour"},
+	{key: "client_metadata_documents", flag: "client-metadata-documents", def: "false", help: "accept an https URL as client_id: the client's metadata document there is fetched and used (draft-ietf-oauth-client-id-metadata-document)"},
+	{key: "allow_insecure_redirect", flag: "allow-insecure-redirect", def: "false", help: "development only: clients that register themselves may use plain-http redirect URIs off loopback, and metadata documents may be fetched from loopback"},
+	{key: "dynamic_token_format", flag: "dynamic-token-format", def: "jwt", validate: oneOf("jwt", "opaque"), help: "access token format of clients that register themselves (dynamic registration, metadata documents) when their registration names none: jwt (resource servers check them without credentials of their own) or opaque"},
+	{key: "scopes", flag: "scopes", validate: validScopes, help: `space-separated scopes the server supports: published as scopes_supported, and the only ones self-registered clients may have (default: your clients' scopes are published, and self-registered clients may ask for any)`},
 }
 
 // Config is every setting, typed, resolved once at start (see settingsTable): what the server
@@ -114,6 +120,12 @@ type Config struct {
 	LoginFailureBurstPerUser   int           `setting:"login_failure_burst_per_user"`
 	LoginFailuresPerUserHour   int           `setting:"login_failures_per_hour_per_user"`
 	OutboxPollInterval         time.Duration `setting:"outbox_poll_interval"`
+	Registration               string        `setting:"registration"`
+	RegistrationPerHour        int           `setting:"registration_per_hour"`
+	ClientMetadataDocuments    bool          `setting:"client_metadata_documents"`
+	AllowInsecureRedirect      bool          `setting:"allow_insecure_redirect"`
+	DynamicTokenFormat         string        `setting:"dynamic_token_format"`
+	Scopes                     string        `setting:"scopes"`
 
 	// sources names where each key's value came from ("--addr", "RESCIND_ADDR", "config file
 	// rescind.yaml", "default"), for error messages.
@@ -532,6 +544,16 @@ func validAdminCA(v string) error {
 	}
 	if !x509.NewCertPool().AppendCertsFromPEM(b) {
 		return errors.New("holds no PEM certificate")
+	}
+	return nil
+}
+
+// validScopes checks a space-separated list of scope-tokens (RFC 6749 §3.3).
+func validScopes(v string) error {
+	for _, sc := range strings.Fields(v) {
+		if !rescind.ValidScopeToken(sc) {
+			return fmt.Errorf("%q is not a scope-token (RFC 6749 §3.3): scopes are separated by spaces", sc)
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package secret
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,11 @@ import (
 // ErrBusy is returned by Gate.Verify when the checks running and waiting fill the gate, or a
 // check waited too long for its turn: the caller answers 503 with Retry-After, and nothing grows.
 var ErrBusy = errors.New("secret: too many secret checks at once")
+
+// ErrShareInUse is returned by Gate.Verify when the check's claimant (WithClaimant) holds its
+// share of the gate already: that party is sending checks faster than they run, so the caller
+// answers 429 with Retry-After, as for its rate limit. It wraps ErrBusy.
+var ErrShareInUse = fmt.Errorf("%w: this party's share of the checks is in use", ErrBusy)
 
 // Gate bounds the argon2id checks that run at once in the process. Each check takes its hash's
 // memory (19 MiB with DefaultParams) and tens of milliseconds of one core, so unbounded
@@ -127,7 +133,7 @@ func (g *Gate) claim(ctx context.Context) (release func(), err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.held[c] >= g.perClaimant {
-		return nil, ErrBusy
+		return nil, ErrShareInUse
 	}
 	g.held[c]++
 	return func() {

@@ -90,8 +90,8 @@ func TestGatePerClaimant(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if _, err := g.Verify(attacker, "s", h); !errors.Is(err, ErrBusy) {
-		t.Fatalf("a fourth check of one claimant: %v, want ErrBusy", err)
+	if _, err := g.Verify(attacker, "s", h); !errors.Is(err, ErrShareInUse) || !errors.Is(err, ErrBusy) {
+		t.Fatalf("a fourth check of one claimant: %v, want ErrShareInUse (an ErrBusy)", err)
 	}
 	go func() { _, err := g.Verify(WithClaimant(context.Background(), "198.51.100.7"), "s", h); results <- err }()
 	for len(g.queue) < 4 {

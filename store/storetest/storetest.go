@@ -64,6 +64,9 @@ func RunTests(t *testing.T, opener Opener, opts ...Option) {
 		{"Keys", testKeys},
 		{"RevocationAudience", testRevocationAudience},
 		{"StatusLists", testStatusLists},
+		{"RegistrationTokens", testRegistrationTokens},
+		{"Resources", testResources},
+		{"GrantAudience", testGrantAudience},
 		{"ScanRevocations", testScanRevocations},
 		{"RevokeBatchDuplicates", testRevokeBatchDuplicates},
 	}
@@ -109,7 +112,8 @@ func sampleClient(id string) rescind.Client {
 		GrantTypes: []string{rescind.GrantClientCredentials}, Scopes: []string{"read", "write"},
 		RedirectURIs: []string{"https://app.example/cb"}, TokenTTL: 90 * time.Minute, CreatedAt: base, AllowPlainPKCE: true,
 		TokenFormat: rescind.TokenFormatJWT, ResourceServer: true, Resources: []string{"https://api.example", "urn:example:photos"},
-		AllowInsecureRedirect: true, FirstParty: true,
+		AllowInsecureRedirect: true, FirstParty: true, AllowedResources: []string{"https://api.example", "https://other.example/v1"},
+		Registration: rescind.RegistrationDynamic, RegistrationTokenHash: "5f2b0c",
 	}
 }
 
@@ -120,7 +124,8 @@ func equalClient(a, b rescind.Client) bool {
 		slices.Equal(a.RedirectURIs, b.RedirectURIs) && a.TokenTTL == b.TokenTTL && a.CreatedAt.Equal(b.CreatedAt) &&
 		a.AllowPlainPKCE == b.AllowPlainPKCE && a.TokenFormat == b.TokenFormat && a.ResourceServer == b.ResourceServer &&
 		slices.Equal(a.Resources, b.Resources) && a.AllowInsecureRedirect == b.AllowInsecureRedirect && a.FirstParty == b.FirstParty &&
-		a.RequireDPoP == b.RequireDPoP
+		slices.Equal(a.AllowedResources, b.AllowedResources) && a.Registration == b.Registration &&
+		a.RegistrationTokenHash == b.RegistrationTokenHash && a.RequireDPoP == b.RequireDPoP
 }
 
 func testClients(t *testing.T, s rescind.Store) {
@@ -136,6 +141,7 @@ func testClients(t *testing.T, s rescind.Store) {
 	b := sampleClient("b")
 	b.Public, b.SecretHash, b.Scopes, b.RedirectURIs, b.TokenTTL, b.AllowPlainPKCE, b.TokenFormat = true, "", nil, nil, 0, false, ""
 	b.ResourceServer, b.Resources, b.AllowInsecureRedirect = false, nil, false
+	b.AllowedResources, b.Registration, b.RegistrationTokenHash = nil, rescind.RegistrationAdmin, ""
 	b.CreatedAt = base.Add(time.Second)
 	for _, c := range []rescind.Client{b, a} {
 		if err := s.CreateClient(ctx, c); err != nil {
@@ -151,7 +157,8 @@ func testClients(t *testing.T, s rescind.Store) {
 	}
 	got, err = s.GetClient(ctx, "b")
 	if err != nil || !got.Public || got.SecretHash != "" || len(got.Scopes) != 0 || got.TokenFormat != rescind.TokenFormatOpaque ||
-		got.ResourceServer || len(got.Resources) != 0 || got.AllowInsecureRedirect {
+		got.ResourceServer || len(got.Resources) != 0 || got.AllowInsecureRedirect || len(got.AllowedResources) != 0 ||
+		got.Registration != rescind.RegistrationAdmin || got.RegistrationTokenHash != "" {
 		t.Fatalf("GetClient(b) = %+v, %v", got, err)
 	}
 	list, err = s.ListClients(ctx)
@@ -203,6 +210,17 @@ func testUpdateClient(t *testing.T, s rescind.Store) {
 	want.FirstParty, want.RequireDPoP = true, false
 	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{FirstParty: &yes, RequireDPoP: &no})
 	check("UpdateClient (both flags)", got, err, want)
+	// What a self-registered client's own update (RFC 7592) and its metadata document change,
+	// and the resources a client may request (RFC 8707): each written, the rest kept.
+	grants, allowed := []string{rescind.GrantAuthorizationCode}, []string{"https://api.example/", "urn:example:only"}
+	format, insecure := rescind.TokenFormatJWT, !c.AllowInsecureRedirect
+	if c.TokenFormat == rescind.TokenFormatJWT {
+		format = rescind.TokenFormatOpaque
+	}
+	want.GrantTypes, want.TokenFormat, want.AllowInsecureRedirect, want.AllowedResources = grants, format, insecure, allowed
+	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{GrantTypes: &grants, TokenFormat: &format,
+		AllowInsecureRedirect: &insecure, AllowedResources: &allowed})
+	check("UpdateClient (grant types, token format, insecure redirects, allowed resources)", got, err, want)
 
 	first, second := "$argon2id$v=19$m=64,t=1,p=1$bmV3$bmV3", "$argon2id$v=19$m=64,t=1,p=1$dHdv$dHdv"
 	want.PreviousSecretHash, want.PreviousSecretExpiresAt, want.SecretHash = c.SecretHash, base.Add(24*time.Hour), first

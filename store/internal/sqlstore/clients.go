@@ -10,14 +10,16 @@ import (
 )
 
 const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
-	resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at, require_dpop, first_party`
+	resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at, require_dpop, first_party,
+	allowed_resources, registration, registration_token_hash`
 
 func scanClient(row Row) (rescind.Client, error) {
 	var c rescind.Client
-	var gt, sc, ru, res string
+	var gt, sc, ru, res, allowed string
 	var ttl, created, prevExp int64
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &gt, &sc, &ru, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat,
-		&c.ResourceServer, &res, &c.AllowInsecureRedirect, &c.PreviousSecretHash, &prevExp, &c.RequireDPoP, &c.FirstParty); err != nil {
+		&c.ResourceServer, &res, &c.AllowInsecureRedirect, &c.PreviousSecretHash, &prevExp, &c.RequireDPoP, &c.FirstParty, &allowed,
+		&c.Registration, &c.RegistrationTokenHash); err != nil {
 		return c, err
 	}
 	var err error
@@ -33,6 +35,9 @@ func scanClient(row Row) (rescind.Client, error) {
 	if c.Resources, err = ParseList(res); err != nil {
 		return c, fmt.Errorf("resources: %w", err)
 	}
+	if c.AllowedResources, err = ParseList(allowed); err != nil {
+		return c, fmt.Errorf("allowed_resources: %w", err)
+	}
 	c.TokenTTL = time.Duration(ttl)
 	c.CreatedAt = FromNanos(created)
 	c.PreviousSecretExpiresAt = OptionalTime(prevExp)
@@ -47,14 +52,21 @@ func tokenFormat(f string) string {
 	return f
 }
 
-// CreateClient implements rescind.Store.
+// CreateClient implements rescind.Store. Other instances learn of the new client at commit
+// (Dialect.Notify), so what they derive from every client at once (the origins CORS allows,
+// scopes_supported; clientreg.Snapshot) includes it at once.
 func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
-		c.ID, c.Name, c.SecretHash, c.Public, JSONList(c.GrantTypes), JSONList(c.Scopes), JSONList(c.RedirectURIs),
-		int64(c.TokenTTL), Nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
-		c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.PreviousSecretHash, OptionalNanos(c.PreviousSecretExpiresAt),
-		c.RequireDPoP, c.FirstParty)
+	err := s.db.InTx(ctx, func(tx Querier) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+			c.ID, c.Name, c.SecretHash, c.Public, JSONList(c.GrantTypes), JSONList(c.Scopes), JSONList(c.RedirectURIs),
+			int64(c.TokenTTL), Nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
+			c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.PreviousSecretHash, OptionalNanos(c.PreviousSecretExpiresAt),
+			c.RequireDPoP, c.FirstParty, JSONList(c.AllowedResources), c.Registration, c.RegistrationTokenHash); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, ClientChanged, c.ID)
+	})
 	if s.d.IsUniqueViolation(err) {
 		return s.errorf("client %q: %w", c.ID, rescind.ErrAlreadyExists)
 	}
@@ -112,6 +124,18 @@ func (s *Store) UpdateClient(ctx context.Context, id string, u rescind.ClientUpd
 	}
 	if u.FirstParty != nil {
 		set("first_party", *u.FirstParty)
+	}
+	if u.GrantTypes != nil {
+		set("grant_types", JSONList(*u.GrantTypes))
+	}
+	if u.TokenFormat != nil {
+		set("token_format", tokenFormat(*u.TokenFormat))
+	}
+	if u.AllowInsecureRedirect != nil {
+		set("allow_insecure_redirect", *u.AllowInsecureRedirect)
+	}
+	if u.AllowedResources != nil {
+		set("allowed_resources", JSONList(*u.AllowedResources))
 	}
 	if len(sets) == 0 {
 		return s.GetClient(ctx, id)

@@ -8,21 +8,27 @@ import (
 	"github.com/rescind/rescind"
 )
 
-const refreshColumns = `hash, grant_id, client_id, scope, created_at, expires_at, used_at, jkt`
+const refreshColumns = `hash, grant_id, client_id, scope, created_at, expires_at, used_at, jkt, resources`
 
 func scanRefresh(row Row) (rescind.RefreshToken, error) {
 	var rt rescind.RefreshToken
 	var created, expires, used int64
-	if err := row.Scan(&rt.Hash, &rt.GrantID, &rt.ClientID, &rt.Scope, &created, &expires, &used, &rt.JKT); err != nil {
+	var res string
+	if err := row.Scan(&rt.Hash, &rt.GrantID, &rt.ClientID, &rt.Scope, &created, &expires, &used, &rt.JKT, &res); err != nil {
 		return rt, err
 	}
 	rt.CreatedAt, rt.ExpiresAt, rt.UsedAt = FromNanos(created), FromNanos(expires), OptionalTime(used)
+	var err error
+	if rt.Resources, err = ParseList(res); err != nil {
+		return rt, fmt.Errorf("resources: %w", err)
+	}
 	return rt, nil
 }
 
 func insertRefresh(ctx context.Context, q Querier, rt rescind.RefreshToken) error {
-	_, err := q.Exec(ctx, `INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, created_at, expires_at, jkt)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, rt.Hash, rt.GrantID, rt.ClientID, rt.Scope, Nanos(rt.CreatedAt), Nanos(rt.ExpiresAt), rt.JKT)
+	_, err := q.Exec(ctx, `INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, created_at, expires_at, jkt, resources)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, rt.Hash, rt.GrantID, rt.ClientID, rt.Scope, Nanos(rt.CreatedAt), Nanos(rt.ExpiresAt), rt.JKT,
+		JSONList(rt.Resources))
 	return err
 }
 
@@ -97,9 +103,10 @@ func RaiseGrantBound(ctx context.Context, tx Querier, id string, exp time.Time) 
 // CreateCode implements rescind.Store.
 func (s *Store) CreateCode(ctx context.Context, c rescind.AuthCode) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO auth_codes (hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given,
-		scope, challenge, challenge_method, created_at, expires_at, dpop_jkt, session_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		scope, challenge, challenge_method, created_at, expires_at, dpop_jkt, session_id, resources)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		c.Hash, c.ClientID, c.UserID, c.GrantID, c.RedirectURI, c.RedirectURIGiven, c.Scope, c.Challenge, c.ChallengeMethod,
-		Nanos(c.CreatedAt), Nanos(c.ExpiresAt), c.DPoPJKT, c.SessionID)
+		Nanos(c.CreatedAt), Nanos(c.ExpiresAt), c.DPoPJKT, c.SessionID, JSONList(c.Resources))
 	if err != nil {
 		return s.errorf("storing code: %w", err)
 	}
@@ -107,16 +114,21 @@ func (s *Store) CreateCode(ctx context.Context, c rescind.AuthCode) error {
 }
 
 const codeColumns = `hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given, scope,
-	challenge, challenge_method, created_at, expires_at, used_at, dpop_jkt, session_id`
+	challenge, challenge_method, created_at, expires_at, used_at, dpop_jkt, session_id, resources`
 
 func scanCode(row Row) (rescind.AuthCode, error) {
 	var c rescind.AuthCode
 	var created, expires, used int64
+	var res string
 	if err := row.Scan(&c.Hash, &c.ClientID, &c.UserID, &c.GrantID, &c.RedirectURI, &c.RedirectURIGiven, &c.Scope, &c.Challenge,
-		&c.ChallengeMethod, &created, &expires, &used, &c.DPoPJKT, &c.SessionID); err != nil {
+		&c.ChallengeMethod, &created, &expires, &used, &c.DPoPJKT, &c.SessionID, &res); err != nil {
 		return c, err
 	}
 	c.CreatedAt, c.ExpiresAt, c.UsedAt = FromNanos(created), FromNanos(expires), OptionalTime(used)
+	var err error
+	if c.Resources, err = ParseList(res); err != nil {
+		return c, fmt.Errorf("resources: %w", err)
+	}
 	return c, nil
 }
 
@@ -181,7 +193,7 @@ func (s *Store) RecordGrantTokenStatus(ctx context.Context, grantID, list string
 // DeleteExpired implements rescind.Store.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
-	for _, table := range []string{"auth_codes", "refresh_tokens", "grant_token_status", "status_lists", "used_once"} {
+	for _, table := range []string{"auth_codes", "refresh_tokens", "grant_token_status", "status_lists", "used_once", "registration_tokens"} {
 		n, err := s.db.Exec(ctx, `DELETE FROM `+table+` WHERE expires_at < $1`, Nanos(now))
 		if err != nil {
 			return total, s.errorf("deleting expired %s: %w", table, err)
