@@ -766,6 +766,63 @@ type Store interface {
 	// locked), at that instance's start, when every lease is left from before a restart.
 	ReleaseOutboxLeases(ctx context.Context) (int64, error)
 
+	// Shared Signals streams (signals.go). The methods above that end sessions, revoke grants,
+	// set a password, delete a user, delete a client or change a client's secret, and
+	// DeleteExpired for the sessions it purges, write a Signal per fact to the outbox in their
+	// transaction while any stream is not disabled.
+
+	// CreateSSFStream stores a new stream, unless its client already has maxPerClient streams
+	// (ErrLimit). Returns ErrAlreadyExists if its ID is taken.
+	CreateSSFStream(ctx context.Context, st SSFStream, maxPerClient int) error
+	// GetSSFStream returns the stream with the given ID. Returns ErrNotFound if there is none.
+	GetSSFStream(ctx context.Context, id string) (SSFStream, error)
+	// ListSSFStreams returns the streams of clientID (every stream if clientID is empty), in
+	// creation order.
+	ListSSFStreams(ctx context.Context, clientID string) ([]SSFStream, error)
+	// UpdateSSFStream replaces the stream's configuration and status with st's (matched by
+	// st.ID; ClientID and CreatedAt are kept). A stream that becomes disabled drops the events it
+	// holds (SSF 1.0 §8.1.2: not held); one that becomes enabled makes its held pushes due at
+	// st.UpdatedAt. Returns ErrNotFound if there is no such stream.
+	UpdateSSFStream(ctx context.Context, st SSFStream) error
+	// DeleteSSFStream deletes the stream, its subjects, its events and its pending pushes.
+	// Returns ErrNotFound if there is no such stream.
+	DeleteSSFStream(ctx context.Context, id string) error
+	// AddSSFSubject adds sub to its stream; adding one already there changes nothing. Returns
+	// ErrNotFound if there is no such stream, ErrLimit if it already has maxPerStream subjects.
+	AddSSFSubject(ctx context.Context, sub SSFSubject, maxPerStream int) error
+	// RemoveSSFSubject removes the subject id from the stream and reports whether it was there.
+	RemoveSSFSubject(ctx context.Context, streamID, id string) (bool, error)
+	// CountSSFSubjects returns how many subjects the stream has.
+	CountSSFSubjects(ctx context.Context, streamID string) (int64, error)
+	// SSFSubjectsMatching returns the subjects, of any stream, that have one of keys, each once.
+	SSFSubjectsMatching(ctx context.Context, keys []string) ([]SSFSubject, error)
+	// AppendSSFEvents appends the events to their streams in one transaction and returns how
+	// many it appended: an event whose stream is gone or disabled, or which has the Source and
+	// Type of one the stream already has, is skipped (so appending again is harmless). For each
+	// event appended to a push stream, an outbox message of kind OutboxSSFPush is written in the
+	// same transaction, due at the event's CreatedAt, to be given up after pushWindow.
+	AppendSSFEvents(ctx context.Context, evs []SSFEvent, pushWindow time.Duration) (int, error)
+	// GetSSFEvent returns the stream's event jti. Returns ErrNotFound if there is none.
+	GetSSFEvent(ctx context.Context, streamID, jti string) (SSFEvent, error)
+	// PendingSSFEvents returns up to limit events of the stream not yet acknowledged, oldest
+	// first.
+	PendingSSFEvents(ctx context.Context, streamID string, limit int) ([]SSFEvent, error)
+	// AckSSFEvents acknowledges, at at, the stream's pending events whose jti is in acks or in
+	// errs (RFC 8936 §2.4: setErrs acknowledge too); for each of errs it records the error and
+	// writes an audit entry (actor, action "ssf_set_error") in the same transaction. Unknown or
+	// already acknowledged jtis are ignored. It returns how many events it acknowledged.
+	AckSSFEvents(ctx context.Context, streamID string, acks []string, errs map[string]string, actor string, at time.Time) (int64, error)
+	// ClaimSSFVerification records a verification request on the stream at now unless one was
+	// recorded less than interval before (it then reports false). Returns ErrNotFound if there
+	// is no such stream.
+	ClaimSSFVerification(ctx context.Context, streamID string, now time.Time, interval time.Duration) (bool, error)
+	// SSFBacklog counts the pending events of every stream and returns when the oldest was
+	// appended (zero if none).
+	SSFBacklog(ctx context.Context) (int64, time.Time, error)
+	// DeleteSSFEvents deletes events acknowledged before acked and pending events appended
+	// before pending, and returns how many.
+	DeleteSSFEvents(ctx context.Context, acked, pending time.Time) (int64, error)
+
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

@@ -123,6 +123,8 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	route("POST /admin/v1/registration-tokens", http.HandlerFunc(s.handleCreateRegistrationToken))
 	route("GET /admin/v1/registration-tokens", http.HandlerFunc(s.handleListRegistrationTokens))
 	route("DELETE /admin/v1/registration-tokens/{id}", http.HandlerFunc(s.handleDeleteRegistrationToken))
+	route("GET /admin/v1/ssf/streams", http.HandlerFunc(s.handleListSSFStreams))
+	route("DELETE /admin/v1/ssf/streams/{id}", http.HandlerFunc(s.handleDeleteSSFStream))
 	if requireToken {
 		route("POST /admin/v1/backup", http.HandlerFunc(s.handleBackupRefused))
 	} else {

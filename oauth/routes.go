@@ -62,6 +62,9 @@ func (s *Server) Handler() http.Handler {
 	cors(corsAnyOrigin, "GET /.well-known/jwks.json", "jwks", s.handleJWKS)               // RFC 7517 (jwt.go)
 	cors(corsAnyOrigin, "GET /oauth2/statuslists/{id}", "statuslist", s.handleStatusList) // Token Status List (jwt.go)
 	route("GET /oauth2/revocations/events", "events", s.handleEvents)                     // revocation push (events.go)
+	for _, r := range s.routes {                                                          // other packages' endpoints (the Shared Signals transmitter)
+		route(r.Pattern, r.Endpoint, r.Handler)
+	}
 	route("GET /healthz", "healthz", s.handleHealthz)
 	route("GET /readyz", "readyz", s.handleReadyz)
 	for path, methods := range corsMethods {

@@ -116,6 +116,16 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the current time. If nil, time.Now.
 	Now func() time.Time
+	// Routes are endpoints of other packages served with these (the Shared Signals
+	// transmitter's, package ssf), added to the one route table.
+	Routes []Route
+}
+
+// Route is an endpoint another package serves on the public listener: a ServeMux pattern
+// ("POST /ssf/stream"), the endpoint's name in metrics, and its handler.
+type Route struct {
+	Pattern, Endpoint string
+	Handler           http.HandlerFunc
 }
 
 // Server serves the OAuth 2.0 endpoints.
@@ -166,6 +176,7 @@ type Server struct {
 	dpop            *dpop.Verifier
 	dpopNonce       string
 	tokenURL        string
+	routes          []Route
 	jwts            *jwtCache // verified JWT access tokens
 }
 
@@ -186,6 +197,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.statusBase = s.issuer + "/oauth2/statuslists/"
 	s.tokenURL = s.issuer + "/oauth2/token"
+	s.routes = cfg.Routes
 	if s.dpopNonce = cfg.DPoPNonce; s.dpopNonce == "" {
 		s.dpopNonce = DPoPNonceAuto
 	}

@@ -60,7 +60,7 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	addSettingFlags(root, true, "data_dir")
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newClientCommand(), newKeysCommand(),
 		newTokenCommand(), newIntrospectCommand(), newRevokeCommand(),
-		newUserCommand(), newRevokeAllCommand(), newAuditCommand(), newBenchCommand(), newBenchCeilingCommand(), newBenchResourceCommand(),
+		newUserCommand(), newSSFCommand(), newRevokeAllCommand(), newAuditCommand(), newBenchCommand(), newBenchCeilingCommand(), newBenchResourceCommand(),
 		newBackupCommand(), newVersionCommand(), newRegistrationTokenCommand())
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		root.Version = moduleVersion(bi) // rescind --version

@@ -208,6 +208,9 @@ func TestReadme(t *testing.T) {
 			"ci-bot\n204\n"},
 		"Backup and restore":        {"backed up the running server's database to " + filepath.Join(dir, "rescind-backup.db")},
 		"Running several instances": {"applied 0001_init.sql", `{"active":true`, `{"active":false}`},
+		"Shared Signals: telling other apps (SSF 1.0, CAEP, RISC)": {`"delivery_methods_supported":["urn:ietf:rfc:8935","urn:ietf:rfc:8936"]`,
+			"\n200\n", `"events":{"https://schemas.openid.net/secevent/caep/event-type/session-revoked":`, `{"sets":{},"moreAvailable":false}`,
+			`"deleted": true`},
 	}
 	for section, wants := range expect {
 		out, ok := bySection[section]

@@ -81,6 +81,7 @@ var settingsTable = []setting{
 	{key: "allow_insecure_redirect", flag: "allow-insecure-redirect", def: "false", help: "development only: clients that register themselves may use plain-http redirect URIs off loopback, and metadata documents may be fetched from loopback"},
 	{key: "dynamic_token_format", flag: "dynamic-token-format", def: "jwt", validate: oneOf("jwt", "opaque"), help: "access token format of clients that register themselves (dynamic registration, metadata documents) when their registration names none: jwt (resource servers check them without credentials of their own) or opaque"},
 	{key: "scopes", flag: "scopes", validate: validScopes, help: `space-separated scopes the server supports: published as scopes_supported, and the only ones self-registered clients may have (default: your clients' scopes are published, and self-registered clients may ask for any)`},
+	{key: "ssf_allow_loopback_push", flag: "ssf-allow-loopback-push", def: "false", help: "let Shared Signals push streams deliver to loopback (http or https), for development and tests; private and link-local addresses stay refused"},
 }
 
 // Config is every setting, typed, resolved once at start (see settingsTable): what the server
@@ -126,6 +127,7 @@ type Config struct {
 	AllowInsecureRedirect      bool          `setting:"allow_insecure_redirect"`
 	DynamicTokenFormat         string        `setting:"dynamic_token_format"`
 	Scopes                     string        `setting:"scopes"`
+	SSFAllowLoopbackPush       bool          `setting:"ssf_allow_loopback_push"`
 
 	// sources names where each key's value came from ("--addr", "RESCIND_ADDR", "config file
 	// rescind.yaml", "default"), for error messages.

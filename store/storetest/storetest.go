@@ -87,6 +87,9 @@ func RunTests(t *testing.T, opener Opener, opts ...Option) {
 	for _, tc := range sessionTests() {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
 	}
+	for _, tc := range ssfTests() {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
+	}
 	for _, tc := range outboxTests() {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t), o) })
 	}

@@ -147,7 +147,15 @@ func (s *Store) UpdateClient(ctx context.Context, id string, u rescind.ClientUpd
 func (s *Store) RotateClientSecret(ctx context.Context, id, hash string, previousUntil time.Time) (rescind.Client, error) {
 	// One statement: its right-hand sides read the row as it is when the statement writes it
 	// (PostgreSQL re-reads a row it waited for), so the replaced secret is the stored one.
-	return s.changeClient(ctx, id, `UPDATE clients SET previous_secret_hash = CASE WHEN $2 THEN secret_hash ELSE '' END,
+	// Shared Signals: CAEP credential-change for the client's secret, in this transaction.
+	change := "update"
+	if hash == "" {
+		change = "delete"
+	}
+	signal := func(tx Querier) error {
+		return EnqueueSignals(ctx, tx, rescind.Signal{Kind: rescind.SignalClientSecretChanged, ClientID: id, Change: change})
+	}
+	return s.changeClientThen(ctx, id, signal, `UPDATE clients SET previous_secret_hash = CASE WHEN $2 THEN secret_hash ELSE '' END,
 		previous_secret_expires_at = $3, secret_hash = $4 WHERE id = $1 RETURNING `+clientColumns,
 		id, !previousUntil.IsZero(), OptionalNanos(previousUntil), hash)
 }
@@ -155,6 +163,11 @@ func (s *Store) RotateClientSecret(ctx context.Context, id, hash string, previou
 // changeClient runs query, an UPDATE of the client id that returns its columns, and tells the
 // other instances at commit (they drop their cached copy and verified secrets).
 func (s *Store) changeClient(ctx context.Context, id, query string, args ...any) (rescind.Client, error) {
+	return s.changeClientThen(ctx, id, nil, query, args...)
+}
+
+// changeClientThen is changeClient that also runs then, if not nil, in the transaction.
+func (s *Store) changeClientThen(ctx context.Context, id string, then func(tx Querier) error, query string, args ...any) (rescind.Client, error) {
 	var c rescind.Client
 	err := s.db.InTx(ctx, func(tx Querier) error {
 		var err error
@@ -164,6 +177,11 @@ func (s *Store) changeClient(ctx context.Context, id, query string, args ...any)
 		}
 		if err != nil {
 			return err
+		}
+		if then != nil {
+			if err := then(tx); err != nil {
+				return err
+			}
 		}
 		return s.notify(ctx, tx, ClientChanged, id)
 	})
@@ -193,6 +211,11 @@ func ClientDeletion(ctx context.Context, tx Querier, id string, now time.Time, r
 		}
 	}
 	rev.Actor = ""
+	// The client's Shared Signals streams go with it: nothing more is sent to a receiver that
+	// no longer exists.
+	if err := deleteClientStreams(ctx, tx, id); err != nil {
+		return nil, err
+	}
 	revs, _, err := GrantRevocations(ctx, tx, rescind.GrantFilter{ClientID: id}, rescind.Revocation{RevokedAt: now, Subject: rev.Subject}, lock)
 	if err != nil {
 		return nil, err

@@ -81,6 +81,11 @@ func UserDeletion(ctx context.Context, tx Querier, id string, rev rescind.Revoca
 	if n == 0 {
 		return nil, 0, rescind.ErrNotFound
 	}
+	// Shared Signals: RISC account-disabled and account-purged, in this transaction.
+	if err := EnqueueSignals(ctx, tx, rescind.Signal{Kind: rescind.SignalUserDeleted, At: rev.RevokedAt, UserID: id,
+		Actor: rev.Actor, Reason: rev.Reason}); err != nil {
+		return nil, 0, err
+	}
 	sessions, err := SessionEnding(ctx, tx, rescind.SessionFilter{UserID: id}, rev, lock)
 	if err != nil {
 		return nil, 0, err
@@ -217,16 +222,23 @@ func grantRecord(rev rescind.Revocation, id, clientID, aud string, revokedAt tim
 // its token) or finds the grant revoked.
 func GrantRevocations(ctx context.Context, tx Querier, f rescind.GrantFilter, rev rescind.Revocation, lock string) ([]rescind.Revocation, int64, error) {
 	where, args := grantWhere(f, "", nil, "revoked_at = 0")
+	var sigs []rescind.Signal
 	revs, err := All(ctx, tx, func(row Row) (rescind.Revocation, error) {
-		var id, clientID, aud string
+		var id, clientID, aud, userID string
 		var bound int64
-		if err := row.Scan(&id, &clientID, &bound, &aud); err != nil {
+		if err := row.Scan(&id, &clientID, &bound, &aud, &userID); err != nil {
 			return rescind.Revocation{}, err
 		}
+		sigs = append(sigs, rescind.Signal{Kind: rescind.SignalGrantRevoked, At: rev.RevokedAt, UserID: userID, ClientID: clientID,
+			GrantID: id, Actor: rev.Actor, Reason: rev.Reason})
 		return grantRecord(rev, id, clientID, aud, rev.RevokedAt, bound)
-	}, `SELECT id, client_id, tokens_expire_at, audience FROM grants WHERE `+where+lock, args...)
+	}, `SELECT id, client_id, tokens_expire_at, audience, user_id FROM grants WHERE `+where+lock, args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading grants: %w", err)
+	}
+	// Shared Signals: CAEP session-revoked for each (user, client) whose grant this revokes.
+	if err := EnqueueSignals(ctx, tx, sigs...); err != nil {
+		return nil, 0, err
 	}
 	// Grants revoked before whose tokens may still be alive: revoking again extends a record
 	// that is missing or ends before the tokens do (one written by an older version, say).

@@ -103,8 +103,8 @@ func sessionRecord(rev rescind.Revocation, id, userID string, expiresAt time.Tim
 // is on record too); then each session is deleted. A filter with SignedInBy moves no epoch
 // (the sessions it may end were all created before it runs) and is audited only if it ended
 // one: a loop of it by someone holding a copied cookie neither blocks sign-ins nor fills the
-// audit table. lock is appended to the read of the
-// sessions. It returns the records the caller must write in the same transaction.
+// audit table. lock is appended to the read of the sessions. It returns the records the caller
+// must write in the same transaction.
 func SessionEnding(ctx context.Context, tx Querier, f rescind.SessionFilter, rev rescind.Revocation, lock string) ([]rescind.Revocation, error) {
 	if f.UserID == "" {
 		return nil, errors.New("ending sessions needs a user")
@@ -153,10 +153,17 @@ func SessionEnding(ctx context.Context, tx Querier, f rescind.SessionFilter, rev
 			return nil, err
 		}
 	}
+	sigs := make([]rescind.Signal, 0, len(revs))
 	for _, r := range revs {
 		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE id = $1`, r.Key); err != nil {
 			return nil, fmt.Errorf("ending session: %w", err)
 		}
+		sigs = append(sigs, rescind.Signal{Kind: rescind.SignalSessionEnded, At: rev.RevokedAt, UserID: f.UserID, SessionID: r.Key,
+			Actor: rev.Actor, Reason: rev.Reason})
+	}
+	// Shared Signals: CAEP session-revoked for each session ended, in this transaction.
+	if err := EnqueueSignals(ctx, tx, sigs...); err != nil {
+		return nil, err
 	}
 	return revs, nil
 }
@@ -193,6 +200,11 @@ func PasswordChange(ctx context.Context, tx Querier, id, hash string, revokeGran
 			Nanos(rev.RevokedAt), rev.Actor, "set_password", id, rev.Reason); err != nil {
 			return nil, 0, fmt.Errorf("writing audit entry: %w", err)
 		}
+	}
+	// Shared Signals: CAEP credential-change, in this transaction.
+	if err := EnqueueSignals(ctx, tx, rescind.Signal{Kind: rescind.SignalPasswordSet, At: rev.RevokedAt, UserID: id,
+		Actor: rev.Actor, Reason: rev.Reason}); err != nil {
+		return nil, 0, err
 	}
 	revs, err := SessionEnding(ctx, tx, rescind.SessionFilter{UserID: id}, rev, lock)
 	if err != nil {

@@ -200,7 +200,21 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		}
 		total += n
 	}
-	n, err := s.db.Exec(ctx, `DELETE FROM sessions WHERE expires_at < $1 OR idle_expires_at < $1`, Nanos(now))
+	// Sessions that expired end here: each with its Shared Signals signal, in one transaction.
+	var n int64
+	err := s.db.InTx(ctx, func(tx Querier) error {
+		ended, err := All(ctx, tx, func(row Row) (rescind.Signal, error) {
+			var sg rescind.Signal
+			err := row.Scan(&sg.SessionID, &sg.UserID)
+			sg.Kind, sg.At, sg.Actor, sg.Reason = rescind.SignalSessionEnded, now, "system", "session expired"
+			return sg, err
+		}, `DELETE FROM sessions WHERE expires_at < $1 OR idle_expires_at < $1 RETURNING id, user_id`, Nanos(now))
+		if err != nil {
+			return err
+		}
+		n = int64(len(ended))
+		return EnqueueSignals(ctx, tx, ended...)
+	})
 	if err != nil {
 		return total, s.errorf("deleting expired sessions: %w", err)
 	}
