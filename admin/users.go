@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -155,7 +154,7 @@ func (s *Server) handleSetPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Each record lives as long as what it covers: a session its own expiry, a grant its tokens.
-	revs, n, err := s.cfg.Store.SetPassword(context.WithoutCancel(r.Context()), u.ID, hash, req.RevokeGrants, rescind.Revocation{RevokedAt: s.cfg.Now(),
+	revs, n, err := s.cfg.Committer.SetPassword(r.Context(), u.ID, hash, req.RevokeGrants, rescind.Revocation{RevokedAt: s.cfg.Now(),
 		Actor: "admin", Reason: "password set"})
 	if errors.Is(err, rescind.ErrNotFound) {
 		writeErr(w, http.StatusNotFound, "not_found", "no such user")
@@ -166,7 +165,6 @@ func (s *Server) handleSetPassword(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, "server_error", "the password could not be set")
 		return
 	}
-	s.cfg.Committer.Apply(revs...)
 	res := userResult(revs, n)
 	s.cfg.Logger.InfoContext(r.Context(), "password set; the user's sessions are ended", "username", u.Username,
 		"sessions", res.SessionsEnded, "grants", res.GrantsRevoked)
@@ -179,14 +177,13 @@ func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Each grant's record lives as long as its tokens: the store knows their latest expiry.
-	revs, n, err := s.cfg.Store.DeleteUser(r.Context(), u.ID, rescind.Revocation{RevokedAt: s.cfg.Now(),
+	revs, n, err := s.cfg.Committer.DeleteUser(r.Context(), u.ID, rescind.Revocation{RevokedAt: s.cfg.Now(),
 		Actor: "admin", Reason: "user deleted"})
 	if err != nil {
 		s.cfg.Logger.ErrorContext(r.Context(), "deleting user", "err", err)
 		writeErr(w, http.StatusInternalServerError, "server_error", "the user could not be deleted")
 		return
 	}
-	s.cfg.Committer.Apply(revs...)
 	res := userResult(revs, n)
 	s.cfg.Logger.InfoContext(r.Context(), "user deleted; their sessions are ended and their grants revoked", "username", u.Username,
 		"sessions", res.SessionsEnded, "grants", res.GrantsRevoked)

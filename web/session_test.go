@@ -396,12 +396,12 @@ func TestSignInRacingEndOfSessions(t *testing.T) {
 	for name, during := range map[string]func(st rescind.Store){
 		"password set": func(st rescind.Store) {
 			h, _ := secret.Hash("a new password", cheap)
-			if _, _, err := st.SetPassword(ctx, "alice-id", h, false, rescind.Revocation{RevokedAt: time.Now()}); err != nil {
+			if _, _, err := st.SetPassword(ctx, "alice-id", h, false, rescind.Revocation{RevokedAt: time.Now()}, rescind.SessionEnd{}); err != nil {
 				t.Error(err)
 			}
 		},
 		"signed out everywhere": func(st rescind.Store) {
-			if _, err := st.EndSessions(ctx, rescind.SessionFilter{UserID: "alice-id"}, rescind.Revocation{RevokedAt: time.Now()}); err != nil {
+			if _, err := st.EndSessions(ctx, rescind.SessionFilter{UserID: "alice-id"}, rescind.Revocation{RevokedAt: time.Now()}, rescind.SessionEnd{}); err != nil {
 				t.Error(err)
 			}
 		},

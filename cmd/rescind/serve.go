@@ -733,7 +733,8 @@ func (m *Main) startBackground(context.Context) error {
 	// The janitor keeps records the clock skew past their expiry (see internal/revocation).
 	m.janitor = revocation.JanitorConfig{Store: m.store, State: m.state,
 		Interval: m.Config.JanitorInterval, AuditRetention: m.Config.AuditRetention, Grace: m.Config.ClockSkew,
-		OnDeleted: m.metrics.JanitorDeleted, Logger: m.Logger, Now: m.Now}
+		OnDeleted: m.metrics.JanitorDeleted, Logger: m.Logger, Now: m.Now,
+		ExpireSessions: func(ctx context.Context, now time.Time) (int, error) { return m.committer.ExpireSessions(ctx, now, 500) }}
 	m.goRun(ctx, m.runJanitor)
 	m.goRun(ctx, m.outbox.Run)
 	if w, ok := m.store.(rescind.Watcher); ok {

@@ -24,7 +24,6 @@ func sessionTests() []struct {
 		{"EndSessions", func(t *testing.T, open func() rescind.Store) { testEndSessions(t, open()) }},
 		{"SetPassword", func(t *testing.T, open func() rescind.Store) { testSetPassword(t, open()) }},
 		{"DeleteUserEndsSessions", func(t *testing.T, open func() rescind.Store) { testDeleteUserEndsSessions(t, open()) }},
-		{"DeleteExpiredSessions", func(t *testing.T, open func() rescind.Store) { testDeleteExpiredSessions(t, open()) }},
 		{"GrantsAndCodesRecordTheirSession", func(t *testing.T, open func() rescind.Store) { testGrantSession(t, open()) }},
 		{"SignInRacingEndOfSessionsAcrossInstances", testSignInRacingEnd},
 	}
@@ -139,14 +138,14 @@ func testEndSessions(t *testing.T, s rescind.Store) {
 	}
 	at := base.Add(10 * time.Minute)
 	rev := rescind.Revocation{RevokedAt: at, Actor: "user:alice", Reason: "signed out"}
-	if _, err := s.EndSessions(ctx, rescind.SessionFilter{ID: "s0"}, rev); err == nil {
+	if _, err := s.EndSessions(ctx, rescind.SessionFilter{ID: "s0"}, rev, rescind.SessionEnd{}); err == nil {
 		t.Fatal("EndSessions without a user: no error")
 	}
 	// Another user's session is not theirs to end.
-	if revs, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ID: "b0"}, rev); err != nil || len(revs) != 0 {
+	if revs, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ID: "b0"}, rev, rescind.SessionEnd{}); err != nil || len(revs) != 0 {
 		t.Fatalf("ending another user's session: %v, %v", revs, err)
 	}
-	revs, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ID: "s0"}, rev)
+	revs, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ID: "s0"}, rev, rescind.SessionEnd{})
 	if err != nil || len(revs) != 1 {
 		t.Fatalf("EndSessions(s0) = %v, %v", revs, err)
 	}
@@ -162,7 +161,7 @@ func testEndSessions(t *testing.T, s rescind.Store) {
 		t.Fatalf("ending one session moved the epoch to %d", u.Epoch)
 	}
 	// Every other session: the epoch moves (a sign-in under way is stale).
-	revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ExceptID: "s2"}, rev)
+	revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ExceptID: "s2"}, rev, rescind.SessionEnd{})
 	if err != nil || keysOf(revs) != "session:s1 session:s3" {
 		t.Fatalf("EndSessions(except s2) = %s, %v", keysOf(revs), err)
 	}
@@ -172,14 +171,14 @@ func testEndSessions(t *testing.T, s rescind.Store) {
 	if u, _ := s.GetUser(ctx, "u1"); u.Epoch != 1 {
 		t.Fatalf("epoch %d after ending the other sessions; want 1", u.Epoch)
 	}
-	revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1"}, rev)
+	revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1"}, rev, rescind.SessionEnd{})
 	if err != nil || keysOf(revs) != "session:s2" {
 		t.Fatalf("EndSessions(all) = %s, %v", keysOf(revs), err)
 	}
 	if u, _ := s.GetUser(ctx, "u1"); u.Epoch != 2 {
 		t.Fatalf("epoch %d after ending every session; want 2", u.Epoch)
 	}
-	if revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1"}, rev); err != nil || len(revs) != 0 {
+	if revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1"}, rev, rescind.SessionEnd{}); err != nil || len(revs) != 0 {
 		t.Fatalf("EndSessions with nothing left = %v, %v", revs, err)
 	}
 	if ids := sessionIDs(t, s, "u2", base); !slices.Equal(ids, []string{"b0"}) {
@@ -213,7 +212,7 @@ func testSetPassword(t *testing.T, s rescind.Store) {
 	s.SaveGrant(ctx, grant("g1", "c1", "u1", "read"))
 	s.CreateRefreshToken(ctx, refresh("r1", "g1", base.Add(time.Hour)))
 	rev := rescind.Revocation{RevokedAt: base, Actor: "admin", Reason: "password set"}
-	revs, n, err := s.SetPassword(ctx, "u1", "new-hash", false, rev)
+	revs, n, err := s.SetPassword(ctx, "u1", "new-hash", false, rev, rescind.SessionEnd{})
 	if err != nil || keysOf(revs) != "session:s1" || n != 0 {
 		t.Fatalf("SetPassword = %s, %d, %v; want the session ended", keysOf(revs), n, err)
 	}
@@ -224,7 +223,7 @@ func testSetPassword(t *testing.T, s rescind.Store) {
 		t.Fatal("SetPassword without revokeGrants revoked a grant")
 	}
 	s.CreateSession(ctx, func() rescind.Session { x := session("s2", "u1"); x.UserEpoch = 1; return x }())
-	revs, n, err = s.SetPassword(ctx, "u1", "newer-hash", true, rev)
+	revs, n, err = s.SetPassword(ctx, "u1", "newer-hash", true, rev, rescind.SessionEnd{})
 	if err != nil || !sameWords(keysOf(revs), "session:s2 grant:g1") || n != 1 {
 		t.Fatalf("SetPassword(revokeGrants) = %s, %d, %v; want the session and the grant", keysOf(revs), n, err)
 	}
@@ -241,7 +240,7 @@ func testSetPassword(t *testing.T, s rescind.Store) {
 	if set != 2 {
 		t.Fatalf("audit %+v; want two set_password entries", audit)
 	}
-	if _, _, err := s.SetPassword(ctx, "nobody", "h", true, rev); !errors.Is(err, rescind.ErrNotFound) {
+	if _, _, err := s.SetPassword(ctx, "nobody", "h", true, rev, rescind.SessionEnd{}); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatalf("SetPassword(missing): %v", err)
 	}
 }
@@ -253,7 +252,7 @@ func testDeleteUserEndsSessions(t *testing.T, s rescind.Store) {
 	s.CreateSession(ctx, session("s1", "u1"))
 	s.CreateSession(ctx, session("s2", "u2"))
 	s.SaveGrant(ctx, grant("g1", "c1", "u1", "read"))
-	revs, _, err := s.DeleteUser(ctx, "u1", rescind.Revocation{RevokedAt: base, Actor: "admin", Reason: "user deleted"})
+	revs, _, err := s.DeleteUser(ctx, "u1", rescind.Revocation{RevokedAt: base, Actor: "admin", Reason: "user deleted"}, rescind.SessionEnd{})
 	if err != nil || !sameWords(keysOf(revs), "session:s1 grant:g1") {
 		t.Fatalf("DeleteUser = %s, %v; want the session ended and the grant revoked", keysOf(revs), err)
 	}
@@ -269,36 +268,14 @@ func testDeleteUserEndsSessions(t *testing.T, s rescind.Store) {
 	}
 }
 
-func testDeleteExpiredSessions(t *testing.T, s rescind.Store) {
+func testGrantSession(t *testing.T, s rescind.Store) {
 	ctx := context.Background()
 	user(t, s, "u1")
-	idle := session("idle", "u1")
-	idle.IdleExpiresAt = base.Add(time.Minute)
-	over := session("over", "u1")
-	over.ExpiresAt, over.IdleExpiresAt = base.Add(2*time.Minute), base.Add(2*time.Minute)
-	for _, x := range []rescind.Session{idle, over, session("live", "u1")} {
-		if err := s.CreateSession(ctx, x); err != nil {
+	for _, id := range []string{"s1", "s2"} {
+		if err := s.CreateSession(ctx, session(id, "u1")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n, err := s.DeleteExpired(ctx, base.Add(time.Minute)); err != nil || n != 0 {
-		t.Fatalf("DeleteExpired at the idle expiry = %d, %v; want nothing yet", n, err)
-	}
-	if n, err := s.DeleteExpired(ctx, base.Add(3*time.Minute)); err != nil || n != 2 {
-		t.Fatalf("DeleteExpired = %d, %v; want the idle and the expired session", n, err)
-	}
-	for _, id := range []string{"idle", "over"} {
-		if _, err := s.GetSession(ctx, "hash-"+id); !errors.Is(err, rescind.ErrNotFound) {
-			t.Fatalf("session %s survived the sweep: %v", id, err)
-		}
-	}
-	if _, err := s.GetSession(ctx, "hash-live"); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func testGrantSession(t *testing.T, s rescind.Store) {
-	ctx := context.Background()
 	g := grant("g1", "c1", "u1", "read")
 	g.SessionID = "s1"
 	if got, err := s.SaveGrant(ctx, g); err != nil || got.SessionID != "s1" {
@@ -340,7 +317,7 @@ func testSignInRacingEnd(t *testing.T, open func() rescind.Store) {
 		go func() { defer wg.Done(); createErr = a.CreateSession(ctx, sess) }()
 		go func() {
 			defer wg.Done()
-			_, endErr = b.EndSessions(ctx, rescind.SessionFilter{UserID: "u1"}, rescind.Revocation{RevokedAt: base})
+			_, endErr = b.EndSessions(ctx, rescind.SessionFilter{UserID: "u1"}, rescind.Revocation{RevokedAt: base}, rescind.SessionEnd{})
 		}()
 		wg.Wait()
 		if endErr != nil || (createErr != nil && !errors.Is(createErr, rescind.ErrUserChanged)) {

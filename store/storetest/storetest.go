@@ -82,6 +82,9 @@ func RunTests(t *testing.T, opener Opener, opts ...Option) {
 	for _, tc := range sessionTests() {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
 	}
+	for _, tc := range oidcTests() {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
+	}
 	for _, tc := range outboxTests() {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t), o) })
 	}
@@ -106,7 +109,9 @@ func sampleClient(id string) rescind.Client {
 		GrantTypes: []string{rescind.GrantClientCredentials}, Scopes: []string{"read", "write"},
 		RedirectURIs: []string{"https://app.example/cb"}, TokenTTL: 90 * time.Minute, CreatedAt: base, AllowPlainPKCE: true,
 		TokenFormat: rescind.TokenFormatJWT, ResourceServer: true, Resources: []string{"https://api.example", "urn:example:photos"},
-		AllowInsecureRedirect: true, FirstParty: true,
+		AllowInsecureRedirect: true, FirstParty: true, IDTokenAlg: rescind.AlgES256,
+		PostLogoutRedirectURIs: []string{"https://app.example/bye", "https://app.example/bye2"},
+		BackchannelLogoutURI:   "https://app.example/backchannel", BackchannelLogoutSessionRequired: true,
 	}
 }
 
@@ -116,7 +121,9 @@ func equalClient(a, b rescind.Client) bool {
 		slices.Equal(a.GrantTypes, b.GrantTypes) && slices.Equal(a.Scopes, b.Scopes) &&
 		slices.Equal(a.RedirectURIs, b.RedirectURIs) && a.TokenTTL == b.TokenTTL && a.CreatedAt.Equal(b.CreatedAt) &&
 		a.AllowPlainPKCE == b.AllowPlainPKCE && a.TokenFormat == b.TokenFormat && a.ResourceServer == b.ResourceServer &&
-		slices.Equal(a.Resources, b.Resources) && a.AllowInsecureRedirect == b.AllowInsecureRedirect && a.FirstParty == b.FirstParty
+		slices.Equal(a.Resources, b.Resources) && a.AllowInsecureRedirect == b.AllowInsecureRedirect && a.FirstParty == b.FirstParty &&
+		a.IDTokenAlg == b.IDTokenAlg && slices.Equal(a.PostLogoutRedirectURIs, b.PostLogoutRedirectURIs) &&
+		a.BackchannelLogoutURI == b.BackchannelLogoutURI && a.BackchannelLogoutSessionRequired == b.BackchannelLogoutSessionRequired
 }
 
 func testClients(t *testing.T, s rescind.Store) {
@@ -132,6 +139,7 @@ func testClients(t *testing.T, s rescind.Store) {
 	b := sampleClient("b")
 	b.Public, b.SecretHash, b.Scopes, b.RedirectURIs, b.TokenTTL, b.AllowPlainPKCE, b.TokenFormat = true, "", nil, nil, 0, false, ""
 	b.ResourceServer, b.Resources, b.AllowInsecureRedirect = false, nil, false
+	b.IDTokenAlg, b.PostLogoutRedirectURIs, b.BackchannelLogoutURI, b.BackchannelLogoutSessionRequired = "", nil, "", false
 	b.CreatedAt = base.Add(time.Second)
 	for _, c := range []rescind.Client{b, a} {
 		if err := s.CreateClient(ctx, c); err != nil {
@@ -147,7 +155,8 @@ func testClients(t *testing.T, s rescind.Store) {
 	}
 	got, err = s.GetClient(ctx, "b")
 	if err != nil || !got.Public || got.SecretHash != "" || len(got.Scopes) != 0 || got.TokenFormat != rescind.TokenFormatOpaque ||
-		got.ResourceServer || len(got.Resources) != 0 || got.AllowInsecureRedirect {
+		got.ResourceServer || len(got.Resources) != 0 || got.AllowInsecureRedirect || got.IDTokenAlg != "" || got.IDTokenAlgorithm() != rescind.AlgRS256 ||
+		len(got.PostLogoutRedirectURIs) != 0 || got.BackchannelLogoutURI != "" || got.BackchannelLogoutSessionRequired {
 		t.Fatalf("GetClient(b) = %+v, %v", got, err)
 	}
 	list, err = s.ListClients(ctx)
@@ -172,6 +181,8 @@ func testUpdateClient(t *testing.T, s rescind.Store) {
 	up.PreviousSecretHash, up.SecretHash = c.SecretHash, "$argon2id$v=19$m=64,t=1,p=1$bmV3$bmV3"
 	up.PreviousSecretExpiresAt = base.Add(24 * time.Hour)
 	up.FirstParty = false
+	up.IDTokenAlg, up.PostLogoutRedirectURIs = rescind.AlgEdDSA, []string{"https://new.example/bye"}
+	up.BackchannelLogoutURI, up.BackchannelLogoutSessionRequired = "https://new.example/bcl", false
 	up.CreatedAt = base.Add(time.Hour) // ignored
 	if err := s.UpdateClient(ctx, up); err != nil {
 		t.Fatal(err)

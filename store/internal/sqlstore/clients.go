@@ -3,23 +3,39 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/rescind/rescind"
 )
 
 const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
-	resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at, require_dpop, first_party`
+	resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at, require_dpop, first_party,
+	id_token_alg, post_logout_redirect_uris, backchannel_logout_uri, backchannel_logout_session_required`
+
+// prefixed returns the comma-separated columns cols with each name prefixed by table and a dot,
+// for a join.
+func prefixed(table, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, p := range parts {
+		parts[i] = table + "." + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}
 
 func scanClient(row Row) (rescind.Client, error) {
 	var c rescind.Client
-	var gt, sc, ru, res string
+	var gt, sc, ru, res, plr string
 	var ttl, created, prevExp int64
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &gt, &sc, &ru, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat,
-		&c.ResourceServer, &res, &c.AllowInsecureRedirect, &c.PreviousSecretHash, &prevExp, &c.RequireDPoP, &c.FirstParty); err != nil {
+		&c.ResourceServer, &res, &c.AllowInsecureRedirect, &c.PreviousSecretHash, &prevExp, &c.RequireDPoP, &c.FirstParty,
+		&c.IDTokenAlg, &plr, &c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired); err != nil {
 		return c, err
 	}
 	var err error
+	if c.PostLogoutRedirectURIs, err = ParseList(plr); err != nil {
+		return c, fmt.Errorf("post_logout_redirect_uris: %w", err)
+	}
 	if c.GrantTypes, err = ParseList(gt); err != nil {
 		return c, fmt.Errorf("grant_types: %w", err)
 	}
@@ -49,11 +65,12 @@ func tokenFormat(f string) string {
 // CreateClient implements rescind.Store.
 func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
 		c.ID, c.Name, c.SecretHash, c.Public, JSONList(c.GrantTypes), JSONList(c.Scopes), JSONList(c.RedirectURIs),
 		int64(c.TokenTTL), Nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
 		c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.PreviousSecretHash, OptionalNanos(c.PreviousSecretExpiresAt),
-		c.RequireDPoP, c.FirstParty)
+		c.RequireDPoP, c.FirstParty, c.IDTokenAlg, JSONList(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI,
+		c.BackchannelLogoutSessionRequired)
 	if s.d.IsUniqueViolation(err) {
 		return s.errorf("client %q: %w", c.ID, rescind.ErrAlreadyExists)
 	}
@@ -91,10 +108,12 @@ func (s *Store) UpdateClient(ctx context.Context, c rescind.Client) error {
 		n, err := tx.Exec(ctx, `UPDATE clients SET name = $1, secret_hash = $2, public = $3, grant_types = $4, scopes = $5,
 			redirect_uris = $6, token_ttl_ns = $7, allow_plain_pkce = $8, token_format = $9, previous_secret_hash = $10,
 			previous_secret_expires_at = $11, resource_server = $12, resources = $13, allow_insecure_redirect = $14, require_dpop = $15,
-			first_party = $17 WHERE id = $16`,
+			first_party = $17, id_token_alg = $18, post_logout_redirect_uris = $19, backchannel_logout_uri = $20,
+			backchannel_logout_session_required = $21 WHERE id = $16`,
 			c.Name, c.SecretHash, c.Public, JSONList(c.GrantTypes), JSONList(c.Scopes), JSONList(c.RedirectURIs), int64(c.TokenTTL),
 			c.AllowPlainPKCE, tokenFormat(c.TokenFormat), c.PreviousSecretHash, OptionalNanos(c.PreviousSecretExpiresAt),
-			c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.RequireDPoP, c.ID, c.FirstParty)
+			c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.RequireDPoP, c.ID, c.FirstParty,
+			c.IDTokenAlg, JSONList(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired)
 		if err != nil {
 			return err
 		}
@@ -121,6 +140,10 @@ func ClientDeletion(ctx context.Context, tx Querier, id string, now time.Time, r
 	}
 	if n == 0 {
 		return nil, rescind.ErrNotFound
+	}
+	// A deleted client is told of no session's end.
+	if _, err := tx.Exec(ctx, `DELETE FROM session_clients WHERE client_id = $1`, id); err != nil {
+		return nil, fmt.Errorf("forgetting the client's sessions: %w", err)
 	}
 	// One audit entry for the deletion, dated now (the cut-off is later), not one per grant.
 	if rev.Actor != "" {
