@@ -734,7 +734,9 @@ func (m *Main) startBackground(context.Context) error {
 	m.janitor = revocation.JanitorConfig{Store: m.store, State: m.state,
 		Interval: m.Config.JanitorInterval, AuditRetention: m.Config.AuditRetention, Grace: m.Config.ClockSkew,
 		OnDeleted: m.metrics.JanitorDeleted, Logger: m.Logger, Now: m.Now,
-		ExpireSessions: func(ctx context.Context, now time.Time) (int, error) { return m.committer.ExpireSessions(ctx, now, 500) }}
+		ExpireSessions: func(ctx context.Context, now time.Time) (int, error) {
+			return m.committer.ExpireSessions(ctx, now, 500)
+		}}
 	m.goRun(ctx, m.runJanitor)
 	m.goRun(ctx, m.outbox.Run)
 	if w, ok := m.store.(rescind.Watcher); ok {
