@@ -38,7 +38,7 @@ func (s *Server) handleUpdateClient(w http.ResponseWriter, r *http.Request) {
 	if !s.found(w, r, err, "client") {
 		return
 	}
-	if err := applyUpdate(&c, req); err != nil {
+	if err := applyUpdate(&c, req, s.cfg.AllowLoopbackReceivers); err != nil {
 		writeErr(w, http.StatusBadRequest, metadataErrorCode(err), err.Error())
 		return
 	}
@@ -50,7 +50,7 @@ func (s *Server) handleUpdateClient(w http.ResponseWriter, r *http.Request) {
 }
 
 // applyUpdate validates req as client creation does and applies it to c.
-func applyUpdate(c *rescind.Client, req UpdateClientRequest) error {
+func applyUpdate(c *rescind.Client, req UpdateClientRequest, allowLoopback bool) error {
 	if req.Name != nil {
 		name, err := clientName(*req.Name)
 		if err != nil {
@@ -85,7 +85,7 @@ func applyUpdate(c *rescind.Client, req UpdateClientRequest) error {
 	if req.FirstParty != nil {
 		c.FirstParty = *req.FirstParty
 	}
-	return nil
+	return applyOIDC(c, oidcOf(*c, req), allowLoopback)
 }
 
 // handleRotateSecret gives a confidential client a new secret, shown in this answer only. The
