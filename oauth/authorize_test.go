@@ -153,6 +153,27 @@ func (f *fakePages) ShowError(w http.ResponseWriter, _ *http.Request, status int
 	w.WriteHeader(status)
 }
 
+func (f *fakePages) SignOut(w http.ResponseWriter, _ *http.Request, reason string) error {
+	f.calls = append(f.calls, "SignOut "+reason)
+	f.user = nil
+	return nil
+}
+
+func (f *fakePages) ShowLogoutConfirm(w http.ResponseWriter, _ *http.Request, clientName, request string) {
+	f.calls = append(f.calls, "ShowLogoutConfirm "+clientName+" "+request)
+	w.WriteHeader(http.StatusOK)
+}
+
+func (f *fakePages) ReadLogoutConfirm(w http.ResponseWriter, _ *http.Request) (string, bool, bool) {
+	f.calls = append(f.calls, "ReadLogoutConfirm")
+	return "", false, false
+}
+
+func (f *fakePages) ShowSignedOut(w http.ResponseWriter, _ *http.Request, signedOut bool) {
+	f.calls = append(f.calls, fmt.Sprintf("ShowSignedOut %v", signedOut))
+	w.WriteHeader(http.StatusOK)
+}
+
 func (f *fakePages) HandleLoginPage(w http.ResponseWriter, _ *http.Request) {
 	w.WriteHeader(http.StatusTeapot)
 }
@@ -231,6 +252,9 @@ func TestAuthorizeDecides(t *testing.T) {
 		st.CreateClient(ctx, c)
 	}
 	st.CreateUser(ctx, rescind.User{ID: "alice-id", Username: "alice", CreatedAt: now})
+	// The session fakePages reports: codes are stored only in a session that exists.
+	st.CreateSession(ctx, rescind.Session{ID: "session-of-alice-id", Hash: "h", UserID: "alice-id", CreatedAt: now, LastSeenAt: now,
+		IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour)})
 	fs := &faultyStore{Store: st, fail: map[string]bool{}}
 	pages := &fakePages{}
 	var logs syncBuffer

@@ -119,7 +119,7 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 	if s.singleUseFailed(w, r, client, err, ac.GrantID, "authorization code reuse") {
 		return
 	}
-	s.issueGrantTokens(w, r, client, ac.GrantID, ac.UserID, ac.Scope, ac.Scope, is)
+	s.issueGrantTokens(w, r, client, ac.GrantID, ac.UserID, ac.Scope, ac.Scope, is, signIn{sid: ac.SessionID, authTime: ac.AuthTime, nonce: ac.Nonce})
 }
 
 // handleRefreshToken serves grant_type=refresh_token (RFC 6749 §6) with rotation: every use
@@ -185,17 +185,19 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 	is := s.newIssuance(client, proof)
 	// The rotation records the new access token's expiry on the grant in the same transaction.
 	_, err = s.store.RotateRefreshToken(r.Context(), hash, rescind.RefreshToken{Hash: nextHash, GrantID: rt.GrantID, ClientID: client.ID,
-		Scope: rt.Scope, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL), JKT: refreshBinding(client, rt.JKT, is.jkt)}, is.now, is.exp)
+		Scope: rt.Scope, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL), JKT: refreshBinding(client, rt.JKT, is.jkt),
+		SessionID: rt.SessionID, AuthTime: rt.AuthTime}, is.now, is.exp)
 	if s.singleUseFailed(w, r, client, err, rt.GrantID, "refresh token reuse") {
 		return
 	}
-	s.respondGrantTokens(w, r, client, rt.GrantID, g.UserID, scope, next, is)
+	// The refreshed ID token keeps the sign-in's sid and auth_time (OpenID Connect Core 1.0 §12.2).
+	s.respondGrantTokens(w, r, client, rt.GrantID, g.UserID, scope, next, is, signIn{sid: rt.SessionID, authTime: rt.AuthTime})
 }
 
 // issueGrantTokens issues an access token of the grant and, if the client may refresh, a new
 // refresh token family member with the grant's full scope; an issuance with a DPoP key binds
 // both to it as RFC 9449 §5 says (the refresh token only for a public client).
-func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refreshScope string, is issuance) {
+func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refreshScope string, is issuance, in signIn) {
 	var refresh string
 	if client.AllowsGrant(rescind.GrantRefreshToken) {
 		text, hash, err := token.NewStored(token.RefreshPrefix)
@@ -204,19 +206,21 @@ func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client
 			return
 		}
 		if err := s.store.CreateRefreshToken(r.Context(), rescind.RefreshToken{Hash: hash, GrantID: grantID, ClientID: client.ID,
-			Scope: refreshScope, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL), JKT: refreshBinding(client, "", is.jkt)}); err != nil {
+			Scope: refreshScope, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL), JKT: refreshBinding(client, "", is.jkt),
+			SessionID: in.sid, AuthTime: in.authTime}); err != nil {
 			s.log.ErrorContext(r.Context(), "storing refresh token", "err", err)
 			writeError(w, errServer)
 			return
 		}
 		refresh = text
 	}
-	s.respondGrantTokens(w, r, client, grantID, userID, scope, refresh, is)
+	s.respondGrantTokens(w, r, client, grantID, userID, scope, refresh, is, in)
 }
 
 // respondGrantTokens issues the access token of a grant whose TokensExpireAt already covers
 // is.exp, and answers with it and refresh.
-func (s *Server) respondGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refresh string, is issuance) {
+// With scope openid, the answer has an ID token too (OpenID Connect Core 1.0 §3.1.3.3).
+func (s *Server) respondGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refresh string, is issuance, in signIn) {
 	resp, err := s.issueAccessToken(r.Context(), client, grantID, userID, scope, nil, is)
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "issuing access token", "err", err)
@@ -224,6 +228,13 @@ func (s *Server) respondGrantTokens(w http.ResponseWriter, r *http.Request, clie
 		return
 	}
 	resp.RefreshToken = refresh
+	if hasScope(scope, ScopeOpenID) {
+		if resp.IDToken, err = s.issueIDToken(r.Context(), client, userID, scope, resp.AccessToken, is, in); err != nil {
+			s.log.ErrorContext(r.Context(), "issuing ID token", "err", err)
+			writeError(w, errServer)
+			return
+		}
+	}
 	if err := s.store.TouchGrant(r.Context(), grantID, is.now); err != nil {
 		s.log.WarnContext(r.Context(), "recording grant use", "err", err)
 	}

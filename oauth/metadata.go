@@ -28,6 +28,23 @@ type metadata struct {
 	ScopesSupported                           []string `json:"scopes_supported,omitempty"`
 	IssParameterSupported                     bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
 	DPoPSigningAlgValuesSupported             []string `json:"dpop_signing_alg_values_supported,omitempty"`
+
+	// OpenID Connect Discovery 1.0 §3, RP-Initiated Logout 1.0 §3.3, Back-Channel Logout 1.0 §2.1.
+	UserinfoEndpoint                  string   `json:"userinfo_endpoint,omitempty"`
+	EndSessionEndpoint                string   `json:"end_session_endpoint,omitempty"`
+	SubjectTypesSupported             []string `json:"subject_types_supported,omitempty"`
+	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported,omitempty"`
+	UserinfoSigningAlgValuesSupported []string `json:"userinfo_signing_alg_values_supported,omitempty"`
+	ClaimsSupported                   []string `json:"claims_supported,omitempty"`
+	ResponseModesSupported            []string `json:"response_modes_supported,omitempty"`
+	ClaimsParameterSupported          *bool    `json:"claims_parameter_supported,omitempty"`
+	RequestParameterSupported         *bool    `json:"request_parameter_supported,omitempty"`
+	RequestURIParameterSupported      *bool    `json:"request_uri_parameter_supported,omitempty"`
+	PromptValuesSupported             []string `json:"prompt_values_supported,omitempty"`
+	BackchannelLogoutSupported        *bool    `json:"backchannel_logout_supported,omitempty"`
+	BackchannelLogoutSessionSupported *bool    `json:"backchannel_logout_session_supported,omitempty"`
+	FrontchannelLogoutSupported       *bool    `json:"frontchannel_logout_supported,omitempty"`
+	FrontchannelLogoutSessionSupp     *bool    `json:"frontchannel_logout_session_supported,omitempty"`
 }
 
 func (s *Server) buildMetadata() ([]byte, error) {
@@ -60,6 +77,21 @@ func (s *Server) buildMetadata() ([]byte, error) {
 		md.TokenEndpointAuthMethodsSupported = withPublic
 		md.CodeChallengeMethodsSupported = []string{"S256"}
 		md.IssParameterSupported = true
+	}
+	if s.pages != nil && s.idSigner != nil {
+		yes, no := true, false
+		md.UserinfoEndpoint = s.issuer + "/oauth2/userinfo"
+		md.EndSessionEndpoint = s.issuer + "/oauth2/logout"
+		md.SubjectTypesSupported = []string{"public"}
+		md.IDTokenSigningAlgValuesSupported = s.idSigner.Algorithms()
+		md.ScopesSupported = []string{ScopeOpenID, ScopeProfile, ScopeEmail, "offline_access"}
+		md.ClaimsSupported = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr", "azp",
+			"name", "preferred_username", "email", "email_verified"}
+		md.ResponseModesSupported = []string{"query"}
+		md.ClaimsParameterSupported, md.RequestParameterSupported, md.RequestURIParameterSupported = &no, &no, &no
+		md.PromptValuesSupported = []string{"none", "login", "consent"}
+		md.BackchannelLogoutSupported, md.BackchannelLogoutSessionSupported = &yes, &yes
+		md.FrontchannelLogoutSupported, md.FrontchannelLogoutSessionSupp = &no, &no
 	}
 	b, err := json.MarshalIndent(md, "", "  ")
 	if err != nil {

@@ -43,6 +43,14 @@ func (s *Server) Handler() http.Handler {
 		page("POST /account/sessions/end-others", "sessions_end", s.pages.HandleEndOtherSessions)
 		page("POST /account/sessions/end-all", "sessions_end", s.pages.HandleEndAllSessions)
 	}
+	if s.idSigner != nil {
+		route("GET /oauth2/userinfo", "userinfo", s.handleUserInfo)  // OpenID Connect Core 1.0 §5.3 (oidc.go)
+		route("POST /oauth2/userinfo", "userinfo", s.handleUserInfo) //
+	}
+	if s.pages != nil && s.idSigner != nil {
+		page("GET /oauth2/logout", "end_session", s.handleEndSession) // RP-Initiated Logout 1.0 (endsession.go)
+		page("POST /oauth2/logout", "end_session", s.handleEndSession)
+	}
 	route("GET /.well-known/jwks.json", "jwks", s.handleJWKS)               // RFC 7517 (jwt.go)
 	route("GET /oauth2/statuslists/{id}", "statuslist", s.handleStatusList) // Token Status List (jwt.go)
 	route("GET /oauth2/revocations/events", "events", s.handleEvents)       // revocation push (events.go)

@@ -75,6 +75,9 @@ type Config struct {
 	DPoPNonce string
 	// RefreshSigningKeys, if set, is RefreshKeys for a JWT naming a signing key the signer lacks.
 	RefreshSigningKeys func(ctx context.Context, kid string) bool
+	// IDSigner signs ID tokens and logout tokens (OpenID Connect). If nil and Signer is set, the
+	// Signer's key in force signs them.
+	IDSigner IDSigner
 	// Ready reports whether the server can serve (for /readyz). If nil, always ready.
 	Ready func(context.Context) error
 	// Logger receives errors and security events. If nil, slog.Default().
@@ -119,6 +122,7 @@ type Server struct {
 	dpop            *dpop.Verifier
 	dpopNonce       string
 	tokenURL        string
+	idSigner        IDSigner
 }
 
 // New returns a Server for cfg.
@@ -136,6 +140,14 @@ func New(cfg Config) (*Server, error) {
 		encoded: make(map[int64][]byte),
 	}
 	s.statusBase = s.issuer + "/oauth2/statuslists/"
+	if s.idSigner = cfg.IDSigner; s.idSigner == nil && cfg.Signer != nil {
+		s.idSigner = keySigner{s: cfg.Signer, now: func() time.Time {
+			if cfg.Now != nil {
+				return cfg.Now()
+			}
+			return time.Now()
+		}}
+	}
 	s.tokenURL = s.issuer + "/oauth2/token"
 	if s.dpopNonce = cfg.DPoPNonce; s.dpopNonce == "" {
 		s.dpopNonce = DPoPNonceAuto

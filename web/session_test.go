@@ -107,9 +107,9 @@ func TestSessionLifetime(t *testing.T) {
 	if got := b.whoami(); got != "" {
 		t.Fatalf("used every 30 minutes, still signed in at its absolute expiry: %q", got)
 	}
-	// The janitor's sweep deletes both.
-	if n, err := e.st.DeleteExpired(context.Background(), e.clock().Add(time.Second)); err != nil || n != 2 {
-		t.Fatalf("DeleteExpired = %d, %v; want the two expired sessions", n, err)
+	// The janitor's sweep ends both (telling their apps, if any).
+	if n, _, err := e.st.ExpireSessions(context.Background(), e.clock().Add(time.Second), 10, rescind.SessionEnd{}); err != nil || n != 2 {
+		t.Fatalf("ExpireSessions = %d, %v; want the two expired sessions", n, err)
 	}
 }
 

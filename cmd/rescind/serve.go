@@ -81,6 +81,7 @@ Precedence: flag, then environment, then config file, then default.
 		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "audit_retention", "janitor_interval",
 		"access_log", "metrics_addr", "trusted_proxies", "clock_skew", "dpop_nonce", "session_idle", "session_max")
 	addSettingFlags(cmd, false, "outbox_poll_interval")
+	addSettingFlags(cmd, false, "outbox_allow_loopback", "logout_revokes_grants", "backchannel_logout_window")
 	return cmd
 }
 
@@ -650,7 +651,13 @@ func (m *Main) buildHandlers(context.Context) error {
 	if err != nil {
 		return err
 	}
-	acfg := admin.Config{Store: m.store, Clients: m.clients, Revoked: m.state, Committer: m.committer,
+	// Back-channel logout (OpenID Connect): every end of sessions, through the Committer, writes
+	// a logout token message per relying party in its own transaction; the dispatcher delivers.
+	m.outbox.Handle(oauth.KindBackchannelLogout, outbox.NewHTTPDeliverer(outbox.HTTPConfig{Prepare: m.oauth.PrepareLogoutToken,
+		AllowLoopback: c.OutboxAllowLoopback, Now: m.Now}))
+	m.committer.SetSessionEnd(rescind.SessionEnd{Notices: []rescind.SessionNotices{oauth.LogoutNotices(c.BackchannelLogoutWindow)},
+		RevokeGrants: c.LogoutRevokesGrants}, m.outbox.Wake)
+	acfg := admin.Config{Store: m.store, Clients: m.clients, Revoked: m.state, Committer: m.committer, AllowLoopbackReceivers: c.OutboxAllowLoopback,
 		Keys: m.keys, Signer: m.signer, TokenTTL: m.oauth.TokenTTL,
 		Gatherer: m.registry, Token: c.AdminToken, Logger: m.Logger, Now: m.Now, HashParams: m.HashParams,
 		Limiter: ratelimit.New(ratelimit.Config{Burst: c.AuthFailureBurst, PerMinute: c.AuthFailurePerMinute})}

@@ -72,6 +72,9 @@ var settingsTable = []setting{
 	{key: "dpop_nonce", flag: "dpop-nonce", def: "auto", validate: oneOf("off", "auto", "always"), help: "when DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8): off, auto (public clients and clients created with --require-dpop) or always"},
 	{key: "session_idle", flag: "session-idle", def: "12h", validate: durationBetween(time.Minute, 365*24*time.Hour), help: "a sign-in session not used for this long ends"},
 	{key: "session_max", flag: "session-max", def: "720h", validate: durationBetween(time.Minute, 365*24*time.Hour), help: "a sign-in session ends this long after sign-in, however much it is used"},
+	{key: "outbox_allow_loopback", flag: "outbox-allow-loopback", def: "false", help: "deliver outbox messages (back-channel logout tokens) to loopback addresses too, and let clients register such receivers: development and tests only"},
+	{key: "logout_revokes_grants", flag: "logout-revokes-grants", def: "false", help: "ending a sign-in session (any way: logout, user logout, set-password, expiry) also revokes the grants made in it"},
+	{key: "backchannel_logout_window", flag: "backchannel-logout-window", def: "24h", validate: durationBetween(time.Minute, 30*24*time.Hour), help: "how long a back-channel logout token is retried before it is given up (and audited)"},
 	{key: "outbox_poll_interval", flag: "outbox-poll-interval", def: "1s", validate: durationBetween(10*time.Millisecond, time.Hour), help: "how often each instance looks for outbox messages due (back-channel logout, Shared Signals push) that nothing woke it for: written by another instance, or a retry coming due"},
 }
 
@@ -110,6 +113,9 @@ type Config struct {
 	SessionIdle                time.Duration `setting:"session_idle"`
 	SessionMax                 time.Duration `setting:"session_max"`
 	OutboxPollInterval         time.Duration `setting:"outbox_poll_interval"`
+	OutboxAllowLoopback        bool          `setting:"outbox_allow_loopback"`
+	LogoutRevokesGrants        bool          `setting:"logout_revokes_grants"`
+	BackchannelLogoutWindow    time.Duration `setting:"backchannel_logout_window"`
 
 	// sources names where each key's value came from ("--addr", "RESCIND_ADDR", "config file
 	// rescind.yaml", "default"), for error messages.
