@@ -1,0 +1,418 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
+
+	"github.com/rescind/rescind/admin"
+)
+
+// logoutReceiver is the back-channel logout endpoint of every relying party of a test (one path
+// per client: /bcl/{client}). It validates each logout token as Back-Channel Logout 1.0 §2.6
+// says (signature by the issuer's JWKS, typ, iss, aud, iat, exp, events, sid and sub, no nonce,
+// jti not replayed) and answers 200 to a valid one, 400 to an invalid one; while down it answers
+// 503 without looking.
+type logoutReceiver struct {
+	t      *testing.T
+	issuer string
+	srv    *httptest.Server
+
+	mu      sync.Mutex
+	down    bool
+	jtis    map[string]bool
+	got     []logoutSeen // valid tokens, in arrival order
+	invalid []string     // why each invalid one was refused
+	refused int          // requests answered 503 while down
+}
+
+// logoutSeen is one valid logout token received.
+type logoutSeen struct {
+	Client, Aud, SID, Sub, JTI string
+	At                         time.Time
+}
+
+func newLogoutReceiver(t *testing.T, issuer string) *logoutReceiver {
+	lr := &logoutReceiver{t: t, issuer: issuer, jtis: map[string]bool{}}
+	lr.srv = httptest.NewServer(lr)
+	t.Cleanup(lr.srv.Close)
+	return lr
+}
+
+// uri is the back-channel logout URI of client name.
+func (lr *logoutReceiver) uri(name string) string { return lr.srv.URL + "/bcl/" + name }
+
+func (lr *logoutReceiver) setDown(down bool) {
+	lr.mu.Lock()
+	lr.down = down
+	lr.mu.Unlock()
+}
+
+func (lr *logoutReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	lr.mu.Lock()
+	down := lr.down
+	if down {
+		lr.refused++
+	}
+	lr.mu.Unlock()
+	if down {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
+	client := strings.TrimPrefix(r.URL.Path, "/bcl/")
+	if err := r.ParseForm(); err != nil || r.Method != http.MethodPost ||
+		!strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		lr.refuse(w, fmt.Sprintf("%s: not a form POST", client))
+		return
+	}
+	seen, err := lr.validate(r.PostForm.Get("logout_token"))
+	if err != nil {
+		lr.refuse(w, client+": "+err.Error())
+		return
+	}
+	seen.Client, seen.At = client, time.Now()
+	lr.mu.Lock()
+	lr.got = append(lr.got, seen)
+	lr.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+}
+
+func (lr *logoutReceiver) refuse(w http.ResponseWriter, why string) {
+	lr.mu.Lock()
+	lr.invalid = append(lr.invalid, why)
+	lr.mu.Unlock()
+	http.Error(w, why, http.StatusBadRequest)
+}
+
+// validate checks a logout token per §2.6.
+func (lr *logoutReceiver) validate(text string) (logoutSeen, error) {
+	var s logoutSeen
+	jws, err := jose.ParseSigned(text, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
+	if err != nil || len(jws.Signatures) != 1 {
+		return s, fmt.Errorf("not a JWS: %v", err)
+	}
+	h := jws.Signatures[0].Protected
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != "logout+jwt" {
+		return s, fmt.Errorf("typ %q", typ)
+	}
+	res, err := http.Get(lr.issuer + "/.well-known/jwks.json")
+	if err != nil {
+		return s, err
+	}
+	var set jose.JSONWebKeySet
+	json.NewDecoder(res.Body).Decode(&set)
+	res.Body.Close()
+	keys := set.Key(h.KeyID)
+	if len(keys) != 1 {
+		return s, fmt.Errorf("kid %q is not in the JWKS", h.KeyID)
+	}
+	payload, err := jws.Verify(keys[0])
+	if err != nil {
+		return s, fmt.Errorf("signature: %v", err)
+	}
+	var c struct {
+		Iss    string                     `json:"iss"`
+		Aud    any                        `json:"aud"`
+		Iat    int64                      `json:"iat"`
+		Exp    int64                      `json:"exp"`
+		JTI    string                     `json:"jti"`
+		Events map[string]json.RawMessage `json:"events"`
+		SID    string                     `json:"sid"`
+		Sub    string                     `json:"sub"`
+		Nonce  *string                    `json:"nonce"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return s, err
+	}
+	now := time.Now().Unix()
+	aud, _ := c.Aud.(string)
+	switch {
+	case c.Iss != lr.issuer:
+		return s, fmt.Errorf("iss %q", c.Iss)
+	case aud == "":
+		return s, fmt.Errorf("aud %v", c.Aud)
+	case c.Iat < now-120 || c.Iat > now+60:
+		return s, fmt.Errorf("iat %d, now %d", c.Iat, now)
+	case c.Exp < now || c.Exp > now+600:
+		return s, fmt.Errorf("exp %d, now %d", c.Exp, now)
+	case c.Events == nil || string(c.Events["http://schemas.openid.net/event/backchannel-logout"]) != "{}":
+		return s, fmt.Errorf("events %v", c.Events)
+	case c.SID == "" || c.Sub == "":
+		return s, fmt.Errorf("sid %q sub %q", c.SID, c.Sub)
+	case c.Nonce != nil:
+		return s, fmt.Errorf("a nonce")
+	case c.JTI == "":
+		return s, fmt.Errorf("no jti")
+	}
+	lr.mu.Lock()
+	replayed := lr.jtis[c.JTI]
+	lr.jtis[c.JTI] = true
+	lr.mu.Unlock()
+	if replayed {
+		return s, fmt.Errorf("jti %s replayed", c.JTI)
+	}
+	return logoutSeen{Aud: aud, SID: c.SID, Sub: c.Sub, JTI: c.JTI}, nil
+}
+
+// received returns the valid logout tokens and the reasons of the refused ones.
+func (lr *logoutReceiver) received() ([]logoutSeen, []string) {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	return slices.Clone(lr.got), slices.Clone(lr.invalid)
+}
+
+// waitLogouts waits (30 s at most) until the receiver holds n valid tokens, and fails on any
+// invalid one.
+func (lr *logoutReceiver) waitLogouts(n int) []logoutSeen {
+	lr.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, bad := lr.received()
+		if len(bad) > 0 {
+			lr.t.Fatalf("invalid logout tokens: %q", bad)
+		}
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			lr.t.Fatalf("%d logout tokens received within 30 s; want %d: %+v", len(got), n, got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// rp is a relying party of the tests: a confidential client with a back-channel logout URI.
+type rp struct {
+	info     admin.ClientInfo
+	redirect string
+}
+
+func newRP(t *testing.T, data string, lr *logoutReceiver, name string, extra ...string) rp {
+	t.Helper()
+	redirect := "http://127.0.0.1:9/cb/" + name
+	args := append([]string{"client", "create", "--data-dir", data, "--name", name, "--scope", "openid profile email offline_access",
+		"--redirect-uri", redirect, "--post-logout-redirect-uri", "http://127.0.0.1:9/bye/" + name,
+		"--backchannel-logout-uri", lr.uri(name), "--backchannel-logout-session-required"}, extra...)
+	var c admin.ClientInfo
+	if err := json.Unmarshal([]byte(cli(t, nil, args...)), &c); err != nil {
+		t.Fatal(err)
+	}
+	return rp{info: c, redirect: redirect}
+}
+
+// oidcSignIn has p sign in to the relying party (the code flow with PKCE and a nonce) with
+// golang.org/x/oauth2 and returns the token response, its ID token verified by go-oidc, and the
+// nonce sent.
+func oidcSignIn(t *testing.T, srv *server, p *person, c rp, username, password string, params ...oauth2.AuthCodeOption) (*oauth2.Token, *oidc.IDToken, string) {
+	t.Helper()
+	ctx := context.Background()
+	provider, err := oidc.NewProvider(ctx, srv.url)
+	if err != nil {
+		t.Fatalf("go-oidc discovery: %v", err)
+	}
+	conf := oauth2.Config{ClientID: c.info.ClientID, ClientSecret: c.info.ClientSecret, Endpoint: provider.Endpoint(), RedirectURL: c.redirect,
+		Scopes: []string{oidc.ScopeOpenID, "profile", "email", "offline_access"}}
+	verifier := oauth2.GenerateVerifier()
+	nonce := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("n-%d", time.Now().UnixNano())))
+	opts := append([]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)}, params...)
+	q := p.authorize(srv.url, conf.AuthCodeURL("st", opts...), username, password)
+	if q.Get("code") == "" {
+		t.Fatalf("no code: %v", q)
+	}
+	tok, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("code exchange: %v", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := provider.Verifier(&oidc.Config{ClientID: c.info.ClientID}).Verify(ctx, raw)
+	if err != nil {
+		t.Fatalf("go-oidc IDTokenVerifier: %v", err)
+	}
+	if idt.Nonce != nonce {
+		t.Fatalf("nonce %q; want %q", idt.Nonce, nonce)
+	}
+	if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+		t.Fatalf("at_hash: %v", err)
+	}
+	return tok, idt, nonce
+}
+
+// userinfo calls the userinfo endpoint with the access token.
+func userinfo(t *testing.T, srv *server, access string) (int, string, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", srv.url+"/oauth2/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+access)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var m map[string]any
+	json.NewDecoder(res.Body).Decode(&m)
+	return res.StatusCode, res.Header.Get("WWW-Authenticate"), m
+}
+
+// TestOIDCProvider: go-oidc discovers the server and verifies its ID tokens (nonce, at_hash,
+// auth_time, sid, amr); userinfo answers by scope and refuses a revoked token; a refresh keeps
+// sid; and "sign out everywhere" reaches every relying party of the session with a valid logout
+// token (§2.6), once.
+func TestOIDCProvider(t *testing.T) {
+	data := filepath.Join(shortTempDir(t), "d")
+	addr := freePort(t)
+	srv := startServer(t, data, nil, "--outbox-allow-loopback")
+	_ = addr
+	cliInput(t, "alice-password\n", "user", "create", "--data-dir", data, "--username", "alice", "--password-stdin",
+		"--name", "Alice Liddell", "--email", "alice@example.com")
+	lr := newLogoutReceiver(t, srv.url)
+	one, two := newRP(t, data, lr, "one"), newRP(t, data, lr, "two")
+
+	p := newPerson(t)
+	before := time.Now().Add(-time.Second)
+	tok1, id1, _ := oidcSignIn(t, srv, p, one, "alice", "alice-password")
+	tok2, id2, _ := oidcSignIn(t, srv, p, two, "alice", "alice-password")
+	var claims struct {
+		AuthTime int64    `json:"auth_time"`
+		SID      string   `json:"sid"`
+		AMR      []string `json:"amr"`
+		Name     string   `json:"name"`
+	}
+	id1.Claims(&claims)
+	if claims.SID == "" || id2.Subject != id1.Subject || claims.AuthTime < before.Unix() || claims.AuthTime > time.Now().Unix() ||
+		!slices.Equal(claims.AMR, []string{"pwd"}) || claims.Name != "Alice Liddell" {
+		t.Fatalf("ID token claims %+v", claims)
+	}
+	var sid2 struct {
+		SID string `json:"sid"`
+	}
+	id2.Claims(&sid2)
+	if sid2.SID != claims.SID {
+		t.Fatalf("one browser, one session: sid %q and %q", claims.SID, sid2.SID)
+	}
+	// The sid is not the cookie, nor its hash.
+	u, _ := url.Parse(srv.url)
+	for _, c := range p.hc.Jar.Cookies(u) {
+		if c.Name == "rescind_session" && (strings.Contains(c.Value, claims.SID) || strings.Contains(claims.SID, c.Value)) {
+			t.Fatal("sid is the session cookie")
+		}
+	}
+
+	// Userinfo, by scope.
+	status, _, info := userinfo(t, srv, tok1.AccessToken)
+	if status != 200 || info["sub"] != id1.Subject || info["name"] != "Alice Liddell" || info["email"] != "alice@example.com" ||
+		info["email_verified"] != false {
+		t.Fatalf("userinfo %d %v", status, info)
+	}
+
+	// Refresh: a new ID token, same sid and auth_time, no nonce.
+	conf := oauth2.Config{ClientID: one.info.ClientID, ClientSecret: one.info.ClientSecret,
+		Endpoint: oauth2.Endpoint{TokenURL: srv.url + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}}
+	ref, err := conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok1.RefreshToken}).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawRef, _ := ref.Extra("id_token").(string)
+	provider, _ := oidc.NewProvider(context.Background(), srv.url)
+	idr, err := provider.Verifier(&oidc.Config{ClientID: one.info.ClientID}).Verify(context.Background(), rawRef)
+	if err != nil {
+		t.Fatalf("refreshed ID token: %v", err)
+	}
+	var rc struct {
+		AuthTime int64  `json:"auth_time"`
+		SID      string `json:"sid"`
+	}
+	idr.Claims(&rc)
+	if rc.SID != claims.SID || rc.AuthTime != claims.AuthTime || idr.Nonce != "" || idr.VerifyAccessToken(ref.AccessToken) != nil {
+		t.Fatalf("refreshed ID token %+v nonce %q", rc, idr.Nonce)
+	}
+
+	// A revoked access token: 401 invalid_token at userinfo, as at introspection.
+	srv.revoke(two.info.ClientID, two.info.ClientSecret, tok2.AccessToken)
+	if status, chal, _ := userinfo(t, srv, tok2.AccessToken); status != 401 || !strings.Contains(chal, `error="invalid_token"`) {
+		t.Fatalf("userinfo with a revoked token: %d %q", status, chal)
+	}
+
+	// "Sign out everywhere": one valid logout token per relying party, promptly.
+	signedOut := time.Now()
+	if res, _ := p.post(srv.url+"/account/sessions/end-all", url.Values{"csrf_token": {p.csrfOf(srv)}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign out everywhere: %d", res.StatusCode)
+	}
+	got := lr.waitLogouts(2)
+	auds := []string{got[0].Aud, got[1].Aud}
+	slices.Sort(auds)
+	want := []string{one.info.ClientID, two.info.ClientID}
+	slices.Sort(want)
+	if !slices.Equal(auds, want) || got[0].SID != claims.SID || got[1].SID != claims.SID || got[0].Sub != id1.Subject {
+		t.Fatalf("logout tokens %+v; want one for each of %v with sid %s", got, want, claims.SID)
+	}
+	for _, g := range got {
+		if g.Aud != map[string]string{"one": one.info.ClientID, "two": two.info.ClientID}[g.Client] {
+			t.Fatalf("a logout token for %s reached %s", g.Aud, g.Client)
+		}
+		if lag := g.At.Sub(signedOut); lag > 5*time.Second {
+			t.Fatalf("logout token after %v", lag)
+		}
+		t.Logf("logout token for %s after %v", g.Client, g.At.Sub(signedOut))
+	}
+	// Once: nothing more arrives.
+	time.Sleep(1500 * time.Millisecond)
+	if got, _ := lr.received(); len(got) != 2 {
+		t.Fatalf("%d logout tokens; want 2", len(got))
+	}
+	// The account pages say so.
+	_ = io.Discard
+}
+
+// TestOIDCDiscovery: the OpenID Provider metadata is complete (OpenID Connect Discovery 1.0 §3).
+func TestOIDCDiscovery(t *testing.T) {
+	srv := startServer(t, filepath.Join(shortTempDir(t), "d"), nil)
+	res, err := http.Get(srv.url + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var md map[string]any
+	json.NewDecoder(res.Body).Decode(&md)
+	for _, k := range []string{"issuer", "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri", "end_session_endpoint",
+		"scopes_supported", "response_types_supported", "subject_types_supported", "id_token_signing_alg_values_supported",
+		"token_endpoint_auth_methods_supported", "claims_supported", "code_challenge_methods_supported"} {
+		if md[k] == nil {
+			t.Errorf("%s is missing", k)
+		}
+	}
+	if md["backchannel_logout_supported"] != true || md["backchannel_logout_session_supported"] != true || md["frontchannel_logout_supported"] != false {
+		t.Errorf("logout support: %v %v %v", md["backchannel_logout_supported"], md["backchannel_logout_session_supported"], md["frontchannel_logout_supported"])
+	}
+	if fmt.Sprint(md["response_types_supported"]) != "[code]" || fmt.Sprint(md["subject_types_supported"]) != "[public]" {
+		t.Errorf("response types %v, subject types %v", md["response_types_supported"], md["subject_types_supported"])
+	}
+}
+
+// atHash is at_hash for alg, for the tests' own checks.
+func atHash(alg, access string) string {
+	var sum []byte
+	if alg == "EdDSA" {
+		s := sha512.Sum512([]byte(access))
+		sum = s[:]
+	} else {
+		s := sha256.Sum256([]byte(access))
+		sum = s[:]
+	}
+	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
+}
