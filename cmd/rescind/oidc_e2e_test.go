@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -275,9 +277,7 @@ func userinfo(t *testing.T, srv *server, access string) (int, string, map[string
 // token (§2.6), once.
 func TestOIDCProvider(t *testing.T) {
 	data := filepath.Join(shortTempDir(t), "d")
-	addr := freePort(t)
 	srv := startServer(t, data, nil, "--outbox-allow-loopback")
-	_ = addr
 	cliInput(t, "alice-password\n", "user", "create", "--data-dir", data, "--username", "alice", "--password-stdin",
 		"--name", "Alice Liddell", "--email", "alice@example.com")
 	lr := newLogoutReceiver(t, srv.url)
@@ -415,4 +415,91 @@ func atHash(alg, access string) string {
 		sum = s[:]
 	}
 	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
+}
+
+// TestBackchannelLogoutSurvivesSIGKILL: with the receiver down, a logout (rescind user logout)
+// is retried; the server is killed with SIGKILL and started again; once the receiver is back,
+// the logout token arrives, once.
+func TestBackchannelLogoutSurvivesSIGKILL(t *testing.T) {
+	data := filepath.Join(shortTempDir(t), "d")
+	srv := startServer(t, data, nil, "--outbox-allow-loopback")
+	createUser(t, data, "alice", "alice-password")
+	lr := newLogoutReceiver(t, srv.url)
+	one := newRP(t, data, lr, "one")
+	_, id, _ := oidcSignIn(t, srv, newPerson(t), one, "alice", "alice-password")
+
+	lr.setDown(true)
+	cli(t, nil, "user", "logout", "--data-dir", data, "alice")
+	waitFor(t, 10*time.Second, "a delivery attempt", func() bool {
+		lr.mu.Lock()
+		defer lr.mu.Unlock()
+		return lr.refused > 0
+	})
+	srv.kill()
+	// The same address, so the same issuer.
+	srv = startServerOn(t, strings.TrimPrefix(srv.url, "http://"), data, nil, "--outbox-allow-loopback")
+	lr.setDown(false)
+	got := lr.waitLogouts(1)
+	if got[0].Aud != one.info.ClientID || got[0].Sub != id.Subject {
+		t.Fatalf("logout token %+v", got[0])
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if got, _ := lr.received(); len(got) != 1 {
+		t.Fatalf("%d logout tokens; want 1", len(got))
+	}
+}
+
+// TestBackchannelLogoutTwoInstances: two instances on one PostgreSQL database; the person signs
+// in through one, the operator signs them out through the other while the receiver is down;
+// once it is back, each relying party gets its logout token once (not once per instance).
+func TestBackchannelLogoutTwoInstances(t *testing.T) {
+	env, _ := clusterEnv(t)
+	dir := shortTempDir(t)
+	addrA, addrB := freePort(t), freePort(t)
+	// One issuer for both, as behind a load balancer.
+	issuer := "http://" + addrA
+	a := startServerOn(t, addrA, filepath.Join(dir, "a"), env, "--issuer", issuer, "--outbox-allow-loopback")
+	b := startServerOn(t, addrB, filepath.Join(dir, "b"), env, "--issuer", issuer, "--outbox-allow-loopback")
+	createUser(t, a.dataDir, "alice", "alice-password")
+	lr := newLogoutReceiver(t, issuer)
+	one, two := newRP(t, a.dataDir, lr, "one"), newRP(t, a.dataDir, lr, "two")
+	p := newPerson(t)
+	oidcSignIn(t, a, p, one, "alice", "alice-password")
+	oidcSignIn(t, a, p, two, "alice", "alice-password")
+
+	lr.setDown(true)
+	cli(t, nil, "user", "logout", "--data-dir", b.dataDir, "alice")
+	waitFor(t, 10*time.Second, "a delivery attempt", func() bool {
+		lr.mu.Lock()
+		defer lr.mu.Unlock()
+		return lr.refused > 0
+	})
+	lr.setDown(false)
+	got := lr.waitLogouts(2)
+	time.Sleep(3 * time.Second) // both instances poll every second: time for a duplicate to show
+	if got, _ = lr.received(); len(got) != 2 || got[0].Aud == got[1].Aud {
+		t.Fatalf("logout tokens %+v; want one for each relying party", got)
+	}
+}
+
+// startServerOn is startServer on the address addr (host:port).
+func startServerOn(t *testing.T, addr, dataDir string, env []string, args ...string) *server {
+	t.Helper()
+	s := &server{t: t, url: "http://" + addr, dataDir: dataDir, log: &syncBuffer{}}
+	s.cmd = exec.Command(binary, append([]string{"serve", "--addr", addr, "--data-dir", dataDir}, args...)...)
+	s.cmd.Env = append(os.Environ(), env...)
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.stop() })
+	waitFor(t, 30*time.Second, "server ready", func() bool {
+		r, err := http.Get(s.url + "/readyz")
+		if err != nil {
+			return false
+		}
+		r.Body.Close()
+		return r.StatusCode == 200
+	})
+	return s
 }
