@@ -111,3 +111,8 @@ type OutboxFilter struct {
 	// Limit is the most messages returned; if zero, 100.
 	Limit int
 }
+
+// OutboxKindBackchannelLogout is the kind of the messages that carry OpenID Connect
+// Back-Channel Logout tokens: one per relying party of an ended session, keyed by client id,
+// with the person as Subject.
+const OutboxKindBackchannelLogout = "backchannel_logout"

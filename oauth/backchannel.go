@@ -17,7 +17,7 @@ import (
 // KindBackchannelLogout is the outbox kind of logout tokens (OpenID Connect Back-Channel Logout
 // 1.0): one message per relying party of an ended session, keyed by client id, concerning the
 // person (Subject).
-const KindBackchannelLogout = "backchannel_logout"
+const KindBackchannelLogout = rescind.OutboxKindBackchannelLogout
 
 // EventBackchannelLogout is the event of logout tokens (Back-Channel Logout 1.0 §2.4).
 const EventBackchannelLogout = "http://schemas.openid.net/event/backchannel-logout"

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -502,4 +503,94 @@ func startServerOn(t *testing.T, addr, dataDir string, env []string, args ...str
 		return r.StatusCode == 200
 	})
 	return s
+}
+
+// TestRPInitiatedLogout: the end-session endpoint with a matching id_token_hint ends the
+// session at once and sends the browser to the registered post_logout_redirect_uri with state;
+// every relying party of the session, the initiating one included, gets a logout token. Without
+// a hint the person is asked first; an unregistered URI is refused with a page.
+func TestRPInitiatedLogout(t *testing.T) {
+	data := filepath.Join(shortTempDir(t), "d")
+	srv := startServer(t, data, nil, "--outbox-allow-loopback", "--logout-revokes-grants")
+	createUser(t, data, "alice", "alice-password")
+	lr := newLogoutReceiver(t, srv.url)
+	one, two := newRP(t, data, lr, "one"), newRP(t, data, lr, "two")
+	p := newPerson(t)
+	tok1, _, _ := oidcSignIn(t, srv, p, one, "alice", "alice-password")
+	oidcSignIn(t, srv, p, two, "alice", "alice-password")
+	hint, _ := tok1.Extra("id_token").(string)
+	endURL := func(q url.Values) string { return srv.url + "/oauth2/logout?" + q.Encode() }
+
+	// Not registered: an error page, nothing ended.
+	res, _ := p.get(endURL(url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://evil.example/"}}))
+	if res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("unregistered post_logout_redirect_uri: %d", res.StatusCode)
+	}
+	// No hint: the confirmation page; staying signed in changes nothing.
+	res, page := p.get(endURL(url.Values{"client_id": {one.info.ClientID}}))
+	if res.StatusCode != 200 || !strings.Contains(page, `name="logout_request"`) {
+		t.Fatalf("logout without a hint: %d %s", res.StatusCode, page)
+	}
+	f := formOf(page)
+	m := regexp.MustCompile(`name="logout_request" value="([^"]*)"`).FindStringSubmatch(page)
+	f.Set("logout_request", strings.ReplaceAll(m[1], "&amp;", "&"))
+	f.Set("decision", "stay")
+	if res, page = p.post(srv.url+"/oauth2/logout", f); res.StatusCode != 200 || !strings.Contains(page, "still signed in") {
+		t.Fatalf("stay: %d %s", res.StatusCode, page)
+	}
+	if got, _ := lr.received(); len(got) != 0 {
+		t.Fatalf("logout tokens sent though the person stayed: %+v", got)
+	}
+
+	// The hint of this session: ended at once, back to the app with state.
+	bye := "http://127.0.0.1:9/bye/one"
+	res, _ = p.get(endURL(url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {bye}, "state": {"s 1"}}))
+	if loc := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || loc != bye+"?state=s+1" {
+		t.Fatalf("logout: %d %q", res.StatusCode, loc)
+	}
+	got := lr.waitLogouts(2)
+	if got[0].Aud == got[1].Aud {
+		t.Fatalf("logout tokens %+v; want one for each app", got)
+	}
+	// --logout-revokes-grants: the grants made in the session are revoked.
+	conf := oauth2.Config{ClientID: one.info.ClientID, ClientSecret: one.info.ClientSecret,
+		Endpoint: oauth2.Endpoint{TokenURL: srv.url + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}}
+	if _, err := conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok1.RefreshToken}).Token(); err == nil ||
+		!strings.Contains(err.Error(), "invalid_grant") {
+		t.Fatalf("refresh after logout with --logout-revokes-grants: %v", err)
+	}
+	if status, _, _ := userinfo(t, srv, tok1.AccessToken); status != 401 {
+		t.Fatalf("userinfo after logout with --logout-revokes-grants: %d", status)
+	}
+	// The browser is signed out: the hint is stale now, and nothing is left to end.
+	if res, page = p.get(endURL(url.Values{"id_token_hint": {hint}})); res.StatusCode != 200 || !strings.Contains(page, "signed out") {
+		t.Fatalf("second logout: %d %s", res.StatusCode, page)
+	}
+}
+
+// TestEverySessionEndTellsTheApps: set-password and user delete end the person's sessions, and
+// each tells the relying parties signed in with them; the account's sessions page shows it.
+func TestEverySessionEndTellsTheApps(t *testing.T) {
+	data := filepath.Join(shortTempDir(t), "d")
+	srv := startServer(t, data, nil, "--outbox-allow-loopback")
+	createUser(t, data, "alice", "alice-password")
+	lr := newLogoutReceiver(t, srv.url)
+	one := newRP(t, data, lr, "one")
+
+	oidcSignIn(t, srv, newPerson(t), one, "alice", "alice-password")
+	cliInput(t, "new-password\n", "user", "set-password", "--data-dir", data, "alice", "--password-stdin")
+	lr.waitLogouts(1)
+
+	p := newPerson(t)
+	oidcSignIn(t, srv, p, one, "alice", "new-password")
+	// The account page lists the app signed out of the earlier session.
+	_, page := p.get(srv.url + "/account/sessions")
+	if !strings.Contains(page, "one") || !strings.Contains(page, "signed out") {
+		t.Fatalf("the sessions page does not show the app signed out: %s", page)
+	}
+	cli(t, nil, "user", "delete", "--data-dir", data, "alice")
+	got := lr.waitLogouts(2)
+	if got[0].SID == got[1].SID {
+		t.Fatalf("two sessions, one sid: %+v", got)
+	}
 }
