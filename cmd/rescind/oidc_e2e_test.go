@@ -594,3 +594,78 @@ func TestEverySessionEndTellsTheApps(t *testing.T) {
 		t.Fatalf("two sessions, one sid: %+v", got)
 	}
 }
+
+// TestNodeOIDCInterop: openid-client v6 in OIDC mode signs a person in (authorizationCodeGrant
+// with a nonce and ID token validation), reads userinfo (fetchUserInfo, which checks sub) and
+// builds the end-session URL (buildEndSessionUrl), which signs the person out of the server and
+// sends the logout token to the app.
+func TestNodeOIDCInterop(t *testing.T) {
+	node := requireNode(t)
+	data := filepath.Join(shortTempDir(t), "d")
+	srv := startServer(t, data, nil, "--outbox-allow-loopback")
+	cliInput(t, "alice-password\n", "user", "create", "--data-dir", data, "--username", "alice", "--password-stdin",
+		"--name", "Alice Liddell", "--email", "alice@example.com")
+	lr := newLogoutReceiver(t, srv.url)
+	// The server's keys are ES256 (the default --signing-alg) until RS256 keys land: the client
+	// registers the algorithm it is given.
+	app := newRP(t, data, lr, "node", "--id-token-alg", "ES256")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "oidc.mjs")
+	cmd.Dir = nodeProject
+	cmd.Env = append(os.Environ(), "ISSUER="+srv.url, "CLIENT_ID="+app.info.ClientID, "CLIENT_SECRET="+app.info.ClientSecret,
+		"REDIRECT_URI="+app.redirect, "POST_LOGOUT_REDIRECT_URI=http://127.0.0.1:9/bye/node", "ID_TOKEN_ALG=ES256")
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cancel()
+	dec := json.NewDecoder(stdout)
+	next := func() map[string]json.RawMessage {
+		t.Helper()
+		var m map[string]json.RawMessage
+		if err := dec.Decode(&m); err != nil {
+			t.Fatalf("openid-client stopped: %v\n%s", err, stderr.String())
+		}
+		return m
+	}
+	var authURL string
+	json.Unmarshal(next()["authorize"], &authURL)
+	p := newPerson(t)
+	q := p.authorize(srv.url, authURL, "alice", "alice-password")
+	io.WriteString(stdin, app.redirect+"?"+q.Encode()+"\n")
+	var r struct {
+		Claims struct {
+			Sub, Nonce, SID string
+			AtHash          string `json:"at_hash"`
+			Aud             string `json:"aud"`
+			AuthTime        int64  `json:"auth_time"`
+		} `json:"claims"`
+		Nonce    string         `json:"nonce"`
+		Userinfo map[string]any `json:"userinfo"`
+		End      string         `json:"end_session"`
+	}
+	if err := json.Unmarshal(next()["result"], &r); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("openid-client: claims %+v, userinfo %v", r.Claims, r.Userinfo)
+	if r.Claims.Nonce != r.Nonce || r.Claims.Aud != app.info.ClientID || r.Claims.SID == "" || r.Claims.AuthTime == 0 || r.Claims.AtHash == "" ||
+		r.Userinfo["sub"] != r.Claims.Sub || r.Userinfo["email"] != "alice@example.com" || r.Userinfo["name"] != "Alice Liddell" {
+		t.Fatalf("openid-client result %+v", r)
+	}
+	if !strings.HasPrefix(r.End, srv.url+"/oauth2/logout?") || !strings.Contains(r.End, "id_token_hint=") {
+		t.Fatalf("end-session URL %q", r.End)
+	}
+	res, _ := p.get(r.End)
+	if loc := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || loc != "http://127.0.0.1:9/bye/node?state=bye" {
+		t.Fatalf("end session: %d %q", res.StatusCode, loc)
+	}
+	if got := lr.waitLogouts(1); got[0].Aud != app.info.ClientID || got[0].SID != r.Claims.SID {
+		t.Fatalf("logout token %+v", got[0])
+	}
+}
