@@ -231,6 +231,43 @@ type Revocation struct {
 	Actor, Reason string
 }
 
+// RevocationEntry is the part of a stored revocation record that decides which tokens it covers:
+// what an instance holds in memory. Store.ScanRevocations passes one to its callback for each
+// record, reusing it and its byte slices for the next, so that loading millions of records
+// allocates nothing per record.
+type RevocationEntry struct {
+	Seq  int64
+	Kind RevocationKind
+	// Key is the record's Key, valid only during the callback.
+	Key []byte
+	// RevokedAt and ExpiresAt are Unix nanoseconds.
+	RevokedAt, ExpiresAt int64
+	// StatusList is the record's StatusList (empty if none), valid only during the callback;
+	// StatusIdx its StatusIdx.
+	StatusList []byte
+	StatusIdx  int64
+}
+
+// ParseRevocationKind returns the RevocationKind named b, without allocating for the kinds this
+// package defines.
+func ParseRevocationKind(b []byte) RevocationKind {
+	switch string(b) {
+	case string(RevokeToken):
+		return RevokeToken
+	case string(RevokeGrant):
+		return RevokeGrant
+	case string(RevokeStatus):
+		return RevokeStatus
+	case string(RevokeClient):
+		return RevokeClient
+	case string(RevokeKey):
+		return RevokeKey
+	case string(RevokeSession):
+		return RevokeSession
+	}
+	return RevocationKind(b)
+}
+
 // MayReceive reports whether subscriber may receive the revocation record r as an event: the
 // rule of MayIntrospect applied to the tokens r covers, with issuer standing for a record's
 // empty Audience. A client-wide record (RevokeClient) covers tokens of any audience the client
@@ -483,6 +520,12 @@ type Store interface {
 	DeleteExpiredRevocations(ctx context.Context, now time.Time) (int64, error)
 	// CountRevocations returns the number of stored revocation records.
 	CountRevocations(ctx context.Context) (int64, error)
+	// ScanRevocations calls fn, in Seq order, with each record whose Seq is greater than
+	// afterSeq and at most uptoSeq and that has not expired at now, as a RevocationEntry (what
+	// decides which tokens the record covers; its byte slices are valid only during that call).
+	// It stops at fn's first error and returns it. Calls on disjoint ranges may run at once, so
+	// that an instance loads a large state in parallel.
+	ScanRevocations(ctx context.Context, afterSeq, uptoSeq int64, now time.Time, fn func(*RevocationEntry) error) error
 
 	// CreateUser stores a new user. Returns ErrAlreadyExists if the ID or username is taken.
 	CreateUser(ctx context.Context, u User) error

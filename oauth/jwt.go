@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/statuslist"
 	"github.com/rescind/rescind/token"
 )
@@ -24,6 +25,8 @@ type accessToken struct {
 	statusIdx        int64
 	// jkt is the thumbprint of the DPoP key the token is bound to; "" for a bearer token.
 	jkt string
+	// ref is the token as the revocation state looks it up, parsed once.
+	ref revocation.TokenRef
 }
 
 // parseAccess authenticates an access token, opaque or JWT, issued by this server. It does not
@@ -33,11 +36,17 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 		if s.signer == nil {
 			return nil, token.ErrBadJWT
 		}
-		payload, err := s.signer.Verify(text, token.TypeAccessToken, s.now())
+		// What verification established is cached (jwtcache.go): a token seen before costs a
+		// hash and a lookup, not a signature check.
+		h := jwtKey(text)
+		if at, ok := s.jwts.get(h, s.signer, s.now()); ok {
+			return at, nil
+		}
+		payload, kid, err := s.signer.VerifyKey(text, token.TypeAccessToken, s.now())
 		if errors.Is(err, token.ErrUnknownKey) && s.refreshSigning != nil {
 			// Perhaps a key another instance just rotated in: reload the keys once.
-			if kid, kerr := token.JWTKeyID(text); kerr == nil && s.refreshSigning(ctx, kid) {
-				payload, err = s.signer.Verify(text, token.TypeAccessToken, s.now())
+			if named, kerr := token.JWTKeyID(text); kerr == nil && s.refreshSigning(ctx, named) {
+				payload, kid, err = s.signer.VerifyKey(text, token.TypeAccessToken, s.now())
 			}
 		}
 		if err != nil {
@@ -55,6 +64,8 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 		if c.Confirmation != nil {
 			at.jkt = c.Confirmation.JKT
 		}
+		at.ref = revocation.NewTokenRef(at.jti, at.grantID, at.clientID, at.issuedAt)
+		s.jwts.put(h, verifiedJWT{at: at, kid: kid})
 		return at, nil
 	}
 	c, err := s.openToken(ctx, text)
@@ -62,7 +73,8 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 		return nil, err
 	}
 	return &accessToken{jti: c.JTI(), grantID: c.GrantID, clientID: c.ClientID, subject: c.Subject, scope: c.Scope,
-		audience: s.audienceOf(c.Audience), issuedAt: c.IssuedAt, expiry: c.Expiry, statusIdx: -1, jkt: c.JKT}, nil
+		audience: s.audienceOf(c.Audience), issuedAt: c.IssuedAt, expiry: c.Expiry, statusIdx: -1, jkt: c.JKT,
+		ref: revocation.NewTokenRefID(c.ID, c.GrantID, c.ClientID, c.IssuedAt)}, nil
 }
 
 // audienceOf returns a token's audience: aud, or the issuer for a token that names none (an
@@ -84,7 +96,7 @@ func listID(uri, base string) string {
 
 // revoked reports whether the access token is revoked or expired at now.
 func (s *Server) dead(at *accessToken) bool {
-	return !s.now().Before(at.expiry) || s.revoked.IsRevoked(at.jti, at.grantID, at.clientID, at.issuedAt)
+	return !s.now().Before(at.expiry) || s.revoked.Revoked(&at.ref)
 }
 
 // issueJWT signs a JWT access token (RFC 9068) with a status list entry, and records the entry

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,12 +24,17 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/rescind/rescind/admin"
 	"github.com/rescind/rescind/client"
 	"github.com/rescind/rescind/dpop"
+	"github.com/rescind/rescind/internal/revfill"
 	"github.com/rescind/rescind/resource"
+	"github.com/rescind/rescind/store/postgres"
+	"github.com/rescind/rescind/store/sqlite"
+	"github.com/rescind/rescind/token"
 )
 
 // benchFlags are the flags of `rescind bench`.
@@ -45,13 +53,16 @@ type benchFlags struct {
 	jsonOut     bool
 	tokenFormat string
 	maxRequests int64
+	db          string
+	preload     int
+	failOnError bool
 }
 
 func newBenchCommand() *cobra.Command {
 	var f benchFlags
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure the server under load: token, introspect, revoke, mixed, token-dpop, resource-dpop",
+		Short: "Measure the server under load: token, introspect, revoke, mixed, resource, token-dpop, resource-dpop",
 		Long: `Load-test an authorization server, the way redis-benchmark and pgbench do theirs.
 
 By default (--embedded) it starts a server of its own, as a child process on a temporary data
@@ -65,11 +76,26 @@ Closed loop by default (each connection sends its next request when the last one
 --rate R switches to an open loop at R requests per second, with latency counted from each
 request's scheduled time, so a slow server cannot hide its latency (coordinated omission).
 
+Every scenario runs with each --token-format given (opaque, jwt or both: opaque,jwt), with a
+client of that format. resource sends GET requests with a valid access token to a resource
+server that checks it with the resource middleware (started as a process of its own, registered
+as a resource server): JWTs are verified locally (first sight, then from its cache), opaque
+tokens introspected (then cached). The embedded server uses SQLite in its data directory, or,
+with --db postgres://..., a scratch database it creates on that PostgreSQL server and drops at
+the end. --preload-revocations N writes N revoked, unexpired token and grant records straight
+into the database before the server starts, and reports how long the server took to be ready
+and its memory then. --fail-on-error makes any failed request an error (exit status 1), for CI;
+timing never fails anything. "rescind bench report" turns the --json output of several runs
+into the Markdown table of the README.
+
 token-dpop is the token scenario with a DPoP proof (RFC 9449) on every request, made by the load
 generator with one ES256 key, as a client would; resource-dpop calls a resource server that
 runs the resource middleware (started as a process of its own) with a DPoP-bound token and a
 fresh proof per request. Their ceilings get the same requests, proofs included.`,
 		Example: `  rescind bench --embedded --ceiling --duration 10s
+  rescind bench --ceiling --token-format opaque,jwt --scenarios token,introspect,revoke,mixed,resource
+  rescind bench --ceiling --db postgres://postgres@/postgres?host=/run/postgresql --scenarios revoke
+  rescind bench --preload-revocations 1000000 --scenarios introspect --duration 3s
   rescind bench --scenarios revoke --connections 64 --json
   rescind bench --ceiling --scenarios token-dpop,resource-dpop
   rescind bench --issuer https://auth.example --client-id ID --client-secret-file s.txt --scenarios introspect`,
@@ -82,7 +108,7 @@ fresh proof per request. Their ceilings get the same requests, proofs included.`
 	fl.StringVar(&f.issuer, "issuer", "", "target a running server at this issuer URL")
 	fl.StringVar(&f.clientID, "client-id", os.Getenv("RESCIND_CLIENT_ID"), "client for --issuer (client_credentials)")
 	fl.StringVar(&f.secretFile, "client-secret-file", "", "its secret (else RESCIND_CLIENT_SECRET)")
-	fl.StringVar(&f.scenarios, "scenarios", "token,introspect,revoke,mixed", "comma-separated: token, introspect, revoke, mixed, token-dpop, resource-dpop")
+	fl.StringVar(&f.scenarios, "scenarios", "token,introspect,revoke,mixed", "comma-separated: token, introspect, revoke, mixed, resource, token-dpop, resource-dpop")
 	fl.IntVarP(&f.connections, "connections", "c", 32, "concurrent connections")
 	fl.DurationVarP(&f.duration, "duration", "d", 10*time.Second, "measured time per scenario")
 	fl.DurationVar(&f.warmup, "warmup", 2*time.Second, "unmeasured time before each scenario")
@@ -90,7 +116,11 @@ fresh proof per request. Their ceilings get the same requests, proofs included.`
 	fl.StringVar(&f.mix, "mix", "1:8:1", "mixed scenario ratio of token:introspect:revoke")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the results as JSON")
 	fl.Int64Var(&f.maxRequests, "max-requests", 0, "stop a scenario after this many measured requests (0: run for --duration)")
-	fl.StringVar(&f.tokenFormat, "token-format", "opaque", "access token format of the embedded bench client: opaque or jwt")
+	fl.StringVar(&f.tokenFormat, "token-format", "opaque", "access token formats to measure each scenario with: opaque, jwt, or opaque,jwt")
+	fl.StringVar(&f.db, "db", "", "database of the embedded server: a postgres:// URL of a server where the bench may create a scratch database (default: SQLite)")
+	fl.IntVar(&f.preload, "preload-revocations", 0, "write this many revoked, unexpired records into the embedded server's database before it starts")
+	fl.BoolVar(&f.failOnError, "fail-on-error", false, "exit with status 1 if any request failed (never for timing)")
+	cmd.AddCommand(newBenchReportCommand())
 	return cmd
 }
 
@@ -98,6 +128,8 @@ fresh proof per request. Their ceilings get the same requests, proofs included.`
 type benchResult struct {
 	Scenario    string           `json:"scenario"`
 	Target      string           `json:"target"`
+	TokenFormat string           `json:"token_format,omitempty"`
+	Database    string           `json:"database,omitempty"`
 	Requests    int64            `json:"requests"`
 	Seconds     float64          `json:"seconds"`
 	RPS         float64          `json:"rps"`
@@ -113,12 +145,20 @@ type benchResult struct {
 	RatioRPS    float64          `json:"ratio_rps,omitempty"`
 	RatioP99    float64          `json:"ratio_p99,omitempty"`
 	Unavailable string           `json:"unavailable,omitempty"`
+	// The embedded server's start: seconds from exec to its first ready /readyz, its RSS then,
+	// and the revocation records written before it started (--preload-revocations).
+	ReadySeconds float64 `json:"server_ready_seconds,omitempty"`
+	ReadyRSSMiB  float64 `json:"server_ready_rss_mib,omitempty"`
+	Preloaded    int     `json:"preloaded_revocations,omitempty"`
 }
+
+// benchScenarios are the scenarios `rescind bench` knows.
+var benchScenarios = []string{"token", "introspect", "revoke", "mixed", "resource", "token-dpop", "resource-dpop"}
 
 func runBench(cmd *cobra.Command, f benchFlags) error {
 	ctx := cmd.Context()
-	if f.connections < 1 || f.duration <= 0 || f.warmup < 0 || f.rate < 0 {
-		return errors.New("--connections, --duration, --warmup and --rate must be positive")
+	if f.connections < 1 || f.duration <= 0 || f.warmup < 0 || f.rate < 0 || f.preload < 0 {
+		return errors.New("--connections, --duration, --warmup, --rate and --preload-revocations must be positive")
 	}
 	mix, err := parseMix(f.mix)
 	if err != nil {
@@ -126,11 +166,25 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	}
 	scenarios := strings.Split(f.scenarios, ",")
 	for _, s := range scenarios {
-		if !slices.Contains([]string{"token", "introspect", "revoke", "mixed", "token-dpop", "resource-dpop"}, s) {
+		if !slices.Contains(benchScenarios, s) {
 			return fmt.Errorf("unknown scenario %q", s)
 		}
 	}
-	var target benchTarget
+	formats := strings.Split(f.tokenFormat, ",")
+	for _, tf := range formats {
+		if tf != "opaque" && tf != "jwt" {
+			return fmt.Errorf("--token-format: unknown format %q (opaque, jwt, or opaque,jwt)", tf)
+		}
+	}
+	if f.issuer != "" && (f.db != "" || f.preload > 0) {
+		return errors.New("--db and --preload-revocations are for the embedded server, not --issuer")
+	}
+	if f.db != "" && !isPostgres(f.db) {
+		return errors.New("--db must be a postgres:// URL (the default is SQLite)")
+	}
+	// The targets: one per token format, all on the same server.
+	var targets []benchTarget
+	var srv benchServer
 	if f.issuer != "" {
 		sec := os.Getenv("RESCIND_CLIENT_SECRET")
 		if f.secretFile != "" {
@@ -144,16 +198,16 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		if err != nil {
 			return err
 		}
-		target = benchTarget{name: f.issuer, tokenURL: md.TokenEndpoint, introURL: md.IntrospectionEndpoint,
+		t := benchTarget{name: f.issuer, tokenURL: md.TokenEndpoint, introURL: md.IntrospectionEndpoint,
 			revokeURL: md.RevocationEndpoint, auth: client.BasicAuth(f.clientID, sec), issuer: md.Issuer, clientID: f.clientID, secret: sec}
+		targets, srv.rs = []benchTarget{t}, t
 	} else {
-		proc, t, err := startBenchServer(ctx, f.tokenFormat)
+		srv, err = startBenchServer(ctx, cmd.ErrOrStderr(), f, formats, slices.Contains(scenarios, "resource") || slices.Contains(scenarios, "resource-dpop"))
 		if err != nil {
 			return err
 		}
-		defer proc.stop()
-		target = t
-		target.proc = proc
+		defer srv.stop()
+		targets = srv.targets
 	}
 	var ceiling *benchTarget
 	if f.ceiling {
@@ -165,42 +219,79 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		ceiling = &benchTarget{name: "ceiling", tokenURL: "http://" + addr + "/", introURL: "http://" + addr + "/",
 			revokeURL: "http://" + addr + "/", auth: client.BasicAuth("c", "s"), proc: proc, resourceURL: "http://" + addr + "/photos"}
 	}
-	if slices.Contains(scenarios, "resource-dpop") {
-		// The resource server, in a process of its own, checks the target's tokens.
-		proc, addr, err := startResourceServer(ctx, target)
+	if slices.Contains(scenarios, "resource") || slices.Contains(scenarios, "resource-dpop") {
+		// The resource server, in a process of its own, checks the targets' tokens.
+		proc, addr, err := startResourceServer(ctx, srv.rs)
 		if err != nil {
 			return err
 		}
 		defer proc.stop()
-		target.resourceURL, target.resourceProc = "http://"+addr+"/photos", proc
+		for i := range targets {
+			targets[i].resourceURL, targets[i].resourceProc = "http://"+addr+"/photos", proc
+		}
 	}
 
+	// The ceiling is sent the same forms: a token of the format measured, not a stand-in. A
+	// running server's client has the format it has: told by its token.
+	samples := make([]string, len(targets))
+	for i, t := range targets {
+		if toks := issue(ctx, &http.Client{Timeout: 30 * time.Second}, t, 1, 1); len(toks) == 1 {
+			samples[i] = toks[0]
+			if t.format == "" {
+				targets[i].format = "opaque"
+				if token.LooksLikeJWT(toks[0]) {
+					targets[i].format = "jwt"
+				}
+			}
+		}
+	}
 	progress := progressWriter(cmd.ErrOrStderr())
 	var results []benchResult
 	for _, sc := range scenarios {
-		var ceil benchResult
-		if ceiling != nil {
-			ceil = runScenario(ctx, progress, f, *ceiling, sc, mix)
-			ceil.Scenario, ceil.Target = sc, "ceiling"
-			results = append(results, ceil)
-		}
-		r := runScenario(ctx, progress, f, target, sc, mix)
-		if ceiling != nil && ceil.RPS > 0 {
-			r.CeilingRPS = ceil.RPS
-			r.RatioRPS = r.RPS / ceil.RPS
-			if ceil.P99ms > 0 {
-				r.RatioP99 = r.P99ms / ceil.P99ms
+		for i, t := range targets {
+			var ceil benchResult
+			if ceiling != nil {
+				c := *ceiling
+				c.sample = samples[i]
+				ceil = runScenario(ctx, progress, f, c, sc, mix)
+				ceil.Scenario, ceil.Target, ceil.TokenFormat = sc, "ceiling", t.format
+				results = append(results, ceil)
 			}
+			r := runScenario(ctx, progress, f, t, sc, mix)
+			r.TokenFormat, r.Database = t.format, srv.database
+			r.ReadySeconds, r.ReadyRSSMiB, r.Preloaded = srv.ready.Seconds(), srv.readyRSS, srv.preloaded
+			if ceiling != nil && ceil.RPS > 0 {
+				r.CeilingRPS = ceil.RPS
+				r.RatioRPS = r.RPS / ceil.RPS
+				if ceil.P99ms > 0 {
+					r.RatioP99 = r.P99ms / ceil.P99ms
+				}
+			}
+			results = append(results, r)
 		}
-		results = append(results, r)
 		if ctx.Err() != nil {
 			break
 		}
 	}
 	if f.jsonOut {
-		return printJSON(cmd.OutOrStdout(), results)
+		if err := printJSON(cmd.OutOrStdout(), results); err != nil {
+			return err
+		}
+	} else {
+		printBenchTable(cmd.OutOrStdout(), results, f, srv)
 	}
-	printBenchTable(cmd.OutOrStdout(), results, f)
+	if f.failOnError {
+		var failed []string
+		for _, r := range results {
+			for k, v := range r.Errors {
+				failed = append(failed, fmt.Sprintf("%s %s %s: %s x%d", r.Scenario, r.Target, r.TokenFormat, k, v))
+			}
+		}
+		if len(failed) > 0 {
+			slices.Sort(failed)
+			return fmt.Errorf("failed requests (--fail-on-error):\n  %s", strings.Join(failed, "\n  "))
+		}
+	}
 	return nil
 }
 
@@ -243,14 +334,19 @@ func parseMix(s string) ([3]int, error) {
 	return m, nil
 }
 
-func printBenchTable(w io.Writer, rs []benchResult, f benchFlags) {
+func printBenchTable(w io.Writer, rs []benchResult, f benchFlags, srv benchServer) {
 	mode := "closed loop"
 	if f.rate > 0 {
 		mode = fmt.Sprintf("open loop at %d req/s", f.rate)
 	}
-	fmt.Fprintf(w, "rescind bench: %d connections, %s measured after %s warm-up, %s\n\n", f.connections, f.duration, f.warmup, mode)
+	fmt.Fprintf(w, "rescind bench: %d connections, %s measured after %s warm-up, %s\n", f.connections, f.duration, f.warmup, mode)
+	if srv.proc != nil {
+		fmt.Fprintf(w, "server: %s, ready %.2f s after start with %d revocation records preloaded, RSS then %.0f MiB\n",
+			srv.database, srv.ready.Seconds(), srv.preloaded, srv.readyRSS)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\ttarget\trequests\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\terrors\tsrv CPU s\tsrv RSS MiB\tdata MiB\tx ceiling req/s\tx ceiling p99\t")
+	fmt.Fprintln(tw, "scenario\ttarget\tformat\trequests\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\terrors\tsrv CPU s\tsrv RSS MiB\tdata MiB\tx ceiling req/s\tx ceiling p99\t")
 	for _, r := range rs {
 		errs := "0"
 		if len(r.Errors) > 0 {
@@ -266,8 +362,8 @@ func printBenchTable(w io.Writer, rs []benchResult, f benchFlags) {
 			ratio = fmt.Sprintf("%.2f", r.RatioRPS)
 			ratioP = fmt.Sprintf("%.2f", r.RatioP99)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%.1f\t%.0f\t%.1f\t%s\t%s\t\n", r.Scenario, r.Target, r.Requests, r.RPS,
-			r.P50ms, r.P90ms, r.P99ms, r.P999ms, errs, r.CPUSeconds, r.PeakRSSMiB, r.DataDirMiB, ratio, ratioP)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%.1f\t%.0f\t%.1f\t%s\t%s\t\n", r.Scenario, r.Target, r.TokenFormat,
+			r.Requests, r.RPS, r.P50ms, r.P90ms, r.P99ms, r.P999ms, errs, r.CPUSeconds, r.PeakRSSMiB, r.DataDirMiB, ratio, ratioP)
 		if r.Unavailable != "" {
 			defer fmt.Fprintf(w, "note: %s %s: %s\n", r.Scenario, r.Target, r.Unavailable)
 		}
@@ -281,7 +377,12 @@ type benchTarget struct {
 	tokenURL, introURL, revokeURL string
 	auth                          string
 	proc                          *childProc
-	// For resource-dpop: the resource server's URL and process, and what it needs to start.
+	// format is the access token format of the target's client ("" for the ceiling).
+	format string
+	// sample is, for the ceiling, the token its requests carry: one of the format measured.
+	sample string
+	// For the resource scenario: the resource server's URL and process, and what it needs to
+	// start.
 	resourceURL              string
 	resourceProc             *childProc
 	issuer, clientID, secret string
@@ -308,6 +409,17 @@ func (p *childProc) stop() {
 	if p.dir != "" {
 		os.RemoveAll(p.dir)
 	}
+}
+
+// exited reports whether the child has exited (it is a zombie until waited for), from /proc.
+func (p *childProc) exited() bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
 
 // usage returns the child's CPU seconds and peak RSS so far, from /proc (Linux).
@@ -376,52 +488,173 @@ func startChildEnv(ctx context.Context, env []string, args ...string) (*childPro
 	return p, strings.TrimSpace(string(line)), nil
 }
 
-// startBenchServer starts `rescind serve` on a temporary data dir and a free port, and creates
-// the bench client.
-func startBenchServer(ctx context.Context, format string) (*childProc, benchTarget, error) {
+// benchServer is the embedded server of a run.
+type benchServer struct {
+	proc *childProc
+	// targets are the bench clients, one per token format; rs is the resource server's client.
+	targets []benchTarget
+	rs      benchTarget
+	// database is "sqlite" or "postgres".
+	database string
+	// ready is the time from exec to the first ready /readyz, readyRSS the peak RSS until then
+	// (MiB), preloaded the revocation records written before the start.
+	ready     time.Duration
+	readyRSS  float64
+	preloaded int
+	dropDB    func() // drops the scratch PostgreSQL database, if any
+}
+
+func (s benchServer) stop() {
+	s.proc.stop()
+	if s.dropDB != nil {
+		s.dropDB()
+	}
+}
+
+// startBenchServer starts `rescind serve` on a temporary data dir and a free port (on SQLite, or
+// on a scratch database on the PostgreSQL server of f.db), after writing f.preload revocation
+// records into its database, and creates a bench client for each token format and, if
+// resource, a resource-server client.
+func startBenchServer(ctx context.Context, logw io.Writer, f benchFlags, formats []string, resource bool) (srv benchServer, err error) {
 	dir, err := os.MkdirTemp("", "rescind-bench")
 	if err != nil {
-		return nil, benchTarget{}, err
+		return srv, err
+	}
+	defer func() {
+		if err != nil {
+			srv.stop()
+			os.RemoveAll(dir)
+		}
+	}()
+	dataDir := filepath.Join(dir, "d")
+	var env []string
+	srv.database = "sqlite"
+	var scratch string
+	if f.db != "" {
+		srv.database = "postgres"
+		if scratch, srv.dropDB, err = scratchDatabase(ctx, f.db); err != nil {
+			return srv, err
+		}
+		key := make([]byte, 32)
+		rand.Read(key)
+		env = append(env, "RESCIND_DB="+scratch, "RESCIND_SECRETS_KEY="+base64.StdEncoding.EncodeToString(key))
+	}
+	if f.preload > 0 {
+		fmt.Fprintf(logw, "rescind bench: writing %d revocation records into the %s database...\n", f.preload, srv.database)
+		if err := preloadRevocations(ctx, dataDir, scratch, f.preload); err != nil {
+			return srv, err
+		}
+		srv.preloaded = f.preload
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, benchTarget{}, err
+		return srv, err
 	}
 	addr := ln.Addr().String()
 	ln.Close()
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, benchTarget{}, err
+		return srv, err
 	}
-	cmd := exec.Command(exe, "serve", "--addr", addr, "--data-dir", filepath.Join(dir, "d"), "--log-level", "warn")
+	cmd := exec.Command(exe, "serve", "--addr", addr, "--data-dir", dataDir, "--log-level", "warn")
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
+	started := time.Now()
 	if err := cmd.Start(); err != nil {
-		return nil, benchTarget{}, err
+		return srv, err
 	}
-	p := &childProc{cmd: cmd, dir: dir}
+	srv.proc = &childProc{cmd: cmd, dir: dir}
 	base := "http://" + addr
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if res, err := http.Get(base + "/readyz"); err == nil {
+	hc := &http.Client{Timeout: time.Second}
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		if res, err := hc.Get(base + "/readyz"); err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
+				srv.ready = time.Since(started)
 				break
 			}
 		}
 		if time.Now().After(deadline) {
-			p.stop()
-			return nil, benchTarget{}, errors.New("the embedded server did not become ready")
+			return srv, errors.New("the embedded server did not become ready")
 		}
-		time.Sleep(20 * time.Millisecond)
+		if srv.proc.exited() {
+			return srv, errors.New("the embedded server exited")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	info, err := admin.NewUnixClient(filepath.Join(dir, "d", "admin.sock")).CreateClient(ctx,
-		admin.CreateClientRequest{Name: "bench", Scope: "read write", TokenFormat: format})
+	_, srv.readyRSS = srv.proc.usage()
+	adm := admin.NewUnixClient(filepath.Join(dataDir, "admin.sock"))
+	for _, format := range formats {
+		info, err := adm.CreateClient(ctx, admin.CreateClientRequest{Name: "bench " + format, Scope: "read write", TokenFormat: format})
+		if err != nil {
+			return srv, err
+		}
+		srv.targets = append(srv.targets, benchTarget{name: "rescind", format: format, tokenURL: base + "/oauth2/token",
+			introURL: base + "/oauth2/introspect", revokeURL: base + "/oauth2/revoke", auth: client.BasicAuth(info.ClientID, info.ClientSecret),
+			proc: srv.proc, issuer: base, clientID: info.ClientID, secret: info.ClientSecret})
+	}
+	if resource {
+		info, err := adm.CreateClient(ctx, admin.CreateClientRequest{Name: "bench API", ResourceServer: true})
+		if err != nil {
+			return srv, err
+		}
+		srv.rs = benchTarget{issuer: base, clientID: info.ClientID, secret: info.ClientSecret}
+	}
+	return srv, nil
+}
+
+// preloadRevocations migrates the embedded server's database (SQLite in dataDir, or the
+// PostgreSQL database pg) and writes n revocation records into it (package revfill).
+func preloadRevocations(ctx context.Context, dataDir, pg string, n int) error {
+	cfg := revfill.Config{N: n, Now: time.Now(), ExpiresAfter: time.Hour}
+	if pg != "" {
+		st, err := postgres.Open(ctx, pg)
+		if err != nil {
+			return err
+		}
+		st.Close()
+		return revfill.FillPostgres(ctx, pg, cfg)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return err
+	}
+	path := filepath.Join(dataDir, "rescind.db")
+	st, err := sqlite.Open(ctx, path)
 	if err != nil {
-		p.stop()
-		return nil, benchTarget{}, err
+		return err
 	}
-	return p, benchTarget{name: "rescind", tokenURL: base + "/oauth2/token", introURL: base + "/oauth2/introspect",
-		revokeURL: base + "/oauth2/revoke", auth: client.BasicAuth(info.ClientID, info.ClientSecret),
-		issuer: base, clientID: info.ClientID, secret: info.ClientSecret}, nil
+	st.Close()
+	return revfill.FillSQLite(ctx, path, cfg)
+}
+
+// scratchDatabase creates an empty database on the PostgreSQL server of dsn and returns its
+// URL and a function that drops it.
+func scratchDatabase(ctx context.Context, dsn string) (string, func(), error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", nil, fmt.Errorf("--db: %w", err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return "", nil, fmt.Errorf("--db: connecting to %s: %s", redactDSN(dsn), oneLine(err))
+	}
+	defer conn.Close(context.Background())
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "rescind_bench_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", nil, fmt.Errorf("--db: the bench creates a scratch database on that server, and could not: %s", oneLine(err))
+	}
+	u.Path = "/" + name
+	drop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, dsn); err == nil {
+			c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(ctx)
+		}
+	}
+	return u.String(), drop, nil
 }
 
 // newBenchCeilingCommand is the ceiling: a trivial handler that parses the form and answers a
@@ -512,13 +745,19 @@ func issue(ctx context.Context, hc *http.Client, t benchTarget, n, c int) []stri
 				var tr struct {
 					AccessToken string `json:"access_token"`
 				}
-				if json.Unmarshal(body, &tr) == nil && tr.AccessToken != "" {
+				tok := ""
+				if json.Unmarshal(body, &tr) == nil {
+					tok = tr.AccessToken
+				}
+				if t.name == "ceiling" {
+					tok = "x" // the ceiling's answer carries no real token
+					if t.sample != "" {
+						tok = t.sample
+					}
+				}
+				if tok != "" {
 					mu.Lock()
-					out = append(out, tr.AccessToken)
-					mu.Unlock()
-				} else if t.name == "ceiling" {
-					mu.Lock()
-					out = append(out, "x")
+					out = append(out, tok)
 					mu.Unlock()
 				}
 			}
@@ -574,22 +813,33 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	res := benchResult{Scenario: sc, Target: t.name, Errors: map[string]int64{}}
 
-	// Tokens to introspect and revoke, issued before the clock starts.
+	// Tokens to introspect and revoke, issued before the clock starts. Those that could not be
+	// issued count as errors.
 	var intro, revoke pool
+	issueAll := func(n int) []string {
+		toks := issue(ctx, hc, t, n, f.connections)
+		if len(toks) < n && ctx.Err() == nil {
+			res.Errors["issue:failed"] += int64(n - len(toks))
+		}
+		return toks
+	}
 	total := f.duration + f.warmup
 	switch sc {
-	case "introspect":
-		intro.toks = issue(ctx, hc, t, 2000, f.connections)
+	case "introspect", "resource":
+		intro.toks = issueAll(2000)
 	case "revoke":
 		fmt.Fprintf(progress, "\r%-10s %-8s issuing tokens to revoke...", sc, t.name)
 		n := int(total.Seconds() * 15000)
 		if f.maxRequests > 0 {
 			n = min(n, int(f.maxRequests)+int(f.warmup.Seconds()*15000)+1000)
 		}
-		revoke.toks = issue(ctx, hc, t, n, f.connections)
+		if t.name == "ceiling" {
+			n = 2000 // they go round
+		}
+		revoke.toks = issueAll(n)
 	case "mixed":
-		intro.toks = issue(ctx, hc, t, 2000, f.connections)
-		revoke.toks = issue(ctx, hc, t, int(total.Seconds()*3000), f.connections)
+		intro.toks = issueAll(2000)
+		revoke.toks = issueAll(int(total.Seconds() * 3000))
 	}
 	// DPoP: one key, as one client has; the servers' latest nonces, if they demand them.
 	var (
@@ -656,8 +906,12 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 		case "introspect":
 			tok, ok := intro.take(true)
 			return request{url: t.introURL, body: "token=" + url.QueryEscape(tok), kind: kind}, ok
+		case "resource":
+			tok, ok := intro.take(true)
+			return request{method: http.MethodGet, url: t.resourceURL, auth: "Bearer " + tok, kind: kind}, ok
 		default:
-			tok, ok := revoke.take(false)
+			// The ceiling revokes nothing: its dummy tokens go round, so it never runs out.
+			tok, ok := revoke.take(t.name == "ceiling")
 			return request{url: t.revokeURL, body: "token=" + url.QueryEscape(tok) + "&token_type_hint=access_token", kind: kind}, ok
 		}
 	}
@@ -753,9 +1007,9 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 		}
 	}
 	time.Sleep(f.warmup)
-	// The process measured: the server, or, for resource-dpop, the resource server.
+	// The process measured: the server, or, for resource and resource-dpop, the resource server.
 	proc := t.proc
-	if sc == "resource-dpop" && t.resourceProc != nil {
+	if (sc == "resource" || sc == "resource-dpop") && t.resourceProc != nil {
 		proc = t.resourceProc
 	}
 	cpu0, _ = proc.usage()
@@ -855,14 +1109,15 @@ func boundTokenFor(hc *http.Client, t benchTarget, key *dpop.Key) (string, error
 }
 
 // startResourceServer starts `rescind bench-resource` for t: the resource middleware, checking
-// t's tokens, with t's client for introspection (a client may introspect its own tokens).
+// tokens of t's issuer, with t's client for introspection and events (in the embedded run a
+// client registered as a resource server).
 func startResourceServer(ctx context.Context, t benchTarget) (*childProc, string, error) {
 	return startChildEnv(ctx, []string{"RESCIND_CLIENT_SECRET=" + t.secret}, "bench-resource", "--issuer", t.issuer,
 		"--client-id", t.clientID, "--addr", "127.0.0.1:0")
 }
 
-// newBenchResourceCommand is the resource server of the resource-dpop scenario: GET /photos
-// behind the resource middleware, in its own process. Hidden: `rescind bench` starts it.
+// newBenchResourceCommand is the resource server of the resource and resource-dpop scenarios:
+// GET /photos behind the resource middleware, in its own process. Hidden: `rescind bench` starts it.
 func newBenchResourceCommand() *cobra.Command {
 	var addr, issuer, clientID string
 	cmd := &cobra.Command{

@@ -16,7 +16,6 @@ package postgres
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -162,14 +161,16 @@ func list(v []string) []string {
 	return v
 }
 
-// Revoke implements rescind.Store.
+// Revoke implements rescind.Store: one round trip (revocationBatch, sent without BEGIN and
+// COMMIT: its statements are one implicit transaction).
 func (s *Store) Revoke(ctx context.Context, revs []rescind.Revocation) error {
 	if len(revs) == 0 {
 		return nil
 	}
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		return writeRevocations(ctx, tx, revs)
-	})
+	if err := s.pool.SendBatch(ctx, revocationBatch(revs)).Close(); err != nil {
+		return fmt.Errorf("postgres: writing revocations: %w", err)
+	}
+	return nil
 }
 
 // notice is the payload of a revocation notification.
@@ -185,56 +186,9 @@ type notice struct {
 	Audience  []string               `json:"a,omitempty"`
 }
 
-// writeRevocations upserts revs and queues their notifications, inside tx. It first takes the
-// revocation writers' advisory lock, held until tx ends, so Seq order is commit order.
+// writeRevocations upserts revs and queues their notifications, inside tx (revocationBatch).
 func writeRevocations(ctx context.Context, tx pgx.Tx, revs []rescind.Revocation) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(lockRevocator)); err != nil {
-		return fmt.Errorf("postgres: taking revocation lock: %w", err)
-	}
-	b := &pgx.Batch{}
-	for _, r := range revs {
-		// A record that already exists keeps the later RevokedAt and ExpiresAt and, if either
-		// moved, gets a new Seq so that pollers see it again.
-		idx := r.StatusIdx
-		if r.StatusList == "" {
-			idx = -1
-		}
-		// The record keeps the audience it was first written with: a merge moves times, never
-		// who may receive the record.
-		b.Queue(`INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at, subject, status_list, status_idx, audience)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-			ON CONFLICT (kind, key) DO UPDATE SET
-				seq = nextval(pg_get_serial_sequence('revocations', 'seq')),
-				revoked_at = GREATEST(revocations.revoked_at, EXCLUDED.revoked_at),
-				expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)
-			WHERE revocations.revoked_at < EXCLUDED.revoked_at OR revocations.expires_at < EXCLUDED.expires_at`,
-			string(r.Kind), r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt), r.Subject, r.StatusList, idx, list(r.Audience))
-	}
-	for _, r := range revs {
-		if r.Actor != "" {
-			b.Queue(`INSERT INTO audit (at, actor, action, target, reason) VALUES ($1, $2, $3, $4, $5)`,
-				nanos(r.RevokedAt), r.Actor, "revoke_"+string(r.Kind), r.Key, r.Reason)
-		}
-	}
-	var payloads []string
-	for _, r := range revs {
-		if len(revs) > maxNotifiedRecords {
-			break
-		}
-		p, _ := json.Marshal(notice{r.Kind, r.Key, r.ClientID, nanos(r.RevokedAt), nanos(r.ExpiresAt), r.Subject, r.StatusList, r.StatusIdx, r.Audience})
-		if len(p) > maxPayload {
-			payloads = nil // too large to carry (a long audience): listeners reload instead
-			break
-		}
-		payloads = append(payloads, string(p))
-	}
-	if payloads == nil {
-		b.Queue(`SELECT pg_notify($1, '')`, chanRevocations)
-	}
-	for _, p := range payloads {
-		b.Queue(`SELECT pg_notify($1, $2)`, chanRevocations, p)
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := tx.SendBatch(ctx, revocationBatch(revs)).Close(); err != nil {
 		return fmt.Errorf("postgres: writing revocations: %w", err)
 	}
 	return nil

@@ -35,6 +35,7 @@ type Store struct {
 	path    string
 	applied []string
 	fault   sqlstore.RowsFault // disarmed but in the conformance suite (export_test.go)
+	scan    scanner            // read-only connections for ScanRevocations (scan.go)
 }
 
 // ErrNotDatabase is returned by Open for a file that is not a SQLite database, or is corrupt.
@@ -95,7 +96,14 @@ func isUniqueViolation(err error) bool {
 func (s *Store) Migrated() []string { return s.applied }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	// After this, scan.db is set for good, or never will be.
+	s.scan.once.Do(func() { s.scan.err = errors.New("sqlite: the store is closed") })
+	if s.scan.db != nil {
+		s.scan.db.Close()
+	}
+	return s.db.Close()
+}
 
 // Ping checks the database connection.
 func (s *Store) Ping(ctx context.Context) error {

@@ -64,6 +64,8 @@ func RunTests(t *testing.T, opener Opener, opts ...Option) {
 		{"Keys", testKeys},
 		{"RevocationAudience", testRevocationAudience},
 		{"StatusLists", testStatusLists},
+		{"ScanRevocations", testScanRevocations},
+		{"RevokeBatchDuplicates", testRevokeBatchDuplicates},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
