@@ -337,7 +337,8 @@ func (s *Server) mustSignIn(r *http.Request, ar *authRequest, user rescind.User,
 	}
 	if ar.maxAge >= 0 {
 		sess, ok := s.pages.Session(r)
-		if !ok || s.now().Sub(sess.Authenticated()) > time.Duration(ar.maxAge)*time.Second {
+		// Compared in seconds: a huge max_age must not overflow a Duration into the past.
+		if !ok || int64(s.now().Sub(sess.Authenticated())/time.Second) > ar.maxAge {
 			return "the user's authentication is older than max_age"
 		}
 	}
