@@ -83,7 +83,7 @@ func TestEverySessionEndCarriesTheSessionEnd(t *testing.T) {
 	signedIn("u1", "s1", later.Add(time.Hour))
 	signedIn("u2", "s2", later.Add(time.Hour))
 	signedIn("u3", "s3", later.Add(time.Hour))
-	signedIn("u4", "s4", now.Add(time.Minute))  // expired by "later"
+	signedIn("u4", "s4", now.Add(time.Minute))   // expired by "later"
 	signedIn("u4", "s5", now.Add(2*time.Minute)) // two: ExpireSessions goes on past its limit
 	want := [][]string{{"s1/c1"}, {"s2/c1"}, {"s3/c1"}, {"s4/c1", "s5/c1"}}
 	for i, tc := range cases {
