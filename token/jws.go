@@ -56,7 +56,9 @@ type JWS struct {
 }
 
 // ParseJWS splits and decodes a compact JWS (RFC 7515 §7.1) without verifying it. Each part must
-// be unpadded base64url with zero trailing bits, so a token has exactly one text form, and the
+// be unpadded base64url of the alphabet's 64 characters only, with zero trailing bits, so each
+// part has exactly one text form (an ECDSA signature still has two valid values, s and n-s: a
+// token has at most two accepted texts), and the
 // header must be a JSON object without "crit" (no extension is understood, RFC 7515 §4.1.11).
 // The error is ErrBadJWT.
 func ParseJWS(text string) (*JWS, error) {
@@ -69,15 +71,15 @@ func ParseJWS(text string) (*JWS, error) {
 		return nil, ErrBadJWT
 	}
 	var hdr jwsHeader
-	hb, err := strictB64.DecodeString(h)
+	hb, err := decodeB64(h)
 	if err != nil || json.Unmarshal(hb, &hdr) != nil || hdr.Crit != nil || hdr.Alg == "" {
 		return nil, ErrBadJWT
 	}
 	j := &JWS{Alg: hdr.Alg, Kid: hdr.Kid, Typ: hdr.Typ, signed: text[:len(h)+1+len(p)]}
-	if j.Payload, err = strictB64.DecodeString(p); err != nil {
+	if j.Payload, err = decodeB64(p); err != nil {
 		return nil, ErrBadJWT
 	}
-	if j.signature, err = strictB64.DecodeString(s); err != nil {
+	if j.signature, err = decodeB64(s); err != nil {
 		return nil, ErrBadJWT
 	}
 	return j, nil

@@ -130,6 +130,10 @@ func TestParseJWSRefuses(t *testing.T) {
 		"trailing bits":      parts[0] + "." + parts[1] + "." + nonCanonical,
 		"header not JSON":    enc([]byte(`alg=ES256`)) + "." + parts[1] + "." + parts[2],
 		"header without alg": enc([]byte(`{"kid":"k1","typ":"at+jwt"}`)) + "." + parts[1] + "." + parts[2],
+		"LF in signature":    parts[0] + "." + parts[1] + "." + sig[:4] + "\n" + sig[4:],
+		"CRLF in payload":    parts[0] + "." + parts[1][:3] + "\r\n" + parts[1][3:] + "." + parts[2],
+		"trailing LF":        valid + "\n",
+		"space in header":    parts[0][:2] + " " + parts[0][2:] + "." + parts[1] + "." + parts[2],
 		"crit header":        joseSign(t, jose.ES256, key, `{"jti":"x"}`, map[jose.HeaderKey]any{"crit": []string{"exp"}, "exp": 1}),
 	} {
 		if j, err := ParseJWS(text); err == nil {

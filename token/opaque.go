@@ -42,8 +42,23 @@ const (
 	jtiLen        = 16
 )
 
-// strictB64 refuses non-zero trailing bits, so each token has exactly one text form.
+// strictB64 refuses non-zero trailing bits. It skips CR and LF, as every Go base64 decoder
+// does: decodeB64 refuses them (and any other byte outside the alphabet) first.
 var strictB64 = base64.RawURLEncoding.Strict()
+
+// decodeB64 decodes unpadded base64url with zero trailing bits and nothing but the alphabet's
+// 64 characters, so that each byte string has exactly one text form: a token cannot be given
+// other spellings (say, with line breaks) that pass every check as the same token but are
+// different keys to a cache or a replay record.
+func decodeB64(s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return nil, fmt.Errorf("token: byte %#x at %d is not base64url", c, i)
+		}
+	}
+	return strictB64.DecodeString(s)
+}
 
 // ErrMalformed is returned for text that is not a well-formed opaque access token.
 var ErrMalformed = errors.New("token: malformed access token")
@@ -369,7 +384,7 @@ func decode(text string) ([]byte, [kidLen]byte, error) {
 	if len(text) > MaxLength || !strings.HasPrefix(text, AccessPrefix) {
 		return nil, kid, ErrMalformed
 	}
-	raw, err := strictB64.DecodeString(text[len(AccessPrefix):])
+	raw, err := decodeB64(text[len(AccessPrefix):])
 	if err != nil || len(raw) < headerLen+crcLen || raw[0] < formatV1 || raw[0] > formatDPoP {
 		return nil, kid, ErrMalformed
 	}

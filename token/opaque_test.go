@@ -86,6 +86,8 @@ func TestOpenRejects(t *testing.T) {
 		{"checksum", text[:40] + flip(text[40]) + text[41:], ErrMalformed},
 		{"trailing bits", text[:len(text)-1] + flip(text[len(text)-1]), ErrMalformed},
 		{"too long", AccessPrefix + strings.Repeat("A", MaxLength), ErrMalformed},
+		{"line break", text[:30] + "\r\n" + text[30:], ErrMalformed},
+		{"trailing LF", text + "\n", ErrMalformed},
 		{"forged", forgedText, ErrInvalid},
 	}
 	for _, tc := range cases {

@@ -39,6 +39,6 @@ func IsStored(text, prefix string) bool {
 	if !ok || len(rest) != 43 {
 		return false
 	}
-	_, err := strictB64.DecodeString(rest)
+	_, err := decodeB64(rest)
 	return err == nil
 }

@@ -450,6 +450,19 @@ func (p *childProc) usage() (cpu float64, rssMiB float64) {
 	return cpu, rssMiB
 }
 
+// benchEnv is the environment of a process the bench starts: this one's without any RESCIND_
+// variable (a RESCIND_DB or RESCIND_CONFIG set on the host must not point the bench's server at a
+// real database), plus env.
+func benchEnv(env []string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "RESCIND_") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, env...)
+}
+
 // startChild runs this binary with args and waits for it to print its listening address.
 func startChild(ctx context.Context, args ...string) (*childProc, string, error) {
 	return startChildEnv(ctx, nil, args...)
@@ -462,7 +475,7 @@ func startChildEnv(ctx context.Context, env []string, args ...string) (*childPro
 		return nil, "", err
 	}
 	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = benchEnv(env)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -557,7 +570,7 @@ func startBenchServer(ctx context.Context, logw io.Writer, f benchFlags, formats
 		return srv, err
 	}
 	cmd := exec.Command(exe, "serve", "--addr", addr, "--data-dir", dataDir, "--log-level", "warn")
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = benchEnv(env)
 	cmd.Stderr = os.Stderr
 	started := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -634,6 +647,9 @@ func scratchDatabase(ctx context.Context, dsn string) (string, func(), error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("--db: %w", err)
 	}
+	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return "", nil, fmt.Errorf("--db: want a postgres:// URL, got %s", redactDSN(dsn))
+	}
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return "", nil, fmt.Errorf("--db: connecting to %s: %s", redactDSN(dsn), oneLine(err))
@@ -645,6 +661,12 @@ func scratchDatabase(ctx context.Context, dsn string) (string, func(), error) {
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		return "", nil, fmt.Errorf("--db: the bench creates a scratch database on that server, and could not: %s", oneLine(err))
 	}
+	// The scratch database's name is the URL's only database: a dbname (or database) parameter
+	// would override the path, and the bench would write into the database it was given.
+	q := u.Query()
+	q.Del("dbname")
+	q.Del("database")
+	u.RawQuery = q.Encode()
 	u.Path = "/" + name
 	drop := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,5 +157,50 @@ Server peak RSS over these runs: 62 MiB.
 	}
 	if _, errOut, err := runCLI(nil, "bench", "report", filepath.Join(dir, "missing.json")); err == nil {
 		t.Fatalf("a missing file: no error (%s)", errOut)
+	}
+}
+
+// TestBenchLeavesGivenDatabasesAlone: the bench writes only into a database of its own. A
+// dbname parameter in --db (which pgx prefers to the URL's path) does not make it use the
+// database named there, and a RESCIND_DB set in its environment does not reach the server it
+// starts (audit of issue 20, finding 1): the database given stays empty, not even migrated.
+func TestBenchLeavesGivenDatabasesAlone(t *testing.T) {
+	given := pgtest.NewDatabase(t)
+	u, err := url.Parse(given)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("dbname", strings.TrimPrefix(u.Path, "/"))
+	u.RawQuery = q.Encode()
+	tables := func() int {
+		conn, err := pgx.Connect(context.Background(), given)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		var n int
+		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_tables WHERE schemaname = 'public'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	rs := runBenchJSON(t, "--duration", "200ms", "--warmup", "0s", "--connections", "2", "--scenarios", "token",
+		"--token-format", "opaque", "--db", u.String(), "--preload-revocations", "100", "--fail-on-error")
+	if len(rs) != 1 || rs[0].Requests == 0 {
+		t.Fatalf("bench --db with dbname: %+v", rs)
+	}
+	if n := tables(); n != 0 {
+		t.Fatalf("the bench with --db naming the database in a dbname parameter wrote %d tables into it", n)
+	}
+	t.Setenv("RESCIND_DB", given)
+	t.Setenv("RESCIND_SECRETS_KEY", strings.Repeat("k", 44))
+	rs = runBenchJSON(t, "--duration", "200ms", "--warmup", "0s", "--connections", "2", "--scenarios", "token",
+		"--token-format", "opaque", "--fail-on-error")
+	if len(rs) != 1 || rs[0].Requests == 0 || rs[0].Database != "sqlite" {
+		t.Fatalf("bench with RESCIND_DB set: %+v", rs)
+	}
+	if n := tables(); n != 0 {
+		t.Fatalf("the bench's SQLite server followed RESCIND_DB and wrote %d tables into that database", n)
 	}
 }
