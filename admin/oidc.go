@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/rescind/rescind"
@@ -55,6 +56,9 @@ func isLoopback(host string) bool {
 
 // applyOIDC validates the OpenID Connect fields of a registration and sets them on c.
 func applyOIDC(c *rescind.Client, o OIDC, allowLoopback bool) error {
+	if o.PostLogoutRedirectURI != "" && !slices.Contains(o.PostLogoutRedirectURIs, o.PostLogoutRedirectURI) {
+		o.PostLogoutRedirectURIs = append(slices.Clip(o.PostLogoutRedirectURIs), o.PostLogoutRedirectURI)
+	}
 	if err := validIDTokenAlg(o.IDTokenAlg); err != nil {
 		return err
 	}

@@ -58,6 +58,8 @@ type OIDC struct {
 	// PostLogoutRedirectURIs are where the end-session endpoint may send the browser back to,
 	// matched exactly.
 	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	// PostLogoutRedirectURI is one more, under the CLI flag's name (--post-logout-redirect-uri).
+	PostLogoutRedirectURI string `json:"post_logout_redirect_uri,omitempty"`
 	// BackchannelLogoutURI receives a logout token when a session the client was signed in
 	// with ends: https (or loopback with --outbox-allow-loopback).
 	BackchannelLogoutURI string `json:"backchannel_logout_uri,omitempty"`
