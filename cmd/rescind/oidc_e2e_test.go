@@ -321,6 +321,20 @@ func TestOIDCProvider(t *testing.T) {
 		t.Fatalf("userinfo %d %v", status, info)
 	}
 
+	// POST with the token in the form (RFC 6750 §2.2); none at all; a token of no person.
+	res, err := http.PostForm(srv.url+"/oauth2/userinfo", url.Values{"access_token": {tok1.AccessToken}})
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("userinfo by POST: %v %v", res.StatusCode, err)
+	}
+	res.Body.Close()
+	if status, chal, _ := userinfo(t, srv, ""); status != 401 || !strings.HasPrefix(chal, "Bearer") {
+		t.Fatalf("userinfo without a token: %d %q", status, chal)
+	}
+	if status, chal, _ := userinfo(t, srv, srv.token(one.info.ClientID, one.info.ClientSecret)); status != 403 ||
+		!strings.Contains(chal, "insufficient_scope") {
+		t.Fatalf("userinfo with a client credentials token: %d %q", status, chal)
+	}
+
 	// Refresh: a new ID token, same sid and auth_time, no nonce.
 	conf := oauth2.Config{ClientID: one.info.ClientID, ClientSecret: one.info.ClientSecret,
 		Endpoint: oauth2.Endpoint{TokenURL: srv.url + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}}
