@@ -79,7 +79,8 @@ type Client struct {
 	// TokenTTL is the lifetime of the client's access tokens; zero means the server default.
 	// Changing it changes nothing already issued or revoked.
 	TokenTTL time.Duration
-	// AllowPlainPKCE lets the client use the "plain" PKCE method; otherwise S256 is required.
+	// AllowPlainPKCE lets a confidential client use the "plain" PKCE method; otherwise S256 is
+	// required. A public client never may (see MayUsePlainPKCE).
 	AllowPlainPKCE bool
 	// TokenFormat is TokenFormatOpaque (the default, also when empty) or TokenFormatJWT.
 	TokenFormat string
@@ -140,6 +141,24 @@ func (c Client) IDTokenAlgorithm() string {
 // first-party.
 func (c Client) SkipsConsent() bool { return !c.Public || c.FirstParty }
 
+// ClientUpdate is a change to a client's registration (Store.UpdateClient): each field that is
+// not nil replaces the stored value; the others are left as stored.
+type ClientUpdate struct {
+	Name         *string
+	Scopes       *[]string
+	RedirectURIs *[]string
+	TokenTTL     *time.Duration
+	// FirstParty, if not nil, replaces Client.FirstParty.
+	FirstParty *bool
+	// RequireDPoP, if not nil, replaces Client.RequireDPoP.
+	RequireDPoP *bool
+	// The OpenID Connect fields, each replacing the client's if not nil.
+	IDTokenAlg                       *string
+	PostLogoutRedirectURIs           *[]string
+	BackchannelLogoutURI             *string
+	BackchannelLogoutSessionRequired *bool
+}
+
 // AllowsGrant reports whether the client is registered for the grant type gt.
 func (c Client) AllowsGrant(gt string) bool {
 	for _, g := range c.GrantTypes {
@@ -149,6 +168,13 @@ func (c Client) AllowsGrant(gt string) bool {
 	}
 	return false
 }
+
+// MayUsePlainPKCE reports whether the client may use the "plain" PKCE method (RFC 7636 §4.2):
+// only a confidential client allowed it. A plain verifier is the challenge, which travels in the
+// authorization request's URL: for a public client, which authenticates with its client_id
+// alone, whoever saw that URL and the code could redeem the code or, presenting it again, burn
+// the person's grant as a replay.
+func (c Client) MayUsePlainPKCE() bool { return c.AllowPlainPKCE && !c.Public }
 
 // ServesAudience reports whether c is a resource server for a token whose audience is aud: it
 // is registered as a resource server and either has no resources (it serves every audience) or
@@ -496,10 +522,19 @@ type Store interface {
 	GetClient(ctx context.Context, id string) (Client, error)
 	// ListClients returns every client, ordered by creation time then ID.
 	ListClients(ctx context.Context) ([]Client, error)
-	// UpdateClient replaces the stored client with c (matched by c.ID; CreatedAt is kept) and,
-	// on a shared store, tells the other instances. Returns ErrNotFound if there is no such
-	// client.
-	UpdateClient(ctx context.Context, c Client) error
+	// UpdateClient applies u to the client id in one statement and, on a shared store, tells
+	// the other instances. Only the fields u sets are written; every other column keeps its
+	// stored value, so a concurrent change of other fields (on this instance or another, a
+	// secret rotation included) is never undone. It returns the client as updated. Returns
+	// ErrNotFound if there is no such client.
+	UpdateClient(ctx context.Context, id string, u ClientUpdate) (Client, error)
+	// RotateClientSecret gives the client id the secret whose hash is hash, in one statement
+	// that reads the secret it replaces where it writes (so a concurrent change cannot bring the
+	// replaced secret back): the replaced secret becomes PreviousSecretHash until previousUntil,
+	// or is dropped at once if previousUntil is zero (so is the previous secret of an earlier
+	// rotation, either way). On a shared store it tells the other instances. It returns the
+	// client as updated. Returns ErrNotFound if there is no such client.
+	RotateClientSecret(ctx context.Context, id, hash string, previousUntil time.Time) (Client, error)
 	// DeleteClient deletes the client and writes rev (which should revoke all its tokens) in the
 	// same transaction, together with revoking the client's grants at now as RevokeGrants does,
 	// so no crash can leave a deleted client's tokens alive. If rev.Actor is set, one audit entry
@@ -644,7 +679,11 @@ type Store interface {
 
 	// RecordGrantTokenStatus remembers the status list entry of an access token issued under a
 	// grant, until exp, so that RevokeGrants can flip it. RevokeGrants writes a RevokeStatus
-	// record for each unexpired entry of each grant it revokes.
+	// record for each unexpired entry of each grant it revokes. The entry is recorded only while
+	// the grant is active, atomically with respect to RevokeGrants (on PostgreSQL under the
+	// grant's row lock): if the grant is revoked or missing, nothing is written and ErrNotFound
+	// is returned, and the token must not be issued. So every entry recorded is flipped by the
+	// grant's revocation, whichever commits first.
 	RecordGrantTokenStatus(ctx context.Context, grantID, list string, idx int64, exp time.Time) error
 
 	// CreateStatusList records a status list an instance starts allocating from. Returns

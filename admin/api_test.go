@@ -891,11 +891,18 @@ func (f failingStore) ListClients(ctx context.Context) ([]rescind.Client, error)
 	return f.Store.ListClients(ctx)
 }
 
-func (f failingStore) UpdateClient(ctx context.Context, c rescind.Client) error {
+func (f failingStore) UpdateClient(ctx context.Context, id string, u rescind.ClientUpdate) (rescind.Client, error) {
 	if err := f.err(); err != nil {
-		return err
+		return rescind.Client{}, err
 	}
-	return f.Store.UpdateClient(ctx, c)
+	return f.Store.UpdateClient(ctx, id, u)
+}
+
+func (f failingStore) RotateClientSecret(ctx context.Context, id, hash string, previousUntil time.Time) (rescind.Client, error) {
+	if err := f.err(); err != nil {
+		return rescind.Client{}, err
+	}
+	return f.Store.RotateClientSecret(ctx, id, hash, previousUntil)
 }
 
 func (f failingStore) DeleteClient(ctx context.Context, id string, now time.Time, rev rescind.Revocation) ([]rescind.Revocation, error) {

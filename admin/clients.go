@@ -20,10 +20,11 @@ const MaxSecretOverlap = 30 * 24 * time.Hour
 // overlap of zero.
 const DefaultSecretOverlap = 24 * time.Hour
 
-// handleUpdateClient changes a client's name, scopes, token lifetime, redirect URIs or whether it
-// must use DPoP. Every
-// instance sees the change at once (the store tells the others); nothing already issued or
-// revoked changes: a revocation record's lifetime never comes from a client's token_ttl.
+// handleUpdateClient changes a client's name, scopes, token lifetime, redirect URIs, whether it
+// must use DPoP or whether it is first-party. Every instance sees the change at once (the store
+// tells the others); nothing already issued or revoked changes: a revocation record's lifetime
+// never comes from a client's token_ttl. Only the fields given are written, so a concurrent
+// change of others (on any instance: a secret rotation, another update) is never undone.
 func (s *Server) handleUpdateClient(w http.ResponseWriter, r *http.Request) {
 	var req UpdateClientRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
@@ -32,65 +33,91 @@ func (s *Server) handleUpdateClient(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "invalid_request", "the body must be a JSON object of the fields to change: "+err.Error())
 		return
 	}
-	s.clientsMu.Lock()
-	defer s.clientsMu.Unlock()
 	c, err := s.cfg.Store.GetClient(r.Context(), r.PathValue("id"))
 	if !s.found(w, r, err, "client") {
 		return
 	}
-	if err := applyUpdate(&c, req, s.cfg.AllowLoopbackReceivers); err != nil {
+	u, err := updateOf(c, req, s.cfg.AllowLoopbackReceivers)
+	if err != nil {
 		writeErr(w, http.StatusBadRequest, metadataErrorCode(err), err.Error())
 		return
 	}
-	if !s.storeClient(w, r, c) {
+	id := c.ID
+	c, err = s.cfg.Store.UpdateClient(r.Context(), id, u)
+	if !s.changed(w, r, id, err) {
 		return
 	}
 	s.cfg.Logger.InfoContext(r.Context(), "client updated", "client_id", c.ID)
 	writeJSON(w, http.StatusOK, infoOf(c, s.cfg.TokenTTL(c.TokenTTL)))
 }
 
-// applyUpdate validates req as client creation does and applies it to c.
-func applyUpdate(c *rescind.Client, req UpdateClientRequest, allowLoopback bool) error {
+// updateOf validates req as client creation does (the redirect URIs with c's own allowance)
+// and returns the change it asks of c.
+func updateOf(c rescind.Client, req UpdateClientRequest, allowLoopback bool) (rescind.ClientUpdate, error) {
+	var u rescind.ClientUpdate
 	if req.Name != nil {
 		name, err := clientName(*req.Name)
 		if err != nil {
-			return err
+			return u, err
 		}
-		c.Name = name
+		u.Name = &name
 	}
 	if req.Scope != nil {
 		scopes, err := clientScopes(*req.Scope)
 		if err != nil {
-			return err
+			return u, err
 		}
-		c.Scopes = scopes
+		u.Scopes = &scopes
 	}
 	if req.RedirectURIs != nil {
 		// The rules creation applies (package redirect), with the client's own allowance.
 		if err := redirect.ValidateAll(*req.RedirectURIs, c.AllowInsecureRedirect); err != nil {
-			return err
+			return u, err
 		}
-		c.RedirectURIs = append([]string{}, *req.RedirectURIs...)
+		uris := append([]string{}, *req.RedirectURIs...)
+		u.RedirectURIs = &uris
 	}
 	if req.TokenTTL != nil {
 		ttl, err := clientTokenTTL(*req.TokenTTL)
 		if err != nil {
-			return err
+			return u, err
 		}
-		c.TokenTTL = ttl
+		u.TokenTTL = &ttl
 	}
 	if req.RequireDPoP != nil {
-		c.RequireDPoP = *req.RequireDPoP
+		v := *req.RequireDPoP
+		u.RequireDPoP = &v
 	}
 	if req.FirstParty != nil {
-		c.FirstParty = *req.FirstParty
+		v := *req.FirstParty
+		u.FirstParty = &v
 	}
-	return applyOIDC(c, oidcOf(*c, req), allowLoopback)
+	// The OpenID Connect fields, validated together as creation does.
+	if req.IDTokenAlg != nil || req.PostLogoutRedirectURIs != nil || req.BackchannelLogoutURI != nil || req.BackchannelLogoutSessionRequired != nil {
+		o := c
+		if err := applyOIDC(&o, oidcOf(c, req), allowLoopback); err != nil {
+			return u, err
+		}
+		if req.IDTokenAlg != nil {
+			u.IDTokenAlg = &o.IDTokenAlg
+		}
+		if req.PostLogoutRedirectURIs != nil {
+			u.PostLogoutRedirectURIs = &o.PostLogoutRedirectURIs
+		}
+		if req.BackchannelLogoutURI != nil {
+			u.BackchannelLogoutURI = &o.BackchannelLogoutURI
+		}
+		if req.BackchannelLogoutSessionRequired != nil {
+			u.BackchannelLogoutSessionRequired = &o.BackchannelLogoutSessionRequired
+		}
+	}
+	return u, nil
 }
 
 // handleRotateSecret gives a confidential client a new secret, shown in this answer only. The
-// replaced secret keeps working for the overlap asked (none by default), then never: the check
-// is made against the clock on every request, so no cached verification outlives it.
+// replaced secret keeps working for the overlap asked (DefaultSecretOverlap, a day, if none is
+// given; zero for a leaked secret), then never: the check is made against the clock on every
+// request, so no cached verification outlives it.
 func (s *Server) handleRotateSecret(w http.ResponseWriter, r *http.Request) {
 	var req RotateSecretRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
@@ -107,8 +134,6 @@ func (s *Server) handleRotateSecret(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "invalid_request", "overlap must be between 0 and "+MaxSecretOverlap.String())
 		return
 	}
-	s.clientsMu.Lock()
-	defer s.clientsMu.Unlock()
 	c, err := s.cfg.Store.GetClient(r.Context(), r.PathValue("id"))
 	if !s.found(w, r, err, "client") {
 		return
@@ -129,12 +154,14 @@ func (s *Server) handleRotateSecret(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, "server_error", "the secret could not be hashed")
 		return
 	}
-	c.PreviousSecretHash, c.PreviousSecretExpiresAt = "", time.Time{}
+	var until time.Time // no overlap: the replaced secret stops at once
 	if overlap > 0 {
-		c.PreviousSecretHash, c.PreviousSecretExpiresAt = c.SecretHash, s.cfg.Now().Add(overlap).UTC()
+		until = s.cfg.Now().Add(overlap).UTC()
 	}
-	c.SecretHash = hash
-	if !s.storeClient(w, r, c) {
+	// One statement replaces the stored secret, whatever changed since it was read here.
+	id := c.ID
+	c, err = s.cfg.Store.RotateClientSecret(r.Context(), id, hash, until)
+	if !s.changed(w, r, id, err) {
 		return
 	}
 	s.cfg.Logger.InfoContext(r.Context(), "client secret rotated", "client_id", c.ID, "overlap", overlap.String())
@@ -143,11 +170,11 @@ func (s *Server) handleRotateSecret(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, info)
 }
 
-// storeClient writes the changed client and drops this instance's cached copy and verified
-// secrets (the store tells the other instances). It reports whether it succeeded.
-func (s *Server) storeClient(w http.ResponseWriter, r *http.Request, c rescind.Client) bool {
-	err := s.cfg.Store.UpdateClient(r.Context(), c)
-	s.cfg.Clients.Invalidate(c.ID)
+// changed answers the failure of a change of client id, if any, and drops this instance's cached
+// copy and verified secrets (the store tells the other instances). It reports whether the change
+// succeeded.
+func (s *Server) changed(w http.ResponseWriter, r *http.Request, id string, err error) bool {
+	s.cfg.Clients.Invalidate(id)
 	if errors.Is(err, rescind.ErrNotFound) {
 		writeErr(w, http.StatusNotFound, "not_found", "no such client")
 		return false

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -31,8 +30,10 @@ import (
 	"github.com/rescind/rescind/token"
 )
 
-// deletionMargin extends a deleted client's cut-off past the deletion, to cover the tokens an
-// instance that has not yet learnt of it may still issue (it learns within its poll interval).
+// deletionMargin extends a deleted client's cut-off past the deletion, besides the clock skew, to
+// cover the commit and the tokens an instance that has not yet learnt of it may still issue (it
+// learns by notification, or when its cached copy of the client expires: a minute at most). See
+// deletionCutoff.
 const deletionMargin = 10 * time.Minute
 
 // MaxTokenTTL bounds a client's access token lifetime (rescind.MaxAccessTokenTTL).
@@ -68,16 +69,17 @@ type Config struct {
 	AllowLoopbackReceivers bool
 	// HashParams are the argon2id parameters for new client secrets. If zero, secret.DefaultParams.
 	HashParams secret.Params
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// ClockSkew is the largest difference between the clocks of the instances (--clock-skew):
+	// client cut-offs are placed past it, so that they cover the tokens an instance whose clock
+	// is ahead issued before them. If zero, one minute.
+	ClockSkew time.Duration
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // Server serves the admin API.
 type Server struct {
 	cfg Config
-	// clientsMu orders this instance's read-modify-write changes of clients (update, secret
-	// rotation), so that one does not undo another.
-	clientsMu sync.Mutex
 }
 
 // New returns a Server.
@@ -270,6 +272,10 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	if req.Public && req.Secret != "" {
 		return rescind.Client{}, "", errors.New("a public client has no secret")
 	}
+	if req.Public && req.AllowPlainPKCE {
+		// Its verifier would be the challenge, seen in the authorization request's URL.
+		return rescind.Client{}, "", errors.New(`a public client must use the S256 PKCE method: "plain" is for confidential clients (RFC 7636 §4.2)`)
+	}
 	scopes, err := clientScopes(req.Scope)
 	if err != nil {
 		return rescind.Client{}, "", err
@@ -427,10 +433,10 @@ func (s *Server) handleDeleteClient(w http.ResponseWriter, r *http.Request) {
 	// The record revokes every token the client is issued until it expires. Every access token
 	// lives at most rescind.MaxAccessTokenTTL, whatever was configured when it was issued, so
 	// the record outlives every token issued before the deletion, and any token a stale
-	// instance issues while the deletion propagates (bounded by the poll interval, far below
-	// the margin). Nothing in it comes from the configuration of the moment.
+	// instance issues while the deletion propagates, whatever its clock (deletionCutoff).
+	// Nothing in it comes from the configuration of the moment.
 	now := s.cfg.Now()
-	until := now.Add(rescind.MaxAccessTokenTTL + deletionMargin)
+	until := s.deletionCutoff(now)
 	rev := rescind.Revocation{Kind: rescind.RevokeClient, Key: id, ClientID: id, RevokedAt: until, ExpiresAt: until,
 		Actor: "admin", Reason: "client deleted"}
 	revs, err := s.cfg.Store.DeleteClient(r.Context(), id, now, rev)

@@ -45,6 +45,8 @@ func TestCreateClientRules(t *testing.T) {
 		{"relative resource", `{"client_name":"api","resource_server":true,"resources":["/api"]}`, "absolute URI"},
 		{"resource with fragment", `{"client_name":"api","resource_server":true,"resources":["https://api.example/#x"]}`, "fragment"},
 		{"public resource server", `{"client_name":"api","public":true,"resource_server":true}`, "confidential"},
+		{"public client with plain PKCE", `{"client_name":"spa","public":true,"allow_plain_pkce":true}`, "S256"},
+		{"confidential client with plain PKCE", `{"client_name":"web","allow_plain_pkce":true}`, ""},
 		{"loopback redirect", `{"client_name":"app","redirect_uris":["http://127.0.0.1/cb","com.example.app:/cb"]}`, ""},
 		{"javascript redirect", `{"client_name":"app","redirect_uris":["javascript:alert(1)//"]}`, "javascript: scheme"},
 		{"plain http redirect", `{"client_name":"app","redirect_uris":["http://evil.example/cb"]}`, "only on loopback"},

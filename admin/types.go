@@ -202,6 +202,11 @@ type RevokeResult struct {
 	RefreshTokensRevoked int64 `json:"refresh_tokens_revoked"`
 	// ClientTokensRevoked is set when every client credentials token of the client was revoked.
 	ClientTokensRevoked bool `json:"client_credentials_tokens_revoked"`
+	// RevokedBefore is set with ClientTokensRevoked: every access token of the client issued
+	// at or before it is revoked. It lies past the clock skew allowed between instances
+	// (--clock-skew), so it covers tokens issued by an instance whose clock is ahead; until it
+	// has passed, the client is refused new tokens (503 with Retry-After).
+	RevokedBefore *time.Time `json:"revoked_before,omitempty"`
 }
 
 // AuditInfo is one audit entry.

@@ -267,10 +267,9 @@ func (s *Server) handleRevokeAll(w http.ResponseWriter, r *http.Request) {
 		}
 		f.UserID = u.ID
 	}
-	now := s.cfg.Now()
 	reason := "bulk revocation"
 	// Each grant's record lives as long as its tokens: the store knows their latest expiry.
-	revs, n, err := s.cfg.Committer.RevokeGrants(r.Context(), f, rescind.Revocation{RevokedAt: now,
+	revs, n, err := s.cfg.Committer.RevokeGrants(r.Context(), f, rescind.Revocation{RevokedAt: s.cfg.Now(),
 		Actor: "admin", Reason: reason})
 	if err != nil {
 		s.cfg.Logger.ErrorContext(r.Context(), "bulk revocation", "err", err)
@@ -280,16 +279,15 @@ func (s *Server) handleRevokeAll(w http.ResponseWriter, r *http.Request) {
 	res := RevokeResult{GrantsRevoked: grantsRevoked(revs), RefreshTokensRevoked: n}
 	if req.Client != "" && req.User == "" {
 		// Client credentials tokens belong to no grant and are issued without any write: a
-		// cut-off revokes every one issued so far. Each lived at most rescind.MaxAccessTokenTTL
-		// from its issue, at or before now, whatever the ttl was then: the record lasts that long.
-		cut := rescind.Revocation{Kind: rescind.RevokeClient, Key: client.ID, ClientID: client.ID, RevokedAt: now,
-			ExpiresAt: now.Add(rescind.MaxAccessTokenTTL), Actor: "admin", Reason: reason}
-		if err := s.cfg.Committer.Revoke(r.Context(), cut); err != nil {
-			s.cfg.Logger.ErrorContext(r.Context(), "bulk revocation of client credentials tokens", "err", err)
+		// cut-off revokes every one issued so far (see revokeClientTokens).
+		cut, err := s.revokeClientTokens(r.Context(), client.ID, reason)
+		if err != nil {
+			s.cfg.Logger.ErrorContext(r.Context(), "bulk revocation of a client's tokens", "err", err)
 			writeErr(w, http.StatusInternalServerError, "server_error", "the revocation could not be recorded")
 			return
 		}
 		res.ClientTokensRevoked = true
+		res.RevokedBefore = &cut
 	}
 	s.cfg.Logger.InfoContext(r.Context(), "bulk revocation", "user", req.User, "client_id", req.Client, "grants", len(revs))
 	writeJSON(w, http.StatusOK, res)

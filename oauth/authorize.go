@@ -122,7 +122,7 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 	}
 	ar.challenge, _ = one("code_challenge")
 	ar.method, _ = one("code_challenge_method")
-	if err := pkce.CheckChallenge(ar.challenge, ar.method, c.AllowPlainPKCE); err != nil {
+	if err := pkce.CheckChallenge(ar.challenge, ar.method, c.MayUsePlainPKCE()); err != nil {
 		return ar, "", &redirectError{"invalid_request", err.Error()}
 	}
 	if ar.method == "" {

@@ -1,10 +1,12 @@
 package oauth
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/dpop"
@@ -15,11 +17,21 @@ import (
 // revokeGrant revokes a grant and everything in it, for the given reason. The record lives as
 // long as the tokens issued under the grant (the store knows their latest expiry): nothing here
 // sizes it.
+//
+// The revocation runs to its end whether or not r's client waits for the answer: it is not
+// cancelled with r (only bounded by revocationTimeout). When it answers a replayed code or
+// refresh token, the replayer may well be the thief, who must not be able to save the grant by
+// hanging up.
 func (s *Server) revokeGrant(r *http.Request, grantID, actor, reason string) error {
-	_, _, err := s.committer.RevokeGrants(r.Context(), rescind.GrantFilter{GrantID: grantID}, rescind.Revocation{
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), revocationTimeout)
+	defer cancel()
+	_, _, err := s.committer.RevokeGrants(ctx, rescind.GrantFilter{GrantID: grantID}, rescind.Revocation{
 		RevokedAt: s.now(), Actor: actor, Reason: reason})
 	return err
 }
+
+// revocationTimeout bounds a grant revocation the server carries out on its own account.
+const revocationTimeout = 30 * time.Second
 
 // theft answers a single-use credential (a code, a refresh token) presented again by the client
 // it was issued to: the grant it belongs to is revoked (RFC 6749 §4.1.2, RFC 9700 §4.14.2) and
@@ -62,7 +74,8 @@ var errInvalidGrant = errorf(ErrInvalidGrant, http.StatusBadRequest, "the author
 // burn its grant. The same client presenting it again, with its verifier, is the replay RFC 6749
 // §4.1.2 describes (the code was stolen, or its redemption was): the grant is revoked. Public
 // clients authenticate with their client_id alone, which is why the verifier is required
-// before a replay counts (RFC 9700 §2.1.1 binds the code to the transaction by PKCE).
+// before a replay counts (RFC 9700 §2.1.1 binds the code to the transaction by PKCE), and why
+// only an S256 one: a plain verifier is the challenge, in the authorization URL for all to see.
 func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, proof *dpop.Proof) {
 	code := form.Get("code")
 	if code == "" {
@@ -104,6 +117,13 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 		return
 	}
 	if !ac.UsedAt.IsZero() {
+		if client.Public && ac.ChallengeMethod != pkce.S256 {
+			// A public client's plain verifier is its challenge, which travelled in the
+			// authorization URL (codes issued before public clients were refused plain PKCE):
+			// presenting it proves nothing, so it is no evidence of theft.
+			writeError(w, errInvalidGrant)
+			return
+		}
 		s.theft(w, r, client, ac.GrantID, "authorization code reuse") // RFC 6749 §4.1.2
 		return
 	}
@@ -222,6 +242,12 @@ func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client
 // With scope openid, the answer has an ID token too (OpenID Connect Core 1.0 §3.1.3.3).
 func (s *Server) respondGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refresh string, is issuance, in signIn) {
 	resp, err := s.issueAccessToken(r.Context(), client, grantID, userID, scope, nil, is)
+	if errors.Is(err, rescind.ErrNotFound) {
+		// The grant was revoked since the redemption or rotation: its JWT's status entry could
+		// not be recorded, and the token is not issued (see Store.RecordGrantTokenStatus).
+		writeError(w, errInvalidGrant)
+		return
+	}
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "issuing access token", "err", err)
 		writeError(w, errServer)

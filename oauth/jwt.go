@@ -100,7 +100,8 @@ func (s *Server) dead(at *accessToken) bool {
 }
 
 // issueJWT signs a JWT access token (RFC 9068) with a status list entry, and records the entry
-// for a grant's token so revoking the grant flips it.
+// for a grant's token so revoking the grant flips it. If the grant was revoked meanwhile, the
+// entry is not recorded and no token is signed: the error wraps rescind.ErrNotFound.
 func (s *Server) issueJWT(ctx context.Context, client rescind.Client, grantID, subject, scope string, audience []string, jkt string, now, exp time.Time) (string, error) {
 	if s.signer == nil || s.statuses == nil {
 		return "", errors.New("oauth: JWT access tokens are not configured")

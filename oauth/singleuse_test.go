@@ -146,12 +146,8 @@ func TestGrantRecordOutlivesTTLChange(t *testing.T) {
 	exp := e.clock().Add(time.Hour).Truncate(time.Second)
 
 	ctx := context.Background()
-	c, err := e.store.GetClient(ctx, "webapp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.TokenTTL = time.Second
-	if err := e.store.UpdateClient(ctx, c); err != nil {
+	second := time.Second
+	if _, err := e.store.UpdateClient(ctx, "webapp", rescind.ClientUpdate{TokenTTL: &second}); err != nil {
 		t.Fatal(err)
 	}
 	e.clients.Invalidate("webapp")
@@ -215,9 +211,7 @@ func TestEveryGrantTokenRaisesTheBound(t *testing.T) {
 	verifier, challenge := pkcePair("b")
 	ctx := context.Background()
 	setTTL := func(d time.Duration) {
-		c, _ := e.store.GetClient(ctx, "webapp")
-		c.TokenTTL = d
-		if err := e.store.UpdateClient(ctx, c); err != nil {
+		if _, err := e.store.UpdateClient(ctx, "webapp", rescind.ClientUpdate{TokenTTL: &d}); err != nil {
 			t.Fatal(err)
 		}
 		e.clients.Invalidate("webapp")

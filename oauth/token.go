@@ -52,9 +52,16 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(ErrUnauthorizedClient, http.StatusBadRequest, "the client is not allowed to use this grant type"))
 		return
 	}
+	// The DPoP proof is checked first, as part of the request's validity (a bad proof gets its
+	// own error, which a retry would not cure); then the client cut-off, before anything is
+	// consumed: a cut-off client is told when to come back (503), its code or refresh token
+	// still unused, and it sends a new proof then (with the nonce this answer carries).
 	proof, perr := s.tokenProof(w, r, client) // RFC 9449 §5
 	if perr != nil {
 		writeError(w, perr)
+		return
+	}
+	if s.cutOff(w, client) {
 		return
 	}
 	switch gt {

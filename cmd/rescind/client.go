@@ -97,7 +97,7 @@ func newClientCreateCommand() *cobra.Command {
 	f.DurationVar(&ttl, "token-ttl", 0, "access token lifetime (default: the server's)")
 	f.StringArrayVar(&redirectURIs, "redirect-uri", nil, "a redirect URI (repeatable)")
 	f.StringVar(&req.TokenFormat, "token-format", "opaque", "access token format: opaque or jwt (RFC 9068, with a Token Status List entry)")
-	f.BoolVar(&req.AllowPlainPKCE, "allow-plain-pkce", false, `allow the "plain" PKCE method (S256 is required otherwise)`)
+	f.BoolVar(&req.AllowPlainPKCE, "allow-plain-pkce", false, `allow the "plain" PKCE method, for a confidential client (S256 is required otherwise)`)
 	f.BoolVar(&req.ResourceServer, "resource-server", false, "a resource server: may introspect access tokens for its --resource URIs "+
 		"(every access token without any) and receive their revocation events")
 	f.StringArrayVar(&req.Resources, "resource", nil, "a resource URI this resource server serves (repeatable; needs --resource-server)")

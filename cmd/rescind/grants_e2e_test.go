@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -165,7 +166,8 @@ func TestOAuth2CodeFlowAgainstServer(t *testing.T) {
 // TestUsersAndBulkRevocationCLI covers user create/list/delete and revoke-all through the CLI.
 func TestUsersAndBulkRevocationCLI(t *testing.T) {
 	data := filepath.Join(shortTempDir(t), "d")
-	srv := startServer(t, data, nil)
+	// A small clock skew: revoke-all --client cuts off tokens issued up to the skew after it.
+	srv := startServer(t, data, nil, "--clock-skew", "1s")
 	createUser(t, data, "alice", "alice-password")
 	createUser(t, data, "bob", "bob-password")
 	if list := cli(t, nil, "user", "list", "--data-dir", data); !strings.Contains(list, `"alice"`) || strings.Contains(list, "argon2") {
@@ -207,6 +209,16 @@ func TestUsersAndBulkRevocationCLI(t *testing.T) {
 	if res.GrantsRevoked != 1 || !res.ClientTokensRevoked || active(b1.AccessToken) || active(cc) || !active(a2.AccessToken) {
 		t.Fatalf("revoke-all --client one: %+v", res)
 	}
+	// Tokens issued up to the cut-off (the skew past the revocation) would be covered too: the
+	// client is told to come back after it.
+	if res.RevokedBefore == nil || res.RevokedBefore.Before(time.Now()) {
+		t.Fatalf("revoke-all --client one: revoked_before %v, want after the revocation", res.RevokedBefore)
+	}
+	code, body := srv.post("/oauth2/token", app1.ClientID, app1.ClientSecret, url.Values{"grant_type": {"client_credentials"}})
+	if code != 503 || !strings.Contains(string(body), "temporarily_unavailable") {
+		t.Fatalf("a token request right after revoke-all --client: %d %s, want 503 temporarily_unavailable", code, body)
+	}
+	time.Sleep(time.Until(*res.RevokedBefore) + 10*time.Millisecond)
 	json.Unmarshal([]byte(cli(t, nil, "user", "delete", "--data-dir", data, "alice")), &res)
 	if res.GrantsRevoked != 1 || active(a2.AccessToken) || srv.active(app2.ClientID, app2.ClientSecret, a2.RefreshToken) {
 		t.Fatalf("user delete: %+v", res)

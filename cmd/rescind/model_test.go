@@ -1,13 +1,23 @@
 package main
 
 // The model-based test of the revocation invariant (issue 11): a random sequence of operations
-// runs against the real server wiring (Main, with a fake clock), and after every step the
+// runs against the real server wiring (Main, with fake clocks), and after every step the
 // server's answers are compared with a reference model that is nothing but maps. The model
 // knows, for every token it has seen, which revocations cover it and when it expires; the
 // server must refuse every token the model calls revoked until its exp plus the clock skew,
 // whatever happened since (restarts with other settings, ttl changes, janitor sweeps, key
 // rotation, deletions, replays from the right and the wrong client, revoking again), and must
 // accept every token the model calls live.
+//
+// Each instance has its own clock: with two instances (PostgreSQL) they differ by up to the
+// clock skew, and drift within it, so tokens carry the iat and exp of the instance that issued
+// them, each janitor deletes by its own clock, and revoke-all --client on one instance must
+// cover what the other, ahead of it, issued before. What is checked after every step: each
+// instance's in-memory state and status list bits, introspection (of the tokens the step touched
+// and a random one; of all every 25 steps), and a long-lived resource middleware with push
+// (clock: the earliest instance's) on every tracked JWT, client-wide cut-offs included; every
+// 5 steps, the status lists as each instance publishes them. Secrets are rotated and used on
+// either instance.
 //
 // go test ./cmd/rescind -run TestModel runs fixed seeds; -seed N and -steps N run one seed
 // longer. A failure prints the failing sequence, minimised by delta debugging.
@@ -23,6 +33,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/cookiejar"
@@ -183,10 +194,11 @@ const (
 	opUpdateClient
 	opRotateSecret
 	opRetireKey
+	opDrift
 )
 
 var opNames = [...]string{"new-client", "new-user", "client-credentials", "authorize", "redeem", "refresh", "revoke",
-	"revoke-all", "delete-client", "delete-user", "advance", "janitor", "restart", "rotate-keys", "update-client", "rotate-secret", "retire-key"}
+	"revoke-all", "delete-client", "delete-user", "advance", "janitor", "restart", "rotate-keys", "update-client", "rotate-secret", "retire-key", "drift"}
 
 func (k opKind) String() string { return opNames[k] }
 
@@ -268,6 +280,8 @@ func (o op) String() string {
 		return fmt.Sprintf("client update %s --token-ttl %s%s", o.client, ttlName(o.ttl), at)
 	case opRotateSecret:
 		return fmt.Sprintf("client rotate-secret %s --overlap %s%s", o.client, o.d, at)
+	case opDrift:
+		return fmt.Sprintf("instance %d's clock drifts %s ahead", o.inst, o.d)
 	}
 	return fmt.Sprintf("op %d", o.kind)
 }
@@ -286,7 +300,8 @@ type mClient struct {
 	ttl, prevTTL     time.Duration // prevTTL: before the last update (another instance may not know yet)
 	jwt              bool
 	deleted          bool
-	cut              time.Time // tokens issued at or before it are revoked
+	cut              time.Time // the cut-off of the last revoke-all --client, as answered
+	cutSeq           int       // revoke-all --client revokes the tokens issued before it (their seq is lower)
 	oldSecret        string    // replaced by the last rotation, accepted until oldUntil
 	oldUntil         time.Time
 }
@@ -325,6 +340,7 @@ type mToken struct {
 	list               string
 	idx                int64
 	deadSince          int // step from which it can never be active again; -1 while it may be
+	seq                int // its place in issue order
 }
 
 type refModel struct {
@@ -337,6 +353,10 @@ type refModel struct {
 	order   []string        // token names, in issue order
 	retired map[string]bool // keys retired by an operator: what they sealed or signed is refused
 	skew    time.Duration
+	// rotatedNow is when (on the base clock) keys were last rotated with --now: the new key signs
+	// at once, and a verifier that refetches the JWKS on an unknown kid at most once a second
+	// (the resource middleware) may refuse its tokens for up to that second (documented).
+	rotatedNow time.Time
 }
 
 func newModel() *refModel {
@@ -353,8 +373,27 @@ func (m *refModel) covered(t *mToken) bool {
 	if t.grant != "" && m.grants[t.grant].revoked {
 		return true
 	}
+	// revoke-all --client revokes every token of the client issued before it, whichever
+	// instance issued it and whatever its clock said (the server must place its cut-off so).
 	c := m.clients[t.client]
-	return c.deleted || (!c.cut.IsZero() && !t.iat.After(c.cut))
+	return c.deleted || t.seq < c.cutSeq
+}
+
+// cutOff reports whether a token issued to c at now would be covered by c's cut-off (its iat
+// as the token carries it: to the second in a JWT): the token endpoint refuses to issue it.
+func (m *refModel) cutOff(c *mClient, now time.Time) bool {
+	iat := now
+	if c.jwt {
+		iat = time.Unix(now.Unix(), 0)
+	}
+	return !c.deleted && !c.cut.IsZero() && !iat.After(c.cut)
+}
+
+// mwRefuses reports whether a resource server with push, whose clock reads now, must refuse the
+// JWT t: expired by its clock (no leeway), or covered by any revocation (push carries client
+// cut-offs too), or signed by a retired key.
+func (m *refModel) mwRefuses(t *mToken, now time.Time) bool {
+	return now.Unix() >= t.exp.Unix() || m.covered(t) || m.retired[t.kid]
 }
 
 // inStatusList reports whether the token's status list entry must be set: the status list
@@ -384,9 +423,12 @@ func (m *refModel) revokeGrant(name string) {
 
 // The world: the server instances, the fake clock, and the clients that talk to them.
 
+// fakeClock is the base clock of a run, and each instance's offset from it: the instances'
+// clocks differ by at most the clock skew (--clock-skew), as the clock bound requires.
 type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu   sync.Mutex
+	t    time.Time
+	offs []time.Duration
 }
 
 func (c *fakeClock) Now() time.Time {
@@ -394,6 +436,48 @@ func (c *fakeClock) Now() time.Time {
 	defer c.mu.Unlock()
 	return c.t
 }
+
+// At returns instance i's clock.
+func (c *fakeClock) At(i int) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t.Add(c.offs[i])
+}
+
+// Of returns instance i's clock as a function.
+func (c *fakeClock) Of(i int) func() time.Time { return func() time.Time { return c.At(i) } }
+
+// Bounds returns the earliest and the latest of the instances' clocks. A resource server's clock
+// (the middleware's) is the earliest: no more than the skew behind any instance's.
+func (c *fakeClock) Bounds() (earliest, latest time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	lo, hi := c.offs[0], c.offs[0]
+	for _, o := range c.offs {
+		lo, hi = min(lo, o), max(hi, o)
+	}
+	return c.t.Add(lo), c.t.Add(hi)
+}
+
+// Drift moves instance i's clock forward by d, and reports whether it did: it does not if that
+// would put it more than skew ahead of another instance's.
+func (c *fakeClock) Drift(i int, d, skew time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for j, o := range c.offs {
+		if j != i && c.offs[i]+d-o > skew {
+			return false
+		}
+	}
+	c.offs[i] += d
+	return true
+}
+
+// earliest returns the earliest of the instances' clocks.
+func (c *fakeClock) earliest() time.Time { lo, _ := c.Bounds(); return lo }
+
+// latest returns the latest of the instances' clocks.
+func (c *fakeClock) latest() time.Time { _, hi := c.Bounds(); return hi }
 
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
@@ -411,11 +495,13 @@ type modelStats struct {
 	ops                                map[opKind]int
 	access, jwt, refresh, revoked      int
 	maxTracked, checks, introspections int
+	published                          int // status lists fetched as published
+	pushWaits                          int // middleware checks repeated while push caught up
 }
 
 func (s modelStats) String() string {
-	return fmt.Sprintf("%d access tokens (%d JWT), %d refresh tokens, %d revoked when checked last; %d checks, %d introspections, at most %d tokens tracked at once; steps by kind %v",
-		s.access, s.jwt, s.refresh, s.revoked, s.checks, s.introspections, s.maxTracked, s.ops)
+	return fmt.Sprintf("%d access tokens (%d JWT), %d refresh tokens, %d revoked when checked last; %d checks, %d introspections, %d published status lists read, %d middleware checks repeated while push caught up, at most %d tokens tracked at once; steps by kind %v",
+		s.access, s.jwt, s.refresh, s.revoked, s.checks, s.introspections, s.published, s.pushWaits, s.maxTracked, s.ops)
 }
 
 // cachedList is a status list as the state rendered it, and the version it had.
@@ -443,6 +529,9 @@ type world struct {
 	step    int
 	stats   modelStats
 	touched []string // tokens the current step made or acted on
+	// mw is a resource server with push (the event stream of instance 0, the issuer), whose
+	// clock is the earliest of the instances'.
+	mw *resource.Middleware
 }
 
 var modelHash = secret.Params{Memory: 64, Time: 1, Threads: 1}
@@ -460,7 +549,7 @@ func modelDir() string {
 // returns the steps run and the first failure.
 func driveModel(t *testing.T, cfg modelConfig, replay []op) ([]op, error) {
 	w := &world{t: t, cfg: cfg, rng: mrand.New(mrand.NewPCG(cfg.seed, 0x5eed)), m: newModel(), replay: replay != nil,
-		clock: &fakeClock{t: time.Now().Truncate(time.Second)}, lists: map[string]cachedList{}}
+		clock: &fakeClock{t: time.Now().Truncate(time.Second), offs: make([]time.Duration, cfg.instances)}, lists: map[string]cachedList{}}
 	w.hc = &http.Client{Transport: inProcess{w}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	defer w.close()
 	if cfg.postgres {
@@ -470,6 +559,11 @@ func driveModel(t *testing.T, cfg modelConfig, replay []op) ([]op, error) {
 	// tokens' exp plus the skew of the moment, and a larger skew set later does not revive what
 	// a sweep under the smaller one deleted.
 	w.m.skew = []time.Duration{time.Second, time.Minute, 5 * time.Minute}[cfg.seed%3]
+	// With several instances their clocks differ, by up to the skew: the second is ahead of
+	// the first or behind it.
+	for i := 1; i < cfg.instances; i++ {
+		w.clock.offs[i] = []time.Duration{w.m.skew, -w.m.skew, w.m.skew / 2, -w.m.skew / 2}[(cfg.seed/3+uint64(i-1))%4]
+	}
 	for i := range cfg.instances {
 		d, err := os.MkdirTemp(modelDir(), "rsm")
 		if err != nil {
@@ -485,7 +579,12 @@ func driveModel(t *testing.T, cfg modelConfig, replay []op) ([]op, error) {
 		}
 	}
 	var err error
-	if w.witness, err = w.admin(0).CreateClient(context.Background(), admin.CreateClientRequest{Name: "witness"}); err != nil {
+	// The witness is a resource server for every audience: it may introspect every token, and
+	// its event stream carries every revocation.
+	if w.witness, err = w.admin(0).CreateClient(context.Background(), admin.CreateClientRequest{Name: "witness", ResourceServer: true}); err != nil {
+		return nil, err
+	}
+	if err := w.subscribe(); err != nil {
 		return nil, err
 	}
 	var ops []op
@@ -528,6 +627,19 @@ func driveModel(t *testing.T, cfg modelConfig, replay []op) ([]op, error) {
 	return ops, nil
 }
 
+// subscribe starts the resource middleware with push, subscribed to instance 0's event stream
+// from the start (so a new one misses nothing).
+func (w *world) subscribe() error {
+	if w.mw != nil {
+		w.mw.Close()
+	}
+	var err error
+	w.mw, err = resource.New(context.Background(), resource.Config{Issuer: w.insts[0].Issuer, ClientID: w.witness.ClientID,
+		ClientSecret: w.witness.ClientSecret, Push: true, Now: w.clock.earliest, HTTPClient: &http.Client{Timeout: 10 * time.Second},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return err
+}
+
 func (w *world) fail(err error) error {
 	var f *modelFailure
 	if errors.As(err, &f) {
@@ -542,6 +654,9 @@ func failf(kind, format string, args ...any) error {
 }
 
 func (w *world) close() {
+	if w.mw != nil {
+		w.mw.Close()
+	}
 	for _, m := range w.insts {
 		if m != nil {
 			m.Close()
@@ -585,7 +700,7 @@ func (w *world) start(i int) error {
 			return fmt.Errorf("setting %s: %w", k, err)
 		}
 	}
-	m := &Main{Config: cfg, LogOutput: w.logs[i], Now: w.clock.Now, HashParams: modelHash}
+	m := &Main{Config: cfg, LogOutput: w.logs[i], Now: w.clock.Of(i), HashParams: modelHash}
 	if err := m.Run(context.Background()); err != nil {
 		return fmt.Errorf("starting instance %d: %w", i, err)
 	}
@@ -676,7 +791,7 @@ func (w *world) generate(name string) op {
 		return pick(rng, liveClients)
 	}
 	liveUsers := w.names("user", func(n string) bool { return !m.users[n].deleted })
-	now := w.clock.Now()
+	now := w.clock.At(inst)
 	for {
 		switch r := rng.IntN(100); {
 		case r < 11:
@@ -686,7 +801,7 @@ func (w *world) generate(name string) op {
 			if len(rotated) == 0 {
 				continue
 			}
-			return op{kind: opClientCredentials, name: "t" + name, client: pick(rng, rotated), flag: true}
+			return op{kind: opClientCredentials, inst: inst, name: "t" + name, client: pick(rng, rotated), flag: true}
 		case r < 20 && len(liveUsers) > 0 && len(liveClients) > 0:
 			u := pick(rng, liveUsers)
 			if rng.IntN(15) == 0 { // a stale session of a deleted user
@@ -777,6 +892,9 @@ func (w *world) generate(name string) op {
 		case r < 70:
 			return op{kind: opNewUser, inst: inst, name: "u" + name}
 		case r < 82:
+			if w.cfg.instances > 1 && rng.IntN(6) == 0 {
+				return op{kind: opDrift, inst: inst, d: pick(rng, []time.Duration{time.Second, 10 * time.Second, m.skew / 2, m.skew})}
+			}
 			return op{kind: opAdvance, d: pick(rng, []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 61 * time.Second,
 				90 * time.Second, 5 * time.Minute, time.Hour, 6 * time.Hour, 25 * time.Hour})}
 		case r < 90:
@@ -787,7 +905,7 @@ func (w *world) generate(name string) op {
 		case r < 96:
 			return op{kind: opUpdateClient, inst: inst, client: anyClient(), ttl: pick(rng, []time.Duration{0, time.Second, time.Minute, time.Hour, 24 * time.Hour})}
 		case r < 98:
-			return op{kind: opRotateSecret, client: anyClient(), d: pick(rng, []time.Duration{0, 30 * time.Second, time.Hour})}
+			return op{kind: opRotateSecret, inst: inst, client: anyClient(), d: pick(rng, []time.Duration{0, 30 * time.Second, time.Hour})}
 		case r < 99:
 			return op{kind: opRotateKeys, inst: inst, flag: rng.IntN(2) == 0}
 		case r < 100:
@@ -804,7 +922,7 @@ func (w *world) exec(o op) error {
 	if o.inst >= len(w.insts) {
 		o.inst = 0
 	}
-	now := w.clock.Now()
+	now := w.clock.At(o.inst) // the clock of the instance that serves the step
 	switch o.kind {
 	case opNewClient:
 		req := admin.CreateClientRequest{Name: o.name, Scope: "read write", RedirectURIs: []string{"http://127.0.0.1:9/cb"},
@@ -842,6 +960,9 @@ func (w *world) exec(o op) error {
 				return failf("unexpected-answer", "a deleted client got %d %s, want 401", status, body)
 			}
 			return nil
+		}
+		if m.cutOff(c, now) {
+			return expectStatus(status, body, http.StatusServiceUnavailable, "temporarily_unavailable")
 		}
 		if status != http.StatusOK {
 			return failf("unexpected-answer", "client_credentials: %d %s", status, body)
@@ -890,6 +1011,9 @@ func (w *world) exec(o op) error {
 		switch {
 		case by.deleted:
 			return expectStatus(status, body, http.StatusUnauthorized, "")
+		case m.cutOff(by, now):
+			// Refused before the code is even looked at: nothing changes.
+			return expectStatus(status, body, http.StatusServiceUnavailable, "temporarily_unavailable")
 		case g.revoked || k.purged || !now.Before(k.exp) && !k.used:
 			return expectStatus(status, body, http.StatusBadRequest, "invalid_grant")
 		case by.name != k.client || !o.good:
@@ -924,6 +1048,8 @@ func (w *world) exec(o op) error {
 		switch {
 		case by.deleted:
 			return expectStatus(status, body, http.StatusUnauthorized, "")
+		case m.cutOff(by, now):
+			return expectStatus(status, body, http.StatusServiceUnavailable, "temporarily_unavailable")
 		case m.grants[rt.grant].revoked, by.name != rt.client:
 			return expectStatus(status, body, http.StatusBadRequest, "invalid_grant")
 		case rt.used:
@@ -1000,7 +1126,7 @@ func (w *world) exec(o op) error {
 			}
 			req.User = u.username
 		}
-		_, err := w.admin(o.inst).RevokeAll(ctx, req)
+		res, err := w.admin(o.inst).RevokeAll(ctx, req)
 		var ae *admin.APIError
 		if (c != nil && c.deleted) || (u != nil && u.deleted) {
 			if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
@@ -1016,8 +1142,29 @@ func (w *world) exec(o op) error {
 				m.revokeGrant(g.name)
 			}
 		}
-		if c != nil && u == nil && now.After(c.cut) {
-			c.cut = now
+		if c != nil && u == nil {
+			// Every token of the client issued so far is revoked (covered). The answered
+			// cut-off says until when the client is refused new tokens, which it must be
+			// until a token's iat could be past every earlier one's.
+			c.cutSeq = len(m.order)
+			if res.RevokedBefore == nil || res.RevokedBefore.Before(now.Add(m.skew)) {
+				return failf("unexpected-answer", "revoke-all --client %s: cut-off %v, want at least %s (now plus the skew)", c.name, res.RevokedBefore, now.Add(m.skew))
+			}
+			if res.RevokedBefore.After(c.cut) {
+				c.cut = *res.RevokedBefore
+			}
+			// The next step may ask another instance for a token: let the cut-off reach it
+			// first (by notification, within the propagation bound).
+			for i, in := range w.insts {
+				for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+					if cut, ok := in.state.ClientCutoff(c.id); ok && !cut.Before(c.cut) {
+						break
+					}
+					if time.Now().After(deadline) {
+						return failf("unexpected-answer", "instance %d does not know the cut-off of client %s 5 s after revoke-all", i, c.name)
+					}
+				}
+			}
 		}
 	case opDeleteClient:
 		c := m.clients[o.client]
@@ -1058,14 +1205,20 @@ func (w *world) exec(o op) error {
 		}
 	case opAdvance:
 		w.clock.Advance(o.d)
+	case opDrift:
+		if w.cfg.instances > 1 {
+			w.clock.Drift(o.inst, o.d, m.skew) // only within the clock bound
+		}
 	case opJanitor:
 		for _, in := range w.insts {
 			if _, err := in.janitor.Sweep(ctx); err != nil {
 				return err
 			}
 		}
+		// Each instance's janitor deletes by its own clock: the latest decides.
+		latest := w.clock.latest()
 		for _, k := range m.codes {
-			if k.exp.Before(now.Add(-m.skew)) {
+			if k.exp.Before(latest.Add(-m.skew)) {
 				k.purged = true
 			}
 		}
@@ -1075,11 +1228,23 @@ func (w *world) exec(o op) error {
 		}
 		w.insts[o.inst] = nil
 		w.set[o.inst] = instSettings{ttl: o.ttl, cascade: o.flag}
-		return w.start(o.inst)
+		if err := w.start(o.inst); err != nil {
+			return err
+		}
+		if o.inst == 0 {
+			// The middleware's stream ended with the instance; rather than wait out its
+			// reconnection back-off (package resource tests that), subscribe afresh: a new
+			// subscriber reads every record in force from the start.
+			return w.subscribe()
+		}
 	case opRotateKeys:
 		if _, err := w.admin(o.inst).RotateKeys(ctx, admin.RotateKeysRequest{Now: o.flag}); err != nil {
 			return err
 		}
+		if o.flag {
+			m.rotatedNow = w.clock.Now()
+		}
+		return w.keysPropagated()
 	case opRetireKey:
 		// The key is chosen now by its use and state ("active sig": the key that signs).
 		keys, err := w.admin(o.inst).ListKeys(ctx)
@@ -1106,6 +1271,7 @@ func (w *world) exec(o op) error {
 			return err
 		}
 		m.retired[k.KID] = true
+		return w.keysPropagated()
 	case opUpdateClient:
 		c := m.clients[o.client]
 		if c == nil {
@@ -1141,6 +1307,9 @@ func (w *world) exec(o op) error {
 			return err
 		}
 		c.oldSecret, c.oldUntil, c.secret = c.secret, now.Add(o.d), info.ClientSecret
+		if o.d == 0 {
+			c.oldUntil = time.Time{} // dropped at once, whatever another instance's clock says
+		}
 		// Every instance must know the new secret before the next step uses it.
 		return w.propagated(c, http.StatusOK)
 	}
@@ -1167,6 +1336,49 @@ func (w *world) propagated(c *mClient, status int) error {
 		}
 	}
 	return nil
+}
+
+// keysPropagated waits until every instance publishes the same signing keys (the store tells the
+// others of a rotation or retirement at commit), within the propagation bound, so that the
+// resource middleware, which fetches the JWKS of instance 0, never depends on a race with it.
+func (w *world) keysPropagated() error {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var first string
+		same := true
+		for i := range w.insts {
+			res, err := w.hc.Get(w.base(i) + "/.well-known/jwks.json")
+			if err != nil {
+				return err
+			}
+			b, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil {
+				return err
+			}
+			var set struct {
+				Keys []struct {
+					Kid string `json:"kid"`
+				} `json:"keys"`
+			}
+			json.Unmarshal(b, &set)
+			var kids []string
+			for _, k := range set.Keys {
+				kids = append(kids, k.Kid)
+			}
+			sort.Strings(kids)
+			if i == 0 {
+				first = strings.Join(kids, " ")
+			} else if strings.Join(kids, " ") != first {
+				same = false
+			}
+		}
+		if same {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return failf("unexpected-answer", "the instances publish different signing keys 5 s after a key change")
+		}
+	}
 }
 
 func expectStatus(status int, body map[string]any, want int, code string) error {
@@ -1240,6 +1452,7 @@ func (w *world) addAccess(i int, name string, c *mClient, grant, text string, no
 			return failf("unexpected-answer", "token %s is of grant %s, the model says %s (%s)", name, t.gid, grant, g.realID)
 		}
 	}
+	t.seq = len(w.m.order)
 	w.m.tokens[name] = t
 	w.m.order = append(w.m.order, name)
 	w.touched = append(w.touched, name)
@@ -1256,7 +1469,7 @@ func (w *world) addRefresh(name string, c *mClient, grant string, body map[strin
 		return
 	}
 	w.stats.refresh++
-	w.m.tokens[name] = &mToken{name: name, text: text, refresh: true, client: c.name, grant: grant, idx: -1, deadSince: -1}
+	w.m.tokens[name] = &mToken{name: name, text: text, refresh: true, client: c.name, grant: grant, idx: -1, deadSince: -1, seq: len(w.m.order)}
 	w.m.order = append(w.m.order, name)
 	w.touched = append(w.touched, name)
 }
@@ -1379,16 +1592,18 @@ func (w *world) introspect(i int, t *mToken) (bool, error) {
 
 // check compares every instance with the model. Cheap checks (the in-memory revocation state,
 // the status list bits) cover every token the model tracks; introspection covers the tokens
-// this step touched and a random one, or every one when full is set, as does the resource
-// middleware (JWTs).
+// this step touched and a random one, or every one when full is set; every few steps the status
+// lists are read as published (fetched and decoded). After every step the resource middleware
+// with push (a long-lived subscriber, its clock the earliest) checks every tracked JWT,
+// client-wide cut-offs included.
 func (w *world) check(full bool) error {
 	m := w.m
-	now := w.clock.Now()
+	earliest, latest := w.clock.Bounds()
 	var tracked []*mToken
 	for _, n := range m.order {
 		t := m.tokens[n]
-		live := m.live(t, now)
-		if !live && t.deadSince < 0 && (t.refresh || !now.Before(t.exp.Add(m.skew))) {
+		live := m.live(t, earliest) // live on some instance: the earliest clock is the last to see it expire
+		if !live && t.deadSince < 0 && (t.refresh || !earliest.Before(t.exp.Add(m.skew))) {
 			t.deadSince = w.step // it can never be active again
 		}
 		if t.deadSince >= 0 && w.step-t.deadSince > 5 {
@@ -1411,43 +1626,75 @@ func (w *world) check(full bool) error {
 	if len(tracked) > 0 {
 		sample[tracked[w.rng.IntN(len(tracked))].name] = true
 	}
+	published := full || w.step%5 == 4
 	for i := range w.insts {
-		err := w.checkInstance(i, tracked, sample, full, now)
+		now := w.clock.At(i)
+		err := w.checkInstance(i, tracked, sample, full, published, now, latest)
 		// Another instance learns of a change by notification or poll: allow it the bound.
 		for deadline := time.Now().Add(5 * time.Second); err != nil && w.cfg.instances > 1 && time.Now().Before(deadline); {
 			time.Sleep(20 * time.Millisecond)
-			err = w.checkInstance(i, tracked, sample, full, now)
+			err = w.checkInstance(i, tracked, sample, full, published, now, latest)
 		}
 		if err != nil {
 			return fmt.Errorf("instance %d: %w", i, err)
 		}
 	}
+	// Push arrives shortly after the commit (and after a restart of instance 0, the stream
+	// reconnects): allow it the same bound.
+	err := w.checkMiddleware(tracked, earliest)
+	for deadline := time.Now().Add(5 * time.Second); err != nil && time.Now().Before(deadline); {
+		w.stats.pushWaits++
+		if os.Getenv("MODEL_DEBUG") != "" {
+			w.t.Logf("step %d: %v", w.step, err)
+		}
+		time.Sleep(2 * time.Millisecond)
+		err = w.checkMiddleware(tracked, earliest)
+	}
+	return err
+}
+
+// checkMiddleware checks the JWTs tracked with the resource middleware with push, whose clock
+// reads now.
+func (w *world) checkMiddleware(tracked []*mToken, now time.Time) error {
+	if w.mw.StalenessBound() != 0 {
+		return failf("unexpected-answer", "the resource middleware's event stream is not live")
+	}
+	for _, t := range tracked {
+		if !t.jwt || t.refresh {
+			continue
+		}
+		_, err := w.mw.Verify(context.Background(), t.text)
+		if err != nil && strings.Contains(err.Error(), "unknown key") && w.clock.Now().Sub(w.m.rotatedNow) < time.Second {
+			continue // a key rotated in with --now within the second (see refModel.rotatedNow)
+		}
+		if want := w.m.mwRefuses(t, now); (err != nil) != want {
+			return failf(kindOf(want), "resource middleware with push on %s: %v, the model says refused=%t (exp %s, iat %s, now %s)",
+				t.name, err, want, t.exp.Format(time.DateTime), t.iat.Format(time.DateTime), now.Format(time.DateTime))
+		}
+	}
 	return nil
 }
 
-func (w *world) checkInstance(i int, tracked []*mToken, sample map[string]bool, full bool, now time.Time) error {
+// checkInstance checks instance i, whose clock reads now; latest is the latest instance clock.
+func (w *world) checkInstance(i int, tracked []*mToken, sample map[string]bool, full, published bool, now, latest time.Time) error {
 	m, in := w.m, w.insts[i]
 	lists := map[string][]byte{}
-	var mw *resource.Middleware
-	if full {
-		var err error
-		mw, err = resource.New(context.Background(), resource.Config{Issuer: in.Issuer, Now: w.clock.Now, HTTPClient: w.hc})
-		if err != nil {
-			return err
-		}
-		defer mw.Close()
+	var pub map[string][]byte
+	if published {
+		pub = map[string][]byte{}
 	}
 	for _, t := range tracked {
 		live := m.live(t, now)
-		if !t.refresh && now.Before(t.exp.Add(m.skew)) {
-			// Until exp plus the skew, the state and the status list must hold the revocation:
-			// another instance or a resource server whose clock is behind still accepts the
-			// token by its exp.
+		if !t.refresh && latest.Before(t.exp.Add(m.skew)) {
+			// Until exp plus the skew on every instance's clock (no janitor can have deleted
+			// the record yet), the state and the status list must hold the revocation: another
+			// instance or a resource server whose clock is behind still accepts the token by
+			// its exp.
 			revoked := in.state.IsRevoked(t.jti, t.gid, t.clientID, t.iat)
 			if want := m.covered(t); revoked != want {
 				active, err := w.introspect(i, t)
-				return failf(kindOf(want), "State.IsRevoked(%s) = %t, the model says %t (exp %s, now %s; introspection: active=%t %v)",
-					t.name, revoked, want, t.exp.Format(time.DateTime), now.Format(time.DateTime), active, err)
+				return failf(kindOf(want), "State.IsRevoked(%s) = %t, the model says %t (iat %s, exp %s, now %s; introspection: active=%t %v)",
+					t.name, revoked, want, t.iat.Format(time.DateTime), t.exp.Format(time.DateTime), now.Format(time.DateTime), active, err)
 			}
 			if t.jwt {
 				raw, ok := lists[t.list]
@@ -1466,6 +1713,20 @@ func (w *world) checkInstance(i int, tracked []*mToken, sample map[string]bool, 
 				if want := m.inStatusList(t); (st != token.StatusValid) != want {
 					return failf(kindOf(want), "the status list entry of %s is %d, the model says revoked=%t", t.name, st, want)
 				}
+				if pub != nil {
+					raw, ok := pub[t.list]
+					if !ok {
+						var err error
+						if raw, err = w.publishedList(i, t.list); err != nil {
+							return err
+						}
+						pub[t.list] = raw
+					}
+					st, _ := token.StatusAt(raw, 1, t.idx)
+					if want := m.inStatusList(t); (st != token.StatusValid) != want {
+						return failf(kindOf(want), "instance %d publishes the status list entry of %s as %d, the model says revoked=%t", i, t.name, st, want)
+					}
+				}
 			}
 		}
 		if full || w.replay || sample[t.name] {
@@ -1475,20 +1736,41 @@ func (w *world) checkInstance(i int, tracked []*mToken, sample map[string]bool, 
 				return err
 			}
 			if active != live {
-				return failf(kindOf(!live), "introspection of %s: active=%t, the model says %t (exp %s, now %s)", t.name, active, live, t.exp.Format(time.DateTime), now.Format(time.DateTime))
-			}
-		}
-		if mw != nil && t.jwt && !t.refresh && now.Before(t.exp) {
-			_, err := mw.Verify(context.Background(), t.text)
-			// The middleware sees what the status list carries, and a retired key leaves the
-			// JWKS (client-wide cut-offs reach it by push only).
-			want := m.inStatusList(t) || m.retired[t.kid]
-			if (err != nil) != want && !(m.covered(t) && !want) {
-				return failf(kindOf(want), "resource middleware on %s: %v, the model says revoked=%t", t.name, err, want)
+				return failf(kindOf(!live), "introspection of %s: active=%t, the model says %t (iat %s, exp %s, now %s)", t.name, active, live,
+					t.iat.Format(time.DateTime), t.exp.Format(time.DateTime), now.Format(time.DateTime))
 			}
 		}
 	}
 	return nil
+}
+
+// publishedList fetches status list id from instance i as a resource server would, and returns
+// its bits.
+func (w *world) publishedList(i int, id string) ([]byte, error) {
+	res, err := w.hc.Get(w.base(i) + "/oauth2/statuslists/" + id)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, err
+	}
+	parts := strings.Split(string(b), ".")
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "application/statuslist+jwt" || len(parts) != 3 {
+		return nil, failf("unexpected-answer", "status list %s: %d %.200s", id, res.StatusCode, b)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	var cl token.StatusListClaims
+	if err != nil || json.Unmarshal(payload, &cl) != nil {
+		return nil, failf("unexpected-answer", "status list %s: an undecodable token", id)
+	}
+	raw, err := token.DecodeStatusList(cl.StatusList.Lst)
+	if err != nil {
+		return nil, failf("unexpected-answer", "status list %s: %v", id, err)
+	}
+	w.stats.published++
+	return raw, nil
 }
 
 func kindOf(wantRevoked bool) string {

@@ -662,6 +662,7 @@ func (m *Main) buildHandlers(context.Context) error {
 		Keys: m.keys, Signer: m.signer, TokenTTL: m.oauth.TokenTTL,
 		Gatherer: m.registry, Token: c.AdminToken, Logger: m.Logger, Now: m.Now, HashParams: m.HashParams,
 		Limiter: ratelimit.New(ratelimit.Config{Burst: c.AuthFailureBurst, PerMinute: c.AuthFailurePerMinute})}
+	acfg.ClockSkew = c.ClockSkew // client cut-offs are placed past it
 	if b, ok := m.store.(backuper); ok {
 		acfg.Backup = b.Backup
 	}

@@ -39,6 +39,11 @@
 //
 //   - RevokeToken (one access token) and RevokeStatus (the status list entry of a grant's JWT):
 //     the token's own exp, read from the token, or recorded with the entry when it was issued.
+//     A grant's JWT is signed only after its entry is recorded (Store.RecordGrantTokenStatus),
+//     which happens only while the grant is active, atomically with respect to RevokeGrants: a
+//     revocation that commits first leaves the grant without the token (invalid_grant), one
+//     that commits after finds the entry and flips it. So no token of a revoked grant is valid
+//     in the status list.
 //   - RevokeGrant: the grant's TokensExpireAt, the latest exp of the access tokens issued under
 //     it. Every access token of a grant is issued right after a store transaction that redeems
 //     its code (Store.RedeemCode) or rotates its refresh token (Store.RotateRefreshToken): these
@@ -51,11 +56,24 @@
 //     revoked and issues nothing. So the bound it reads is final. The caller's template gives
 //     RevokedAt, Actor and Reason, never the lifetime. A grant revoked again whose record is
 //     missing or shorter (written by an older version) gets it written again until the bound.
-//   - RevokeClient from revoke-all --client, a cut-off at RevokedAt = T: it covers the tokens
-//     of the client issued at or before T, client credentials tokens included, whose issue
-//     writes nothing. Every access token lives at most rescind.MaxAccessTokenTTL (30 days): the
-//     server clamps every lifetime to it (oauth.Server.TokenTTL), whatever the settings say. A
-//     token issued at t <= T expires by t + 30 days <= T + 30 days = ExpiresAt.
+//   - RevokeClient from revoke-all --client, a cut-off at RevokedAt = C: it covers the tokens
+//     of the client issued at or before C, client credentials tokens included, whose issue
+//     writes nothing, so the cut-off compares C with each token's iat, which the issuing
+//     instance stamped from its own clock. C must cover every token delivered before the
+//     acknowledgement, whichever instance issued it and however long the commit took. The
+//     admin instance takes C = N + S + M (N its clock before the commit, M a margin of a
+//     second), commits, reads its clock again, A, and acknowledges only if A + S <= C; otherwise
+//     it writes the cut-off again from the clock of that moment with twice the margin (five
+//     attempts, then an error: the records stay, unacknowledged). The bound on commit time is
+//     thus explicit: A - N <= M. A token delivered before the acknowledgement was issued at a
+//     moment when the admin instance's clock read at most A, by an instance whose clock was at
+//     most S ahead (the clock bound below), so its iat is at most A + S <= C: covered. Every
+//     access token lives at most rescind.MaxAccessTokenTTL (30 days): the server clamps every
+//     lifetime to it (oauth.Server.TokenTTL), whatever the settings say. A covered token has
+//     iat <= C, so it expires by C + 30 days = ExpiresAt. The price is that C lies up to
+//     S + M in the future: tokens issued until then would be covered too, so the token
+//     endpoint refuses the client (503 with Retry-After) until a token it issues would carry
+//     an iat past C, instead of handing out dead tokens.
 //   - RevokeKey (a key an operator retired): RetireAfter (30 days and an hour) past the
 //     retirement. The key seals or signs nothing after it, and no token lives longer than 30
 //     days. The retirement is also stored with the key, and final in every instance's keyring,
@@ -67,10 +85,15 @@
 //     the store, and refuses it past that expiry by its own clock; the store deletes the
 //     session in the transaction that writes the record, so no read after the commit finds it.
 //     The same clock argument as for tokens applies, with the session's expiry as its exp.
-//   - RevokeClient from a client's deletion: RevokedAt = ExpiresAt = D + 30 days + 10 minutes,
-//     D the deletion. Tokens issued before D expire within 30 days of it; an instance that has
-//     not learnt of the deletion yet (its poll interval at most) may issue a few more, each at
-//     some t < D + 10 minutes, so covered (t <= RevokedAt) and expiring before ExpiresAt.
+//   - RevokeClient from a client's deletion: RevokedAt = ExpiresAt = D + 30 days + 10 minutes
+//     plus S, D the deletion (the admin instance's clock before the commit). Tokens issued before
+//     the deletion expire within 30 days of their iat; an instance that has not learnt of the
+//     deletion yet (it stops issuing when its cached copy of the client expires, a minute at
+//     most, or at once by notification) may issue a few more. Each such token was issued while
+//     the admin instance's clock read at most D + 10 minutes (the commit and the cache's
+//     staleness fit in those 10 minutes), by an instance whose clock was at most S ahead: its
+//     iat is at most D + 10 minutes + S = RevokedAt - 30 days, so it is covered and expires
+//     by ExpiresAt.
 //
 // # Clocks
 //
@@ -80,6 +103,10 @@
 // a record (its clock at ExpiresAt + S or later) every verifier's clock is at or past ExpiresAt,
 // hence past the exp of every token the record covers: each is refused by its own expiry
 // before its record can go. A verifier that allows leeway past exp must count it in S.
+//
+// Issuers stamp iat and exp from their own clocks. Client cut-offs compare one instance's clock
+// (the cut-off) with another's (the iat): they rely on every instance's clock being within S
+// of every other's, and place the cut-off S past the admin instance's clock (above).
 //
 // # What the status list cannot carry
 //

@@ -84,6 +84,18 @@ func (s *State) IsRevoked(jti, grantID, clientID string, issuedAt time.Time) boo
 	return false
 }
 
+// ClientCutoff returns the cut-off of client clientID, if it has one: every token of the client
+// issued at or before it is revoked (revoke-all --client, or the client's deletion).
+func (s *State) ClientCutoff(clientID string) (time.Time, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c, ok := s.clients[clientID]
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.Unix(0, c.revokedAt), true
+}
+
 // TokenRef is an access token as State looks it up, its ids parsed once (NewTokenRef): a check
 // then costs map lookups only.
 type TokenRef struct {

@@ -69,7 +69,7 @@ var (
 
 // dialect is PostgreSQL's, for the shared SQL.
 var dialect = sqlstore.Dialect{Name: "postgres", IsUniqueViolation: isUniqueViolation, Notify: notify,
-	SkipLocked: " FOR UPDATE SKIP LOCKED"}
+	SkipLocked: " FOR UPDATE SKIP LOCKED", ShareLock: " FOR SHARE"}
 
 // Open connects to the database at dsn (a postgres:// URL or key=value string) and applies
 // pending migrations.

@@ -138,11 +138,18 @@ func TestWatch(t *testing.T) {
 	}
 	a.CreateClient(ctx, rescind.Client{ID: "c1", Name: "c1", CreatedAt: now})
 	// An update tells every instance, so none keeps a stale client (a rotated secret, a ttl).
-	if err := a.UpdateClient(ctx, rescind.Client{ID: "c1", Name: "renamed", CreatedAt: now}); err != nil {
+	renamed := "renamed"
+	if _, err := a.UpdateClient(ctx, "c1", rescind.ClientUpdate{Name: &renamed}); err != nil {
 		t.Fatal(err)
 	}
 	if e := next(rescind.EventClientChanged); e.ClientID != "c1" {
 		t.Fatalf("event after update = %+v", e)
+	}
+	if _, err := a.RotateClientSecret(ctx, "c1", "new-hash", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(rescind.EventClientChanged); e.ClientID != "c1" {
+		t.Fatalf("event after rotation = %+v", e)
 	}
 	a.DeleteClient(ctx, "c1", now, rescind.Revocation{Kind: rescind.RevokeClient, Key: "c1", ClientID: "c1", RevokedAt: now, ExpiresAt: now.Add(time.Hour)})
 	if e := next(rescind.EventClientChanged); e.ClientID != "c1" {
@@ -237,5 +244,95 @@ func TestNewerSchemaRefused(t *testing.T) {
 	conn.Close(context.Background())
 	if _, err := postgres.Open(context.Background(), dsn); !errors.Is(err, rescind.ErrNewerSchema) || !strings.Contains(err.Error(), "9999_future.sql") {
 		t.Fatalf("opening a database of a newer release: %v, want ErrNewerSchema naming the migration", err)
+	}
+}
+
+// TestMigration0016 upgrades a database of the previous version (migrations up to 0007): client
+// cut-offs sized from the ttl configured at the moment now last 30 days and an hour past their
+// cut-off, with a new seq so that subscribers receive them again; the status list entries of
+// revoked grants' tokens that no record flips are flipped. Expired and long enough records are
+// left as they were.
+func TestMigration0016(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, q, args...); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	exec(`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`)
+	files, _ := filepath.Glob("migrations/000[1-7]_*.sql")
+	for i, f := range files {
+		body, _ := os.ReadFile(f)
+		if err := conn.PgConn().Exec(ctx, string(body)).Close(); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		exec(`INSERT INTO schema_migrations VALUES ($1, $2, 0)`, i+1, filepath.Base(f))
+	}
+	now := time.Now()
+	const month = 30 * 24 * time.Hour
+	rec := func(kind, key string, revoked, expires time.Time) {
+		exec(`INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at) VALUES ($1, $2, 'c', $3, $4)`, kind, key, revoked.UnixNano(), expires.UnixNano())
+	}
+	rec("client", "cut", now.Add(-time.Hour), now.Add(10*time.Minute))         // revoke-all --client of a 1h client
+	rec("client", "deleted", now.Add(70*time.Minute), now.Add(70*time.Minute)) // deleted an hour ago, longest ttl 1h
+	rec("client", "long", now.Add(-time.Hour), now.Add(40*24*time.Hour))       // already long enough
+	rec("client", "gone", now.Add(-2*time.Hour), now.Add(-time.Minute))        // expired: its tokens are dead
+	rec("status", "list:1", now.Add(-time.Minute), now.Add(time.Hour))         // flipped by the grant's revocation
+	exec(`INSERT INTO grants (id, client_id, user_id, created_at, last_used_at, revoked_at) VALUES ('g', 'c', 'u', 0, 0, $1), ('a', 'c', 'u', 0, 0, 0)`,
+		now.Add(-time.Minute).UnixNano())
+	for _, e := range []struct {
+		grant string
+		idx   int
+		exp   time.Time
+	}{{"g", 1, now.Add(time.Hour)}, {"g", 2, now.Add(2 * time.Hour)}, {"g", 3, now.Add(-time.Minute)}, {"a", 4, now.Add(time.Hour)}} {
+		exec(`INSERT INTO grant_token_status (grant_id, status_list, status_idx, expires_at) VALUES ($1, 'list', $2, $3)`, e.grant, e.idx, e.exp.UnixNano())
+	}
+	seqs := map[string]int64{}
+	rows, _ := conn.Query(ctx, `SELECT key, seq FROM revocations`)
+	for rows.Next() {
+		var k string
+		var s int64
+		rows.Scan(&k, &s)
+		seqs[k] = s
+	}
+	rows.Close()
+
+	s := open(t, dsn)
+	revs, err := s.RevocationsSince(ctx, 0, time.Time{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]rescind.Revocation{}
+	for _, r := range revs {
+		got[r.Key] = r
+	}
+	extended := func(key string, revoked time.Time) {
+		t.Helper()
+		r := got[key]
+		if want := revoked.Add(month + time.Hour); r.ExpiresAt.Sub(want).Abs() > time.Microsecond || r.Seq <= seqs["list:1"] {
+			t.Errorf("%s after the migration: %+v; want it until %s, with a new seq", key, r, want)
+		}
+	}
+	extended("cut", now.Add(-time.Hour))
+	extended("deleted", now.Add(70*time.Minute))
+	if r := got["long"]; r.Seq != seqs["long"] || r.ExpiresAt.Sub(now.Add(40*24*time.Hour)).Abs() > time.Microsecond {
+		t.Errorf("long after the migration: %+v; want it unchanged", r)
+	}
+	if r := got["list:2"]; r.Kind != rescind.RevokeStatus || r.StatusList != "list" || r.StatusIdx != 2 || r.ClientID != "c" ||
+		r.ExpiresAt.Sub(now.Add(2*time.Hour)).Abs() > time.Microsecond {
+		t.Errorf("the unflipped entry of the revoked grant: %+v; want a status record until its token's exp", r)
+	}
+	if r := got["gone"]; r.Seq != seqs["gone"] || r.ExpiresAt.Sub(now.Add(-time.Minute)).Abs() > time.Microsecond {
+		t.Errorf("gone after the migration: %+v; want it unchanged (expired)", r)
+	}
+	if len(got) != 6 {
+		t.Errorf("records after the migration: %v; want cut, deleted, long, gone, list:1 and list:2 (no record for an expired entry or an active grant's)", got)
 	}
 }

@@ -241,3 +241,91 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Fatalf("opening a database of a newer release: %v, want ErrNewerSchema naming the migration", err)
 	}
 }
+
+// TestMigration0016 upgrades a database of the previous version (migrations up to 0007): client
+// cut-offs sized from the ttl configured at the moment now last 30 days and an hour past their
+// cut-off, with a new seq so that subscribers receive them again; the status list entries of
+// revoked grants' tokens that no record flips are flipped. Expired and long enough records are
+// left as they were.
+func TestMigration0016(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rescind.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`)
+	files, _ := filepath.Glob("migrations/000[1-7]_*.sql")
+	for i, f := range files {
+		body, _ := os.ReadFile(f)
+		exec(string(body))
+		exec(`INSERT INTO schema_migrations VALUES (?, ?, 0)`, i+1, filepath.Base(f))
+	}
+	now := time.Now()
+	const month = 30 * 24 * time.Hour
+	rec := func(kind, key string, revoked, expires time.Time) {
+		exec(`INSERT INTO revocations (kind, key, client_id, revoked_at, expires_at) VALUES (?, ?, 'c', ?, ?)`, kind, key, revoked.UnixNano(), expires.UnixNano())
+	}
+	rec("client", "cut", now.Add(-time.Hour), now.Add(10*time.Minute))         // revoke-all --client of a 1h client
+	rec("client", "deleted", now.Add(70*time.Minute), now.Add(70*time.Minute)) // deleted an hour ago, longest ttl 1h
+	rec("client", "long", now.Add(-time.Hour), now.Add(40*24*time.Hour))       // already long enough
+	rec("client", "gone", now.Add(-2*time.Hour), now.Add(-time.Minute))        // expired: its tokens are dead
+	rec("status", "list:1", now.Add(-time.Minute), now.Add(time.Hour))         // flipped by the grant's revocation
+	exec(`INSERT INTO grants (id, client_id, user_id, created_at, last_used_at, revoked_at) VALUES ('g', 'c', 'u', 0, 0, ?), ('a', 'c', 'u', 0, 0, 0)`,
+		now.Add(-time.Minute).UnixNano())
+	for _, e := range []struct {
+		grant string
+		idx   int
+		exp   time.Time
+	}{{"g", 1, now.Add(time.Hour)}, {"g", 2, now.Add(2 * time.Hour)}, {"g", 3, now.Add(-time.Minute)}, {"a", 4, now.Add(time.Hour)}} {
+		exec(`INSERT INTO grant_token_status (grant_id, status_list, status_idx, expires_at) VALUES (?, 'list', ?, ?)`, e.grant, e.idx, e.exp.UnixNano())
+	}
+	seqs := map[string]int64{}
+	rows, _ := db.Query(`SELECT key, seq FROM revocations`)
+	for rows.Next() {
+		var k string
+		var s int64
+		rows.Scan(&k, &s)
+		seqs[k] = s
+	}
+	rows.Close()
+	db.Close()
+
+	s := open(t, path)
+	revs, err := s.RevocationsSince(ctx, 0, time.Time{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]rescind.Revocation{}
+	for _, r := range revs {
+		got[r.Key] = r
+	}
+	extended := func(key string, revoked time.Time) {
+		t.Helper()
+		r := got[key]
+		if want := revoked.Add(month + time.Hour); r.ExpiresAt.Sub(want).Abs() > time.Microsecond || r.Seq <= seqs["list:1"] {
+			t.Errorf("%s after the migration: %+v; want it until %s, with a new seq", key, r, want)
+		}
+	}
+	extended("cut", now.Add(-time.Hour))
+	extended("deleted", now.Add(70*time.Minute))
+	if r := got["long"]; r.Seq != seqs["long"] || r.ExpiresAt.Sub(now.Add(40*24*time.Hour)).Abs() > time.Microsecond {
+		t.Errorf("long after the migration: %+v; want it unchanged", r)
+	}
+	if r := got["list:2"]; r.Kind != rescind.RevokeStatus || r.StatusList != "list" || r.StatusIdx != 2 || r.ClientID != "c" ||
+		r.ExpiresAt.Sub(now.Add(2*time.Hour)).Abs() > time.Microsecond {
+		t.Errorf("the unflipped entry of the revoked grant: %+v; want a status record until its token's exp", r)
+	}
+	if r := got["gone"]; r.Seq != seqs["gone"] || r.ExpiresAt.Sub(now.Add(-time.Minute)).Abs() > time.Microsecond {
+		t.Errorf("gone after the migration: %+v; want it unchanged (expired)", r)
+	}
+	if len(got) != 6 {
+		t.Errorf("records after the migration: %v; want cut, deleted, long, gone, list:1 and list:2 (no record for an expired entry or an active grant's)", got)
+	}
+}

@@ -50,8 +50,7 @@ func testRequireDPoP(t *testing.T, s rescind.Store) {
 	// An update turns it on and off.
 	for _, want := range []bool{true, false} {
 		c := list[0]
-		c.RequireDPoP = want
-		if err := s.UpdateClient(ctx, c); err != nil {
+		if _, err := s.UpdateClient(ctx, c.ID, rescind.ClientUpdate{RequireDPoP: &want}); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := s.GetClient(ctx, c.ID); err != nil || got.RequireDPoP != want {

@@ -31,6 +31,7 @@ func grantTests() []struct {
 		{"BulkRevocation", func(t *testing.T, open func() rescind.Store) { testBulkRevocation(t, open()) }},
 		{"DeleteCascades", func(t *testing.T, open func() rescind.Store) { testDeleteCascades(t, open()) }},
 		{"GrantTokenStatus", func(t *testing.T, open func() rescind.Store) { testGrantTokenStatus(t, open()) }},
+		{"GrantTokenStatusRacesRevocation", testStatusRacesRevocation},
 	}
 }
 
@@ -548,7 +549,60 @@ func testGrantTokenStatus(t *testing.T, s rescind.Store) {
 	if r := got["g1"]; r.Subject != "u1" || r.StatusList != "" || r.StatusIdx != -1 {
 		t.Fatalf("stored grant record = %+v", r)
 	}
+	// The grant is revoked: an entry of a token issued under it now is refused, as is one of a
+	// grant that does not exist.
+	for _, g := range []string{"g1", "nope"} {
+		if err := s.RecordGrantTokenStatus(ctx, g, "list-a", 50, base.Add(time.Hour)); !errors.Is(err, rescind.ErrNotFound) {
+			t.Fatalf("RecordGrantTokenStatus(%s) = %v, want ErrNotFound", g, err)
+		}
+	}
+	if revs, _, err := s.RevokeGrants(ctx, rescind.GrantFilter{GrantID: "g1"}, rescind.Revocation{RevokedAt: base}); err != nil || len(revs) != 0 {
+		t.Fatalf("revoking g1 again wrote %+v, %v; want nothing (no entry was recorded after its revocation)", revs, err)
+	}
 	if n, err := s.DeleteExpired(ctx, base.Add(3*time.Hour)); err != nil || n < 3 {
 		t.Fatalf("DeleteExpired = %d, %v", n, err)
 	}
+}
+
+// testStatusRacesRevocation: an instance records the status list entry of a grant's token while
+// another revokes the grant. Whichever commits first, the entry is never left valid: either the
+// recording is refused (ErrNotFound: the token is not issued), or the revocation flips it.
+func testStatusRacesRevocation(t *testing.T, open func() rescind.Store) {
+	ctx := context.Background()
+	a, b := open(), open()
+	recorded, refused := 0, 0
+	for round := range 40 {
+		g := fmt.Sprintf("g%d", round)
+		if _, err := a.SaveGrant(ctx, grant(g, "c1", "u1", "read")); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var recErr, revErr error
+		var revs []rescind.Revocation
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			recErr = a.RecordGrantTokenStatus(ctx, g, "list-r", int64(round), base.Add(time.Hour))
+		}()
+		go func() {
+			defer wg.Done()
+			revs, _, revErr = b.RevokeGrants(ctx, rescind.GrantFilter{GrantID: g}, rescind.Revocation{RevokedAt: base})
+		}()
+		wg.Wait()
+		if revErr != nil {
+			t.Fatalf("round %d: revoking: %v", round, revErr)
+		}
+		flipped := slices.ContainsFunc(revs, func(r rescind.Revocation) bool {
+			return r.Kind == rescind.RevokeStatus && r.StatusIdx == int64(round)
+		})
+		switch {
+		case recErr == nil && flipped:
+			recorded++
+		case errors.Is(recErr, rescind.ErrNotFound) && !flipped:
+			refused++
+		default:
+			t.Fatalf("round %d: recording the entry: %v; flipped by the revocation: %t; want recorded and flipped, or refused", round, recErr, flipped)
+		}
+	}
+	t.Logf("%d entries recorded before the revocation (and flipped by it), %d refused after it", recorded, refused)
 }

@@ -84,9 +84,6 @@ func RunTests(t *testing.T, opener Opener, opts ...Option) {
 	for _, tc := range sessionTests() {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
 	}
-	for _, tc := range oidcTests() {
-		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
-	}
 	for _, tc := range outboxTests() {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t), o) })
 	}
@@ -99,6 +96,10 @@ func RunTests(t *testing.T, opener Opener, opts ...Option) {
 		})
 	}
 	t.Run("InstancesSeeEachOthersWrites", func(t *testing.T) { testInstancesShare(t, opener(t)) })
+	for _, tc := range oidcTests() {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
+	}
+	t.Run("ClientChangesAcrossInstances", func(t *testing.T) { testClientChangesAcrossInstances(t, opener(t)) })
 	t.Run("PollingMissesNoConcurrentRevocation", func(t *testing.T) { testPollingOrder(t, opener(t)) })
 }
 
@@ -124,6 +125,7 @@ func equalClient(a, b rescind.Client) bool {
 		slices.Equal(a.RedirectURIs, b.RedirectURIs) && a.TokenTTL == b.TokenTTL && a.CreatedAt.Equal(b.CreatedAt) &&
 		a.AllowPlainPKCE == b.AllowPlainPKCE && a.TokenFormat == b.TokenFormat && a.ResourceServer == b.ResourceServer &&
 		slices.Equal(a.Resources, b.Resources) && a.AllowInsecureRedirect == b.AllowInsecureRedirect && a.FirstParty == b.FirstParty &&
+		a.RequireDPoP == b.RequireDPoP &&
 		a.IDTokenAlg == b.IDTokenAlg && slices.Equal(a.PostLogoutRedirectURIs, b.PostLogoutRedirectURIs) &&
 		a.BackchannelLogoutURI == b.BackchannelLogoutURI && a.BackchannelLogoutSessionRequired == b.BackchannelLogoutSessionRequired
 }
@@ -167,8 +169,9 @@ func testClients(t *testing.T, s rescind.Store) {
 	}
 }
 
-// testUpdateClient: every field but the id and creation time is replaced, including the
-// previous secret of a rotation; an unknown client is ErrNotFound and creates nothing.
+// testUpdateClient: an update writes the fields it gives and keeps every other one as stored (the
+// secrets included); a rotation makes the stored secret the previous one, until its end, or
+// drops it; an unknown client is ErrNotFound and creates nothing.
 func testUpdateClient(t *testing.T, s rescind.Store) {
 	ctx := context.Background()
 	c := sampleClient("u")
@@ -178,35 +181,103 @@ func testUpdateClient(t *testing.T, s rescind.Store) {
 	if got, _ := s.GetClient(ctx, "u"); !got.PreviousSecretExpiresAt.IsZero() || got.PreviousSecretHash != "" {
 		t.Fatalf("a new client has a previous secret: %+v", got)
 	}
-	up := c
-	up.Name, up.Scopes, up.RedirectURIs, up.TokenTTL = "Renamed", []string{"read"}, []string{"https://new.example/cb"}, time.Minute
-	up.PreviousSecretHash, up.SecretHash = c.SecretHash, "$argon2id$v=19$m=64,t=1,p=1$bmV3$bmV3"
-	up.PreviousSecretExpiresAt = base.Add(24 * time.Hour)
-	up.FirstParty = false
-	up.IDTokenAlg, up.PostLogoutRedirectURIs = rescind.AlgEdDSA, []string{"https://new.example/bye"}
-	up.BackchannelLogoutURI, up.BackchannelLogoutSessionRequired = "https://new.example/bcl", false
-	up.CreatedAt = base.Add(time.Hour) // ignored
-	if err := s.UpdateClient(ctx, up); err != nil {
-		t.Fatal(err)
+	check := func(step string, got rescind.Client, err error, want rescind.Client) {
+		t.Helper()
+		if err != nil || !equalClient(got, want) {
+			t.Fatalf("%s returned %+v, %v\nwant %+v", step, got, err, want)
+		}
+		if stored, err := s.GetClient(ctx, want.ID); err != nil || !equalClient(stored, want) {
+			t.Fatalf("after %s the store holds %+v, %v\nwant %+v", step, stored, err, want)
+		}
 	}
-	got, err := s.GetClient(ctx, "u")
-	up.CreatedAt = c.CreatedAt
-	if err != nil || !equalClient(got, up) {
-		t.Fatalf("after UpdateClient: %+v, %v\nwant %+v", got, err, up)
-	}
-	up.PreviousSecretHash, up.PreviousSecretExpiresAt = "", time.Time{}
-	if err := s.UpdateClient(ctx, up); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := s.GetClient(ctx, "u"); !equalClient(got, up) {
-		t.Fatalf("previous secret not cleared: %+v", got)
-	}
-	missing := sampleClient("missing")
-	if err := s.UpdateClient(ctx, missing); !errors.Is(err, rescind.ErrNotFound) {
+	name, scopes, uris, ttl := "Renamed", []string{"read"}, []string{"https://new.example/cb"}, time.Minute
+	want := c
+	want.Name, want.Scopes, want.RedirectURIs, want.TokenTTL = name, scopes, uris, ttl
+	got, err := s.UpdateClient(ctx, "u", rescind.ClientUpdate{Name: &name, Scopes: &scopes, RedirectURIs: &uris, TokenTTL: &ttl})
+	check("UpdateClient (every field)", got, err, want)
+	none := time.Duration(0)
+	want.TokenTTL = 0
+	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{TokenTTL: &none})
+	check("UpdateClient (the ttl back to the default)", got, err, want)
+	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{})
+	check("UpdateClient (nothing)", got, err, want)
+	// The flags, each alone: the other keeps its stored value.
+	yes, no := true, false
+	want.RequireDPoP = true
+	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{RequireDPoP: &yes})
+	check("UpdateClient (require DPoP)", got, err, want)
+	want.FirstParty = false
+	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{FirstParty: &no})
+	check("UpdateClient (not first-party)", got, err, want)
+	want.FirstParty, want.RequireDPoP = true, false
+	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{FirstParty: &yes, RequireDPoP: &no})
+	check("UpdateClient (both flags)", got, err, want)
+	// The OpenID Connect fields, together and one alone.
+	alg, bye, bcl := rescind.AlgEdDSA, []string{"https://new.example/bye"}, "https://new.example/bcl"
+	want.IDTokenAlg, want.PostLogoutRedirectURIs, want.BackchannelLogoutURI, want.BackchannelLogoutSessionRequired = alg, bye, bcl, false
+	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{IDTokenAlg: &alg, PostLogoutRedirectURIs: &bye, BackchannelLogoutURI: &bcl,
+		BackchannelLogoutSessionRequired: &no})
+	check("UpdateClient (OpenID Connect fields)", got, err, want)
+	empty := ""
+	want.BackchannelLogoutURI = ""
+	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{BackchannelLogoutURI: &empty})
+	check("UpdateClient (no back-channel logout)", got, err, want)
+
+	first, second := "$argon2id$v=19$m=64,t=1,p=1$bmV3$bmV3", "$argon2id$v=19$m=64,t=1,p=1$dHdv$dHdv"
+	want.PreviousSecretHash, want.PreviousSecretExpiresAt, want.SecretHash = c.SecretHash, base.Add(24*time.Hour), first
+	got, err = s.RotateClientSecret(ctx, "u", first, base.Add(24*time.Hour))
+	check("RotateClientSecret (with an overlap)", got, err, want)
+	// A change of other fields keeps the rotation.
+	renamed := "Renamed again"
+	want.Name = renamed
+	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{Name: &renamed})
+	check("UpdateClient after the rotation", got, err, want)
+	want.PreviousSecretHash, want.PreviousSecretExpiresAt, want.SecretHash = "", time.Time{}, second
+	got, err = s.RotateClientSecret(ctx, "u", second, time.Time{})
+	check("RotateClientSecret (no overlap)", got, err, want)
+
+	if _, err := s.UpdateClient(ctx, "missing", rescind.ClientUpdate{Name: &name}); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatalf("UpdateClient(missing) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.UpdateClient(ctx, "missing", rescind.ClientUpdate{}); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("UpdateClient(missing, nothing) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.RotateClientSecret(ctx, "missing", first, time.Time{}); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("RotateClientSecret(missing) = %v, want ErrNotFound", err)
 	}
 	if _, err := s.GetClient(ctx, "missing"); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatal("UpdateClient created a client")
+	}
+}
+
+// testClientChangesAcrossInstances: two instances change one client at once, one rotating its
+// secret without overlap (a leaked secret), the other renaming it and changing its scopes; every
+// change survives the others: the replaced secrets never come back.
+func testClientChangesAcrossInstances(t *testing.T, open func() rescind.Store) {
+	ctx := context.Background()
+	a, b := open(), open()
+	if err := a.CreateClient(ctx, sampleClient("x")); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 20 {
+		hash := fmt.Sprintf("$argon2id$v=19$m=64,t=1,p=1$cjAx$%03d", round)
+		name, scopes := fmt.Sprintf("name %d", round), []string{fmt.Sprintf("s%d", round)}
+		var wg sync.WaitGroup
+		errs := make([]error, 3)
+		wg.Add(3)
+		go func() { defer wg.Done(); _, errs[0] = a.RotateClientSecret(ctx, "x", hash, time.Time{}) }()
+		go func() { defer wg.Done(); _, errs[1] = b.UpdateClient(ctx, "x", rescind.ClientUpdate{Name: &name}) }()
+		go func() { defer wg.Done(); _, errs[2] = b.UpdateClient(ctx, "x", rescind.ClientUpdate{Scopes: &scopes}) }()
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		got, err := b.GetClient(ctx, "x")
+		if err != nil || got.SecretHash != hash || got.PreviousSecretHash != "" || got.Name != name || !slices.Equal(got.Scopes, scopes) {
+			t.Fatalf("round %d: %+v, %v; want secret %s (no previous), name %q, scopes %v", round, got, err, hash, name, scopes)
+		}
 	}
 }
 

@@ -101,31 +101,80 @@ func (s *Store) ListClients(ctx context.Context) ([]rescind.Client, error) {
 	return out, nil
 }
 
-// UpdateClient implements rescind.Store. Other instances learn of the change at commit
-// (Dialect.Notify), so none keeps a stale copy or a replaced secret.
-func (s *Store) UpdateClient(ctx context.Context, c rescind.Client) error {
+// UpdateClient implements rescind.Store: one statement that writes only the columns u sets, so
+// that a concurrent change of the others (a secret rotation on another instance) is never undone.
+// Other instances learn of the change at commit (Dialect.Notify), so none keeps a stale copy.
+func (s *Store) UpdateClient(ctx context.Context, id string, u rescind.ClientUpdate) (rescind.Client, error) {
+	var sets []string
+	args := []any{id}
+	set := func(col string, v any) {
+		args = append(args, v)
+		sets = append(sets, fmt.Sprintf("%s = $%d", col, len(args)))
+	}
+	if u.Name != nil {
+		set("name", *u.Name)
+	}
+	if u.Scopes != nil {
+		set("scopes", JSONList(*u.Scopes))
+	}
+	if u.RedirectURIs != nil {
+		set("redirect_uris", JSONList(*u.RedirectURIs))
+	}
+	if u.TokenTTL != nil {
+		set("token_ttl_ns", int64(*u.TokenTTL))
+	}
+	if u.RequireDPoP != nil {
+		set("require_dpop", *u.RequireDPoP)
+	}
+	if u.FirstParty != nil {
+		set("first_party", *u.FirstParty)
+	}
+	if u.IDTokenAlg != nil {
+		set("id_token_alg", *u.IDTokenAlg)
+	}
+	if u.PostLogoutRedirectURIs != nil {
+		set("post_logout_redirect_uris", JSONList(*u.PostLogoutRedirectURIs))
+	}
+	if u.BackchannelLogoutURI != nil {
+		set("backchannel_logout_uri", *u.BackchannelLogoutURI)
+	}
+	if u.BackchannelLogoutSessionRequired != nil {
+		set("backchannel_logout_session_required", *u.BackchannelLogoutSessionRequired)
+	}
+	if len(sets) == 0 {
+		return s.GetClient(ctx, id)
+	}
+	return s.changeClient(ctx, id, `UPDATE clients SET `+strings.Join(sets, ", ")+` WHERE id = $1 RETURNING `+clientColumns, args...)
+}
+
+// RotateClientSecret implements rescind.Store.
+func (s *Store) RotateClientSecret(ctx context.Context, id, hash string, previousUntil time.Time) (rescind.Client, error) {
+	// One statement: its right-hand sides read the row as it is when the statement writes it
+	// (PostgreSQL re-reads a row it waited for), so the replaced secret is the stored one.
+	return s.changeClient(ctx, id, `UPDATE clients SET previous_secret_hash = CASE WHEN $2 THEN secret_hash ELSE '' END,
+		previous_secret_expires_at = $3, secret_hash = $4 WHERE id = $1 RETURNING `+clientColumns,
+		id, !previousUntil.IsZero(), OptionalNanos(previousUntil), hash)
+}
+
+// changeClient runs query, an UPDATE of the client id that returns its columns, and tells the
+// other instances at commit (they drop their cached copy and verified secrets).
+func (s *Store) changeClient(ctx context.Context, id, query string, args ...any) (rescind.Client, error) {
+	var c rescind.Client
 	err := s.db.InTx(ctx, func(tx Querier) error {
-		n, err := tx.Exec(ctx, `UPDATE clients SET name = $1, secret_hash = $2, public = $3, grant_types = $4, scopes = $5,
-			redirect_uris = $6, token_ttl_ns = $7, allow_plain_pkce = $8, token_format = $9, previous_secret_hash = $10,
-			previous_secret_expires_at = $11, resource_server = $12, resources = $13, allow_insecure_redirect = $14, require_dpop = $15,
-			first_party = $17, id_token_alg = $18, post_logout_redirect_uris = $19, backchannel_logout_uri = $20,
-			backchannel_logout_session_required = $21 WHERE id = $16`,
-			c.Name, c.SecretHash, c.Public, JSONList(c.GrantTypes), JSONList(c.Scopes), JSONList(c.RedirectURIs), int64(c.TokenTTL),
-			c.AllowPlainPKCE, tokenFormat(c.TokenFormat), c.PreviousSecretHash, OptionalNanos(c.PreviousSecretExpiresAt),
-			c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.RequireDPoP, c.ID, c.FirstParty,
-			c.IDTokenAlg, JSONList(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired)
+		var err error
+		c, err = scanClient(tx.QueryRow(ctx, query, args...))
+		if isNoRows(err) {
+			return rescind.ErrNotFound
+		}
 		if err != nil {
 			return err
 		}
-		if n == 0 {
-			return rescind.ErrNotFound
-		}
-		return s.notify(ctx, tx, ClientChanged, c.ID)
+		return s.notify(ctx, tx, ClientChanged, id)
 	})
 	if err != nil {
-		return s.errorf("updating client %q: %w", c.ID, err)
+		return rescind.Client{}, s.errorf("updating client %q: %w", id, err)
 	}
-	return nil
+	return c, nil
 }
 
 // ClientDeletion deletes the client id in tx, writes the audit entry of its deletion (rev's

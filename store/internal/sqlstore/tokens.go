@@ -179,12 +179,22 @@ func MarkCodeUsed(ctx context.Context, tx Querier, hash string, now time.Time) e
 	return nil
 }
 
-// RecordGrantTokenStatus implements rescind.Store.
+// RecordGrantTokenStatus implements rescind.Store: one statement that inserts the entry only if
+// the grant is active. On SQLite it is one write transaction, so a revocation of the grant
+// commits wholly before it (nothing is recorded) or after it (and flips the entry). On
+// PostgreSQL the grant's row is read under a share lock (Dialect.ShareLock): a revocation that
+// holds the row (RevokeGrants reads it FOR UPDATE) commits first, and the row re-read then is
+// revoked, so nothing is recorded; or the revocation waits for this insert to commit, and its
+// later read of the entries finds this one.
 func (s *Store) RecordGrantTokenStatus(ctx context.Context, grantID, list string, idx int64, exp time.Time) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO grant_token_status (grant_id, status_list, status_idx, expires_at) VALUES ($1, $2, $3, $4)`,
+	n, err := s.db.Exec(ctx, `INSERT INTO grant_token_status (grant_id, status_list, status_idx, expires_at)
+		SELECT id, $2, $3, $4 FROM grants WHERE id = $1 AND revoked_at = 0`+s.d.ShareLock,
 		grantID, list, idx, Nanos(exp))
 	if err != nil {
 		return s.errorf("recording token status: %w", err)
+	}
+	if n == 0 {
+		return s.errorf("grant %q is revoked or missing: %w", grantID, rescind.ErrNotFound)
 	}
 	return nil
 }
