@@ -314,6 +314,28 @@ func TestOIDCProvider(t *testing.T) {
 		}
 	}
 
+	// prompt=login: the person authenticates again in the same session: same sid, a later
+	// auth_time, and the cookie they had before no longer works.
+	var oldCookie string
+	for _, c := range p.hc.Jar.Cookies(u) {
+		if c.Name == "rescind_session" {
+			oldCookie = c.Value
+		}
+	}
+	time.Sleep(1100 * time.Millisecond)
+	_, again, _ := oidcSignIn(t, srv, p, one, "alice", "alice-password", oauth2.SetAuthURLParam("prompt", "login"))
+	var ac struct {
+		AuthTime int64  `json:"auth_time"`
+		SID      string `json:"sid"`
+	}
+	again.Claims(&ac)
+	if ac.SID != claims.SID || ac.AuthTime <= claims.AuthTime {
+		t.Fatalf("after prompt=login: sid %q auth_time %d; before: %q %d", ac.SID, ac.AuthTime, claims.SID, claims.AuthTime)
+	}
+	if replay(t, srv, oldCookie) {
+		t.Fatal("the cookie from before the re-authentication still works")
+	}
+
 	// Userinfo, by scope.
 	status, _, info := userinfo(t, srv, tok1.AccessToken)
 	if status != 200 || info["sub"] != id1.Subject || info["name"] != "Alice Liddell" || info["email"] != "alice@example.com" ||
