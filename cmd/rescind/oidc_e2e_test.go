@@ -624,10 +624,19 @@ func TestEverySessionEndTellsTheApps(t *testing.T) {
 	if !strings.Contains(page, "one") || !strings.Contains(page, "signed out") {
 		t.Fatalf("the sessions page does not show the app signed out: %s", page)
 	}
+	// A second app, which then stops receiving logout tokens (client update with an empty
+	// URI): it is told nothing more.
+	two := newRP(t, data, lr, "two")
+	oidcSignIn(t, srv, p, two, "alice", "new-password")
+	cli(t, nil, "client", "update", "--data-dir", data, two.info.ClientID, "--backchannel-logout-uri", "")
 	cli(t, nil, "user", "delete", "--data-dir", data, "alice")
 	got := lr.waitLogouts(2)
-	if got[0].SID == got[1].SID {
-		t.Fatalf("two sessions, one sid: %+v", got)
+	if got[0].SID == got[1].SID || got[1].Aud != one.info.ClientID {
+		t.Fatalf("logout tokens %+v; want the second for app one, of another session", got)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if got, _ := lr.received(); len(got) != 2 {
+		t.Fatalf("logout tokens %+v; want none for the app without a URI", got)
 	}
 }
 
