@@ -26,6 +26,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/rescind/rescind/admin"
+	"github.com/rescind/rescind/dpop"
 )
 
 // logoutReceiver is the back-channel logout endpoint of every relying party of a test (one path
@@ -712,5 +713,53 @@ func TestNodeOIDCInterop(t *testing.T) {
 	}
 	if got := lr.waitLogouts(1); got[0].Aud != app.info.ClientID || got[0].SID != r.Claims.SID {
 		t.Fatalf("logout token %+v", got[0])
+	}
+}
+
+// TestUserinfoDPoP: a DPoP-bound access token (RFC 9449) is accepted at userinfo in the DPoP
+// scheme with a proof of its key (and the token's hash), refused as a Bearer token and with a
+// proof of another key.
+func TestUserinfoDPoP(t *testing.T) {
+	data := filepath.Join(shortTempDir(t), "d")
+	srv := startServer(t, data, nil)
+	createUser(t, data, "alice", "alice-password")
+	var c admin.ClientInfo
+	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "web", "--require-dpop",
+		"--grant-types", "authorization_code,refresh_token", "--redirect-uri", "http://127.0.0.1:9/cb", "--scope", "openid read")), &c)
+	key, _ := dpop.GenerateKey(dpop.ES256)
+	cfg := oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: "http://127.0.0.1:9/cb", Scopes: []string{"openid"},
+		Endpoint: oauth2.Endpoint{AuthURL: srv.url + "/oauth2/authorize", TokenURL: srv.url + "/oauth2/token"}}
+	verifier := oauth2.GenerateVerifier()
+	q := newPerson(t).authorize(srv.url, cfg.AuthCodeURL("xyz", oauth2.S256ChallengeOption(verifier)), "alice", "alice-password")
+	r := dpopTokenRequest(t, srv, c, key, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")},
+		"code_verifier": {verifier}, "redirect_uri": {"http://127.0.0.1:9/cb"}})
+	access, _ := r.body["access_token"].(string)
+	if r.status != 200 || r.body["token_type"] != "DPoP" || r.body["id_token"] == nil {
+		t.Fatalf("token response %d %v", r.status, r.body)
+	}
+	call := func(scheme string, k *dpop.Key) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.url+"/oauth2/userinfo", nil)
+		req.Header.Set("Authorization", scheme+" "+access)
+		if k != nil {
+			p, _ := k.Proof("GET", srv.url+"/oauth2/userinfo", dpop.ProofOptions{AccessToken: access})
+			req.Header.Set("DPoP", p)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode, res.Header.Get("WWW-Authenticate")
+	}
+	if status, chal := call("DPoP", key); status != 200 {
+		t.Fatalf("userinfo with the token's key: %d %q", status, chal)
+	}
+	if status, chal := call("Bearer", nil); status != 401 || !strings.Contains(chal, "invalid_token") {
+		t.Fatalf("the bound token as Bearer: %d %q", status, chal)
+	}
+	thief, _ := dpop.GenerateKey(dpop.ES256)
+	if status, chal := call("DPoP", thief); status != 401 || !strings.Contains(chal, "invalid_dpop_proof") {
+		t.Fatalf("a proof of another key: %d %q", status, chal)
 	}
 }
