@@ -608,11 +608,13 @@ type Store interface {
 	// first.
 	ListSessions(ctx context.Context, userID string, now time.Time) ([]Session, error)
 	// TouchSession records a use of the session id: LastSeenAt and IdleExpiresAt become
-	// lastSeen and idleExpiresAt unless they are already later. A missing session is no error.
+	// lastSeen and idleExpiresAt unless they are already later. Returns ErrNotFound if there is
+	// no such session (ended, or expired and purged): the caller must not extend a copy of it.
 	TouchSession(ctx context.Context, id string, lastSeen, idleExpiresAt time.Time) error
 	// EndSessions ends the sessions matching f (f.UserID is required) in one transaction:
 	// each is deleted and a RevokeSession record (a copy of rev with Kind, Key, Subject and
-	// ExpiresAt set: the record lives until the session's absolute expiry, whoever ends it) is
+	// ExpiresAt set: the record lives until the earlier of the session's absolute expiry and
+	// its idle expiry as stored when it ends, whoever ends it) is
 	// written, with an audit entry if rev.Actor is set. A filter without ID also moves the
 	// user's Epoch. In the same transaction, the unused codes issued in the sessions are
 	// deleted, and end is carried out: the messages its Notices make are enqueued, and with

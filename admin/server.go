@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/clientip"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/keys"
 	"github.com/rescind/rescind/internal/ratelimit"
@@ -145,7 +145,7 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 		return mux
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := "admin-addr:" + remoteHost(r)
+		key := "admin-addr:" + clientip.Network(r.RemoteAddr) // an IPv6 /64 is one party
 		var res *ratelimit.Reservation
 		if s.cfg.Limiter != nil {
 			// The token is reserved before the check, so concurrent guesses cannot outnumber
@@ -170,15 +170,6 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 		res.Refund()
 		mux.ServeHTTP(w, r)
 	})
-}
-
-// remoteHost is the host part of r's source address.
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // MetricsHandler serves the Prometheus metrics of gatherer at GET /metrics and nothing else

@@ -112,7 +112,7 @@ func TestMetricsHandler(t *testing.T) {
 
 // TestAdminAuthRateLimit: failed admin authentications empty the source address's bucket; while
 // it is empty every request from there is 429 with Retry-After, the right token included; it
-// refills with time; another address is unaffected.
+// refills with time; another address is unaffected, but every address of one IPv6 /64 shares it.
 func TestAdminAuthRateLimit(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	lim := ratelimit.New(ratelimit.Config{Burst: 2, PerMinute: 1, Now: func() time.Time { return now }})
@@ -142,6 +142,11 @@ func TestAdminAuthRateLimit(t *testing.T) {
 		{"192.0.2.1:3", right, time.Minute, 200},
 		{"192.0.2.1:3", "wrong", 0, 401},
 		{"192.0.2.1:3", "wrong", 0, 429},
+		// The addresses of one IPv6 /64 are one party (audit of issue 12, finding 1).
+		{"[2001:db8:9:9::1]:1", "wrong", 0, 401},
+		{"[2001:db8:9:9::2]:1", "wrong", 0, 401},
+		{"[2001:db8:9:9:ffff::3]:1", right, 0, 429},
+		{"[2001:db8:9:a::1]:1", right, 0, 200},
 	}
 	for i, s := range steps {
 		now = now.Add(s.advance)

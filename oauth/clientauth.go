@@ -3,7 +3,6 @@ package oauth
 import (
 	"encoding/base64"
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -13,17 +12,28 @@ import (
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/accesslog"
+	"github.com/rescind/rescind/internal/clientip"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/ratelimit"
 	"github.com/rescind/rescind/internal/secret"
 )
+
+// MaxClientIDLength bounds the client id an authentication may present (in bytes): a longer
+// one is refused (400 invalid_request) before anything is looked up or rate-limited, so that
+// no one can make the server hold long keys. The server's own ids are far shorter.
+const MaxClientIDLength = 256
+
+func errClientIDTooLong() *Error {
+	return errorf(ErrInvalidRequest, http.StatusBadRequest, "client_id is too long")
+}
 
 // authenticateClient authenticates the client making r, by client_secret_basic (RFC 6749
 // §2.3.1), client_secret_post, or, when allowPublic is set, "none" for a public client that sends
 // only its client_id (RFC 6749 §2.3, RFC 7009 §5). Using more than one method is refused
 // (RFC 6749 §2.3).
 func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPublic bool) (rescind.Client, *Error) {
-	ctx := r.Context()
+	// The secret checks of one network hold at most a share of the process's places.
+	ctx := secret.WithClaimant(r.Context(), clientip.Network(r.RemoteAddr))
 	formID, formSecret := form.Get("client_id"), form.Get("client_secret")
 	_, hasFormSecret := form["client_secret"]
 
@@ -41,14 +51,19 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 			return rescind.Client{}, errorf(ErrInvalidRequest, http.StatusBadRequest,
 				"client_id in the body does not match the authenticated client")
 		}
+		if len(id) > MaxClientIDLength {
+			return rescind.Client{}, errClientIDTooLong()
+		}
 		res, perr := s.reserve(r, id, candidates[0])
 		if perr != nil {
 			return rescind.Client{}, perr
 		}
 		var c rescind.Client
 		var err error
+		// Every candidate is tried until one matches, for an unknown id too, so that a failure
+		// costs the same whether the id exists or not (audit of issue 12, finding 3).
 		for _, sec := range candidates {
-			if c, err = s.clients.Authenticate(ctx, id, sec); !errors.Is(err, clientreg.ErrBadSecret) {
+			if c, err = s.clients.Authenticate(ctx, id, sec); !errors.Is(err, clientreg.ErrBadSecret) && !errors.Is(err, rescind.ErrNotFound) {
 				break
 			}
 		}
@@ -56,6 +71,9 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 	}
 	if formID == "" {
 		return rescind.Client{}, invalidClient("client authentication is required")
+	}
+	if len(formID) > MaxClientIDLength {
+		return rescind.Client{}, errClientIDTooLong()
 	}
 	if hasFormSecret {
 		res, perr := s.reserve(r, formID, formSecret)
@@ -89,6 +107,11 @@ func (s *Server) clientResult(r *http.Request, id string, c rescind.Client, err 
 		}
 		s.authFailed(r, id, reason)
 		return rescind.Client{}, invalidClient("client authentication failed")
+	case errors.Is(err, secret.ErrShareInUse):
+		res.Refund()
+		s.log.WarnContext(r.Context(), "security: client authentication refused: this address's share of the secret checks is in use", "client_id", id, "remote", r.RemoteAddr)
+		return rescind.Client{}, &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: 1,
+			Description: "too many client authentications at once from this address; retry later"}
 	case errors.Is(err, secret.ErrBusy):
 		res.Refund()
 		s.log.WarnContext(r.Context(), "client authentication refused: too many secret checks under way", "client_id", id, "remote", r.RemoteAddr)
@@ -113,20 +136,11 @@ func (s *Server) authFailed(r *http.Request, clientID, reason string) {
 	s.log.InfoContext(r.Context(), "client authentication failed", "client_id", clientID, "remote", r.RemoteAddr, "reason", reason)
 }
 
-// limitKeys are the rate-limit buckets of a client authentication attempt: the source address,
-// and the client id at that address.
+// limitKeys are the rate-limit buckets of a client authentication attempt: the source network
+// (an IPv6 /64 is one party: clientip.Network), and the client id at that network.
 func limitKeys(r *http.Request, clientID string) []string {
-	host := remoteHost(r)
-	return []string{"addr:" + host, "client:" + clientID + "|" + host}
-}
-
-// remoteHost is the host part of r's source address (the client's, behind trusted proxies).
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+	n := clientip.Network(r.RemoteAddr)
+	return []string{"addr:" + n, "client:" + clientID + "|" + n}
 }
 
 // reserve takes an attempt's rate-limit tokens (its source address, and the client id there)
@@ -150,8 +164,8 @@ func (s *Server) reserve(r *http.Request, clientID, presented string) (*ratelimi
 // application/x-www-form-urlencoded encoding of the client id and secret. It returns the secret
 // candidates to try, in order and without repeats: the form-decoded secret, the secret as sent
 // (many clients skip the §2.3.1 encoding) and, if that is not UTF-8, its bytes read as
-// ISO-8859-1 (as some clients, Authlib among them, encode it). Only a wrong secret makes the
-// caller try the next one, so a right secret costs one check.
+// ISO-8859-1 (as some clients, Authlib among them, encode it). The caller tries the next one
+// after a wrong secret or an unknown id alike, so that a failure costs the same for both.
 func parseBasic(header string) (id string, candidates []string, ok bool) {
 	scheme, cred, found := strings.Cut(header, " ")
 	if !found || !strings.EqualFold(scheme, "Basic") {

@@ -1,10 +1,12 @@
 package web
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -14,18 +16,25 @@ import (
 	"unicode/utf8"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/clientip"
 	"github.com/rescind/rescind/internal/ratelimit"
 	"github.com/rescind/rescind/internal/secret"
 )
 
-// loginKeys are the rate-limit buckets of a login attempt.
+// maxUsername bounds the username a login may type (in bytes): a longer one is refused before
+// anything is reserved or looked up.
+const maxUsername = 256
+
+// loginKeys are the Limiter buckets of a login attempt: its source network (an IPv6 /64 is one
+// party: clientip.Network), and the username at that network.
 func loginKeys(r *http.Request, username string) []string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return []string{"login-addr:" + host, "user:" + username + "|" + host}
+	n := clientip.Network(r.RemoteAddr)
+	return []string{"login-addr:" + n, "user:" + username + "|" + n}
 }
+
+// userKey is the UserLimiter bucket of a login attempt: the username alone, wherever the
+// attempt comes from.
+func userKey(username string) string { return "login-user:" + username }
 
 // UsernameHash identifies a typed username in logs without the text: the first 8 bytes of its
 // SHA-256, in hex. A person who types their password into the username field must not find it
@@ -103,29 +112,40 @@ func (s *Server) HandleLogin(w http.ResponseWriter, r *http.Request) {
 			"Username": username, "Error": "Enter your username and password."})
 		return
 	}
-	keys := loginKeys(r, username)
-	var res *ratelimit.Reservation
-	if s.cfg.Limiter != nil {
-		// The tokens are taken before the password is checked, so that a burst of concurrent
-		// attempts cannot all be checked; a successful login gives them back.
-		var ok bool
-		var retry time.Duration
-		if res, ok, retry = s.cfg.Limiter.Reserve(keys...); !ok {
-			s.cfg.Logger.WarnContext(r.Context(), "security: login rate limited", "username_hash", UsernameHash(username), "remote", r.RemoteAddr)
-			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry/time.Second))))
-			s.render(w, http.StatusTooManyRequests, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
-				"Username": username, "Error": "Too many failed attempts. Wait a little and try again."})
-			return
-		}
+	if len(username) > maxUsername {
+		s.render(w, http.StatusBadRequest, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
+			"Error": "That username is too long."})
+		return
 	}
-	u, err := s.cfg.Users.Authenticate(r.Context(), username, password)
+	// The tokens are taken before the password is checked, so that a burst of concurrent
+	// attempts cannot all be checked; a successful login gives them back.
+	res, ok, retry := s.reserveLogin(r, username)
+	if !ok {
+		s.cfg.Logger.WarnContext(r.Context(), "security: login rate limited", "username_hash", UsernameHash(username), "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry/time.Second))))
+		s.render(w, http.StatusTooManyRequests, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
+			"Username": username, "Error": "Too many failed attempts. Wait a little and try again."})
+		return
+	}
+	// The checks of one network hold at most a share of the process's password-check places.
+	ctx := secret.WithClaimant(r.Context(), clientip.Network(r.RemoteAddr))
+	u, err := s.cfg.Users.Authenticate(ctx, username, password)
 	if errors.Is(err, ErrBadCredentials) {
 		s.cfg.Logger.WarnContext(r.Context(), "failed login", "username_hash", UsernameHash(username), "remote", r.RemoteAddr)
 		s.render(w, http.StatusUnauthorized, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
 			"Username": username, "Error": "Wrong username or password."})
 		return
 	}
-	res.Refund() // not a failed attempt: a success, or the server could not tell
+	for _, rv := range res {
+		rv.Refund() // not a failed attempt: a success, or the server could not tell
+	}
+	if errors.Is(err, secret.ErrShareInUse) {
+		s.cfg.Logger.WarnContext(r.Context(), "security: login refused: this address's share of the password checks is in use", "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", "1")
+		s.render(w, http.StatusTooManyRequests, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
+			"Username": username, "Error": "Too many attempts at once. Wait a little and try again."})
+		return
+	}
 	if errors.Is(err, secret.ErrBusy) {
 		s.cfg.Logger.WarnContext(r.Context(), "login refused: too many password checks under way", "remote", r.RemoteAddr)
 		w.Header().Set("Retry-After", "1")
@@ -133,9 +153,23 @@ func (s *Server) HandleLogin(w http.ResponseWriter, r *http.Request) {
 			"Username": username, "Error": "The server is busy. Try again in a moment."})
 		return
 	}
+	if err != nil && r.Context().Err() != nil {
+		// The browser went away while the check waited its turn: nothing went wrong here.
+		s.cfg.Logger.DebugContext(r.Context(), "login abandoned by the client", "remote", r.RemoteAddr, "err", err)
+		return
+	}
 	if err != nil {
 		s.serverError(w, r, "authenticating user", err)
 		return
+	}
+	if s.cfg.SignInLimiter != nil {
+		if _, ok, retry := s.cfg.SignInLimiter.Reserve("signin:" + u.ID); !ok {
+			s.cfg.Logger.WarnContext(r.Context(), "security: sign-ins of one person rate limited", "user", u.Username, "remote", r.RemoteAddr)
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry/time.Second))))
+			s.render(w, http.StatusTooManyRequests, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
+				"Username": username, "Error": "Too many sign-ins. Wait a little and try again."})
+			return
+		}
 	}
 	_, err = s.sessions.Start(w, r, u)
 	if errors.Is(err, rescind.ErrUserChanged) {
@@ -149,12 +183,97 @@ func (s *Server) HandleLogin(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "session", err)
 		return
 	}
+	if s.cfg.UserLimiter != nil {
+		s.setDevice(w, r, username)
+	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
+// reserveLogin takes a login attempt's tokens: from Limiter (its network, and the username
+// there) and, unless this browser signed the same username in before (its device cookie),
+// from UserLimiter (the username wherever the attempt comes from). If a bucket is empty nothing
+// is taken, ok is false and retryAfter says when to try again.
+func (s *Server) reserveLogin(r *http.Request, username string) (res []*ratelimit.Reservation, ok bool, retryAfter time.Duration) {
+	if s.cfg.Limiter != nil {
+		a, ok, retry := s.cfg.Limiter.Reserve(loginKeys(r, username)...)
+		if !ok {
+			return nil, false, retry
+		}
+		res = append(res, a)
+	}
+	if s.cfg.UserLimiter != nil && !s.knownDevice(r, username) {
+		u, ok, retry := s.cfg.UserLimiter.Reserve(userKey(username))
+		if !ok {
+			for _, a := range res {
+				a.Refund() // not checked: not a failed attempt of this network
+			}
+			return nil, false, retry
+		}
+		res = append(res, u)
+	}
+	return res, true, 0
+}
+
+// deviceMaxAge is how long a browser is remembered as one its person signed in on.
+const deviceMaxAge = 180 * 24 * time.Hour
+
+// deviceMAC is the MAC a device cookie carries: of its nonce, the username and the user's
+// password hash as stored (so a new password makes every device cookie worthless: a browser
+// that signed in with a stolen password is not remembered past the change), under a key
+// derived from the secrets key (every instance derives the same).
+func (s *Server) deviceMAC(nonce, username, passwordHash string) []byte {
+	m := hmac.New(sha256.New, s.deviceKey)
+	for _, part := range []string{nonce, username, passwordHash} {
+		m.Write([]byte(part))
+		m.Write([]byte{0})
+	}
+	return m.Sum(nil)
+}
+
+// setDevice remembers, in a cookie only this server can make, that username signed in (under
+// their present password) on the browser w answers: its later attempts skip
+// the per-username bucket, so that guesses from elsewhere cannot lock the person out of a
+// browser they use.
+func (s *Server) setDevice(w http.ResponseWriter, r *http.Request, username string) {
+	u, err := s.cfg.Store.GetUserByUsername(r.Context(), username)
+	if err != nil {
+		return
+	}
+	b := make([]byte, 16)
+	rand.Read(b)
+	nonce := base64.RawURLEncoding.EncodeToString(b)
+	v := nonce + "." + base64.RawURLEncoding.EncodeToString(s.deviceMAC(nonce, username, u.PasswordHash))
+	http.SetCookie(w, s.sessions.cookie(deviceCookie, v, int(deviceMaxAge/time.Second)))
+}
+
+// knownDevice reports whether the browser that sent r carries the device cookie of username,
+// made under the user's present password.
+func (s *Server) knownDevice(r *http.Request, username string) bool {
+	c, err := r.Cookie(s.sessions.cookieName(deviceCookie))
+	if err != nil || len(c.Value) > 200 {
+		return false
+	}
+	nonce, mac, ok := strings.Cut(c.Value, ".")
+	if !ok {
+		return false
+	}
+	got, err := base64.RawURLEncoding.DecodeString(mac)
+	if err != nil {
+		return false
+	}
+	u, err := s.cfg.Store.GetUserByUsername(r.Context(), username)
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(got, s.deviceMAC(nonce, username, u.PasswordHash))
+}
+
 // HandleLogout serves POST /logout: it ends the browser's session on the server (a copy of the
-// cookie is refused from then on, by every instance) and drops the cookie. A browser without a
-// session is only sent to the login page.
+// cookie is refused from then on, by every instance) and drops the cookie. A request without a
+// session drops the cookie only if it comes from this site (a same-origin Sec-Fetch-Site or
+// Origin, or the double-submit CSRF token): a cross-site POST arrives without the SameSite=Lax
+// session cookie, and must not sign the person out of a session it cannot see. Either way it
+// is sent to the login page.
 func (s *Server) HandleLogout(w http.ResponseWriter, r *http.Request) {
 	if err := parsePost(w, r); err != nil {
 		s.renderError(w, http.StatusBadRequest, "The form could not be read.")
@@ -169,9 +288,27 @@ func (s *Server) HandleLogout(w http.ResponseWriter, r *http.Request) {
 			s.serverError(w, r, "ending session", err)
 			return
 		}
+	} else if !s.sameOrigin(r) && !s.checkCSRF(r) {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
 	}
 	s.sessions.ClearCookie(w)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// sameOrigin reports whether the browser says r comes from a page of this server: Fetch
+// Metadata's Sec-Fetch-Site "same-origin" or, from a browser that does not send it, an Origin
+// that is the issuer's.
+func (s *Server) sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin"
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" || origin == "null" {
+		return false
+	}
+	iss, err := url.Parse(s.cfg.Issuer)
+	return err == nil && strings.EqualFold(origin, iss.Scheme+"://"+iss.Host)
 }
 
 // appRow is one line of the connected apps page.

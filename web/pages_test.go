@@ -355,6 +355,7 @@ func TestLoginAuthenticatorError(t *testing.T) {
 		log    string
 	}{
 		{secret.ErrBusy, http.StatusServiceUnavailable, "too many password checks under way"},
+		{secret.ErrShareInUse, http.StatusTooManyRequests, "share of the password checks is in use"},
 		{errors.New("database is down"), http.StatusInternalServerError, "database is down"},
 	} {
 		var e *pagesEnv

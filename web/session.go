@@ -28,6 +28,7 @@ import (
 const (
 	sessionCookie = "rescind_session"
 	csrfCookie    = "rescind_csrf"
+	deviceCookie  = "rescind_device"
 	hostPrefix    = "__Host-"
 )
 
@@ -215,7 +216,7 @@ func (m *Sessions) Current(r *http.Request) (rescind.Session, rescind.User, bool
 	m.mu.Lock()
 	e := m.cache[hash]
 	m.mu.Unlock()
-	if e == nil || now.Sub(e.fetched) >= m.cfg.CacheTTL || !e.sess.Active(now) {
+	if e == nil || now.Sub(e.fetched) >= m.cfg.CacheTTL || !m.active(e.sess, now) {
 		// Not cached, cached long enough, or idle by the cached copy (another instance may have
 		// seen it used since): read it again.
 		var err error
@@ -224,7 +225,7 @@ func (m *Sessions) Current(r *http.Request) (rescind.Session, rescind.User, bool
 		}
 	}
 	// After the read: an end committed before it is in the state by now, wherever it happened.
-	if m.cfg.Committer.SessionEnded(e.sess.ID) || !e.sess.Active(now) {
+	if m.cfg.Committer.SessionEnded(e.sess.ID) || !m.active(e.sess, now) {
 		m.forget(hash)
 		return rescind.Session{}, rescind.User{}, false
 	}
@@ -232,6 +233,13 @@ func (m *Sessions) Current(r *http.Request) (rescind.Session, rescind.User, bool
 		m.touch(r.Context(), hash, e, now)
 	}
 	return e.sess, e.user, true
+}
+
+// active reports whether sess may be used at now: within its stored expiries, and used within
+// the idle timeout configured now (a shorter --session-idle applies at once to sessions whose
+// stored idle expiry was set under a longer one).
+func (m *Sessions) active(sess rescind.Session, now time.Time) bool {
+	return sess.Active(now) && now.Before(sess.LastSeenAt.Add(m.cfg.Idle))
 }
 
 // load reads the session whose secret hashes to hash, and its user, into the cache.
@@ -285,6 +293,12 @@ func (m *Sessions) forget(hash string) {
 func (m *Sessions) touch(ctx context.Context, hash string, e *cachedSession, now time.Time) {
 	idle := earliest(now.Add(m.cfg.Idle), e.sess.ExpiresAt)
 	if err := m.cfg.Store.TouchSession(ctx, e.sess.ID, now, idle); err != nil {
+		if errors.Is(err, rescind.ErrNotFound) {
+			// Ended (or purged) meanwhile: the copy must not outlive the stored idle expiry its
+			// end's record was bounded by. The next use reads it again and finds nothing.
+			m.forget(hash)
+			return
+		}
 		m.cfg.Logger.WarnContext(ctx, "recording a session's use", "err", err)
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/ratelimit"
 	"github.com/rescind/rescind/internal/revocation"
 	"github.com/rescind/rescind/internal/secret"
 	"github.com/rescind/rescind/store/sqlite"
@@ -145,6 +146,62 @@ func TestLogout(t *testing.T) {
 	// A browser without a session is only sent to the login page.
 	if p := e.browser().post("/logout", url.Values{}); p.status != http.StatusSeeOther || p.header.Get("Location") != "/login" {
 		t.Fatalf("logout without a session: %d %q", p.status, p.header.Get("Location"))
+	}
+}
+
+// TestCrossSiteLogout (audit of issue 12, finding 5): a POST to /logout that arrives without
+// the session cookie (a cross-site POST: SameSite=Lax keeps it back) drops the cookie only if
+// it comes from this site: Sec-Fetch-Site same-origin, the issuer's Origin, or the
+// double-submit CSRF token. Otherwise the browser is sent to the login page and keeps its
+// cookie, and its session keeps working.
+func TestCrossSiteLogout(t *testing.T) {
+	e := newPagesEnv(t, nil)
+	b := e.browser()
+	b.signIn("alice")
+	for _, tc := range []struct {
+		name    string
+		headers map[string]string
+		form    url.Values
+		clears  bool
+	}{
+		{"cross-site fetch metadata", map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": testIssuer}, nil, false},
+		{"another origin", map[string]string{"Origin": "https://evil.example"}, nil, false},
+		{"opaque origin", map[string]string{"Origin": "null"}, nil, false},
+		{"no origin, no token", nil, nil, false},
+		{"same-site but not same-origin", map[string]string{"Sec-Fetch-Site": "same-site"}, nil, false},
+		{"same-origin fetch metadata", map[string]string{"Sec-Fetch-Site": "same-origin"}, nil, true},
+		{"the issuer's origin", map[string]string{"Origin": testIssuer}, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/logout", strings.NewReader(tc.form.Encode()))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for k, v := range tc.headers {
+				r.Header.Set(k, v)
+			}
+			w := httptest.NewRecorder()
+			e.s.HandleLogout(w, r) // no cookie at all: what a cross-site POST brings
+			cleared := false
+			for _, c := range w.Result().Cookies() {
+				cleared = cleared || (c.Name == sessionCookie && c.MaxAge < 0)
+			}
+			if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/login" || cleared != tc.clears {
+				t.Fatalf("%d %q, cookie cleared %v; want 303 /login, cleared %v", w.Code, w.Header().Get("Location"), cleared, tc.clears)
+			}
+		})
+	}
+	// The double-submit token of the browser's sign-in form counts as this site too.
+	other := e.browser()
+	tok := hidden(other.get("/login").body).Get("csrf_token")
+	r := httptest.NewRequest(http.MethodPost, "/logout", strings.NewReader(url.Values{"csrf_token": {tok}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.AddCookie(&http.Cookie{Name: csrfCookie, Value: other.cookie(csrfCookie)})
+	w := httptest.NewRecorder()
+	e.s.HandleLogout(w, r)
+	if c := w.Result().Cookies(); len(c) != 1 || c[0].Name != sessionCookie || c[0].MaxAge >= 0 {
+		t.Fatalf("double-submit token: cookies %v; want the session cookie dropped", c)
+	}
+	if b.whoami() == "" {
+		t.Fatal("alice's session ended")
 	}
 }
 
@@ -288,7 +345,8 @@ func TestSessionsPage(t *testing.T) {
 	}
 	// Sign the other session out.
 	b2cookie := b2.cookie(sessionCookie)
-	if p := post(b1, "/account/sessions/end", url.Values{"session_id": {s2}}); p.status != 303 || p.header.Get("Location") != "/account/sessions" {
+	// Sign the other session out (it signed in after this one: with the password).
+	if p := post(b1, "/account/sessions/end", url.Values{"session_id": {s2}, "password": {password}}); p.status != 303 || p.header.Get("Location") != "/account/sessions" {
 		t.Fatalf("ending the other session: %d %q", p.status, p.header.Get("Location"))
 	}
 	if signedInWith(e.s, b2cookie) != "" || b1.whoami() == "" || bob.whoami() == "" {
@@ -301,7 +359,7 @@ func TestSessionsPage(t *testing.T) {
 	b2.signIn("alice")
 	b3 := e.browser()
 	b3.signIn("alice")
-	if p := post(b1, "/account/sessions/end-others", url.Values{}); p.status != 303 || p.header.Get("Location") != "/account/sessions" {
+	if p := post(b1, "/account/sessions/end-others", url.Values{"password": {password}}); p.status != 303 || p.header.Get("Location") != "/account/sessions" {
 		t.Fatalf("end-others: %d %q", p.status, p.header.Get("Location"))
 	}
 	if b2.whoami() != "" || b3.whoami() != "" || b1.whoami() == "" || bob.whoami() == "" {
@@ -460,5 +518,57 @@ func BenchmarkSessionLookup(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestEndNewerSessionNeedsPassword (audit of issue 12, finding 6): someone holding only a copy
+// of an older session's cookie cannot keep the person out of a browser where they signed in
+// again: ending a session that signed in after this one (alone, or among the other sessions)
+// needs the password, and a wrong one counts as a failed login. Ending older sessions, this
+// one, or every session (this one too) needs none; the newer session ends the older one freely.
+func TestEndNewerSessionNeedsPassword(t *testing.T) {
+	var e *pagesEnv
+	e = newPagesEnv(t, func(c *Config) {
+		c.Limiter = ratelimit.New(ratelimit.Config{Burst: 2, PerMinute: 1, Now: func() time.Time { return e.clock() }})
+	})
+	thief, owner := e.browser(), e.browser()
+	thief.signIn("alice") // the copied cookie's session
+	e.advance(time.Minute)
+	owner.signIn("alice") // the person signs in again elsewhere
+	ownerID := owner.session().ID
+	page := thief.get("/account/sessions").body
+	if !strings.Contains(page, `aria-label="Your password, to sign out session `+ownerID+`"`) ||
+		!strings.Contains(page, `aria-label="Your password, to sign out of other sessions"`) {
+		t.Fatalf("the sessions page does not ask for the password where it is needed:\n%s", page)
+	}
+	csrf := hidden(page).Get("csrf_token")
+	for _, tc := range []struct {
+		name, path string
+		form       url.Values
+		status     int
+	}{
+		{"end the newer session", "/account/sessions/end", url.Values{"session_id": {ownerID}}, http.StatusForbidden},
+		{"end the others", "/account/sessions/end-others", url.Values{}, http.StatusForbidden},
+		{"wrong password", "/account/sessions/end-others", url.Values{"password": {"guess"}}, http.StatusForbidden},
+		{"another wrong password", "/account/sessions/end", url.Values{"session_id": {ownerID}, "password": {"guess"}}, http.StatusForbidden},
+		{"right password, but limited", "/account/sessions/end-others", url.Values{"password": {password}}, http.StatusTooManyRequests},
+	} {
+		tc.form.Set("csrf_token", csrf)
+		if p := thief.post(tc.path, tc.form); p.status != tc.status {
+			t.Fatalf("%s: %d %s; want %d", tc.name, p.status, p.body, tc.status)
+		}
+		if owner.whoami() == "" {
+			t.Fatalf("%s: the newer session ended", tc.name)
+		}
+	}
+	// The newer session ends the older one without the password.
+	oc := hidden(owner.get("/account/sessions").body).Get("csrf_token")
+	if p := owner.post("/account/sessions/end-others", url.Values{"csrf_token": {oc}}); p.status != http.StatusSeeOther || thief.whoami() != "" || owner.whoami() == "" {
+		t.Fatalf("the newer session ending the older: %d, thief %q, owner %q", p.status, thief.whoami(), owner.whoami())
+	}
+	// Every session, this one too, needs no password.
+	oc = hidden(owner.get("/account/sessions").body).Get("csrf_token")
+	if p := owner.post("/account/sessions/end-all", url.Values{"csrf_token": {oc}}); p.status != http.StatusSeeOther || owner.whoami() != "" {
+		t.Fatalf("end-all: %d", p.status)
 	}
 }

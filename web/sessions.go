@@ -1,17 +1,22 @@
 package web
 
 import (
+	"errors"
 	"net/http"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/clientip"
+	"github.com/rescind/rescind/internal/secret"
 )
 
 // sessionRow is one line of the sessions page.
 type sessionRow struct {
 	ID                 string
 	Current            bool
+	Newer              bool // signed in after this session: ending it needs the password
 	Created, LastSeen  time.Time
 	UserAgent, Address string
 }
@@ -65,12 +70,15 @@ func (s *Server) HandleSessions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rows := make([]sessionRow, 0, len(list))
+	newerOthers := false
 	for _, l := range list {
 		if s.cfg.Committer.SessionEnded(l.ID) {
 			continue
 		}
-		rows = append(rows, sessionRow{ID: l.ID, Current: l.ID == sess.ID, Created: l.CreatedAt, LastSeen: l.LastSeenAt,
-			UserAgent: l.UserAgent, Address: l.Address})
+		row := sessionRow{ID: l.ID, Current: l.ID == sess.ID, Newer: l.ID != sess.ID && newer(l, sess), Created: l.CreatedAt,
+			LastSeen: l.LastSeenAt, UserAgent: l.UserAgent, Address: l.Address}
+		newerOthers = newerOthers || row.Newer
+		rows = append(rows, row)
 	}
 	sort.SliceStable(rows, func(i, j int) bool {
 		if rows[i].Current != rows[j].Current {
@@ -79,7 +87,77 @@ func (s *Server) HandleSessions(w http.ResponseWriter, r *http.Request) {
 		return rows[i].Created.After(rows[j].Created)
 	})
 	s.render(w, http.StatusOK, "sessions.html", map[string]any{"Title": "Your sessions", "Username": user.Username,
-		"Sessions": rows, "Others": len(rows) > 1, "CSRF": s.csrfToken(w, r), "Logouts": s.recentLogouts(r, user.ID)})
+		"Sessions": rows, "Others": len(rows) > 1, "NewerOthers": newerOthers, "CSRF": s.csrfToken(w, r),
+		"Logouts": s.recentLogouts(r, user.ID)})
+}
+
+// newer reports whether session o signed in after sess.
+func newer(o, sess rescind.Session) bool {
+	return o.CreatedAt.After(sess.CreatedAt)
+}
+
+// needsPassword reports whether ending the sessions f matches, from session sess, needs the
+// person's password: when it ends a session that signed in after sess, but not sess itself.
+// Someone holding only a copy of a cookie can end older sessions and every session (their copy
+// too, once), but not keep the person out of a browser where they signed in again.
+func (s *Server) needsPassword(r *http.Request, sess rescind.Session, f rescind.SessionFilter) (bool, error) {
+	if f.ID == sess.ID || (f.ID == "" && f.ExceptID == "") {
+		return false, nil
+	}
+	list, err := s.sessions.List(r.Context(), sess.UserID)
+	if err != nil {
+		return false, err
+	}
+	for _, o := range list {
+		if o.ID != sess.ID && (f.ID == "" || o.ID == f.ID) && newer(o, sess) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// checkPassword reports whether the parsed form carries the password of user, as a login would
+// check it (rate-limited the same way: a wrong one is a failed login); if not, it has answered.
+func (s *Server) checkPassword(w http.ResponseWriter, r *http.Request, user rescind.User) bool {
+	password, err := formValue(r, "password")
+	if err != nil || password == "" {
+		s.renderError(w, http.StatusForbidden, "Enter your password to sign out a session that signed in after this one.")
+		return false
+	}
+	res, ok, retry := s.reserveLogin(r, user.Username)
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry/time.Second))))
+		s.renderError(w, http.StatusTooManyRequests, "Too many failed attempts. Wait a little and try again.")
+		return false
+	}
+	_, err = s.cfg.Users.Authenticate(secret.WithClaimant(r.Context(), clientip.Network(r.RemoteAddr)), user.Username, password)
+	if errors.Is(err, ErrBadCredentials) {
+		s.cfg.Logger.WarnContext(r.Context(), "failed password confirmation", "user", user.Username, "remote", r.RemoteAddr)
+		s.renderError(w, http.StatusForbidden, "Wrong password. Go back to your sessions and try again.")
+		return false
+	}
+	for _, rv := range res {
+		rv.Refund()
+	}
+	if errors.Is(err, secret.ErrShareInUse) {
+		w.Header().Set("Retry-After", "1")
+		s.renderError(w, http.StatusTooManyRequests, "Too many attempts at once. Wait a little and try again.")
+		return false
+	}
+	if errors.Is(err, secret.ErrBusy) {
+		w.Header().Set("Retry-After", "1")
+		s.renderError(w, http.StatusServiceUnavailable, "The server is busy. Try again in a moment.")
+		return false
+	}
+	if err != nil && r.Context().Err() != nil {
+		s.cfg.Logger.DebugContext(r.Context(), "password confirmation abandoned by the client", "remote", r.RemoteAddr, "err", err)
+		return false
+	}
+	if err != nil {
+		s.serverError(w, r, "confirming password", err)
+		return false
+	}
+	return true
 }
 
 // endSessions serves the sign-out forms of the sessions page: the person must be signed in
@@ -106,6 +184,12 @@ func (s *Server) endSessions(w http.ResponseWriter, r *http.Request, reason stri
 		return
 	}
 	f.UserID = user.ID // the person's own sessions, whatever the form says
+	if need, err := s.needsPassword(r, sess, f); err != nil {
+		s.serverError(w, r, "listing sessions", err)
+		return
+	} else if need && !s.checkPassword(w, r, user) {
+		return
+	}
 	n, err := s.sessions.End(r.Context(), f, "user:"+user.Username, reason)
 	if err != nil {
 		s.serverError(w, r, "ending sessions", err)
@@ -121,7 +205,8 @@ func (s *Server) endSessions(w http.ResponseWriter, r *http.Request, reason stri
 }
 
 // HandleEndSession serves POST /account/sessions/end: the person signs one of their sessions
-// out (field session_id); another person's session id changes nothing.
+// out (field session_id; with the field password if it signed in after this one); another
+// person's session id changes nothing.
 func (s *Server) HandleEndSession(w http.ResponseWriter, r *http.Request) {
 	s.endSessions(w, r, "signed out a session", func(r *http.Request, _ rescind.Session) (rescind.SessionFilter, bool) {
 		id, err := formValue(r, "session_id")
@@ -130,7 +215,7 @@ func (s *Server) HandleEndSession(w http.ResponseWriter, r *http.Request) {
 }
 
 // HandleEndOtherSessions serves POST /account/sessions/end-others: every session of the
-// person but this one ends.
+// person but this one ends (with the field password if one of them signed in after this one).
 func (s *Server) HandleEndOtherSessions(w http.ResponseWriter, r *http.Request) {
 	s.endSessions(w, r, "signed out of other sessions", func(_ *http.Request, sess rescind.Session) (rescind.SessionFilter, bool) {
 		return rescind.SessionFilter{ExceptID: sess.ID}, true

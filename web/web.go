@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"crypto/sha256"
 	"embed"
 	"errors"
 	"fmt"
@@ -82,8 +83,20 @@ type Config struct {
 	// Gate bounds the password checks running at once; share the process's one Gate (client
 	// secrets use it too). If nil, the Server makes its own.
 	Gate *secret.Gate
-	// Limiter, if set, rate-limits failed logins per source address and per username there.
+	// Limiter, if set, rate-limits failed logins per source network (an IPv6 /64 is one) and
+	// per username there.
 	Limiter *ratelimit.Limiter
+	// UserLimiter, if set, rate-limits failed logins per username, wherever they come from: give
+	// it a slower rate than Limiter's. A browser the person signed in on before (it carries a
+	// device cookie, a MAC of the username) skips it, so guesses from elsewhere cannot lock the
+	// person out of their own browsers.
+	UserLimiter *ratelimit.Limiter
+	// SignInLimiter, if set, bounds successful sign-ins per person: each takes a token from the
+	// bucket of the user's id (never given back), and while it is empty the right password gets
+	// a 429 and no session. A sign-in on a browser that holds a session ends that session, whose
+	// record every instance keeps until the session's idle expiry: this bounds the records one
+	// person can make. Only someone who knows the password can empty it.
+	SignInLimiter *ratelimit.Limiter
 	// Sessions keeps who is signed in on which browser. If nil, the Server makes its own on
 	// Store, Committer and Box, with SessionIdle and SessionMax.
 	Sessions *Sessions
@@ -100,8 +113,9 @@ type Config struct {
 // Server serves the pages. It implements oauth.Pages: the server's route table (oauth
 // routes.go) mounts its Handle methods, and the authorization endpoint calls the others.
 type Server struct {
-	cfg      Config
-	sessions *Sessions
+	cfg       Config
+	sessions  *Sessions
+	deviceKey []byte
 }
 
 // New returns a Server.
@@ -121,7 +135,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, sessions: cfg.Sessions}
+	deviceKey, err := cfg.Box.DeriveKey("login device", sha256.Size)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, sessions: cfg.Sessions, deviceKey: deviceKey}
 	if s.sessions == nil {
 		var err error
 		s.sessions, err = NewSessions(SessionsConfig{Store: cfg.Store, Committer: cfg.Committer, Box: cfg.Box,

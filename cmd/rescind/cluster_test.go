@@ -181,7 +181,7 @@ func TestClusterFallbackPoll(t *testing.T) {
 	// Both instances connect their listeners after they report ready: wait for both.
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		var listening int
-		conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", postgres.ListenApplicationName).Scan(&listening)
+		conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()", postgres.ListenApplicationName).Scan(&listening)
 		if listening == 2 {
 			break
 		}
@@ -190,7 +190,7 @@ func TestClusterFallbackPoll(t *testing.T) {
 		}
 	}
 	var cut int
-	if err := conn.QueryRow(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+	if err := conn.QueryRow(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
 		postgres.ListenApplicationName).Scan(&cut); err != nil || cut != 2 {
 		t.Fatalf("cut %d listen connections (%v), want 2", cut, err)
 	}

@@ -16,12 +16,19 @@ import (
 // BenchmarkRevocationWithIdleStreams measures the revocation endpoint's latency (request to 200
 // over loopback, one revocation at a time, durable before the 200) on the real server with no
 // event stream open, and with 400 streams (50 clients × 8) held by another process (as resource
-// servers would hold them), each receiving every event:
+// servers would hold them): idle ones (their clients are not resource servers, so no revocation
+// here is theirs to see), and ones receiving every event (resource servers without registered
+// resources):
 //
 //	go test -run x -bench RevocationWithIdleStreams -benchtime 1000x ./cmd/rescind/
 func BenchmarkRevocationWithIdleStreams(b *testing.B) {
-	for _, streams := range []int{0, 400} {
-		b.Run(fmt.Sprint("streams=", streams), func(b *testing.B) {
+	for _, c := range []struct {
+		name      string
+		streams   int
+		receiving bool // the subscribers are resource servers, sent every revocation
+	}{{"streams=0", 0, false}, {"streams=400-idle", 400, false}, {"streams=400-receiving", 400, true}} {
+		streams := c.streams
+		b.Run(c.name, func(b *testing.B) {
 			data := filepath.Join(shortTempDir(b), "d")
 			srv := startServer(b, data, nil)
 			adm := admin.NewUnixClient(filepath.Join(data, "admin.sock"))
@@ -32,11 +39,11 @@ func BenchmarkRevocationWithIdleStreams(b *testing.B) {
 			}
 			var subscribers []admin.ClientInfo
 			for i := range 50 {
-				c, err := adm.CreateClient(ctx, admin.CreateClientRequest{Name: fmt.Sprint("rs", i)})
+				sub, err := adm.CreateClient(ctx, admin.CreateClientRequest{Name: fmt.Sprint("rs", i), ResourceServer: c.receiving})
 				if err != nil {
 					b.Fatal(err)
 				}
-				subscribers = append(subscribers, c)
+				subscribers = append(subscribers, sub)
 			}
 			if streams > 0 {
 				holdStreams(b, srv, subscribers, streams)

@@ -632,7 +632,11 @@ func (m *Main) buildHandlers(context.Context) error {
 	}
 	m.limiter = ratelimit.New(ratelimit.Config{Burst: c.AuthFailureBurst, PerMinute: c.AuthFailurePerMinute})
 	m.pages, err = web.New(web.Config{Issuer: m.Issuer, Store: m.store, Clients: m.clients, Committer: m.committer, Box: m.box,
-		Logger: m.Logger, Limiter: m.limiter, Now: m.Now, Gate: gate, SessionIdle: c.SessionIdle, SessionMax: c.SessionMax})
+		Logger: m.Logger, Limiter: m.limiter, Now: m.Now, Gate: gate, SessionIdle: c.SessionIdle, SessionMax: c.SessionMax,
+		UserLimiter: ratelimit.New(ratelimit.Config{Burst: c.LoginFailureBurstPerUser, PerHour: c.LoginFailuresPerUserHour}),
+		// Each sign-in may end a session whose record every instance keeps until its idle
+		// expiry: 30 at once, then 120 an hour, per person.
+		SignInLimiter: ratelimit.New(ratelimit.Config{Burst: 30, PerHour: 120})})
 	if err != nil {
 		return err
 	}

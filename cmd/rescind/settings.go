@@ -72,6 +72,8 @@ var settingsTable = []setting{
 	{key: "dpop_nonce", flag: "dpop-nonce", def: "auto", validate: oneOf("off", "auto", "always"), help: "when DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8): off, auto (public clients and clients created with --require-dpop) or always"},
 	{key: "session_idle", flag: "session-idle", def: "12h", validate: durationBetween(time.Minute, 365*24*time.Hour), help: "a sign-in session not used for this long ends"},
 	{key: "session_max", flag: "session-max", def: "720h", validate: durationBetween(time.Minute, 365*24*time.Hour), help: "a sign-in session ends this long after sign-in, however much it is used"},
+	{key: "login_failure_burst_per_user", flag: "login-failure-burst-per-user", def: "10", validate: intBetween(1, 100000), help: "failed logins absorbed at once per username, from all addresses together (a browser the person signed in on before is exempt)"},
+	{key: "login_failures_per_hour_per_user", flag: "login-failures-per-hour-per-user", def: "6", validate: intBetween(1, 1000000), help: "failed logins absorbed per hour per username, from all addresses together"},
 	{key: "outbox_allow_loopback", flag: "outbox-allow-loopback", def: "false", help: "deliver outbox messages (back-channel logout tokens) to loopback addresses too, and let clients register such receivers: development and tests only"},
 	{key: "logout_revokes_grants", flag: "logout-revokes-grants", def: "false", help: "ending a sign-in session (any way: logout, user logout, set-password, expiry) also revokes the grants made in it"},
 	{key: "backchannel_logout_window", flag: "backchannel-logout-window", def: "24h", validate: durationBetween(time.Minute, 30*24*time.Hour), help: "how long a back-channel logout token is retried before it is given up (and audited)"},
@@ -112,6 +114,8 @@ type Config struct {
 	DPoPNonce                  string        `setting:"dpop_nonce"`
 	SessionIdle                time.Duration `setting:"session_idle"`
 	SessionMax                 time.Duration `setting:"session_max"`
+	LoginFailureBurstPerUser   int           `setting:"login_failure_burst_per_user"`
+	LoginFailuresPerUserHour   int           `setting:"login_failures_per_hour_per_user"`
 	OutboxPollInterval         time.Duration `setting:"outbox_poll_interval"`
 	OutboxAllowLoopback        bool          `setting:"outbox_allow_loopback"`
 	LogoutRevokesGrants        bool          `setting:"logout_revokes_grants"`

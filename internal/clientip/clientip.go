@@ -114,6 +114,24 @@ func (r *Resolver) Middleware(h http.Handler) http.Handler {
 	})
 }
 
+// Network returns the network a client address belongs to, for limits keyed by who is asking:
+// an IPv4 address itself, the /64 of an IPv6 address (zone dropped), which one party commonly
+// holds whole: its 2^64 addresses are one attacker, not 2^64 of them. remote may carry a port
+// ("[2001:db8::1]:443", a request's RemoteAddr); text that is no address is returned as it is.
+func Network(remote string) string {
+	host := hostOf(remote)
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	a = a.WithZone("").Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
+
 // ForwardedFor returns the for= values of a Forwarded header (RFC 7239 §4), in order, unquoted;
 // an element without one yields "". Malformed input yields what could be read.
 func ForwardedFor(header string) []string {

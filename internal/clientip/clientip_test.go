@@ -144,3 +144,25 @@ func FuzzClientAddr(f *testing.F) {
 		ForwardedFor(fwd)
 	})
 }
+
+// TestNetwork: the key of rate limits: an IPv4 address alone, an IPv6 address's /64, whatever
+// form the address comes in. Addresses here are data: nothing is dialled.
+func TestNetwork(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"192.0.2.7", "192.0.2.7"},
+		{"192.0.2.7:4000", "192.0.2.7"},
+		{"[::ffff:192.0.2.7]:4000", "192.0.2.7"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2::abcd]:443", "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{"fe80::1%eth0", "fe80::/64"},
+		{"::1", "::/64"},
+		{"not-an-address", "not-an-address"},
+		{"@", "@"},
+	} {
+		if got := Network(tc.in); got != tc.want {
+			t.Errorf("Network(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -137,21 +137,34 @@ func (r *Registry) Get(ctx context.Context, id string) (rescind.Client, error) {
 // the end of a rotation's overlap, its previous one. It returns the client on success, an error
 // wrapping rescind.ErrNotFound for an unknown client and ErrBadSecret for a wrong secret or a
 // client that has none (a public client cannot authenticate with a secret), and secret.ErrBusy
-// when too many checks are under way. An unknown client costs one check of a dummy hash, so the
-// answer's timing does not tell which client ids exist.
+// when too many checks are under way. Whatever the reason, a failure costs WrongSecretChecks
+// checks (of the client's hashes, padded with checks of a dummy hash), so the answer's timing
+// does not tell which client ids exist, which are public, or which are in a rotation's overlap.
 func (r *Registry) Authenticate(ctx context.Context, id, presented string) (rescind.Client, error) {
-	c, err := r.Get(ctx, id)
-	if errors.Is(err, rescind.ErrNotFound) {
-		if gerr := r.gate.VerifyNone(ctx, presented); gerr != nil {
-			return c, gerr
+	c, spent, err := r.authenticate(ctx, id, presented)
+	if errors.Is(err, rescind.ErrNotFound) || errors.Is(err, ErrBadSecret) {
+		for ; spent < WrongSecretChecks; spent++ {
+			if gerr := r.gate.VerifyNone(ctx, presented); gerr != nil {
+				return c, gerr
+			}
 		}
-		return c, err
 	}
+	return c, err
+}
+
+// WrongSecretChecks is what a failed Authenticate costs, in argon2id checks, whoever presented
+// what: the most a known client's wrong secret can cost (its secret and, in a rotation's
+// overlap, its previous one).
+const WrongSecretChecks = 2
+
+// authenticate is Authenticate without the padding: it also returns how many hashes it checked.
+func (r *Registry) authenticate(ctx context.Context, id, presented string) (rescind.Client, int, error) {
+	c, err := r.Get(ctx, id)
 	if err != nil {
-		return c, err
+		return c, 0, err
 	}
 	if c.Public || c.SecretHash == "" {
-		return c, ErrBadSecret
+		return c, 0, ErrBadSecret
 	}
 	k := verifiedKey{id: id, mac: r.mac(presented)}
 	for {
@@ -159,7 +172,7 @@ func (r *Registry) Authenticate(ctx context.Context, id, presented string) (resc
 		r.mu.Lock()
 		if v, ok := r.verified[k]; ok && now.Before(v.until) && accepts(c, v.hash, now) {
 			r.mu.Unlock()
-			return c, nil
+			return c, 0, nil
 		}
 		wait, busy := r.inflight[k]
 		if !busy {
@@ -167,7 +180,7 @@ func (r *Registry) Authenticate(ctx context.Context, id, presented string) (resc
 			r.inflight[k] = wait
 			gen := r.gen[id]
 			r.mu.Unlock()
-			hash, err := r.check(ctx, c, presented, now)
+			hash, spent, err := r.check(ctx, c, presented, now)
 			r.mu.Lock()
 			delete(r.inflight, k)
 			close(wait)
@@ -182,7 +195,7 @@ func (r *Registry) Authenticate(ctx context.Context, id, presented string) (resc
 				r.verified[k] = verified{until: until, hash: hash}
 			}
 			r.mu.Unlock()
-			return c, err
+			return c, spent, err
 		}
 		r.mu.Unlock()
 		// Someone is checking the same secret for the same client: wait, then look again. If
@@ -190,14 +203,14 @@ func (r *Registry) Authenticate(ctx context.Context, id, presented string) (resc
 		select {
 		case <-wait:
 		case <-ctx.Done():
-			return c, ctx.Err()
+			return c, 0, ctx.Err()
 		}
 		r.mu.Lock()
 		_, cached := r.verified[k]
 		r.mu.Unlock()
 		if !cached {
-			_, err := r.check(ctx, c, presented, now)
-			return c, err
+			_, spent, err := r.check(ctx, c, presented, now)
+			return c, spent, err
 		}
 	}
 }
@@ -208,21 +221,23 @@ func accepts(c rescind.Client, hash string, now time.Time) bool {
 }
 
 // check verifies presented against the client's secret, then against its previous secret while
-// that is accepted, and returns the hash that matched.
-func (r *Registry) check(ctx context.Context, c rescind.Client, presented string, now time.Time) (string, error) {
+// that is accepted, and returns the hash that matched and how many it checked.
+func (r *Registry) check(ctx context.Context, c rescind.Client, presented string, now time.Time) (string, int, error) {
+	spent := 0
 	for _, h := range []string{c.SecretHash, c.PreviousSecretHash} {
 		if !accepts(c, h, now) {
 			continue
 		}
+		spent++
 		ok, err := r.verify(ctx, presented, h)
 		if err != nil {
-			return "", err
+			return "", spent, err
 		}
 		if ok {
-			return h, nil
+			return h, spent, nil
 		}
 	}
-	return "", ErrBadSecret
+	return "", spent, ErrBadSecret
 }
 
 func minTime(a, b time.Time) time.Time {

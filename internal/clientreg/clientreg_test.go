@@ -257,3 +257,43 @@ func TestUnknownClientCostsACheck(t *testing.T) {
 		}
 	}
 }
+
+// TestFailureCostsTheSame (audit of issue 12, finding 3): a failed authentication costs
+// WrongSecretChecks hash checks whether the client id is unknown, public, confidential or in a
+// rotation's overlap, so timing tells none of them apart; a right secret costs what it costs.
+func TestFailureCostsTheSame(t *testing.T) {
+	h, _ := secret.Hash("s3cret", cheap)
+	prev, _ := secret.Hash("0ld", cheap)
+	now := time.Unix(1_900_000_000, 0)
+	fs := &fakeStore{clients: map[string]rescind.Client{
+		"conf":    {ID: "conf", SecretHash: h},
+		"pub":     {ID: "pub", Public: true},
+		"overlap": {ID: "overlap", SecretHash: h, PreviousSecretHash: prev, PreviousSecretExpiresAt: now.Add(time.Hour)},
+	}}
+	gate := secret.NewGate(secret.GateConfig{Params: cheap})
+	r, err := New(Config{Store: fs, Gate: gate, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		id, secret string
+		want       error
+		checks     int64
+	}{
+		{"ghost", "wrong", rescind.ErrNotFound, WrongSecretChecks},
+		{"pub", "wrong", ErrBadSecret, WrongSecretChecks},
+		{"conf", "wrong", ErrBadSecret, WrongSecretChecks},
+		{"overlap", "wrong", ErrBadSecret, WrongSecretChecks},
+		{"conf", "s3cret", nil, 1},
+		{"overlap", "0ld", nil, 2},
+	} {
+		before := gate.Checks()
+		_, err := r.Authenticate(context.Background(), tc.id, tc.secret)
+		if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("%s/%s: %v; want %v", tc.id, tc.secret, err, tc.want)
+		}
+		if got := gate.Checks() - before; got != tc.checks {
+			t.Errorf("%s/%s: %d checks; want %d", tc.id, tc.secret, got, tc.checks)
+		}
+	}
+}

@@ -79,12 +79,15 @@
 //     days. The retirement is also stored with the key, and final in every instance's keyring,
 //     so this record only carries the news to event subscribers.
 //   - RevokeSession (a person's sign-in session ended: signed out, user logout, a new
-//     password, the person deleted): the session's absolute expiry, fixed when it was created
-//     and stored with it (nothing extends it: not its use, not a later --session-max). Every
-//     instance checks this state on each use of a session, after reading it from its cache or
-//     the store, and refuses it past that expiry by its own clock; the store deletes the
+//     password, the person deleted): the earlier of the session's absolute expiry (fixed when
+//     it was created, never extended) and its idle expiry as read in the transaction that ends
+//     it. Every instance checks this state on each use of a session, after reading it from its
+//     cache or the store, and refuses it past either expiry of its copy by its own clock. No
+//     copy's idle expiry is later than the stored one: a copy is read from the store, or moved
+//     only after Store.TouchSession moved the stored one (which only moves later), and a touch
+//     after the end finds no session (ErrNotFound) and extends nothing; the store deletes the
 //     session in the transaction that writes the record, so no read after the commit finds it.
-//     The same clock argument as for tokens applies, with the session's expiry as its exp.
+//     The same clock argument as for tokens applies, with that bound as the session's exp.
 //   - RevokeClient from a client's deletion: RevokedAt = ExpiresAt = D + 30 days + 10 minutes
 //     plus S, D the deletion (the admin instance's clock before the commit). Tokens issued before
 //     the deletion expire within 30 days of their iat; an instance that has not learnt of the

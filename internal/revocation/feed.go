@@ -36,12 +36,13 @@ type FeedConfig struct {
 	// wake-up costs at most this). If zero, 10 seconds.
 	Fallback time.Duration
 	// PacePerSubscription and MaxPace space the reader's rounds under a stream of commits: a
-	// round starts at least PacePerSubscription times the number of subscriptions (at most
-	// MaxPace) after the previous one, and carries everything committed meanwhile. Each round
-	// costs every subscription a write, whatever it carries, so this keeps the fan-out's cost
-	// from growing with the commit rate (and from starving the commits themselves). A commit
-	// after a quiet spell is handed out at once. If zero, 50 µs and 50 ms: 400 subscriptions
-	// get a round at most every 20 ms under load.
+	// round starts at least PacePerSubscription times the number of subscriptions the previous
+	// round woke (at most MaxPace) after it, and carries everything committed meanwhile. Each
+	// round costs every subscription it wakes a write, whatever it carries, so this keeps the
+	// fan-out's cost from growing with the commit rate (and from starving the commits
+	// themselves); subscriptions that may see none of a round's records are not woken and do
+	// not count. A commit after a quiet spell is handed out at once. If zero, 50 µs and 50 ms:
+	// 400 woken subscriptions get a round at most every 20 ms under load.
 	PacePerSubscription, MaxPace time.Duration
 	// Logger receives errors. If nil, slog.Default().
 	Logger *slog.Logger
@@ -280,23 +281,22 @@ func (f *Feed) run() {
 			return
 		}
 		start := time.Now()
-		handed := false
+		woken := 0
 		for {
 			n, more := f.readOnce()
-			handed = handed || n > 0
+			woken += n
 			if !more {
 				break
 			}
 		}
-		if !handed {
+		if woken == 0 {
 			continue
 		}
 		// Under a stream of commits, gather what commits meanwhile into the next round: every
-		// round costs each subscription a write, whatever it carries, so the rounds are spaced
-		// by what they cost.
-		f.mu.Lock()
-		pace := min(f.cfg.MaxPace, time.Duration(len(f.subs))*f.cfg.PacePerSubscription)
-		f.mu.Unlock()
+		// round costs each subscription it wakes a write, so the rounds are spaced by what they
+		// cost. Subscriptions that may see none of the records (idle streams: other audiences,
+		// other clients' tokens) are not woken and cost nothing.
+		pace := min(f.cfg.MaxPace, time.Duration(woken)*f.cfg.PacePerSubscription)
 		if d := pace - time.Since(start); d > 0 {
 			p := time.NewTimer(d)
 			select {
@@ -309,8 +309,8 @@ func (f *Feed) run() {
 	}
 }
 
-// readOnce reads one page of new records and hands it out. It returns how many records it
-// handed out, and whether more may be waiting (a full page was read).
+// readOnce reads one page of new records and hands it out. It returns how many subscriptions
+// it handed records to, and whether more may be waiting (a full page was read).
 func (f *Feed) readOnce() (int, bool) {
 	f.mu.Lock()
 	if len(f.subs) == 0 || f.isClosed {
@@ -334,6 +334,7 @@ func (f *Feed) readOnce() (int, bool) {
 	if f.last != after {
 		return 0, true // the cursor moved meanwhile (a restart): read again from there
 	}
+	woken := 0
 	for s := range f.subs {
 		if s.behind {
 			continue
@@ -344,6 +345,7 @@ func (f *Feed) readOnce() (int, bool) {
 				continue // nothing it may see: not woken (its cursor moves at its next batch)
 			}
 		}
+		woken++
 		select {
 		case s.ch <- batch:
 		default:
@@ -355,7 +357,7 @@ func (f *Feed) readOnce() (int, bool) {
 		}
 	}
 	f.last = revs[len(revs)-1].Seq
-	return len(revs), len(revs) == f.cfg.Page
+	return woken, len(revs) == f.cfg.Page
 }
 
 // visibleOf returns the records of revs that visible accepts (revs itself if all are).

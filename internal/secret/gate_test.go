@@ -70,3 +70,49 @@ func TestGateWaitTimesOut(t *testing.T) {
 		t.Fatalf("VerifyNone: %v", err)
 	}
 }
+
+// TestGatePerClaimant (audit of issue 12, finding 1): the checks of one claimant hold at most
+// PerClaimant places, running and waiting; a check beyond them is refused at once, while
+// another claimant's (or an unnamed) check still gets its turn; places come back when checks end.
+func TestGatePerClaimant(t *testing.T) {
+	g := NewGate(GateConfig{Running: 1, Queued: 10, Wait: time.Hour, PerClaimant: 3, Params: cheap})
+	g.run <- struct{}{} // the running slot is taken: every check below waits
+	h, _ := Hash("s", cheap)
+	attacker := WithClaimant(context.Background(), "2001:db8::/64")
+	results := make(chan error, 4)
+	for range 3 {
+		go func() { _, err := g.Verify(attacker, "s", h); results <- err }()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(g.queue) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d waiting, want the claimant's 3", len(g.queue))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := g.Verify(attacker, "s", h); !errors.Is(err, ErrShareInUse) || !errors.Is(err, ErrBusy) {
+		t.Fatalf("a fourth check of one claimant: %v, want ErrShareInUse (an ErrBusy)", err)
+	}
+	go func() { _, err := g.Verify(WithClaimant(context.Background(), "198.51.100.7"), "s", h); results <- err }()
+	for len(g.queue) < 4 {
+		if time.Now().After(deadline) {
+			t.Fatal("another claimant's check did not get a place")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	<-g.run
+	for range 4 {
+		if err := <-results; err != nil {
+			t.Fatalf("a check within the bounds: %v", err)
+		}
+	}
+	g.mu.Lock()
+	left := len(g.held)
+	g.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d claimants still hold places after their checks ended", left)
+	}
+	if ok, err := g.Verify(attacker, "s", h); err != nil || !ok {
+		t.Fatalf("the claimant's places did not come back: %v %v", ok, err)
+	}
+}

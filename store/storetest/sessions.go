@@ -117,8 +117,9 @@ func testSessions(t *testing.T, s rescind.Store) {
 	if got, _ := s.GetSession(ctx, a.Hash); !got.LastSeenAt.Equal(later) || !got.IdleExpiresAt.Equal(idleLater) {
 		t.Fatalf("after touches: last seen %v, idle expiry %v; want %v, %v", got.LastSeenAt, got.IdleExpiresAt, later, idleLater)
 	}
-	if err := s.TouchSession(ctx, "missing", later, idleLater); err != nil {
-		t.Fatalf("TouchSession(missing): %v", err)
+	// A session that is gone is reported, so that no copy of it is extended.
+	if err := s.TouchSession(ctx, "missing", later, idleLater); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("TouchSession(missing): %v; want ErrNotFound", err)
 	}
 }
 
@@ -160,10 +161,23 @@ func testEndSessions(t *testing.T, s rescind.Store) {
 	if u, _ := s.GetUser(ctx, "u1"); u.Epoch != 0 {
 		t.Fatalf("ending one session moved the epoch to %d", u.Epoch)
 	}
-	// Every other session: the epoch moves (a sign-in under way is stale).
+	// Every other session: the epoch moves (a sign-in under way is stale). A record lives until
+	// the session's idle expiry as stored when it ends, if that comes before its absolute
+	// expiry: s1 idles out at base+1h (its absolute expiry is base+2h), s3 was used and idles
+	// out at base+90m.
+	if err := s.TouchSession(ctx, "s3", base.Add(30*time.Minute), base.Add(90*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
 	revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ExceptID: "s2"}, rev, rescind.SessionEnd{})
 	if err != nil || keysOf(revs) != "session:s1 session:s3" {
 		t.Fatalf("EndSessions(except s2) = %s, %v", keysOf(revs), err)
+	}
+	if !revs[0].ExpiresAt.Equal(base.Add(time.Hour)) || !revs[1].ExpiresAt.Equal(base.Add(90*time.Minute)) {
+		t.Fatalf("records expire at %v and %v; want the sessions' stored idle expiries %v and %v",
+			revs[0].ExpiresAt, revs[1].ExpiresAt, base.Add(time.Hour), base.Add(90*time.Minute))
+	}
+	if err := s.TouchSession(ctx, "s1", base.Add(40*time.Minute), base.Add(100*time.Minute)); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("touching an ended session: %v; want ErrNotFound", err)
 	}
 	if ids := sessionIDs(t, s, "u1", base); !slices.Equal(ids, []string{"s2"}) {
 		t.Fatalf("left: %v", ids)

@@ -105,18 +105,22 @@ func (s *Store) ListSessions(ctx context.Context, userID string, now time.Time) 
 
 // TouchSession implements rescind.Store.
 func (s *Store) TouchSession(ctx context.Context, id string, lastSeen, idleExpiresAt time.Time) error {
-	_, err := s.db.Exec(ctx, `UPDATE sessions SET
+	n, err := s.db.Exec(ctx, `UPDATE sessions SET
 		last_seen_at = CASE WHEN last_seen_at < $2 THEN $2 ELSE last_seen_at END,
 		idle_expires_at = CASE WHEN idle_expires_at < $3 THEN $3 ELSE idle_expires_at END
 		WHERE id = $1`, id, Nanos(lastSeen), Nanos(idleExpiresAt))
 	if err != nil {
 		return s.errorf("touching session: %w", err)
 	}
+	if n == 0 {
+		return fmt.Errorf("session %q: %w", id, rescind.ErrNotFound)
+	}
 	return nil
 }
 
 // sessionRecord is the RevokeSession record of a session of userID ending at expiresAt: a copy
-// of the template rev that lives until the session's absolute expiry, whoever ends it.
+// of the template rev that lives until the session could no longer be used anyway, whoever
+// ends it (SessionEnding gives the earlier of its absolute and its stored idle expiry).
 func sessionRecord(rev rescind.Revocation, id, userID string, expiresAt time.Time) rescind.Revocation {
 	r := rev
 	r.Kind, r.Key, r.ClientID, r.Subject, r.ExpiresAt = rescind.RevokeSession, id, "", userID, expiresAt
@@ -159,9 +163,17 @@ func SessionEnding(ctx context.Context, tx Querier, f rescind.SessionFilter, rev
 	if err != nil {
 		return nil, fmt.Errorf("reading sessions: %w", err)
 	}
+	// A record lives until the session's absolute expiry or its idle expiry as stored now,
+	// whichever is earlier: no copy of the session anywhere is active past the stored idle
+	// expiry (an instance extends its copy only after TouchSession moved the stored one, and a
+	// touch after this transaction finds no session), so the record covers every use of it.
 	revs := make([]rescind.Revocation, 0, len(sessions))
 	for _, sess := range sessions {
-		revs = append(revs, sessionRecord(rev, sess.ID, sess.UserID, sess.ExpiresAt))
+		exp := sess.ExpiresAt
+		if sess.IdleExpiresAt.Before(exp) {
+			exp = sess.IdleExpiresAt
+		}
+		revs = append(revs, sessionRecord(rev, sess.ID, sess.UserID, exp))
 	}
 	grants, err := sessionEnds(ctx, tx, sessions, rev, end, lock)
 	if err != nil {
