@@ -21,6 +21,7 @@ package rescind
 import (
 	"context"
 	"errors"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -118,6 +119,33 @@ type Client struct {
 	// BackchannelLogoutSessionRequired says the client needs the sid claim in its logout tokens
 	// (§2.2). Rescind's logout tokens always carry it, and sub too.
 	BackchannelLogoutSessionRequired bool
+	// AllowedResources, if not empty, are the only resources (RFC 8707) the client may ask
+	// tokens for; empty means any. Distinct from Resources, what a resource server serves.
+	AllowedResources []string
+	// Registration says how the client was registered: RegistrationAdmin (by an operator),
+	// RegistrationDynamic (RFC 7591) or RegistrationMetadataDocument (a Client ID Metadata
+	// Document, whose URL is the ID).
+	Registration string
+	// RegistrationTokenHash is the hex SHA-256 of the registration access token (RFC 7592 §1)
+	// of a dynamically registered client; empty for others.
+	RegistrationTokenHash string
+}
+
+// How a client was registered (Client.Registration).
+const (
+	RegistrationAdmin            = ""
+	RegistrationDynamic          = "dynamic"
+	RegistrationMetadataDocument = "metadata_document"
+)
+
+// SelfRegistered reports whether the client registered itself (RFC 7591, or a Client ID
+// Metadata Document): its name and metadata are its own claims, checked by no operator.
+func (c Client) SelfRegistered() bool { return c.Registration != RegistrationAdmin }
+
+// MayRequestResource reports whether the client may ask for tokens for resource (RFC 8707):
+// any resource when it has no AllowedResources, else one of them.
+func (c Client) MayRequestResource(resource string) bool {
+	return len(c.AllowedResources) == 0 || slices.Contains(c.AllowedResources, resource)
 }
 
 // JWS algorithms of ID tokens and logout tokens (RFC 7518 §3.1, RFC 8037 §3.1).
@@ -157,6 +185,13 @@ type ClientUpdate struct {
 	PostLogoutRedirectURIs           *[]string
 	BackchannelLogoutURI             *string
 	BackchannelLogoutSessionRequired *bool
+	// GrantTypes, TokenFormat, AllowInsecureRedirect and AllowedResources, if not nil, replace
+	// the Client's fields of those names (a self-registered client's own update, RFC 7592, and
+	// its metadata document's changes; allowed resources, RFC 8707).
+	GrantTypes            *[]string
+	TokenFormat           *string
+	AllowInsecureRedirect *bool
+	AllowedResources      *[]string
 }
 
 // AllowsGrant reports whether the client is registered for the grant type gt.
@@ -361,6 +396,11 @@ type Grant struct {
 	UserID   string
 	// Scopes are the scopes the person consented to.
 	Scopes []string
+	// Audience lists the audiences of the access tokens the grant may issue: the union of the
+	// resources (RFC 8707) of every consent, with the issuer standing for a consent that named
+	// none. Empty in a grant recorded before audiences were: the issuer's alone. A revoked
+	// grant's record carries it, so that resource servers of those audiences learn of it.
+	Audience []string
 	// CreatedAt is when access was first granted; LastUsedAt when a token was last issued.
 	CreatedAt, LastUsedAt time.Time
 	// RevokedAt is when the grant was revoked; zero while it is active.
@@ -391,7 +431,10 @@ type RefreshToken struct {
 	GrantID  string
 	ClientID string
 	// Scope is the space-separated scope of the tokens it yields.
-	Scope     string
+	Scope string
+	// Resources are the resources (RFC 8707) its access tokens may be for: a refresh may ask
+	// for a subset. Empty means none were named: the tokens are for the issuer.
+	Resources []string
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	// UsedAt is when it was exchanged (rotated); zero while unused.
@@ -420,6 +463,9 @@ type AuthCode struct {
 	RedirectURI      string
 	RedirectURIGiven bool
 	Scope            string
+	// Resources are the resources (RFC 8707) the authorization request named: the token
+	// request may ask for a subset. Empty means none: the tokens are for the issuer.
+	Resources []string
 	// Challenge and ChallengeMethod are the PKCE code challenge (RFC 7636 §4.3).
 	Challenge, ChallengeMethod string
 	// DPoPJKT is the dpop_jkt of the authorization request (RFC 9449 §10): the thumbprint of
@@ -435,6 +481,17 @@ type AuthCode struct {
 	Nonce string
 	// AuthTime is when the person last authenticated in the session (the ID token's auth_time).
 	AuthTime time.Time
+}
+
+// RegistrationToken is an initial access token (RFC 7591 §3): with `--registration token`,
+// dynamic client registration requires one. It is stored as a hash, never as the token.
+type RegistrationToken struct {
+	// ID names the token to operators (list, delete); it is not the token.
+	ID string
+	// Hash is the hex SHA-256 of the token.
+	Hash string
+	// CreatedAt is when it was made; ExpiresAt when it stops working.
+	CreatedAt, ExpiresAt time.Time
 }
 
 // AuditEntry records one revocation: who, what, why, when. It never holds a token.
@@ -629,7 +686,8 @@ type Store interface {
 	ExpireSessions(ctx context.Context, now time.Time, limit int, end SessionEnd) (int, []Revocation, error)
 
 	// SaveGrant records consent: if an active grant exists for g.ClientID and g.UserID, its
-	// scopes become the union with g.Scopes, its SessionID becomes g.SessionID, and it is
+	// scopes become the union with g.Scopes, its audience the union with g.Audience, its
+	// SessionID becomes g.SessionID, and it is
 	// returned; otherwise g is stored.
 	SaveGrant(ctx context.Context, g Grant) (Grant, error)
 	// GetGrant returns the grant with the given ID, active or revoked. Returns ErrNotFound.
@@ -640,8 +698,9 @@ type Store interface {
 	TouchGrant(ctx context.Context, id string, at time.Time) error
 	// RevokeGrants revokes the active grants matching f (which must not be zero) in one
 	// transaction: each is marked revoked, its refresh tokens and codes are deleted, and a
-	// RevokeGrant record (a copy of rev with Key and ClientID set) is written, with a
-	// RevokeStatus record for each status list entry recorded for the grant. A grant record's
+	// RevokeGrant record (a copy of rev with Key and ClientID set, and the grant's Audience) is
+	// written, with a RevokeStatus record for each status list entry recorded for the grant
+	// (with the same audience). A grant record's
 	// ExpiresAt is the grant's TokensExpireAt (at least rev.RevokedAt), never rev.ExpiresAt: it
 	// lives as long as the tokens it covers, whoever revokes and whatever is configured. A grant
 	// matching f that is already revoked, whose tokens may still be alive (TokensExpireAt not
@@ -725,6 +784,17 @@ type Store interface {
 	// no interleaving leaves a use without a key.
 	RetireKey(ctx context.Context, id string, rev Revocation) (activated string, err error)
 
+	// CreateRegistrationToken stores an initial access token (its hash). Returns
+	// ErrAlreadyExists if its ID or hash is taken.
+	CreateRegistrationToken(ctx context.Context, t RegistrationToken) error
+	// GetRegistrationToken returns the registration token with the given hash, expired or not.
+	// Returns ErrNotFound if there is none (never made, deleted, or expired and purged).
+	GetRegistrationToken(ctx context.Context, hash string) (RegistrationToken, error)
+	// ListRegistrationTokens returns every registration token, oldest first.
+	ListRegistrationTokens(ctx context.Context) ([]RegistrationToken, error)
+	// DeleteRegistrationToken deletes the registration token id. Returns ErrNotFound if there
+	// is none.
+	DeleteRegistrationToken(ctx context.Context, id string) error
 	// The durable outbox (outbox.go). A store method whose change causes messages writes them
 	// in its own transaction (store/internal/sqlstore.EnqueueOutbox); Enqueue is for callers
 	// with no other change to make.
@@ -768,6 +838,63 @@ type Store interface {
 	// locked), at that instance's start, when every lease is left from before a restart.
 	ReleaseOutboxLeases(ctx context.Context) (int64, error)
 
+	// Shared Signals streams (signals.go). The methods above that end sessions, revoke grants,
+	// set a password, delete a user, delete a client or change a client's secret, and
+	// DeleteExpired for the sessions it purges, write a Signal per fact to the outbox in their
+	// transaction while any stream is not disabled.
+
+	// CreateSSFStream stores a new stream, unless its client already has maxPerClient streams
+	// (ErrLimit). Returns ErrAlreadyExists if its ID is taken.
+	CreateSSFStream(ctx context.Context, st SSFStream, maxPerClient int) error
+	// GetSSFStream returns the stream with the given ID. Returns ErrNotFound if there is none.
+	GetSSFStream(ctx context.Context, id string) (SSFStream, error)
+	// ListSSFStreams returns the streams of clientID (every stream if clientID is empty), in
+	// creation order.
+	ListSSFStreams(ctx context.Context, clientID string) ([]SSFStream, error)
+	// UpdateSSFStream replaces the stream's configuration and status with st's (matched by
+	// st.ID; ClientID and CreatedAt are kept). A stream that becomes disabled drops the events it
+	// holds (SSF 1.0 §8.1.2: not held); one that becomes enabled makes its held pushes due at
+	// st.UpdatedAt. Returns ErrNotFound if there is no such stream.
+	UpdateSSFStream(ctx context.Context, st SSFStream) error
+	// DeleteSSFStream deletes the stream, its subjects, its events and its pending pushes.
+	// Returns ErrNotFound if there is no such stream.
+	DeleteSSFStream(ctx context.Context, id string) error
+	// AddSSFSubject adds sub to its stream; adding one already there changes nothing. Returns
+	// ErrNotFound if there is no such stream, ErrLimit if it already has maxPerStream subjects.
+	AddSSFSubject(ctx context.Context, sub SSFSubject, maxPerStream int) error
+	// RemoveSSFSubject removes the subject id from the stream and reports whether it was there.
+	RemoveSSFSubject(ctx context.Context, streamID, id string) (bool, error)
+	// CountSSFSubjects returns how many subjects the stream has.
+	CountSSFSubjects(ctx context.Context, streamID string) (int64, error)
+	// SSFSubjectsMatching returns the subjects, of any stream, that have one of keys, each once.
+	SSFSubjectsMatching(ctx context.Context, keys []string) ([]SSFSubject, error)
+	// AppendSSFEvents appends the events to their streams in one transaction and returns how
+	// many it appended: an event whose stream is gone or disabled, or which has the Source and
+	// Type of one the stream already has, is skipped (so appending again is harmless). For each
+	// event appended to a push stream, an outbox message of kind OutboxSSFPush is written in the
+	// same transaction, due at the event's CreatedAt, to be given up after pushWindow.
+	AppendSSFEvents(ctx context.Context, evs []SSFEvent, pushWindow time.Duration) (int, error)
+	// GetSSFEvent returns the stream's event jti. Returns ErrNotFound if there is none.
+	GetSSFEvent(ctx context.Context, streamID, jti string) (SSFEvent, error)
+	// PendingSSFEvents returns up to limit events of the stream not yet acknowledged, oldest
+	// first.
+	PendingSSFEvents(ctx context.Context, streamID string, limit int) ([]SSFEvent, error)
+	// AckSSFEvents acknowledges, at at, the stream's pending events whose jti is in acks or in
+	// errs (RFC 8936 §2.4: setErrs acknowledge too); for each of errs it records the error and
+	// writes an audit entry (actor, action "ssf_set_error") in the same transaction. Unknown or
+	// already acknowledged jtis are ignored. It returns how many events it acknowledged.
+	AckSSFEvents(ctx context.Context, streamID string, acks []string, errs map[string]string, actor string, at time.Time) (int64, error)
+	// ClaimSSFVerification records a verification request on the stream at now unless one was
+	// recorded less than interval before (it then reports false). Returns ErrNotFound if there
+	// is no such stream.
+	ClaimSSFVerification(ctx context.Context, streamID string, now time.Time, interval time.Duration) (bool, error)
+	// SSFBacklog counts the pending events of every stream and returns when the oldest was
+	// appended (zero if none).
+	SSFBacklog(ctx context.Context) (int64, time.Time, error)
+	// DeleteSSFEvents deletes events acknowledged before acked and pending events appended
+	// before pending, and returns how many.
+	DeleteSSFEvents(ctx context.Context, acked, pending time.Time) (int64, error)
+
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
@@ -786,6 +913,25 @@ func ValidScopeToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// MaxResourceLength bounds a resource identifier (RFC 8707).
+const MaxResourceLength = 2000
+
+// ValidResource reports whether s may be a resource indicator (RFC 8707 §2): an absolute URI
+// (a scheme and a host, or an opaque part as in a URN) without a fragment, of at most
+// MaxResourceLength bytes of printable ASCII.
+func ValidResource(s string) bool {
+	if s == "" || len(s) > MaxResourceLength || strings.Contains(s, "#") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	u, err := url.Parse(s)
+	return err == nil && u.IsAbs() && (u.Host != "" || u.Opaque != "") && u.User == nil
 }
 
 // ParseScope parses a requested scope (RFC 6749 §3.3: scope-tokens separated by spaces) against

@@ -28,6 +28,7 @@ import (
 	"github.com/rescind/rescind/internal/secret"
 	"github.com/rescind/rescind/internal/unixsock"
 	"github.com/rescind/rescind/store/sqlite"
+	"github.com/rescind/rescind/token"
 )
 
 // adminToken is the bearer token of the TCP handler in these tests.
@@ -61,6 +62,7 @@ type api struct {
 	socket   *httptest.Server // Handler(false)
 	tcp      *httptest.Server // Handler(true)
 	logs     *syncBuffer
+	clients  *clientreg.Registry
 	bodies   []string // every response body, for TestNothingSecretEchoed
 	bodiesMu sync.Mutex
 }
@@ -86,6 +88,7 @@ func newAPIStore(t *testing.T, wrap func(rescind.Store) rescind.Store) *api {
 		t.Fatal(err)
 	}
 	clients, _ := clientreg.New(clientreg.Config{Store: server})
+	a.clients = clients
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "rescind_test_total", Help: "a test metric"}))
 	s := admin.New(admin.Config{Store: server, Clients: clients, Revoked: a.state, Committer: com, Keys: a.keys,
@@ -228,6 +231,14 @@ func TestClientRoutes(t *testing.T) {
 		{"create: ttl over the cap", "POST", "/admin/v1/clients", `{"client_name":"x","token_ttl":2678400}`, 400, "invalid_client_metadata", nil},
 		{"create: unknown token format", "POST", "/admin/v1/clients", `{"client_name":"x","token_format":"paseto"}`, 400, "invalid_client_metadata", nil},
 		{"create: bad redirect", "POST", "/admin/v1/clients", `{"client_name":"x","redirect_uris":["https://a.example/cb#frag"]}`, 400, "invalid_redirect_uri", nil},
+		{"create: allowed resources", "POST", "/admin/v1/clients", `{"client_name":"agent","allowed_resources":["https://api.example","https://api.example","urn:x:y"]}`, 201, "", func(r reply) bool {
+			var c admin.ClientInfo
+			json.Unmarshal(r.body, &c)
+			a.store.DeleteClient(context.Background(), c.ClientID, time.Now(), rescind.Revocation{Kind: rescind.RevokeClient, Key: c.ClientID, ClientID: c.ClientID})
+			return slices.Equal(c.AllowedResources, []string{"https://api.example", "urn:x:y"}) && !c.DynamicallyRegistered && c.Registration == "admin"
+		}},
+		{"create: allowed resource with a fragment", "POST", "/admin/v1/clients", `{"client_name":"x","allowed_resources":["https://api.example/#f"]}`, 400, "invalid_client_metadata", nil},
+		{"create: allowed resource not absolute", "POST", "/admin/v1/clients", `{"client_name":"x","allowed_resources":["api.example"]}`, 400, "invalid_client_metadata", nil},
 
 		{"list", "GET", "/admin/v1/clients", "", 200, "", func(r reply) bool {
 			var l []admin.ClientInfo
@@ -259,6 +270,12 @@ func TestClientRoutes(t *testing.T) {
 		{"update: bad scope", "PATCH", "/admin/v1/clients/" + web.ClientID, `{"scope":"a\\b"}`, 400, "invalid_client_metadata", nil},
 		{"update: bad ttl", "PATCH", "/admin/v1/clients/" + web.ClientID, `{"token_ttl":-5}`, 400, "invalid_client_metadata", nil},
 		{"update: bad redirect", "PATCH", "/admin/v1/clients/" + web.ClientID, `{"redirect_uris":["http://evil.example/cb"]}`, 400, "invalid_redirect_uri", nil},
+		{"update: allowed resources", "PATCH", "/admin/v1/clients/" + cc.ClientID, `{"allowed_resources":["https://api.example"]}`, 200, "", func(r reply) bool {
+			var c admin.ClientInfo
+			json.Unmarshal(r.body, &c)
+			return slices.Equal(c.AllowedResources, []string{"https://api.example"})
+		}},
+		{"update: bad allowed resource", "PATCH", "/admin/v1/clients/" + cc.ClientID, `{"allowed_resources":["nope"]}`, 400, "invalid_client_metadata", nil},
 
 		{"rotate secret", "POST", "/admin/v1/clients/" + cc.ClientID + "/rotate-secret", `{"overlap":"1h"}`, 200, "", func(r reply) bool {
 			var c admin.ClientInfo
@@ -308,6 +325,9 @@ func TestClientRoutes(t *testing.T) {
 	c, err := a.store.GetClient(context.Background(), web.ClientID)
 	if err != nil || c.Name != "Web 2" || c.TokenTTL != 2*time.Minute {
 		t.Fatalf("stored %+v %v", c, err)
+	}
+	if c, _ := a.store.GetClient(context.Background(), cc.ClientID); !slices.Equal(c.AllowedResources, []string{"https://api.example"}) {
+		t.Fatalf("stored allowed resources %v", c.AllowedResources)
 	}
 }
 
@@ -998,5 +1018,65 @@ func TestStoreFailures(t *testing.T) {
 	}
 	if cs, _ := a.store.ListClients(context.Background()); len(cs) != 1 {
 		t.Fatalf("clients after a failed registration: %v", cs)
+	}
+}
+
+// TestRegistrationTokenRoutes: initial access tokens are made (24h by default), shown once,
+// stored as a hash, listed without the token, and deleted; bad expiries are refused.
+func TestRegistrationTokenRoutes(t *testing.T) {
+	a := newAPI(t)
+	r := a.call("POST", "/admin/v1/registration-tokens", "")
+	var made admin.RegistrationTokenInfo
+	json.Unmarshal(r.body, &made)
+	if r.status != 201 || !strings.HasPrefix(made.Token, "rsc_iat_") || made.ExpiresAt.Sub(made.CreatedAt) != 24*time.Hour || made.Expired {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	stored, err := a.store.GetRegistrationToken(context.Background(), token.Hash(made.Token))
+	if err != nil || stored.ID != made.ID {
+		t.Fatalf("stored as %+v, %v; want found by its hash", stored, err)
+	}
+	r = a.call("POST", "/admin/v1/registration-tokens", `{"expires":"90m"}`)
+	var short admin.RegistrationTokenInfo
+	json.Unmarshal(r.body, &short)
+	if r.status != 201 || short.ExpiresAt.Sub(short.CreatedAt) != 90*time.Minute {
+		t.Fatalf("create 90m: %d %s", r.status, r.body)
+	}
+	for _, body := range []string{`{"expires":0}`, `{"expires":"-1h"}`, `{"expires":"9000h"}`, `{"expires":"soon"}`, `{"ttl":"1h"}`, `[`} {
+		wantError(t, a.call("POST", "/admin/v1/registration-tokens", body), 400, "invalid_request")
+	}
+	r = a.call("GET", "/admin/v1/registration-tokens", "")
+	if r.status != 200 || strings.Contains(string(r.body), made.Token) || strings.Contains(string(r.body), "rsc_iat_") {
+		t.Fatalf("list: %d %s", r.status, r.body)
+	}
+	var list []admin.RegistrationTokenInfo
+	json.Unmarshal(r.body, &list)
+	if len(list) != 2 || list[0].ID != made.ID || list[1].ID != short.ID {
+		t.Fatalf("list: %+v", list)
+	}
+	if r := a.call("DELETE", "/admin/v1/registration-tokens/"+made.ID, ""); r.status != 204 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	wantError(t, a.call("DELETE", "/admin/v1/registration-tokens/"+made.ID, ""), 404, "not_found")
+	if _, err := a.store.GetRegistrationToken(context.Background(), token.Hash(made.Token)); err == nil {
+		t.Fatal("a deleted token is still stored")
+	}
+}
+
+// TestCreatedClientInSnapshot: a client created through the API is in the server's view of
+// every client (the origins CORS lets read the token endpoint, scopes_supported) at once, not
+// after clientreg.SnapshotTTL: an operator creates a browser app's client and the app works.
+func TestCreatedClientInSnapshot(t *testing.T) {
+	a := newAPI(t)
+	ctx := context.Background()
+	const origin = "https://spa.example"
+	before, err := a.clients.Snapshot(ctx) // cached from here on
+	if err != nil || before.PublicOrigin(origin) {
+		t.Fatalf("before: %v, origin allowed %v", err, before.PublicOrigin(origin))
+	}
+	a.createClient(`{"client_name":"SPA","public":true,"grant_types":["authorization_code"],` +
+		`"redirect_uris":["https://spa.example/cb"],"scope":"photos"}`)
+	after, err := a.clients.Snapshot(ctx)
+	if err != nil || !after.PublicOrigin(origin) || !slices.Contains(after.Scopes, "photos") {
+		t.Fatalf("after creating the client: %v, origin allowed %v, scopes %v", err, after.PublicOrigin(origin), after.Scopes)
 	}
 }

@@ -241,3 +241,23 @@ func (c *Client) Backup(ctx context.Context, path string) (BackupResponse, error
 	err := c.do(ctx, http.MethodPost, "/admin/v1/backup", BackupRequest{Path: path}, &out)
 	return out, err
 }
+
+// CreateRegistrationToken makes an initial access token for dynamic client registration; the
+// answer carries it, shown only once.
+func (c *Client) CreateRegistrationToken(ctx context.Context, req CreateRegistrationTokenRequest) (RegistrationTokenInfo, error) {
+	var out RegistrationTokenInfo
+	err := c.do(ctx, http.MethodPost, "/admin/v1/registration-tokens", req, &out)
+	return out, err
+}
+
+// ListRegistrationTokens returns every initial access token (without the tokens).
+func (c *Client) ListRegistrationTokens(ctx context.Context) ([]RegistrationTokenInfo, error) {
+	var out []RegistrationTokenInfo
+	err := c.do(ctx, http.MethodGet, "/admin/v1/registration-tokens", nil, &out)
+	return out, err
+}
+
+// DeleteRegistrationToken deletes an initial access token.
+func (c *Client) DeleteRegistrationToken(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/admin/v1/registration-tokens/"+url.PathEscape(id), nil, nil)
+}

@@ -84,6 +84,13 @@ func updateOf(c rescind.Client, req UpdateClientRequest, allowLoopback bool) (re
 		}
 		u.TokenTTL = &ttl
 	}
+	if req.AllowedResources != nil {
+		allowed, err := ValidateAllowedResources(*req.AllowedResources)
+		if err != nil {
+			return u, err
+		}
+		u.AllowedResources = &allowed
+	}
 	if req.RequireDPoP != nil {
 		v := *req.RequireDPoP
 		u.RequireDPoP = &v

@@ -19,6 +19,9 @@
 //	DELETE /admin/v1/users/{username}           delete a user and revoke all their grants
 //	POST   /admin/v1/revoke-all                 revoke every grant of a user, a client, or both
 //	GET    /admin/v1/audit                      the audit log of revocations, newest first
+//	POST   /admin/v1/registration-tokens        make an initial access token (RFC 7591 §3); the answer carries it, once
+//	GET    /admin/v1/registration-tokens        list them (never the tokens)
+//	DELETE /admin/v1/registration-tokens/{id}   delete one: it registers nothing more
 //	POST   /admin/v1/backup                     copy the SQLite database to a new file (socket only)
 //	GET    /metrics                             Prometheus metrics
 //

@@ -18,7 +18,9 @@ type KeyInfo struct {
 	KID string `json:"kid"`
 	// Use is "sig" for a JWT signing key, "enc" for a sealing key of opaque access tokens.
 	Use string `json:"use"`
-	// Alg is the algorithm: ES256 or EdDSA (signing), XC20P (sealing).
+	// Alg is the algorithm: ES256, EdDSA or RS256 (signing), XC20P (sealing). Signing keys of
+	// each algorithm rotate, retire and have their states apart (State is the key's state among
+	// the keys of its algorithm; those of the access tokens' algorithm among themselves).
 	Alg string `json:"alg"`
 	// Created is when the key was generated (and, for a signing key, published in the JWKS).
 	Created time.Time `json:"created"`
@@ -80,8 +82,9 @@ func (s *Server) handleListKeys(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// handleRotateKeys adds a sealing key (in force at once) and a signing key (published at once,
-// signing after the JWKS cache lifetime, or at once with "now").
+// handleRotateKeys adds a sealing key (in force at once) and a signing key per algorithm the
+// server signs with (published at once, signing after the JWKS cache lifetime, or at once with
+// "now").
 func (s *Server) handleRotateKeys(w http.ResponseWriter, r *http.Request) {
 	var req RotateKeysRequest
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
@@ -101,9 +104,12 @@ func (s *Server) handleRotateKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Logger.InfoContext(r.Context(), "keys rotated", "seal_kid", rot.SealKeyID, "sign_kid", rot.SigningKeyID,
-		"signing_activates_at", rot.SigningActivatesAt, "now", req.Now)
-	writeJSON(w, http.StatusOK, RotateKeysResponse{KeyID: rot.SealKeyID, SigningKeyID: rot.SigningKeyID,
-		SigningActivates: rot.SigningActivatesAt.UTC()})
+		"signing_keys", len(rot.Signing), "signing_activates_at", rot.SigningActivatesAt, "now", req.Now)
+	out := RotateKeysResponse{KeyID: rot.SealKeyID, SigningKeyID: rot.SigningKeyID, SigningActivates: rot.SigningActivatesAt.UTC()}
+	for _, k := range rot.Signing {
+		out.SigningKeys = append(out.SigningKeys, RotatedKey{KID: k.ID, Alg: k.Alg})
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // handleRetireKey retires a key at once: what it sealed or signed is refused everywhere.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -125,6 +124,11 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	route("PUT /admin/v1/users/{username}/password", http.HandlerFunc(s.handleSetPassword))
 	route("POST /admin/v1/revoke-all", http.HandlerFunc(s.handleRevokeAll))
 	route("GET /admin/v1/audit", http.HandlerFunc(s.handleAudit))
+	route("POST /admin/v1/registration-tokens", http.HandlerFunc(s.handleCreateRegistrationToken))
+	route("GET /admin/v1/registration-tokens", http.HandlerFunc(s.handleListRegistrationTokens))
+	route("DELETE /admin/v1/registration-tokens/{id}", http.HandlerFunc(s.handleDeleteRegistrationToken))
+	route("GET /admin/v1/ssf/streams", http.HandlerFunc(s.handleListSSFStreams))
+	route("DELETE /admin/v1/ssf/streams/{id}", http.HandlerFunc(s.handleDeleteSSFStream))
 	if requireToken {
 		route("POST /admin/v1/backup", http.HandlerFunc(s.handleBackupRefused))
 	} else {
@@ -210,7 +214,13 @@ func (s *Server) handleCreateClient(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, metadataErrorCode(err), err.Error())
 		return
 	}
-	if err := s.cfg.Store.CreateClient(r.Context(), c); err != nil {
+	err = s.cfg.Store.CreateClient(r.Context(), c)
+	// The server's view of every client at once (clientreg.Snapshot: the origins CORS allows,
+	// scopes_supported) includes the new one from its next request, not within SnapshotTTL.
+	if s.cfg.Clients != nil {
+		s.cfg.Clients.Invalidate(c.ID)
+	}
+	if err != nil {
 		s.cfg.Logger.ErrorContext(r.Context(), "creating client", "err", err)
 		writeErr(w, http.StatusInternalServerError, "server_error", "the client could not be stored")
 		return
@@ -278,6 +288,10 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	if err != nil {
 		return rescind.Client{}, "", err
 	}
+	allowed, err := ValidateAllowedResources(req.AllowedResources)
+	if err != nil {
+		return rescind.Client{}, "", err
+	}
 	if req.Public && req.ResourceServer {
 		return rescind.Client{}, "", errors.New("a resource server must be a confidential client: it authenticates to introspect (RFC 7662 §2.1)")
 	}
@@ -300,7 +314,7 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 	c := rescind.Client{ID: id, Name: name, Public: req.Public, GrantTypes: grantTypes, Scopes: scopes,
 		RedirectURIs: req.RedirectURIs, TokenTTL: ttl, AllowPlainPKCE: req.AllowPlainPKCE, TokenFormat: req.TokenFormat,
 		ResourceServer: req.ResourceServer, Resources: resources, AllowInsecureRedirect: req.AllowInsecureRedirect,
-		CreatedAt: s.cfg.Now().UTC(), RequireDPoP: req.RequireDPoP, FirstParty: req.FirstParty}
+		AllowedResources: allowed, CreatedAt: s.cfg.Now().UTC(), RequireDPoP: req.RequireDPoP, FirstParty: req.FirstParty}
 	if err := applyOIDC(&c, req.OIDC, s.cfg.AllowLoopbackReceivers); err != nil {
 		return rescind.Client{}, "", err
 	}
@@ -379,9 +393,26 @@ func ValidateResources(resourceServer bool, resources []string) ([]string, error
 	}
 	var out []string
 	for _, r := range resources {
-		u, err := url.Parse(r)
-		if err != nil || !u.IsAbs() || u.Host == "" && u.Opaque == "" || strings.Contains(r, "#") || len(r) > 2000 {
+		if !rescind.ValidResource(r) {
 			return nil, fmt.Errorf("resource %q must be an absolute URI without a fragment (RFC 8707 §2)", r)
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// ValidateAllowedResources checks the resources a client may ask tokens for (RFC 8707) and
+// returns them without repeats: each an absolute URI without a fragment.
+func ValidateAllowedResources(resources []string) ([]string, error) {
+	if len(resources) > MaxResources {
+		return nil, fmt.Errorf("at most %d allowed resources", MaxResources)
+	}
+	var out []string
+	for _, r := range resources {
+		if !rescind.ValidResource(r) {
+			return nil, fmt.Errorf("allowed resource %q must be an absolute URI without a fragment (RFC 8707 §2)", r)
 		}
 		if !slices.Contains(out, r) {
 			out = append(out, r)
@@ -417,20 +448,7 @@ func (s *Server) handleGetClient(w http.ResponseWriter, r *http.Request) {
 // issued: the revocation record outlives the longest token the client can hold.
 func (s *Server) handleDeleteClient(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	_, err := s.cfg.Store.GetClient(r.Context(), id)
-	if !s.found(w, r, err, "client") {
-		return
-	}
-	// The record revokes every token the client is issued until it expires. Every access token
-	// lives at most rescind.MaxAccessTokenTTL, whatever was configured when it was issued, so
-	// the record outlives every token issued before the deletion, and any token a stale
-	// instance issues while the deletion propagates, whatever its clock (deletionCutoff).
-	// Nothing in it comes from the configuration of the moment.
-	now := s.cfg.Now()
-	until := s.deletionCutoff(now)
-	rev := rescind.Revocation{Kind: rescind.RevokeClient, Key: id, ClientID: id, RevokedAt: until, ExpiresAt: until,
-		Actor: "admin", Reason: "client deleted"}
-	revs, err := s.cfg.Store.DeleteClient(r.Context(), id, now, rev)
+	err := s.DeleteClient(r.Context(), id, "admin", "client deleted")
 	if errors.Is(err, rescind.ErrNotFound) {
 		writeErr(w, http.StatusNotFound, "not_found", "no such client")
 		return
@@ -440,13 +458,38 @@ func (s *Server) handleDeleteClient(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, "server_error", "the client could not be deleted")
 		return
 	}
+	s.cfg.Logger.InfoContext(r.Context(), "client deleted; its tokens are revoked", "client_id", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// DeleteClient deletes client id and, in the same transaction, revokes every token it was
+// issued and every grant it holds, audited as actor's for reason; when it returns nil the
+// revocation is durable and in force on this instance. It is the one path of client deletion:
+// the admin API's, and a dynamically registered client's own (RFC 7592). Returns an error
+// wrapping rescind.ErrNotFound if there is no such client.
+func (s *Server) DeleteClient(ctx context.Context, id, actor, reason string) error {
+	if _, err := s.cfg.Store.GetClient(ctx, id); err != nil {
+		return err
+	}
+	// The record revokes every token the client is issued until it expires. Every access token
+	// lives at most rescind.MaxAccessTokenTTL, whatever was configured when it was issued, so
+	// the record outlives every token issued before the deletion, and any token a stale
+	// instance issues while the deletion propagates, whatever its clock (deletionCutoff).
+	// Nothing in it comes from the configuration of the moment.
+	now := s.cfg.Now()
+	until := s.deletionCutoff(now)
+	rev := rescind.Revocation{Kind: rescind.RevokeClient, Key: id, ClientID: id, RevokedAt: until, ExpiresAt: until,
+		Actor: actor, Reason: reason}
+	revs, err := s.cfg.Store.DeleteClient(ctx, id, now, rev)
+	if err != nil {
+		return err
+	}
 	s.cfg.Committer.Apply(revs...)
 	// The cut-off kills every token carrying the client's id, grant tokens included; the
 	// grants and their refresh tokens were revoked in the same transaction, and their tokens'
 	// status list entries flipped.
 	s.cfg.Clients.Invalidate(id)
-	s.cfg.Logger.InfoContext(r.Context(), "client deleted; its tokens are revoked", "client_id", id)
-	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // handleBackup writes a consistent copy of the SQLite database to a new file named by the

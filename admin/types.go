@@ -39,6 +39,9 @@ type CreateClientRequest struct {
 	// AllowInsecureRedirect lets plain-http redirect URIs on hosts other than loopback through,
 	// for development.
 	AllowInsecureRedirect bool `json:"allow_insecure_redirect,omitempty"`
+	// AllowedResources, if set, are the only resources (RFC 8707) the client may ask tokens
+	// for; absent, any. Distinct from Resources, what a resource server serves.
+	AllowedResources []string `json:"allowed_resources,omitempty"`
 	// RequireDPoP makes every token request of the client carry a DPoP proof (RFC 9449), so
 	// that all its access tokens are bound to its key.
 	RequireDPoP bool `json:"require_dpop,omitempty"`
@@ -78,6 +81,9 @@ type UpdateClientRequest struct {
 	// TokenTTL is the access token lifetime in seconds; zero means the server default. It
 	// applies to tokens issued from now on.
 	TokenTTL *int64 `json:"token_ttl,omitempty"`
+	// AllowedResources replaces the resources the client may ask tokens for; an empty list
+	// lets it ask for any. Tokens already issued keep their audience.
+	AllowedResources *[]string `json:"allowed_resources,omitempty"`
 	// RequireDPoP, if given, says whether every token request must carry a DPoP proof (RFC
 	// 9449), from now on; tokens already issued keep their binding, or lack of one.
 	RequireDPoP *bool `json:"require_dpop,omitempty"`
@@ -234,14 +240,20 @@ type ClientInfo struct {
 	TokenTTL int64 `json:"token_ttl"`
 	// ResourceServer and Resources say which access tokens the client may introspect and
 	// receive revocation events for (besides its own).
-	ResourceServer        bool      `json:"resource_server"`
-	Resources             []string  `json:"resources"`
-	AllowInsecureRedirect bool      `json:"allow_insecure_redirect"`
-	CreatedAt             time.Time `json:"created_at"`
+	ResourceServer        bool     `json:"resource_server"`
+	Resources             []string `json:"resources"`
+	AllowInsecureRedirect bool     `json:"allow_insecure_redirect"`
+	// AllowedResources are the resources (RFC 8707) the client may ask tokens for; empty: any.
+	AllowedResources []string `json:"allowed_resources"`
+	// DynamicallyRegistered marks a client that registered itself (RFC 7591, or a Client ID
+	// Metadata Document); Registration says how: "admin", "dynamic" or "metadata_document".
+	DynamicallyRegistered bool   `json:"dynamically_registered"`
+	Registration          string `json:"registration"`
 	// RequireDPoP says whether every token request must carry a DPoP proof.
 	RequireDPoP bool `json:"require_dpop"`
 	// FirstParty says whether a public client skips the consent page for scopes already granted.
-	FirstParty bool `json:"first_party"`
+	FirstParty bool      `json:"first_party"`
+	CreatedAt  time.Time `json:"created_at"`
 	// The OpenID Connect fields (IDTokenAlg is always given: RS256 when not set).
 	IDTokenAlg                       string   `json:"id_token_signed_response_alg"`
 	PostLogoutRedirectURIs           []string `json:"post_logout_redirect_uris"`
@@ -259,8 +271,18 @@ type RotateKeysResponse struct {
 	KeyID string `json:"kid"`
 	// SigningKeyID is the id of the new JWT signing key, published at once.
 	SigningKeyID string `json:"signing_kid,omitempty"`
-	// SigningActivates is when the new signing key starts to sign.
+	// SigningActivates is when the new signing keys start to sign.
 	SigningActivates time.Time `json:"signing_activates,omitzero"`
+	// SigningKeys are the new signing keys, one per algorithm the server signs with (the
+	// access tokens' first: SigningKeyID), each published at once.
+	SigningKeys []RotatedKey `json:"signing_keys,omitempty"`
+}
+
+// RotatedKey is a signing key a rotation created.
+type RotatedKey struct {
+	// KID is its key id (as in the JWKS); Alg its algorithm (ES256, EdDSA or RS256).
+	KID string `json:"kid"`
+	Alg string `json:"alg"`
 }
 
 // ErrorResponse is the body of every error the API returns.
@@ -289,10 +311,19 @@ func infoOf(c rescind.Client, ttl time.Duration) ClientInfo {
 	if res == nil {
 		res = []string{}
 	}
+	allowed := c.AllowedResources
+	if allowed == nil {
+		allowed = []string{}
+	}
+	reg := c.Registration
+	if reg == rescind.RegistrationAdmin {
+		reg = "admin"
+	}
 	info := ClientInfo{ClientID: c.ID, Name: c.Name, GrantTypes: c.GrantTypes, Scope: scope, RedirectURIs: ru,
 		TokenEndpointAuthMethod: method, TokenTTL: int64(ttl / time.Second), CreatedAt: c.CreatedAt, AllowPlainPKCE: c.AllowPlainPKCE, TokenFormat: c.TokenFormat,
 		ResourceServer: c.ResourceServer, Resources: res, AllowInsecureRedirect: c.AllowInsecureRedirect,
-		RequireDPoP: c.RequireDPoP, FirstParty: c.FirstParty, IDTokenAlg: c.IDTokenAlgorithm(), PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+		AllowedResources: allowed, DynamicallyRegistered: c.SelfRegistered(), Registration: reg, RequireDPoP: c.RequireDPoP,
+		FirstParty: c.FirstParty, IDTokenAlg: c.IDTokenAlgorithm(), PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired}
 	if info.PostLogoutRedirectURIs == nil {
 		info.PostLogoutRedirectURIs = []string{}

@@ -23,6 +23,7 @@ type authRequest struct {
 	redirectURIGiven bool
 	state            string
 	scopes           []string
+	resources        []string // RFC 8707: the resources the tokens are for; none, the issuer
 	challenge        string
 	method           string
 	prompt           string
@@ -63,12 +64,22 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 	if !ok || clientID == "" {
 		return nil, "The request does not name a valid client (client_id).", nil
 	}
-	c, err := s.clients.Get(r.Context(), clientID)
-	if err != nil {
+	var c rescind.Client
+	if s.docs != nil && s.docs.IsClientID(clientID) {
+		// A Client ID Metadata Document (clientdoc.go): the client is what its document says.
+		if c, pageErr = s.documentClient(r, clientID); pageErr != "" {
+			return nil, pageErr, nil
+		}
+	} else if c, err = s.clients.Get(r.Context(), clientID); err != nil {
 		if !errors.Is(err, rescind.ErrNotFound) {
 			s.log.ErrorContext(r.Context(), "reading client", "err", err)
 		}
 		return nil, "The request names an unknown client.", nil
+	} else if c.Registration == rescind.RegistrationMetadataDocument {
+		// The stored copy of a document client is for its tokens; a new authorization needs its
+		// document, which this server does not fetch now (metadata documents turned off, or its
+		// URL no longer allowed, as a loopback one in development).
+		return nil, "This app is identified by a metadata document, which this server does not accept now.", nil
 	}
 	ar = &authRequest{client: c, raw: raw}
 	redirect, ok := one("redirect_uri")
@@ -82,12 +93,12 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 			return nil, "The redirect_uri is not registered for this client.", nil
 		}
 		// A URI registered before the registration rules existed is held to them here.
-		if err := redirectrule.Validate(reg, c.AllowInsecureRedirect); err != nil {
+		if err := redirectrule.Validate(reg, s.allowInsecure(c)); err != nil {
 			return nil, "The client's registered redirect URI is not allowed: " + err.Error(), nil
 		}
 		ar.redirectURI, ar.redirectURIGiven = redirect, true
 	case len(c.RedirectURIs) == 1:
-		if err := redirectrule.Validate(c.RedirectURIs[0], c.AllowInsecureRedirect); err != nil {
+		if err := redirectrule.Validate(c.RedirectURIs[0], s.allowInsecure(c)); err != nil {
 			return nil, "The client's registered redirect URI is not allowed: " + err.Error(), nil
 		}
 		ar.redirectURI = c.RedirectURIs[0]
@@ -112,13 +123,20 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 		return ar, "", &redirectError{"unauthorized_client", "the client may not use the authorization code grant"}
 	}
 	scope, _ := one("scope")
-	allowed := c.Scopes
+	allowed := s.clientScopes(c, scope)
 	if scope != "" {
 		// The OpenID Connect scopes are every code-flow client's to ask for (Core 1.0 §3.1.2.1).
 		allowed = append(slices.Clip(allowed), ScopeOpenID, ScopeProfile, ScopeEmail)
 	}
 	if ar.scopes, err = rescind.ParseScope(scope, allowed); err != nil {
 		return ar, "", &redirectError{"invalid_scope", err.Error()}
+	}
+	var desc string
+	if ar.resources, desc = parseResources(q["resource"]); desc != "" {
+		return ar, "", &redirectError{ErrInvalidTarget, desc}
+	}
+	if desc := allowedResources(c, ar.resources); desc != "" {
+		return ar, "", &redirectError{ErrInvalidTarget, desc}
 	}
 	ar.challenge, _ = one("code_challenge")
 	ar.method, _ = one("code_challenge_method")
@@ -136,6 +154,13 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 		return ar, "", &redirectError{"invalid_request", "dpop_jkt must be the base64url JWK SHA-256 thumbprint (RFC 7638) of the DPoP key (RFC 9449 §10)"}
 	}
 	return ar, "", nil
+}
+
+// allowInsecure reports whether client c may be redirected to a plain-http URI off loopback:
+// if it was registered so, and, for a client that registered itself, while the server allows it
+// (Config.AllowInsecureRedirect).
+func (s *Server) allowInsecure(c rescind.Client) bool {
+	return c.AllowInsecureRedirect && (!c.SelfRegistered() || s.insecureRedir)
 }
 
 // redirect sends the user agent to the client's redirect URI with params, keeping any query the
@@ -199,8 +224,9 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, g := range grants {
-		if ar.client.SkipsConsent() && !ar.hasPrompt("consent") && !s.committer.GrantRevoked(g.ID) && containsAll(g.Scopes, ar.scopes) {
-			s.issueCode(w, r, ar, user, g) // already consented to these scopes
+		if ar.client.SkipsConsent() && !ar.hasPrompt("consent") && !s.committer.GrantRevoked(g.ID) && containsAll(g.Scopes, ar.scopes) &&
+			containsAll(s.grantAudience(g), s.audienceOf(ar.resources)) {
+			s.issueCode(w, r, ar, user, g) // already consented to these scopes and resources
 			return
 		}
 	}
@@ -208,7 +234,16 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.redirectErr(w, r, ar, &redirectError{"consent_required", "the user has not consented to this request"})
 		return
 	}
-	s.pages.ShowConsent(w, r, ar.client, user, ar.scopes, ar.raw)
+	s.pages.ShowConsent(w, r, ar.client, user, ar.scopes, ar.resources, ar.raw)
+}
+
+// grantAudience returns the audiences g's tokens may have: those recorded, or the issuer's for a
+// grant recorded before audiences were.
+func (s *Server) grantAudience(g rescind.Grant) []string {
+	if len(g.Audience) == 0 {
+		return []string{s.issuer}
+	}
+	return g.Audience
 }
 
 func containsAll(have, want []string) bool {
@@ -250,10 +285,23 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, "grant id", err)
 		return
 	}
+	// The grant's audience grows by this consent's resources (the issuer if none). A grant
+	// recorded before audiences were has tokens for the issuer: it keeps the issuer.
+	audience := s.audienceOf(ar.resources)
+	grants, err := s.store.ListGrants(r.Context(), rescind.GrantFilter{ClientID: ar.client.ID, UserID: user.ID})
+	if err != nil {
+		s.pageError(w, r, "listing grants", err)
+		return
+	}
+	for _, g := range grants {
+		if len(g.Audience) == 0 && !slices.Contains(audience, s.issuer) {
+			audience = append(audience, s.issuer)
+		}
+	}
 	now := s.now()
 	sess, _ := s.pages.Session(r)
 	g, err := s.store.SaveGrant(r.Context(), rescind.Grant{ID: id, ClientID: ar.client.ID, UserID: user.ID,
-		Scopes: ar.scopes, CreatedAt: now, LastUsedAt: now, SessionID: sess.ID})
+		Scopes: ar.scopes, Audience: audience, CreatedAt: now, LastUsedAt: now, SessionID: sess.ID})
 	if err != nil {
 		s.pageError(w, r, "saving grant", err)
 		return
@@ -265,6 +313,14 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 // (RFC 6749 §4.1.2), and to the DPoP key of dpop_jkt if the request named one (RFC 9449 §10),
 // and redirects with it.
 func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *authRequest, user rescind.User, g rescind.Grant) {
+	if ar.client.Registration == rescind.RegistrationMetadataDocument {
+		// The token endpoint, the connected apps page and revocation know the client from the
+		// store: keep the copy of its document there.
+		if err := s.storeDocumentClient(r.Context(), ar.client); err != nil {
+			s.pageError(w, r, "storing a metadata document client", err)
+			return
+		}
+	}
 	text, hash, err := token.NewStored(token.CodePrefix)
 	if err != nil {
 		s.pageError(w, r, "code", err)
@@ -275,7 +331,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *authReque
 	// The code records its session (whose end tells its client: back-channel logout) and what
 	// its ID token will say of the sign-in: auth_time and nonce.
 	err = s.store.CreateCode(r.Context(), rescind.AuthCode{Hash: hash, ClientID: ar.client.ID, UserID: user.ID, SessionID: sess.ID,
-		GrantID: g.ID, RedirectURI: ar.redirectURI, RedirectURIGiven: ar.redirectURIGiven, Scope: strings.Join(ar.scopes, " "),
+		GrantID: g.ID, RedirectURI: ar.redirectURI, RedirectURIGiven: ar.redirectURIGiven, Scope: strings.Join(ar.scopes, " "), Resources: ar.resources,
 		Challenge: ar.challenge, ChallengeMethod: ar.method, CreatedAt: now, ExpiresAt: now.Add(s.codeTTL), DPoPJKT: ar.dpopJKT,
 		Nonce: ar.nonce, AuthTime: sess.Authenticated()})
 	if err != nil {

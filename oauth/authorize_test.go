@@ -113,7 +113,7 @@ type fakePages struct {
 		request   string
 		allow, ok bool
 	}
-	calls []string // "SignIn next", "ShowConsent client user scopes request", "ShowError status msg"
+	calls []string // "SignIn next", "ShowConsent client user scopes [resources=...] request", "ShowError status msg"
 }
 
 func (f *fakePages) SignedIn(*http.Request) (rescind.User, bool) {
@@ -135,8 +135,12 @@ func (f *fakePages) SignIn(w http.ResponseWriter, _ *http.Request, next string) 
 	w.WriteHeader(http.StatusUnauthorized)
 }
 
-func (f *fakePages) ShowConsent(w http.ResponseWriter, _ *http.Request, c rescind.Client, u rescind.User, scopes []string, request string) {
-	f.calls = append(f.calls, strings.Join([]string{"ShowConsent", c.ID, u.ID, strings.Join(scopes, ","), request}, " "))
+func (f *fakePages) ShowConsent(w http.ResponseWriter, _ *http.Request, c rescind.Client, u rescind.User, scopes, resources []string, request string) {
+	call := []string{"ShowConsent", c.ID, u.ID, strings.Join(scopes, ",")}
+	if len(resources) > 0 {
+		call = append(call, "resources="+strings.Join(resources, ","))
+	}
+	f.calls = append(f.calls, strings.Join(append(call, request), " "))
 	w.WriteHeader(http.StatusOK)
 }
 

@@ -143,6 +143,11 @@ func limitKeys(r *http.Request, clientID string) []string {
 	return []string{"addr:" + n, "client:" + clientID + "|" + n}
 }
 
+// networkKey names the network r comes from, for limits on what one party may create or
+// cause (registrations, metadata document fetches): its IPv4 address, or the /64 of its IPv6
+// address, which one party commonly holds whole.
+func networkKey(r *http.Request) string { return clientip.Network(r.RemoteAddr) }
+
 // reserve takes an attempt's rate-limit tokens (its source address, and the client id there)
 // before its secret is checked, so that a burst of concurrent attempts cannot all be checked: at
 // most the buckets' tokens are. A secret the server verified recently needs no token (nil). An

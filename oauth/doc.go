@@ -15,14 +15,24 @@
 //   - POST /oauth2/token: the token endpoint, RFC 6749 §3.2, with authorization_code (§4.1.3,
 //     RFC 7636 §4.6: a code is redeemed once, by its client, and a replay revokes its grant),
 //     refresh_token (§6, rotated at every use; reuse of a rotated one revokes the grant,
-//     RFC 9700 §4.14.2) and client_credentials (§4.4, where a resource, RFC 8707, becomes the
-//     token's audience).
+//     RFC 9700 §4.14.2) and client_credentials (§4.4). On every grant the resource parameter
+//     (RFC 8707, repeatable, also at the authorization endpoint) names the token's audience
+//     (indicators.go).
 //   - POST /oauth2/revoke: token revocation, RFC 7009, answered only once the revocation is
 //     durable; revoking a refresh token revokes its grant.
 //   - POST /oauth2/introspect: token introspection, RFC 7662; a token is shown active only to its
 //     own client and, for an access token, to resource servers of its audience (§4).
-//   - GET /.well-known/oauth-authorization-server (and /.well-known/openid-configuration):
-//     authorization server metadata, RFC 8414.
+//   - GET /.well-known/oauth-authorization-server: authorization server metadata, RFC 8414
+//     (with RFC 9207's iss parameter, RFC 7591's registration endpoint and the Client ID
+//     Metadata Document draft's flag). /.well-known/openid-configuration is not served: this is
+//     not OpenID Provider metadata.
+//   - POST /oauth2/register, and GET, PUT, DELETE /oauth2/register/{client_id}: dynamic client
+//     registration, RFC 7591, and its management, RFC 7592 (register.go), with
+//     Config.Registration.
+//   - An https URL as client_id: a Client ID Metadata Document (clientdoc.go), with
+//     Config.ClientDocuments.
+//   - CORS on token, revocation, registration, metadata, JWKS and status lists, for browser
+//     apps (cors.go); never on pages, authorization or introspection.
 //   - GET /.well-known/jwks.json: the JWT signing keys, RFC 7517.
 //   - GET /oauth2/statuslists/{id}: the Token Status Lists (draft-ietf-oauth-status-list) of the
 //     JWT access tokens, signed.

@@ -6,15 +6,17 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
 
 // parseForm reads an application/x-www-form-urlencoded body (RFC 6749 §3.2, Appendix B) of at
 // most maxBytes. It refuses other content types, malformed encodings, invalid UTF-8 and, as
-// RFC 6749 §3.1 and §3.2 require, any parameter sent more than once. Parameters in the query
-// string are not read: credentials and tokens belong in the body.
-func parseForm(w http.ResponseWriter, r *http.Request, maxBytes int64) (url.Values, *Error) {
+// RFC 6749 §3.1 and §3.2 require, any parameter sent more than once, but for those named in
+// repeatable (RFC 8707's resource). Parameters in the query string are not read: credentials
+// and tokens belong in the body.
+func parseForm(w http.ResponseWriter, r *http.Request, maxBytes int64, repeatable ...string) (url.Values, *Error) {
 	ct := r.Header.Get("Content-Type")
 	mt, params, err := mime.ParseMediaType(ct)
 	if ct == "" || err != nil || mt != "application/x-www-form-urlencoded" {
@@ -37,11 +39,16 @@ func parseForm(w http.ResponseWriter, r *http.Request, maxBytes int64) (url.Valu
 		return nil, errorf(ErrInvalidRequest, http.StatusBadRequest, "the request body is not valid form encoding")
 	}
 	for k, vs := range form {
-		if len(vs) > 1 {
+		if len(vs) > 1 && !slices.Contains(repeatable, k) {
 			return nil, errorf(ErrInvalidRequest, http.StatusBadRequest, "parameter "+quoteParam(k)+" is included more than once")
 		}
-		if !utf8.ValidString(k) || !utf8.ValidString(vs[0]) {
+		if !utf8.ValidString(k) {
 			return nil, errorf(ErrInvalidRequest, http.StatusBadRequest, "parameters must be valid UTF-8")
+		}
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return nil, errorf(ErrInvalidRequest, http.StatusBadRequest, "parameters must be valid UTF-8")
+			}
 		}
 	}
 	return form, nil

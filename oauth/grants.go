@@ -76,7 +76,10 @@ var errInvalidGrant = errorf(ErrInvalidGrant, http.StatusBadRequest, "the author
 // clients authenticate with their client_id alone, which is why the verifier is required
 // before a replay counts (RFC 9700 §2.1.1 binds the code to the transaction by PKCE), and why
 // only an S256 one: a plain verifier is the challenge, in the authorization URL for all to see.
-func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, proof *dpop.Proof) {
+//
+// The token's audience is the resources the authorization request named, or those of them the
+// token request names (RFC 8707 §2.2); checked before the code is consumed.
+func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, resources []string, proof *dpop.Proof) {
 	code := form.Get("code")
 	if code == "" {
 		writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "code is required"))
@@ -127,6 +130,11 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 		s.theft(w, r, client, ac.GrantID, "authorization code reuse") // RFC 6749 §4.1.2
 		return
 	}
+	audience, perr := narrowResources(client, resources, ac.Resources)
+	if perr != nil {
+		writeError(w, perr)
+		return
+	}
 	is := s.newIssuance(client, proof)
 	if !is.now.Before(ac.ExpiresAt) || s.revoked.GrantRevoked(ac.GrantID) {
 		writeError(w, errInvalidGrant)
@@ -139,15 +147,18 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 	if s.singleUseFailed(w, r, client, err, ac.GrantID, "authorization code reuse") {
 		return
 	}
-	s.issueGrantTokens(w, r, client, ac.GrantID, ac.UserID, ac.Scope, ac.Scope, is, signIn{sid: ac.SessionID, authTime: ac.AuthTime, nonce: ac.Nonce})
+	s.issueGrantTokens(w, r, client, grantIssue{grantID: ac.GrantID, userID: ac.UserID, scope: ac.Scope, refreshScope: ac.Scope,
+		audience: audience, refreshResources: ac.Resources,
+		in: signIn{sid: ac.SessionID, authTime: ac.AuthTime, nonce: ac.Nonce}}, is)
 }
 
 // handleRefreshToken serves grant_type=refresh_token (RFC 6749 §6) with rotation: every use
 // returns a new refresh token and invalidates the old one; its own client presenting a used one
 // (reuse) revokes the whole grant (RFC 9700 §4.14.2). Another client presenting it is refused
-// and changes nothing. A bound refresh token (RFC 9449 §5) is used only with a proof made with
-// its key; without one it is refused and left as it was.
-func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, proof *dpop.Proof) {
+// and changes nothing. A refresh may narrow the scope and the resources (RFC 8707 §2.2), never
+// widen them; the new refresh token keeps the old one's. A bound refresh token (RFC 9449 §5) is
+// used only with a proof made with its key; without one it is refused and left as it was.
+func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, resources []string, proof *dpop.Proof) {
 	text := form.Get("refresh_token")
 	if text == "" {
 		writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "refresh_token is required"))
@@ -188,6 +199,11 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 		s.theft(w, r, client, rt.GrantID, "refresh token reuse") // RFC 9700 §4.14.2
 		return
 	}
+	audience, perr := narrowResources(client, resources, rt.Resources)
+	if perr != nil {
+		writeError(w, perr)
+		return
+	}
 	if s.revoked.GrantRevoked(rt.GrantID) {
 		writeError(w, errInvalidGrant)
 		return
@@ -205,19 +221,33 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 	is := s.newIssuance(client, proof)
 	// The rotation records the new access token's expiry on the grant in the same transaction.
 	_, err = s.store.RotateRefreshToken(r.Context(), hash, rescind.RefreshToken{Hash: nextHash, GrantID: rt.GrantID, ClientID: client.ID,
-		Scope: rt.Scope, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL), JKT: refreshBinding(client, rt.JKT, is.jkt),
+		Scope: rt.Scope, Resources: rt.Resources, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL), JKT: refreshBinding(client, rt.JKT, is.jkt),
 		SessionID: rt.SessionID, AuthTime: rt.AuthTime}, is.now, is.exp)
 	if s.singleUseFailed(w, r, client, err, rt.GrantID, "refresh token reuse") {
 		return
 	}
 	// The refreshed ID token keeps the sign-in's sid and auth_time (OpenID Connect Core 1.0 §12.2).
-	s.respondGrantTokens(w, r, client, rt.GrantID, g.UserID, scope, next, is, signIn{sid: rt.SessionID, authTime: rt.AuthTime})
+	s.respondGrantTokens(w, r, client, grantIssue{grantID: rt.GrantID, userID: g.UserID, scope: scope, audience: audience,
+		in: signIn{sid: rt.SessionID, authTime: rt.AuthTime}}, next, is)
+}
+
+// grantIssue is what the tokens issued under a grant carry.
+type grantIssue struct {
+	grantID, userID string
+	// scope and audience are the access token's.
+	scope    string
+	audience []string
+	// refreshScope and refreshResources are a new refresh token's: the code's in full.
+	refreshScope     string
+	refreshResources []string
+	// in is what the ID token says of the sign-in (OpenID Connect), with scope openid.
+	in signIn
 }
 
 // issueGrantTokens issues an access token of the grant and, if the client may refresh, a new
-// refresh token family member with the grant's full scope; an issuance with a DPoP key binds
-// both to it as RFC 9449 §5 says (the refresh token only for a public client).
-func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refreshScope string, is issuance, in signIn) {
+// refresh token family member with the code's full scope and resources; an issuance with a
+// DPoP key binds both to it as RFC 9449 §5 says (the refresh token only for a public client).
+func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, gi grantIssue, is issuance) {
 	var refresh string
 	if client.AllowsGrant(rescind.GrantRefreshToken) {
 		text, hash, err := token.NewStored(token.RefreshPrefix)
@@ -225,23 +255,23 @@ func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client
 			writeError(w, errServer)
 			return
 		}
-		if err := s.store.CreateRefreshToken(r.Context(), rescind.RefreshToken{Hash: hash, GrantID: grantID, ClientID: client.ID,
-			Scope: refreshScope, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL), JKT: refreshBinding(client, "", is.jkt),
-			SessionID: in.sid, AuthTime: in.authTime}); err != nil {
+		if err := s.store.CreateRefreshToken(r.Context(), rescind.RefreshToken{Hash: hash, GrantID: gi.grantID, ClientID: client.ID,
+			Scope: gi.refreshScope, Resources: gi.refreshResources, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL),
+			JKT: refreshBinding(client, "", is.jkt), SessionID: gi.in.sid, AuthTime: gi.in.authTime}); err != nil {
 			s.log.ErrorContext(r.Context(), "storing refresh token", "err", err)
 			writeError(w, errServer)
 			return
 		}
 		refresh = text
 	}
-	s.respondGrantTokens(w, r, client, grantID, userID, scope, refresh, is, in)
+	s.respondGrantTokens(w, r, client, gi, refresh, is)
 }
 
 // respondGrantTokens issues the access token of a grant whose TokensExpireAt already covers
 // is.exp, and answers with it and refresh.
 // With scope openid, the answer has an ID token too (OpenID Connect Core 1.0 §3.1.3.3).
-func (s *Server) respondGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, grantID, userID, scope, refresh string, is issuance, in signIn) {
-	resp, err := s.issueAccessToken(r.Context(), client, grantID, userID, scope, nil, is)
+func (s *Server) respondGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, gi grantIssue, refresh string, is issuance) {
+	resp, err := s.issueAccessToken(r.Context(), client, gi.grantID, gi.userID, gi.scope, gi.audience, is)
 	if errors.Is(err, rescind.ErrNotFound) {
 		// The grant was revoked since the redemption or rotation: its JWT's status entry could
 		// not be recorded, and the token is not issued (see Store.RecordGrantTokenStatus).
@@ -254,14 +284,14 @@ func (s *Server) respondGrantTokens(w http.ResponseWriter, r *http.Request, clie
 		return
 	}
 	resp.RefreshToken = refresh
-	if hasScope(scope, ScopeOpenID) {
-		if resp.IDToken, err = s.issueIDToken(r.Context(), client, userID, scope, resp.AccessToken, is, in); err != nil {
+	if hasScope(gi.scope, ScopeOpenID) {
+		if resp.IDToken, err = s.issueIDToken(r.Context(), client, gi.userID, gi.scope, resp.AccessToken, is, gi.in); err != nil {
 			s.log.ErrorContext(r.Context(), "issuing ID token", "err", err)
 			writeError(w, errServer)
 			return
 		}
 	}
-	if err := s.store.TouchGrant(r.Context(), grantID, is.now); err != nil {
+	if err := s.store.TouchGrant(r.Context(), gi.grantID, is.now); err != nil {
 		s.log.WarnContext(r.Context(), "recording grant use", "err", err)
 	}
 	writeJSON(w, http.StatusOK, resp)

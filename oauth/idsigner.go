@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"context"
 	"crypto"
 	"encoding/base64"
 	"encoding/json"
@@ -121,3 +122,21 @@ func halfHash(alg, accessToken string) (string, error) {
 	sum := d.Sum(nil)
 	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2]), nil
 }
+
+// AlgSigner is the IDSigner over signing keys of several algorithms (keys.Manager.SignWith,
+// which creates the key of an algorithm on first need): each relying party's tokens are signed
+// with its own id_token_signed_response_alg, RS256 by default, as OpenID Connect requires.
+type AlgSigner struct {
+	// Sign signs claims with a key of algorithm alg, under header typ. Required.
+	Sign func(ctx context.Context, alg string, claims any, typ string) (string, error)
+	// Algs are the algorithms Sign supports (discovery's id_token_signing_alg_values_supported).
+	Algs []string
+}
+
+// SignFor implements IDSigner.
+func (a AlgSigner) SignFor(alg, typ string, claims func(alg string) any) (string, error) {
+	return a.Sign(context.Background(), alg, claims(alg), typ)
+}
+
+// Algorithms implements IDSigner.
+func (a AlgSigner) Algorithms() []string { return a.Algs }

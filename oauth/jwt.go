@@ -264,3 +264,19 @@ func (s *Server) handleStatusList(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Length", strconv.Itoa(len(cached.jwt)))
 	w.Write(cached.jwt)
 }
+
+// ErrBearerRefused is BearerToken's error for an access token that cannot be used as a bearer
+// token here: malformed, unknown, expired, revoked, or bound to a DPoP key (RFC 9449 §7: it
+// needs a proof, which these endpoints do not take).
+var ErrBearerRefused = errors.New("oauth: the access token is invalid, expired, revoked or DPoP-bound")
+
+// BearerToken checks an access token of this server's presented as a bearer token (RFC 6750),
+// as the endpoints of other packages served with these (Config.Routes) need: it returns the
+// token's client and scope. Any failure is ErrBearerRefused.
+func (s *Server) BearerToken(ctx context.Context, text string) (clientID, scope string, err error) {
+	at, err := s.parseAccess(ctx, text)
+	if err != nil || s.dead(at) || at.jkt != "" {
+		return "", "", ErrBearerRefused
+	}
+	return at.clientID, at.scope, nil
+}

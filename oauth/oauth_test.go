@@ -95,8 +95,20 @@ func newEnvTB(t testing.TB, _ *testing.T) *env {
 	return newEnvStore(t, st)
 }
 
-// newEnvStore builds the environment on st, which it closes at the end of the test.
-func newEnvStore(t testing.TB, st rescind.Store) *env {
+// newEnvWith builds the environment on SQLite with the server's configuration changed by
+// configure (which may read the env: its store, clients and committer are made).
+func newEnvWith(t *testing.T, configure func(*env, *oauth.Config)) *env {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newEnvStore(t, st, configure)
+}
+
+// newEnvStore builds the environment on st, which it closes at the end of the test; each
+// configure changes the server's configuration.
+func newEnvStore(t testing.TB, st rescind.Store, configure ...func(*env, *oauth.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	var err error
@@ -155,9 +167,13 @@ func newEnvStore(t testing.TB, st rescind.Store) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := oauth.New(oauth.Config{Issuer: issuer, Clients: e.clients, Keys: kr, Revoked: e.state,
+	cfg := oauth.Config{Issuer: issuer, Clients: e.clients, Keys: kr, Revoked: e.state,
 		Committer: com, Metrics: met, Store: st, Pages: pages, AccessTokenTTL: time.Hour, MaxBodyBytes: 4096, Now: e.clock,
-		Signer: e.signer, Statuses: e.statuses})
+		Signer: e.signer, Statuses: e.statuses, HashParams: cheap, DeleteClient: e.deleteClient}
+	for _, f := range configure {
+		f(e, &cfg)
+	}
+	s, err := oauth.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,6 +187,20 @@ func newEnvStore(t testing.TB, st rescind.Store) *env {
 		st.Close()
 	})
 	return e
+}
+
+// deleteClient deletes client id as the admin API does: its deletion and every revocation in
+// one transaction, then applied.
+func (e *env) deleteClient(ctx context.Context, id, actor, reason string) error {
+	until := e.clock().Add(rescind.MaxAccessTokenTTL)
+	revs, err := e.store.DeleteClient(ctx, id, e.clock(), rescind.Revocation{Kind: rescind.RevokeClient, Key: id, ClientID: id,
+		RevokedAt: until, ExpiresAt: until, Actor: actor, Reason: reason})
+	if err != nil {
+		return err
+	}
+	e.committer.Apply(revs...)
+	e.clients.Invalidate(id)
+	return nil
 }
 
 type resp struct {
@@ -467,7 +497,7 @@ func TestRevocationRFC7009(t *testing.T) {
 	t.Run("GET", func(t *testing.T) {
 		r := e.do(req{method: "GET", path: "/oauth2/revoke"})
 		wantError(t, r, 405, "invalid_request")
-		if r.header.Get("Allow") != "POST" {
+		if r.header.Get("Allow") != "OPTIONS, POST" { // OPTIONS: CORS preflights
 			t.Fatalf("Allow = %q", r.header.Get("Allow"))
 		}
 	})
@@ -568,7 +598,7 @@ func TestClientCutoff(t *testing.T) {
 
 func TestMetadataRFC8414(t *testing.T) {
 	e := newEnv(t)
-	for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
+	for _, p := range []string{"/.well-known/oauth-authorization-server"} {
 		r := e.do(req{method: "GET", path: p})
 		if r.status != 200 {
 			t.Fatalf("%s: %d", p, r.status)
@@ -592,6 +622,53 @@ func TestMetadataRFC8414(t *testing.T) {
 	wantError(t, e.do(req{method: "GET", path: "/nope"}), 404, "not_found")
 	if r := e.do(req{method: "GET", path: "/healthz"}); r.status != 200 {
 		t.Fatalf("healthz %d", r.status)
+	}
+}
+
+// TestMetadataCompleteness: scopes_supported (the scopes of the operator's clients, or those
+// configured, with the OpenID Connect scopes), response_modes_supported, the iss parameter (RFC
+// 9207) and what metadata documents and registration add; the same document is the OpenID
+// Provider metadata at the OpenID Connect discovery path.
+func TestMetadataCompleteness(t *testing.T) {
+	md := func(e *env) map[string]any {
+		r := e.do(req{method: "GET", path: "/.well-known/oauth-authorization-server"})
+		if r.status != 200 {
+			t.Fatalf("metadata: %d", r.status)
+		}
+		return r.json(t)
+	}
+	e := newEnvWith(t, registrationMode(oauth.RegisterOpen))
+	m := md(e)
+	if fmt.Sprint(m["scopes_supported"]) != "[read write openid profile email]" || fmt.Sprint(m["response_modes_supported"]) != "[query]" ||
+		m["authorization_response_iss_parameter_supported"] != true || m["registration_endpoint"] != issuer+"/oauth2/register" {
+		t.Fatalf("metadata: %v", m)
+	}
+	if _, ok := m["client_id_metadata_document_supported"]; ok {
+		t.Fatalf("metadata documents advertised while off: %v", m)
+	}
+	// A client the operator registers adds its scopes; a client that registered itself does not.
+	e.addClient(t, rescind.Client{ID: "photos", Name: "Photos", GrantTypes: []string{rescind.GrantClientCredentials}, Scopes: []string{"photos.read"}})
+	e.register(`{"redirect_uris":["https://a.example/cb"],"scope":"self.made"}`, "")
+	if got := fmt.Sprint(md(e)["scopes_supported"]); got != "[photos.read read write openid profile email]" {
+		t.Fatalf("scopes_supported = %s", got)
+	}
+	configured := newEnvWith(t, func(_ *env, c *oauth.Config) { c.ScopesSupported = []string{"mcp:tools", "read"} })
+	if got := fmt.Sprint(md(configured)["scopes_supported"]); got != "[mcp:tools read openid profile email]" {
+		t.Fatalf("configured scopes_supported = %s", got)
+	}
+	if r := e.do(req{method: "GET", path: "/.well-known/openid-configuration"}); r.status != 200 || r.json(t)["userinfo_endpoint"] != issuer+"/oauth2/userinfo" {
+		t.Fatalf("OpenID Provider metadata: %d %s", r.status, r.body)
+	}
+
+	// iss is on every authorization response (RFC 9207 §2), errors included.
+	b := e.browser()
+	b.login("alice")
+	_, challenge := pkcePair("i")
+	for _, q := range []string{authorizeQuery("webapp", "https://app.example/cb", "read", challenge),
+		authorizeQuery("webapp", "https://app.example/cb", "admin", challenge)} {
+		if v := b.approve(q); v.Get("iss") != issuer {
+			t.Fatalf("authorization response %v has no iss", v)
+		}
 	}
 }
 

@@ -47,10 +47,10 @@ type Browser interface {
 	Session(r *http.Request) (rescind.Session, bool)
 	// SignIn sends the browser to sign in, and afterwards to next, a path on this server.
 	SignIn(w http.ResponseWriter, r *http.Request, next string)
-	// ShowConsent asks user whether client may have scopes. Its form posts request (the
-	// authorization request's query, validated again on return) and the decision to
-	// POST /oauth2/authorize, where ReadConsent reads them.
-	ShowConsent(w http.ResponseWriter, r *http.Request, client rescind.Client, user rescind.User, scopes []string, request string)
+	// ShowConsent asks user whether client may have scopes, for the resources (RFC 8707; none:
+	// this server's own). Its form posts request (the authorization request's query, validated
+	// again on return) and the decision to POST /oauth2/authorize, where ReadConsent reads them.
+	ShowConsent(w http.ResponseWriter, r *http.Request, client rescind.Client, user rescind.User, scopes, resources []string, request string)
 	// ReadConsent reads the consent form posted by the browser that sent r: the authorization
 	// request it carries and whether the person allowed it. If ok is false the form was not
 	// one ShowConsent made for this browser (a forged or expired form, no decision), and

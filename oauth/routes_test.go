@@ -18,13 +18,12 @@ var publicRoutes = []struct {
 	methods string
 	page    bool
 }{
-	{"/oauth2/token", "POST", false},
-	{"/oauth2/revoke", "POST", false},
-	{"/oauth2/introspect", "POST", false},
-	{"/.well-known/oauth-authorization-server", "GET", false},
-	{"/.well-known/openid-configuration", "GET", false},
-	{"/.well-known/jwks.json", "GET", false},
-	{"/oauth2/statuslists/1", "GET", false},
+	{"/oauth2/token", "OPTIONS, POST", false}, // OPTIONS: CORS preflights (cors.go)
+	{"/oauth2/revoke", "OPTIONS, POST", false},
+	{"/oauth2/introspect", "POST", false}, // never CORS
+	{"/.well-known/oauth-authorization-server", "GET, OPTIONS", false},
+	{"/.well-known/jwks.json", "GET, OPTIONS", false},
+	{"/oauth2/statuslists/1", "GET, OPTIONS", false},
 	{"/oauth2/revocations/events", "GET", false},
 	{"/healthz", "GET", false},
 	{"/readyz", "GET", false},
@@ -54,6 +53,9 @@ func TestRouteTable(t *testing.T) {
 	wantKind := func(t *testing.T, r resp, page bool) {
 		t.Helper()
 		ct := r.header.Get("Content-Type")
+		if r.status == http.StatusNoContent { // a preflight's answer: no body
+			ct = "application/none"
+		}
 		if r.status == http.StatusSeeOther { // a page's redirect has no body to speak of
 			ct = "text/html; charset=utf-8"
 		}
@@ -91,7 +93,9 @@ func TestRouteTable(t *testing.T) {
 			})
 		}
 	}
-	for _, path := range []string{"/", "/nope", "/login/x", "/oauth2", "/oauth2/token/x", "/account", "/account/apps/x", "/oauth2/statuslists/"} {
+	// Without --registration, the registration endpoint is not served.
+	for _, path := range []string{"/", "/nope", "/login/x", "/oauth2", "/oauth2/token/x", "/account", "/account/apps/x", "/oauth2/statuslists/",
+		"/oauth2/register", "/oauth2/register/x"} {
 		for _, m := range []string{"GET", "POST"} {
 			wantError(t, do(m, path), http.StatusNotFound, "not_found")
 		}

@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -11,10 +12,12 @@ import (
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/dpop"
+	"github.com/rescind/rescind/internal/clientdoc"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/metrics"
 	"github.com/rescind/rescind/internal/ratelimit"
 	"github.com/rescind/rescind/internal/revocation"
+	"github.com/rescind/rescind/internal/secret"
 	"github.com/rescind/rescind/internal/statuslist"
 	"github.com/rescind/rescind/token"
 )
@@ -60,6 +63,38 @@ type Config struct {
 	RevokeGrantWithAccessToken bool
 	// AccessTokenTTL is the default access token lifetime. If zero, one hour.
 	AccessTokenTTL time.Duration
+	// Registration is the mode of dynamic client registration (RFC 7591) at /oauth2/register:
+	// RegisterOff (also when empty), RegisterWithToken or RegisterOpen (register.go).
+	Registration string
+	// RegistrationLimiter bounds the open registrations of each source address. If nil, 20 an
+	// hour.
+	RegistrationLimiter *ratelimit.Limiter
+	// HashParams are the argon2id parameters of the secrets of dynamically registered clients.
+	// If zero, secret.DefaultParams.
+	HashParams secret.Params
+	// DeleteClient deletes client id and revokes everything it holds, as the admin API's
+	// deletion does (the one path of client deletion): RFC 7592 deregistration calls it.
+	// Required with Registration.
+	DeleteClient func(ctx context.Context, id, actor, reason string) error
+	// ScopesSupported, if set, are the scopes published as scopes_supported, and the only ones
+	// a client that registers itself (RFC 7591, metadata document) may have. If empty, the
+	// scopes of the operator's clients are published, and such clients may ask for any scope
+	// (each person consents to what is asked).
+	ScopesSupported []string
+	// ClientDocuments, if set, resolves Client ID Metadata Documents: an https URL is then
+	// accepted as a client_id (clientdoc.go).
+	ClientDocuments *clientdoc.Resolver
+	// DocumentLimiter bounds the metadata documents fetched for each source address (cached
+	// ones are free). If nil, 20 at once and 10 a minute.
+	DocumentLimiter *ratelimit.Limiter
+	// AllowInsecureRedirect lets clients that register themselves (dynamically, or by metadata
+	// document) have plain-http redirect URIs on hosts other than loopback: development only.
+	AllowInsecureRedirect bool
+	// SelfRegisteredTokenFormat is the access token format of clients that register themselves,
+	// unless their registration names one: TokenFormatJWT (the default with a Signer: a
+	// resource server an agent calls can check them without credentials of its own) or
+	// TokenFormatOpaque (the default without one).
+	SelfRegisteredTokenFormat string
 	// MaxBodyBytes bounds request bodies. If zero, 64 KiB.
 	MaxBodyBytes int64
 	// RefreshKeys, if set, is called when a token names a key kid the keyring lacks (a key
@@ -84,6 +119,16 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the current time. If nil, time.Now.
 	Now func() time.Time
+	// Routes are endpoints of other packages served with these (the Shared Signals
+	// transmitter's, package ssf), added to the one route table.
+	Routes []Route
+}
+
+// Route is an endpoint another package serves on the public listener: a ServeMux pattern
+// ("POST /ssf/stream"), the endpoint's name in metrics, and its handler.
+type Route struct {
+	Pattern, Endpoint string
+	Handler           http.HandlerFunc
 }
 
 // Server serves the OAuth 2.0 endpoints.
@@ -118,11 +163,24 @@ type Server struct {
 	refreshSigning  func(context.Context, string) bool
 	log             *slog.Logger
 	now             func() time.Time
-	metadata        []byte
+	md              metadata // the metadata document but for its scopes (metadata.go)
+	mdMu            sync.Mutex
+	mdScopes        []string // the scopes of the document last rendered
+	mdDoc           []byte
+	registration    string
+	regLimiter      *ratelimit.Limiter
+	hashParams      secret.Params
+	deleteClient    func(ctx context.Context, id, actor, reason string) error
+	scopes          []string
+	docs            *clientdoc.Resolver
+	docLimiter      *ratelimit.Limiter
+	insecureRedir   bool
+	selfTokenFormat string
 	dpop            *dpop.Verifier
 	dpopNonce       string
 	tokenURL        string
 	idSigner        IDSigner
+	routes          []Route
 	jwts            *jwtCache // verified JWT access tokens
 }
 
@@ -151,6 +209,7 @@ func New(cfg Config) (*Server, error) {
 		}}
 	}
 	s.tokenURL = s.issuer + "/oauth2/token"
+	s.routes = cfg.Routes
 	if s.dpopNonce = cfg.DPoPNonce; s.dpopNonce == "" {
 		s.dpopNonce = DPoPNonceAuto
 	}
@@ -182,11 +241,43 @@ func New(cfg Config) (*Server, error) {
 	if s.feed = cfg.Feed; s.feed == nil {
 		s.feed = NewFeed(s.store, s.log, s.now)
 	}
-	md, err := s.buildMetadata()
-	if err != nil {
-		return nil, err
+	switch cfg.Registration {
+	case "", RegisterOff:
+		s.registration = RegisterOff
+	case RegisterWithToken, RegisterOpen:
+		if cfg.DeleteClient == nil {
+			return nil, errors.New("oauth: Registration needs DeleteClient")
+		}
+		s.registration = cfg.Registration
+	default:
+		return nil, fmt.Errorf("oauth: unknown registration mode %q", cfg.Registration)
 	}
-	s.metadata = md
+	s.regLimiter, s.hashParams, s.deleteClient = cfg.RegistrationLimiter, cfg.HashParams, cfg.DeleteClient
+	if s.regLimiter == nil {
+		s.regLimiter = ratelimit.New(ratelimit.Config{Burst: 20, PerHour: 20, Now: s.now})
+	}
+	if s.hashParams == (secret.Params{}) {
+		s.hashParams = secret.DefaultParams
+	}
+	s.scopes, s.docs, s.docLimiter, s.insecureRedir = cfg.ScopesSupported, cfg.ClientDocuments, cfg.DocumentLimiter, cfg.AllowInsecureRedirect
+	if s.docLimiter == nil {
+		s.docLimiter = ratelimit.New(ratelimit.Config{Burst: 20, PerMinute: 10, Now: s.now})
+	}
+	switch s.selfTokenFormat = cfg.SelfRegisteredTokenFormat; s.selfTokenFormat {
+	case "":
+		s.selfTokenFormat = rescind.TokenFormatOpaque
+		if s.signer != nil && s.statuses != nil {
+			s.selfTokenFormat = rescind.TokenFormatJWT
+		}
+	case rescind.TokenFormatOpaque:
+	case rescind.TokenFormatJWT:
+		if s.signer == nil || s.statuses == nil {
+			return nil, errors.New("oauth: SelfRegisteredTokenFormat jwt needs Signer and Statuses")
+		}
+	default:
+		return nil, fmt.Errorf("oauth: unknown token format %q", cfg.SelfRegisteredTokenFormat)
+	}
+	s.md = s.buildMetadata()
 	return s, nil
 }
 

@@ -3,7 +3,6 @@ package oauth
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -28,7 +27,7 @@ type tokenResponse struct {
 // refused with unsupported_grant_type. Public clients authenticate with client_id alone and may
 // use only the code and refresh grants.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
-	form, perr := parseForm(w, r, s.maxBody)
+	form, perr := parseForm(w, r, s.maxBody, "resource") // RFC 8707 §2: resource may be repeated
 	if perr != nil {
 		writeError(w, perr)
 		return
@@ -52,6 +51,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(ErrUnauthorizedClient, http.StatusBadRequest, "the client is not allowed to use this grant type"))
 		return
 	}
+	resources, desc := parseResources(form["resource"])
+	if desc != "" {
+		writeError(w, invalidTarget(desc))
+		return
+	}
 	// The DPoP proof is checked first, as part of the request's validity (a bad proof gets its
 	// own error, which a retry would not cure); then the client cut-off, before anything is
 	// consumed: a cut-off client is told when to come back (503), its code or refresh token
@@ -66,28 +70,24 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	switch gt {
 	case rescind.GrantAuthorizationCode:
-		s.handleAuthorizationCode(w, r, form, client, proof)
+		s.handleAuthorizationCode(w, r, form, client, resources, proof)
 		return
 	case rescind.GrantRefreshToken:
-		s.handleRefreshToken(w, r, form, client, proof)
+		s.handleRefreshToken(w, r, form, client, resources, proof)
 		return
 	}
-	if res := form.Get("resource"); res != "" {
-		if u, err := url.Parse(res); err != nil || !u.IsAbs() || u.Fragment != "" {
-			writeError(w, errorf("invalid_target", http.StatusBadRequest, "resource must be an absolute URI without a fragment (RFC 8707)"))
-			return
-		}
+	// Client credentials: the resources requested become the audience, if the client may ask
+	// for them (RFC 8707 §2); none requested, the issuer.
+	if desc := allowedResources(client, resources); desc != "" {
+		writeError(w, invalidTarget(desc))
+		return
 	}
-	scope, perr := grantScope(form.Get("scope"), client.Scopes)
+	scope, perr := grantScope(form.Get("scope"), s.clientCredentialsScopes(client))
 	if perr != nil {
 		writeError(w, perr)
 		return
 	}
-	var audience []string
-	if res := form.Get("resource"); res != "" {
-		audience = []string{res}
-	}
-	resp, err := s.issueAccessToken(r.Context(), client, "", client.ID, scope, audience, s.newIssuance(client, proof))
+	resp, err := s.issueAccessToken(r.Context(), client, "", client.ID, scope, resources, s.newIssuance(client, proof))
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "issuing access token", "err", err)
 		writeError(w, errServer)

@@ -1,5 +1,6 @@
 // Package resource is net/http middleware for resource servers that accept access tokens from
-// an OAuth 2.0 authorization server and honour revocation, including of self-contained JWTs.
+// an OAuth 2.0 authorization server and honour revocation, including of self-contained JWTs,
+// and publishes their OAuth 2.0 Protected Resource Metadata (RFC 9728).
 //
 // For JWT access tokens (RFC 9068) it verifies the token locally: the signature against the
 // server's JWKS (fetched by discovery, RFC 8414, cached, refetched once for an unknown kid), with
@@ -44,7 +45,11 @@
 //
 // Failures answer 401 with WWW-Authenticate: Bearer error="invalid_token" (RFC 6750 §3), or, for
 // a request in the DPoP scheme, DPoP error="invalid_token", "invalid_dpop_proof" or
-// "use_dpop_nonce" (with a DPoP-Nonce header), with algs naming the accepted algorithms; a
-// missing scope answers 403 insufficient_scope. The verified claims are available to the next
-// handler through ClaimsFrom.
+// "use_dpop_nonce" (with a DPoP-Nonce header), with algs naming the accepted algorithms, and a
+// request without a token a 401 without error; a missing scope answers 403 insufficient_scope
+// with the scopes required. Every such challenge names the resource's protected resource
+// metadata (RFC 9728 §5.1, resource_metadata="..."), which MetadataHandler serves at
+// MetadataPath: the resource identifier (the Audience), its authorization server, its scopes
+// and how it takes tokens, for clients that discover all of it from one 401 (metadata.go). The
+// verified claims are available to the next handler through ClaimsFrom.
 package resource

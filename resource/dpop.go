@@ -143,9 +143,10 @@ func (m *Middleware) refuse(w http.ResponseWriter, err error) {
 		ae = &authError{scheme: "Bearer", code: "invalid_token", err: err}
 	}
 	h := w.Header()
-	dpopChallenge := `DPoP algs="` + algs + `"`
+	// Each challenge names the protected resource metadata (RFC 9728 §5.1, metadata.go).
+	dpopChallenge := m.challenge("DPoP", "", "", false, `algs="`+algs+`"`)
 	if ae.code != "" {
-		dpopChallenge = `DPoP error="` + ae.code + `", error_description="` + quote(ae.err.Error()) + `", algs="` + algs + `"`
+		dpopChallenge = m.challenge("DPoP", ae.code, ae.err.Error(), false, `algs="`+algs+`"`)
 	}
 	switch ae.scheme {
 	case "DPoP":
@@ -154,10 +155,10 @@ func (m *Middleware) refuse(w http.ResponseWriter, err error) {
 			h.Set("DPoP-Nonce", m.cfg.DPoPNonces.Current(m.cfg.Now()))
 		}
 	case "Bearer":
-		h.Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+quote(ae.err.Error())+`"`)
+		h.Set("WWW-Authenticate", m.challenge("Bearer", "invalid_token", ae.err.Error(), false))
 		h.Add("WWW-Authenticate", `DPoP algs="`+algs+`"`)
-	default: // no token: no error code (RFC 6750 §3.1)
-		h.Set("WWW-Authenticate", `Bearer realm="`+quote(m.cfg.Audience)+`"`)
+	default: // no token: no error code (RFC 6750 §3.1), but the scope needed
+		h.Set("WWW-Authenticate", m.challenge("Bearer", "", "", true))
 		h.Add("WWW-Authenticate", `DPoP algs="`+algs+`"`)
 	}
 	http.Error(w, "invalid or missing access token", http.StatusUnauthorized)

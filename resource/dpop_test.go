@@ -157,7 +157,7 @@ func TestDPoPInsufficientScope(t *testing.T) {
 	k := newKey(t)
 	bound := as.token(with(as.claims(1), "cnf", map[string]any{"jkt": k.Thumbprint()}))
 	w := call(m.Handler(echoSubject()), "GET", apiURL, "DPoP "+bound, proofFor(t, k, "GET", apiURL, bound, dpop.ProofOptions{}))
-	if w.Code != 403 || !strings.HasPrefix(w.Header().Get("WWW-Authenticate"), `DPoP error="insufficient_scope"`) {
+	if chal := w.Header().Get("WWW-Authenticate"); w.Code != 403 || !strings.HasPrefix(chal, "DPoP ") || !strings.Contains(chal, `error="insufficient_scope"`) {
 		t.Fatalf("%d %q", w.Code, w.Header().Get("WWW-Authenticate"))
 	}
 }

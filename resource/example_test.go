@@ -77,3 +77,36 @@ func ExampleMiddleware_Handler() {
 	// 401 true
 	// 401 true
 }
+
+// A resource server publishes its protected resource metadata (RFC 9728) where its resource
+// identifier says, and names it in every 401, so a client that knows only the API's URL finds
+// its authorization server, the resource to ask tokens for and the scopes.
+func ExampleMiddleware_MetadataHandler() {
+	as, _ := issuer()
+	defer as.Close()
+
+	mw, err := resource.New(context.Background(), resource.Config{
+		Issuer: as.URL, Audience: "https://api.example/photos", RequiredScopes: []string{"read"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer mw.Close()
+	mux := http.NewServeMux()
+	mux.Handle("GET "+mw.MetadataPath(), mw.MetadataHandler())
+	mux.Handle("GET /photos", mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	api := httptest.NewServer(mux)
+	defer api.Close()
+
+	res, _ := http.Get(api.URL + "/photos")
+	res.Body.Close()
+	fmt.Println(res.StatusCode, res.Header.Get("WWW-Authenticate"))
+	res, _ = http.Get(api.URL + mw.MetadataPath())
+	var md resource.ProtectedResourceMetadata
+	json.NewDecoder(res.Body).Decode(&md)
+	res.Body.Close()
+	fmt.Println(md.Resource, md.AuthorizationServers[0] == as.URL, md.ScopesSupported, md.BearerMethodsSupported)
+	// Output:
+	// 401 Bearer realm="https://api.example/photos", scope="read", resource_metadata="https://api.example/.well-known/oauth-protected-resource/photos"
+	// https://api.example/photos true [read] [header]
+}

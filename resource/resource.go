@@ -34,6 +34,16 @@ type Config struct {
 	Audience string
 	// RequiredScopes must all be in the token's scope.
 	RequiredScopes []string
+	// ScopesSupported are the scopes published in the protected resource metadata (RFC 9728
+	// §2, MetadataHandler). If empty, RequiredScopes.
+	ScopesSupported []string
+	// ResourceMetadataURL is where the protected resource metadata is published, named in
+	// every 401 answer (RFC 9728 §5.1). If empty, the URL RFC 9728 §3.1 builds from Audience,
+	// when it is an http(s) URL: Audience https://api.example/photos publishes it at
+	// https://api.example/.well-known/oauth-protected-resource/photos (MetadataPath).
+	ResourceMetadataURL string
+	// ResourceName is the resource_name of the metadata, if any.
+	ResourceName string
 	// ClientID and ClientSecret are the resource server's own client credentials, used for
 	// introspection of opaque tokens and for the event stream. At a Rescind server the client
 	// must be registered as a resource server for Audience (client create --resource-server
@@ -110,6 +120,9 @@ type Middleware struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	dpop   *dpop.Verifier
+	// audienceDefaulted says the Audience is the issuer because none was configured: the
+	// resource server's own URL is then unknown, and so is where its metadata is.
+	audienceDefaulted bool
 
 	keysMu    sync.RWMutex
 	keys      map[string]jose.JSONWebKey
@@ -184,7 +197,8 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	if cfg.Issuer == "" {
 		return nil, errors.New("resource: Issuer is required")
 	}
-	if cfg.Audience == "" {
+	audienceSet := cfg.Audience != ""
+	if !audienceSet {
 		cfg.Audience = cfg.Issuer
 	}
 	if cfg.HTTPClient == nil {
@@ -214,6 +228,7 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 		revokedGrant: map[string]int64{}, clientCut: map[string]int64{}, revokedEntry: map[string]int64{},
 		introCache: map[[32]byte]introEntry{}, verified: map[[32]byte]verifiedJWT{}, done: make(chan struct{}),
 		retiredKids: map[string]int64{}, dpop: newDPoPVerifier(cfg)}
+	m.audienceDefaulted = !audienceSet
 	m.intro = &client.Client{Issuer: cfg.Issuer, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, HTTPClient: cfg.HTTPClient}
 	if md.JWKSURI != "" {
 		if err := m.fetchKeys(ctx); err != nil {
@@ -276,7 +291,7 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 		m.withNonce(w, c)
 		for _, s := range m.cfg.RequiredScopes {
 			if !slices.Contains(c.Scopes, s) {
-				w.Header().Set("WWW-Authenticate", scheme(c)+` error="insufficient_scope", scope="`+quote(strings.Join(m.cfg.RequiredScopes, " "))+`"`)
+				w.Header().Set("WWW-Authenticate", m.challenge(scheme(c), "insufficient_scope", "", true))
 				http.Error(w, "insufficient scope", http.StatusForbidden)
 				return
 			}

@@ -23,6 +23,12 @@
 // impossible. A key is published in the JWKS before it signs (JWKSMaxAge, the JWKS cache
 // lifetime, ahead) and after it stops, until the tokens it signed have expired.
 //
+// The Signer holds chains of keys (SigningKey.Chain), each with its own key in force: chain ""
+// signs access tokens and status lists (Sign); SignWith(alg, claims, typ) signs ID tokens and
+// security event tokens with AlgES256, AlgEdDSA or AlgRS256 (RSA, RSAKeyBits), with chain ""'s
+// key if it is of alg, else with chain alg's. The JWKS lists every live key of every chain, each
+// with its alg and use "sig".
+//
 // A status list (typ statuslist+jwt) holds one bit per token, DEFLATE-compressed in its lst
 // member (§4.1): EncodeStatusList, DecodeStatusList, StatusAt and SetStatus.
 //

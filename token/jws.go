@@ -25,8 +25,9 @@ import (
 // first two parts. The algorithm that checks a signature is always the key's own, never the one
 // a token names (RFC 8725 §3.1): a token whose alg differs from its key's is refused.
 
-// Algorithms a JWS may be checked with besides AlgES256 and AlgEdDSA (RFC 7518 §3.1), for
-// verifiers of other issuers' tokens (package resource).
+// Algorithms a JWS may be checked with besides AlgES256, AlgEdDSA and AlgRS256 (RFC 7518 §3.1),
+// for verifiers of other issuers' tokens (package resource); and AlgRS256, which the Signer also
+// signs with.
 const (
 	AlgES384 = "ES384"
 	AlgES512 = "ES512"
@@ -145,7 +146,11 @@ func signJWS(alg, kid, typ string, key crypto.Signer, payload []byte) (string, e
 	}
 	enc := base64.RawURLEncoding
 	n := enc.EncodedLen(len(hdr)) + 1 + enc.EncodedLen(len(payload))
-	buf := make([]byte, n, n+1+enc.EncodedLen(64))
+	sigLen := 64
+	if k, ok := key.(*rsa.PrivateKey); ok {
+		sigLen = k.Size()
+	}
+	buf := make([]byte, n, n+1+enc.EncodedLen(sigLen))
 	enc.Encode(buf, hdr)
 	buf[enc.EncodedLen(len(hdr))] = '.'
 	enc.Encode(buf[enc.EncodedLen(len(hdr))+1:], payload)
@@ -160,9 +165,10 @@ func signJWS(alg, kid, typ string, key crypto.Signer, payload []byte) (string, e
 
 // signature returns the JWS signature of signed by key with alg. It is deterministic: ES256
 // signatures follow RFC 6979 (the nonce derived from the key and the message), and Ed25519's
-// are by design. So the signer checks a token of its own by signing it again and comparing
-// (Signer.VerifyKey), at the cost of a signature rather than the three times dearer
-// verification; nothing it computes that way is ever sent anywhere.
+// and RSASSA-PKCS1-v1_5's are by design. So the signer checks an ES256 or EdDSA token of its own
+// by signing it again and comparing (Signer.VerifyKey), at the cost of a signature rather than
+// the three times dearer verification; nothing it computes that way is ever sent anywhere. (An
+// RS256 signature costs some 16 verifications: RS256 tokens are verified.)
 func signature(alg string, key crypto.Signer, signed []byte) ([]byte, error) {
 	switch k := key.(type) {
 	case *ecdsa.PrivateKey:
@@ -191,6 +197,16 @@ func signature(alg string, key crypto.Signer, signed []byte) ([]byte, error) {
 			return nil, fmt.Errorf("token: key cannot sign %s", alg)
 		}
 		return ed25519.Sign(k, signed), nil
+	case *rsa.PrivateKey:
+		if alg != AlgRS256 || k.N.BitLen() < MinRSAKeyBits {
+			return nil, fmt.Errorf("token: key cannot sign %s", alg)
+		}
+		digest := sha256.Sum256(signed)
+		sig, err := rsa.SignPKCS1v15(nil, k, crypto.SHA256, digest[:]) // RFC 7518 §3.3
+		if err != nil {
+			return nil, fmt.Errorf("token: signing: %w", err)
+		}
+		return sig, nil
 	}
 	return nil, errors.New("token: unsupported signing key")
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"math/big"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,9 +88,9 @@ func TestJWSInterop(t *testing.T) {
 			}
 		})
 	}
-	for _, alg := range []string{AlgES256, AlgEdDSA} {
-		k, _ := NewSigningKey("k1", alg, time.Unix(1_900_000_000, 0))
-		text, err := NewSigner(0, k).Sign(AccessClaims{ID: "j"}, TypeAccessToken)
+	for _, alg := range SigningAlgorithms {
+		k := testKey(t, "k1", alg, time.Unix(1_900_000_000, 0))
+		text, err := NewSigner(0, k).SignWith(alg, AccessClaims{ID: "j"}, TypeAccessToken)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,9 +166,9 @@ func TestParseJWSRefuses(t *testing.T) {
 // altered signature is refused.
 func TestOwnTokensCheckedBySigningAgain(t *testing.T) {
 	now := time.Unix(1_900_000_000, 0)
-	for _, alg := range []string{AlgES256, AlgEdDSA} {
+	for _, alg := range SigningAlgorithms {
 		t.Run(alg, func(t *testing.T) {
-			k, _ := NewSigningKey("k1", alg, now)
+			k := testKey(t, "k1", alg, now)
 			s := NewSigner(time.Hour, k)
 			a, _ := s.Sign(AccessClaims{ID: "j", Subject: "u"}, TypeAccessToken)
 			b, _ := s.Sign(AccessClaims{ID: "j", Subject: "u"}, TypeAccessToken)
@@ -208,5 +209,88 @@ func TestOwnTokensCheckedBySigningAgain(t *testing.T) {
 				t.Fatal("an altered signature verified")
 			}
 		})
+	}
+}
+
+var (
+	rsaOnce sync.Once
+	rsaKey  *rsa.PrivateKey
+)
+
+// testKey returns a key of alg created at now; RS256 keys share one RSAKeyBits key generated
+// once (generating one costs half a second).
+func testKey(t testing.TB, kid, alg string, now time.Time) SigningKey {
+	t.Helper()
+	if alg == AlgRS256 {
+		rsaOnce.Do(func() {
+			k, err := NewSigningKey("", AlgRS256, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rsaKey = k.Private.(*rsa.PrivateKey)
+		})
+		if rsaKey == nil {
+			t.Fatal("no RSA key")
+		}
+		return SigningKey{ID: kid, Alg: AlgRS256, Private: rsaKey, CreatedAt: now}
+	}
+	k, err := NewSigningKey(kid, alg, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestNewSigningKeyRSA: an RS256 key has RSAKeyBits, survives MarshalPrivate and ParsePrivate,
+// and signs what go-jose verifies with its public key under RS256 only.
+func TestNewSigningKeyRSA(t *testing.T) {
+	k := testKey(t, "r", AlgRS256, time.Unix(1_900_000_000, 0))
+	if bits := k.Private.(*rsa.PrivateKey).N.BitLen(); bits != RSAKeyBits {
+		t.Fatalf("RSA key of %d bits; want %d", bits, RSAKeyBits)
+	}
+	der, err := k.MarshalPrivate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParsePrivate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Private = back
+	text, err := NewSigner(0, k).SignWith(AlgRS256, AccessClaims{ID: "j"}, "JWT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jose.ParseSigned(text, []jose.SignatureAlgorithm{jose.PS256}); err == nil {
+		t.Fatal("go-jose parsed an RS256 token as PS256")
+	}
+	jws, err := jose.ParseSigned(text, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jws.Verify(back.Public()); err != nil {
+		t.Fatalf("go-jose refuses the reloaded key's RS256 token: %v", err)
+	}
+}
+
+// TestSignRefusesWeakRSA: an RSA key below MinRSAKeyBits signs nothing, a key signs only its own
+// algorithm.
+func TestSignRefusesWeakRSA(t *testing.T) {
+	weak, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signature(AlgRS256, weak, []byte("x")); err == nil {
+		t.Fatal("a 1024-bit RSA key signed")
+	}
+	strong := testKey(t, "r", AlgRS256, time.Unix(1_900_000_000, 0))
+	if _, err := signature(AlgRS256, strong.Private, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signature(AlgPS256, strong.Private, []byte("x")); err == nil {
+		t.Fatal("an RS256 key signed PS256")
+	}
+	if _, err := signature(AlgES256, strong.Private, []byte("x")); err == nil {
+		t.Fatal("an RSA key signed ES256")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/base64"
@@ -28,11 +29,24 @@ const (
 	TypeStatusList  = "statuslist+jwt"
 )
 
-// Signing algorithms supported.
+// Signing algorithms supported (RFC 7518 §3.1, RFC 8037 §3.1): AlgRS256 too (RSASSA-PKCS1-v1_5
+// with SHA-256, RFC 7518 §3.3), which OpenID Connect requires for ID tokens and the CAEP
+// interoperability profile for security event tokens.
 const (
 	AlgES256 = "ES256"
 	AlgEdDSA = "EdDSA"
 )
+
+// SigningAlgorithms are the algorithms a Signer signs with, in the order its JWKS lists them.
+var SigningAlgorithms = []string{AlgES256, AlgEdDSA, AlgRS256}
+
+// RSAKeyBits is the size of the RSA keys NewSigningKey generates: 3072 bits (NIST SP 800-57's
+// 128-bit security level, matching P-256), above the 2048 bits RFC 7518 §3.3 and the CAEP
+// interoperability profile require at least.
+const RSAKeyBits = 3072
+
+// MinRSAKeyBits is the smallest RSA key the signer signs with (RFC 7518 §3.3).
+const MinRSAKeyBits = 2048
 
 // JWKSMaxAge is the Cache-Control max-age of the published JWKS: how long a verifier may keep
 // using its copy. A rotated signing key is published at once but signs only once this has passed
@@ -47,8 +61,14 @@ var ErrBadJWT = errors.New("token: invalid JWT")
 type SigningKey struct {
 	// ID is the kid.
 	ID string
-	// Alg is AlgES256 or AlgEdDSA.
+	// Alg is AlgES256, AlgEdDSA or AlgRS256.
 	Alg string
+	// Chain is the chain of keys the key belongs to: each key of a chain takes over from the
+	// one before (rescind.ActiveKey), and the chain's key in force signs. "" is the chain of
+	// Sign (access tokens, status lists: the keys of the configured algorithm); an algorithm
+	// names the chain of SignWith that algorithm when the key in force of chain "" is of
+	// another one.
+	Chain string
 	// Private is the private key; it may be nil for a retired key.
 	Private crypto.Signer
 	// CreatedAt, ActivatesAt and RetiredAt place the key in its lifecycle (see
@@ -57,7 +77,7 @@ type SigningKey struct {
 	CreatedAt, ActivatesAt, RetiredAt time.Time
 }
 
-// NewSigningKey generates a key for alg.
+// NewSigningKey generates a key for alg (an RS256 key has RSAKeyBits), of chain "".
 func NewSigningKey(kid, alg string, now time.Time) (SigningKey, error) {
 	k := SigningKey{ID: kid, Alg: alg, CreatedAt: now}
 	var err error
@@ -66,6 +86,8 @@ func NewSigningKey(kid, alg string, now time.Time) (SigningKey, error) {
 		k.Private, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	case AlgEdDSA:
 		_, k.Private, err = ed25519.GenerateKey(rand.Reader)
+	case AlgRS256:
+		k.Private, err = rsa.GenerateKey(rand.Reader, RSAKeyBits)
 	default:
 		return k, fmt.Errorf("token: unsupported signing algorithm %q", alg)
 	}
@@ -93,19 +115,25 @@ func ParsePrivate(der []byte) (crypto.Signer, error) {
 	return s, nil
 }
 
-// Signer signs JWTs with the key in force at its clock's now (rescind.ActiveKey) and verifies
-// JWTs signed by any key it holds that is not retired. A key is published (in JWKS) from the
-// moment it is added, before it signs, and stays published until RetireAfter past the moment a
-// newer key took over from it (past the expiry of every token it signed), or until it is
-// retired. It is safe for concurrent use; set its fields before first use.
+// Signer signs JWTs with the key in force at its clock's now (rescind.ActiveKey) of a chain of
+// keys (SigningKey.Chain), and verifies JWTs signed by any key it holds that is not retired,
+// each with its own algorithm only. A key is published (in JWKS) from the moment it is added,
+// before it signs, and stays published until RetireAfter past the moment a newer key of its
+// chain took over from it (past the expiry of every token it signed), or until it is retired.
+// It is safe for concurrent use; set its fields before first use.
 type Signer struct {
 	// RetireAfter is how long a replaced key stays published and trusted.
 	RetireAfter time.Duration
 	// Now returns the current time, for choosing the key that signs. If nil, time.Now.
 	Now func() time.Time
 
-	mu      sync.RWMutex
-	keys    []SigningKey  // in rescind.SortKeys order
+	mu     sync.RWMutex
+	chains map[string]*keyChain
+}
+
+// keyChain is the keys of one chain, in rescind.SortKeys order, with their lifecycles.
+type keyChain struct {
+	keys    []SigningKey
 	meta    []rescind.Key // their lifecycles, in the same order
 	retires []time.Time   // when each retires by itself (zero: not scheduled)
 }
@@ -121,7 +149,7 @@ func NewSigner(retireAfter time.Duration, keys ...SigningKey) *Signer {
 
 // Add adds a key or, if the signer holds one with its kid, updates that key's lifecycle: an
 // activation can only move earlier and a retirement is final, so that a stale copy of the stored
-// keys can never undo a retirement.
+// keys can never undo a retirement. A key keeps the chain and algorithm it was first added with.
 func (s *Signer) Add(k SigningKey) {
 	if k.ActivatesAt.IsZero() {
 		k.ActivatesAt = k.CreatedAt
@@ -131,8 +159,12 @@ func (s *Signer) Add(k SigningKey) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if i := slices.IndexFunc(s.keys, func(h SigningKey) bool { return h.ID == k.ID }); i >= 0 {
-		have := &s.keys[i]
+	if s.chains == nil {
+		s.chains = map[string]*keyChain{}
+	}
+	c, i := s.find(k.ID)
+	if i >= 0 {
+		have := &c.keys[i]
 		if k.ActivatesAt.Before(have.ActivatesAt) {
 			have.ActivatesAt = k.ActivatesAt
 		}
@@ -140,56 +172,94 @@ func (s *Signer) Add(k SigningKey) {
 			have.RetiredAt, have.Private = k.RetiredAt, nil
 		}
 	} else {
-		s.keys = append(s.keys, k)
+		if c = s.chains[k.Chain]; c == nil {
+			c = &keyChain{}
+			s.chains[k.Chain] = c
+		}
+		c.keys = append(c.keys, k)
 	}
-	s.meta = s.meta[:0]
-	for _, h := range s.keys {
-		s.meta = append(s.meta, rescind.Key{ID: h.ID, CreatedAt: h.CreatedAt, ActivatesAt: h.ActivatesAt, RetiredAt: h.RetiredAt})
+	c.sort(s.RetireAfter)
+}
+
+// find returns the chain holding kid and its index there, or -1. s.mu must be held.
+func (s *Signer) find(kid string) (*keyChain, int) {
+	for _, c := range s.chains {
+		for i, k := range c.keys {
+			if k.ID == kid {
+				return c, i
+			}
+		}
 	}
-	idx := make([]int, len(s.keys))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		x, y := s.meta[a], s.meta[b]
-		if c := y.CreatedAt.Compare(x.CreatedAt); c != 0 {
-			return c
+	return nil, -1
+}
+
+// sort restores the chain's order and recomputes its lifecycles.
+func (c *keyChain) sort(retireAfter time.Duration) {
+	slices.SortStableFunc(c.keys, func(x, y SigningKey) int {
+		if d := y.CreatedAt.Compare(x.CreatedAt); d != 0 {
+			return d
 		}
 		return strings.Compare(y.ID, x.ID)
 	})
-	keys, meta := make([]SigningKey, len(idx)), make([]rescind.Key, len(idx))
-	for i, j := range idx {
-		keys[i], meta[i] = s.keys[j], s.meta[j]
+	c.meta = c.meta[:0]
+	for _, h := range c.keys {
+		c.meta = append(c.meta, rescind.Key{ID: h.ID, CreatedAt: h.CreatedAt, ActivatesAt: h.ActivatesAt, RetiredAt: h.RetiredAt})
 	}
-	s.keys, s.meta = keys, meta
-	s.retires = make([]time.Time, len(keys))
-	for i := range s.retires {
-		if s.RetireAfter > 0 {
-			s.retires[i] = rescind.KeyRetires(s.meta, i, s.RetireAfter)
+	c.retires = make([]time.Time, len(c.keys))
+	for i := range c.retires {
+		if retireAfter > 0 {
+			c.retires[i] = rescind.KeyRetires(c.meta, i, retireAfter)
 		}
 	}
+}
+
+// active returns the key in force of chain at now, if it can sign. s.mu must be held.
+func (s *Signer) active(chain string, now time.Time) (SigningKey, bool) {
+	c := s.chains[chain]
+	if c == nil {
+		return SigningKey{}, false
+	}
+	if i := rescind.ActiveKey(c.meta, now); i >= 0 && c.keys[i].Private != nil {
+		return c.keys[i], true
+	}
+	return SigningKey{}, false
+}
+
+// signingKey returns the key that signs with alg at now: the key in force of chain "" if it is
+// of alg, else the key in force of chain alg. s.mu must be held.
+func (s *Signer) signingKey(alg string, now time.Time) (SigningKey, bool) {
+	if k, ok := s.active("", now); ok && k.Alg == alg {
+		return k, true
+	}
+	if k, ok := s.active(alg, now); ok && k.Alg == alg {
+		return k, true
+	}
+	return SigningKey{}, false
 }
 
 // Has reports whether the signer knows kid, retired or not.
 func (s *Signer) Has(kid string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for _, k := range s.keys {
-		if k.ID == kid {
-			return true
-		}
-	}
-	return false
+	_, i := s.find(kid)
+	return i >= 0
 }
 
-// Active returns the kid of the key that signs now, and false if there is none.
+// Active returns the kid of the key that signs now with Sign, and false if there is none.
 func (s *Signer) Active() (string, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if i := rescind.ActiveKey(s.meta, s.now()); i >= 0 {
-		return s.keys[i].ID, true
-	}
-	return "", false
+	k, ok := s.active("", s.now())
+	return k.ID, ok
+}
+
+// ActiveWith returns the kid of the key that signs now with SignWith(alg), and false if there
+// is none.
+func (s *Signer) ActiveWith(alg string) (string, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k, ok := s.signingKey(alg, s.now())
+	return k.ID, ok
 }
 
 func (s *Signer) now() time.Time {
@@ -199,29 +269,74 @@ func (s *Signer) now() time.Time {
 	return time.Now()
 }
 
-// live returns the keys published and trusted at now: those not retired.
+// live returns the keys published and trusted at now: those not retired, chain "" first, then
+// the chains of SigningAlgorithms in that order (any other after them, by name), each newest
+// first.
 func (s *Signer) live(now time.Time) []SigningKey {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	names := make([]string, 0, len(s.chains))
+	for name := range s.chains {
+		names = append(names, name)
+	}
+	rank := func(n string) int {
+		if n == "" {
+			return -1
+		}
+		if i := slices.Index(SigningAlgorithms, n); i >= 0 {
+			return i
+		}
+		return len(SigningAlgorithms)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		if c := rank(a) - rank(b); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
 	var out []SigningKey
-	for i, k := range s.keys {
-		if k.RetiredAt.IsZero() && k.Private != nil && (s.retires[i].IsZero() || now.Before(s.retires[i])) {
-			out = append(out, k)
+	for _, name := range names {
+		c := s.chains[name]
+		for i, k := range c.keys {
+			if k.RetiredAt.IsZero() && k.Private != nil && (c.retires[i].IsZero() || now.Before(c.retires[i])) {
+				out = append(out, k)
+			}
 		}
 	}
 	return out
 }
 
-// Sign signs claims (marshalled to JSON) with the key in force, with header typ.
+// ErrNoSigningKey means the signer has no key in force for the algorithm asked for.
+var ErrNoSigningKey = errors.New("token: no signing key")
+
+// Sign signs claims (marshalled to JSON) with the key in force of chain "" (the configured
+// algorithm's: access tokens, status lists), with header typ.
 func (s *Signer) Sign(claims any, typ string) (string, error) {
 	s.mu.RLock()
-	i := rescind.ActiveKey(s.meta, s.now())
-	if i < 0 || s.keys[i].Private == nil {
-		s.mu.RUnlock()
-		return "", errors.New("token: no signing key")
-	}
-	k := s.keys[i]
+	k, ok := s.active("", s.now())
 	s.mu.RUnlock()
+	if !ok {
+		return "", ErrNoSigningKey
+	}
+	return signClaims(k, claims, typ)
+}
+
+// SignWith signs claims (marshalled to JSON) with algorithm alg (AlgES256, AlgEdDSA or
+// AlgRS256), with header typ: with the key in force of chain "" if it is of alg, else with the
+// key in force of chain alg. It returns an error wrapping ErrNoSigningKey if there is none
+// (keys.Manager.SignWith creates it). An RS256 signature costs milliseconds: ID tokens and
+// security event tokens only, never access tokens.
+func (s *Signer) SignWith(alg string, claims any, typ string) (string, error) {
+	s.mu.RLock()
+	k, ok := s.signingKey(alg, s.now())
+	s.mu.RUnlock()
+	if !ok {
+		return "", fmt.Errorf("%w for %s", ErrNoSigningKey, alg)
+	}
+	return signClaims(k, claims, typ)
+}
+
+func signClaims(k SigningKey, claims any, typ string) (string, error) {
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", fmt.Errorf("token: encoding claims: %w", err)
@@ -258,7 +373,7 @@ func (s *Signer) VerifyKey(text, typ string, now time.Time) (payload []byte, kid
 		// A token of this signer's is the one text it would sign for its header and payload:
 		// signing again and comparing costs a third of verifying (see signature). A token that
 		// differs (signed by an older release, with a random nonce) is verified.
-		if jws.Alg == k.Alg {
+		if jws.Alg == k.Alg && k.Alg != AlgRS256 { // an RSA signature costs some 16 verifications
 			if sig, err := signature(k.Alg, k.Private, []byte(jws.signed)); err == nil && subtle.ConstantTimeCompare(sig, jws.signature) == 1 {
 				return jws.Payload, jws.Kid, nil
 			}
@@ -279,8 +394,9 @@ func (s *Signer) VerifyKey(text, typ string, now time.Time) (payload []byte, kid
 func (s *Signer) verifier(kid string, now time.Time) (SigningKey, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for i, k := range s.keys {
-		if k.ID == kid && k.RetiredAt.IsZero() && k.Private != nil && (s.retires[i].IsZero() || now.Before(s.retires[i])) {
+	c, i := s.find(kid)
+	if i >= 0 {
+		if k := c.keys[i]; k.RetiredAt.IsZero() && k.Private != nil && (c.retires[i].IsZero() || now.Before(c.retires[i])) {
 			return k, true
 		}
 	}
@@ -317,7 +433,8 @@ func JWTKeyID(text string) (string, error) {
 // instance just added): errors.Is it ErrUnknownKey too.
 var errUnknownJWTKey = fmt.Errorf("%w: %w", ErrBadJWT, ErrUnknownKey)
 
-// JWKS returns the public keys published at now (RFC 7517).
+// JWKS returns the public keys published at now (RFC 7517), of every chain and algorithm, each
+// with its kid, its alg (the only algorithm it verifies) and use "sig".
 func (s *Signer) JWKS(now time.Time) jose.JSONWebKeySet {
 	var set jose.JSONWebKeySet
 	for _, k := range s.live(now) {

@@ -3,8 +3,11 @@ package token
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // TestKeyringLifecycle: a published key that is not yet in force opens tokens but does not seal;
@@ -148,5 +151,113 @@ func TestSignerLifecycle(t *testing.T) {
 	foreign, _ := NewSigner(time.Hour, other).Sign(AccessClaims{ID: "3"}, TypeAccessToken)
 	if _, err := s.Verify(foreign, TypeAccessToken, clock); !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("unknown kid: %v; want ErrUnknownKey", err)
+	}
+}
+
+// TestSignerChains: each chain of keys has its own key in force, rotation and retirement;
+// SignWith(alg) uses the key in force of chain "" when it is of alg, else that of chain alg;
+// the JWKS lists every live key of every chain with its alg; a key verifies under its own
+// algorithm only.
+func TestSignerChains(t *testing.T) {
+	t0 := time.Unix(1_900_000_000, 0)
+	clock := t0
+	es := testKey(t, "es", AlgES256, t0)
+	rs := testKey(t, "rs", AlgRS256, t0)
+	rs.Chain = AlgRS256
+	ed := testKey(t, "ed", AlgEdDSA, t0)
+	ed.Chain = AlgEdDSA
+	s := NewSigner(time.Hour, es, rs, ed)
+	s.Now = func() time.Time { return clock }
+	kidOf := func(tok string) string {
+		t.Helper()
+		kid, err := JWTKeyID(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kid
+	}
+	signWith := func(alg string) string {
+		t.Helper()
+		tok, err := s.SignWith(alg, AccessClaims{ID: "1"}, "JWT")
+		if err != nil {
+			t.Fatalf("SignWith(%s): %v", alg, err)
+		}
+		return kidOf(tok)
+	}
+	for alg, want := range map[string]string{AlgES256: "es", AlgRS256: "rs", AlgEdDSA: "ed"} {
+		if got := signWith(alg); got != want {
+			t.Fatalf("SignWith(%s) signed with %s; want %s", alg, got, want)
+		}
+	}
+	if tok, _ := s.Sign(AccessClaims{ID: "1"}, TypeAccessToken); kidOf(tok) != "es" {
+		t.Fatal("Sign does not use chain \"\"")
+	}
+	if _, err := s.SignWith(AlgPS256, AccessClaims{}, "JWT"); !errors.Is(err, ErrNoSigningKey) {
+		t.Fatalf("SignWith(PS256): %v; want ErrNoSigningKey", err)
+	}
+	// The JWKS: every key, each with its alg and use sig, chain "" first.
+	var got []string
+	for _, k := range s.JWKS(clock).Keys {
+		got = append(got, k.KeyID+":"+k.Algorithm+":"+k.Use)
+	}
+	if want := []string{"es:ES256:sig", "ed:EdDSA:sig", "rs:RS256:sig"}; !slices.Equal(got, want) {
+		t.Fatalf("JWKS = %v; want %v", got, want)
+	}
+	// A rotation of the RS256 chain leaves the others alone: the new key is published at once,
+	// signs from its activation, and the old one is retiring.
+	rs2 := testKey(t, "rs2", AlgRS256, t0.Add(time.Minute))
+	rs2.Chain, rs2.ActivatesAt = AlgRS256, t0.Add(6*time.Minute)
+	s.Add(rs2)
+	clock = t0.Add(2 * time.Minute)
+	if signWith(AlgRS256) != "rs" || signWith(AlgES256) != "es" {
+		t.Fatal("a pending RS256 key signs before its activation")
+	}
+	clock = t0.Add(6 * time.Minute)
+	if signWith(AlgRS256) != "rs2" || signWith(AlgES256) != "es" || signWith(AlgEdDSA) != "ed" {
+		t.Fatal("the RS256 rotation did not take effect in its chain alone")
+	}
+	clock = t0.Add(7 * time.Minute)
+	old, _ := s.SignWith(AlgRS256, AccessClaims{ID: "2"}, "JWT")
+	// Retiring the RS256 key in force: the chain has no key left to sign RS256 with, the others
+	// still sign, and its token is refused.
+	rs2.RetiredAt = clock
+	s.Add(rs2)
+	if _, err := s.Verify(old, "JWT", clock); !errors.Is(err, ErrBadJWT) {
+		t.Fatalf("a retired RS256 key's token: %v", err)
+	}
+	if kid, ok := s.ActiveWith(AlgRS256); ok {
+		t.Fatalf("retired chain still signs RS256 with %s", kid)
+	}
+	if signWith(AlgES256) != "es" {
+		t.Fatal("retiring an RS256 key changed the ES256 key")
+	}
+	// Chain "" of another algorithm: SignWith(ES256) falls to chain ES256.
+	es2 := testKey(t, "es2", AlgES256, t0)
+	es2.Chain = AlgES256
+	ed0 := testKey(t, "ed0", AlgEdDSA, t0)
+	s2 := NewSigner(time.Hour, ed0, es2)
+	if tok, _ := s2.Sign(AccessClaims{}, TypeAccessToken); kidOf(tok) != "ed0" {
+		t.Fatal("Sign does not use chain \"\"")
+	}
+	if tok, _ := s2.SignWith(AlgES256, AccessClaims{}, "JWT"); kidOf(tok) != "es2" {
+		t.Fatal("SignWith(ES256) does not use chain ES256 when chain \"\" is EdDSA")
+	}
+}
+
+// TestSignerPinsAlgorithm: a token of the RS256 key whose header names another algorithm the key
+// could verify (PS256, the same RSA key) is refused, as is an ES256 token relabelled EdDSA.
+func TestSignerPinsAlgorithm(t *testing.T) {
+	now := time.Unix(1_900_000_000, 0)
+	rs := testKey(t, "k1", AlgRS256, now)
+	s := NewSigner(time.Hour, rs)
+	payload := `{"jti":"x"}`
+	for _, alg := range []jose.SignatureAlgorithm{jose.PS256, jose.RS384} {
+		text := joseSign(t, alg, rs.Private, payload, nil)
+		if _, err := s.Verify(text, TypeAccessToken, now); !errors.Is(err, ErrBadJWT) {
+			t.Fatalf("%s token of the RS256 key: %v; want ErrBadJWT", alg, err)
+		}
+	}
+	if _, err := s.Verify(joseSign(t, jose.RS256, rs.Private, payload, nil), TypeAccessToken, now); err != nil {
+		t.Fatalf("the same content signed RS256: %v", err)
 	}
 }

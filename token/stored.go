@@ -13,6 +13,10 @@ import (
 const (
 	RefreshPrefix = "rsc_rt_"
 	CodePrefix    = "rsc_ac_"
+	// InitialAccessPrefix starts an initial access token for dynamic client registration
+	// (RFC 7591 §3); RegistrationAccessPrefix a client's registration access token (RFC 7592 §1).
+	InitialAccessPrefix      = "rsc_iat_"
+	RegistrationAccessPrefix = "rsc_rat_"
 )
 
 // NewStored returns a new random credential with the given prefix (256 random bits) and the

@@ -316,6 +316,12 @@ type appRow struct {
 	GrantID, Name     string
 	Scopes            []string
 	Granted, LastUsed time.Time
+	// Resources are the resources (RFC 8707) the app's tokens may be for, besides this server.
+	Resources []string
+	// Dynamic marks an app that registered itself (RFC 7591); Host, one identified by a client
+	// metadata document, the host that serves it.
+	Dynamic bool
+	Host    string
 }
 
 // HandleApps serves GET /account/apps: it lists the apps the person has an active grant with.
@@ -339,7 +345,14 @@ func (s *Server) HandleApps(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			continue // a deleted client's grants are revoked with it
 		}
-		rows = append(rows, appRow{GrantID: g.ID, Name: c.Name, Scopes: g.Scopes, Granted: g.CreatedAt, LastUsed: g.LastUsedAt})
+		var res []string
+		for _, a := range g.Audience {
+			if a != s.cfg.Issuer {
+				res = append(res, a)
+			}
+		}
+		rows = append(rows, appRow{GrantID: g.ID, Name: c.Name, Scopes: g.Scopes, Granted: g.CreatedAt, LastUsed: g.LastUsedAt,
+			Resources: res, Dynamic: c.Registration == rescind.RegistrationDynamic, Host: documentHost(c)})
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return strings.ToLower(rows[i].Name) < strings.ToLower(rows[j].Name) })
 	s.render(w, http.StatusOK, "apps.html", map[string]any{"Title": "Connected apps", "Username": user.Username,

@@ -15,13 +15,28 @@ func (s *Server) SignIn(w http.ResponseWriter, r *http.Request, next string) {
 	http.Redirect(w, r, "/login?next="+url.QueryEscape(next), http.StatusSeeOther)
 }
 
-// ShowConsent renders the consent page: user is asked whether client may have scopes. The form
-// posts request back with the decision and the browser's CSRF token.
-func (s *Server) ShowConsent(w http.ResponseWriter, r *http.Request, client rescind.Client, user rescind.User, scopes []string, request string) {
+// ShowConsent renders the consent page: user is asked whether client may have scopes, for the
+// resources named (RFC 8707). A client that registered itself is shown as such: its name is its
+// own claim. The form posts request back with the decision and the browser's CSRF token.
+func (s *Server) ShowConsent(w http.ResponseWriter, r *http.Request, client rescind.Client, user rescind.User, scopes, resources []string, request string) {
 	s.render(w, http.StatusOK, "consent.html", map[string]any{
 		"Title": "Allow access", "ClientName": client.Name, "Username": user.Username, "Scopes": scopes,
+		"Resources": resources, "SelfRegistered": client.SelfRegistered(), "ClientHost": documentHost(client),
 		"CSRF": s.csrfToken(w, r), "Request": request,
 	})
+}
+
+// documentHost is the host serving the metadata document of a client identified by one (its
+// client_id is the document's URL), else "".
+func documentHost(c rescind.Client) string {
+	if c.Registration != rescind.RegistrationMetadataDocument {
+		return ""
+	}
+	u, err := url.Parse(c.ID)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }
 
 // ReadConsent reads the consent form: it must carry the browser's CSRF token, one request and

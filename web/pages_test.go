@@ -485,11 +485,33 @@ func TestConsentPages(t *testing.T) {
 	request := "client_id=app&state=x%26y&redirect_uri=https%3A%2F%2Fapp.example%2Fcb"
 	w := httptest.NewRecorder()
 	e.s.ShowConsent(w, httptest.NewRequest(http.MethodGet, "/oauth2/authorize?"+request, nil), client,
-		rescind.User{ID: "alice-id", Username: "alice"}, []string{"read", "<write>"}, request)
+		rescind.User{ID: "alice-id", Username: "alice"}, []string{"read", "<write>"}, nil, request)
 	body := w.Body.String()
 	if w.Code != http.StatusOK || strings.Contains(body, "<b>") || strings.Contains(body, "<write>") ||
 		!strings.Contains(body, "&lt;write&gt;") || !strings.Contains(body, "Signed in as <strong>alice</strong>") {
 		t.Fatalf("consent page %d: %s", w.Code, body)
+	}
+	if strings.Contains(body, "registered itself") || strings.Contains(body, "identified by") {
+		t.Fatalf("an operator's client is marked as self-registered: %s", body)
+	}
+	// The resources asked for are named, escaped; a client that registered itself is marked,
+	// one identified by a metadata document with the host that serves it.
+	for _, tc := range []struct {
+		client rescind.Client
+		want   string
+	}{
+		{rescind.Client{ID: "dyn", Name: "Agent", Registration: rescind.RegistrationDynamic}, "dynamically registered"},
+		{rescind.Client{ID: "https://agent.example:8443/client.json", Name: "Agent", Registration: rescind.RegistrationMetadataDocument},
+			"identified by <strong>agent.example:8443</strong>"},
+	} {
+		w := httptest.NewRecorder()
+		e.s.ShowConsent(w, httptest.NewRequest(http.MethodGet, "/oauth2/authorize?"+request, nil), tc.client,
+			rescind.User{ID: "alice-id", Username: "alice"}, []string{"read"}, []string{"https://api.example/<x>", "urn:example:y"}, request)
+		b := w.Body.String()
+		if !strings.Contains(b, tc.want) || !strings.Contains(b, "<code>https://api.example/&lt;x&gt;</code>") ||
+			!strings.Contains(b, "<code>urn:example:y</code>") {
+			t.Fatalf("consent page for %s:\n%s", tc.client.ID, b)
+		}
 	}
 	fields := hidden(body)
 	csrf := w.Result().Cookies()

@@ -41,6 +41,7 @@ func newClientCreateCommand() *cobra.Command {
 		Example: `  rescind client create --name billing --scope "read write"
   eval "$(rescind client create --name demo --scope read --output env)"   # sets RESCIND_CLIENT_ID, RESCIND_CLIENT_SECRET
   rescind client create --name api --resource-server --resource https://api.example   # may introspect tokens for it
+  rescind client create --name agent --allowed-resource https://api.example            # tokens for that API only
   printf '%s' "$SECRET" | rescind client create --name legacy --secret-stdin            # a secret of your own`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -102,6 +103,7 @@ func newClientCreateCommand() *cobra.Command {
 		"(every access token without any) and receive their revocation events")
 	f.StringArrayVar(&req.Resources, "resource", nil, "a resource URI this resource server serves (repeatable; needs --resource-server)")
 	f.BoolVar(&req.AllowInsecureRedirect, "allow-insecure-redirect", false, "allow plain-http redirect URIs on hosts other than loopback (development only)")
+	f.StringArrayVar(&req.AllowedResources, "allowed-resource", nil, "a resource URI (RFC 8707) the client may ask tokens for (repeatable; default: any)")
 	f.BoolVar(&req.RequireDPoP, "require-dpop", false, "every token request must carry a DPoP proof (RFC 9449): all the client's access tokens are bound to its key")
 	f.BoolVar(&req.FirstParty, "first-party", false, "your own app: a public client skips the consent page for scopes already granted "+
 		"(other public clients get it every time)")
@@ -151,16 +153,18 @@ func newClientGetCommand() *cobra.Command {
 
 func newClientUpdateCommand() *cobra.Command {
 	var (
-		name, scope  string
-		ttl          time.Duration
-		redirectURIs []string
-		requireDPoP  bool
-		firstParty   bool
-		oidc         admin.OIDC
+		name, scope      string
+		ttl              time.Duration
+		redirectURIs     []string
+		allowedResources []string
+		requireDPoP      bool
+		firstParty       bool
+		oidc             admin.OIDC
 	)
 	cmd := &cobra.Command{
-		Use:   "update CLIENT_ID [--name NAME] [--scope SCOPES] [--token-ttl DURATION] [--redirect-uri URI ...] [--require-dpop[=false]] [--first-party[=false]]",
-		Short: "Change a client's name, scopes, token lifetime, redirect URIs, DPoP requirement or first-party mark, and print it",
+		Use: "update CLIENT_ID [--name NAME] [--scope SCOPES] [--token-ttl DURATION] [--redirect-uri URI ...] [--allowed-resource URI ...] " +
+			"[--require-dpop[=false]] [--first-party[=false]]",
+		Short: "Change a client's name, scopes, token lifetime, redirect URIs, allowed resources, DPoP requirement or first-party mark, and print it",
 		Long: `Change a client: each flag given replaces that field (--redirect-uri, repeated, replaces the
 list). A new --token-ttl applies to tokens issued from then on; tokens already issued keep
 their expiry, and revoked ones stay revoked until it. --require-dpop makes every token request
@@ -192,6 +196,15 @@ carry a DPoP proof from then on (--require-dpop=false lifts it).`,
 			if f.Changed("redirect-uri") {
 				req.RedirectURIs = &redirectURIs
 			}
+			if f.Changed("allowed-resource") {
+				list := []string{}
+				for _, r := range allowedResources {
+					if r != "" { // --allowed-resource "": any
+						list = append(list, r)
+					}
+				}
+				req.AllowedResources = &list
+			}
 			if f.Changed("require-dpop") {
 				req.RequireDPoP = &requireDPoP
 			}
@@ -211,7 +224,7 @@ carry a DPoP proof from then on (--require-dpop=false lifts it).`,
 				req.BackchannelLogoutSessionRequired = &oidc.BackchannelLogoutSessionRequired
 			}
 			if req == (admin.UpdateClientRequest{}) {
-				return fmt.Errorf("nothing to change: give --name, --scope, --token-ttl, --redirect-uri, --require-dpop, --first-party, " +
+				return fmt.Errorf("nothing to change: give --name, --scope, --token-ttl, --redirect-uri, --allowed-resource, --require-dpop, --first-party, " +
 					"--id-token-alg, --post-logout-redirect-uri, --backchannel-logout-uri or --backchannel-logout-session-required")
 			}
 			info, err := adminClient(st).UpdateClient(cmd.Context(), args[0], req)
@@ -226,6 +239,7 @@ carry a DPoP proof from then on (--require-dpop=false lifts it).`,
 	f.StringVar(&scope, "scope", "", `space-separated scopes the client may be granted, e.g. "read write"`)
 	f.DurationVar(&ttl, "token-ttl", 0, "access token lifetime (0: the server's)")
 	f.StringArrayVar(&redirectURIs, "redirect-uri", nil, "a redirect URI (repeatable; replaces the list)")
+	f.StringArrayVar(&allowedResources, "allowed-resource", nil, `a resource URI the client may ask tokens for (repeatable; replaces the list; --allowed-resource "" for any)`)
 	f.BoolVar(&requireDPoP, "require-dpop", false, "every token request must carry a DPoP proof (RFC 9449); --require-dpop=false lifts it")
 	f.BoolVar(&firstParty, "first-party", false, "first-party (--first-party=false: no longer)")
 	addOIDCFlags(f, &oidc.IDTokenAlg, &oidc.PostLogoutRedirectURIs, &oidc.BackchannelLogoutURI, &oidc.BackchannelLogoutSessionRequired)

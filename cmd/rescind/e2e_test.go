@@ -95,7 +95,12 @@ func shortTempDir(t testing.TB) string {
 // startServer runs `rescind serve` on a free port with dataDir and waits until it is ready.
 func startServer(t testing.TB, dataDir string, env []string, args ...string) *server {
 	t.Helper()
-	addr := freePort(t)
+	return startServerAt(t, freePort(t), dataDir, env, args...)
+}
+
+// startServerAt is startServer on the address addr (a restart on the address of before).
+func startServerAt(t testing.TB, addr, dataDir string, env []string, args ...string) *server {
+	t.Helper()
 	s := &server{t: t, url: "http://" + addr, dataDir: dataDir, log: &syncBuffer{}}
 	s.cmd = exec.Command(binary, append([]string{"serve", "--addr", addr, "--data-dir", dataDir}, args...)...)
 	s.cmd.Env = append(os.Environ(), env...)

@@ -39,7 +39,7 @@ type hostileCase struct {
 // Never a 5xx, a panic or a hang, and the server keeps serving other clients throughout.
 func TestHostileClients(t *testing.T) {
 	data := filepath.Join(shortTempDir(t), "d")
-	srv := startServer(t, data, nil)
+	srv := startServer(t, data, nil, "--registration", "open")
 	var c admin.ClientInfo
 	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "h")), &c)
 	good := srv.token(c.ClientID, c.ClientSecret)
@@ -89,6 +89,14 @@ func TestHostileClients(t *testing.T) {
 			cases = append(cases, tc)
 		}
 		for _, m := range []string{"GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE"} {
+			if m == "OPTIONS" && ep != "introspect" {
+				// Token and revocation answer CORS preflights (issue 16): 204 with Allow, and no
+				// CORS header for an origin that is not a public client's. Introspection refuses.
+				cases = append(cases, hostileCase{endpoint: ep, name: "method OPTIONS", method: m, path: path, contentType: form,
+					body: validBody[ep], header: map[string]string{"Authorization": basicOK, "Origin": "https://evil.example",
+						"Access-Control-Request-Method": "POST"}, want: http.StatusNoContent, wantBody: "-"})
+				continue
+			}
 			add("method "+m, m, form, validBody[ep], nil)
 		}
 		for _, ct := range []string{"", "application/json", "text/plain", "multipart/form-data; boundary=x", form + "; charset=latin1", form + ";;;=;"} {
@@ -157,6 +165,40 @@ func TestHostileClients(t *testing.T) {
 			cases = append(cases, hostileCase{endpoint: ep, name: name, method: "GET", path: path + q, want: junkQuery[ep]})
 		}
 	}
+	// Dynamic registration (RFC 7591): every malformed registration is an RFC 7591 §3.2.2 error.
+	const jsonCT = "application/json"
+	for name, body := range map[string]string{
+		"not JSON":            "redirect_uris=x",
+		"JSON array":          `[]`,
+		"JSON string":         `"x"`,
+		"truncated":           `{"redirect_uris":["https://a.example/cb"]`,
+		"wrong types":         `{"redirect_uris":[1,2],"grant_types":"x","client_name":7}`,
+		"deep nesting":        strings.Repeat("[", 5000) + strings.Repeat("]", 5000),
+		"NUL in name":         `{"redirect_uris":["https://a.example/cb"],"client_name":"a\u0000b"}`,
+		"invalid UTF-8":       "{\"redirect_uris\":[\"https://a.example/cb\"],\"client_name\":\"\xff\xfe\"}",
+		"javascript redirect": `{"redirect_uris":["javascript:alert(document.cookie)"]}`,
+		"many redirects":      `{"redirect_uris":["https://a.example/` + strings.Repeat(`x","https://a.example/`, 100) + `y"]}`,
+		"huge":                `{"redirect_uris":["https://a.example/cb"],"x":"` + strings.Repeat("a", 1<<20) + `"}`,
+	} {
+		cases = append(cases, hostileCase{endpoint: "register", name: name, method: "POST", path: "/oauth2/register", contentType: jsonCT, body: body})
+	}
+	for _, ct := range []string{"", form, "text/plain", "application/json-patch+json"} {
+		cases = append(cases, hostileCase{endpoint: "register", name: "content type " + fmt.Sprintf("%q", ct), method: "POST", path: "/oauth2/register",
+			contentType: ct, body: `{"redirect_uris":["https://a.example/cb"]}`})
+	}
+	for _, m := range []string{"GET", "PUT", "DELETE", "PATCH"} {
+		cases = append(cases, hostileCase{endpoint: "register", name: "method " + m, method: m, path: "/oauth2/register", contentType: jsonCT, body: "{}"})
+	}
+	for _, m := range []string{"GET", "PUT", "DELETE"} {
+		for name, auth := range map[string]string{"no token": "", "junk token": "Bearer x", "Basic": basicOK, "long": "Bearer " + strings.Repeat("t", 20000)} {
+			h := map[string]string{}
+			if auth != "" {
+				h["Authorization"] = auth
+			}
+			cases = append(cases, hostileCase{endpoint: "register", name: m + " configuration, " + name, method: m, path: "/oauth2/register/" + c.ClientID,
+				contentType: jsonCT, body: `{"client_id":"` + c.ClientID + `"}`, header: h, want: http.StatusUnauthorized})
+		}
+	}
 	cases = append(cases,
 		hostileCase{endpoint: "statuslist", name: "path traversal", method: "GET", path: "/oauth2/statuslists/..%2f..%2fetc%2fpasswd"},
 		hostileCase{endpoint: "events", name: "bad Last-Event-ID", method: "GET", path: "/oauth2/revocations/events", header: map[string]string{"Authorization": basicOK, "Last-Event-ID": "-1x"}},
@@ -213,6 +255,9 @@ func TestHostileClients(t *testing.T) {
 			continue
 		case tc.wantBody == "-" && len(b) != 0, tc.wantBody != "" && tc.wantBody != "-" && string(b) != tc.wantBody:
 			t.Errorf("%s/%s: body %.300q, want %q", tc.endpoint, tc.name, b, tc.wantBody)
+		}
+		if res.Header.Get("Access-Control-Allow-Origin") == "https://evil.example" || res.Header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("%s/%s: CORS lets an unknown origin read: %v", tc.endpoint, tc.name, res.Header)
 		}
 		if res.StatusCode >= 300 && res.StatusCode < 400 {
 			if loc := res.Header.Get("Location"); !strings.HasPrefix(loc, "/") || strings.HasPrefix(loc, "//") {

@@ -15,11 +15,15 @@ func newKeysCommand() *cobra.Command {
 		Use:   "keys",
 		Short: "Manage the server's keys: list, rotate, retire",
 		Long: `Manage the server's keys (through the running server's admin API). There are two uses:
-"sig", the keys that sign JWT access tokens and status lists (published at /.well-known/jwks.json),
-and "enc", the keys that seal opaque access tokens. Each key is in one state:
+"sig", the keys that sign JWTs (published at /.well-known/jwks.json, each with its "alg"), and
+"enc", the keys that seal opaque access tokens. Signing keys come per algorithm ("alg"): the
+--signing-alg one (ES256 or EdDSA) signs JWT access tokens and status lists; an RS256 key (RSA
+3072 bits), and an ES256 or EdDSA key, are made the first time something must be signed with that
+algorithm (ID tokens, security event tokens). The keys of each algorithm rotate, retire and have
+their states apart. Each key is in one state:
 
   next        published (and accepted), not yet signing
-  active      the one key of its use that signs or seals
+  active      the one key of its use (and, signing, of its algorithm) that signs or seals
   retiring    replaced: still published and accepted until every token it can have signed has expired
   superseded  a next key overtaken by a newer one (rotate --now) before it ever signed or sealed:
               accepted like a retiring key until the same moment
@@ -53,17 +57,18 @@ func newKeysRotateCommand() *cobra.Command {
 	var now bool
 	cmd := &cobra.Command{
 		Use:   "rotate [--now]",
-		Short: "Rotate the sealing key and the signing key; tokens of the old keys keep working",
-		Long: fmt.Sprintf(`Rotate both keys: generate a new sealing key (for opaque access tokens) and a new signing key
-(for JWT access tokens and status lists), and print their ids as JSON.
+		Short: "Rotate the sealing key and the signing key of each algorithm; tokens of the old keys keep working",
+		Long: fmt.Sprintf(`Rotate every key: generate a new sealing key (for opaque access tokens) and a new signing key of
+each algorithm the server signs with (signing_keys: the --signing-alg one for JWT access tokens and
+status lists, and RS256, ES256 or EdDSA if it has one), and print their ids as JSON.
 
-The new sealing key seals at once. The new signing key is published in the JWKS at once but
+The new sealing key seals at once. Each new signing key is published in the JWKS at once but
 signs only %v later, after the JWKS cache lifetime (max-age %v) has passed: a verifier
 that caches the JWKS, and refetches it on an unknown kid at most every few minutes, never meets
 a kid it cannot know. Until then it is in state "next". Tokens signed or sealed by the old keys
 keep working until they expire; the old keys then retire by themselves.
 
---now makes the new signing key sign at once: for emergencies (a compromised key, before
+--now makes the new signing keys sign at once: for emergencies (a compromised key, before
 "rescind keys retire" of the old one). A verifier that fetched the JWKS just before may then
 refuse new tokens until it refetches (up to its refetch interval, 5 minutes for some).`,
 			keys.DefaultActivationDelay, token.JWKSMaxAge),
@@ -93,8 +98,10 @@ a retired signing key leaves the JWKS, and resource servers subscribed to the re
 drop it when the event arrives (others within the JWKS cache lifetime). A retired key never
 comes back.
 
-The key in use cannot be retired unless a newer key can take over: rotate first. If a rotated
-key is still waiting to sign ("next"), retiring the active key makes it take over at once.
+Any key can be retired, of any use and algorithm. The key in use (of its algorithm, for a signing
+key) cannot be retired unless a newer key of the same algorithm can take over: rotate first. If a
+rotated key is still waiting to sign ("next"), retiring the active key makes it take over at once;
+the keys of the other algorithms do not change.
 
 Emergency procedure for a compromised key: note its kid FIRST (a leaked JWT's header names it;
 or the "active" key in "rescind keys list"), never from the states after a rotation (a rotation

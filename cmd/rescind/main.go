@@ -5,6 +5,7 @@
 //	rescind client create|list|get|update|rotate-secret|delete
 //	rescind user create|list|delete
 //	rescind keys list|rotate|retire
+//	rescind registration-token create|list|delete   initial access tokens for dynamic registration
 //	rescind revoke-all                  revoke every grant of a user, of a client, or both
 //	rescind audit list                  the audit log of revocations
 //	rescind backup                      copy the SQLite database to a new file
@@ -59,8 +60,8 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	addSettingFlags(root, true, "data_dir")
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newClientCommand(), newKeysCommand(),
 		newTokenCommand(), newIntrospectCommand(), newRevokeCommand(),
-		newUserCommand(), newRevokeAllCommand(), newAuditCommand(), newBenchCommand(), newBenchCeilingCommand(), newBenchResourceCommand(),
-		newBackupCommand(), newVersionCommand())
+		newUserCommand(), newSSFCommand(), newRevokeAllCommand(), newAuditCommand(), newBenchCommand(), newBenchCeilingCommand(), newBenchResourceCommand(),
+		newBackupCommand(), newVersionCommand(), newRegistrationTokenCommand())
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		root.Version = moduleVersion(bi) // rescind --version
 	}

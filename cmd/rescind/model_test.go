@@ -24,6 +24,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -45,6 +46,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -337,10 +339,14 @@ type mToken struct {
 	// As the server reads it (access tokens).
 	jti, gid, clientID string
 	kid                string // the key that sealed or signed it
-	list               string
-	idx                int64
-	deadSince          int // step from which it can never be active again; -1 while it may be
-	seq                int // its place in issue order
+	// rsText is the same access token signed RS256 by the issuing instance (keys.SignWith: the
+	// RS256 key chain, made on first need), of key rsKid: it is covered by what covers the
+	// token, and refused once rsKid is retired. Empty for most tokens.
+	rsText, rsKid string
+	list          string
+	idx           int64
+	deadSince     int // step from which it can never be active again; -1 while it may be
+	seq           int // its place in issue order
 }
 
 type refModel struct {
@@ -357,12 +363,13 @@ type refModel struct {
 	// at once, and a verifier that refetches the JWKS on an unknown kid at most once a second
 	// (the resource middleware) may refuse its tokens for up to that second (documented).
 	rotatedNow time.Time
+	rsKids     map[string]bool // the RS256 keys the model's tokens were signed with
 }
 
 func newModel() *refModel {
 	return &refModel{clients: map[string]*mClient{}, users: map[string]*mUser{}, grants: map[string]*mGrant{},
 		active: map[[2]string]string{}, codes: map[string]*mCode{}, tokens: map[string]*mToken{}, skew: time.Minute,
-		retired: map[string]bool{}}
+		retired: map[string]bool{}, rsKids: map[string]bool{}}
 }
 
 // covered reports whether a revocation the model knows of covers the access token t.
@@ -497,11 +504,12 @@ type modelStats struct {
 	maxTracked, checks, introspections int
 	published                          int // status lists fetched as published
 	pushWaits                          int // middleware checks repeated while push caught up
+	rs256, rs256Retired                int // RS256 copies of access tokens, RS256 keys retired
 }
 
 func (s modelStats) String() string {
-	return fmt.Sprintf("%d access tokens (%d JWT), %d refresh tokens, %d revoked when checked last; %d checks, %d introspections, %d published status lists read, %d middleware checks repeated while push caught up, at most %d tokens tracked at once; steps by kind %v",
-		s.access, s.jwt, s.refresh, s.revoked, s.checks, s.introspections, s.published, s.pushWaits, s.maxTracked, s.ops)
+	return fmt.Sprintf("%d access tokens (%d JWT), %d refresh tokens, %d revoked when checked last; %d checks, %d introspections, %d published status lists read, %d middleware checks repeated while push caught up, at most %d tokens tracked at once; %d RS256 copies of access tokens checked, %d RS256 keys retired; steps by kind %v",
+		s.access, s.jwt, s.refresh, s.revoked, s.checks, s.introspections, s.published, s.pushWaits, s.maxTracked, s.rs256, s.rs256Retired, s.ops)
 }
 
 // cachedList is a status list as the state rendered it, and the version it had.
@@ -700,7 +708,7 @@ func (w *world) start(i int) error {
 			return fmt.Errorf("setting %s: %w", k, err)
 		}
 	}
-	m := &Main{Config: cfg, LogOutput: w.logs[i], Now: w.clock.Of(i), HashParams: modelHash}
+	m := &Main{Config: cfg, LogOutput: w.logs[i], Now: w.clock.Of(i), HashParams: modelHash, NewSigningKey: pooledSigningKey}
 	if err := m.Run(context.Background()); err != nil {
 		return fmt.Errorf("starting instance %d: %w", i, err)
 	}
@@ -709,6 +717,36 @@ func (w *world) start(i int) error {
 }
 
 func (w *world) base(i int) string { return "http://" + w.addrs[i] }
+
+var (
+	rsaPoolOnce sync.Once
+	rsaPool     []crypto.Signer
+	rsaPoolErr  error
+	rsaPoolNext atomic.Uint64
+)
+
+// pooledSigningKey is token.NewSigningKey, but an RS256 key reuses one of three RSA keys
+// generated once (a rotation would otherwise spend half a second generating one): the model
+// tells keys apart by kid, as the server does.
+func pooledSigningKey(kid, alg string, created time.Time) (token.SigningKey, error) {
+	if alg != token.AlgRS256 {
+		return token.NewSigningKey(kid, alg, created)
+	}
+	rsaPoolOnce.Do(func() {
+		for range 3 {
+			k, err := token.NewSigningKey("", token.AlgRS256, created)
+			if err != nil {
+				rsaPoolErr = err
+				return
+			}
+			rsaPool = append(rsaPool, k.Private)
+		}
+	})
+	if rsaPoolErr != nil {
+		return token.SigningKey{}, rsaPoolErr
+	}
+	return token.SigningKey{ID: kid, Alg: alg, Private: rsaPool[rsaPoolNext.Add(1)%3], CreatedAt: created}, nil
+}
 
 func (w *world) admin(i int) *admin.Client {
 	return &admin.Client{BaseURL: fmt.Sprintf("http://admin-%d", i), HTTP: w.hc}
@@ -909,7 +947,8 @@ func (w *world) generate(name string) op {
 		case r < 99:
 			return op{kind: opRotateKeys, inst: inst, flag: rng.IntN(2) == 0}
 		case r < 100:
-			return op{kind: opRetireKey, inst: inst, target: pick(rng, []string{"active enc", "active sig", "next sig", "retiring enc", "retiring sig", "superseded sig"})}
+			return op{kind: opRetireKey, inst: inst, target: pick(rng, []string{"active enc", "active sig", "next sig", "retiring enc", "retiring sig", "superseded sig",
+				"active sig RS256", "next sig RS256", "retiring sig RS256", "superseded sig RS256"})}
 		}
 	}
 }
@@ -1246,15 +1285,20 @@ func (w *world) exec(o op) error {
 		}
 		return w.keysPropagated()
 	case opRetireKey:
-		// The key is chosen now by its use and state ("active sig": the key that signs).
+		// The key is chosen now by its use, state and algorithm ("active sig": the key that
+		// signs access tokens; "active sig RS256": the RS256 key that signs).
 		keys, err := w.admin(o.inst).ListKeys(ctx)
 		if err != nil {
 			return err
 		}
 		state, use, _ := strings.Cut(o.target, " ")
+		use, alg, _ := strings.Cut(use, " ")
+		if alg == "" && use == "sig" {
+			alg = token.AlgES256
+		}
 		var k *admin.KeyInfo
 		for i := range keys {
-			if keys[i].State == state && keys[i].Use == use {
+			if keys[i].State == state && keys[i].Use == use && (alg == "" || keys[i].Alg == alg) {
 				k = &keys[i]
 				break
 			}
@@ -1271,6 +1315,9 @@ func (w *world) exec(o op) error {
 			return err
 		}
 		m.retired[k.KID] = true
+		if k.Alg == token.AlgRS256 {
+			w.stats.rs256Retired++
+		}
 		return w.keysPropagated()
 	case opUpdateClient:
 		c := m.clients[o.client]
@@ -1415,6 +1462,25 @@ func (w *world) addAccess(i int, name string, c *mClient, grant, text string, no
 			return failf("unexpected-answer", "undecodable JWT header")
 		}
 		t.jti, t.gid, t.clientID, t.kid = cl.ID, cl.GrantID, cl.ClientID, hdr.Kid
+		if len(w.m.order)%2 == 0 {
+			// Every other JWT also signed RS256, so that RS256 keys live through every
+			// operation (rotation, retirement, restarts, other instances) like the others.
+			if t.rsText, err = w.insts[i].keys.SignWith(context.Background(), token.AlgRS256, cl, token.TypeAccessToken); err != nil {
+				return fmt.Errorf("signing RS256: %w", err)
+			}
+			if jws, err := token.ParseJWS(t.rsText); err != nil || jws.Alg != token.AlgRS256 {
+				return failf("unexpected-answer", "SignWith(RS256) signed no RS256 token: %v", err)
+			}
+			if t.rsKid, err = token.JWTKeyID(t.rsText); err != nil {
+				return err
+			}
+			if len(w.m.rsKids) == 0 {
+				// The first RS256 key signs at once, like a key rotated in with --now.
+				w.m.rotatedNow = w.clock.Now()
+			}
+			w.m.rsKids[t.rsKid] = true
+			w.stats.rs256++
+		}
 		t.iat, t.exp = time.Unix(cl.IssuedAt, 0), time.Unix(cl.Expiry, 0)
 		t.list, t.idx = strings.TrimPrefix(cl.Status.StatusList.URI, w.insts[i].Issuer+"/oauth2/statuslists/"), cl.Status.StatusList.Idx
 	} else {
@@ -1671,6 +1737,17 @@ func (w *world) checkMiddleware(tracked []*mToken, now time.Time) error {
 			return failf(kindOf(want), "resource middleware with push on %s: %v, the model says refused=%t (exp %s, iat %s, now %s)",
 				t.name, err, want, t.exp.Format(time.DateTime), t.iat.Format(time.DateTime), now.Format(time.DateTime))
 		}
+		if t.rsText != "" {
+			rs := rsTwin(t)
+			_, err := w.mw.Verify(context.Background(), rs.text)
+			if err != nil && strings.Contains(err.Error(), "unknown key") && w.clock.Now().Sub(w.m.rotatedNow) < time.Second {
+				continue
+			}
+			if want := w.m.mwRefuses(rs, now); (err != nil) != want {
+				return failf(kindOf(want), "resource middleware with push on %s: %v, the model says refused=%t (RS256 key %s retired: %t)",
+					rs.name, err, want, rs.kid, w.m.retired[rs.kid])
+			}
+		}
 	}
 	return nil
 }
@@ -1739,6 +1816,16 @@ func (w *world) checkInstance(i int, tracked []*mToken, sample map[string]bool, 
 				return failf(kindOf(!live), "introspection of %s: active=%t, the model says %t (iat %s, exp %s, now %s)", t.name, active, live,
 					t.iat.Format(time.DateTime), t.exp.Format(time.DateTime), now.Format(time.DateTime))
 			}
+			if t.rsText != "" {
+				rs := rsTwin(t)
+				active, err := w.introspect(i, rs)
+				if err != nil {
+					return err
+				}
+				if want := m.live(rs, now); active != want {
+					return failf(kindOf(!want), "introspection of %s: active=%t, the model says %t (RS256 key %s retired: %t)", rs.name, active, want, rs.kid, m.retired[rs.kid])
+				}
+			}
 		}
 	}
 	return nil
@@ -1771,6 +1858,13 @@ func (w *world) publishedList(i int, id string) ([]byte, error) {
 	}
 	w.stats.published++
 	return raw, nil
+}
+
+// rsTwin returns t's RS256 copy as a token of its own: the same claims, another text and key.
+func rsTwin(t *mToken) *mToken {
+	rs := *t
+	rs.name, rs.text, rs.kid = t.name+"/RS256", t.rsText, t.rsKid
+	return &rs
 }
 
 func kindOf(wantRevoked bool) string {

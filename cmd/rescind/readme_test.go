@@ -203,8 +203,14 @@ func TestReadme(t *testing.T) {
 		"Revocation that reaches resource servers: JWT access tokens, status lists, push": {`"photos":["cat.jpg"]`, "\n401\n"},
 		"Revoking and introspecting at any server: the client library and CLI":            {`"active": true`, `{"active":false}`},
 		"Sender-constrained tokens: DPoP (RFC 9449)":                                      {`"token_type":"DPoP"`, `"cnf":{"jkt":"`, `{"active":false}`},
+		"Agents and browser apps: resources, registration, metadata documents, CORS": {`["https://photos.example","https://calendar.example"]`,
+			"invalid_target\ninvalid_target\n", `{"client_name":"ci-bot","grant_types":["client_credentials"],"token_endpoint_auth_method":"client_secret_basic"}`,
+			"ci-bot\n204\n"},
 		"Backup and restore":        {"backed up the running server's database to " + filepath.Join(dir, "rescind-backup.db")},
 		"Running several instances": {"applied 0001_init.sql", `{"active":true`, `{"active":false}`},
+		"Shared Signals: telling other apps (SSF 1.0, CAEP, RISC)": {`"delivery_methods_supported":["urn:ietf:rfc:8935","urn:ietf:rfc:8936"]`,
+			"\n200\n", `"events":{"https://schemas.openid.net/secevent/caep/event-type/session-revoked":`, `{"sets":{},"moreAvailable":false}`,
+			`"deleted": true`},
 	}
 	for section, wants := range expect {
 		out, ok := bySection[section]

@@ -29,6 +29,7 @@ import (
 	"github.com/rescind/rescind/admin"
 	"github.com/rescind/rescind/dpop"
 	"github.com/rescind/rescind/internal/accesslog"
+	"github.com/rescind/rescind/internal/clientdoc"
 	"github.com/rescind/rescind/internal/clientip"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/coherence"
@@ -42,6 +43,7 @@ import (
 	"github.com/rescind/rescind/internal/statuslist"
 	"github.com/rescind/rescind/internal/unixsock"
 	"github.com/rescind/rescind/oauth"
+	"github.com/rescind/rescind/ssf"
 	"github.com/rescind/rescind/store/postgres"
 	"github.com/rescind/rescind/store/sqlite"
 	"github.com/rescind/rescind/token"
@@ -79,9 +81,11 @@ Precedence: flag, then environment, then config file, then default.
 	addSettingFlags(cmd, false, "addr", "issuer", "log_format", "log_level", "admin_addr", "db", "poll_interval",
 		"access_token_ttl", "refresh_token_ttl", "revoke_grant_with_access_token", "signing_alg", "status_list_ttl",
 		"auth_failure_burst", "auth_failure_per_minute", "tls_cert", "tls_key", "insecure_http", "audit_retention", "janitor_interval",
-		"access_log", "metrics_addr", "trusted_proxies", "clock_skew", "dpop_nonce", "session_idle", "session_max")
+		"access_log", "metrics_addr", "trusted_proxies", "clock_skew", "dpop_nonce", "session_idle", "session_max", "registration",
+		"registration_per_hour", "client_metadata_documents", "allow_insecure_redirect", "dynamic_token_format", "scopes")
 	addSettingFlags(cmd, false, "outbox_poll_interval")
 	addSettingFlags(cmd, false, "outbox_allow_loopback", "logout_revokes_grants", "backchannel_logout_window")
+	addSettingFlags(cmd, false, "ssf_allow_loopback_push")
 	return cmd
 }
 
@@ -222,6 +226,9 @@ type Main struct {
 	// HashParams are the argon2id parameters of client secrets and passwords created through the
 	// admin API. If zero, secret.DefaultParams. Tests make them cheap.
 	HashParams secret.Params
+	// NewSigningKey generates signing keys. If nil, token.NewSigningKey. Tests reuse
+	// pregenerated RSA keys (generating one takes half a second).
+	NewSigningKey func(kid, alg string, created time.Time) (token.SigningKey, error)
 	// Outbox tunes the outbox's dispatcher (backoff, lease, timeouts, concurrency); Run sets its
 	// Store, PollInterval, ClockSkew, Metrics, Logger and Now. Zero values are the defaults.
 	// Tests shorten its times.
@@ -265,6 +272,7 @@ type Main struct {
 	oauth          *oauth.Server
 	admin          *admin.Server
 	replayLog      *replaylog.Cache // DPoP proofs seen, with SQLite (PostgreSQL keeps them in the store)
+	ssf            *ssf.Transmitter // the Shared Signals transmitter
 
 	// handler and adminHandler are what the OAuth listener and the admin socket serve (the model
 	// test calls them in process).
@@ -535,7 +543,8 @@ func (m *Main) openStore(ctx context.Context) error {
 func (m *Main) loadKeys(ctx context.Context) error {
 	var err error
 	m.keys, err = keys.Open(ctx, keys.Config{Store: m.store, Box: m.box, SigningAlg: m.Config.SigningAlg,
-		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired, Now: m.Now, Logger: m.Logger})
+		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired, Now: m.Now, Logger: m.Logger,
+		NewSigningKey: m.NewSigningKey})
 	if err != nil {
 		return m.keyError(err)
 	}
@@ -587,7 +596,7 @@ func (m *Main) startCommitter(context.Context) error {
 	// The event streams deliver every record still in force: until its expiry plus the clock
 	// skew, as the janitor keeps it (a resource server whose clock is behind still needs it).
 	m.feed = oauth.NewFeed(m.store, m.Logger, func() time.Time { return m.Now().Add(-m.Config.ClockSkew) })
-	m.committer = revocation.NewCommitter(m.store, m.state, m.committed)
+	m.committer = revocation.NewCommitter(wakingStore{Store: m.store, wake: m.wakeOutbox}, m.state, m.committed)
 	return nil
 }
 
@@ -624,14 +633,16 @@ func (m *Main) committed(n int) {
 func (m *Main) buildHandlers(context.Context) error {
 	c := m.Config
 	var err error
+	// The handlers' store wakes the outbox after a change that wrote messages (wake.go).
+	store := rescind.Store(wakingStore{Store: m.store, wake: m.wakeOutbox})
 	// One bound on the argon2 checks of the whole process (client secrets and passwords alike):
 	// as many at once as there are cores, a short queue, and 503 beyond it.
 	gate := secret.NewGate(secret.GateConfig{Running: max(1, runtime.GOMAXPROCS(0)), Params: m.HashParams})
-	if m.clients, err = clientreg.New(clientreg.Config{Store: m.store, Now: m.Now, Gate: gate}); err != nil {
+	if m.clients, err = clientreg.New(clientreg.Config{Store: store, Now: m.Now, Gate: gate}); err != nil {
 		return err
 	}
 	m.limiter = ratelimit.New(ratelimit.Config{Burst: c.AuthFailureBurst, PerMinute: c.AuthFailurePerMinute})
-	m.pages, err = web.New(web.Config{Issuer: m.Issuer, Store: m.store, Clients: m.clients, Committer: m.committer, Box: m.box,
+	m.pages, err = web.New(web.Config{Issuer: m.Issuer, Store: store, Clients: m.clients, Committer: m.committer, Box: m.box,
 		Logger: m.Logger, Limiter: m.limiter, Now: m.Now, Gate: gate, SessionIdle: c.SessionIdle, SessionMax: c.SessionMax,
 		UserLimiter: ratelimit.New(ratelimit.Config{Burst: c.LoginFailureBurstPerUser, PerHour: c.LoginFailuresPerUserHour}),
 		// Each sign-in may end a session whose record every instance keeps until its idle
@@ -644,14 +655,29 @@ func (m *Main) buildHandlers(context.Context) error {
 	if err != nil {
 		return err
 	}
+	routes, err := m.makeSSF()
+	if err != nil {
+		return err
+	}
 	m.oauth, err = oauth.New(oauth.Config{
 		Issuer: m.Issuer, Clients: m.clients, Keys: m.keyring, Revoked: m.state, Committer: m.committer, Metrics: m.metrics,
-		Store: m.store, Pages: m.pages, AccessTokenTTL: c.AccessTokenTTL, RefreshTokenTTL: c.RefreshTokenTTL,
+		Store: store, Pages: m.pages, AccessTokenTTL: c.AccessTokenTTL, RefreshTokenTTL: c.RefreshTokenTTL,
 		RevokeGrantWithAccessToken: c.RevokeGrantWithAccessToken, Ready: m.store.Ping, Logger: m.Logger,
 		RefreshKeys: m.keys.RefreshSealKey, RefreshSigningKeys: m.keys.RefreshSigningKey, Signer: m.signer, StatusListTTL: c.StatusListTTL,
 		Statuses: &statuslist.Allocator{Recorder: m.store, MaxTokenTTL: admin.MaxTokenTTL, Now: m.Now},
 		Feed:     m.feed, Limiter: m.limiter, Now: m.Now,
 		DPoP: verifier, DPoPNonce: c.DPoPNonce,
+		// ID tokens and logout tokens: each client's algorithm, RS256 by default.
+		IDSigner: oauth.AlgSigner{Sign: m.keys.SignWith, Algs: []string{rescind.AlgEdDSA, rescind.AlgES256, rescind.AlgRS256}}, Routes: routes,
+		// Dynamic registration and metadata documents (issue 16); a client deletes itself by the
+		// admin API's one path of client deletion.
+		Registration: c.Registration, HashParams: m.HashParams, ScopesSupported: strings.Fields(c.Scopes),
+		RegistrationLimiter: ratelimit.New(ratelimit.Config{Burst: c.RegistrationPerHour, PerHour: c.RegistrationPerHour, Now: m.Now}),
+		DeleteClient: func(ctx context.Context, id, actor, reason string) error {
+			return m.admin.DeleteClient(ctx, id, actor, reason)
+		},
+		ClientDocuments:       m.clientDocuments(),
+		AllowInsecureRedirect: c.AllowInsecureRedirect, SelfRegisteredTokenFormat: c.DynamicTokenFormat,
 	})
 	if err != nil {
 		return err
@@ -662,7 +688,7 @@ func (m *Main) buildHandlers(context.Context) error {
 		AllowLoopback: c.OutboxAllowLoopback, Now: m.Now}))
 	m.committer.SetSessionEnd(rescind.SessionEnd{Notices: []rescind.SessionNotices{oauth.LogoutNotices(c.BackchannelLogoutWindow)},
 		RevokeGrants: c.LogoutRevokesGrants}, m.outbox.Wake)
-	acfg := admin.Config{Store: m.store, Clients: m.clients, Revoked: m.state, Committer: m.committer, AllowLoopbackReceivers: c.OutboxAllowLoopback,
+	acfg := admin.Config{Store: store, Clients: m.clients, Revoked: m.state, Committer: m.committer, AllowLoopbackReceivers: c.OutboxAllowLoopback,
 		Keys: m.keys, Signer: m.signer, TokenTTL: m.oauth.TokenTTL,
 		Gatherer: m.registry, Token: c.AdminToken, Logger: m.Logger, Now: m.Now, HashParams: m.HashParams,
 		Limiter: ratelimit.New(ratelimit.Config{Burst: c.AuthFailureBurst, PerMinute: c.AuthFailurePerMinute})}
@@ -672,6 +698,50 @@ func (m *Main) buildHandlers(context.Context) error {
 	}
 	m.admin = admin.New(acfg)
 	return nil
+}
+
+// clientDocuments returns the resolver of Client ID Metadata Documents, if they are on: fetched
+// from public addresses only, but in development (--allow-insecure-redirect) from loopback too.
+func (m *Main) clientDocuments() *clientdoc.Resolver {
+	if !m.Config.ClientMetadataDocuments {
+		return nil
+	}
+	return clientdoc.New(clientdoc.Config{AllowLoopback: m.Config.AllowInsecureRedirect, Now: m.Now})
+}
+
+// makeSSF makes the Shared Signals transmitter (package ssf), registers its outbox deliverers
+// and its metrics, and returns its endpoints for the route table. Its receivers authenticate
+// with access tokens of the OAuth server, made next (m.oauth is set by the time a request
+// comes).
+func (m *Main) makeSSF() ([]oauth.Route, error) {
+	var err error
+	m.ssf, err = ssf.New(ssf.Config{Issuer: m.Issuer, Store: m.store, Box: m.box, JWKSURI: m.Issuer + "/.well-known/jwks.json",
+		Sign: m.signSET, Wake: m.outbox.Wake, AllowLoopbackPush: m.Config.SSFAllowLoopbackPush, Logger: m.Logger, Now: m.Now,
+		Authenticate: func(ctx context.Context, text string) (ssf.Token, error) {
+			clientID, scope, err := m.oauth.BearerToken(ctx, text)
+			return ssf.Token{ClientID: clientID, Scopes: strings.Fields(scope)}, err
+		}})
+	if err != nil {
+		return nil, err
+	}
+	m.outbox.Handle(rescind.OutboxSignal, outbox.DelivererFunc(m.ssf.DeliverSignal))
+	m.outbox.Handle(rescind.OutboxSSFPush, m.ssf.PushDeliverer())
+	ssf.RegisterMetrics(m.registry, m.store)
+	var routes []oauth.Route
+	for _, r := range m.ssf.Routes() {
+		routes = append(routes, oauth.Route(r))
+	}
+	return routes, nil
+}
+
+// signSET signs a Security Event Token: the one seam between the transmitter and the signing
+// keys. SETs are signed RS256 (the CAEP interoperability profile asks for RS256 with a key of at
+// least 2048 bits; ours are 3072), with the RS256 chain's key, made on first need (once, for
+// every instance: keys.Manager.Ensure) and published in the JWKS beside the others.
+func (m *Main) signSET(claims any, typ string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return m.keys.SignWith(ctx, token.AlgRS256, claims, typ)
 }
 
 // dpopVerifier makes the checker of DPoP proofs at the token endpoint (RFC 9449). Its nonces are
@@ -752,6 +822,7 @@ func (m *Main) startBackground(context.Context) error {
 		}}
 	m.goRun(ctx, m.runJanitor)
 	m.goRun(ctx, m.outbox.Run)
+	m.goRun(ctx, func(ctx context.Context) { m.ssf.RunJanitor(ctx, m.Config.JanitorInterval) })
 	if w, ok := m.store.(rescind.Watcher); ok {
 		m.goRun(ctx, func(ctx context.Context) { m.runCoherence(ctx, w) })
 	}

@@ -78,6 +78,13 @@ var settingsTable = []setting{
 	{key: "logout_revokes_grants", flag: "logout-revokes-grants", def: "false", help: "ending a sign-in session (any way: logout, user logout, set-password, expiry) also revokes the grants made in it"},
 	{key: "backchannel_logout_window", flag: "backchannel-logout-window", def: "24h", validate: durationBetween(time.Minute, 30*24*time.Hour), help: "how long a back-channel logout token is retried before it is given up (and audited)"},
 	{key: "outbox_poll_interval", flag: "outbox-poll-interval", def: "1s", validate: durationBetween(10*time.Millisecond, time.Hour), help: "how often each instance looks for outbox messages due (back-channel logout, Shared Signals push) that nothing woke it for: written by another instance, or a retry coming due"},
+	{key: "registration", flag: "registration", def: "off", validate: oneOf("off", "token", "open"), help: "dynamic client registration (RFC 7591) at /oauth2/register: off, token (each registration needs an initial access token from rescind registration-token create) or open (public clients only, rate-limited per address)"},
+	{key: "registration_per_hour", flag: "registration-per-hour", def: "20", validate: intBetween(1, 1000000), help: "with --registration open: registrations allowed per source address an hour"},
+	{key: "client_metadata_documents", flag: "client-metadata-documents", def: "false", help: "accept an https URL as client_id: the client's metadata document there is fetched and used (draft-ietf-oauth-client-id-metadata-document)"},
+	{key: "allow_insecure_redirect", flag: "allow-insecure-redirect", def: "false", help: "development only: clients that register themselves may use plain-http redirect URIs off loopback, and metadata documents may be fetched from loopback"},
+	{key: "dynamic_token_format", flag: "dynamic-token-format", def: "jwt", validate: oneOf("jwt", "opaque"), help: "access token format of clients that register themselves (dynamic registration, metadata documents) when their registration names none: jwt (resource servers check them without credentials of their own) or opaque"},
+	{key: "scopes", flag: "scopes", validate: validScopes, help: `space-separated scopes the server supports: published as scopes_supported, and the only ones self-registered clients may have (default: your clients' scopes are published, and self-registered clients may ask for any)`},
+	{key: "ssf_allow_loopback_push", flag: "ssf-allow-loopback-push", def: "false", help: "let Shared Signals push streams deliver to loopback (http or https), for development and tests; private and link-local addresses stay refused"},
 }
 
 // Config is every setting, typed, resolved once at start (see settingsTable): what the server
@@ -120,6 +127,13 @@ type Config struct {
 	OutboxAllowLoopback        bool          `setting:"outbox_allow_loopback"`
 	LogoutRevokesGrants        bool          `setting:"logout_revokes_grants"`
 	BackchannelLogoutWindow    time.Duration `setting:"backchannel_logout_window"`
+	Registration               string        `setting:"registration"`
+	RegistrationPerHour        int           `setting:"registration_per_hour"`
+	ClientMetadataDocuments    bool          `setting:"client_metadata_documents"`
+	AllowInsecureRedirect      bool          `setting:"allow_insecure_redirect"`
+	DynamicTokenFormat         string        `setting:"dynamic_token_format"`
+	Scopes                     string        `setting:"scopes"`
+	SSFAllowLoopbackPush       bool          `setting:"ssf_allow_loopback_push"`
 
 	// sources names where each key's value came from ("--addr", "RESCIND_ADDR", "config file
 	// rescind.yaml", "default"), for error messages.
@@ -538,6 +552,16 @@ func validAdminCA(v string) error {
 	}
 	if !x509.NewCertPool().AppendCertsFromPEM(b) {
 		return errors.New("holds no PEM certificate")
+	}
+	return nil
+}
+
+// validScopes checks a space-separated list of scope-tokens (RFC 6749 §3.3).
+func validScopes(v string) error {
+	for _, sc := range strings.Fields(v) {
+		if !rescind.ValidScopeToken(sc) {
+			return fmt.Errorf("%q is not a scope-token (RFC 6749 §3.3): scopes are separated by spaces", sc)
+		}
 	}
 	return nil
 }

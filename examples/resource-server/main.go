@@ -1,16 +1,29 @@
-// Command resource-server is an API protected by the resource package: it accepts JWT access
-// tokens from a Rescind server (or any RFC 9068 issuer), and refuses revoked ones: at once
-// through the revocation event stream, else within the status list's ttl.
+// Command resource-server is an API protected by the resource package: it accepts access tokens
+// from a Rescind server (or any RFC 9068 issuer), refuses revoked ones (at once through the
+// revocation event stream, else within the status list's ttl), and publishes its OAuth 2.0
+// Protected Resource Metadata (RFC 9728), so that a client knowing only its URL, such as an AI
+// agent with the MCP SDK, finds where to get a token and for which resource.
 //
-//	rescind client create --name photos-api --resource-server --resource https://api.example --output env
-//	RESCIND_ISSUER=http://127.0.0.1:8080 RESCIND_CLIENT_ID=... RESCIND_CLIENT_SECRET=... AUDIENCE=https://api.example go run ./examples/resource-server
+//	rescind client create --name photos-api --resource-server --resource http://127.0.0.1:9000 --output env
+//	ADDR=127.0.0.1:9000 RESCIND_ISSUER=http://127.0.0.1:8080 AUDIENCE=http://127.0.0.1:9000 \
+//	  RESCIND_CLIENT_ID=... RESCIND_CLIENT_SECRET=... go run ./examples/resource-server
 //
-// AUDIENCE names the audience tokens must have (default: the issuer; clients ask for another
-// with the RFC 8707 resource parameter). The client is the API's own, registered as a resource
-// server for that audience: only then may it introspect other clients' tokens and receive their
-// revocations (a client that is not a resource server is told only of its own tokens).
+// It reads:
+//   - ADDR, the address to listen on (default 127.0.0.1:9000);
+//   - RESCIND_ISSUER, the authorization server;
+//   - AUDIENCE, its resource identifier: the resource of its metadata, the URL the metadata's
+//     well-known path is built from (RFC 9728 §3.1: AUDIENCE http://127.0.0.1:9000 publishes
+//     it at /.well-known/oauth-protected-resource, AUDIENCE https://api.example/photos at
+//     /.well-known/oauth-protected-resource/photos), and the audience tokens must have, which
+//     clients ask for with the RFC 8707 resource parameter. Default: the issuer, the audience
+//     of tokens requested without one;
+//   - RESCIND_CLIENT_ID and RESCIND_CLIENT_SECRET, the API's own client, registered as a
+//     resource server for AUDIENCE: only then may it introspect other clients' opaque tokens and
+//     receive their revocations (a client that is not a resource server is told only of its own
+//     tokens). Without them, JWTs only, and no push.
 //
-// then: curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:9000/photos
+// then: curl -i http://127.0.0.1:9000/photos (401, naming the metadata), and
+// curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:9000/photos
 //
 // DPoP-bound tokens (RFC 9449) are accepted too, as "Authorization: DPoP $TOKEN" with a DPoP
 // proof header, and only so: a bound token copied without its key is refused. A proof names the
@@ -49,6 +62,7 @@ func main() {
 		Issuer:         os.Getenv("RESCIND_ISSUER"),
 		Audience:       os.Getenv("AUDIENCE"), // empty: the issuer, the default audience of tokens
 		RequiredScopes: []string{"read"},
+		ResourceName:   "Photos (Rescind example)",
 		// The resource server's own client: for the event stream and for opaque tokens.
 		ClientID:     os.Getenv("RESCIND_CLIENT_ID"),
 		ClientSecret: os.Getenv("RESCIND_CLIENT_SECRET"),
@@ -63,6 +77,8 @@ func main() {
 	defer mw.Close()
 
 	mux := http.NewServeMux()
+	// RFC 9728: where the AUDIENCE says; every 401 below names it.
+	mux.Handle(mw.MetadataPath(), mw.MetadataHandler())
 	mux.Handle("GET /photos", mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := resource.ClaimsFrom(r.Context())
 		w.Header().Set("Content-Type", "application/json")
@@ -73,7 +89,7 @@ func main() {
 	})
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { <-ctx.Done(); srv.Shutdown(context.Background()) }()
-	log.Printf("resource server on http://%s (staleness bound %v)", addr, mw.StalenessBound())
+	log.Printf("resource server on http://%s, protected resource metadata at %s (staleness bound %v)", addr, mw.MetadataURL(), mw.StalenessBound())
 	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
 		log.Fatal(err)
 	}

@@ -1,5 +1,6 @@
-// Package clientreg is the server's view of registered clients: cached lookups and client
-// authentication with a cache of verified secrets.
+// Package clientreg is the server's view of registered clients: cached lookups, client
+// authentication with a cache of verified secrets, and a Snapshot of what is derived from every
+// client at once (the browser origins of public clients, for CORS; the scopes in use).
 //
 // Client secrets are stored as argon2id hashes, which are deliberately slow to check (tens of
 // milliseconds and 19 MiB each). A successful check is remembered for a few minutes, keyed by
@@ -74,6 +75,14 @@ type Registry struct {
 	verified map[verifiedKey]verified
 	inflight map[verifiedKey]chan struct{}
 	gen      map[string]uint64 // bumped by Invalidate, so a check racing with a change is not cached
+	snapGen  uint64            // bumped by every Invalidate: the Snapshot is stale
+
+	// snapMu serializes the building of Snapshots; snap is the last, built at snapAt when
+	// snapGen was snapBuilt.
+	snapMu    sync.Mutex
+	snap      *Snapshot
+	snapAt    time.Time
+	snapBuilt uint64
 }
 
 // New returns a Registry.
@@ -279,6 +288,7 @@ func (r *Registry) Invalidate(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.gen[id]++
+	r.snapGen++
 	delete(r.clients, id)
 	for k := range r.verified {
 		if k.id == id {
@@ -291,6 +301,7 @@ func (r *Registry) Invalidate(id string) {
 func (r *Registry) InvalidateAll() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.snapGen++
 	for id := range r.clients {
 		r.gen[id]++
 	}

@@ -1,6 +1,11 @@
 // Package keys manages the server's keys through their lifecycle (see rescind.KeyState): the
 // sealing keys of opaque access tokens and the signing keys of JWTs.
 //
+// Signing keys form chains (token.SigningKey.Chain), each with its own key in force, rotation
+// and retirement: the chain of the configured algorithm (stored use UseSign), which signs access
+// tokens and status lists, and a chain per other algorithm a caller signs with (SignWith: ID
+// tokens, security event tokens; stored use "sign/" + the algorithm), created on first need.
+//
 // Keys live in the store, sealed under the secrets key (internal/secret.Box), so every instance
 // that shares the store and the secrets key holds the same keys. Every change is a stored fact
 // (a key's creation, activation and retirement), which each instance reads back (Refresh: after
@@ -21,10 +26,13 @@ package keys
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,9 +45,42 @@ import (
 const (
 	// UseSeal is the use of opaque-token sealing keys.
 	UseSeal = "seal"
-	// UseSign is the use of JWT signing keys.
+	// UseSign is the use of JWT signing keys: the stored use of the chain of the configured
+	// algorithm; the chain of another algorithm is stored as ChainUse(alg).
 	UseSign = "sign"
 )
+
+// ChainUse returns the stored use of the signing keys of chain (token.SigningKey.Chain): UseSign
+// for chain "", "sign/" + chain for the chain of an algorithm.
+func ChainUse(chain string) string {
+	if chain == "" {
+		return UseSign
+	}
+	return UseSign + "/" + chain
+}
+
+// signUses are the stored uses of signing keys: one per chain.
+var signUses = func() []string {
+	uses := []string{UseSign}
+	for _, alg := range token.SigningAlgorithms {
+		uses = append(uses, ChainUse(alg))
+	}
+	return uses
+}()
+
+// allUses are the stored uses of every key, in the order List shows them.
+var allUses = append([]string{UseSeal}, signUses...)
+
+// chainOf returns the chain of the signing keys of use, and false if use is not one.
+func chainOf(use string) (string, bool) {
+	if use == UseSign {
+		return "", true
+	}
+	if c, ok := strings.CutPrefix(use, UseSign+"/"); ok && slices.Contains(token.SigningAlgorithms, c) {
+		return c, true
+	}
+	return "", false
+}
 
 const algSeal = "XC20P"
 
@@ -62,7 +103,8 @@ type Config struct {
 	Store rescind.Store
 	// Box seals and opens the stored key material. Required.
 	Box *secret.Box
-	// SigningAlg is the algorithm of new signing keys: token.AlgES256 (if empty) or token.AlgEdDSA.
+	// SigningAlg is the algorithm of new signing keys of chain "" (access tokens, status lists):
+	// token.AlgES256 (if empty) or token.AlgEdDSA.
 	SigningAlg string
 	// RetireAfter is how long a key stays published and accepted after a newer key took over
 	// from it. It must exceed the longest access token lifetime. If zero, DefaultRetireAfter.
@@ -83,6 +125,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the current time. If nil, time.Now.
 	Now func() time.Time
+	// NewSigningKey generates a signing key. If nil, token.NewSigningKey. (Tests reuse
+	// pregenerated RSA keys with it: generating one takes half a second.)
+	NewSigningKey func(kid, alg string, created time.Time) (token.SigningKey, error)
 }
 
 // Manager holds this instance's keyring and signer, in step with the stored keys, and rotates,
@@ -93,7 +138,7 @@ type Manager struct {
 	signer *token.Signer
 
 	refreshMu    sync.Mutex // serializes apply
-	rotateMu     sync.Mutex // serializes Rotate
+	rotateMu     sync.Mutex // serializes Rotate and the creation of a chain
 	onDemandMu   sync.Mutex
 	lastOnDemand time.Time
 }
@@ -118,6 +163,9 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.NewSigningKey == nil {
+		cfg.NewSigningKey = token.NewSigningKey
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -139,11 +187,94 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 		}
 	}
 	if _, ok := signer.Active(); !ok {
-		if _, err := m.createSigningKey(ctx, now, now); err != nil {
+		if _, err := m.createSigningKey(ctx, "", cfg.SigningAlg, now, now, ""); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// SignWith signs claims (marshalled to JSON) with algorithm alg (token.AlgES256, AlgEdDSA or
+// AlgRS256), with header typ (token.Signer.SignWith): with the key in force of the configured
+// algorithm's chain if it is of alg, else with that of the chain of alg, which it creates (see
+// Ensure) if there is none. For ID tokens and security event tokens; access tokens are signed by
+// Signer().Sign.
+func (m *Manager) SignWith(ctx context.Context, alg string, claims any, typ string) (string, error) {
+	text, err := m.signer.SignWith(alg, claims, typ)
+	if !errors.Is(err, token.ErrNoSigningKey) {
+		return text, err
+	}
+	if err := m.Ensure(ctx, alg); err != nil {
+		return "", err
+	}
+	return m.signer.SignWith(alg, claims, typ)
+}
+
+// Ensure makes sure a key signs with alg now (Signer().ActiveWith): if neither the configured
+// algorithm's chain nor alg's has one, it creates the first key of alg's chain, published and
+// signing at once (a verifier meets its kid before its JWKS copy has it, and refetches the JWKS
+// on an unknown kid, as OpenID Connect relying parties do). Every instance creating that first
+// key at the same time derives the same kid from the stored keys (firstKeyID), so the store
+// keeps exactly one (the others' writes fail as duplicates, and they load the stored one). An
+// RS256 key takes about half a second to generate; call Ensure at start to keep that off the
+// first request.
+func (m *Manager) Ensure(ctx context.Context, alg string) error {
+	if !slices.Contains(token.SigningAlgorithms, alg) {
+		return fmt.Errorf("keys: unsupported signing algorithm %q", alg)
+	}
+	if _, ok := m.signer.ActiveWith(alg); ok {
+		return nil
+	}
+	m.rotateMu.Lock()
+	defer m.rotateMu.Unlock()
+	if err := m.Refresh(ctx); err != nil {
+		return err
+	}
+	if _, ok := m.signer.ActiveWith(alg); ok {
+		return nil
+	}
+	use := ChainUse(alg)
+	keys, err := m.cfg.Store.ListKeys(ctx, use)
+	if err != nil {
+		return fmt.Errorf("keys: listing: %w", err)
+	}
+	kid, err := m.firstKeyID(ctx, use, keys)
+	if err != nil {
+		return err
+	}
+	now := m.cfg.Now()
+	if _, err := m.createSigningKey(ctx, alg, alg, now, now, kid); errors.Is(err, rescind.ErrAlreadyExists) {
+		// Another instance created it first: use the stored one.
+		if err := m.Refresh(ctx); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	if _, ok := m.signer.ActiveWith(alg); !ok {
+		return fmt.Errorf("keys: no key signs with %s: %w", alg, token.ErrNoSigningKey)
+	}
+	return nil
+}
+
+// firstKeyID returns the kid of a key that starts (or restarts) the chain of use, whose stored
+// keys are keys: derived from the chain, the first key of chain "" (which identifies the
+// deployment, so that two servers' chains do not share kids) and the chain's newest stored key,
+// so that every instance that finds the same stored keys derives the same kid.
+func (m *Manager) firstKeyID(ctx context.Context, use string, keys []rescind.Key) (string, error) {
+	base, err := m.cfg.Store.ListKeys(ctx, UseSign)
+	if err != nil {
+		return "", fmt.Errorf("keys: listing: %w", err)
+	}
+	if len(base) == 0 {
+		return "", errors.New("keys: no signing key of chain \"\" yet")
+	}
+	newest := ""
+	if len(keys) > 0 {
+		newest = keys[0].ID
+	}
+	h := sha256.Sum256([]byte("rescind signing key chain\x00" + base[len(base)-1].ID + "\x00" + use + "\x00" + newest))
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(h[:16])), nil
 }
 
 // Keyring returns the keyring that seals and opens opaque access tokens.
@@ -157,16 +288,26 @@ type Rotation struct {
 	// SealKeyID is the new sealing key, in force at once (only this server's instances open
 	// sealed tokens, and they load a key they lack on first sight).
 	SealKeyID string
-	// SigningKeyID is the new signing key, published at once.
+	// SigningKeyID is the new signing key of the configured algorithm's chain, published at once.
 	SigningKeyID string
-	// SigningActivatesAt is when the new signing key starts to sign.
+	// SigningActivatesAt is when the new signing keys start to sign.
 	SigningActivatesAt time.Time
+	// Signing is every new signing key, one per chain: SigningKeyID's first.
+	Signing []RotatedKey
 }
 
-// Rotate generates a new sealing key and a new signing key. The sealing key is in force at once;
-// the signing key is published at once and signs from ActivationDelay later, or at once if
-// immediately is set (an emergency: a verifier that cached the JWKS just before may refuse the
-// new tokens until it refetches). Tokens of the older keys keep working until they expire.
+// RotatedKey is a signing key a rotation created.
+type RotatedKey struct {
+	// ID is its kid, Alg its algorithm.
+	ID, Alg string
+}
+
+// Rotate generates a new sealing key and a new signing key for every chain of signing keys (the
+// configured algorithm's, with SigningAlg, and each other algorithm's that exists). The sealing
+// key is in force at once; the signing keys are published at once and sign from ActivationDelay
+// later, or at once if immediately is set (an emergency: a verifier that cached the JWKS just
+// before may refuse the new tokens until it refetches). Tokens of the older keys keep working
+// until they expire.
 func (m *Manager) Rotate(ctx context.Context, immediately bool) (Rotation, error) {
 	m.rotateMu.Lock() // this instance's rotations are ordered; see created for other instances'
 	defer m.rotateMu.Unlock()
@@ -179,11 +320,26 @@ func (m *Manager) Rotate(ctx context.Context, immediately bool) (Rotation, error
 	if immediately {
 		act = now
 	}
-	sign, err := m.createSigningKey(ctx, now, act)
+	sign, err := m.createSigningKey(ctx, "", m.cfg.SigningAlg, now, act, "")
 	if err != nil {
 		return Rotation{}, err
 	}
-	return Rotation{SealKeyID: seal, SigningKeyID: sign, SigningActivatesAt: act}, nil
+	rot := Rotation{SealKeyID: seal, SigningKeyID: sign, SigningActivatesAt: act, Signing: []RotatedKey{{sign, m.cfg.SigningAlg}}}
+	for _, alg := range token.SigningAlgorithms {
+		keys, err := m.cfg.Store.ListKeys(ctx, ChainUse(alg))
+		if err != nil {
+			return rot, fmt.Errorf("keys: listing: %w", err)
+		}
+		if len(keys) == 0 {
+			continue // no such chain: created on first need (Ensure)
+		}
+		kid, err := m.createSigningKey(ctx, alg, alg, now, act, "")
+		if err != nil {
+			return rot, err
+		}
+		rot.Signing = append(rot.Signing, RotatedKey{kid, alg})
+	}
+	return rot, nil
 }
 
 // Retirement reports a retirement.
@@ -265,7 +421,7 @@ func (m *Manager) Retire(ctx context.Context, kid, actor string) (Retirement, er
 
 // find returns the use of the key kid and the stored keys of that use (SortKeys order).
 func (m *Manager) find(ctx context.Context, kid string) (string, []rescind.Key, error) {
-	for _, use := range []string{UseSeal, UseSign} {
+	for _, use := range allUses {
 		keys, err := m.cfg.Store.ListKeys(ctx, use)
 		if err != nil {
 			return "", nil, fmt.Errorf("keys: listing: %w", err)
@@ -321,25 +477,33 @@ func (m *Manager) refreshDetached(ctx context.Context) {
 // info describes keys[i] (of use) as List does.
 func (m *Manager) info(use string, keys []rescind.Key, i int) Info {
 	k := keys[i]
-	return Info{ID: k.ID, Use: use, Algorithm: k.Algorithm, State: rescind.KeyStateAt(keys, i, m.cfg.RetireAfter, m.cfg.Now()),
+	chain, sign := chainOf(use)
+	if sign {
+		use = UseSign
+	}
+	return Info{ID: k.ID, Use: use, Chain: chain, Algorithm: k.Algorithm, State: rescind.KeyStateAt(keys, i, m.cfg.RetireAfter, m.cfg.Now()),
 		CreatedAt: k.CreatedAt, ActivatesAt: k.ActivatesAt, RetiredAt: k.RetiredAt,
 		RetiresAt: rescind.KeyRetires(keys, i, m.cfg.RetireAfter)}
 }
 
 // Info describes a key (never its material).
 type Info struct {
-	ID, Use, Algorithm string
-	State              rescind.KeyState
+	// Use is UseSeal or UseSign (whatever the chain); Chain is the chain of a signing key
+	// (token.SigningKey.Chain): "" for the configured algorithm's, else an algorithm. State is
+	// the key's state among the keys of its use and chain.
+	ID, Use, Chain, Algorithm string
+	State                     rescind.KeyState
 	// CreatedAt is when it was generated (and published), ActivatesAt when it starts (or
 	// started) to seal or sign, RetiredAt when an operator retired it (zero if not), RetiresAt
 	// when it retires by itself (zero if no newer key is scheduled to take over).
 	CreatedAt, ActivatesAt, RetiredAt, RetiresAt time.Time
 }
 
-// List returns every stored key, sealing keys then signing keys, newest first, with its state now.
+// List returns every stored key, sealing keys then signing keys (the configured algorithm's
+// chain, then the other chains), newest first, with its state now in its chain.
 func (m *Manager) List(ctx context.Context) ([]Info, error) {
 	var out []Info
-	for _, use := range []string{UseSeal, UseSign} {
+	for _, use := range allUses {
 		keys, err := m.cfg.Store.ListKeys(ctx, use)
 		if err != nil {
 			return nil, fmt.Errorf("keys: listing: %w", err)
@@ -357,7 +521,7 @@ func (m *Manager) List(ctx context.Context) ([]Info, error) {
 // reads is applied, even if a key's material cannot be opened (it returns that error too).
 func (m *Manager) Refresh(ctx context.Context) error {
 	var errs []error
-	for _, use := range []string{UseSeal, UseSign} {
+	for _, use := range allUses {
 		keys, err := m.cfg.Store.ListKeys(ctx, use)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("keys: listing %s keys: %w", use, err))
@@ -379,11 +543,10 @@ func (m *Manager) apply(use string, keys []rescind.Key) error {
 	for _, material := range []bool{false, true} {
 		for _, k := range keys {
 			var err error
-			switch use {
-			case UseSeal:
+			if use == UseSeal {
 				err = m.applySeal(k, material)
-			case UseSign:
-				err = m.applySign(k, material)
+			} else if chain, ok := chainOf(use); ok {
+				err = m.applySign(chain, k, material)
 			}
 			if err != nil {
 				errs = append(errs, err)
@@ -417,9 +580,9 @@ func (m *Manager) applySeal(k rescind.Key, material bool) error {
 	return nil
 }
 
-// applySign is applySeal for a signing key.
-func (m *Manager) applySign(k rescind.Key, material bool) error {
-	sk := token.SigningKey{ID: k.ID, Alg: k.Algorithm, CreatedAt: k.CreatedAt, ActivatesAt: k.ActivatesAt, RetiredAt: k.RetiredAt}
+// applySign is applySeal for a signing key of chain.
+func (m *Manager) applySign(chain string, k rescind.Key, material bool) error {
+	sk := token.SigningKey{ID: k.ID, Alg: k.Algorithm, Chain: chain, CreatedAt: k.CreatedAt, ActivatesAt: k.ActivatesAt, RetiredAt: k.RetiredAt}
 	if needs := !m.signer.Has(k.ID) && k.RetiredAt.IsZero(); needs != material {
 		return nil
 	} else if needs {
@@ -508,26 +671,29 @@ func (m *Manager) createSealKey(ctx context.Context, now time.Time) (string, err
 	return kid, nil
 }
 
-// createSigningKey creates a signing key, published at once and signing from activates.
-func (m *Manager) createSigningKey(ctx context.Context, now, activates time.Time) (string, error) {
-	created, err := m.created(ctx, UseSign, now)
+// createSigningKey creates a signing key of alg in chain, published at once and signing from
+// activates, with kid (if empty, a random one).
+func (m *Manager) createSigningKey(ctx context.Context, chain, alg string, now, activates time.Time, kid string) (string, error) {
+	use := ChainUse(chain)
+	created, err := m.created(ctx, use, now)
 	if err != nil {
 		return "", err
 	}
-	kid, err := secret.NewID()
+	if kid == "" {
+		if kid, err = secret.NewID(); err != nil {
+			return "", err
+		}
+	}
+	k, err := m.cfg.NewSigningKey(kid, alg, created)
 	if err != nil {
 		return "", err
 	}
-	k, err := token.NewSigningKey(kid, m.cfg.SigningAlg, created)
-	if err != nil {
-		return "", err
-	}
-	k.ActivatesAt = activates
+	k.Chain, k.ActivatesAt = chain, activates
 	der, err := k.MarshalPrivate()
 	if err != nil {
 		return "", fmt.Errorf("keys: encoding signing key: %w", err)
 	}
-	if err := m.store(ctx, rescind.Key{ID: kid, Use: UseSign, Algorithm: k.Alg, CreatedAt: created, ActivatesAt: activates}, der); err != nil {
+	if err := m.store(ctx, rescind.Key{ID: kid, Use: use, Algorithm: k.Alg, CreatedAt: created, ActivatesAt: activates}, der); err != nil {
 		return "", err
 	}
 	m.signer.Add(k)
@@ -542,7 +708,7 @@ func (m *Manager) store(ctx context.Context, k rescind.Key, material []byte) err
 	}
 	k.Sealed = sealed
 	if err := m.cfg.Store.CreateKey(ctx, k); err != nil {
-		return fmt.Errorf("keys: storing new key: %w", err)
+		return fmt.Errorf("keys: storing new key: %w", err) // ErrAlreadyExists for a taken kid
 	}
 	return nil
 }

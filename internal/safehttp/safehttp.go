@@ -1,17 +1,20 @@
 // Package safehttp makes outbound HTTP requests to addresses that someone else chose (a push
 // endpoint, a back-channel logout URI, a client metadata document) without letting them reach
-// the server's own network: server-side request forgery defences (OWASP SSRF prevention). It is
-// ready for the features that will call such addresses; no code of the server calls one yet.
+// the server's own network: server-side request forgery defences (OWASP SSRF prevention).
 //
 // The check happens when the connection is made, on the address actually dialled, so a host
 // name that resolves (or re-resolves, DNS rebinding) to a private address is refused, and so is
 // every redirect's target. Loopback, private, link-local, shared, documentation, benchmarking,
 // multicast and reserved ranges are refused, including IPv4 addresses embedded in IPv6
-// (IPv4-mapped, NAT64, 6to4); Teredo is refused outright. Only loopback can be let through, for development and tests.
+// (IPv4-mapped, NAT64, 6to4); Teredo is refused outright. Only loopback can be let through, for
+// development and tests. Package internal/clientdoc fetches Client ID Metadata Documents
+// through it.
 package safehttp
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -155,6 +158,8 @@ type Options struct {
 	MaxRedirects int
 	// AllowHTTP lets redirects go to plain http URLs; otherwise only https.
 	AllowHTTP bool
+	// RootCAs are the certificate authorities trusted for https. If nil, the system's.
+	RootCAs *x509.CertPool
 }
 
 // NewClient returns an *http.Client that dials only addresses the policy allows, uses no proxy
@@ -174,6 +179,9 @@ func NewClient(opt Options) *http.Client {
 		MaxIdleConns:           100,
 		IdleConnTimeout:        90 * time.Second,
 		MaxResponseHeaderBytes: 64 << 10,
+	}
+	if opt.RootCAs != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: opt.RootCAs, MinVersion: tls.VersionTLS12}
 	}
 	return &http.Client{
 		Transport: tr,

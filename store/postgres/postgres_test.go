@@ -136,7 +136,15 @@ func TestWatch(t *testing.T) {
 	if e := next(rescind.EventRevoked); len(e.Revocations) != 1 || e.Revocations[0].Key != "jti1" || !e.Revocations[0].ExpiresAt.Equal(now.Add(time.Hour)) {
 		t.Fatalf("event = %+v", e)
 	}
+	// A new client tells every instance too (the origins and scopes derived from all clients).
+	if err := a.CreateClient(ctx, rescind.Client{ID: "c0", Name: "c0", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(rescind.EventClientChanged); e.ClientID != "c0" {
+		t.Fatalf("event after create = %+v", e)
+	}
 	a.CreateClient(ctx, rescind.Client{ID: "c1", Name: "c1", CreatedAt: now})
+	next(rescind.EventClientChanged)
 	// An update tells every instance, so none keeps a stale client (a rotated secret, a ttl).
 	renamed := "renamed"
 	if _, err := a.UpdateClient(ctx, "c1", rescind.ClientUpdate{Name: &renamed}); err != nil {

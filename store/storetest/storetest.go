@@ -64,6 +64,9 @@ func RunTests(t *testing.T, opener Opener, opts ...Option) {
 		{"Keys", testKeys},
 		{"RevocationAudience", testRevocationAudience},
 		{"StatusLists", testStatusLists},
+		{"RegistrationTokens", testRegistrationTokens},
+		{"Resources", testResources},
+		{"GrantAudience", testGrantAudience},
 		{"ScanRevocations", testScanRevocations},
 		{"RevokeBatchDuplicates", testRevokeBatchDuplicates},
 	}
@@ -82,6 +85,9 @@ func RunTests(t *testing.T, opener Opener, opts ...Option) {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
 	}
 	for _, tc := range sessionTests() {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
+	}
+	for _, tc := range ssfTests() {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
 	}
 	for _, tc := range outboxTests() {
@@ -112,7 +118,9 @@ func sampleClient(id string) rescind.Client {
 		GrantTypes: []string{rescind.GrantClientCredentials}, Scopes: []string{"read", "write"},
 		RedirectURIs: []string{"https://app.example/cb"}, TokenTTL: 90 * time.Minute, CreatedAt: base, AllowPlainPKCE: true,
 		TokenFormat: rescind.TokenFormatJWT, ResourceServer: true, Resources: []string{"https://api.example", "urn:example:photos"},
-		AllowInsecureRedirect: true, FirstParty: true, IDTokenAlg: rescind.AlgES256,
+		AllowInsecureRedirect: true, FirstParty: true, AllowedResources: []string{"https://api.example", "https://other.example/v1"},
+		Registration: rescind.RegistrationDynamic, RegistrationTokenHash: "5f2b0c",
+		IDTokenAlg:             rescind.AlgES256,
 		PostLogoutRedirectURIs: []string{"https://app.example/bye", "https://app.example/bye2"},
 		BackchannelLogoutURI:   "https://app.example/backchannel", BackchannelLogoutSessionRequired: true,
 	}
@@ -125,7 +133,8 @@ func equalClient(a, b rescind.Client) bool {
 		slices.Equal(a.RedirectURIs, b.RedirectURIs) && a.TokenTTL == b.TokenTTL && a.CreatedAt.Equal(b.CreatedAt) &&
 		a.AllowPlainPKCE == b.AllowPlainPKCE && a.TokenFormat == b.TokenFormat && a.ResourceServer == b.ResourceServer &&
 		slices.Equal(a.Resources, b.Resources) && a.AllowInsecureRedirect == b.AllowInsecureRedirect && a.FirstParty == b.FirstParty &&
-		a.RequireDPoP == b.RequireDPoP &&
+		slices.Equal(a.AllowedResources, b.AllowedResources) && a.Registration == b.Registration &&
+		a.RegistrationTokenHash == b.RegistrationTokenHash && a.RequireDPoP == b.RequireDPoP &&
 		a.IDTokenAlg == b.IDTokenAlg && slices.Equal(a.PostLogoutRedirectURIs, b.PostLogoutRedirectURIs) &&
 		a.BackchannelLogoutURI == b.BackchannelLogoutURI && a.BackchannelLogoutSessionRequired == b.BackchannelLogoutSessionRequired
 }
@@ -144,6 +153,7 @@ func testClients(t *testing.T, s rescind.Store) {
 	b.Public, b.SecretHash, b.Scopes, b.RedirectURIs, b.TokenTTL, b.AllowPlainPKCE, b.TokenFormat = true, "", nil, nil, 0, false, ""
 	b.ResourceServer, b.Resources, b.AllowInsecureRedirect = false, nil, false
 	b.IDTokenAlg, b.PostLogoutRedirectURIs, b.BackchannelLogoutURI, b.BackchannelLogoutSessionRequired = "", nil, "", false
+	b.AllowedResources, b.Registration, b.RegistrationTokenHash = nil, rescind.RegistrationAdmin, ""
 	b.CreatedAt = base.Add(time.Second)
 	for _, c := range []rescind.Client{b, a} {
 		if err := s.CreateClient(ctx, c); err != nil {
@@ -159,7 +169,9 @@ func testClients(t *testing.T, s rescind.Store) {
 	}
 	got, err = s.GetClient(ctx, "b")
 	if err != nil || !got.Public || got.SecretHash != "" || len(got.Scopes) != 0 || got.TokenFormat != rescind.TokenFormatOpaque ||
-		got.ResourceServer || len(got.Resources) != 0 || got.AllowInsecureRedirect || got.IDTokenAlg != "" || got.IDTokenAlgorithm() != rescind.AlgRS256 ||
+		got.ResourceServer || len(got.Resources) != 0 || got.AllowInsecureRedirect || len(got.AllowedResources) != 0 ||
+		got.Registration != rescind.RegistrationAdmin || got.RegistrationTokenHash != "" ||
+		got.IDTokenAlg != "" || got.IDTokenAlgorithm() != rescind.AlgRS256 ||
 		len(got.PostLogoutRedirectURIs) != 0 || got.BackchannelLogoutURI != "" || got.BackchannelLogoutSessionRequired {
 		t.Fatalf("GetClient(b) = %+v, %v", got, err)
 	}
@@ -212,6 +224,17 @@ func testUpdateClient(t *testing.T, s rescind.Store) {
 	want.FirstParty, want.RequireDPoP = true, false
 	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{FirstParty: &yes, RequireDPoP: &no})
 	check("UpdateClient (both flags)", got, err, want)
+	// What a self-registered client's own update (RFC 7592) and its metadata document change,
+	// and the resources a client may request (RFC 8707): each written, the rest kept.
+	grants, allowed := []string{rescind.GrantAuthorizationCode}, []string{"https://api.example/", "urn:example:only"}
+	format, insecure := rescind.TokenFormatJWT, !c.AllowInsecureRedirect
+	if c.TokenFormat == rescind.TokenFormatJWT {
+		format = rescind.TokenFormatOpaque
+	}
+	want.GrantTypes, want.TokenFormat, want.AllowInsecureRedirect, want.AllowedResources = grants, format, insecure, allowed
+	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{GrantTypes: &grants, TokenFormat: &format,
+		AllowInsecureRedirect: &insecure, AllowedResources: &allowed})
+	check("UpdateClient (grant types, token format, insecure redirects, allowed resources)", got, err, want)
 	// The OpenID Connect fields, together and one alone.
 	alg, bye, bcl := rescind.AlgEdDSA, []string{"https://new.example/bye"}, "https://new.example/bcl"
 	want.IDTokenAlg, want.PostLogoutRedirectURIs, want.BackchannelLogoutURI, want.BackchannelLogoutSessionRequired = alg, bye, bcl, false

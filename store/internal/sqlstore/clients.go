@@ -11,6 +11,7 @@ import (
 
 const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
 	resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at, require_dpop, first_party,
+	allowed_resources, registration, registration_token_hash,
 	id_token_alg, post_logout_redirect_uris, backchannel_logout_uri, backchannel_logout_session_required`
 
 // prefixed returns the comma-separated columns cols with each name prefixed by table and a dot,
@@ -25,11 +26,11 @@ func prefixed(table, cols string) string {
 
 func scanClient(row Row) (rescind.Client, error) {
 	var c rescind.Client
-	var gt, sc, ru, res, plr string
+	var gt, sc, ru, res, allowed, plr string
 	var ttl, created, prevExp int64
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &gt, &sc, &ru, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat,
-		&c.ResourceServer, &res, &c.AllowInsecureRedirect, &c.PreviousSecretHash, &prevExp, &c.RequireDPoP, &c.FirstParty,
-		&c.IDTokenAlg, &plr, &c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired); err != nil {
+		&c.ResourceServer, &res, &c.AllowInsecureRedirect, &c.PreviousSecretHash, &prevExp, &c.RequireDPoP, &c.FirstParty, &allowed,
+		&c.Registration, &c.RegistrationTokenHash, &c.IDTokenAlg, &plr, &c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired); err != nil {
 		return c, err
 	}
 	var err error
@@ -48,6 +49,9 @@ func scanClient(row Row) (rescind.Client, error) {
 	if c.Resources, err = ParseList(res); err != nil {
 		return c, fmt.Errorf("resources: %w", err)
 	}
+	if c.AllowedResources, err = ParseList(allowed); err != nil {
+		return c, fmt.Errorf("allowed_resources: %w", err)
+	}
 	c.TokenTTL = time.Duration(ttl)
 	c.CreatedAt = FromNanos(created)
 	c.PreviousSecretExpiresAt = OptionalTime(prevExp)
@@ -62,15 +66,22 @@ func tokenFormat(f string) string {
 	return f
 }
 
-// CreateClient implements rescind.Store.
+// CreateClient implements rescind.Store. Other instances learn of the new client at commit
+// (Dialect.Notify), so what they derive from every client at once (the origins CORS allows,
+// scopes_supported; clientreg.Snapshot) includes it at once.
 func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
-		c.ID, c.Name, c.SecretHash, c.Public, JSONList(c.GrantTypes), JSONList(c.Scopes), JSONList(c.RedirectURIs),
-		int64(c.TokenTTL), Nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
-		c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.PreviousSecretHash, OptionalNanos(c.PreviousSecretExpiresAt),
-		c.RequireDPoP, c.FirstParty, c.IDTokenAlg, JSONList(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI,
-		c.BackchannelLogoutSessionRequired)
+	err := s.db.InTx(ctx, func(tx Querier) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)`,
+			c.ID, c.Name, c.SecretHash, c.Public, JSONList(c.GrantTypes), JSONList(c.Scopes), JSONList(c.RedirectURIs),
+			int64(c.TokenTTL), Nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
+			c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.PreviousSecretHash, OptionalNanos(c.PreviousSecretExpiresAt),
+			c.RequireDPoP, c.FirstParty, JSONList(c.AllowedResources), c.Registration, c.RegistrationTokenHash,
+			c.IDTokenAlg, JSONList(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, ClientChanged, c.ID)
+	})
 	if s.d.IsUniqueViolation(err) {
 		return s.errorf("client %q: %w", c.ID, rescind.ErrAlreadyExists)
 	}
@@ -129,6 +140,18 @@ func (s *Store) UpdateClient(ctx context.Context, id string, u rescind.ClientUpd
 	if u.FirstParty != nil {
 		set("first_party", *u.FirstParty)
 	}
+	if u.GrantTypes != nil {
+		set("grant_types", JSONList(*u.GrantTypes))
+	}
+	if u.TokenFormat != nil {
+		set("token_format", tokenFormat(*u.TokenFormat))
+	}
+	if u.AllowInsecureRedirect != nil {
+		set("allow_insecure_redirect", *u.AllowInsecureRedirect)
+	}
+	if u.AllowedResources != nil {
+		set("allowed_resources", JSONList(*u.AllowedResources))
+	}
 	if u.IDTokenAlg != nil {
 		set("id_token_alg", *u.IDTokenAlg)
 	}
@@ -151,7 +174,15 @@ func (s *Store) UpdateClient(ctx context.Context, id string, u rescind.ClientUpd
 func (s *Store) RotateClientSecret(ctx context.Context, id, hash string, previousUntil time.Time) (rescind.Client, error) {
 	// One statement: its right-hand sides read the row as it is when the statement writes it
 	// (PostgreSQL re-reads a row it waited for), so the replaced secret is the stored one.
-	return s.changeClient(ctx, id, `UPDATE clients SET previous_secret_hash = CASE WHEN $2 THEN secret_hash ELSE '' END,
+	// Shared Signals: CAEP credential-change for the client's secret, in this transaction.
+	change := "update"
+	if hash == "" {
+		change = "delete"
+	}
+	signal := func(tx Querier) error {
+		return EnqueueSignals(ctx, tx, rescind.Signal{Kind: rescind.SignalClientSecretChanged, ClientID: id, Change: change})
+	}
+	return s.changeClientThen(ctx, id, signal, `UPDATE clients SET previous_secret_hash = CASE WHEN $2 THEN secret_hash ELSE '' END,
 		previous_secret_expires_at = $3, secret_hash = $4 WHERE id = $1 RETURNING `+clientColumns,
 		id, !previousUntil.IsZero(), OptionalNanos(previousUntil), hash)
 }
@@ -159,6 +190,11 @@ func (s *Store) RotateClientSecret(ctx context.Context, id, hash string, previou
 // changeClient runs query, an UPDATE of the client id that returns its columns, and tells the
 // other instances at commit (they drop their cached copy and verified secrets).
 func (s *Store) changeClient(ctx context.Context, id, query string, args ...any) (rescind.Client, error) {
+	return s.changeClientThen(ctx, id, nil, query, args...)
+}
+
+// changeClientThen is changeClient that also runs then, if not nil, in the transaction.
+func (s *Store) changeClientThen(ctx context.Context, id string, then func(tx Querier) error, query string, args ...any) (rescind.Client, error) {
 	var c rescind.Client
 	err := s.db.InTx(ctx, func(tx Querier) error {
 		var err error
@@ -168,6 +204,11 @@ func (s *Store) changeClient(ctx context.Context, id, query string, args ...any)
 		}
 		if err != nil {
 			return err
+		}
+		if then != nil {
+			if err := then(tx); err != nil {
+				return err
+			}
 		}
 		return s.notify(ctx, tx, ClientChanged, id)
 	})
@@ -201,6 +242,11 @@ func ClientDeletion(ctx context.Context, tx Querier, id string, now time.Time, r
 		}
 	}
 	rev.Actor = ""
+	// The client's Shared Signals streams go with it: nothing more is sent to a receiver that
+	// no longer exists.
+	if err := deleteClientStreams(ctx, tx, id); err != nil {
+		return nil, err
+	}
 	revs, _, err := GrantRevocations(ctx, tx, rescind.GrantFilter{ClientID: id}, rescind.Revocation{RevokedAt: now, Subject: rev.Subject}, lock)
 	if err != nil {
 		return nil, err

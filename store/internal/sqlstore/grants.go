@@ -93,6 +93,11 @@ func UserDeletion(ctx context.Context, tx Querier, id string, rev rescind.Revoca
 	if n == 0 {
 		return nil, 0, rescind.ErrNotFound
 	}
+	// Shared Signals: RISC account-disabled and account-purged, in this transaction.
+	if err := EnqueueSignals(ctx, tx, rescind.Signal{Kind: rescind.SignalUserDeleted, At: rev.RevokedAt, UserID: id,
+		Actor: rev.Actor, Reason: rev.Reason}); err != nil {
+		return nil, 0, err
+	}
 	// The grants' rows before the sessions' codes: the order of a code's redemption.
 	grants, tokens, err := GrantRevocations(ctx, tx, rescind.GrantFilter{UserID: id}, rev, lock)
 	if err != nil {
@@ -106,18 +111,21 @@ func UserDeletion(ctx context.Context, tx Querier, id string, rev rescind.Revoca
 	return append(sessions, grants...), tokens, nil
 }
 
-const grantColumns = `id, client_id, user_id, scopes, created_at, last_used_at, revoked_at, tokens_expire_at, session_id`
+const grantColumns = `id, client_id, user_id, scopes, created_at, last_used_at, revoked_at, tokens_expire_at, session_id, audience`
 
 func scanGrant(row Row) (rescind.Grant, error) {
 	var g rescind.Grant
-	var scopes string
+	var scopes, aud string
 	var created, used, revoked, bound int64
-	if err := row.Scan(&g.ID, &g.ClientID, &g.UserID, &scopes, &created, &used, &revoked, &bound, &g.SessionID); err != nil {
+	if err := row.Scan(&g.ID, &g.ClientID, &g.UserID, &scopes, &created, &used, &revoked, &bound, &g.SessionID, &aud); err != nil {
 		return g, err
 	}
 	var err error
 	if g.Scopes, err = ParseList(scopes); err != nil {
 		return g, fmt.Errorf("scopes: %w", err)
+	}
+	if g.Audience, err = ParseList(aud); err != nil {
+		return g, fmt.Errorf("audience: %w", err)
 	}
 	g.CreatedAt, g.LastUsedAt = FromNanos(created), FromNanos(used)
 	g.RevokedAt, g.TokensExpireAt = OptionalTime(revoked), OptionalTime(bound)
@@ -131,21 +139,30 @@ func UpsertGrant(ctx context.Context, tx Querier, g rescind.Grant) (rescind.Gran
 	cur, err := scanGrant(tx.QueryRow(ctx, `SELECT `+grantColumns+` FROM grants
 		WHERE client_id = $1 AND user_id = $2 AND revoked_at = 0 ORDER BY created_at LIMIT 1`, g.ClientID, g.UserID))
 	if isNoRows(err) {
-		_, err := tx.Exec(ctx, `INSERT INTO grants (id, client_id, user_id, scopes, created_at, last_used_at, session_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, g.ID, g.ClientID, g.UserID, JSONList(g.Scopes), Nanos(g.CreatedAt), Nanos(g.LastUsedAt), g.SessionID)
+		_, err := tx.Exec(ctx, `INSERT INTO grants (id, client_id, user_id, scopes, created_at, last_used_at, session_id, audience)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, g.ID, g.ClientID, g.UserID, JSONList(g.Scopes), Nanos(g.CreatedAt), Nanos(g.LastUsedAt),
+			g.SessionID, JSONList(g.Audience))
 		return g, err
 	}
 	if err != nil {
 		return g, err
 	}
-	for _, sc := range g.Scopes {
-		if !slices.Contains(cur.Scopes, sc) {
-			cur.Scopes = append(cur.Scopes, sc)
+	cur.Scopes = union(cur.Scopes, g.Scopes)
+	cur.Audience = union(cur.Audience, g.Audience)
+	cur.SessionID = g.SessionID
+	_, err = tx.Exec(ctx, `UPDATE grants SET scopes = $1, audience = $2, session_id = $3 WHERE id = $4`, JSONList(cur.Scopes),
+		JSONList(cur.Audience), cur.SessionID, cur.ID)
+	return cur, err
+}
+
+// union returns a followed by the values of b it lacks.
+func union(a, b []string) []string {
+	for _, v := range b {
+		if !slices.Contains(a, v) {
+			a = append(a, v)
 		}
 	}
-	cur.SessionID = g.SessionID
-	_, err = tx.Exec(ctx, `UPDATE grants SET scopes = $1, session_id = $2 WHERE id = $3`, JSONList(cur.Scopes), cur.SessionID, cur.ID)
-	return cur, err
+	return a
 }
 
 // GetGrant implements rescind.Store.
@@ -191,16 +208,20 @@ func (s *Store) TouchGrant(ctx context.Context, id string, at time.Time) error {
 }
 
 // grantRecord is the RevokeGrant record of grant id of clientID revoked at revokedAt: a copy of
-// the template rev that lives until the latest expiry of the tokens issued under the grant
-// (bound, Unix ns), and at least until revokedAt.
-func grantRecord(rev rescind.Revocation, id, clientID string, revokedAt time.Time, bound int64) rescind.Revocation {
+// the template rev, for the grant's audience (aud, a stored list), that lives until the latest
+// expiry of the tokens issued under the grant (bound, Unix ns), and at least until revokedAt.
+func grantRecord(rev rescind.Revocation, id, clientID, aud string, revokedAt time.Time, bound int64) (rescind.Revocation, error) {
 	r := rev
 	r.Kind, r.Key, r.ClientID, r.RevokedAt = rescind.RevokeGrant, id, clientID, revokedAt
+	var err error
+	if r.Audience, err = ParseList(aud); err != nil {
+		return r, fmt.Errorf("grant %q audience: %w", id, err)
+	}
 	r.ExpiresAt = revokedAt
 	if bound > Nanos(revokedAt) {
 		r.ExpiresAt = FromNanos(bound)
 	}
-	return r
+	return r, nil
 }
 
 // GrantRevocations revokes, in tx, the active grants matching f, as rescind.Store's
@@ -215,14 +236,23 @@ func grantRecord(rev rescind.Revocation, id, clientID string, revokedAt time.Tim
 // its token) or finds the grant revoked.
 func GrantRevocations(ctx context.Context, tx Querier, f rescind.GrantFilter, rev rescind.Revocation, lock string) ([]rescind.Revocation, int64, error) {
 	where, args := grantWhere(f, "", nil, "revoked_at = 0")
+	var sigs []rescind.Signal
 	revs, err := All(ctx, tx, func(row Row) (rescind.Revocation, error) {
-		var id, clientID string
+		var id, clientID, aud, userID string
 		var bound int64
-		err := row.Scan(&id, &clientID, &bound)
-		return grantRecord(rev, id, clientID, rev.RevokedAt, bound), err
-	}, `SELECT id, client_id, tokens_expire_at FROM grants WHERE `+where+lock, args...)
+		if err := row.Scan(&id, &clientID, &bound, &aud, &userID); err != nil {
+			return rescind.Revocation{}, err
+		}
+		sigs = append(sigs, rescind.Signal{Kind: rescind.SignalGrantRevoked, At: rev.RevokedAt, UserID: userID, ClientID: clientID,
+			GrantID: id, Actor: rev.Actor, Reason: rev.Reason})
+		return grantRecord(rev, id, clientID, aud, rev.RevokedAt, bound)
+	}, `SELECT id, client_id, tokens_expire_at, audience, user_id FROM grants WHERE `+where+lock, args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading grants: %w", err)
+	}
+	// Shared Signals: CAEP session-revoked for each (user, client) whose grant this revokes.
+	if err := EnqueueSignals(ctx, tx, sigs...); err != nil {
+		return nil, 0, err
 	}
 	// Grants revoked before whose tokens may still be alive: revoking again extends a record
 	// that is missing or ends before the tokens do (one written by an older version, say).
@@ -274,12 +304,12 @@ func GrantRevocations(ctx context.Context, tx Querier, f rescind.GrantFilter, re
 func extendRevokedGrants(ctx context.Context, tx Querier, f rescind.GrantFilter, rev rescind.Revocation) ([]rescind.Revocation, error) {
 	where, args := grantWhere(f, "g.", []any{Nanos(rev.RevokedAt)}, "g.revoked_at <> 0", "g.tokens_expire_at >= $1")
 	type grant struct {
-		id, clientID               string
+		id, clientID, aud          string
 		revokedAt, bound, recorded int64
 	}
 	grants, err := All(ctx, tx, func(row Row) (g grant, err error) {
-		return g, row.Scan(&g.id, &g.clientID, &g.revokedAt, &g.bound, &g.recorded)
-	}, `SELECT g.id, g.client_id, g.revoked_at, g.tokens_expire_at, coalesce(r.expires_at, 0)
+		return g, row.Scan(&g.id, &g.clientID, &g.revokedAt, &g.bound, &g.recorded, &g.aud)
+	}, `SELECT g.id, g.client_id, g.revoked_at, g.tokens_expire_at, coalesce(r.expires_at, 0), g.audience
 		FROM grants g LEFT JOIN revocations r ON r.kind = 'grant' AND r.key = g.id WHERE `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading revoked grants: %w", err)
@@ -287,7 +317,10 @@ func extendRevokedGrants(ctx context.Context, tx Querier, f rescind.GrantFilter,
 	var out []rescind.Revocation
 	for _, g := range grants {
 		if g.recorded < g.bound {
-			r := grantRecord(rev, g.id, g.clientID, FromNanos(g.revokedAt), g.bound)
+			r, err := grantRecord(rev, g.id, g.clientID, g.aud, FromNanos(g.revokedAt), g.bound)
+			if err != nil {
+				return nil, err
+			}
 			r.Actor = "" // not a new revocation
 			out = append(out, r)
 		}

@@ -175,6 +175,15 @@ func SessionEnding(ctx context.Context, tx Querier, f rescind.SessionFilter, rev
 		}
 		revs = append(revs, sessionRecord(rev, sess.ID, sess.UserID, exp))
 	}
+	// Shared Signals: CAEP session-revoked for each session ended, in this transaction.
+	sigs := make([]rescind.Signal, 0, len(sessions))
+	for _, sess := range sessions {
+		sigs = append(sigs, rescind.Signal{Kind: rescind.SignalSessionEnded, At: rev.RevokedAt, UserID: f.UserID, SessionID: sess.ID,
+			Actor: rev.Actor, Reason: rev.Reason})
+	}
+	if err := EnqueueSignals(ctx, tx, sigs...); err != nil {
+		return nil, err
+	}
 	grants, err := sessionEnds(ctx, tx, sessions, rev, end, lock)
 	if err != nil {
 		return nil, err
@@ -194,6 +203,15 @@ func SessionExpiry(ctx context.Context, tx Querier, now time.Time, limit int, en
 		ORDER BY id LIMIT $2`+lock, Nanos(now), limit)
 	if err != nil {
 		return 0, nil, fmt.Errorf("reading expired sessions: %w", err)
+	}
+	// Shared Signals: CAEP session-revoked for each session that expired, in this transaction.
+	sigs := make([]rescind.Signal, 0, len(sessions))
+	for _, sess := range sessions {
+		sigs = append(sigs, rescind.Signal{Kind: rescind.SignalSessionEnded, At: now, UserID: sess.UserID, SessionID: sess.ID,
+			Actor: "system", Reason: "session expired"})
+	}
+	if err := EnqueueSignals(ctx, tx, sigs...); err != nil {
+		return 0, nil, err
 	}
 	revs, err := sessionEnds(ctx, tx, sessions, rescind.Revocation{RevokedAt: now, Actor: "janitor", Reason: "session expired"}, end, lock)
 	if err != nil {
@@ -291,6 +309,11 @@ func PasswordChange(ctx context.Context, tx Querier, id, hash string, revokeGran
 			Nanos(rev.RevokedAt), rev.Actor, "set_password", id, rev.Reason); err != nil {
 			return nil, 0, fmt.Errorf("writing audit entry: %w", err)
 		}
+	}
+	// Shared Signals: CAEP credential-change, in this transaction.
+	if err := EnqueueSignals(ctx, tx, rescind.Signal{Kind: rescind.SignalPasswordSet, At: rev.RevokedAt, UserID: id,
+		Actor: rev.Actor, Reason: rev.Reason}); err != nil {
+		return nil, 0, err
 	}
 	// The grants' rows before the sessions' codes: the order of a code's redemption.
 	var grants []rescind.Revocation

@@ -8,22 +8,27 @@ import (
 	"github.com/rescind/rescind"
 )
 
-const refreshColumns = `hash, grant_id, client_id, scope, created_at, expires_at, used_at, jkt, session_id, auth_time`
+const refreshColumns = `hash, grant_id, client_id, scope, created_at, expires_at, used_at, jkt, resources, session_id, auth_time`
 
 func scanRefresh(row Row) (rescind.RefreshToken, error) {
 	var rt rescind.RefreshToken
 	var created, expires, used, auth int64
-	if err := row.Scan(&rt.Hash, &rt.GrantID, &rt.ClientID, &rt.Scope, &created, &expires, &used, &rt.JKT, &rt.SessionID, &auth); err != nil {
+	var res string
+	if err := row.Scan(&rt.Hash, &rt.GrantID, &rt.ClientID, &rt.Scope, &created, &expires, &used, &rt.JKT, &res, &rt.SessionID, &auth); err != nil {
 		return rt, err
 	}
 	rt.CreatedAt, rt.ExpiresAt, rt.UsedAt, rt.AuthTime = FromNanos(created), FromNanos(expires), OptionalTime(used), OptionalTime(auth)
+	var err error
+	if rt.Resources, err = ParseList(res); err != nil {
+		return rt, fmt.Errorf("resources: %w", err)
+	}
 	return rt, nil
 }
 
 func insertRefresh(ctx context.Context, q Querier, rt rescind.RefreshToken) error {
-	_, err := q.Exec(ctx, `INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, created_at, expires_at, jkt, session_id, auth_time)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, rt.Hash, rt.GrantID, rt.ClientID, rt.Scope, Nanos(rt.CreatedAt), Nanos(rt.ExpiresAt),
-		rt.JKT, rt.SessionID, OptionalNanos(rt.AuthTime))
+	_, err := q.Exec(ctx, `INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, created_at, expires_at, jkt, resources, session_id, auth_time)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, rt.Hash, rt.GrantID, rt.ClientID, rt.Scope, Nanos(rt.CreatedAt), Nanos(rt.ExpiresAt), rt.JKT,
+		JSONList(rt.Resources), rt.SessionID, OptionalNanos(rt.AuthTime))
 	return err
 }
 
@@ -117,10 +122,10 @@ func CodeCreation(ctx context.Context, tx Querier, c rescind.AuthCode, lock stri
 		}
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO auth_codes (hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given,
-		scope, challenge, challenge_method, created_at, expires_at, dpop_jkt, session_id, nonce, auth_time)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		scope, challenge, challenge_method, created_at, expires_at, dpop_jkt, session_id, nonce, auth_time, resources)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		c.Hash, c.ClientID, c.UserID, c.GrantID, c.RedirectURI, c.RedirectURIGiven, c.Scope, c.Challenge, c.ChallengeMethod,
-		Nanos(c.CreatedAt), Nanos(c.ExpiresAt), c.DPoPJKT, c.SessionID, c.Nonce, OptionalNanos(c.AuthTime))
+		Nanos(c.CreatedAt), Nanos(c.ExpiresAt), c.DPoPJKT, c.SessionID, c.Nonce, OptionalNanos(c.AuthTime), JSONList(c.Resources))
 	if err != nil {
 		return fmt.Errorf("storing code: %w", err)
 	}
@@ -128,16 +133,21 @@ func CodeCreation(ctx context.Context, tx Querier, c rescind.AuthCode, lock stri
 }
 
 const codeColumns = `hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given, scope,
-	challenge, challenge_method, created_at, expires_at, used_at, dpop_jkt, session_id, nonce, auth_time`
+	challenge, challenge_method, created_at, expires_at, used_at, dpop_jkt, session_id, nonce, auth_time, resources`
 
 func scanCode(row Row) (rescind.AuthCode, error) {
 	var c rescind.AuthCode
 	var created, expires, used, auth int64
+	var res string
 	if err := row.Scan(&c.Hash, &c.ClientID, &c.UserID, &c.GrantID, &c.RedirectURI, &c.RedirectURIGiven, &c.Scope, &c.Challenge,
-		&c.ChallengeMethod, &created, &expires, &used, &c.DPoPJKT, &c.SessionID, &c.Nonce, &auth); err != nil {
+		&c.ChallengeMethod, &created, &expires, &used, &c.DPoPJKT, &c.SessionID, &c.Nonce, &auth, &res); err != nil {
 		return c, err
 	}
 	c.CreatedAt, c.ExpiresAt, c.UsedAt, c.AuthTime = FromNanos(created), FromNanos(expires), OptionalTime(used), OptionalTime(auth)
+	var err error
+	if c.Resources, err = ParseList(res); err != nil {
+		return c, fmt.Errorf("resources: %w", err)
+	}
 	return c, nil
 }
 
@@ -202,7 +212,7 @@ func (s *Store) RecordGrantTokenStatus(ctx context.Context, grantID, list string
 // DeleteExpired implements rescind.Store.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
-	for _, table := range []string{"auth_codes", "refresh_tokens", "grant_token_status", "status_lists", "used_once"} {
+	for _, table := range []string{"auth_codes", "refresh_tokens", "grant_token_status", "status_lists", "used_once", "registration_tokens"} {
 		n, err := s.db.Exec(ctx, `DELETE FROM `+table+` WHERE expires_at < $1`, Nanos(now))
 		if err != nil {
 			return total, s.errorf("deleting expired %s: %w", table, err)

@@ -63,7 +63,8 @@ const result = { lib };
 
 if (lib === 'openid-client') {
   const keyPair = await client.randomDPoPKeyPair('ES256');
-  const opts = { execute: [client.allowInsecureRequests], [client.customFetch]: countingFetch };
+  // RFC 8414 discovery: Rescind serves no OpenID Provider metadata (openid-configuration).
+  const opts = { algorithm: 'oauth2', execute: [client.allowInsecureRequests], [client.customFetch]: countingFetch };
   // Client credentials, confidential client.
   const cc = await client.discovery(issuer, env('CC_CLIENT_ID'), undefined, client.ClientSecretBasic(env('CC_CLIENT_SECRET')), opts);
   cc[client.customFetch] = countingFetch;

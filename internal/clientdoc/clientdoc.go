@@ -1,0 +1,444 @@
+// Package clientdoc resolves Client ID Metadata Documents
+// (draft-ietf-oauth-client-id-metadata-document, as the Model Context Protocol's authorization
+// specification uses them): a client whose client_id is an https URL publishes its metadata
+// (RFC 7591 §2) as a JSON document at that URL, and the authorization server fetches it instead
+// of keeping a registration.
+//
+// Fetching a URL that anyone may send is a server-side request forgery risk, so every fetch goes
+// through package internal/safehttp: https only, to public addresses only (loopback, and plain
+// http on loopback, only in development, AllowLoopback), no redirect followed, a body of at most
+// MaxBytes (5 KiB by default, as the draft suggests) within Timeout. A document is used only if
+// its client_id equals its URL exactly (§4), it claims no shared secret (§4: the client is
+// public, token_endpoint_auth_method "none") and its redirect URIs obey the rules of every
+// registration (package internal/redirect). Documents are cached per their Cache-Control
+// max-age (or Expires), held at least MinTTL and at most MaxTTL; a failure is remembered for
+// FailureTTL, so a URL that cannot be used costs one fetch at most that often. At most
+// MaxConcurrent fetches run at once, one per URL.
+package clientdoc
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/redirect"
+	"github.com/rescind/rescind/internal/safehttp"
+)
+
+// Config configures a Resolver. The zero value is usable.
+type Config struct {
+	// AllowLoopback lets documents be fetched from loopback addresses, and over plain http from
+	// a loopback host (127.0.0.1, [::1], localhost), and lets their redirect URIs use plain http
+	// off loopback: development only (serve --allow-insecure-redirect).
+	AllowLoopback bool
+	// RootCAs are the certificate authorities trusted for https. If nil, the system's.
+	RootCAs *x509.CertPool
+	// MaxBytes bounds a document. If zero, 5 KiB.
+	MaxBytes int64
+	// Timeout bounds a fetch, from connecting to the last byte. If zero, 5 seconds.
+	Timeout time.Duration
+	// MinTTL and MaxTTL bound how long a document is cached, whatever its headers say. If
+	// zero, 1 minute and 24 hours. DefaultTTL is used without any cache header; if zero, 5
+	// minutes.
+	MinTTL, MaxTTL, DefaultTTL time.Duration
+	// FailureTTL is how long a URL whose document could not be used is not fetched again. If
+	// zero, 30 seconds.
+	FailureTTL time.Duration
+	// MaxConcurrent bounds the fetches running at once; beyond it Resolve fails at once. If
+	// zero, 8.
+	MaxConcurrent int
+	// MaxEntries bounds the cache; when full it is emptied. If zero, 10000.
+	MaxEntries int
+	// HTTPClient, if set, makes the requests instead of a safehttp client (tests only: it must
+	// enforce the same address policy).
+	HTTPClient *http.Client
+	// Now returns the current time. If nil, time.Now.
+	Now func() time.Time
+}
+
+// Error is a document that cannot be used, and why, in words fit for the person who followed a
+// link naming the client: nothing of the server's network is in it.
+type Error struct {
+	// Reason says what is wrong.
+	Reason string
+}
+
+// Error implements error.
+func (e *Error) Error() string { return "client metadata document: " + e.Reason }
+
+// ErrBusy is returned by Resolve when MaxConcurrent fetches are already running.
+var ErrBusy = errors.New("clientdoc: too many metadata documents are being fetched")
+
+type entry struct {
+	client rescind.Client
+	err    error
+	until  time.Time
+}
+
+// Resolver fetches, checks and caches metadata documents. It is safe for concurrent use.
+type Resolver struct {
+	cfg  Config
+	hc   *http.Client
+	sem  chan struct{}
+	mu   sync.Mutex
+	docs map[string]entry
+	// inflight are the fetches under way, by URL: a second request for one waits for it.
+	inflight map[string]chan struct{}
+}
+
+// New returns a Resolver for cfg.
+func New(cfg Config) *Resolver {
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = 5 << 10
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.MinTTL <= 0 {
+		cfg.MinTTL = time.Minute
+	}
+	if cfg.MaxTTL <= 0 {
+		cfg.MaxTTL = 24 * time.Hour
+	}
+	if cfg.DefaultTTL <= 0 {
+		cfg.DefaultTTL = 5 * time.Minute
+	}
+	if cfg.FailureTTL <= 0 {
+		cfg.FailureTTL = 30 * time.Second
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 8
+	}
+	if cfg.MaxEntries <= 0 {
+		cfg.MaxEntries = 10000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = safehttp.NewClient(safehttp.Options{Policy: safehttp.Policy{AllowLoopback: cfg.AllowLoopback}, Timeout: cfg.Timeout,
+			RootCAs: cfg.RootCAs})
+		// No redirect is followed (its target is never dialled): the 3xx itself is the answer.
+		hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	}
+	return &Resolver{cfg: cfg, hc: hc, sem: make(chan struct{}, cfg.MaxConcurrent), docs: map[string]entry{},
+		inflight: map[string]chan struct{}{}}
+}
+
+// IsClientID reports whether id has the form of a metadata document's URL (§3): an https URL
+// with a path, without a fragment, user info, or dot segments; in development (AllowLoopback),
+// also an http URL on a loopback host. It says nothing of whether the document can be fetched.
+func (r *Resolver) IsClientID(id string) bool {
+	return r.checkURL(id) == nil
+}
+
+func (r *Resolver) checkURL(id string) error {
+	if len(id) > redirect.MaxLength {
+		return &Error{"its URL is too long"}
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= 0x20 || c >= 0x7f {
+			return &Error{"its URL must be printable ASCII"}
+		}
+	}
+	u, err := url.Parse(id)
+	switch {
+	case err != nil || u.Host == "" || u.Opaque != "":
+		return &Error{"its client_id is not an absolute https URL"}
+	case u.Scheme != "https" && !(r.cfg.AllowLoopback && u.Scheme == "http" && loopbackHost(u.Hostname())):
+		return &Error{"its client_id must be an https URL"}
+	case u.User != nil:
+		return &Error{"its URL must not carry user information"}
+	case strings.Contains(id, "#"):
+		return &Error{"its URL must not have a fragment"}
+	case u.Path == "" || u.Path == "/":
+		return &Error{"its URL must have a path"}
+	}
+	for _, seg := range strings.Split(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return &Error{"its URL must not have . or .. path segments"}
+		}
+	}
+	if ip := net.ParseIP(u.Hostname()); ip != nil {
+		if err := (safehttp.Policy{AllowLoopback: r.cfg.AllowLoopback}).Check(mustAddr(ip)); err != nil {
+			return &Error{"its host is not a public internet address"}
+		}
+	}
+	return nil
+}
+
+func loopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Cached reports whether a Resolve of id now needs no fetch: its document, or its failure, is
+// cached.
+func (r *Resolver) Cached(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.docs[id]
+	return ok && r.cfg.Now().Before(e.until)
+}
+
+// Resolve returns the client whose client_id is the URL id, from its metadata document: the one
+// cached, else the one fetched now. The client is public, registered by metadata document,
+// with the redirect URIs, grant types, scope and name the document gives. A document that
+// cannot be fetched or used is an *Error; ErrBusy means too many fetches are under way.
+func (r *Resolver) Resolve(ctx context.Context, id string) (rescind.Client, error) {
+	if err := r.checkURL(id); err != nil {
+		return rescind.Client{}, err
+	}
+	for {
+		r.mu.Lock()
+		if e, ok := r.docs[id]; ok && r.cfg.Now().Before(e.until) {
+			r.mu.Unlock()
+			return e.client, e.err
+		}
+		wait, busy := r.inflight[id]
+		if !busy {
+			done := make(chan struct{})
+			r.inflight[id] = done
+			r.mu.Unlock()
+			c, err := r.fetch(ctx, id)
+			r.mu.Lock()
+			delete(r.inflight, id)
+			close(done)
+			r.mu.Unlock()
+			return c, err
+		}
+		r.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return rescind.Client{}, ctx.Err()
+		}
+	}
+}
+
+// fetch fetches and checks the document of id, and caches the outcome (but for ErrBusy and a
+// cancelled request, which say nothing of the document).
+func (r *Resolver) fetch(ctx context.Context, id string) (rescind.Client, error) {
+	select {
+	case r.sem <- struct{}{}:
+	default:
+		return rescind.Client{}, ErrBusy
+	}
+	defer func() { <-r.sem }()
+	c, ttl, err := r.get(ctx, id)
+	if ctx.Err() != nil {
+		return rescind.Client{}, ctx.Err()
+	}
+	if err != nil {
+		ttl = r.cfg.FailureTTL
+	}
+	r.mu.Lock()
+	if len(r.docs) >= r.cfg.MaxEntries {
+		clear(r.docs)
+	}
+	r.docs[id] = entry{client: c, err: err, until: r.cfg.Now().Add(ttl)}
+	r.mu.Unlock()
+	return c, err
+}
+
+// get fetches the document of id and returns its client and how long it may be cached.
+func (r *Resolver) get(ctx context.Context, id string) (rescind.Client, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, id, nil)
+	if err != nil {
+		return rescind.Client{}, 0, &Error{"its URL is invalid"}
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		switch {
+		case errors.Is(err, safehttp.ErrForbiddenAddress):
+			return rescind.Client{}, 0, &Error{"its host is not a public internet address"}
+		case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+			return rescind.Client{}, 0, &Error{"it could not be fetched in time"}
+		}
+		return rescind.Client{}, 0, &Error{"it could not be fetched"}
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return rescind.Client{}, 0, &Error{"it is redirected: it must be served at its URL"}
+	case resp.StatusCode != http.StatusOK:
+		return rescind.Client{}, 0, &Error{fmt.Sprintf("fetching it answered HTTP %d", resp.StatusCode)}
+	}
+	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return rescind.Client{}, 0, &Error{"it is not served as application/json"}
+	}
+	body, err := safehttp.ReadLimited(resp.Body, r.cfg.MaxBytes)
+	switch {
+	case ctx.Err() != nil:
+		// The time ran out while the body was read: whatever was read (a read cut short by the
+		// deadline can end without an error) is not the document.
+		return rescind.Client{}, 0, &Error{"it could not be fetched in time"}
+	case errors.Is(err, safehttp.ErrTooLarge):
+		return rescind.Client{}, 0, &Error{fmt.Sprintf("it is larger than %d bytes", r.cfg.MaxBytes)}
+	case err != nil:
+		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+			return rescind.Client{}, 0, &Error{"it could not be fetched in time"}
+		}
+		return rescind.Client{}, 0, &Error{"it could not be read"}
+	}
+	c, err := r.parse(id, body)
+	if err != nil {
+		return rescind.Client{}, 0, err
+	}
+	return c, r.ttl(resp.Header), nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// ttl is how long a document with headers h may be cached: its Cache-Control max-age (none for
+// no-store and no-cache), else its Expires, else DefaultTTL; between MinTTL and MaxTTL.
+func (r *Resolver) ttl(h http.Header) time.Duration {
+	ttl, found := r.cfg.DefaultTTL, false
+	for _, d := range strings.Split(h.Get("Cache-Control"), ",") {
+		d = strings.ToLower(strings.TrimSpace(d))
+		switch {
+		case d == "no-store" || d == "no-cache":
+			ttl, found = 0, true
+		case strings.HasPrefix(d, "max-age="):
+			if n, err := strconv.ParseInt(strings.Trim(d[len("max-age="):], `"`), 10, 64); err == nil && n >= 0 && !found {
+				ttl, found = time.Duration(min(n, int64(r.cfg.MaxTTL/time.Second)))*time.Second, true
+			}
+		}
+	}
+	if !found {
+		if exp, err := http.ParseTime(h.Get("Expires")); err == nil {
+			ttl = exp.Sub(r.cfg.Now())
+		}
+	}
+	return min(max(ttl, r.cfg.MinTTL), r.cfg.MaxTTL)
+}
+
+// document is the client metadata (RFC 7591 §2) Rescind reads from a document.
+type document struct {
+	ClientID                *string  `json:"client_id"`
+	ClientName              string   `json:"client_name"`
+	RedirectURIs            []string `json:"redirect_uris"`
+	GrantTypes              []string `json:"grant_types"`
+	ResponseTypes           []string `json:"response_types"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	Scope                   string   `json:"scope"`
+}
+
+// parse checks the document body fetched from id and returns its client.
+func (r *Resolver) parse(id string, body []byte) (rescind.Client, error) {
+	if !utf8.Valid(body) {
+		return rescind.Client{}, &Error{"it is not UTF-8"}
+	}
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&raw); err != nil || raw == nil || dec.More() {
+		return rescind.Client{}, &Error{"it is not a JSON object"}
+	}
+	for _, k := range []string{"client_secret", "client_secret_expires_at"} {
+		if _, ok := raw[k]; ok {
+			return rescind.Client{}, &Error{"it names a client secret: a client identified by a metadata document has none"}
+		}
+	}
+	var d document
+	if err := json.Unmarshal(body, &d); err != nil {
+		return rescind.Client{}, &Error{"a member has the wrong type (" + jsonField(err) + ")"}
+	}
+	if d.ClientID == nil || *d.ClientID != id {
+		return rescind.Client{}, &Error{"its client_id is not its own URL"}
+	}
+	switch d.TokenEndpointAuthMethod {
+	case "", rescind.AuthMethodNone:
+	default:
+		return rescind.Client{}, &Error{`its token_endpoint_auth_method must be "none": a client identified by a metadata document is public`}
+	}
+	c := rescind.Client{ID: id, Public: true, Registration: rescind.RegistrationMetadataDocument, TokenFormat: rescind.TokenFormatOpaque,
+		AllowInsecureRedirect: r.cfg.AllowLoopback, CreatedAt: r.cfg.Now().UTC()}
+	gts := d.GrantTypes
+	if len(gts) == 0 {
+		gts = []string{rescind.GrantAuthorizationCode}
+	}
+	for _, gt := range gts {
+		if gt != rescind.GrantAuthorizationCode && gt != rescind.GrantRefreshToken {
+			return rescind.Client{}, &Error{"its grant_types may be only authorization_code and refresh_token"}
+		}
+		if !slices.Contains(c.GrantTypes, gt) {
+			c.GrantTypes = append(c.GrantTypes, gt)
+		}
+	}
+	if !slices.Contains(c.GrantTypes, rescind.GrantAuthorizationCode) {
+		return rescind.Client{}, &Error{"its grant_types must include authorization_code"}
+	}
+	for _, rt := range d.ResponseTypes {
+		if rt != "code" {
+			return rescind.Client{}, &Error{"its response_types may be only code"}
+		}
+	}
+	if len(d.RedirectURIs) == 0 || len(d.RedirectURIs) > 20 {
+		return rescind.Client{}, &Error{"it must list between 1 and 20 redirect_uris"}
+	}
+	if err := redirect.ValidateAll(d.RedirectURIs, r.cfg.AllowLoopback); err != nil {
+		return rescind.Client{}, &Error{err.Error()}
+	}
+	c.RedirectURIs = d.RedirectURIs
+	for _, sc := range strings.Fields(d.Scope) {
+		if !rescind.ValidScopeToken(sc) {
+			return rescind.Client{}, &Error{"its scope is malformed"}
+		}
+		if !slices.Contains(c.Scopes, sc) {
+			c.Scopes = append(c.Scopes, sc)
+		}
+	}
+	name := strings.TrimSpace(d.ClientName)
+	if len(name) > 200 || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
+		return rescind.Client{}, &Error{"its client_name must be printable UTF-8 of at most 200 bytes"}
+	}
+	if name == "" {
+		u, _ := url.Parse(id)
+		name = u.Host
+	}
+	c.Name = name
+	return c, nil
+}
+
+// jsonField names the member a decoding error is about, if it says.
+func jsonField(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return te.Field
+	}
+	return "malformed JSON"
+}
+
+// mustAddr converts an IP parsed by net.ParseIP to a netip.Addr.
+func mustAddr(ip net.IP) netip.Addr {
+	if v4 := ip.To4(); v4 != nil {
+		return netip.AddrFrom4([4]byte(v4))
+	}
+	return netip.AddrFrom16([16]byte(ip.To16()))
+}

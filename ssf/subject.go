@@ -1,0 +1,170 @@
+package ssf
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Subject identifiers, RFC 9493 (Subject Identifiers for Security Event Tokens) and SSF 1.0
+// §3 (complex subjects: an object whose members, such as "user", "session" and "application",
+// are each a subject identifier).
+
+// maxSubjectBytes bounds the JSON of one subject a receiver adds.
+const maxSubjectBytes = 4 << 10
+
+// simpleFormats are the RFC 9493 §3.2 formats and the members each requires.
+var simpleFormats = map[string][]string{
+	"account":      {"uri"},
+	"email":        {"email"},
+	"iss_sub":      {"iss", "sub"},
+	"opaque":       {"id"},
+	"phone_number": {"phone_number"},
+	"did":          {"url"},
+	"uri":          {"uri"},
+}
+
+// complexMembers are the members of a complex subject (SSF 1.0 §3.2).
+var complexMembers = map[string]bool{
+	"user": true, "device": true, "session": true, "application": true, "tenant": true, "org_unit": true, "group": true,
+}
+
+// subjectKeys validates a subject identifier (simple, aliases or complex) and returns its
+// canonical JSON and the lookup keys of every simple identifier in it.
+func subjectKeys(raw json.RawMessage) ([]byte, []string, error) {
+	if len(raw) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return nil, nil, errors.New("subject is required")
+	}
+	if len(raw) > maxSubjectBytes {
+		return nil, nil, fmt.Errorf("subject is larger than %d bytes", maxSubjectBytes)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, nil, errors.New("subject must be a JSON object (RFC 9493)")
+	}
+	var keys []string
+	if _, ok := obj["format"]; ok {
+		k, err := simpleKeys(obj, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		keys = k
+	} else {
+		if len(obj) == 0 {
+			return nil, nil, errors.New("subject: a complex subject needs at least one member (SSF 1.0 §3.2)")
+		}
+		for name, member := range obj {
+			if !complexMembers[name] {
+				return nil, nil, fmt.Errorf("subject: unknown member %q of a complex subject (SSF 1.0 §3.2)", name)
+			}
+			var m map[string]json.RawMessage
+			if err := json.Unmarshal(member, &m); err != nil {
+				return nil, nil, fmt.Errorf("subject: member %q must be a subject identifier object", name)
+			}
+			k, err := simpleKeys(m, 0)
+			if err != nil {
+				return nil, nil, fmt.Errorf("subject: member %q: %w", name, err)
+			}
+			keys = append(keys, k...)
+		}
+	}
+	canon, err := json.Marshal(obj) // map keys sorted: canonical enough for identity
+	if err != nil {
+		return nil, nil, fmt.Errorf("subject: %w", err)
+	}
+	canon, err = canonical(canon)
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Strings(keys)
+	return canon, dedupe(keys), nil
+}
+
+// canonical re-encodes JSON with object keys sorted at every depth.
+func canonical(b []byte) ([]byte, error) {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("subject: %w", err)
+	}
+	return json.Marshal(v) // encoding/json sorts map keys
+}
+
+// simpleKeys returns the lookup keys of one simple subject identifier (aliases: of each).
+func simpleKeys(obj map[string]json.RawMessage, depth int) ([]string, error) {
+	var format string
+	if err := json.Unmarshal(obj["format"], &format); err != nil || format == "" {
+		return nil, errors.New("format must be a non-empty string (RFC 9493 §3)")
+	}
+	if format == "aliases" {
+		if depth > 0 {
+			return nil, errors.New("aliases cannot be nested (RFC 9493 §3.2.8)")
+		}
+		var ids []map[string]json.RawMessage
+		if err := json.Unmarshal(obj["identifiers"], &ids); err != nil || len(ids) == 0 {
+			return nil, errors.New("aliases needs a non-empty identifiers array (RFC 9493 §3.2.8)")
+		}
+		var keys []string
+		for _, id := range ids {
+			k, err := simpleKeys(id, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, k...)
+		}
+		return keys, nil
+	}
+	members, ok := simpleFormats[format]
+	if !ok {
+		return nil, fmt.Errorf("unsupported subject format %q (RFC 9493 §3.2: account, email, iss_sub, opaque, phone_number, did, uri, aliases)", format)
+	}
+	vals := make([]string, len(members))
+	for i, m := range members {
+		if err := json.Unmarshal(obj[m], &vals[i]); err != nil || vals[i] == "" {
+			return nil, fmt.Errorf("format %q needs a non-empty string %q (RFC 9493 §3.2)", format, m)
+		}
+	}
+	return []string{key(format, vals...)}, nil
+}
+
+// key is the lookup key of a simple identifier: the hex SHA-256 of its format and values
+// (so any value, whatever bytes it holds, makes a key every database stores). Email addresses
+// compare case-insensitively.
+func key(format string, vals ...string) string {
+	if format == "email" {
+		vals = []string{strings.ToLower(vals[0])}
+	}
+	b, _ := json.Marshal(append([]string{format}, vals...)) // strings always marshal
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func dedupe(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// subjectID identifies a subject within a stream: the hex SHA-256 of its canonical JSON.
+func subjectID(canon []byte) string {
+	sum := sha256.Sum256(canon)
+	return hex.EncodeToString(sum[:])
+}
+
+// issSub is an iss_sub subject identifier (RFC 9493 §3.2.5).
+func issSub(iss, sub string) map[string]string {
+	return map[string]string{"format": "iss_sub", "iss": iss, "sub": sub}
+}
+
+// opaque is an opaque subject identifier (RFC 9493 §3.2.4).
+func opaque(id string) map[string]string {
+	return map[string]string{"format": "opaque", "id": id}
+}

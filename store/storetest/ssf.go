@@ -1,0 +1,459 @@
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/rescind/rescind"
+)
+
+// ssfTests are the cases of Shared Signals streams, subjects, events and signals.
+func ssfTests() []struct {
+	name string
+	run  func(t *testing.T, open func() rescind.Store)
+} {
+	one := func(f func(*testing.T, rescind.Store)) func(*testing.T, func() rescind.Store) {
+		return func(t *testing.T, open func() rescind.Store) { f(t, open()) }
+	}
+	return []struct {
+		name string
+		run  func(t *testing.T, open func() rescind.Store)
+	}{
+		{"SSFStreams", one(testSSFStreams)},
+		{"SSFSubjects", one(testSSFSubjects)},
+		{"SSFEvents", one(testSSFEvents)},
+		{"SSFStatusHoldsAndDrops", one(testSSFStatus)},
+		{"SSFVerificationInterval", one(testSSFVerification)},
+		{"SSFSignalsInTheChangesTransaction", one(testSSFSignals)},
+	}
+}
+
+func ssfStream(id, client, method string) rescind.SSFStream {
+	return rescind.SSFStream{ID: id, ClientID: client, Method: method, Status: rescind.SSFEnabled,
+		EventsDelivered: []string{"urn:e1", "urn:e2"}, CreatedAt: base, UpdatedAt: base}
+}
+
+func testSSFStreams(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	a := ssfStream("st1", "r1", rescind.SSFPush)
+	a.EndpointURL, a.AuthHeader, a.Description, a.EventsRequested = "https://rp.example/events", []byte("sealed"), "mine", []string{"urn:e1", "urn:x"}
+	if err := s.CreateSSFStream(ctx, a, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSSFStream(ctx, ssfStream("st1", "r2", rescind.SSFPoll), 2); !errors.Is(err, rescind.ErrAlreadyExists) {
+		t.Fatalf("same id: %v; want ErrAlreadyExists", err)
+	}
+	b := ssfStream("st2", "r1", rescind.SSFPoll)
+	b.CreatedAt = base.Add(time.Second)
+	if err := s.CreateSSFStream(ctx, b, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSSFStream(ctx, ssfStream("st3", "r1", rescind.SSFPoll), 2); !errors.Is(err, rescind.ErrLimit) {
+		t.Fatalf("third stream of r1 with a limit of 2: %v; want ErrLimit", err)
+	}
+	if err := s.CreateSSFStream(ctx, ssfStream("st3", "r2", rescind.SSFPoll), 2); err != nil {
+		t.Fatalf("another receiver's first stream: %v", err)
+	}
+	got, err := s.GetSSFStream(ctx, "st1")
+	if err != nil || got.ClientID != "r1" || got.Method != rescind.SSFPush || got.EndpointURL != a.EndpointURL ||
+		string(got.AuthHeader) != "sealed" || got.Description != "mine" || !slices.Equal(got.EventsRequested, a.EventsRequested) ||
+		!slices.Equal(got.EventsDelivered, a.EventsDelivered) || got.Status != rescind.SSFEnabled || !got.CreatedAt.Equal(base) {
+		t.Fatalf("GetSSFStream = %+v, %v; want %+v", got, err, a)
+	}
+	if got, _ := s.GetSSFStream(ctx, "st2"); got.EventsRequested != nil || got.AuthHeader != nil {
+		t.Fatalf("a stream that requested nothing: requested %v, header %v; want nil, nil", got.EventsRequested, got.AuthHeader)
+	}
+	if _, err := s.GetSSFStream(ctx, "nope"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("GetSSFStream(unknown): %v", err)
+	}
+	ids := func(list []rescind.SSFStream) []string {
+		var out []string
+		for _, x := range list {
+			out = append(out, x.ID)
+		}
+		return out
+	}
+	if l, err := s.ListSSFStreams(ctx, "r1"); err != nil || !slices.Equal(ids(l), []string{"st1", "st2"}) {
+		t.Fatalf("ListSSFStreams(r1) = %v, %v", ids(l), err)
+	}
+	if l, err := s.ListSSFStreams(ctx, ""); err != nil || len(l) != 3 {
+		t.Fatalf("ListSSFStreams(all) = %v, %v", ids(l), err)
+	}
+	upd := got
+	upd.Description, upd.AllSubjects, upd.ClientID, upd.UpdatedAt = "changed", true, "thief", base.Add(time.Hour)
+	if err := s.UpdateSSFStream(ctx, upd); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetSSFStream(ctx, "st1"); got.Description != "changed" || !got.AllSubjects || got.ClientID != "r1" ||
+		!got.UpdatedAt.Equal(base.Add(time.Hour)) || !got.CreatedAt.Equal(base) {
+		t.Fatalf("after update: %+v; want the new description and all subjects, the owner kept", got)
+	}
+	if err := s.UpdateSSFStream(ctx, ssfStream("nope", "r1", rescind.SSFPoll)); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("UpdateSSFStream(unknown): %v", err)
+	}
+	if err := s.DeleteSSFStream(ctx, "st1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSSFStream(ctx, "st1"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("deleting again: %v", err)
+	}
+	if err := s.CreateSSFStream(ctx, ssfStream("st4", "r1", rescind.SSFPoll), 2); err != nil {
+		t.Fatalf("a stream in place of a deleted one: %v", err)
+	}
+}
+
+func testSSFSubjects(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	for _, id := range []string{"st1", "st2"} {
+		if err := s.CreateSSFStream(ctx, ssfStream(id, "r1", rescind.SSFPoll), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub := func(stream, id string, keys ...string) rescind.SSFSubject {
+		return rescind.SSFSubject{StreamID: stream, ID: id, Subject: []byte(`{"id":"` + id + `"}`), Keys: keys, AddedAt: base}
+	}
+	if err := s.AddSSFSubject(ctx, sub("st1", "a", "k1", "k2"), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddSSFSubject(ctx, sub("st1", "a", "k1", "k2"), 2); err != nil {
+		t.Fatalf("adding again: %v", err)
+	}
+	if err := s.AddSSFSubject(ctx, sub("st1", "b", "k3"), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddSSFSubject(ctx, sub("st1", "c", "k4"), 2); !errors.Is(err, rescind.ErrLimit) {
+		t.Fatalf("a third subject with a limit of 2: %v; want ErrLimit", err)
+	}
+	if err := s.AddSSFSubject(ctx, sub("st1", "a", "k1"), 2); err != nil {
+		t.Fatalf("a subject already there, at the limit: %v", err)
+	}
+	if err := s.AddSSFSubject(ctx, sub("nope", "a", "k1"), 2); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("a subject of an unknown stream: %v", err)
+	}
+	if err := s.AddSSFSubject(ctx, sub("st2", "a", "k2"), 2); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.CountSSFSubjects(ctx, "st1"); err != nil || n != 2 {
+		t.Fatalf("CountSSFSubjects = %d, %v; want 2 (a subject with two keys counts once)", n, err)
+	}
+	found := func(keys ...string) []string {
+		t.Helper()
+		list, err := s.SSFSubjectsMatching(ctx, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, x := range list {
+			out = append(out, x.StreamID+"/"+x.ID)
+		}
+		sort.Strings(out)
+		return out
+	}
+	if got := found("k2"); !slices.Equal(got, []string{"st1/a", "st2/a"}) {
+		t.Fatalf("matching k2 = %v", got)
+	}
+	if got := found("k1", "k2", "k3"); !slices.Equal(got, []string{"st1/a", "st1/b", "st2/a"}) {
+		t.Fatalf("matching k1 k2 k3 = %v; want each subject once", got)
+	}
+	if got := found("k9"); len(got) != 0 {
+		t.Fatalf("matching an unknown key = %v", got)
+	}
+	if ok, err := s.RemoveSSFSubject(ctx, "st1", "a"); err != nil || !ok {
+		t.Fatalf("RemoveSSFSubject = %v, %v", ok, err)
+	}
+	if ok, _ := s.RemoveSSFSubject(ctx, "st1", "a"); ok {
+		t.Fatal("removing again reported a subject")
+	}
+	if got := found("k1", "k2"); !slices.Equal(got, []string{"st2/a"}) {
+		t.Fatalf("after removal, matching = %v", got)
+	}
+}
+
+// ssfOutbox claims every due message of kind and returns them.
+func ssfOutbox(t *testing.T, s rescind.Store, kind string, now time.Time) []rescind.OutboxMessage {
+	t.Helper()
+	msgs, err := s.ClaimOutbox(context.Background(), rescind.OutboxClaim{Owner: "test-" + now.String(), Kinds: []string{kind}, Now: now,
+		LeaseUntil: now.Add(time.Second), Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
+func ssfEvent(stream, jti, source string, at time.Time) rescind.SSFEvent {
+	return rescind.SSFEvent{StreamID: stream, JTI: jti, Source: source, Type: "urn:e1", Claims: []byte(`{"jti":"` + jti + `"}`), CreatedAt: at}
+}
+
+func testSSFEvents(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	for _, st := range []rescind.SSFStream{ssfStream("push", "r1", rescind.SSFPush), ssfStream("poll", "r1", rescind.SSFPoll)} {
+		if err := s.CreateSSFStream(ctx, st, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs := []rescind.SSFEvent{ssfEvent("push", "j1", "sig1", base), ssfEvent("poll", "j2", "sig1", base),
+		ssfEvent("poll", "j3", "sig2", base.Add(time.Second)), ssfEvent("gone", "j4", "sig1", base)}
+	if n, err := s.AppendSSFEvents(ctx, evs, time.Hour); err != nil || n != 3 {
+		t.Fatalf("AppendSSFEvents = %d, %v; want 3 (the unknown stream's skipped)", n, err)
+	}
+	// Again, with new jtis (as a repeated fan-out makes): nothing is added.
+	again := []rescind.SSFEvent{ssfEvent("push", "j5", "sig1", base), ssfEvent("poll", "j6", "sig1", base)}
+	if n, err := s.AppendSSFEvents(ctx, again, time.Hour); err != nil || n != 0 {
+		t.Fatalf("appending the same sources again = %d, %v; want 0", n, err)
+	}
+	pushes := ssfOutbox(t, s, rescind.OutboxSSFPush, base.Add(time.Minute))
+	if len(pushes) != 1 || pushes[0].Key != "push" || !pushes[0].Deadline.Equal(base.Add(time.Hour)) {
+		t.Fatalf("push messages = %+v; want one, for the push stream's event", pushes)
+	}
+	var p struct{ JTI string }
+	if json.Unmarshal(pushes[0].Payload, &p); p.JTI != "j1" {
+		t.Fatalf("push payload %s; want jti j1", pushes[0].Payload)
+	}
+	pending, err := s.PendingSSFEvents(ctx, "poll", 10)
+	if err != nil || len(pending) != 2 || pending[0].JTI != "j2" || pending[1].JTI != "j3" || string(pending[0].Claims) != `{"jti":"j2"}` {
+		t.Fatalf("PendingSSFEvents = %+v, %v; want j2 then j3", pending, err)
+	}
+	if l, _ := s.PendingSSFEvents(ctx, "poll", 1); len(l) != 1 {
+		t.Fatalf("PendingSSFEvents with limit 1 = %d events", len(l))
+	}
+	if n, oldest, err := s.SSFBacklog(ctx); err != nil || n != 3 || !oldest.Equal(base) {
+		t.Fatalf("SSFBacklog = %d, %v, %v; want 3, %v", n, oldest, err, base)
+	}
+	at := base.Add(time.Minute)
+	n, err := s.AckSSFEvents(ctx, "poll", []string{"j2", "unknown", "j1"}, map[string]string{"j3": "jwtAud: wrong audience"}, "client:r1", at)
+	if err != nil || n != 2 {
+		t.Fatalf("AckSSFEvents = %d, %v; want 2 (another stream's j1 and an unknown jti ignored)", n, err)
+	}
+	if l, _ := s.PendingSSFEvents(ctx, "poll", 10); len(l) != 0 {
+		t.Fatalf("after acknowledging: %d pending", len(l))
+	}
+	if l, _ := s.PendingSSFEvents(ctx, "push", 10); len(l) != 1 {
+		t.Fatal("acknowledging on one stream acknowledged another's event")
+	}
+	ev, err := s.GetSSFEvent(ctx, "poll", "j3")
+	if err != nil || ev.Error != "jwtAud: wrong audience" || !ev.AckedAt.Equal(at) {
+		t.Fatalf("GetSSFEvent(j3) = %+v, %v; want the error recorded", ev, err)
+	}
+	audit, _ := s.ListAudit(ctx, 10)
+	if len(audit) == 0 || audit[0].Action != "ssf_set_error" || audit[0].Actor != "client:r1" || audit[0].Reason != "jwtAud: wrong audience" {
+		t.Fatalf("audit %+v; want the setErr on record", audit)
+	}
+	if n, _ := s.AckSSFEvents(ctx, "poll", []string{"j2"}, map[string]string{"j3": "again"}, "client:r1", at.Add(time.Minute)); n != 0 {
+		t.Fatalf("acknowledging again = %d; want 0", n)
+	}
+	if _, err := s.GetSSFEvent(ctx, "poll", "nope"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("GetSSFEvent(unknown): %v", err)
+	}
+	// Purge: acknowledged before the first bound, pending before the second.
+	if n, err := s.DeleteSSFEvents(ctx, at.Add(time.Second), base); err != nil || n != 2 {
+		t.Fatalf("DeleteSSFEvents = %d, %v; want the 2 acknowledged", n, err)
+	}
+	if n, err := s.DeleteSSFEvents(ctx, at, base.Add(time.Second)); err != nil || n != 1 {
+		t.Fatalf("DeleteSSFEvents of old pending = %d, %v; want 1", n, err)
+	}
+}
+
+func testSSFStatus(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	st := ssfStream("push", "r1", rescind.SSFPush)
+	if err := s.CreateSSFStream(ctx, st, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendSSFEvents(ctx, []rescind.SSFEvent{ssfEvent("push", "j1", "sig1", base)}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// A push deferred while paused (as the deliverer does) comes due when the stream is enabled.
+	msgs := ssfOutbox(t, s, rescind.OutboxSSFPush, base)
+	if len(msgs) != 1 {
+		t.Fatalf("%d push messages", len(msgs))
+	}
+	if err := s.DeferOutbox(ctx, msgs[0].ID, msgs[0].LeaseOwner, base.Add(10*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	st.Status, st.UpdatedAt = rescind.SSFPaused, base.Add(time.Minute)
+	if err := s.UpdateSSFStream(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.AppendSSFEvents(ctx, []rescind.SSFEvent{ssfEvent("push", "j2", "sig2", base.Add(time.Minute))}, time.Hour); n != 1 {
+		t.Fatal("a paused stream does not hold a new event")
+	}
+	st.Status, st.UpdatedAt = rescind.SSFEnabled, base.Add(2*time.Minute)
+	if err := s.UpdateSSFStream(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := ssfOutbox(t, s, rescind.OutboxSSFPush, base.Add(2*time.Minute)); len(msgs) != 2 {
+		t.Fatalf("after enabling, %d pushes due; want both (the deferred one made due)", len(msgs))
+	}
+	// Disabling drops what the stream holds, and it takes nothing new.
+	st.Status, st.UpdatedAt = rescind.SSFDisabled, base.Add(3*time.Minute)
+	if err := s.UpdateSSFStream(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.PendingSSFEvents(ctx, "push", 10); len(l) != 0 {
+		t.Fatalf("a disabled stream holds %d events", len(l))
+	}
+	if n, _ := s.AppendSSFEvents(ctx, []rescind.SSFEvent{ssfEvent("push", "j3", "sig3", base.Add(4*time.Minute))}, time.Hour); n != 0 {
+		t.Fatal("a disabled stream took an event")
+	}
+}
+
+func testSSFVerification(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	if err := s.CreateSSFStream(ctx, ssfStream("st", "r1", rescind.SSFPoll), 0); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []struct {
+		at   time.Time
+		want bool
+	}{{base, true}, {base.Add(4 * time.Second), false}, {base.Add(5 * time.Second), true}, {base.Add(6 * time.Second), false}} {
+		if ok, err := s.ClaimSSFVerification(ctx, "st", c.at, 5*time.Second); err != nil || ok != c.want {
+			t.Fatalf("request %d at %v: %v, %v; want %v", i, c.at, ok, err, c.want)
+		}
+	}
+	if _, err := s.ClaimSSFVerification(ctx, "nope", base, time.Second); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("unknown stream: %v", err)
+	}
+}
+
+// signals claims the signal messages due and returns their kinds, sorted.
+func signals(t *testing.T, s rescind.Store, now time.Time) ([]string, []rescind.Signal) {
+	t.Helper()
+	var kinds []string
+	var out []rescind.Signal
+	for _, m := range ssfOutbox(t, s, rescind.OutboxSignal, now) {
+		var sg rescind.Signal
+		if err := json.Unmarshal(m.Payload, &sg); err != nil || sg.ID == "" || sg.Txn == "" {
+			t.Fatalf("signal payload %s: %v", m.Payload, err)
+		}
+		kinds = append(kinds, string(sg.Kind))
+		out = append(out, sg)
+	}
+	sort.Strings(kinds)
+	return kinds, out
+}
+
+func testSSFSignals(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	far := base.Add(365 * 24 * time.Hour)
+	user(t, s, "u1")
+	if err := s.CreateSession(ctx, session("s1", "u1")); err != nil {
+		t.Fatal(err)
+	}
+	rev := rescind.Revocation{RevokedAt: base.Add(time.Minute), Actor: "user:u1", Reason: "signed out"}
+	// No stream: nothing to tell, nothing written.
+	if _, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1"}, rev, rescind.SessionEnd{}); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := signals(t, s, far); len(k) != 0 {
+		t.Fatalf("signals without any stream: %v", k)
+	}
+	// A disabled stream wants nothing either.
+	off := ssfStream("off", "r1", rescind.SSFPoll)
+	off.Status = rescind.SSFDisabled
+	if err := s.CreateSSFStream(ctx, off, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSession(ctx, func() rescind.Session { x := session("s2", "u1"); x.UserEpoch = 1; return x }()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ID: "s2"}, rev, rescind.SessionEnd{}); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := signals(t, s, far); len(k) != 0 {
+		t.Fatalf("signals with only a disabled stream: %v", k)
+	}
+	if err := s.CreateSSFStream(ctx, ssfStream("on", "r1", rescind.SSFPoll), 0); err != nil {
+		t.Fatal(err)
+	}
+	// Ending a session.
+	if err := s.CreateSession(ctx, func() rescind.Session { x := session("s3", "u1"); x.UserEpoch = 1; return x }()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ID: "s3"}, rev, rescind.SessionEnd{}); err != nil {
+		t.Fatal(err)
+	}
+	k, sigs := signals(t, s, far)
+	if !slices.Equal(k, []string{"session_ended"}) || sigs[0].SessionID != "s3" || sigs[0].UserID != "u1" ||
+		sigs[0].Actor != "user:u1" || sigs[0].Reason != "signed out" || !sigs[0].At.Equal(rev.RevokedAt) {
+		t.Fatalf("ending a session: %v %+v", k, sigs)
+	}
+	// Revoking a grant.
+	if err := s.CreateClient(ctx, rescind.Client{ID: "c1", Name: "c1", SecretHash: "h1", CreatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SaveGrant(ctx, grant("g1", "c1", "u1", "read")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.RevokeGrants(ctx, rescind.GrantFilter{GrantID: "g1"}, rev); err != nil {
+		t.Fatal(err)
+	}
+	k, sigs = signals(t, s, far)
+	if !slices.Equal(k, []string{"grant_revoked"}) || sigs[0].GrantID != "g1" || sigs[0].ClientID != "c1" || sigs[0].UserID != "u1" {
+		t.Fatalf("revoking a grant: %v %+v", k, sigs)
+	}
+	// Setting a password: the password and the session it ends, in one transaction (one txn).
+	if err := s.CreateSession(ctx, func() rescind.Session { x := session("s4", "u1"); x.UserEpoch = 1; return x }()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.SetPassword(ctx, "u1", "new", false, rev, rescind.SessionEnd{}); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ = signals(t, s, far); !slices.Equal(k, []string{"password_set", "session_ended"}) {
+		t.Fatalf("setting a password: %v", k)
+	}
+	// A client's secret changed; another change of the client is no signal.
+	name := "renamed"
+	if _, err := s.UpdateClient(ctx, "c1", rescind.ClientUpdate{Name: &name}); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ = signals(t, s, far); len(k) != 0 {
+		t.Fatalf("renaming a client: %v", k)
+	}
+	if _, err := s.RotateClientSecret(ctx, "c1", "h2", base.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if k, sigs = signals(t, s, far); !slices.Equal(k, []string{"client_secret_changed"}) || sigs[0].ClientID != "c1" || sigs[0].Change != "update" {
+		t.Fatalf("rotating a secret: %v %+v", k, sigs)
+	}
+	// A session that expires ends in the janitor's sweep (ExpireSessions).
+	exp := session("s5", "u1")
+	exp.UserEpoch = 2
+	if err := s.CreateSession(ctx, exp); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.ExpireSessions(ctx, exp.IdleExpiresAt.Add(time.Second), 10, rescind.SessionEnd{}); err != nil {
+		t.Fatal(err)
+	}
+	if k, sigs = signals(t, s, far); !slices.Equal(k, []string{"session_ended"}) || sigs[0].SessionID != "s5" {
+		t.Fatalf("a session expiring: %v %+v", k, sigs)
+	}
+	// Deleting the user.
+	if _, err := s.SaveGrant(ctx, grant("g2", "c1", "u1", "read")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.DeleteUser(ctx, "u1", rev, rescind.SessionEnd{}); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ = signals(t, s, far); !slices.Equal(k, []string{"grant_revoked", "user_deleted"}) {
+		t.Fatalf("deleting a user: %v", k)
+	}
+	// Deleting a receiver's client deletes its streams; others' stay.
+	if err := s.CreateSSFStream(ctx, ssfStream("c1-stream", "c1", rescind.SSFPoll), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteClient(ctx, "c1", base.Add(time.Hour), rescind.Revocation{Kind: rescind.RevokeClient, Key: "c1",
+		RevokedAt: base.Add(time.Hour), ExpiresAt: base.Add(2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetSSFStream(ctx, "c1-stream"); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("the deleted client's stream: %v; want ErrNotFound", err)
+	}
+	if _, err := s.GetSSFStream(ctx, "on"); err != nil {
+		t.Fatalf("another receiver's stream after the deletion: %v", err)
+	}
+}
