@@ -28,9 +28,9 @@ type IDSigner interface {
 	Algorithms() []string
 }
 
-// keySigner is the IDSigner over token.Signer as it is: one key in force (ES256 or EdDSA, per
-// --signing-alg) signs everything, whatever algorithm the client asked for. When the signer can
-// sign with a chosen algorithm (RS256 for every OpenID Provider), this is where it is used.
+// keySigner is the IDSigner of a Server given a Signer but no IDSigner (tests): the Signer's key
+// in force signs, whatever algorithm the client asked for. cmd/rescind gives an AlgSigner, which
+// honours each client's algorithm.
 type keySigner struct {
 	s   *token.Signer
 	now func() time.Time
