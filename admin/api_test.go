@@ -610,7 +610,7 @@ func TestMethodsAndPaths(t *testing.T) {
 		{"/admin/v1/keys/rotate", "POST"},
 		{"/admin/v1/keys/x/retire", "POST"},
 		{"/admin/v1/users", "GET, POST"},
-		{"/admin/v1/users/x", "DELETE"},
+		{"/admin/v1/users/x", "DELETE, PATCH"},
 		{"/admin/v1/users/x/sessions", "GET"},
 		{"/admin/v1/users/x/logout", "POST"},
 		{"/admin/v1/users/x/password", "PUT"},

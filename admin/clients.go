@@ -37,7 +37,7 @@ func (s *Server) handleUpdateClient(w http.ResponseWriter, r *http.Request) {
 	if !s.found(w, r, err, "client") {
 		return
 	}
-	u, err := updateOf(c, req)
+	u, err := updateOf(c, req, s.cfg.AllowLoopbackReceivers)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, metadataErrorCode(err), err.Error())
 		return
@@ -53,7 +53,7 @@ func (s *Server) handleUpdateClient(w http.ResponseWriter, r *http.Request) {
 
 // updateOf validates req as client creation does (the redirect URIs with c's own allowance)
 // and returns the change it asks of c.
-func updateOf(c rescind.Client, req UpdateClientRequest) (rescind.ClientUpdate, error) {
+func updateOf(c rescind.Client, req UpdateClientRequest, allowLoopback bool) (rescind.ClientUpdate, error) {
 	var u rescind.ClientUpdate
 	if req.Name != nil {
 		name, err := clientName(*req.Name)
@@ -98,6 +98,25 @@ func updateOf(c rescind.Client, req UpdateClientRequest) (rescind.ClientUpdate, 
 	if req.FirstParty != nil {
 		v := *req.FirstParty
 		u.FirstParty = &v
+	}
+	// The OpenID Connect fields, validated together as creation does.
+	if req.IDTokenAlg != nil || req.PostLogoutRedirectURIs != nil || req.BackchannelLogoutURI != nil || req.BackchannelLogoutSessionRequired != nil {
+		o := c
+		if err := applyOIDC(&o, oidcOf(c, req), allowLoopback); err != nil {
+			return u, err
+		}
+		if req.IDTokenAlg != nil {
+			u.IDTokenAlg = &o.IDTokenAlg
+		}
+		if req.PostLogoutRedirectURIs != nil {
+			u.PostLogoutRedirectURIs = &o.PostLogoutRedirectURIs
+		}
+		if req.BackchannelLogoutURI != nil {
+			u.BackchannelLogoutURI = &o.BackchannelLogoutURI
+		}
+		if req.BackchannelLogoutSessionRequired != nil {
+			u.BackchannelLogoutSessionRequired = &o.BackchannelLogoutSessionRequired
+		}
 	}
 	return u, nil
 }

@@ -18,6 +18,8 @@ type tokenResponse struct {
 	ExpiresIn    int64  `json:"expires_in"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
+	// IDToken is the OpenID Connect ID token (OpenID Connect Core 1.0 §3.1.3.3).
+	IDToken string `json:"id_token,omitempty"`
 }
 
 // handleToken is the token endpoint, RFC 6749 §3.2: the client credentials (§4.4),
