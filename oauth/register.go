@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -309,14 +310,47 @@ func (s *Server) clientScopes(client rescind.Client, requested string) []string 
 }
 
 // clientCredentialsScopes returns the scopes client may be granted by client credentials, where
-// no person consents: its own, or, for a client that registered itself without naming any, the
-// server's configured scopes (which it could have registered), never "any": else holding an
-// initial access token would be holding every scope of every resource server.
-func (s *Server) clientCredentialsScopes(client rescind.Client) []string {
-	if !client.SelfRegistered() || len(client.Scopes) > 0 {
+// no person consents. An operator's client gets its own. A client that registered itself gets
+// its own, or without any the server's configured scopes, and in both cases only those among
+// the scopes the server publishes now (scopesSupported: --scopes, else the scopes of the
+// operator's clients), never "any": else holding an initial access token would be holding
+// every scope of every resource server. The bound is read at every request, so narrowing
+// --scopes or the operator's clients narrows what such clients already registered get.
+func (s *Server) clientCredentialsScopes(ctx context.Context, client rescind.Client) []string {
+	if !client.SelfRegistered() {
 		return client.Scopes
 	}
-	return s.scopes
+	supported := s.scopesSupported(ctx)
+	if len(client.Scopes) == 0 {
+		return supported
+	}
+	var out []string
+	for _, sc := range client.Scopes {
+		if slices.Contains(supported, sc) {
+			out = append(out, sc)
+		}
+	}
+	if out == nil {
+		out = []string{} // none of its own is published: nothing, not "any"
+	}
+	return out
+}
+
+// checkUnconsentedScopes refuses a registration of rc that names, for the client credentials
+// grant (where no person consents), a scope the server does not publish (scopesSupported):
+// with --scopes unset, registeredScopes accepts any scope-token, which must not become a scope
+// an initial access token confers on its own.
+func (s *Server) checkUnconsentedScopes(ctx context.Context, rc registeredClient) *Error {
+	if !slices.Contains(rc.grantTypes, rescind.GrantClientCredentials) || len(s.scopes) > 0 {
+		return nil // with --scopes, registeredScopes already bounded them
+	}
+	supported := s.scopesSupported(ctx)
+	for _, sc := range rc.scopes {
+		if !slices.Contains(supported, sc) {
+			return metadataError(fmt.Sprintf("scope %s is not one this server supports (scopes_supported) for client_credentials", quoteValue(sc)))
+		}
+	}
+	return nil
 }
 
 // registrationURI is the registration_client_uri of client id (RFC 7592 §1).
@@ -362,6 +396,9 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc, perr := s.validateMetadata(md, open)
+	if perr == nil {
+		perr = s.checkUnconsentedScopes(r.Context(), rc)
+	}
 	if perr != nil {
 		writeError(w, perr)
 		return
@@ -530,6 +567,9 @@ func (s *Server) handleUpdateRegistration(w http.ResponseWriter, r *http.Request
 		md.TokenEndpointAuthMethod = rescind.AuthMethodNone // the default is the client's own type
 	}
 	rc, perr := s.validateMetadata(md, s.registration == RegisterOpen && c.Public)
+	if perr == nil {
+		perr = s.checkUnconsentedScopes(r.Context(), rc)
+	}
 	if perr != nil {
 		writeError(w, perr)
 		return

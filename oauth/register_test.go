@@ -449,17 +449,20 @@ func TestRegistrationOff(t *testing.T) {
 // TestSelfRegisteredClientCredentialsScopes: a confidential client that registered itself
 // (with an initial access token) gets by client credentials, where no person consents, only
 // the scopes it registered, or without any, the server's configured scopes; never a scope it
-// merely asks for.
+// merely asks for. Without --scopes, it may register only scopes the server publishes (those
+// of the operator's clients: here read, write, photos.read), never any scope-token (audit 16 #1).
 func TestSelfRegisteredClientCredentialsScopes(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		supported []string
 		register  string // scope registered
 		ask       string // scope asked at the token endpoint
-		want      string // scope granted; "" for invalid_scope
+		want      string // scope granted; "" for invalid_scope; "refused" for a refused registration
 	}{
-		{"registered: within", nil, "read write", "write", "write"},
+		{"registered: within the operators' scopes, none configured", nil, "read write", "write", "write"},
+		{"registered: beyond the operators' scopes, none configured", nil, "read admin", "admin", "refused"},
 		{"registered: beyond", nil, "read", "admin", ""},
+		{"registered: within, configured", []string{"read", "admin"}, "admin", "admin", "admin"},
 		{"none registered, none configured: asked", nil, "", "admin", ""},
 		{"none registered, configured: within", []string{"read", "write"}, "", "read", "read"},
 		{"none registered, configured: beyond", []string{"read", "write"}, "", "admin", ""},
@@ -474,6 +477,10 @@ func TestSelfRegisteredClientCredentialsScopes(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := e.register(`{"grant_types":["client_credentials"],"scope":"`+tc.register+`"}`, text)
+			if tc.want == "refused" {
+				wantError(t, r, 400, "invalid_client_metadata")
+				return
+			}
 			if r.status != http.StatusCreated {
 				t.Fatalf("registration: %d %s", r.status, r.body)
 			}
@@ -488,5 +495,38 @@ func TestSelfRegisteredClientCredentialsScopes(t *testing.T) {
 				t.Fatalf("%d %s; want scope %q", tr.status, tr.body, tc.want)
 			}
 		})
+	}
+}
+
+// TestSelfRegisteredClientCredentialsScopesFollowPublished: the bound on a self-registered
+// client's client-credentials scopes is what the server publishes at the token request, not at
+// registration: once no operator's client has write any more, a client that registered write
+// with an initial access token no longer gets it, while read still works (audit 16 #1).
+func TestSelfRegisteredClientCredentialsScopesFollowPublished(t *testing.T) {
+	e := newEnvWith(t, registrationMode(oauth.RegisterWithToken))
+	ctx := context.Background()
+	text, hash, _ := token.NewStored(token.InitialAccessPrefix)
+	if err := e.store.CreateRegistrationToken(ctx, rescind.RegistrationToken{ID: "iat", Hash: hash,
+		CreatedAt: e.clock(), ExpiresAt: e.clock().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	reg := e.register(`{"grant_types":["client_credentials"],"scope":"read write"}`, text).registration(t)
+	ask := func(scope string) resp {
+		return e.do(req{path: "/oauth2/token", body: url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}.Encode(),
+			user: reg.ClientID, pass: reg.ClientSecret})
+	}
+	if r := ask("write"); r.status != 200 {
+		t.Fatalf("before: %d %s", r.status, r.body)
+	}
+	read := []string{"read"}
+	for _, id := range []string{"app", "webapp"} { // the operator's clients with write
+		if _, err := e.store.UpdateClient(ctx, id, rescind.ClientUpdate{Scopes: &read}); err != nil {
+			t.Fatal(err)
+		}
+		e.clients.Invalidate(id)
+	}
+	wantError(t, ask("write"), 400, "invalid_scope")
+	if r := ask(""); r.status != 200 || r.json(t)["scope"] != "read" {
+		t.Fatalf("no scope asked: %d %s; want scope read", r.status, r.body)
 	}
 }
