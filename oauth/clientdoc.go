@@ -45,6 +45,15 @@ func (s *Server) documentClient(r *http.Request, id string) (rescind.Client, str
 	case err != nil:
 		return rescind.Client{}, "The app's metadata document (its client_id) could not be fetched."
 	}
+	if len(s.scopes) > 0 && len(c.Scopes) > 0 {
+		// --scopes bounds these clients as it bounds registrations (audit 16 #4): the document's
+		// scopes beyond it are dropped; one naming none of them is refused, not given all.
+		kept := intersectScopes(c.Scopes, s.scopes)
+		if len(kept) == 0 {
+			return rescind.Client{}, "The app's metadata document (its client_id) cannot be used: it names no scope this server supports."
+		}
+		c.Scopes = kept
+	}
 	c.TokenFormat = s.selfTokenFormat
 	return c, ""
 }

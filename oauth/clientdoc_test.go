@@ -212,3 +212,61 @@ func TestClientMetadataDocumentsOffAndLimited(t *testing.T) {
 		}
 	}
 }
+
+// TestClientMetadataDocumentScopesBounded: --scopes bounds a metadata-document client as it
+// bounds a registration (audit 16 #4): its document's scopes beyond --scopes are dropped (asking
+// for one is invalid_scope; the consent page never shows it), and a document naming none of
+// them is refused. A self-registered client stored with a scope --scopes no longer has (as
+// after narrowing it) cannot ask for it either.
+func TestClientMetadataDocumentScopesBounded(t *testing.T) {
+	h := newDocHost(t)
+	e := newEnvWith(t, func(e *env, c *oauth.Config) {
+		withDocuments(h, nil)(e, c)
+		c.ScopesSupported = []string{"read"}
+	})
+	const redirect = "https://agent.example/cb"
+	publish := func(path, scope string) string {
+		id := h.URL + path
+		h.mu.Lock()
+		h.docs[path] = fmt.Sprintf(`{"client_id":%q,"client_name":"Doc","redirect_uris":[%q],"scope":%q}`, id, redirect, scope)
+		h.mu.Unlock()
+		return id
+	}
+	b := e.browser()
+	b.login("alice")
+	verifier, challenge := pkcePair("m")
+	refusedScope := func(client string) {
+		t.Helper()
+		res, _ := b.get("/oauth2/authorize?" + authorizeQuery(client, redirect, "admin", challenge))
+		u, _ := url.Parse(res.Header.Get("Location"))
+		if res.StatusCode != http.StatusSeeOther || u.Query().Get("error") != "invalid_scope" {
+			t.Fatalf("%s asking for admin: %d %q; want invalid_scope", client, res.StatusCode, res.Header.Get("Location"))
+		}
+	}
+
+	wide := publish("/wide.json", "read admin")
+	refusedScope(wide)
+	res, page := b.get("/oauth2/authorize?" + authorizeQuery(wide, redirect, "", challenge))
+	if res.StatusCode != http.StatusOK || !strings.Contains(page, "<li>read</li>") || strings.Contains(page, "admin") {
+		t.Fatalf("consent page %d should show read and not admin:\n%s", res.StatusCode, page)
+	}
+	form := codeForm(b.approve(authorizeQuery(wide, redirect, "read", challenge)).Get("code"), redirect, verifier)
+	form.Set("client_id", wide)
+	if r := e.do(req{path: "/oauth2/token", body: form.Encode()}); r.status != 200 || r.json(t)["scope"] != "read" {
+		t.Fatalf("token: %d %s; want scope read", r.status, r.body)
+	}
+	if c, _ := e.store.GetClient(context.Background(), wide); len(c.Scopes) != 1 || c.Scopes[0] != "read" {
+		t.Fatalf("stored scopes %v, want [read]", c.Scopes)
+	}
+
+	only := publish("/admin.json", "admin")
+	res, page = b.get("/oauth2/authorize?" + authorizeQuery(only, redirect, "", challenge))
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(page, "names no scope this server supports") {
+		t.Fatalf("a document naming only unsupported scopes: %d\n%s", res.StatusCode, page)
+	}
+
+	// A dynamic client stored with admin, as registered before --scopes was narrowed to read.
+	e.addClient(t, rescind.Client{ID: "olddyn", Name: "Old", Public: true, GrantTypes: []string{rescind.GrantAuthorizationCode},
+		RedirectURIs: []string{redirect}, Scopes: []string{"read", "admin"}, Registration: rescind.RegistrationDynamic})
+	refusedScope("olddyn")
+}

@@ -298,15 +298,35 @@ func (s *Server) registeredScopes(scope string) ([]string, *Error) {
 
 // clientScopes returns the scopes client may be granted, given what it asks for now: its own.
 // A client that registered itself without naming any may ask for the server's configured scopes
-// or, if none are configured, for any: the person it asks consents to each one.
+// or, if none are configured, for any: the person it asks consents to each one. A
+// self-registered client's own scopes are bounded by the configured ones (--scopes) as they are
+// now: narrowing --scopes narrows clients registered before (audit 16 #4).
 func (s *Server) clientScopes(client rescind.Client, requested string) []string {
-	if !client.SelfRegistered() || len(client.Scopes) > 0 {
+	if !client.SelfRegistered() {
+		return client.Scopes
+	}
+	if len(client.Scopes) > 0 {
+		if len(s.scopes) > 0 {
+			return intersectScopes(client.Scopes, s.scopes)
+		}
 		return client.Scopes
 	}
 	if len(s.scopes) > 0 {
 		return s.scopes
 	}
 	return strings.Fields(requested)
+}
+
+// intersectScopes returns the scopes of have that are among bound, in have's order; never nil,
+// so that none is not mistaken for "any".
+func intersectScopes(have, bound []string) []string {
+	out := []string{}
+	for _, sc := range have {
+		if slices.Contains(bound, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out
 }
 
 // clientCredentialsScopes returns the scopes client may be granted by client credentials, where
@@ -324,16 +344,7 @@ func (s *Server) clientCredentialsScopes(ctx context.Context, client rescind.Cli
 	if len(client.Scopes) == 0 {
 		return supported
 	}
-	var out []string
-	for _, sc := range client.Scopes {
-		if slices.Contains(supported, sc) {
-			out = append(out, sc)
-		}
-	}
-	if out == nil {
-		out = []string{} // none of its own is published: nothing, not "any"
-	}
-	return out
+	return intersectScopes(client.Scopes, supported) // none published: nothing, not "any"
 }
 
 // checkUnconsentedScopes refuses a registration of rc that names, for the client credentials
