@@ -301,10 +301,18 @@ func (s *Server) registeredScopes(scope string) ([]string, *Error) {
 // or, if none are configured, for any: the person it asks consents to each one. A
 // self-registered client's own scopes are bounded by the configured ones (--scopes) as they are
 // now: narrowing --scopes narrows clients registered before (audit 16 #4).
+//
+// An operator's limit of a self-registered client (Client.ScopeLimit) bounds all of this.
 func (s *Server) clientScopes(client rescind.Client, requested string) []string {
 	if !client.SelfRegistered() {
 		return client.Scopes
 	}
+	return limitScopes(client, s.selfScopes(client, requested))
+}
+
+// selfScopes returns what clientScopes allows a self-registered client but for an operator's
+// limit.
+func (s *Server) selfScopes(client rescind.Client, requested string) []string {
 	if len(client.Scopes) > 0 {
 		if len(s.scopes) > 0 {
 			return intersectScopes(client.Scopes, s.scopes)
@@ -315,6 +323,14 @@ func (s *Server) clientScopes(client rescind.Client, requested string) []string 
 		return s.scopes
 	}
 	return strings.Fields(requested)
+}
+
+// limitScopes returns scopes within client's operator limit (Client.ScopeLimit), if it has one.
+func limitScopes(client rescind.Client, scopes []string) []string {
+	if client.ScopeLimit == nil {
+		return scopes
+	}
+	return intersectScopes(scopes, client.ScopeLimit)
 }
 
 // intersectScopes returns the scopes of have that are among bound, in have's order; never nil,
@@ -333,8 +349,8 @@ func intersectScopes(have, bound []string) []string {
 // no person consents. An operator's client gets its own. A client that registered itself gets
 // its own, or without any the server's configured scopes, and in both cases only those among
 // the scopes the server publishes now (scopesSupported: --scopes, else the scopes of the
-// operator's clients), never "any": else holding an initial access token would be holding
-// every scope of every resource server. The bound is read at every request, so narrowing
+// operator's clients) and within its operator limit (Client.ScopeLimit), never "any": else
+// holding an initial access token would be holding every scope of every resource server. The bound is read at every request, so narrowing
 // --scopes or the operator's clients narrows what such clients already registered get.
 func (s *Server) clientCredentialsScopes(ctx context.Context, client rescind.Client) []string {
 	if !client.SelfRegistered() {
@@ -342,26 +358,9 @@ func (s *Server) clientCredentialsScopes(ctx context.Context, client rescind.Cli
 	}
 	supported := s.scopesSupported(ctx)
 	if len(client.Scopes) == 0 {
-		return supported
+		return limitScopes(client, supported)
 	}
-	return intersectScopes(client.Scopes, supported) // none published: nothing, not "any"
-}
-
-// checkUnconsentedScopes refuses a registration of rc that names, for the client credentials
-// grant (where no person consents), a scope the server does not publish (scopesSupported):
-// with --scopes unset, registeredScopes accepts any scope-token, which must not become a scope
-// an initial access token confers on its own.
-func (s *Server) checkUnconsentedScopes(ctx context.Context, rc registeredClient) *Error {
-	if !slices.Contains(rc.grantTypes, rescind.GrantClientCredentials) || len(s.scopes) > 0 {
-		return nil // with --scopes, registeredScopes already bounded them
-	}
-	supported := s.scopesSupported(ctx)
-	for _, sc := range rc.scopes {
-		if !slices.Contains(supported, sc) {
-			return metadataError(fmt.Sprintf("scope %s is not one this server supports (scopes_supported) for client_credentials", quoteValue(sc)))
-		}
-	}
-	return nil
+	return limitScopes(client, intersectScopes(client.Scopes, supported)) // none published: nothing, not "any"
 }
 
 // registrationURI is the registration_client_uri of client id (RFC 7592 §1).
@@ -407,9 +406,6 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc, perr := s.validateMetadata(md, open)
-	if perr == nil {
-		perr = s.checkUnconsentedScopes(r.Context(), rc)
-	}
 	if perr != nil {
 		writeError(w, perr)
 		return
@@ -578,9 +574,6 @@ func (s *Server) handleUpdateRegistration(w http.ResponseWriter, r *http.Request
 		md.TokenEndpointAuthMethod = rescind.AuthMethodNone // the default is the client's own type
 	}
 	rc, perr := s.validateMetadata(md, s.registration == RegisterOpen && c.Public)
-	if perr == nil {
-		perr = s.checkUnconsentedScopes(r.Context(), rc)
-	}
 	if perr != nil {
 		writeError(w, perr)
 		return
