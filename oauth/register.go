@@ -13,10 +13,10 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/clientdoc"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/redirect"
 	"github.com/rescind/rescind/internal/secret"
@@ -269,8 +269,9 @@ func clientName(name string) (string, *Error) {
 	if name == "" {
 		return defaultClientName, nil
 	}
-	if len(name) > maxClientName || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
-		return "", metadataError(fmt.Sprintf("client_name must be printable UTF-8 of at most %d bytes", maxClientName))
+	if len(name) > maxClientName || !clientdoc.ValidName(name) {
+		return "", metadataError(fmt.Sprintf("client_name must be printable UTF-8 of at most %d bytes, without control, "+
+			"format (bidirectional or zero-width) or separator characters", maxClientName))
 	}
 	return name, nil
 }

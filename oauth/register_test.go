@@ -105,6 +105,9 @@ func TestOpenRegistration(t *testing.T) {
 		{"scope not a string", `{"redirect_uris":["https://a.example/cb"],"scope":["read"]}`, 400, "invalid_client_metadata"},
 		{"a name too long", `{"redirect_uris":["https://a.example/cb"],"client_name":"` + strings.Repeat("n", 201) + `"}`, 400, "invalid_client_metadata"},
 		{"a name with a control character", `{"redirect_uris":["https://a.example/cb"],"client_name":"a\u0007b"}`, 400, "invalid_client_metadata"},
+		{"a name with a right-to-left override", `{"redirect_uris":["https://a.example/cb"],"client_name":"Rescind \u202eppA nimdA\u202c"}`, 400, "invalid_client_metadata"},
+		{"a name with a zero-width space", `{"redirect_uris":["https://a.example/cb"],"client_name":"Resc\u200bind"}`, 400, "invalid_client_metadata"},
+		{"a name with a line separator", `{"redirect_uris":["https://a.example/cb"],"client_name":"a\u2028b"}`, 400, "invalid_client_metadata"},
 		{"an unknown token format", `{"redirect_uris":["https://a.example/cb"],"token_format":"paseto"}`, 400, "invalid_client_metadata"},
 		{"not an object", `["https://a.example/cb"]`, 400, "invalid_client_metadata"},
 		{"two objects", `{"redirect_uris":["https://a.example/cb"]}{}`, 400, "invalid_client_metadata"},
@@ -126,6 +129,10 @@ func TestOpenRegistration(t *testing.T) {
 		{"none given: public, JWT access tokens", `{"redirect_uris":["https://a.example/cb"]}`, func(g registration) bool {
 			return g.TokenEndpointAuthMethod == "none" && g.ClientName == "Unnamed app" && g.TokenFormat == "jwt"
 		}},
+		{"a name in other scripts (only control, format and separator characters are refused)",
+			`{"redirect_uris":["https://a.example/cb"],"client_name":"Café 日本 مرحبا"}`, func(g registration) bool {
+				return g.ClientName == "Café 日本 مرحبا"
+			}},
 		{"opaque access tokens", `{"redirect_uris":["https://a.example/cb"],"token_format":"opaque"}`, func(g registration) bool {
 			return g.TokenFormat == ""
 		}},

@@ -415,8 +415,8 @@ func (r *Resolver) parse(id string, body []byte) (rescind.Client, error) {
 		}
 	}
 	name := strings.TrimSpace(d.ClientName)
-	if len(name) > 200 || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
-		return rescind.Client{}, &Error{"its client_name must be printable UTF-8 of at most 200 bytes"}
+	if len(name) > 200 || !ValidName(name) {
+		return rescind.Client{}, &Error{"its client_name must be printable UTF-8 of at most 200 bytes, without bidirectional or zero-width characters"}
 	}
 	if name == "" {
 		u, _ := url.Parse(id)
@@ -441,4 +441,15 @@ func mustAddr(ip net.IP) netip.Addr {
 		return netip.AddrFrom4([4]byte(v4))
 	}
 	return netip.AddrFrom16([16]byte(ip.To16()))
+}
+
+// ValidName reports whether name, a client_name a client gives itself and that people are shown
+// (consent page, connected apps, client list), is valid UTF-8 without control characters (Cc),
+// format characters (Cf: bidirectional overrides and isolates such as U+202E, zero-width
+// characters such as U+200B, which let a name display as another: "Rescind \u202eppA nimdA")
+// or line and paragraph separators (Zl, Zp). The length is the caller's to bound.
+func ValidName(name string) bool {
+	return utf8.ValidString(name) && !strings.ContainsFunc(name, func(r rune) bool {
+		return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+	})
 }

@@ -127,6 +127,8 @@ func TestResolve(t *testing.T) {
 		{"client_secret_basic", jsonDoc(strings.Replace(validDoc(id), `"token_endpoint_auth_method":"none"`, `"token_endpoint_auth_method":"client_secret_basic"`, 1), ""), "none"},
 		{"private_key_jwt", jsonDoc(strings.Replace(validDoc(id), `"token_endpoint_auth_method":"none"`, `"token_endpoint_auth_method":"private_key_jwt"`, 1), ""), "none"},
 		{"no redirect URIs", jsonDoc(`{"client_id":"`+id+`"}`, ""), "redirect_uris"},
+		{"a name with a right-to-left override", jsonDoc(strings.Replace(validDoc(id), `"Agent"`, `"Rescind \u202eppA nimdA\u202c"`, 1), ""), "client_name"},
+		{"a name with a zero-width space", jsonDoc(strings.Replace(validDoc(id), `"Agent"`, `"Ag\u200bent"`, 1), ""), "client_name"},
 		{"a javascript: redirect URI", jsonDoc(`{"client_id":"`+id+`","redirect_uris":["javascript:alert(1)"]}`, ""), "javascript"},
 		{"a redirect URI with a fragment", jsonDoc(`{"client_id":"`+id+`","redirect_uris":["https://a.example/cb#x"]}`, ""), "fragment"},
 		{"client_credentials", jsonDoc(`{"client_id":"`+id+`","redirect_uris":["https://a.example/cb"],"grant_types":["client_credentials"]}`, ""), "grant_types"},
@@ -435,4 +437,30 @@ func FuzzDocument(f *testing.F) {
 			t.Fatalf("accepted a redirect URI: %v", err)
 		}
 	})
+}
+
+// TestValidName: a name people are shown may not hide what it says: control, format
+// (bidirectional, zero-width) and separator characters are refused, other scripts are not
+// (audit 16 #7).
+func TestValidName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{
+		{"Agent", true},
+		{"Café 日本 مرحبا עברית", true},
+		{"a\u0007b", false},
+		{"Rescind \u202eppA nimdA\u202c", false}, // right-to-left override, pop
+		{"Resc\u200bind", false},                 // zero-width space
+		{"Resc\u200dind", false},                 // zero-width joiner
+		{"\u2067Admin\u2069", false},             // right-to-left isolate
+		{"\ufeffAgent", false},                   // byte order mark
+		{"a\u2028b", false},                      // line separator
+		{"a\u2029b", false},                      // paragraph separator
+		{"\xff", false},
+	} {
+		if got := ValidName(tc.name); got != tc.want {
+			t.Errorf("ValidName(%q) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }
