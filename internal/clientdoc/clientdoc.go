@@ -200,12 +200,34 @@ func (r *Resolver) checkURL(id string) error {
 			return &Error{"its URL must not have . or .. path segments"}
 		}
 	}
+	// One spelling per document: the URL is the client's id, and a deleted client's id stays
+	// refused (its cut-off) only as that exact string, so a second spelling of the same URL
+	// ("HOST", ":443", "host.", a lone "?", "%61") would bring the client back.
+	if id != canonicalURL(u) {
+		return &Error{"its URL must be written in its canonical form (lower-case host, no default port or trailing dot, no needless escapes)"}
+	}
 	if ip := net.ParseIP(u.Hostname()); ip != nil {
 		if err := (safehttp.Policy{AllowLoopback: r.cfg.AllowLoopback}).Check(mustAddr(ip)); err != nil {
 			return &Error{"its host is not a public internet address"}
 		}
 	}
 	return nil
+}
+
+// canonicalURL is u written one way: scheme and host in lower case, without the scheme's
+// default port, the path escaped only where it must be, the query (if not empty) as it is.
+func canonicalURL(u *url.URL) string {
+	host := strings.ToLower(u.Host)
+	if port := u.Port(); (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
+		host = strings.ToLower(u.Hostname())
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+	}
+	if strings.HasSuffix(strings.TrimSuffix(host, ":"+u.Port()), ".") {
+		return "" // a trailing dot: never canonical
+	}
+	return (&url.URL{Scheme: strings.ToLower(u.Scheme), Host: host, Path: u.Path, RawQuery: u.RawQuery}).String()
 }
 
 func loopbackHost(h string) bool {

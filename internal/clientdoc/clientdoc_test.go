@@ -169,6 +169,17 @@ func TestClientIDForm(t *testing.T) {
 	}{
 		{"https://agent.example/client.json", true, true},
 		{"https://agent.example:8443/oauth/client?v=1", true, true},
+		// One spelling per URL (audit 16, unverified point): a deleted client's URL stays refused
+		// only as written, so other spellings of it are not client ids.
+		{"https://Agent.example/client.json", false, false},
+		{"HTTPS://agent.example/client.json", false, false},
+		{"https://agent.example:443/client.json", false, false},
+		{"https://agent.example./client.json", false, false},
+		{"https://agent.example/client.json?", false, false},
+		{"https://agent.example/%63lient.json", false, false},
+		{"https://agent.example/client%20x.json", true, true}, // an escape that is needed
+		{"https://[2606:4700::1]/c.json", true, true},
+		{"https://[2606:4700::1]:443/c.json", false, false},
 		{"https://agent.example", false, false},  // no path
 		{"https://agent.example/", false, false}, // no path
 		{"http://agent.example/client.json", false, false},
