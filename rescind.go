@@ -352,6 +352,12 @@ type User struct {
 	// checking the password (Session.UserEpoch), so a sign-in that raced such a change does not
 	// outlive it.
 	Epoch int64
+	// DeviceEpoch counts the times every browser the person signed in on was forgotten
+	// (SessionFilter.ForgetDevices: signing out everywhere, an operator's user logout): the
+	// login page's device cookies are bound to it. A new password does not move it, so that
+	// the person is not locked out of their own browsers while someone else's guesses keep the
+	// username's rate limit empty.
+	DeviceEpoch int64
 }
 
 // Grant is a person's consent for one client to act with a set of scopes: the unit of
@@ -614,7 +620,9 @@ type Store interface {
 	// ExpiresAt set: the record lives until the earlier of the session's absolute expiry and
 	// its idle expiry as stored when it ends, whoever ends it) is
 	// written, with an audit entry if rev.Actor is set. A filter without ID also moves the
-	// user's Epoch. It returns the records written, none if nothing matched.
+	// user's Epoch (and with ForgetDevices their DeviceEpoch), unless it has SignedInBy, which
+	// moves nothing and writes its audit entry only if a session ended. It returns the records
+	// written, none if nothing matched.
 	EndSessions(ctx context.Context, f SessionFilter, rev Revocation) ([]Revocation, error)
 
 	// SaveGrant records consent: if an active grant exists for g.ClientID and g.UserID, its

@@ -66,4 +66,13 @@ func (s Session) Active(now time.Time) bool {
 // or every other one) moves the user's Epoch: a sign-in under way does not survive it.
 type SessionFilter struct {
 	UserID, ID, ExceptID string
+	// SignedInBy, if not zero, selects only the sessions created at or before it: what someone
+	// holding only a copy of a session's cookie may end (that session and older ones, never a
+	// sign-in made after it). Such a filter never moves the user's Epoch (a sign-in under way
+	// makes a later session, which it does not cover), and writes its audit entry only if it
+	// ended a session: pressing it again and again changes nothing and records nothing.
+	SignedInBy time.Time
+	// ForgetDevices, with a filter that moves the Epoch, also moves the user's DeviceEpoch: the
+	// browsers the person signed in on are no longer remembered (User.DeviceEpoch).
+	ForgetDevices bool
 }

@@ -114,13 +114,15 @@ func (s *Server) handleUserSessions(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleLogoutUser ends every sign-in session of a person: each instance refuses them once this
-// answers (the person's grants, and so the apps' tokens, are untouched).
+// answers (the person's grants, and so the apps' tokens, are untouched). The browsers they
+// signed in on are forgotten too (their device cookies no longer spare them the username's
+// login rate limit).
 func (s *Server) handleLogoutUser(w http.ResponseWriter, r *http.Request) {
 	u, err := s.cfg.Store.GetUserByUsername(r.Context(), r.PathValue("username"))
 	if !s.found(w, r, err, "user") {
 		return
 	}
-	revs, err := s.cfg.Committer.EndSessions(r.Context(), rescind.SessionFilter{UserID: u.ID}, rescind.Revocation{
+	revs, err := s.cfg.Committer.EndSessions(r.Context(), rescind.SessionFilter{UserID: u.ID, ForgetDevices: true}, rescind.Revocation{
 		RevokedAt: s.cfg.Now(), Actor: "admin", Reason: "user logout"})
 	if err != nil {
 		s.cfg.Logger.ErrorContext(r.Context(), "ending sessions", "err", err)

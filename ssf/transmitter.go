@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
+	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -449,12 +449,14 @@ func (t *Transmitter) checkPushEndpoint(raw string) error {
 	return nil
 }
 
+// newStreamID returns a random 128-bit stream id in lowercase base32, as client ids are: never
+// starting with "-", so that a command line cannot take it for a flag.
 func newStreamID() (string, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
 }
 
 // handleCreateStream creates a stream, SSF 1.0 §8.1.1.1: 201 with its configuration.

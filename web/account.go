@@ -35,6 +35,10 @@ func loginKeys(r *http.Request, username string) []string {
 // attempt comes from.
 func userKey(username string) string { return "login-user:" + username }
 
+// deviceKey is the UserLimiter bucket of a login attempt made with a device cookie: that
+// cookie's own (its nonce), instead of the username's.
+func deviceKey(nonce string) string { return "login-device:" + nonce }
+
 // UsernameHash identifies a typed username in logs without the text: the first 8 bytes of its
 // SHA-256, in hex. A person who types their password into the username field must not find it
 // in the log; an operator can still tell repeated attempts on one name apart from a spray, and
@@ -115,14 +119,13 @@ func (s *Server) HandleLogin(w http.ResponseWriter, r *http.Request) {
 	ctx := secret.WithClaimant(r.Context(), clientip.Network(r.RemoteAddr))
 	u, err := s.cfg.Users.Authenticate(ctx, username, password)
 	if errors.Is(err, ErrBadCredentials) {
+		s.loginFailed(res)
 		s.cfg.Logger.WarnContext(r.Context(), "failed login", "username_hash", UsernameHash(username), "remote", r.RemoteAddr)
 		s.render(w, http.StatusUnauthorized, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
 			"Username": username, "Error": "Wrong username or password."})
 		return
 	}
-	for _, rv := range res {
-		rv.Refund() // not a failed attempt: a success, or the server could not tell
-	}
+	res.refund() // not a failed attempt: a success, or the server could not tell
 	if errors.Is(err, secret.ErrShareInUse) {
 		s.cfg.Logger.WarnContext(r.Context(), "security: login refused: this address's share of the password checks is in use", "remote", r.RemoteAddr)
 		w.Header().Set("Retry-After", "1")
@@ -146,8 +149,11 @@ func (s *Server) HandleLogin(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, "authenticating user", err)
 		return
 	}
+	var signIn *ratelimit.Reservation
 	if s.cfg.SignInLimiter != nil {
-		if _, ok, retry := s.cfg.SignInLimiter.Reserve("signin:" + u.ID); !ok {
+		var ok bool
+		var retry time.Duration
+		if signIn, ok, retry = s.cfg.SignInLimiter.Reserve("signin:" + u.ID); !ok {
 			s.cfg.Logger.WarnContext(r.Context(), "security: sign-ins of one person rate limited", "user", u.Username, "remote", r.RemoteAddr)
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry/time.Second))))
 			s.render(w, http.StatusTooManyRequests, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r), "Next": next,
@@ -156,6 +162,9 @@ func (s *Server) HandleLogin(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	_, err = s.sessions.Start(w, r, u)
+	if err != nil {
+		signIn.Refund() // no session was made: nothing to bound
+	}
 	if errors.Is(err, rescind.ErrUserChanged) {
 		// The person's sessions were ended (a new password, signing out everywhere) while this
 		// sign-in was checked: it must not survive that.
@@ -173,50 +182,85 @@ func (s *Server) HandleLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
+// loginReservation is what a login attempt took from the limiters before its check.
+type loginReservation struct {
+	res []*ratelimit.Reservation
+	// user is the username's UserLimiter bucket, when the attempt was let through by its
+	// device cookie's bucket instead: a failure is charged to it too.
+	user string
+}
+
+// refund gives the attempt's tokens back: it did not fail.
+func (l loginReservation) refund() {
+	for _, rv := range l.res {
+		rv.Refund()
+	}
+}
+
+// loginFailed charges a failed attempt that its device cookie let through to the username's
+// bucket as well (without refusing anything): a device cookie spares its browser the
+// username's bucket while others empty it, but adds no guesses of its own to the username's
+// (a copy of the cookie in someone else's hands is worth at most the cookie's own bucket, once).
+func (s *Server) loginFailed(l loginReservation) {
+	if l.user != "" && s.cfg.UserLimiter != nil {
+		s.cfg.UserLimiter.Fail(l.user)
+	}
+}
+
 // reserveLogin takes a login attempt's tokens: from Limiter (its network, and the username
-// there) and, unless this browser signed the same username in before (its device cookie),
-// from UserLimiter (the username wherever the attempt comes from). If a bucket is empty nothing
-// is taken, ok is false and retryAfter says when to try again.
-func (s *Server) reserveLogin(r *http.Request, username string) (res []*ratelimit.Reservation, ok bool, retryAfter time.Duration) {
+// there) and from UserLimiter: the bucket of this browser's device cookie if it carries a
+// valid one for username (it signed the person in before, and the person has not forgotten
+// their browsers since) and that bucket has a token; otherwise the username's, wherever the
+// attempt comes from. So guesses from elsewhere that empty the username's bucket do not lock
+// the person out of their own browsers, and a device cookie whose own bucket is empty (its
+// holder guesses) is trusted no more than none. If a bucket is empty nothing is taken, ok is
+// false and retryAfter says when to try again.
+func (s *Server) reserveLogin(r *http.Request, username string) (res loginReservation, ok bool, retryAfter time.Duration) {
 	if s.cfg.Limiter != nil {
 		a, ok, retry := s.cfg.Limiter.Reserve(loginKeys(r, username)...)
 		if !ok {
-			return nil, false, retry
+			return res, false, retry
 		}
-		res = append(res, a)
+		res.res = append(res.res, a)
 	}
-	if s.cfg.UserLimiter != nil && !s.knownDevice(r, username) {
-		u, ok, retry := s.cfg.UserLimiter.Reserve(userKey(username))
-		if !ok {
-			for _, a := range res {
-				a.Refund() // not checked: not a failed attempt of this network
-			}
-			return nil, false, retry
+	if s.cfg.UserLimiter == nil {
+		return res, true, 0
+	}
+	if nonce, known := s.knownDevice(r, username); known {
+		if d, ok, _ := s.cfg.UserLimiter.Reserve(deviceKey(nonce)); ok {
+			res.res, res.user = append(res.res, d), userKey(username)
+			return res, true, 0
 		}
-		res = append(res, u)
 	}
+	u, ok, retry := s.cfg.UserLimiter.Reserve(userKey(username))
+	if !ok {
+		res.refund() // not checked: not a failed attempt of this network
+		return loginReservation{}, false, retry
+	}
+	res.res = append(res.res, u)
 	return res, true, 0
 }
 
 // deviceMaxAge is how long a browser is remembered as one its person signed in on.
 const deviceMaxAge = 180 * 24 * time.Hour
 
-// deviceMAC is the MAC a device cookie carries: of its nonce, the username and the user's
-// password hash as stored (so a new password makes every device cookie worthless: a browser
-// that signed in with a stolen password is not remembered past the change), under a key
-// derived from the secrets key (every instance derives the same).
-func (s *Server) deviceMAC(nonce, username, passwordHash string) []byte {
+// deviceMAC is the MAC a device cookie carries: of its nonce, the user's id and username and
+// their DeviceEpoch as stored (so signing out everywhere, or an operator's user logout, makes
+// every device cookie of the person worthless; a new password does not, so that the person is
+// not locked out of their own browsers after it while someone keeps the username's bucket
+// empty), under a key derived from the secrets key (every instance derives the same).
+func (s *Server) deviceMAC(nonce string, u rescind.User) []byte {
 	m := hmac.New(sha256.New, s.deviceKey)
-	for _, part := range []string{nonce, username, passwordHash} {
+	for _, part := range []string{nonce, u.ID, u.Username, strconv.FormatInt(u.DeviceEpoch, 10)} {
 		m.Write([]byte(part))
 		m.Write([]byte{0})
 	}
 	return m.Sum(nil)
 }
 
-// setDevice remembers, in a cookie only this server can make, that username signed in (under
-// their present password) on the browser w answers: its later attempts skip
-// the per-username bucket, so that guesses from elsewhere cannot lock the person out of a
+// setDevice remembers, in a cookie only this server can make, that username signed in on the
+// browser w answers: its later attempts are charged to the cookie's own bucket rather than the
+// username's (reserveLogin), so that guesses from elsewhere cannot lock the person out of a
 // browser they use.
 func (s *Server) setDevice(w http.ResponseWriter, r *http.Request, username string) {
 	u, err := s.cfg.Store.GetUserByUsername(r.Context(), username)
@@ -226,30 +270,30 @@ func (s *Server) setDevice(w http.ResponseWriter, r *http.Request, username stri
 	b := make([]byte, 16)
 	rand.Read(b)
 	nonce := base64.RawURLEncoding.EncodeToString(b)
-	v := nonce + "." + base64.RawURLEncoding.EncodeToString(s.deviceMAC(nonce, username, u.PasswordHash))
+	v := nonce + "." + base64.RawURLEncoding.EncodeToString(s.deviceMAC(nonce, u))
 	http.SetCookie(w, s.sessions.cookie(deviceCookie, v, int(deviceMaxAge/time.Second)))
 }
 
-// knownDevice reports whether the browser that sent r carries the device cookie of username,
-// made under the user's present password.
-func (s *Server) knownDevice(r *http.Request, username string) bool {
+// knownDevice reports whether the browser that sent r carries a device cookie of username made
+// under the user's present DeviceEpoch, and returns its nonce.
+func (s *Server) knownDevice(r *http.Request, username string) (string, bool) {
 	c, err := r.Cookie(s.sessions.cookieName(deviceCookie))
 	if err != nil || len(c.Value) > 200 {
-		return false
+		return "", false
 	}
 	nonce, mac, ok := strings.Cut(c.Value, ".")
-	if !ok {
-		return false
+	if !ok || nonce == "" {
+		return "", false
 	}
 	got, err := base64.RawURLEncoding.DecodeString(mac)
 	if err != nil {
-		return false
+		return "", false
 	}
 	u, err := s.cfg.Store.GetUserByUsername(r.Context(), username)
 	if err != nil {
-		return false
+		return "", false
 	}
-	return hmac.Equal(got, s.deviceMAC(nonce, username, u.PasswordHash))
+	return nonce, hmac.Equal(got, s.deviceMAC(nonce, u))
 }
 
 // HandleLogout serves POST /logout: it ends the browser's session on the server (a copy of the

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,21 +86,64 @@ func TestLoginPerUsername(t *testing.T) {
 			t.Errorf("%s: %d; want %d", tc.name, got, tc.want)
 		}
 	}
-	// A new password makes every device cookie worthless: a browser that signed in with a
-	// stolen password is not remembered past the change.
+	// A new password keeps the person's browsers remembered (re-audit, finding 3): while the
+	// username's bucket is empty, her own browser signs in with the new password.
 	h, _ := secret.Hash("a new password", secret.Params{Memory: 64, Time: 1, Threads: 1})
 	if _, _, err := e.st.SetPassword(context.Background(), "alice-id", h, false, rescind.Revocation{RevokedAt: e.clock()}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := directLogin(t, e, "198.51.100.77:5000", home, "alice", "a new password"); got != http.StatusTooManyRequests {
-		t.Fatalf("alice's device cookie after a new password: %d; want 429", got)
+	if got, _ := directLogin(t, e, "198.51.100.77:5000", home, "alice", "a new password"); got != http.StatusSeeOther {
+		t.Fatalf("alice's own browser after a new password: %d; want 303", got)
 	}
-	if got, _ := directLogin(t, e, "198.51.100.77:5000", home, "alice", password); got != http.StatusTooManyRequests {
-		t.Fatalf("the old password with the old device cookie: %d; want 429", got)
+	// Forgetting her browsers (signing out everywhere, user logout) makes every device cookie
+	// of hers worthless: the same cookie now meets the empty username bucket.
+	if _, err := e.st.EndSessions(context.Background(), rescind.SessionFilter{UserID: "alice-id", ForgetDevices: true}, rescind.Revocation{RevokedAt: e.clock()}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := directLogin(t, e, "198.51.100.77:5000", home, "alice", "a new password"); got != http.StatusTooManyRequests {
+		t.Fatalf("alice's device cookie after her browsers were forgotten: %d; want 429", got)
 	}
 	e.advance(10 * time.Minute) // six an hour: one back
 	if got, _ := directLogin(t, e, "198.51.100.77:5000", nil, "alice", "a new password"); got != http.StatusSeeOther {
 		t.Fatalf("alice after ten minutes: %d", got)
+	}
+}
+
+// TestLoginDeviceBucket (re-audit of issue 12, finding 2): a device cookie is charged to a
+// bucket of its own, not let through: a copy of it guessing from a new network each time gets
+// that bucket's burst of checked guesses, each charged to the username's bucket too, then
+// nothing more, with or without the cookie. The person's other browser is unaffected.
+func TestLoginDeviceBucket(t *testing.T) {
+	var e *pagesEnv
+	e = newPagesEnv(t, func(c *Config) {
+		now := func() time.Time { return e.clock() }
+		c.Limiter = ratelimit.New(ratelimit.Config{Burst: 10, PerMinute: 10, Now: now})
+		c.UserLimiter = ratelimit.New(ratelimit.Config{Burst: 3, PerHour: 6, Now: now})
+	})
+	_, set := directLogin(t, e, "192.0.2.1:4000", nil, "alice", password)
+	copied := deviceOf(set)
+	_, set = directLogin(t, e, "192.0.2.2:4000", nil, "alice", password)
+	laptop := deviceOf(set)
+	if copied == nil || laptop == nil {
+		t.Fatal("no device cookies")
+	}
+	checked := 0
+	for i := range 8 {
+		got, _ := directLogin(t, e, "198.51.100."+strconv.Itoa(i+1)+":5000", copied, "alice", "guess")
+		if got == http.StatusUnauthorized {
+			checked++
+		} else if got != http.StatusTooManyRequests {
+			t.Fatalf("guess %d: %d", i, got)
+		}
+	}
+	if checked != 3 {
+		t.Fatalf("%d guesses checked with a copied device cookie; want 3 (its own bucket's burst)", checked)
+	}
+	if got, _ := directLogin(t, e, "198.51.100.99:5000", nil, "alice", "guess"); got != http.StatusTooManyRequests {
+		t.Fatalf("a guess without the cookie after those: %d; want 429 (they were charged to the username)", got)
+	}
+	if got, _ := directLogin(t, e, "192.0.2.2:4000", laptop, "alice", password); got != http.StatusSeeOther {
+		t.Fatalf("alice's other browser: %d; want 303", got)
 	}
 }
 

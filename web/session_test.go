@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -570,5 +572,96 @@ func TestEndNewerSessionNeedsPassword(t *testing.T) {
 	oc = hidden(owner.get("/account/sessions").body).Get("csrf_token")
 	if p := owner.post("/account/sessions/end-all", url.Values{"csrf_token": {oc}}); p.status != http.StatusSeeOther || owner.whoami() != "" {
 		t.Fatalf("end-all: %d", p.status)
+	}
+}
+
+// TestEndOthersRacingSignIn (re-audit of issue 12, finding 1): someone holding only a copy of an
+// older session's cookie presses "Sign out of other sessions" while the person's sign-in on a
+// new browser is being checked: the sign-in still makes its session (the end covers only
+// sessions signed in by the copy's, and moves no epoch), and the presses that ended nothing
+// leave no audit entry.
+func TestEndOthersRacingSignIn(t *testing.T) {
+	ctx := context.Background()
+	var e *pagesEnv
+	var thief *browser
+	var csrf string
+	var armed atomic.Bool
+	var mu sync.Mutex
+	codes := map[int]int{}
+	e = newPagesEnv(t, func(c *Config) {
+		c.Users = racingUsers{LocalUsers{Store: c.Store, Gate: c.Gate}, func() {
+			if armed.Load() {
+				for range 3 {
+					st := thief.post("/account/sessions/end-others", url.Values{"csrf_token": {csrf}}).status
+					mu.Lock()
+					codes[st]++
+					mu.Unlock()
+				}
+			}
+		}}
+	})
+	thief = e.browser()
+	thief.signIn("alice")
+	csrf = hidden(thief.get("/account/sessions").body).Get("csrf_token")
+	e.advance(time.Minute)
+	armed.Store(true)
+	owner := e.browser()
+	if p := owner.post("/login", owner.loginForm("/login", "alice", password)); p.status != http.StatusSeeOther || owner.whoami() == "" {
+		t.Fatalf("the owner's sign-in during the presses: %d %s; want 303", p.status, p.body)
+	}
+	armed.Store(false)
+	mu.Lock()
+	defer mu.Unlock()
+	if codes[http.StatusSeeOther] != 3 {
+		t.Fatalf("the presses: %v; want three 303s", codes)
+	}
+	if thief.whoami() == "" {
+		t.Fatal("the copied cookie's session ended; want it alive (it ended none but older ones)")
+	}
+	if u, _ := e.st.GetUser(ctx, "alice-id"); u.Epoch != 0 {
+		t.Fatalf("epoch %d after the presses; want 0", u.Epoch)
+	}
+	audit, _ := e.st.ListAudit(ctx, 100)
+	for _, a := range audit {
+		if a.Action == "end_sessions" {
+			t.Fatalf("audit entry %+v for presses that ended nothing", a)
+		}
+	}
+	// The newer session still ends the older one without the password, on record.
+	oc := hidden(owner.get("/account/sessions").body).Get("csrf_token")
+	if p := owner.post("/account/sessions/end-others", url.Values{"csrf_token": {oc}}); p.status != http.StatusSeeOther || thief.whoami() != "" {
+		t.Fatalf("the newer session ending the older: %d, thief %q", p.status, thief.whoami())
+	}
+	audit, _ = e.st.ListAudit(ctx, 100)
+	n := 0
+	for _, a := range audit {
+		if a.Action == "end_sessions" && a.Actor == "user:alice" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d end_sessions entries after an end that ended one session; want 1", n)
+	}
+}
+
+// TestSignInRefusedKeepsSignInToken (re-audit of issue 12, finding 1): a sign-in refused because
+// the person's sessions were ended while it was checked takes no token of SignInLimiter's: the
+// person can try again at once, however often that happened.
+func TestSignInRefusedKeepsSignInToken(t *testing.T) {
+	ctx := context.Background()
+	var e *pagesEnv
+	e = newPagesEnv(t, func(c *Config) {
+		c.SignInLimiter = ratelimit.New(ratelimit.Config{Burst: 2, PerHour: 1, Now: func() time.Time { return e.clock() }})
+		c.Users = racingUsers{LocalUsers{Store: c.Store, Gate: c.Gate}, func() {
+			if _, err := e.st.EndSessions(ctx, rescind.SessionFilter{UserID: "alice-id"}, rescind.Revocation{RevokedAt: e.clock()}); err != nil {
+				t.Error(err)
+			}
+		}}
+	})
+	for i := range 4 {
+		b := e.browser()
+		if p := b.post("/login", b.loginForm("/login", "alice", password)); p.status != http.StatusConflict {
+			t.Fatalf("sign-in %d during an end of every session: %d; want 409", i, p.status)
+		}
 	}
 }

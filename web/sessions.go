@@ -97,13 +97,12 @@ func (s *Server) checkPassword(w http.ResponseWriter, r *http.Request, user resc
 	}
 	_, err = s.cfg.Users.Authenticate(secret.WithClaimant(r.Context(), clientip.Network(r.RemoteAddr)), user.Username, password)
 	if errors.Is(err, ErrBadCredentials) {
+		s.loginFailed(res)
 		s.cfg.Logger.WarnContext(r.Context(), "failed password confirmation", "user", user.Username, "remote", r.RemoteAddr)
 		s.renderError(w, http.StatusForbidden, "Wrong password. Go back to your sessions and try again.")
 		return false
 	}
-	for _, rv := range res {
-		rv.Refund()
-	}
+	res.refund()
 	if errors.Is(err, secret.ErrShareInUse) {
 		w.Header().Set("Retry-After", "1")
 		s.renderError(w, http.StatusTooManyRequests, "Too many attempts at once. Wait a little and try again.")
@@ -149,11 +148,24 @@ func (s *Server) endSessions(w http.ResponseWriter, r *http.Request, reason stri
 		return
 	}
 	f.UserID = user.ID // the person's own sessions, whatever the form says
-	if need, err := s.needsPassword(r, sess, f); err != nil {
+	need, err := s.needsPassword(r, sess, f)
+	if err != nil {
 		s.serverError(w, r, "listing sessions", err)
 		return
-	} else if need && !s.checkPassword(w, r, user) {
-		return
+	}
+	if need {
+		if !s.checkPassword(w, r, user) {
+			return
+		}
+	} else if f.ID != "" || f.ExceptID != "" {
+		// Without the password: this session and older ones only, decided by the statement
+		// that ends them (a session signed in since the list above is spared), and without
+		// moving the epoch, so a copy of this cookie pressing it again and again neither ends
+		// nor blocks the person's sign-ins elsewhere.
+		f.SignedInBy = sess.CreatedAt
+	}
+	if f.ID == "" && f.ExceptID == "" {
+		f.ForgetDevices = true // "Sign out everywhere": no browser is remembered any more
 	}
 	n, err := s.sessions.End(r.Context(), f, "user:"+user.Username, reason)
 	if err != nil {

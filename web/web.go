@@ -88,8 +88,10 @@ type Config struct {
 	Limiter *ratelimit.Limiter
 	// UserLimiter, if set, rate-limits failed logins per username, wherever they come from: give
 	// it a slower rate than Limiter's. A browser the person signed in on before (it carries a
-	// device cookie, a MAC of the username) skips it, so guesses from elsewhere cannot lock the
-	// person out of their own browsers.
+	// device cookie, a MAC of the user and their DeviceEpoch) is charged to a bucket of its own
+	// instead, while that has tokens, so guesses from elsewhere cannot lock the person out of
+	// their own browsers; its failures are charged to the username's bucket too, so a copied
+	// device cookie adds no more than its own bucket to anyone's guesses.
 	UserLimiter *ratelimit.Limiter
 	// SignInLimiter, if set, bounds successful sign-ins per person: each takes a token from the
 	// bucket of the user's id (never given back), and while it is empty the right password gets

@@ -177,8 +177,9 @@ func (s *Store) CreateSession(ctx context.Context, sess rescind.Session) error {
 	return nil
 }
 
-// EndSessions implements rescind.Store: the user's row (for a filter without ID), then the
-// sessions, are held until commit; every instance applies the records at commit.
+// EndSessions implements rescind.Store: the user's row (for a filter without ID or
+// SignedInBy), then the sessions, are held until commit; every instance applies the records at
+// commit.
 func (s *Store) EndSessions(ctx context.Context, f rescind.SessionFilter, rev rescind.Revocation) ([]rescind.Revocation, error) {
 	var revs []rescind.Revocation
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {

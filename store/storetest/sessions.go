@@ -22,6 +22,8 @@ func sessionTests() []struct {
 	}{
 		{"Sessions", func(t *testing.T, open func() rescind.Store) { testSessions(t, open()) }},
 		{"EndSessions", func(t *testing.T, open func() rescind.Store) { testEndSessions(t, open()) }},
+		{"EndOlderSessions", func(t *testing.T, open func() rescind.Store) { testEndOlderSessions(t, open()) }},
+		{"ForgetDevices", func(t *testing.T, open func() rescind.Store) { testForgetDevices(t, open()) }},
 		{"SetPassword", func(t *testing.T, open func() rescind.Store) { testSetPassword(t, open()) }},
 		{"DeleteUserEndsSessions", func(t *testing.T, open func() rescind.Store) { testDeleteUserEndsSessions(t, open()) }},
 		{"DeleteExpiredSessions", func(t *testing.T, open func() rescind.Store) { testDeleteExpiredSessions(t, open()) }},
@@ -220,6 +222,100 @@ func testEndSessions(t *testing.T, s rescind.Store) {
 	}
 }
 
+// testEndOlderSessions: a filter with SignedInBy ends only the sessions created at or before it,
+// in the statement that ends them (a session created after the bound survives, whatever the
+// caller listed before), never moves the epoch, and is audited only when it ended one.
+func testEndOlderSessions(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	user(t, s, "u1")
+	for i, id := range []string{"old", "mine", "twin", "newer"} {
+		x := session(id, "u1")
+		x.CreatedAt = base.Add(time.Duration(min(i, 2)) * time.Minute) // twin signed in at the same instant as mine
+		if id == "newer" {
+			x.CreatedAt = base.Add(3 * time.Minute)
+		}
+		if err := s.CreateSession(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mine := base.Add(time.Minute)
+	if err := s.CreateSession(ctx, func() rescind.Session {
+		x := session("mine2", "u1")
+		x.CreatedAt = base.Add(2 * time.Minute)
+		return x
+	}()); err != nil {
+		t.Fatal(err)
+	}
+	rev := rescind.Revocation{RevokedAt: base.Add(5 * time.Minute), Actor: "user:alice", Reason: "signed out of other sessions"}
+	// Another session, newer than the bound: ending it by ID with the bound finds nothing.
+	if revs, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ID: "newer", SignedInBy: mine}, rev); err != nil || len(revs) != 0 {
+		t.Fatalf("ending a newer session with the bound: %s, %v; want nothing ended", keysOf(revs), err)
+	}
+	revs, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ExceptID: "mine", SignedInBy: mine}, rev)
+	if err != nil || keysOf(revs) != "session:old" {
+		t.Fatalf("EndSessions(older than mine) = %s, %v; want only the older session", keysOf(revs), err)
+	}
+	if ids := sessionIDs(t, s, "u1", base); !slices.Equal(ids, []string{"mine", "mine2", "twin", "newer"}) {
+		t.Fatalf("left: %v; want this session and every later one", ids)
+	}
+	// Nothing older is left: pressing again ends nothing and records nothing.
+	for range 3 {
+		if revs, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ExceptID: "mine", SignedInBy: mine}, rev); err != nil || len(revs) != 0 {
+			t.Fatalf("again: %s, %v", keysOf(revs), err)
+		}
+	}
+	if u, _ := s.GetUser(ctx, "u1"); u.Epoch != 0 || u.DeviceEpoch != 0 {
+		t.Fatalf("epoch %d, device epoch %d after ends bounded by a sign-in time; want 0, 0 (a sign-in under way survives)", u.Epoch, u.DeviceEpoch)
+	}
+	// A sign-in read the epoch before those ends: its session is still created.
+	late := session("late", "u1")
+	late.CreatedAt = base.Add(6 * time.Minute)
+	if err := s.CreateSession(ctx, late); err != nil {
+		t.Fatalf("a sign-in under way: %v; want its session created", err)
+	}
+	audit, _ := s.ListAudit(ctx, 100)
+	wholesale := 0
+	for _, a := range audit {
+		if a.Action == "end_sessions" && a.Target == "u1" {
+			wholesale++
+		}
+	}
+	if wholesale != 1 {
+		t.Fatalf("%d end_sessions entries; want one (the end that ended a session)", wholesale)
+	}
+	// The same filter without the bound ends every other session and moves the epoch.
+	if revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ExceptID: "mine"}, rev); err != nil ||
+		keysOf(revs) != "session:mine2 session:twin session:newer session:late" {
+		t.Fatalf("EndSessions(except mine) = %s, %v", keysOf(revs), err)
+	}
+	if u, _ := s.GetUser(ctx, "u1"); u.Epoch != 1 || u.DeviceEpoch != 0 {
+		t.Fatalf("epoch %d, device epoch %d; want 1, 0", u.Epoch, u.DeviceEpoch)
+	}
+}
+
+// testForgetDevices: ForgetDevices moves the device epoch with the epoch; an end without it
+// moves only the epoch.
+func testForgetDevices(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	user(t, s, "u1")
+	user(t, s, "u2")
+	rev := rescind.Revocation{RevokedAt: base, Actor: "admin", Reason: "user logout"}
+	for i, f := range []rescind.SessionFilter{{UserID: "u1"}, {UserID: "u1", ForgetDevices: true}, {UserID: "u1", ExceptID: "x", ForgetDevices: true}} {
+		if _, err := s.EndSessions(ctx, f, rev); err != nil {
+			t.Fatalf("EndSessions %d: %v", i, err)
+		}
+	}
+	if u, _ := s.GetUser(ctx, "u1"); u.Epoch != 3 || u.DeviceEpoch != 2 {
+		t.Fatalf("epoch %d, device epoch %d; want 3, 2", u.Epoch, u.DeviceEpoch)
+	}
+	if u, _ := s.GetUserByUsername(ctx, "name-u1"); u.DeviceEpoch != 2 {
+		t.Fatalf("GetUserByUsername: device epoch %d; want 2", u.DeviceEpoch)
+	}
+	if u, _ := s.GetUser(ctx, "u2"); u.Epoch != 0 || u.DeviceEpoch != 0 {
+		t.Fatalf("the other user: epoch %d, device epoch %d; want 0, 0", u.Epoch, u.DeviceEpoch)
+	}
+}
+
 func testSetPassword(t *testing.T, s rescind.Store) {
 	ctx := context.Background()
 	user(t, s, "u1")
@@ -231,8 +327,8 @@ func testSetPassword(t *testing.T, s rescind.Store) {
 	if err != nil || keysOf(revs) != "session:s1" || n != 0 {
 		t.Fatalf("SetPassword = %s, %d, %v; want the session ended", keysOf(revs), n, err)
 	}
-	if u, _ := s.GetUser(ctx, "u1"); u.PasswordHash != "new-hash" || u.Epoch != 1 {
-		t.Fatalf("user after SetPassword: %+v", u)
+	if u, _ := s.GetUser(ctx, "u1"); u.PasswordHash != "new-hash" || u.Epoch != 1 || u.DeviceEpoch != 0 {
+		t.Fatalf("user after SetPassword: %+v; want epoch 1, device epoch 0 (browsers stay remembered)", u)
 	}
 	if g, _ := s.GetGrant(ctx, "g1"); !g.RevokedAt.IsZero() {
 		t.Fatal("SetPassword without revokeGrants revoked a grant")

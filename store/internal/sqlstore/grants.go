@@ -11,12 +11,12 @@ import (
 	"github.com/rescind/rescind"
 )
 
-const userColumns = `id, username, password_hash, created_at, epoch`
+const userColumns = `id, username, password_hash, created_at, epoch, device_epoch`
 
 func scanUser(row Row) (rescind.User, error) {
 	var u rescind.User
 	var created int64
-	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &created, &u.Epoch); err != nil {
+	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &created, &u.Epoch, &u.DeviceEpoch); err != nil {
 		return u, err
 	}
 	u.CreatedAt = FromNanos(created)
@@ -25,8 +25,8 @@ func scanUser(row Row) (rescind.User, error) {
 
 // CreateUser implements rescind.Store.
 func (s *Store) CreateUser(ctx context.Context, u rescind.User) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5)`,
-		u.ID, u.Username, u.PasswordHash, Nanos(u.CreatedAt), u.Epoch)
+	_, err := s.db.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+		u.ID, u.Username, u.PasswordHash, Nanos(u.CreatedAt), u.Epoch, u.DeviceEpoch)
 	if s.d.IsUniqueViolation(err) {
 		return s.errorf("user %q: %w", u.Username, rescind.ErrAlreadyExists)
 	}

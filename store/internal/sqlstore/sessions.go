@@ -100,21 +100,26 @@ func sessionRecord(rev rescind.Revocation, id, userID string, expiresAt time.Tim
 // filter without ID first moves the user's epoch (taking the user's row, as SessionCreation
 // does, so a sign-in under way either committed and is ended here, or fails) and, if rev.Actor
 // is set, writes one audit entry "end_sessions" for the user (so an end that found no session
-// is on record too); then each session is deleted. lock is appended to the read of the
-// sessions. It returns the records the caller must write in the same transaction.
+// is on record too); then each session is deleted. A filter with SignedInBy moves no epoch
+// (the sessions it may end were all created before it runs) and is audited only if it ended
+// one: a loop of it by someone holding a copied cookie neither blocks sign-ins nor fills the
+// audit table. lock is appended to the read of the sessions. It returns the records the caller
+// must write in the same transaction.
 func SessionEnding(ctx context.Context, tx Querier, f rescind.SessionFilter, rev rescind.Revocation, lock string) ([]rescind.Revocation, error) {
 	if f.UserID == "" {
 		return nil, errors.New("ending sessions needs a user")
 	}
-	if f.ID == "" {
-		if _, err := tx.Exec(ctx, `UPDATE users SET epoch = epoch + 1 WHERE id = $1`, f.UserID); err != nil {
+	bounded := !f.SignedInBy.IsZero()
+	if f.ID == "" && !bounded {
+		forget := 0
+		if f.ForgetDevices {
+			forget = 1
+		}
+		if _, err := tx.Exec(ctx, `UPDATE users SET epoch = epoch + 1, device_epoch = device_epoch + $2 WHERE id = $1`, f.UserID, forget); err != nil {
 			return nil, fmt.Errorf("moving the user's epoch: %w", err)
 		}
-		if rev.Actor != "" {
-			if _, err := tx.Exec(ctx, `INSERT INTO audit (at, actor, action, target, reason) VALUES ($1, $2, $3, $4, $5)`,
-				Nanos(rev.RevokedAt), rev.Actor, "end_sessions", f.UserID, rev.Reason); err != nil {
-				return nil, fmt.Errorf("writing audit entry: %w", err)
-			}
+		if err := endAudit(ctx, tx, f, rev); err != nil {
+			return nil, err
 		}
 	}
 	where, args := `user_id = $1`, []any{f.UserID}
@@ -125,6 +130,10 @@ func SessionEnding(ctx context.Context, tx Querier, f rescind.SessionFilter, rev
 	if f.ExceptID != "" {
 		args = append(args, f.ExceptID)
 		where += fmt.Sprintf(" AND id <> $%d", len(args))
+	}
+	if bounded {
+		args = append(args, Nanos(f.SignedInBy))
+		where += fmt.Sprintf(" AND created_at <= $%d", len(args))
 	}
 	// A record lives until the session's absolute expiry or its idle expiry as stored now,
 	// whichever is earlier: no copy of the session anywhere is active past the stored idle
@@ -139,6 +148,11 @@ func SessionEnding(ctx context.Context, tx Querier, f rescind.SessionFilter, rev
 	if err != nil {
 		return nil, fmt.Errorf("reading sessions: %w", err)
 	}
+	if f.ID == "" && bounded && len(revs) > 0 {
+		if err := endAudit(ctx, tx, f, rev); err != nil {
+			return nil, err
+		}
+	}
 	sigs := make([]rescind.Signal, 0, len(revs))
 	for _, r := range revs {
 		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE id = $1`, r.Key); err != nil {
@@ -152,6 +166,19 @@ func SessionEnding(ctx context.Context, tx Querier, f rescind.SessionFilter, rev
 		return nil, err
 	}
 	return revs, nil
+}
+
+// endAudit writes, in tx, the audit entry "end_sessions" of an end of every (or every other)
+// session of f's user, if rev.Actor is set.
+func endAudit(ctx context.Context, tx Querier, f rescind.SessionFilter, rev rescind.Revocation) error {
+	if rev.Actor == "" {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO audit (at, actor, action, target, reason) VALUES ($1, $2, $3, $4, $5)`,
+		Nanos(rev.RevokedAt), rev.Actor, "end_sessions", f.UserID, rev.Reason); err != nil {
+		return fmt.Errorf("writing audit entry: %w", err)
+	}
+	return nil
 }
 
 // PasswordChange replaces, in tx, the password hash of the user id and ends every session of
