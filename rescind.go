@@ -122,6 +122,11 @@ type Client struct {
 	// AllowedResources, if not empty, are the only resources (RFC 8707) the client may ask
 	// tokens for; empty means any. Distinct from Resources, what a resource server serves.
 	AllowedResources []string
+	// ScopeLimit, if not nil, bounds the scopes of a self-registered client: an operator's
+	// narrowing (client update --scope), kept apart from the Scopes the client asserts itself
+	// (RFC 7592, its metadata document), which never change it; empty allows no scope. The
+	// client may be granted only scopes in both.
+	ScopeLimit []string
 	// Registration says how the client was registered: RegistrationAdmin (by an operator),
 	// RegistrationDynamic (RFC 7591) or RegistrationMetadataDocument (a Client ID Metadata
 	// Document, whose URL is the ID).
@@ -192,6 +197,8 @@ type ClientUpdate struct {
 	TokenFormat           *string
 	AllowInsecureRedirect *bool
 	AllowedResources      *[]string
+	// ScopeLimit, if not nil, replaces Client.ScopeLimit; a pointer to nil removes the limit.
+	ScopeLimit *[]string
 }
 
 // AllowsGrant reports whether the client is registered for the grant type gt.

@@ -3,6 +3,8 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rescind/rescind"
@@ -245,6 +247,10 @@ type ClientInfo struct {
 	AllowInsecureRedirect bool     `json:"allow_insecure_redirect"`
 	// AllowedResources are the resources (RFC 8707) the client may ask tokens for; empty: any.
 	AllowedResources []string `json:"allowed_resources"`
+	// ScopeLimit is, for a self-registered client an operator limited (client update --scope),
+	// the space-separated scopes it is limited to; absent when it is not limited. Scope is then
+	// what it may be granted: its own scopes within the limit (the limit, if it named none).
+	ScopeLimit *string `json:"scope_limit,omitempty"`
 	// DynamicallyRegistered marks a client that registered itself (RFC 7591, or a Client ID
 	// Metadata Document); Registration says how: "admin", "dynamic" or "metadata_document".
 	DynamicallyRegistered bool   `json:"dynamically_registered"`
@@ -296,13 +302,18 @@ func infoOf(c rescind.Client, ttl time.Duration) ClientInfo {
 	if c.Public {
 		method = rescind.AuthMethodNone
 	}
-	scope := ""
-	for i, s := range c.Scopes {
-		if i > 0 {
-			scope += " "
+	scopes := c.Scopes
+	var limit *string
+	if c.SelfRegistered() && c.ScopeLimit != nil {
+		l := strings.Join(c.ScopeLimit, " ")
+		limit = &l
+		if len(scopes) == 0 {
+			scopes = c.ScopeLimit
+		} else {
+			scopes = slices.DeleteFunc(slices.Clone(scopes), func(sc string) bool { return !slices.Contains(c.ScopeLimit, sc) })
 		}
-		scope += s
 	}
+	scope := strings.Join(scopes, " ")
 	ru := c.RedirectURIs
 	if ru == nil {
 		ru = []string{}
@@ -324,7 +335,7 @@ func infoOf(c rescind.Client, ttl time.Duration) ClientInfo {
 		ResourceServer: c.ResourceServer, Resources: res, AllowInsecureRedirect: c.AllowInsecureRedirect,
 		AllowedResources: allowed, DynamicallyRegistered: c.SelfRegistered(), Registration: reg, RequireDPoP: c.RequireDPoP,
 		FirstParty: c.FirstParty, IDTokenAlg: c.IDTokenAlgorithm(), PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
-		BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired}
+		BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired, ScopeLimit: limit}
 	if info.PostLogoutRedirectURIs == nil {
 		info.PostLogoutRedirectURIs = []string{}
 	}

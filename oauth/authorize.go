@@ -135,6 +135,9 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 	if ar.resources, desc = parseResources(q["resource"]); desc != "" {
 		return ar, "", &redirectError{ErrInvalidTarget, desc}
 	}
+	if ar.resources, desc = defaultResources(c, ar.resources); desc != "" {
+		return ar, "", &redirectError{ErrInvalidTarget, desc}
+	}
 	if desc := allowedResources(c, ar.resources); desc != "" {
 		return ar, "", &redirectError{ErrInvalidTarget, desc}
 	}

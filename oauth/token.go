@@ -77,12 +77,16 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Client credentials: the resources requested become the audience, if the client may ask
-	// for them (RFC 8707 §2); none requested, the issuer.
-	if desc := allowedResources(client, resources); desc != "" {
+	// for them (RFC 8707 §2); none requested, those the client is limited to, else the issuer.
+	resources, desc = defaultResources(client, resources)
+	if desc == "" {
+		desc = allowedResources(client, resources)
+	}
+	if desc != "" {
 		writeError(w, invalidTarget(desc))
 		return
 	}
-	scope, perr := grantScope(form.Get("scope"), s.clientCredentialsScopes(client))
+	scope, perr := grantScope(form.Get("scope"), s.clientCredentialsScopes(r.Context(), client))
 	if perr != nil {
 		writeError(w, perr)
 		return

@@ -12,7 +12,7 @@ import (
 const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
 	resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at, require_dpop, first_party,
 	allowed_resources, registration, registration_token_hash,
-	id_token_alg, post_logout_redirect_uris, backchannel_logout_uri, backchannel_logout_session_required`
+	id_token_alg, post_logout_redirect_uris, backchannel_logout_uri, backchannel_logout_session_required, scope_limit`
 
 // prefixed returns the comma-separated columns cols with each name prefixed by table and a dot,
 // for a join.
@@ -26,11 +26,11 @@ func prefixed(table, cols string) string {
 
 func scanClient(row Row) (rescind.Client, error) {
 	var c rescind.Client
-	var gt, sc, ru, res, allowed, plr string
+	var gt, sc, ru, res, allowed, plr, limit string
 	var ttl, created, prevExp int64
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &gt, &sc, &ru, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat,
 		&c.ResourceServer, &res, &c.AllowInsecureRedirect, &c.PreviousSecretHash, &prevExp, &c.RequireDPoP, &c.FirstParty, &allowed,
-		&c.Registration, &c.RegistrationTokenHash, &c.IDTokenAlg, &plr, &c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired); err != nil {
+		&c.Registration, &c.RegistrationTokenHash, &c.IDTokenAlg, &plr, &c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired, &limit); err != nil {
 		return c, err
 	}
 	var err error
@@ -52,6 +52,9 @@ func scanClient(row Row) (rescind.Client, error) {
 	if c.AllowedResources, err = ParseList(allowed); err != nil {
 		return c, fmt.Errorf("allowed_resources: %w", err)
 	}
+	if c.ScopeLimit, err = ParseList(limit); err != nil { // JSON null: no limit
+		return c, fmt.Errorf("scope_limit: %w", err)
+	}
 	c.TokenTTL = time.Duration(ttl)
 	c.CreatedAt = FromNanos(created)
 	c.PreviousSecretExpiresAt = OptionalTime(prevExp)
@@ -72,12 +75,12 @@ func tokenFormat(f string) string {
 func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	err := s.db.InTx(ctx, func(tx Querier) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)`,
 			c.ID, c.Name, c.SecretHash, c.Public, JSONList(c.GrantTypes), JSONList(c.Scopes), JSONList(c.RedirectURIs),
 			int64(c.TokenTTL), Nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
 			c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.PreviousSecretHash, OptionalNanos(c.PreviousSecretExpiresAt),
 			c.RequireDPoP, c.FirstParty, JSONList(c.AllowedResources), c.Registration, c.RegistrationTokenHash,
-			c.IDTokenAlg, JSONList(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired); err != nil {
+			c.IDTokenAlg, JSONList(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, OptionalJSONList(c.ScopeLimit)); err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, ClientChanged, c.ID)
@@ -163,6 +166,9 @@ func (s *Store) UpdateClient(ctx context.Context, id string, u rescind.ClientUpd
 	}
 	if u.BackchannelLogoutSessionRequired != nil {
 		set("backchannel_logout_session_required", *u.BackchannelLogoutSessionRequired)
+	}
+	if u.ScopeLimit != nil {
+		set("scope_limit", OptionalJSONList(*u.ScopeLimit))
 	}
 	if len(sets) == 0 {
 		return s.GetClient(ctx, id)
