@@ -50,6 +50,9 @@ type OutboxMessage struct {
 	Kind string
 	// Key routes the message within its kind: the client id, the stream id.
 	Key string
+	// Subject is the id of the person the message concerns, if any (the user signed out): it
+	// lets the account pages show a person what was sent about them (ListOutbox).
+	Subject string
 	// Payload is what the deliverer needs, in the deliverer's own format. Never a secret in
 	// plaintext.
 	Payload []byte
@@ -99,3 +102,17 @@ type OutboxStat struct {
 	// delivery lag.
 	OldestCreatedAt time.Time
 }
+
+// OutboxFilter selects messages for ListOutbox: every field that is set must match.
+type OutboxFilter struct {
+	Kind, Key, Subject string
+	// Since, if set, leaves out messages enqueued before it.
+	Since time.Time
+	// Limit is the most messages returned; if zero, 100.
+	Limit int
+}
+
+// OutboxKindBackchannelLogout is the kind of the messages that carry OpenID Connect
+// Back-Channel Logout tokens: one per relying party of an ended session, keyed by client id,
+// with the person as Subject.
+const OutboxKindBackchannelLogout = "backchannel_logout"

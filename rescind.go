@@ -105,9 +105,28 @@ type Client struct {
 	// RequireDPoP makes every token request of the client carry a DPoP proof (RFC 9449 §5), so
 	// that all its access tokens are bound to a key it holds.
 	RequireDPoP bool
+	// IDTokenAlg is the JWS algorithm of the client's ID tokens and logout tokens (OpenID
+	// Connect Dynamic Client Registration 1.0 §2, id_token_signed_response_alg): AlgRS256 (also
+	// when empty, the default), AlgES256 or AlgEdDSA.
+	IDTokenAlg string
+	// PostLogoutRedirectURIs are where the end-session endpoint may send the browser after a
+	// logout the client asked for (OpenID Connect RP-Initiated Logout 1.0 §3.1), matched exactly.
+	PostLogoutRedirectURIs []string
+	// BackchannelLogoutURI is where the client receives logout tokens when a session in which it
+	// was given a code ends (OpenID Connect Back-Channel Logout 1.0 §2.2); empty: it receives
+	// none.
+	BackchannelLogoutURI string
+	// BackchannelLogoutSessionRequired says the client needs the sid claim in its logout tokens
+	// (§2.2). Rescind's logout tokens always carry it, and sub too.
+	BackchannelLogoutSessionRequired bool
 	// AllowedResources, if not empty, are the only resources (RFC 8707) the client may ask
 	// tokens for; empty means any. Distinct from Resources, what a resource server serves.
 	AllowedResources []string
+	// ScopeLimit, if not nil, bounds the scopes of a self-registered client: an operator's
+	// narrowing (client update --scope), kept apart from the Scopes the client asserts itself
+	// (RFC 7592, its metadata document), which never change it; empty allows no scope. The
+	// client may be granted only scopes in both.
+	ScopeLimit []string
 	// Registration says how the client was registered: RegistrationAdmin (by an operator),
 	// RegistrationDynamic (RFC 7591) or RegistrationMetadataDocument (a Client ID Metadata
 	// Document, whose URL is the ID).
@@ -134,6 +153,22 @@ func (c Client) MayRequestResource(resource string) bool {
 	return len(c.AllowedResources) == 0 || slices.Contains(c.AllowedResources, resource)
 }
 
+// JWS algorithms of ID tokens and logout tokens (RFC 7518 §3.1, RFC 8037 §3.1).
+const (
+	AlgRS256 = "RS256"
+	AlgES256 = "ES256"
+	AlgEdDSA = "EdDSA"
+)
+
+// IDTokenAlgorithm returns the algorithm of the client's ID tokens: IDTokenAlg, or RS256 when it
+// is not set (OpenID Connect Dynamic Client Registration 1.0 §2).
+func (c Client) IDTokenAlgorithm() string {
+	if c.IDTokenAlg == "" {
+		return AlgRS256
+	}
+	return c.IDTokenAlg
+}
+
 // SkipsConsent reports whether the client may be given a code without asking the person again
 // for scopes they already granted it: a confidential client, or a public one registered as
 // first-party.
@@ -150,6 +185,11 @@ type ClientUpdate struct {
 	FirstParty *bool
 	// RequireDPoP, if not nil, replaces Client.RequireDPoP.
 	RequireDPoP *bool
+	// The OpenID Connect fields, each replacing the client's if not nil.
+	IDTokenAlg                       *string
+	PostLogoutRedirectURIs           *[]string
+	BackchannelLogoutURI             *string
+	BackchannelLogoutSessionRequired *bool
 	// GrantTypes, TokenFormat, AllowInsecureRedirect and AllowedResources, if not nil, replace
 	// the Client's fields of those names (a self-registered client's own update, RFC 7592, and
 	// its metadata document's changes; allowed resources, RFC 8707).
@@ -157,6 +197,8 @@ type ClientUpdate struct {
 	TokenFormat           *string
 	AllowInsecureRedirect *bool
 	AllowedResources      *[]string
+	// ScopeLimit, if not nil, replaces Client.ScopeLimit; a pointer to nil removes the limit.
+	ScopeLimit *[]string
 }
 
 // AllowsGrant reports whether the client is registered for the grant type gt.
@@ -351,6 +393,11 @@ type User struct {
 	// the person is not locked out of their own browsers while someone else's guesses keep the
 	// username's rate limit empty.
 	DeviceEpoch int64
+	// Name is the person's full name (OpenID Connect's name claim, scope profile); may be empty.
+	Name string
+	// Email is the person's e-mail address (the email claim, scope email); may be empty. It is
+	// not verified: email_verified is false.
+	Email string
 }
 
 // Grant is a person's consent for one client to act with a set of scopes: the unit of
@@ -405,6 +452,13 @@ type RefreshToken struct {
 	ExpiresAt time.Time
 	// UsedAt is when it was exchanged (rotated); zero while unused.
 	UsedAt time.Time
+	// SessionID is the session (Session.ID) in which the code that started the token's chain was
+	// issued, carried through every rotation (OpenID Connect's sid, kept by refreshed ID tokens,
+	// §12.2); empty if none.
+	SessionID string
+	// AuthTime is when the person authenticated for that code (the auth_time of refreshed ID
+	// tokens); zero if unknown.
+	AuthTime time.Time
 	// JKT is the thumbprint of the DPoP key the token is bound to (RFC 9449 §5: a public
 	// client's refresh tokens are); empty if unbound. Using it needs a proof made with that key.
 	JKT string
@@ -435,6 +489,11 @@ type AuthCode struct {
 	UsedAt time.Time
 	// SessionID is the session (Session.ID) in which the code was issued.
 	SessionID string
+	// Nonce is the nonce of the authorization request (OpenID Connect Core 1.0 §3.1.2.1), echoed
+	// in the ID token; empty if none was sent.
+	Nonce string
+	// AuthTime is when the person last authenticated in the session (the ID token's auth_time).
+	AuthTime time.Time
 }
 
 // RegistrationToken is an initial access token (RFC 7591 §3): with `--registration token`,
@@ -583,16 +642,20 @@ type Store interface {
 	ListUsers(ctx context.Context) ([]User, error)
 	// DeleteUser deletes the user and, in the same transaction, revokes all their grants as
 	// RevokeGrants does (rev is the template of each grant's record) and ends all their
-	// sessions as EndSessions does. It returns the records written (RevokeSession records
-	// included) and how many refresh tokens were deleted. Returns ErrNotFound if there is no
-	// such user.
-	DeleteUser(ctx context.Context, id string, rev Revocation) ([]Revocation, int64, error)
+	// sessions as EndSessions does (with end). It returns the records written (RevokeSession
+	// records included) and how many refresh tokens were deleted. Returns ErrNotFound if there is
+	// no such user.
+	DeleteUser(ctx context.Context, id string, rev Revocation, end SessionEnd) ([]Revocation, int64, error)
 	// SetPassword replaces the user's password hash and, in the same transaction, moves their
-	// Epoch, ends all their sessions as EndSessions does and, with revokeGrants, revokes all
-	// their grants as RevokeGrants does (rev is the template of every record). If rev.Actor is
-	// set, an audit entry "set_password" records it too. It returns the records written and how
-	// many refresh tokens were deleted. Returns ErrNotFound if there is no such user.
-	SetPassword(ctx context.Context, id, passwordHash string, revokeGrants bool, rev Revocation) ([]Revocation, int64, error)
+	// Epoch, ends all their sessions as EndSessions does (with end) and, with revokeGrants,
+	// revokes all their grants as RevokeGrants does (rev is the template of every record). If
+	// rev.Actor is set, an audit entry "set_password" records it too. It returns the records
+	// written and how many refresh tokens were deleted. Returns ErrNotFound if there is no such
+	// user.
+	SetPassword(ctx context.Context, id, passwordHash string, revokeGrants bool, rev Revocation, end SessionEnd) ([]Revocation, int64, error)
+	// SetUserProfile replaces the user's Name and Email. Returns ErrNotFound if there is no such
+	// user.
+	SetUserProfile(ctx context.Context, id, name, email string) error
 
 	// CreateSession stores a new session of s.UserID. Returns ErrNotFound if there is no such
 	// user, ErrUserChanged if the user's Epoch is no longer s.UserEpoch (their sessions were
@@ -601,6 +664,16 @@ type Store interface {
 	// GetSession returns the session whose cookie secret hashes to hash, expired or not.
 	// Returns ErrNotFound if there is none (never created, ended, or expired and purged).
 	GetSession(ctx context.Context, hash string) (Session, error)
+	// GetSessionByID returns the session with the given ID, expired or not. Returns ErrNotFound
+	// if there is none (never created, ended, or expired and purged).
+	GetSessionByID(ctx context.Context, id string) (Session, error)
+	// ReauthenticateSession records that the person of session id authenticated again at
+	// authTime (OpenID Connect's prompt=login, max_age): its AuthTime and LastSeenAt become
+	// authTime, its IdleExpiresAt idleExpiresAt, and its cookie secret's hash becomes newHash
+	// (the browser gets a new secret; a copy of the old one no longer finds it). The session
+	// keeps its ID and absolute expiry. Returns ErrNotFound, and changes nothing, unless the
+	// session exists with the hash oldHash (it ended meanwhile, or the secret changed).
+	ReauthenticateSession(ctx context.Context, id, oldHash, newHash string, authTime, idleExpiresAt time.Time) error
 	// ListSessions returns the user's sessions still active at now (Session.Active), oldest
 	// first.
 	ListSessions(ctx context.Context, userID string, now time.Time) ([]Session, error)
@@ -614,9 +687,18 @@ type Store interface {
 	// its idle expiry as stored when it ends, whoever ends it) is
 	// written, with an audit entry if rev.Actor is set. A filter without ID also moves the
 	// user's Epoch (and with ForgetDevices their DeviceEpoch), unless it has SignedInBy, which
-	// moves nothing and writes its audit entry only if a session ended. It returns the records
-	// written, none if nothing matched.
-	EndSessions(ctx context.Context, f SessionFilter, rev Revocation) ([]Revocation, error)
+	// moves nothing and writes its audit entry only if a session ended. In the same transaction,
+	// the unused codes issued in the sessions are deleted, and end is carried out: the messages
+	// its Notices make are enqueued, and with RevokeGrants the grants of the sessions' clients
+	// are revoked as RevokeGrants does. It returns the records written (sessions', then
+	// grants'), none if nothing matched.
+	EndSessions(ctx context.Context, f SessionFilter, rev Revocation, end SessionEnd) ([]Revocation, error)
+	// ExpireSessions ends up to limit sessions that expired (idle or absolutely) before now, in
+	// one transaction, as EndSessions does with end (rev's RevokedAt is now, its Actor
+	// "janitor"), but writes no RevokeSession record: an expired session is refused by its
+	// expiry everywhere. It returns how many sessions it ended and the records written (those
+	// of the grants end revoked). Call it again while it returns limit.
+	ExpireSessions(ctx context.Context, now time.Time, limit int, end SessionEnd) (int, []Revocation, error)
 
 	// SaveGrant records consent: if an active grant exists for g.ClientID and g.UserID, its
 	// scopes become the union with g.Scopes, its audience the union with g.Audience, its
@@ -655,7 +737,10 @@ type Store interface {
 	// succeeds; the other sees ErrReused.
 	RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, now, tokensExpireAt time.Time) (RefreshToken, error)
 
-	// CreateCode stores an authorization code (its hash).
+	// CreateCode stores an authorization code (its hash). A code of a session (c.SessionID
+	// set) is stored only while that session exists, and records c.ClientID and c.GrantID
+	// among the session's clients (EndedSession.Clients), in the same transaction: a session
+	// ended concurrently either finds the client, or makes CreateCode return ErrNotFound.
 	CreateCode(ctx context.Context, c AuthCode) error
 	// GetCode returns the code with the given hash, used or not, expired or not, without
 	// changing it. Returns ErrNotFound if there is none (never issued, purged, or its grant
@@ -690,9 +775,9 @@ type Store interface {
 	// concurrent calls with one id, exactly one reports true, whichever instance makes them.
 	MarkUsed(ctx context.Context, id [32]byte, expiresAt, now time.Time) (bool, error)
 
-	// DeleteExpired deletes codes, refresh tokens, grant token status entries, status lists,
-	// used-value records (MarkUsed), sessions (absolutely or idle) and registration tokens that
-	// expired before now and returns how many.
+	// DeleteExpired deletes codes, refresh tokens, grant token status entries, status lists and
+	// used-value records (MarkUsed) that expired before now and returns how many. Expired
+	// sessions are ExpireSessions's.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 	// DeleteAuditBefore deletes audit entries older than t (the retention policy) and returns
 	// how many.
@@ -756,6 +841,8 @@ type Store interface {
 	// GetOutbox returns the message with the given ID, in any state. Returns ErrNotFound if
 	// there is none (never enqueued, or finished and deleted).
 	GetOutbox(ctx context.Context, id int64) (OutboxMessage, error)
+	// ListOutbox returns the messages, in any state, that match f, newest first (by ID).
+	ListOutbox(ctx context.Context, f OutboxFilter) ([]OutboxMessage, error)
 	// OutboxStats describes the pending messages of each kind that has any, ordered by kind.
 	OutboxStats(ctx context.Context) ([]OutboxStat, error)
 	// DeleteFinishedOutbox deletes delivered and failed messages finished before t, never a

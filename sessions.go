@@ -54,6 +54,18 @@ type Session struct {
 	// UserAgent and Address are the browser's User-Agent and address (after trusted-proxy
 	// resolution) at sign-in, for the person to recognise their sessions.
 	UserAgent, Address string
+	// AuthTime is when the person last authenticated in the session: at sign-in, or later when
+	// asked to again (ReauthenticateSession). Zero means CreatedAt (see Authenticated).
+	AuthTime time.Time
+}
+
+// Authenticated returns when the person last authenticated in the session (OpenID Connect's
+// auth_time): AuthTime, or CreatedAt if it is not set.
+func (s Session) Authenticated() time.Time {
+	if s.AuthTime.IsZero() {
+		return s.CreatedAt
+	}
+	return s.AuthTime
 }
 
 // Active reports whether the session has not expired at now, neither idle nor absolutely.
@@ -75,4 +87,55 @@ type SessionFilter struct {
 	// ForgetDevices, with a filter that moves the Epoch, also moves the user's DeviceEpoch: the
 	// browsers the person signed in on are no longer remembered (User.DeviceEpoch).
 	ForgetDevices bool
+}
+
+// SessionClient is a client that was given an authorization code in a session: with OpenID
+// Connect, a relying party the person signed in to with that session (its sid).
+type SessionClient struct {
+	// Client is the client as stored when the session ended.
+	Client Client
+	// GrantID is the grant of the latest code issued to it in the session.
+	GrantID string
+}
+
+// EndedSession is a session that a Store method ended, with what its end concerns: the input of
+// SessionEnd.Notices.
+type EndedSession struct {
+	// Session is the session as stored when it ended.
+	Session Session
+	// Clients are the clients given codes in it, ordered by client ID.
+	Clients []SessionClient
+}
+
+// SessionNotices makes the outbox messages that the end of sessions causes: a logout token for
+// each relying party (OpenID Connect Back-Channel Logout), a security event for each receiver
+// (Shared Signals). It is called inside the transaction that ends them, with the sessions
+// ended (perhaps none) and the template of their records (RevokedAt, Actor, Reason), and must
+// not use the store: the messages it returns are enqueued in that transaction, so they are
+// committed exactly when the end is. An error aborts the end.
+type SessionNotices func(ended []EndedSession, rev Revocation) ([]OutboxMessage, error)
+
+// SessionEnd says what ending sessions does besides deleting them and writing their records,
+// on every path that ends them (EndSessions, SetPassword, DeleteUser, ExpireSessions). The zero
+// value does nothing more.
+type SessionEnd struct {
+	// Notices, if set, make the messages the end causes; each feature that sends some adds its
+	// own (they are called in order, and their messages enqueued together).
+	Notices []SessionNotices
+	// RevokeGrants also revokes, as RevokeGrants does and in the same transaction, the grants of
+	// the clients given codes in each session ended (--logout-revokes-grants).
+	RevokeGrants bool
+}
+
+// Messages calls every Notices with ended and rev and returns their messages together.
+func (e SessionEnd) Messages(ended []EndedSession, rev Revocation) ([]OutboxMessage, error) {
+	var out []OutboxMessage
+	for _, n := range e.Notices {
+		msgs, err := n(ended, rev)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, msgs...)
+	}
+	return out, nil
 }

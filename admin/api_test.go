@@ -610,7 +610,7 @@ func TestMethodsAndPaths(t *testing.T) {
 		{"/admin/v1/keys/rotate", "POST"},
 		{"/admin/v1/keys/x/retire", "POST"},
 		{"/admin/v1/users", "GET, POST"},
-		{"/admin/v1/users/x", "DELETE"},
+		{"/admin/v1/users/x", "DELETE, PATCH"},
 		{"/admin/v1/users/x/sessions", "GET"},
 		{"/admin/v1/users/x/logout", "POST"},
 		{"/admin/v1/users/x/password", "PUT"},
@@ -1078,5 +1078,47 @@ func TestCreatedClientInSnapshot(t *testing.T) {
 	after, err := a.clients.Snapshot(ctx)
 	if err != nil || !after.PublicOrigin(origin) || !slices.Contains(after.Scopes, "photos") {
 		t.Fatalf("after creating the client: %v, origin allowed %v, scopes %v", err, after.PublicOrigin(origin), after.Scopes)
+	}
+}
+
+// TestUpdateSelfRegisteredClient: an operator's change of a self-registered client is kept apart
+// from what the client asserts itself (audit 16 #2): its scope is a limit (scope_limit), its own
+// scopes are kept, and "scope" shows what it may be granted; its name and redirect URIs, which it
+// would set back, are refused; an operator's client is changed as before.
+func TestUpdateSelfRegisteredClient(t *testing.T) {
+	a := newAPI(t)
+	ctx := context.Background()
+	if err := a.store.CreateClient(ctx, rescind.Client{ID: "dyn", Name: "Dyn", Public: true, GrantTypes: []string{rescind.GrantAuthorizationCode},
+		RedirectURIs: []string{"https://d.example/cb"}, Scopes: []string{"read", "admin"}, Registration: rescind.RegistrationDynamic}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, body, scope, limit string // limit "-" for none shown
+	}{
+		{"limited to read", `{"scope":"read"}`, "read", "read"},
+		{"limited to none", `{"scope":""}`, "", ""},
+		{"limited beyond its own", `{"scope":"read write"}`, "read", "read write"},
+	} {
+		r := a.call("PATCH", "/admin/v1/clients/dyn", tc.body)
+		var info admin.ClientInfo
+		if r.status != 200 || json.Unmarshal(r.body, &info) != nil || info.Scope != tc.scope || info.ScopeLimit == nil || *info.ScopeLimit != tc.limit {
+			t.Fatalf("%s: %d %s; want scope %q, scope_limit %q", tc.name, r.status, r.body, tc.scope, tc.limit)
+		}
+		c, _ := a.store.GetClient(ctx, "dyn")
+		if !slices.Equal(c.Scopes, []string{"read", "admin"}) || strings.Join(c.ScopeLimit, " ") != tc.limit || c.ScopeLimit == nil {
+			t.Fatalf("%s: stored scopes %v, limit %#v", tc.name, c.Scopes, c.ScopeLimit)
+		}
+	}
+	for _, body := range []string{`{"client_name":"Renamed"}`, `{"redirect_uris":["https://other.example/cb"]}`} {
+		wantError(t, a.call("PATCH", "/admin/v1/clients/dyn", body), 400, "invalid_client_metadata")
+	}
+	// An operator's client: scope replaced, no limit.
+	op := a.createClient(`{"client_name":"Op","scope":"read write"}`)
+	r := a.call("PATCH", "/admin/v1/clients/"+op.ClientID, `{"scope":"read","client_name":"Op 2"}`)
+	if r.status != 200 || strings.Contains(string(r.body), "scope_limit") {
+		t.Fatalf("operator's client: %d %s", r.status, r.body)
+	}
+	if c, _ := a.store.GetClient(ctx, op.ClientID); !slices.Equal(c.Scopes, []string{"read"}) || c.ScopeLimit != nil || c.Name != "Op 2" {
+		t.Fatalf("operator's client stored as %+v", c)
 	}
 }

@@ -184,6 +184,13 @@ func (c *Client) ListUsers(ctx context.Context) ([]UserInfo, error) {
 	return out, err
 }
 
+// UpdateUser changes a user's name or e-mail address.
+func (c *Client) UpdateUser(ctx context.Context, username string, req UpdateUserRequest) (UserInfo, error) {
+	var out UserInfo
+	err := c.do(ctx, http.MethodPatch, "/admin/v1/users/"+url.PathEscape(username), req, &out)
+	return out, err
+}
+
 // DeleteUser deletes a user by username, ends all their sessions and revokes all their grants.
 func (c *Client) DeleteUser(ctx context.Context, username string) (UserResult, error) {
 	var out UserResult

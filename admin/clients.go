@@ -37,7 +37,7 @@ func (s *Server) handleUpdateClient(w http.ResponseWriter, r *http.Request) {
 	if !s.found(w, r, err, "client") {
 		return
 	}
-	u, err := updateOf(c, req)
+	u, err := updateOf(c, req, s.cfg.AllowLoopbackReceivers)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, metadataErrorCode(err), err.Error())
 		return
@@ -53,8 +53,28 @@ func (s *Server) handleUpdateClient(w http.ResponseWriter, r *http.Request) {
 
 // updateOf validates req as client creation does (the redirect URIs with c's own allowance)
 // and returns the change it asks of c.
-func updateOf(c rescind.Client, req UpdateClientRequest) (rescind.ClientUpdate, error) {
+//
+// A self-registered client's name and redirect URIs are its own (RFC 7592, its metadata
+// document): it would set them back at its next update or authorization, so changing them is
+// refused; its scopes are limited instead of replaced (Client.ScopeLimit, which its own updates
+// never change), and a scope of "" allows it none (audit 16 #2).
+func updateOf(c rescind.Client, req UpdateClientRequest, allowLoopback bool) (rescind.ClientUpdate, error) {
 	var u rescind.ClientUpdate
+	if c.SelfRegistered() && (req.Name != nil || req.RedirectURIs != nil) {
+		return u, errors.New("a self-registered client sets its own client_name and redirect_uris (it would set them back): " +
+			"limit it with scope or allowed_resources, or delete it")
+	}
+	if req.Scope != nil && c.SelfRegistered() {
+		limit, err := clientScopes(*req.Scope)
+		if err != nil {
+			return u, err
+		}
+		if limit == nil {
+			limit = []string{} // no scope at all, not "no limit"
+		}
+		u.ScopeLimit = &limit
+		req.Scope = nil
+	}
 	if req.Name != nil {
 		name, err := clientName(*req.Name)
 		if err != nil {
@@ -98,6 +118,25 @@ func updateOf(c rescind.Client, req UpdateClientRequest) (rescind.ClientUpdate, 
 	if req.FirstParty != nil {
 		v := *req.FirstParty
 		u.FirstParty = &v
+	}
+	// The OpenID Connect fields, validated together as creation does.
+	if req.IDTokenAlg != nil || req.PostLogoutRedirectURIs != nil || req.BackchannelLogoutURI != nil || req.BackchannelLogoutSessionRequired != nil {
+		o := c
+		if err := applyOIDC(&o, oidcOf(c, req), allowLoopback); err != nil {
+			return u, err
+		}
+		if req.IDTokenAlg != nil {
+			u.IDTokenAlg = &o.IDTokenAlg
+		}
+		if req.PostLogoutRedirectURIs != nil {
+			u.PostLogoutRedirectURIs = &o.PostLogoutRedirectURIs
+		}
+		if req.BackchannelLogoutURI != nil {
+			u.BackchannelLogoutURI = &o.BackchannelLogoutURI
+		}
+		if req.BackchannelLogoutSessionRequired != nil {
+			u.BackchannelLogoutSessionRequired = &o.BackchannelLogoutSessionRequired
+		}
 	}
 	return u, nil
 }

@@ -63,6 +63,9 @@ type Config struct {
 	// its size; it must fail with an error matching os.ErrExist if the file exists. If nil
 	// (PostgreSQL), backups are refused with a pointer to pg_dump.
 	Backup func(ctx context.Context, path string) (int64, error)
+	// AllowLoopbackReceivers lets clients register a backchannel_logout_uri on a loopback
+	// address (the outbox delivers there: --outbox-allow-loopback, for development).
+	AllowLoopbackReceivers bool
 	// HashParams are the argon2id parameters for new client secrets. If zero, secret.DefaultParams.
 	HashParams secret.Params
 	// ClockSkew is the largest difference between the clocks of the instances (--clock-skew):
@@ -115,6 +118,7 @@ func (s *Server) Handler(requireToken bool) http.Handler {
 	route("POST /admin/v1/users", http.HandlerFunc(s.handleCreateUser))
 	route("GET /admin/v1/users", http.HandlerFunc(s.handleListUsers))
 	route("DELETE /admin/v1/users/{username}", http.HandlerFunc(s.handleDeleteUser))
+	route("PATCH /admin/v1/users/{username}", http.HandlerFunc(s.handleUpdateUser))
 	route("GET /admin/v1/users/{username}/sessions", http.HandlerFunc(s.handleUserSessions))
 	route("POST /admin/v1/users/{username}/logout", http.HandlerFunc(s.handleLogoutUser))
 	route("PUT /admin/v1/users/{username}/password", http.HandlerFunc(s.handleSetPassword))
@@ -311,6 +315,9 @@ func (s *Server) newClient(req CreateClientRequest) (rescind.Client, string, err
 		RedirectURIs: req.RedirectURIs, TokenTTL: ttl, AllowPlainPKCE: req.AllowPlainPKCE, TokenFormat: req.TokenFormat,
 		ResourceServer: req.ResourceServer, Resources: resources, AllowInsecureRedirect: req.AllowInsecureRedirect,
 		AllowedResources: allowed, CreatedAt: s.cfg.Now().UTC(), RequireDPoP: req.RequireDPoP, FirstParty: req.FirstParty}
+	if err := applyOIDC(&c, req.OIDC, s.cfg.AllowLoopbackReceivers); err != nil {
+		return rescind.Client{}, "", err
+	}
 	plain := ""
 	if !req.Public {
 		plain = req.Secret

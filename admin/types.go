@@ -3,6 +3,8 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rescind/rescind"
@@ -49,6 +51,26 @@ type CreateClientRequest struct {
 	// the consent page for scopes the person already granted it (any other public client gets
 	// the consent page every time).
 	FirstParty bool `json:"first_party,omitempty"`
+	// OIDC holds the OpenID Connect fields (id_token_signed_response_alg, logout endpoints).
+	OIDC
+}
+
+// OIDC is the OpenID Connect part of a client's registration (OpenID Connect Dynamic Client
+// Registration 1.0 §2, RP-Initiated Logout 1.0 §3.1, Back-Channel Logout 1.0 §2.2).
+type OIDC struct {
+	// IDTokenAlg is id_token_signed_response_alg: RS256 (the default), ES256 or EdDSA.
+	IDTokenAlg string `json:"id_token_signed_response_alg,omitempty"`
+	// PostLogoutRedirectURIs are where the end-session endpoint may send the browser back to,
+	// matched exactly.
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	// PostLogoutRedirectURI is one more, under the CLI flag's name (--post-logout-redirect-uri).
+	PostLogoutRedirectURI string `json:"post_logout_redirect_uri,omitempty"`
+	// BackchannelLogoutURI receives a logout token when a session the client was signed in
+	// with ends: https (or loopback with --outbox-allow-loopback).
+	BackchannelLogoutURI string `json:"backchannel_logout_uri,omitempty"`
+	// BackchannelLogoutSessionRequired says the client needs sid in logout tokens (always
+	// sent).
+	BackchannelLogoutSessionRequired bool `json:"backchannel_logout_session_required,omitempty"`
 }
 
 // UpdateClientRequest is the body of PATCH /admin/v1/clients/{id}: each field given replaces the
@@ -69,6 +91,11 @@ type UpdateClientRequest struct {
 	RequireDPoP *bool `json:"require_dpop,omitempty"`
 	// FirstParty registers the client as first-party, or no longer.
 	FirstParty *bool `json:"first_party,omitempty"`
+	// The OpenID Connect fields (see OIDC); an empty string or list clears one.
+	IDTokenAlg                       *string   `json:"id_token_signed_response_alg,omitempty"`
+	PostLogoutRedirectURIs           *[]string `json:"post_logout_redirect_uris,omitempty"`
+	BackchannelLogoutURI             *string   `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired *bool     `json:"backchannel_logout_session_required,omitempty"`
 }
 
 // RotateSecretRequest is the body of POST /admin/v1/clients/{id}/rotate-secret; it may be empty.
@@ -112,6 +139,16 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 type CreateUserRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
+	// Name and Email are the person's OpenID Connect name and email claims (optional).
+	Name  string `json:"name,omitempty"`
+	Email string `json:"email,omitempty"`
+}
+
+// UpdateUserRequest is the body of PATCH /admin/v1/users/{username}: each field given replaces
+// the user's (an empty string clears it).
+type UpdateUserRequest struct {
+	Name  *string `json:"name,omitempty"`
+	Email *string `json:"email,omitempty"`
 }
 
 // UserInfo is how the API shows a user (never the password hash).
@@ -119,6 +156,8 @@ type UserInfo struct {
 	ID        string    `json:"id"`
 	Username  string    `json:"username"`
 	CreatedAt time.Time `json:"created_at"`
+	Name      string    `json:"name,omitempty"`
+	Email     string    `json:"email,omitempty"`
 }
 
 // SetPasswordRequest is the body of PUT /admin/v1/users/{username}/password.
@@ -208,6 +247,10 @@ type ClientInfo struct {
 	AllowInsecureRedirect bool     `json:"allow_insecure_redirect"`
 	// AllowedResources are the resources (RFC 8707) the client may ask tokens for; empty: any.
 	AllowedResources []string `json:"allowed_resources"`
+	// ScopeLimit is, for a self-registered client an operator limited (client update --scope),
+	// the space-separated scopes it is limited to; absent when it is not limited. Scope is then
+	// what it may be granted: its own scopes within the limit (the limit, if it named none).
+	ScopeLimit *string `json:"scope_limit,omitempty"`
 	// DynamicallyRegistered marks a client that registered itself (RFC 7591, or a Client ID
 	// Metadata Document); Registration says how: "admin", "dynamic" or "metadata_document".
 	DynamicallyRegistered bool   `json:"dynamically_registered"`
@@ -217,6 +260,11 @@ type ClientInfo struct {
 	// FirstParty says whether a public client skips the consent page for scopes already granted.
 	FirstParty bool      `json:"first_party"`
 	CreatedAt  time.Time `json:"created_at"`
+	// The OpenID Connect fields (IDTokenAlg is always given: RS256 when not set).
+	IDTokenAlg                       string   `json:"id_token_signed_response_alg"`
+	PostLogoutRedirectURIs           []string `json:"post_logout_redirect_uris"`
+	BackchannelLogoutURI             string   `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool     `json:"backchannel_logout_session_required"`
 
 	// PreviousSecretExpiresAt is when the secret replaced by the last rotation stops working;
 	// absent when there is none.
@@ -254,13 +302,18 @@ func infoOf(c rescind.Client, ttl time.Duration) ClientInfo {
 	if c.Public {
 		method = rescind.AuthMethodNone
 	}
-	scope := ""
-	for i, s := range c.Scopes {
-		if i > 0 {
-			scope += " "
+	scopes := c.Scopes
+	var limit *string
+	if c.SelfRegistered() && c.ScopeLimit != nil {
+		l := strings.Join(c.ScopeLimit, " ")
+		limit = &l
+		if len(scopes) == 0 {
+			scopes = c.ScopeLimit
+		} else {
+			scopes = slices.DeleteFunc(slices.Clone(scopes), func(sc string) bool { return !slices.Contains(c.ScopeLimit, sc) })
 		}
-		scope += s
 	}
+	scope := strings.Join(scopes, " ")
 	ru := c.RedirectURIs
 	if ru == nil {
 		ru = []string{}
@@ -281,7 +334,11 @@ func infoOf(c rescind.Client, ttl time.Duration) ClientInfo {
 		TokenEndpointAuthMethod: method, TokenTTL: int64(ttl / time.Second), CreatedAt: c.CreatedAt, AllowPlainPKCE: c.AllowPlainPKCE, TokenFormat: c.TokenFormat,
 		ResourceServer: c.ResourceServer, Resources: res, AllowInsecureRedirect: c.AllowInsecureRedirect,
 		AllowedResources: allowed, DynamicallyRegistered: c.SelfRegistered(), Registration: reg, RequireDPoP: c.RequireDPoP,
-		FirstParty: c.FirstParty}
+		FirstParty: c.FirstParty, IDTokenAlg: c.IDTokenAlgorithm(), PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+		BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired, ScopeLimit: limit}
+	if info.PostLogoutRedirectURIs == nil {
+		info.PostLogoutRedirectURIs = []string{}
+	}
 	if c.PreviousSecretHash != "" && !c.PreviousSecretExpiresAt.IsZero() {
 		exp := c.PreviousSecretExpiresAt
 		info.PreviousSecretExpiresAt = &exp

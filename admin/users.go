@@ -1,12 +1,12 @@
 package admin
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/rescind/rescind"
@@ -41,7 +41,11 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, "server_error", "the password could not be hashed")
 		return
 	}
-	u := rescind.User{ID: id, Username: req.Username, PasswordHash: hash, CreatedAt: s.cfg.Now().UTC()}
+	if err := validProfile(req.Name, req.Email); err != nil {
+		writeErr(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	u := rescind.User{ID: id, Username: req.Username, PasswordHash: hash, CreatedAt: s.cfg.Now().UTC(), Name: req.Name, Email: req.Email}
 	err = s.cfg.Store.CreateUser(r.Context(), u)
 	if errors.Is(err, rescind.ErrAlreadyExists) {
 		writeErr(w, http.StatusConflict, "already_exists", "a user with this username exists")
@@ -53,7 +57,7 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Logger.InfoContext(r.Context(), "user created", "username", u.Username)
-	writeJSON(w, http.StatusCreated, UserInfo{ID: u.ID, Username: u.Username, CreatedAt: u.CreatedAt})
+	writeJSON(w, http.StatusCreated, userInfo(u))
 }
 
 func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request) {
@@ -65,9 +69,57 @@ func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]UserInfo, 0, len(us))
 	for _, u := range us {
-		out = append(out, UserInfo{ID: u.ID, Username: u.Username, CreatedAt: u.CreatedAt})
+		out = append(out, userInfo(u))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+func userInfo(u rescind.User) UserInfo {
+	return UserInfo{ID: u.ID, Username: u.Username, CreatedAt: u.CreatedAt, Name: u.Name, Email: u.Email}
+}
+
+// validProfile checks a person's name and e-mail address (OpenID Connect's name and email
+// claims): bounded UTF-8, and an address of the form local@domain.
+func validProfile(name, email string) error {
+	if len(name) > 200 || !utf8.ValidString(name) {
+		return errors.New("name must be at most 200 bytes of UTF-8")
+	}
+	if email != "" {
+		at := strings.LastIndexByte(email, '@')
+		if len(email) > 254 || at < 1 || at == len(email)-1 || strings.ContainsAny(email, " \t\r\n<>") || !utf8.ValidString(email) {
+			return errors.New("email must be an address of the form name@domain")
+		}
+	}
+	return nil
+}
+
+// handleUpdateUser changes a person's name or e-mail address.
+func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request) {
+	var req UpdateUserRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeErr(w, http.StatusBadRequest, "invalid_request", "the body must be a JSON object of the fields to change (name, email)")
+		return
+	}
+	u, err := s.cfg.Store.GetUserByUsername(r.Context(), r.PathValue("username"))
+	if !s.found(w, r, err, "user") {
+		return
+	}
+	if req.Name != nil {
+		u.Name = *req.Name
+	}
+	if req.Email != nil {
+		u.Email = *req.Email
+	}
+	if err := validProfile(u.Name, u.Email); err != nil {
+		writeErr(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	if err := s.cfg.Store.SetUserProfile(r.Context(), u.ID, u.Name, u.Email); !s.found(w, r, err, "user") {
+		return
+	}
+	writeJSON(w, http.StatusOK, userInfo(u))
 }
 
 // grantsRevoked counts the grant records among revs (the rest are status list entries and
@@ -157,7 +209,7 @@ func (s *Server) handleSetPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Each record lives as long as what it covers: a session its own expiry, a grant its tokens.
-	revs, n, err := s.cfg.Store.SetPassword(context.WithoutCancel(r.Context()), u.ID, hash, req.RevokeGrants, rescind.Revocation{RevokedAt: s.cfg.Now(),
+	revs, n, err := s.cfg.Committer.SetPassword(r.Context(), u.ID, hash, req.RevokeGrants, rescind.Revocation{RevokedAt: s.cfg.Now(),
 		Actor: "admin", Reason: "password set"})
 	if errors.Is(err, rescind.ErrNotFound) {
 		writeErr(w, http.StatusNotFound, "not_found", "no such user")
@@ -168,7 +220,6 @@ func (s *Server) handleSetPassword(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, "server_error", "the password could not be set")
 		return
 	}
-	s.cfg.Committer.Apply(revs...)
 	res := userResult(revs, n)
 	s.cfg.Logger.InfoContext(r.Context(), "password set; the user's sessions are ended", "username", u.Username,
 		"sessions", res.SessionsEnded, "grants", res.GrantsRevoked)
@@ -181,14 +232,13 @@ func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Each grant's record lives as long as its tokens: the store knows their latest expiry.
-	revs, n, err := s.cfg.Store.DeleteUser(r.Context(), u.ID, rescind.Revocation{RevokedAt: s.cfg.Now(),
+	revs, n, err := s.cfg.Committer.DeleteUser(r.Context(), u.ID, rescind.Revocation{RevokedAt: s.cfg.Now(),
 		Actor: "admin", Reason: "user deleted"})
 	if err != nil {
 		s.cfg.Logger.ErrorContext(r.Context(), "deleting user", "err", err)
 		writeErr(w, http.StatusInternalServerError, "server_error", "the user could not be deleted")
 		return
 	}
-	s.cfg.Committer.Apply(revs...)
 	res := userResult(revs, n)
 	s.cfg.Logger.InfoContext(r.Context(), "user deleted; their sessions are ended and their grants revoked", "username", u.Username,
 		"sessions", res.SessionsEnded, "grants", res.GrantsRevoked)

@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/pkce"
@@ -28,7 +30,18 @@ type authRequest struct {
 	raw              string // the query string, carried through login and consent
 	// dpopJKT is the dpop_jkt parameter (RFC 9449 §10): the code is bound to that key.
 	dpopJKT string
+	// OpenID Connect Core 1.0 §3.1.2.1: the nonce echoed in the ID token, max_age in seconds
+	// (-1: not given), the login_hint, and the subject of a valid id_token_hint.
+	nonce     string
+	maxAge    int64
+	loginHint string
+	hintSub   string
 }
+
+// prompts returns the prompt values of the request (a space-separated list, §3.1.2.1).
+func (ar *authRequest) prompts() []string { return strings.Fields(ar.prompt) }
+
+func (ar *authRequest) hasPrompt(p string) bool { return slices.Contains(ar.prompts(), p) }
 
 // redirectError is an error sent back to the client's redirect URI (RFC 6749 §4.1.2.1).
 type redirectError struct {
@@ -93,7 +106,8 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 		return nil, "The request must name one of the client's registered redirect URIs.", nil
 	}
 	ar.state, _ = one("state")
-	for _, k := range []string{"response_type", "scope", "state", "code_challenge", "code_challenge_method", "prompt", "dpop_jkt"} {
+	for _, k := range []string{"response_type", "scope", "state", "code_challenge", "code_challenge_method", "prompt", "dpop_jkt",
+		"nonce", "max_age", "login_hint", "id_token_hint"} {
 		if len(q[k]) > 1 {
 			return ar, "", &redirectError{"invalid_request", "parameter " + k + " is included more than once"}
 		}
@@ -109,11 +123,19 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 		return ar, "", &redirectError{"unauthorized_client", "the client may not use the authorization code grant"}
 	}
 	scope, _ := one("scope")
-	if ar.scopes, err = rescind.ParseScope(scope, s.clientScopes(c, scope)); err != nil {
+	allowed := s.clientScopes(c, scope)
+	if scope != "" {
+		// The OpenID Connect scopes are every code-flow client's to ask for (Core 1.0 §3.1.2.1).
+		allowed = append(slices.Clip(allowed), ScopeOpenID, ScopeProfile, ScopeEmail)
+	}
+	if ar.scopes, err = rescind.ParseScope(scope, allowed); err != nil {
 		return ar, "", &redirectError{"invalid_scope", err.Error()}
 	}
 	var desc string
 	if ar.resources, desc = parseResources(q["resource"]); desc != "" {
+		return ar, "", &redirectError{ErrInvalidTarget, desc}
+	}
+	if ar.resources, desc = defaultResources(c, ar.resources); desc != "" {
 		return ar, "", &redirectError{ErrInvalidTarget, desc}
 	}
 	if desc := allowedResources(c, ar.resources); desc != "" {
@@ -128,6 +150,9 @@ func (s *Server) parseAuthRequest(r *http.Request, raw string) (ar *authRequest,
 		ar.method = pkce.Plain
 	}
 	ar.prompt, _ = one("prompt")
+	if rerr := s.parseOIDCParams(r, ar, one); rerr != nil {
+		return ar, "", rerr
+	}
 	if ar.dpopJKT, _ = one("dpop_jkt"); ar.dpopJKT != "" && !validJKT(ar.dpopJKT) {
 		return ar, "", &redirectError{"invalid_request", "dpop_jkt must be the base64url JWK SHA-256 thumbprint (RFC 7638) of the DPoP key (RFC 9449 §10)"}
 	}
@@ -188,12 +213,12 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, ok := s.pages.SignedIn(r)
-	if !ok {
-		if ar.prompt == "none" {
-			s.redirectErr(w, r, ar, &redirectError{"login_required", "the user is not logged in"})
+	if why := s.mustSignIn(r, ar, user, ok); why != "" {
+		if ar.hasPrompt("none") {
+			s.redirectErr(w, r, ar, &redirectError{"login_required", why})
 			return
 		}
-		s.pages.SignIn(w, r, "/oauth2/authorize?"+r.URL.RawQuery)
+		s.pages.SignIn(w, r, "/oauth2/authorize?"+afterSignIn(r.URL.RawQuery))
 		return
 	}
 	grants, err := s.store.ListGrants(r.Context(), rescind.GrantFilter{ClientID: ar.client.ID, UserID: user.ID})
@@ -202,13 +227,13 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, g := range grants {
-		if ar.client.SkipsConsent() && !s.committer.GrantRevoked(g.ID) && containsAll(g.Scopes, ar.scopes) &&
+		if ar.client.SkipsConsent() && !ar.hasPrompt("consent") && !s.committer.GrantRevoked(g.ID) && containsAll(g.Scopes, ar.scopes) &&
 			containsAll(s.grantAudience(g), s.audienceOf(ar.resources)) {
 			s.issueCode(w, r, ar, user, g) // already consented to these scopes and resources
 			return
 		}
 	}
-	if ar.prompt == "none" {
+	if ar.hasPrompt("none") {
 		s.redirectErr(w, r, ar, &redirectError{"consent_required", "the user has not consented to this request"})
 		return
 	}
@@ -306,12 +331,105 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *authReque
 	}
 	now := s.now()
 	sess, _ := s.pages.Session(r)
+	// The code records its session (whose end tells its client: back-channel logout) and what
+	// its ID token will say of the sign-in: auth_time and nonce.
 	err = s.store.CreateCode(r.Context(), rescind.AuthCode{Hash: hash, ClientID: ar.client.ID, UserID: user.ID, SessionID: sess.ID,
 		GrantID: g.ID, RedirectURI: ar.redirectURI, RedirectURIGiven: ar.redirectURIGiven, Scope: strings.Join(ar.scopes, " "), Resources: ar.resources,
-		Challenge: ar.challenge, ChallengeMethod: ar.method, CreatedAt: now, ExpiresAt: now.Add(s.codeTTL), DPoPJKT: ar.dpopJKT})
+		Challenge: ar.challenge, ChallengeMethod: ar.method, CreatedAt: now, ExpiresAt: now.Add(s.codeTTL), DPoPJKT: ar.dpopJKT,
+		Nonce: ar.nonce, AuthTime: sess.Authenticated()})
 	if err != nil {
 		s.pageError(w, r, "storing code", err)
 		return
 	}
 	s.redirect(w, r, ar, url.Values{"code": {text}})
+}
+
+// maxNonce bounds the nonce, max_age and login_hint parameters.
+const maxNonce = 512
+
+// parseOIDCParams reads the OpenID Connect parameters of an authorization request (Core 1.0
+// §3.1.2.1): prompt (none alone, or any of login, consent, select_account), nonce, max_age,
+// login_hint and id_token_hint (an ID token this server issued, expired or not).
+func (s *Server) parseOIDCParams(r *http.Request, ar *authRequest, one func(string) (string, bool)) *redirectError {
+	for _, p := range ar.prompts() {
+		switch p {
+		case "none", "login", "consent", "select_account":
+		default:
+			return &redirectError{"invalid_request", "prompt " + p + " is not supported"}
+		}
+	}
+	if ar.hasPrompt("none") && len(ar.prompts()) > 1 {
+		return &redirectError{"invalid_request", "prompt=none cannot be combined with other values"}
+	}
+	ar.nonce, _ = one("nonce")
+	ar.loginHint, _ = one("login_hint")
+	if len(ar.nonce) > maxNonce || len(ar.loginHint) > maxNonce {
+		return &redirectError{"invalid_request", "nonce and login_hint are limited to 512 bytes"}
+	}
+	ar.maxAge = -1
+	if v, _ := one("max_age"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return &redirectError{"invalid_request", "max_age must be a non-negative number of seconds"}
+		}
+		ar.maxAge = n
+	}
+	if hint, _ := one("id_token_hint"); hint != "" {
+		c, err := s.parseIDToken(r.Context(), hint)
+		if err != nil {
+			return &redirectError{"invalid_request", "id_token_hint is not an ID token this server issued"}
+		}
+		ar.hintSub = c.Subject
+	}
+	return nil
+}
+
+// mustSignIn says why the person must sign in (again) before a code is issued, or "" if not:
+// no one is signed in; prompt=login; the sign-in is older than max_age; or the id_token_hint
+// names someone else (Core 1.0 §3.1.2.1, §3.1.2.3).
+func (s *Server) mustSignIn(r *http.Request, ar *authRequest, user rescind.User, signedIn bool) string {
+	if !signedIn {
+		return "the user is not logged in"
+	}
+	if ar.hasPrompt("login") {
+		return "the request asks the user to sign in again"
+	}
+	if ar.maxAge >= 0 {
+		sess, ok := s.pages.Session(r)
+		// Compared in seconds: a huge max_age must not overflow a Duration into the past.
+		if !ok || int64(s.now().Sub(sess.Authenticated())/time.Second) > ar.maxAge {
+			return "the user's authentication is older than max_age"
+		}
+	}
+	if ar.hintSub != "" && ar.hintSub != user.ID {
+		return "the signed-in user is not the one id_token_hint names"
+	}
+	return ""
+}
+
+// afterSignIn returns the query of an authorization request to carry on with once the person
+// has signed in: without prompt=login and max_age (they just did authenticate), which would
+// otherwise ask again (max_age=0 always would). The ID token still says when: auth_time.
+func afterSignIn(raw string) string {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return raw
+	}
+	p := q.Get("prompt")
+	if p == "" && !q.Has("max_age") {
+		return raw
+	}
+	q.Del("max_age")
+	var keep []string
+	for _, v := range strings.Fields(p) {
+		if v != "login" && v != "select_account" {
+			keep = append(keep, v)
+		}
+	}
+	if len(keep) == 0 {
+		q.Del("prompt")
+	} else {
+		q.Set("prompt", strings.Join(keep, " "))
+	}
+	return q.Encode()
 }

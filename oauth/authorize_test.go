@@ -157,6 +157,27 @@ func (f *fakePages) ShowError(w http.ResponseWriter, _ *http.Request, status int
 	w.WriteHeader(status)
 }
 
+func (f *fakePages) SignOut(w http.ResponseWriter, _ *http.Request, reason string) error {
+	f.calls = append(f.calls, "SignOut "+reason)
+	f.user = nil
+	return nil
+}
+
+func (f *fakePages) ShowLogoutConfirm(w http.ResponseWriter, _ *http.Request, clientName, request string) {
+	f.calls = append(f.calls, "ShowLogoutConfirm "+clientName+" "+request)
+	w.WriteHeader(http.StatusOK)
+}
+
+func (f *fakePages) ReadLogoutConfirm(w http.ResponseWriter, _ *http.Request) (string, bool, bool) {
+	f.calls = append(f.calls, "ReadLogoutConfirm")
+	return "", false, false
+}
+
+func (f *fakePages) ShowSignedOut(w http.ResponseWriter, _ *http.Request, signedOut bool) {
+	f.calls = append(f.calls, fmt.Sprintf("ShowSignedOut %v", signedOut))
+	w.WriteHeader(http.StatusOK)
+}
+
 func (f *fakePages) HandleLoginPage(w http.ResponseWriter, _ *http.Request) {
 	w.WriteHeader(http.StatusTeapot)
 }
@@ -235,6 +256,9 @@ func TestAuthorizeDecides(t *testing.T) {
 		st.CreateClient(ctx, c)
 	}
 	st.CreateUser(ctx, rescind.User{ID: "alice-id", Username: "alice", CreatedAt: now})
+	// The session fakePages reports: codes are stored only in a session that exists.
+	st.CreateSession(ctx, rescind.Session{ID: "session-of-alice-id", Hash: "h", UserID: "alice-id", CreatedAt: now, LastSeenAt: now,
+		IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour)})
 	fs := &faultyStore{Store: st, fail: map[string]bool{}}
 	pages := &fakePages{}
 	var logs syncBuffer
@@ -412,6 +436,61 @@ func TestAuthorizeDecides(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), errStore.Error()) {
 		t.Fatalf("store failures not logged:\n%s", logs.String())
+	}
+
+	// OpenID Connect (Core 1.0 §3.1.2.1): alice has granted app "read" above; her session
+	// (fakePages) authenticated at the zero time, long before now.
+	oidc := query + "&nonce=n-0S6_WzA2Mj"
+	t.Run("openid: the code carries the nonce and the session's auth_time", func(t *testing.T) {
+		q := redirected(t, get(oidc))
+		ac, err := st.GetCode(ctx, token.Hash(q.Get("code")))
+		if err != nil || ac.Nonce != "n-0S6_WzA2Mj" || ac.SessionID != "session-of-alice-id" {
+			t.Fatalf("code %+v %v", ac, err)
+		}
+		calls(t)
+	})
+	t.Run("prompt=login: sign in again, then carry on without it", func(t *testing.T) {
+		get(oidc + "&prompt=login")
+		if len(pages.calls) != 1 || !strings.HasPrefix(pages.calls[0], "SignIn /oauth2/authorize?") || strings.Contains(pages.calls[0], "prompt") ||
+			!strings.Contains(pages.calls[0], "nonce=n-0S6_WzA2Mj") {
+			t.Fatalf("pages asked %q", pages.calls)
+		}
+		pages.calls = nil
+	})
+	t.Run("max_age older than the sign-in: sign in again", func(t *testing.T) {
+		get(oidc + "&max_age=60")
+		if len(pages.calls) != 1 || !strings.HasPrefix(pages.calls[0], "SignIn ") || strings.Contains(pages.calls[0], "max_age") {
+			t.Fatalf("pages asked %q", pages.calls)
+		}
+		pages.calls = nil
+		// Recent enough: a code.
+		if q := redirected(t, get(oidc+"&max_age=99999999999")); q.Get("code") == "" {
+			t.Fatalf("%v", q)
+		}
+		calls(t)
+	})
+	t.Run("prompt=none with max_age exceeded: login_required", func(t *testing.T) {
+		if q := redirected(t, get(oidc+"&prompt=none&max_age=60")); q.Get("error") != "login_required" {
+			t.Fatalf("%v", q)
+		}
+		calls(t)
+	})
+	t.Run("prompt=consent: the consent page although granted", func(t *testing.T) {
+		get(oidc + "&prompt=consent")
+		calls(t, "ShowConsent app alice-id read "+oidc+"&prompt=consent")
+	})
+	for name, bad := range map[string]string{
+		"unknown prompt":       "&prompt=sometimes",
+		"none with login":      "&prompt=none+login",
+		"negative max_age":     "&max_age=-1",
+		"forged id_token_hint": "&id_token_hint=eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
+	} {
+		t.Run("invalid_request: "+name, func(t *testing.T) {
+			if q := redirected(t, get(oidc+bad)); q.Get("error") != "invalid_request" || q.Get("code") != "" {
+				t.Fatalf("%v", q)
+			}
+			calls(t)
+		})
 	}
 }
 

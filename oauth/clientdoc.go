@@ -45,6 +45,25 @@ func (s *Server) documentClient(r *http.Request, id string) (rescind.Client, str
 	case err != nil:
 		return rescind.Client{}, "The app's metadata document (its client_id) could not be fetched."
 	}
+	// What an operator set on the stored copy (its scope limit, allowed resources, token
+	// lifetime, DPoP, first-party) is not the document's to undo (audit 16 #2).
+	switch stored, err := s.clients.Get(r.Context(), id); {
+	case err == nil && stored.Registration == rescind.RegistrationMetadataDocument:
+		c.ScopeLimit, c.AllowedResources, c.TokenTTL = stored.ScopeLimit, stored.AllowedResources, stored.TokenTTL
+		c.RequireDPoP, c.FirstParty, c.CreatedAt = stored.RequireDPoP, stored.FirstParty, stored.CreatedAt
+	case err != nil && !errors.Is(err, rescind.ErrNotFound):
+		s.log.ErrorContext(r.Context(), "reading the stored copy of a metadata document client", "err", err)
+		return rescind.Client{}, "The app could not be looked up. Try again in a moment."
+	}
+	if len(s.scopes) > 0 && len(c.Scopes) > 0 {
+		// --scopes bounds these clients as it bounds registrations (audit 16 #4): the document's
+		// scopes beyond it are dropped; one naming none of them is refused, not given all.
+		kept := intersectScopes(c.Scopes, s.scopes)
+		if len(kept) == 0 {
+			return rescind.Client{}, "The app's metadata document (its client_id) cannot be used: it names no scope this server supports."
+		}
+		c.Scopes = kept
+	}
 	c.TokenFormat = s.selfTokenFormat
 	return c, ""
 }

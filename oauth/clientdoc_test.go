@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -211,4 +212,138 @@ func TestClientMetadataDocumentsOffAndLimited(t *testing.T) {
 			t.Fatalf("document %d (%s): %d, limited %v; want limited %v", i, path, res.StatusCode, limited, want)
 		}
 	}
+}
+
+// TestClientMetadataDocumentScopesBounded: --scopes bounds a metadata-document client as it
+// bounds a registration (audit 16 #4): its document's scopes beyond --scopes are dropped (asking
+// for one is invalid_scope; the consent page never shows it), and a document naming none of
+// them is refused. A self-registered client stored with a scope --scopes no longer has (as
+// after narrowing it) cannot ask for it either.
+func TestClientMetadataDocumentScopesBounded(t *testing.T) {
+	h := newDocHost(t)
+	e := newEnvWith(t, func(e *env, c *oauth.Config) {
+		withDocuments(h, nil)(e, c)
+		c.ScopesSupported = []string{"read"}
+	})
+	const redirect = "https://agent.example/cb"
+	publish := func(path, scope string) string {
+		id := h.URL + path
+		h.mu.Lock()
+		h.docs[path] = fmt.Sprintf(`{"client_id":%q,"client_name":"Doc","redirect_uris":[%q],"scope":%q}`, id, redirect, scope)
+		h.mu.Unlock()
+		return id
+	}
+	b := e.browser()
+	b.login("alice")
+	verifier, challenge := pkcePair("m")
+	refusedScope := func(client string) {
+		t.Helper()
+		res, _ := b.get("/oauth2/authorize?" + authorizeQuery(client, redirect, "admin", challenge))
+		u, _ := url.Parse(res.Header.Get("Location"))
+		if res.StatusCode != http.StatusSeeOther || u.Query().Get("error") != "invalid_scope" {
+			t.Fatalf("%s asking for admin: %d %q; want invalid_scope", client, res.StatusCode, res.Header.Get("Location"))
+		}
+	}
+
+	wide := publish("/wide.json", "read admin")
+	refusedScope(wide)
+	res, page := b.get("/oauth2/authorize?" + authorizeQuery(wide, redirect, "", challenge))
+	if res.StatusCode != http.StatusOK || !strings.Contains(page, "<li>read</li>") || strings.Contains(page, "admin") {
+		t.Fatalf("consent page %d should show read and not admin:\n%s", res.StatusCode, page)
+	}
+	form := codeForm(b.approve(authorizeQuery(wide, redirect, "read", challenge)).Get("code"), redirect, verifier)
+	form.Set("client_id", wide)
+	if r := e.do(req{path: "/oauth2/token", body: form.Encode()}); r.status != 200 || r.json(t)["scope"] != "read" {
+		t.Fatalf("token: %d %s; want scope read", r.status, r.body)
+	}
+	if c, _ := e.store.GetClient(context.Background(), wide); len(c.Scopes) != 1 || c.Scopes[0] != "read" {
+		t.Fatalf("stored scopes %v, want [read]", c.Scopes)
+	}
+
+	only := publish("/admin.json", "admin")
+	res, page = b.get("/oauth2/authorize?" + authorizeQuery(only, redirect, "", challenge))
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(page, "names no scope this server supports") {
+		t.Fatalf("a document naming only unsupported scopes: %d\n%s", res.StatusCode, page)
+	}
+
+	// A dynamic client stored with admin, as registered before --scopes was narrowed to read.
+	e.addClient(t, rescind.Client{ID: "olddyn", Name: "Old", Public: true, GrantTypes: []string{rescind.GrantAuthorizationCode},
+		RedirectURIs: []string{redirect}, Scopes: []string{"read", "admin"}, Registration: rescind.RegistrationDynamic})
+	refusedScope("olddyn")
+}
+
+// TestOperatorLimitOfSelfRegisteredClientKept: an operator's limit of a self-registered client
+// (client update --scope, admin.updateOf: Client.ScopeLimit; --allowed-resource) is not undone
+// by the client (audit 16 #2): neither by its metadata document's next authorization, which
+// stores the document again, nor by a dynamic client's own RFC 7592 update; and the stored
+// copy's allowed resources bound a metadata-document client at the authorization endpoint.
+func TestOperatorLimitOfSelfRegisteredClientKept(t *testing.T) {
+	h := newDocHost(t)
+	e := newEnvWith(t, func(e *env, c *oauth.Config) {
+		withDocuments(h, nil)(e, c)
+		c.Registration = oauth.RegisterOpen
+	})
+	ctx := context.Background()
+	const redirect = "https://agent.example/cb"
+	id := h.URL + "/agent.json"
+	publish := func(name string) {
+		h.mu.Lock()
+		h.docs["/agent.json"] = fmt.Sprintf(`{"client_id":%q,"client_name":%q,"redirect_uris":[%q],"scope":"read admin"}`, id, name, redirect)
+		h.mu.Unlock()
+	}
+	publish("Doc")
+	b := e.browser()
+	b.login("alice")
+	_, challenge := pkcePair("m")
+	b.approve(authorizeQuery(id, redirect, "read", challenge))
+	read, allowed := []string{"read"}, []string{resA}
+	limit := func(id string) {
+		t.Helper()
+		if _, err := e.store.UpdateClient(ctx, id, rescind.ClientUpdate{ScopeLimit: &read, AllowedResources: &allowed}); err != nil {
+			t.Fatal(err)
+		}
+		e.clients.Invalidate(id)
+	}
+	wantRedirectError := func(client, scope, resource, code string) {
+		t.Helper()
+		q, _ := url.ParseQuery(authorizeQuery(client, redirect, scope, challenge))
+		if resource != "" {
+			q.Set("resource", resource)
+		}
+		res, _ := b.get("/oauth2/authorize?" + q.Encode())
+		u, _ := url.Parse(res.Header.Get("Location"))
+		if res.StatusCode != http.StatusSeeOther || u.Query().Get("error") != code {
+			t.Fatalf("%s asking for %q %q: %d %q; want %s", client, scope, resource, res.StatusCode, res.Header.Get("Location"), code)
+		}
+	}
+	limit(id)
+	wantRedirectError(id, "admin", "", "invalid_scope")
+	wantRedirectError(id, "read", resB, "invalid_target")
+	// The document changes (its name) and is stored again at the next authorization: the limit stays.
+	publish("Doc 2")
+	e.advance(61 * time.Second) // after its max-age
+	verifier, challenge2 := pkcePair("n")
+	q := b.approve(authorizeQuery(id, redirect, "", challenge2))
+	form := codeForm(q.Get("code"), redirect, verifier)
+	form.Set("client_id", id)
+	r := e.do(req{path: "/oauth2/token", body: form.Encode()})
+	if r.status != 200 || r.json(t)["scope"] != "read" || !slices.Equal(e.audienceOf(t, r.json(t)["access_token"].(string)), []string{resA}) {
+		t.Fatalf("token after the document changed: %d %s; want scope read for %s", r.status, r.body, resA)
+	}
+	if c, _ := e.store.GetClient(ctx, id); c.Name != "Doc 2" || !slices.Equal(c.ScopeLimit, read) || !slices.Equal(c.AllowedResources, allowed) {
+		t.Fatalf("stored copy after the document changed: limit %v, allowed resources %v", c.ScopeLimit, c.AllowedResources)
+	}
+
+	// A dynamic client's own update (RFC 7592 PUT) restores neither.
+	reg := e.register(`{"redirect_uris":["https://d.example/cb"],"scope":"read admin"}`, "").registration(t)
+	limit(reg.ClientID)
+	u := e.do(req{method: "PUT", path: "/oauth2/register/" + reg.ClientID, contentType: "application/json", rawAuth: "Bearer " + reg.RegistrationAccessToken,
+		body: `{"client_id":"` + reg.ClientID + `","redirect_uris":["` + redirect + `"],"scope":"read admin"}`})
+	if u.status != 200 {
+		t.Fatalf("PUT: %d %s", u.status, u.body)
+	}
+	if c, _ := e.store.GetClient(ctx, reg.ClientID); !slices.Equal(c.ScopeLimit, read) || !slices.Equal(c.AllowedResources, allowed) {
+		t.Fatalf("after its PUT: limit %v, allowed resources %v", c.ScopeLimit, c.AllowedResources)
+	}
+	wantRedirectError(reg.ClientID, "admin", "", "invalid_scope")
 }

@@ -148,7 +148,8 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 		return
 	}
 	s.issueGrantTokens(w, r, client, grantIssue{grantID: ac.GrantID, userID: ac.UserID, scope: ac.Scope, refreshScope: ac.Scope,
-		audience: audience, refreshResources: ac.Resources}, is)
+		audience: audience, refreshResources: ac.Resources,
+		in: signIn{sid: ac.SessionID, authTime: ac.AuthTime, nonce: ac.Nonce}}, is)
 }
 
 // handleRefreshToken serves grant_type=refresh_token (RFC 6749 §6) with rotation: every use
@@ -220,11 +221,14 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 	is := s.newIssuance(client, proof)
 	// The rotation records the new access token's expiry on the grant in the same transaction.
 	_, err = s.store.RotateRefreshToken(r.Context(), hash, rescind.RefreshToken{Hash: nextHash, GrantID: rt.GrantID, ClientID: client.ID,
-		Scope: rt.Scope, Resources: rt.Resources, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL), JKT: refreshBinding(client, rt.JKT, is.jkt)}, is.now, is.exp)
+		Scope: rt.Scope, Resources: rt.Resources, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL), JKT: refreshBinding(client, rt.JKT, is.jkt),
+		SessionID: rt.SessionID, AuthTime: rt.AuthTime}, is.now, is.exp)
 	if s.singleUseFailed(w, r, client, err, rt.GrantID, "refresh token reuse") {
 		return
 	}
-	s.respondGrantTokens(w, r, client, grantIssue{grantID: rt.GrantID, userID: g.UserID, scope: scope, audience: audience}, next, is)
+	// The refreshed ID token keeps the sign-in's sid and auth_time (OpenID Connect Core 1.0 §12.2).
+	s.respondGrantTokens(w, r, client, grantIssue{grantID: rt.GrantID, userID: g.UserID, scope: scope, audience: audience,
+		in: signIn{sid: rt.SessionID, authTime: rt.AuthTime}}, next, is)
 }
 
 // grantIssue is what the tokens issued under a grant carry.
@@ -236,6 +240,8 @@ type grantIssue struct {
 	// refreshScope and refreshResources are a new refresh token's: the code's in full.
 	refreshScope     string
 	refreshResources []string
+	// in is what the ID token says of the sign-in (OpenID Connect), with scope openid.
+	in signIn
 }
 
 // issueGrantTokens issues an access token of the grant and, if the client may refresh, a new
@@ -251,7 +257,7 @@ func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client
 		}
 		if err := s.store.CreateRefreshToken(r.Context(), rescind.RefreshToken{Hash: hash, GrantID: gi.grantID, ClientID: client.ID,
 			Scope: gi.refreshScope, Resources: gi.refreshResources, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL),
-			JKT: refreshBinding(client, "", is.jkt)}); err != nil {
+			JKT: refreshBinding(client, "", is.jkt), SessionID: gi.in.sid, AuthTime: gi.in.authTime}); err != nil {
 			s.log.ErrorContext(r.Context(), "storing refresh token", "err", err)
 			writeError(w, errServer)
 			return
@@ -263,6 +269,7 @@ func (s *Server) issueGrantTokens(w http.ResponseWriter, r *http.Request, client
 
 // respondGrantTokens issues the access token of a grant whose TokensExpireAt already covers
 // is.exp, and answers with it and refresh.
+// With scope openid, the answer has an ID token too (OpenID Connect Core 1.0 §3.1.3.3).
 func (s *Server) respondGrantTokens(w http.ResponseWriter, r *http.Request, client rescind.Client, gi grantIssue, refresh string, is issuance) {
 	resp, err := s.issueAccessToken(r.Context(), client, gi.grantID, gi.userID, gi.scope, gi.audience, is)
 	if errors.Is(err, rescind.ErrNotFound) {
@@ -277,6 +284,13 @@ func (s *Server) respondGrantTokens(w http.ResponseWriter, r *http.Request, clie
 		return
 	}
 	resp.RefreshToken = refresh
+	if hasScope(gi.scope, ScopeOpenID) {
+		if resp.IDToken, err = s.issueIDToken(r.Context(), client, gi.userID, gi.scope, resp.AccessToken, is, gi.in); err != nil {
+			s.log.ErrorContext(r.Context(), "issuing ID token", "err", err)
+			writeError(w, errServer)
+			return
+		}
+	}
 	if err := s.store.TouchGrant(r.Context(), gi.grantID, is.now); err != nil {
 		s.log.WarnContext(r.Context(), "recording grant use", "err", err)
 	}

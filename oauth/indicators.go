@@ -67,9 +67,28 @@ func allowedResources(client rescind.Client, resources []string) string {
 	return ""
 }
 
+// defaultResources returns the resources of a request of client that named requested: those,
+// or, when it named none and the client may ask only for some (its AllowedResources), all of
+// those, never the issuer: else a client an operator limited to one resource server would get,
+// by naming no resource, a token for the issuer's audience (audit 16 #3). RFC 8707 §2 lets the
+// server pick the default audience. The string is the description of an invalid_target.
+func defaultResources(client rescind.Client, requested []string) ([]string, string) {
+	if len(requested) > 0 || len(client.AllowedResources) == 0 {
+		return requested, ""
+	}
+	total := 0
+	for _, r := range client.AllowedResources {
+		total += len(r)
+	}
+	if len(client.AllowedResources) > token.MaxAudience || total > maxResourcesBytes {
+		return nil, "this client must name the resource it asks a token for (RFC 8707 §2)"
+	}
+	return slices.Clone(client.AllowedResources), ""
+}
+
 // narrowResources returns the audience of an access token issued from a code or refresh token
 // that holds the resources held (RFC 8707 §2.2): those requested, each of which must be held,
-// or all those held when none is requested. The client must still be allowed each one (its
+// or all those held when none is requested (and none held, defaultResources). The client must still be allowed each one (its
 // allowed resources may have been narrowed since). The *Error is an invalid_target.
 func narrowResources(client rescind.Client, requested []string, held []string) ([]string, *Error) {
 	aud := held
@@ -83,6 +102,12 @@ func narrowResources(client rescind.Client, requested []string, held []string) (
 			}
 		}
 		aud = requested
+	}
+	if len(aud) == 0 { // a grant from before the operator limited the client's resources
+		var desc string
+		if aud, desc = defaultResources(client, nil); desc != "" {
+			return nil, invalidTarget(desc)
+		}
 	}
 	if desc := allowedResources(client, aud); desc != "" {
 		return nil, invalidTarget(desc)

@@ -91,7 +91,9 @@ func TestResourceIndicatorsClientCredentials(t *testing.T) {
 		{"allowed, both, JWT", "limitedjwt", []string{resA, resB}, "", []string{resA, resB}},
 		{"not allowed", "limited", []string{resD}, "invalid_target", nil},
 		{"one allowed, one not", "limited", []string{resA, resD}, "invalid_target", nil},
-		{"none asked by a limited client: the issuer", "limited", nil, "", []string{issuer}},
+		{"none asked by a limited client: all it is limited to, never the issuer", "limited", nil, "", []string{resA, resB}},
+		{"none asked by a limited client, JWT", "limitedjwt", nil, "", []string{resA, resB}},
+		{"the issuer asked by a limited client", "limited", []string{issuer}, "invalid_target", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			form := url.Values{"grant_type": {"client_credentials"}, "resource": tc.resources}
@@ -213,6 +215,50 @@ func TestResourceIndicatorsCodeFlow(t *testing.T) {
 	grants, _ := e.store.ListGrants(context.Background(), rescind.GrantFilter{ClientID: "webapp", UserID: "alice-id"})
 	if len(grants) != 1 || !sameSet(grants[0].Audience, []string{resA, resB, issuer}) {
 		t.Fatalf("grants = %+v; want one with audience %v", grants, []string{resA, resB, issuer})
+	}
+}
+
+// TestLimitedClientNamingNoResource: a client an operator limited to some resources
+// (--allowed-resource) that names none gets a token for those, never for the issuer, in the
+// code flow (the consent page names them) and on refresh of a grant made before the limit,
+// so resource servers on the issuer's audience never accept it (audit 16 #3).
+func TestLimitedClientNamingNoResource(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	b := e.browser()
+	b.login("alice")
+	const redirect = "https://app.example/cb"
+	verifier, challenge := pkcePair("r")
+	exchange := func(form url.Values) (resp, tokens) { return e.exchange("webapp", appSecret, form) }
+
+	// A grant made before the limit: its code and refresh token name no resource.
+	r, before := exchange(codeForm(b.approve(authorizeQuery("webapp", redirect, "read", challenge)).Get("code"), redirect, verifier))
+	if r.status != 200 || !slices.Equal(e.audienceOf(t, before.access), []string{issuer}) {
+		t.Fatalf("before the limit: %d %s", r.status, r.body)
+	}
+	limit := []string{resA}
+	if _, err := e.store.UpdateClient(ctx, "webapp", rescind.ClientUpdate{AllowedResources: &limit}); err != nil {
+		t.Fatal(err)
+	}
+	e.clients.Invalidate("webapp")
+
+	res, page := b.get("/oauth2/authorize?" + authorizeQuery("webapp", redirect, "read write", challenge))
+	if res.StatusCode != http.StatusOK || !strings.Contains(page, "<code>"+resA+"</code>") {
+		t.Fatalf("consent page %d does not name the resource the client is limited to:\n%s", res.StatusCode, page)
+	}
+	r, tk := exchange(codeForm(b.approve(authorizeQuery("webapp", redirect, "read write", challenge)).Get("code"), redirect, verifier))
+	if r.status != 200 || !slices.Equal(e.audienceOf(t, tk.access), []string{resA}) {
+		t.Fatalf("code flow naming no resource: %d %s; want aud %s", r.status, r.body, resA)
+	}
+	r, old := exchange(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {before.refresh}})
+	if r.status != 200 || !slices.Equal(e.audienceOf(t, old.access), []string{resA}) {
+		t.Fatalf("refresh of a grant from before the limit: %d %s; want aud %s", r.status, r.body, resA)
+	}
+	for _, access := range []string{tk.access, old.access} {
+		in := e.do(req{path: "/oauth2/introspect", body: "token=" + url.QueryEscape(access), user: "rs-issuer", pass: rsSecret})
+		if in.status != 200 || in.json(t)["active"] != false {
+			t.Fatalf("introspection by the issuer's resource server: %d %s; want inactive", in.status, in.body)
+		}
 	}
 }
 

@@ -35,6 +35,22 @@ type metadata struct {
 	// (draft-ietf-oauth-client-id-metadata-document §6).
 	ClientIDMetadataDocumentSupported bool     `json:"client_id_metadata_document_supported,omitempty"`
 	DPoPSigningAlgValuesSupported     []string `json:"dpop_signing_alg_values_supported,omitempty"`
+
+	// OpenID Connect Discovery 1.0 §3, RP-Initiated Logout 1.0 §3.3, Back-Channel Logout 1.0 §2.1.
+	UserinfoEndpoint                  string   `json:"userinfo_endpoint,omitempty"`
+	EndSessionEndpoint                string   `json:"end_session_endpoint,omitempty"`
+	SubjectTypesSupported             []string `json:"subject_types_supported,omitempty"`
+	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported,omitempty"`
+	UserinfoSigningAlgValuesSupported []string `json:"userinfo_signing_alg_values_supported,omitempty"`
+	ClaimsSupported                   []string `json:"claims_supported,omitempty"`
+	ClaimsParameterSupported          *bool    `json:"claims_parameter_supported,omitempty"`
+	RequestParameterSupported         *bool    `json:"request_parameter_supported,omitempty"`
+	RequestURIParameterSupported      *bool    `json:"request_uri_parameter_supported,omitempty"`
+	PromptValuesSupported             []string `json:"prompt_values_supported,omitempty"`
+	BackchannelLogoutSupported        *bool    `json:"backchannel_logout_supported,omitempty"`
+	BackchannelLogoutSessionSupported *bool    `json:"backchannel_logout_session_supported,omitempty"`
+	FrontchannelLogoutSupported       *bool    `json:"frontchannel_logout_supported,omitempty"`
+	FrontchannelLogoutSessionSupp     *bool    `json:"frontchannel_logout_session_supported,omitempty"`
 }
 
 // buildMetadata returns the metadata document but for scopes_supported, which handleMetadata
@@ -75,6 +91,19 @@ func (s *Server) buildMetadata() metadata {
 		md.IssParameterSupported = true
 		md.ClientIDMetadataDocumentSupported = s.docs != nil
 	}
+	if s.pages != nil && s.idSigner != nil {
+		yes, no := true, false
+		md.UserinfoEndpoint = s.issuer + "/oauth2/userinfo"
+		md.EndSessionEndpoint = s.issuer + "/oauth2/logout"
+		md.SubjectTypesSupported = []string{"public"}
+		md.IDTokenSigningAlgValuesSupported = s.idSigner.Algorithms()
+		md.ClaimsSupported = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr", "azp",
+			"name", "preferred_username", "email", "email_verified"}
+		md.ClaimsParameterSupported, md.RequestParameterSupported, md.RequestURIParameterSupported = &no, &no, &no
+		md.PromptValuesSupported = []string{"none", "login", "consent"}
+		md.BackchannelLogoutSupported, md.BackchannelLogoutSessionSupported = &yes, &yes
+		md.FrontchannelLogoutSupported, md.FrontchannelLogoutSessionSupp = &no, &no
+	}
 	return md
 }
 
@@ -92,13 +121,22 @@ func (s *Server) scopesSupported(ctx context.Context) []string {
 	return snap.Scopes
 }
 
-// handleMetadata serves the RFC 8414 §3 metadata document, at the RFC 8414 path only: the
-// OpenID Connect discovery path is not served, as this is not OpenID Provider metadata. It is
+// handleMetadata serves the RFC 8414 §3 metadata document, which is also the OpenID Provider
+// metadata (OpenID Connect Discovery 1.0 §3) at /.well-known/openid-configuration. It is
 // rendered again only when the scopes it publishes changed.
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	scopes := s.scopesSupported(r.Context())
 	if scopes == nil {
 		scopes = []string{}
+	}
+	if s.md.UserinfoEndpoint != "" {
+		// An OpenID Provider's scopes (Discovery 1.0 §3: openid is required), every code-flow
+		// client's to ask for.
+		for _, sc := range []string{ScopeOpenID, ScopeProfile, ScopeEmail} {
+			if !slices.Contains(scopes, sc) {
+				scopes = append(slices.Clip(scopes), sc)
+			}
+		}
 	}
 	s.mdMu.Lock()
 	if s.mdDoc == nil || !slices.Equal(scopes, s.mdScopes) {

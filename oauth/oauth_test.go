@@ -626,9 +626,9 @@ func TestMetadataRFC8414(t *testing.T) {
 }
 
 // TestMetadataCompleteness: scopes_supported (the scopes of the operator's clients, or those
-// configured), response_modes_supported, the iss parameter (RFC 9207) and what metadata
-// documents and registration add; the OpenID Connect discovery path is not served, as this is
-// not OpenID Provider metadata.
+// configured, with the OpenID Connect scopes), response_modes_supported, the iss parameter (RFC
+// 9207) and what metadata documents and registration add; the same document is the OpenID
+// Provider metadata at the OpenID Connect discovery path.
 func TestMetadataCompleteness(t *testing.T) {
 	md := func(e *env) map[string]any {
 		r := e.do(req{method: "GET", path: "/.well-known/oauth-authorization-server"})
@@ -639,7 +639,7 @@ func TestMetadataCompleteness(t *testing.T) {
 	}
 	e := newEnvWith(t, registrationMode(oauth.RegisterOpen))
 	m := md(e)
-	if fmt.Sprint(m["scopes_supported"]) != "[read write]" || fmt.Sprint(m["response_modes_supported"]) != "[query]" ||
+	if fmt.Sprint(m["scopes_supported"]) != "[read write openid profile email]" || fmt.Sprint(m["response_modes_supported"]) != "[query]" ||
 		m["authorization_response_iss_parameter_supported"] != true || m["registration_endpoint"] != issuer+"/oauth2/register" {
 		t.Fatalf("metadata: %v", m)
 	}
@@ -649,14 +649,16 @@ func TestMetadataCompleteness(t *testing.T) {
 	// A client the operator registers adds its scopes; a client that registered itself does not.
 	e.addClient(t, rescind.Client{ID: "photos", Name: "Photos", GrantTypes: []string{rescind.GrantClientCredentials}, Scopes: []string{"photos.read"}})
 	e.register(`{"redirect_uris":["https://a.example/cb"],"scope":"self.made"}`, "")
-	if got := fmt.Sprint(md(e)["scopes_supported"]); got != "[photos.read read write]" {
+	if got := fmt.Sprint(md(e)["scopes_supported"]); got != "[photos.read read write openid profile email]" {
 		t.Fatalf("scopes_supported = %s", got)
 	}
 	configured := newEnvWith(t, func(_ *env, c *oauth.Config) { c.ScopesSupported = []string{"mcp:tools", "read"} })
-	if got := fmt.Sprint(md(configured)["scopes_supported"]); got != "[mcp:tools read]" {
+	if got := fmt.Sprint(md(configured)["scopes_supported"]); got != "[mcp:tools read openid profile email]" {
 		t.Fatalf("configured scopes_supported = %s", got)
 	}
-	wantError(t, e.do(req{method: "GET", path: "/.well-known/openid-configuration"}), 404, "not_found")
+	if r := e.do(req{method: "GET", path: "/.well-known/openid-configuration"}); r.status != 200 || r.json(t)["userinfo_endpoint"] != issuer+"/oauth2/userinfo" {
+		t.Fatalf("OpenID Provider metadata: %d %s", r.status, r.body)
+	}
 
 	// iss is on every authorization response (RFC 9207 §2), errors included.
 	b := e.browser()

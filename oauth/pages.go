@@ -56,6 +56,21 @@ type Browser interface {
 	// one ShowConsent made for this browser (a forged or expired form, no decision), and
 	// ReadConsent has answered with an error page.
 	ReadConsent(w http.ResponseWriter, r *http.Request) (request string, allow, ok bool)
+	// SignOut ends the session of the browser that sent r, if any, on every instance (its
+	// relying parties are told), with reason on record, and drops its cookie.
+	SignOut(w http.ResponseWriter, r *http.Request, reason string) error
+	// ShowLogoutConfirm asks the person whether to sign out (OpenID Connect RP-Initiated Logout
+	// 1.0 §2), for clientName if known; its form posts request (the logout request's
+	// parameters, validated again on return) and the decision to POST /oauth2/logout, where
+	// ReadLogoutConfirm reads them.
+	ShowLogoutConfirm(w http.ResponseWriter, r *http.Request, clientName, request string)
+	// ReadLogoutConfirm reads that form: the request it carries and whether the person chose to
+	// sign out. If ok is false it was not a form made for this browser, and ReadLogoutConfirm
+	// has answered with an error page.
+	ReadLogoutConfirm(w http.ResponseWriter, r *http.Request) (request string, signOut, ok bool)
+	// ShowSignedOut tells the person they are signed out (or, with false, still signed in), when
+	// there is nowhere to send the browser back to.
+	ShowSignedOut(w http.ResponseWriter, r *http.Request, signedOut bool)
 	// ShowError answers with an error page of status saying msg, for a request that must not be
 	// sent back to the client (RFC 6749 §4.1.2.1: an unknown client or redirect URI).
 	ShowError(w http.ResponseWriter, r *http.Request, status int, msg string)

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,10 +13,10 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/clientdoc"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/redirect"
 	"github.com/rescind/rescind/internal/secret"
@@ -268,8 +269,9 @@ func clientName(name string) (string, *Error) {
 	if name == "" {
 		return defaultClientName, nil
 	}
-	if len(name) > maxClientName || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
-		return "", metadataError(fmt.Sprintf("client_name must be printable UTF-8 of at most %d bytes", maxClientName))
+	if len(name) > maxClientName || !clientdoc.ValidName(name) {
+		return "", metadataError(fmt.Sprintf("client_name must be printable UTF-8 of at most %d bytes, without control, "+
+			"format (bidirectional or zero-width) or separator characters", maxClientName))
 	}
 	return name, nil
 }
@@ -297,9 +299,25 @@ func (s *Server) registeredScopes(scope string) ([]string, *Error) {
 
 // clientScopes returns the scopes client may be granted, given what it asks for now: its own.
 // A client that registered itself without naming any may ask for the server's configured scopes
-// or, if none are configured, for any: the person it asks consents to each one.
+// or, if none are configured, for any: the person it asks consents to each one. A
+// self-registered client's own scopes are bounded by the configured ones (--scopes) as they are
+// now: narrowing --scopes narrows clients registered before (audit 16 #4).
+//
+// An operator's limit of a self-registered client (Client.ScopeLimit) bounds all of this.
 func (s *Server) clientScopes(client rescind.Client, requested string) []string {
-	if !client.SelfRegistered() || len(client.Scopes) > 0 {
+	if !client.SelfRegistered() {
+		return client.Scopes
+	}
+	return limitScopes(client, s.selfScopes(client, requested))
+}
+
+// selfScopes returns what clientScopes allows a self-registered client but for an operator's
+// limit.
+func (s *Server) selfScopes(client rescind.Client, requested string) []string {
+	if len(client.Scopes) > 0 {
+		if len(s.scopes) > 0 {
+			return intersectScopes(client.Scopes, s.scopes)
+		}
 		return client.Scopes
 	}
 	if len(s.scopes) > 0 {
@@ -308,15 +326,42 @@ func (s *Server) clientScopes(client rescind.Client, requested string) []string 
 	return strings.Fields(requested)
 }
 
+// limitScopes returns scopes within client's operator limit (Client.ScopeLimit), if it has one.
+func limitScopes(client rescind.Client, scopes []string) []string {
+	if client.ScopeLimit == nil {
+		return scopes
+	}
+	return intersectScopes(scopes, client.ScopeLimit)
+}
+
+// intersectScopes returns the scopes of have that are among bound, in have's order; never nil,
+// so that none is not mistaken for "any".
+func intersectScopes(have, bound []string) []string {
+	out := []string{}
+	for _, sc := range have {
+		if slices.Contains(bound, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out
+}
+
 // clientCredentialsScopes returns the scopes client may be granted by client credentials, where
-// no person consents: its own, or, for a client that registered itself without naming any, the
-// server's configured scopes (which it could have registered), never "any": else holding an
-// initial access token would be holding every scope of every resource server.
-func (s *Server) clientCredentialsScopes(client rescind.Client) []string {
-	if !client.SelfRegistered() || len(client.Scopes) > 0 {
+// no person consents. An operator's client gets its own. A client that registered itself gets
+// its own, or without any the server's configured scopes, and in both cases only those among
+// the scopes the server publishes now (scopesSupported: --scopes, else the scopes of the
+// operator's clients) and within its operator limit (Client.ScopeLimit), never "any": else
+// holding an initial access token would be holding every scope of every resource server. The bound is read at every request, so narrowing
+// --scopes or the operator's clients narrows what such clients already registered get.
+func (s *Server) clientCredentialsScopes(ctx context.Context, client rescind.Client) []string {
+	if !client.SelfRegistered() {
 		return client.Scopes
 	}
-	return s.scopes
+	supported := s.scopesSupported(ctx)
+	if len(client.Scopes) == 0 {
+		return limitScopes(client, supported)
+	}
+	return limitScopes(client, intersectScopes(client.Scopes, supported)) // none published: nothing, not "any"
 }
 
 // registrationURI is the registration_client_uri of client id (RFC 7592 §1).

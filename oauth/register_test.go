@@ -105,6 +105,9 @@ func TestOpenRegistration(t *testing.T) {
 		{"scope not a string", `{"redirect_uris":["https://a.example/cb"],"scope":["read"]}`, 400, "invalid_client_metadata"},
 		{"a name too long", `{"redirect_uris":["https://a.example/cb"],"client_name":"` + strings.Repeat("n", 201) + `"}`, 400, "invalid_client_metadata"},
 		{"a name with a control character", `{"redirect_uris":["https://a.example/cb"],"client_name":"a\u0007b"}`, 400, "invalid_client_metadata"},
+		{"a name with a right-to-left override", `{"redirect_uris":["https://a.example/cb"],"client_name":"Rescind \u202eppA nimdA\u202c"}`, 400, "invalid_client_metadata"},
+		{"a name with a zero-width space", `{"redirect_uris":["https://a.example/cb"],"client_name":"Resc\u200bind"}`, 400, "invalid_client_metadata"},
+		{"a name with a line separator", `{"redirect_uris":["https://a.example/cb"],"client_name":"a\u2028b"}`, 400, "invalid_client_metadata"},
 		{"an unknown token format", `{"redirect_uris":["https://a.example/cb"],"token_format":"paseto"}`, 400, "invalid_client_metadata"},
 		{"not an object", `["https://a.example/cb"]`, 400, "invalid_client_metadata"},
 		{"two objects", `{"redirect_uris":["https://a.example/cb"]}{}`, 400, "invalid_client_metadata"},
@@ -126,6 +129,10 @@ func TestOpenRegistration(t *testing.T) {
 		{"none given: public, JWT access tokens", `{"redirect_uris":["https://a.example/cb"]}`, func(g registration) bool {
 			return g.TokenEndpointAuthMethod == "none" && g.ClientName == "Unnamed app" && g.TokenFormat == "jwt"
 		}},
+		{"a name in other scripts (only control, format and separator characters are refused)",
+			`{"redirect_uris":["https://a.example/cb"],"client_name":"Café 日本 مرحبا"}`, func(g registration) bool {
+				return g.ClientName == "Café 日本 مرحبا"
+			}},
 		{"opaque access tokens", `{"redirect_uris":["https://a.example/cb"],"token_format":"opaque"}`, func(g registration) bool {
 			return g.TokenFormat == ""
 		}},
@@ -449,7 +456,8 @@ func TestRegistrationOff(t *testing.T) {
 // TestSelfRegisteredClientCredentialsScopes: a confidential client that registered itself
 // (with an initial access token) gets by client credentials, where no person consents, only
 // the scopes it registered, or without any, the server's configured scopes; never a scope it
-// merely asks for.
+// merely asks for; and, without --scopes, only those the server publishes (those of the
+// operator's clients: here read and write), whatever scope-token it registered (audit 16 #1).
 func TestSelfRegisteredClientCredentialsScopes(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -458,8 +466,12 @@ func TestSelfRegisteredClientCredentialsScopes(t *testing.T) {
 		ask       string // scope asked at the token endpoint
 		want      string // scope granted; "" for invalid_scope
 	}{
-		{"registered: within", nil, "read write", "write", "write"},
+		{"registered: within the operators' scopes, none configured", nil, "read write", "write", "write"},
+		{"registered: beyond the operators' scopes, none configured: asked", nil, "admin payments:write", "admin payments:write", ""},
+		{"registered: beyond the operators' scopes, none configured: one asked", nil, "read admin", "admin", ""},
+		{"registered: beyond the operators' scopes, none configured: none asked", nil, "read admin", "", "read"},
 		{"registered: beyond", nil, "read", "admin", ""},
+		{"registered: within, configured", []string{"read", "admin"}, "admin", "admin", "admin"},
 		{"none registered, none configured: asked", nil, "", "admin", ""},
 		{"none registered, configured: within", []string{"read", "write"}, "", "read", "read"},
 		{"none registered, configured: beyond", []string{"read", "write"}, "", "admin", ""},
@@ -488,5 +500,38 @@ func TestSelfRegisteredClientCredentialsScopes(t *testing.T) {
 				t.Fatalf("%d %s; want scope %q", tr.status, tr.body, tc.want)
 			}
 		})
+	}
+}
+
+// TestSelfRegisteredClientCredentialsScopesFollowPublished: the bound on a self-registered
+// client's client-credentials scopes is what the server publishes at the token request, not at
+// registration: once no operator's client has write any more, a client that registered write
+// with an initial access token no longer gets it, while read still works (audit 16 #1).
+func TestSelfRegisteredClientCredentialsScopesFollowPublished(t *testing.T) {
+	e := newEnvWith(t, registrationMode(oauth.RegisterWithToken))
+	ctx := context.Background()
+	text, hash, _ := token.NewStored(token.InitialAccessPrefix)
+	if err := e.store.CreateRegistrationToken(ctx, rescind.RegistrationToken{ID: "iat", Hash: hash,
+		CreatedAt: e.clock(), ExpiresAt: e.clock().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	reg := e.register(`{"grant_types":["client_credentials"],"scope":"read write"}`, text).registration(t)
+	ask := func(scope string) resp {
+		return e.do(req{path: "/oauth2/token", body: url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}.Encode(),
+			user: reg.ClientID, pass: reg.ClientSecret})
+	}
+	if r := ask("write"); r.status != 200 {
+		t.Fatalf("before: %d %s", r.status, r.body)
+	}
+	read := []string{"read"}
+	for _, id := range []string{"app", "webapp"} { // the operator's clients with write
+		if _, err := e.store.UpdateClient(ctx, id, rescind.ClientUpdate{Scopes: &read}); err != nil {
+			t.Fatal(err)
+		}
+		e.clients.Invalidate(id)
+	}
+	wantError(t, ask("write"), 400, "invalid_scope")
+	if r := ask(""); r.status != 200 || r.json(t)["scope"] != "read" {
+		t.Fatalf("no scope asked: %d %s; want scope read", r.status, r.body)
 	}
 }

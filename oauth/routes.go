@@ -40,6 +40,9 @@ func (s *Server) Handler() http.Handler {
 	cors(corsClientOrigins, "POST /oauth2/revoke", "revoke", s.handleRevoke)                         // RFC 7009 (revoke.go)
 	route("POST /oauth2/introspect", "introspect", s.handleIntrospect)                               // RFC 7662 (introspect.go)
 	cors(corsAnyOrigin, "GET /.well-known/oauth-authorization-server", "metadata", s.handleMetadata) // RFC 8414
+	if s.pages != nil && s.idSigner != nil {
+		cors(corsAnyOrigin, "GET /.well-known/openid-configuration", "metadata", s.handleMetadata) // OpenID Connect Discovery 1.0 §4
+	}
 	if s.registration != RegisterOff {
 		cors(corsAnyOrigin, "POST /oauth2/register", "register", s.handleRegister)               // RFC 7591 (register.go)
 		cors(corsAnyOrigin, "GET /oauth2/register/{id}", "register", s.handleGetRegistration)    // RFC 7592
@@ -58,6 +61,14 @@ func (s *Server) Handler() http.Handler {
 		page("POST /account/sessions/end", "sessions_end", s.pages.HandleEndSession)
 		page("POST /account/sessions/end-others", "sessions_end", s.pages.HandleEndOtherSessions)
 		page("POST /account/sessions/end-all", "sessions_end", s.pages.HandleEndAllSessions)
+	}
+	if s.idSigner != nil {
+		cors(corsAnyOrigin, "GET /oauth2/userinfo", "userinfo", s.handleUserInfo)  // OpenID Connect Core 1.0 §5.3 (oidc.go)
+		cors(corsAnyOrigin, "POST /oauth2/userinfo", "userinfo", s.handleUserInfo) //
+	}
+	if s.pages != nil && s.idSigner != nil {
+		page("GET /oauth2/logout", "end_session", s.handleEndSession) // RP-Initiated Logout 1.0 (endsession.go)
+		page("POST /oauth2/logout", "end_session", s.handleEndSession)
 	}
 	cors(corsAnyOrigin, "GET /.well-known/jwks.json", "jwks", s.handleJWKS)               // RFC 7517 (jwt.go)
 	cors(corsAnyOrigin, "GET /oauth2/statuslists/{id}", "statuslist", s.handleStatusList) // Token Status List (jwt.go)

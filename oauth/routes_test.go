@@ -93,10 +93,9 @@ func TestRouteTable(t *testing.T) {
 			})
 		}
 	}
-	// The OpenID Connect discovery path is not served: what the server has is not OpenID Provider
-	// metadata. Without --registration, neither is the registration endpoint.
+	// Without --registration, the registration endpoint is not served.
 	for _, path := range []string{"/", "/nope", "/login/x", "/oauth2", "/oauth2/token/x", "/account", "/account/apps/x", "/oauth2/statuslists/",
-		"/.well-known/openid-configuration", "/oauth2/register", "/oauth2/register/x"} {
+		"/oauth2/register", "/oauth2/register/x"} {
 		for _, m := range []string{"GET", "POST"} {
 			wantError(t, do(m, path), http.StatusNotFound, "not_found")
 		}

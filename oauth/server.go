@@ -110,6 +110,9 @@ type Config struct {
 	DPoPNonce string
 	// RefreshSigningKeys, if set, is RefreshKeys for a JWT naming a signing key the signer lacks.
 	RefreshSigningKeys func(ctx context.Context, kid string) bool
+	// IDSigner signs ID tokens and logout tokens (OpenID Connect). If nil and Signer is set, the
+	// Signer's key in force signs them.
+	IDSigner IDSigner
 	// Ready reports whether the server can serve (for /readyz). If nil, always ready.
 	Ready func(context.Context) error
 	// Logger receives errors and security events. If nil, slog.Default().
@@ -176,6 +179,7 @@ type Server struct {
 	dpop            *dpop.Verifier
 	dpopNonce       string
 	tokenURL        string
+	idSigner        IDSigner
 	routes          []Route
 	jwts            *jwtCache // verified JWT access tokens
 }
@@ -196,6 +200,14 @@ func New(cfg Config) (*Server, error) {
 		jwts:    newJWTCache(jwtCacheGeneration),
 	}
 	s.statusBase = s.issuer + "/oauth2/statuslists/"
+	if s.idSigner = cfg.IDSigner; s.idSigner == nil && cfg.Signer != nil {
+		s.idSigner = keySigner{s: cfg.Signer, now: func() time.Time {
+			if cfg.Now != nil {
+				return cfg.Now()
+			}
+			return time.Now()
+		}}
+	}
 	s.tokenURL = s.issuer + "/oauth2/token"
 	s.routes = cfg.Routes
 	if s.dpopNonce = cfg.DPoPNonce; s.dpopNonce == "" {

@@ -187,7 +187,7 @@ func TestDeletedUserSessionEnds(t *testing.T) {
 	}
 	// As the admin API does: the store deletes the user, ending their sessions and revoking
 	// their grants, and the records are applied to this instance's state.
-	revs, _, err := e.store.DeleteUser(context.Background(), "bob-id", rescind.Revocation{RevokedAt: e.clock()})
+	revs, _, err := e.store.DeleteUser(context.Background(), "bob-id", rescind.Revocation{RevokedAt: e.clock()}, rescind.SessionEnd{})
 	if err != nil {
 		t.Fatal(err)
 	}

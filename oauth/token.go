@@ -18,6 +18,8 @@ type tokenResponse struct {
 	ExpiresIn    int64  `json:"expires_in"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
+	// IDToken is the OpenID Connect ID token (OpenID Connect Core 1.0 §3.1.3.3).
+	IDToken string `json:"id_token,omitempty"`
 }
 
 // handleToken is the token endpoint, RFC 6749 §3.2: the client credentials (§4.4),
@@ -75,12 +77,16 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Client credentials: the resources requested become the audience, if the client may ask
-	// for them (RFC 8707 §2); none requested, the issuer.
-	if desc := allowedResources(client, resources); desc != "" {
+	// for them (RFC 8707 §2); none requested, those the client is limited to, else the issuer.
+	resources, desc = defaultResources(client, resources)
+	if desc == "" {
+		desc = allowedResources(client, resources)
+	}
+	if desc != "" {
 		writeError(w, invalidTarget(desc))
 		return
 	}
-	scope, perr := grantScope(form.Get("scope"), s.clientCredentialsScopes(client))
+	scope, perr := grantScope(form.Get("scope"), s.clientCredentialsScopes(r.Context(), client))
 	if perr != nil {
 		writeError(w, perr)
 		return

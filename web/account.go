@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/clientip"
@@ -72,11 +73,26 @@ func safeNext(next string) string {
 	return next
 }
 
+// loginHint returns the username to prefill: login_hint (OpenID Connect Core 1.0 §3.1.2.1), given
+// to the login page or carried in the authorization request it returns to; bounded.
+func loginHint(hint, next string) string {
+	if hint == "" {
+		if u, err := url.Parse(next); err == nil {
+			hint = u.Query().Get("login_hint")
+		}
+	}
+	if len(hint) > 100 || !utf8.ValidString(hint) {
+		return ""
+	}
+	return hint
+}
+
 // HandleLoginPage serves GET /login: the sign-in form, which returns to the "next" path (only
 // a path on this server: safeNext).
 func (s *Server) HandleLoginPage(w http.ResponseWriter, r *http.Request) {
+	next := safeNext(r.URL.Query().Get("next"))
 	s.render(w, http.StatusOK, "login.html", map[string]any{"Title": "Sign in", "CSRF": s.csrfToken(w, r),
-		"Next": safeNext(r.URL.Query().Get("next"))})
+		"Next": next, "Username": loginHint(r.URL.Query().Get("login_hint"), next)})
 }
 
 // HandleLogin serves POST /login: it checks the credentials, with failures rate-limited and

@@ -89,7 +89,7 @@ func TestLoginPerUsername(t *testing.T) {
 	// A new password keeps the person's browsers remembered (re-audit, finding 3): while the
 	// username's bucket is empty, her own browser signs in with the new password.
 	h, _ := secret.Hash("a new password", secret.Params{Memory: 64, Time: 1, Threads: 1})
-	if _, _, err := e.st.SetPassword(context.Background(), "alice-id", h, false, rescind.Revocation{RevokedAt: e.clock()}); err != nil {
+	if _, _, err := e.st.SetPassword(context.Background(), "alice-id", h, false, rescind.Revocation{RevokedAt: e.clock()}, rescind.SessionEnd{}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := directLogin(t, e, "198.51.100.77:5000", home, "alice", "a new password"); got != http.StatusSeeOther {
@@ -97,7 +97,7 @@ func TestLoginPerUsername(t *testing.T) {
 	}
 	// Forgetting her browsers (signing out everywhere, user logout) makes every device cookie
 	// of hers worthless: the same cookie now meets the empty username bucket.
-	if _, err := e.st.EndSessions(context.Background(), rescind.SessionFilter{UserID: "alice-id", ForgetDevices: true}, rescind.Revocation{RevokedAt: e.clock()}); err != nil {
+	if _, err := e.st.EndSessions(context.Background(), rescind.SessionFilter{UserID: "alice-id", ForgetDevices: true}, rescind.Revocation{RevokedAt: e.clock()}, rescind.SessionEnd{}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := directLogin(t, e, "198.51.100.77:5000", home, "alice", "a new password"); got != http.StatusTooManyRequests {

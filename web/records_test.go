@@ -57,7 +57,7 @@ func TestEndedSessionRecordBound(t *testing.T) {
 	e.advance(2 * time.Minute)
 	b.whoami() // a use: the stored idle expiry moves to now + 1h
 	used := e.clock()
-	b.signIn("alice") // signing in again ends the old session
+	b.signIn("bob") // signing in as someone else ends the old session
 	rec := sessionRecordOf(t, e, old.ID)
 	if want := used.Add(time.Hour); !rec.ExpiresAt.Equal(want) {
 		t.Fatalf("the record lives until %v; want the stored idle expiry %v (absolute expiry %v)", rec.ExpiresAt, want, old.ExpiresAt)

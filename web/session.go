@@ -160,16 +160,33 @@ func (m *Sessions) secretOf(r *http.Request) (string, bool) {
 // else). It returns rescind.ErrUserChanged if the user's sessions were ended since user was
 // read (a new password, signing out everywhere): the sign-in must be tried again.
 func (m *Sessions) Start(w http.ResponseWriter, r *http.Request, user rescind.User) (rescind.Session, error) {
-	if old, oldUser, ok := m.Current(r); ok {
-		if _, err := m.End(r.Context(), rescind.SessionFilter{UserID: old.UserID, ID: old.ID}, "user:"+oldUser.Username, "signed in again"); err != nil {
-			return rescind.Session{}, err
-		}
-	}
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return rescind.Session{}, fmt.Errorf("web: session secret: %w", err)
 	}
 	text := base64.RawURLEncoding.EncodeToString(b)
+	if old, oldUser, ok := m.Current(r); ok {
+		if old.UserID == user.ID && user.Epoch == oldUser.Epoch {
+			// The same person authenticating again (OpenID Connect's prompt=login, max_age):
+			// the session keeps its id, which its apps know as sid, and gets a new secret and
+			// authentication time.
+			now := m.cfg.Now().UTC()
+			idle := earliest(now.Add(m.cfg.Idle), old.ExpiresAt)
+			err := m.cfg.Store.ReauthenticateSession(r.Context(), old.ID, old.Hash, hashSecret(text), now, idle)
+			if err == nil {
+				m.forget(old.Hash)
+				old.Hash, old.AuthTime, old.LastSeenAt, old.IdleExpiresAt = hashSecret(text), now, now, idle
+				http.SetCookie(w, m.cookie(sessionCookie, text, int(old.ExpiresAt.Sub(now)/time.Second)))
+				return old, nil
+			}
+			if !errors.Is(err, rescind.ErrNotFound) {
+				return rescind.Session{}, fmt.Errorf("web: re-authenticating session: %w", err)
+			}
+			// It ended meanwhile: a new one, below.
+		} else if _, err := m.End(r.Context(), rescind.SessionFilter{UserID: old.UserID, ID: old.ID}, "user:"+oldUser.Username, "signed in again"); err != nil {
+			return rescind.Session{}, err
+		}
+	}
 	id, err := secret.NewID()
 	if err != nil {
 		return rescind.Session{}, fmt.Errorf("web: session id: %w", err)
@@ -177,7 +194,8 @@ func (m *Sessions) Start(w http.ResponseWriter, r *http.Request, user rescind.Us
 	now := m.cfg.Now().UTC()
 	exp := now.Add(m.cfg.Max)
 	sess := rescind.Session{ID: id, Hash: hashSecret(text), UserID: user.ID, UserEpoch: user.Epoch, CreatedAt: now, LastSeenAt: now,
-		IdleExpiresAt: earliest(now.Add(m.cfg.Idle), exp), ExpiresAt: exp, UserAgent: clip(r.UserAgent(), 256), Address: hostOf(r.RemoteAddr)}
+		IdleExpiresAt: earliest(now.Add(m.cfg.Idle), exp), ExpiresAt: exp, UserAgent: clip(r.UserAgent(), 256), Address: hostOf(r.RemoteAddr),
+		AuthTime: now}
 	if err := m.cfg.Store.CreateSession(r.Context(), sess); err != nil {
 		return rescind.Session{}, fmt.Errorf("web: starting session: %w", err)
 	}
@@ -316,7 +334,9 @@ func (m *Sessions) ClearCookie(w http.ResponseWriter) {
 // another session or once the session has ended.
 func (m *Sessions) csrfToken(sess rescind.Session) string {
 	mac := hmac.New(sha256.New, m.csrfKey)
-	mac.Write([]byte(sess.ID))
+	// The secret's hash too: a re-authentication (same id, new secret) makes the tokens of the
+	// forms shown before it worthless, as a new session does.
+	mac.Write([]byte(sess.ID + "|" + sess.Hash))
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 

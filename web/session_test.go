@@ -110,9 +110,9 @@ func TestSessionLifetime(t *testing.T) {
 	if got := b.whoami(); got != "" {
 		t.Fatalf("used every 30 minutes, still signed in at its absolute expiry: %q", got)
 	}
-	// The janitor's sweep deletes both.
-	if n, err := e.st.DeleteExpired(context.Background(), e.clock().Add(time.Second)); err != nil || n != 2 {
-		t.Fatalf("DeleteExpired = %d, %v; want the two expired sessions", n, err)
+	// The janitor's sweep ends both (telling their apps, if any).
+	if n, _, err := e.st.ExpireSessions(context.Background(), e.clock().Add(time.Second), 10, rescind.SessionEnd{}); err != nil || n != 2 {
+		t.Fatalf("ExpireSessions = %d, %v; want the two expired sessions", n, err)
 	}
 }
 
@@ -456,12 +456,12 @@ func TestSignInRacingEndOfSessions(t *testing.T) {
 	for name, during := range map[string]func(st rescind.Store){
 		"password set": func(st rescind.Store) {
 			h, _ := secret.Hash("a new password", cheap)
-			if _, _, err := st.SetPassword(ctx, "alice-id", h, false, rescind.Revocation{RevokedAt: time.Now()}); err != nil {
+			if _, _, err := st.SetPassword(ctx, "alice-id", h, false, rescind.Revocation{RevokedAt: time.Now()}, rescind.SessionEnd{}); err != nil {
 				t.Error(err)
 			}
 		},
 		"signed out everywhere": func(st rescind.Store) {
-			if _, err := st.EndSessions(ctx, rescind.SessionFilter{UserID: "alice-id"}, rescind.Revocation{RevokedAt: time.Now()}); err != nil {
+			if _, err := st.EndSessions(ctx, rescind.SessionFilter{UserID: "alice-id"}, rescind.Revocation{RevokedAt: time.Now()}, rescind.SessionEnd{}); err != nil {
 				t.Error(err)
 			}
 		},
@@ -653,7 +653,7 @@ func TestSignInRefusedKeepsSignInToken(t *testing.T) {
 	e = newPagesEnv(t, func(c *Config) {
 		c.SignInLimiter = ratelimit.New(ratelimit.Config{Burst: 2, PerHour: 1, Now: func() time.Time { return e.clock() }})
 		c.Users = racingUsers{LocalUsers{Store: c.Store, Gate: c.Gate}, func() {
-			if _, err := e.st.EndSessions(ctx, rescind.SessionFilter{UserID: "alice-id"}, rescind.Revocation{RevokedAt: e.clock()}); err != nil {
+			if _, err := e.st.EndSessions(ctx, rescind.SessionFilter{UserID: "alice-id"}, rescind.Revocation{RevokedAt: e.clock()}, rescind.SessionEnd{}); err != nil {
 				t.Error(err)
 			}
 		}}

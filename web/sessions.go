@@ -21,6 +21,40 @@ type sessionRow struct {
 	UserAgent, Address string
 }
 
+// logoutRow is one app told of the end of one of the person's sessions (back-channel logout).
+type logoutRow struct {
+	App    string
+	At     time.Time
+	Status string // "signed out", "pending" or "failed"
+}
+
+// recentLogouts lists the latest back-channel logouts about user: per app, whether it was
+// signed out (its receiver acknowledged the logout token), is still being told, or could not
+// be. Finished ones are listed until the outbox's retention purges them.
+func (s *Server) recentLogouts(r *http.Request, userID string) []logoutRow {
+	msgs, err := s.cfg.Store.ListOutbox(r.Context(), rescind.OutboxFilter{Kind: rescind.OutboxKindBackchannelLogout, Subject: userID, Limit: 20})
+	if err != nil {
+		s.cfg.Logger.WarnContext(r.Context(), "listing logouts", "err", err)
+		return nil
+	}
+	var rows []logoutRow
+	for _, m := range msgs {
+		name := m.Key
+		if c, err := s.cfg.Clients.Get(r.Context(), m.Key); err == nil {
+			name = c.Name
+		}
+		status := "pending"
+		switch m.State {
+		case rescind.OutboxDelivered:
+			status = "signed out"
+		case rescind.OutboxFailed:
+			status = "failed"
+		}
+		rows = append(rows, logoutRow{App: name, At: m.CreatedAt, Status: status})
+	}
+	return rows
+}
+
 // HandleSessions serves GET /account/sessions: the person's signed-in sessions (this one
 // marked and first), with when each started and was last used, its browser and address, a
 // "Sign out" button for each, "Sign out of other sessions" and "Sign out everywhere".
@@ -53,7 +87,8 @@ func (s *Server) HandleSessions(w http.ResponseWriter, r *http.Request) {
 		return rows[i].Created.After(rows[j].Created)
 	})
 	s.render(w, http.StatusOK, "sessions.html", map[string]any{"Title": "Your sessions", "Username": user.Username,
-		"Sessions": rows, "Others": len(rows) > 1, "NewerOthers": newerOthers, "CSRF": s.csrfToken(w, r)})
+		"Sessions": rows, "Others": len(rows) > 1, "NewerOthers": newerOthers, "CSRF": s.csrfToken(w, r),
+		"Logouts": s.recentLogouts(r, user.ID)})
 }
 
 // newer reports whether session o signed in after sess.

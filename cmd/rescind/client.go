@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/rescind/rescind/admin"
 )
@@ -107,6 +108,7 @@ func newClientCreateCommand() *cobra.Command {
 	f.BoolVar(&req.FirstParty, "first-party", false, "your own app: a public client skips the consent page for scopes already granted "+
 		"(other public clients get it every time)")
 	f.StringVarP(&output, "output", "o", "json", "output format: json, or env for shell variables")
+	addOIDCFlags(f, &req.IDTokenAlg, &req.PostLogoutRedirectURIs, &req.BackchannelLogoutURI, &req.BackchannelLogoutSessionRequired)
 	cmd.MarkFlagRequired("name")
 	return cmd
 }
@@ -157,6 +159,7 @@ func newClientUpdateCommand() *cobra.Command {
 		allowedResources []string
 		requireDPoP      bool
 		firstParty       bool
+		oidc             admin.OIDC
 	)
 	cmd := &cobra.Command{
 		Use: "update CLIENT_ID [--name NAME] [--scope SCOPES] [--token-ttl DURATION] [--redirect-uri URI ...] [--allowed-resource URI ...] " +
@@ -208,8 +211,21 @@ carry a DPoP proof from then on (--require-dpop=false lifts it).`,
 			if f.Changed("first-party") {
 				req.FirstParty = &firstParty
 			}
+			if f.Changed("id-token-alg") {
+				req.IDTokenAlg = &oidc.IDTokenAlg
+			}
+			if f.Changed("post-logout-redirect-uri") {
+				req.PostLogoutRedirectURIs = &oidc.PostLogoutRedirectURIs
+			}
+			if f.Changed("backchannel-logout-uri") {
+				req.BackchannelLogoutURI = &oidc.BackchannelLogoutURI
+			}
+			if f.Changed("backchannel-logout-session-required") {
+				req.BackchannelLogoutSessionRequired = &oidc.BackchannelLogoutSessionRequired
+			}
 			if req == (admin.UpdateClientRequest{}) {
-				return fmt.Errorf("nothing to change: give --name, --scope, --token-ttl, --redirect-uri, --allowed-resource, --require-dpop or --first-party")
+				return fmt.Errorf("nothing to change: give --name, --scope, --token-ttl, --redirect-uri, --allowed-resource, --require-dpop, --first-party, " +
+					"--id-token-alg, --post-logout-redirect-uri, --backchannel-logout-uri or --backchannel-logout-session-required")
 			}
 			info, err := adminClient(st).UpdateClient(cmd.Context(), args[0], req)
 			if err != nil {
@@ -226,7 +242,16 @@ carry a DPoP proof from then on (--require-dpop=false lifts it).`,
 	f.StringArrayVar(&allowedResources, "allowed-resource", nil, `a resource URI the client may ask tokens for (repeatable; replaces the list; --allowed-resource "" for any)`)
 	f.BoolVar(&requireDPoP, "require-dpop", false, "every token request must carry a DPoP proof (RFC 9449); --require-dpop=false lifts it")
 	f.BoolVar(&firstParty, "first-party", false, "first-party (--first-party=false: no longer)")
+	addOIDCFlags(f, &oidc.IDTokenAlg, &oidc.PostLogoutRedirectURIs, &oidc.BackchannelLogoutURI, &oidc.BackchannelLogoutSessionRequired)
 	return cmd
+}
+
+// addOIDCFlags adds the OpenID Connect flags of client create and update.
+func addOIDCFlags(f *pflag.FlagSet, alg *string, postLogout *[]string, backchannel *string, sessionRequired *bool) {
+	f.StringVar(alg, "id-token-alg", "", "algorithm of the client's ID tokens and logout tokens: RS256 (the default), ES256 or EdDSA")
+	f.StringArrayVar(postLogout, "post-logout-redirect-uri", nil, "where the end-session endpoint may send the browser after logout (repeatable; exact match)")
+	f.StringVar(backchannel, "backchannel-logout-uri", "", "receives a logout token (OpenID Connect Back-Channel Logout) when a session the client signed in with ends")
+	f.BoolVar(sessionRequired, "backchannel-logout-session-required", false, "the client needs sid in logout tokens (always sent)")
 }
 
 func newClientRotateSecretCommand() *cobra.Command {

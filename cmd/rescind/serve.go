@@ -84,6 +84,7 @@ Precedence: flag, then environment, then config file, then default.
 		"access_log", "metrics_addr", "trusted_proxies", "clock_skew", "dpop_nonce", "session_idle", "session_max", "registration",
 		"registration_per_hour", "client_metadata_documents", "allow_insecure_redirect", "dynamic_token_format", "scopes")
 	addSettingFlags(cmd, false, "outbox_poll_interval")
+	addSettingFlags(cmd, false, "outbox_allow_loopback", "logout_revokes_grants", "backchannel_logout_window")
 	addSettingFlags(cmd, false, "ssf_allow_loopback_push")
 	return cmd
 }
@@ -665,7 +666,9 @@ func (m *Main) buildHandlers(context.Context) error {
 		RefreshKeys: m.keys.RefreshSealKey, RefreshSigningKeys: m.keys.RefreshSigningKey, Signer: m.signer, StatusListTTL: c.StatusListTTL,
 		Statuses: &statuslist.Allocator{Recorder: m.store, MaxTokenTTL: admin.MaxTokenTTL, Now: m.Now},
 		Feed:     m.feed, Limiter: m.limiter, Now: m.Now,
-		DPoP: verifier, DPoPNonce: c.DPoPNonce, Routes: routes,
+		DPoP: verifier, DPoPNonce: c.DPoPNonce,
+		// ID tokens and logout tokens: each client's algorithm, RS256 by default.
+		IDSigner: oauth.AlgSigner{Sign: m.keys.SignWith, Algs: []string{rescind.AlgEdDSA, rescind.AlgES256, rescind.AlgRS256}}, Routes: routes,
 		// Dynamic registration and metadata documents (issue 16); a client deletes itself by the
 		// admin API's one path of client deletion.
 		Registration: c.Registration, HashParams: m.HashParams, ScopesSupported: strings.Fields(c.Scopes),
@@ -679,7 +682,13 @@ func (m *Main) buildHandlers(context.Context) error {
 	if err != nil {
 		return err
 	}
-	acfg := admin.Config{Store: store, Clients: m.clients, Revoked: m.state, Committer: m.committer,
+	// Back-channel logout (OpenID Connect): every end of sessions, through the Committer, writes
+	// a logout token message per relying party in its own transaction; the dispatcher delivers.
+	m.outbox.Handle(oauth.KindBackchannelLogout, outbox.NewHTTPDeliverer(outbox.HTTPConfig{Prepare: m.oauth.PrepareLogoutToken,
+		AllowLoopback: c.OutboxAllowLoopback, Now: m.Now}))
+	m.committer.SetSessionEnd(rescind.SessionEnd{Notices: []rescind.SessionNotices{oauth.LogoutNotices(c.BackchannelLogoutWindow)},
+		RevokeGrants: c.LogoutRevokesGrants}, m.outbox.Wake)
+	acfg := admin.Config{Store: store, Clients: m.clients, Revoked: m.state, Committer: m.committer, AllowLoopbackReceivers: c.OutboxAllowLoopback,
 		Keys: m.keys, Signer: m.signer, TokenTTL: m.oauth.TokenTTL,
 		Gatherer: m.registry, Token: c.AdminToken, Logger: m.Logger, Now: m.Now, HashParams: m.HashParams,
 		Limiter: ratelimit.New(ratelimit.Config{Burst: c.AuthFailureBurst, PerMinute: c.AuthFailurePerMinute})}
@@ -808,7 +817,10 @@ func (m *Main) startBackground(context.Context) error {
 	// The janitor keeps records the clock skew past their expiry (see internal/revocation).
 	m.janitor = revocation.JanitorConfig{Store: m.store, State: m.state,
 		Interval: m.Config.JanitorInterval, AuditRetention: m.Config.AuditRetention, Grace: m.Config.ClockSkew,
-		OnDeleted: m.metrics.JanitorDeleted, Logger: m.Logger, Now: m.Now}
+		OnDeleted: m.metrics.JanitorDeleted, Logger: m.Logger, Now: m.Now,
+		ExpireSessions: func(ctx context.Context, now time.Time) (int, error) {
+			return m.committer.ExpireSessions(ctx, now, 500)
+		}}
 	m.goRun(ctx, m.runJanitor)
 	m.goRun(ctx, m.outbox.Run)
 	m.goRun(ctx, func(ctx context.Context) { m.ssf.RunJanitor(ctx, m.Config.JanitorInterval) })

@@ -74,6 +74,9 @@ var settingsTable = []setting{
 	{key: "session_max", flag: "session-max", def: "720h", validate: durationBetween(time.Minute, 365*24*time.Hour), help: "a sign-in session ends this long after sign-in, however much it is used"},
 	{key: "login_failure_burst_per_user", flag: "login-failure-burst-per-user", def: "10", validate: intBetween(1, 100000), help: "failed logins absorbed at once per username, from all addresses together (a browser the person signed in on before has a bucket of the same size of its own)"},
 	{key: "login_failures_per_hour_per_user", flag: "login-failures-per-hour-per-user", def: "6", validate: intBetween(1, 1000000), help: "failed logins absorbed per hour per username, from all addresses together"},
+	{key: "outbox_allow_loopback", flag: "outbox-allow-loopback", def: "false", help: "deliver outbox messages (back-channel logout tokens) to loopback addresses too, and let clients register such receivers: development and tests only"},
+	{key: "logout_revokes_grants", flag: "logout-revokes-grants", def: "false", help: "ending a sign-in session (any way: logout, user logout, set-password, expiry) also revokes the grants made in it"},
+	{key: "backchannel_logout_window", flag: "backchannel-logout-window", def: "24h", validate: durationBetween(time.Minute, 30*24*time.Hour), help: "how long a back-channel logout token is retried before it is given up (and audited)"},
 	{key: "outbox_poll_interval", flag: "outbox-poll-interval", def: "1s", validate: durationBetween(10*time.Millisecond, time.Hour), help: "how often each instance looks for outbox messages due (back-channel logout, Shared Signals push) that nothing woke it for: written by another instance, or a retry coming due"},
 	{key: "registration", flag: "registration", def: "off", validate: oneOf("off", "token", "open"), help: "dynamic client registration (RFC 7591) at /oauth2/register: off, token (each registration needs an initial access token from rescind registration-token create) or open (public clients only, rate-limited per address)"},
 	{key: "registration_per_hour", flag: "registration-per-hour", def: "20", validate: intBetween(1, 1000000), help: "with --registration open: registrations allowed per source address an hour"},
@@ -121,6 +124,9 @@ type Config struct {
 	LoginFailureBurstPerUser   int           `setting:"login_failure_burst_per_user"`
 	LoginFailuresPerUserHour   int           `setting:"login_failures_per_hour_per_user"`
 	OutboxPollInterval         time.Duration `setting:"outbox_poll_interval"`
+	OutboxAllowLoopback        bool          `setting:"outbox_allow_loopback"`
+	LogoutRevokesGrants        bool          `setting:"logout_revokes_grants"`
+	BackchannelLogoutWindow    time.Duration `setting:"backchannel_logout_window"`
 	Registration               string        `setting:"registration"`
 	RegistrationPerHour        int           `setting:"registration_per_hour"`
 	ClientMetadataDocuments    bool          `setting:"client_metadata_documents"`

@@ -14,7 +14,7 @@ import (
 func newUserCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage local users (through the running server's admin API)"}
 	addSettingFlags(cmd, true, "admin_url", "admin_ca")
-	var username string
+	var username, name, email string
 	var fromStdin bool
 	create := &cobra.Command{
 		Use:     "create --username NAME --password-stdin",
@@ -34,7 +34,7 @@ func newUserCommand() *cobra.Command {
 				return fmt.Errorf("reading password: %w", err)
 			}
 			u, err := adminClient(cfg).CreateUser(cmd.Context(), admin.CreateUserRequest{Username: username,
-				Password: strings.TrimRight(string(b), "\r\n")})
+				Password: strings.TrimRight(string(b), "\r\n"), Name: name, Email: email})
 			if err != nil {
 				return err
 			}
@@ -44,6 +44,34 @@ func newUserCommand() *cobra.Command {
 	create.Flags().StringVar(&username, "username", "", "username (required)")
 	create.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from stdin")
 	create.MarkFlagRequired("username")
+	create.Flags().StringVar(&name, "name", "", "the person's full name (OpenID Connect name claim, scope profile)")
+	create.Flags().StringVar(&email, "email", "", "the person's e-mail address (email claim, scope email; email_verified is false)")
+	update := &cobra.Command{
+		Use:     "update USERNAME [--name NAME] [--email ADDRESS]",
+		Short:   "Change a user's name or e-mail address (an empty value clears it); print the user as JSON",
+		Example: `  rescind user update alice --name "Alice Liddell" --email alice@example.com`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadSettings(cmd)
+			if err != nil {
+				return err
+			}
+			var req admin.UpdateUserRequest
+			if cmd.Flags().Changed("name") {
+				req.Name = &name
+			}
+			if cmd.Flags().Changed("email") {
+				req.Email = &email
+			}
+			u, err := adminClient(cfg).UpdateUser(cmd.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), u)
+		},
+	}
+	update.Flags().StringVar(&name, "name", "", "the person's full name")
+	update.Flags().StringVar(&email, "email", "", "the person's e-mail address")
 	list := &cobra.Command{
 		Use: "list", Short: "List users as JSON", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -141,7 +169,7 @@ It prints {"sessions_ended", "grants_revoked", "refresh_tokens_revoked"}.`,
 	}
 	setPassword.Flags().BoolVar(&newFromStdin, "password-stdin", false, "read the password from stdin")
 	setPassword.Flags().BoolVar(&revokeGrants, "revoke-grants", false, "also revoke every grant the user gave")
-	cmd.AddCommand(create, list, del, sessions, logout, setPassword)
+	cmd.AddCommand(create, update, list, del, sessions, logout, setPassword)
 	return cmd
 }
 

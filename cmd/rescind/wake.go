@@ -17,22 +17,28 @@ type wakingStore struct {
 	wake func()
 }
 
-func (s wakingStore) EndSessions(ctx context.Context, f rescind.SessionFilter, rev rescind.Revocation) ([]rescind.Revocation, error) {
-	revs, err := s.Store.EndSessions(ctx, f, rev)
+func (s wakingStore) EndSessions(ctx context.Context, f rescind.SessionFilter, rev rescind.Revocation, end rescind.SessionEnd) ([]rescind.Revocation, error) {
+	revs, err := s.Store.EndSessions(ctx, f, rev, end)
 	s.wake()
 	return revs, err
 }
 
-func (s wakingStore) SetPassword(ctx context.Context, id, hash string, revokeGrants bool, rev rescind.Revocation) ([]rescind.Revocation, int64, error) {
-	revs, n, err := s.Store.SetPassword(ctx, id, hash, revokeGrants, rev)
+func (s wakingStore) SetPassword(ctx context.Context, id, hash string, revokeGrants bool, rev rescind.Revocation, end rescind.SessionEnd) ([]rescind.Revocation, int64, error) {
+	revs, n, err := s.Store.SetPassword(ctx, id, hash, revokeGrants, rev, end)
 	s.wake()
 	return revs, n, err
 }
 
-func (s wakingStore) DeleteUser(ctx context.Context, id string, rev rescind.Revocation) ([]rescind.Revocation, int64, error) {
-	revs, n, err := s.Store.DeleteUser(ctx, id, rev)
+func (s wakingStore) DeleteUser(ctx context.Context, id string, rev rescind.Revocation, end rescind.SessionEnd) ([]rescind.Revocation, int64, error) {
+	revs, n, err := s.Store.DeleteUser(ctx, id, rev, end)
 	s.wake()
 	return revs, n, err
+}
+
+func (s wakingStore) ExpireSessions(ctx context.Context, now time.Time, limit int, end rescind.SessionEnd) (int, []rescind.Revocation, error) {
+	n, revs, err := s.Store.ExpireSessions(ctx, now, limit, end)
+	s.wake()
+	return n, revs, err
 }
 
 func (s wakingStore) RevokeGrants(ctx context.Context, f rescind.GrantFilter, rev rescind.Revocation) ([]rescind.Revocation, int64, error) {

@@ -13,7 +13,8 @@
 // registration (package internal/redirect). Documents are cached per their Cache-Control
 // max-age (or Expires), held at least MinTTL and at most MaxTTL; a failure is remembered for
 // FailureTTL, so a URL that cannot be used costs one fetch at most that often. At most
-// MaxConcurrent fetches run at once, one per URL.
+// MaxConcurrent fetches run at once, MaxPerHost per host and one per URL; a fetch finding no
+// slot waits QueueWait for one, then fails (ErrBusy).
 package clientdoc
 
 import (
@@ -60,9 +61,18 @@ type Config struct {
 	// FailureTTL is how long a URL whose document could not be used is not fetched again. If
 	// zero, 30 seconds.
 	FailureTTL time.Duration
-	// MaxConcurrent bounds the fetches running at once; beyond it Resolve fails at once. If
-	// zero, 8.
+	// MaxConcurrent bounds the fetches running at once; beyond it a fetch waits up to QueueWait
+	// for one to end, then Resolve fails with ErrBusy. If zero, 16.
 	MaxConcurrent int
+	// MaxPerHost bounds the fetches running at once from one host (the URL's host name), so that
+	// documents that stall on one host hold at most that many of MaxConcurrent; beyond it a
+	// fetch waits up to QueueWait too. If zero, 2.
+	MaxPerHost int
+	// QueueWait is how long a fetch waits for a free slot before ErrBusy. If zero, 1 second.
+	QueueWait time.Duration
+	// DialTimeout bounds connecting to the host and the TLS handshake, within Timeout. If zero,
+	// 2 seconds.
+	DialTimeout time.Duration
 	// MaxEntries bounds the cache; when full it is emptied. If zero, 10000.
 	MaxEntries int
 	// HTTPClient, if set, makes the requests instead of a safehttp client (tests only: it must
@@ -82,7 +92,8 @@ type Error struct {
 // Error implements error.
 func (e *Error) Error() string { return "client metadata document: " + e.Reason }
 
-// ErrBusy is returned by Resolve when MaxConcurrent fetches are already running.
+// ErrBusy is returned by Resolve when MaxConcurrent fetches (or MaxPerHost of the URL's host)
+// were running for all of QueueWait.
 var ErrBusy = errors.New("clientdoc: too many metadata documents are being fetched")
 
 type entry struct {
@@ -98,6 +109,10 @@ type Resolver struct {
 	sem  chan struct{}
 	mu   sync.Mutex
 	docs map[string]entry
+	// hosts are the fetches under way, by host name (MaxPerHost); freed is closed and replaced
+	// whenever one ends, waking the fetches waiting for their host.
+	hosts map[string]int
+	freed chan struct{}
 	// inflight are the fetches under way, by URL: a second request for one waits for it.
 	inflight map[string]chan struct{}
 }
@@ -123,7 +138,16 @@ func New(cfg Config) *Resolver {
 		cfg.FailureTTL = 30 * time.Second
 	}
 	if cfg.MaxConcurrent <= 0 {
-		cfg.MaxConcurrent = 8
+		cfg.MaxConcurrent = 16
+	}
+	if cfg.MaxPerHost <= 0 {
+		cfg.MaxPerHost = 2
+	}
+	if cfg.QueueWait <= 0 {
+		cfg.QueueWait = time.Second
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 2 * time.Second
 	}
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = 10000
@@ -134,12 +158,12 @@ func New(cfg Config) *Resolver {
 	hc := cfg.HTTPClient
 	if hc == nil {
 		hc = safehttp.NewClient(safehttp.Options{Policy: safehttp.Policy{AllowLoopback: cfg.AllowLoopback}, Timeout: cfg.Timeout,
-			RootCAs: cfg.RootCAs})
+			DialTimeout: cfg.DialTimeout, RootCAs: cfg.RootCAs})
 		// No redirect is followed (its target is never dialled): the 3xx itself is the answer.
 		hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	}
 	return &Resolver{cfg: cfg, hc: hc, sem: make(chan struct{}, cfg.MaxConcurrent), docs: map[string]entry{},
-		inflight: map[string]chan struct{}{}}
+		inflight: map[string]chan struct{}{}, hosts: map[string]int{}, freed: make(chan struct{})}
 }
 
 // IsClientID reports whether id has the form of a metadata document's URL (§3): an https URL
@@ -176,12 +200,34 @@ func (r *Resolver) checkURL(id string) error {
 			return &Error{"its URL must not have . or .. path segments"}
 		}
 	}
+	// One spelling per document: the URL is the client's id, and a deleted client's id stays
+	// refused (its cut-off) only as that exact string, so a second spelling of the same URL
+	// ("HOST", ":443", "host.", a lone "?", "%61") would bring the client back.
+	if id != canonicalURL(u) {
+		return &Error{"its URL must be written in its canonical form (lower-case host, no default port or trailing dot, no needless escapes)"}
+	}
 	if ip := net.ParseIP(u.Hostname()); ip != nil {
 		if err := (safehttp.Policy{AllowLoopback: r.cfg.AllowLoopback}).Check(mustAddr(ip)); err != nil {
 			return &Error{"its host is not a public internet address"}
 		}
 	}
 	return nil
+}
+
+// canonicalURL is u written one way: scheme and host in lower case, without the scheme's
+// default port, the path escaped only where it must be, the query (if not empty) as it is.
+func canonicalURL(u *url.URL) string {
+	host := strings.ToLower(u.Host)
+	if port := u.Port(); (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
+		host = strings.ToLower(u.Hostname())
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+	}
+	if strings.HasSuffix(strings.TrimSuffix(host, ":"+u.Port()), ".") {
+		return "" // a trailing dot: never canonical
+	}
+	return (&url.URL{Scheme: strings.ToLower(u.Scheme), Host: host, Path: u.Path, RawQuery: u.RawQuery}).String()
 }
 
 func loopbackHost(h string) bool {
@@ -239,12 +285,11 @@ func (r *Resolver) Resolve(ctx context.Context, id string) (rescind.Client, erro
 // fetch fetches and checks the document of id, and caches the outcome (but for ErrBusy and a
 // cancelled request, which say nothing of the document).
 func (r *Resolver) fetch(ctx context.Context, id string) (rescind.Client, error) {
-	select {
-	case r.sem <- struct{}{}:
-	default:
-		return rescind.Client{}, ErrBusy
+	release, err := r.acquire(ctx, id)
+	if err != nil {
+		return rescind.Client{}, err
 	}
-	defer func() { <-r.sem }()
+	defer release()
 	c, ttl, err := r.get(ctx, id)
 	if ctx.Err() != nil {
 		return rescind.Client{}, ctx.Err()
@@ -259,6 +304,58 @@ func (r *Resolver) fetch(ctx context.Context, id string) (rescind.Client, error)
 	r.docs[id] = entry{client: c, err: err, until: r.cfg.Now().Add(ttl)}
 	r.mu.Unlock()
 	return c, err
+}
+
+// acquire waits, up to QueueWait, for a slot to fetch id: one of MaxPerHost for its host, then
+// one of MaxConcurrent. It returns the function that gives both back, or ErrBusy (or the
+// context's error). Documents stalling on one host thus hold at most MaxPerHost slots, and a
+// fetch finding all slots taken waits briefly for one rather than failing at once.
+func (r *Resolver) acquire(ctx context.Context, id string) (func(), error) {
+	host := ""
+	if u, err := url.Parse(id); err == nil {
+		host = strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	}
+	timer := time.NewTimer(r.cfg.QueueWait)
+	defer timer.Stop()
+	for {
+		r.mu.Lock()
+		if r.hosts[host] < r.cfg.MaxPerHost {
+			r.hosts[host]++
+			r.mu.Unlock()
+			break
+		}
+		freed := r.freed
+		r.mu.Unlock()
+		select {
+		case <-freed:
+		case <-timer.C:
+			return nil, ErrBusy
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	releaseHost := func() {
+		r.mu.Lock()
+		if r.hosts[host]--; r.hosts[host] <= 0 {
+			delete(r.hosts, host)
+		}
+		close(r.freed)
+		r.freed = make(chan struct{})
+		r.mu.Unlock()
+	}
+	select {
+	case r.sem <- struct{}{}:
+	case <-timer.C:
+		releaseHost()
+		return nil, ErrBusy
+	case <-ctx.Done():
+		releaseHost()
+		return nil, ctx.Err()
+	}
+	return func() {
+		<-r.sem
+		releaseHost()
+	}, nil
 }
 
 // get fetches the document of id and returns its client and how long it may be cached.
@@ -415,8 +512,8 @@ func (r *Resolver) parse(id string, body []byte) (rescind.Client, error) {
 		}
 	}
 	name := strings.TrimSpace(d.ClientName)
-	if len(name) > 200 || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
-		return rescind.Client{}, &Error{"its client_name must be printable UTF-8 of at most 200 bytes"}
+	if len(name) > 200 || !ValidName(name) {
+		return rescind.Client{}, &Error{"its client_name must be printable UTF-8 of at most 200 bytes, without bidirectional or zero-width characters"}
 	}
 	if name == "" {
 		u, _ := url.Parse(id)
@@ -441,4 +538,15 @@ func mustAddr(ip net.IP) netip.Addr {
 		return netip.AddrFrom4([4]byte(v4))
 	}
 	return netip.AddrFrom16([16]byte(ip.To16()))
+}
+
+// ValidName reports whether name, a client_name a client gives itself and that people are shown
+// (consent page, connected apps, client list), is valid UTF-8 without control characters (Cc),
+// format characters (Cf: bidirectional overrides and isolates such as U+202E, zero-width
+// characters such as U+200B, which let a name display as another: "Rescind \u202eppA nimdA")
+// or line and paragraph separators (Zl, Zp). The length is the caller's to bound.
+func ValidName(name string) bool {
+	return utf8.ValidString(name) && !strings.ContainsFunc(name, func(r rune) bool {
+		return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+	})
 }

@@ -127,6 +127,8 @@ func TestResolve(t *testing.T) {
 		{"client_secret_basic", jsonDoc(strings.Replace(validDoc(id), `"token_endpoint_auth_method":"none"`, `"token_endpoint_auth_method":"client_secret_basic"`, 1), ""), "none"},
 		{"private_key_jwt", jsonDoc(strings.Replace(validDoc(id), `"token_endpoint_auth_method":"none"`, `"token_endpoint_auth_method":"private_key_jwt"`, 1), ""), "none"},
 		{"no redirect URIs", jsonDoc(`{"client_id":"`+id+`"}`, ""), "redirect_uris"},
+		{"a name with a right-to-left override", jsonDoc(strings.Replace(validDoc(id), `"Agent"`, `"Rescind \u202eppA nimdA\u202c"`, 1), ""), "client_name"},
+		{"a name with a zero-width space", jsonDoc(strings.Replace(validDoc(id), `"Agent"`, `"Ag\u200bent"`, 1), ""), "client_name"},
 		{"a javascript: redirect URI", jsonDoc(`{"client_id":"`+id+`","redirect_uris":["javascript:alert(1)"]}`, ""), "javascript"},
 		{"a redirect URI with a fragment", jsonDoc(`{"client_id":"`+id+`","redirect_uris":["https://a.example/cb#x"]}`, ""), "fragment"},
 		{"client_credentials", jsonDoc(`{"client_id":"`+id+`","redirect_uris":["https://a.example/cb"],"grant_types":["client_credentials"]}`, ""), "grant_types"},
@@ -167,6 +169,17 @@ func TestClientIDForm(t *testing.T) {
 	}{
 		{"https://agent.example/client.json", true, true},
 		{"https://agent.example:8443/oauth/client?v=1", true, true},
+		// One spelling per URL (audit 16, unverified point): a deleted client's URL stays refused
+		// only as written, so other spellings of it are not client ids.
+		{"https://Agent.example/client.json", false, false},
+		{"HTTPS://agent.example/client.json", false, false},
+		{"https://agent.example:443/client.json", false, false},
+		{"https://agent.example./client.json", false, false},
+		{"https://agent.example/client.json?", false, false},
+		{"https://agent.example/%63lient.json", false, false},
+		{"https://agent.example/client%20x.json", true, true}, // an escape that is needed
+		{"https://[2606:4700::1]/c.json", true, true},
+		{"https://[2606:4700::1]:443/c.json", false, false},
 		{"https://agent.example", false, false},  // no path
 		{"https://agent.example/", false, false}, // no path
 		{"http://agent.example/client.json", false, false},
@@ -435,4 +448,30 @@ func FuzzDocument(f *testing.F) {
 			t.Fatalf("accepted a redirect URI: %v", err)
 		}
 	})
+}
+
+// TestValidName: a name people are shown may not hide what it says: control, format
+// (bidirectional, zero-width) and separator characters are refused, other scripts are not
+// (audit 16 #7).
+func TestValidName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{
+		{"Agent", true},
+		{"Café 日本 مرحبا עברית", true},
+		{"a\u0007b", false},
+		{"Rescind \u202eppA nimdA\u202c", false}, // right-to-left override, pop
+		{"Resc\u200bind", false},                 // zero-width space
+		{"Resc\u200dind", false},                 // zero-width joiner
+		{"\u2067Admin\u2069", false},             // right-to-left isolate
+		{"\ufeffAgent", false},                   // byte order mark
+		{"a\u2028b", false},                      // line separator
+		{"a\u2029b", false},                      // paragraph separator
+		{"\xff", false},
+	} {
+		if got := ValidName(tc.name); got != tc.want {
+			t.Errorf("ValidName(%q) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }

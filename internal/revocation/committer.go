@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/rescind/rescind"
 )
@@ -35,6 +36,10 @@ type Committer struct {
 	isClosed bool
 	closed   chan struct{}
 	stopped  chan struct{}
+
+	endMu    sync.RWMutex
+	end      rescind.SessionEnd
+	afterEnd func()
 }
 
 // NewCommitter starts a Committer writing to store and applying to state. onCommit may be nil.
@@ -157,18 +162,89 @@ func (c *Committer) RevokeGrants(ctx context.Context, f rescind.GrantFilter, rev
 	return revs, n, nil
 }
 
+// SetSessionEnd makes every end of sessions through c (EndSessions, SetPassword, DeleteUser,
+// ExpireSessions: the one place that ends them) carry out end in the store's transaction (the
+// outbox messages of back-channel logout and security events, --logout-revokes-grants), then
+// call after (if set), e.g. to wake the outbox's dispatcher. Call it before serving.
+func (c *Committer) SetSessionEnd(end rescind.SessionEnd, after func()) {
+	c.endMu.Lock()
+	defer c.endMu.Unlock()
+	c.end, c.afterEnd = end, after
+}
+
+func (c *Committer) sessionEnd() (rescind.SessionEnd, func()) {
+	c.endMu.RLock()
+	defer c.endMu.RUnlock()
+	return c.end, c.afterEnd
+}
+
+// ended applies the records of an end of sessions and calls the after hook.
+func (c *Committer) ended(revs []rescind.Revocation, after func()) {
+	c.Apply(revs...)
+	if after != nil {
+		after()
+	}
+}
+
 // EndSessions ends the sessions matching f through the store (one transaction: sessions
-// deleted, records and audit written) and applies the records to the state, so that this
-// instance refuses them before it returns. It returns the records.
+// deleted, records and audit written, the SessionEnd carried out) and applies the records to
+// the state, so that this instance refuses them before it returns. It returns the records.
 func (c *Committer) EndSessions(ctx context.Context, f rescind.SessionFilter, rev rescind.Revocation) ([]rescind.Revocation, error) {
+	end, after := c.sessionEnd()
 	// Not cut short by the caller going away: once asked for, the end is carried through and
 	// applied here (the caller learns of a failure, never of a half-applied end).
-	revs, err := c.store.EndSessions(context.WithoutCancel(ctx), f, rev)
+	revs, err := c.store.EndSessions(context.WithoutCancel(ctx), f, rev, end)
 	if err != nil {
 		return nil, fmt.Errorf("revocation: ending sessions: %w", err)
 	}
-	c.Apply(revs...)
+	c.ended(revs, after)
 	return revs, nil
+}
+
+// SetPassword sets a person's password through the store, ending their sessions (and with
+// revokeGrants revoking their grants) as rescind.Store's SetPassword does, with the SessionEnd,
+// and applies the records. It returns the records and how many refresh tokens died.
+func (c *Committer) SetPassword(ctx context.Context, id, hash string, revokeGrants bool, rev rescind.Revocation) ([]rescind.Revocation, int64, error) {
+	end, after := c.sessionEnd()
+	revs, n, err := c.store.SetPassword(context.WithoutCancel(ctx), id, hash, revokeGrants, rev, end)
+	if err != nil {
+		return nil, 0, fmt.Errorf("revocation: setting a password: %w", err)
+	}
+	c.ended(revs, after)
+	return revs, n, nil
+}
+
+// DeleteUser deletes a person through the store, ending their sessions and revoking their
+// grants as rescind.Store's DeleteUser does, with the SessionEnd, and applies the records.
+func (c *Committer) DeleteUser(ctx context.Context, id string, rev rescind.Revocation) ([]rescind.Revocation, int64, error) {
+	end, after := c.sessionEnd()
+	revs, n, err := c.store.DeleteUser(context.WithoutCancel(ctx), id, rev, end)
+	if err != nil {
+		return nil, 0, fmt.Errorf("revocation: deleting a user: %w", err)
+	}
+	c.ended(revs, after)
+	return revs, n, nil
+}
+
+// ExpireSessions ends the sessions that expired before now, in batches of limit, through the
+// store with the SessionEnd (the janitor's part: an expiry is told like a logout), and applies
+// the records of the grants it revoked. It returns how many sessions it ended.
+func (c *Committer) ExpireSessions(ctx context.Context, now time.Time, limit int) (int, error) {
+	end, after := c.sessionEnd()
+	total := 0
+	for {
+		n, revs, err := c.store.ExpireSessions(ctx, now, limit, end)
+		if err != nil {
+			return total, fmt.Errorf("revocation: ending expired sessions: %w", err)
+		}
+		total += n
+		if n > 0 {
+			c.ended(revs, after)
+		}
+		if n < limit {
+			return total, nil
+		}
+	}
 }
 
 // SessionEnded reports whether the session was ended, from the in-memory state.

@@ -21,6 +21,10 @@ type JanitorConfig struct {
 	Grace time.Duration
 	// AuditRetention, if positive, is how long audit entries are kept.
 	AuditRetention time.Duration
+	// ExpireSessions, if set, ends the sessions expired at the time it is given, telling their
+	// end as a logout is (Committer.ExpireSessions); it returns how many it ended. If nil,
+	// expired sessions are left (the store refuses them by their expiry).
+	ExpireSessions func(ctx context.Context, now time.Time) (int, error)
 	// OnDeleted, if set, is called with the number of stored records each sweep deleted.
 	OnDeleted func(int64)
 	// Logger receives sweep errors. If nil, slog.Default().
@@ -44,6 +48,13 @@ func (c *JanitorConfig) Sweep(ctx context.Context) (int64, error) {
 		return n, err
 	}
 	n += purged
+	if c.ExpireSessions != nil {
+		ended, err := c.ExpireSessions(ctx, c.Now())
+		if err != nil {
+			return n, err
+		}
+		n += int64(ended)
+	}
 	if c.AuditRetention > 0 {
 		old, err := c.Store.DeleteAuditBefore(ctx, c.Now().Add(-c.AuditRetention))
 		if err != nil {

@@ -194,6 +194,9 @@ type Options struct {
 	Policy Policy
 	// Timeout bounds each request, redirects included. If zero, 10 seconds.
 	Timeout time.Duration
+	// DialTimeout bounds connecting (and the TLS handshake) alone, so that an address that does
+	// not answer gives up its caller early. If zero, Timeout.
+	DialTimeout time.Duration
 	// MaxRedirects bounds the redirects followed (each target is checked like the first). If
 	// zero, none are followed; negative: zero as well.
 	MaxRedirects int
@@ -210,12 +213,16 @@ func NewClient(opt Options) *http.Client {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	d := &net.Dialer{Timeout: timeout, Control: opt.Policy.control}
+	dial := opt.DialTimeout
+	if dial <= 0 || dial > timeout {
+		dial = timeout
+	}
+	d := &net.Dialer{Timeout: dial, Control: opt.Policy.control}
 	tr := &http.Transport{
 		Proxy:                  nil, // never a proxy from the environment: it would dial for us
 		DialContext:            d.DialContext,
 		ForceAttemptHTTP2:      true,
-		TLSHandshakeTimeout:    timeout,
+		TLSHandshakeTimeout:    dial,
 		ResponseHeaderTimeout:  timeout,
 		MaxIdleConns:           100,
 		IdleConnTimeout:        90 * time.Second,

@@ -43,11 +43,11 @@ func (s *Store) RevokeGrants(ctx context.Context, f rescind.GrantFilter, rev res
 }
 
 // DeleteUser implements rescind.Store; the user's grants are revoked as RevokeGrants does.
-func (s *Store) DeleteUser(ctx context.Context, id string, rev rescind.Revocation) ([]rescind.Revocation, int64, error) {
+func (s *Store) DeleteUser(ctx context.Context, id string, rev rescind.Revocation, end rescind.SessionEnd) ([]rescind.Revocation, int64, error) {
 	var revs []rescind.Revocation
 	var n int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
-		if revs, n, err = sqlstore.UserDeletion(ctx, s.q(tx), id, rev, forUpdate); err != nil || len(revs) == 0 {
+		if revs, n, err = sqlstore.UserDeletion(ctx, s.q(tx), id, rev, end, forUpdate); err != nil || len(revs) == 0 {
 			return err // writeRevocations would notify a reload of nothing
 		}
 		return writeRevocations(ctx, tx, revs)
@@ -180,10 +180,10 @@ func (s *Store) CreateSession(ctx context.Context, sess rescind.Session) error {
 // EndSessions implements rescind.Store: the user's row (for a filter without ID or
 // SignedInBy), then the sessions, are held until commit; every instance applies the records at
 // commit.
-func (s *Store) EndSessions(ctx context.Context, f rescind.SessionFilter, rev rescind.Revocation) ([]rescind.Revocation, error) {
+func (s *Store) EndSessions(ctx context.Context, f rescind.SessionFilter, rev rescind.Revocation, end rescind.SessionEnd) ([]rescind.Revocation, error) {
 	var revs []rescind.Revocation
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
-		if revs, err = sqlstore.SessionEnding(ctx, s.q(tx), f, rev, forUpdate); err != nil || len(revs) == 0 {
+		if revs, err = sqlstore.SessionEnding(ctx, s.q(tx), f, rev, end, forUpdate); err != nil || len(revs) == 0 {
 			return err // writeRevocations would notify a reload of nothing
 		}
 		return writeRevocations(ctx, tx, revs)
@@ -194,13 +194,42 @@ func (s *Store) EndSessions(ctx context.Context, f rescind.SessionFilter, rev re
 	return revs, nil
 }
 
+// ExpireSessions implements rescind.Store: the expired sessions are read FOR UPDATE, so a
+// janitor on another instance waits, then finds them gone; a code being issued in one of them
+// either committed first (its client is found here) or finds the session gone.
+func (s *Store) ExpireSessions(ctx context.Context, now time.Time, limit int, end rescind.SessionEnd) (int, []rescind.Revocation, error) {
+	var revs []rescind.Revocation
+	var n int
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
+		if n, revs, err = sqlstore.SessionExpiry(ctx, s.q(tx), now, limit, end, forUpdate); err != nil || len(revs) == 0 {
+			return err // writeRevocations would notify a reload of nothing
+		}
+		return writeRevocations(ctx, tx, revs)
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("postgres: ending expired sessions: %w", err)
+	}
+	return n, revs, nil
+}
+
+// CreateCode implements rescind.Store. The code's session is read FOR UPDATE: an end of the
+// session (which holds its row from its first read) either commits first, and the session is
+// gone, or waits for this code and then finds its client.
+func (s *Store) CreateCode(ctx context.Context, c rescind.AuthCode) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return sqlstore.CodeCreation(ctx, s.q(tx), c, forUpdate) })
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	return nil
+}
+
 // SetPassword implements rescind.Store, holding the user's row, then the sessions' and grants'
 // rows, as EndSessions and RevokeGrants do.
-func (s *Store) SetPassword(ctx context.Context, id, hash string, revokeGrants bool, rev rescind.Revocation) ([]rescind.Revocation, int64, error) {
+func (s *Store) SetPassword(ctx context.Context, id, hash string, revokeGrants bool, rev rescind.Revocation, end rescind.SessionEnd) ([]rescind.Revocation, int64, error) {
 	var revs []rescind.Revocation
 	var n int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
-		if revs, n, err = sqlstore.PasswordChange(ctx, s.q(tx), id, hash, revokeGrants, rev, forUpdate); err != nil || len(revs) == 0 {
+		if revs, n, err = sqlstore.PasswordChange(ctx, s.q(tx), id, hash, revokeGrants, rev, end, forUpdate); err != nil || len(revs) == 0 {
 			return err
 		}
 		return writeRevocations(ctx, tx, revs)

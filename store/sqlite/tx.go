@@ -132,11 +132,11 @@ func (s *Store) RevokeGrants(ctx context.Context, f rescind.GrantFilter, rev res
 }
 
 // DeleteUser implements rescind.Store.
-func (s *Store) DeleteUser(ctx context.Context, id string, rev rescind.Revocation) ([]rescind.Revocation, int64, error) {
+func (s *Store) DeleteUser(ctx context.Context, id string, rev rescind.Revocation, end rescind.SessionEnd) ([]rescind.Revocation, int64, error) {
 	var revs []rescind.Revocation
 	var n int64
 	err := inTx(ctx, s.db, func(tx *sql.Tx) (err error) {
-		if revs, n, err = sqlstore.UserDeletion(ctx, s.q(tx), id, rev, ""); err != nil {
+		if revs, n, err = sqlstore.UserDeletion(ctx, s.q(tx), id, rev, end, ""); err != nil {
 			return err
 		}
 		return writeRevocations(ctx, tx, revs)
@@ -242,10 +242,10 @@ func (s *Store) CreateSession(ctx context.Context, sess rescind.Session) error {
 }
 
 // EndSessions implements rescind.Store.
-func (s *Store) EndSessions(ctx context.Context, f rescind.SessionFilter, rev rescind.Revocation) ([]rescind.Revocation, error) {
+func (s *Store) EndSessions(ctx context.Context, f rescind.SessionFilter, rev rescind.Revocation, end rescind.SessionEnd) ([]rescind.Revocation, error) {
 	var revs []rescind.Revocation
 	err := inTx(ctx, s.db, func(tx *sql.Tx) (err error) {
-		if revs, err = sqlstore.SessionEnding(ctx, s.q(tx), f, rev, ""); err != nil {
+		if revs, err = sqlstore.SessionEnding(ctx, s.q(tx), f, rev, end, ""); err != nil {
 			return err
 		}
 		return writeRevocations(ctx, tx, revs)
@@ -256,12 +256,37 @@ func (s *Store) EndSessions(ctx context.Context, f rescind.SessionFilter, rev re
 	return revs, nil
 }
 
+// ExpireSessions implements rescind.Store.
+func (s *Store) ExpireSessions(ctx context.Context, now time.Time, limit int, end rescind.SessionEnd) (int, []rescind.Revocation, error) {
+	var revs []rescind.Revocation
+	var n int
+	err := inTx(ctx, s.db, func(tx *sql.Tx) (err error) {
+		if n, revs, err = sqlstore.SessionExpiry(ctx, s.q(tx), now, limit, end, ""); err != nil {
+			return err
+		}
+		return writeRevocations(ctx, tx, revs)
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("sqlite: ending expired sessions: %w", err)
+	}
+	return n, revs, nil
+}
+
+// CreateCode implements rescind.Store: the write lock keeps the code's session from ending
+// before the code and its client are stored.
+func (s *Store) CreateCode(ctx context.Context, c rescind.AuthCode) error {
+	if err := inTx(ctx, s.db, func(tx *sql.Tx) error { return sqlstore.CodeCreation(ctx, s.q(tx), c, "") }); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	return nil
+}
+
 // SetPassword implements rescind.Store.
-func (s *Store) SetPassword(ctx context.Context, id, hash string, revokeGrants bool, rev rescind.Revocation) ([]rescind.Revocation, int64, error) {
+func (s *Store) SetPassword(ctx context.Context, id, hash string, revokeGrants bool, rev rescind.Revocation, end rescind.SessionEnd) ([]rescind.Revocation, int64, error) {
 	var revs []rescind.Revocation
 	var n int64
 	err := inTx(ctx, s.db, func(tx *sql.Tx) (err error) {
-		if revs, n, err = sqlstore.PasswordChange(ctx, s.q(tx), id, hash, revokeGrants, rev, ""); err != nil {
+		if revs, n, err = sqlstore.PasswordChange(ctx, s.q(tx), id, hash, revokeGrants, rev, end, ""); err != nil {
 			return err
 		}
 		return writeRevocations(ctx, tx, revs)

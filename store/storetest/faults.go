@@ -234,7 +234,7 @@ func testRowsFailureDeleteUser(t *testing.T, s rescind.Store, fail RowsFault) {
 	rev := rescind.Revocation{RevokedAt: base.Add(time.Hour), Subject: "u1", Actor: "admin", Reason: "user deleted"}
 	var revs []rescind.Revocation
 	sweep(t, s, fail, func() string { return state(t, s) }, func() (err error) {
-		revs, _, err = s.DeleteUser(ctx, "u1", rev)
+		revs, _, err = s.DeleteUser(ctx, "u1", rev, rescind.SessionEnd{})
 		if err != nil && len(revs) != 0 {
 			t.Errorf("a failed DeleteUser returned records: %s", keysOf(revs))
 		}
@@ -255,7 +255,7 @@ func testRowsFailureEndSessions(t *testing.T, s rescind.Store, fail RowsFault) {
 	ctx := context.Background()
 	var revs []rescind.Revocation
 	sweep(t, s, fail, func() string { return state(t, s) }, func() (err error) {
-		revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1"}, rescind.Revocation{RevokedAt: base, Actor: "admin", Reason: "logout"})
+		revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1"}, rescind.Revocation{RevokedAt: base, Actor: "admin", Reason: "logout"}, rescind.SessionEnd{})
 		return err
 	})
 	if keysOf(revs) != "session:s1 session:s2" {
@@ -270,7 +270,7 @@ func testRowsFailureSetPassword(t *testing.T, s rescind.Store, fail RowsFault) {
 	ctx := context.Background()
 	var revs []rescind.Revocation
 	sweep(t, s, fail, func() string { return state(t, s) }, func() (err error) {
-		revs, _, err = s.SetPassword(ctx, "u1", "new", true, rescind.Revocation{RevokedAt: base.Add(time.Hour), Actor: "admin", Reason: "password set"})
+		revs, _, err = s.SetPassword(ctx, "u1", "new", true, rescind.Revocation{RevokedAt: base.Add(time.Hour), Actor: "admin", Reason: "password set"}, rescind.SessionEnd{})
 		return err
 	})
 	if revoked, _ := revokedGrants(t, s); len(revoked) != 4 || len(revs) != 13 {

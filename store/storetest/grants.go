@@ -493,14 +493,14 @@ func testDeleteCascades(t *testing.T, s rescind.Store) {
 	if _, err := s.GetRefreshToken(ctx, "r1"); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatal("deleting a client left its refresh token")
 	}
-	revs, _, err := s.DeleteUser(ctx, "u1", rescind.Revocation{RevokedAt: base, ExpiresAt: until, Actor: "admin", Reason: "user deleted"})
+	revs, _, err := s.DeleteUser(ctx, "u1", rescind.Revocation{RevokedAt: base, ExpiresAt: until, Actor: "admin", Reason: "user deleted"}, rescind.SessionEnd{})
 	if err != nil || len(revs) != 1 || revs[0].Key != "g2" {
 		t.Fatalf("DeleteUser = %+v, %v; want g2 revoked", revs, err)
 	}
 	if _, err := s.GetUser(ctx, "u1"); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatal("user not deleted")
 	}
-	if _, _, err := s.DeleteUser(ctx, "u1", rescind.Revocation{}); !errors.Is(err, rescind.ErrNotFound) {
+	if _, _, err := s.DeleteUser(ctx, "u1", rescind.Revocation{}, rescind.SessionEnd{}); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatalf("DeleteUser(missing): %v", err)
 	}
 }

@@ -26,7 +26,6 @@ func sessionTests() []struct {
 		{"ForgetDevices", func(t *testing.T, open func() rescind.Store) { testForgetDevices(t, open()) }},
 		{"SetPassword", func(t *testing.T, open func() rescind.Store) { testSetPassword(t, open()) }},
 		{"DeleteUserEndsSessions", func(t *testing.T, open func() rescind.Store) { testDeleteUserEndsSessions(t, open()) }},
-		{"DeleteExpiredSessions", func(t *testing.T, open func() rescind.Store) { testDeleteExpiredSessions(t, open()) }},
 		{"GrantsAndCodesRecordTheirSession", func(t *testing.T, open func() rescind.Store) { testGrantSession(t, open()) }},
 		{"SignInRacingEndOfSessionsAcrossInstances", testSignInRacingEnd},
 	}
@@ -142,14 +141,14 @@ func testEndSessions(t *testing.T, s rescind.Store) {
 	}
 	at := base.Add(10 * time.Minute)
 	rev := rescind.Revocation{RevokedAt: at, Actor: "user:alice", Reason: "signed out"}
-	if _, err := s.EndSessions(ctx, rescind.SessionFilter{ID: "s0"}, rev); err == nil {
+	if _, err := s.EndSessions(ctx, rescind.SessionFilter{ID: "s0"}, rev, rescind.SessionEnd{}); err == nil {
 		t.Fatal("EndSessions without a user: no error")
 	}
 	// Another user's session is not theirs to end.
-	if revs, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ID: "b0"}, rev); err != nil || len(revs) != 0 {
+	if revs, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ID: "b0"}, rev, rescind.SessionEnd{}); err != nil || len(revs) != 0 {
 		t.Fatalf("ending another user's session: %v, %v", revs, err)
 	}
-	revs, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ID: "s0"}, rev)
+	revs, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ID: "s0"}, rev, rescind.SessionEnd{})
 	if err != nil || len(revs) != 1 {
 		t.Fatalf("EndSessions(s0) = %v, %v", revs, err)
 	}
@@ -171,7 +170,7 @@ func testEndSessions(t *testing.T, s rescind.Store) {
 	if err := s.TouchSession(ctx, "s3", base.Add(30*time.Minute), base.Add(90*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ExceptID: "s2"}, rev)
+	revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ExceptID: "s2"}, rev, rescind.SessionEnd{})
 	if err != nil || keysOf(revs) != "session:s1 session:s3" {
 		t.Fatalf("EndSessions(except s2) = %s, %v", keysOf(revs), err)
 	}
@@ -188,14 +187,14 @@ func testEndSessions(t *testing.T, s rescind.Store) {
 	if u, _ := s.GetUser(ctx, "u1"); u.Epoch != 1 {
 		t.Fatalf("epoch %d after ending the other sessions; want 1", u.Epoch)
 	}
-	revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1"}, rev)
+	revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1"}, rev, rescind.SessionEnd{})
 	if err != nil || keysOf(revs) != "session:s2" {
 		t.Fatalf("EndSessions(all) = %s, %v", keysOf(revs), err)
 	}
 	if u, _ := s.GetUser(ctx, "u1"); u.Epoch != 2 {
 		t.Fatalf("epoch %d after ending every session; want 2", u.Epoch)
 	}
-	if revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1"}, rev); err != nil || len(revs) != 0 {
+	if revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1"}, rev, rescind.SessionEnd{}); err != nil || len(revs) != 0 {
 		t.Fatalf("EndSessions with nothing left = %v, %v", revs, err)
 	}
 	if ids := sessionIDs(t, s, "u2", base); !slices.Equal(ids, []string{"b0"}) {
@@ -248,10 +247,10 @@ func testEndOlderSessions(t *testing.T, s rescind.Store) {
 	}
 	rev := rescind.Revocation{RevokedAt: base.Add(5 * time.Minute), Actor: "user:alice", Reason: "signed out of other sessions"}
 	// Another session, newer than the bound: ending it by ID with the bound finds nothing.
-	if revs, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ID: "newer", SignedInBy: mine}, rev); err != nil || len(revs) != 0 {
+	if revs, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ID: "newer", SignedInBy: mine}, rev, rescind.SessionEnd{}); err != nil || len(revs) != 0 {
 		t.Fatalf("ending a newer session with the bound: %s, %v; want nothing ended", keysOf(revs), err)
 	}
-	revs, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ExceptID: "mine", SignedInBy: mine}, rev)
+	revs, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ExceptID: "mine", SignedInBy: mine}, rev, rescind.SessionEnd{})
 	if err != nil || keysOf(revs) != "session:old" {
 		t.Fatalf("EndSessions(older than mine) = %s, %v; want only the older session", keysOf(revs), err)
 	}
@@ -260,7 +259,7 @@ func testEndOlderSessions(t *testing.T, s rescind.Store) {
 	}
 	// Nothing older is left: pressing again ends nothing and records nothing.
 	for range 3 {
-		if revs, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ExceptID: "mine", SignedInBy: mine}, rev); err != nil || len(revs) != 0 {
+		if revs, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ExceptID: "mine", SignedInBy: mine}, rev, rescind.SessionEnd{}); err != nil || len(revs) != 0 {
 			t.Fatalf("again: %s, %v", keysOf(revs), err)
 		}
 	}
@@ -284,7 +283,7 @@ func testEndOlderSessions(t *testing.T, s rescind.Store) {
 		t.Fatalf("%d end_sessions entries; want one (the end that ended a session)", wholesale)
 	}
 	// The same filter without the bound ends every other session and moves the epoch.
-	if revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ExceptID: "mine"}, rev); err != nil ||
+	if revs, err = s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ExceptID: "mine"}, rev, rescind.SessionEnd{}); err != nil ||
 		keysOf(revs) != "session:mine2 session:twin session:newer session:late" {
 		t.Fatalf("EndSessions(except mine) = %s, %v", keysOf(revs), err)
 	}
@@ -301,7 +300,7 @@ func testForgetDevices(t *testing.T, s rescind.Store) {
 	user(t, s, "u2")
 	rev := rescind.Revocation{RevokedAt: base, Actor: "admin", Reason: "user logout"}
 	for i, f := range []rescind.SessionFilter{{UserID: "u1"}, {UserID: "u1", ForgetDevices: true}, {UserID: "u1", ExceptID: "x", ForgetDevices: true}} {
-		if _, err := s.EndSessions(ctx, f, rev); err != nil {
+		if _, err := s.EndSessions(ctx, f, rev, rescind.SessionEnd{}); err != nil {
 			t.Fatalf("EndSessions %d: %v", i, err)
 		}
 	}
@@ -323,7 +322,7 @@ func testSetPassword(t *testing.T, s rescind.Store) {
 	s.SaveGrant(ctx, grant("g1", "c1", "u1", "read"))
 	s.CreateRefreshToken(ctx, refresh("r1", "g1", base.Add(time.Hour)))
 	rev := rescind.Revocation{RevokedAt: base, Actor: "admin", Reason: "password set"}
-	revs, n, err := s.SetPassword(ctx, "u1", "new-hash", false, rev)
+	revs, n, err := s.SetPassword(ctx, "u1", "new-hash", false, rev, rescind.SessionEnd{})
 	if err != nil || keysOf(revs) != "session:s1" || n != 0 {
 		t.Fatalf("SetPassword = %s, %d, %v; want the session ended", keysOf(revs), n, err)
 	}
@@ -334,7 +333,7 @@ func testSetPassword(t *testing.T, s rescind.Store) {
 		t.Fatal("SetPassword without revokeGrants revoked a grant")
 	}
 	s.CreateSession(ctx, func() rescind.Session { x := session("s2", "u1"); x.UserEpoch = 1; return x }())
-	revs, n, err = s.SetPassword(ctx, "u1", "newer-hash", true, rev)
+	revs, n, err = s.SetPassword(ctx, "u1", "newer-hash", true, rev, rescind.SessionEnd{})
 	if err != nil || !sameWords(keysOf(revs), "session:s2 grant:g1") || n != 1 {
 		t.Fatalf("SetPassword(revokeGrants) = %s, %d, %v; want the session and the grant", keysOf(revs), n, err)
 	}
@@ -351,7 +350,7 @@ func testSetPassword(t *testing.T, s rescind.Store) {
 	if set != 2 {
 		t.Fatalf("audit %+v; want two set_password entries", audit)
 	}
-	if _, _, err := s.SetPassword(ctx, "nobody", "h", true, rev); !errors.Is(err, rescind.ErrNotFound) {
+	if _, _, err := s.SetPassword(ctx, "nobody", "h", true, rev, rescind.SessionEnd{}); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatalf("SetPassword(missing): %v", err)
 	}
 }
@@ -363,7 +362,7 @@ func testDeleteUserEndsSessions(t *testing.T, s rescind.Store) {
 	s.CreateSession(ctx, session("s1", "u1"))
 	s.CreateSession(ctx, session("s2", "u2"))
 	s.SaveGrant(ctx, grant("g1", "c1", "u1", "read"))
-	revs, _, err := s.DeleteUser(ctx, "u1", rescind.Revocation{RevokedAt: base, Actor: "admin", Reason: "user deleted"})
+	revs, _, err := s.DeleteUser(ctx, "u1", rescind.Revocation{RevokedAt: base, Actor: "admin", Reason: "user deleted"}, rescind.SessionEnd{})
 	if err != nil || !sameWords(keysOf(revs), "session:s1 grant:g1") {
 		t.Fatalf("DeleteUser = %s, %v; want the session ended and the grant revoked", keysOf(revs), err)
 	}
@@ -379,36 +378,14 @@ func testDeleteUserEndsSessions(t *testing.T, s rescind.Store) {
 	}
 }
 
-func testDeleteExpiredSessions(t *testing.T, s rescind.Store) {
+func testGrantSession(t *testing.T, s rescind.Store) {
 	ctx := context.Background()
 	user(t, s, "u1")
-	idle := session("idle", "u1")
-	idle.IdleExpiresAt = base.Add(time.Minute)
-	over := session("over", "u1")
-	over.ExpiresAt, over.IdleExpiresAt = base.Add(2*time.Minute), base.Add(2*time.Minute)
-	for _, x := range []rescind.Session{idle, over, session("live", "u1")} {
-		if err := s.CreateSession(ctx, x); err != nil {
+	for _, id := range []string{"s1", "s2"} {
+		if err := s.CreateSession(ctx, session(id, "u1")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n, err := s.DeleteExpired(ctx, base.Add(time.Minute)); err != nil || n != 0 {
-		t.Fatalf("DeleteExpired at the idle expiry = %d, %v; want nothing yet", n, err)
-	}
-	if n, err := s.DeleteExpired(ctx, base.Add(3*time.Minute)); err != nil || n != 2 {
-		t.Fatalf("DeleteExpired = %d, %v; want the idle and the expired session", n, err)
-	}
-	for _, id := range []string{"idle", "over"} {
-		if _, err := s.GetSession(ctx, "hash-"+id); !errors.Is(err, rescind.ErrNotFound) {
-			t.Fatalf("session %s survived the sweep: %v", id, err)
-		}
-	}
-	if _, err := s.GetSession(ctx, "hash-live"); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func testGrantSession(t *testing.T, s rescind.Store) {
-	ctx := context.Background()
 	g := grant("g1", "c1", "u1", "read")
 	g.SessionID = "s1"
 	if got, err := s.SaveGrant(ctx, g); err != nil || got.SessionID != "s1" {
@@ -450,7 +427,7 @@ func testSignInRacingEnd(t *testing.T, open func() rescind.Store) {
 		go func() { defer wg.Done(); createErr = a.CreateSession(ctx, sess) }()
 		go func() {
 			defer wg.Done()
-			_, endErr = b.EndSessions(ctx, rescind.SessionFilter{UserID: "u1"}, rescind.Revocation{RevokedAt: base})
+			_, endErr = b.EndSessions(ctx, rescind.SessionFilter{UserID: "u1"}, rescind.Revocation{RevokedAt: base}, rescind.SessionEnd{})
 		}()
 		wg.Wait()
 		if endErr != nil || (createErr != nil && !errors.Is(createErr, rescind.ErrUserChanged)) {

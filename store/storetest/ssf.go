@@ -481,7 +481,7 @@ func testSSFSignals(t *testing.T, s rescind.Store) {
 	}
 	rev := rescind.Revocation{RevokedAt: base.Add(time.Minute), Actor: "user:u1", Reason: "signed out"}
 	// No stream: nothing to tell, nothing written.
-	if _, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1"}, rev); err != nil {
+	if _, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1"}, rev, rescind.SessionEnd{}); err != nil {
 		t.Fatal(err)
 	}
 	if k, _ := signals(t, s, far); len(k) != 0 {
@@ -496,7 +496,7 @@ func testSSFSignals(t *testing.T, s rescind.Store) {
 	if err := s.CreateSession(ctx, func() rescind.Session { x := session("s2", "u1"); x.UserEpoch = 1; return x }()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ID: "s2"}, rev); err != nil {
+	if _, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ID: "s2"}, rev, rescind.SessionEnd{}); err != nil {
 		t.Fatal(err)
 	}
 	if k, _ := signals(t, s, far); len(k) != 0 {
@@ -509,7 +509,7 @@ func testSSFSignals(t *testing.T, s rescind.Store) {
 	if err := s.CreateSession(ctx, func() rescind.Session { x := session("s3", "u1"); x.UserEpoch = 1; return x }()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ID: "s3"}, rev); err != nil {
+	if _, err := s.EndSessions(ctx, rescind.SessionFilter{UserID: "u1", ID: "s3"}, rev, rescind.SessionEnd{}); err != nil {
 		t.Fatal(err)
 	}
 	k, sigs := signals(t, s, far)
@@ -535,7 +535,7 @@ func testSSFSignals(t *testing.T, s rescind.Store) {
 	if err := s.CreateSession(ctx, func() rescind.Session { x := session("s4", "u1"); x.UserEpoch = 1; return x }()); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.SetPassword(ctx, "u1", "new", false, rev); err != nil {
+	if _, _, err := s.SetPassword(ctx, "u1", "new", false, rev, rescind.SessionEnd{}); err != nil {
 		t.Fatal(err)
 	}
 	if k, _ = signals(t, s, far); !slices.Equal(k, []string{"password_set", "session_ended"}) {
@@ -555,13 +555,13 @@ func testSSFSignals(t *testing.T, s rescind.Store) {
 	if k, sigs = signals(t, s, far); !slices.Equal(k, []string{"client_secret_changed"}) || sigs[0].ClientID != "c1" || sigs[0].Change != "update" {
 		t.Fatalf("rotating a secret: %v %+v", k, sigs)
 	}
-	// A session that expires ends in the janitor's purge.
+	// A session that expires ends in the janitor's sweep (ExpireSessions).
 	exp := session("s5", "u1")
 	exp.UserEpoch = 2
 	if err := s.CreateSession(ctx, exp); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.DeleteExpired(ctx, exp.IdleExpiresAt.Add(time.Second)); err != nil {
+	if _, _, err := s.ExpireSessions(ctx, exp.IdleExpiresAt.Add(time.Second), 10, rescind.SessionEnd{}); err != nil {
 		t.Fatal(err)
 	}
 	if k, sigs = signals(t, s, far); !slices.Equal(k, []string{"session_ended"}) || sigs[0].SessionID != "s5" {
@@ -571,7 +571,7 @@ func testSSFSignals(t *testing.T, s rescind.Store) {
 	if _, err := s.SaveGrant(ctx, grant("g2", "c1", "u1", "read")); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.DeleteUser(ctx, "u1", rev); err != nil {
+	if _, _, err := s.DeleteUser(ctx, "u1", rev, rescind.SessionEnd{}); err != nil {
 		t.Fatal(err)
 	}
 	if k, _ = signals(t, s, far); !slices.Equal(k, []string{"grant_revoked", "user_deleted"}) {

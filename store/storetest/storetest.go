@@ -102,6 +102,9 @@ func RunTests(t *testing.T, opener Opener, opts ...Option) {
 		})
 	}
 	t.Run("InstancesSeeEachOthersWrites", func(t *testing.T) { testInstancesShare(t, opener(t)) })
+	for _, tc := range oidcTests() {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
+	}
 	t.Run("ClientChangesAcrossInstances", func(t *testing.T) { testClientChangesAcrossInstances(t, opener(t)) })
 	t.Run("PollingMissesNoConcurrentRevocation", func(t *testing.T) { testPollingOrder(t, opener(t)) })
 }
@@ -116,9 +119,15 @@ func sampleClient(id string) rescind.Client {
 		RedirectURIs: []string{"https://app.example/cb"}, TokenTTL: 90 * time.Minute, CreatedAt: base, AllowPlainPKCE: true,
 		TokenFormat: rescind.TokenFormatJWT, ResourceServer: true, Resources: []string{"https://api.example", "urn:example:photos"},
 		AllowInsecureRedirect: true, FirstParty: true, AllowedResources: []string{"https://api.example", "https://other.example/v1"},
-		Registration: rescind.RegistrationDynamic, RegistrationTokenHash: "5f2b0c",
+		Registration: rescind.RegistrationDynamic, RegistrationTokenHash: "5f2b0c", ScopeLimit: []string{"read"},
+		IDTokenAlg:             rescind.AlgES256,
+		PostLogoutRedirectURIs: []string{"https://app.example/bye", "https://app.example/bye2"},
+		BackchannelLogoutURI:   "https://app.example/backchannel", BackchannelLogoutSessionRequired: true,
 	}
 }
+
+// sameLimit compares two ScopeLimits, telling nil (no limit) from empty (no scope allowed).
+func sameLimit(a, b []string) bool { return (a == nil) == (b == nil) && slices.Equal(a, b) }
 
 func equalClient(a, b rescind.Client) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.SecretHash == b.SecretHash && a.Public == b.Public &&
@@ -128,7 +137,10 @@ func equalClient(a, b rescind.Client) bool {
 		a.AllowPlainPKCE == b.AllowPlainPKCE && a.TokenFormat == b.TokenFormat && a.ResourceServer == b.ResourceServer &&
 		slices.Equal(a.Resources, b.Resources) && a.AllowInsecureRedirect == b.AllowInsecureRedirect && a.FirstParty == b.FirstParty &&
 		slices.Equal(a.AllowedResources, b.AllowedResources) && a.Registration == b.Registration &&
-		a.RegistrationTokenHash == b.RegistrationTokenHash && a.RequireDPoP == b.RequireDPoP
+		a.RegistrationTokenHash == b.RegistrationTokenHash && a.RequireDPoP == b.RequireDPoP &&
+		a.IDTokenAlg == b.IDTokenAlg && slices.Equal(a.PostLogoutRedirectURIs, b.PostLogoutRedirectURIs) &&
+		a.BackchannelLogoutURI == b.BackchannelLogoutURI && a.BackchannelLogoutSessionRequired == b.BackchannelLogoutSessionRequired &&
+		sameLimit(a.ScopeLimit, b.ScopeLimit)
 }
 
 func testClients(t *testing.T, s rescind.Store) {
@@ -144,7 +156,8 @@ func testClients(t *testing.T, s rescind.Store) {
 	b := sampleClient("b")
 	b.Public, b.SecretHash, b.Scopes, b.RedirectURIs, b.TokenTTL, b.AllowPlainPKCE, b.TokenFormat = true, "", nil, nil, 0, false, ""
 	b.ResourceServer, b.Resources, b.AllowInsecureRedirect = false, nil, false
-	b.AllowedResources, b.Registration, b.RegistrationTokenHash = nil, rescind.RegistrationAdmin, ""
+	b.IDTokenAlg, b.PostLogoutRedirectURIs, b.BackchannelLogoutURI, b.BackchannelLogoutSessionRequired = "", nil, "", false
+	b.AllowedResources, b.Registration, b.RegistrationTokenHash, b.ScopeLimit = nil, rescind.RegistrationAdmin, "", nil
 	b.CreatedAt = base.Add(time.Second)
 	for _, c := range []rescind.Client{b, a} {
 		if err := s.CreateClient(ctx, c); err != nil {
@@ -161,7 +174,9 @@ func testClients(t *testing.T, s rescind.Store) {
 	got, err = s.GetClient(ctx, "b")
 	if err != nil || !got.Public || got.SecretHash != "" || len(got.Scopes) != 0 || got.TokenFormat != rescind.TokenFormatOpaque ||
 		got.ResourceServer || len(got.Resources) != 0 || got.AllowInsecureRedirect || len(got.AllowedResources) != 0 ||
-		got.Registration != rescind.RegistrationAdmin || got.RegistrationTokenHash != "" {
+		got.Registration != rescind.RegistrationAdmin || got.RegistrationTokenHash != "" ||
+		got.IDTokenAlg != "" || got.IDTokenAlgorithm() != rescind.AlgRS256 ||
+		len(got.PostLogoutRedirectURIs) != 0 || got.BackchannelLogoutURI != "" || got.BackchannelLogoutSessionRequired || got.ScopeLimit != nil {
 		t.Fatalf("GetClient(b) = %+v, %v", got, err)
 	}
 	list, err = s.ListClients(ctx)
@@ -224,6 +239,27 @@ func testUpdateClient(t *testing.T, s rescind.Store) {
 	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{GrantTypes: &grants, TokenFormat: &format,
 		AllowInsecureRedirect: &insecure, AllowedResources: &allowed})
 	check("UpdateClient (grant types, token format, insecure redirects, allowed resources)", got, err, want)
+	// The OpenID Connect fields, together and one alone.
+	alg, bye, bcl := rescind.AlgEdDSA, []string{"https://new.example/bye"}, "https://new.example/bcl"
+	want.IDTokenAlg, want.PostLogoutRedirectURIs, want.BackchannelLogoutURI, want.BackchannelLogoutSessionRequired = alg, bye, bcl, false
+	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{IDTokenAlg: &alg, PostLogoutRedirectURIs: &bye, BackchannelLogoutURI: &bcl,
+		BackchannelLogoutSessionRequired: &no})
+	check("UpdateClient (OpenID Connect fields)", got, err, want)
+	empty := ""
+	want.BackchannelLogoutURI = ""
+	got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{BackchannelLogoutURI: &empty})
+	check("UpdateClient (no back-channel logout)", got, err, want)
+	// An operator's scope limit: none allowed (empty, not nil), then removed (nil), then one;
+	// the client's own scopes are kept each time.
+	noScope, noLimit, oneScope := []string{}, []string(nil), []string{"write"}
+	for _, step := range []struct {
+		name  string
+		limit *[]string
+	}{{"empty scope limit", &noScope}, {"no scope limit", &noLimit}, {"one-scope limit", &oneScope}} {
+		want.ScopeLimit = *step.limit
+		got, err = s.UpdateClient(ctx, "u", rescind.ClientUpdate{ScopeLimit: step.limit})
+		check("UpdateClient ("+step.name+")", got, err, want)
+	}
 
 	first, second := "$argon2id$v=19$m=64,t=1,p=1$bmV3$bmV3", "$argon2id$v=19$m=64,t=1,p=1$dHdv$dHdv"
 	want.PreviousSecretHash, want.PreviousSecretExpiresAt, want.SecretHash = c.SecretHash, base.Add(24*time.Hour), first

@@ -11,18 +11,32 @@ import (
 
 const clientColumns = `id, name, secret_hash, public, grant_types, scopes, redirect_uris, token_ttl_ns, created_at, allow_plain_pkce, token_format,
 	resource_server, resources, allow_insecure_redirect, previous_secret_hash, previous_secret_expires_at, require_dpop, first_party,
-	allowed_resources, registration, registration_token_hash`
+	allowed_resources, registration, registration_token_hash,
+	id_token_alg, post_logout_redirect_uris, backchannel_logout_uri, backchannel_logout_session_required, scope_limit`
+
+// prefixed returns the comma-separated columns cols with each name prefixed by table and a dot,
+// for a join.
+func prefixed(table, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, p := range parts {
+		parts[i] = table + "." + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}
 
 func scanClient(row Row) (rescind.Client, error) {
 	var c rescind.Client
-	var gt, sc, ru, res, allowed string
+	var gt, sc, ru, res, allowed, plr, limit string
 	var ttl, created, prevExp int64
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &gt, &sc, &ru, &ttl, &created, &c.AllowPlainPKCE, &c.TokenFormat,
 		&c.ResourceServer, &res, &c.AllowInsecureRedirect, &c.PreviousSecretHash, &prevExp, &c.RequireDPoP, &c.FirstParty, &allowed,
-		&c.Registration, &c.RegistrationTokenHash); err != nil {
+		&c.Registration, &c.RegistrationTokenHash, &c.IDTokenAlg, &plr, &c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired, &limit); err != nil {
 		return c, err
 	}
 	var err error
+	if c.PostLogoutRedirectURIs, err = ParseList(plr); err != nil {
+		return c, fmt.Errorf("post_logout_redirect_uris: %w", err)
+	}
 	if c.GrantTypes, err = ParseList(gt); err != nil {
 		return c, fmt.Errorf("grant_types: %w", err)
 	}
@@ -37,6 +51,9 @@ func scanClient(row Row) (rescind.Client, error) {
 	}
 	if c.AllowedResources, err = ParseList(allowed); err != nil {
 		return c, fmt.Errorf("allowed_resources: %w", err)
+	}
+	if c.ScopeLimit, err = ParseList(limit); err != nil { // JSON null: no limit
+		return c, fmt.Errorf("scope_limit: %w", err)
 	}
 	c.TokenTTL = time.Duration(ttl)
 	c.CreatedAt = FromNanos(created)
@@ -58,11 +75,12 @@ func tokenFormat(f string) string {
 func (s *Store) CreateClient(ctx context.Context, c rescind.Client) error {
 	err := s.db.InTx(ctx, func(tx Querier) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)`,
 			c.ID, c.Name, c.SecretHash, c.Public, JSONList(c.GrantTypes), JSONList(c.Scopes), JSONList(c.RedirectURIs),
 			int64(c.TokenTTL), Nanos(c.CreatedAt), c.AllowPlainPKCE, tokenFormat(c.TokenFormat),
 			c.ResourceServer, JSONList(c.Resources), c.AllowInsecureRedirect, c.PreviousSecretHash, OptionalNanos(c.PreviousSecretExpiresAt),
-			c.RequireDPoP, c.FirstParty, JSONList(c.AllowedResources), c.Registration, c.RegistrationTokenHash); err != nil {
+			c.RequireDPoP, c.FirstParty, JSONList(c.AllowedResources), c.Registration, c.RegistrationTokenHash,
+			c.IDTokenAlg, JSONList(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, OptionalJSONList(c.ScopeLimit)); err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, ClientChanged, c.ID)
@@ -137,6 +155,21 @@ func (s *Store) UpdateClient(ctx context.Context, id string, u rescind.ClientUpd
 	if u.AllowedResources != nil {
 		set("allowed_resources", JSONList(*u.AllowedResources))
 	}
+	if u.IDTokenAlg != nil {
+		set("id_token_alg", *u.IDTokenAlg)
+	}
+	if u.PostLogoutRedirectURIs != nil {
+		set("post_logout_redirect_uris", JSONList(*u.PostLogoutRedirectURIs))
+	}
+	if u.BackchannelLogoutURI != nil {
+		set("backchannel_logout_uri", *u.BackchannelLogoutURI)
+	}
+	if u.BackchannelLogoutSessionRequired != nil {
+		set("backchannel_logout_session_required", *u.BackchannelLogoutSessionRequired)
+	}
+	if u.ScopeLimit != nil {
+		set("scope_limit", OptionalJSONList(*u.ScopeLimit))
+	}
 	if len(sets) == 0 {
 		return s.GetClient(ctx, id)
 	}
@@ -203,6 +236,10 @@ func ClientDeletion(ctx context.Context, tx Querier, id string, now time.Time, r
 	}
 	if n == 0 {
 		return nil, rescind.ErrNotFound
+	}
+	// A deleted client is told of no session's end.
+	if _, err := tx.Exec(ctx, `DELETE FROM session_clients WHERE client_id = $1`, id); err != nil {
+		return nil, fmt.Errorf("forgetting the client's sessions: %w", err)
 	}
 	// One audit entry for the deletion, dated now (the cut-off is later), not one per grant.
 	if rev.Actor != "" {

@@ -11,12 +11,12 @@ import (
 	"github.com/rescind/rescind"
 )
 
-const userColumns = `id, username, password_hash, created_at, epoch, device_epoch`
+const userColumns = `id, username, password_hash, created_at, epoch, device_epoch, name, email`
 
 func scanUser(row Row) (rescind.User, error) {
 	var u rescind.User
 	var created int64
-	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &created, &u.Epoch, &u.DeviceEpoch); err != nil {
+	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &created, &u.Epoch, &u.DeviceEpoch, &u.Name, &u.Email); err != nil {
 		return u, err
 	}
 	u.CreatedAt = FromNanos(created)
@@ -25,8 +25,8 @@ func scanUser(row Row) (rescind.User, error) {
 
 // CreateUser implements rescind.Store.
 func (s *Store) CreateUser(ctx context.Context, u rescind.User) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
-		u.ID, u.Username, u.PasswordHash, Nanos(u.CreatedAt), u.Epoch, u.DeviceEpoch)
+	_, err := s.db.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		u.ID, u.Username, u.PasswordHash, Nanos(u.CreatedAt), u.Epoch, u.DeviceEpoch, u.Name, u.Email)
 	if s.d.IsUniqueViolation(err) {
 		return s.errorf("user %q: %w", u.Username, rescind.ErrAlreadyExists)
 	}
@@ -58,6 +58,18 @@ func (s *Store) GetUserByUsername(ctx context.Context, username string) (rescind
 	return s.getUser(ctx, "username", username)
 }
 
+// SetUserProfile implements rescind.Store.
+func (s *Store) SetUserProfile(ctx context.Context, id, name, email string) error {
+	n, err := s.db.Exec(ctx, `UPDATE users SET name = $1, email = $2 WHERE id = $3`, name, email, id)
+	if err != nil {
+		return s.errorf("setting the profile of user %q: %w", id, err)
+	}
+	if n == 0 {
+		return s.errorf("user %q: %w", id, rescind.ErrNotFound)
+	}
+	return nil
+}
+
 // ListUsers implements rescind.Store.
 func (s *Store) ListUsers(ctx context.Context) ([]rescind.User, error) {
 	out, err := All(ctx, s.db, scanUser, `SELECT `+userColumns+` FROM users ORDER BY created_at, id`)
@@ -67,13 +79,13 @@ func (s *Store) ListUsers(ctx context.Context) ([]rescind.User, error) {
 	return out, nil
 }
 
-// UserDeletion deletes the user id in tx, ends their sessions as SessionEnding does and revokes
-// their grants as GrantRevocations does (rev is the template of each record, lock the clause
-// for the reads). Deleting the user's row first holds it, as SessionCreation's read does: a
-// sign-in under way either committed its session, which is ended here, or finds no user. It
-// returns the records to write and how many refresh tokens were deleted. A missing user is
-// rescind.ErrNotFound.
-func UserDeletion(ctx context.Context, tx Querier, id string, rev rescind.Revocation, lock string) ([]rescind.Revocation, int64, error) {
+// UserDeletion deletes the user id in tx, ends their sessions as SessionEnding does (with end)
+// and revokes their grants as GrantRevocations does (rev is the template of each record, lock
+// the clause for the reads). Deleting the user's row first holds it, as SessionCreation's read
+// does: a sign-in under way either committed its session, which is ended here, or finds no
+// user. It returns the records to write and how many refresh tokens were deleted. A missing
+// user is rescind.ErrNotFound.
+func UserDeletion(ctx context.Context, tx Querier, id string, rev rescind.Revocation, end rescind.SessionEnd, lock string) ([]rescind.Revocation, int64, error) {
 	n, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
 	if err != nil {
 		return nil, 0, err
@@ -86,11 +98,13 @@ func UserDeletion(ctx context.Context, tx Querier, id string, rev rescind.Revoca
 		Actor: rev.Actor, Reason: rev.Reason}); err != nil {
 		return nil, 0, err
 	}
-	sessions, err := SessionEnding(ctx, tx, rescind.SessionFilter{UserID: id}, rev, lock)
+	// The grants' rows before the sessions' codes: the order of a code's redemption.
+	grants, tokens, err := GrantRevocations(ctx, tx, rescind.GrantFilter{UserID: id}, rev, lock)
 	if err != nil {
 		return nil, 0, err
 	}
-	grants, tokens, err := GrantRevocations(ctx, tx, rescind.GrantFilter{UserID: id}, rev, lock)
+	end.RevokeGrants = false // every one is revoked already
+	sessions, err := SessionEnding(ctx, tx, rescind.SessionFilter{UserID: id}, rev, end, lock)
 	if err != nil {
 		return nil, 0, err
 	}

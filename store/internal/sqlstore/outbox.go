@@ -18,14 +18,14 @@ import (
 // again changes nothing.
 
 const outboxColumns = `id, kind, key, payload, created_at, next_attempt_at, deadline, attempts, last_error, state, finished_at,
-	lease_owner, lease_expires_at`
+	lease_owner, lease_expires_at, subject`
 
 func scanOutbox(row Row) (rescind.OutboxMessage, error) {
 	var m rescind.OutboxMessage
 	var state string
 	var created, next, deadline, finished, lease int64
 	if err := row.Scan(&m.ID, &m.Kind, &m.Key, &m.Payload, &created, &next, &deadline, &m.Attempts, &m.LastError, &state,
-		&finished, &m.LeaseOwner, &lease); err != nil {
+		&finished, &m.LeaseOwner, &lease, &m.Subject); err != nil {
 		return m, err
 	}
 	if m.Payload == nil {
@@ -67,9 +67,9 @@ func EnqueueOutbox(ctx context.Context, tx Querier, msgs ...rescind.OutboxMessag
 			payload = []byte{}
 		}
 		var id int64
-		if err := tx.QueryRow(ctx, `INSERT INTO outbox (kind, key, payload, created_at, next_attempt_at, deadline)
-			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-			m.Kind, m.Key, payload, Nanos(m.CreatedAt), Nanos(next), Nanos(m.Deadline)).Scan(&id); err != nil {
+		if err := tx.QueryRow(ctx, `INSERT INTO outbox (kind, key, payload, created_at, next_attempt_at, deadline, subject)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+			m.Kind, m.Key, payload, Nanos(m.CreatedAt), Nanos(next), Nanos(m.Deadline), m.Subject).Scan(&id); err != nil {
 			return nil, fmt.Errorf("enqueuing an outbox message (%s): %w", m.Kind, err)
 		}
 		ids = append(ids, id)
@@ -204,6 +204,36 @@ func (s *Store) GetOutbox(ctx context.Context, id int64) (rescind.OutboxMessage,
 		return m, s.errorf("reading outbox message %d: %w", id, err)
 	}
 	return m, nil
+}
+
+// ListOutbox implements rescind.Store.
+func (s *Store) ListOutbox(ctx context.Context, f rescind.OutboxFilter) ([]rescind.OutboxMessage, error) {
+	var conds []string
+	var args []any
+	for _, c := range []struct{ col, v string }{{"kind", f.Kind}, {"key", f.Key}, {"subject", f.Subject}} {
+		if c.v != "" {
+			args = append(args, c.v)
+			conds = append(conds, c.col+" = $"+strconv.Itoa(len(args)))
+		}
+	}
+	if !f.Since.IsZero() {
+		args = append(args, Nanos(f.Since))
+		conds = append(conds, "created_at >= $"+strconv.Itoa(len(args)))
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = " WHERE " + strings.Join(conds, " AND ")
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	args = append(args, limit)
+	out, err := All(ctx, s.db, scanOutbox, `SELECT `+outboxColumns+` FROM outbox`+where+` ORDER BY id DESC LIMIT $`+strconv.Itoa(len(args)), args...)
+	if err != nil {
+		return nil, s.errorf("listing outbox messages: %w", err)
+	}
+	return out, nil
 }
 
 // OutboxStats implements rescind.Store.

@@ -4,20 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/rescind/rescind"
 )
 
-const sessionColumns = `id, hash, user_id, created_at, last_seen_at, idle_expires_at, expires_at, user_agent, address`
+const sessionColumns = `id, hash, user_id, created_at, last_seen_at, idle_expires_at, expires_at, user_agent, address, auth_time`
 
 func scanSession(row Row) (rescind.Session, error) {
 	var s rescind.Session
-	var created, seen, idle, exp int64
-	if err := row.Scan(&s.ID, &s.Hash, &s.UserID, &created, &seen, &idle, &exp, &s.UserAgent, &s.Address); err != nil {
+	var created, seen, idle, exp, auth int64
+	if err := row.Scan(&s.ID, &s.Hash, &s.UserID, &created, &seen, &idle, &exp, &s.UserAgent, &s.Address, &auth); err != nil {
 		return s, err
 	}
 	s.CreatedAt, s.LastSeenAt, s.IdleExpiresAt, s.ExpiresAt = FromNanos(created), FromNanos(seen), FromNanos(idle), FromNanos(exp)
+	s.AuthTime = OptionalTime(auth)
 	return s, nil
 }
 
@@ -37,9 +39,9 @@ func (s *Store) SessionCreation(ctx context.Context, tx Querier, sess rescind.Se
 	case epoch != sess.UserEpoch:
 		return rescind.ErrUserChanged
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+	_, err = tx.Exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		sess.ID, sess.Hash, sess.UserID, Nanos(sess.CreatedAt), Nanos(sess.LastSeenAt), Nanos(sess.IdleExpiresAt),
-		Nanos(sess.ExpiresAt), sess.UserAgent, sess.Address)
+		Nanos(sess.ExpiresAt), sess.UserAgent, sess.Address, OptionalNanos(sess.AuthTime))
 	if s.d.IsUniqueViolation(err) {
 		return fmt.Errorf("session: %w", rescind.ErrAlreadyExists)
 	}
@@ -59,6 +61,36 @@ func (s *Store) GetSession(ctx context.Context, hash string) (rescind.Session, e
 		return sess, s.errorf("reading session: %w", err)
 	}
 	return sess, nil
+}
+
+// GetSessionByID implements rescind.Store.
+func (s *Store) GetSessionByID(ctx context.Context, id string) (rescind.Session, error) {
+	sess, err := scanSession(s.db.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id))
+	if isNoRows(err) {
+		return sess, s.errorf("session: %w", rescind.ErrNotFound)
+	}
+	if err != nil {
+		return sess, s.errorf("reading session: %w", err)
+	}
+	return sess, nil
+}
+
+// ReauthenticateSession implements rescind.Store: one statement, which finds nothing if the
+// session ended (or its secret changed) meanwhile.
+func (s *Store) ReauthenticateSession(ctx context.Context, id, oldHash, newHash string, authTime, idleExpiresAt time.Time) error {
+	n, err := s.db.Exec(ctx, `UPDATE sessions SET hash = $3, auth_time = $4,
+		last_seen_at = CASE WHEN last_seen_at < $4 THEN $4 ELSE last_seen_at END,
+		idle_expires_at = CASE WHEN idle_expires_at < $5 THEN $5 ELSE idle_expires_at END
+		WHERE id = $1 AND hash = $2`, id, oldHash, newHash, Nanos(authTime), Nanos(idleExpiresAt))
+	switch {
+	case s.d.IsUniqueViolation(err):
+		return s.errorf("session: %w", rescind.ErrAlreadyExists)
+	case err != nil:
+		return s.errorf("re-authenticating session: %w", err)
+	case n == 0:
+		return s.errorf("session: %w", rescind.ErrNotFound)
+	}
+	return nil
 }
 
 // ListSessions implements rescind.Store.
@@ -100,12 +132,13 @@ func sessionRecord(rev rescind.Revocation, id, userID string, expiresAt time.Tim
 // filter without ID first moves the user's epoch (taking the user's row, as SessionCreation
 // does, so a sign-in under way either committed and is ended here, or fails) and, if rev.Actor
 // is set, writes one audit entry "end_sessions" for the user (so an end that found no session
-// is on record too); then each session is deleted. A filter with SignedInBy moves no epoch
-// (the sessions it may end were all created before it runs) and is audited only if it ended
-// one: a loop of it by someone holding a copied cookie neither blocks sign-ins nor fills the
-// audit table. lock is appended to the read of the sessions. It returns the records the caller
-// must write in the same transaction.
-func SessionEnding(ctx context.Context, tx Querier, f rescind.SessionFilter, rev rescind.Revocation, lock string) ([]rescind.Revocation, error) {
+// is on record too); then the sessions are read with lock appended and ended as sessionEnds
+// says, with end. A filter with SignedInBy moves no epoch (the sessions it may end were all
+// created before it runs) and is audited only if it ended one: a loop of it by someone holding
+// a copied cookie neither blocks sign-ins nor fills the audit table. It returns the records
+// the caller must write in the same transaction: the sessions' RevokeSession records, then
+// those of the grants end revoked.
+func SessionEnding(ctx context.Context, tx Querier, f rescind.SessionFilter, rev rescind.Revocation, end rescind.SessionEnd, lock string) ([]rescind.Revocation, error) {
 	if f.UserID == "" {
 		return nil, errors.New("ending sessions needs a user")
 	}
@@ -135,34 +168,137 @@ func SessionEnding(ctx context.Context, tx Querier, f rescind.SessionFilter, rev
 		args = append(args, Nanos(f.SignedInBy))
 		where += fmt.Sprintf(" AND created_at <= $%d", len(args))
 	}
-	// A record lives until the session's absolute expiry or its idle expiry as stored now,
-	// whichever is earlier: no copy of the session anywhere is active past the stored idle
-	// expiry (an instance extends its copy only after TouchSession moved the stored one, and a
-	// touch after this transaction finds no session), so the record covers every use of it.
-	revs, err := All(ctx, tx, func(row Row) (rescind.Revocation, error) {
-		var id string
-		var exp, idle int64
-		err := row.Scan(&id, &exp, &idle)
-		return sessionRecord(rev, id, f.UserID, FromNanos(min(exp, idle))), err
-	}, `SELECT id, expires_at, idle_expires_at FROM sessions WHERE `+where+` ORDER BY created_at, id`+lock, args...)
+	sessions, err := All(ctx, tx, scanSession, `SELECT `+sessionColumns+` FROM sessions WHERE `+where+` ORDER BY created_at, id`+lock, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading sessions: %w", err)
 	}
-	if f.ID == "" && bounded && len(revs) > 0 {
+	if f.ID == "" && bounded && len(sessions) > 0 {
 		if err := endAudit(ctx, tx, f, rev); err != nil {
 			return nil, err
 		}
 	}
-	sigs := make([]rescind.Signal, 0, len(revs))
-	for _, r := range revs {
-		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE id = $1`, r.Key); err != nil {
-			return nil, fmt.Errorf("ending session: %w", err)
+	// A record lives until the session's absolute expiry or its idle expiry as stored now,
+	// whichever is earlier: no copy of the session anywhere is active past the stored idle
+	// expiry (an instance extends its copy only after TouchSession moved the stored one, and a
+	// touch after this transaction finds no session), so the record covers every use of it.
+	revs := make([]rescind.Revocation, 0, len(sessions))
+	for _, sess := range sessions {
+		exp := sess.ExpiresAt
+		if sess.IdleExpiresAt.Before(exp) {
+			exp = sess.IdleExpiresAt
 		}
-		sigs = append(sigs, rescind.Signal{Kind: rescind.SignalSessionEnded, At: rev.RevokedAt, UserID: f.UserID, SessionID: r.Key,
-			Actor: rev.Actor, Reason: rev.Reason})
+		revs = append(revs, sessionRecord(rev, sess.ID, sess.UserID, exp))
 	}
 	// Shared Signals: CAEP session-revoked for each session ended, in this transaction.
+	sigs := make([]rescind.Signal, 0, len(sessions))
+	for _, sess := range sessions {
+		sigs = append(sigs, rescind.Signal{Kind: rescind.SignalSessionEnded, At: rev.RevokedAt, UserID: f.UserID, SessionID: sess.ID,
+			Actor: rev.Actor, Reason: rev.Reason})
+	}
 	if err := EnqueueSignals(ctx, tx, sigs...); err != nil {
+		return nil, err
+	}
+	grants, err := sessionEnds(ctx, tx, sessions, rev, end, lock)
+	if err != nil {
+		return nil, err
+	}
+	return append(revs, grants...), nil
+}
+
+// SessionExpiry ends, in tx, up to limit sessions that expired before now, as rescind.Store's
+// ExpireSessions says: they are read with lock appended and ended as sessionEnds says, with
+// end, and no RevokeSession record. It returns how many it ended and the records of the grants
+// end revoked, for the caller to write in the same transaction.
+func SessionExpiry(ctx context.Context, tx Querier, now time.Time, limit int, end rescind.SessionEnd, lock string) (int, []rescind.Revocation, error) {
+	if limit <= 0 {
+		return 0, nil, nil
+	}
+	sessions, err := All(ctx, tx, scanSession, `SELECT `+sessionColumns+` FROM sessions WHERE expires_at < $1 OR idle_expires_at < $1
+		ORDER BY id LIMIT $2`+lock, Nanos(now), limit)
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading expired sessions: %w", err)
+	}
+	// Shared Signals: CAEP session-revoked for each session that expired, in this transaction.
+	sigs := make([]rescind.Signal, 0, len(sessions))
+	for _, sess := range sessions {
+		sigs = append(sigs, rescind.Signal{Kind: rescind.SignalSessionEnded, At: now, UserID: sess.UserID, SessionID: sess.ID,
+			Actor: "system", Reason: "session expired"})
+	}
+	if err := EnqueueSignals(ctx, tx, sigs...); err != nil {
+		return 0, nil, err
+	}
+	revs, err := sessionEnds(ctx, tx, sessions, rescind.Revocation{RevokedAt: now, Actor: "janitor", Reason: "session expired"}, end, lock)
+	if err != nil {
+		return 0, nil, err
+	}
+	return len(sessions), revs, nil
+}
+
+// sessionClient is a rescind.SessionClient read with the client's columns, then the grant id.
+func scanSessionClient(row Row) (rescind.SessionClient, error) {
+	var sc rescind.SessionClient
+	c, err := scanClient(withExtra{row, []any{&sc.GrantID}})
+	sc.Client = c
+	return sc, err
+}
+
+// withExtra is a row whose Scan also fills extra, from the columns after the others.
+type withExtra struct {
+	Row
+	extra []any
+}
+
+func (r withExtra) Scan(dest ...any) error { return r.Row.Scan(append(dest, r.extra...)...) }
+
+// sessionEnds ends, in tx, the sessions (read by the caller with its lock, whose rows it holds):
+// it reads the clients given codes in each, revokes (with end.RevokeGrants) their grants as
+// GrantRevocations does, deletes the sessions' unused codes, their clients' rows and the
+// sessions themselves, and enqueues the messages end's Notices make of them (rev is the
+// template of the records and what the Notices are told). The grants' rows are taken before
+// any code's, the order of a code's redemption. It returns the grants' records.
+func sessionEnds(ctx context.Context, tx Querier, sessions []rescind.Session, rev rescind.Revocation, end rescind.SessionEnd, lock string) ([]rescind.Revocation, error) {
+	ended := make([]rescind.EndedSession, 0, len(sessions))
+	var grantIDs []string
+	for _, sess := range sessions {
+		clients, err := All(ctx, tx, scanSessionClient, `SELECT `+prefixed("c", clientColumns)+`, sc.grant_id
+			FROM session_clients sc JOIN clients c ON c.id = sc.client_id WHERE sc.session_id = $1 ORDER BY sc.client_id`, sess.ID)
+		if err != nil {
+			return nil, fmt.Errorf("reading the session's clients: %w", err)
+		}
+		for _, c := range clients {
+			if !slices.Contains(grantIDs, c.GrantID) {
+				grantIDs = append(grantIDs, c.GrantID)
+			}
+		}
+		ended = append(ended, rescind.EndedSession{Session: sess, Clients: clients})
+	}
+	var revs []rescind.Revocation
+	if end.RevokeGrants {
+		slices.Sort(grantIDs)
+		for _, id := range grantIDs {
+			r, _, err := GrantRevocations(ctx, tx, rescind.GrantFilter{GrantID: id}, rev, lock)
+			if err != nil {
+				return nil, err
+			}
+			revs = append(revs, r...)
+		}
+	}
+	for _, sess := range sessions {
+		for _, q := range []string{
+			`DELETE FROM auth_codes WHERE session_id = $1 AND used_at = 0`,
+			`DELETE FROM session_clients WHERE session_id = $1`,
+			`DELETE FROM sessions WHERE id = $1`,
+		} {
+			if _, err := tx.Exec(ctx, q, sess.ID); err != nil {
+				return nil, fmt.Errorf("ending session: %w", err)
+			}
+		}
+	}
+	msgs, err := end.Messages(ended, rev)
+	if err != nil {
+		return nil, fmt.Errorf("the messages of the sessions' end: %w", err)
+	}
+	if _, err := EnqueueOutbox(ctx, tx, msgs...); err != nil {
 		return nil, err
 	}
 	return revs, nil
@@ -181,13 +317,13 @@ func endAudit(ctx context.Context, tx Querier, f rescind.SessionFilter, rev resc
 	return nil
 }
 
-// PasswordChange replaces, in tx, the password hash of the user id and ends every session of
-// theirs (SessionEnding, which moves the epoch) and, with revokeGrants, revokes their grants
-// (GrantRevocations), as rescind.Store's SetPassword says; lock is the clause of the reads that
-// must hold their rows. It writes the audit entry of the change if rev.Actor is set. It returns
-// the records to write and how many refresh tokens were deleted. A missing user is
-// rescind.ErrNotFound.
-func PasswordChange(ctx context.Context, tx Querier, id, hash string, revokeGrants bool, rev rescind.Revocation, lock string) ([]rescind.Revocation, int64, error) {
+// PasswordChange replaces, in tx, the password hash of the user id and, with revokeGrants,
+// revokes their grants (GrantRevocations), then ends every session of theirs (SessionEnding,
+// with end, which moves the epoch), as rescind.Store's SetPassword says; lock is the clause of
+// the reads that must hold their rows. It writes the audit entry of the change if rev.Actor is
+// set. It returns the records to write and how many refresh tokens were deleted. A missing
+// user is rescind.ErrNotFound.
+func PasswordChange(ctx context.Context, tx Querier, id, hash string, revokeGrants bool, rev rescind.Revocation, end rescind.SessionEnd, lock string) ([]rescind.Revocation, int64, error) {
 	n, err := tx.Exec(ctx, `UPDATE users SET password_hash = $1 WHERE id = $2`, hash, id)
 	if err != nil {
 		return nil, 0, fmt.Errorf("setting the password: %w", err)
@@ -206,14 +342,16 @@ func PasswordChange(ctx context.Context, tx Querier, id, hash string, revokeGran
 		Actor: rev.Actor, Reason: rev.Reason}); err != nil {
 		return nil, 0, err
 	}
-	revs, err := SessionEnding(ctx, tx, rescind.SessionFilter{UserID: id}, rev, lock)
-	if err != nil {
-		return nil, 0, err
+	// The grants' rows before the sessions' codes: the order of a code's redemption.
+	var grants []rescind.Revocation
+	var tokens int64
+	if revokeGrants {
+		if grants, tokens, err = GrantRevocations(ctx, tx, rescind.GrantFilter{UserID: id}, rev, lock); err != nil {
+			return nil, 0, err
+		}
+		end.RevokeGrants = false // every one is revoked already
 	}
-	if !revokeGrants {
-		return revs, 0, nil
-	}
-	grants, tokens, err := GrantRevocations(ctx, tx, rescind.GrantFilter{UserID: id}, rev, lock)
+	revs, err := SessionEnding(ctx, tx, rescind.SessionFilter{UserID: id}, rev, end, lock)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -175,7 +175,16 @@ func JSONList(v []string) string {
 	return string(b)
 }
 
-// ParseList decodes a list stored by JSONList.
+// OptionalJSONList encodes a list that may be absent: nil as JSON null (ParseList gives nil
+// back), any other as JSONList does (ParseList gives a non-nil list back, empty included).
+func OptionalJSONList(v []string) string {
+	if v == nil {
+		return "null"
+	}
+	return JSONList(v)
+}
+
+// ParseList decodes a list stored by JSONList or OptionalJSONList.
 func ParseList(s string) ([]string, error) {
 	var v []string
 	if err := json.Unmarshal([]byte(s), &v); err != nil {

@@ -8,16 +8,16 @@ import (
 	"github.com/rescind/rescind"
 )
 
-const refreshColumns = `hash, grant_id, client_id, scope, created_at, expires_at, used_at, jkt, resources`
+const refreshColumns = `hash, grant_id, client_id, scope, created_at, expires_at, used_at, jkt, resources, session_id, auth_time`
 
 func scanRefresh(row Row) (rescind.RefreshToken, error) {
 	var rt rescind.RefreshToken
-	var created, expires, used int64
+	var created, expires, used, auth int64
 	var res string
-	if err := row.Scan(&rt.Hash, &rt.GrantID, &rt.ClientID, &rt.Scope, &created, &expires, &used, &rt.JKT, &res); err != nil {
+	if err := row.Scan(&rt.Hash, &rt.GrantID, &rt.ClientID, &rt.Scope, &created, &expires, &used, &rt.JKT, &res, &rt.SessionID, &auth); err != nil {
 		return rt, err
 	}
-	rt.CreatedAt, rt.ExpiresAt, rt.UsedAt = FromNanos(created), FromNanos(expires), OptionalTime(used)
+	rt.CreatedAt, rt.ExpiresAt, rt.UsedAt, rt.AuthTime = FromNanos(created), FromNanos(expires), OptionalTime(used), OptionalTime(auth)
 	var err error
 	if rt.Resources, err = ParseList(res); err != nil {
 		return rt, fmt.Errorf("resources: %w", err)
@@ -26,9 +26,9 @@ func scanRefresh(row Row) (rescind.RefreshToken, error) {
 }
 
 func insertRefresh(ctx context.Context, q Querier, rt rescind.RefreshToken) error {
-	_, err := q.Exec(ctx, `INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, created_at, expires_at, jkt, resources)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, rt.Hash, rt.GrantID, rt.ClientID, rt.Scope, Nanos(rt.CreatedAt), Nanos(rt.ExpiresAt), rt.JKT,
-		JSONList(rt.Resources))
+	_, err := q.Exec(ctx, `INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, created_at, expires_at, jkt, resources, session_id, auth_time)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, rt.Hash, rt.GrantID, rt.ClientID, rt.Scope, Nanos(rt.CreatedAt), Nanos(rt.ExpiresAt), rt.JKT,
+		JSONList(rt.Resources), rt.SessionID, OptionalNanos(rt.AuthTime))
 	return err
 }
 
@@ -100,31 +100,50 @@ func RaiseGrantBound(ctx context.Context, tx Querier, id string, exp time.Time) 
 	return nil
 }
 
-// CreateCode implements rescind.Store.
-func (s *Store) CreateCode(ctx context.Context, c rescind.AuthCode) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO auth_codes (hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given,
-		scope, challenge, challenge_method, created_at, expires_at, dpop_jkt, session_id, resources)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+// CodeCreation stores the code c in tx, as rescind.Store's CreateCode says. The session of a
+// code is read with lock appended: the caller's transaction must hold its row until it
+// commits, so that an end of the session (which reads the sessions it ends with their lock
+// before it reads their clients) either commits first, and the session is gone here, or comes
+// after and finds the client recorded here.
+func CodeCreation(ctx context.Context, tx Querier, c rescind.AuthCode, lock string) error {
+	if c.SessionID != "" {
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM sessions WHERE id = $1`+lock, c.SessionID).Scan(&one)
+		if isNoRows(err) {
+			return fmt.Errorf("session %q: %w", c.SessionID, rescind.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("reading the code's session: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO session_clients (session_id, client_id, grant_id, user_id, created_at)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (session_id, client_id) DO UPDATE SET grant_id = excluded.grant_id`,
+			c.SessionID, c.ClientID, c.GrantID, c.UserID, Nanos(c.CreatedAt)); err != nil {
+			return fmt.Errorf("recording the session's client: %w", err)
+		}
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO auth_codes (hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given,
+		scope, challenge, challenge_method, created_at, expires_at, dpop_jkt, session_id, nonce, auth_time, resources)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		c.Hash, c.ClientID, c.UserID, c.GrantID, c.RedirectURI, c.RedirectURIGiven, c.Scope, c.Challenge, c.ChallengeMethod,
-		Nanos(c.CreatedAt), Nanos(c.ExpiresAt), c.DPoPJKT, c.SessionID, JSONList(c.Resources))
+		Nanos(c.CreatedAt), Nanos(c.ExpiresAt), c.DPoPJKT, c.SessionID, c.Nonce, OptionalNanos(c.AuthTime), JSONList(c.Resources))
 	if err != nil {
-		return s.errorf("storing code: %w", err)
+		return fmt.Errorf("storing code: %w", err)
 	}
 	return nil
 }
 
 const codeColumns = `hash, client_id, user_id, grant_id, redirect_uri, redirect_uri_given, scope,
-	challenge, challenge_method, created_at, expires_at, used_at, dpop_jkt, session_id, resources`
+	challenge, challenge_method, created_at, expires_at, used_at, dpop_jkt, session_id, nonce, auth_time, resources`
 
 func scanCode(row Row) (rescind.AuthCode, error) {
 	var c rescind.AuthCode
-	var created, expires, used int64
+	var created, expires, used, auth int64
 	var res string
 	if err := row.Scan(&c.Hash, &c.ClientID, &c.UserID, &c.GrantID, &c.RedirectURI, &c.RedirectURIGiven, &c.Scope, &c.Challenge,
-		&c.ChallengeMethod, &created, &expires, &used, &c.DPoPJKT, &c.SessionID, &res); err != nil {
+		&c.ChallengeMethod, &created, &expires, &used, &c.DPoPJKT, &c.SessionID, &c.Nonce, &auth, &res); err != nil {
 		return c, err
 	}
-	c.CreatedAt, c.ExpiresAt, c.UsedAt = FromNanos(created), FromNanos(expires), OptionalTime(used)
+	c.CreatedAt, c.ExpiresAt, c.UsedAt, c.AuthTime = FromNanos(created), FromNanos(expires), OptionalTime(used), OptionalTime(auth)
 	var err error
 	if c.Resources, err = ParseList(res); err != nil {
 		return c, fmt.Errorf("resources: %w", err)
@@ -200,25 +219,8 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		}
 		total += n
 	}
-	// Sessions that expired end here: each with its Shared Signals signal, in one transaction.
-	var n int64
-	err := s.db.InTx(ctx, func(tx Querier) error {
-		ended, err := All(ctx, tx, func(row Row) (rescind.Signal, error) {
-			var sg rescind.Signal
-			err := row.Scan(&sg.SessionID, &sg.UserID)
-			sg.Kind, sg.At, sg.Actor, sg.Reason = rescind.SignalSessionEnded, now, "system", "session expired"
-			return sg, err
-		}, `DELETE FROM sessions WHERE expires_at < $1 OR idle_expires_at < $1 RETURNING id, user_id`, Nanos(now))
-		if err != nil {
-			return err
-		}
-		n = int64(len(ended))
-		return EnqueueSignals(ctx, tx, ended...)
-	})
-	if err != nil {
-		return total, s.errorf("deleting expired sessions: %w", err)
-	}
-	return total + n, nil
+	// Expired sessions are ExpireSessions's: their end may have to be told (SessionEnd).
+	return total, nil
 }
 
 // MarkUsed implements rescind.Store: one upsert that replaces only an expired record, so the

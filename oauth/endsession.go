@@ -1,0 +1,151 @@
+package oauth
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/rescind/rescind"
+)
+
+// logoutRequest is a validated RP-initiated logout request (OpenID Connect RP-Initiated Logout
+// 1.0 §2).
+type logoutRequest struct {
+	client   rescind.Client // the relying party, if the request names one
+	hint     *idTokenClaims // the verified id_token_hint, if any
+	redirect string         // post_logout_redirect_uri, registered for client
+	state    string
+	raw      string // the parameters, carried through the confirmation page
+}
+
+// parseLogoutRequest validates the parameters raw of an RP-initiated logout. A problem is an
+// error page (the browser is never sent to an unverified URI): an id_token_hint this server did
+// not issue, a client_id other than the hint's audience, a post_logout_redirect_uri without a
+// client or not registered for it exactly (§2, §3).
+func (s *Server) parseLogoutRequest(r *http.Request, raw string) (*logoutRequest, string) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, "The logout request is malformed."
+	}
+	for k, vs := range q {
+		if len(vs) > 1 {
+			return nil, "The logout request has more than one " + quoteParam(k) + "."
+		}
+	}
+	lr := &logoutRequest{raw: raw, state: q.Get("state"), redirect: q.Get("post_logout_redirect_uri")}
+	if len(lr.state) > 2048 {
+		return nil, "The logout request's state is too long."
+	}
+	clientID := q.Get("client_id")
+	if hint := q.Get("id_token_hint"); hint != "" {
+		c, err := s.parseIDToken(r.Context(), hint)
+		if err != nil {
+			return nil, "The logout request's id_token_hint is not an ID token this server issued."
+		}
+		if clientID != "" && clientID != c.Audience {
+			return nil, "The logout request's client_id is not the audience of its id_token_hint."
+		}
+		lr.hint, clientID = &c, c.Audience
+	}
+	if clientID != "" {
+		c, err := s.clients.Get(r.Context(), clientID)
+		if err != nil {
+			if !errors.Is(err, rescind.ErrNotFound) {
+				s.log.ErrorContext(r.Context(), "reading client", "err", err)
+			}
+			return nil, "The logout request names an unknown client."
+		}
+		lr.client = c
+	}
+	if lr.redirect != "" {
+		if lr.client.ID == "" {
+			return nil, "A post_logout_redirect_uri needs the client: send id_token_hint or client_id."
+		}
+		if !slices.Contains(lr.client.PostLogoutRedirectURIs, lr.redirect) {
+			return nil, "The post_logout_redirect_uri is not registered for this client."
+		}
+	}
+	return lr, ""
+}
+
+// handleEndSession is the end-session endpoint (OpenID Connect RP-Initiated Logout 1.0 §2, GET
+// or POST). The browser's session ends at once when the id_token_hint shows the request comes
+// from it (the hint's sid is the session's and its sub the person's); otherwise (no hint, or a
+// stale one: another sign-in, an older session) the person is asked to confirm, since anyone
+// can send a browser here. Ending the session tells every app signed in with it (back-channel
+// logout, through the Committer). The browser is then sent to the post_logout_redirect_uri,
+// with state, if one was given and registered; else shown that it is signed out.
+func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request) {
+	raw, fromConfirm, decided := r.URL.RawQuery, false, false
+	if r.Method == http.MethodPost {
+		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+			s.pages.ShowError(w, r, http.StatusBadRequest, "The logout request must be a form.")
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+		if err != nil {
+			s.pages.ShowError(w, r, http.StatusBadRequest, "The logout request could not be read.")
+			return
+		}
+		q, err := url.ParseQuery(string(body))
+		if err != nil {
+			s.pages.ShowError(w, r, http.StatusBadRequest, "The logout request is malformed.")
+			return
+		}
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		if q.Has("logout_request") {
+			var ok bool
+			if raw, decided, ok = s.pages.ReadLogoutConfirm(w, r); !ok {
+				return
+			}
+			fromConfirm = true
+		} else {
+			raw = string(body)
+		}
+	}
+	lr, pageErr := s.parseLogoutRequest(r, raw)
+	if pageErr != "" {
+		s.pages.ShowError(w, r, http.StatusBadRequest, pageErr)
+		return
+	}
+	sess, signedIn := s.pages.Session(r)
+	switch {
+	case !signedIn:
+		// Nothing to end here (already signed out, or signed out elsewhere).
+	case fromConfirm && !decided:
+		s.finishLogout(w, r, lr, false)
+		return
+	case fromConfirm || (lr.hint != nil && lr.hint.SID == sess.ID && lr.hint.Subject == sess.UserID):
+		if err := s.pages.SignOut(w, r, "rp-initiated logout"); err != nil {
+			s.pageError(w, r, "ending session", err)
+			return
+		}
+	default:
+		s.pages.ShowLogoutConfirm(w, r, lr.client.Name, lr.raw)
+		return
+	}
+	s.finishLogout(w, r, lr, true)
+}
+
+// finishLogout sends the browser to the request's post_logout_redirect_uri with its state
+// (§3), or shows whether it is signed out.
+func (s *Server) finishLogout(w http.ResponseWriter, r *http.Request, lr *logoutRequest, signedOut bool) {
+	if lr.redirect == "" {
+		s.pages.ShowSignedOut(w, r, signedOut)
+		return
+	}
+	u, err := url.Parse(lr.redirect)
+	if err != nil {
+		s.pages.ShowError(w, r, http.StatusBadRequest, "The post_logout_redirect_uri is invalid.")
+		return
+	}
+	if lr.state != "" {
+		q := u.Query()
+		q.Set("state", lr.state)
+		u.RawQuery = q.Encode()
+	}
+	http.Redirect(w, r, u.String(), http.StatusSeeOther)
+}
