@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"net/url"
+	"path/filepath"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// refreshOnce redeems refresh at the token endpoint for c, as golang.org/x/oauth2 does.
+func refreshOnce(t *testing.T, srv *server, c rp, refresh string) *oauth2.Token {
+	t.Helper()
+	conf := oauth2.Config{ClientID: c.info.ClientID, ClientSecret: c.info.ClientSecret,
+		Endpoint: oauth2.Endpoint{TokenURL: srv.url + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}}
+	tok, err := conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: refresh}).Token()
+	if err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	return tok
+}
+
+// TestRefreshAfterLogoutIssuesNoIDToken: once the session a sign-in happened in ended (here by
+// RP-initiated logout, which told the RP), refreshing that sign-in's refresh token issues no ID
+// token: a new one would assert the ended sid and let the RP revive the session (audit 17 #1).
+// While the session lives, the refreshed ID token keeps its sid.
+func TestRefreshAfterLogoutIssuesNoIDToken(t *testing.T) {
+	data := filepath.Join(shortTempDir(t), "d")
+	srv := startServer(t, data, nil, "--outbox-allow-loopback")
+	createUser(t, data, "alice", "alice-password")
+	lr := newLogoutReceiver(t, srv.url)
+	one := newRP(t, data, lr, "one")
+	p := newPerson(t)
+	tok1, id1, _ := oidcSignIn(t, srv, p, one, "alice", "alice-password")
+	var c1 struct {
+		SID string `json:"sid"`
+	}
+	if err := id1.Claims(&c1); err != nil || c1.SID == "" {
+		t.Fatalf("ID token sid %q, %v", c1.SID, err)
+	}
+	verifier := func() *oidc.IDTokenVerifier {
+		provider, err := oidc.NewProvider(context.Background(), srv.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return provider.Verifier(&oidc.Config{ClientID: one.info.ClientID})
+	}()
+
+	// While the session lives, a refresh brings an ID token of the same sign-in.
+	live := refreshOnce(t, srv, one, tok1.RefreshToken)
+	raw, _ := live.Extra("id_token").(string)
+	idl, err := verifier.Verify(context.Background(), raw)
+	if err != nil {
+		t.Fatalf("refreshed ID token while signed in: %v", err)
+	}
+	var cl struct {
+		SID string `json:"sid"`
+	}
+	idl.Claims(&cl)
+	if cl.SID != c1.SID {
+		t.Fatalf("refreshed ID token sid = %q, want %q", cl.SID, c1.SID)
+	}
+
+	hint, _ := tok1.Extra("id_token").(string)
+	p.get(srv.url + "/oauth2/logout?" + url.Values{"id_token_hint": {hint}}.Encode())
+	if got := lr.waitLogouts(1); got[0].SID != c1.SID {
+		t.Fatalf("logout token sid = %q, want %q", got[0].SID, c1.SID)
+	}
+
+	ended := refreshOnce(t, srv, one, live.RefreshToken)
+	if raw, ok := ended.Extra("id_token").(string); ok && raw != "" {
+		t.Errorf("refresh after the session %s ended issued an ID token: %s", c1.SID, raw)
+	}
+	if ended.AccessToken == "" {
+		t.Errorf("refresh after logout issued no access token")
+	}
+}
