@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -75,5 +76,38 @@ func TestRefreshAfterLogoutIssuesNoIDToken(t *testing.T) {
 	}
 	if ended.AccessToken == "" {
 		t.Errorf("refresh after logout issued no access token")
+	}
+}
+
+// TestUserinfoRefusesTokenForAnotherResource: an access token whose audience is only another
+// resource server (RFC 8707 resource=) is refused at userinfo with 401 invalid_token, so that
+// server cannot replay it to read the person's claims (audit 17 #3); the same person's token
+// of the same client and scope, without a resource (audience: the issuer), is answered.
+func TestUserinfoRefusesTokenForAnotherResource(t *testing.T) {
+	data := filepath.Join(shortTempDir(t), "d")
+	srv := startServer(t, data, nil, "--outbox-allow-loopback")
+	cliInput(t, "alice-password\n", "user", "create", "--data-dir", data, "--username", "alice", "--password-stdin",
+		"--name", "Alice Liddell", "--email", "alice@example.com")
+	cli(t, nil, "client", "create", "--data-dir", data, "--name", "api", "--resource-server", "--resource", "https://api.example")
+	lr := newLogoutReceiver(t, srv.url)
+	one := newRP(t, data, lr, "one")
+	p := newPerson(t)
+
+	own, _, _ := oidcSignIn(t, srv, p, one, "alice", "alice-password")
+	if status, chal, m := userinfo(t, srv, own.AccessToken); status != 200 || m["email"] != "alice@example.com" {
+		t.Fatalf("userinfo with the issuer's token: %d %s %v", status, chal, m)
+	}
+
+	api, _, _ := oidcSignIn(t, srv, p, one, "alice", "alice-password", oauth2.SetAuthURLParam("resource", "https://api.example"))
+	code, body := srv.post("/oauth2/introspect", one.info.ClientID, one.info.ClientSecret, url.Values{"token": {api.AccessToken}})
+	if code != 200 || !strings.Contains(string(body), `"active":true`) || !strings.Contains(string(body), "https://api.example") {
+		t.Fatalf("introspecting the resource-restricted token: %d %s", code, body)
+	}
+	status, chal, m := userinfo(t, srv, api.AccessToken)
+	if status != 401 || !strings.Contains(chal, `error="invalid_token"`) {
+		t.Errorf("userinfo with a token for https://api.example only: %d %q %v; want 401 invalid_token", status, chal, m)
+	}
+	if _, ok := m["email"]; ok {
+		t.Errorf("userinfo disclosed claims to a token for another resource: %v", m)
 	}
 }
