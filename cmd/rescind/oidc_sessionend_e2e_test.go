@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -109,5 +110,63 @@ func TestUserinfoRefusesTokenForAnotherResource(t *testing.T) {
 	}
 	if _, ok := m["email"]; ok {
 		t.Errorf("userinfo disclosed claims to a token for another resource: %v", m)
+	}
+}
+
+// TestCrossSitePostLogoutGoesByGet: an RP-initiated logout by POST from the RP's site comes
+// without the SameSite=Lax session cookie; it is not reported as done (no redirect to the RP
+// with state) but sent on to the same request by GET, which the browser makes with its
+// cookie, and which ends the session, tells the RP, and then sends the browser back with
+// state (audit 17 #2).
+func TestCrossSitePostLogoutGoesByGet(t *testing.T) {
+	data := filepath.Join(shortTempDir(t), "d")
+	srv := startServer(t, data, nil, "--outbox-allow-loopback")
+	createUser(t, data, "alice", "alice-password")
+	lr := newLogoutReceiver(t, srv.url)
+	one := newRP(t, data, lr, "one")
+	p := newPerson(t)
+	tok1, id1, _ := oidcSignIn(t, srv, p, one, "alice", "alice-password")
+	var c1 struct {
+		SID string `json:"sid"`
+	}
+	id1.Claims(&c1)
+	hint, _ := tok1.Extra("id_token").(string)
+	bye := "http://127.0.0.1:9/bye/one"
+	form := url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {bye}, "state": {"x 1"}}
+	if ar, page := p.get(srv.url + "/account/sessions"); ar.StatusCode != http.StatusOK || !strings.Contains(page, "end-all") {
+		t.Fatalf("account sessions page while signed in: %d", ar.StatusCode)
+	}
+
+	// What a browser sends for a cross-site form POST: no SameSite=Lax cookie, a foreign Origin.
+	req, _ := http.NewRequest("POST", srv.url+"/oauth2/logout", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://rp.example")
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	loc, err := url.Parse(res.Header.Get("Location"))
+	if err != nil || res.StatusCode != http.StatusSeeOther || loc.Path != "/oauth2/logout" || loc.Host != "" {
+		t.Fatalf("cross-site POST logout: %d Location=%q; want 303 to GET /oauth2/logout", res.StatusCode, res.Header.Get("Location"))
+	}
+	if got := loc.Query(); got.Encode() != form.Encode() {
+		t.Fatalf("the GET's parameters = %v; want the POST's %v", got, form)
+	}
+	if got, _ := lr.received(); len(got) != 0 {
+		t.Fatalf("logout tokens before the session was found: %v", got)
+	}
+
+	// The browser follows by GET (a top-level navigation: its Lax cookie goes along).
+	res, _ = p.get(srv.url + loc.String())
+	if l := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || l != bye+"?state=x+1" {
+		t.Fatalf("GET logout with the cookie: %d Location=%q; want 303 to %s?state=x+1", res.StatusCode, l, bye)
+	}
+	if got := lr.waitLogouts(1); got[0].SID != c1.SID {
+		t.Fatalf("logout token sid = %q, want %q", got[0].SID, c1.SID)
+	}
+	if ar, page := p.get(srv.url + "/account/sessions"); ar.StatusCode == http.StatusOK && strings.Contains(page, "end-all") {
+		t.Errorf("still signed in after the logout: %d", ar.StatusCode)
 	}
 }
