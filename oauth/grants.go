@@ -158,7 +158,9 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 // (reuse) revokes the whole grant (RFC 9700 §4.14.2). Another client presenting it is refused
 // and changes nothing. A refresh may narrow the scope and the resources (RFC 8707 §2.2), never
 // widen them; the new refresh token keeps the old one's. A bound refresh token (RFC 9449 §5) is
-// used only with a proof made with its key; without one it is refused and left as it was.
+// used only with a proof made with its key; without one it is refused and left as it was. A
+// refresh token of an openid sign-in whose session ended is refused without offline_access
+// (Back-Channel Logout 1.0 §2.7), and gets no ID token with it.
 func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, resources []string, proof *dpop.Proof) {
 	text := form.Get("refresh_token")
 	if text == "" {
@@ -221,11 +223,17 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 	}
 	is := s.newIssuance(client, proof)
 	in, ended := signIn{sid: rt.SessionID, authTime: rt.AuthTime}, false
-	if rt.SessionID != "" && hasScope(scope, ScopeOpenID) {
+	if rt.SessionID != "" && hasScope(rt.Scope, ScopeOpenID) {
 		live, err := s.sessionLive(r.Context(), rt.SessionID, is.now)
 		if err != nil {
 			s.log.ErrorContext(r.Context(), "reading session", "err", err)
 			writeError(w, errServer)
+			return
+		}
+		if !live && !hasScope(rt.Scope, ScopeOfflineAccess) {
+			// A sign-in's refresh token without offline_access dies with its session
+			// (Back-Channel Logout 1.0 §2.7); the session's end is durable, so is this.
+			writeError(w, errorf(ErrInvalidGrant, http.StatusBadRequest, "the session this refresh token was issued in has ended"))
 			return
 		}
 		if !live {

@@ -20,6 +20,9 @@ const (
 	ScopeOpenID  = "openid"
 	ScopeProfile = "profile"
 	ScopeEmail   = "email"
+	// ScopeOfflineAccess asks that the refresh token outlive the sign-in's session (Core 1.0
+	// §11; Back-Channel Logout 1.0 §2.7).
+	ScopeOfflineAccess = "offline_access"
 )
 
 // typIDToken is the typ header of ID tokens ("JWT", as most providers send; RFC 7519 §5.1).

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -168,5 +169,40 @@ func TestCrossSitePostLogoutGoesByGet(t *testing.T) {
 	}
 	if ar, page := p.get(srv.url + "/account/sessions"); ar.StatusCode == http.StatusOK && strings.Contains(page, "end-all") {
 		t.Errorf("still signed in after the logout: %d", ar.StatusCode)
+	}
+}
+
+// TestRefreshWithoutOfflineAccessDiesWithSession: two sign-ins of the same app in the same
+// session, one with offline_access and one without; once the session ends, the refresh token
+// without offline_access is refused (invalid_grant, Back-Channel Logout 1.0 §2.7) and the one
+// with it still refreshes (without an ID token). Before the end, both refresh.
+func TestRefreshWithoutOfflineAccessDiesWithSession(t *testing.T) {
+	data := filepath.Join(shortTempDir(t), "d")
+	srv := startServer(t, data, nil, "--outbox-allow-loopback")
+	createUser(t, data, "alice", "alice-password")
+	lr := newLogoutReceiver(t, srv.url)
+	one := newRP(t, data, lr, "one")
+	p := newPerson(t)
+	offline, _, _ := oidcSignIn(t, srv, p, one, "alice", "alice-password")
+	online, _, _ := oidcSignIn(t, srv, p, one, "alice", "alice-password", oauth2.SetAuthURLParam("scope", "openid profile email"))
+	if s, _ := online.Extra("scope").(string); strings.Contains(s, "offline_access") {
+		t.Fatalf("second sign-in's scope %q; want it without offline_access", s)
+	}
+	offline = refreshOnce(t, srv, one, offline.RefreshToken)
+	online = refreshOnce(t, srv, one, online.RefreshToken)
+
+	hint, _ := offline.Extra("id_token").(string)
+	p.get(srv.url + "/oauth2/logout?" + url.Values{"id_token_hint": {hint}}.Encode())
+	lr.waitLogouts(1)
+
+	conf := oauth2.Config{ClientID: one.info.ClientID, ClientSecret: one.info.ClientSecret,
+		Endpoint: oauth2.Endpoint{TokenURL: srv.url + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}}
+	_, err := conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: online.RefreshToken}).Token()
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+		t.Errorf("refresh without offline_access after logout: %v; want invalid_grant", err)
+	}
+	if tok := refreshOnce(t, srv, one, offline.RefreshToken); tok.Extra("id_token") != nil && tok.Extra("id_token") != "" {
+		t.Errorf("refresh with offline_access after logout issued an ID token")
 	}
 }
