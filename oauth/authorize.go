@@ -302,7 +302,13 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	now := s.now()
-	sess, _ := s.pages.Session(r)
+	sess, ok := s.pages.Session(r)
+	if !ok || sess.UserID != user.ID {
+		// The session ended since SignedIn: no grant or code without the session it was made
+		// in (its end would not reach them: no sid, no logout token, no grant revocation).
+		s.pages.SignIn(w, r, "/oauth2/authorize?"+raw)
+		return
+	}
 	g, err := s.store.SaveGrant(r.Context(), rescind.Grant{ID: id, ClientID: ar.client.ID, UserID: user.ID,
 		Scopes: ar.scopes, Audience: audience, CreatedAt: now, LastUsedAt: now, SessionID: sess.ID})
 	if err != nil {
@@ -329,8 +335,18 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *authReque
 		s.pageError(w, r, "code", err)
 		return
 	}
+	sess, ok := s.pages.Session(r)
+	if !ok || sess.UserID != user.ID {
+		// The session ended since SignedIn: no code without the session it was made in (its
+		// end would not reach it: no sid, no logout token, no grant revocation).
+		if ar.hasPrompt("none") {
+			s.redirectErr(w, r, ar, &redirectError{"login_required", "the user is not logged in"})
+			return
+		}
+		s.pages.SignIn(w, r, "/oauth2/authorize?"+afterSignIn(ar.raw))
+		return
+	}
 	now := s.now()
-	sess, _ := s.pages.Session(r)
 	// The code records its session (whose end tells its client: back-channel logout) and what
 	// its ID token will say of the sign-in: auth_time and nonce.
 	err = s.store.CreateCode(r.Context(), rescind.AuthCode{Hash: hash, ClientID: ar.client.ID, UserID: user.ID, SessionID: sess.ID,

@@ -113,7 +113,9 @@ type fakePages struct {
 		request   string
 		allow, ok bool
 	}
-	calls []string // "SignIn next", "ShowConsent client user scopes [resources=...] request", "ShowError status msg"
+	// sessionGone: the session ended between SignedIn and Session (Session reports none).
+	sessionGone bool
+	calls       []string // "SignIn next", "ShowConsent client user scopes [resources=...] request", "ShowError status msg"
 }
 
 func (f *fakePages) SignedIn(*http.Request) (rescind.User, bool) {
@@ -124,7 +126,7 @@ func (f *fakePages) SignedIn(*http.Request) (rescind.User, bool) {
 }
 
 func (f *fakePages) Session(*http.Request) (rescind.Session, bool) {
-	if f.user == nil {
+	if f.user == nil || f.sessionGone {
 		return rescind.Session{}, false
 	}
 	return rescind.Session{ID: "session-of-" + f.user.ID, UserID: f.user.ID}, true
@@ -389,6 +391,28 @@ func TestAuthorizeDecides(t *testing.T) {
 			t.Fatalf("%v", q)
 		}
 		calls(t)
+	})
+	// The session ends between SignedIn and Session: no code (nor grant) is made without it.
+	t.Run("session gone: no code, sign in", func(t *testing.T) {
+		pages.sessionGone = true
+		defer func() { pages.sessionGone = false }()
+		before, _ := st.ListGrants(ctx, rescind.GrantFilter{UserID: "alice-id"})
+		if w := get(query); w.Code != http.StatusUnauthorized || w.Header().Get("Location") != "" {
+			t.Fatalf("authorize: %d %q", w.Code, w.Header().Get("Location"))
+		}
+		calls(t, "SignIn /oauth2/authorize?"+query)
+		if q := redirected(t, get(query+"&prompt=none")); q.Get("error") != "login_required" || q.Get("code") != "" {
+			t.Fatalf("prompt=none: %v", q)
+		}
+		calls(t)
+		pages.consent.request, pages.consent.allow, pages.consent.ok = query, true, true
+		if w := post(); w.Code != http.StatusUnauthorized || w.Header().Get("Location") != "" {
+			t.Fatalf("consent: %d %q", w.Code, w.Header().Get("Location"))
+		}
+		calls(t, "SignIn /oauth2/authorize?"+query)
+		if after, _ := st.ListGrants(ctx, rescind.GrantFilter{UserID: "alice-id"}); len(after) != len(before) {
+			t.Fatalf("grants %d -> %d; want none made without the session", len(before), len(after))
+		}
 	})
 	t.Run("wider scopes: consent asked", func(t *testing.T) {
 		wider := strings.Replace(query, "scope=read", "scope=read+write", 1)

@@ -77,7 +77,9 @@ func (s *Server) parseLogoutRequest(r *http.Request, raw string) (*logoutRequest
 // stale one: another sign-in, an older session) the person is asked to confirm, since anyone
 // can send a browser here. Ending the session tells every app signed in with it (back-channel
 // logout, through the Committer). The browser is then sent to the post_logout_redirect_uri,
-// with state, if one was given and registered; else shown that it is signed out.
+// with state, if one was given and registered; else shown that it is signed out. A POST
+// without a session cookie (cross-site: SameSite=Lax keeps it back) is sent to the same
+// request by GET, which carries the cookie, before anything is reported.
 func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request) {
 	raw, fromConfirm, decided := r.URL.RawQuery, false, false
 	if r.Method == http.MethodPost {
@@ -113,6 +115,14 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, signedIn := s.pages.Session(r)
 	switch {
+	case !signedIn && r.Method == http.MethodPost && !fromConfirm:
+		// A cross-site form POST (the usual RP-initiated logout by POST) does not carry the
+		// SameSite=Lax session cookie, so no session here proves nothing. The browser is sent
+		// to make the same request by GET, a top-level navigation which carries it; only then
+		// is "signed out" known (never reported when nothing was checked).
+		q, _ := url.ParseQuery(raw) // parsed without error by parseLogoutRequest
+		http.Redirect(w, r, (&url.URL{Path: r.URL.Path, RawQuery: q.Encode()}).String(), http.StatusSeeOther)
+		return
 	case !signedIn:
 		// Nothing to end here (already signed out, or signed out elsewhere).
 	case fromConfirm && !decided:

@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -157,7 +158,9 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 // (reuse) revokes the whole grant (RFC 9700 §4.14.2). Another client presenting it is refused
 // and changes nothing. A refresh may narrow the scope and the resources (RFC 8707 §2.2), never
 // widen them; the new refresh token keeps the old one's. A bound refresh token (RFC 9449 §5) is
-// used only with a proof made with its key; without one it is refused and left as it was.
+// used only with a proof made with its key; without one it is refused and left as it was. A
+// refresh token of an openid sign-in whose session ended is refused without offline_access
+// (Back-Channel Logout 1.0 §2.7), and gets no ID token with it.
 func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, resources []string, proof *dpop.Proof) {
 	text := form.Get("refresh_token")
 	if text == "" {
@@ -219,6 +222,24 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 		return
 	}
 	is := s.newIssuance(client, proof)
+	in, ended := signIn{sid: rt.SessionID, authTime: rt.AuthTime}, false
+	if rt.SessionID != "" && hasScope(rt.Scope, ScopeOpenID) {
+		live, err := s.sessionLive(r.Context(), rt.SessionID, is.now)
+		if err != nil {
+			s.log.ErrorContext(r.Context(), "reading session", "err", err)
+			writeError(w, errServer)
+			return
+		}
+		if !live && !hasScope(rt.Scope, ScopeOfflineAccess) {
+			// A sign-in's refresh token without offline_access dies with its session
+			// (Back-Channel Logout 1.0 §2.7); the session's end is durable, so is this.
+			writeError(w, errorf(ErrInvalidGrant, http.StatusBadRequest, "the session this refresh token was issued in has ended"))
+			return
+		}
+		if !live {
+			in, ended = signIn{}, true
+		}
+	}
 	// The rotation records the new access token's expiry on the grant in the same transaction.
 	_, err = s.store.RotateRefreshToken(r.Context(), hash, rescind.RefreshToken{Hash: nextHash, GrantID: rt.GrantID, ClientID: client.ID,
 		Scope: rt.Scope, Resources: rt.Resources, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL), JKT: refreshBinding(client, rt.JKT, is.jkt),
@@ -226,9 +247,29 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 	if s.singleUseFailed(w, r, client, err, rt.GrantID, "refresh token reuse") {
 		return
 	}
-	// The refreshed ID token keeps the sign-in's sid and auth_time (OpenID Connect Core 1.0 §12.2).
+	// The refreshed ID token keeps the sign-in's sid and auth_time (OpenID Connect Core 1.0 §12.2)
+	// while that sign-in's session lives. Once it ended (signed out, expired) there is no ID
+	// token (§12.2: the response "might not contain an id_token"): a new one would assert a
+	// sign-in that is over, and let the relying party revive the session it was told ended
+	// (Back-Channel Logout 1.0 §2.7).
 	s.respondGrantTokens(w, r, client, grantIssue{grantID: rt.GrantID, userID: g.UserID, scope: scope, audience: audience,
-		in: signIn{sid: rt.SessionID, authTime: rt.AuthTime}}, next, is)
+		in: in, noIDToken: ended}, next, is)
+}
+
+// sessionLive reports whether the session id (where a sign-in happened) is still live at now:
+// not ended on any instance (the committer's record) and still stored and active.
+func (s *Server) sessionLive(ctx context.Context, id string, now time.Time) (bool, error) {
+	if s.revoked.SessionEnded(id) {
+		return false, nil
+	}
+	sess, err := s.store.GetSessionByID(ctx, id)
+	if errors.Is(err, rescind.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading session: %w", err)
+	}
+	return sess.Active(now), nil
 }
 
 // grantIssue is what the tokens issued under a grant carry.
@@ -242,6 +283,8 @@ type grantIssue struct {
 	refreshResources []string
 	// in is what the ID token says of the sign-in (OpenID Connect), with scope openid.
 	in signIn
+	// noIDToken: the sign-in's session ended, so no ID token is issued even with scope openid.
+	noIDToken bool
 }
 
 // issueGrantTokens issues an access token of the grant and, if the client may refresh, a new
@@ -284,7 +327,7 @@ func (s *Server) respondGrantTokens(w http.ResponseWriter, r *http.Request, clie
 		return
 	}
 	resp.RefreshToken = refresh
-	if hasScope(gi.scope, ScopeOpenID) {
+	if hasScope(gi.scope, ScopeOpenID) && !gi.noIDToken {
 		if resp.IDToken, err = s.issueIDToken(r.Context(), client, gi.userID, gi.scope, resp.AccessToken, is, gi.in); err != nil {
 			s.log.ErrorContext(r.Context(), "issuing ID token", "err", err)
 			writeError(w, errServer)

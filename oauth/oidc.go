@@ -20,6 +20,9 @@ const (
 	ScopeOpenID  = "openid"
 	ScopeProfile = "profile"
 	ScopeEmail   = "email"
+	// ScopeOfflineAccess asks that the refresh token outlive the sign-in's session (Core 1.0
+	// §11; Back-Channel Logout 1.0 §2.7).
+	ScopeOfflineAccess = "offline_access"
 )
 
 // typIDToken is the typ header of ID tokens ("JWT", as most providers send; RFC 7519 §5.1).
@@ -123,8 +126,10 @@ func (s *Server) parseIDToken(ctx context.Context, text string) (idTokenClaims, 
 // access token (RFC 6750 §2.1 header, or §2.2 form body on POST; a DPoP-bound one in the DPoP
 // scheme with its proof, RFC 9449 §7) must be one of a person's grants with scope openid, and
 // is checked exactly as introspection checks it: a revoked or expired token is 401
-// invalid_token with a WWW-Authenticate challenge (RFC 6750 §3.1). The claims are those of its
-// scopes.
+// invalid_token with a WWW-Authenticate challenge (RFC 6750 §3.1). Its audience must name this
+// server (the issuer, as a token has when no resource was requested, or the UserInfo URL): a
+// token restricted to other resource servers (RFC 8707 §2) is 401 invalid_token too. The
+// claims are those of its scopes.
 func (s *Server) handleUserInfo(w http.ResponseWriter, r *http.Request) {
 	text, scheme, perr := s.bearerOf(w, r)
 	if perr != nil {
@@ -171,6 +176,12 @@ func (s *Server) handleUserInfo(w http.ResponseWriter, r *http.Request) {
 			writeError(w, challenge("invalid_dpop_proof", "the DPoP proof is invalid"))
 			return
 		}
+	}
+	if !slices.Contains(at.audience, s.issuer) && !slices.Contains(at.audience, s.issuer+"/oauth2/userinfo") {
+		// A token audience-restricted to other resource servers (RFC 8707) is not for this
+		// endpoint: else any of them could replay it here to read the person's claims.
+		writeError(w, challenge("invalid_token", "the access token's audience is not this server"))
+		return
 	}
 	if at.grantID == "" || !hasScope(at.scope, ScopeOpenID) {
 		writeError(w, challenge("insufficient_scope", "the access token lacks the openid scope of a person's grant"))
