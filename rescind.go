@@ -869,7 +869,9 @@ type Store interface {
 	// UpdateSSFStream replaces the stream's configuration and status with st's (matched by
 	// st.ID; ClientID and CreatedAt are kept). A stream that becomes disabled drops the events it
 	// holds (SSF 1.0 §8.1.2: not held); one that becomes enabled makes its held pushes due at
-	// st.UpdatedAt. Returns ErrNotFound if there is no such stream.
+	// st.UpdatedAt. One whose method changes drops its pushes not yet claimed and, if it
+	// becomes push, gets a push (kind OutboxSSFPush) for every event it holds, due at
+	// st.UpdatedAt, in the same transaction. Returns ErrNotFound if there is no such stream.
 	UpdateSSFStream(ctx context.Context, st SSFStream) error
 	// DeleteSSFStream deletes the stream, its subjects, its events and its pending pushes.
 	// Returns ErrNotFound if there is no such stream.

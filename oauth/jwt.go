@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -274,9 +275,36 @@ var ErrBearerRefused = errors.New("oauth: the access token is invalid, expired, 
 // as the endpoints of other packages served with these (Config.Routes) need: it returns the
 // token's client and scope. Any failure is ErrBearerRefused.
 func (s *Server) BearerToken(ctx context.Context, text string) (clientID, scope string, err error) {
+	b, err := s.Bearer(ctx, text)
+	return b.ClientID, b.Scope, err
+}
+
+// Bearer is what Server.Bearer establishes of a bearer access token: enough for an endpoint to
+// decide whether the token is meant for it and who holds it.
+type Bearer struct {
+	// ClientID is the client the token was issued to.
+	ClientID string
+	// Subject is the token's sub: a user's id, or the client's own id for a token of the client
+	// credentials grant.
+	Subject string
+	// Scope is the token's scope, space separated.
+	Scope string
+	// Audience is the token's audience (RFC 8707 resources), never empty: a token issued for no
+	// resource is for the issuer.
+	Audience []string
+	// ClientCredentials reports a token of the client credentials grant (RFC 6749 §4.4): it
+	// belongs to no grant of a person, and its subject is the client itself.
+	ClientCredentials bool
+}
+
+// Bearer checks an access token of this server's presented as a bearer token (RFC 6750), as
+// BearerToken does, and returns what it says: its client, subject, scope, audience and whether
+// it came from the client credentials grant. Any failure is ErrBearerRefused.
+func (s *Server) Bearer(ctx context.Context, text string) (Bearer, error) {
 	at, err := s.parseAccess(ctx, text)
 	if err != nil || s.dead(at) || at.jkt != "" {
-		return "", "", ErrBearerRefused
+		return Bearer{}, ErrBearerRefused
 	}
-	return at.clientID, at.scope, nil
+	return Bearer{ClientID: at.clientID, Subject: at.subject, Scope: at.scope, Audience: slices.Clone(at.audience),
+		ClientCredentials: at.grantID == "" && at.subject == at.clientID}, nil
 }

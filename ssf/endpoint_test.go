@@ -39,6 +39,21 @@ func TestPushEndpointPolicy(t *testing.T) {
 		{"", false, "required"},
 		{"ftp://receiver.example/events", false, "https"},
 		{"https://receiver.example/" + strings.Repeat("a", 3000), false, "longer"},
+		// Addresses in inet_aton's forms: refused whatever the flag, never left to the dial
+		// (audit 19, finding 8).
+		{"https://127.1/events", true, "non-standard form"},
+		{"https://0x7f.0.0.1/events", true, "non-standard form"},
+		{"https://0177.0.0.1/events", true, "non-standard form"},
+		{"https://2130706433/events", true, "non-standard form"},
+		{"https://10.1/events", false, "non-standard form"},
+		{"https://0x5db8d822/events", false, "non-standard form"},
+		{"https://1.2.3.4.nip.io/events", false, ""}, // a name whose labels are not all numbers
+		// One loopback rule, the deliverer's too: a final dot, any case, names under .localhost.
+		{"https://localhost./events", false, "loopback"},
+		{"https://LOCALHOST/events", false, "loopback"},
+		{"https://a.localhost/events", false, "loopback"},
+		{"http://localhost./events", true, ""},
+		{"http://a.localhost/events", true, ""},
 	} {
 		tr := &Transmitter{cfg: Config{AllowLoopbackPush: c.loopback}}
 		err := tr.checkPushEndpoint(c.url)

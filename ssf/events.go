@@ -37,6 +37,10 @@ type event struct {
 	subID  any
 	keys   []string
 	fields map[string]any
+	// members are the lookup keys of the event's subject by member name (SSF 1.0 §3.2): "user"
+	// for a person, "session", "application". A subject added to a stream matches the event as
+	// subjectMatches says.
+	members map[string]string
 }
 
 // eventsOf turns a Signal into its events (CAEP 1.0, RISC 1.0).
@@ -50,6 +54,24 @@ func eventsOf(iss string, sg rescind.Signal) []event {
 			"reason_admin":      map[string]string{"en": reasonAdmin(what, sg)},
 		}
 	}
+	evs := eventsOfKind(iss, sg, user, userKey, base)
+	for i := range evs {
+		evs[i].members = map[string]string{}
+		switch sg.Kind {
+		case rescind.SignalSessionEnded:
+			evs[i].members["user"], evs[i].members["session"] = userKey, key("opaque", sg.SessionID)
+		case rescind.SignalGrantRevoked:
+			evs[i].members["user"], evs[i].members["application"] = userKey, key("opaque", sg.ClientID)
+		case rescind.SignalClientSecretChanged:
+			evs[i].members["application"] = key("opaque", sg.ClientID)
+		default:
+			evs[i].members["user"] = userKey
+		}
+	}
+	return evs
+}
+
+func eventsOfKind(iss string, sg rescind.Signal, user map[string]string, userKey string, base func(string) map[string]any) []event {
 	switch sg.Kind {
 	case rescind.SignalSessionEnded:
 		return []event{{typ: EventSessionRevoked,

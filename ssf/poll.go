@@ -3,6 +3,7 @@ package ssf
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/rescind/rescind"
@@ -10,8 +11,16 @@ import (
 
 // Poll delivery, RFC 8936.
 
-// maxEventsCap bounds the SETs one poll returns.
-const maxEventsCap = 500
+// maxEventsCap bounds the SETs one poll returns (RFC 8936 §2.4: the transmitter may return
+// fewer than maxEvents, with moreAvailable): each new one costs an RSA signature.
+const maxEventsCap = 50
+
+// maxAcks bounds the acknowledgements and errors one poll carries.
+const maxAcks = 5000
+
+// Concurrent polls, per instance: a stream may be polled by two requests at once (a receiver
+// and its standby), a receiver by as many as it may have streams. Beyond, 429.
+const maxPollsPerStream = 2
 
 // pollRequest is RFC 8936 §2.4's request.
 type pollRequest struct {
@@ -57,11 +66,19 @@ func (t *Transmitter) handlePoll(w http.ResponseWriter, r *http.Request) {
 		t.writeError(w, err)
 		return
 	}
-	if len(req.Ack)+len(req.SetErrs) > 10*maxEventsCap {
-		t.writeError(w, badRequest("too many acknowledgements in one poll: at most %d", 10*maxEventsCap))
+	if len(req.Ack)+len(req.SetErrs) > maxAcks {
+		t.writeError(w, badRequest("too many acknowledgements in one poll: at most %d", maxAcks))
 		return
 	}
-	max := 100
+	release, ok := t.polls.acquire(tok.ClientID, st.ID, t.cfg.MaxStreamsPerClient)
+	if !ok {
+		w.Header().Set("Retry-After", "1")
+		t.writeError(w, errorf(http.StatusTooManyRequests, "too_many_requests",
+			"too many polls at once: at most %d per stream and %d per receiver", maxPollsPerStream, t.cfg.MaxStreamsPerClient))
+		return
+	}
+	defer release()
+	max := maxEventsCap
 	if req.MaxEvents != nil {
 		if *req.MaxEvents < 0 {
 			t.writeError(w, badRequest("maxEvents must not be negative"))
@@ -93,7 +110,10 @@ func (t *Transmitter) handlePoll(w http.ResponseWriter, r *http.Request) {
 		evs, resp.MoreAvailable = evs[:max], true
 	}
 	for _, ev := range evs {
-		set, err := t.sign(st, ev)
+		if r.Context().Err() != nil {
+			return // the receiver is gone: sign nothing more for it
+		}
+		set, err := t.signCached(st, ev)
 		if err != nil {
 			t.writeError(w, err)
 			return
@@ -101,6 +121,91 @@ func (t *Transmitter) handlePoll(w http.ResponseWriter, r *http.Request) {
 		resp.Sets[ev.JTI] = set
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// pollLimiter counts the polls under way on this instance, per receiver and per stream.
+type pollLimiter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// acquire takes a slot for a poll of stream by client, unless the stream has maxPollsPerStream
+// polls under way or the client perClient; release gives it back.
+func (l *pollLimiter) acquire(client, stream string, perClient int) (release func(), ok bool) {
+	ck, sk := "c\x00"+client, "s\x00"+stream
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n[ck] >= perClient || l.n[sk] >= maxPollsPerStream {
+		return nil, false
+	}
+	if l.n == nil {
+		l.n = map[string]int{}
+	}
+	l.n[ck]++
+	l.n[sk]++
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, k := range []string{ck, sk} {
+			if l.n[k]--; l.n[k] <= 0 {
+				delete(l.n, k)
+			}
+		}
+	}, true
+}
+
+// setCacheTTL is how long a signed SET is reused: each event is signed at most once per
+// instance in that time, however often it is polled or its push retried; after it, it is
+// signed again, with the key in force then (a key rotated out meanwhile is still published).
+const setCacheTTL = 10 * time.Minute
+
+// setCacheMax bounds the SETs kept (a few KiB each).
+const setCacheMax = 20000
+
+type cachedSET struct {
+	set string
+	at  time.Time
+}
+
+// setCache keeps signed SETs by stream and jti.
+type setCache struct {
+	mu sync.Mutex
+	m  map[string]cachedSET
+}
+
+// signCached returns the SET of event ev of stream st, signed now or, within setCacheTTL,
+// before.
+func (t *Transmitter) signCached(st rescind.SSFStream, ev rescind.SSFEvent) (string, error) {
+	k := st.ID + "\x00" + st.ClientID + "\x00" + ev.JTI
+	now := t.now()
+	c := &t.sets
+	c.mu.Lock()
+	e, ok := c.m[k]
+	c.mu.Unlock()
+	if ok && now.Sub(e.at) < setCacheTTL && !now.Before(e.at) {
+		return e.set, nil
+	}
+	set, err := t.sign(st, ev)
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]cachedSET{}
+	}
+	if len(c.m) >= setCacheMax {
+		for k, e := range c.m {
+			if now.Sub(e.at) >= setCacheTTL || now.Before(e.at) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= setCacheMax {
+			clear(c.m)
+		}
+	}
+	c.m[k] = cachedSET{set: set, at: now}
+	return set, nil
 }
 
 // pending returns up to limit pending events of the stream; with wait, it looks again every

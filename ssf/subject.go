@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -17,6 +18,10 @@ import (
 
 // maxSubjectBytes bounds the JSON of one subject a receiver adds.
 const maxSubjectBytes = 4 << 10
+
+// maxSubjectKeys bounds the simple identifiers in one subject (the members of a complex
+// subject, the identifiers of aliases): each is a stored lookup key.
+const maxSubjectKeys = 10
 
 // simpleFormats are the RFC 9493 §3.2 formats and the members each requires.
 var simpleFormats = map[string][]string{
@@ -82,7 +87,11 @@ func subjectKeys(raw json.RawMessage) ([]byte, []string, error) {
 		return nil, nil, err
 	}
 	sort.Strings(keys)
-	return canon, dedupe(keys), nil
+	keys = dedupe(keys)
+	if len(keys) > maxSubjectKeys {
+		return nil, nil, fmt.Errorf("subject has %d identifiers: at most %d (aliases or complex subject members)", len(keys), maxSubjectKeys)
+	}
+	return canon, keys, nil
 }
 
 // canonical re-encodes JSON with object keys sorted at every depth.
@@ -167,4 +176,66 @@ func issSub(iss, sub string) map[string]string {
 // opaque is an opaque subject identifier (RFC 9493 §3.2.4).
 func opaque(id string) map[string]string {
 	return map[string]string{"format": "opaque", "id": id}
+}
+
+// subjectMatches reports whether a subject added to a stream (canonical JSON) covers an event
+// whose subject has the given member keys. A complex subject matches only if every one of its
+// members matches the event's member of the same name (SSF 1.0 §3.2: {"user", "session"} is
+// that session of that user, not every event of the user); a simple subject, or aliases,
+// matches the event's principal: its "user", or, for an event about a client alone (a secret
+// changed), its "application". So a client's id as a simple subject never matches an event
+// about a person's grant to it. A malformed subject matches nothing.
+func subjectMatches(canon []byte, members map[string]string) bool {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(canon, &obj); err != nil || len(obj) == 0 {
+		return false
+	}
+	if _, ok := obj["format"]; ok {
+		principal := members["user"]
+		if principal == "" {
+			principal = members["application"]
+		}
+		keys, err := simpleKeys(obj, 0)
+		return err == nil && principal != "" && slices.Contains(keys, principal)
+	}
+	for name, raw := range obj {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return false
+		}
+		keys, err := simpleKeys(m, 0)
+		if err != nil || members[name] == "" || !slices.Contains(keys, members[name]) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkSubjectRelation refuses a subject that would tell receiver about people it did not name:
+// a complex subject with an application other than the receiver itself must name a user too
+// (an application alone would cover every person's grant to another client, naming each).
+func checkSubjectRelation(raw json.RawMessage, receiver string) error {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil // subjectKeys has refused it
+	}
+	app, ok := obj["application"]
+	if _, user := obj["user"]; !ok || user {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(app, &m) != nil {
+		return nil
+	}
+	keys, err := simpleKeys(m, 0)
+	if err != nil {
+		return nil
+	}
+	self := key("opaque", receiver)
+	for _, k := range keys {
+		if k != self {
+			return errors.New(`subject: an "application" other than the receiver itself must come with a "user" (SSF 1.0 §3.2): a receiver learns only of the people it names`)
+		}
+	}
+	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -39,6 +38,13 @@ type Token struct {
 	ClientID string
 	// Scopes are the token's scopes.
 	Scopes []string
+	// ClientCredentials reports a token of the client credentials grant (RFC 6749 §4.4): its
+	// subject is the client itself, no person's grant. Only those are accepted (SSF 1.0 §7.1.1,
+	// authorization_schemes urn:ietf:rfc:6749).
+	ClientCredentials bool
+	// Audience is the token's audience (RFC 8707); only a token for the issuer alone is
+	// accepted: one issued for another resource could be replayed by that resource.
+	Audience []string
 }
 
 // Config configures a Transmitter. Fields marked required must be set.
@@ -82,9 +88,11 @@ type Config struct {
 
 // Transmitter is the Shared Signals transmitter: its HTTP endpoints and its outbox deliverers.
 type Transmitter struct {
-	cfg Config
-	log *slog.Logger
-	now func() time.Time
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	polls pollLimiter
+	sets  setCache
 }
 
 // New returns a Transmitter for cfg.
@@ -245,12 +253,54 @@ func (t *Transmitter) authenticate(r *http.Request, scopes ...string) (Token, er
 	if err != nil {
 		return Token{}, errorf(http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired or revoked")
 	}
+	if !tok.ClientCredentials {
+		// A token a person granted is the person's, whatever its scope: the streams see
+		// everyone's events, so only a receiver acting as itself may hold one.
+		return Token{}, errorf(http.StatusUnauthorized, "invalid_token", "the access token must come from the client credentials grant (a receiver acting as itself, SSF 1.0 §7.1.1)")
+	}
+	if len(tok.Audience) == 0 || slices.ContainsFunc(tok.Audience, func(a string) bool { return a != t.cfg.Issuer }) {
+		// RFC 8707 §2: a token for another resource could be replayed by that resource.
+		return Token{}, errorf(http.StatusUnauthorized, "invalid_token", "the access token's audience must be this server (%s) alone; ask for it without a resource parameter", t.cfg.Issuer)
+	}
+	if err := t.authorized(r.Context(), tok.ClientID, tok.Scopes, scopes...); err != nil {
+		return Token{}, err
+	}
+	return tok, nil
+}
+
+// authorized checks that client id, as registered now, may be a receiver with one of scopes:
+// it holds the scope today (the token's scopes, granted earlier, must hold it too unless
+// tokenScopes is nil), and it was registered by an operator, never by itself (RFC 7591 or a
+// metadata document, whatever scopes it named or the server's --scopes offers).
+func (t *Transmitter) authorized(ctx context.Context, id string, tokenScopes []string, scopes ...string) error {
+	c, err := t.cfg.Store.GetClient(ctx, id)
+	if errors.Is(err, rescind.ErrNotFound) {
+		return errorf(http.StatusUnauthorized, "invalid_token", "the access token's client no longer exists")
+	}
+	if err != nil {
+		return fmt.Errorf("ssf: reading receiver %s: %w", id, err)
+	}
+	if c.SelfRegistered() {
+		return errorf(http.StatusForbidden, "insufficient_scope", "a self-registered client cannot be a Shared Signals receiver: an operator must register it with scope %s", strings.Join(scopes, " or "))
+	}
 	for _, s := range scopes {
-		if slices.Contains(tok.Scopes, s) {
-			return tok, nil
+		if slices.Contains(c.Scopes, s) && (tokenScopes == nil || slices.Contains(tokenScopes, s)) {
+			return nil
 		}
 	}
-	return Token{}, errorf(http.StatusForbidden, "insufficient_scope", "the access token needs the scope %s", strings.Join(scopes, " or "))
+	return errorf(http.StatusForbidden, "insufficient_scope", "the access token and its client need the scope %s", strings.Join(scopes, " or "))
+}
+
+// receiverAllowed reports whether the owner of a stream may still receive its events: it is
+// registered by an operator and holds ssf.manage or ssf.read now. A receiver whose scopes were
+// taken away gets nothing more, neither new events nor pushes of old ones.
+func (t *Transmitter) receiverAllowed(ctx context.Context, clientID string) (bool, error) {
+	err := t.authorized(ctx, clientID, nil, ScopeManage, ScopeRead)
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // decode reads a JSON body, bounded.
@@ -432,10 +482,8 @@ func (t *Transmitter) checkPushEndpoint(raw string) error {
 	if err != nil || !u.IsAbs() || u.Host == "" {
 		return badRequest("delivery.endpoint_url must be an absolute https URL")
 	}
-	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
-	loopName := host == "localhost" || strings.HasSuffix(host, ".localhost")
-	ip, ipErr := netip.ParseAddr(host)
-	loop := loopName || (ipErr == nil && ip.Unmap().IsLoopback())
+	host := u.Hostname()
+	loop := safehttp.IsLoopbackHost(host) // the rule the deliverer applies too
 	if loop && !t.cfg.AllowLoopbackPush {
 		return badRequest("delivery.endpoint_url is on loopback, which receives no pushes (--ssf-allow-loopback-push allows it, for development)")
 	}
@@ -564,6 +612,9 @@ func (t *Transmitter) change(w http.ResponseWriter, r *http.Request, replace boo
 		t.writeError(w, err)
 		return
 	}
+	if st.Method == rescind.SSFPush && t.cfg.Wake != nil {
+		t.cfg.Wake() // the events it held, if it was a poll stream, are pushed now
+	}
 	writeJSON(w, http.StatusOK, t.render(st))
 }
 
@@ -660,8 +711,10 @@ func (t *Transmitter) handleAddSubject(w http.ResponseWriter, r *http.Request) {
 		t.writeError(w, err)
 		return
 	}
-	_ = tok
 	canon, keys, err := subjectKeys(b.Subject)
+	if err == nil {
+		err = checkSubjectRelation(b.Subject, tok.ClientID)
+	}
 	if err != nil {
 		t.writeError(w, badRequest("%v", err))
 		return
@@ -816,18 +869,38 @@ func (t *Transmitter) DeliverSignal(ctx context.Context, m rescind.OutboxMessage
 	if err != nil {
 		return err
 	}
-	matched := map[string]bool{}
+	// The keys find candidates; each event goes only to the streams with a subject that covers
+	// it exactly (subjectMatches: every member of a complex subject, by name).
+	matched := map[string]map[int]bool{}
 	for _, s := range subs {
-		matched[s.StreamID] = true
+		for i, e := range evs {
+			if subjectMatches(s.Subject, e.members) {
+				if matched[s.StreamID] == nil {
+					matched[s.StreamID] = map[int]bool{}
+				}
+				matched[s.StreamID][i] = true
+			}
+		}
 	}
 	now := t.now()
 	var out []rescind.SSFEvent
+	allowed := map[string]bool{}
 	for _, st := range streams {
-		if st.Status == rescind.SSFDisabled || (!st.AllSubjects && !matched[st.ID]) {
+		if st.Status == rescind.SSFDisabled || (!st.AllSubjects && len(matched[st.ID]) == 0) {
 			continue
 		}
-		for _, e := range evs {
-			if !slices.Contains(st.EventsDelivered, e.typ) {
+		ok, seen := allowed[st.ClientID]
+		if !seen {
+			if ok, err = t.receiverAllowed(ctx, st.ClientID); err != nil {
+				return err
+			}
+			allowed[st.ClientID] = ok
+		}
+		if !ok {
+			continue
+		}
+		for i, e := range evs {
+			if !slices.Contains(st.EventsDelivered, e.typ) || (!st.AllSubjects && !matched[st.ID][i]) {
 				continue
 			}
 			jti, err := newStreamID()
@@ -879,7 +952,17 @@ func (t *Transmitter) PushDeliverer() outbox.Deliverer {
 		case st.Status == rescind.SSFPaused:
 			return outbox.Later(t.now().Add(10*time.Minute), "the stream is paused")
 		case st.Method != rescind.SSFPush:
-			return nil // now a poll stream: the event waits for a poll
+			// Now a poll stream: the event waits for a poll. The message waits too (a claimed
+			// one survives the switch): if the stream becomes push again, it pushes the event
+			// unless a poll acknowledged it meanwhile.
+			return outbox.Later(t.now().Add(10*time.Minute), "the stream is delivered by poll")
+		}
+		if ok, err := t.receiverAllowed(ctx, st.ClientID); err != nil {
+			return err
+		} else if !ok {
+			// Its scope was taken away: nothing more is pushed. Looked at again later (the
+			// scope may come back); the event's retention bounds the wait.
+			return outbox.Later(t.now().Add(10*time.Minute), "the receiver no longer holds ssf.manage or ssf.read")
 		}
 		ev, err := t.cfg.Store.GetSSFEvent(ctx, st.ID, p.JTI)
 		if errors.Is(err, rescind.ErrNotFound) {
@@ -891,7 +974,7 @@ func (t *Transmitter) PushDeliverer() outbox.Deliverer {
 		if !ev.AckedAt.IsZero() {
 			return nil
 		}
-		set, err := t.sign(st, ev)
+		set, err := t.signCached(st, ev)
 		if err != nil {
 			return err
 		}

@@ -718,8 +718,9 @@ func (m *Main) makeSSF() ([]oauth.Route, error) {
 	m.ssf, err = ssf.New(ssf.Config{Issuer: m.Issuer, Store: m.store, Box: m.box, JWKSURI: m.Issuer + "/.well-known/jwks.json",
 		Sign: m.signSET, Wake: m.outbox.Wake, AllowLoopbackPush: m.Config.SSFAllowLoopbackPush, Logger: m.Logger, Now: m.Now,
 		Authenticate: func(ctx context.Context, text string) (ssf.Token, error) {
-			clientID, scope, err := m.oauth.BearerToken(ctx, text)
-			return ssf.Token{ClientID: clientID, Scopes: strings.Fields(scope)}, err
+			b, err := m.oauth.Bearer(ctx, text)
+			return ssf.Token{ClientID: b.ClientID, Scopes: strings.Fields(b.Scope), ClientCredentials: b.ClientCredentials,
+				Audience: b.Audience}, err
 		}})
 	if err != nil {
 		return nil, err

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -167,7 +166,7 @@ func (h *HTTPDeliverer) Post(ctx context.Context, r HTTPRequest) error {
 func (h *HTTPDeliverer) checkURL(raw string) (*url.URL, error) {
 	allowHTTP := false
 	if h.cfg.AllowLoopback {
-		if u, err := url.Parse(raw); err == nil && isLoopbackHost(u.Hostname()) {
+		if u, err := url.Parse(raw); err == nil && safehttp.IsLoopbackHost(u.Hostname()) {
 			allowHTTP = true
 		}
 	}
@@ -179,15 +178,6 @@ func (h *HTTPDeliverer) checkURL(raw string) (*url.URL, error) {
 		return nil, err
 	}
 	return u, nil
-}
-
-// isLoopbackHost reports whether a URL's host is "localhost" or a loopback address literal.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // redactURL is raw without its query, fragment and user info, for error texts (a query can

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -133,8 +134,48 @@ func (p Policy) CheckURL(raw string, allowHTTP bool) (*url.URL, error) {
 		if err := p.Check(ip); err != nil {
 			return nil, err
 		}
+	} else if NumericHost(u.Hostname()) {
+		return nil, fmt.Errorf("safehttp: the host %q is an address in a non-standard form (octal, hex or fewer than four parts): write it as a dotted quad or a bracketed IPv6 address", u.Hostname())
 	}
 	return u, nil
+}
+
+// NumericHost reports whether host, not an IP address in standard form, is made only of
+// numbers (decimal, octal with a leading 0, hex with 0x) separated by dots: a form that C's
+// inet_aton, and so some resolvers, read as an IPv4 address (127.1, 0x7f.0.0.1, 2130706433,
+// 0177.0.0.1). No host name has a numeric top-level label, so none is refused.
+func NumericHost(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	if host == "" {
+		return false
+	}
+	for _, label := range strings.Split(host, ".") {
+		l := strings.ToLower(label)
+		if strings.HasPrefix(l, "0x") {
+			l = l[2:]
+			if strings.Trim(l, "0123456789abcdef") != "" {
+				return false
+			}
+			continue
+		}
+		if l == "" || strings.Trim(l, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// IsLoopbackHost reports whether a URL's host names loopback: "localhost" or a name under
+// .localhost (RFC 6761 §6.3), with or without a final dot, in any case, or a loopback address
+// literal. It is the one rule by which development flags let loopback through, so that what is
+// accepted when configured is what is dialled when delivered.
+func IsLoopbackHost(host string) bool {
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // control is a net.Dialer Control function: it runs after resolution, on the address about to

@@ -123,3 +123,44 @@ func TestRedirects(t *testing.T) {
 		t.Errorf("oversized body: %v", err)
 	}
 }
+
+// TestHostForms: inet_aton's address forms are refused before any dial, names never; one
+// loopback rule for configuration and delivery (audit 19, finding 8).
+func TestHostForms(t *testing.T) {
+	for _, c := range []struct {
+		host              string
+		numeric, loopback bool
+	}{
+		{"127.1", true, false},
+		{"0x7f.0.0.1", true, false},
+		{"0177.0.0.1", true, false},
+		{"2130706433", true, false},
+		{"0X7F000001", true, false},
+		{"1.2.3.4.nip.io", false, false},
+		{"receiver.example", false, false},
+		{"0x.example", false, false},
+		{"127.0.0.1", true, true}, // all numbers, but a standard address: CheckURL parses it first
+		{"localhost", false, true},
+		{"localhost.", false, true},
+		{"LOCALHOST", false, true},
+		{"a.localhost", false, true},
+		{"localhost.example", false, false},
+		{"::1", false, true},
+		{"::ffff:127.0.0.1", false, true},
+	} {
+		if got := NumericHost(c.host); got != c.numeric {
+			t.Errorf("NumericHost(%q) = %v; want %v", c.host, got, c.numeric)
+		}
+		if got := IsLoopbackHost(c.host); got != c.loopback {
+			t.Errorf("IsLoopbackHost(%q) = %v; want %v", c.host, got, c.loopback)
+		}
+	}
+	for _, raw := range []string{"https://127.1/", "https://0x7f.0.0.1/", "https://2130706433/"} {
+		if _, err := (Policy{AllowLoopback: true}).CheckURL(raw, true); err == nil || !strings.Contains(err.Error(), "non-standard form") {
+			t.Errorf("CheckURL(%q) = %v; want a refusal of the form", raw, err)
+		}
+	}
+	if _, err := (Policy{AllowLoopback: true}).CheckURL("https://127.0.0.1/", true); err != nil {
+		t.Errorf("CheckURL(loopback, allowed) = %v", err)
+	}
+}

@@ -69,7 +69,15 @@ var (
 
 // dialect is PostgreSQL's, for the shared SQL.
 var dialect = sqlstore.Dialect{Name: "postgres", IsUniqueViolation: isUniqueViolation, Notify: notify,
-	SkipLocked: " FOR UPDATE SKIP LOCKED", ShareLock: " FOR SHARE"}
+	SkipLocked: " FOR UPDATE SKIP LOCKED", ShareLock: " FOR SHARE", Lock: advisoryLock}
+
+// advisoryLock takes a transaction-scoped advisory lock on (scope, key).
+func advisoryLock(ctx context.Context, tx sqlstore.Querier, scope, key string) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))`, scope, key); err != nil {
+		return fmt.Errorf("locking %s %s: %w", scope, key, err)
+	}
+	return nil
+}
 
 // Open connects to the database at dsn (a postgres:// URL or key=value string) and applies
 // pending migrations.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +31,8 @@ func ssfTests() []struct {
 		{"SSFEvents", one(testSSFEvents)},
 		{"SSFStatusHoldsAndDrops", one(testSSFStatus)},
 		{"SSFVerificationInterval", one(testSSFVerification)},
+		{"SSFMethodSwitchStrandsNothing", one(testSSFMethodSwitch)},
+		{"SSFLimitsHoldUnderConcurrency", one(testSSFLimitsConcurrent)},
 		{"SSFSignalsInTheChangesTransaction", one(testSSFSignals)},
 	}
 }
@@ -299,6 +303,137 @@ func testSSFStatus(t *testing.T, s rescind.Store) {
 	}
 	if n, _ := s.AppendSSFEvents(ctx, []rescind.SSFEvent{ssfEvent("push", "j3", "sig3", base.Add(4*time.Minute))}, time.Hour); n != 0 {
 		t.Fatal("a disabled stream took an event")
+	}
+}
+
+// testSSFMethodSwitch: a poll stream that becomes push gets a push, due at once, for each
+// event it holds (not for those acknowledged), and one that goes back to poll drops the pushes
+// not yet claimed (audit 19, finding 4: held events were never pushed).
+func testSSFMethodSwitch(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	st := ssfStream("sw", "r1", rescind.SSFPoll)
+	if err := s.CreateSSFStream(ctx, st, 0); err != nil {
+		t.Fatal(err)
+	}
+	evs := []rescind.SSFEvent{ssfEvent("sw", "j1", "sig1", base), ssfEvent("sw", "j2", "sig2", base.Add(time.Second)),
+		ssfEvent("sw", "j3", "sig3", base.Add(2*time.Second))}
+	if _, err := s.AppendSSFEvents(ctx, evs, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := ssfOutbox(t, s, rescind.OutboxSSFPush, base.Add(time.Minute)); len(msgs) != 0 {
+		t.Fatalf("a poll stream has %d pushes", len(msgs))
+	}
+	if _, err := s.AckSSFEvents(ctx, "sw", []string{"j2"}, nil, "client:r1", base.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// Poll -> push.
+	st.Method, st.EndpointURL, st.UpdatedAt = rescind.SSFPush, "https://rp.example/events", base.Add(2*time.Minute)
+	if err := s.UpdateSSFStream(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	msgs := ssfOutbox(t, s, rescind.OutboxSSFPush, base.Add(2*time.Minute))
+	var jtis []string
+	for _, m := range msgs {
+		var p struct{ JTI string }
+		json.Unmarshal(m.Payload, &p)
+		jtis = append(jtis, p.JTI)
+		if m.Key != "sw" || m.Deadline.Before(base.Add(time.Hour)) {
+			t.Fatalf("push %+v: want key sw and a deadline well ahead", m)
+		}
+	}
+	sort.Strings(jtis)
+	if !slices.Equal(jtis, []string{"j1", "j3"}) {
+		t.Fatalf("after becoming push, pushes for %v; want j1 and j3 (j2 was acknowledged)", jtis)
+	}
+	// The deliverer pushes j1 (acknowledged, done) and defers j3 (the receiver is paused).
+	for _, m := range msgs {
+		var p struct{ JTI string }
+		json.Unmarshal(m.Payload, &p)
+		if p.JTI == "j1" {
+			if _, err := s.AckSSFEvents(ctx, "sw", []string{"j1"}, nil, "", base.Add(2*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CompleteOutbox(ctx, m.ID, m.LeaseOwner, base.Add(2*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := s.DeferOutbox(ctx, m.ID, m.LeaseOwner, base.Add(30*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Push -> poll -> push: pushes not claimed are dropped on the way to poll, and every held
+	// event gets its push again, due at once, on the way back.
+	if _, err := s.AppendSSFEvents(ctx, []rescind.SSFEvent{ssfEvent("sw", "j4", "sig4", base.Add(3*time.Minute))}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	st.Method, st.EndpointURL, st.UpdatedAt = rescind.SSFPoll, "", base.Add(4*time.Minute)
+	if err := s.UpdateSSFStream(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := ssfOutbox(t, s, rescind.OutboxSSFPush, base.Add(time.Hour)); len(msgs) != 0 {
+		t.Fatalf("a stream back to poll has %d unclaimed pushes", len(msgs))
+	}
+	st.Method, st.EndpointURL, st.UpdatedAt = rescind.SSFPush, "https://rp.example/events", base.Add(5*time.Minute)
+	if err := s.UpdateSSFStream(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := ssfOutbox(t, s, rescind.OutboxSSFPush, base.Add(5*time.Minute)); len(msgs) != 2 {
+		t.Fatalf("push again: %d pushes due; want 2 (j3, j4)", len(msgs))
+	}
+	// A change that keeps the method enqueues nothing.
+	st.Description, st.UpdatedAt = "renamed", base.Add(5*time.Minute)
+	if err := s.UpdateSSFStream(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := ssfOutbox(t, s, rescind.OutboxSSFPush, base.Add(5*time.Minute)); len(msgs) != 0 {
+		t.Fatalf("a change keeping the method enqueued %d pushes", len(msgs))
+	}
+}
+
+// testSSFLimitsConcurrent: concurrent creations and additions never exceed the limits (audit
+// 19, finding 7: count then insert without a lock let 11 streams past a limit of 10 on
+// PostgreSQL).
+func testSSFLimitsConcurrent(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	const streams, limit, subjects, subLimit = 20, 10, 30, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, streams+subjects)
+	for i := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.CreateSSFStream(ctx, ssfStream(fmt.Sprint("c", i), "busy", rescind.SSFPoll), limit)
+		}()
+	}
+	wg.Wait()
+	limited := 0
+	for range streams {
+		switch err := <-errs; {
+		case errors.Is(err, rescind.ErrLimit):
+			limited++
+		case err != nil:
+			t.Fatalf("CreateSSFStream: %v", err)
+		}
+	}
+	list, err := s.ListSSFStreams(ctx, "busy")
+	if err != nil || len(list) != limit || limited != streams-limit {
+		t.Fatalf("%d concurrent creations with limit %d: %d streams, %d refused, %v", streams, limit, len(list), limited, err)
+	}
+	for i := range subjects {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.AddSSFSubject(ctx, rescind.SSFSubject{StreamID: list[0].ID, ID: fmt.Sprint("sub", i), Subject: []byte(`{}`),
+				Keys: []string{fmt.Sprint("k", i)}, AddedAt: base}, subLimit)
+		}()
+	}
+	wg.Wait()
+	for range subjects {
+		if err := <-errs; err != nil && !errors.Is(err, rescind.ErrLimit) {
+			t.Fatalf("AddSSFSubject: %v", err)
+		}
+	}
+	if n, err := s.CountSSFSubjects(ctx, list[0].ID); err != nil || n != subLimit {
+		t.Fatalf("%d concurrent additions with limit %d: %d subjects, %v", subjects, subLimit, n, err)
 	}
 }
 

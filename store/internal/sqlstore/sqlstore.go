@@ -74,6 +74,18 @@ type Dialect struct {
 	// concurrent revocation of the grant, which reads it FOR UPDATE, is ordered with it; empty
 	// on SQLite, whose write statements are serialised.
 	ShareLock string
+	// Lock, if not nil, takes a lock on (scope, key) held until tx ends, so that a count and the
+	// insert it allows are not interleaved with another transaction's (an advisory lock on
+	// PostgreSQL). It is nil on SQLite, whose transactions take the write lock when they begin.
+	Lock func(ctx context.Context, tx Querier, scope, key string) error
+}
+
+// lock calls Dialect.Lock, if there is one.
+func (s *Store) lock(ctx context.Context, tx Querier, scope, key string) error {
+	if s.d.Lock == nil {
+		return nil
+	}
+	return s.d.Lock(ctx, tx, scope, key)
 }
 
 // Store implements the methods of rescind.Store whose SQL is the same on every backend. A

@@ -118,6 +118,11 @@ func bytesOrEmpty(b []byte) []byte {
 // CreateSSFStream implements rescind.Store.
 func (s *Store) CreateSSFStream(ctx context.Context, st rescind.SSFStream, maxPerClient int) error {
 	err := s.db.InTx(ctx, func(tx Querier) error {
+		// The count and the insert hold the receiver's lock: concurrent creations do not both
+		// see room for one more.
+		if err := s.lock(ctx, tx, "ssf_streams", st.ClientID); err != nil {
+			return err
+		}
 		var n int64
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM ssf_streams WHERE client_id = $1`, st.ClientID).Scan(&n); err != nil {
 			return err
@@ -167,8 +172,8 @@ func (s *Store) ListSSFStreams(ctx context.Context, clientID string) ([]rescind.
 // UpdateSSFStream implements rescind.Store.
 func (s *Store) UpdateSSFStream(ctx context.Context, st rescind.SSFStream) error {
 	err := s.db.InTx(ctx, func(tx Querier) error {
-		var old string
-		err := tx.QueryRow(ctx, `SELECT status FROM ssf_streams WHERE id = $1`, st.ID).Scan(&old)
+		var old, oldMethod string
+		err := tx.QueryRow(ctx, `SELECT status, method FROM ssf_streams WHERE id = $1`, st.ID).Scan(&old, &oldMethod)
 		if isNoRows(err) {
 			return rescind.ErrNotFound
 		}
@@ -179,6 +184,9 @@ func (s *Store) UpdateSSFStream(ctx context.Context, st rescind.SSFStream) error
 			events_requested = $6, events_delivered = $7, status = $8, status_reason = $9, all_subjects = $10, updated_at = $11
 			WHERE id = $1`, st.ID, st.Description, st.Method, st.EndpointURL, bytesOrEmpty(st.AuthHeader), requestedList(st.EventsRequested),
 			JSONList(st.EventsDelivered), string(st.Status), st.StatusReason, st.AllSubjects, Nanos(st.UpdatedAt)); err != nil {
+			return err
+		}
+		if err := switchSSFMethod(ctx, tx, st, oldMethod); err != nil {
 			return err
 		}
 		switch {
@@ -205,6 +213,46 @@ func (s *Store) UpdateSSFStream(ctx context.Context, st rescind.SSFStream) error
 	return nil
 }
 
+// SSFPushWindow is how long the pushes of the events a stream held are retried when it becomes
+// a push stream (the transmitter's default PushWindow).
+const SSFPushWindow = 72 * time.Hour
+
+// switchSSFMethod, in tx, follows a change of st's delivery method from oldMethod: a stream that
+// stops being push drops its pushes not yet claimed (its events wait for a poll); one that
+// becomes push gets a push for every event it holds, due now, so that nothing it held while
+// polled (or before an earlier switch) is stranded.
+func switchSSFMethod(ctx context.Context, tx Querier, st rescind.SSFStream, oldMethod string) error {
+	if st.Method == oldMethod {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE kind = $1 AND key = $2 AND state = 'pending' AND lease_owner = ''`,
+		rescind.OutboxSSFPush, st.ID); err != nil {
+		return err
+	}
+	if st.Method != rescind.SSFPush || st.Status == rescind.SSFDisabled {
+		return nil
+	}
+	jtis, err := All(ctx, tx, func(row Row) (string, error) {
+		var jti string
+		return jti, row.Scan(&jti)
+	}, `SELECT jti FROM ssf_events WHERE stream_id = $1 AND acked_at = 0 ORDER BY created_at, jti`, st.ID)
+	if err != nil {
+		return err
+	}
+	now := st.UpdatedAt
+	if now.IsZero() {
+		now = time.Now()
+	}
+	for _, jti := range jtis {
+		payload, _ := json.Marshal(map[string]string{"jti": jti}) // a map of strings always marshals
+		if _, err := EnqueueOutbox(ctx, tx, rescind.OutboxMessage{Kind: rescind.OutboxSSFPush, Key: st.ID,
+			Payload: payload, CreatedAt: now, Deadline: now.Add(SSFPushWindow)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // DeleteSSFStream implements rescind.Store.
 func (s *Store) DeleteSSFStream(ctx context.Context, id string) error {
 	err := s.db.InTx(ctx, func(tx Querier) error {
@@ -215,7 +263,8 @@ func (s *Store) DeleteSSFStream(ctx context.Context, id string) error {
 		if n == 0 {
 			return rescind.ErrNotFound
 		}
-		for _, q := range []string{`DELETE FROM ssf_subjects WHERE stream_id = $1`, `DELETE FROM ssf_events WHERE stream_id = $1`} {
+		for _, q := range []string{`DELETE FROM ssf_stream_subjects WHERE stream_id = $1`, `DELETE FROM ssf_subject_keys WHERE stream_id = $1`,
+			`DELETE FROM ssf_events WHERE stream_id = $1`} {
 			if _, err := tx.Exec(ctx, q, id); err != nil {
 				return err
 			}
@@ -236,6 +285,9 @@ func (s *Store) AddSSFSubject(ctx context.Context, sub rescind.SSFSubject, maxPe
 		return s.errorf("adding a subject: no keys")
 	}
 	err := s.db.InTx(ctx, func(tx Querier) error {
+		if err := s.lock(ctx, tx, "ssf_subjects", sub.StreamID); err != nil {
+			return err
+		}
 		var n int64
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM ssf_streams WHERE id = $1`, sub.StreamID).Scan(&n); err != nil {
 			return err
@@ -243,7 +295,7 @@ func (s *Store) AddSSFSubject(ctx context.Context, sub rescind.SSFSubject, maxPe
 		if n == 0 {
 			return rescind.ErrNotFound
 		}
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM ssf_subjects WHERE stream_id = $1 AND subject_id = $2`,
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM ssf_stream_subjects WHERE stream_id = $1 AND subject_id = $2`,
 			sub.StreamID, sub.ID).Scan(&n); err != nil {
 			return err
 		}
@@ -251,16 +303,20 @@ func (s *Store) AddSSFSubject(ctx context.Context, sub rescind.SSFSubject, maxPe
 			return nil
 		}
 		if maxPerStream > 0 {
-			if err := tx.QueryRow(ctx, `SELECT count(DISTINCT subject_id) FROM ssf_subjects WHERE stream_id = $1`, sub.StreamID).Scan(&n); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM ssf_stream_subjects WHERE stream_id = $1`, sub.StreamID).Scan(&n); err != nil {
 				return err
 			}
 			if n >= int64(maxPerStream) {
 				return rescind.ErrLimit
 			}
 		}
+		if _, err := tx.Exec(ctx, `INSERT INTO ssf_stream_subjects (stream_id, subject_id, subject, added_at) VALUES ($1, $2, $3, $4)`,
+			sub.StreamID, sub.ID, string(sub.Subject), Nanos(sub.AddedAt)); err != nil {
+			return err
+		}
 		for _, k := range sub.Keys {
-			if _, err := tx.Exec(ctx, `INSERT INTO ssf_subjects (stream_id, subject_id, match_key, subject, added_at)
-				VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, sub.StreamID, sub.ID, k, string(sub.Subject), Nanos(sub.AddedAt)); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO ssf_subject_keys (stream_id, subject_id, match_key) VALUES ($1, $2, $3)
+				ON CONFLICT DO NOTHING`, sub.StreamID, sub.ID, k); err != nil {
 				return err
 			}
 		}
@@ -274,7 +330,15 @@ func (s *Store) AddSSFSubject(ctx context.Context, sub rescind.SSFSubject, maxPe
 
 // RemoveSSFSubject implements rescind.Store.
 func (s *Store) RemoveSSFSubject(ctx context.Context, streamID, id string) (bool, error) {
-	n, err := s.db.Exec(ctx, `DELETE FROM ssf_subjects WHERE stream_id = $1 AND subject_id = $2`, streamID, id)
+	var n int64
+	err := s.db.InTx(ctx, func(tx Querier) error {
+		var err error
+		if n, err = tx.Exec(ctx, `DELETE FROM ssf_stream_subjects WHERE stream_id = $1 AND subject_id = $2`, streamID, id); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM ssf_subject_keys WHERE stream_id = $1 AND subject_id = $2`, streamID, id)
+		return err
+	})
 	if err != nil {
 		return false, s.errorf("removing a subject: %w", err)
 	}
@@ -284,7 +348,7 @@ func (s *Store) RemoveSSFSubject(ctx context.Context, streamID, id string) (bool
 // CountSSFSubjects implements rescind.Store.
 func (s *Store) CountSSFSubjects(ctx context.Context, streamID string) (int64, error) {
 	var n int64
-	if err := s.db.QueryRow(ctx, `SELECT count(DISTINCT subject_id) FROM ssf_subjects WHERE stream_id = $1`, streamID).Scan(&n); err != nil {
+	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM ssf_stream_subjects WHERE stream_id = $1`, streamID).Scan(&n); err != nil {
 		return 0, s.errorf("counting subjects: %w", err)
 	}
 	return n, nil
@@ -306,8 +370,9 @@ func (s *Store) SSFSubjectsMatching(ctx context.Context, keys []string) ([]resci
 		err := row.Scan(&sub.StreamID, &sub.ID, &subject, &added)
 		sub.Subject, sub.AddedAt = []byte(subject), FromNanos(added)
 		return sub, err
-	}, `SELECT DISTINCT stream_id, subject_id, subject, added_at FROM ssf_subjects WHERE match_key IN (`+strings.Join(marks, ", ")+`)
-		ORDER BY stream_id, subject_id`, args...)
+	}, `SELECT s.stream_id, s.subject_id, s.subject, s.added_at FROM ssf_stream_subjects s WHERE EXISTS (SELECT 1 FROM ssf_subject_keys k
+		WHERE k.stream_id = s.stream_id AND k.subject_id = s.subject_id AND k.match_key IN (`+strings.Join(marks, ", ")+`))
+		ORDER BY s.stream_id, s.subject_id`, args...)
 	if err != nil {
 		return nil, s.errorf("finding subjects: %w", err)
 	}
@@ -471,7 +536,8 @@ func (s *Store) DeleteSSFEvents(ctx context.Context, acked, pending time.Time) (
 // and pending pushes.
 func deleteClientStreams(ctx context.Context, tx Querier, clientID string) error {
 	for _, q := range []string{
-		`DELETE FROM ssf_subjects WHERE stream_id IN (SELECT id FROM ssf_streams WHERE client_id = $1)`,
+		`DELETE FROM ssf_stream_subjects WHERE stream_id IN (SELECT id FROM ssf_streams WHERE client_id = $1)`,
+		`DELETE FROM ssf_subject_keys WHERE stream_id IN (SELECT id FROM ssf_streams WHERE client_id = $1)`,
 		`DELETE FROM ssf_events WHERE stream_id IN (SELECT id FROM ssf_streams WHERE client_id = $1)`,
 		`DELETE FROM outbox WHERE kind = '` + rescind.OutboxSSFPush + `' AND state = 'pending' AND lease_owner = ''
 			AND key IN (SELECT id FROM ssf_streams WHERE client_id = $1)`,
