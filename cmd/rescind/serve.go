@@ -539,12 +539,23 @@ func (m *Main) openStore(ctx context.Context) error {
 	return err
 }
 
+// firstKeySettle is how long the first key of a signing chain (RS256 for ID tokens and SETs)
+// waits before it signs, so that every instance publishes it first: on a shared PostgreSQL
+// store, twice the poll interval (the bound on an instance learning of it without its
+// notification); with SQLite, no other instance exists.
+func firstKeySettle(c Config) time.Duration {
+	if !isPostgres(c.DB) {
+		return 0
+	}
+	return 2 * c.PollInterval
+}
+
 // loadKeys loads the sealing and signing keys (creating the first ones in a new database).
 func (m *Main) loadKeys(ctx context.Context) error {
 	var err error
 	m.keys, err = keys.Open(ctx, keys.Config{Store: m.store, Box: m.box, SigningAlg: m.Config.SigningAlg,
 		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired, Now: m.Now, Logger: m.Logger,
-		NewSigningKey: m.NewSigningKey})
+		NewSigningKey: m.NewSigningKey, FirstKeySettle: firstKeySettle(m.Config)})
 	if err != nil {
 		return m.keyError(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/keys"
+	"github.com/rescind/rescind/store/sqlite"
 	"github.com/rescind/rescind/token"
 )
 
@@ -203,5 +204,61 @@ func TestRotateAndRetirePerChain(t *testing.T) {
 	}
 	if _, err := again.Signer().Verify(before, "JWT", c.Now()); err == nil {
 		t.Fatal("the retired RS256 key came back")
+	}
+}
+
+// TestFirstKeySettles: with FirstKeySettle (a shared store), the first key of a chain does not
+// sign before that long after it was stored, whichever instance made it, so that every instance
+// publishes it in its JWKS before a token naming it leaves; a key already in force signs at once.
+func TestFirstKeySettles(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	const settle = 300 * time.Millisecond
+	open := func() *keys.Manager {
+		st, err := sqlite.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		m, err := keys.Open(ctx, keys.Config{Store: st, Box: box, RetireAfter: 2 * time.Hour, FirstKeySettle: settle})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a, b := open(), open()
+	start := time.Now()
+	if err := a.Ensure(ctx, token.AlgRS256); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < settle {
+		t.Fatalf("the instance that made the first RS256 key signed with it %v after; want at least %v", d, settle)
+	}
+	start = time.Now()
+	if err := a.Ensure(ctx, token.AlgRS256); err != nil {
+		t.Fatal(err)
+	}
+	signedWith(t, a, token.AlgRS256)
+	if d := time.Since(start); d >= settle {
+		t.Fatalf("a key in force waited %v", d)
+	}
+	// Another instance making the first EdDSA key while this one loads it: neither signs early.
+	var wg sync.WaitGroup
+	var errs [2]error
+	var took [2]time.Duration
+	for i, m := range []*keys.Manager{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := time.Now()
+			errs[i] = m.Ensure(ctx, token.AlgEdDSA)
+			took[i] = time.Since(s)
+		}()
+	}
+	wg.Wait()
+	for i := range errs {
+		if errs[i] != nil || took[i] < settle/2 {
+			t.Fatalf("instance %d: Ensure(EdDSA) = %v after %v; want it to wait for the key to settle", i, errs[i], took[i])
+		}
 	}
 }

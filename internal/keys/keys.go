@@ -112,6 +112,12 @@ type Config struct {
 	// ActivationDelay is how long after a rotation a new signing key starts to sign. If zero,
 	// DefaultActivationDelay.
 	ActivationDelay time.Duration
+	// FirstKeySettle is how long the first key of a chain waits, after it was stored, before
+	// Ensure lets it sign: the time the other instances of a shared store take to learn of it
+	// (their notification, or their poll), so that a verifier fetching the JWKS from any of them
+	// finds its kid (a Shared Signals receiver or relying party fetches the JWKS of whichever
+	// instance answers). Zero (one instance, SQLite) waits for nothing.
+	FirstKeySettle time.Duration
 	// MinRefreshInterval bounds how often a token naming an unknown key makes the Manager read
 	// the store (anyone can forge such a token). If zero, 100 ms.
 	MinRefreshInterval time.Duration
@@ -211,9 +217,11 @@ func (m *Manager) SignWith(ctx context.Context, alg string, claims any, typ stri
 }
 
 // Ensure makes sure a key signs with alg now (Signer().ActiveWith): if neither the configured
-// algorithm's chain nor alg's has one, it creates the first key of alg's chain, published and
-// signing at once (a verifier meets its kid before its JWKS copy has it, and refetches the JWKS
-// on an unknown kid, as OpenID Connect relying parties do). Every instance creating that first
+// algorithm's chain nor alg's has one, it creates the first key of alg's chain, published at
+// once and signing once FirstKeySettle has passed since it was stored (so that every instance
+// of a shared store publishes it before a token naming it leaves; a verifier that met the kid
+// before its JWKS copy had it refetches the JWKS on an unknown kid, as OpenID Connect relying
+// parties do). Every instance creating that first
 // key at the same time derives the same kid from the stored keys (firstKeyID), so the store
 // keeps exactly one (the others' writes fail as duplicates, and they load the stored one). An
 // RS256 key takes about half a second to generate; call Ensure at start to keep that off the
@@ -243,16 +251,36 @@ func (m *Manager) Ensure(ctx context.Context, alg string) error {
 		return err
 	}
 	now := m.cfg.Now()
+	created := now
 	if _, err := m.createSigningKey(ctx, alg, alg, now, now, kid); errors.Is(err, rescind.ErrAlreadyExists) {
 		// Another instance created it first: use the stored one.
 		if err := m.Refresh(ctx); err != nil {
 			return err
+		}
+		stored, err := m.cfg.Store.ListKeys(ctx, use)
+		if err != nil {
+			return fmt.Errorf("keys: listing: %w", err)
+		}
+		for _, k := range stored {
+			if k.ID == kid {
+				created = k.CreatedAt
+			}
 		}
 	} else if err != nil {
 		return err
 	}
 	if _, ok := m.signer.ActiveWith(alg); !ok {
 		return fmt.Errorf("keys: no key signs with %s: %w", alg, token.ErrNoSigningKey)
+	}
+	// Let the other instances learn of the new key before anything signed with it leaves.
+	if wait := created.Add(m.cfg.FirstKeySettle).Sub(m.cfg.Now()); m.cfg.FirstKeySettle > 0 && wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return fmt.Errorf("keys: waiting for the new %s key to reach every instance: %w", alg, ctx.Err())
+		}
 	}
 	return nil
 }
