@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -110,12 +111,25 @@ func TestSharedSignalsSurviveReceiverDownAndSIGKILL(t *testing.T) {
 		cliInput(t, "new-password\n", "user", "set-password", "--data-dir", data, fmt.Sprintf("u%d", i), "--password-stdin")
 	}
 	cli(t, nil, "user", "delete", "--data-dir", data, "u2")
-	time.Sleep(1500 * time.Millisecond) // attempts fail meanwhile
+	// The receiver stays down for RESCIND_TEST_SSF_OUTAGE (1.5 s by default, to keep the suite
+	// short; the minute with RESCIND_TEST_SSF_OUTAGE=1m), the server SIGKILLed half-way.
+	outage := 1500 * time.Millisecond
+	if v := os.Getenv("RESCIND_TEST_SSF_OUTAGE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("RESCIND_TEST_SSF_OUTAGE: %v", err)
+		}
+		outage = d
+	}
+	down := time.Now()
+	time.Sleep(outage / 2) // attempts fail meanwhile
 	srv.kill()
 	srv = startServerAt(t, strings.TrimPrefix(srv.url, "http://"), data, nil, "--ssf-allow-loopback-push", "--outbox-poll-interval", "100ms")
+	time.Sleep(outage - time.Since(down))
 	push.start()
+	t.Logf("receiver back after %v down", time.Since(down).Round(time.Millisecond))
 	want := map[string]int{credentialChange: 3, accountDisabled: 1, accountPurged: 1}
-	push.wait("every event", 90*time.Second, func(set) bool {
+	push.wait("every event", 90*time.Second+outage, func(set) bool {
 		got := map[string]int{}
 		push.mu.Lock()
 		for _, s := range push.sets {
