@@ -42,6 +42,13 @@ func documentHost(c rescind.Client) string {
 // ReadConsent reads the consent form: it must carry the browser's CSRF token, one request and
 // a decision of allow or deny. Otherwise it answers with an error page and returns ok false.
 func (s *Server) ReadConsent(w http.ResponseWriter, r *http.Request) (request string, allow, ok bool) {
+	return s.readDecision(w, r, "request", "allow", "deny", "Choose Allow or Deny.")
+}
+
+// readDecision reads a form of this site that carries a request (in field) and a decision,
+// yes or no: the form must carry the browser's CSRF token. Otherwise, or with another
+// decision (then saying choose), it answers with an error page and returns ok false.
+func (s *Server) readDecision(w http.ResponseWriter, r *http.Request, field, yes, no, choose string) (request string, decision, ok bool) {
 	if err := parsePost(w, r); err != nil {
 		s.renderError(w, http.StatusBadRequest, "The form could not be read.")
 		return "", false, false
@@ -50,18 +57,18 @@ func (s *Server) ReadConsent(w http.ResponseWriter, r *http.Request) (request st
 		s.renderError(w, http.StatusForbidden, "This form has expired or did not come from this site. Go back and try again.")
 		return "", false, false
 	}
-	request, err := formValue(r, "request")
+	request, err := formValue(r, field)
 	if err != nil {
 		s.renderError(w, http.StatusBadRequest, err.Error())
 		return "", false, false
 	}
 	switch d, _ := formValue(r, "decision"); d {
-	case "allow":
+	case yes:
 		return request, true, true
-	case "deny":
+	case no:
 		return request, false, true
 	}
-	s.renderError(w, http.StatusBadRequest, "Choose Allow or Deny.")
+	s.renderError(w, http.StatusBadRequest, choose)
 	return "", false, false
 }
 

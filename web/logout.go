@@ -34,27 +34,7 @@ func (s *Server) ShowLogoutConfirm(w http.ResponseWriter, r *http.Request, clien
 // the person chose to sign out. If ok is false the form was not one made for this browser, and
 // it has answered with an error page.
 func (s *Server) ReadLogoutConfirm(w http.ResponseWriter, r *http.Request) (request string, signOut, ok bool) {
-	if err := parsePost(w, r); err != nil {
-		s.renderError(w, http.StatusBadRequest, "The form could not be read.")
-		return "", false, false
-	}
-	if !s.checkCSRF(r) {
-		s.renderError(w, http.StatusForbidden, "This form has expired or did not come from this site. Go back and try again.")
-		return "", false, false
-	}
-	request, err := formValue(r, "logout_request")
-	if err != nil {
-		s.renderError(w, http.StatusBadRequest, err.Error())
-		return "", false, false
-	}
-	switch d, _ := formValue(r, "decision"); d {
-	case "logout":
-		return request, true, true
-	case "stay":
-		return request, false, true
-	}
-	s.renderError(w, http.StatusBadRequest, "Choose to sign out or to stay signed in.")
-	return "", false, false
+	return s.readDecision(w, r, "logout_request", "logout", "stay", "Choose to sign out or to stay signed in.")
 }
 
 // ShowSignedOut says the browser is signed out (or was not signed in), when there is nowhere
