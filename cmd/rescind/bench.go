@@ -56,6 +56,10 @@ type benchFlags struct {
 	db          string
 	preload     int
 	failOnError bool
+	slices      int
+	// signingFloor also measures, for JWT token requests, a ceiling that signs one ES256 token
+	// per request: the floor of any JWT issuer on this machine.
+	signingFloor bool
 }
 
 func newBenchCommand() *cobra.Command {
@@ -70,7 +74,9 @@ directory, so the server's CPU seconds and peak RSS are measured apart from the 
 --issuer targets a running server instead (with --client-id and the secret in
 --client-secret-file or RESCIND_CLIENT_SECRET). --ceiling also measures a trivial handler that
 parses the same form, in its own process, on the same machine in the same run, and reports each
-scenario's ratio to it: absolute numbers vary between machines, the ratio does not.
+scenario's ratio to it: absolute numbers vary between machines, the ratio does not. The measured
+time is cut into --slices slices alternated between the ceiling and the server (ceiling, server,
+server, ceiling, ...), so that a change of the machine's speed during the run falls on both alike.
 
 Closed loop by default (each connection sends its next request when the last one answers);
 --rate R switches to an open loop at R requests per second, with latency counted from each
@@ -119,6 +125,8 @@ fresh proof per request. Their ceilings get the same requests, proofs included.`
 	fl.StringVar(&f.tokenFormat, "token-format", "opaque", "access token formats to measure each scenario with: opaque, jwt, or opaque,jwt")
 	fl.StringVar(&f.db, "db", "", "database of the embedded server: a postgres:// URL of a server where the bench may create a scratch database (default: SQLite)")
 	fl.IntVar(&f.preload, "preload-revocations", 0, "write this many revoked, unexpired records into the embedded server's database before it starts")
+	fl.IntVar(&f.slices, "slices", 6, "with --ceiling, cut the measured time into this many slices alternated between the ceiling and the server")
+	fl.BoolVar(&f.signingFloor, "signing-floor", false, "with --ceiling, also measure JWT token requests against a trivial handler that signs one ES256 token per request (the floor of JWT issuance)")
 	fl.BoolVar(&f.failOnError, "fail-on-error", false, "exit with status 1 if any request failed (never for timing)")
 	cmd.AddCommand(newBenchReportCommand())
 	return cmd
@@ -157,8 +165,8 @@ var benchScenarios = []string{"token", "introspect", "revoke", "mixed", "resourc
 
 func runBench(cmd *cobra.Command, f benchFlags) error {
 	ctx := cmd.Context()
-	if f.connections < 1 || f.duration <= 0 || f.warmup < 0 || f.rate < 0 || f.preload < 0 {
-		return errors.New("--connections, --duration, --warmup, --rate and --preload-revocations must be positive")
+	if f.connections < 1 || f.duration <= 0 || f.warmup < 0 || f.rate < 0 || f.preload < 0 || f.slices < 1 {
+		return errors.New("--connections, --duration, --warmup, --rate, --slices and --preload-revocations must be positive")
 	}
 	mix, err := parseMix(f.mix)
 	if err != nil {
@@ -219,6 +227,15 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		ceiling = &benchTarget{name: "ceiling", tokenURL: "http://" + addr + "/", introURL: "http://" + addr + "/",
 			revokeURL: "http://" + addr + "/", auth: client.BasicAuth("c", "s"), proc: proc, resourceURL: "http://" + addr + "/photos"}
 	}
+	var floor *benchTarget
+	if f.ceiling && f.signingFloor && slices.Contains(formats, "jwt") && slices.Contains(scenarios, "token") {
+		proc, addr, err := startChild(ctx, "bench-ceiling", "--addr", "127.0.0.1:0", "--sign")
+		if err != nil {
+			return err
+		}
+		defer proc.stop()
+		floor = &benchTarget{name: "signing-floor", tokenURL: "http://" + addr + "/", auth: client.BasicAuth("c", "s"), proc: proc}
+	}
 	if slices.Contains(scenarios, "resource") || slices.Contains(scenarios, "resource-dpop") {
 		// The resource server, in a process of its own, checks the targets' tokens.
 		proc, addr, err := startResourceServer(ctx, srv.rs)
@@ -249,15 +266,29 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	var results []benchResult
 	for _, sc := range scenarios {
 		for i, t := range targets {
-			var ceil benchResult
+			var refs []benchTarget
 			if ceiling != nil {
-				c := *ceiling
-				c.sample = samples[i]
-				ceil = runScenario(ctx, progress, f, c, sc, mix)
-				ceil.Scenario, ceil.Target, ceil.TokenFormat = sc, "ceiling", t.format
-				results = append(results, ceil)
+				cc := *ceiling
+				cc.sample = samples[i]
+				refs = append(refs, cc)
+				if floor != nil && sc == "token" && t.format == "jwt" {
+					refs = append(refs, *floor)
+				}
 			}
-			r := runScenario(ctx, progress, f, t, sc, mix)
+			r, refRes := runScenario(ctx, progress, f, t, refs, sc, mix)
+			var ceil benchResult
+			for j, rr := range refRes {
+				rr.Scenario, rr.Target, rr.TokenFormat = sc, refs[j].name, t.format
+				if j == 0 {
+					ceil = rr
+				} else if rr.Database = srv.database; ceil.RPS > 0 {
+					rr.CeilingRPS, rr.RatioRPS = ceil.RPS, rr.RPS/ceil.RPS
+					if ceil.P99ms > 0 {
+						rr.RatioP99 = rr.P99ms / ceil.P99ms
+					}
+				}
+				results = append(results, rr)
+			}
 			r.TokenFormat, r.Database = t.format, srv.database
 			r.ReadySeconds, r.ReadyRSSMiB, r.Preloaded = srv.ready.Seconds(), srv.readyRSS, srv.preloaded
 			if ceiling != nil && ceil.RPS > 0 {
@@ -683,6 +714,7 @@ func scratchDatabase(ctx context.Context, dsn string) (string, func(), error) {
 // fixed small JSON, in its own process. Hidden: `rescind bench --ceiling` starts it.
 func newBenchCeilingCommand() *cobra.Command {
 	var addr string
+	var sign bool
 	cmd := &cobra.Command{
 		Use:    "bench-ceiling",
 		Hidden: true,
@@ -692,6 +724,16 @@ func newBenchCeilingCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// With --sign, a token request is answered with a JWT access token signed as the
+			// server signs its own (ES256, deterministic), with claims of the same size.
+			var signer *token.Signer
+			if sign {
+				k, err := token.NewSigningKey("floor", token.AlgES256, time.Now())
+				if err != nil {
+					return err
+				}
+				signer = token.NewSigner(time.Hour, k)
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), ln.Addr().String())
 			srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if err := r.ParseForm(); err != nil {
@@ -700,6 +742,16 @@ func newBenchCeilingCommand() *cobra.Command {
 				}
 				w.Header().Set("Content-Type", "application/json")
 				w.Header().Set("Cache-Control", "no-store")
+				if signer != nil && r.PostForm.Get("grant_type") != "" {
+					now := time.Now()
+					tok, err := signer.Sign(floorClaims(now), token.TypeAccessToken)
+					if err != nil {
+						http.Error(w, err.Error(), http.StatusInternalServerError)
+						return
+					}
+					fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3600}`, tok)
+					return
+				}
 				io.WriteString(w, `{"active":true,"access_token":"x","token_type":"Bearer","expires_in":3600}`)
 			})}
 			go func() { <-cmd.Context().Done(); srv.Close() }()
@@ -710,7 +762,19 @@ func newBenchCeilingCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:0", "listen address")
+	cmd.Flags().BoolVar(&sign, "sign", false, "answer token requests with an ES256 JWT access token signed per request")
 	return cmd
+}
+
+// floorClaims are the claims of the signing floor's tokens: those of a client-credentials JWT
+// access token of rescind's, with fresh random ids.
+func floorClaims(now time.Time) token.AccessClaims {
+	var b [16]byte
+	rand.Read(b[:])
+	id, name := base64.RawURLEncoding.EncodeToString(b[:]), hex.EncodeToString(b[:13]) // as long as a token id and a client id
+	return token.AccessClaims{Issuer: "http://127.0.0.1:8080", Subject: name, Audience: token.Audience{"http://127.0.0.1:8080"},
+		Expiry: now.Add(time.Hour).Unix(), IssuedAt: now.Unix(), ID: id, ClientID: name, Scope: "read write",
+		Status: &token.Status{StatusList: token.StatusListRef{Idx: int64(b[0]) << 8, URI: "http://127.0.0.1:8080/oauth2/statuslists/" + name}}}
 }
 
 // request is one prepared request of a scenario.
@@ -827,13 +891,43 @@ func sendFull(hc *http.Client, t benchTarget, r request) (int, http.Header, []by
 	return res.StatusCode, res.Header, b, err
 }
 
-// runScenario measures one scenario against one target.
-func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchTarget, sc string, mix [3]int) benchResult {
+// scenarioRun is one scenario against one target: its tokens, its connections, and what its
+// measured slices recorded so far. With --ceiling, the measured time is cut into slices
+// alternated with the ceiling's, so that both are measured on the same machine at the same time
+// (a shared machine's speed drifts by tens of per cent within a minute).
+type scenarioRun struct {
+	f        benchFlags
+	t        benchTarget
+	sc       string
+	progress io.Writer
+	// proc is the process whose CPU is counted: the server, or the resource server.
+	proc *childProc
+	tr   *http.Transport
+	// next makes the i-th request; do sends it.
+	next func(int64) (request, bool)
+	do   func(request) (int, error)
+
+	seq     atomic.Int64
+	stopped atomic.Bool
+	done    atomic.Int64
+	mu      sync.Mutex // guards lats and res.Errors
+	lats    []time.Duration
+	res     benchResult
+	cpu     float64
+}
+
+// newScenarioRun prepares sc against t: the tokens it introspects or revokes are issued now,
+// before any clock starts. If the scenario cannot run, its result says why (Unavailable).
+func newScenarioRun(ctx context.Context, progress io.Writer, f benchFlags, t benchTarget, sc string, mix [3]int) *scenarioRun {
 	tr := &http.Transport{MaxIdleConns: f.connections * 2, MaxIdleConnsPerHost: f.connections * 2, MaxConnsPerHost: f.connections,
 		IdleConnTimeout: time.Minute, DisableCompression: true}
-	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	res := benchResult{Scenario: sc, Target: t.name, Errors: map[string]int64{}}
+	s := &scenarioRun{f: f, t: t, sc: sc, progress: progress, tr: tr, proc: t.proc,
+		res: benchResult{Scenario: sc, Target: t.name, Errors: map[string]int64{}}, lats: make([]time.Duration, 0, 1<<20)}
+	// The process measured: the server, or, for resource and resource-dpop, the resource server.
+	if (sc == "resource" || sc == "resource-dpop") && t.resourceProc != nil {
+		s.proc = t.resourceProc
+	}
 
 	// Tokens to introspect and revoke, issued before the clock starts. Those that could not be
 	// issued count as errors.
@@ -841,7 +935,7 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 	issueAll := func(n int) []string {
 		toks := issue(ctx, hc, t, n, f.connections)
 		if len(toks) < n && ctx.Err() == nil {
-			res.Errors["issue:failed"] += int64(n - len(toks))
+			s.res.Errors["issue:failed"] += int64(n - len(toks))
 		}
 		return toks
 	}
@@ -872,15 +966,15 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 	if sc == "token-dpop" || sc == "resource-dpop" {
 		var err error
 		if key, err = dpop.GenerateKey(dpop.ES256); err != nil {
-			res.Unavailable = err.Error()
-			return res
+			s.res.Unavailable = err.Error()
+			return s
 		}
 	}
 	if sc == "resource-dpop" && t.name != "ceiling" {
 		tok, err := boundTokenFor(hc, t, key)
 		if err != nil {
-			res.Unavailable = "no DPoP-bound token: " + err.Error()
-			return res
+			s.res.Unavailable = "no DPoP-bound token: " + err.Error()
+			return s
 		}
 		boundToken = tok
 	}
@@ -938,36 +1032,45 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 		}
 	}
 
-	var (
-		seq       atomic.Int64
-		measuring atomic.Bool
-		stopped   atomic.Bool
-		errMu     sync.Mutex
-		latMu     sync.Mutex
-		lats      = make([]time.Duration, 0, 1<<20)
-		done      atomic.Int64
-	)
+	s.next, s.do = next, do
+	return s
+}
+
+// record counts one answer of the slice being measured.
+func (s *scenarioRun) record(start time.Time, status int, err error, kind string) {
+	d := time.Since(start)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil || status != http.StatusOK {
+		key := kind + ":" + strconv.Itoa(status)
+		if err != nil {
+			key = kind + ":transport"
+		}
+		s.res.Errors[key]++
+	}
+	s.lats = append(s.lats, d)
+	s.done.Add(1)
+}
+
+// slice runs the scenario for d: measured (its answers, time and the server's CPU counted) or
+// not (a warm-up). It stops early when the tokens to revoke run out, --max-requests is reached
+// or ctx ends.
+func (s *scenarioRun) slice(ctx context.Context, d time.Duration, measure bool) {
+	if s.res.Unavailable != "" || s.stopped.Load() || d <= 0 || ctx.Err() != nil {
+		return
+	}
+	f := s.f
+	var measuring atomic.Bool
+	measuring.Store(measure)
 	record := func(start time.Time, status int, err error, kind string) {
-		if !measuring.Load() {
-			return
+		if measuring.Load() {
+			s.record(start, status, err, kind)
 		}
-		d := time.Since(start)
-		ok := err == nil && status == http.StatusOK
-		if !ok {
-			key := kind + ":" + strconv.Itoa(status)
-			if err != nil {
-				key = kind + ":transport"
-			}
-			errMu.Lock()
-			res.Errors[key]++
-			errMu.Unlock()
-		}
-		latMu.Lock()
-		lats = append(lats, d)
-		latMu.Unlock()
-		done.Add(1)
 	}
 	var cpu0 float64
+	if measure {
+		cpu0, _ = s.proc.usage()
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	if f.rate > 0 {
@@ -978,12 +1081,12 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 			go func() {
 				defer wg.Done()
 				for sched := range work {
-					r, ok := next(seq.Add(1))
+					r, ok := s.next(s.seq.Add(1))
 					if !ok {
-						stopped.Store(true)
+						s.stopped.Store(true)
 						continue
 					}
-					status, err := do(r)
+					status, err := s.do(r)
 					record(sched, status, err, r.kind)
 				}
 			}()
@@ -1003,9 +1106,9 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 				case work <- sched:
 				default:
 					if measuring.Load() {
-						errMu.Lock()
-						res.Errors["dropped:queue_full"]++
-						errMu.Unlock()
+						s.mu.Lock()
+						s.res.Errors["dropped:queue_full"]++
+						s.mu.Unlock()
 					}
 				}
 			}
@@ -1016,34 +1119,29 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 			go func() {
 				defer wg.Done()
 				for runCtx.Err() == nil {
-					r, ok := next(seq.Add(1))
+					r, ok := s.next(s.seq.Add(1))
 					if !ok {
-						stopped.Store(true)
+						s.stopped.Store(true)
 						return
 					}
 					start := time.Now()
-					status, err := do(r)
+					status, err := s.do(r)
 					record(start, status, err, r.kind)
 				}
 			}()
 		}
 	}
-	time.Sleep(f.warmup)
-	// The process measured: the server, or, for resource and resource-dpop, the resource server.
-	proc := t.proc
-	if (sc == "resource" || sc == "resource-dpop") && t.resourceProc != nil {
-		proc = t.resourceProc
-	}
-	cpu0, _ = proc.usage()
-	measuring.Store(true)
 	start := time.Now()
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
 	for running := true; running; {
 		select {
 		case <-tick.C:
 			el := time.Since(start)
-			fmt.Fprintf(progress, "\r%-10s %-8s %5.1fs  %8.0f req/s   ", sc, t.name, el.Seconds(), float64(done.Load())/el.Seconds())
-			if el >= f.duration || stopped.Load() || (f.maxRequests > 0 && done.Load() >= f.maxRequests) {
+			if measure {
+				fmt.Fprintf(s.progress, "\r%-10s %-8s %5.1fs  %8.0f req/s   ", s.sc, s.t.name, s.res.Seconds+el.Seconds(),
+					float64(s.done.Load())/(s.res.Seconds+el.Seconds()))
+			}
+			if el >= d || s.stopped.Load() || (measure && f.maxRequests > 0 && s.done.Load() >= f.maxRequests) {
 				running = false
 			}
 		case <-ctx.Done():
@@ -1052,24 +1150,36 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 	}
 	tick.Stop()
 	measuring.Store(false)
-	res.Seconds = time.Since(start).Seconds()
+	el := time.Since(start)
 	cancel()
 	wg.Wait()
-	fmt.Fprint(progress, "\r"+strings.Repeat(" ", 60)+"\r")
-	cpu1, rss := proc.usage()
-	if proc != nil {
-		res.CPUSeconds, res.PeakRSSMiB = cpu1-cpu0, rss
-		if proc.dir != "" {
-			res.DataDirMiB = dirSize(proc.dir) / (1 << 20)
+	if measure {
+		s.res.Seconds += el.Seconds()
+		cpu1, _ := s.proc.usage()
+		s.cpu += cpu1 - cpu0
+	}
+}
+
+// finish closes the run's connections and sums up what its measured slices recorded.
+func (s *scenarioRun) finish() benchResult {
+	fmt.Fprint(s.progress, "\r"+strings.Repeat(" ", 60)+"\r")
+	s.tr.CloseIdleConnections()
+	res := s.res
+	if s.proc != nil {
+		_, rss := s.proc.usage()
+		res.CPUSeconds, res.PeakRSSMiB = s.cpu, rss
+		if s.proc.dir != "" {
+			res.DataDirMiB = dirSize(s.proc.dir) / (1 << 20)
 		}
 	}
-	latMu.Lock()
-	defer latMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lats := s.lats
 	res.Requests = int64(len(lats))
 	if res.Seconds > 0 {
 		res.RPS = float64(res.Requests) / res.Seconds
 	}
-	if stopped.Load() && sc == "revoke" {
+	if s.stopped.Load() && s.sc == "revoke" {
 		res.Unavailable = "ran out of tokens to revoke before the end"
 	}
 	if len(lats) > 0 {
@@ -1084,6 +1194,42 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 		res.Errors = nil
 	}
 	return res
+}
+
+// runScenario measures one scenario against one target and against each of refs (the ceiling
+// first) with the same requests: each warmed up, then the measured time cut into --slices slices
+// in which every party runs in turn, the order reversed every other slice (ceiling, target;
+// target, ceiling; ...), so that a drift of the machine's speed falls on all alike. It returns
+// the target's result and each reference's, in the order of refs.
+func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchTarget, refs []benchTarget, sc string, mix [3]int) (benchResult, []benchResult) {
+	var parties []*scenarioRun
+	for _, rt := range refs {
+		parties = append(parties, newScenarioRun(ctx, progress, f, rt, sc, mix))
+	}
+	run := newScenarioRun(ctx, progress, f, t, sc, mix)
+	parties = append(parties, run)
+	for _, p := range parties {
+		p.slice(ctx, f.warmup, false)
+	}
+	n := 1
+	if len(parties) > 1 {
+		n = max(f.slices, 1)
+	}
+	part := f.duration / time.Duration(n)
+	for i := range n {
+		order := slices.Clone(parties)
+		if i%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, p := range order {
+			p.slice(ctx, part, true)
+		}
+	}
+	out := make([]benchResult, len(refs))
+	for j := range refs {
+		out[j] = parties[j].finish()
+	}
+	return run.finish(), out
 }
 
 // dirSize returns the total size of the files under dir, in bytes.

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -14,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rescind/rescind/internal/pgtest"
+	"github.com/rescind/rescind/token"
 )
 
 // runBenchJSON runs `rescind bench ... --json` and returns its results; it fails the test if
@@ -202,5 +205,64 @@ func TestBenchLeavesGivenDatabasesAlone(t *testing.T) {
 	}
 	if n := tables(); n != 0 {
 		t.Fatalf("the bench's SQLite server followed RESCIND_DB and wrote %d tables into that database", n)
+	}
+}
+
+// TestBenchSigningFloor: --signing-floor adds, to JWT token requests only, a third party measured
+// in the same slices as the ceiling and the server: a handler whose answers carry a real ES256
+// JWT access token signed per request (not a stand-in), with its ratio to the ceiling.
+func TestBenchSigningFloor(t *testing.T) {
+	rs := runBenchJSON(t, "--ceiling", "--signing-floor", "--slices", "3", "--duration", "300ms", "--warmup", "100ms",
+		"--connections", "4", "--scenarios", "token,introspect", "--token-format", "opaque,jwt", "--fail-on-error")
+	var floors []benchResult
+	for _, r := range rs {
+		if r.Target == "signing-floor" {
+			floors = append(floors, r)
+		}
+	}
+	if len(rs) != 2*2*2+1 || len(floors) != 1 {
+		t.Fatalf("%d results, %d of the floor; want 2 scenarios x 2 formats x (ceiling, rescind) and one floor: %+v", len(rs), len(floors), rs)
+	}
+	if f := floors[0]; f.Scenario != "token" || f.TokenFormat != "jwt" || f.Requests == 0 || f.RatioRPS <= 0 || f.CPUSeconds <= 0 {
+		t.Fatalf("floor result %+v", f)
+	}
+
+	// What the floor answers: a JWT access token, ES256, a fresh one per request.
+	cmd := exec.Command(binary, "bench-ceiling", "--addr", "127.0.0.1:0", "--sign")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("the floor printed no address: %v", err)
+	}
+	addr := strings.TrimSpace(line)
+	seen := map[string]bool{}
+	for range 2 {
+		res, err := http.PostForm("http://"+addr+"/", url.Values{"grant_type": {"client_credentials"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tr struct {
+			AccessToken string `json:"access_token"`
+		}
+		err = json.NewDecoder(res.Body).Decode(&tr)
+		res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		jws, err := token.ParseJWS(tr.AccessToken)
+		if err != nil || jws.Alg != token.AlgES256 || jws.Typ != token.TypeAccessToken {
+			t.Fatalf("floor answered %q: %v", tr.AccessToken, err)
+		}
+		seen[tr.AccessToken] = true
+	}
+	if len(seen) != 2 {
+		t.Fatal("the floor answered the same token twice: it must sign per request")
 	}
 }
