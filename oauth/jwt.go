@@ -33,6 +33,19 @@ type accessToken struct {
 // parseAccess authenticates an access token, opaque or JWT, issued by this server. It does not
 // check expiry or revocation.
 func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, error) {
+	return s.readAccess(ctx, text, false)
+}
+
+// parseAccessToRevoke is parseAccess for the revocation endpoint: a JWT of this server's is
+// recognised by its tag (token.Signer.Authenticate), an HMAC, instead of its signature. Its
+// header and claims are authenticated so, its signature is not: a text with another signature
+// names the same token, which is all a revocation needs (it revokes the token by its id and
+// status entry, never more). Nothing it authenticates this way is cached as verified.
+func (s *Server) parseAccessToRevoke(ctx context.Context, text string) (*accessToken, error) {
+	return s.readAccess(ctx, text, true)
+}
+
+func (s *Server) readAccess(ctx context.Context, text string, byTag bool) (*accessToken, error) {
 	if token.LooksLikeJWT(text) {
 		if s.signer == nil {
 			return nil, token.ErrBadJWT
@@ -43,11 +56,15 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 		if at, ok := s.jwts.get(h, s.signer, s.now()); ok {
 			return at, nil
 		}
-		payload, kid, err := s.signer.VerifyKey(text, token.TypeAccessToken, s.now())
+		verify := s.signer.VerifyKey
+		if byTag {
+			verify = s.signer.Authenticate
+		}
+		payload, kid, err := verify(text, token.TypeAccessToken, s.now())
 		if errors.Is(err, token.ErrUnknownKey) && s.refreshSigning != nil {
 			// Perhaps a key another instance just rotated in: reload the keys once.
 			if named, kerr := token.JWTKeyID(text); kerr == nil && s.refreshSigning(ctx, named) {
-				payload, kid, err = s.signer.VerifyKey(text, token.TypeAccessToken, s.now())
+				payload, kid, err = verify(text, token.TypeAccessToken, s.now())
 			}
 		}
 		if err != nil {
@@ -66,7 +83,9 @@ func (s *Server) parseAccess(ctx context.Context, text string) (*accessToken, er
 			at.jkt = c.Confirmation.JKT
 		}
 		at.ref = revocation.NewTokenRef(at.jti, at.grantID, at.clientID, at.issuedAt)
-		s.jwts.put(h, verifiedJWT{at: at, kid: kid})
+		if !byTag {
+			s.jwts.put(h, verifiedJWT{at: at, kid: kid})
+		}
 		return at, nil
 	}
 	c, err := s.openToken(ctx, text)

@@ -35,7 +35,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		s.revokeRefreshToken(w, r, client, text)
 		return
 	}
-	claims, err := s.parseAccess(r.Context(), text)
+	claims, err := s.parseAccessToRevoke(r.Context(), text)
 	if err != nil {
 		revoked(w) // not a token of ours: nothing to revoke (§2.2)
 		return

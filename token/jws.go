@@ -43,6 +43,8 @@ type jwsHeader struct {
 	// Crit lists extensions the token says must be understood (RFC 7515 §4.1.11); this package
 	// understands none, so a token that has any is refused.
 	Crit []string `json:"crit,omitempty"`
+	// Tag is this server's tag of an access token of its own (tagParam); "" on others.
+	Tag string `json:"rtg,omitempty"`
 }
 
 // JWS is a compact JWS split into its parts and decoded, not yet verified.
@@ -54,6 +56,14 @@ type JWS struct {
 	// signed is BASE64URL(header) "." BASE64URL(payload), what the signature covers.
 	signed    string
 	signature []byte
+	// tag is the header's tag parameter (tagParam), if any.
+	tag string
+}
+
+// payloadB64 returns the payload as encoded in the token.
+func (j *JWS) payloadB64() string {
+	_, p, _ := strings.Cut(j.signed, ".")
+	return p
 }
 
 // ParseJWS splits and decodes a compact JWS (RFC 7515 §7.1) without verifying it. Each part must
@@ -76,7 +86,7 @@ func ParseJWS(text string) (*JWS, error) {
 	if err != nil || json.Unmarshal(hb, &hdr) != nil || hdr.Crit != nil || hdr.Alg == "" {
 		return nil, ErrBadJWT
 	}
-	j := &JWS{Alg: hdr.Alg, Kid: hdr.Kid, Typ: hdr.Typ, signed: text[:len(h)+1+len(p)]}
+	j := &JWS{Alg: hdr.Alg, Kid: hdr.Kid, Typ: hdr.Typ, signed: text[:len(h)+1+len(p)], tag: hdr.Tag}
 	if j.Payload, err = decodeB64(p); err != nil {
 		return nil, ErrBadJWT
 	}
@@ -138,13 +148,17 @@ func verifyECDSA(key crypto.PublicKey, curve elliptic.Curve, digest, sig []byte)
 }
 
 // signJWS returns the compact JWS of payload signed by key with alg, with kid and typ in its
-// header.
-func signJWS(alg, kid, typ string, key crypto.Signer, payload []byte) (string, error) {
-	hdr, err := json.Marshal(jwsHeader{Alg: alg, Kid: kid, Typ: typ})
+// header and, if tagKey is not nil, the tag of the token under it (see tagParam).
+func signJWS(alg, kid, typ string, key crypto.Signer, tagKey, payload []byte) (string, error) {
+	enc := base64.RawURLEncoding
+	h := jwsHeader{Alg: alg, Kid: kid, Typ: typ}
+	if tagKey != nil {
+		h.Tag = computeTag(tagKey, alg, kid, typ, enc.EncodeToString(payload))
+	}
+	hdr, err := json.Marshal(h)
 	if err != nil {
 		return "", fmt.Errorf("token: encoding header: %w", err)
 	}
-	enc := base64.RawURLEncoding
 	n := enc.EncodedLen(len(hdr)) + 1 + enc.EncodedLen(len(payload))
 	sigLen := 64
 	if k, ok := key.(*rsa.PrivateKey); ok {

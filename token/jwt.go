@@ -75,6 +75,10 @@ type SigningKey struct {
 	// rescind.ActiveKey): the key in force signs; every key not retired is published and
 	// verifies. A zero ActivatesAt means CreatedAt.
 	CreatedAt, ActivatesAt, RetiredAt time.Time
+
+	// tagKey is the key of the tags of its access tokens (see tagParam), set by Signer.Add;
+	// nil once the key is retired.
+	tagKey []byte
 }
 
 // NewSigningKey generates a key for alg (an RS256 key has RSAKeyBits), of chain "".
@@ -157,6 +161,7 @@ func (s *Signer) Add(k SigningKey) {
 	if !k.RetiredAt.IsZero() {
 		k.Private = nil
 	}
+	k.tagKey = deriveTagKey(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.chains == nil {
@@ -169,7 +174,7 @@ func (s *Signer) Add(k SigningKey) {
 			have.ActivatesAt = k.ActivatesAt
 		}
 		if have.RetiredAt.IsZero() && !k.RetiredAt.IsZero() {
-			have.RetiredAt, have.Private = k.RetiredAt, nil
+			have.RetiredAt, have.Private, have.tagKey = k.RetiredAt, nil, nil
 		}
 	} else {
 		if c = s.chains[k.Chain]; c == nil {
@@ -341,7 +346,11 @@ func signClaims(k SigningKey, claims any, typ string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("token: encoding claims: %w", err)
 	}
-	return signJWS(k.Alg, k.ID, typ, k.Private, payload)
+	var tagKey []byte
+	if typ == TypeAccessToken {
+		tagKey = k.tagKey
+	}
+	return signJWS(k.Alg, k.ID, typ, k.Private, tagKey, payload)
 }
 
 // LooksLikeJWT reports whether text has the shape of a compact JWS.

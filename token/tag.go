@@ -1,0 +1,100 @@
+package token
+
+import (
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"time"
+)
+
+// A JWT access token of this signer's carries, besides its signature, a tag: a MAC of its alg,
+// kid, typ and payload under a key derived from the private key that signed it, in the protected
+// header parameter "rtg" (private to Rescind; other verifiers ignore it, RFC 7515 §4). Any
+// instance holding the signing key can so recognise the token it issued with an HMAC instead of
+// a signature: Authenticate, which the revocation endpoint uses. The tag authenticates the
+// header and the claims, not the signature: a text with the token's header and payload and any
+// signature of the right length passes Authenticate, so only a caller for whom that is the same
+// token may use it. Revoking is such a caller (whoever holds the header and payload of a token
+// of this server can only revoke that token); introspection and every verifier of signatures are
+// not, and check the signature (VerifyKey).
+
+// tagParam is the header parameter carrying the tag.
+const tagParam = "rtg"
+
+// tagLen is the tag's length in bytes: a 128-bit MAC.
+const tagLen = 16
+
+// tagInfo separates the tag key from every other use of the signing key.
+const tagInfo = "rescind access token tag v1"
+
+// deriveTagKey returns the tag key of a signing key: HKDF-SHA256 (RFC 5869) of its PKCS #8
+// encoding. It is nil if the key cannot be encoded (a key without its private half).
+func deriveTagKey(k SigningKey) []byte {
+	if k.Private == nil {
+		return nil
+	}
+	der, err := k.MarshalPrivate()
+	if err != nil {
+		return nil
+	}
+	key, err := hkdf.Key(sha256.New, der, nil, tagInfo, sha256.Size)
+	if err != nil {
+		return nil
+	}
+	return key
+}
+
+// computeTag returns the base64url tag of a token of alg, kid and typ whose encoded payload is
+// payloadB64, under key.
+func computeTag(key []byte, alg, kid, typ, payloadB64 string) string {
+	m := hmac.New(sha256.New, key)
+	for _, s := range []string{alg, kid, typ} {
+		m.Write([]byte(s))
+		m.Write([]byte{0})
+	}
+	m.Write([]byte(payloadB64))
+	var sum [sha256.Size]byte
+	return base64.RawURLEncoding.EncodeToString(m.Sum(sum[:0])[:tagLen])
+}
+
+// signatureLen returns the length of a signature of k's: the only length a token of its may carry.
+func signatureLen(k SigningKey) int {
+	if k.Private == nil {
+		return -1
+	}
+	switch k.Alg {
+	case AlgES256, AlgEdDSA:
+		return 64
+	case AlgRS256:
+		if r, ok := k.Private.Public().(interface{ Size() int }); ok {
+			return r.Size()
+		}
+	}
+	return -1
+}
+
+// Authenticate checks that text is a token of this signer's, with header typ, signed by a key
+// that is not retired, and returns its payload and that key's kid, as VerifyKey does; but a token
+// that carries its tag is recognised by it, at the cost of an HMAC rather than a signature (see
+// tagParam): its signature is not checked, only its length. A token without a tag (signed before
+// tags were) or with a wrong one is checked by VerifyKey. Errors are VerifyKey's.
+func (s *Signer) Authenticate(text, typ string, now time.Time) (payload []byte, kid string, err error) {
+	if len(text) > MaxLength*2 || !LooksLikeJWT(text) {
+		return nil, "", ErrBadJWT
+	}
+	jws, err := ParseJWS(text)
+	if err != nil {
+		return nil, "", ErrBadJWT
+	}
+	if jws.tag != "" && jws.Typ == typ {
+		if k, ok := s.verifier(jws.Kid, now); ok && k.Alg == jws.Alg && k.tagKey != nil && len(jws.signature) == signatureLen(k) {
+			want := computeTag(k.tagKey, jws.Alg, jws.Kid, jws.Typ, jws.payloadB64())
+			if subtle.ConstantTimeCompare([]byte(want), []byte(jws.tag)) == 1 {
+				return jws.Payload, jws.Kid, nil
+			}
+		}
+	}
+	return s.VerifyKey(text, typ, now)
+}
