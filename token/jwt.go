@@ -161,7 +161,6 @@ func (s *Signer) Add(k SigningKey) {
 	if !k.RetiredAt.IsZero() {
 		k.Private = nil
 	}
-	k.tagKey = deriveTagKey(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.chains == nil {
@@ -181,6 +180,7 @@ func (s *Signer) Add(k SigningKey) {
 			c = &keyChain{}
 			s.chains[k.Chain] = c
 		}
+		k.tagKey = deriveTagKey(k)
 		c.keys = append(c.keys, k)
 	}
 	c.sort(s.RetireAfter)
