@@ -35,7 +35,13 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		s.revokeRefreshToken(w, r, client, text)
 		return
 	}
-	claims, err := s.parseAccessToRevoke(r.Context(), text)
+	// A client that authenticated itself may name its JWT by the token's tag; a public one
+	// proves nothing but its id, so for it the token's signature is the credential.
+	parse := s.parseAccessToRevoke
+	if client.Public {
+		parse = s.parseAccess
+	}
+	claims, err := parse(r.Context(), text)
 	if err != nil {
 		revoked(w) // not a token of ours: nothing to revoke (§2.2)
 		return

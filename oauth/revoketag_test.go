@@ -67,3 +67,47 @@ func mustB64(t *testing.T, s string) []byte {
 	}
 	return b
 }
+
+// TestRevokeByTagNeedsAnAuthenticatedClient: a public client proves nothing but its id, so the
+// token itself is its credential: its revocation of a JWT checks the signature, and the token's
+// header and claims under another signature revoke nothing.
+func TestRevokeByTagNeedsAnAuthenticatedClient(t *testing.T) {
+	e := newEnv(t)
+	tok := e.mintJWT(t, "spa", "", nil)
+	p := strings.Split(tok, ".")
+	revoke := func(text string) {
+		t.Helper()
+		r := e.do(req{path: "/oauth2/revoke", body: "client_id=spa&token=" + url.QueryEscape(text)})
+		if r.status != 200 {
+			t.Fatalf("revoke: %d %s", r.status, r.body)
+		}
+	}
+	revoke(p[0] + "." + p[1] + "." + base64.RawURLEncoding.EncodeToString(make([]byte, 64)))
+	if !e.active(tok) {
+		t.Fatal("a public client revoked a JWT without its signature")
+	}
+	revoke(tok)
+	if e.active(tok) {
+		t.Fatal("the public client's own token, signed, was not revoked")
+	}
+}
+
+// TestTagNotRememberedAsVerified: what the revocation endpoint authenticated by a tag is never
+// kept as verified: another client sends a token's header and claims without its signature
+// (refused: not its token), and introspection of that text still says inactive.
+func TestTagNotRememberedAsVerified(t *testing.T) {
+	e := newEnv(t)
+	victim := e.issue("jwtapp", appSecret, "")
+	p := strings.Split(victim, ".")
+	unsigned := p[0] + "." + p[1] + "." + base64.RawURLEncoding.EncodeToString(make([]byte, 64))
+	r := e.do(req{path: "/oauth2/revoke", body: "token=" + url.QueryEscape(unsigned), user: "app", pass: appSecret})
+	if r.status != 400 {
+		t.Fatalf("another client's revocation: %d %s", r.status, r.body)
+	}
+	if e.active(unsigned) {
+		t.Fatal("the text without its signature is active at introspection: the tag's check was kept as verified")
+	}
+	if !e.active(victim) {
+		t.Fatal("the victim was revoked")
+	}
+}

@@ -43,8 +43,9 @@ type jwsHeader struct {
 	// Crit lists extensions the token says must be understood (RFC 7515 §4.1.11); this package
 	// understands none, so a token that has any is refused.
 	Crit []string `json:"crit,omitempty"`
-	// Tag is this server's tag of an access token of its own (tagParam); "" on others.
-	Tag string `json:"rtg,omitempty"`
+	// Tag is this server's tag of an access token of its own (tagParam), kept raw: a token of
+	// another issuer may carry a parameter of that name of any type (RFC 7515 §4).
+	Tag json.RawMessage `json:"rtg,omitempty"`
 }
 
 // JWS is a compact JWS split into its parts and decoded, not yet verified.
@@ -56,8 +57,9 @@ type JWS struct {
 	// signed is BASE64URL(header) "." BASE64URL(payload), what the signature covers.
 	signed    string
 	signature []byte
-	// tag is the header's tag parameter (tagParam), if any.
-	tag string
+	// header is the decoded header, hasTag whether it has the tag parameter (tagParam).
+	header []byte
+	hasTag bool
 }
 
 // payloadB64 returns the payload as encoded in the token.
@@ -69,9 +71,9 @@ func (j *JWS) payloadB64() string {
 // ParseJWS splits and decodes a compact JWS (RFC 7515 §7.1) without verifying it. Each part must
 // be unpadded base64url of the alphabet's 64 characters only, with zero trailing bits, so each
 // part has exactly one text form (an ECDSA signature still has two valid values, s and n-s: a
-// token has at most two accepted texts), and the
-// header must be a JSON object without "crit" (no extension is understood, RFC 7515 §4.1.11).
-// The error is ErrBadJWT.
+// token has at most two texts whose signature verifies; Signer.Authenticate, which does not check
+// signatures, accepts any signature of the right length), and the header must be a JSON object
+// without "crit" (no extension is understood, RFC 7515 §4.1.11). The error is ErrBadJWT.
 func ParseJWS(text string) (*JWS, error) {
 	h, rest, ok := strings.Cut(text, ".")
 	if !ok {
@@ -86,7 +88,7 @@ func ParseJWS(text string) (*JWS, error) {
 	if err != nil || json.Unmarshal(hb, &hdr) != nil || hdr.Crit != nil || hdr.Alg == "" {
 		return nil, ErrBadJWT
 	}
-	j := &JWS{Alg: hdr.Alg, Kid: hdr.Kid, Typ: hdr.Typ, signed: text[:len(h)+1+len(p)], tag: hdr.Tag}
+	j := &JWS{Alg: hdr.Alg, Kid: hdr.Kid, Typ: hdr.Typ, signed: text[:len(h)+1+len(p)], header: hb, hasTag: hdr.Tag != nil}
 	if j.Payload, err = decodeB64(p); err != nil {
 		return nil, ErrBadJWT
 	}
@@ -152,10 +154,7 @@ func verifyECDSA(key crypto.PublicKey, curve elliptic.Curve, digest, sig []byte)
 func signJWS(alg, kid, typ string, key crypto.Signer, tagKey, payload []byte) (string, error) {
 	enc := base64.RawURLEncoding
 	h := jwsHeader{Alg: alg, Kid: kid, Typ: typ}
-	if tagKey != nil {
-		h.Tag = computeTag(tagKey, alg, kid, typ, enc.EncodeToString(payload))
-	}
-	hdr, err := json.Marshal(h)
+	hdr, err := tagHeader(h, tagKey, enc.EncodeToString(payload))
 	if err != nil {
 		return "", fmt.Errorf("token: encoding header: %w", err)
 	}

@@ -6,6 +6,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -14,11 +17,12 @@ import (
 // header parameter "rtg" (private to Rescind; other verifiers ignore it, RFC 7515 §4). Any
 // instance holding the signing key can so recognise the token it issued with an HMAC instead of
 // a signature: Authenticate, which the revocation endpoint uses. The tag authenticates the
-// header and the claims, not the signature: a text with the token's header and payload and any
-// signature of the right length passes Authenticate, so only a caller for whom that is the same
-// token may use it. Revoking is such a caller (whoever holds the header and payload of a token
-// of this server can only revoke that token); introspection and every verifier of signatures are
-// not, and check the signature (VerifyKey).
+// header and the claims, not the signature: a text with the token's exact header and payload
+// and any signature of the right length passes Authenticate, so only a caller for whom that is
+// the same token may use it. Revocation by a client that authenticated itself is such a caller
+// (it can revoke only tokens issued to it, and only one whose header and claims it holds);
+// revocation by a public client, introspection and every verifier of signatures are not, and
+// check the signature (VerifyKey).
 
 // tagParam is the header parameter carrying the tag.
 const tagParam = "rtg"
@@ -59,6 +63,20 @@ func computeTag(key []byte, alg, kid, typ, payloadB64 string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(sum[:0])[:tagLen])
 }
 
+// tagHeader returns the JSON header h, with the tag of a token of payloadB64 under tagKey if
+// tagKey is not nil: the one encoding of it that Authenticate accepts.
+func tagHeader(h jwsHeader, tagKey []byte, payloadB64 string) ([]byte, error) {
+	h.Tag = nil
+	if tagKey != nil {
+		h.Tag = json.RawMessage(strconv.Quote(computeTag(tagKey, h.Alg, h.Kid, h.Typ, payloadB64)))
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("token: encoding header: %w", err)
+	}
+	return b, nil
+}
+
 // signatureLen returns the length of a signature of k's: the only length a token of its may carry.
 func signatureLen(k SigningKey) int {
 	if k.Private == nil {
@@ -78,8 +96,10 @@ func signatureLen(k SigningKey) int {
 // Authenticate checks that text is a token of this signer's, with header typ, signed by a key
 // that is not retired, and returns its payload and that key's kid, as VerifyKey does; but a token
 // that carries its tag is recognised by it, at the cost of an HMAC rather than a signature (see
-// tagParam): its signature is not checked, only its length. A token without a tag (signed before
-// tags were) or with a wrong one is checked by VerifyKey. Errors are VerifyKey's.
+// tagParam): its header must be, byte for byte, the one this signer writes for its payload (alg,
+// kid, typ and the tag, nothing else), its signature is not checked, only its length. A token
+// without a tag (signed before tags were) or with another header is checked by VerifyKey. Errors
+// are VerifyKey's.
 func (s *Signer) Authenticate(text, typ string, now time.Time) (payload []byte, kid string, err error) {
 	if len(text) > MaxLength*2 || !LooksLikeJWT(text) {
 		return nil, "", ErrBadJWT
@@ -88,10 +108,10 @@ func (s *Signer) Authenticate(text, typ string, now time.Time) (payload []byte, 
 	if err != nil {
 		return nil, "", ErrBadJWT
 	}
-	if jws.tag != "" && jws.Typ == typ {
+	if jws.hasTag && jws.Typ == typ {
 		if k, ok := s.verifier(jws.Kid, now); ok && k.Alg == jws.Alg && k.tagKey != nil && len(jws.signature) == signatureLen(k) {
-			want := computeTag(k.tagKey, jws.Alg, jws.Kid, jws.Typ, jws.payloadB64())
-			if subtle.ConstantTimeCompare([]byte(want), []byte(jws.tag)) == 1 {
+			want, err := tagHeader(jwsHeader{Alg: k.Alg, Kid: k.ID, Typ: typ}, k.tagKey, jws.payloadB64())
+			if err == nil && subtle.ConstantTimeCompare(want, jws.header) == 1 {
 				return jws.Payload, jws.Kid, nil
 			}
 		}

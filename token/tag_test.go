@@ -77,6 +77,7 @@ func TestAuthenticateByTag(t *testing.T) {
 	}
 	h, payload, sig := splitJWT(t, tok)
 	oh, opayload, _ := splitJWT(t, other)
+	rawHeader, _, _ := strings.Cut(tok, ".")
 	enc := base64.RawURLEncoding
 	garbage := enc.EncodeToString(make([]byte, 64))
 
@@ -85,7 +86,7 @@ func TestAuthenticateByTag(t *testing.T) {
 	}
 	// Another signature of the right length: the same header and claims, so the same token for
 	// a revocation; the signature check (VerifyKey) refuses it.
-	forged := joinJWT(t, h, payload, garbage)
+	forged := rawHeader + "." + payload + "." + garbage
 	if _, _, err := s.Authenticate(forged, TypeAccessToken, now); err != nil {
 		t.Errorf("the token's header and claims with another signature: %v", err)
 	}
@@ -93,22 +94,37 @@ func TestAuthenticateByTag(t *testing.T) {
 		t.Errorf("VerifyKey of another signature: %v, want ErrBadJWT", err)
 	}
 
-	withKid := func(kid string) map[string]any { c := clone(h); c["kid"] = kid; return c }
-	withTyp := func(typ string) map[string]any { c := clone(h); c["typ"] = typ; return c }
-	withAlg := func(alg string) map[string]any { c := clone(h); c["alg"] = alg; return c }
-	withTag := func(tag any) map[string]any { c := clone(h); c[tagParam] = tag; return c }
+	// Headers as the signer writes them (its key order), with one value changed: each is
+	// refused for that value, not for its spelling.
+	hdr := func(alg, kid, typ string, tag any) string {
+		b, err := json.Marshal(jwsHeader{Alg: alg, Kid: kid, Typ: typ, Tag: mustJSON(t, tag)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return enc.EncodeToString(b)
+	}
+	tag := h[tagParam].(string)
+	if hdr(AlgES256, "k2", TypeAccessToken, tag) != rawHeader {
+		t.Fatalf("the test writes headers otherwise than the signer: %s", mustDecode(t, rawHeader))
+	}
 	noTag := clone(h)
 	delete(noTag, tagParam)
+	withExtra := clone(h)
+	withExtra["x5u"] = "https://elsewhere.example/"
 	refused := map[string]string{
-		"another token's claims under this tag":      joinJWT(t, h, opayload, sig),
-		"another token's tag":                        joinJWT(t, withTag(oh[tagParam]), payload, sig),
-		"the tag under the other key's kid":          joinJWT(t, withKid("k1"), payload, sig),
-		"the tag under another typ":                  joinJWT(t, withTyp("application/at+jwt"), payload, sig),
-		"the tag under another alg":                  joinJWT(t, withAlg(AlgEdDSA), payload, garbage),
-		"a tag one character off":                    joinJWT(t, withTag(flipFirst(h[tagParam].(string))), payload, sig),
-		"a signature one byte short":                 joinJWT(t, h, payload, enc.EncodeToString(make([]byte, 63))),
+		"another token's claims under this tag":      rawHeader + "." + opayload + "." + sig,
+		"the header re-encoded, its keys reordered":  joinJWT(t, h, payload, garbage),
+		"the header with one more parameter":         joinJWT(t, withExtra, payload, garbage),
+		"the header with a space":                    enc.EncodeToString(append(mustDecode(t, rawHeader), ' ')) + "." + payload + "." + garbage,
+		"another token's tag":                        hdr(AlgES256, "k2", TypeAccessToken, oh[tagParam]) + "." + payload + "." + sig,
+		"the tag under the other key's kid":          hdr(AlgES256, "k1", TypeAccessToken, tag) + "." + payload + "." + sig,
+		"the tag under another typ":                  hdr(AlgES256, "k2", "application/at+jwt", tag) + "." + payload + "." + sig,
+		"the tag under another alg":                  hdr(AlgEdDSA, "k2", TypeAccessToken, tag) + "." + payload + "." + garbage,
+		"a tag one character off":                    hdr(AlgES256, "k2", TypeAccessToken, flipFirst(tag)) + "." + payload + "." + sig,
+		"a tag that is not a string":                 hdr(AlgES256, "k2", TypeAccessToken, 1) + "." + payload + "." + sig,
+		"a signature one byte short":                 rawHeader + "." + payload + "." + enc.EncodeToString(make([]byte, 63)),
 		"no tag and another signature":               joinJWT(t, noTag, payload, garbage),
-		"the claims with one more character of data": joinJWT(t, h, payload+"A", sig),
+		"the claims with one more character of data": rawHeader + "." + payload + "A." + sig,
 	}
 	for name, text := range refused {
 		if _, _, err := s.Authenticate(text, TypeAccessToken, now); err == nil {
@@ -135,6 +151,15 @@ func TestAuthenticateByTag(t *testing.T) {
 	if _, _, err := s.Authenticate(tok, TypeAccessToken, now); err == nil {
 		t.Error("a token of a retired key accepted by its tag")
 	}
+}
+
+func mustJSON(t *testing.T, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func clone(h map[string]any) map[string]any {
@@ -175,6 +200,17 @@ func BenchmarkAuthenticate(b *testing.B) {
 	for b.Loop() {
 		if _, _, err := s.Authenticate(tok, TypeAccessToken, now); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestOthersRtgParameter: a token of another issuer may carry a parameter named rtg of any type
+// (RFC 7515 §4: unknown parameters are ignored); ParseJWS reads it as it reads any other.
+func TestOthersRtgParameter(t *testing.T) {
+	for _, h := range []string{`{"alg":"ES256","rtg":1}`, `{"alg":"ES256","Rtg":{"a":[1]}}`, `{"alg":"ES256","rtg":null}`} {
+		text := base64.RawURLEncoding.EncodeToString([]byte(h)) + ".e30." + base64.RawURLEncoding.EncodeToString(make([]byte, 64))
+		if _, err := ParseJWS(text); err != nil {
+			t.Errorf("header %s: %v", h, err)
 		}
 	}
 }
