@@ -123,9 +123,11 @@ type Client struct {
 	// tokens for; empty means any. Distinct from Resources, what a resource server serves.
 	AllowedResources []string
 	// ScopeLimit, if not nil, bounds the scopes of a self-registered client: an operator's
-	// narrowing (client update --scope), kept apart from the Scopes the client asserts itself
-	// (RFC 7592, its metadata document), which never change it; empty allows no scope. The
-	// client may be granted only scopes in both.
+	// narrowing (client update --scope, or the Scopes of the initial access token it registered
+	// with), kept apart from the Scopes the client asserts itself (RFC 7592, its metadata
+	// document), which never change it; empty allows no scope. The client may be granted only
+	// scopes in both. By client credentials, where no person consents, a self-registered client
+	// gets a scope only if its ScopeLimit names it: nil allows none there.
 	ScopeLimit []string
 	// Registration says how the client was registered: RegistrationAdmin (by an operator),
 	// RegistrationDynamic (RFC 7591) or RegistrationMetadataDocument (a Client ID Metadata
@@ -505,6 +507,11 @@ type RegistrationToken struct {
 	Hash string
 	// CreatedAt is when it was made; ExpiresAt when it stops working.
 	CreatedAt, ExpiresAt time.Time
+	// Scopes, if not nil, are the scopes the clients registered with the token may hold
+	// (`registration-token create --scope`): each such client gets them as its ScopeLimit, the
+	// operator's explicit allowance. Nil: the clients it registers get no ScopeLimit, so no
+	// scope by client credentials, where no person consents.
+	Scopes []string
 }
 
 // AuditEntry records one revocation: who, what, why, when. It never holds a token.

@@ -86,7 +86,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, invalidTarget(desc))
 		return
 	}
-	scope, perr := grantScope(form.Get("scope"), s.clientCredentialsScopes(r.Context(), client))
+	scope, perr := grantScope(form.Get("scope"), s.clientCredentialsScopes(client))
 	if perr != nil {
 		writeError(w, perr)
 		return

@@ -10,8 +10,8 @@ import (
 	"github.com/rescind/rescind"
 )
 
-// testRegistrationTokens: initial access tokens round-trip, are found by hash only, listed oldest
-// first, deleted by id, and purged once expired; a taken id or hash is ErrAlreadyExists.
+// testRegistrationTokens: initial access tokens round-trip (their scopes too: nil, none given,
+// told from empty, none allowed), are found by hash only, listed oldest first, deleted by id, and purged once expired; a taken id or hash is ErrAlreadyExists.
 func testRegistrationTokens(t *testing.T, s rescind.Store) {
 	ctx := context.Background()
 	if list, err := s.ListRegistrationTokens(ctx); err != nil || len(list) != 0 {
@@ -36,6 +36,23 @@ func testRegistrationTokens(t *testing.T, s rescind.Store) {
 	}
 	if _, err := s.GetRegistrationToken(ctx, "rt-a"); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatalf("a token was found by its id: %v", err)
+	}
+	// Its scopes round-trip, none given (nil) told from none allowed (empty).
+	for _, tc := range []struct {
+		id     string
+		scopes []string
+	}{{"rt-s1", []string{"read", "mcp:tools"}}, {"rt-s2", []string{}}, {"rt-s3", nil}} {
+		if err := s.CreateRegistrationToken(ctx, rescind.RegistrationToken{ID: tc.id, Hash: "hash-" + tc.id, CreatedAt: base,
+			ExpiresAt: base.Add(time.Minute), Scopes: tc.scopes}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetRegistrationToken(ctx, "hash-"+tc.id)
+		if err != nil || !slices.Equal(got.Scopes, tc.scopes) || (got.Scopes == nil) != (tc.scopes == nil) {
+			t.Fatalf("GetRegistrationToken(%s) = %+v, %v; want scopes %#v", tc.id, got, err, tc.scopes)
+		}
+		if err := s.DeleteRegistrationToken(ctx, tc.id); err != nil {
+			t.Fatal(err)
+		}
 	}
 	list, err := s.ListRegistrationTokens(ctx)
 	if err != nil || len(list) != 2 || list[0].ID != "rt-a" || list[1].ID != "rt-b" {
