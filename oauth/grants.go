@@ -261,6 +261,26 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 	if s.singleUseFailed(w, r, client, err, rt.GrantID, "refresh token reuse") {
 		return
 	}
+	// A logout may have committed between the check above and the rotation (no transaction
+	// ties them): the session is read again now that the rotation is durable. Ended, the answer
+	// is what it would have been had the logout come first, so nothing issued after a logout
+	// names its session (re-audit 3A #3); a logout committed after this read comes after the
+	// answer, and its logout token covers what the answer carries.
+	if rt.SessionID != "" && hasScope(rt.Scope, ScopeOpenID) && !ended {
+		live, err := s.sessionLive(r.Context(), rt.SessionID, is.now)
+		if err != nil {
+			s.log.ErrorContext(r.Context(), "reading session", "err", err)
+			writeError(w, errServer)
+			return
+		}
+		if !live && !hasScope(rt.Scope, ScopeOfflineAccess) {
+			writeError(w, errorf(ErrInvalidGrant, http.StatusBadRequest, "the session this refresh token was issued in has ended"))
+			return
+		}
+		if !live {
+			in, ended = signIn{}, true
+		}
+	}
 	// The refreshed ID token keeps the sign-in's sid and auth_time (OpenID Connect Core 1.0 §12.2)
 	// while that sign-in's session lives. Once it ended (signed out, expired) there is no ID
 	// token (§12.2: the response "might not contain an id_token"): a new one would assert a
