@@ -458,7 +458,8 @@ func TestRegistrationOff(t *testing.T) {
 // what an operator explicitly allowed: those of the scopes it registered that its initial
 // access token's scopes name (registration-token create --scope, its ScopeLimit), within
 // --scopes if set; never a scope it merely asks for, never a default, and nothing at all with a
-// token that names no scopes, whatever the operator's own clients hold (re-audit 3A #2).
+// token that names no scopes, whatever the operator's own clients hold (re-audit 3A #2). A
+// client allowed no scope at all gets no token, not a scopeless one (re-audit 3A #6).
 func TestSelfRegisteredClientCredentialsScopes(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -470,15 +471,15 @@ func TestSelfRegisteredClientCredentialsScopes(t *testing.T) {
 	}{
 		{"token without scopes: registered, asked", nil, nil, "read write", "write", "-"},
 		{"token without scopes: an operator's client's scope, asked", nil, nil, "payments:write", "payments:write", "-"},
-		{"token without scopes: none asked", nil, nil, "read write", "", ""},
+		{"token without scopes: none asked", nil, nil, "read write", "", "-"},
 		{"token without scopes, --scopes: within, asked", []string{"read", "write"}, nil, "read", "read", "-"},
 		{"token with scopes: registered, asked", nil, []string{"read", "write"}, "read write", "write", "write"},
 		{"token with scopes: none asked: those registered", nil, []string{"read", "deploy", "write"}, "deploy read", "", "deploy read"},
 		{"token with scopes: one it did not register, asked", nil, []string{"read", "write"}, "read", "write", "-"},
 		{"token with scopes: none registered, asked", nil, []string{"read"}, "", "read", "-"},
-		{"token with scopes: none registered, none asked", nil, []string{"read"}, "", "", ""},
+		{"token with scopes: none registered, none asked", nil, []string{"read"}, "", "", "-"},
 		{"token with scopes, --scopes: within", []string{"read", "admin"}, []string{"admin"}, "admin", "admin", "admin"},
-		{"token with empty scopes: none", nil, []string{}, "", "", ""},
+		{"token with empty scopes: none", nil, []string{}, "", "", "-"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnvWith(t, func(_ *env, c *oauth.Config) {
@@ -595,5 +596,36 @@ func TestScopedInitialAccessToken(t *testing.T) {
 	wantError(t, ask("write"), 400, "invalid_scope")
 	if r := ask(""); r.status != 200 || r.json(t)["scope"] != "read" {
 		t.Fatalf("no scope asked: %d %s; want scope read", r.status, r.body)
+	}
+}
+
+// TestSelfRegisteredAllowedNoScopeGetsNoToken: an operator's `client update --scope ""` of a
+// self-registered client (it allows it none) leaves it no token by client credentials, for any
+// audience: invalid_scope, where it had a token before. Re-audit 3A #6.
+func TestSelfRegisteredAllowedNoScopeGetsNoToken(t *testing.T) {
+	e := newEnvWith(t, registrationMode(oauth.RegisterWithToken))
+	ctx := context.Background()
+	text, hash, _ := token.NewStored(token.InitialAccessPrefix)
+	if err := e.store.CreateRegistrationToken(ctx, rescind.RegistrationToken{ID: "iat", Hash: hash, CreatedAt: e.clock(),
+		ExpiresAt: e.clock().Add(time.Hour), Scopes: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	reg := e.register(`{"grant_types":["client_credentials"],"scope":"read"}`, text).registration(t)
+	ask := func() resp {
+		return e.do(req{path: "/oauth2/token", body: url.Values{"grant_type": {"client_credentials"}, "resource": {resA}}.Encode(),
+			user: reg.ClientID, pass: reg.ClientSecret})
+	}
+	if r := ask(); r.status != 200 || r.json(t)["scope"] != "read" {
+		t.Fatalf("before the operator's limit: %d %s", r.status, r.body)
+	}
+	none := []string{}
+	if _, err := e.store.UpdateClient(ctx, reg.ClientID, rescind.ClientUpdate{ScopeLimit: &none}); err != nil {
+		t.Fatal(err)
+	}
+	e.clients.Invalidate(reg.ClientID)
+	wantError(t, ask(), 400, "invalid_scope")
+	// An operator's own client with no scopes still gets its scopeless tokens.
+	if r := e.do(req{path: "/oauth2/token", body: "grant_type=client_credentials", user: "special:id", pass: specialSecret}); r.status != 200 {
+		t.Fatalf("an operator's client without scopes: %d %s", r.status, r.body)
 	}
 }
