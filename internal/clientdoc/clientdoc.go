@@ -204,7 +204,8 @@ func (r *Resolver) checkURL(id string) error {
 	// refused (its cut-off) only as that exact string, so a second spelling of the same URL
 	// ("HOST", ":443", "host.", a lone "?", "%61") would bring the client back.
 	if id != canonicalURL(u) {
-		return &Error{"its URL must be written in its canonical form (lower-case host, no default port or trailing dot, no needless escapes)"}
+		return &Error{"its URL must be written in its canonical form (lower-case host, no default port or trailing dot, no needless escapes, " +
+			"a port without leading zeros, an IP address as a dotted quad or compressed IPv6)"}
 	}
 	if ip := net.ParseIP(u.Hostname()); ip != nil {
 		if err := (safehttp.Policy{AllowLoopback: r.cfg.AllowLoopback}).Check(mustAddr(ip)); err != nil {
@@ -214,20 +215,61 @@ func (r *Resolver) checkURL(id string) error {
 	return nil
 }
 
-// canonicalURL is u written one way: scheme and host in lower case, without the scheme's
-// default port, the path escaped only where it must be, the query (if not empty) as it is.
+// canonicalURL is u written one way, or "" if its host or port has no canonical form: scheme
+// and host in lower case; an IP address as net/netip writes it (IPv6 compressed, in lower case;
+// IPv4 as a dotted quad without leading zeros); a port in decimal without leading zeros, none
+// for the scheme's default; the path escaped only where it must be, the query (if not empty) as
+// it is. A host whose last label is a number (decimal or 0x hexadecimal) that is not such a
+// dotted quad ("134744072", "0x8080808", "008.008.008.008", "agent.123") has none: browsers
+// and other URL parsers read it as an IPv4 address (WHATWG URL, "ends in a number"), so it
+// would be another spelling of one. So is a trailing dot, and an empty port ("host:").
 func canonicalURL(u *url.URL) string {
-	host := strings.ToLower(u.Host)
-	if port := u.Port(); (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
-		host = strings.ToLower(u.Hostname())
-		if strings.Contains(host, ":") {
-			host = "[" + host + "]"
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.ToLower(u.Hostname())
+	if host == "" || strings.HasSuffix(host, ".") || strings.HasSuffix(u.Host, ":") {
+		return ""
+	}
+	if strings.HasPrefix(u.Host, "[") || strings.Contains(host, ":") {
+		ip, err := netip.ParseAddr(host)
+		if err != nil || !ip.Is6() || ip.Zone() != "" {
+			return ""
+		}
+		host = "[" + ip.String() + "]"
+	} else if labels := strings.Split(host, "."); endsInNumber(labels[len(labels)-1]) {
+		ip, err := netip.ParseAddr(host)
+		if err != nil || !ip.Is4() || ip.String() != host {
+			return ""
 		}
 	}
-	if strings.HasSuffix(strings.TrimSuffix(host, ":"+u.Port()), ".") {
-		return "" // a trailing dot: never canonical
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != p {
+			return ""
+		}
+		if !(scheme == "https" && n == 443) && !(scheme == "http" && n == 80) {
+			host += ":" + p
+		}
 	}
-	return (&url.URL{Scheme: strings.ToLower(u.Scheme), Host: host, Path: u.Path, RawQuery: u.RawQuery}).String()
+	return (&url.URL{Scheme: scheme, Host: host, Path: u.Path, RawQuery: u.RawQuery}).String()
+}
+
+// endsInNumber reports whether a host's last label is a number as the WHATWG URL standard's
+// IPv4 parser reads one: decimal digits, or 0x (or 0X) and hexadecimal digits (none included).
+func endsInNumber(label string) bool {
+	if label == "" {
+		return false
+	}
+	digits := label
+	hex := len(label) >= 2 && label[0] == '0' && (label[1] == 'x' || label[1] == 'X')
+	if hex {
+		digits = label[2:]
+	}
+	for _, c := range []byte(digits) {
+		if !('0' <= c && c <= '9' || hex && ('a' <= c && c <= 'f' || 'A' <= c && c <= 'F')) {
+			return false
+		}
+	}
+	return true
 }
 
 func loopbackHost(h string) bool {

@@ -180,6 +180,32 @@ func TestClientIDForm(t *testing.T) {
 		{"https://agent.example/client%20x.json", true, true}, // an escape that is needed
 		{"https://[2606:4700::1]/c.json", true, true},
 		{"https://[2606:4700::1]:443/c.json", false, false},
+		// Other spellings of a port or an address (re-audit 3A #5): leading zeros, an empty
+		// port, a non-canonical IPv6 text form, a numeric host that is not a dotted quad (read
+		// as an IPv4 address by browsers and other URL parsers).
+		{"https://agent.example:0443/client.json", false, false},
+		{"https://agent.example:00443/client.json", false, false},
+		{"https://agent.example:08443/client.json", false, false},
+		{"https://agent.example:/client.json", false, false},
+		{"https://agent.example:0/client.json", false, false},
+		{"https://agent.example:65536/client.json", false, false},
+		{"https://agent.example:65535/client.json", true, true},
+		{"https://[2606:4700:0::1]/c.json", false, false},
+		{"https://[2606:4700:0:0:0:0:0:1]/c.json", false, false},
+		{"https://[2606:4700::0001]/c.json", false, false},
+		{"https://[2606:4700::A]/c.json", false, false},
+		{"https://[2606:4700::a]/c.json", true, true},
+		{"https://134744072/c.json", false, false},
+		{"https://0x8080808/c.json", false, false},
+		{"https://008.008.008.008/c.json", false, false},
+		{"https://8.8.8.010/c.json", false, false},
+		{"https://8.8.2056/c.json", false, false},
+		{"https://agent.123/c.json", false, false},
+		{"https://agent.0x1f/c.json", false, false},
+		{"https://123.agent.example/c.json", true, true},
+		{"https://0x.agent.example/c.json", true, true},
+		{"http://127.1:8080/c.json", false, false},
+		{"http://localhost.:8080/c.json", false, false},
 		{"https://agent.example", false, false},  // no path
 		{"https://agent.example/", false, false}, // no path
 		{"http://agent.example/client.json", false, false},
