@@ -189,7 +189,7 @@ func (p *person) revokeApp(base, name string) {
 	p.t.Helper()
 	_, page := p.get(base + "/account/apps")
 	// The app's row: its name, then its revoke form's grant_id.
-	m := regexp.MustCompile(`(?s)<td>` + regexp.QuoteMeta(name) + `.*?name="grant_id" value="([^"]+)"`).FindStringSubmatch(page)
+	m := regexp.MustCompile(`(?s)<td><bdi class="name">` + regexp.QuoteMeta(name) + `</bdi>.*?name="grant_id" value="([^"]+)"`).FindStringSubmatch(page)
 	if m == nil {
 		p.t.Fatalf("the apps page does not list %q:\n%s", name, page)
 	}

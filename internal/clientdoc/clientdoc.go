@@ -555,7 +555,8 @@ func (r *Resolver) parse(id string, body []byte) (rescind.Client, error) {
 	}
 	name := strings.TrimSpace(d.ClientName)
 	if len(name) > 200 || !ValidName(name) {
-		return rescind.Client{}, &Error{"its client_name must be printable UTF-8 of at most 200 bytes, without bidirectional or zero-width characters"}
+		return rescind.Client{}, &Error{"its client_name must be printable UTF-8 of at most 200 bytes, without bidirectional, zero-width or blank " +
+			"characters, and with at most 4 combining marks on a character"}
 	}
 	if name == "" {
 		u, _ := url.Parse(id)
@@ -586,9 +587,40 @@ func mustAddr(ip net.IP) netip.Addr {
 // (consent page, connected apps, client list), is valid UTF-8 without control characters (Cc),
 // format characters (Cf: bidirectional overrides and isolates such as U+202E, zero-width
 // characters such as U+200B, which let a name display as another: "Rescind \u202eppA nimdA")
-// or line and paragraph separators (Zl, Zp). The length is the caller's to bound.
+// or line and paragraph separators (Zl, Zp); without the letters and symbols that show as
+// nothing (blankFiller: the Hangul fillers U+115F, U+1160, U+3164, U+FFA0, the braille blank
+// U+2800, and the other default-ignorable ones), which let "Rescind\u3164Admin" pass for
+// "Rescind Admin"; and with at most maxMarksPerBase combining marks (Mn, Me) on any character,
+// which is more than any writing system stacks, so that a name cannot pile marks over the text
+// around it ("Zalgo"). The length is the caller's to bound.
 func ValidName(name string) bool {
-	return utf8.ValidString(name) && !strings.ContainsFunc(name, func(r rune) bool {
-		return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
-	})
+	if !utf8.ValidString(name) {
+		return false
+	}
+	marks := 0
+	for _, r := range name {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) || blankFiller(r) {
+			return false
+		}
+		if !unicode.In(r, unicode.Mn, unicode.Me) {
+			marks = 0
+			continue
+		}
+		if marks++; marks > maxMarksPerBase {
+			return false
+		}
+	}
+	return true
+}
+
+// maxMarksPerBase bounds the combining marks a character of a name may carry: Vietnamese, Yoruba,
+// Hebrew with points and cantillation, and Indic scripts stay within it.
+const maxMarksPerBase = 4
+
+// blankFiller reports whether r is a letter or symbol that displays as blank: a Hangul filler
+// (U+115F, U+1160, U+3164, U+FFA0), the braille pattern blank (U+2800), or another character
+// Unicode lists as Other_Default_Ignorable_Code_Point (U+034F, U+17B4, U+17B5...) or a musical
+// null notehead (U+1D159).
+func blankFiller(r rune) bool {
+	return r == 0x2800 || r == 0x1D159 || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r)
 }

@@ -495,6 +495,22 @@ func TestValidName(t *testing.T) {
 		{"a\u2028b", false},                      // line separator
 		{"a\u2029b", false},                      // paragraph separator
 		{"\xff", false},
+		// Blank letters and symbols, and stacks of combining marks (re-audit 3A #7).
+		{"Rescind\u3164Admin", false},                                    // Hangul filler
+		{"Rescind\u2800Admin", false},                                    // braille pattern blank
+		{"Rescind\u115f\u1160", false},                                   // Hangul choseong and jungseong fillers
+		{"Rescind\uffa0Admin", false},                                    // halfwidth Hangul filler
+		{"Resc\u034find", false},                                         // combining grapheme joiner
+		{"Resc\u17b4ind", false},                                         // Khmer vowel inherent
+		{"Z" + strings.Repeat("\u0310\u0352\u0315\u0329", 24), false},    // 96 marks on one letter
+		{"Z\u0310\u0352\u0315\u0329\u0336", false},                       // 5
+		{"Z\u0310\u0352\u0315\u0329", true},                              // 4
+		{"\u0310\u0352\u0315\u0329\u0336Agent", false},                   // 5 before any letter
+		{"Vi\u0323\u0302\u0301t Nam", true},                              // Vietnamese, decomposed
+		{"\u05e9\u05bc\u05c1\u05b8\u0591\u05dc\u05d5\u05b9\u05dd", true}, // Hebrew with points and a cantillation mark
+		{"\u0915\u094d\u0937\u093f", true},                               // Devanagari conjunct
+		{"Photo Printer \u2764\ufe0f", true},                             // emoji presentation selector
+		{"\ud55c\uad6d\uc5b4 App", true},                                 // Hangul syllables
 	} {
 		if got := ValidName(tc.name); got != tc.want {
 			t.Errorf("ValidName(%q) = %v, want %v", tc.name, got, tc.want)
