@@ -512,6 +512,10 @@ type RegistrationToken struct {
 	// operator's explicit allowance. Nil: the clients it registers get no ScopeLimit, so no
 	// scope by client credentials, where no person consents.
 	Scopes []string
+	// AllowedResources, if not empty, are the resources (RFC 8707) the clients registered with
+	// the token may ask tokens for (`registration-token create --allowed-resource`): each such
+	// client gets them as its AllowedResources. Empty: any, as for a client an operator makes.
+	AllowedResources []string
 }
 
 // AuditEntry records one revocation: who, what, why, when. It never holds a token.

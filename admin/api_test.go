@@ -1042,7 +1042,7 @@ func TestRegistrationTokenRoutes(t *testing.T) {
 		t.Fatalf("create 90m: %d %s", r.status, r.body)
 	}
 	for _, body := range []string{`{"expires":0}`, `{"expires":"-1h"}`, `{"expires":"9000h"}`, `{"expires":"soon"}`, `{"ttl":"1h"}`, `[`,
-		`{"scope":"read \"quoted\""}`, `{"scope":["read"]}`} {
+		`{"scope":"read \"quoted\""}`, `{"scope":["read"]}`, `{"allowed_resources":["not a uri"]}`, `{"allowed_resources":"https://a.example"}`} {
 		wantError(t, a.call("POST", "/admin/v1/registration-tokens", body), 400, "invalid_request")
 	}
 	// Scopes: stored (repeats dropped) and shown; "" is none allowed, told from none given.
@@ -1055,6 +1055,7 @@ func TestRegistrationTokenRoutes(t *testing.T) {
 		{`{"scope":"deploy read deploy"}`, strPtr("deploy read"), []string{"deploy", "read"}},
 		{`{"scope":""}`, strPtr(""), []string{}},
 		{`{"expires":"1h"}`, nil, nil},
+		{`{"scope":"read","allowed_resources":["https://api.example","https://api.example","urn:x"]}`, strPtr("read"), []string{"read"}},
 	} {
 		r := a.call("POST", "/admin/v1/registration-tokens", tc.body)
 		var got admin.RegistrationTokenInfo
@@ -1065,6 +1066,10 @@ func TestRegistrationTokenRoutes(t *testing.T) {
 		st, err := a.store.GetRegistrationToken(context.Background(), token.Hash(got.Token))
 		if err != nil || !slices.Equal(st.Scopes, tc.stored) || (st.Scopes == nil) != (tc.stored == nil) {
 			t.Fatalf("%s stored as %#v, %v; want %#v", tc.body, st.Scopes, err, tc.stored)
+		}
+		if wantRes := map[bool][]string{true: {"https://api.example", "urn:x"}}[strings.Contains(tc.body, "allowed_resources")]; !slices.Equal(st.AllowedResources, wantRes) ||
+			!slices.Equal(got.AllowedResources, wantRes) {
+			t.Fatalf("%s: allowed resources stored %v, shown %v; want %v", tc.body, st.AllowedResources, got.AllowedResources, wantRes)
 		}
 		if r := a.call("DELETE", "/admin/v1/registration-tokens/"+got.ID, ""); r.status != 204 {
 			t.Fatalf("delete: %d %s", r.status, r.body)

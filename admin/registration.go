@@ -30,6 +30,9 @@ type CreateRegistrationTokenRequest struct {
 	// those they registered. Absent: the clients it registers get no scope by client
 	// credentials (only what a person consents to in the code flow); "" allows none at all.
 	Scope *string `json:"scope,omitempty"`
+	// AllowedResources, if set, are the only resources (RFC 8707) the clients registered with
+	// the token may ask tokens for (their allowed_resources); absent: any.
+	AllowedResources []string `json:"allowed_resources,omitempty"`
 }
 
 // RegistrationTokenInfo is how the API shows an initial access token (RFC 7591 §3). Token is set
@@ -43,10 +46,14 @@ type RegistrationTokenInfo struct {
 	// Scope is the space-separated scopes the clients registered with it may hold; absent when
 	// its creation named none (CreateRegistrationTokenRequest.Scope).
 	Scope *string `json:"scope,omitempty"`
+	// AllowedResources are the resources the clients registered with it may ask tokens for;
+	// absent: any.
+	AllowedResources []string `json:"allowed_resources,omitempty"`
 }
 
 func (s *Server) registrationTokenInfo(t rescind.RegistrationToken) RegistrationTokenInfo {
-	info := RegistrationTokenInfo{ID: t.ID, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, Expired: !s.cfg.Now().Before(t.ExpiresAt)}
+	info := RegistrationTokenInfo{ID: t.ID, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, Expired: !s.cfg.Now().Before(t.ExpiresAt),
+		AllowedResources: t.AllowedResources}
 	if t.Scopes != nil {
 		sc := strings.Join(t.Scopes, " ")
 		info.Scope = &sc
@@ -83,6 +90,11 @@ func (s *Server) handleCreateRegistrationToken(w http.ResponseWriter, r *http.Re
 			scopes = []string{} // no scope at all, not "none given"
 		}
 	}
+	allowed, err := ValidateAllowedResources(req.AllowedResources)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
 	id, err := secret.NewID()
 	if err != nil {
 		writeErr(w, http.StatusInternalServerError, "server_error", "no token could be generated")
@@ -94,7 +106,7 @@ func (s *Server) handleCreateRegistrationToken(w http.ResponseWriter, r *http.Re
 		return
 	}
 	now := s.cfg.Now().UTC()
-	t := rescind.RegistrationToken{ID: id, Hash: hash, CreatedAt: now, ExpiresAt: now.Add(ttl), Scopes: scopes}
+	t := rescind.RegistrationToken{ID: id, Hash: hash, CreatedAt: now, ExpiresAt: now.Add(ttl), Scopes: scopes, AllowedResources: allowed}
 	if err := s.cfg.Store.CreateRegistrationToken(r.Context(), t); err != nil {
 		s.cfg.Logger.ErrorContext(r.Context(), "creating registration token", "err", err)
 		writeErr(w, http.StatusInternalServerError, "server_error", "the token could not be stored")

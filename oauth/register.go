@@ -171,6 +171,8 @@ type registeredClient struct {
 	// scopeLimit is the scopes of the initial access token of the registration, if it names
 	// some (rescind.RegistrationToken.Scopes): the client's ScopeLimit.
 	scopeLimit []string
+	// allowedResources is the initial access token's AllowedResources: the client's.
+	allowedResources []string
 }
 
 // validateMetadata applies the registration rules to md. In open mode only public clients
@@ -427,6 +429,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		}
 		rc.scopeLimit = slices.Clone(iat.Scopes)
 	}
+	rc.allowedResources = slices.Clone(iat.AllowedResources) // RFC 8707: what it may ask tokens for
 	if open {
 		// Every open registration takes one of its address's tokens; a refused one gives it back.
 		res, ok, retry := s.regLimiter.Reserve("register:" + networkKey(r))
@@ -464,7 +467,8 @@ func (s *Server) register(r *http.Request, rc registeredClient) (registrationRes
 	}
 	c := rescind.Client{ID: id, Name: rc.name, Public: rc.public, GrantTypes: rc.grantTypes, Scopes: rc.scopes,
 		RedirectURIs: rc.redirects, TokenFormat: rc.tokenFormat, CreatedAt: s.now().UTC(), AllowInsecureRedirect: s.insecureRedir,
-		Registration: rescind.RegistrationDynamic, RegistrationTokenHash: ratHash, ScopeLimit: rc.scopeLimit}
+		Registration: rescind.RegistrationDynamic, RegistrationTokenHash: ratHash, ScopeLimit: rc.scopeLimit,
+		AllowedResources: rc.allowedResources}
 	var plain string
 	if !c.Public {
 		if plain, err = secret.Generate(); err != nil {

@@ -629,3 +629,33 @@ func TestSelfRegisteredAllowedNoScopeGetsNoToken(t *testing.T) {
 		t.Fatalf("an operator's client without scopes: %d %s", r.status, r.body)
 	}
 }
+
+// TestInitialAccessTokenAllowedResources: the resources an initial access token names
+// (registration-token create --allowed-resource) become its clients' allowed resources: a token
+// for another is invalid_target, and naming none gets those (never the issuer).
+func TestInitialAccessTokenAllowedResources(t *testing.T) {
+	e := newEnvWith(t, registrationMode(oauth.RegisterWithToken))
+	ctx := context.Background()
+	text, hash, _ := token.NewStored(token.InitialAccessPrefix)
+	if err := e.store.CreateRegistrationToken(ctx, rescind.RegistrationToken{ID: "iat", Hash: hash, CreatedAt: e.clock(),
+		ExpiresAt: e.clock().Add(time.Hour), Scopes: []string{"read"}, AllowedResources: []string{resA}}); err != nil {
+		t.Fatal(err)
+	}
+	reg := e.register(`{"grant_types":["client_credentials"],"scope":"read","token_format":"opaque"}`, text).registration(t)
+	if c, err := e.store.GetClient(ctx, reg.ClientID); err != nil || !slices.Equal(c.AllowedResources, []string{resA}) {
+		t.Fatalf("the registered client's allowed resources: %v, %v; want [%s]", c.AllowedResources, err, resA)
+	}
+	ask := func(res ...string) resp {
+		return e.do(req{path: "/oauth2/token", body: url.Values{"grant_type": {"client_credentials"}, "resource": res}.Encode(),
+			user: reg.ClientID, pass: reg.ClientSecret})
+	}
+	wantError(t, ask(resB), 400, "invalid_target")
+	wantError(t, ask(issuer), 400, "invalid_target")
+	r := ask()
+	if r.status != 200 {
+		t.Fatalf("naming no resource: %d %s", r.status, r.body)
+	}
+	if aud := e.audienceOf(t, r.json(t)["access_token"].(string)); !slices.Equal(aud, []string{resA}) {
+		t.Fatalf("naming no resource: aud %v, want [%s]", aud, resA)
+	}
+}

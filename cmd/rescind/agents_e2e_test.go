@@ -409,7 +409,8 @@ func TestRegistrationThroughTheBinary(t *testing.T) {
 	if code, m := register(""); code != 401 || m["error"] != "invalid_token" {
 		t.Fatalf("without a token: %d %v", code, m)
 	}
-	tok := strings.TrimSpace(cli(t, nil, "registration-token", "create", "--data-dir", data, "--expires", "1h", "--scope", "deploy"))
+	tok := strings.TrimSpace(cli(t, nil, "registration-token", "create", "--data-dir", data, "--expires", "1h", "--scope", "deploy",
+		"--allowed-resource", "https://deploy.example"))
 	if !strings.HasPrefix(tok, "rsc_iat_") || strings.ContainsAny(tok, " \n{") {
 		t.Fatalf("registration-token create printed %q", tok)
 	}
@@ -421,13 +422,17 @@ func TestRegistrationThroughTheBinary(t *testing.T) {
 		url.Values{"grant_type": {"client_credentials"}}); code != 200 || !strings.Contains(string(body), `"scope":"deploy"`) {
 		t.Fatalf("the registered client's token: %d %s; want scope deploy", code, body)
 	}
+	if code, body := srv.post("/oauth2/token", m["client_id"].(string), m["client_secret"].(string),
+		url.Values{"grant_type": {"client_credentials"}, "resource": {"https://payments.example"}}); code != 400 || !strings.Contains(string(body), "invalid_target") {
+		t.Fatalf("the registered client's token for another resource: %d %s; want invalid_target", code, body)
+	}
 	if code, _ := register(tok); code != 201 {
 		t.Fatalf("the token works again until it expires: %d", code)
 	}
 	var list []admin.RegistrationTokenInfo
 	json.Unmarshal([]byte(cli(t, nil, "registration-token", "list", "--data-dir", data)), &list)
 	if len(list) != 1 || list[0].Token != "" || list[0].Expired || time.Until(list[0].ExpiresAt) > time.Hour ||
-		list[0].Scope == nil || *list[0].Scope != "deploy" {
+		list[0].Scope == nil || *list[0].Scope != "deploy" || !slices.Equal(list[0].AllowedResources, []string{"https://deploy.example"}) {
 		t.Fatalf("registration-token list: %+v", list)
 	}
 	if db, _ := os.ReadFile(filepath.Join(data, "rescind.db")); strings.Contains(string(db), tok) {

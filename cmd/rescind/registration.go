@@ -30,9 +30,10 @@ func newRegistrationTokenCreateCommand() *cobra.Command {
 		expires time.Duration
 		output  string
 		scope   string
+		allowed []string
 	)
 	cmd := &cobra.Command{
-		Use:   "create [--expires 24h] [--scope \"a b\"] [--output token|json]",
+		Use:   "create [--expires 24h] [--scope \"a b\"] [--allowed-resource URI ...] [--output token|json]",
 		Short: "Make an initial access token and print it (shown this once)",
 		Long: `Make an initial access token and print it on standard output (shown this once; its id and
 expiry go to standard error), or with --output json print {"id", "token", "created_at",
@@ -43,7 +44,9 @@ naming another is refused, and each client gets them as its scope limit (as clie
 --scope sets), so by client credentials, where no person consents, it gets those it registered
 and no other. Without --scope, the clients it registers get no scope by client credentials
 (only what a person allows them in the code flow) until you allow some with client update
---scope; --scope "" allows none at all.`,
+--scope; --scope "" allows none at all. --allowed-resource URI (repeatable) limits them to asking
+tokens for those resources (RFC 8707), as client update --allowed-resource does; without it,
+any.`,
 		Example: `  TOKEN=$(rescind registration-token create --expires 1h)
   curl -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
     -d '{"client_name":"agent","redirect_uris":["http://127.0.0.1:8976/cb"]}' http://127.0.0.1:8080/oauth2/register
@@ -63,7 +66,7 @@ and no other. Without --scope, the clients it registers get no scope by client c
 				return fmt.Errorf("--expires must be between 1s and %s", admin.MaxRegistrationTokenTTL)
 			}
 			d := admin.Duration(expires)
-			req := admin.CreateRegistrationTokenRequest{Expires: &d}
+			req := admin.CreateRegistrationTokenRequest{Expires: &d, AllowedResources: allowed}
 			if cmd.Flags().Changed("scope") {
 				req.Scope = &scope
 			}
@@ -83,13 +86,14 @@ and no other. Without --scope, the clients it registers get no scope by client c
 	cmd.Flags().DurationVar(&expires, "expires", admin.DefaultRegistrationTokenTTL, "how long the token works")
 	cmd.Flags().StringVarP(&output, "output", "o", "token", "output: token (the token alone) or json")
 	cmd.Flags().StringVar(&scope, "scope", "", `space-separated scopes the clients registered with the token may hold (without it: none by client credentials)`)
+	cmd.Flags().StringArrayVar(&allowed, "allowed-resource", nil, "a resource URI (RFC 8707) the clients registered with the token may ask tokens for (repeatable; default: any)")
 	return cmd
 }
 
 func newRegistrationTokenListCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
-		Short: "List the initial access tokens as JSON (id, created_at, expires_at, expired, scope; never the tokens)",
+		Short: "List the initial access tokens as JSON (id, created_at, expires_at, expired, scope, allowed_resources; never the tokens)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := loadSettings(cmd)

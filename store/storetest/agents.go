@@ -54,6 +54,19 @@ func testRegistrationTokens(t *testing.T, s rescind.Store) {
 			t.Fatal(err)
 		}
 	}
+	// And its allowed resources.
+	res := []string{"https://api.example", "urn:example:photos"}
+	if err := s.CreateRegistrationToken(ctx, rescind.RegistrationToken{ID: "rt-r", Hash: "hash-rt-r", CreatedAt: base,
+		ExpiresAt: base.Add(time.Minute), AllowedResources: res}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetRegistrationToken(ctx, "hash-rt-r"); err != nil || !slices.Equal(got.AllowedResources, res) {
+		t.Fatalf("GetRegistrationToken(rt-r) = %+v, %v; want allowed resources %v", got, err, res)
+	}
+	if got, err := s.GetRegistrationToken(ctx, "hash-a"); err != nil || len(got.AllowedResources) != 0 {
+		t.Fatalf("a token without allowed resources = %+v, %v", got, err)
+	}
+	s.DeleteRegistrationToken(ctx, "rt-r")
 	list, err := s.ListRegistrationTokens(ctx)
 	if err != nil || len(list) != 2 || list[0].ID != "rt-a" || list[1].ID != "rt-b" {
 		t.Fatalf("ListRegistrationTokens = %+v, %v; want rt-a then rt-b", list, err)

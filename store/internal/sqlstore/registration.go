@@ -7,13 +7,13 @@ import (
 	"github.com/rescind/rescind"
 )
 
-const registrationTokenColumns = `id, hash, created_at, expires_at, scopes`
+const registrationTokenColumns = `id, hash, created_at, expires_at, scopes, allowed_resources`
 
 func scanRegistrationToken(row Row) (rescind.RegistrationToken, error) {
 	var t rescind.RegistrationToken
 	var created, expires int64
-	var scopes string
-	if err := row.Scan(&t.ID, &t.Hash, &created, &expires, &scopes); err != nil {
+	var scopes, allowed string
+	if err := row.Scan(&t.ID, &t.Hash, &created, &expires, &scopes, &allowed); err != nil {
 		return t, err
 	}
 	t.CreatedAt, t.ExpiresAt = FromNanos(created), FromNanos(expires)
@@ -21,13 +21,16 @@ func scanRegistrationToken(row Row) (rescind.RegistrationToken, error) {
 	if t.Scopes, err = ParseList(scopes); err != nil { // JSON null: none given
 		return t, fmt.Errorf("scopes: %w", err)
 	}
+	if t.AllowedResources, err = ParseList(allowed); err != nil {
+		return t, fmt.Errorf("allowed_resources: %w", err)
+	}
 	return t, nil
 }
 
 // CreateRegistrationToken implements rescind.Store.
 func (s *Store) CreateRegistrationToken(ctx context.Context, t rescind.RegistrationToken) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO registration_tokens (`+registrationTokenColumns+`) VALUES ($1, $2, $3, $4, $5)`,
-		t.ID, t.Hash, Nanos(t.CreatedAt), Nanos(t.ExpiresAt), OptionalJSONList(t.Scopes))
+	_, err := s.db.Exec(ctx, `INSERT INTO registration_tokens (`+registrationTokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+		t.ID, t.Hash, Nanos(t.CreatedAt), Nanos(t.ExpiresAt), OptionalJSONList(t.Scopes), JSONList(t.AllowedResources))
 	if s.d.IsUniqueViolation(err) {
 		return s.errorf("registration token %q: %w", t.ID, rescind.ErrAlreadyExists)
 	}
