@@ -275,7 +275,7 @@ func clientName(name string) (string, *Error) {
 	}
 	if len(name) > maxClientName || !clientdoc.ValidName(name) {
 		return "", metadataError(fmt.Sprintf("client_name must be printable UTF-8 of at most %d bytes, without control, "+
-			"format (bidirectional or zero-width) or separator characters", maxClientName))
+			"format (bidirectional or zero-width), separator or blank characters, and with at most 4 combining marks on a character", maxClientName))
 	}
 	return name, nil
 }

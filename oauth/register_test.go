@@ -108,6 +108,8 @@ func TestOpenRegistration(t *testing.T) {
 		{"a name with a right-to-left override", `{"redirect_uris":["https://a.example/cb"],"client_name":"Rescind \u202eppA nimdA\u202c"}`, 400, "invalid_client_metadata"},
 		{"a name with a zero-width space", `{"redirect_uris":["https://a.example/cb"],"client_name":"Resc\u200bind"}`, 400, "invalid_client_metadata"},
 		{"a name with a line separator", `{"redirect_uris":["https://a.example/cb"],"client_name":"a\u2028b"}`, 400, "invalid_client_metadata"},
+		{"a name with a Hangul filler", `{"redirect_uris":["https://a.example/cb"],"client_name":"Rescind\u3164Admin"}`, 400, "invalid_client_metadata"},
+		{"a name with a stack of marks", `{"redirect_uris":["https://a.example/cb"],"client_name":"Z\u0310\u0352\u0315\u0329\u0336"}`, 400, "invalid_client_metadata"},
 		{"an unknown token format", `{"redirect_uris":["https://a.example/cb"],"token_format":"paseto"}`, 400, "invalid_client_metadata"},
 		{"not an object", `["https://a.example/cb"]`, 400, "invalid_client_metadata"},
 		{"two objects", `{"redirect_uris":["https://a.example/cb"]}{}`, 400, "invalid_client_metadata"},
