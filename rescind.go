@@ -123,9 +123,11 @@ type Client struct {
 	// tokens for; empty means any. Distinct from Resources, what a resource server serves.
 	AllowedResources []string
 	// ScopeLimit, if not nil, bounds the scopes of a self-registered client: an operator's
-	// narrowing (client update --scope), kept apart from the Scopes the client asserts itself
-	// (RFC 7592, its metadata document), which never change it; empty allows no scope. The
-	// client may be granted only scopes in both.
+	// narrowing (client update --scope, or the Scopes of the initial access token it registered
+	// with), kept apart from the Scopes the client asserts itself (RFC 7592, its metadata
+	// document), which never change it; empty allows no scope. The client may be granted only
+	// scopes in both. By client credentials, where no person consents, a self-registered client
+	// gets a scope only if its ScopeLimit names it: nil allows none there.
 	ScopeLimit []string
 	// Registration says how the client was registered: RegistrationAdmin (by an operator),
 	// RegistrationDynamic (RFC 7591) or RegistrationMetadataDocument (a Client ID Metadata
@@ -505,6 +507,15 @@ type RegistrationToken struct {
 	Hash string
 	// CreatedAt is when it was made; ExpiresAt when it stops working.
 	CreatedAt, ExpiresAt time.Time
+	// Scopes, if not nil, are the scopes the clients registered with the token may hold
+	// (`registration-token create --scope`): each such client gets them as its ScopeLimit, the
+	// operator's explicit allowance. Nil: the clients it registers get no ScopeLimit, so no
+	// scope by client credentials, where no person consents.
+	Scopes []string
+	// AllowedResources, if not empty, are the resources (RFC 8707) the clients registered with
+	// the token may ask tokens for (`registration-token create --allowed-resource`): each such
+	// client gets them as its AllowedResources. Empty: any, as for a client an operator makes.
+	AllowedResources []string
 }
 
 // AuditEntry records one revocation: who, what, why, when. It never holds a token.
@@ -731,11 +742,15 @@ type Store interface {
 	GetRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
 	// RotateRefreshToken atomically marks the token with hash oldHash used, stores next and
 	// raises its grant's TokensExpireAt to tokensExpireAt (the expiry of the access token about
-	// to be issued with next). It returns the old token. If the old token was already used it
-	// returns it with ErrReused and writes nothing; if there is none, it has expired at now, or
-	// its grant is revoked, ErrNotFound. Of two concurrent rotations of one token exactly one
-	// succeeds; the other sees ErrReused.
-	RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, now, tokensExpireAt time.Time) (RefreshToken, error)
+	// to be issued with next). In the same transaction the values of audience the grant's
+	// Audience lacks are added to it (nil adds nothing): the caller passes the audience of the
+	// access token when the grant does not record it yet, so that every token's audience is
+	// within its grant's and the grant's revocation reaches the resource servers of each. It
+	// returns the old token. If the old token was already used it returns it with ErrReused and
+	// writes nothing; if there is none, it has expired at now, or its grant is revoked,
+	// ErrNotFound. Of two concurrent rotations of one token exactly one succeeds; the other sees
+	// ErrReused.
+	RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, now, tokensExpireAt time.Time, audience []string) (RefreshToken, error)
 
 	// CreateCode stores an authorization code (its hash). A code of a session (c.SessionID
 	// set) is stored only while that session exists, and records c.ClientID and c.GrantID
@@ -747,11 +762,12 @@ type Store interface {
 	// revoked).
 	GetCode(ctx context.Context, hash string) (AuthCode, error)
 	// RedeemCode atomically marks the code used, raises its grant's TokensExpireAt to
-	// tokensExpireAt (the expiry of the access token about to be issued) and returns the code.
+	// tokensExpireAt (the expiry of the access token about to be issued), adds to its grant's
+	// Audience the values of audience it lacks, as RotateRefreshToken does, and returns the code.
 	// A code already used is returned with ErrReused and nothing is written; a code that does
 	// not exist, has expired at now, or whose grant is revoked gives ErrNotFound. Of two
 	// concurrent redemptions exactly one succeeds; the other sees ErrReused.
-	RedeemCode(ctx context.Context, hash string, now, tokensExpireAt time.Time) (AuthCode, error)
+	RedeemCode(ctx context.Context, hash string, now, tokensExpireAt time.Time, audience []string) (AuthCode, error)
 
 	// RecordGrantTokenStatus remembers the status list entry of an access token issued under a
 	// grant, until exp, so that RevokeGrants can flip it. RevokeGrants writes a RevokeStatus

@@ -1041,8 +1041,39 @@ func TestRegistrationTokenRoutes(t *testing.T) {
 	if r.status != 201 || short.ExpiresAt.Sub(short.CreatedAt) != 90*time.Minute {
 		t.Fatalf("create 90m: %d %s", r.status, r.body)
 	}
-	for _, body := range []string{`{"expires":0}`, `{"expires":"-1h"}`, `{"expires":"9000h"}`, `{"expires":"soon"}`, `{"ttl":"1h"}`, `[`} {
+	for _, body := range []string{`{"expires":0}`, `{"expires":"-1h"}`, `{"expires":"9000h"}`, `{"expires":"soon"}`, `{"ttl":"1h"}`, `[`,
+		`{"scope":"read \"quoted\""}`, `{"scope":["read"]}`, `{"allowed_resources":["not a uri"]}`, `{"allowed_resources":"https://a.example"}`} {
 		wantError(t, a.call("POST", "/admin/v1/registration-tokens", body), 400, "invalid_request")
+	}
+	// Scopes: stored (repeats dropped) and shown; "" is none allowed, told from none given.
+	for _, tc := range []struct {
+		body string
+		want *string
+		// stored is the token's stored Scopes.
+		stored []string
+	}{
+		{`{"scope":"deploy read deploy"}`, strPtr("deploy read"), []string{"deploy", "read"}},
+		{`{"scope":""}`, strPtr(""), []string{}},
+		{`{"expires":"1h"}`, nil, nil},
+		{`{"scope":"read","allowed_resources":["https://api.example","https://api.example","urn:x"]}`, strPtr("read"), []string{"read"}},
+	} {
+		r := a.call("POST", "/admin/v1/registration-tokens", tc.body)
+		var got admin.RegistrationTokenInfo
+		json.Unmarshal(r.body, &got)
+		if r.status != 201 || (got.Scope == nil) != (tc.want == nil) || (got.Scope != nil && *got.Scope != *tc.want) {
+			t.Fatalf("create %s: %d %s", tc.body, r.status, r.body)
+		}
+		st, err := a.store.GetRegistrationToken(context.Background(), token.Hash(got.Token))
+		if err != nil || !slices.Equal(st.Scopes, tc.stored) || (st.Scopes == nil) != (tc.stored == nil) {
+			t.Fatalf("%s stored as %#v, %v; want %#v", tc.body, st.Scopes, err, tc.stored)
+		}
+		if wantRes := map[bool][]string{true: {"https://api.example", "urn:x"}}[strings.Contains(tc.body, "allowed_resources")]; !slices.Equal(st.AllowedResources, wantRes) ||
+			!slices.Equal(got.AllowedResources, wantRes) {
+			t.Fatalf("%s: allowed resources stored %v, shown %v; want %v", tc.body, st.AllowedResources, got.AllowedResources, wantRes)
+		}
+		if r := a.call("DELETE", "/admin/v1/registration-tokens/"+got.ID, ""); r.status != 204 {
+			t.Fatalf("delete: %d %s", r.status, r.body)
+		}
 	}
 	r = a.call("GET", "/admin/v1/registration-tokens", "")
 	if r.status != 200 || strings.Contains(string(r.body), made.Token) || strings.Contains(string(r.body), "rsc_iat_") {
@@ -1122,3 +1153,5 @@ func TestUpdateSelfRegisteredClient(t *testing.T) {
 		t.Fatalf("operator's client stored as %+v", c)
 	}
 }
+
+func strPtr(s string) *string { return &s }

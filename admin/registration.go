@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/rescind/rescind"
@@ -24,6 +25,14 @@ const MaxRegistrationTokenTTL = 365 * 24 * time.Hour
 type CreateRegistrationTokenRequest struct {
 	// Expires is how long the token works; absent: DefaultRegistrationTokenTTL.
 	Expires *Duration `json:"expires,omitempty"`
+	// Scope, space-separated, names the scopes the clients registered with the token may hold
+	// (their scope_limit): they may register only those, and get by client credentials only
+	// those they registered. Absent: the clients it registers get no scope by client
+	// credentials (only what a person consents to in the code flow); "" allows none at all.
+	Scope *string `json:"scope,omitempty"`
+	// AllowedResources, if set, are the only resources (RFC 8707) the clients registered with
+	// the token may ask tokens for (their allowed_resources); absent: any.
+	AllowedResources []string `json:"allowed_resources,omitempty"`
 }
 
 // RegistrationTokenInfo is how the API shows an initial access token (RFC 7591 §3). Token is set
@@ -34,10 +43,22 @@ type RegistrationTokenInfo struct {
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 	Expired   bool      `json:"expired"`
+	// Scope is the space-separated scopes the clients registered with it may hold; absent when
+	// its creation named none (CreateRegistrationTokenRequest.Scope).
+	Scope *string `json:"scope,omitempty"`
+	// AllowedResources are the resources the clients registered with it may ask tokens for;
+	// absent: any.
+	AllowedResources []string `json:"allowed_resources,omitempty"`
 }
 
 func (s *Server) registrationTokenInfo(t rescind.RegistrationToken) RegistrationTokenInfo {
-	return RegistrationTokenInfo{ID: t.ID, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, Expired: !s.cfg.Now().Before(t.ExpiresAt)}
+	info := RegistrationTokenInfo{ID: t.ID, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, Expired: !s.cfg.Now().Before(t.ExpiresAt),
+		AllowedResources: t.AllowedResources}
+	if t.Scopes != nil {
+		sc := strings.Join(t.Scopes, " ")
+		info.Scope = &sc
+	}
+	return info
 }
 
 // handleCreateRegistrationToken makes an initial access token, which lets whoever holds it
@@ -58,6 +79,22 @@ func (s *Server) handleCreateRegistrationToken(w http.ResponseWriter, r *http.Re
 		writeErr(w, http.StatusBadRequest, "invalid_request", "expires must be between 1s and "+MaxRegistrationTokenTTL.String())
 		return
 	}
+	var scopes []string
+	if req.Scope != nil {
+		var err error
+		if scopes, err = clientScopes(*req.Scope); err != nil {
+			writeErr(w, http.StatusBadRequest, "invalid_request", err.Error())
+			return
+		}
+		if scopes == nil {
+			scopes = []string{} // no scope at all, not "none given"
+		}
+	}
+	allowed, err := ValidateAllowedResources(req.AllowedResources)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
 	id, err := secret.NewID()
 	if err != nil {
 		writeErr(w, http.StatusInternalServerError, "server_error", "no token could be generated")
@@ -69,13 +106,14 @@ func (s *Server) handleCreateRegistrationToken(w http.ResponseWriter, r *http.Re
 		return
 	}
 	now := s.cfg.Now().UTC()
-	t := rescind.RegistrationToken{ID: id, Hash: hash, CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	t := rescind.RegistrationToken{ID: id, Hash: hash, CreatedAt: now, ExpiresAt: now.Add(ttl), Scopes: scopes, AllowedResources: allowed}
 	if err := s.cfg.Store.CreateRegistrationToken(r.Context(), t); err != nil {
 		s.cfg.Logger.ErrorContext(r.Context(), "creating registration token", "err", err)
 		writeErr(w, http.StatusInternalServerError, "server_error", "the token could not be stored")
 		return
 	}
-	s.cfg.Logger.InfoContext(r.Context(), "registration token created", "id", id, "expires_at", t.ExpiresAt)
+	s.cfg.Logger.InfoContext(r.Context(), "registration token created", "id", id, "expires_at", t.ExpiresAt,
+		"scope", strings.Join(scopes, " "), "scoped", scopes != nil)
 	info := s.registrationTokenInfo(t)
 	info.Token = text
 	writeJSON(w, http.StatusCreated, info)

@@ -175,6 +175,11 @@ func (f *fakePages) ReadLogoutConfirm(w http.ResponseWriter, _ *http.Request) (s
 	return "", false, false
 }
 
+func (f *fakePages) ShowLogoutResubmit(w http.ResponseWriter, _ *http.Request, params url.Values) {
+	f.calls = append(f.calls, "ShowLogoutResubmit "+params.Encode())
+	w.WriteHeader(http.StatusOK)
+}
+
 func (f *fakePages) ShowSignedOut(w http.ResponseWriter, _ *http.Request, signedOut bool) {
 	f.calls = append(f.calls, fmt.Sprintf("ShowSignedOut %v", signedOut))
 	w.WriteHeader(http.StatusOK)

@@ -78,10 +78,11 @@ func (s *Server) parseLogoutRequest(r *http.Request, raw string) (*logoutRequest
 // can send a browser here. Ending the session tells every app signed in with it (back-channel
 // logout, through the Committer). The browser is then sent to the post_logout_redirect_uri,
 // with state, if one was given and registered; else shown that it is signed out. A POST
-// without a session cookie (cross-site: SameSite=Lax keeps it back) is sent to the same
-// request by GET, which carries the cookie, before anything is reported.
+// without a session cookie (cross-site: SameSite=Lax keeps it back) is answered with a page
+// that posts the same request again from this origin, with the cookie, before anything is
+// reported.
 func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request) {
-	raw, fromConfirm, decided := r.URL.RawQuery, false, false
+	raw, fromConfirm, decided, resubmitted := r.URL.RawQuery, false, false, false
 	if r.Method == http.MethodPost {
 		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
 			s.pages.ShowError(w, r, http.StatusBadRequest, "The logout request must be a form.")
@@ -98,13 +99,17 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r.Body = io.NopCloser(strings.NewReader(string(body)))
-		if q.Has("logout_request") {
+		switch {
+		case q.Has("logout_request"):
 			var ok bool
 			if raw, decided, ok = s.pages.ReadLogoutConfirm(w, r); !ok {
 				return
 			}
 			fromConfirm = true
-		} else {
+		case q.Has(logoutResubmitted):
+			q.Del(logoutResubmitted)
+			raw, resubmitted = q.Encode(), true
+		default:
 			raw = string(body)
 		}
 	}
@@ -115,13 +120,18 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, signedIn := s.pages.Session(r)
 	switch {
-	case !signedIn && r.Method == http.MethodPost && !fromConfirm:
+	case !signedIn && r.Method == http.MethodPost && !fromConfirm && (!resubmitted || s.crossSite(r)):
 		// A cross-site form POST (the usual RP-initiated logout by POST) does not carry the
-		// SameSite=Lax session cookie, so no session here proves nothing. The browser is sent
-		// to make the same request by GET, a top-level navigation which carries it; only then
-		// is "signed out" known (never reported when nothing was checked).
+		// SameSite=Lax session cookie, so no session here proves nothing. The browser is
+		// answered with a page of this origin that posts the same request again, marked: that
+		// POST is same-site and carries the cookie; only then is "signed out" known (never
+		// reported when nothing was checked). Not a redirect to a GET: that would put the
+		// id_token_hint, with the person's name and email, in a URL (re-audit 3A #4). A marked
+		// POST that its browser says came from another site is answered the same way, so
+		// the mark is no way around the check.
 		q, _ := url.ParseQuery(raw) // parsed without error by parseLogoutRequest
-		http.Redirect(w, r, (&url.URL{Path: r.URL.Path, RawQuery: q.Encode()}).String(), http.StatusSeeOther)
+		q.Set(logoutResubmitted, "1")
+		s.pages.ShowLogoutResubmit(w, r, q)
 		return
 	case !signedIn:
 		// Nothing to end here (already signed out, or signed out elsewhere).
@@ -138,6 +148,26 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.finishLogout(w, r, lr, true)
+}
+
+// logoutResubmitted is the field that marks a logout request posted again by the page of
+// Browser.ShowLogoutResubmit; it is not part of the request.
+const logoutResubmitted = "logout_resubmitted"
+
+// crossSite reports whether the browser says r came from a page of another origin than the
+// issuer's: by Fetch Metadata (Sec-Fetch-Site other than same-origin), else by its Origin
+// header ("null", as an opaque or hidden origin sends, included). A request with neither
+// (a browser without them, or not a browser) is not known to be cross-site.
+func (s *Server) crossSite(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site != "same-origin"
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(s.issuer)
+	return err != nil || origin != u.Scheme+"://"+u.Host
 }
 
 // finishLogout sends the browser to the request's post_logout_redirect_uri with its state

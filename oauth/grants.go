@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -141,10 +142,21 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 		writeError(w, errInvalidGrant)
 		return
 	}
+	g, err := s.store.GetGrant(r.Context(), ac.GrantID)
+	if err != nil || !g.RevokedAt.IsZero() {
+		if err != nil && !errors.Is(err, rescind.ErrNotFound) {
+			s.log.ErrorContext(r.Context(), "reading grant", "err", err)
+			writeError(w, errServer)
+			return
+		}
+		writeError(w, errInvalidGrant)
+		return
+	}
 	// Consumed only now, atomically: of two concurrent redemptions one wins and the other is a
 	// replay. The same transaction records the expiry of the access token about to be issued
-	// on the grant, which sizes the grant's revocation record.
-	_, err = s.store.RedeemCode(r.Context(), hash, is.now, is.exp)
+	// on the grant, which sizes the grant's revocation record, and its audience if the grant
+	// lacks it (a code from before the operator limited the client's resources).
+	_, err = s.store.RedeemCode(r.Context(), hash, is.now, is.exp, s.audienceToRecord(g, audience))
 	if s.singleUseFailed(w, r, client, err, ac.GrantID, "authorization code reuse") {
 		return
 	}
@@ -240,12 +252,34 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 			in, ended = signIn{}, true
 		}
 	}
-	// The rotation records the new access token's expiry on the grant in the same transaction.
+	// The rotation records the new access token's expiry on the grant in the same transaction,
+	// and its audience if the grant lacks it (a grant from before the operator limited the
+	// client's resources, whose tokens now go to those: narrowResources).
 	_, err = s.store.RotateRefreshToken(r.Context(), hash, rescind.RefreshToken{Hash: nextHash, GrantID: rt.GrantID, ClientID: client.ID,
 		Scope: rt.Scope, Resources: rt.Resources, CreatedAt: is.now, ExpiresAt: is.now.Add(s.refreshTTL), JKT: refreshBinding(client, rt.JKT, is.jkt),
-		SessionID: rt.SessionID, AuthTime: rt.AuthTime}, is.now, is.exp)
+		SessionID: rt.SessionID, AuthTime: rt.AuthTime}, is.now, is.exp, s.audienceToRecord(g, audience))
 	if s.singleUseFailed(w, r, client, err, rt.GrantID, "refresh token reuse") {
 		return
+	}
+	// A logout may have committed between the check above and the rotation (no transaction
+	// ties them): the session is read again now that the rotation is durable. Ended, the answer
+	// is what it would have been had the logout come first, so nothing issued after a logout
+	// names its session (re-audit 3A #3); a logout committed after this read comes after the
+	// answer, and its logout token covers what the answer carries.
+	if rt.SessionID != "" && hasScope(rt.Scope, ScopeOpenID) && !ended {
+		live, err := s.sessionLive(r.Context(), rt.SessionID, is.now)
+		if err != nil {
+			s.log.ErrorContext(r.Context(), "reading session", "err", err)
+			writeError(w, errServer)
+			return
+		}
+		if !live && !hasScope(rt.Scope, ScopeOfflineAccess) {
+			writeError(w, errorf(ErrInvalidGrant, http.StatusBadRequest, "the session this refresh token was issued in has ended"))
+			return
+		}
+		if !live {
+			in, ended = signIn{}, true
+		}
 	}
 	// The refreshed ID token keeps the sign-in's sid and auth_time (OpenID Connect Core 1.0 §12.2)
 	// while that sign-in's session lives. Once it ended (signed out, expired) there is no ID
@@ -254,6 +288,27 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 	// (Back-Channel Logout 1.0 §2.7).
 	s.respondGrantTokens(w, r, client, grantIssue{grantID: rt.GrantID, userID: g.UserID, scope: scope, audience: audience,
 		in: in, noIDToken: ended}, next, is)
+}
+
+// audienceToRecord returns what the grant g must record, with the issuance of an access token
+// whose audience is aud (the issuer's if empty), so that the token's audience is within the
+// grant's and the grant's revocation record names every audience its tokens have (MayReceive
+// decides who hears of it by that record): nil if g records all of aud already, else the
+// grant's audience (the issuer's for a grant recorded before audiences were) and aud. The store
+// adds it to the grant in the transaction that redeems the code or rotates the refresh token,
+// before the token exists (re-audit 3A #1).
+func (s *Server) audienceToRecord(g rescind.Grant, aud []string) []string {
+	have, aud := s.grantAudience(g), s.audienceOf(aud)
+	if containsAll(have, aud) {
+		return nil
+	}
+	out := slices.Clone(have)
+	for _, a := range aud {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // sessionLive reports whether the session id (where a sign-in happened) is still live at now:

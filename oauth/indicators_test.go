@@ -377,3 +377,92 @@ func mustHash(t *testing.T, s string) string {
 	}
 	return h
 }
+
+// TestTokenAudienceWithinGrantAudience: when a code or refresh token of a grant made before the
+// operator limited the client (--allowed-resource) issues a token for the allowed resources,
+// the grant records that audience in the same transaction, keeping the issuer's it had: a
+// token's audience is always within its grant's. So revoking the grant reaches the event stream
+// of the resource server the token is for (rs-a), which would otherwise keep accepting it until
+// the status list or its cache says otherwise. Bob's grant for resA, revoked after Alice's, marks
+// the end of what rs-a is to read. Re-audit 3A #1.
+func TestTokenAudienceWithinGrantAudience(t *testing.T) {
+	const redirect = "https://app.example/cb"
+	for _, tc := range []struct {
+		name string
+		// limitBeforeExchange: the code is issued before the limit and redeemed after it;
+		// otherwise the limit comes between the redemption and a refresh.
+		limitBeforeExchange bool
+	}{
+		{"code issued before the limit, redeemed after", true},
+		{"refresh of a grant made before the limit", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			limit := func() {
+				l := []string{resA}
+				if _, err := e.store.UpdateClient(ctx, "webapp", rescind.ClientUpdate{AllowedResources: &l}); err != nil {
+					t.Fatal(err)
+				}
+				e.clients.Invalidate("webapp")
+			}
+			alice := e.browser()
+			alice.login("alice")
+			verifier, challenge := pkcePair("a")
+			code := alice.approve(authorizeQuery("webapp", redirect, "read", challenge)).Get("code")
+			if tc.limitBeforeExchange {
+				limit()
+			}
+			r, tk := e.exchange("webapp", appSecret, codeForm(code, redirect, verifier))
+			if r.status != 200 {
+				t.Fatalf("exchange: %d %s", r.status, r.body)
+			}
+			if !tc.limitBeforeExchange {
+				if got := e.audienceOf(t, tk.access); !slices.Equal(got, []string{issuer}) {
+					t.Fatalf("before the limit: aud %v, want the issuer", got)
+				}
+				limit()
+				if r, tk = e.exchange("webapp", appSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk.refresh}}); r.status != 200 {
+					t.Fatalf("refresh: %d %s", r.status, r.body)
+				}
+			}
+			if got := e.audienceOf(t, tk.access); !slices.Equal(got, []string{resA}) {
+				t.Fatalf("the token's aud = %v, want [%s]", got, resA)
+			}
+			grants, err := e.store.ListGrants(ctx, rescind.GrantFilter{ClientID: "webapp", UserID: "alice-id"})
+			if err != nil || len(grants) != 1 {
+				t.Fatalf("ListGrants = %+v, %v", grants, err)
+			}
+			if want := []string{issuer, resA}; !sameSet(grants[0].Audience, want) {
+				t.Fatalf("the grant's recorded audience = %v, want %v (the issuer's of before, and the token's)", grants[0].Audience, want)
+			}
+
+			// Bob's grant names resA from its consent.
+			bob := e.browser()
+			bob.login("bob")
+			bv, bc := pkcePair("b")
+			q, _ := url.ParseQuery(authorizeQuery("webapp", redirect, "read", bc))
+			q.Set("resource", resA)
+			if r, _ := e.exchange("webapp", appSecret, codeForm(bob.approve(q.Encode()).Get("code"), redirect, bv)); r.status != 200 {
+				t.Fatalf("bob's exchange: %d %s", r.status, r.body)
+			}
+			bobs, _ := e.store.ListGrants(ctx, rescind.GrantFilter{ClientID: "webapp", UserID: "bob-id"})
+			if len(bobs) != 1 {
+				t.Fatalf("bob's grants: %+v", bobs)
+			}
+
+			// RFC 7009 on Alice's refresh token revokes her grant; then Bob's.
+			if r := e.do(req{path: "/oauth2/revoke", body: "token=" + url.QueryEscape(tk.refresh), user: "webapp", pass: appSecret}); r.status != 200 {
+				t.Fatalf("revoke: %d %s", r.status, r.body)
+			}
+			if _, _, err := e.committer.RevokeGrants(ctx, rescind.GrantFilter{GrantID: bobs[0].ID},
+				rescind.Revocation{RevokedAt: e.clock()}); err != nil {
+				t.Fatal(err)
+			}
+			got := e.readEvents(t, "rs-a", "grant:"+bobs[0].ID)
+			if !got["grant:"+grants[0].ID] {
+				t.Fatalf("rs-a, the resource server of the token's audience, did not hear of its grant's revocation; it received %v", sortedKeys(got))
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"net/http"
+	"net/url"
 
 	"github.com/rescind/rescind"
 )
@@ -68,6 +69,10 @@ type Browser interface {
 	// sign out. If ok is false it was not a form made for this browser, and ReadLogoutConfirm
 	// has answered with an error page.
 	ReadLogoutConfirm(w http.ResponseWriter, r *http.Request) (request string, signOut, ok bool)
+	// ShowLogoutResubmit answers with a page of this server that posts params to POST
+	// /oauth2/logout at once: the same request, made from this origin, so that it carries the
+	// SameSite=Lax session cookie a cross-site POST lacked, its parameters in the body.
+	ShowLogoutResubmit(w http.ResponseWriter, r *http.Request, params url.Values)
 	// ShowSignedOut tells the person they are signed out (or, with false, still signed in), when
 	// there is nowhere to send the browser back to.
 	ShowSignedOut(w http.ResponseWriter, r *http.Request, signedOut bool)

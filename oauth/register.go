@@ -2,7 +2,6 @@ package oauth
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -169,6 +168,11 @@ type registeredClient struct {
 	grantTypes, redirects   []string
 	scopes, responseTypes   []string
 	tokenFormat, authMethod string
+	// scopeLimit is the scopes of the initial access token of the registration, if it names
+	// some (rescind.RegistrationToken.Scopes): the client's ScopeLimit.
+	scopeLimit []string
+	// allowedResources is the initial access token's AllowedResources: the client's.
+	allowedResources []string
 }
 
 // validateMetadata applies the registration rules to md. In open mode only public clients
@@ -271,7 +275,7 @@ func clientName(name string) (string, *Error) {
 	}
 	if len(name) > maxClientName || !clientdoc.ValidName(name) {
 		return "", metadataError(fmt.Sprintf("client_name must be printable UTF-8 of at most %d bytes, without control, "+
-			"format (bidirectional or zero-width) or separator characters", maxClientName))
+			"format (bidirectional or zero-width), separator or blank characters, and with at most 4 combining marks on a character", maxClientName))
 	}
 	return name, nil
 }
@@ -348,20 +352,19 @@ func intersectScopes(have, bound []string) []string {
 
 // clientCredentialsScopes returns the scopes client may be granted by client credentials, where
 // no person consents. An operator's client gets its own. A client that registered itself gets
-// its own, or without any the server's configured scopes, and in both cases only those among
-// the scopes the server publishes now (scopesSupported: --scopes, else the scopes of the
-// operator's clients) and within its operator limit (Client.ScopeLimit), never "any": else
-// holding an initial access token would be holding every scope of every resource server. The bound is read at every request, so narrowing
-// --scopes or the operator's clients narrows what such clients already registered get.
-func (s *Server) clientCredentialsScopes(ctx context.Context, client rescind.Client) []string {
+// only what an operator explicitly allowed it: those of its own scopes that its operator limit
+// (Client.ScopeLimit: the scopes of the initial access token it registered with, or client
+// update --scope) names, within --scopes if set. Without a limit, or without scopes of its own,
+// none, never "any" or a default: else holding an initial access token would be holding every
+// scope of every resource server (re-audit 3A #2). The limit is read at every request.
+func (s *Server) clientCredentialsScopes(client rescind.Client) []string {
 	if !client.SelfRegistered() {
 		return client.Scopes
 	}
-	supported := s.scopesSupported(ctx)
-	if len(client.Scopes) == 0 {
-		return limitScopes(client, supported)
+	if client.ScopeLimit == nil || len(client.Scopes) == 0 {
+		return []string{}
 	}
-	return limitScopes(client, intersectScopes(client.Scopes, supported)) // none published: nothing, not "any"
+	return limitScopes(client, s.selfScopes(client, ""))
 }
 
 // registrationURI is the registration_client_uri of client id (RFC 7592 §1).
@@ -395,8 +398,10 @@ func (s *Server) responseOf(c rescind.Client) registrationResponse {
 // secret if it is confidential, and its registration access token, each shown this once.
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	open := s.registration == RegisterOpen
+	var iat rescind.RegistrationToken
 	if !open {
-		if perr := s.checkInitialAccessToken(r); perr != nil {
+		var perr *Error
+		if iat, perr = s.checkInitialAccessToken(r); perr != nil {
 			writeError(w, perr)
 			return
 		}
@@ -411,6 +416,20 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		writeError(w, perr)
 		return
 	}
+	// The initial access token's scopes are what its clients may hold: a registration naming
+	// another is refused, and the client keeps them as its operator limit (ScopeLimit), which
+	// its own updates never change. Without them it gets no ScopeLimit: no scope by client
+	// credentials (clientCredentialsScopes).
+	if iat.Scopes != nil {
+		for _, sc := range rc.scopes {
+			if !slices.Contains(iat.Scopes, sc) {
+				writeError(w, metadataError(fmt.Sprintf("scope %s is not one the initial access token allows", quoteValue(sc))))
+				return
+			}
+		}
+		rc.scopeLimit = slices.Clone(iat.Scopes)
+	}
+	rc.allowedResources = slices.Clone(iat.AllowedResources) // RFC 8707: what it may ask tokens for
 	if open {
 		// Every open registration takes one of its address's tokens; a refused one gives it back.
 		res, ok, retry := s.regLimiter.Reserve("register:" + networkKey(r))
@@ -448,7 +467,8 @@ func (s *Server) register(r *http.Request, rc registeredClient) (registrationRes
 	}
 	c := rescind.Client{ID: id, Name: rc.name, Public: rc.public, GrantTypes: rc.grantTypes, Scopes: rc.scopes,
 		RedirectURIs: rc.redirects, TokenFormat: rc.tokenFormat, CreatedAt: s.now().UTC(), AllowInsecureRedirect: s.insecureRedir,
-		Registration: rescind.RegistrationDynamic, RegistrationTokenHash: ratHash}
+		Registration: rescind.RegistrationDynamic, RegistrationTokenHash: ratHash, ScopeLimit: rc.scopeLimit,
+		AllowedResources: rc.allowedResources}
 	var plain string
 	if !c.Public {
 		if plain, err = secret.Generate(); err != nil {
@@ -482,27 +502,27 @@ func bearerToken(r *http.Request) (string, bool) {
 }
 
 // checkInitialAccessToken checks the initial access token a registration carries: one an
-// operator made, not expired.
-func (s *Server) checkInitialAccessToken(r *http.Request) *Error {
+// operator made, not expired. It returns the token's record.
+func (s *Server) checkInitialAccessToken(r *http.Request) (rescind.RegistrationToken, *Error) {
 	tok, ok := bearerToken(r)
 	if !ok {
-		return invalidToken("registration requires an initial access token (Authorization: Bearer)")
+		return rescind.RegistrationToken{}, invalidToken("registration requires an initial access token (Authorization: Bearer)")
 	}
 	if !token.IsStored(tok, token.InitialAccessPrefix) {
-		return invalidToken("the initial access token is invalid or expired")
+		return rescind.RegistrationToken{}, invalidToken("the initial access token is invalid or expired")
 	}
 	t, err := s.store.GetRegistrationToken(r.Context(), token.Hash(tok))
 	switch {
 	case errors.Is(err, rescind.ErrNotFound):
 		s.log.InfoContext(r.Context(), "registration refused: unknown initial access token", "remote", r.RemoteAddr)
-		return invalidToken("the initial access token is invalid or expired")
+		return t, invalidToken("the initial access token is invalid or expired")
 	case err != nil:
 		s.log.ErrorContext(r.Context(), "reading a registration token", "err", err)
-		return errServer
+		return t, errServer
 	case !s.now().Before(t.ExpiresAt):
-		return invalidToken("the initial access token is invalid or expired")
+		return t, invalidToken("the initial access token is invalid or expired")
 	}
-	return nil
+	return t, nil
 }
 
 // registeredClientFor authenticates a request to the registration_client_uri of client id

@@ -108,6 +108,8 @@ func TestOpenRegistration(t *testing.T) {
 		{"a name with a right-to-left override", `{"redirect_uris":["https://a.example/cb"],"client_name":"Rescind \u202eppA nimdA\u202c"}`, 400, "invalid_client_metadata"},
 		{"a name with a zero-width space", `{"redirect_uris":["https://a.example/cb"],"client_name":"Resc\u200bind"}`, 400, "invalid_client_metadata"},
 		{"a name with a line separator", `{"redirect_uris":["https://a.example/cb"],"client_name":"a\u2028b"}`, 400, "invalid_client_metadata"},
+		{"a name with a Hangul filler", `{"redirect_uris":["https://a.example/cb"],"client_name":"Rescind\u3164Admin"}`, 400, "invalid_client_metadata"},
+		{"a name with a stack of marks", `{"redirect_uris":["https://a.example/cb"],"client_name":"Z\u0310\u0352\u0315\u0329\u0336"}`, 400, "invalid_client_metadata"},
 		{"an unknown token format", `{"redirect_uris":["https://a.example/cb"],"token_format":"paseto"}`, 400, "invalid_client_metadata"},
 		{"not an object", `["https://a.example/cb"]`, 400, "invalid_client_metadata"},
 		{"two objects", `{"redirect_uris":["https://a.example/cb"]}{}`, 400, "invalid_client_metadata"},
@@ -166,7 +168,7 @@ func TestTokenRegistration(t *testing.T) {
 	e := newEnvWith(t, registrationMode(oauth.RegisterWithToken))
 	text, hash, _ := token.NewStored(token.InitialAccessPrefix)
 	if err := e.store.CreateRegistrationToken(context.Background(), rescind.RegistrationToken{ID: "iat", Hash: hash, CreatedAt: e.clock(),
-		ExpiresAt: e.clock().Add(time.Hour)}); err != nil {
+		ExpiresAt: e.clock().Add(time.Hour), Scopes: []string{"read"}}); err != nil {
 		t.Fatal(err)
 	}
 	const body = `{"client_name":"Backend","grant_types":["client_credentials"],"scope":"read"}`
@@ -455,26 +457,31 @@ func TestRegistrationOff(t *testing.T) {
 
 // TestSelfRegisteredClientCredentialsScopes: a confidential client that registered itself
 // (with an initial access token) gets by client credentials, where no person consents, only
-// the scopes it registered, or without any, the server's configured scopes; never a scope it
-// merely asks for; and, without --scopes, only those the server publishes (those of the
-// operator's clients: here read and write), whatever scope-token it registered (audit 16 #1).
+// what an operator explicitly allowed: those of the scopes it registered that its initial
+// access token's scopes name (registration-token create --scope, its ScopeLimit), within
+// --scopes if set; never a scope it merely asks for, never a default, and nothing at all with a
+// token that names no scopes, whatever the operator's own clients hold (re-audit 3A #2). A
+// client allowed no scope at all gets no token, not a scopeless one (re-audit 3A #6).
 func TestSelfRegisteredClientCredentialsScopes(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
-		supported []string
-		register  string // scope registered
-		ask       string // scope asked at the token endpoint
-		want      string // scope granted; "" for invalid_scope
+		supported []string // --scopes
+		allowed   []string // the initial access token's scopes; nil: none given
+		register  string   // scope registered
+		ask       string   // scope asked at the token endpoint
+		want      string   // scope granted; "-" for invalid_scope
 	}{
-		{"registered: within the operators' scopes, none configured", nil, "read write", "write", "write"},
-		{"registered: beyond the operators' scopes, none configured: asked", nil, "admin payments:write", "admin payments:write", ""},
-		{"registered: beyond the operators' scopes, none configured: one asked", nil, "read admin", "admin", ""},
-		{"registered: beyond the operators' scopes, none configured: none asked", nil, "read admin", "", "read"},
-		{"registered: beyond", nil, "read", "admin", ""},
-		{"registered: within, configured", []string{"read", "admin"}, "admin", "admin", "admin"},
-		{"none registered, none configured: asked", nil, "", "admin", ""},
-		{"none registered, configured: within", []string{"read", "write"}, "", "read", "read"},
-		{"none registered, configured: beyond", []string{"read", "write"}, "", "admin", ""},
+		{"token without scopes: registered, asked", nil, nil, "read write", "write", "-"},
+		{"token without scopes: an operator's client's scope, asked", nil, nil, "payments:write", "payments:write", "-"},
+		{"token without scopes: none asked", nil, nil, "read write", "", "-"},
+		{"token without scopes, --scopes: within, asked", []string{"read", "write"}, nil, "read", "read", "-"},
+		{"token with scopes: registered, asked", nil, []string{"read", "write"}, "read write", "write", "write"},
+		{"token with scopes: none asked: those registered", nil, []string{"read", "deploy", "write"}, "deploy read", "", "deploy read"},
+		{"token with scopes: one it did not register, asked", nil, []string{"read", "write"}, "read", "write", "-"},
+		{"token with scopes: none registered, asked", nil, []string{"read"}, "", "read", "-"},
+		{"token with scopes: none registered, none asked", nil, []string{"read"}, "", "", "-"},
+		{"token with scopes, --scopes: within", []string{"read", "admin"}, []string{"admin"}, "admin", "admin", "admin"},
+		{"token with empty scopes: none", nil, []string{}, "", "", "-"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnvWith(t, func(_ *env, c *oauth.Config) {
@@ -482,7 +489,7 @@ func TestSelfRegisteredClientCredentialsScopes(t *testing.T) {
 			})
 			text, hash, _ := token.NewStored(token.InitialAccessPrefix)
 			if err := e.store.CreateRegistrationToken(context.Background(), rescind.RegistrationToken{ID: "iat", Hash: hash,
-				CreatedAt: e.clock(), ExpiresAt: e.clock().Add(time.Hour)}); err != nil {
+				CreatedAt: e.clock(), ExpiresAt: e.clock().Add(time.Hour), Scopes: tc.allowed}); err != nil {
 				t.Fatal(err)
 			}
 			r := e.register(`{"grant_types":["client_credentials"],"scope":"`+tc.register+`"}`, text)
@@ -492,46 +499,165 @@ func TestSelfRegisteredClientCredentialsScopes(t *testing.T) {
 			reg := r.registration(t)
 			tr := e.do(req{path: "/oauth2/token", body: url.Values{"grant_type": {"client_credentials"}, "scope": {tc.ask}}.Encode(),
 				user: reg.ClientID, pass: reg.ClientSecret})
-			if tc.want == "" {
+			if tc.want == "-" {
 				wantError(t, tr, 400, "invalid_scope")
 				return
 			}
-			if tr.status != 200 || tr.json(t)["scope"] != tc.want {
+			if tr.status != 200 {
+				t.Fatalf("%d %s; want scope %q", tr.status, tr.body, tc.want)
+			}
+			if got, _ := tr.json(t)["scope"].(string); got != tc.want {
 				t.Fatalf("%d %s; want scope %q", tr.status, tr.body, tc.want)
 			}
 		})
 	}
 }
 
-// TestSelfRegisteredClientCredentialsScopesFollowPublished: the bound on a self-registered
-// client's client-credentials scopes is what the server publishes at the token request, not at
-// registration: once no operator's client has write any more, a client that registered write
-// with an initial access token no longer gets it, while read still works (audit 16 #1).
-func TestSelfRegisteredClientCredentialsScopesFollowPublished(t *testing.T) {
+// TestInitialAccessTokenGetsNoOperatorScope: an operator's billing service holds payments:write
+// for https://api-b.example/v1. Whoever holds an initial access token made without --scope
+// registers a client_credentials client naming payments:write, or naming no scope: neither gets
+// payments:write, for api-b (where billing goes) nor for api-a, and no token of theirs is
+// active at either with that scope. Re-audit 3A #2.
+func TestInitialAccessTokenGetsNoOperatorScope(t *testing.T) {
 	e := newEnvWith(t, registrationMode(oauth.RegisterWithToken))
 	ctx := context.Background()
+	e.addClient(t, rescind.Client{ID: "billing", Name: "Billing service", GrantTypes: []string{rescind.GrantClientCredentials},
+		Scopes: []string{"payments:write"}, AllowedResources: []string{resB}})
 	text, hash, _ := token.NewStored(token.InitialAccessPrefix)
 	if err := e.store.CreateRegistrationToken(ctx, rescind.RegistrationToken{ID: "iat", Hash: hash,
 		CreatedAt: e.clock(), ExpiresAt: e.clock().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
+	// The operator's own client gets it: the scope is real.
+	if r := e.do(req{path: "/oauth2/token", body: url.Values{"grant_type": {"client_credentials"}, "scope": {"payments:write"},
+		"resource": {resB}}.Encode(), user: "billing", pass: appSecret}); r.status != 200 {
+		t.Fatalf("billing's own token: %d %s", r.status, r.body)
+	}
+	for _, body := range []string{`{"grant_types":["client_credentials"],"scope":"payments:write"}`, `{"grant_types":["client_credentials"]}`} {
+		reg := e.register(body, text).registration(t)
+		for _, res := range []string{resB, resA} {
+			for _, ask := range []string{"payments:write", ""} {
+				tr := e.do(req{path: "/oauth2/token", body: url.Values{"grant_type": {"client_credentials"}, "scope": {ask},
+					"resource": {res}}.Encode(), user: reg.ClientID, pass: reg.ClientSecret})
+				if tr.status != 200 {
+					continue
+				}
+				m := tr.json(t)
+				if sc, _ := m["scope"].(string); strings.Contains(sc, "payments:write") {
+					t.Fatalf("registered %s, asked %q for %s: %s; an initial access token alone got payments:write", body, ask, res, tr.body)
+				}
+				rs := map[string]string{resB: "rs-b", resA: "rs-a"}[res]
+				in := e.do(req{path: "/oauth2/introspect", body: "token=" + url.QueryEscape(m["access_token"].(string)), user: rs, pass: rsSecret})
+				if sc, _ := in.json(t)["scope"].(string); strings.Contains(sc, "payments:write") {
+					t.Fatalf("introspection by %s: %s", rs, in.body)
+				}
+			}
+		}
+	}
+}
+
+// TestScopedInitialAccessToken: the scopes of an initial access token bound what its clients
+// register (another is invalid_client_metadata) and are kept as each client's operator limit:
+// the client's own RFC 7592 update naming another scope does not get it by client credentials,
+// and an operator's later narrowing (client update --scope) takes effect at the next request.
+func TestScopedInitialAccessToken(t *testing.T) {
+	e := newEnvWith(t, registrationMode(oauth.RegisterWithToken))
+	ctx := context.Background()
+	text, hash, _ := token.NewStored(token.InitialAccessPrefix)
+	if err := e.store.CreateRegistrationToken(ctx, rescind.RegistrationToken{ID: "iat", Hash: hash,
+		CreatedAt: e.clock(), ExpiresAt: e.clock().Add(time.Hour), Scopes: []string{"read", "write"}}); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, e.register(`{"grant_types":["client_credentials"],"scope":"read admin"}`, text), 400, "invalid_client_metadata")
 	reg := e.register(`{"grant_types":["client_credentials"],"scope":"read write"}`, text).registration(t)
+	if c, err := e.store.GetClient(ctx, reg.ClientID); err != nil || !slices.Equal(c.ScopeLimit, []string{"read", "write"}) {
+		t.Fatalf("the registered client's scope limit: %+v, %v; want [read write]", c.ScopeLimit, err)
+	}
 	ask := func(scope string) resp {
 		return e.do(req{path: "/oauth2/token", body: url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}.Encode(),
 			user: reg.ClientID, pass: reg.ClientSecret})
 	}
 	if r := ask("write"); r.status != 200 {
-		t.Fatalf("before: %d %s", r.status, r.body)
+		t.Fatalf("write: %d %s", r.status, r.body)
 	}
+	// Its own update to admin: stored as its claim, never granted.
+	u := e.do(req{method: "PUT", path: strings.TrimPrefix(reg.RegistrationClientURI, issuer), contentType: "application/json",
+		rawAuth: "Bearer " + reg.RegistrationAccessToken,
+		body:    `{"client_id":"` + reg.ClientID + `","grant_types":["client_credentials"],"scope":"read write admin"}`})
+	if u.status != 200 {
+		t.Fatalf("its update: %d %s", u.status, u.body)
+	}
+	e.clients.Invalidate(reg.ClientID)
+	wantError(t, ask("admin"), 400, "invalid_scope")
+	// The operator narrows it to read.
 	read := []string{"read"}
-	for _, id := range []string{"app", "webapp"} { // the operator's clients with write
-		if _, err := e.store.UpdateClient(ctx, id, rescind.ClientUpdate{Scopes: &read}); err != nil {
-			t.Fatal(err)
-		}
-		e.clients.Invalidate(id)
+	if _, err := e.store.UpdateClient(ctx, reg.ClientID, rescind.ClientUpdate{ScopeLimit: &read}); err != nil {
+		t.Fatal(err)
 	}
+	e.clients.Invalidate(reg.ClientID)
 	wantError(t, ask("write"), 400, "invalid_scope")
 	if r := ask(""); r.status != 200 || r.json(t)["scope"] != "read" {
 		t.Fatalf("no scope asked: %d %s; want scope read", r.status, r.body)
+	}
+}
+
+// TestSelfRegisteredAllowedNoScopeGetsNoToken: an operator's `client update --scope ""` of a
+// self-registered client (it allows it none) leaves it no token by client credentials, for any
+// audience: invalid_scope, where it had a token before. Re-audit 3A #6.
+func TestSelfRegisteredAllowedNoScopeGetsNoToken(t *testing.T) {
+	e := newEnvWith(t, registrationMode(oauth.RegisterWithToken))
+	ctx := context.Background()
+	text, hash, _ := token.NewStored(token.InitialAccessPrefix)
+	if err := e.store.CreateRegistrationToken(ctx, rescind.RegistrationToken{ID: "iat", Hash: hash, CreatedAt: e.clock(),
+		ExpiresAt: e.clock().Add(time.Hour), Scopes: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	reg := e.register(`{"grant_types":["client_credentials"],"scope":"read"}`, text).registration(t)
+	ask := func() resp {
+		return e.do(req{path: "/oauth2/token", body: url.Values{"grant_type": {"client_credentials"}, "resource": {resA}}.Encode(),
+			user: reg.ClientID, pass: reg.ClientSecret})
+	}
+	if r := ask(); r.status != 200 || r.json(t)["scope"] != "read" {
+		t.Fatalf("before the operator's limit: %d %s", r.status, r.body)
+	}
+	none := []string{}
+	if _, err := e.store.UpdateClient(ctx, reg.ClientID, rescind.ClientUpdate{ScopeLimit: &none}); err != nil {
+		t.Fatal(err)
+	}
+	e.clients.Invalidate(reg.ClientID)
+	wantError(t, ask(), 400, "invalid_scope")
+	// An operator's own client with no scopes still gets its scopeless tokens.
+	if r := e.do(req{path: "/oauth2/token", body: "grant_type=client_credentials", user: "special:id", pass: specialSecret}); r.status != 200 {
+		t.Fatalf("an operator's client without scopes: %d %s", r.status, r.body)
+	}
+}
+
+// TestInitialAccessTokenAllowedResources: the resources an initial access token names
+// (registration-token create --allowed-resource) become its clients' allowed resources: a token
+// for another is invalid_target, and naming none gets those (never the issuer).
+func TestInitialAccessTokenAllowedResources(t *testing.T) {
+	e := newEnvWith(t, registrationMode(oauth.RegisterWithToken))
+	ctx := context.Background()
+	text, hash, _ := token.NewStored(token.InitialAccessPrefix)
+	if err := e.store.CreateRegistrationToken(ctx, rescind.RegistrationToken{ID: "iat", Hash: hash, CreatedAt: e.clock(),
+		ExpiresAt: e.clock().Add(time.Hour), Scopes: []string{"read"}, AllowedResources: []string{resA}}); err != nil {
+		t.Fatal(err)
+	}
+	reg := e.register(`{"grant_types":["client_credentials"],"scope":"read","token_format":"opaque"}`, text).registration(t)
+	if c, err := e.store.GetClient(ctx, reg.ClientID); err != nil || !slices.Equal(c.AllowedResources, []string{resA}) {
+		t.Fatalf("the registered client's allowed resources: %v, %v; want [%s]", c.AllowedResources, err, resA)
+	}
+	ask := func(res ...string) resp {
+		return e.do(req{path: "/oauth2/token", body: url.Values{"grant_type": {"client_credentials"}, "resource": res}.Encode(),
+			user: reg.ClientID, pass: reg.ClientSecret})
+	}
+	wantError(t, ask(resB), 400, "invalid_target")
+	wantError(t, ask(issuer), 400, "invalid_target")
+	r := ask()
+	if r.status != 200 {
+		t.Fatalf("naming no resource: %d %s", r.status, r.body)
+	}
+	if aud := e.audienceOf(t, r.json(t)["access_token"].(string)); !slices.Equal(aud, []string{resA}) {
+		t.Fatalf("naming no resource: aud %v, want [%s]", aud, resA)
 	}
 }

@@ -86,7 +86,16 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, invalidTarget(desc))
 		return
 	}
-	scope, perr := grantScope(form.Get("scope"), s.clientCredentialsScopes(r.Context(), client))
+	allowed := s.clientCredentialsScopes(client)
+	if len(allowed) == 0 && client.SelfRegistered() {
+		// A self-registered client no scope was allowed to (an operator's limit of none, a
+		// token made without --scope, no scope registered) gets no token at all: a token
+		// with no scope is still active for any audience (re-audit 3A #6).
+		writeError(w, errorf(ErrInvalidScope, http.StatusBadRequest,
+			"no scope is allowed to this client by client credentials: an operator allows scopes with registration-token create --scope or client update --scope"))
+		return
+	}
+	scope, perr := grantScope(form.Get("scope"), allowed)
 	if perr != nil {
 		writeError(w, perr)
 		return

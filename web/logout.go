@@ -1,7 +1,12 @@
 package web
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"html/template"
 	"net/http"
+	"net/url"
+	"slices"
 
 	"github.com/rescind/rescind"
 )
@@ -45,4 +50,41 @@ func (s *Server) ShowSignedOut(w http.ResponseWriter, r *http.Request, signedOut
 		msg = "You are still signed in."
 	}
 	s.render(w, http.StatusOK, "signedout.html", map[string]any{"Title": "Sign out", "Message": msg})
+}
+
+// logoutResubmitScript submits the form of logoutresubmit.html as soon as the page loads.
+const logoutResubmitScript = `document.getElementById("resubmit").submit();`
+
+// logoutResubmitCSP is the page's Content-Security-Policy: the pages' own, with the one script
+// above allowed by its hash (CSP Level 2 hash-source), and the form posting only to this origin.
+var logoutResubmitCSP = func() string {
+	sum := sha256.Sum256([]byte(logoutResubmitScript))
+	return "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
+		"'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+}()
+
+// ShowLogoutResubmit answers with a page of this server that posts params to POST
+// /oauth2/logout at once (a script its Content-Security-Policy allows by hash; without scripts,
+// at a click). A POST from this origin is same-site, so it carries the SameSite=Lax session
+// cookie that a cross-site POST lacked, and the parameters stay in a request body: never in a
+// URL, where an id_token_hint (the person's name, email) would reach history and logs.
+func (s *Server) ShowLogoutResubmit(w http.ResponseWriter, r *http.Request, params url.Values) {
+	type field struct{ Name, Value string }
+	var fields []field
+	names := make([]string, 0, len(params))
+	for k := range params {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		for _, v := range params[k] {
+			fields = append(fields, field{k, v})
+		}
+	}
+	w.Header().Set("Content-Security-Policy", logoutResubmitCSP)
+	// The form's POST carries this origin in its Origin header (no-referrer would make it
+	// "null"), which the end-session endpoint reads to tell it from a cross-site one.
+	w.Header().Set("Referrer-Policy", "same-origin")
+	s.render(w, http.StatusOK, "logoutresubmit.html", map[string]any{"Title": "Signing out", "Fields": fields,
+		"Script": template.JS(logoutResubmitScript)})
 }

@@ -411,7 +411,7 @@ func TestApps(t *testing.T) {
 	other := e.grant("other", "alice-id")
 	e.grant("app", "bob-id", "bobs-scope")
 	p := b.get("/account/apps")
-	zeta, alpha := strings.Index(p.body, "Zeta &lt;App&gt;"), strings.Index(p.body, "<td>alpha</td>")
+	zeta, alpha := strings.Index(p.body, `<bdi class="name">Zeta &lt;App&gt;</bdi>`), strings.Index(p.body, `<td><bdi class="name">alpha</bdi></td>`)
 	if p.status != http.StatusOK || alpha < 0 || zeta < alpha || strings.Contains(p.body, "<App>") || strings.Contains(p.body, "bobs-scope") {
 		t.Fatalf("apps page: %s", p.body)
 	}
@@ -606,5 +606,29 @@ func TestNewConfig(t *testing.T) {
 	}
 	if _, err := New(full); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestClientNameIsolated: wherever a page shows a client's name (its own claim, for a
+// self-registered client), the name is in a <bdi> of class name, so that its strong
+// right-to-left letters do not reorder the text around it ("\u05d0 (Rescind) \u05d1"), and the
+// pages' style clips what marks it stacks to its own box (re-audit 3A #7).
+func TestClientNameIsolated(t *testing.T) {
+	e := newPagesEnv(t, nil)
+	const name = "\u05d0 (Rescind) \u05d1"
+	client := rescind.Client{ID: "dyn", Name: name, Registration: rescind.RegistrationDynamic}
+	consent := httptest.NewRecorder()
+	e.s.ShowConsent(consent, httptest.NewRequest(http.MethodGet, "/oauth2/authorize", nil), client,
+		rescind.User{ID: "alice-id", Username: "alice"}, []string{"read"}, nil, "client_id=dyn")
+	logout := httptest.NewRecorder()
+	e.s.ShowLogoutConfirm(logout, httptest.NewRequest(http.MethodGet, "/oauth2/logout", nil), name, "client_id=dyn")
+	for page, body := range map[string]string{"consent": consent.Body.String(), "logout": logout.Body.String()} {
+		shown, isolated := strings.Count(body, name), strings.Count(body, `<bdi class="name">`+name+`</bdi>`)
+		if shown == 0 || shown != isolated {
+			t.Errorf("the %s page shows the name %d times, %d of them in <bdi class=\"name\">:\n%s", page, shown, isolated, body)
+		}
+		if !strings.Contains(body, ".name{display:inline-block;max-width:100%;overflow:hidden;") {
+			t.Errorf("the %s page's style does not clip names", page)
+		}
 	}
 }

@@ -189,7 +189,7 @@ func (p *person) revokeApp(base, name string) {
 	p.t.Helper()
 	_, page := p.get(base + "/account/apps")
 	// The app's row: its name, then its revoke form's grant_id.
-	m := regexp.MustCompile(`(?s)<td>` + regexp.QuoteMeta(name) + `.*?name="grant_id" value="([^"]+)"`).FindStringSubmatch(page)
+	m := regexp.MustCompile(`(?s)<td><bdi class="name">` + regexp.QuoteMeta(name) + `</bdi>.*?name="grant_id" value="([^"]+)"`).FindStringSubmatch(page)
 	if m == nil {
 		p.t.Fatalf("the apps page does not list %q:\n%s", name, page)
 	}
@@ -396,30 +396,21 @@ func TestNodeResourceIndicators(t *testing.T) {
 
 // TestRegistrationThroughTheBinary: --registration token with `rescind registration-token
 // create`: the token (printed alone, shown once, stored hashed) registers clients until it is
-// deleted or expires; --registration off serves no endpoint.
+// deleted or expires; its --scope is what they may get by client credentials, and a token
+// without one gives them nothing there (re-audit 3A #2); --registration off serves no endpoint.
 func TestRegistrationThroughTheBinary(t *testing.T) {
 	data := filepath.Join(shortTempDir(t), "d")
 	srv := startServer(t, data, nil, "--registration", "token")
 	register := func(tok string) (int, map[string]any) {
 		req, _ := http.NewRequest("POST", srv.url+"/oauth2/register", strings.NewReader(
 			`{"client_name":"CI bot","grant_types":["client_credentials"],"scope":"deploy"}`))
-		req.Header.Set("Content-Type", "application/json")
-		if tok != "" {
-			req.Header.Set("Authorization", "Bearer "+tok)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var m map[string]any
-		json.NewDecoder(res.Body).Decode(&m)
-		return res.StatusCode, m
+		return registerWith(t, req, tok)
 	}
 	if code, m := register(""); code != 401 || m["error"] != "invalid_token" {
 		t.Fatalf("without a token: %d %v", code, m)
 	}
-	tok := strings.TrimSpace(cli(t, nil, "registration-token", "create", "--data-dir", data, "--expires", "1h"))
+	tok := strings.TrimSpace(cli(t, nil, "registration-token", "create", "--data-dir", data, "--expires", "1h", "--scope", "deploy",
+		"--allowed-resource", "https://deploy.example"))
 	if !strings.HasPrefix(tok, "rsc_iat_") || strings.ContainsAny(tok, " \n{") {
 		t.Fatalf("registration-token create printed %q", tok)
 	}
@@ -427,25 +418,39 @@ func TestRegistrationThroughTheBinary(t *testing.T) {
 	if code != 201 || m["client_secret"] == nil || m["registration_access_token"] == nil {
 		t.Fatalf("with the token: %d %v", code, m)
 	}
-	if tr := srv.token(m["client_id"].(string), m["client_secret"].(string)); tr == "" {
-		t.Fatal("the registered client gets no token")
+	if code, body := srv.post("/oauth2/token", m["client_id"].(string), m["client_secret"].(string),
+		url.Values{"grant_type": {"client_credentials"}}); code != 200 || !strings.Contains(string(body), `"scope":"deploy"`) {
+		t.Fatalf("the registered client's token: %d %s; want scope deploy", code, body)
+	}
+	if code, body := srv.post("/oauth2/token", m["client_id"].(string), m["client_secret"].(string),
+		url.Values{"grant_type": {"client_credentials"}, "resource": {"https://payments.example"}}); code != 400 || !strings.Contains(string(body), "invalid_target") {
+		t.Fatalf("the registered client's token for another resource: %d %s; want invalid_target", code, body)
 	}
 	if code, _ := register(tok); code != 201 {
 		t.Fatalf("the token works again until it expires: %d", code)
 	}
 	var list []admin.RegistrationTokenInfo
 	json.Unmarshal([]byte(cli(t, nil, "registration-token", "list", "--data-dir", data)), &list)
-	if len(list) != 1 || list[0].Token != "" || list[0].Expired || time.Until(list[0].ExpiresAt) > time.Hour {
+	if len(list) != 1 || list[0].Token != "" || list[0].Expired || time.Until(list[0].ExpiresAt) > time.Hour ||
+		list[0].Scope == nil || *list[0].Scope != "deploy" || !slices.Equal(list[0].AllowedResources, []string{"https://deploy.example"}) {
 		t.Fatalf("registration-token list: %+v", list)
 	}
 	if db, _ := os.ReadFile(filepath.Join(data, "rescind.db")); strings.Contains(string(db), tok) {
 		t.Fatal("the registration token is stored in plaintext")
 	}
+	// A token made without --scope: its clients get no scope by client credentials.
 	var js admin.RegistrationTokenInfo
 	json.Unmarshal([]byte(cli(t, nil, "registration-token", "create", "--data-dir", data, "--output", "json")), &js)
-	if !strings.HasPrefix(js.Token, "rsc_iat_") || js.ID == "" || js.ExpiresAt.Sub(js.CreatedAt) != 24*time.Hour {
+	if !strings.HasPrefix(js.Token, "rsc_iat_") || js.ID == "" || js.ExpiresAt.Sub(js.CreatedAt) != 24*time.Hour || js.Scope != nil {
 		t.Fatalf("--output json: %+v", js)
 	}
+	if code, m := register(js.Token); code != 201 {
+		t.Fatalf("with the unscoped token: %d %v", code, m)
+	} else if code, body := srv.post("/oauth2/token", m["client_id"].(string), m["client_secret"].(string),
+		url.Values{"grant_type": {"client_credentials"}, "scope": {"deploy"}}); code != 400 || !strings.Contains(string(body), "invalid_scope") {
+		t.Fatalf("a client of the unscoped token asking deploy: %d %s; want invalid_scope", code, body)
+	}
+	cli(t, nil, "registration-token", "delete", "--data-dir", data, js.ID)
 	cli(t, nil, "registration-token", "delete", "--data-dir", data, list[0].ID)
 	if code, m := register(tok); code != 401 {
 		t.Fatalf("a deleted token: %d %v", code, m)
@@ -453,10 +458,28 @@ func TestRegistrationThroughTheBinary(t *testing.T) {
 	if _, errOut, err := runCLI(nil, "registration-token", "delete", "--data-dir", data, list[0].ID); err == nil || !strings.Contains(errOut, "not_found") {
 		t.Fatalf("deleting it again: %v %s", err, errOut)
 	}
-	// The client list marks it.
+	// The client list marks them.
 	var clients []admin.ClientInfo
 	json.Unmarshal([]byte(cli(t, nil, "client", "list", "--data-dir", data)), &clients)
-	if len(clients) != 2 || !clients[0].DynamicallyRegistered || clients[0].Registration != "dynamic" {
+	if len(clients) != 3 || !clients[0].DynamicallyRegistered || clients[0].Registration != "dynamic" {
 		t.Fatalf("client list: %+v", clients)
 	}
+}
+
+// registerWith sends the registration req with the initial access token tok (none if empty)
+// and returns the status and the JSON answer.
+func registerWith(t *testing.T, req *http.Request, tok string) (int, map[string]any) {
+	t.Helper()
+	req.Header.Set("Content-Type", "application/json")
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var m map[string]any
+	json.NewDecoder(res.Body).Decode(&m)
+	return res.StatusCode, m
 }

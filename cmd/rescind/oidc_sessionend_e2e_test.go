@@ -2,15 +2,25 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
+	"fmt"
+	"html"
+	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/rescind/rescind/internal/browsertest"
 )
 
 // refreshOnce redeems refresh at the token endpoint for c, as golang.org/x/oauth2 does.
@@ -114,15 +124,18 @@ func TestUserinfoRefusesTokenForAnotherResource(t *testing.T) {
 	}
 }
 
-// TestCrossSitePostLogoutGoesByGet: an RP-initiated logout by POST from the RP's site comes
-// without the SameSite=Lax session cookie; it is not reported as done (no redirect to the RP
-// with state) but sent on to the same request by GET, which the browser makes with its
-// cookie, and which ends the session, tells the RP, and then sends the browser back with
-// state (audit 17 #2).
-func TestCrossSitePostLogoutGoesByGet(t *testing.T) {
+// TestCrossSitePostLogoutResubmitsByPost: an RP-initiated logout by POST from the RP's site
+// comes without the SameSite=Lax session cookie; it is not reported as done (no redirect to
+// the RP with state) but answered with a page of this server that posts the same request again
+// (a script its Content-Security-Policy allows by hash), whose POST is same-site, carries the
+// cookie, ends the session, tells the RP, and sends the browser back with state (audit 17 #2).
+// The id_token_hint (the person's name and email) never goes into a URL (re-audit 3A #4); a
+// marked POST from another site is answered with the page again.
+func TestCrossSitePostLogoutResubmitsByPost(t *testing.T) {
 	data := filepath.Join(shortTempDir(t), "d")
 	srv := startServer(t, data, nil, "--outbox-allow-loopback")
-	createUser(t, data, "alice", "alice-password")
+	cliInput(t, "alice-password\n", "user", "create", "--data-dir", data, "--username", "alice", "--password-stdin",
+		"--name", "Alice Liddell", "--email", "alice@example.com")
 	lr := newLogoutReceiver(t, srv.url)
 	one := newRP(t, data, lr, "one")
 	p := newPerson(t)
@@ -139,30 +152,42 @@ func TestCrossSitePostLogoutGoesByGet(t *testing.T) {
 	}
 
 	// What a browser sends for a cross-site form POST: no SameSite=Lax cookie, a foreign Origin.
-	req, _ := http.NewRequest("POST", srv.url+"/oauth2/logout", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", "https://rp.example")
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	crossSite := func(form url.Values) (*http.Response, string) {
+		req, _ := http.NewRequest("POST", srv.url+"/oauth2/logout", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", "https://rp.example")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		return newPerson(t).do(req)
 	}
-	res.Body.Close()
-	loc, err := url.Parse(res.Header.Get("Location"))
-	if err != nil || res.StatusCode != http.StatusSeeOther || loc.Path != "/oauth2/logout" || loc.Host != "" {
-		t.Fatalf("cross-site POST logout: %d Location=%q; want 303 to GET /oauth2/logout", res.StatusCode, res.Header.Get("Location"))
+	res, page := crossSite(form)
+	fields := resubmitFields(t, res, page)
+	for k, v := range res.Header {
+		if strings.Contains(strings.Join(v, " "), hint[:40]) {
+			t.Fatalf("the id_token_hint is in the answer's %s header", k)
+		}
 	}
-	if got := loc.Query(); got.Encode() != form.Encode() {
-		t.Fatalf("the GET's parameters = %v; want the POST's %v", got, form)
+	want := url.Values{"logout_resubmitted": {"1"}}
+	for k, v := range form {
+		want[k] = v
+	}
+	if fields.Encode() != want.Encode() {
+		t.Fatalf("the page posts %v; want the request's parameters and the mark %v", fields, want)
 	}
 	if got, _ := lr.received(); len(got) != 0 {
 		t.Fatalf("logout tokens before the session was found: %v", got)
 	}
+	// The mark sent from another site: the page again, nothing reported.
+	res, page = crossSite(fields)
+	resubmitFields(t, res, page)
 
-	// The browser follows by GET (a top-level navigation: its Lax cookie goes along).
-	res, _ = p.get(srv.url + loc.String())
+	// The page's POST, from this origin: same-site, so the Lax cookie goes along.
+	req, _ := http.NewRequest("POST", srv.url+"/oauth2/logout", strings.NewReader(fields.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", srv.url)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	res, _ = p.do(req)
 	if l := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || l != bye+"?state=x+1" {
-		t.Fatalf("GET logout with the cookie: %d Location=%q; want 303 to %s?state=x+1", res.StatusCode, l, bye)
+		t.Fatalf("the resubmitted POST with the cookie: %d Location=%q; want 303 to %s?state=x+1", res.StatusCode, l, bye)
 	}
 	if got := lr.waitLogouts(1); got[0].SID != c1.SID {
 		t.Fatalf("logout token sid = %q, want %q", got[0].SID, c1.SID)
@@ -170,6 +195,36 @@ func TestCrossSitePostLogoutGoesByGet(t *testing.T) {
 	if ar, page := p.get(srv.url + "/account/sessions"); ar.StatusCode == http.StatusOK && strings.Contains(page, "end-all") {
 		t.Errorf("still signed in after the logout: %d", ar.StatusCode)
 	}
+}
+
+var (
+	resubmitInput  = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)">`)
+	resubmitScript = regexp.MustCompile(`<script>([^<]*)</script>`)
+)
+
+// resubmitFields checks that res and page are the page that posts a logout request again (200,
+// no redirect, a form posting to /oauth2/logout, its one script allowed by hash by the
+// Content-Security-Policy and nothing else) and returns the fields it posts.
+func resubmitFields(t *testing.T, res *http.Response, page string) url.Values {
+	t.Helper()
+	if res.StatusCode != http.StatusOK || res.Header.Get("Location") != "" ||
+		!strings.Contains(page, `<form id="resubmit" method="post" action="/oauth2/logout">`) {
+		t.Fatalf("cross-site POST logout: %d Location=%q; want the page that posts it again:\n%s", res.StatusCode, res.Header.Get("Location"), page)
+	}
+	m := resubmitScript.FindAllStringSubmatch(page, -1)
+	if len(m) != 1 {
+		t.Fatalf("the page has %d scripts, want 1:\n%s", len(m), page)
+	}
+	sum := sha256.Sum256([]byte(m[0][1]))
+	csp := res.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"';") {
+		t.Fatalf("Content-Security-Policy %q does not allow exactly the page's script %q", csp, m[0][1])
+	}
+	v := url.Values{}
+	for _, f := range resubmitInput.FindAllStringSubmatch(page, -1) {
+		v.Add(f[1], html.UnescapeString(f[2]))
+	}
+	return v
 }
 
 // TestRefreshWithoutOfflineAccessDiesWithSession: two sign-ins of the same app in the same
@@ -204,5 +259,58 @@ func TestRefreshWithoutOfflineAccessDiesWithSession(t *testing.T) {
 	}
 	if tok := refreshOnce(t, srv, one, offline.RefreshToken); tok.Extra("id_token") != nil && tok.Extra("id_token") != "" {
 		t.Errorf("refresh with offline_access after logout issued an ID token")
+	}
+}
+
+// TestCrossSitePostLogoutInChromium: a real Chromium, signed in on the server
+// (http://127.0.0.1:P), visits a page of another site (http://localhost:Q) that auto-submits an
+// RP-initiated logout by POST. The server's page posts it again (its script allowed by the
+// Content-Security-Policy's hash), the same-site POST carries the Lax session cookie, and the
+// person is asked to confirm (the request names no id_token_hint): never told "You are signed
+// out" while the session lives, never left on the intermediate page (re-audit 3A #4).
+func TestCrossSitePostLogoutInChromium(t *testing.T) {
+	data := filepath.Join(shortTempDir(t), "d")
+	srv := startServer(t, data, nil)
+	createUser(t, data, "alice", "alice-password")
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	other := "http://localhost:" + port
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<!doctype html><form id=f method=post action="%s/oauth2/logout"><input name=state value=x></form>`+
+			`<script>document.getElementById('f').submit()</script>`, srv.url)
+	})}
+	go hs.Serve(ln)
+	defer hs.Close()
+
+	browser := browsertest.Start(t)
+	ctx, cancel := context.WithTimeout(browser, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(srv.url+"/account/sessions"),
+		chromedp.WaitVisible(chromedp.CSS(`#username`)),
+		chromedp.SendKeys(chromedp.CSS(`#username`), "alice"),
+		chromedp.SendKeys(chromedp.CSS(`#password`), "alice-password"),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`table`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	// The confirmation page (its "Sign out" button) within the deadline; not "You are signed
+	// out", not the intermediate page.
+	if err := chromedp.Do(ctx, chromedp.Navigate(other+"/"), chromedp.WaitVisible(chromedp.CSS(`button[value=logout]`))); err != nil {
+		shot, cancel := context.WithTimeout(browser, 5*time.Second)
+		defer cancel()
+		body, _ := chromedp.Run(shot, chromedp.Text(chromedp.CSS(`body`)))
+		t.Fatalf("after the cross-site POST: %v; the page says %q", err, body)
+	}
+	body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`body`)))
+	loc, _ := chromedp.Run(ctx, chromedp.Location())
+	if !strings.HasPrefix(loc, srv.url+"/oauth2/logout") || !strings.Contains(body, "Signed in as alice") || strings.Contains(body, "You are signed out") {
+		t.Fatalf("after the cross-site POST: at %s: %q; want the confirmation page for alice", loc, body)
 	}
 }

@@ -81,10 +81,10 @@ func TestSharedSignalsPersonTokenRefused(t *testing.T) {
 // ssf.manage gets a client-credentials token the SSF endpoints refuse: it registered itself.
 func TestSharedSignalsSelfRegisteredRefused(t *testing.T) {
 	data := filepath.Join(shortTempDir(t), "d")
-	// --scopes offers ssf.manage to self-registered clients: the token endpoint grants it, the SSF
-	// endpoints must still refuse.
+	// --scopes and the initial access token's --scope offer ssf.manage to self-registered
+	// clients: the token endpoint grants it, the SSF endpoints must still refuse.
 	srv := startServer(t, data, nil, "--registration", "token", "--scopes", "read ssf.manage")
-	fields := strings.Fields(cli(t, nil, "registration-token", "create", "--data-dir", data, "--expires", "1h"))
+	fields := strings.Fields(cli(t, nil, "registration-token", "create", "--data-dir", data, "--expires", "1h", "--scope", "ssf.manage"))
 	iat := fields[len(fields)-1]
 	body, _ := json.Marshal(map[string]any{"grant_types": []string{"client_credentials"}, "scope": "ssf.manage",
 		"token_endpoint_auth_method": "client_secret_basic", "client_name": "some app"})

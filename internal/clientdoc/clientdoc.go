@@ -204,7 +204,8 @@ func (r *Resolver) checkURL(id string) error {
 	// refused (its cut-off) only as that exact string, so a second spelling of the same URL
 	// ("HOST", ":443", "host.", a lone "?", "%61") would bring the client back.
 	if id != canonicalURL(u) {
-		return &Error{"its URL must be written in its canonical form (lower-case host, no default port or trailing dot, no needless escapes)"}
+		return &Error{"its URL must be written in its canonical form (lower-case host, no default port or trailing dot, no needless escapes, " +
+			"a port without leading zeros, an IP address as a dotted quad or compressed IPv6)"}
 	}
 	if ip := net.ParseIP(u.Hostname()); ip != nil {
 		if err := (safehttp.Policy{AllowLoopback: r.cfg.AllowLoopback}).Check(mustAddr(ip)); err != nil {
@@ -214,20 +215,61 @@ func (r *Resolver) checkURL(id string) error {
 	return nil
 }
 
-// canonicalURL is u written one way: scheme and host in lower case, without the scheme's
-// default port, the path escaped only where it must be, the query (if not empty) as it is.
+// canonicalURL is u written one way, or "" if its host or port has no canonical form: scheme
+// and host in lower case; an IP address as net/netip writes it (IPv6 compressed, in lower case;
+// IPv4 as a dotted quad without leading zeros); a port in decimal without leading zeros, none
+// for the scheme's default; the path escaped only where it must be, the query (if not empty) as
+// it is. A host whose last label is a number (decimal or 0x hexadecimal) that is not such a
+// dotted quad ("134744072", "0x8080808", "008.008.008.008", "agent.123") has none: browsers
+// and other URL parsers read it as an IPv4 address (WHATWG URL, "ends in a number"), so it
+// would be another spelling of one. So is a trailing dot, and an empty port ("host:").
 func canonicalURL(u *url.URL) string {
-	host := strings.ToLower(u.Host)
-	if port := u.Port(); (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
-		host = strings.ToLower(u.Hostname())
-		if strings.Contains(host, ":") {
-			host = "[" + host + "]"
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.ToLower(u.Hostname())
+	if host == "" || strings.HasSuffix(host, ".") || strings.HasSuffix(u.Host, ":") {
+		return ""
+	}
+	if strings.HasPrefix(u.Host, "[") || strings.Contains(host, ":") {
+		ip, err := netip.ParseAddr(host)
+		if err != nil || !ip.Is6() || ip.Zone() != "" {
+			return ""
+		}
+		host = "[" + ip.String() + "]"
+	} else if labels := strings.Split(host, "."); endsInNumber(labels[len(labels)-1]) {
+		ip, err := netip.ParseAddr(host)
+		if err != nil || !ip.Is4() || ip.String() != host {
+			return ""
 		}
 	}
-	if strings.HasSuffix(strings.TrimSuffix(host, ":"+u.Port()), ".") {
-		return "" // a trailing dot: never canonical
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != p {
+			return ""
+		}
+		if !(scheme == "https" && n == 443) && !(scheme == "http" && n == 80) {
+			host += ":" + p
+		}
 	}
-	return (&url.URL{Scheme: strings.ToLower(u.Scheme), Host: host, Path: u.Path, RawQuery: u.RawQuery}).String()
+	return (&url.URL{Scheme: scheme, Host: host, Path: u.Path, RawQuery: u.RawQuery}).String()
+}
+
+// endsInNumber reports whether a host's last label is a number as the WHATWG URL standard's
+// IPv4 parser reads one: decimal digits, or 0x (or 0X) and hexadecimal digits (none included).
+func endsInNumber(label string) bool {
+	if label == "" {
+		return false
+	}
+	digits := label
+	hex := len(label) >= 2 && label[0] == '0' && (label[1] == 'x' || label[1] == 'X')
+	if hex {
+		digits = label[2:]
+	}
+	for _, c := range []byte(digits) {
+		if !('0' <= c && c <= '9' || hex && ('a' <= c && c <= 'f' || 'A' <= c && c <= 'F')) {
+			return false
+		}
+	}
+	return true
 }
 
 func loopbackHost(h string) bool {
@@ -513,7 +555,8 @@ func (r *Resolver) parse(id string, body []byte) (rescind.Client, error) {
 	}
 	name := strings.TrimSpace(d.ClientName)
 	if len(name) > 200 || !ValidName(name) {
-		return rescind.Client{}, &Error{"its client_name must be printable UTF-8 of at most 200 bytes, without bidirectional or zero-width characters"}
+		return rescind.Client{}, &Error{"its client_name must be printable UTF-8 of at most 200 bytes, without bidirectional, zero-width or blank " +
+			"characters, and with at most 4 combining marks on a character"}
 	}
 	if name == "" {
 		u, _ := url.Parse(id)
@@ -544,9 +587,40 @@ func mustAddr(ip net.IP) netip.Addr {
 // (consent page, connected apps, client list), is valid UTF-8 without control characters (Cc),
 // format characters (Cf: bidirectional overrides and isolates such as U+202E, zero-width
 // characters such as U+200B, which let a name display as another: "Rescind \u202eppA nimdA")
-// or line and paragraph separators (Zl, Zp). The length is the caller's to bound.
+// or line and paragraph separators (Zl, Zp); without the letters and symbols that show as
+// nothing (blankFiller: the Hangul fillers U+115F, U+1160, U+3164, U+FFA0, the braille blank
+// U+2800, and the other default-ignorable ones), which let "Rescind\u3164Admin" pass for
+// "Rescind Admin"; and with at most maxMarksPerBase combining marks (Mn, Me) on any character,
+// which is more than any writing system stacks, so that a name cannot pile marks over the text
+// around it ("Zalgo"). The length is the caller's to bound.
 func ValidName(name string) bool {
-	return utf8.ValidString(name) && !strings.ContainsFunc(name, func(r rune) bool {
-		return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
-	})
+	if !utf8.ValidString(name) {
+		return false
+	}
+	marks := 0
+	for _, r := range name {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) || blankFiller(r) {
+			return false
+		}
+		if !unicode.In(r, unicode.Mn, unicode.Me) {
+			marks = 0
+			continue
+		}
+		if marks++; marks > maxMarksPerBase {
+			return false
+		}
+	}
+	return true
+}
+
+// maxMarksPerBase bounds the combining marks a character of a name may carry: Vietnamese, Yoruba,
+// Hebrew with points and cantillation, and Indic scripts stay within it.
+const maxMarksPerBase = 4
+
+// blankFiller reports whether r is a letter or symbol that displays as blank: a Hangul filler
+// (U+115F, U+1160, U+3164, U+FFA0), the braille pattern blank (U+2800), or another character
+// Unicode lists as Other_Default_Ignorable_Code_Point (U+034F, U+17B4, U+17B5...) or a musical
+// null notehead (U+1D159).
+func blankFiller(r rune) bool {
+	return r == 0x2800 || r == 0x1D159 || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r)
 }

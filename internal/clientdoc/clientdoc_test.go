@@ -180,6 +180,32 @@ func TestClientIDForm(t *testing.T) {
 		{"https://agent.example/client%20x.json", true, true}, // an escape that is needed
 		{"https://[2606:4700::1]/c.json", true, true},
 		{"https://[2606:4700::1]:443/c.json", false, false},
+		// Other spellings of a port or an address (re-audit 3A #5): leading zeros, an empty
+		// port, a non-canonical IPv6 text form, a numeric host that is not a dotted quad (read
+		// as an IPv4 address by browsers and other URL parsers).
+		{"https://agent.example:0443/client.json", false, false},
+		{"https://agent.example:00443/client.json", false, false},
+		{"https://agent.example:08443/client.json", false, false},
+		{"https://agent.example:/client.json", false, false},
+		{"https://agent.example:0/client.json", false, false},
+		{"https://agent.example:65536/client.json", false, false},
+		{"https://agent.example:65535/client.json", true, true},
+		{"https://[2606:4700:0::1]/c.json", false, false},
+		{"https://[2606:4700:0:0:0:0:0:1]/c.json", false, false},
+		{"https://[2606:4700::0001]/c.json", false, false},
+		{"https://[2606:4700::A]/c.json", false, false},
+		{"https://[2606:4700::a]/c.json", true, true},
+		{"https://134744072/c.json", false, false},
+		{"https://0x8080808/c.json", false, false},
+		{"https://008.008.008.008/c.json", false, false},
+		{"https://8.8.8.010/c.json", false, false},
+		{"https://8.8.2056/c.json", false, false},
+		{"https://agent.123/c.json", false, false},
+		{"https://agent.0x1f/c.json", false, false},
+		{"https://123.agent.example/c.json", true, true},
+		{"https://0x.agent.example/c.json", true, true},
+		{"http://127.1:8080/c.json", false, false},
+		{"http://localhost.:8080/c.json", false, false},
 		{"https://agent.example", false, false},  // no path
 		{"https://agent.example/", false, false}, // no path
 		{"http://agent.example/client.json", false, false},
@@ -469,6 +495,22 @@ func TestValidName(t *testing.T) {
 		{"a\u2028b", false},                      // line separator
 		{"a\u2029b", false},                      // paragraph separator
 		{"\xff", false},
+		// Blank letters and symbols, and stacks of combining marks (re-audit 3A #7).
+		{"Rescind\u3164Admin", false},                                    // Hangul filler
+		{"Rescind\u2800Admin", false},                                    // braille pattern blank
+		{"Rescind\u115f\u1160", false},                                   // Hangul choseong and jungseong fillers
+		{"Rescind\uffa0Admin", false},                                    // halfwidth Hangul filler
+		{"Resc\u034find", false},                                         // combining grapheme joiner
+		{"Resc\u17b4ind", false},                                         // Khmer vowel inherent
+		{"Z" + strings.Repeat("\u0310\u0352\u0315\u0329", 24), false},    // 96 marks on one letter
+		{"Z\u0310\u0352\u0315\u0329\u0336", false},                       // 5
+		{"Z\u0310\u0352\u0315\u0329", true},                              // 4
+		{"\u0310\u0352\u0315\u0329\u0336Agent", false},                   // 5 before any letter
+		{"Vi\u0323\u0302\u0301t Nam", true},                              // Vietnamese, decomposed
+		{"\u05e9\u05bc\u05c1\u05b8\u0591\u05dc\u05d5\u05b9\u05dd", true}, // Hebrew with points and a cantillation mark
+		{"\u0915\u094d\u0937\u093f", true},                               // Devanagari conjunct
+		{"Photo Printer \u2764\ufe0f", true},                             // emoji presentation selector
+		{"\ud55c\uad6d\uc5b4 App", true},                                 // Hangul syllables
 	} {
 		if got := ValidName(tc.name); got != tc.want {
 			t.Errorf("ValidName(%q) = %v, want %v", tc.name, got, tc.want)

@@ -97,14 +97,14 @@ func (s *Store) SaveGrant(ctx context.Context, g rescind.Grant) (rescind.Grant, 
 // RotateRefreshToken implements rescind.Store. The grant's row is locked (by raising its
 // bound) before the token's, in the order RevokeGrants takes them; then the token is read
 // again FOR UPDATE: of two concurrent rotations, the second waits and then sees it used.
-func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next rescind.RefreshToken, now, tokensExpireAt time.Time) (rescind.RefreshToken, error) {
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next rescind.RefreshToken, now, tokensExpireAt time.Time, audience []string) (rescind.RefreshToken, error) {
 	var old rescind.RefreshToken
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
 		q := s.q(tx)
 		if old, err = sqlstore.UsableRefreshToken(ctx, q, oldHash, now, ""); err != nil {
 			return err
 		}
-		if err := sqlstore.RaiseGrantBound(ctx, q, old.GrantID, tokensExpireAt); err != nil {
+		if err := sqlstore.RaiseGrantBound(ctx, q, old.GrantID, tokensExpireAt, audience); err != nil {
 			return err
 		}
 		if old, err = sqlstore.UsableRefreshToken(ctx, q, oldHash, now, forUpdate); err != nil {
@@ -122,14 +122,14 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next res
 // RedeemCode implements rescind.Store, locking as RotateRefreshToken does: the grant's row,
 // then the code's, read again FOR UPDATE so that of two concurrent redemptions the second sees
 // the code used.
-func (s *Store) RedeemCode(ctx context.Context, hash string, now, tokensExpireAt time.Time) (rescind.AuthCode, error) {
+func (s *Store) RedeemCode(ctx context.Context, hash string, now, tokensExpireAt time.Time, audience []string) (rescind.AuthCode, error) {
 	var c rescind.AuthCode
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
 		q := s.q(tx)
 		if c, err = sqlstore.UsableCode(ctx, q, hash, now, ""); err != nil {
 			return err
 		}
-		if err := sqlstore.RaiseGrantBound(ctx, q, c.GrantID, tokensExpireAt); err != nil {
+		if err := sqlstore.RaiseGrantBound(ctx, q, c.GrantID, tokensExpireAt, audience); err != nil {
 			return err
 		}
 		if c, err = sqlstore.UsableCode(ctx, q, hash, now, forUpdate); err != nil {

@@ -176,14 +176,14 @@ func (s *Store) SaveGrant(ctx context.Context, g rescind.Grant) (rescind.Grant, 
 }
 
 // RotateRefreshToken implements rescind.Store.
-func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next rescind.RefreshToken, now, tokensExpireAt time.Time) (rescind.RefreshToken, error) {
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next rescind.RefreshToken, now, tokensExpireAt time.Time, audience []string) (rescind.RefreshToken, error) {
 	var old rescind.RefreshToken
 	err := inTx(ctx, s.db, func(tx *sql.Tx) (err error) {
 		q := s.q(tx)
 		if old, err = sqlstore.UsableRefreshToken(ctx, q, oldHash, now, ""); err != nil {
 			return err
 		}
-		if err := sqlstore.RaiseGrantBound(ctx, q, old.GrantID, tokensExpireAt); err != nil {
+		if err := sqlstore.RaiseGrantBound(ctx, q, old.GrantID, tokensExpireAt, audience); err != nil {
 			return err
 		}
 		return sqlstore.ReplaceRefreshToken(ctx, q, oldHash, next, now)
@@ -196,14 +196,14 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next res
 }
 
 // RedeemCode implements rescind.Store.
-func (s *Store) RedeemCode(ctx context.Context, hash string, now, tokensExpireAt time.Time) (rescind.AuthCode, error) {
+func (s *Store) RedeemCode(ctx context.Context, hash string, now, tokensExpireAt time.Time, audience []string) (rescind.AuthCode, error) {
 	var c rescind.AuthCode
 	err := inTx(ctx, s.db, func(tx *sql.Tx) (err error) {
 		q := s.q(tx)
 		if c, err = sqlstore.UsableCode(ctx, q, hash, now, ""); err != nil {
 			return err
 		}
-		if err := sqlstore.RaiseGrantBound(ctx, q, c.GrantID, tokensExpireAt); err != nil {
+		if err := sqlstore.RaiseGrantBound(ctx, q, c.GrantID, tokensExpireAt, audience); err != nil {
 			return err
 		}
 		return sqlstore.MarkCodeUsed(ctx, q, hash, now)

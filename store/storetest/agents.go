@@ -10,8 +10,8 @@ import (
 	"github.com/rescind/rescind"
 )
 
-// testRegistrationTokens: initial access tokens round-trip, are found by hash only, listed oldest
-// first, deleted by id, and purged once expired; a taken id or hash is ErrAlreadyExists.
+// testRegistrationTokens: initial access tokens round-trip (their scopes too: nil, none given,
+// told from empty, none allowed), are found by hash only, listed oldest first, deleted by id, and purged once expired; a taken id or hash is ErrAlreadyExists.
 func testRegistrationTokens(t *testing.T, s rescind.Store) {
 	ctx := context.Background()
 	if list, err := s.ListRegistrationTokens(ctx); err != nil || len(list) != 0 {
@@ -37,6 +37,36 @@ func testRegistrationTokens(t *testing.T, s rescind.Store) {
 	if _, err := s.GetRegistrationToken(ctx, "rt-a"); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatalf("a token was found by its id: %v", err)
 	}
+	// Its scopes round-trip, none given (nil) told from none allowed (empty).
+	for _, tc := range []struct {
+		id     string
+		scopes []string
+	}{{"rt-s1", []string{"read", "mcp:tools"}}, {"rt-s2", []string{}}, {"rt-s3", nil}} {
+		if err := s.CreateRegistrationToken(ctx, rescind.RegistrationToken{ID: tc.id, Hash: "hash-" + tc.id, CreatedAt: base,
+			ExpiresAt: base.Add(time.Minute), Scopes: tc.scopes}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetRegistrationToken(ctx, "hash-"+tc.id)
+		if err != nil || !slices.Equal(got.Scopes, tc.scopes) || (got.Scopes == nil) != (tc.scopes == nil) {
+			t.Fatalf("GetRegistrationToken(%s) = %+v, %v; want scopes %#v", tc.id, got, err, tc.scopes)
+		}
+		if err := s.DeleteRegistrationToken(ctx, tc.id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// And its allowed resources.
+	res := []string{"https://api.example", "urn:example:photos"}
+	if err := s.CreateRegistrationToken(ctx, rescind.RegistrationToken{ID: "rt-r", Hash: "hash-rt-r", CreatedAt: base,
+		ExpiresAt: base.Add(time.Minute), AllowedResources: res}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetRegistrationToken(ctx, "hash-rt-r"); err != nil || !slices.Equal(got.AllowedResources, res) {
+		t.Fatalf("GetRegistrationToken(rt-r) = %+v, %v; want allowed resources %v", got, err, res)
+	}
+	if got, err := s.GetRegistrationToken(ctx, "hash-a"); err != nil || len(got.AllowedResources) != 0 {
+		t.Fatalf("a token without allowed resources = %+v, %v", got, err)
+	}
+	s.DeleteRegistrationToken(ctx, "rt-r")
 	list, err := s.ListRegistrationTokens(ctx)
 	if err != nil || len(list) != 2 || list[0].ID != "rt-a" || list[1].ID != "rt-b" {
 		t.Fatalf("ListRegistrationTokens = %+v, %v; want rt-a then rt-b", list, err)
@@ -73,7 +103,7 @@ func testResources(t *testing.T, s rescind.Store) {
 	if got, err := s.GetCode(ctx, "h1"); err != nil || !slices.Equal(got.Resources, res) {
 		t.Fatalf("GetCode = %+v, %v; want resources %v", got, err, res)
 	}
-	if got, err := s.RedeemCode(ctx, "h1", base, base.Add(time.Hour)); err != nil || !slices.Equal(got.Resources, res) {
+	if got, err := s.RedeemCode(ctx, "h1", base, base.Add(time.Hour), nil); err != nil || !slices.Equal(got.Resources, res) {
 		t.Fatalf("RedeemCode = %+v, %v; want resources %v", got, err, res)
 	}
 	if got, err := s.GetCode(ctx, "h2"); err != nil || len(got.Resources) != 0 {
@@ -86,7 +116,7 @@ func testResources(t *testing.T, s rescind.Store) {
 	}
 	next := refresh("r2", "g1", base.Add(time.Hour))
 	next.Resources = res[:1]
-	old, err := s.RotateRefreshToken(ctx, "r1", next, base, base.Add(time.Hour))
+	old, err := s.RotateRefreshToken(ctx, "r1", next, base, base.Add(time.Hour), nil)
 	if err != nil || !slices.Equal(old.Resources, res) {
 		t.Fatalf("RotateRefreshToken = %+v, %v; want the old token's resources", old, err)
 	}
@@ -121,7 +151,7 @@ func testGrantAudience(t *testing.T, s rescind.Store) {
 		t.Fatalf("a grant saved without audience has %v", got.Audience)
 	}
 	s.CreateCode(ctx, sampleCode("h1", "g1"))
-	s.RedeemCode(ctx, "h1", base, base.Add(time.Hour))
+	s.RedeemCode(ctx, "h1", base, base.Add(time.Hour), nil)
 	s.RecordGrantTokenStatus(ctx, "g1", "list-a", 3, base.Add(time.Hour))
 	revs, _, err := s.RevokeGrants(ctx, rescind.GrantFilter{UserID: "u1"}, rescind.Revocation{RevokedAt: base,
 		Audience: []string{"https://template.example"}})
@@ -159,5 +189,75 @@ func testGrantAudience(t *testing.T, s rescind.Store) {
 	again, _, err := s.RevokeGrants(ctx, rescind.GrantFilter{GrantID: "g1"}, rescind.Revocation{RevokedAt: base.Add(time.Minute)})
 	if err != nil || len(again) == 0 || again[0].Key != "g1" || !slices.Equal(again[0].Audience, want) {
 		t.Fatalf("revoking again = %+v, %v; want g1's record with %v", again, err, want)
+	}
+}
+
+// testIssuanceWidensGrantAudience: RotateRefreshToken and RedeemCode add the audience they are
+// given to the grant's, in their transaction (values it has are not repeated; nil adds nothing),
+// so that the grant's revocation record names the audience of the token about to be issued. A
+// rotation refused (reused token, revoked grant) adds nothing.
+func testIssuanceWidensGrantAudience(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	as, api, photos := "https://as.example", "https://api.example", "urn:example:photos"
+	g := grant("g1", "c1", "u1", "read")
+	g.Audience = []string{as}
+	s.SaveGrant(ctx, g)
+	audience := func(id string) []string {
+		t.Helper()
+		got, err := s.GetGrant(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Audience
+	}
+	s.CreateRefreshToken(ctx, refresh("r1", "g1", base.Add(time.Hour)))
+	if _, err := s.RotateRefreshToken(ctx, "r1", refresh("r2", "g1", base.Add(time.Hour)), base, base.Add(time.Hour), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := audience("g1"); !slices.Equal(got, []string{as}) {
+		t.Fatalf("after a rotation adding nothing: %v, want [%s]", got, as)
+	}
+	if _, err := s.RotateRefreshToken(ctx, "r2", refresh("r3", "g1", base.Add(time.Hour)), base, base.Add(time.Hour), []string{as, api}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{as, api}
+	if got := audience("g1"); !slices.Equal(got, want) {
+		t.Fatalf("after a rotation adding %s: %v, want %v", api, got, want)
+	}
+	// A reused token is refused and adds nothing.
+	if _, err := s.RotateRefreshToken(ctx, "r2", refresh("r4", "g1", base.Add(time.Hour)), base, base.Add(time.Hour), []string{photos}); !errors.Is(err, rescind.ErrReused) {
+		t.Fatalf("reusing r2: %v, want ErrReused", err)
+	}
+	if got := audience("g1"); !slices.Equal(got, want) {
+		t.Fatalf("after a refused rotation: %v, want %v", got, want)
+	}
+	// A code's redemption adds too; a grant recorded without audience gets exactly what is given.
+	s.CreateCode(ctx, sampleCode("h1", "g1"))
+	if _, err := s.RedeemCode(ctx, "h1", base, base.Add(time.Hour), []string{api, photos}); err != nil {
+		t.Fatal(err)
+	}
+	want = []string{as, api, photos}
+	if got := audience("g1"); !slices.Equal(got, want) {
+		t.Fatalf("after a redemption adding %s: %v, want %v", photos, got, want)
+	}
+	s.SaveGrant(ctx, grant("g2", "c2", "u1", "read"))
+	s.CreateCode(ctx, sampleCode("h2", "g2"))
+	if _, err := s.RedeemCode(ctx, "h2", base, base.Add(time.Hour), []string{as, api}); err != nil {
+		t.Fatal(err)
+	}
+	if got := audience("g2"); !slices.Equal(got, []string{as, api}) {
+		t.Fatalf("a grant without audience after a redemption adding [%s %s]: %v", as, api, got)
+	}
+	// The revocation's record carries the audience added.
+	revs, _, err := s.RevokeGrants(ctx, rescind.GrantFilter{GrantID: "g1"}, rescind.Revocation{RevokedAt: base})
+	if err != nil || len(revs) == 0 || revs[0].Key != "g1" || !slices.Equal(revs[0].Audience, want) {
+		t.Fatalf("RevokeGrants = %+v, %v; want g1's record with %v", revs, err, want)
+	}
+	// A revoked grant's token is not rotated, and its audience stays.
+	if _, err := s.RotateRefreshToken(ctx, "r3", refresh("r5", "g1", base.Add(time.Hour)), base, base.Add(time.Hour), []string{"urn:late"}); !errors.Is(err, rescind.ErrNotFound) {
+		t.Fatalf("rotating a revoked grant's token: %v, want ErrNotFound", err)
+	}
+	if got := audience("g1"); !slices.Equal(got, want) {
+		t.Fatalf("a revoked grant's audience after a refused rotation: %v, want %v", got, want)
 	}
 }

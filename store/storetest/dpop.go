@@ -73,7 +73,7 @@ func testBoundRefreshTokens(t *testing.T, s rescind.Store) {
 	}
 	next := refresh("rb2", "g1", exp)
 	next.JKT = jkt2
-	old, err := s.RotateRefreshToken(ctx, "rb1", next, base, base.Add(time.Hour))
+	old, err := s.RotateRefreshToken(ctx, "rb1", next, base, base.Add(time.Hour), nil)
 	if err != nil || old.JKT != jkt1 {
 		t.Fatalf("RotateRefreshToken = %+v, %v; want the old token with jkt %s", old, err, jkt1)
 	}
@@ -99,11 +99,11 @@ func testBoundCodes(t *testing.T, s rescind.Store) {
 	if got, err := s.GetCode(ctx, "hb"); err != nil || got.DPoPJKT != jkt1 {
 		t.Fatalf("GetCode = %+v, %v; want dpop_jkt %s", got, err, jkt1)
 	}
-	got, err := s.RedeemCode(ctx, "hb", base, base.Add(time.Hour))
+	got, err := s.RedeemCode(ctx, "hb", base, base.Add(time.Hour), nil)
 	if err != nil || got.DPoPJKT != jkt1 {
 		t.Fatalf("RedeemCode = %+v, %v; want dpop_jkt %s", got, err, jkt1)
 	}
-	if got, err := s.RedeemCode(ctx, "hb", base, base.Add(time.Hour)); !errors.Is(err, rescind.ErrReused) || got.DPoPJKT != jkt1 {
+	if got, err := s.RedeemCode(ctx, "hb", base, base.Add(time.Hour), nil); !errors.Is(err, rescind.ErrReused) || got.DPoPJKT != jkt1 {
 		t.Fatalf("second redemption = %+v, %v; want the bound code with ErrReused", got, err)
 	}
 }

@@ -116,21 +116,21 @@ func testRefreshRotation(t *testing.T, s rescind.Store) {
 	if err := s.CreateRefreshToken(ctx, refresh("r1", "g1", exp)); err != nil {
 		t.Fatal(err)
 	}
-	old, err := s.RotateRefreshToken(ctx, "r1", refresh("r2", "g1", exp), base, base.Add(2*time.Hour))
+	old, err := s.RotateRefreshToken(ctx, "r1", refresh("r2", "g1", exp), base, base.Add(2*time.Hour), nil)
 	if err != nil || old.GrantID != "g1" || old.Scope != "read" {
 		t.Fatalf("Rotate = %+v, %v", old, err)
 	}
 	if b := bound(t, s, "g1"); !b.Equal(base.Add(2 * time.Hour)) {
 		t.Fatalf("grant's token expiry after rotation = %v, want the access token's", b)
 	}
-	if _, err := s.RotateRefreshToken(ctx, "r1", refresh("r3", "g1", exp), base, base.Add(9*time.Hour)); !errors.Is(err, rescind.ErrReused) {
+	if _, err := s.RotateRefreshToken(ctx, "r1", refresh("r3", "g1", exp), base, base.Add(9*time.Hour), nil); !errors.Is(err, rescind.ErrReused) {
 		t.Fatalf("second rotation of r1: %v, want ErrReused", err)
 	}
 	if b := bound(t, s, "g1"); !b.Equal(base.Add(2 * time.Hour)) {
 		t.Fatalf("a refused rotation moved the grant's token expiry to %v", b)
 	}
 	// A shorter access token (a ttl lowered meanwhile) never lowers the bound.
-	if _, err := s.RotateRefreshToken(ctx, "r2", refresh("r2b", "g1", exp), base, base.Add(time.Minute)); err != nil {
+	if _, err := s.RotateRefreshToken(ctx, "r2", refresh("r2b", "g1", exp), base, base.Add(time.Minute), nil); err != nil {
 		t.Fatal(err)
 	}
 	if b := bound(t, s, "g1"); !b.Equal(base.Add(2 * time.Hour)) {
@@ -142,10 +142,10 @@ func testRefreshRotation(t *testing.T, s rescind.Store) {
 	if rt, err := s.GetRefreshToken(ctx, "r1"); err != nil || rt.UsedAt.IsZero() {
 		t.Fatalf("r1 = %+v, %v; want used", rt, err)
 	}
-	if _, err := s.RotateRefreshToken(ctx, "nope", refresh("r4", "g1", exp), base, base); !errors.Is(err, rescind.ErrNotFound) {
+	if _, err := s.RotateRefreshToken(ctx, "nope", refresh("r4", "g1", exp), base, base, nil); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatalf("unknown token: %v", err)
 	}
-	if _, err := s.RotateRefreshToken(ctx, "r2b", refresh("r5", "g1", exp), exp, exp); !errors.Is(err, rescind.ErrNotFound) {
+	if _, err := s.RotateRefreshToken(ctx, "r2b", refresh("r5", "g1", exp), exp, exp, nil); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatalf("expired token: %v", err)
 	}
 	if n, err := s.DeleteExpired(ctx, exp.Add(time.Second)); err != nil || n != 3 {
@@ -158,7 +158,7 @@ func testRefreshRotation(t *testing.T, s rescind.Store) {
 		t.Fatal(err)
 	}
 	s.CreateRefreshToken(ctx, refresh("late", "g2", exp))
-	if _, err := s.RotateRefreshToken(ctx, "late", refresh("late2", "g2", exp), base, base.Add(time.Hour)); !errors.Is(err, rescind.ErrNotFound) {
+	if _, err := s.RotateRefreshToken(ctx, "late", refresh("late2", "g2", exp), base, base.Add(time.Hour), nil); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatalf("rotation under a revoked grant: %v, want ErrNotFound", err)
 	}
 	if _, err := s.GetRefreshToken(ctx, "late2"); !errors.Is(err, rescind.ErrNotFound) {
@@ -187,7 +187,7 @@ func testConcurrentRotation(t *testing.T, open func() rescind.Store) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, errs[i] = s.RotateRefreshToken(ctx, h, refresh(fmt.Sprintf("%s-next-%d", h, i), "g1", exp), base, base.Add(time.Hour))
+				_, errs[i] = s.RotateRefreshToken(ctx, h, refresh(fmt.Sprintf("%s-next-%d", h, i), "g1", exp), base, base.Add(time.Hour), nil)
 			}()
 		}
 		wg.Wait()
@@ -230,14 +230,14 @@ func testCodes(t *testing.T, s rescind.Store) {
 	if !bound(t, s, "g1").IsZero() {
 		t.Fatal("looking a code up raised the grant's token expiry")
 	}
-	got, err := s.RedeemCode(ctx, "h1", base, base.Add(time.Hour))
+	got, err := s.RedeemCode(ctx, "h1", base, base.Add(time.Hour), nil)
 	if err != nil || got.GrantID != "g1" || got.RedirectURI != "https://app/cb" || !got.RedirectURIGiven || got.Challenge != "ch" || got.ChallengeMethod != "S256" {
 		t.Fatalf("RedeemCode = %+v, %v", got, err)
 	}
 	if b := bound(t, s, "g1"); !b.Equal(base.Add(time.Hour)) {
 		t.Fatalf("grant's token expiry after redemption = %v, want the access token's", b)
 	}
-	got, err = s.RedeemCode(ctx, "h1", base, base.Add(5*time.Hour))
+	got, err = s.RedeemCode(ctx, "h1", base, base.Add(5*time.Hour), nil)
 	if !errors.Is(err, rescind.ErrReused) || got.GrantID != "g1" {
 		t.Fatalf("second redemption = %+v, %v; want the code with ErrReused", got, err)
 	}
@@ -248,10 +248,10 @@ func testCodes(t *testing.T, s rescind.Store) {
 		t.Fatalf("a refused redemption moved the grant's token expiry to %v", b)
 	}
 	s.CreateCode(ctx, sampleCode("h2", "g1"))
-	if _, err := s.RedeemCode(ctx, "h2", base.Add(time.Minute), base.Add(time.Hour)); !errors.Is(err, rescind.ErrNotFound) {
+	if _, err := s.RedeemCode(ctx, "h2", base.Add(time.Minute), base.Add(time.Hour), nil); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatalf("expired code: %v", err)
 	}
-	if _, err := s.RedeemCode(ctx, "none", base, base); !errors.Is(err, rescind.ErrNotFound) {
+	if _, err := s.RedeemCode(ctx, "none", base, base, nil); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatalf("unknown code: %v", err)
 	}
 	if _, err := s.GetCode(ctx, "none"); !errors.Is(err, rescind.ErrNotFound) {
@@ -262,7 +262,7 @@ func testCodes(t *testing.T, s rescind.Store) {
 	s.SaveGrant(ctx, grant("g2", "c1", "u2", "read"))
 	s.RevokeGrants(ctx, rescind.GrantFilter{GrantID: "g2"}, rescind.Revocation{RevokedAt: base})
 	s.CreateCode(ctx, sampleCode("h3", "g2"))
-	if _, err := s.RedeemCode(ctx, "h3", base, base.Add(time.Hour)); !errors.Is(err, rescind.ErrNotFound) {
+	if _, err := s.RedeemCode(ctx, "h3", base, base.Add(time.Hour), nil); !errors.Is(err, rescind.ErrNotFound) {
 		t.Fatalf("code of a revoked grant: %v, want ErrNotFound", err)
 	}
 	if got, _ := s.GetCode(ctx, "h3"); !got.UsedAt.IsZero() {
@@ -287,7 +287,7 @@ func testConcurrentRedemption(t *testing.T, open func() rescind.Store) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, errs[i] = s.RedeemCode(ctx, h, base, base.Add(time.Duration(round+i)*time.Hour))
+				_, errs[i] = s.RedeemCode(ctx, h, base, base.Add(time.Duration(round+i)*time.Hour), nil)
 			}()
 		}
 		wg.Wait()
@@ -318,15 +318,15 @@ func testGrantRecordLifetime(t *testing.T, s rescind.Store) {
 	s.SaveGrant(ctx, grant("g3", "c1", "u3", "read"))
 	s.CreateCode(ctx, sampleCode("h1", "g1"))
 	s.CreateCode(ctx, sampleCode("h2", "g2"))
-	if _, err := s.RedeemCode(ctx, "h1", base, long); err != nil {
+	if _, err := s.RedeemCode(ctx, "h1", base, long, nil); err != nil {
 		t.Fatal(err)
 	}
 	s.CreateRefreshToken(ctx, refresh("r1", "g1", base.Add(48*time.Hour)))
 	// A later token with a shorter lifetime (the ttl was lowered) does not shorten the bound.
-	if _, err := s.RotateRefreshToken(ctx, "r1", refresh("r2", "g1", base.Add(48*time.Hour)), base.Add(time.Hour), base.Add(time.Hour+time.Second)); err != nil {
+	if _, err := s.RotateRefreshToken(ctx, "r1", refresh("r2", "g1", base.Add(48*time.Hour)), base.Add(time.Hour), base.Add(time.Hour+time.Second), nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RedeemCode(ctx, "h2", base, base.Add(time.Minute)); err != nil {
+	if _, err := s.RedeemCode(ctx, "h2", base, base.Add(time.Minute), nil); err != nil {
 		t.Fatal(err)
 	}
 	// The template asks for a second: the records still last as long as the tokens.
@@ -354,7 +354,7 @@ func testGrantRecordLifetime(t *testing.T, s rescind.Store) {
 	s.CreateClient(ctx, sampleClient("c2"))
 	s.SaveGrant(ctx, grant("g4", "c2", "u1", "read"))
 	s.CreateCode(ctx, sampleCode("h4", "g4"))
-	s.RedeemCode(ctx, "h4", base, long.Add(time.Hour))
+	s.RedeemCode(ctx, "h4", base, long.Add(time.Hour), nil)
 	s.RecordGrantTokenStatus(ctx, "g4", "list-b", 5, long.Add(time.Hour))
 	cut := base.Add(31 * 24 * time.Hour)
 	revs, err = s.DeleteClient(ctx, "c2", base.Add(3*time.Hour), rescind.Revocation{Kind: rescind.RevokeClient, Key: "c2", ClientID: "c2",
@@ -383,7 +383,7 @@ func testRevokeAgain(t *testing.T, s rescind.Store) {
 	long := base.Add(24 * time.Hour)
 	s.SaveGrant(ctx, grant("g1", "c1", "u1", "read"))
 	s.CreateCode(ctx, sampleCode("h1", "g1"))
-	if _, err := s.RedeemCode(ctx, "h1", base, long); err != nil {
+	if _, err := s.RedeemCode(ctx, "h1", base, long, nil); err != nil {
 		t.Fatal(err)
 	}
 	s.RecordGrantTokenStatus(ctx, "g1", "list-a", 3, long)

@@ -220,7 +220,7 @@ func testCodeClaims(t *testing.T, s rescind.Store) {
 	if err != nil || got.Nonce != c.Nonce || !got.AuthTime.Equal(c.AuthTime) || got.SessionID != "s1" {
 		t.Fatalf("GetCode = %+v, %v", got, err)
 	}
-	if red, err := s.RedeemCode(ctx, "h1", base, base.Add(time.Hour)); err != nil || red.Nonce != c.Nonce || !red.AuthTime.Equal(c.AuthTime) {
+	if red, err := s.RedeemCode(ctx, "h1", base, base.Add(time.Hour), nil); err != nil || red.Nonce != c.Nonce || !red.AuthTime.Equal(c.AuthTime) {
 		t.Fatalf("RedeemCode = %+v, %v", red, err)
 	}
 	// A refresh token carries the session and authentication time through every rotation.
@@ -231,7 +231,7 @@ func testCodeClaims(t *testing.T, s rescind.Store) {
 	}
 	next := refresh("r2", "g1", base.Add(2*time.Hour))
 	next.SessionID, next.AuthTime = "s1", c.AuthTime
-	old, err := s.RotateRefreshToken(ctx, "r1", next, base, base.Add(time.Hour))
+	old, err := s.RotateRefreshToken(ctx, "r1", next, base, base.Add(time.Hour), nil)
 	if err != nil || old.SessionID != "s1" || !old.AuthTime.Equal(c.AuthTime) {
 		t.Fatalf("RotateRefreshToken = %+v, %v", old, err)
 	}
@@ -278,7 +278,7 @@ func testEndSessionsNotices(t *testing.T, s rescind.Store) {
 	signedIn(t, s, "s1", "c1", "g1")
 	unused := signedIn(t, s, "s1", "c2", "g2")
 	used := signedIn(t, s, "s1", "c1", "g1") // c1 again in s1: one row, one message
-	if _, err := s.RedeemCode(ctx, used, base, base.Add(time.Hour)); err != nil {
+	if _, err := s.RedeemCode(ctx, used, base, base.Add(time.Hour), nil); err != nil {
 		t.Fatal(err)
 	}
 	other := signedIn(t, s, "s2", "c1", "g1")

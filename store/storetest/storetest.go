@@ -67,6 +67,7 @@ func RunTests(t *testing.T, opener Opener, opts ...Option) {
 		{"RegistrationTokens", testRegistrationTokens},
 		{"Resources", testResources},
 		{"GrantAudience", testGrantAudience},
+		{"IssuanceWidensGrantAudience", testIssuanceWidensGrantAudience},
 		{"ScanRevocations", testScanRevocations},
 		{"RevokeBatchDuplicates", testRevokeBatchDuplicates},
 	}

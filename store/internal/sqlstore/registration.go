@@ -2,26 +2,35 @@ package sqlstore
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/rescind/rescind"
 )
 
-const registrationTokenColumns = `id, hash, created_at, expires_at`
+const registrationTokenColumns = `id, hash, created_at, expires_at, scopes, allowed_resources`
 
 func scanRegistrationToken(row Row) (rescind.RegistrationToken, error) {
 	var t rescind.RegistrationToken
 	var created, expires int64
-	if err := row.Scan(&t.ID, &t.Hash, &created, &expires); err != nil {
+	var scopes, allowed string
+	if err := row.Scan(&t.ID, &t.Hash, &created, &expires, &scopes, &allowed); err != nil {
 		return t, err
 	}
 	t.CreatedAt, t.ExpiresAt = FromNanos(created), FromNanos(expires)
+	var err error
+	if t.Scopes, err = ParseList(scopes); err != nil { // JSON null: none given
+		return t, fmt.Errorf("scopes: %w", err)
+	}
+	if t.AllowedResources, err = ParseList(allowed); err != nil {
+		return t, fmt.Errorf("allowed_resources: %w", err)
+	}
 	return t, nil
 }
 
 // CreateRegistrationToken implements rescind.Store.
 func (s *Store) CreateRegistrationToken(ctx context.Context, t rescind.RegistrationToken) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO registration_tokens (`+registrationTokenColumns+`) VALUES ($1, $2, $3, $4)`,
-		t.ID, t.Hash, Nanos(t.CreatedAt), Nanos(t.ExpiresAt))
+	_, err := s.db.Exec(ctx, `INSERT INTO registration_tokens (`+registrationTokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+		t.ID, t.Hash, Nanos(t.CreatedAt), Nanos(t.ExpiresAt), OptionalJSONList(t.Scopes), JSONList(t.AllowedResources))
 	if s.d.IsUniqueViolation(err) {
 		return s.errorf("registration token %q: %w", t.ID, rescind.ErrAlreadyExists)
 	}

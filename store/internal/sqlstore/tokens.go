@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/rescind/rescind"
@@ -85,10 +86,12 @@ func ReplaceRefreshToken(ctx context.Context, tx Querier, oldHash string, next r
 	return nil
 }
 
-// RaiseGrantBound raises the TokensExpireAt of grant id to exp, in tx; on PostgreSQL the
-// update holds the grant's row until tx ends (see GrantRevocations). A revoked (or missing)
-// grant is rescind.ErrNotFound: nothing may be issued under it.
-func RaiseGrantBound(ctx context.Context, tx Querier, id string, exp time.Time) error {
+// RaiseGrantBound raises the TokensExpireAt of grant id to exp, and adds to its Audience the
+// values of audience it lacks, in tx; on PostgreSQL the update holds the grant's row until tx
+// ends (see GrantRevocations), so a revocation of the grant either commits first or reads the
+// audience written here. A revoked (or missing) grant is rescind.ErrNotFound: nothing may be
+// issued under it.
+func RaiseGrantBound(ctx context.Context, tx Querier, id string, exp time.Time, audience []string) error {
 	n, err := tx.Exec(ctx, `UPDATE grants SET tokens_expire_at = CASE WHEN tokens_expire_at < $1 THEN $1 ELSE tokens_expire_at END
 		WHERE id = $2 AND revoked_at = 0`, Nanos(exp), id)
 	if err != nil {
@@ -96,6 +99,24 @@ func RaiseGrantBound(ctx context.Context, tx Querier, id string, exp time.Time) 
 	}
 	if n == 0 {
 		return fmt.Errorf("grant %q is revoked: %w", id, rescind.ErrNotFound)
+	}
+	if len(audience) == 0 {
+		return nil
+	}
+	var raw string
+	if err := tx.QueryRow(ctx, `SELECT audience FROM grants WHERE id = $1`, id).Scan(&raw); err != nil {
+		return fmt.Errorf("reading the grant's audience: %w", err)
+	}
+	cur, err := ParseList(raw)
+	if err != nil {
+		return fmt.Errorf("the grant's audience: %w", err)
+	}
+	wider := union(slices.Clone(cur), audience)
+	if len(wider) == len(cur) {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE grants SET audience = $1 WHERE id = $2`, JSONList(wider), id); err != nil {
+		return fmt.Errorf("recording the grant's audience: %w", err)
 	}
 	return nil
 }
