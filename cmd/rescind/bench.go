@@ -125,7 +125,7 @@ fresh proof per request. Their ceilings get the same requests, proofs included.`
 	fl.StringVar(&f.tokenFormat, "token-format", "opaque", "access token formats to measure each scenario with: opaque, jwt, or opaque,jwt")
 	fl.StringVar(&f.db, "db", "", "database of the embedded server: a postgres:// URL of a server where the bench may create a scratch database (default: SQLite)")
 	fl.IntVar(&f.preload, "preload-revocations", 0, "write this many revoked, unexpired records into the embedded server's database before it starts")
-	fl.IntVar(&f.slices, "slices", 6, "with --ceiling, cut the measured time into this many slices alternated between the ceiling and the server")
+	fl.IntVar(&f.slices, "slices", 6, "with --ceiling (closed loop), cut the measured time into this many slices alternated between the ceiling and the server")
 	fl.BoolVar(&f.signingFloor, "signing-floor", false, "with --ceiling, also measure JWT token requests against a trivial handler that signs one ES256 token per request (the floor of JWT issuance)")
 	fl.BoolVar(&f.failOnError, "fail-on-error", false, "exit with status 1 if any request failed (never for timing)")
 	cmd.AddCommand(newBenchReportCommand())
@@ -281,7 +281,7 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 				rr.Scenario, rr.Target, rr.TokenFormat = sc, refs[j].name, t.format
 				if j == 0 {
 					ceil = rr
-				} else if rr.Database = srv.database; ceil.RPS > 0 {
+				} else if ceil.RPS > 0 {
 					rr.CeilingRPS, rr.RatioRPS = ceil.RPS, rr.RPS/ceil.RPS
 					if ceil.P99ms > 0 {
 						rr.RatioP99 = rr.P99ms / ceil.P99ms
@@ -1053,10 +1053,13 @@ func (s *scenarioRun) record(start time.Time, status int, err error, kind string
 }
 
 // slice runs the scenario for d: measured (its answers, time and the server's CPU counted) or
-// not (a warm-up). It stops early when the tokens to revoke run out, --max-requests is reached
-// or ctx ends.
+// not (a warm-up). Every request sent in the slice counts, those still in flight at its end
+// included: the slice lasts until they are answered (cutting them off would drop the slowest
+// answers and count against the slower party). It stops early when the tokens to revoke run
+// out, --max-requests is reached or ctx ends.
 func (s *scenarioRun) slice(ctx context.Context, d time.Duration, measure bool) {
-	if s.res.Unavailable != "" || s.stopped.Load() || d <= 0 || ctx.Err() != nil {
+	if s.res.Unavailable != "" || s.stopped.Load() || d <= 0 || ctx.Err() != nil ||
+		(measure && s.f.maxRequests > 0 && s.done.Load() >= s.f.maxRequests) {
 		return
 	}
 	f := s.f
@@ -1149,10 +1152,10 @@ func (s *scenarioRun) slice(ctx context.Context, d time.Duration, measure bool) 
 		}
 	}
 	tick.Stop()
+	cancel() // no new request; those sent are waited for, and counted
+	wg.Wait()
 	measuring.Store(false)
 	el := time.Since(start)
-	cancel()
-	wg.Wait()
 	if measure {
 		s.res.Seconds += el.Seconds()
 		cpu1, _ := s.proc.usage()
@@ -1211,8 +1214,9 @@ func runScenario(ctx context.Context, progress io.Writer, f benchFlags, t benchT
 	for _, p := range parties {
 		p.slice(ctx, f.warmup, false)
 	}
+	// An open loop (--rate) is one slice: its schedule runs from the start of the measured time.
 	n := 1
-	if len(parties) > 1 {
+	if len(parties) > 1 && f.rate == 0 {
 		n = max(f.slices, 1)
 	}
 	part := f.duration / time.Duration(n)

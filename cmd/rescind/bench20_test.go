@@ -5,13 +5,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -264,5 +268,29 @@ func TestBenchSigningFloor(t *testing.T) {
 	}
 	if len(seen) != 2 {
 		t.Fatal("the floor answered the same token twice: it must sign per request")
+	}
+}
+
+// TestBenchSlicesCountEveryRequest: with the measured time cut into slices, every request a
+// party sends is counted, those in flight at a slice's end included (cutting them off would drop
+// the slowest answers, and more of the slower party's): with no warm-up, what each server
+// answered is what the bench counted.
+func TestBenchSlicesCountEveryRequest(t *testing.T) {
+	serve := func(d time.Duration, n *atomic.Int64) *httptest.Server {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(d)
+			n.Add(1)
+			io.WriteString(w, `{"access_token":"x"}`)
+		}))
+		t.Cleanup(s.Close)
+		return s
+	}
+	var fastN, slowN atomic.Int64
+	fast, slow := serve(0, &fastN), serve(20*time.Millisecond, &slowN)
+	f := benchFlags{connections: 4, duration: 600 * time.Millisecond, slices: 3}
+	r, refs := runScenario(context.Background(), io.Discard, f, benchTarget{name: "rescind", tokenURL: slow.URL + "/"},
+		[]benchTarget{{name: "ceiling", tokenURL: fast.URL + "/"}}, "token", [3]int{1, 8, 1})
+	if r.Requests == 0 || r.Requests != slowN.Load() || refs[0].Requests != fastN.Load() {
+		t.Fatalf("counted %d and %d requests; the servers answered %d and %d", r.Requests, refs[0].Requests, slowN.Load(), fastN.Load())
 	}
 }

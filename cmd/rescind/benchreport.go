@@ -66,13 +66,19 @@ func writeBenchReport(w io.Writer, runs [][]benchResult) error {
 	multiDB := false
 	for _, rs := range runs {
 		seenStart := map[string]bool{}
+		runDB := "" // the database of the run's server: the floor's row goes with its rows
+		for _, r := range rs {
+			if r.Target == "rescind" && runDB == "" {
+				runDB = r.Database
+			}
+		}
 		for _, r := range rs {
 			if r.Target == "ceiling" {
 				continue
 			}
 			k := key{r.Database, r.Scenario, r.TokenFormat}
 			if r.Target == "signing-floor" {
-				k.format = r.TokenFormat + ", floor: a handler that only parses the form and signs one ES256 token"
+				k.database, k.format = runDB, r.TokenFormat+", floor: a handler that only parses the form and signs one ES256 token"
 			}
 			if rows[k] == nil {
 				rows[k] = &figures{}
@@ -83,7 +89,9 @@ func writeBenchReport(w io.Writer, runs [][]benchResult) error {
 			if r.RatioRPS > 0 {
 				f.ratio, f.ratioP99 = append(f.ratio, r.RatioRPS), append(f.ratioP99, r.RatioP99)
 			}
-			peakRSS = max(peakRSS, r.PeakRSSMiB)
+			if r.Target != "signing-floor" {
+				peakRSS = max(peakRSS, r.PeakRSSMiB)
+			}
 			if r.ReadySeconds > 0 && !seenStart[r.Database] {
 				seenStart[r.Database] = true
 				ready[r.Database] = append(ready[r.Database], r.ReadySeconds)
