@@ -58,6 +58,11 @@ type Config struct {
 	// Sign signs a SET's claims with the header typ (the signing seam: the key in force).
 	// Required.
 	Sign func(claims any, typ string) (string, error)
+	// KeyVerifies reports whether the key kid still verifies, at now, what it signed
+	// (token.Signer.Verifies: held, not retired): a signed SET is reused (within setCacheTTL,
+	// for a re-poll or a push retry) only while its key does, and signed again otherwise, so a
+	// retired key never reaches a receiver. If nil, a cached SET is reused whatever its key.
+	KeyVerifies func(kid string, now time.Time) bool
 	// JWKSURI is where the SETs' keys are published. Required.
 	JWKSURI string
 	// Authenticate checks a bearer access token of the server's. Required.
@@ -974,7 +979,7 @@ func (t *Transmitter) PushDeliverer() outbox.Deliverer {
 		if !ev.AckedAt.IsZero() {
 			return nil
 		}
-		set, err := t.signCached(st, ev)
+		set, err := t.signCached(st, ev, false)
 		if err != nil {
 			return err
 		}

@@ -728,6 +728,7 @@ func (m *Main) makeSSF() ([]oauth.Route, error) {
 	var err error
 	m.ssf, err = ssf.New(ssf.Config{Issuer: m.Issuer, Store: m.store, Box: m.box, JWKSURI: m.Issuer + "/.well-known/jwks.json",
 		Sign: m.signSET, Wake: m.outbox.Wake, AllowLoopbackPush: m.Config.SSFAllowLoopbackPush, Logger: m.Logger, Now: m.Now,
+		KeyVerifies: m.keys.Signer().Verifies,
 		Authenticate: func(ctx context.Context, text string) (ssf.Token, error) {
 			b, err := m.oauth.Bearer(ctx, text)
 			return ssf.Token{ClientID: b.ClientID, Scopes: strings.Fields(b.Scope), ClientCredentials: b.ClientCredentials,
