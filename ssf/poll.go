@@ -2,6 +2,7 @@ package ssf
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -115,6 +116,14 @@ func (t *Transmitter) handlePoll(w http.ResponseWriter, r *http.Request) {
 			return // the receiver is gone: sign nothing more for it
 		}
 		set, err := t.signCached(st, ev, false)
+		if errors.Is(err, token.ErrNoSigningKey) {
+			// The RS256 chain's first key is published but not in force yet (a deployment
+			// upgraded from a release that made it on first need): the events wait.
+			w.Header().Set("Retry-After", "60")
+			t.writeError(w, errorf(http.StatusServiceUnavailable, "temporarily_unavailable",
+				"the key that signs security event tokens is not in force yet; poll again later"))
+			return
+		}
 		if err != nil {
 			t.writeError(w, err)
 			return
