@@ -230,6 +230,13 @@ func (t *Transmitter) signCached(st rescind.SSFStream, ev rescind.SSFEvent, fres
 	return set, nil
 }
 
+// forget drops the kept SET of event ev of stream st, if any.
+func (t *Transmitter) forget(st rescind.SSFStream, ev rescind.SSFEvent) {
+	t.sets.mu.Lock()
+	defer t.sets.mu.Unlock()
+	delete(t.sets.m, setCacheKey(st, ev))
+}
+
 // keyVerifies reports whether a SET signed by kid may still be handed out at now: whether the
 // key still verifies (Config.KeyVerifies); without KeyVerifies, always.
 func (t *Transmitter) keyVerifies(kid string, now time.Time) bool {

@@ -5,12 +5,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/keys"
+	"github.com/rescind/rescind/internal/outbox"
 	"github.com/rescind/rescind/token"
 )
 
@@ -173,5 +175,110 @@ func toPush(t *testing.T, st rescind.Store, id, url string) {
 	s.Method, s.EndpointURL, s.UpdatedAt = rescind.SSFPush, url, time.Now()
 	if err := st.UpdateSSFStream(ctx, s); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPushKeyRefusalIsRetriedSignedAfresh: a receiver that cannot verify a SET answers 400
+// with RFC 8935 §2.3's err "invalid_key" (its JWKS copy lacks the kid). That passes, so the push
+// is a failure to retry (not permanent), the event stays pending with no error recorded, and the
+// retry, on this instance or another, signs the SET afresh instead of resending a kept one;
+// when the receiver accepts it, the event is acknowledged. Any other 400 is still a refusal for
+// good (re-audit 3B #3: invalid_key gave the event up at once).
+func TestPushKeyRefusalIsRetriedSignedAfresh(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	answers := []func(w http.ResponseWriter){ // to the 1st, 2nd, ... push; the last one then on
+		func(w http.ResponseWriter) { w.WriteHeader(http.StatusServiceUnavailable) },
+		func(w http.ResponseWriter) { w.WriteHeader(http.StatusServiceUnavailable) },
+		func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(`{"err":"invalid_key","description":"kid not found at jwks_uri"}`))
+		},
+		func(w http.ResponseWriter) { w.WriteHeader(http.StatusAccepted) },
+	}
+	var got []string
+	rx := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, string(b))
+		answers[min(len(got), len(answers))-1](w)
+	}))
+	defer rx.Close()
+	var signs int
+	tr, st, _, _ := keyedSetup(t, 1, func(c *Config) {
+		c.AllowLoopbackPush = true
+		sign := c.Sign
+		c.Sign = func(claims any, typ string) (string, error) {
+			mu.Lock()
+			signs++
+			mu.Unlock()
+			return sign(claims, typ)
+		}
+	})
+	// Another instance, with its own cache, on the same store and keys.
+	other, err := New(tr.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toPush(t, st, "s1", rx.URL+"/events")
+	msg := rescind.OutboxMessage{Kind: rescind.OutboxSSFPush, Key: "s1", Payload: []byte(`{"jti":"j0"}`)}
+	pending := func(when string) {
+		t.Helper()
+		ev, err := st.GetSSFEvent(ctx, "s1", "j0")
+		if err != nil || !ev.AckedAt.IsZero() || ev.Error != "" {
+			t.Fatalf("%s: event %+v, %v; want pending, no error recorded", when, ev, err)
+		}
+	}
+	// Attempt 1 on each instance: 503; both keep the SET they signed.
+	for _, in := range []*Transmitter{tr, other} {
+		if err := in.PushDeliverer().Deliver(ctx, msg); err == nil || outbox.IsPermanent(err) {
+			t.Fatalf("attempt answered 503: %v; want a failure to retry", err)
+		}
+	}
+	pending("after two 503s")
+	msg.Attempts, msg.LastError = 2, "POST: 503 Service Unavailable"
+	err = tr.PushDeliverer().Deliver(ctx, msg)
+	t.Logf("attempt answered 400 invalid_key: permanent=%v err=%v", outbox.IsPermanent(err), err)
+	if err == nil || outbox.IsPermanent(err) || !strings.HasPrefix(err.Error(), keyRefusedText) {
+		t.Fatalf("attempt answered 400 invalid_key: %v; want a failure to retry, saying so", err)
+	}
+	pending("after the key refusal")
+	mu.Lock()
+	before := signs
+	mu.Unlock()
+	// The retry lands on the other instance, whose cache holds the SET: it signs afresh.
+	msg.Attempts, msg.LastError = 3, err.Error()
+	if err := other.PushDeliverer().Deliver(ctx, msg); err != nil {
+		t.Fatalf("the retry after the key refusal: %v", err)
+	}
+	mu.Lock()
+	if signs != before+1 || len(got) != 4 {
+		t.Errorf("the retry after the key refusal signed %d SETs (%d pushes in all); want 1 (afresh, not the kept one), 4 pushes", signs-before, len(got))
+	}
+	mu.Unlock()
+	if ev, err := st.GetSSFEvent(ctx, "s1", "j0"); err != nil || ev.AckedAt.IsZero() || ev.Error != "" {
+		t.Fatalf("the event after the accepted retry: %+v, %v; want acknowledged without error", ev, err)
+	}
+
+	// Another 400 (a refusal of the SET itself): given up, recorded on the event.
+	refuse := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte(`{"err":"invalid_request","description":"not a SET"}`))
+	}))
+	defer refuse.Close()
+	if _, err := st.AppendSSFEvents(ctx, []rescind.SSFEvent{{StreamID: "s1", JTI: "j1", Source: "src1", Type: EventSessionRevoked,
+		Claims: []byte(`{"iat":1,"jti":"j1","sub_id":{"format":"opaque","id":"x"},"events":{}}`), CreatedAt: time.Now()}}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	toPush(t, st, "s1", refuse.URL+"/events")
+	err = tr.PushDeliverer().Deliver(ctx, rescind.OutboxMessage{Kind: rescind.OutboxSSFPush, Key: "s1", Payload: []byte(`{"jti":"j1"}`)})
+	if !outbox.IsPermanent(err) {
+		t.Fatalf("a push refused with invalid_request: %v; want permanent", err)
+	}
+	if ev, err := st.GetSSFEvent(ctx, "s1", "j1"); err != nil || ev.AckedAt.IsZero() || !strings.Contains(ev.Error, "invalid_request") {
+		t.Fatalf("the event refused with invalid_request: %+v, %v; want acknowledged with the error", ev, err)
 	}
 }

@@ -934,7 +934,9 @@ func (t *Transmitter) DeliverSignal(ctx context.Context, m rescind.OutboxMessage
 // PushDeliverer returns the outbox deliverer of rescind.OutboxSSFPush: it POSTs the event's SET
 // to the stream's endpoint (RFC 8935 §2), signed now, with the receiver's Authorization header
 // opened now; a paused stream's push waits without counting an attempt. A 2xx acknowledges the
-// event; a refusal (RFC 8935 §2.3: 400 with err and description) is recorded on it.
+// event; a refusal (RFC 8935 §2.3: 400 with err and description) is recorded on it, except
+// err "invalid_key" (the receiver could not verify the SET with the keys it holds), which is
+// retried with backoff within the push window, the SET signed afresh, the event left pending.
 func (t *Transmitter) PushDeliverer() outbox.Deliverer {
 	h := outbox.NewHTTPDeliverer(outbox.HTTPConfig{AllowLoopback: t.cfg.AllowLoopbackPush, Now: t.now})
 	return outbox.DelivererFunc(func(ctx context.Context, m rescind.OutboxMessage) error {
@@ -979,7 +981,8 @@ func (t *Transmitter) PushDeliverer() outbox.Deliverer {
 		if !ev.AckedAt.IsZero() {
 			return nil
 		}
-		set, err := t.signCached(st, ev, false)
+		// After a key refusal (on any instance) the SET is signed afresh, not taken from a cache.
+		set, err := t.signCached(st, ev, strings.HasPrefix(m.LastError, keyRefusedText))
 		if err != nil {
 			return err
 		}
@@ -992,6 +995,15 @@ func (t *Transmitter) PushDeliverer() outbox.Deliverer {
 			hdr.Set("Authorization", string(v))
 		}
 		perr := h.Post(ctx, outbox.HTTPRequest{URL: st.EndpointURL, ContentType: "application/secevent+jwt", Body: []byte(set), Header: hdr})
+		if re, ok := keyRefused(perr); ok {
+			// The receiver could not verify the SET with the keys it holds: its JWKS copy lacks
+			// the kid (a rotation with --now, a copy older than the key) or the key was retired
+			// since it was signed. That passes (it refetches; the key in force changes), so it
+			// is retried with backoff within the push window, signed afresh, and the event is
+			// not acknowledged meanwhile.
+			t.forget(st, ev)
+			return fmt.Errorf("%s; retried, signed afresh: %w", keyRefusedText, re)
+		}
 		switch {
 		case perr == nil:
 			_, err := t.cfg.Store.AckSSFEvents(ctx, st.ID, []string{ev.JTI}, nil, "", t.now())
@@ -1001,6 +1013,27 @@ func (t *Transmitter) PushDeliverer() outbox.Deliverer {
 		}
 		return perr
 	})
+}
+
+// keyRefusedText starts the error of a push the receiver refused with RFC 8935 §2.3's
+// "invalid_key": the next attempt, on whichever instance, reads it in the message's LastError
+// and signs the SET afresh.
+const keyRefusedText = "ssf: the receiver could not verify the SET's key (invalid_key)"
+
+// keyRefused reports whether err is a receiver's refusal of a SET with RFC 8935 §2.3's err
+// "invalid_key" (a 400 whose JSON body says so), and returns that refusal.
+func keyRefused(err error) (*outbox.ResponseError, bool) {
+	var re *outbox.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != http.StatusBadRequest {
+		return nil, false
+	}
+	var body struct {
+		Err string `json:"err"`
+	}
+	if json.Unmarshal(re.Body, &body) != nil || body.Err != "invalid_key" {
+		return nil, false
+	}
+	return re, true
 }
 
 // Retention of events: an acknowledged event is kept a day (for the record of its
