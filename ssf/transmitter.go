@@ -877,7 +877,17 @@ func (t *Transmitter) DeliverSignal(ctx context.Context, m rescind.OutboxMessage
 	// The keys find candidates; each event goes only to the streams with a subject that covers
 	// it exactly (subjectMatches: every member of a complex subject, by name).
 	matched := map[string]map[int]bool{}
+	receiver := map[string]string{}
+	for _, st := range streams {
+		receiver[st.ID] = st.ClientID
+	}
 	for _, s := range subs {
+		// A subject stored before the relation rule covered it (or by an older release) is
+		// held to it too: it never tells a receiver of another client, or of people it did
+		// not name.
+		if rx, ok := receiver[s.StreamID]; !ok || checkSubjectRelation(s.Subject, rx) != nil {
+			continue
+		}
 		for i, e := range evs {
 			if subjectMatches(s.Subject, e.members) {
 				if matched[s.StreamID] == nil {
