@@ -14,6 +14,7 @@ import (
 	"github.com/rescind/rescind/internal/keys"
 	"github.com/rescind/rescind/internal/pgtest"
 	"github.com/rescind/rescind/store/postgres"
+	"github.com/rescind/rescind/store/sqlite"
 	"github.com/rescind/rescind/token"
 )
 
@@ -358,6 +359,57 @@ func TestChainAddedToARunningDeploymentWaits(t *testing.T) {
 	for name, m := range map[string]*keys.Manager{"a": a, "b": b} {
 		if _, got := signedWith(t, m, token.AlgEdDSA); got != ed {
 			t.Fatalf("%s signs EdDSA with %s at its activation; want %s", name, got, ed)
+		}
+	}
+}
+
+// TestSigningAlgChangeKeepsEveryAlgorithmSigned: the operator changes --signing-alg from ES256 to
+// EdDSA and rotates. Chain "" signed ES256 (ID tokens asked for ES256 too) until the new EdDSA key
+// takes over; the rotation publishes the ES256 chain's first key at once and it takes over at
+// the same moment, so ES256 never lacks a key published beforehand.
+func TestSigningAlgChangeKeepsEveryAlgorithmSigned(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	c := &clock{now: time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)}
+	a := instance(t, path, c)
+	_, es := signedWith(t, a, token.AlgES256)
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	b, err := keys.Open(ctx, keys.Config{Store: st, Box: box, NewSigningKey: pooled, Now: c.Now, RetireAfter: 2 * time.Hour,
+		SigningAlg: token.AlgEdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.advance(time.Minute)
+	rot, err := b.Rotate(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var newES string
+	for _, k := range rot.Signing {
+		if k.Alg == token.AlgES256 && k.ID != rot.SigningKeyID {
+			newES = k.ID
+		}
+	}
+	if newES == "" {
+		t.Fatalf("the rotation to EdDSA made no ES256 key: %+v", rot.Signing)
+	}
+	if _, kid := signedWith(t, b, token.AlgES256); kid != es {
+		t.Fatalf("before the activation ES256 signs with %s; want chain \"\"'s %s", kid, es)
+	}
+	c.advance(keys.DefaultActivationDelay)
+	for name, m := range map[string]*keys.Manager{"a": a, "b": b} {
+		if err := m.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, kid := signedWith(t, m, token.AlgES256); kid != newES {
+			t.Fatalf("%s signs ES256 with %s at the activation; want %s, published at the rotation", name, kid, newES)
+		}
+		if _, kid := signed(t, m); kid != rot.SigningKeyID {
+			t.Fatalf("%s signs access tokens with %s; want the new EdDSA key %s", name, kid, rot.SigningKeyID)
 		}
 	}
 }

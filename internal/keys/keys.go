@@ -407,7 +407,8 @@ type RotatedKey struct {
 }
 
 // Rotate generates a new sealing key and a new signing key for every chain of signing keys (the
-// configured algorithm's, with SigningAlg, and each other algorithm's that exists). The sealing
+// configured algorithm's, with SigningAlg, and each other algorithm's; a chain whose algorithm
+// chain "" stops signing, SigningAlg having changed, gets its first key). The sealing
 // key is in force at once; the signing keys are published at once and sign from ActivationDelay
 // later, or at once if immediately is set (an emergency: a verifier that cached the JWKS just
 // before may refuse the new tokens until it refetches). Tokens of the older keys keep working
@@ -434,9 +435,12 @@ func (m *Manager) Rotate(ctx context.Context, immediately bool) (Rotation, error
 		if err != nil {
 			return rot, fmt.Errorf("keys: listing: %w", err)
 		}
-		if len(keys) == 0 {
-			continue // no such chain (chain "" signs with alg)
+		if len(keys) == 0 && alg == m.cfg.SigningAlg {
+			continue // no such chain: chain "" signs with alg, and goes on doing so
 		}
+		// A chain with no key yet is one chain "" signs for until now (SigningAlg was changed):
+		// its first key is published now and takes over when the new key of chain "" does, so
+		// the algorithm is never left without a key published beforehand.
 		kid, err := m.createSigningKey(ctx, alg, alg, now, act, "")
 		if err != nil {
 			return rot, err
