@@ -332,6 +332,9 @@ func (m *Manager) ensureChain(ctx context.Context, alg string, activates time.Ti
 		return time.Time{}, err
 	}
 	now := m.cfg.Now()
+	if activates.Before(now) {
+		activates = now // in force from its creation, not before it
+	}
 	if _, err := m.createSigningKey(ctx, alg, alg, now, activates, kid); errors.Is(err, rescind.ErrAlreadyExists) {
 		// Another instance created it first: use the stored one.
 		if err := m.Refresh(ctx); err != nil {
