@@ -66,9 +66,14 @@ func tookOver(k Key) bool { return k.RetiredAt.IsZero() || k.RetiredAt.After(k.A
 
 // ActiveKey returns the index of the key in force at now among keys (one use, SortKeys order):
 // the newest key that has taken over by now (ActivatesAt not after now) if it is not retired;
-// if it is retired (or no key has activated yet by this clock), the key that replaces it: the
-// non-retired newer key that activates first. It returns -1 if there is none. A key that a newer
-// one took over from never becomes active again, whatever is retired later.
+// if it is retired, the key that replaces it: the non-retired newer key that activates first.
+// If no key has activated yet by this clock, the key in force is the non-retired key that
+// activates first among those in force from their creation (ActivatesAt not after CreatedAt: the
+// first key of a chain, made by an instance whose clock is ahead of this one's); a key scheduled
+// to start after its creation (a chain's first key added to a running deployment, published
+// first so that every cached JWKS lists it) is never in force before its ActivatesAt. It returns
+// -1 if there is none. A key that a newer one took over from never becomes active again,
+// whatever is retired later.
 func ActiveKey(keys []Key, now time.Time) int {
 	newer := len(keys) // keys[:newer] are the candidates for a replacement
 	for i, k := range keys {
@@ -79,6 +84,15 @@ func ActiveKey(keys []Key, now time.Time) int {
 			newer = i
 			break
 		}
+	}
+	if newer == len(keys) {
+		best := -1
+		for j, k := range keys {
+			if k.RetiredAt.IsZero() && !k.ActivatesAt.After(k.CreatedAt) && (best < 0 || !k.ActivatesAt.After(keys[best].ActivatesAt)) {
+				best = j
+			}
+		}
+		return best
 	}
 	return replacement(keys, newer)
 }

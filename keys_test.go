@@ -70,6 +70,13 @@ func TestKeyLifecycle(t *testing.T) {
 		{"replacement before its activation", []Key{key("a", 0, 0, -1), key("b", 20, 25, 30), key("c", 28, 30, -1)}, 29,
 			"c:active b:retired a:retiring "},
 		{"no key activated yet (clock behind)", []Key{key("a", 10, 10, -1)}, 5, "a:active "},
+		// A chain's first key scheduled after its creation (added to a running deployment, so
+		// that every cached JWKS lists it first): never in force before its activation, by any
+		// clock; then in force (re-audit 3B #2).
+		{"first key scheduled, before its activation", []Key{key("a", 10, 16, -1)}, 12, "a:next "},
+		{"first key scheduled, at its activation", []Key{key("a", 10, 16, -1)}, 16, "a:active "},
+		{"first key scheduled, then an emergency rotation", []Key{key("a", 10, 16, -1), key("b", 11, 11, -1)}, 12,
+			"b:active a:superseded "},
 		{"every key retired", []Key{key("a", 0, 0, 5)}, 6, "a:retired "},
 	}
 	for _, c := range cases {

@@ -69,6 +69,26 @@ type api struct {
 
 func newAPI(t *testing.T) *api { return newAPIStore(t, nil) }
 
+// rsaKey is one RSA key for every test's RS256 chain: keys.Open makes one at each first start,
+// and generating it takes half a second.
+var rsaKey struct {
+	once sync.Once
+	key  token.SigningKey
+	err  error
+}
+
+// sharedRSA is token.NewSigningKey, but an RS256 key reuses rsaKey's material (its kid and
+// creation time its own).
+func sharedRSA(kid, alg string, created time.Time) (token.SigningKey, error) {
+	if alg != token.AlgRS256 {
+		return token.NewSigningKey(kid, alg, created)
+	}
+	rsaKey.once.Do(func() { rsaKey.key, rsaKey.err = token.NewSigningKey("", alg, created) })
+	k := rsaKey.key
+	k.ID, k.CreatedAt = kid, created
+	return k, rsaKey.err
+}
+
 // newAPIStore is newAPI with the Server's store wrapped by wrap (if set).
 func newAPIStore(t *testing.T, wrap func(rescind.Store) rescind.Store) *api {
 	t.Helper()
@@ -84,7 +104,8 @@ func newAPIStore(t *testing.T, wrap func(rescind.Store) rescind.Store) *api {
 	}
 	com := revocation.NewCommitter(server, a.state, nil)
 	box, _ := secret.NewBox([]byte("0123456789abcdef0123456789abcdef"))
-	if a.keys, err = keys.Open(ctx, keys.Config{Store: server, Box: box, OnRetire: func(r rescind.Revocation) { com.Apply(r) }}); err != nil {
+	if a.keys, err = keys.Open(ctx, keys.Config{Store: server, Box: box, OnRetire: func(r rescind.Revocation) { com.Apply(r) },
+		NewSigningKey: sharedRSA}); err != nil {
 		t.Fatal(err)
 	}
 	clients, _ := clientreg.New(clientreg.Config{Store: server})
@@ -517,12 +538,12 @@ func TestKeyAuditMetricsRoutes(t *testing.T) {
 	a := newAPI(t)
 	r := a.call("GET", "/admin/v1/keys", "")
 	initial := r.list(t)
-	if r.status != 200 || len(initial) != 2 {
+	if r.status != 200 || len(initial) != 4 { // a sealing key, a signing key per algorithm
 		t.Fatalf("keys: %d %s", r.status, r.body)
 	}
 	var signing string
 	for _, k := range initial {
-		if k["use"] == "sig" {
+		if k["use"] == "sig" && k["alg"] == "ES256" {
 			signing = k["kid"].(string)
 		}
 	}
@@ -550,8 +571,8 @@ func TestKeyAuditMetricsRoutes(t *testing.T) {
 	if r.status != 200 || ret.KID != signing || ret.State != "retired" || ret.Retired == nil {
 		t.Fatalf("retire: %d %s", r.status, r.body)
 	}
-	if l := a.call("GET", "/admin/v1/keys", "").list(t); len(l) != 6 {
-		t.Fatalf("%d keys after two rotations", len(l))
+	if l := a.call("GET", "/admin/v1/keys", "").list(t); len(l) != 12 {
+		t.Fatalf("%d keys after two rotations; want 12 (3 sealing keys, 3 of each of 3 signing algorithms)", len(l))
 	}
 
 	// The audit log, newest first: the client deletion after the key retirement.

@@ -1,8 +1,12 @@
 package ssf
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rescind/rescind"
 )
@@ -59,11 +63,53 @@ func TestSubjectRelation(t *testing.T) {
 		{`{"application":{"format":"opaque","id":"rx"}}`, ""},
 		{`{"application":{"format":"opaque","id":"payroll"}}`, "must come with a \"user\""},
 		{`{` + user + `,"application":{"format":"opaque","id":"payroll"}}`, ""},
-		{`{"format":"opaque","id":"payroll"}`, ""}, // a simple subject names a person, never a client
+		// An opaque simple identifier names a client (it matches a client's credential change):
+		// only the receiver itself (re-audit 3B #5).
+		{`{"format":"opaque","id":"rx"}`, ""},
+		{`{"format":"opaque","id":"payroll"}`, "may name only itself"},
+		{`{"format":"aliases","identifiers":[{"format":"opaque","id":"payroll"}]}`, "may name only itself"},
+		{`{"format":"aliases","identifiers":[{"format":"email","email":"a@x.org"},{"format":"opaque","id":"payroll"}]}`, "may name only itself"},
+		{`{"format":"aliases","identifiers":[{"format":"email","email":"a@x.org"},{"format":"opaque","id":"rx"}]}`, ""},
+		{`{"format":"iss_sub","iss":"https://as.example","sub":"payroll"}`, ""},
 	} {
 		err := checkSubjectRelation([]byte(c.subject), "rx")
 		if (c.refusal == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.refusal)) {
 			t.Errorf("%s: %v; want refusal %q", c.subject, err, c.refusal)
+		}
+	}
+}
+
+// TestStoredSubjectsHeldToTheRelationRule: the fan-out holds stored subjects to the relation
+// rule too (subjects added before it covered simple subjects, or by an older release): a
+// receiver's simple or aliases subject naming another client by its opaque id gets nothing of
+// that client's credential change, while one naming the receiver itself gets its own (re-audit
+// 3B #5).
+func TestStoredSubjectsHeldToTheRelationRule(t *testing.T) {
+	ctx := context.Background()
+	tr, st, _, _ := pollSetup(t, 0, nil)
+	for stream, subject := range map[string]string{
+		"s1": `{"format":"aliases","identifiers":[{"format":"opaque","id":"victim"}]}`,
+		"s2": `{"format":"opaque","id":"rx"}`,
+	} {
+		canon, keys, err := subjectKeys([]byte(subject))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.AddSSFSubject(ctx, rescind.SSFSubject{StreamID: stream, ID: subjectID(canon), Subject: canon, Keys: keys, AddedAt: time.Now()}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, client := range []string{"victim", "rx"} {
+		sg := rescind.Signal{ID: fmt.Sprint("sig", i), Kind: rescind.SignalClientSecretChanged, ClientID: client, Actor: "admin:ops", At: time.Now()}
+		payload, _ := json.Marshal(sg)
+		if err := tr.DeliverSignal(ctx, rescind.OutboxMessage{Kind: rescind.OutboxSignal, Payload: payload}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for stream, want := range map[string]int{"s1": 0, "s2": 1} {
+		evs, err := st.PendingSSFEvents(ctx, stream, 10)
+		if err != nil || len(evs) != want {
+			t.Errorf("stream %s: %d events (%v); want %d", stream, len(evs), err, want)
 		}
 	}
 }

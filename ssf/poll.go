@@ -2,11 +2,13 @@ package ssf
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/token"
 )
 
 // Poll delivery, RFC 8936.
@@ -113,7 +115,15 @@ func (t *Transmitter) handlePoll(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Err() != nil {
 			return // the receiver is gone: sign nothing more for it
 		}
-		set, err := t.signCached(st, ev)
+		set, err := t.signCached(st, ev, false)
+		if errors.Is(err, token.ErrNoSigningKey) {
+			// The RS256 chain's first key is published but not in force yet (a deployment
+			// upgraded from a release that made it on first need): the events wait.
+			w.Header().Set("Retry-After", "60")
+			t.writeError(w, errorf(http.StatusServiceUnavailable, "temporarily_unavailable",
+				"the key that signs security event tokens is not in force yet; poll again later"))
+			return
+		}
 		if err != nil {
 			t.writeError(w, err)
 			return
@@ -155,8 +165,9 @@ func (l *pollLimiter) acquire(client, stream string, perClient int) (release fun
 }
 
 // setCacheTTL is how long a signed SET is reused: each event is signed at most once per
-// instance in that time, however often it is polled or its push retried; after it, it is
-// signed again, with the key in force then (a key rotated out meanwhile is still published).
+// instance in that time, however often it is polled or its push retried, as long as the key
+// that signed it still verifies (Config.KeyVerifies); after it, it is signed again, with the key
+// in force then (a key rotated out meanwhile is still published).
 const setCacheTTL = 10 * time.Minute
 
 // setCacheMax bounds the SETs kept (a few KiB each).
@@ -164,6 +175,7 @@ const setCacheMax = 20000
 
 type cachedSET struct {
 	set string
+	kid string // the key that signed it ("" if its header names none)
 	at  time.Time
 }
 
@@ -173,22 +185,32 @@ type setCache struct {
 	m  map[string]cachedSET
 }
 
+// setCacheKey is the key of the SET of event ev of stream st in the cache.
+func setCacheKey(st rescind.SSFStream, ev rescind.SSFEvent) string {
+	return st.ID + "\x00" + st.ClientID + "\x00" + ev.JTI
+}
+
 // signCached returns the SET of event ev of stream st, signed now or, within setCacheTTL,
-// before.
-func (t *Transmitter) signCached(st rescind.SSFStream, ev rescind.SSFEvent) (string, error) {
-	k := st.ID + "\x00" + st.ClientID + "\x00" + ev.JTI
+// before by a key that still verifies now: a SET whose key was retired since (or dropped, or
+// that names none while KeyVerifies is set) is signed again, with the key in force, so that no
+// SET leaves under a key the JWKS no longer lists (SECURITY.md: an instance never signs with a
+// retired key). With fresh, the SET is signed again whatever the cache holds (a receiver
+// refused the one it was sent as signed by a key it does not know).
+func (t *Transmitter) signCached(st rescind.SSFStream, ev rescind.SSFEvent, fresh bool) (string, error) {
+	k := setCacheKey(st, ev)
 	now := t.now()
 	c := &t.sets
 	c.mu.Lock()
 	e, ok := c.m[k]
 	c.mu.Unlock()
-	if ok && now.Sub(e.at) < setCacheTTL && !now.Before(e.at) {
+	if ok && !fresh && now.Sub(e.at) < setCacheTTL && !now.Before(e.at) && t.keyVerifies(e.kid, now) {
 		return e.set, nil
 	}
 	set, err := t.sign(st, ev)
 	if err != nil {
 		return "", err
 	}
+	kid, _ := token.JWTKeyID(set)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
@@ -204,8 +226,24 @@ func (t *Transmitter) signCached(st rescind.SSFStream, ev rescind.SSFEvent) (str
 			clear(c.m)
 		}
 	}
-	c.m[k] = cachedSET{set: set, at: now}
+	c.m[k] = cachedSET{set: set, kid: kid, at: now}
 	return set, nil
+}
+
+// forget drops the kept SET of event ev of stream st, if any.
+func (t *Transmitter) forget(st rescind.SSFStream, ev rescind.SSFEvent) {
+	t.sets.mu.Lock()
+	defer t.sets.mu.Unlock()
+	delete(t.sets.m, setCacheKey(st, ev))
+}
+
+// keyVerifies reports whether a SET signed by kid may still be handed out at now: whether the
+// key still verifies (Config.KeyVerifies); without KeyVerifies, always.
+func (t *Transmitter) keyVerifies(kid string, now time.Time) bool {
+	if t.cfg.KeyVerifies == nil {
+		return true
+	}
+	return kid != "" && t.cfg.KeyVerifies(kid, now)
 }
 
 // pending returns up to limit pending events of the stream; with wait, it looks again every

@@ -162,6 +162,33 @@ func dedupe(s []string) []string {
 	return out
 }
 
+// opaqueIDs returns the ids of the opaque identifiers of a simple subject identifier, or of the
+// identifiers of aliases (RFC 9493 §3.2.4, §3.2.8).
+func opaqueIDs(obj map[string]json.RawMessage) []string {
+	var format string
+	json.Unmarshal(obj["format"], &format)
+	switch format {
+	case "opaque":
+		var id string
+		json.Unmarshal(obj["id"], &id)
+		return []string{id}
+	case "aliases":
+		var ids []map[string]json.RawMessage
+		json.Unmarshal(obj["identifiers"], &ids)
+		var out []string
+		for _, id := range ids {
+			var f string
+			if json.Unmarshal(id["format"], &f) == nil && f == "opaque" {
+				var v string
+				json.Unmarshal(id["id"], &v)
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
 // subjectID identifies a subject within a stream: the hex SHA-256 of its canonical JSON.
 func subjectID(canon []byte) string {
 	sum := sha256.Sum256(canon)
@@ -211,13 +238,25 @@ func subjectMatches(canon []byte, members map[string]string) bool {
 	return true
 }
 
-// checkSubjectRelation refuses a subject that would tell receiver about people it did not name:
-// a complex subject with an application other than the receiver itself must name a user too
-// (an application alone would cover every person's grant to another client, naming each).
+// checkSubjectRelation refuses a subject that would tell receiver about people it did not name,
+// or about another client: a complex subject with an application other than the receiver itself
+// must name a user too (an application alone would cover every person's grant to another
+// client, naming each); a simple subject, or aliases, may hold no opaque identifier other than
+// the receiver's own client id (an opaque simple identifier matches only an event about a client
+// alone, by its id: subjectMatches; re-audit 3B #5: naming another client that way told the
+// receiver of that client's credential changes).
 func checkSubjectRelation(raw json.RawMessage, receiver string) error {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return nil // subjectKeys has refused it
+	}
+	if _, simple := obj["format"]; simple {
+		for _, id := range opaqueIDs(obj) {
+			if id != receiver {
+				return errors.New(`subject: an opaque identifier as a subject (or in aliases) names a client, and a receiver may name only itself that way; name another client as an "application" together with a "user" (SSF 1.0 §3.2)`)
+			}
+		}
+		return nil
 	}
 	app, ok := obj["application"]
 	if _, user := obj["user"]; !ok || user {

@@ -58,6 +58,11 @@ type Config struct {
 	// Sign signs a SET's claims with the header typ (the signing seam: the key in force).
 	// Required.
 	Sign func(claims any, typ string) (string, error)
+	// KeyVerifies reports whether the key kid still verifies, at now, what it signed
+	// (token.Signer.Verifies: held, not retired): a signed SET is reused (within setCacheTTL,
+	// for a re-poll or a push retry) only while its key does, and signed again otherwise, so a
+	// retired key never reaches a receiver. If nil, a cached SET is reused whatever its key.
+	KeyVerifies func(kid string, now time.Time) bool
 	// JWKSURI is where the SETs' keys are published. Required.
 	JWKSURI string
 	// Authenticate checks a bearer access token of the server's. Required.
@@ -872,7 +877,17 @@ func (t *Transmitter) DeliverSignal(ctx context.Context, m rescind.OutboxMessage
 	// The keys find candidates; each event goes only to the streams with a subject that covers
 	// it exactly (subjectMatches: every member of a complex subject, by name).
 	matched := map[string]map[int]bool{}
+	receiver := map[string]string{}
+	for _, st := range streams {
+		receiver[st.ID] = st.ClientID
+	}
 	for _, s := range subs {
+		// A subject stored before the relation rule covered it (or by an older release) is
+		// held to it too: it never tells a receiver of another client, or of people it did
+		// not name.
+		if rx, ok := receiver[s.StreamID]; !ok || checkSubjectRelation(s.Subject, rx) != nil {
+			continue
+		}
 		for i, e := range evs {
 			if subjectMatches(s.Subject, e.members) {
 				if matched[s.StreamID] == nil {
@@ -929,7 +944,9 @@ func (t *Transmitter) DeliverSignal(ctx context.Context, m rescind.OutboxMessage
 // PushDeliverer returns the outbox deliverer of rescind.OutboxSSFPush: it POSTs the event's SET
 // to the stream's endpoint (RFC 8935 §2), signed now, with the receiver's Authorization header
 // opened now; a paused stream's push waits without counting an attempt. A 2xx acknowledges the
-// event; a refusal (RFC 8935 §2.3: 400 with err and description) is recorded on it.
+// event; a refusal (RFC 8935 §2.3: 400 with err and description) is recorded on it, except
+// err "invalid_key" (the receiver could not verify the SET with the keys it holds), which is
+// retried with backoff within the push window, the SET signed afresh, the event left pending.
 func (t *Transmitter) PushDeliverer() outbox.Deliverer {
 	h := outbox.NewHTTPDeliverer(outbox.HTTPConfig{AllowLoopback: t.cfg.AllowLoopbackPush, Now: t.now})
 	return outbox.DelivererFunc(func(ctx context.Context, m rescind.OutboxMessage) error {
@@ -974,7 +991,8 @@ func (t *Transmitter) PushDeliverer() outbox.Deliverer {
 		if !ev.AckedAt.IsZero() {
 			return nil
 		}
-		set, err := t.signCached(st, ev)
+		// After a key refusal (on any instance) the SET is signed afresh, not taken from a cache.
+		set, err := t.signCached(st, ev, strings.HasPrefix(m.LastError, keyRefusedText))
 		if err != nil {
 			return err
 		}
@@ -987,6 +1005,15 @@ func (t *Transmitter) PushDeliverer() outbox.Deliverer {
 			hdr.Set("Authorization", string(v))
 		}
 		perr := h.Post(ctx, outbox.HTTPRequest{URL: st.EndpointURL, ContentType: "application/secevent+jwt", Body: []byte(set), Header: hdr})
+		if re, ok := keyRefused(perr); ok {
+			// The receiver could not verify the SET with the keys it holds: its JWKS copy lacks
+			// the kid (a rotation with --now, a copy older than the key) or the key was retired
+			// since it was signed. That passes (it refetches; the key in force changes), so it
+			// is retried with backoff within the push window, signed afresh, and the event is
+			// not acknowledged meanwhile.
+			t.forget(st, ev)
+			return fmt.Errorf("%s; retried, signed afresh: %w", keyRefusedText, re)
+		}
 		switch {
 		case perr == nil:
 			_, err := t.cfg.Store.AckSSFEvents(ctx, st.ID, []string{ev.JTI}, nil, "", t.now())
@@ -996,6 +1023,27 @@ func (t *Transmitter) PushDeliverer() outbox.Deliverer {
 		}
 		return perr
 	})
+}
+
+// keyRefusedText starts the error of a push the receiver refused with RFC 8935 §2.3's
+// "invalid_key": the next attempt, on whichever instance, reads it in the message's LastError
+// and signs the SET afresh.
+const keyRefusedText = "ssf: the receiver could not verify the SET's key (invalid_key)"
+
+// keyRefused reports whether err is a receiver's refusal of a SET with RFC 8935 §2.3's err
+// "invalid_key" (a 400 whose JSON body says so), and returns that refusal.
+func keyRefused(err error) (*outbox.ResponseError, bool) {
+	var re *outbox.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != http.StatusBadRequest {
+		return nil, false
+	}
+	var body struct {
+		Err string `json:"err"`
+	}
+	if json.Unmarshal(re.Body, &body) != nil || body.Err != "invalid_key" {
+		return nil, false
+	}
+	return re, true
 }
 
 // Retention of events: an acknowledged event is kept a day (for the record of its

@@ -41,8 +41,8 @@ func TestKeysLifecycle(t *testing.T) {
 	data := srv.dataDir
 	var raw []map[string]any
 	json.Unmarshal([]byte(cli(t, nil, "keys", "list", "--data-dir", data)), &raw)
-	if len(raw) != 2 {
-		t.Fatalf("keys list on a fresh server: %v; want a sealing and a signing key", raw)
+	if len(raw) != 4 {
+		t.Fatalf("keys list on a fresh server: %v; want a sealing key and a signing key per algorithm (ES256, EdDSA, RS256)", raw)
 	}
 	for _, k := range raw {
 		for _, field := range []string{"kid", "use", "alg", "created", "state", "activates"} {
@@ -56,10 +56,10 @@ func TestKeysLifecycle(t *testing.T) {
 	}
 	var sig, enc admin.KeyInfo
 	for _, k := range keyList(t, nil, data) {
-		switch k.Use {
-		case "sig":
+		switch {
+		case k.Use == "sig" && k.Alg == "ES256":
 			sig = k
-		case "enc":
+		case k.Use == "enc":
 			enc = k
 		}
 	}
@@ -289,7 +289,7 @@ func TestReadmeCompromisedKeyProcedure(t *testing.T) {
 			compromised := ""
 			before := keyList(t, nil, data)
 			for _, k := range before {
-				if k.Use == "sig" && k.State == "active" {
+				if k.Use == "sig" && k.Alg == "ES256" && k.State == "active" {
 					compromised = k.KID
 				}
 			}
@@ -299,7 +299,7 @@ func TestReadmeCompromisedKeyProcedure(t *testing.T) {
 				t.Fatalf("the README's procedure failed: %v\n%s", err, out)
 			}
 			after := keyList(t, nil, data)
-			active := 0
+			active := map[string]int{} // by algorithm: one chain each
 			for kid, k := range after {
 				switch {
 				case kid == compromised && k.State != "retired":
@@ -307,13 +307,15 @@ func TestReadmeCompromisedKeyProcedure(t *testing.T) {
 				case kid != compromised && k.State == "retired":
 					t.Errorf("key %s (%s, %q before) was retired instead", kid, k.Use, before[kid].State)
 				case k.State == "active" && k.Use == "sig":
-					active++
+					active[k.Alg]++
+				case tc.skipRotate && k.Alg != "ES256" && k.State == "next":
+					// No emergency rotation: the other algorithms' pending keys stay pending.
 				case before[kid].State == "next" && k.State != "superseded":
 					t.Errorf("key %s, next before and overtaken by the emergency rotation, is %q; want superseded", kid, k.State)
 				}
 			}
-			if active != 1 {
-				t.Errorf("%d active signing keys after the procedure: %+v", active, after)
+			if len(active) != 3 || active["ES256"] != 1 || active["EdDSA"] != 1 || active["RS256"] != 1 {
+				t.Errorf("active signing keys by algorithm after the procedure: %v; want one each: %+v", active, after)
 			}
 		})
 	}

@@ -145,8 +145,8 @@ func TestJWTKeyRotation(t *testing.T) {
 	if rot.SigningKeyID == "" || rot.SigningActivates.Before(time.Now().Add(5*time.Minute)) {
 		t.Fatalf("keys rotate = %+v; want a signing key that activates past the JWKS max-age", rot)
 	}
-	if kids := jwksKids(t, srv); !slices.Contains(kids, rot.SigningKeyID) || len(kids) != 2 {
-		t.Fatalf("JWKS after rotate = %v; want the new key published at once, beside the old", kids)
+	if kids := jwksKids(t, srv); !slices.Contains(kids, rot.SigningKeyID) || !slices.Contains(kids, jwtKid(t, old)) || len(kids) != 6 {
+		t.Fatalf("JWKS after rotate = %v; want the new keys published at once, beside the old (two per algorithm)", kids)
 	}
 	pending := jwtToken(t, srv, app)
 	if kid := jwtKid(t, old); jwtKid(t, pending) != kid {

@@ -539,23 +539,12 @@ func (m *Main) openStore(ctx context.Context) error {
 	return err
 }
 
-// firstKeySettle is how long the first key of a signing chain (RS256 for ID tokens and SETs)
-// waits before it signs, so that every instance publishes it first: on a shared PostgreSQL
-// store, twice the poll interval (the bound on an instance learning of it without its
-// notification); with SQLite, no other instance exists.
-func firstKeySettle(c Config) time.Duration {
-	if !isPostgres(c.DB) {
-		return 0
-	}
-	return 2 * c.PollInterval
-}
-
 // loadKeys loads the sealing and signing keys (creating the first ones in a new database).
 func (m *Main) loadKeys(ctx context.Context) error {
 	var err error
 	m.keys, err = keys.Open(ctx, keys.Config{Store: m.store, Box: m.box, SigningAlg: m.Config.SigningAlg,
 		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired, Now: m.Now, Logger: m.Logger,
-		NewSigningKey: m.NewSigningKey, FirstKeySettle: firstKeySettle(m.Config)})
+		NewSigningKey: m.NewSigningKey})
 	if err != nil {
 		return m.keyError(err)
 	}
@@ -728,6 +717,7 @@ func (m *Main) makeSSF() ([]oauth.Route, error) {
 	var err error
 	m.ssf, err = ssf.New(ssf.Config{Issuer: m.Issuer, Store: m.store, Box: m.box, JWKSURI: m.Issuer + "/.well-known/jwks.json",
 		Sign: m.signSET, Wake: m.outbox.Wake, AllowLoopbackPush: m.Config.SSFAllowLoopbackPush, Logger: m.Logger, Now: m.Now,
+		KeyVerifies: m.keys.Signer().Verifies,
 		Authenticate: func(ctx context.Context, text string) (ssf.Token, error) {
 			b, err := m.oauth.Bearer(ctx, text)
 			return ssf.Token{ClientID: b.ClientID, Scopes: strings.Fields(b.Scope), ClientCredentials: b.ClientCredentials,
@@ -748,8 +738,8 @@ func (m *Main) makeSSF() ([]oauth.Route, error) {
 
 // signSET signs a Security Event Token: the one seam between the transmitter and the signing
 // keys. SETs are signed RS256 (the CAEP interoperability profile asks for RS256 with a key of at
-// least 2048 bits; ours are 3072), with the RS256 chain's key, made on first need (once, for
-// every instance: keys.Manager.Ensure) and published in the JWKS beside the others.
+// least 2048 bits; ours are 3072), with the RS256 chain's key, made at the first start
+// (keys.Open) and published in the JWKS beside the others from then on.
 func (m *Main) signSET(claims any, typ string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -441,17 +441,23 @@ func TestSharedSignals(t *testing.T) {
 	}
 
 	// A client's secret rotated: credential-change about the application, to a stream that
-	// added it (an opaque client_id).
+	// added it (an opaque client_id). A receiver may name only itself that way: another client
+	// is refused (re-audit 3B #5), so the receiver watches its own secret.
 	var app admin.ClientInfo
 	json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "app")), &app)
 	if code, out := r.call("POST", r.endpoint("add_subject_endpoint"), map[string]any{"stream_id": pushID,
-		"subject": map[string]any{"format": "opaque", "id": app.ClientID}}); code != 200 {
+		"subject": map[string]any{"format": "opaque", "id": app.ClientID}}); code != 400 {
+		t.Fatalf("add subject naming another client: %d %v; want 400", code, out)
+	}
+	if code, out := r.call("POST", r.endpoint("add_subject_endpoint"), map[string]any{"stream_id": pushID,
+		"subject": map[string]any{"format": "opaque", "id": r.clientID}}); code != 200 {
 		t.Fatalf("add subject: %d %v", code, out)
 	}
-	cli(t, nil, "client", "rotate-secret", "--data-dir", data, app.ClientID)
+	cli(t, nil, "client", "rotate-secret", "--data-dir", data, app.ClientID) // told to no one here
+	cli(t, nil, "client", "rotate-secret", "--data-dir", data, r.clientID)
 	rot := push.wait("credential-change of the client secret", 5*time.Second, func(s set) bool {
 		a, _ := s.SubID["application"].(map[string]any)
-		return s.Type == credentialChange && a["id"] == app.ClientID
+		return s.Type == credentialChange && a["id"] == r.clientID
 	})
 	if rot.Event["change_type"] != "update" || rot.Event["credential_type"] == nil {
 		t.Fatalf("client secret credential-change %+v", rot.Event)

@@ -4,7 +4,9 @@
 // Signing keys form chains (token.SigningKey.Chain), each with its own key in force, rotation
 // and retirement: the chain of the configured algorithm (stored use UseSign), which signs access
 // tokens and status lists, and a chain per other algorithm a caller signs with (SignWith: ID
-// tokens, security event tokens; stored use "sign/" + the algorithm), created on first need.
+// tokens, security event tokens; stored use "sign/" + the algorithm). Open makes the first key
+// of every chain before the server serves anything, so every JWKS ever served lists every key
+// that signs (a relying party or a Shared Signals receiver that cached it meets no unknown kid).
 //
 // Keys live in the store, sealed under the secrets key (internal/secret.Box), so every instance
 // that shares the store and the secrets key holds the same keys. Every change is a stored fact
@@ -112,12 +114,6 @@ type Config struct {
 	// ActivationDelay is how long after a rotation a new signing key starts to sign. If zero,
 	// DefaultActivationDelay.
 	ActivationDelay time.Duration
-	// FirstKeySettle is how long the first key of a chain waits, after it was stored, before
-	// Ensure lets it sign: the time the other instances of a shared store take to learn of it
-	// (their notification, or their poll), so that a verifier fetching the JWKS from any of them
-	// finds its kid (a Shared Signals receiver or relying party fetches the JWKS of whichever
-	// instance answers). Zero (one instance, SQLite) waits for nothing.
-	FirstKeySettle time.Duration
 	// MinRefreshInterval bounds how often a token naming an unknown key makes the Manager read
 	// the store (anyone can forge such a token). If zero, 100 ms.
 	MinRefreshInterval time.Duration
@@ -147,6 +143,9 @@ type Manager struct {
 	rotateMu     sync.Mutex // serializes Rotate and the creation of a chain
 	onDemandMu   sync.Mutex
 	lastOnDemand time.Time
+
+	pendingMu sync.Mutex
+	pending   map[string]error // by algorithm: why nothing signs with it yet, until when
 }
 
 // Open loads the stored keys, generating the first key of each use if there is none.
@@ -192,12 +191,43 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 			return nil, err
 		}
 	}
+	base, err := cfg.Store.ListKeys(ctx, UseSign)
+	if err != nil {
+		return nil, fmt.Errorf("keys: listing: %w", err)
+	}
 	if _, ok := signer.Active(); !ok {
 		if _, err := m.createSigningKey(ctx, "", cfg.SigningAlg, now, now, ""); err != nil {
 			return nil, err
 		}
 	}
+	// Every algorithm's chain has its key before this instance serves anything: a key made
+	// later would sign while JWKS copies served before lack it.
+	m.rotateMu.Lock()
+	defer m.rotateMu.Unlock()
+	for _, alg := range token.SigningAlgorithms {
+		if _, err := m.ensureChain(ctx, alg, m.firstActivation(base, now)); err != nil {
+			return nil, err
+		}
+	}
 	return m, nil
+}
+
+// firstStartGrace is how recent the first key of chain "" must be for the first keys of the
+// other chains to sign at once: a deployment that new has served no JWKS without them (they are
+// made in the same Open, before anything is served; another instance starting at the same time
+// finds the first key a moment old).
+const firstStartGrace = time.Minute
+
+// firstActivation returns when the first key of a chain made now signs, given base, the stored
+// keys of chain "" as Open found them: at once on a new deployment (no key yet, or the first
+// made within firstStartGrace), since no JWKS was served without it; else after
+// ActivationDelay, like a rotation's, since JWKS copies served before (within their max-age)
+// lack it.
+func (m *Manager) firstActivation(base []rescind.Key, now time.Time) time.Time {
+	if len(base) == 0 || now.Sub(base[len(base)-1].CreatedAt) < firstStartGrace {
+		return now
+	}
+	return now.Add(m.cfg.ActivationDelay)
 }
 
 // SignWith signs claims (marshalled to JSON) with algorithm alg (token.AlgES256, AlgEdDSA or
@@ -210,22 +240,48 @@ func (m *Manager) SignWith(ctx context.Context, alg string, claims any, typ stri
 	if !errors.Is(err, token.ErrNoSigningKey) {
 		return text, err
 	}
+	if err := m.pendingErr(alg); err != nil {
+		return "", err // the chain's first key is published and not in force yet: no store read
+	}
 	if err := m.Ensure(ctx, alg); err != nil {
 		return "", err
 	}
 	return m.signer.SignWith(alg, claims, typ)
 }
 
-// Ensure makes sure a key signs with alg now (Signer().ActiveWith): if neither the configured
-// algorithm's chain nor alg's has one, it creates the first key of alg's chain, published at
-// once and signing once FirstKeySettle has passed since it was stored (so that every instance
-// of a shared store publishes it before a token naming it leaves; a verifier that met the kid
-// before its JWKS copy had it refetches the JWKS on an unknown kid, as OpenID Connect relying
-// parties do). Every instance creating that first
-// key at the same time derives the same kid from the stored keys (firstKeyID), so the store
-// keeps exactly one (the others' writes fail as duplicates, and they load the stored one). An
-// RS256 key takes about half a second to generate; call Ensure at start to keep that off the
-// first request.
+// pendingErr returns Ensure's last error for alg while the key it names is not in force yet.
+func (m *Manager) pendingErr(alg string) error {
+	m.pendingMu.Lock()
+	defer m.pendingMu.Unlock()
+	p, ok := m.pending[alg].(*pendingError)
+	if !ok || !m.cfg.Now().Before(p.at) {
+		return nil
+	}
+	return p
+}
+
+// pendingError says that the first key of alg's chain signs from at.
+type pendingError struct {
+	alg string
+	at  time.Time
+}
+
+func (e *pendingError) Error() string {
+	return fmt.Sprintf("keys: the first %s key signs from %s, once every cached JWKS can hold it: %v",
+		e.alg, e.at.UTC().Format(time.RFC3339), token.ErrNoSigningKey)
+}
+
+func (e *pendingError) Unwrap() error { return token.ErrNoSigningKey }
+
+// Ensure makes sure alg's chain has a key: if neither the configured algorithm's chain nor
+// alg's has one, it creates the first key of alg's chain. Open creates every chain's first key,
+// so Ensure creates one only if the chain's keys were all retired (or the store was written by
+// a release that made them on first need). Such a key is published at once and signs only
+// ActivationDelay later, like a rotation's: JWKS copies served before it (within their max-age)
+// lack it. Until then Ensure, and SignWith, return an error wrapping token.ErrNoSigningKey
+// that says when it signs. Every instance creating that first key at the same time derives the
+// same kid from the stored keys (firstKeyID), so the store keeps exactly one (the others' writes
+// fail as duplicates, and they load the stored one).
 func (m *Manager) Ensure(ctx context.Context, alg string) error {
 	if !slices.Contains(token.SigningAlgorithms, alg) {
 		return fmt.Errorf("keys: unsupported signing algorithm %q", alg)
@@ -238,51 +294,74 @@ func (m *Manager) Ensure(ctx context.Context, alg string) error {
 	if err := m.Refresh(ctx); err != nil {
 		return err
 	}
+	now := m.cfg.Now()
+	at, err := m.ensureChain(ctx, alg, now.Add(m.cfg.ActivationDelay))
+	if err != nil {
+		return err
+	}
+	if _, ok := m.signer.ActiveWith(alg); !ok {
+		err := &pendingError{alg: alg, at: at}
+		m.pendingMu.Lock()
+		if m.pending == nil {
+			m.pending = map[string]error{}
+		}
+		m.pending[alg] = err
+		m.pendingMu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// ensureChain creates the first key of alg's chain, signing from activates, unless a key signs
+// with alg now or the chain has a key that is not retired. It returns when the chain's first
+// key not retired signs (zero if a key signs with alg already). m.rotateMu must be held.
+func (m *Manager) ensureChain(ctx context.Context, alg string, activates time.Time) (time.Time, error) {
 	if _, ok := m.signer.ActiveWith(alg); ok {
-		return nil
+		return time.Time{}, nil
 	}
 	use := ChainUse(alg)
 	keys, err := m.cfg.Store.ListKeys(ctx, use)
 	if err != nil {
-		return fmt.Errorf("keys: listing: %w", err)
+		return time.Time{}, fmt.Errorf("keys: listing: %w", err)
+	}
+	if at, ok := pending(keys); ok {
+		return at, nil
 	}
 	kid, err := m.firstKeyID(ctx, use, keys)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	now := m.cfg.Now()
-	created := now
-	if _, err := m.createSigningKey(ctx, alg, alg, now, now, kid); errors.Is(err, rescind.ErrAlreadyExists) {
+	if activates.Before(now) {
+		activates = now // in force from its creation, not before it
+	}
+	if _, err := m.createSigningKey(ctx, alg, alg, now, activates, kid); errors.Is(err, rescind.ErrAlreadyExists) {
 		// Another instance created it first: use the stored one.
 		if err := m.Refresh(ctx); err != nil {
-			return err
+			return time.Time{}, err
 		}
-		stored, err := m.cfg.Store.ListKeys(ctx, use)
-		if err != nil {
-			return fmt.Errorf("keys: listing: %w", err)
+		if keys, err = m.cfg.Store.ListKeys(ctx, use); err != nil {
+			return time.Time{}, fmt.Errorf("keys: listing: %w", err)
 		}
-		for _, k := range stored {
-			if k.ID == kid {
-				created = k.CreatedAt
-			}
-		}
+		at, _ := pending(keys)
+		return at, nil
 	} else if err != nil {
-		return err
+		return time.Time{}, err
 	}
-	if _, ok := m.signer.ActiveWith(alg); !ok {
-		return fmt.Errorf("keys: no key signs with %s: %w", alg, token.ErrNoSigningKey)
-	}
-	// Let the other instances learn of the new key before anything signed with it leaves.
-	if wait := created.Add(m.cfg.FirstKeySettle).Sub(m.cfg.Now()); m.cfg.FirstKeySettle > 0 && wait > 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return fmt.Errorf("keys: waiting for the new %s key to reach every instance: %w", alg, ctx.Err())
+	return activates, nil
+}
+
+// pending returns the earliest activation among keys not retired, and false if every key is
+// retired (or there is none).
+func pending(keys []rescind.Key) (time.Time, bool) {
+	var at time.Time
+	ok := false
+	for _, k := range keys {
+		if k.RetiredAt.IsZero() && (!ok || k.ActivatesAt.Before(at)) {
+			at, ok = k.ActivatesAt, true
 		}
 	}
-	return nil
+	return at, ok
 }
 
 // firstKeyID returns the kid of a key that starts (or restarts) the chain of use, whose stored
@@ -331,7 +410,8 @@ type RotatedKey struct {
 }
 
 // Rotate generates a new sealing key and a new signing key for every chain of signing keys (the
-// configured algorithm's, with SigningAlg, and each other algorithm's that exists). The sealing
+// configured algorithm's, with SigningAlg, and each other algorithm's; a chain whose algorithm
+// chain "" stops signing, SigningAlg having changed, gets its first key). The sealing
 // key is in force at once; the signing keys are published at once and sign from ActivationDelay
 // later, or at once if immediately is set (an emergency: a verifier that cached the JWKS just
 // before may refuse the new tokens until it refetches). Tokens of the older keys keep working
@@ -358,9 +438,12 @@ func (m *Manager) Rotate(ctx context.Context, immediately bool) (Rotation, error
 		if err != nil {
 			return rot, fmt.Errorf("keys: listing: %w", err)
 		}
-		if len(keys) == 0 {
-			continue // no such chain: created on first need (Ensure)
+		if len(keys) == 0 && alg == m.cfg.SigningAlg {
+			continue // no such chain: chain "" signs with alg, and goes on doing so
 		}
+		// A chain with no key yet is one chain "" signs for until now (SigningAlg was changed):
+		// its first key is published now and takes over when the new key of chain "" does, so
+		// the algorithm is never left without a key published beforehand.
 		kid, err := m.createSigningKey(ctx, alg, alg, now, act, "")
 		if err != nil {
 			return rot, err

@@ -48,7 +48,7 @@ func instance(t *testing.T, path string, c *clock) *keys.Manager {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	m, err := keys.Open(context.Background(), keys.Config{Store: st, Box: box, Now: c.Now, RetireAfter: 2 * time.Hour})
+	m, err := keys.Open(context.Background(), keys.Config{Store: st, Box: box, NewSigningKey: pooled, Now: c.Now, RetireAfter: 2 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +123,8 @@ func TestRotationSchedule(t *testing.T) {
 		if _, kid := sealed(t, m, c); kid != rot.SealKeyID {
 			t.Fatalf("%s seals with %s; want the new sealing key at once", name, kid)
 		}
-		if n := len(m.Signer().JWKS(c.Now()).Keys); n != 2 {
-			t.Fatalf("%s publishes %d signing keys; want 2 (the new one at once)", name, n)
+		if n := len(m.Signer().JWKS(c.Now()).Keys); n != 6 {
+			t.Fatalf("%s publishes %d signing keys; want 6 (each chain's new one at once)", name, n)
 		}
 	}
 	if st := states(t, a); st[rot.SigningKeyID] != rescind.KeyNext || st[firstSign] != rescind.KeyActive ||
@@ -162,8 +162,8 @@ func TestRotationSchedule(t *testing.T) {
 		st[now.SigningKeyID] != rescind.KeyActive {
 		t.Fatalf("states past RetireAfter: %v", st)
 	}
-	if n := len(a.Signer().JWKS(c.Now()).Keys); n != 1 {
-		t.Fatalf("%d keys published past RetireAfter; want 1", n)
+	if n := len(a.Signer().JWKS(c.Now()).Keys); n != 3 {
+		t.Fatalf("%d keys published past RetireAfter; want 3 (one per chain)", n)
 	}
 }
 
@@ -177,7 +177,7 @@ func TestRetire(t *testing.T) {
 	var records []rescind.Revocation
 	st, _ := sqlite.Open(ctx, path)
 	defer st.Close()
-	a, err := keys.Open(ctx, keys.Config{Store: st, Box: box, Now: c.Now, OnRetire: func(r rescind.Revocation) { records = append(records, r) }})
+	a, err := keys.Open(ctx, keys.Config{Store: st, Box: box, NewSigningKey: pooled, Now: c.Now, OnRetire: func(r rescind.Revocation) { records = append(records, r) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,4 +328,38 @@ func TestRotationOrderAcrossSkewedClocks(t *testing.T) {
 	if st := states(t, b); st[latest.SigningKeyID] != rescind.KeyActive || st[latest.SealKeyID] != rescind.KeyActive {
 		t.Errorf("states on B: %v; want the latest rotation's keys active", st)
 	}
+}
+
+// rsaPool holds three RSA keys generated once: generating one takes half a second, and every
+// Open of a new store makes an RS256 key.
+var rsaPool struct {
+	once sync.Once
+	keys [3]token.SigningKey
+	err  error
+	next int
+	mu   sync.Mutex
+}
+
+// pooled is token.NewSigningKey, but an RS256 key reuses one of the three RSA keys of rsaPool
+// in turn (its kid and times its own).
+func pooled(kid, alg string, created time.Time) (token.SigningKey, error) {
+	if alg != token.AlgRS256 {
+		return token.NewSigningKey(kid, alg, created)
+	}
+	rsaPool.once.Do(func() {
+		for i := range rsaPool.keys {
+			if rsaPool.keys[i], rsaPool.err = token.NewSigningKey("", alg, created); rsaPool.err != nil {
+				return
+			}
+		}
+	})
+	if rsaPool.err != nil {
+		return token.SigningKey{}, rsaPool.err
+	}
+	rsaPool.mu.Lock()
+	k := rsaPool.keys[rsaPool.next%len(rsaPool.keys)]
+	rsaPool.next++
+	rsaPool.mu.Unlock()
+	k.ID, k.CreatedAt = kid, created
+	return k, nil
 }

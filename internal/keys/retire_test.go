@@ -98,7 +98,7 @@ func TestRetireTakesEffectWhateverFollowsTheCommit(t *testing.T) {
 			s := &afterCommit{Store: st}
 			s.retire = tc.retire(s, cancel)
 			var records []rescind.Revocation
-			m, err := keys.Open(context.Background(), keys.Config{Store: s, Box: box, Now: c.Now, RetireAfter: 2 * time.Hour,
+			m, err := keys.Open(context.Background(), keys.Config{Store: s, Box: box, NewSigningKey: pooled, Now: c.Now, RetireAfter: 2 * time.Hour,
 				OnRetire: func(r rescind.Revocation) { records = append(records, r) }})
 			if err != nil {
 				t.Fatal(err)
@@ -177,7 +177,7 @@ func TestRetireRetiredKey(t *testing.T) {
 	}
 	defer st.Close()
 	calls := 0
-	m, err := keys.Open(ctx, keys.Config{Store: st, Box: box, Now: c.Now, OnRetire: func(rescind.Revocation) { calls++ }})
+	m, err := keys.Open(ctx, keys.Config{Store: st, Box: box, NewSigningKey: pooled, Now: c.Now, OnRetire: func(rescind.Revocation) { calls++ }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestRefreshErrorsLogged(t *testing.T) {
 	defer st.Close()
 	s := &afterCommit{Store: st}
 	var log syncBuffer
-	m, err := keys.Open(ctx, keys.Config{Store: s, Box: box, Now: c.Now,
+	m, err := keys.Open(ctx, keys.Config{Store: s, Box: box, NewSigningKey: pooled, Now: c.Now,
 		Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	if err != nil {
 		t.Fatal(err)

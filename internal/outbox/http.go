@@ -64,7 +64,8 @@ type HTTPConfig struct {
 //     retried, no sooner than a Retry-After field asks (RFC 9110 §10.2.3: seconds or a date).
 //   - any other status (4xx, a redirect), an address that may not be dialled, a URL that is
 //     not https: permanent; the message is given up (RFC 8935 §2.4: a 400 says the SET was
-//     refused).
+//     refused). The refusal is a ResponseError, which a deliverer may read to retry one that
+//     can pass (RFC 8935 §2.3 "invalid_key").
 //
 // Error texts name the endpoint without its query, and quote at most a short, printable part
 // of a refusing response's body.
@@ -154,12 +155,29 @@ func (h *HTTPDeliverer) Post(ctx context.Context, r HTTPRequest) error {
 	case code >= 300 && code < 400:
 		return Permanent(fmt.Errorf("%w (a redirect, not followed)", status))
 	default:
+		text := status.Error()
 		if q := quote(body); q != "" {
-			return Permanent(fmt.Errorf("%w: %s", status, q))
+			text += ": " + q
 		}
-		return Permanent(status)
+		return Permanent(&ResponseError{StatusCode: code, Body: body, text: text})
 	}
 }
+
+// ResponseError is a receiver's refusal (HTTPDeliverer.Post wraps it with Permanent): the
+// status and body of a response that is neither 2xx, nor a failure that may pass, nor a
+// redirect. A deliverer reads it to tell one refusal from another, such as RFC 8935 §2.3's err
+// code "invalid_key" (the receiver could not verify the SET with the keys it holds), which may
+// pass. Its text names the endpoint and status and quotes at most a short, printable part of
+// the body; the body itself is never in it.
+type ResponseError struct {
+	// StatusCode is the response's status.
+	StatusCode int
+	// Body is the start of the response's body (at most 64 KiB).
+	Body []byte
+	text string
+}
+
+func (e *ResponseError) Error() string { return e.text }
 
 // checkURL checks r's URL before any connection: absolute, no user info or fragment, https
 // (or http to loopback when allowed), and an IP literal host must be one the policy allows.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/store/internal/sqlstore"
 )
 
 // ssfTests are the cases of Shared Signals streams, subjects, events and signals.
@@ -434,6 +435,86 @@ func testSSFLimitsConcurrent(t *testing.T, s rescind.Store) {
 	}
 	if n, err := s.CountSSFSubjects(ctx, list[0].ID); err != nil || n != subLimit {
 		t.Fatalf("%d concurrent additions with limit %d: %d subjects, %v", subjects, subLimit, n, err)
+	}
+}
+
+// testSSFSubjectsGoWithTheirStream: subjects added while their stream, or its receiver's
+// client, is being deleted never outlive it: each addition either lands before the deletion
+// (and is deleted with the stream, subject and keys alike) or finds no stream (re-audit 3B #4:
+// on PostgreSQL 30 subject rows and 27 key rows of deleted streams were left after 20 rounds).
+// With inTx (the backend's), it also counts the stored lookup keys left of the deleted streams.
+func testSSFSubjectsGoWithTheirStream(t *testing.T, s rescind.Store, inTx InTx) {
+	ctx := context.Background()
+	const rounds, adders = 12, 12
+	for round := range rounds {
+		byClient := round%3 == 2 // every third round deletes the receiver's client instead
+		client, id := fmt.Sprint("rx", round), fmt.Sprint("gone", round)
+		if byClient {
+			if err := s.CreateClient(ctx, sampleClient(client)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.CreateSSFStream(ctx, ssfStream(id, client, rescind.SSFPoll), 0); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, adders)
+		var keys []string
+		for i := range adders {
+			key := fmt.Sprintf("r%dk%d", round, i)
+			keys = append(keys, key)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := s.AddSSFSubject(ctx, rescind.SSFSubject{StreamID: id, ID: fmt.Sprint("sub", i), Subject: []byte(`{}`),
+					Keys: []string{key, key + "alias"}, AddedAt: base}, 0)
+				if errors.Is(err, rescind.ErrNotFound) {
+					err = nil // the stream went first
+				}
+				errs <- err
+			}()
+		}
+		time.Sleep(time.Duration(round%4) * time.Millisecond)
+		var err error
+		if byClient {
+			_, err = s.DeleteClient(ctx, client, base, rescind.Revocation{Kind: rescind.RevokeClient, Key: client, ClientID: client,
+				RevokedAt: base, ExpiresAt: base.Add(time.Hour)})
+		} else {
+			err = s.DeleteSSFStream(ctx, id)
+		}
+		if err != nil {
+			t.Fatalf("round %d: deleting: %v", round, err)
+		}
+		wg.Wait()
+		for range adders {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: AddSSFSubject: %v", round, err)
+			}
+		}
+		if n, err := s.CountSSFSubjects(ctx, id); err != nil || n != 0 {
+			t.Fatalf("round %d: %d subjects of the deleted stream %s (%v); want none", round, n, id, err)
+		}
+		for _, k := range []string{keys[0], keys[0] + "alias", keys[len(keys)-1], keys[len(keys)-1] + "alias"} {
+			if subs, err := s.SSFSubjectsMatching(ctx, []string{k}); err != nil || len(subs) != 0 {
+				t.Fatalf("round %d: key %s still finds %d subjects of the deleted stream (%v)", round, k, len(subs), err)
+			}
+		}
+		all := make([]string, 0, 2*len(keys))
+		for _, k := range keys {
+			all = append(all, k, k+"alias")
+		}
+		if subs, err := s.SSFSubjectsMatching(ctx, all); err != nil || len(subs) != 0 {
+			t.Fatalf("round %d: the deleted stream's keys still find %d subjects (%v)", round, len(subs), err)
+		}
+		if inTx == nil {
+			continue
+		}
+		var n int64
+		if err := inTx(s, func(tx sqlstore.Querier) error {
+			return tx.QueryRow(ctx, `SELECT count(*) FROM ssf_subject_keys WHERE stream_id = $1`, id).Scan(&n)
+		}); err != nil || n != 0 {
+			t.Fatalf("round %d: %d stored lookup keys of the deleted stream %s (%v); want none", round, n, id, err)
+		}
 	}
 }
 

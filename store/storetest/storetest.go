@@ -91,6 +91,7 @@ func RunTests(t *testing.T, opener Opener, opts ...Option) {
 	for _, tc := range ssfTests() {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
 	}
+	t.Run("SSFSubjectsGoWithTheirStream", func(t *testing.T) { testSSFSubjectsGoWithTheirStream(t, opener(t)(), o.inTx) })
 	for _, tc := range outboxTests() {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t), o) })
 	}

@@ -253,7 +253,9 @@ func switchSSFMethod(ctx context.Context, tx Querier, st rescind.SSFStream, oldM
 	return nil
 }
 
-// DeleteSSFStream implements rescind.Store.
+// DeleteSSFStream implements rescind.Store. The stream's row goes first: that waits for the
+// subjects being added to it (AddSSFSubject holds a share lock on the row), whose rows the
+// deletions after it then see, and an addition that comes later finds no stream.
 func (s *Store) DeleteSSFStream(ctx context.Context, id string) error {
 	err := s.db.InTx(ctx, func(tx Querier) error {
 		n, err := tx.Exec(ctx, `DELETE FROM ssf_streams WHERE id = $1`, id)
@@ -288,13 +290,18 @@ func (s *Store) AddSSFSubject(ctx context.Context, sub rescind.SSFSubject, maxPe
 		if err := s.lock(ctx, tx, "ssf_subjects", sub.StreamID); err != nil {
 			return err
 		}
-		var n int64
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM ssf_streams WHERE id = $1`, sub.StreamID).Scan(&n); err != nil {
-			return err
-		}
-		if n == 0 {
+		// The stream's row stays locked (shared) until the subject and its keys are committed:
+		// a deletion of the stream, or of its client, waits for them, then deletes them too
+		// (re-audit 3B #4: they outlived their stream).
+		var streamID string
+		err := tx.QueryRow(ctx, `SELECT id FROM ssf_streams WHERE id = $1`+s.d.ShareLock, sub.StreamID).Scan(&streamID)
+		if isNoRows(err) {
 			return rescind.ErrNotFound
 		}
+		if err != nil {
+			return err
+		}
+		var n int64
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM ssf_stream_subjects WHERE stream_id = $1 AND subject_id = $2`,
 			sub.StreamID, sub.ID).Scan(&n); err != nil {
 			return err
@@ -533,18 +540,29 @@ func (s *Store) DeleteSSFEvents(ctx context.Context, acked, pending time.Time) (
 }
 
 // deleteClientStreams deletes, in tx, the streams of the client id with their subjects, events
-// and pending pushes.
+// and pending pushes. The streams' rows go first, as in DeleteSSFStream: that waits for the
+// subjects being added to them, which the deletions after it then see.
 func deleteClientStreams(ctx context.Context, tx Querier, clientID string) error {
-	for _, q := range []string{
-		`DELETE FROM ssf_stream_subjects WHERE stream_id IN (SELECT id FROM ssf_streams WHERE client_id = $1)`,
-		`DELETE FROM ssf_subject_keys WHERE stream_id IN (SELECT id FROM ssf_streams WHERE client_id = $1)`,
-		`DELETE FROM ssf_events WHERE stream_id IN (SELECT id FROM ssf_streams WHERE client_id = $1)`,
-		`DELETE FROM outbox WHERE kind = '` + rescind.OutboxSSFPush + `' AND state = 'pending' AND lease_owner = ''
-			AND key IN (SELECT id FROM ssf_streams WHERE client_id = $1)`,
-		`DELETE FROM ssf_streams WHERE client_id = $1`,
-	} {
-		if _, err := tx.Exec(ctx, q, clientID); err != nil {
-			return fmt.Errorf("deleting the client's streams: %w", err)
+	ids, err := All(ctx, tx, func(row Row) (string, error) {
+		var id string
+		return id, row.Scan(&id)
+	}, `SELECT id FROM ssf_streams WHERE client_id = $1 ORDER BY id`, clientID)
+	if err != nil {
+		return fmt.Errorf("deleting the client's streams: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM ssf_streams WHERE client_id = $1`, clientID); err != nil {
+		return fmt.Errorf("deleting the client's streams: %w", err)
+	}
+	for _, id := range ids {
+		for _, q := range []string{
+			`DELETE FROM ssf_stream_subjects WHERE stream_id = $1`,
+			`DELETE FROM ssf_subject_keys WHERE stream_id = $1`,
+			`DELETE FROM ssf_events WHERE stream_id = $1`,
+			`DELETE FROM outbox WHERE kind = '` + rescind.OutboxSSFPush + `' AND state = 'pending' AND lease_owner = '' AND key = $1`,
+		} {
+			if _, err := tx.Exec(ctx, q, id); err != nil {
+				return fmt.Errorf("deleting the client's streams: %w", err)
+			}
 		}
 	}
 	return nil
