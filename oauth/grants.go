@@ -156,6 +156,9 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 	// replay. The same transaction records the expiry of the access token about to be issued
 	// on the grant, which sizes the grant's revocation record, and its audience if the grant
 	// lacks it (a code from before the operator limited the client's resources).
+	if hasScope(ac.Scope, ScopeOpenID) && s.idTokenPending(w, client) {
+		return // the code is not consumed: the client may retry
+	}
 	_, err = s.store.RedeemCode(r.Context(), hash, is.now, is.exp, s.audienceToRecord(g, audience))
 	if s.singleUseFailed(w, r, client, err, ac.GrantID, "authorization code reuse") {
 		return
@@ -251,6 +254,9 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 		if !live {
 			in, ended = signIn{}, true
 		}
+	}
+	if hasScope(rt.Scope, ScopeOpenID) && !ended && s.idTokenPending(w, client) {
+		return // the refresh token is not rotated: the client may retry
 	}
 	// The rotation records the new access token's expiry on the grant in the same transaction,
 	// and its audience if the grant lacks it (a grant from before the operator limited the

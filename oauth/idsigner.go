@@ -26,6 +26,9 @@ type IDSigner interface {
 	// Algorithms lists the algorithms ID tokens can be signed with now (discovery's
 	// id_token_signing_alg_values_supported).
 	Algorithms() []string
+	// Ready reports whether SignFor(alg, ...) can sign now: false while the first key of alg's
+	// chain waits to be published everywhere before it signs (a chain made after first start).
+	Ready(alg string) bool
 }
 
 // keySigner is the IDSigner of a Server given a Signer but no IDSigner (tests): the Signer's key
@@ -67,6 +70,11 @@ func (k keySigner) SignFor(_, typ string, claims func(alg string) any) (string, 
 		}
 	}
 	return "", errors.New("oauth: the signing key kept changing")
+}
+
+func (k keySigner) Ready(string) bool {
+	_, ok := k.s.Active()
+	return ok
 }
 
 func (k keySigner) Algorithms() []string {
@@ -123,15 +131,20 @@ func halfHash(alg, accessToken string) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2]), nil
 }
 
-// AlgSigner is the IDSigner over signing keys of several algorithms (keys.Manager.SignWith,
-// which creates the key of an algorithm on first need): each relying party's tokens are signed
+// AlgSigner is the IDSigner over signing keys of several algorithms (keys.Manager.SignWith;
+// every chain's first key is made at first start): each relying party's tokens are signed
 // with its own id_token_signed_response_alg, RS256 by default, as OpenID Connect requires.
 type AlgSigner struct {
 	// Sign signs claims with a key of algorithm alg, under header typ. Required.
 	Sign func(ctx context.Context, alg string, claims any, typ string) (string, error)
 	// Algs are the algorithms Sign supports (discovery's id_token_signing_alg_values_supported).
 	Algs []string
+	// CanSign reports whether Sign can sign with alg now (IDSigner.Ready); nil means always.
+	CanSign func(alg string) bool
 }
+
+// Ready implements IDSigner.
+func (a AlgSigner) Ready(alg string) bool { return a.CanSign == nil || a.CanSign(alg) }
 
 // SignFor implements IDSigner.
 func (a AlgSigner) SignFor(alg, typ string, claims func(alg string) any) (string, error) {

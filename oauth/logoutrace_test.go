@@ -3,6 +3,7 @@ package oauth_test
 import (
 	"context"
 	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,5 +77,49 @@ func TestRefreshRacingLogout(t *testing.T) {
 				t.Fatalf("the refresh after the session ended: %s; want an access token and no ID token", r.body)
 			}
 		})
+	}
+}
+
+// TestIDTokenKeyPendingKeepsTheGrant: while no key of the client's ID token algorithm is in force
+// (a chain's first key waiting to be published everywhere), a refresh of an OpenID sign-in
+// answers 503 temporarily_unavailable with Retry-After before it uses the refresh token, so the
+// retry, once the key is in force, gets its tokens and ID token.
+func TestIDTokenKeyPendingKeepsTheGrant(t *testing.T) {
+	ctx := context.Background()
+	var ready atomic.Bool
+	e := newEnvWith(t, func(e *env, c *oauth.Config) {
+		c.IDSigner = oauth.AlgSigner{Algs: []string{rescind.AlgRS256}, CanSign: func(string) bool { return ready.Load() },
+			Sign: func(_ context.Context, _ string, claims any, typ string) (string, error) {
+				return e.signer.Sign(claims, typ)
+			}}
+	})
+	now := e.clock()
+	if err := e.store.CreateSession(ctx, rescind.Session{ID: "s1", Hash: "h1", UserID: "alice-id", CreatedAt: now, LastSeenAt: now,
+		IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(8 * time.Hour), AuthTime: now}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := e.store.SaveGrant(ctx, rescind.Grant{ID: "g1", ClientID: "webapp", UserID: "alice-id", Scopes: []string{"openid", "read"},
+		CreatedAt: now, LastUsedAt: now, SessionID: "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, hash, _ := token.NewStored(token.RefreshPrefix)
+	if err := e.store.CreateRefreshToken(ctx, rescind.RefreshToken{Hash: hash, GrantID: g.ID, ClientID: "webapp", Scope: "openid read",
+		CreatedAt: now, ExpiresAt: now.Add(24 * time.Hour), SessionID: "s1", AuthTime: now}); err != nil {
+		t.Fatal(err)
+	}
+	refresh := func() resp {
+		return e.do(req{path: "/oauth2/token", body: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {text}}.Encode(),
+			user: "webapp", pass: appSecret})
+	}
+	r := refresh()
+	wantError(t, r, 503, "temporarily_unavailable")
+	if r.header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+	ready.Store(true)
+	r = refresh()
+	if r.status != 200 || r.json(t)["id_token"] == nil {
+		t.Fatalf("the retry once the key is in force: %d %s", r.status, r.body)
 	}
 }

@@ -99,6 +99,18 @@ func (s *Server) issueIDToken(ctx context.Context, client rescind.Client, userID
 	})
 }
 
+// idTokenPending answers 503 temporarily_unavailable with Retry-After and reports true if an ID
+// token for client cannot be signed now (the first key of its algorithm's chain is not in force
+// yet, IDSigner.Ready): said before the code or refresh token is used, so a retry works.
+func (s *Server) idTokenPending(w http.ResponseWriter, client rescind.Client) bool {
+	if s.idSigner == nil || s.idSigner.Ready(client.IDTokenAlgorithm()) {
+		return false
+	}
+	writeError(w, &Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable, RetryAfter: 30,
+		Description: "the key that signs this client's ID tokens is not in force yet; retry"})
+	return true
+}
+
 // parseIDToken verifies an ID token this server issued (its signature by a published key, its
 // type and issuer), expired or not, as an id_token_hint is checked (§3.1.2.1: the hint may have
 // expired; RP-Initiated Logout 1.0 §2).

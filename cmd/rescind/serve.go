@@ -668,7 +668,8 @@ func (m *Main) buildHandlers(context.Context) error {
 		Feed:     m.feed, Limiter: m.limiter, Now: m.Now,
 		DPoP: verifier, DPoPNonce: c.DPoPNonce,
 		// ID tokens and logout tokens: each client's algorithm, RS256 by default.
-		IDSigner: oauth.AlgSigner{Sign: m.keys.SignWith, Algs: []string{rescind.AlgEdDSA, rescind.AlgES256, rescind.AlgRS256}}, Routes: routes,
+		IDSigner: oauth.AlgSigner{Sign: m.keys.SignWith, Algs: []string{rescind.AlgEdDSA, rescind.AlgES256, rescind.AlgRS256},
+			CanSign: func(alg string) bool { _, ok := m.keys.Signer().ActiveWith(alg); return ok }}, Routes: routes,
 		// Dynamic registration and metadata documents (issue 16); a client deletes itself by the
 		// admin API's one path of client deletion.
 		Registration: c.Registration, HashParams: m.HashParams, ScopesSupported: strings.Fields(c.Scopes),
