@@ -506,6 +506,7 @@ func startChildEnv(ctx context.Context, env []string, args ...string) (*childPro
 		return nil, "", err
 	}
 	cmd := exec.Command(exe, args...)
+	cmd.SysProcAttr = childAttr()
 	cmd.Env = benchEnv(env)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -566,6 +567,7 @@ func startServe(exe, dataDir string, env []string, ready *time.Duration) (*child
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(exe, "serve", "--addr", addr, "--data-dir", dataDir, "--log-level", "warn")
+	cmd.SysProcAttr = childAttr()
 	cmd.Env = benchEnv(env)
 	cmd.Stderr = os.Stderr
 	started := time.Now()
