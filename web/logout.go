@@ -56,11 +56,17 @@ func (s *Server) ShowSignedOut(w http.ResponseWriter, r *http.Request, signedOut
 const logoutResubmitScript = `document.getElementById("resubmit").submit();`
 
 // logoutResubmitCSP is the page's Content-Security-Policy: the pages' own, with the one script
-// above allowed by its hash (CSP Level 2 hash-source), and the form posting only to this origin.
+// above allowed by its hash (CSP Level 2 hash-source). No form-action: Chromium applies it to
+// the redirects that follow a form submission too, so form-action 'self' blocked the end-session
+// endpoint's 303 to the app's registered post_logout_redirect_uri (another origin) and left the
+// person on this page, signed out but never sent back (re-audit 4 #1). The form's action is fixed
+// by the template (/oauth2/logout) and the only script allowed is the one above, so nothing on the
+// page can point the form elsewhere; where the 303 goes is decided by the endpoint, which sends
+// the browser only to a URI registered for the client.
 var logoutResubmitCSP = func() string {
 	sum := sha256.Sum256([]byte(logoutResubmitScript))
 	return "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
-		"'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+		"'; frame-ancestors 'none'; base-uri 'none'"
 }()
 
 // ShowLogoutResubmit answers with a page of this server that posts params to POST

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
@@ -12,7 +13,9 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/rescind/rescind/admin"
 	"github.com/rescind/rescind/internal/browsertest"
 )
 
@@ -204,7 +208,7 @@ var (
 
 // resubmitFields checks that res and page are the page that posts a logout request again (200,
 // no redirect, a form posting to /oauth2/logout, its one script allowed by hash by the
-// Content-Security-Policy and nothing else) and returns the fields it posts.
+// Content-Security-Policy and nothing else, no form-action) and returns the fields it posts.
 func resubmitFields(t *testing.T, res *http.Response, page string) url.Values {
 	t.Helper()
 	if res.StatusCode != http.StatusOK || res.Header.Get("Location") != "" ||
@@ -219,6 +223,10 @@ func resubmitFields(t *testing.T, res *http.Response, page string) url.Values {
 	csp := res.Header.Get("Content-Security-Policy")
 	if !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"';") {
 		t.Fatalf("Content-Security-Policy %q does not allow exactly the page's script %q", csp, m[0][1])
+	}
+	if strings.Contains(csp, "form-action") {
+		// Chromium applies it to the 303 to the app that follows the submission (re-audit 4 #1).
+		t.Fatalf("Content-Security-Policy %q restricts form-action", csp)
 	}
 	v := url.Values{}
 	for _, f := range resubmitInput.FindAllStringSubmatch(page, -1) {
@@ -312,5 +320,108 @@ func TestCrossSitePostLogoutInChromium(t *testing.T) {
 	loc, _ := chromedp.Run(ctx, chromedp.Location())
 	if !strings.HasPrefix(loc, srv.url+"/oauth2/logout") || !strings.Contains(body, "Signed in as alice") || strings.Contains(body, "You are signed out") {
 		t.Fatalf("after the cross-site POST: at %s: %q; want the confirmation page for alice", loc, body)
+	}
+}
+
+// TestCrossSitePostLogoutReturnsToRPInChromium: a real Chromium signs in to a relying party on
+// another site (http://localhost:Q; the server is http://127.0.0.1:P) by the code flow, then the
+// RP's page auto-submits an RP-initiated logout by POST with the ID token as id_token_hint, its
+// registered post_logout_redirect_uri and a state. The server's page posts it again from its own
+// origin (the Lax cookie goes along), the session ends, and the 303 to the RP's URI must be
+// followed: a form-action directive in that page's Content-Security-Policy would make Chromium
+// block the redirect after the form submission and leave the person on "Signing out…"
+// (re-audit 4 #1). The RP gets its state back, and the server's session is gone.
+func TestCrossSitePostLogoutReturnsToRPInChromium(t *testing.T) {
+	data := filepath.Join(shortTempDir(t), "d")
+	srv := startServer(t, data, nil)
+	createUser(t, data, "alice", "alice-password")
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	site := "http://localhost:" + port // another site than the server
+	var info admin.ClientInfo
+	if err := json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "rp", "--scope", "openid profile",
+		"--redirect-uri", site+"/cb", "--post-logout-redirect-uri", site+"/bye")), &info); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu       sync.Mutex
+		code     string
+		hint     string
+		byeState []string
+	)
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		mu.Lock()
+		defer mu.Unlock()
+		switch r.URL.Path {
+		case "/cb":
+			code = r.URL.Query().Get("code")
+			fmt.Fprint(w, `<!doctype html><p id=signedin>signed in at the RP</p>`)
+		case "/logout":
+			fmt.Fprintf(w, `<!doctype html><form id=f method=post action="%s/oauth2/logout">`+
+				`<input name=id_token_hint value="%s"><input name=post_logout_redirect_uri value="%s"><input name=state value="s 1">`+
+				`</form><script>document.getElementById('f').submit()</script>`, srv.url, html.EscapeString(hint), site+"/bye")
+		case "/bye":
+			byeState = append(byeState, r.URL.Query().Get("state"))
+			fmt.Fprint(w, `<!doctype html><p id=bye>back at the RP</p>`)
+		default:
+			http.NotFound(w, r)
+		}
+	})}
+	go hs.Serve(ln)
+	defer hs.Close()
+
+	conf := oauth2.Config{ClientID: info.ClientID, ClientSecret: info.ClientSecret, RedirectURL: site + "/cb", Scopes: []string{"openid", "profile"},
+		Endpoint: oauth2.Endpoint{AuthURL: srv.url + "/oauth2/authorize", TokenURL: srv.url + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}}
+	verifier := oauth2.GenerateVerifier()
+
+	browser := browsertest.Start(t)
+	ctx, cancel := context.WithTimeout(browser, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier))),
+		chromedp.WaitVisible(chromedp.CSS(`#username`)),
+		chromedp.SendKeys(chromedp.CSS(`#username`), "alice"),
+		chromedp.SendKeys(chromedp.CSS(`#password`), "alice-password"),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`button[value=allow]`)),
+		chromedp.Click(chromedp.CSS(`button[value=allow]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#signedin`)),
+	); err != nil {
+		t.Fatalf("sign-in at the RP: %v", err)
+	}
+	mu.Lock()
+	c := code
+	mu.Unlock()
+	tok, err := conf.Exchange(context.Background(), c, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("code exchange: %v", err)
+	}
+	mu.Lock()
+	hint, _ = tok.Extra("id_token").(string)
+	mu.Unlock()
+	if hint == "" {
+		t.Fatal("no ID token")
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(site+"/logout"), chromedp.WaitVisible(chromedp.CSS(`#bye`))); err != nil {
+		shot, cancel := context.WithTimeout(browser, 5*time.Second)
+		defer cancel()
+		loc, _ := chromedp.Run(shot, chromedp.Location())
+		body, _ := chromedp.Run(shot, chromedp.Text(chromedp.CSS(`body`)))
+		t.Fatalf("after the cross-site logout POST: %v; at %s, the page says %q; want the RP's post_logout_redirect_uri", err, loc, body)
+	}
+	mu.Lock()
+	got := slices.Clone(byeState)
+	mu.Unlock()
+	if !slices.Equal(got, []string{"s 1"}) {
+		t.Fatalf("the RP's post_logout_redirect_uri got state %q; want [\"s 1\"]", got)
+	}
+	// Signed out: the account pages ask for a sign-in again.
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.url+"/account/sessions"), chromedp.WaitVisible(chromedp.CSS(`#username`))); err != nil {
+		t.Fatalf("the account pages after the logout: %v; want the sign-in form", err)
 	}
 }
