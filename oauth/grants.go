@@ -80,7 +80,9 @@ var errInvalidGrant = errorf(ErrInvalidGrant, http.StatusBadRequest, "the author
 // only an S256 one: a plain verifier is the challenge, in the authorization URL for all to see.
 //
 // The token's audience is the resources the authorization request named, or those of them the
-// token request names (RFC 8707 §2.2); checked before the code is consumed.
+// token request names (RFC 8707 §2.2); checked before the code is consumed. A code of an openid
+// sign-in whose session ended by the time it is redeemed is refused without offline_access
+// (Back-Channel Logout 1.0 §2.7), and gets no ID token with it.
 func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request, form url.Values, client rescind.Client, resources []string, proof *dpop.Proof) {
 	code := form.Get("code")
 	if code == "" {
@@ -163,9 +165,31 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 	if s.singleUseFailed(w, r, client, err, ac.GrantID, "authorization code reuse") {
 		return
 	}
+	// A logout may have committed since the code was read (it deletes the session's unused
+	// codes, but not one whose redemption committed first): the session is read again now that
+	// the redemption is durable, as a refresh does after its rotation. Ended, the sign-in is
+	// over: without offline_access, invalid_grant (Back-Channel Logout 1.0 §2.7, as a refresh
+	// token of it would be refused); with it, tokens but no ID token, which would assert the
+	// ended sid (re-audit 4 #2). The refresh token issued keeps the sid, so that its refreshes
+	// are checked against the ended session too. A logout committed after this read comes
+	// after the answer, and its logout token covers what the answer carries.
+	ended := false
+	if ac.SessionID != "" && hasScope(ac.Scope, ScopeOpenID) {
+		live, err := s.sessionLive(r.Context(), ac.SessionID, is.now)
+		if err != nil {
+			s.log.ErrorContext(r.Context(), "reading session", "err", err)
+			writeError(w, errServer)
+			return
+		}
+		if !live && !hasScope(ac.Scope, ScopeOfflineAccess) {
+			writeError(w, errorf(ErrInvalidGrant, http.StatusBadRequest, "the session this code was issued in has ended"))
+			return
+		}
+		ended = !live
+	}
 	s.issueGrantTokens(w, r, client, grantIssue{grantID: ac.GrantID, userID: ac.UserID, scope: ac.Scope, refreshScope: ac.Scope,
 		audience: audience, refreshResources: ac.Resources,
-		in: signIn{sid: ac.SessionID, authTime: ac.AuthTime, nonce: ac.Nonce}}, is)
+		in: signIn{sid: ac.SessionID, authTime: ac.AuthTime, nonce: ac.Nonce}, noIDToken: ended}, is)
 }
 
 // handleRefreshToken serves grant_type=refresh_token (RFC 6749 §6) with rotation: every use

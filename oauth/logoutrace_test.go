@@ -2,7 +2,10 @@ package oauth_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -75,6 +78,107 @@ func TestRefreshRacingLogout(t *testing.T) {
 			}
 			if m := r.json(t); m["id_token"] != nil || m["access_token"] == nil {
 				t.Fatalf("the refresh after the session ended: %s; want an access token and no ID token", r.body)
+			}
+		})
+	}
+}
+
+// redeemEndingStore ends session s1 once, right after a code's redemption commits (when end is
+// set): a logout that commits between RedeemCode and the token response.
+type redeemEndingStore struct {
+	rescind.Store
+	e    *env
+	end  bool
+	done bool
+}
+
+func (s *redeemEndingStore) RedeemCode(ctx context.Context, hash string, now, exp time.Time, aud []string) (rescind.AuthCode, error) {
+	c, err := s.Store.RedeemCode(ctx, hash, now, exp, aud)
+	if err == nil && s.end && !s.done {
+		s.done = true
+		if _, err := s.e.committer.EndSessions(ctx, rescind.SessionFilter{UserID: "alice-id", ID: "s1"},
+			rescind.Revocation{RevokedAt: now, Actor: "alice", Reason: "rp-initiated logout"}); err != nil {
+			s.e.t.Errorf("ending the session: %v", err)
+		}
+	}
+	return c, err
+}
+
+// TestCodeRedemptionRacingLogout: a code exchange whose session ends (a logout commits, its
+// logout token queued) right after the code's redemption answers as a refresh racing a logout
+// does: without offline_access, invalid_grant; with it, tokens but no ID token naming the ended
+// session, and a refresh token whose refreshes get none either. While the session lives, the
+// same exchange has an ID token with its sid.
+// Re-audit 4 #2.
+func TestCodeRedemptionRacingLogout(t *testing.T) {
+	for _, tc := range []struct {
+		name, scope string
+		end         bool
+		wantStatus  int
+		wantIDToken bool
+	}{
+		{"session lives", "openid read", false, 200, true},
+		{"openid", "openid read", true, 400, false},
+		{"openid offline_access", "openid offline_access read", true, 200, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnvWith(t, func(e *env, c *oauth.Config) { c.Store = &redeemEndingStore{Store: c.Store, e: e, end: tc.end} })
+			now := e.clock()
+			if err := e.store.CreateSession(ctx, rescind.Session{ID: "s1", Hash: "h1", UserID: "alice-id", CreatedAt: now, LastSeenAt: now,
+				IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(8 * time.Hour), AuthTime: now}); err != nil {
+				t.Fatal(err)
+			}
+			g, err := e.store.SaveGrant(ctx, rescind.Grant{ID: "g1", ClientID: "webapp", UserID: "alice-id", Scopes: strings.Fields(tc.scope),
+				CreatedAt: now, LastUsedAt: now, SessionID: "s1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			verifier, challenge := pkcePair("c")
+			text, hash, _ := token.NewStored(token.CodePrefix)
+			if err := e.store.CreateCode(ctx, rescind.AuthCode{Hash: hash, ClientID: "webapp", UserID: "alice-id", GrantID: g.ID,
+				RedirectURI: "https://app.example/cb", RedirectURIGiven: true, Scope: tc.scope, Challenge: challenge, ChallengeMethod: "S256",
+				CreatedAt: now, ExpiresAt: now.Add(time.Minute), SessionID: "s1", AuthTime: now}); err != nil {
+				t.Fatal(err)
+			}
+			r, _ := e.exchange("webapp", appSecret, codeForm(text, "https://app.example/cb", verifier))
+			if _, err := e.store.GetSessionByID(ctx, "s1"); tc.end != (err != nil) {
+				t.Fatalf("session s1 after the exchange: %v; want it ended: %v", err, tc.end)
+			}
+			if tc.wantStatus == 400 {
+				wantError(t, r, 400, "invalid_grant")
+				return
+			}
+			if r.status != 200 {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+			m := r.json(t)
+			if m["access_token"] == nil || m["refresh_token"] == nil {
+				t.Fatalf("the exchange: %s; want an access token and a refresh token", r.body)
+			}
+			raw, _ := m["id_token"].(string)
+			if !tc.wantIDToken {
+				if raw != "" {
+					t.Fatalf("after session s1 ended, the code exchange issued an ID token: %s", r.body)
+				}
+				// The refresh token issued names the ended session too: its refresh has no ID
+				// token either (had it lost the sid, a refresh would issue one).
+				rr, _ := e.exchange("webapp", appSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {m["refresh_token"].(string)}})
+				if rr.status != 200 || rr.json(t)["id_token"] != nil {
+					t.Fatalf("refreshing the code's refresh token after the session ended: %d %s; want tokens without an ID token", rr.status, rr.body)
+				}
+				return
+			}
+			var c struct {
+				SID string `json:"sid"`
+			}
+			parts := strings.Split(raw, ".")
+			if len(parts) != 3 {
+				t.Fatalf("no ID token while the session lives: %s", r.body)
+			}
+			b, _ := base64.RawURLEncoding.DecodeString(parts[1])
+			if err := json.Unmarshal(b, &c); err != nil || c.SID != "s1" {
+				t.Fatalf("the ID token while the session lives: %s; want sid s1", b)
 			}
 		})
 	}
