@@ -415,7 +415,13 @@ type Grant struct {
 	// resources (RFC 8707) of every consent, with the issuer standing for a consent that named
 	// none. Empty in a grant recorded before audiences were: the issuer's alone. A revoked
 	// grant's record carries it, so that resource servers of those audiences learn of it.
+	// Issuance adds to it too (RedeemCode, RotateRefreshToken): that is no consent.
 	Audience []string
+	// ConsentedAudience lists the audiences the person consented to: the union of the
+	// resources of every consent (SaveGrant's Audience), without what issuance added to
+	// Audience. The authorization endpoint skips consent only within it. Empty in a grant
+	// recorded before it was: no consent known, the person is asked again.
+	ConsentedAudience []string
 	// CreatedAt is when access was first granted; LastUsedAt when a token was last issued.
 	CreatedAt, LastUsedAt time.Time
 	// RevokedAt is when the grant was revoked; zero while it is active.
@@ -714,7 +720,8 @@ type Store interface {
 	// SaveGrant records consent: if an active grant exists for g.ClientID and g.UserID, its
 	// scopes become the union with g.Scopes, its audience the union with g.Audience, its
 	// SessionID becomes g.SessionID, and it is
-	// returned; otherwise g is stored.
+	// returned; otherwise g is stored. Either way g.Audience is consented: the grant's
+	// ConsentedAudience becomes its union with g.Audience (g.ConsentedAudience is ignored).
 	SaveGrant(ctx context.Context, g Grant) (Grant, error)
 	// GetGrant returns the grant with the given ID, active or revoked. Returns ErrNotFound.
 	GetGrant(ctx context.Context, id string) (Grant, error)

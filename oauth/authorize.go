@@ -227,8 +227,11 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, g := range grants {
+		// Consented audiences only: the grant's Audience also holds what a code or refresh
+		// issued for the resources the operator limited the client to, which nobody consented
+		// to (re-audit 4 #5).
 		if ar.client.SkipsConsent() && !ar.hasPrompt("consent") && !s.committer.GrantRevoked(g.ID) && containsAll(g.Scopes, ar.scopes) &&
-			containsAll(s.grantAudience(g), s.audienceOf(ar.resources)) {
+			containsAll(g.ConsentedAudience, s.audienceOf(ar.resources)) {
 			s.issueCode(w, r, ar, user, g) // already consented to these scopes and resources
 			return
 		}

@@ -466,3 +466,75 @@ func TestTokenAudienceWithinGrantAudience(t *testing.T) {
 		})
 	}
 }
+
+// TestIssuanceDoesNotCountAsConsent: Alice consented to webapp for the issuer only; then the
+// operator limits webapp to resA. A code redeemed or a refresh after the limit issues a token for
+// resA and records resA on the grant (so its revocation reaches rs-a), but that is no consent: a
+// new authorization for resA still shows Alice the consent page. Once she approves it, the next
+// one skips consent. Re-audit 4 #5.
+func TestIssuanceDoesNotCountAsConsent(t *testing.T) {
+	const redirect = "https://app.example/cb"
+	for _, tc := range []struct {
+		name string
+		// limitBeforeExchange: the code is issued before the limit and redeemed after it;
+		// otherwise the limit comes between the redemption and a refresh.
+		limitBeforeExchange bool
+	}{
+		{"code issued before the limit, redeemed after", true},
+		{"refresh after the limit", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			limit := func() {
+				l := []string{resA}
+				if _, err := e.store.UpdateClient(ctx, "webapp", rescind.ClientUpdate{AllowedResources: &l}); err != nil {
+					t.Fatal(err)
+				}
+				e.clients.Invalidate("webapp")
+			}
+			alice := e.browser()
+			alice.login("alice")
+			verifier, challenge := pkcePair("a")
+			code := alice.approve(authorizeQuery("webapp", redirect, "read", challenge)).Get("code")
+			_, c2 := pkcePair("b")
+			again := authorizeQuery("webapp", redirect, "read", c2) // defaults to resA once limited
+			if tc.limitBeforeExchange {
+				limit()
+			}
+			r, tk := e.exchange("webapp", appSecret, codeForm(code, redirect, verifier))
+			if r.status != 200 {
+				t.Fatalf("exchange: %d %s", r.status, r.body)
+			}
+			if !tc.limitBeforeExchange {
+				limit()
+				if res, _ := alice.get("/oauth2/authorize?" + again); res.StatusCode != http.StatusOK {
+					t.Fatalf("authorization for %s before the refresh: %d; want the consent page", resA, res.StatusCode)
+				}
+				if r, tk = e.exchange("webapp", appSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk.refresh}}); r.status != 200 {
+					t.Fatalf("refresh: %d %s", r.status, r.body)
+				}
+			}
+			if got := e.audienceOf(t, tk.access); !slices.Equal(got, []string{resA}) {
+				t.Fatalf("the token's aud = %v, want [%s]", got, resA)
+			}
+			grants, err := e.store.ListGrants(ctx, rescind.GrantFilter{ClientID: "webapp", UserID: "alice-id"})
+			if err != nil || len(grants) != 1 || !slices.Contains(grants[0].Audience, resA) {
+				t.Fatalf("ListGrants = %+v, %v; want one grant whose audience (for revocation) has %s", grants, err, resA)
+			}
+			res, page := alice.get("/oauth2/authorize?" + again)
+			if res.StatusCode != http.StatusOK || !strings.Contains(page, "<code>"+resA+"</code>") {
+				t.Fatalf("authorization for %s after the app was issued a token for it: %d Location=%q; want the consent page naming it",
+					resA, res.StatusCode, res.Header.Get("Location"))
+			}
+			// Her consent for resA is what lets the next authorization skip the page.
+			if alice.approve(again).Get("code") == "" {
+				t.Fatal("no code after Alice approved")
+			}
+			res, _ = alice.get("/oauth2/authorize?" + again)
+			if res.StatusCode != http.StatusSeeOther || !strings.Contains(res.Header.Get("Location"), "code=") {
+				t.Fatalf("authorization for %s after Alice consented to it: %d; want a code without the consent page", resA, res.StatusCode)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -327,5 +328,52 @@ func TestMigration0016(t *testing.T) {
 	}
 	if len(got) != 6 {
 		t.Errorf("records after the migration: %v; want cut, deleted, long, gone, list:1 and list:2 (no record for an expired entry or an active grant's)", got)
+	}
+}
+
+// TestMigration0027 upgrades a database of the previous version (migrations up to 0026): a
+// grant's audience stays what it was (its revocation reaches as far as before), and nothing is
+// recorded as consented, since issuance may have widened that audience without a consent
+// (re-audit 4 #5): the person is asked again, and that consent is recorded.
+func TestMigration0027(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rescind.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`)
+	files, _ := filepath.Glob("migrations/00[0-2][0-9]_*.sql")
+	last := ""
+	for _, f := range files {
+		name := filepath.Base(f)
+		if name >= "0027" {
+			continue
+		}
+		body, _ := os.ReadFile(f)
+		exec(string(body))
+		exec(`INSERT INTO schema_migrations VALUES (?, ?, 0)`, strings.SplitN(name, "_", 2)[0], name)
+		last = name
+	}
+	if !strings.HasPrefix(last, "0026_") {
+		t.Fatalf("the last migration applied before 0027 is %q, want 0026", last)
+	}
+	exec(`INSERT INTO grants (id, client_id, user_id, scopes, created_at, last_used_at, audience) VALUES ('g', 'c', 'u', '["read"]', 0, 0, '["https://as.example","https://api.example"]')`)
+	db.Close()
+
+	s := open(t, path)
+	g, err := s.GetGrant(ctx, "g")
+	if err != nil || !slices.Equal(g.Audience, []string{"https://as.example", "https://api.example"}) || len(g.ConsentedAudience) != 0 {
+		t.Fatalf("the grant after the migration: %+v, %v; want its audience kept and nothing consented", g, err)
+	}
+	g, err = s.SaveGrant(ctx, rescind.Grant{ID: "g2", ClientID: "c", UserID: "u", Scopes: []string{"read"}, Audience: []string{"https://api.example"}})
+	if err != nil || g.ID != "g" || !slices.Equal(g.ConsentedAudience, []string{"https://api.example"}) {
+		t.Fatalf("consenting again: %+v, %v; want g with consented [https://api.example]", g, err)
 	}
 }

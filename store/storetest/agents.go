@@ -192,6 +192,53 @@ func testGrantAudience(t *testing.T, s rescind.Store) {
 	}
 }
 
+// testGrantConsentedAudience: a consent (SaveGrant) records its audience as consented as well
+// as on the grant's Audience; what a code's redemption or a refresh token's rotation adds to the
+// Audience (for the grant's revocation to reach it) is not consented; a later consent widens
+// the consented audience. A grant saved without audience has none consented.
+func testGrantConsentedAudience(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	as, api, photos := "https://as.example", "https://api.example", "urn:example:photos"
+	g := grant("g1", "c1", "u1", "read")
+	g.Audience = []string{as}
+	if got, err := s.SaveGrant(ctx, g); err != nil || !slices.Equal(got.ConsentedAudience, []string{as}) {
+		t.Fatalf("SaveGrant = %+v, %v; want consented [%s]", got, err, as)
+	}
+	check := func(step string, aud, consented []string) {
+		t.Helper()
+		got, err := s.GetGrant(ctx, "g1")
+		if err != nil || !slices.Equal(got.Audience, aud) || !slices.Equal(got.ConsentedAudience, consented) {
+			t.Fatalf("%s: GetGrant = audience %v consented %v, %v; want %v and %v", step, got.Audience, got.ConsentedAudience, err, aud, consented)
+		}
+		list, err := s.ListGrants(ctx, rescind.GrantFilter{GrantID: "g1"})
+		if err != nil || len(list) != 1 || !slices.Equal(list[0].ConsentedAudience, consented) {
+			t.Fatalf("%s: ListGrants = %+v, %v; want consented %v", step, list, err, consented)
+		}
+	}
+	check("after the consent", []string{as}, []string{as})
+	s.CreateCode(ctx, sampleCode("h1", "g1"))
+	if _, err := s.RedeemCode(ctx, "h1", base, base.Add(time.Hour), []string{as, api}); err != nil {
+		t.Fatal(err)
+	}
+	check("after a redemption adding "+api, []string{as, api}, []string{as})
+	s.CreateRefreshToken(ctx, refresh("r1", "g1", base.Add(time.Hour)))
+	if _, err := s.RotateRefreshToken(ctx, "r1", refresh("r2", "g1", base.Add(time.Hour)), base, base.Add(time.Hour), []string{as, api, photos}); err != nil {
+		t.Fatal(err)
+	}
+	check("after a rotation adding "+photos, []string{as, api, photos}, []string{as})
+	again := grant("g2", "c1", "u1", "read")
+	again.Audience = []string{api}
+	again.ConsentedAudience = []string{photos} // ignored: the consent's audience is Audience
+	if got, err := s.SaveGrant(ctx, again); err != nil || got.ID != "g1" || !slices.Equal(got.ConsentedAudience, []string{as, api}) {
+		t.Fatalf("a second consent: SaveGrant = %+v, %v; want g1 consented [%s %s]", got, err, as, api)
+	}
+	check("after a consent to "+api, []string{as, api, photos}, []string{as, api})
+	s.SaveGrant(ctx, grant("g3", "c2", "u1", "read"))
+	if got, err := s.GetGrant(ctx, "g3"); err != nil || len(got.ConsentedAudience) != 0 {
+		t.Fatalf("a grant saved without audience: %+v, %v; want nothing consented", got, err)
+	}
+}
+
 // testIssuanceWidensGrantAudience: RotateRefreshToken and RedeemCode add the audience they are
 // given to the grant's, in their transaction (values it has are not repeated; nil adds nothing),
 // so that the grant's revocation record names the audience of the token about to be issued. A

@@ -68,6 +68,7 @@ func RunTests(t *testing.T, opener Opener, opts ...Option) {
 		{"Resources", testResources},
 		{"GrantAudience", testGrantAudience},
 		{"IssuanceWidensGrantAudience", testIssuanceWidensGrantAudience},
+		{"GrantConsentedAudience", testGrantConsentedAudience},
 		{"ScanRevocations", testScanRevocations},
 		{"RevokeBatchDuplicates", testRevokeBatchDuplicates},
 	}

@@ -111,13 +111,13 @@ func UserDeletion(ctx context.Context, tx Querier, id string, rev rescind.Revoca
 	return append(sessions, grants...), tokens, nil
 }
 
-const grantColumns = `id, client_id, user_id, scopes, created_at, last_used_at, revoked_at, tokens_expire_at, session_id, audience`
+const grantColumns = `id, client_id, user_id, scopes, created_at, last_used_at, revoked_at, tokens_expire_at, session_id, audience, consented_audience`
 
 func scanGrant(row Row) (rescind.Grant, error) {
 	var g rescind.Grant
-	var scopes, aud string
+	var scopes, aud, consented string
 	var created, used, revoked, bound int64
-	if err := row.Scan(&g.ID, &g.ClientID, &g.UserID, &scopes, &created, &used, &revoked, &bound, &g.SessionID, &aud); err != nil {
+	if err := row.Scan(&g.ID, &g.ClientID, &g.UserID, &scopes, &created, &used, &revoked, &bound, &g.SessionID, &aud, &consented); err != nil {
 		return g, err
 	}
 	var err error
@@ -127,21 +127,26 @@ func scanGrant(row Row) (rescind.Grant, error) {
 	if g.Audience, err = ParseList(aud); err != nil {
 		return g, fmt.Errorf("audience: %w", err)
 	}
+	if g.ConsentedAudience, err = ParseList(consented); err != nil {
+		return g, fmt.Errorf("consented audience: %w", err)
+	}
 	g.CreatedAt, g.LastUsedAt = FromNanos(created), FromNanos(used)
 	g.RevokedAt, g.TokensExpireAt = OptionalTime(revoked), OptionalTime(bound)
 	return g, nil
 }
 
 // UpsertGrant records consent in tx, as rescind.Store's SaveGrant says: it widens the active
-// grant of g's client and user, or stores g if there is none. Two concurrent calls for one
-// client and user must be serialized by the caller's transaction.
+// grant of g's client and user (its audience and its consented audience by g.Audience), or
+// stores g with g.Audience as both if there is none. Two concurrent calls for one client and
+// user must be serialized by the caller's transaction.
 func UpsertGrant(ctx context.Context, tx Querier, g rescind.Grant) (rescind.Grant, error) {
 	cur, err := scanGrant(tx.QueryRow(ctx, `SELECT `+grantColumns+` FROM grants
 		WHERE client_id = $1 AND user_id = $2 AND revoked_at = 0 ORDER BY created_at LIMIT 1`, g.ClientID, g.UserID))
 	if isNoRows(err) {
-		_, err := tx.Exec(ctx, `INSERT INTO grants (id, client_id, user_id, scopes, created_at, last_used_at, session_id, audience)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, g.ID, g.ClientID, g.UserID, JSONList(g.Scopes), Nanos(g.CreatedAt), Nanos(g.LastUsedAt),
-			g.SessionID, JSONList(g.Audience))
+		g.ConsentedAudience = slices.Clone(g.Audience)
+		_, err := tx.Exec(ctx, `INSERT INTO grants (id, client_id, user_id, scopes, created_at, last_used_at, session_id, audience, consented_audience)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, g.ID, g.ClientID, g.UserID, JSONList(g.Scopes), Nanos(g.CreatedAt), Nanos(g.LastUsedAt),
+			g.SessionID, JSONList(g.Audience), JSONList(g.ConsentedAudience))
 		return g, err
 	}
 	if err != nil {
@@ -149,9 +154,10 @@ func UpsertGrant(ctx context.Context, tx Querier, g rescind.Grant) (rescind.Gran
 	}
 	cur.Scopes = union(cur.Scopes, g.Scopes)
 	cur.Audience = union(cur.Audience, g.Audience)
+	cur.ConsentedAudience = union(cur.ConsentedAudience, g.Audience)
 	cur.SessionID = g.SessionID
-	_, err = tx.Exec(ctx, `UPDATE grants SET scopes = $1, audience = $2, session_id = $3 WHERE id = $4`, JSONList(cur.Scopes),
-		JSONList(cur.Audience), cur.SessionID, cur.ID)
+	_, err = tx.Exec(ctx, `UPDATE grants SET scopes = $1, audience = $2, consented_audience = $3, session_id = $4 WHERE id = $5`,
+		JSONList(cur.Scopes), JSONList(cur.Audience), JSONList(cur.ConsentedAudience), cur.SessionID, cur.ID)
 	return cur, err
 }
 
