@@ -544,7 +544,9 @@ func (m *Main) loadKeys(ctx context.Context) error {
 	var err error
 	m.keys, err = keys.Open(ctx, keys.Config{Store: m.store, Box: m.box, SigningAlg: m.Config.SigningAlg,
 		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired, Now: m.Now, Logger: m.Logger,
-		NewSigningKey: m.NewSigningKey})
+		NewSigningKey: m.NewSigningKey,
+		// New signing keys wait out every cached JWKS without them (keys.ActivationDelay).
+		ClockSkew: m.Config.ClockSkew, PollInterval: m.Config.PollInterval})
 	if err != nil {
 		return m.keyError(err)
 	}

@@ -18,9 +18,12 @@
 // key stored before it (see created), so the order is the order of creation in the store, not
 // of the instances' clocks: the latest rotation wins wherever it was made.
 //
-// A rotation publishes a new signing key at once and makes it sign only after ActivationDelay,
-// past the JWKS cache lifetime (token.JWKSMaxAge): a verifier that caches the JWKS and refetches
-// it on an unknown kid at most every few minutes never meets a kid it cannot know. Rotating
+// A rotation publishes a new signing key at once and makes it sign only after the activation
+// delay: the JWKS cache lifetime (token.JWKSMaxAge), plus the longest an instance can take to
+// learn of the key (Config.PollInterval: a JWKS it serves meanwhile lacks it), plus the largest
+// difference between the instances' clocks (Config.ClockSkew: the moment is stored, and read by
+// each instance's clock). A verifier that caches the JWKS and refetches it on an unknown kid at
+// most every few minutes never meets a kid it cannot know. Rotating
 // "immediately" skips the wait, for emergencies. A retired key is refused everywhere from then
 // on, and never comes back: the retirement is stored, and a key's retirement is final in every
 // in-memory keyring.
@@ -86,10 +89,29 @@ func chainOf(use string) (string, bool) {
 
 const algSeal = "XC20P"
 
-// DefaultActivationDelay is how long after a rotation the new signing key starts to sign: the
-// JWKS cache lifetime, plus a minute for the new key to reach every instance (notification, or
-// the fallback poll) and for the instances' clocks to differ.
-const DefaultActivationDelay = token.JWKSMaxAge + time.Minute
+// DefaultClockSkew is Config.ClockSkew if zero: the server's default --clock-skew.
+const DefaultClockSkew = time.Minute
+
+// activationMargin is added to the activation delay for what the bounds leave out: the poll's
+// own query, and a JWKS response in flight (a cache that counts the max-age from the response's
+// arrival, not from its request).
+const activationMargin = 10 * time.Second
+
+// DefaultActivationDelay is how long after a rotation the new signing key starts to sign with the
+// default Config (DefaultClockSkew, no poll): see ActivationDelay.
+const DefaultActivationDelay = token.JWKSMaxAge + DefaultClockSkew + activationMargin
+
+// ActivationDelay returns how long after its creation a new signing key (a rotation's, or the
+// first key of a chain made after the first start) starts to sign, given the largest difference
+// between the instances' clocks and the longest an instance can take to learn of the key (a lost
+// notification: the fallback poll). A verifier may cache a JWKS without the key until the JWKS
+// max-age after it fetched it, from an instance that learnt of the key last (pollInterval after
+// its creation); the key's activation is stored as a moment of the creating instance's clock,
+// which another instance's reaches up to clockSkew earlier. Ten seconds are added for the poll's
+// own query and a JWKS response in flight.
+func ActivationDelay(clockSkew, pollInterval time.Duration) time.Duration {
+	return token.JWKSMaxAge + pollInterval + clockSkew + activationMargin
+}
 
 // DefaultRetireAfter is how long a key stays published and accepted after a newer one took over
 // from it: the longest access token lifetime a client can have (30 days) plus an hour.
@@ -111,9 +133,15 @@ type Config struct {
 	// RetireAfter is how long a key stays published and accepted after a newer key took over
 	// from it. It must exceed the longest access token lifetime. If zero, DefaultRetireAfter.
 	RetireAfter time.Duration
-	// ActivationDelay is how long after a rotation a new signing key starts to sign. If zero,
-	// DefaultActivationDelay.
+	// ActivationDelay is how long after a rotation a new signing key starts to sign: never less
+	// than ActivationDelay(ClockSkew, PollInterval), which it is if zero.
 	ActivationDelay time.Duration
+	// ClockSkew is the largest difference between the clocks of the instances sharing the store
+	// (the server's --clock-skew). If zero, DefaultClockSkew.
+	ClockSkew time.Duration
+	// PollInterval is the longest an instance can take to learn of a key another instance
+	// created when the notification is lost (the server's --poll-interval); zero for none.
+	PollInterval time.Duration
 	// MinRefreshInterval bounds how often a token naming an unknown key makes the Manager read
 	// the store (anyone can forge such a token). If zero, 100 ms.
 	MinRefreshInterval time.Duration
@@ -159,9 +187,11 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.RetireAfter <= 0 {
 		cfg.RetireAfter = DefaultRetireAfter
 	}
-	if cfg.ActivationDelay <= 0 {
-		cfg.ActivationDelay = DefaultActivationDelay
+	if cfg.ClockSkew <= 0 {
+		cfg.ClockSkew = DefaultClockSkew
 	}
+	cfg.PollInterval = max(cfg.PollInterval, 0)
+	cfg.ActivationDelay = max(cfg.ActivationDelay, ActivationDelay(cfg.ClockSkew, cfg.PollInterval))
 	if cfg.MinRefreshInterval <= 0 {
 		cfg.MinRefreshInterval = 100 * time.Millisecond
 	}
@@ -220,11 +250,15 @@ const firstStartGrace = time.Minute
 
 // firstActivation returns when the first key of a chain made now signs, given base, the stored
 // keys of chain "" as Open found them: at once on a new deployment (no key yet, or the first
-// made within firstStartGrace), since no JWKS was served without it; else after
-// ActivationDelay, like a rotation's, since JWKS copies served before (within their max-age)
-// lack it.
+// made within firstStartGrace of now by this clock, either side), since no JWKS was served
+// without it; else after ActivationDelay, like a rotation's, since JWKS copies served before
+// (within their max-age) lack it. A first key stamped further ahead than the grace is an old
+// key seen by a clock that is behind, not a new one: its chains wait too.
 func (m *Manager) firstActivation(base []rescind.Key, now time.Time) time.Time {
-	if len(base) == 0 || now.Sub(base[len(base)-1].CreatedAt) < firstStartGrace {
+	if len(base) == 0 {
+		return now
+	}
+	if age := now.Sub(base[len(base)-1].CreatedAt); age > -firstStartGrace && age < firstStartGrace {
 		return now
 	}
 	return now.Add(m.cfg.ActivationDelay)
