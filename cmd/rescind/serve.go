@@ -671,7 +671,8 @@ func (m *Main) buildHandlers(context.Context) error {
 		DPoP: verifier, DPoPNonce: c.DPoPNonce,
 		// ID tokens and logout tokens: each client's algorithm, RS256 by default.
 		IDSigner: oauth.AlgSigner{Sign: m.keys.SignWith, Algs: []string{rescind.AlgEdDSA, rescind.AlgES256, rescind.AlgRS256},
-			CanSign: func(alg string) bool { _, ok := m.keys.Signer().ActiveWith(alg); return ok }}, Routes: routes,
+			// CanSign makes a chain with no live key again (keys.Manager.Ready).
+			CanSign: m.keys.Ready}, Routes: routes,
 		// Dynamic registration and metadata documents (issue 16); a client deletes itself by the
 		// admin API's one path of client deletion.
 		Registration: c.Registration, HashParams: m.HashParams, ScopesSupported: strings.Fields(c.Scopes),

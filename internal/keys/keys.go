@@ -174,6 +174,11 @@ type Manager struct {
 
 	pendingMu sync.Mutex
 	pending   map[string]error // by algorithm: why nothing signs with it yet, until when
+
+	ensureMu   sync.Mutex
+	ensuring   map[string]time.Time // by algorithm: when Ready last started an Ensure (wall time)
+	ensureBusy map[string]bool      // by algorithm: Ready's Ensure is running
+	ensureWG   sync.WaitGroup
 }
 
 // Open loads the stored keys, generating the first key of each use if there is none.
@@ -283,6 +288,50 @@ func (m *Manager) SignWith(ctx context.Context, alg string, claims any, typ stri
 	return m.signer.SignWith(alg, claims, typ)
 }
 
+// Ready reports whether a key signs with alg now (SignWith would sign without creating one): the
+// token endpoint asks it (oauth.AlgSigner.CanSign) before it uses a code or refresh token for an
+// ID token of alg, and answers 503 with Retry-After if not. If no key signs with alg and none of
+// alg's chain is known to be coming (its keys were all retired, by this instance or another: a
+// "next" key retired before it ever signed), Ready makes the chain again in the background
+// (Ensure): its new key is published at once and signs after the activation delay, like a
+// rotation's, so ID tokens of alg resume then instead of never. The store is read for that at
+// most once per MinRefreshInterval and alg, by one Ensure at a time; while the chain's key is
+// known to be coming, not at all.
+func (m *Manager) Ready(alg string) bool {
+	if _, ok := m.signer.ActiveWith(alg); ok {
+		return true
+	}
+	if !slices.Contains(token.SigningAlgorithms, alg) || m.pendingErr(alg) != nil {
+		return false
+	}
+	m.ensureMu.Lock()
+	now := time.Now() // wall time: a rate limit, whatever the configured clock says
+	if m.ensureBusy[alg] || now.Sub(m.ensuring[alg]) < m.cfg.MinRefreshInterval {
+		m.ensureMu.Unlock()
+		return false
+	}
+	if m.ensuring == nil {
+		m.ensuring, m.ensureBusy = map[string]time.Time{}, map[string]bool{}
+	}
+	m.ensuring[alg], m.ensureBusy[alg] = now, true
+	m.ensureWG.Add(1)
+	m.ensureMu.Unlock()
+	go func() {
+		defer m.ensureWG.Done()
+		defer func() {
+			m.ensureMu.Lock()
+			m.ensureBusy[alg] = false
+			m.ensureMu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := m.Ensure(ctx, alg); err != nil && !errors.Is(err, token.ErrNoSigningKey) {
+			m.cfg.Logger.Warn("keys: making the chain of an algorithm with no key again", "alg", alg, "err", err)
+		}
+	}()
+	return false
+}
+
 // pendingErr returns Ensure's last error for alg while the key it names is not in force yet.
 func (m *Manager) pendingErr(alg string) error {
 	m.pendingMu.Lock()
@@ -310,7 +359,7 @@ func (e *pendingError) Unwrap() error { return token.ErrNoSigningKey }
 // Ensure makes sure alg's chain has a key: if neither the configured algorithm's chain nor
 // alg's has one, it creates the first key of alg's chain. Open creates every chain's first key,
 // so Ensure creates one only if the chain's keys were all retired (or the store was written by
-// a release that made them on first need). Such a key is published at once and signs only
+// a release that made them on first need); SignWith and Ready call it when nothing signs. Such a key is published at once and signs only
 // ActivationDelay later, like a rotation's: JWKS copies served before it (within their max-age)
 // lack it. Until then Ensure, and SignWith, return an error wrapping token.ErrNoSigningKey
 // that says when it signs. Every instance creating that first key at the same time derives the
@@ -678,12 +727,21 @@ func (m *Manager) Refresh(ctx context.Context) error {
 }
 
 // apply brings the keyring (UseSeal) or the signer (UseSign) in step with keys, the stored keys
-// of use: first every lifecycle change (retirements, activations, retired keys it lacks), which
+// of use (and forgets that a key of a chain is coming once the chain has none not retired): first every lifecycle change (retirements, activations, retired keys it lacks), which
 // needs no key material, then the keys it lacks, whose material it opens. A key whose material
 // cannot be opened is left out (and reported); the others are applied.
 func (m *Manager) apply(use string, keys []rescind.Key) error {
 	m.refreshMu.Lock()
 	defer m.refreshMu.Unlock()
+	if chain, ok := chainOf(use); ok && chain != "" {
+		if _, live := pending(keys); !live {
+			// The key Ensure found coming was retired (here or by another instance): nothing
+			// of the chain is coming any more, so SignWith and Ready make it again.
+			m.pendingMu.Lock()
+			delete(m.pending, chain)
+			m.pendingMu.Unlock()
+		}
+	}
 	var errs []error
 	for _, material := range []bool{false, true} {
 		for _, k := range keys {
