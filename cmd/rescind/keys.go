@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -53,6 +54,21 @@ func newKeysListCommand() *cobra.Command {
 	}
 }
 
+// defaultActivationDelay is keys.ActivationDelay with the default --clock-skew and
+// --poll-interval (settingsTable).
+func defaultActivationDelay() time.Duration {
+	def := func(key string) time.Duration {
+		for _, st := range settingsTable {
+			if st.key == key {
+				d, _ := time.ParseDuration(st.def)
+				return d
+			}
+		}
+		return 0
+	}
+	return keys.ActivationDelay(def("clock_skew"), def("poll_interval"))
+}
+
 func newKeysRotateCommand() *cobra.Command {
 	var now bool
 	cmd := &cobra.Command{
@@ -63,15 +79,18 @@ each algorithm the server signs with (signing_keys: the --signing-alg one for JW
 status lists, and RS256, ES256 or EdDSA if it has one), and print their ids as JSON.
 
 The new sealing key seals at once. Each new signing key is published in the JWKS at once but
-signs only %v later, after the JWKS cache lifetime (max-age %v) has passed: a verifier
-that caches the JWKS, and refetches it on an unknown kid at most every few minutes, never meets
-a kid it cannot know. Until then it is in state "next". Tokens signed or sealed by the old keys
-keep working until they expire; the old keys then retire by themselves.
+signs only once every JWKS served without it has left the verifiers' caches: after the JWKS cache
+lifetime (max-age %v), plus the server's --poll-interval (an instance that missed the notification
+learns of the key by its poll) and --clock-skew (the moment is read by each instance's clock),
+plus 10 seconds for a JWKS response in flight: %v with the defaults. A verifier that caches the
+JWKS, and refetches it on an unknown kid at most every few minutes, never meets a kid it cannot
+know. Until then the key is in state "next" (its "activates" says when). Tokens signed or sealed by the old keys keep working until they expire;
+the old keys then retire by themselves.
 
 --now makes the new signing keys sign at once: for emergencies (a compromised key, before
 "rescind keys retire" of the old one). A verifier that fetched the JWKS just before may then
 refuse new tokens until it refetches (up to its refetch interval, 5 minutes for some).`,
-			keys.DefaultActivationDelay, token.JWKSMaxAge),
+			token.JWKSMaxAge, defaultActivationDelay()),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := loadSettings(cmd)

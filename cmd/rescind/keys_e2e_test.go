@@ -361,3 +361,33 @@ func TestRetiredSealingKeyAtResourceServer(t *testing.T) {
 		t.Fatal("the server says the token of the retired key is active")
 	}
 }
+
+// TestKeysRotateWaitsOutClockSkewAndPollInterval: on a server run with a larger --clock-skew and
+// --poll-interval, `keys rotate` makes the new signing keys sign only after the JWKS max-age plus
+// both (an instance whose clock is ahead by the skew, or that learns of the keys by its poll,
+// must not sign with them while a JWKS without them can still be cached), as `keys list` shows.
+func TestKeysRotateWaitsOutClockSkewAndPollInterval(t *testing.T) {
+	data := t.TempDir()
+	startServer(t, data, nil, "--clock-skew", "10m", "--poll-interval", "2m")
+	want := 5*time.Minute + 10*time.Minute + 2*time.Minute + 10*time.Second // max-age + skew + poll + margin
+	before := time.Now()
+	var rot admin.RotateKeysResponse
+	out := cli(t, nil, "keys", "rotate", "--data-dir", data)
+	if err := json.Unmarshal([]byte(out), &rot); err != nil {
+		t.Fatalf("keys rotate printed %q: %v", out, err)
+	}
+	after := time.Now()
+	if rot.SigningActivates.Before(before.Add(want).Truncate(time.Second)) || rot.SigningActivates.After(after.Add(want)) {
+		t.Fatalf("keys rotate: signing_activates %v, %v after the rotation; want %v (JWKS max-age + --clock-skew + --poll-interval + 10s)",
+			rot.SigningActivates, rot.SigningActivates.Sub(before), want)
+	}
+	list := keyList(t, nil, data)
+	if len(rot.SigningKeys) != 3 {
+		t.Fatalf("keys rotate: signing_keys %v; want one per algorithm", rot.SigningKeys)
+	}
+	for _, k := range rot.SigningKeys {
+		if got := list[k.KID]; got.State != "next" || !got.Activates.Equal(rot.SigningActivates) {
+			t.Errorf("keys list: %s key %s is %s, activates %v; want next, activating %v", k.Alg, k.KID, got.State, got.Activates, rot.SigningActivates)
+		}
+	}
+}

@@ -544,7 +544,9 @@ func (m *Main) loadKeys(ctx context.Context) error {
 	var err error
 	m.keys, err = keys.Open(ctx, keys.Config{Store: m.store, Box: m.box, SigningAlg: m.Config.SigningAlg,
 		RetireAfter: admin.MaxTokenTTL + time.Hour, OnRetire: m.keyRetired, Now: m.Now, Logger: m.Logger,
-		NewSigningKey: m.NewSigningKey})
+		NewSigningKey: m.NewSigningKey,
+		// New signing keys wait out every cached JWKS without them (keys.ActivationDelay).
+		ClockSkew: m.Config.ClockSkew, PollInterval: m.Config.PollInterval})
 	if err != nil {
 		return m.keyError(err)
 	}
@@ -669,7 +671,8 @@ func (m *Main) buildHandlers(context.Context) error {
 		DPoP: verifier, DPoPNonce: c.DPoPNonce,
 		// ID tokens and logout tokens: each client's algorithm, RS256 by default.
 		IDSigner: oauth.AlgSigner{Sign: m.keys.SignWith, Algs: []string{rescind.AlgEdDSA, rescind.AlgES256, rescind.AlgRS256},
-			CanSign: func(alg string) bool { _, ok := m.keys.Signer().ActiveWith(alg); return ok }}, Routes: routes,
+			// CanSign makes a chain with no live key again (keys.Manager.Ready).
+			CanSign: m.keys.Ready}, Routes: routes,
 		// Dynamic registration and metadata documents (issue 16); a client deletes itself by the
 		// admin API's one path of client deletion.
 		Registration: c.Registration, HashParams: m.HashParams, ScopesSupported: strings.Fields(c.Scopes),

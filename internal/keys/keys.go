@@ -18,9 +18,12 @@
 // key stored before it (see created), so the order is the order of creation in the store, not
 // of the instances' clocks: the latest rotation wins wherever it was made.
 //
-// A rotation publishes a new signing key at once and makes it sign only after ActivationDelay,
-// past the JWKS cache lifetime (token.JWKSMaxAge): a verifier that caches the JWKS and refetches
-// it on an unknown kid at most every few minutes never meets a kid it cannot know. Rotating
+// A rotation publishes a new signing key at once and makes it sign only after the activation
+// delay: the JWKS cache lifetime (token.JWKSMaxAge), plus the longest an instance can take to
+// learn of the key (Config.PollInterval: a JWKS it serves meanwhile lacks it), plus the largest
+// difference between the instances' clocks (Config.ClockSkew: the moment is stored, and read by
+// each instance's clock). A verifier that caches the JWKS and refetches it on an unknown kid at
+// most every few minutes never meets a kid it cannot know. Rotating
 // "immediately" skips the wait, for emergencies. A retired key is refused everywhere from then
 // on, and never comes back: the retirement is stored, and a key's retirement is final in every
 // in-memory keyring.
@@ -86,10 +89,29 @@ func chainOf(use string) (string, bool) {
 
 const algSeal = "XC20P"
 
-// DefaultActivationDelay is how long after a rotation the new signing key starts to sign: the
-// JWKS cache lifetime, plus a minute for the new key to reach every instance (notification, or
-// the fallback poll) and for the instances' clocks to differ.
-const DefaultActivationDelay = token.JWKSMaxAge + time.Minute
+// DefaultClockSkew is Config.ClockSkew if zero: the server's default --clock-skew.
+const DefaultClockSkew = time.Minute
+
+// activationMargin is added to the activation delay for what the bounds leave out: the poll's
+// own query, and a JWKS response in flight (a cache that counts the max-age from the response's
+// arrival, not from its request).
+const activationMargin = 10 * time.Second
+
+// DefaultActivationDelay is how long after a rotation the new signing key starts to sign with the
+// default Config (DefaultClockSkew, no poll): see ActivationDelay.
+const DefaultActivationDelay = token.JWKSMaxAge + DefaultClockSkew + activationMargin
+
+// ActivationDelay returns how long after its creation a new signing key (a rotation's, or the
+// first key of a chain made after the first start) starts to sign, given the largest difference
+// between the instances' clocks and the longest an instance can take to learn of the key (a lost
+// notification: the fallback poll). A verifier may cache a JWKS without the key until the JWKS
+// max-age after it fetched it, from an instance that learnt of the key last (pollInterval after
+// its creation); the key's activation is stored as a moment of the creating instance's clock,
+// which another instance's reaches up to clockSkew earlier. Ten seconds are added for the poll's
+// own query and a JWKS response in flight.
+func ActivationDelay(clockSkew, pollInterval time.Duration) time.Duration {
+	return token.JWKSMaxAge + pollInterval + clockSkew + activationMargin
+}
 
 // DefaultRetireAfter is how long a key stays published and accepted after a newer one took over
 // from it: the longest access token lifetime a client can have (30 days) plus an hour.
@@ -111,9 +133,15 @@ type Config struct {
 	// RetireAfter is how long a key stays published and accepted after a newer key took over
 	// from it. It must exceed the longest access token lifetime. If zero, DefaultRetireAfter.
 	RetireAfter time.Duration
-	// ActivationDelay is how long after a rotation a new signing key starts to sign. If zero,
-	// DefaultActivationDelay.
+	// ActivationDelay is how long after a rotation a new signing key starts to sign: never less
+	// than ActivationDelay(ClockSkew, PollInterval), which it is if zero.
 	ActivationDelay time.Duration
+	// ClockSkew is the largest difference between the clocks of the instances sharing the store
+	// (the server's --clock-skew). If zero, DefaultClockSkew.
+	ClockSkew time.Duration
+	// PollInterval is the longest an instance can take to learn of a key another instance
+	// created when the notification is lost (the server's --poll-interval); zero for none.
+	PollInterval time.Duration
 	// MinRefreshInterval bounds how often a token naming an unknown key makes the Manager read
 	// the store (anyone can forge such a token). If zero, 100 ms.
 	MinRefreshInterval time.Duration
@@ -146,6 +174,11 @@ type Manager struct {
 
 	pendingMu sync.Mutex
 	pending   map[string]error // by algorithm: why nothing signs with it yet, until when
+
+	ensureMu   sync.Mutex
+	ensuring   map[string]time.Time // by algorithm: when Ready last started an Ensure (wall time)
+	ensureBusy map[string]bool      // by algorithm: Ready's Ensure is running
+	ensureWG   sync.WaitGroup
 }
 
 // Open loads the stored keys, generating the first key of each use if there is none.
@@ -159,9 +192,11 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.RetireAfter <= 0 {
 		cfg.RetireAfter = DefaultRetireAfter
 	}
-	if cfg.ActivationDelay <= 0 {
-		cfg.ActivationDelay = DefaultActivationDelay
+	if cfg.ClockSkew <= 0 {
+		cfg.ClockSkew = DefaultClockSkew
 	}
+	cfg.PollInterval = max(cfg.PollInterval, 0)
+	cfg.ActivationDelay = max(cfg.ActivationDelay, ActivationDelay(cfg.ClockSkew, cfg.PollInterval))
 	if cfg.MinRefreshInterval <= 0 {
 		cfg.MinRefreshInterval = 100 * time.Millisecond
 	}
@@ -220,11 +255,15 @@ const firstStartGrace = time.Minute
 
 // firstActivation returns when the first key of a chain made now signs, given base, the stored
 // keys of chain "" as Open found them: at once on a new deployment (no key yet, or the first
-// made within firstStartGrace), since no JWKS was served without it; else after
-// ActivationDelay, like a rotation's, since JWKS copies served before (within their max-age)
-// lack it.
+// made within firstStartGrace of now by this clock, either side), since no JWKS was served
+// without it; else after ActivationDelay, like a rotation's, since JWKS copies served before
+// (within their max-age) lack it. A first key stamped further ahead than the grace is an old
+// key seen by a clock that is behind, not a new one: its chains wait too.
 func (m *Manager) firstActivation(base []rescind.Key, now time.Time) time.Time {
-	if len(base) == 0 || now.Sub(base[len(base)-1].CreatedAt) < firstStartGrace {
+	if len(base) == 0 {
+		return now
+	}
+	if age := now.Sub(base[len(base)-1].CreatedAt); age > -firstStartGrace && age < firstStartGrace {
 		return now
 	}
 	return now.Add(m.cfg.ActivationDelay)
@@ -247,6 +286,50 @@ func (m *Manager) SignWith(ctx context.Context, alg string, claims any, typ stri
 		return "", err
 	}
 	return m.signer.SignWith(alg, claims, typ)
+}
+
+// Ready reports whether a key signs with alg now (SignWith would sign without creating one): the
+// token endpoint asks it (oauth.AlgSigner.CanSign) before it uses a code or refresh token for an
+// ID token of alg, and answers 503 with Retry-After if not. If no key signs with alg and none of
+// alg's chain is known to be coming (its keys were all retired, by this instance or another: a
+// "next" key retired before it ever signed), Ready makes the chain again in the background
+// (Ensure): its new key is published at once and signs after the activation delay, like a
+// rotation's, so ID tokens of alg resume then instead of never. The store is read for that at
+// most once per MinRefreshInterval and alg, by one Ensure at a time; while the chain's key is
+// known to be coming, not at all.
+func (m *Manager) Ready(alg string) bool {
+	if _, ok := m.signer.ActiveWith(alg); ok {
+		return true
+	}
+	if !slices.Contains(token.SigningAlgorithms, alg) || m.pendingErr(alg) != nil {
+		return false
+	}
+	m.ensureMu.Lock()
+	now := time.Now() // wall time: a rate limit, whatever the configured clock says
+	if m.ensureBusy[alg] || now.Sub(m.ensuring[alg]) < m.cfg.MinRefreshInterval {
+		m.ensureMu.Unlock()
+		return false
+	}
+	if m.ensuring == nil {
+		m.ensuring, m.ensureBusy = map[string]time.Time{}, map[string]bool{}
+	}
+	m.ensuring[alg], m.ensureBusy[alg] = now, true
+	m.ensureWG.Add(1)
+	m.ensureMu.Unlock()
+	go func() {
+		defer m.ensureWG.Done()
+		defer func() {
+			m.ensureMu.Lock()
+			m.ensureBusy[alg] = false
+			m.ensureMu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := m.Ensure(ctx, alg); err != nil && !errors.Is(err, token.ErrNoSigningKey) {
+			m.cfg.Logger.Warn("keys: making the chain of an algorithm with no key again", "alg", alg, "err", err)
+		}
+	}()
+	return false
 }
 
 // pendingErr returns Ensure's last error for alg while the key it names is not in force yet.
@@ -276,7 +359,7 @@ func (e *pendingError) Unwrap() error { return token.ErrNoSigningKey }
 // Ensure makes sure alg's chain has a key: if neither the configured algorithm's chain nor
 // alg's has one, it creates the first key of alg's chain. Open creates every chain's first key,
 // so Ensure creates one only if the chain's keys were all retired (or the store was written by
-// a release that made them on first need). Such a key is published at once and signs only
+// a release that made them on first need); SignWith and Ready call it when nothing signs. Such a key is published at once and signs only
 // ActivationDelay later, like a rotation's: JWKS copies served before it (within their max-age)
 // lack it. Until then Ensure, and SignWith, return an error wrapping token.ErrNoSigningKey
 // that says when it signs. Every instance creating that first key at the same time derives the
@@ -644,12 +727,21 @@ func (m *Manager) Refresh(ctx context.Context) error {
 }
 
 // apply brings the keyring (UseSeal) or the signer (UseSign) in step with keys, the stored keys
-// of use: first every lifecycle change (retirements, activations, retired keys it lacks), which
+// of use (and forgets that a key of a chain is coming once the chain has none not retired): first every lifecycle change (retirements, activations, retired keys it lacks), which
 // needs no key material, then the keys it lacks, whose material it opens. A key whose material
 // cannot be opened is left out (and reported); the others are applied.
 func (m *Manager) apply(use string, keys []rescind.Key) error {
 	m.refreshMu.Lock()
 	defer m.refreshMu.Unlock()
+	if chain, ok := chainOf(use); ok && chain != "" {
+		if _, live := pending(keys); !live {
+			// The key Ensure found coming was retired (here or by another instance): nothing
+			// of the chain is coming any more, so SignWith and Ready make it again.
+			m.pendingMu.Lock()
+			delete(m.pending, chain)
+			m.pendingMu.Unlock()
+		}
+	}
 	var errs []error
 	for _, material := range []bool{false, true} {
 		for _, k := range keys {

@@ -1,0 +1,4 @@
+package keys
+
+// WaitEnsure waits for the Ensures that Ready started.
+func (m *Manager) WaitEnsure() { m.ensureWG.Wait() }
