@@ -85,7 +85,7 @@ func (s *Store) SaveGrant(ctx context.Context, g rescind.Grant) (rescind.Grant, 
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))`, g.ClientID, g.UserID); err != nil {
 			return err
 		}
-		out, err = sqlstore.UpsertGrant(ctx, s.q(tx), g)
+		out, err = sqlstore.UpsertGrant(ctx, s.q(tx), g, forUpdate)
 		return err
 	})
 	if err != nil {

@@ -166,7 +166,7 @@ func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time, rev 
 func (s *Store) SaveGrant(ctx context.Context, g rescind.Grant) (rescind.Grant, error) {
 	out := g
 	err := inTx(ctx, s.db, func(tx *sql.Tx) (err error) {
-		out, err = sqlstore.UpsertGrant(ctx, s.q(tx), g)
+		out, err = sqlstore.UpsertGrant(ctx, s.q(tx), g, "")
 		return err
 	})
 	if err != nil {

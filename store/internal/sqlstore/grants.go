@@ -139,9 +139,11 @@ func scanGrant(row Row) (rescind.Grant, error) {
 // grant of g's client and user (its audience and its consented audience by g.Audience), or
 // stores g with g.Audience as both if there is none. Two concurrent calls for one client and
 // user must be serialized by the caller's transaction.
-func UpsertGrant(ctx context.Context, tx Querier, g rescind.Grant) (rescind.Grant, error) {
+func UpsertGrant(ctx context.Context, tx Querier, g rescind.Grant, lock string) (rescind.Grant, error) {
+	// The grant's row is held (lock) from this read to the commit: an issuance that adds to its
+	// audience meanwhile (RaiseGrantBound) commits first and is read, never overwritten.
 	cur, err := scanGrant(tx.QueryRow(ctx, `SELECT `+grantColumns+` FROM grants
-		WHERE client_id = $1 AND user_id = $2 AND revoked_at = 0 ORDER BY created_at LIMIT 1`, g.ClientID, g.UserID))
+		WHERE client_id = $1 AND user_id = $2 AND revoked_at = 0 ORDER BY created_at LIMIT 1`+lock, g.ClientID, g.UserID))
 	if isNoRows(err) {
 		g.ConsentedAudience = slices.Clone(g.Audience)
 		_, err := tx.Exec(ctx, `INSERT INTO grants (id, client_id, user_id, scopes, created_at, last_used_at, session_id, audience, consented_audience)
