@@ -173,19 +173,9 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, r *http.Request,
 	// ended sid (re-audit 4 #2). The refresh token issued keeps the sid, so that its refreshes
 	// are checked against the ended session too. A logout committed after this read comes
 	// after the answer, and its logout token covers what the answer carries.
-	ended := false
-	if ac.SessionID != "" && hasScope(ac.Scope, ScopeOpenID) {
-		live, err := s.sessionLive(r.Context(), ac.SessionID, is.now)
-		if err != nil {
-			s.log.ErrorContext(r.Context(), "reading session", "err", err)
-			writeError(w, errServer)
-			return
-		}
-		if !live && !hasScope(ac.Scope, ScopeOfflineAccess) {
-			writeError(w, errorf(ErrInvalidGrant, http.StatusBadRequest, "the session this code was issued in has ended"))
-			return
-		}
-		ended = !live
+	ended, ok := s.signInEnded(w, r, ac.SessionID, ac.Scope, is.now, "code")
+	if !ok {
+		return
 	}
 	s.issueGrantTokens(w, r, client, grantIssue{grantID: ac.GrantID, userID: ac.UserID, scope: ac.Scope, refreshScope: ac.Scope,
 		audience: audience, refreshResources: ac.Resources,
@@ -261,23 +251,13 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 		return
 	}
 	is := s.newIssuance(client, proof)
-	in, ended := signIn{sid: rt.SessionID, authTime: rt.AuthTime}, false
-	if rt.SessionID != "" && hasScope(rt.Scope, ScopeOpenID) {
-		live, err := s.sessionLive(r.Context(), rt.SessionID, is.now)
-		if err != nil {
-			s.log.ErrorContext(r.Context(), "reading session", "err", err)
-			writeError(w, errServer)
-			return
-		}
-		if !live && !hasScope(rt.Scope, ScopeOfflineAccess) {
-			// A sign-in's refresh token without offline_access dies with its session
-			// (Back-Channel Logout 1.0 §2.7); the session's end is durable, so is this.
-			writeError(w, errorf(ErrInvalidGrant, http.StatusBadRequest, "the session this refresh token was issued in has ended"))
-			return
-		}
-		if !live {
-			in, ended = signIn{}, true
-		}
+	in := signIn{sid: rt.SessionID, authTime: rt.AuthTime}
+	ended, ok := s.signInEnded(w, r, rt.SessionID, rt.Scope, is.now, "refresh token")
+	if !ok {
+		return
+	}
+	if ended {
+		in = signIn{}
 	}
 	if hasScope(rt.Scope, ScopeOpenID) && !ended && s.idTokenPending(w, client) {
 		return // the refresh token is not rotated: the client may retry
@@ -296,19 +276,12 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request, form
 	// is what it would have been had the logout come first, so nothing issued after a logout
 	// names its session (re-audit 3A #3); a logout committed after this read comes after the
 	// answer, and its logout token covers what the answer carries.
-	if rt.SessionID != "" && hasScope(rt.Scope, ScopeOpenID) && !ended {
-		live, err := s.sessionLive(r.Context(), rt.SessionID, is.now)
-		if err != nil {
-			s.log.ErrorContext(r.Context(), "reading session", "err", err)
-			writeError(w, errServer)
+	if !ended {
+		if ended, ok = s.signInEnded(w, r, rt.SessionID, rt.Scope, is.now, "refresh token"); !ok {
 			return
 		}
-		if !live && !hasScope(rt.Scope, ScopeOfflineAccess) {
-			writeError(w, errorf(ErrInvalidGrant, http.StatusBadRequest, "the session this refresh token was issued in has ended"))
-			return
-		}
-		if !live {
-			in, ended = signIn{}, true
+		if ended {
+			in = signIn{}
 		}
 	}
 	// The refreshed ID token keeps the sign-in's sid and auth_time (OpenID Connect Core 1.0 §12.2)
@@ -339,6 +312,28 @@ func (s *Server) audienceToRecord(g rescind.Grant, aud []string) []string {
 		}
 	}
 	return out
+}
+
+// signInEnded reports whether the OpenID sign-in (session sid) a code or refresh token of scope
+// was issued in has ended at now. If it has and scope lacks offline_access, the token dies with
+// the session (Back-Channel Logout 1.0 §2.7; the session's end is durable, so is this): it
+// answers invalid_grant, naming what (kind) was presented, and ok is false; ok is false too
+// after a 5xx. A token of no sign-in (sid "", or no openid) has not ended.
+func (s *Server) signInEnded(w http.ResponseWriter, r *http.Request, sid, scope string, now time.Time, kind string) (ended, ok bool) {
+	if sid == "" || !hasScope(scope, ScopeOpenID) {
+		return false, true
+	}
+	live, err := s.sessionLive(r.Context(), sid, now)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "reading session", "err", err)
+		writeError(w, errServer)
+		return false, false
+	}
+	if !live && !hasScope(scope, ScopeOfflineAccess) {
+		writeError(w, errorf(ErrInvalidGrant, http.StatusBadRequest, "the session this "+kind+" was issued in has ended"))
+		return true, false
+	}
+	return !live, true
 }
 
 // sessionLive reports whether the session id (where a sign-in happened) is still live at now:
