@@ -333,6 +333,31 @@ func (t *Transmitter) decode(w http.ResponseWriter, r *http.Request, v any) erro
 	return nil
 }
 
+// streamRequest authenticates r with one of scopes, decodes its JSON body into body unless body
+// is nil, and returns the caller's token and its stream named by id() (read after the body is
+// decoded: the body's stream_id or the query's). On failure it has written the error and ok is
+// false.
+func (t *Transmitter) streamRequest(w http.ResponseWriter, r *http.Request, body any, id func() string, scopes ...string) (Token, rescind.SSFStream, bool) {
+	tok, err := t.authenticate(r, scopes...)
+	if err == nil && body != nil {
+		err = t.decode(w, r, body)
+	}
+	var st rescind.SSFStream
+	if err == nil {
+		st, err = t.ownStream(r.Context(), tok, id())
+	}
+	if err != nil {
+		t.writeError(w, err)
+		return tok, st, false
+	}
+	return tok, st, true
+}
+
+// queryStreamID returns r's stream_id query parameter, for streamRequest.
+func queryStreamID(r *http.Request) func() string {
+	return func() string { return r.URL.Query().Get("stream_id") }
+}
+
 // ownStream returns the stream id if tok's client owns it. Another receiver's stream is
 // answered as if it did not exist.
 func (t *Transmitter) ownStream(ctx context.Context, tok Token, id string) (rescind.SSFStream, error) {
@@ -590,19 +615,9 @@ func (t *Transmitter) handleReplaceStream(w http.ResponseWriter, r *http.Request
 // change updates (PATCH, SSF 1.0 §8.1.1.3) or replaces (PUT, §8.1.1.4) a stream's
 // configuration.
 func (t *Transmitter) change(w http.ResponseWriter, r *http.Request, replace bool) {
-	tok, err := t.authenticate(r, ScopeManage)
-	if err != nil {
-		t.writeError(w, err)
-		return
-	}
 	var c streamConfig
-	if err := t.decode(w, r, &c); err != nil {
-		t.writeError(w, err)
-		return
-	}
-	st, err := t.ownStream(r.Context(), tok, c.StreamID)
-	if err != nil {
-		t.writeError(w, err)
+	_, st, ok := t.streamRequest(w, r, &c, func() string { return c.StreamID }, ScopeManage)
+	if !ok {
 		return
 	}
 	if err := t.apply(&st, c, replace); err != nil {
@@ -625,14 +640,8 @@ func (t *Transmitter) change(w http.ResponseWriter, r *http.Request, replace boo
 
 // handleDeleteStream deletes a stream, SSF 1.0 §8.1.1.5: 204.
 func (t *Transmitter) handleDeleteStream(w http.ResponseWriter, r *http.Request) {
-	tok, err := t.authenticate(r, ScopeManage)
-	if err != nil {
-		t.writeError(w, err)
-		return
-	}
-	st, err := t.ownStream(r.Context(), tok, r.URL.Query().Get("stream_id"))
-	if err != nil {
-		t.writeError(w, err)
+	_, st, ok := t.streamRequest(w, r, nil, queryStreamID(r), ScopeManage)
+	if !ok {
 		return
 	}
 	if err := t.cfg.Store.DeleteSSFStream(r.Context(), st.ID); err != nil && !errors.Is(err, rescind.ErrNotFound) {
@@ -650,14 +659,8 @@ type statusBody struct {
 
 // handleReadStatus is SSF 1.0 §8.1.2.1.
 func (t *Transmitter) handleReadStatus(w http.ResponseWriter, r *http.Request) {
-	tok, err := t.authenticate(r, ScopeRead, ScopeManage)
-	if err != nil {
-		t.writeError(w, err)
-		return
-	}
-	st, err := t.ownStream(r.Context(), tok, r.URL.Query().Get("stream_id"))
-	if err != nil {
-		t.writeError(w, err)
+	_, st, ok := t.streamRequest(w, r, nil, queryStreamID(r), ScopeRead, ScopeManage)
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, statusBody{StreamID: st.ID, Status: string(st.Status), Reason: st.StatusReason})
@@ -666,19 +669,9 @@ func (t *Transmitter) handleReadStatus(w http.ResponseWriter, r *http.Request) {
 // handleUpdateStatus is SSF 1.0 §8.1.2.2: enabled, paused (events held) or disabled (events
 // dropped).
 func (t *Transmitter) handleUpdateStatus(w http.ResponseWriter, r *http.Request) {
-	tok, err := t.authenticate(r, ScopeManage)
-	if err != nil {
-		t.writeError(w, err)
-		return
-	}
 	var b statusBody
-	if err := t.decode(w, r, &b); err != nil {
-		t.writeError(w, err)
-		return
-	}
-	st, err := t.ownStream(r.Context(), tok, b.StreamID)
-	if err != nil {
-		t.writeError(w, err)
+	_, st, ok := t.streamRequest(w, r, &b, func() string { return b.StreamID }, ScopeManage)
+	if !ok {
 		return
 	}
 	switch s := rescind.SSFStatus(b.Status); s {
@@ -778,22 +771,12 @@ func (t *Transmitter) subjectRequest(w http.ResponseWriter, r *http.Request) (To
 // handleVerify is SSF 1.0 §8.1.4.2: a verification event with the receiver's state is queued
 // on the stream; 204.
 func (t *Transmitter) handleVerify(w http.ResponseWriter, r *http.Request) {
-	tok, err := t.authenticate(r, ScopeManage)
-	if err != nil {
-		t.writeError(w, err)
-		return
-	}
 	var b struct {
 		StreamID string `json:"stream_id"`
 		State    string `json:"state,omitempty"`
 	}
-	if err := t.decode(w, r, &b); err != nil {
-		t.writeError(w, err)
-		return
-	}
-	st, err := t.ownStream(r.Context(), tok, b.StreamID)
-	if err != nil {
-		t.writeError(w, err)
+	_, st, ok := t.streamRequest(w, r, &b, func() string { return b.StreamID }, ScopeManage)
+	if !ok {
 		return
 	}
 	if len(b.State) > 1024 {
