@@ -70,10 +70,15 @@ func writeError(w http.ResponseWriter, e *Error) {
 // writeJSON writes v with the headers RFC 6749 §5.1 requires of token responses, which suit
 // every response of these endpoints: nothing here may be cached.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		b = []byte(`{"error":"server_error"}`)
+	var b []byte
+	if jb, ok := v.(jsonBody); ok {
+		b = jb.appendJSON(make([]byte, 0, 512))
+	} else {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			status = http.StatusInternalServerError
+			b = []byte(`{"error":"server_error"}`)
+		}
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

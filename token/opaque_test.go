@@ -171,3 +171,34 @@ func BenchmarkOpen(b *testing.B) {
 		}
 	}
 }
+
+// TestDecodeB64RefusesEveryOtherByte puts each byte outside the base64url alphabet at each place
+// of a valid text: every one is refused, CR and LF (which Go's decoders skip) and '=' included,
+// so a token has one spelling only.
+func TestDecodeB64RefusesEveryOtherByte(t *testing.T) {
+	valid := base64.RawURLEncoding.EncodeToString([]byte("sixteen bytes!!!?"))
+	if got, err := decodeB64(valid); err != nil || string(got) != "sixteen bytes!!!?" {
+		t.Fatalf("valid text: %q, %v", got, err)
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for c := range 256 {
+		if strings.IndexByte(alphabet, byte(c)) >= 0 {
+			continue
+		}
+		for i := 0; i <= len(valid); i++ {
+			text := valid[:i] + string([]byte{byte(c)}) + valid[i:]
+			if got, err := decodeB64(text); err == nil {
+				t.Fatalf("byte %#x at %d accepted: decoded to %q", c, i, got)
+			}
+		}
+	}
+	// 17 bytes are 23 characters whose last 2 bits are padding: setting one is another
+	// spelling of the same bytes.
+	last := strings.IndexByte(alphabet, valid[len(valid)-1])
+	if last%4 != 0 {
+		t.Fatalf("test text %q: trailing bits not zero", valid)
+	}
+	if got, err := decodeB64(valid[:len(valid)-1] + alphabet[last+1:last+2]); err == nil {
+		t.Fatalf("non-zero trailing bits accepted: %q", got)
+	}
+}
