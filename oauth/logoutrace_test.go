@@ -227,3 +227,46 @@ func TestIDTokenKeyPendingKeepsTheGrant(t *testing.T) {
 		t.Fatalf("the retry once the key is in force: %d %s", r.status, r.body)
 	}
 }
+
+// TestRefreshOfEndedSessionKeepsTheToken: a refresh token (no offline_access) of a session that
+// has ended is refused with invalid_grant before it is used: it is not rotated, so the grant's
+// other tokens are not revoked as if it had been stolen and replayed, and a second attempt gets
+// the same answer. Re-audit 6 #4 (the check before the rotation could be removed unseen).
+func TestRefreshOfEndedSessionKeepsTheToken(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	now := e.clock()
+	if err := e.store.CreateSession(ctx, rescind.Session{ID: "s1", Hash: "h1", UserID: "alice-id", CreatedAt: now, LastSeenAt: now,
+		IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(8 * time.Hour), AuthTime: now}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := e.store.SaveGrant(ctx, rescind.Grant{ID: "g1", ClientID: "webapp", UserID: "alice-id", Scopes: []string{"openid", "read"},
+		CreatedAt: now, LastUsedAt: now, SessionID: "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, hash, _ := token.NewStored(token.RefreshPrefix)
+	if err := e.store.CreateRefreshToken(ctx, rescind.RefreshToken{Hash: hash, GrantID: g.ID, ClientID: "webapp", Scope: "openid read",
+		CreatedAt: now, ExpiresAt: now.Add(24 * time.Hour), SessionID: "s1", AuthTime: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.committer.EndSessions(ctx, rescind.SessionFilter{UserID: "alice-id", ID: "s1"},
+		rescind.Revocation{RevokedAt: now, Actor: "alice", Reason: "rp-initiated logout"}); err != nil {
+		t.Fatal(err)
+	}
+	for attempt := 1; attempt <= 2; attempt++ {
+		r := e.do(req{path: "/oauth2/token", body: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {text}}.Encode(),
+			user: "webapp", pass: appSecret})
+		wantError(t, r, 400, "invalid_grant")
+		if !strings.Contains(string(r.body), "session") {
+			t.Fatalf("attempt %d: %s; want the ended session named", attempt, r.body)
+		}
+		rt, err := e.store.GetRefreshToken(ctx, hash)
+		if err != nil || !rt.UsedAt.IsZero() {
+			t.Fatalf("attempt %d: the refresh token was used (%v, used at %v)", attempt, err, rt.UsedAt)
+		}
+		if g, err := e.store.GetGrant(ctx, "g1"); err != nil || !g.RevokedAt.IsZero() {
+			t.Fatalf("attempt %d: the grant was revoked as if its refresh token were replayed (%v)", attempt, err)
+		}
+	}
+}
