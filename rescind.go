@@ -889,13 +889,18 @@ type Store interface {
 	// ListSSFStreams returns the streams of clientID (every stream if clientID is empty), in
 	// creation order.
 	ListSSFStreams(ctx context.Context, clientID string) ([]SSFStream, error)
-	// UpdateSSFStream replaces the stream's configuration and status with st's (matched by
-	// st.ID; ClientID and CreatedAt are kept). A stream that becomes disabled drops the events it
-	// holds (SSF 1.0 §8.1.2: not held); one that becomes enabled makes its held pushes due at
-	// st.UpdatedAt. One whose method changes drops its pushes not yet claimed and, if it
-	// becomes push, gets a push (kind OutboxSSFPush) for every event it holds, due at
-	// st.UpdatedAt, in the same transaction. Returns ErrNotFound if there is no such stream.
-	UpdateSSFStream(ctx context.Context, st SSFStream) error
+	// UpdateSSFStream changes the stream id in one transaction: it reads the stream, holding it
+	// until commit, calls change on it, writes what change made of its configuration and status
+	// (ID, ClientID and CreatedAt are kept), and returns the stream written. Concurrent changes
+	// of one stream, on any instance, are serialized, each made to the stream as the one before
+	// left it, so none undoes another's. If change returns an error, nothing is written and that
+	// error is returned, wrapped. change must not use the store. A stream that becomes disabled
+	// drops the events it holds (SSF 1.0 §8.1.2: not held); one that becomes enabled makes its
+	// held pushes due at its UpdatedAt. One whose method changes drops its pushes not yet
+	// claimed and, if it becomes push, gets a push (kind OutboxSSFPush) for every event it
+	// holds, due at its UpdatedAt, in the same transaction. Returns ErrNotFound, without calling
+	// change, if there is no such stream.
+	UpdateSSFStream(ctx context.Context, id string, change func(*SSFStream) error) (SSFStream, error)
 	// DeleteSSFStream deletes the stream, its subjects, its events and its pending pushes.
 	// Returns ErrNotFound if there is no such stream.
 	DeleteSSFStream(ctx context.Context, id string) error

@@ -167,13 +167,10 @@ func TestPushRetryReSignsASETOfARetiredKey(t *testing.T) {
 // toPush makes stream id a push stream to url.
 func toPush(t *testing.T, st rescind.Store, id, url string) {
 	t.Helper()
-	ctx := context.Background()
-	s, err := st.GetSSFStream(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Method, s.EndpointURL, s.UpdatedAt = rescind.SSFPush, url, time.Now()
-	if err := st.UpdateSSFStream(ctx, s); err != nil {
+	if _, err := st.UpdateSSFStream(context.Background(), id, func(s *rescind.SSFStream) error {
+		s.Method, s.EndpointURL, s.UpdatedAt = rescind.SSFPush, url, time.Now()
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 }

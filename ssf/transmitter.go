@@ -221,6 +221,9 @@ func badRequest(format string, args ...any) *apiError {
 
 var errNoStream = errorf(http.StatusNotFound, "not_found", "no such stream")
 
+// errStreamDisabled refuses to verify a disabled stream, which delivers nothing (SSF 1.0 §8.1.2).
+var errStreamDisabled = errorf(http.StatusConflict, "stream_disabled", "the stream is disabled: enable it to verify it")
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
@@ -616,19 +619,12 @@ func (t *Transmitter) handleReplaceStream(w http.ResponseWriter, r *http.Request
 // configuration.
 func (t *Transmitter) change(w http.ResponseWriter, r *http.Request, replace bool) {
 	var c streamConfig
-	_, st, ok := t.streamRequest(w, r, &c, func() string { return c.StreamID }, ScopeManage)
+	tok, st, ok := t.streamRequest(w, r, &c, func() string { return c.StreamID }, ScopeManage)
 	if !ok {
 		return
 	}
-	if err := t.apply(&st, c, replace); err != nil {
-		t.writeError(w, err)
-		return
-	}
-	st.UpdatedAt = t.now()
-	if err := t.cfg.Store.UpdateSSFStream(r.Context(), st); errors.Is(err, rescind.ErrNotFound) {
-		t.writeError(w, errNoStream)
-		return
-	} else if err != nil {
+	st, err := t.updateStream(r.Context(), tok, st.ID, func(st *rescind.SSFStream) error { return t.apply(st, c, replace) })
+	if err != nil {
 		t.writeError(w, err)
 		return
 	}
@@ -636,6 +632,28 @@ func (t *Transmitter) change(w http.ResponseWriter, r *http.Request, replace boo
 		t.cfg.Wake() // the events it held, if it was a poll stream, are pushed now
 	}
 	writeJSON(w, http.StatusOK, t.render(st))
+}
+
+// updateStream makes change to tok's stream id as the store holds it when it writes it, in the
+// store's transaction (rescind.Store.UpdateSSFStream), and stamps it updated now: a request
+// changes only what it was asked to, and puts back nothing another request changed since
+// streamRequest read the stream. An error of change (a refusal) is returned and nothing is
+// written; a stream deleted since it was read is errNoStream (SSF 1.0 §8.1.1.3, §8.1.2.2: 404).
+func (t *Transmitter) updateStream(ctx context.Context, tok Token, id string, change func(*rescind.SSFStream) error) (rescind.SSFStream, error) {
+	st, err := t.cfg.Store.UpdateSSFStream(ctx, id, func(st *rescind.SSFStream) error {
+		if st.ClientID != tok.ClientID {
+			return errNoStream
+		}
+		if err := change(st); err != nil {
+			return err
+		}
+		st.UpdatedAt = t.now()
+		return nil
+	})
+	if errors.Is(err, rescind.ErrNotFound) {
+		return st, errNoStream
+	}
+	return st, err
 }
 
 // handleDeleteStream deletes a stream, SSF 1.0 §8.1.1.5: 204.
@@ -670,13 +688,13 @@ func (t *Transmitter) handleReadStatus(w http.ResponseWriter, r *http.Request) {
 // dropped).
 func (t *Transmitter) handleUpdateStatus(w http.ResponseWriter, r *http.Request) {
 	var b statusBody
-	_, st, ok := t.streamRequest(w, r, &b, func() string { return b.StreamID }, ScopeManage)
+	tok, st, ok := t.streamRequest(w, r, &b, func() string { return b.StreamID }, ScopeManage)
 	if !ok {
 		return
 	}
-	switch s := rescind.SSFStatus(b.Status); s {
+	status := rescind.SSFStatus(b.Status)
+	switch status {
 	case rescind.SSFEnabled, rescind.SSFPaused, rescind.SSFDisabled:
-		st.Status = s
 	default:
 		t.writeError(w, badRequest(`status must be "enabled", "paused" or "disabled"`))
 		return
@@ -685,8 +703,11 @@ func (t *Transmitter) handleUpdateStatus(w http.ResponseWriter, r *http.Request)
 		t.writeError(w, badRequest("reason is longer than 1000 bytes"))
 		return
 	}
-	st.StatusReason, st.UpdatedAt = b.Reason, t.now()
-	if err := t.cfg.Store.UpdateSSFStream(r.Context(), st); err != nil {
+	st, err := t.updateStream(r.Context(), tok, st.ID, func(st *rescind.SSFStream) error {
+		st.Status, st.StatusReason = status, b.Reason
+		return nil
+	})
+	if err != nil {
 		t.writeError(w, err)
 		return
 	}
@@ -784,11 +805,14 @@ func (t *Transmitter) handleVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if st.Status == rescind.SSFDisabled {
-		t.writeError(w, errorf(http.StatusConflict, "stream_disabled", "the stream is disabled: enable it to verify it"))
+		t.writeError(w, errStreamDisabled)
 		return
 	}
 	now := t.now()
 	ok, err := t.cfg.Store.ClaimSSFVerification(r.Context(), st.ID, now, t.cfg.MinVerificationInterval)
+	if errors.Is(err, rescind.ErrNotFound) {
+		err = errNoStream // deleted since it was read
+	}
 	if err != nil {
 		t.writeError(w, err)
 		return
@@ -813,10 +837,25 @@ func (t *Transmitter) handleVerify(w http.ResponseWriter, r *http.Request) {
 		t.writeError(w, err)
 		return
 	}
-	if _, err := t.cfg.Store.AppendSSFEvents(r.Context(), []rescind.SSFEvent{{StreamID: st.ID, JTI: jti, Source: "verify:" + jti,
-		Type: EventVerification, Claims: claims, CreatedAt: now}}, t.cfg.PushWindow); err != nil {
+	n, err := t.cfg.Store.AppendSSFEvents(r.Context(), []rescind.SSFEvent{{StreamID: st.ID, JTI: jti, Source: "verify:" + jti,
+		Type: EventVerification, Claims: claims, CreatedAt: now}}, t.cfg.PushWindow)
+	if err != nil {
 		t.writeError(w, err)
 		return
+	}
+	if n == 0 {
+		// Nothing was queued: the stream was deleted or disabled since it was read.
+		switch st, err := t.cfg.Store.GetSSFStream(r.Context(), st.ID); {
+		case errors.Is(err, rescind.ErrNotFound):
+			t.writeError(w, errNoStream)
+			return
+		case err != nil:
+			t.writeError(w, err)
+			return
+		case st.Status == rescind.SSFDisabled:
+			t.writeError(w, errStreamDisabled)
+			return
+		}
 	}
 	if t.cfg.Wake != nil {
 		t.cfg.Wake()

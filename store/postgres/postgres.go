@@ -69,7 +69,7 @@ var (
 
 // dialect is PostgreSQL's, for the shared SQL.
 var dialect = sqlstore.Dialect{Name: "postgres", IsUniqueViolation: isUniqueViolation, Notify: notify,
-	SkipLocked: " FOR UPDATE SKIP LOCKED", ShareLock: " FOR SHARE", Lock: advisoryLock}
+	SkipLocked: " FOR UPDATE SKIP LOCKED", ShareLock: " FOR SHARE", RowLock: forUpdate, Lock: advisoryLock}
 
 // advisoryLock takes a transaction-scoped advisory lock on (scope, key).
 func advisoryLock(ctx context.Context, tx sqlstore.Querier, scope, key string) error {

@@ -35,7 +35,17 @@ func ssfTests() []struct {
 		{"SSFMethodSwitchStrandsNothing", one(testSSFMethodSwitch)},
 		{"SSFLimitsHoldUnderConcurrency", one(testSSFLimitsConcurrent)},
 		{"SSFSignalsInTheChangesTransaction", one(testSSFSignals)},
+		{"SSFStreamChangesSerialized", one(testSSFChangesSerialized)},
 	}
+}
+
+// setSSFStream writes st whole over the stored stream st.ID, through UpdateSSFStream.
+func setSSFStream(ctx context.Context, s rescind.Store, st rescind.SSFStream) error {
+	_, err := s.UpdateSSFStream(ctx, st.ID, func(x *rescind.SSFStream) error {
+		*x = st
+		return nil
+	})
+	return err
 }
 
 func ssfStream(id, client, method string) rescind.SSFStream {
@@ -91,15 +101,46 @@ func testSSFStreams(t *testing.T, s rescind.Store) {
 	}
 	upd := got
 	upd.Description, upd.AllSubjects, upd.ClientID, upd.UpdatedAt = "changed", true, "thief", base.Add(time.Hour)
-	if err := s.UpdateSSFStream(ctx, upd); err != nil {
+	if err := setSSFStream(ctx, s, upd); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.GetSSFStream(ctx, "st1"); got.Description != "changed" || !got.AllSubjects || got.ClientID != "r1" ||
 		!got.UpdatedAt.Equal(base.Add(time.Hour)) || !got.CreatedAt.Equal(base) {
 		t.Fatalf("after update: %+v; want the new description and all subjects, the owner kept", got)
 	}
-	if err := s.UpdateSSFStream(ctx, ssfStream("nope", "r1", rescind.SSFPoll)); !errors.Is(err, rescind.ErrNotFound) {
-		t.Fatalf("UpdateSSFStream(unknown): %v", err)
+	// The change is made to the stream as stored, and what was written is returned.
+	written, err := s.UpdateSSFStream(ctx, "st1", func(x *rescind.SSFStream) error {
+		if x.Description != "changed" || x.EndpointURL != a.EndpointURL || string(x.AuthHeader) != "sealed" {
+			t.Errorf("change called with %+v; want the stored stream", *x)
+		}
+		x.Status, x.StatusReason, x.ID, x.UpdatedAt = rescind.SSFPaused, "why", "st2", base.Add(2*time.Hour)
+		return nil
+	})
+	if err != nil || written.ID != "st1" || written.ClientID != "r1" || written.Status != rescind.SSFPaused ||
+		written.Description != "changed" || written.EndpointURL != a.EndpointURL {
+		t.Fatalf("UpdateSSFStream = %+v, %v; want st1 paused, the rest kept", written, err)
+	}
+	if got, _ := s.GetSSFStream(ctx, "st1"); got.Status != rescind.SSFPaused || got.StatusReason != "why" ||
+		got.Description != "changed" || string(got.AuthHeader) != "sealed" || !got.UpdatedAt.Equal(base.Add(2*time.Hour)) {
+		t.Fatalf("after a status change: %+v; want paused, the configuration kept", got)
+	}
+	if got, _ := s.GetSSFStream(ctx, "st2"); got.Status != rescind.SSFEnabled {
+		t.Fatalf("a change that set another ID changed that stream: %+v", got)
+	}
+	// A change that fails writes nothing, and its error is returned.
+	refused := errors.New("refused")
+	if _, err := s.UpdateSSFStream(ctx, "st1", func(x *rescind.SSFStream) error {
+		x.Description, x.Status = "half-made", rescind.SSFDisabled
+		return refused
+	}); !errors.Is(err, refused) {
+		t.Fatalf("UpdateSSFStream with a failing change: %v; want its error", err)
+	}
+	if got, _ := s.GetSSFStream(ctx, "st1"); got.Description != "changed" || got.Status != rescind.SSFPaused {
+		t.Fatalf("after a failed change: %+v; want it unwritten", got)
+	}
+	called := false
+	if _, err := s.UpdateSSFStream(ctx, "nope", func(*rescind.SSFStream) error { called = true; return nil }); !errors.Is(err, rescind.ErrNotFound) || called {
+		t.Fatalf("UpdateSSFStream(unknown): %v, change called %v; want ErrNotFound, not called", err, called)
 	}
 	if err := s.DeleteSSFStream(ctx, "st1"); err != nil {
 		t.Fatal(err)
@@ -281,14 +322,14 @@ func testSSFStatus(t *testing.T, s rescind.Store) {
 		t.Fatal(err)
 	}
 	st.Status, st.UpdatedAt = rescind.SSFPaused, base.Add(time.Minute)
-	if err := s.UpdateSSFStream(ctx, st); err != nil {
+	if err := setSSFStream(ctx, s, st); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := s.AppendSSFEvents(ctx, []rescind.SSFEvent{ssfEvent("push", "j2", "sig2", base.Add(time.Minute))}, time.Hour); n != 1 {
 		t.Fatal("a paused stream does not hold a new event")
 	}
 	st.Status, st.UpdatedAt = rescind.SSFEnabled, base.Add(2*time.Minute)
-	if err := s.UpdateSSFStream(ctx, st); err != nil {
+	if err := setSSFStream(ctx, s, st); err != nil {
 		t.Fatal(err)
 	}
 	if msgs := ssfOutbox(t, s, rescind.OutboxSSFPush, base.Add(2*time.Minute)); len(msgs) != 2 {
@@ -296,7 +337,7 @@ func testSSFStatus(t *testing.T, s rescind.Store) {
 	}
 	// Disabling drops what the stream holds, and it takes nothing new.
 	st.Status, st.UpdatedAt = rescind.SSFDisabled, base.Add(3*time.Minute)
-	if err := s.UpdateSSFStream(ctx, st); err != nil {
+	if err := setSSFStream(ctx, s, st); err != nil {
 		t.Fatal(err)
 	}
 	if l, _ := s.PendingSSFEvents(ctx, "push", 10); len(l) != 0 {
@@ -329,7 +370,7 @@ func testSSFMethodSwitch(t *testing.T, s rescind.Store) {
 	}
 	// Poll -> push.
 	st.Method, st.EndpointURL, st.UpdatedAt = rescind.SSFPush, "https://rp.example/events", base.Add(2*time.Minute)
-	if err := s.UpdateSSFStream(ctx, st); err != nil {
+	if err := setSSFStream(ctx, s, st); err != nil {
 		t.Fatal(err)
 	}
 	msgs := ssfOutbox(t, s, rescind.OutboxSSFPush, base.Add(2*time.Minute))
@@ -367,14 +408,14 @@ func testSSFMethodSwitch(t *testing.T, s rescind.Store) {
 		t.Fatal(err)
 	}
 	st.Method, st.EndpointURL, st.UpdatedAt = rescind.SSFPoll, "", base.Add(4*time.Minute)
-	if err := s.UpdateSSFStream(ctx, st); err != nil {
+	if err := setSSFStream(ctx, s, st); err != nil {
 		t.Fatal(err)
 	}
 	if msgs := ssfOutbox(t, s, rescind.OutboxSSFPush, base.Add(time.Hour)); len(msgs) != 0 {
 		t.Fatalf("a stream back to poll has %d unclaimed pushes", len(msgs))
 	}
 	st.Method, st.EndpointURL, st.UpdatedAt = rescind.SSFPush, "https://rp.example/events", base.Add(5*time.Minute)
-	if err := s.UpdateSSFStream(ctx, st); err != nil {
+	if err := setSSFStream(ctx, s, st); err != nil {
 		t.Fatal(err)
 	}
 	if msgs := ssfOutbox(t, s, rescind.OutboxSSFPush, base.Add(5*time.Minute)); len(msgs) != 2 {
@@ -382,7 +423,7 @@ func testSSFMethodSwitch(t *testing.T, s rescind.Store) {
 	}
 	// A change that keeps the method enqueues nothing.
 	st.Description, st.UpdatedAt = "renamed", base.Add(5*time.Minute)
-	if err := s.UpdateSSFStream(ctx, st); err != nil {
+	if err := setSSFStream(ctx, s, st); err != nil {
 		t.Fatal(err)
 	}
 	if msgs := ssfOutbox(t, s, rescind.OutboxSSFPush, base.Add(5*time.Minute)); len(msgs) != 0 {
@@ -671,5 +712,93 @@ func testSSFSignals(t *testing.T, s rescind.Store) {
 	}
 	if _, err := s.GetSSFStream(ctx, "on"); err != nil {
 		t.Fatalf("another receiver's stream after the deletion: %v", err)
+	}
+}
+
+// testSSFChangesSerialized: a change of a stream begun while another change of it is under way
+// is made to the stream as that one left it, so neither undoes the other (re-audit 6 #1: the
+// stream was read outside the transaction that wrote it back whole, so a status change put
+// back the push endpoint and credential a receiver had replaced meanwhile, and a change of
+// configuration re-enabled a stream disabled meanwhile).
+func testSSFChangesSerialized(t *testing.T, s rescind.Store) {
+	ctx := context.Background()
+	st := ssfStream("st", "r1", rescind.SSFPush)
+	st.EndpointURL, st.AuthHeader = "https://old.example/events", []byte("old")
+	if err := s.CreateSSFStream(ctx, st, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The second change (a new endpoint and credential) starts while the first (disabling the
+	// stream) holds it, and is given time to read the stream if the store lets it. The wait
+	// only decides whether a store that does not hold the stream is caught; a store that does
+	// passes whatever the timing.
+	var saw rescind.SSFStream
+	read := make(chan struct{})
+	second := make(chan error, 1)
+	early := false
+	_, err := s.UpdateSSFStream(ctx, "st", func(x *rescind.SSFStream) error {
+		go func() {
+			_, err := s.UpdateSSFStream(ctx, "st", func(y *rescind.SSFStream) error {
+				saw = *y
+				close(read)
+				y.EndpointURL, y.AuthHeader, y.UpdatedAt = "https://new.example/events", []byte("new"), base.Add(2*time.Minute)
+				return nil
+			})
+			second <- err
+		}()
+		select {
+		case <-read:
+			early = true
+		case <-time.After(200 * time.Millisecond):
+		}
+		x.Status, x.StatusReason, x.UpdatedAt = rescind.SSFDisabled, "incident", base.Add(time.Minute)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-second:
+		if err != nil {
+			t.Fatalf("the second change: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second change has not ended 10 s after the first committed")
+	}
+	if early || saw.Status != rescind.SSFDisabled {
+		t.Errorf("the second change read the stream while the first held it (status %s); want it to wait and read %s",
+			saw.Status, rescind.SSFDisabled)
+	}
+	got, err := s.GetSSFStream(ctx, "st")
+	if err != nil || got.Status != rescind.SSFDisabled || got.StatusReason != "incident" ||
+		got.EndpointURL != "https://new.example/events" || string(got.AuthHeader) != "new" {
+		t.Fatalf("after both changes: status %s (%q), endpoint %q, credential %q, %v; want disabled (incident) and the new endpoint and credential",
+			got.Status, got.StatusReason, got.EndpointURL, got.AuthHeader, err)
+	}
+
+	// Many at once: each adds its own event type to what the stream requested; all are kept.
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := s.UpdateSSFStream(ctx, "st", func(x *rescind.SSFStream) error {
+				x.EventsRequested = append(x.EventsRequested, fmt.Sprintf("urn:e%d", i))
+				return nil
+			})
+			errs <- err
+		}()
+	}
+	for range n {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("concurrent changes have not ended after 30 s")
+		}
+	}
+	got, _ = s.GetSSFStream(ctx, "st")
+	if len(got.EventsRequested) != n {
+		t.Fatalf("after %d concurrent changes each adding one type: %v; want all %d", n, got.EventsRequested, n)
 	}
 }

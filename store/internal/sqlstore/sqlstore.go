@@ -74,6 +74,11 @@ type Dialect struct {
 	// concurrent revocation of the grant, which reads it FOR UPDATE, is ordered with it; empty
 	// on SQLite, whose write statements are serialised.
 	ShareLock string
+	// RowLock is appended to the read of a row that its transaction changes from what it read
+	// (UpdateSSFStream): " FOR UPDATE" on PostgreSQL, so that a concurrent change of the row
+	// waits for this one's commit and then reads what it wrote; empty on SQLite, whose
+	// transactions take the write lock when they begin.
+	RowLock string
 	// Lock, if not nil, takes a lock on (scope, key) held until tx ends, so that a count and the
 	// insert it allows are not interleaved with another transaction's (an advisory lock on
 	// PostgreSQL). It is nil on SQLite, whose transactions take the write lock when they begin.

@@ -169,28 +169,36 @@ func (s *Store) ListSSFStreams(ctx context.Context, clientID string) ([]rescind.
 	return out, nil
 }
 
-// UpdateSSFStream implements rescind.Store.
-func (s *Store) UpdateSSFStream(ctx context.Context, st rescind.SSFStream) error {
+// UpdateSSFStream implements rescind.Store. The stream is read with Dialect.RowLock, in the
+// transaction that writes it: a concurrent change of it (PostgreSQL: on any instance) waits
+// for this one's commit and is then made to what this one wrote; SQLite's transactions are
+// serialized whole.
+func (s *Store) UpdateSSFStream(ctx context.Context, id string, change func(*rescind.SSFStream) error) (rescind.SSFStream, error) {
+	var st rescind.SSFStream
 	err := s.db.InTx(ctx, func(tx Querier) error {
-		var old, oldMethod string
-		err := tx.QueryRow(ctx, `SELECT status, method FROM ssf_streams WHERE id = $1`, st.ID).Scan(&old, &oldMethod)
+		old, err := scanSSFStream(tx.QueryRow(ctx, `SELECT `+ssfStreamColumns+` FROM ssf_streams WHERE id = $1`+s.d.RowLock, id))
 		if isNoRows(err) {
 			return rescind.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
+		st = old
+		if err := change(&st); err != nil {
+			return err
+		}
+		st.ID, st.ClientID, st.CreatedAt = old.ID, old.ClientID, old.CreatedAt
 		if _, err := tx.Exec(ctx, `UPDATE ssf_streams SET description = $2, method = $3, endpoint_url = $4, auth_header = $5,
 			events_requested = $6, events_delivered = $7, status = $8, status_reason = $9, all_subjects = $10, updated_at = $11
 			WHERE id = $1`, st.ID, st.Description, st.Method, st.EndpointURL, bytesOrEmpty(st.AuthHeader), requestedList(st.EventsRequested),
 			JSONList(st.EventsDelivered), string(st.Status), st.StatusReason, st.AllSubjects, Nanos(st.UpdatedAt)); err != nil {
 			return err
 		}
-		if err := switchSSFMethod(ctx, tx, st, oldMethod); err != nil {
+		if err := switchSSFMethod(ctx, tx, st, old.Method); err != nil {
 			return err
 		}
 		switch {
-		case st.Status == rescind.SSFDisabled && old != string(rescind.SSFDisabled):
+		case st.Status == rescind.SSFDisabled && old.Status != rescind.SSFDisabled:
 			// SSF 1.0 §8.1.2: a disabled stream holds nothing.
 			if _, err := tx.Exec(ctx, `DELETE FROM ssf_events WHERE stream_id = $1 AND acked_at = 0`, st.ID); err != nil {
 				return err
@@ -199,7 +207,7 @@ func (s *Store) UpdateSSFStream(ctx context.Context, st rescind.SSFStream) error
 				rescind.OutboxSSFPush, st.ID); err != nil {
 				return err
 			}
-		case st.Status == rescind.SSFEnabled && old != string(rescind.SSFEnabled):
+		case st.Status == rescind.SSFEnabled && old.Status != rescind.SSFEnabled:
 			if _, err := tx.Exec(ctx, `UPDATE outbox SET next_attempt_at = $3 WHERE kind = $1 AND key = $2 AND state = 'pending'
 				AND next_attempt_at > $3`, rescind.OutboxSSFPush, st.ID, Nanos(st.UpdatedAt)); err != nil {
 				return err
@@ -208,9 +216,9 @@ func (s *Store) UpdateSSFStream(ctx context.Context, st rescind.SSFStream) error
 		return nil
 	})
 	if err != nil {
-		return s.errorf("updating stream: %w", err)
+		return rescind.SSFStream{}, s.errorf("updating stream: %w", err)
 	}
-	return nil
+	return st, nil
 }
 
 // SSFPushWindow is how long the pushes of the events a stream held are retried when it becomes
