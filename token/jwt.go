@@ -77,8 +77,9 @@ type SigningKey struct {
 	CreatedAt, ActivatesAt, RetiredAt time.Time
 
 	// tagKey is the key of the tags of its access tokens (see tagParam), set by Signer.Add;
-	// nil once the key is retired.
+	// nil once the key is retired. tags computes them with it.
 	tagKey []byte
+	tags   *tagger
 }
 
 // NewSigningKey generates a key for alg (an RS256 key has RSAKeyBits), of chain "".
@@ -173,14 +174,17 @@ func (s *Signer) Add(k SigningKey) {
 			have.ActivatesAt = k.ActivatesAt
 		}
 		if have.RetiredAt.IsZero() && !k.RetiredAt.IsZero() {
-			have.RetiredAt, have.Private, have.tagKey = k.RetiredAt, nil, nil
+			have.RetiredAt, have.Private, have.tagKey, have.tags = k.RetiredAt, nil, nil, nil
 		}
 	} else {
 		if c = s.chains[k.Chain]; c == nil {
 			c = &keyChain{}
 			s.chains[k.Chain] = c
 		}
-		k.tagKey = deriveTagKey(k)
+		k.tagKey, k.tags = deriveTagKey(k), nil
+		if k.tagKey != nil {
+			k.tags = newTagger(k.tagKey)
+		}
 		c.keys = append(c.keys, k)
 	}
 	c.sort(s.RetireAfter)

@@ -8,7 +8,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"hash"
+	"io"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -104,17 +108,120 @@ func (s *Signer) Authenticate(text, typ string, now time.Time) (payload []byte, 
 	if len(text) > MaxLength*2 || !LooksLikeJWT(text) {
 		return nil, "", ErrBadJWT
 	}
-	jws, err := ParseJWS(text)
-	if err != nil {
-		return nil, "", ErrBadJWT
+	if payload, kid, ok := s.authenticateOwnForm(text, typ, now); ok {
+		return payload, kid, nil
 	}
-	if jws.hasTag && jws.Typ == typ {
-		if k, ok := s.verifier(jws.Kid, now); ok && k.Alg == jws.Alg && k.tagKey != nil && len(jws.signature) == signatureLen(k) {
-			want, err := tagHeader(jwsHeader{Alg: k.Alg, Kid: k.ID, Typ: typ}, k.tagKey, jws.payloadB64())
-			if err == nil && subtle.ConstantTimeCompare(want, jws.header) == 1 {
-				return jws.Payload, jws.Kid, nil
-			}
-		}
+	if payload, kid, ok := s.authenticateByHeader(text, typ, now); ok {
+		return payload, kid, nil
 	}
 	return s.VerifyKey(text, typ, now)
+}
+
+// authenticateByHeader is Authenticate's check of the tag of a token whose header it decodes:
+// ok if the header is, byte for byte, the one this signer writes for the token's payload (alg,
+// kid, typ and the tag, nothing else) with a key that verifies at now, and the signature has
+// that key's length.
+func (s *Signer) authenticateByHeader(text, typ string, now time.Time) (payload []byte, kid string, ok bool) {
+	jws, err := ParseJWS(text)
+	if err != nil || !jws.hasTag || jws.Typ != typ {
+		return nil, "", false
+	}
+	k, ok := s.verifier(jws.Kid, now)
+	if !ok || k.Alg != jws.Alg || k.tagKey == nil || len(jws.signature) != signatureLen(k) {
+		return nil, "", false
+	}
+	want, err := tagHeader(jwsHeader{Alg: k.Alg, Kid: k.ID, Typ: typ}, k.tagKey, jws.payloadB64())
+	if err != nil || subtle.ConstantTimeCompare(want, jws.header) != 1 {
+		return nil, "", false
+	}
+	return jws.Payload, jws.Kid, true
+}
+
+// authenticateOwnForm is Authenticate for a token in the one form this signer writes, checked
+// without decoding JSON (issue 20: the revocation endpoint's cost per JWT): its header must be,
+// byte for byte, {"alg":A,"kid":K,"typ":typ,"rtg":tag} as tagHeader writes it, for a key K that
+// verifies at now, with a tag from that key's pool of keyed HMACs. ok is false for anything else,
+// and the caller then takes Authenticate's general path, whose answer for such a token is the
+// same: whatever ok reports, it accepts only what that path accepts (TestOwnFormAsGeneralPath).
+func (s *Signer) authenticateOwnForm(text, typ string, now time.Time) (payload []byte, kid string, ok bool) {
+	h, rest, _ := strings.Cut(text, ".")
+	p, sig, found := strings.Cut(rest, ".")
+	if !found || h == "" || p == "" || sig == "" {
+		return nil, "", false
+	}
+	header, err := decodeB64(h)
+	if err != nil {
+		return nil, "", false
+	}
+	const kidAt, typAt = `","kid":"`, `","typ":"`
+	_, afterKid, found := strings.Cut(string(header), kidAt)
+	if !found {
+		return nil, "", false
+	}
+	kid, _, found = strings.Cut(afterKid, typAt)
+	if !found {
+		return nil, "", false
+	}
+	k, ok := s.verifier(kid, now)
+	if !ok || k.tags == nil || !plainJSON(k.Alg) || !plainJSON(k.ID) || !plainJSON(typ) || k.ID == "" || typ == "" {
+		return nil, "", false
+	}
+	want := make([]byte, 0, len(header))
+	want = append(want, `{"alg":"`...)
+	want = append(want, k.Alg...)
+	want = append(want, kidAt...)
+	want = append(want, k.ID...)
+	want = append(want, typAt...)
+	want = append(want, typ...)
+	want = append(want, `","`+tagParam+`":"`...)
+	want = k.tags.appendTag(want, k.Alg, k.ID, typ, p)
+	want = append(want, `"}`...)
+	if subtle.ConstantTimeCompare(want, header) != 1 {
+		return nil, "", false
+	}
+	if signature, err := decodeB64(sig); err != nil || len(signature) != signatureLen(k) {
+		return nil, "", false
+	}
+	if payload, err = decodeB64(p); err != nil {
+		return nil, "", false
+	}
+	return payload, k.ID, true
+}
+
+// plainJSON reports whether encoding/json writes s, as a string, verbatim between its quotes:
+// printable ASCII but for the quote, the backslash and <, > and & (escaped as HTML-safe).
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// tagger computes the tags of one signing key, with keyed HMACs taken from a pool: keying an
+// HMAC costs more than the tag of a token.
+type tagger struct {
+	macs sync.Pool
+}
+
+func newTagger(key []byte) *tagger {
+	t := &tagger{}
+	t.macs.New = func() any { return hmac.New(sha256.New, key) }
+	return t
+}
+
+// appendTag appends computeTag(key, alg, kid, typ, payloadB64) for the tagger's key to dst.
+func (t *tagger) appendTag(dst []byte, alg, kid, typ, payloadB64 string) []byte {
+	m := t.macs.Get().(hash.Hash)
+	m.Reset()
+	for _, s := range []string{alg, kid, typ} {
+		io.WriteString(m, s)
+		m.Write([]byte{0})
+	}
+	io.WriteString(m, payloadB64)
+	var sum [sha256.Size]byte
+	tag := m.Sum(sum[:0])[:tagLen]
+	t.macs.Put(m)
+	return base64.RawURLEncoding.AppendEncode(dst, tag)
 }

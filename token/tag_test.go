@@ -214,3 +214,106 @@ func TestOthersRtgParameter(t *testing.T) {
 		}
 	}
 }
+
+// ownFormCases returns a signer and texts around its access tokens: tagged tokens of keys whose
+// kid JSON writes verbatim or not, and altered copies (tag, payload, header spelling, kid,
+// signature length and spelling).
+func ownFormCases(t testing.TB, now time.Time) (*Signer, []string) {
+	t.Helper()
+	var keys []SigningKey
+	for i, kid := range []string{"k1", "a<b", `q"k`, "\u00e9t\u00e9", `k\1`} {
+		keys = append(keys, testKey(t, kid, SigningAlgorithms[i%len(SigningAlgorithms)], now.Add(-time.Minute)))
+	}
+	s := NewSigner(time.Hour, keys...)
+	var texts []string
+	for _, k := range keys {
+		text, err := NewSigner(time.Hour, k).Sign(benchClaims(1), TypeAccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := strings.Split(text, ".")
+		hb, _ := base64.RawURLEncoding.DecodeString(parts[0])
+		enc := base64.RawURLEncoding.EncodeToString
+		flip := func(s string, i int) string { // another base64url character at i
+			c := byte('A')
+			if s[i] == 'A' {
+				c = 'B'
+			}
+			return s[:i] + string(c) + s[i+1:]
+		}
+		texts = append(texts, text,
+			parts[0]+"."+flip(parts[1], 3)+"."+parts[2],                                      // payload altered
+			flip(parts[0], len(parts[0])-6)+"."+parts[1]+"."+parts[2],                        // tag altered
+			enc([]byte(strings.Replace(string(hb), `,`, `, `, 1)))+"."+parts[1]+"."+parts[2], // spaced header
+			enc([]byte(strings.Replace(string(hb), `"kid":"`+k.ID, `"kid":"k1`, 1)))+"."+parts[1]+"."+parts[2],
+			parts[0]+"."+parts[1]+"."+parts[2][:len(parts[2])-4],      // short signature
+			parts[0]+"."+parts[1]+"."+parts[2]+"AA",                   // long signature
+			parts[0]+"."+parts[1]+"."+flip(parts[2], len(parts[2])-1), // other trailing bits
+			parts[0]+"."+parts[1]+".",
+		)
+	}
+	return s, texts
+}
+
+// TestOwnFormAsGeneralPath: Authenticate's JSON-free path accepts a text only if the general
+// path (the header decoded, the tag header built by encoding/json) accepts it too, with the same
+// payload and kid; it does accept the signer's own tokens whose kid JSON writes verbatim, and
+// leaves the others to the general path, which accepts them.
+func TestOwnFormAsGeneralPath(t *testing.T) {
+	now := time.Unix(1_900_000_000, 0)
+	s, texts := ownFormCases(t, now)
+	fastOK, generalOK := 0, 0
+	for _, at := range []time.Time{now, now.Add(1000 * time.Hour)} { // the second: keys retired
+		for _, typ := range []string{TypeAccessToken, TypeStatusList} {
+			for i, text := range texts {
+				p1, k1, ok1 := s.authenticateOwnForm(text, typ, at)
+				p2, k2, ok2 := s.authenticateByHeader(text, typ, at)
+				if ok1 && (!ok2 || string(p1) != string(p2) || k1 != k2) {
+					t.Fatalf("text %d (%s, %v): the own-form path accepts (kid %q) what the general path does not (%v, kid %q)", i, typ, at, k1, ok2, k2)
+				}
+				if ok1 {
+					fastOK++
+				}
+				if ok2 {
+					generalOK++
+				}
+				if ok1 && i/9 != 0 {
+					t.Fatalf("text %d: the own-form path accepts a token of a key whose kid JSON escapes", i)
+				}
+				if i%9 == 0 && typ == TypeAccessToken && at == now {
+					if !ok2 {
+						t.Fatalf("token %d refused by the general path", i/9)
+					}
+					if plain := i/9 == 0; ok1 != plain {
+						t.Fatalf("token %d (kid plain: %v): own-form path %v", i/9, plain, ok1)
+					}
+				}
+			}
+		}
+	}
+	// Besides the tokens themselves, the general path accepts some altered copies (by design,
+	// any signature of the right length); the own-form path, those of the plain kid's token.
+	if fastOK < 2 || generalOK < 5 {
+		t.Fatalf("accepted: %d by the own-form path, %d by the general path", fastOK, generalOK)
+	}
+}
+
+// FuzzOwnForm alters the signer's tokens at will: whatever the JSON-free path accepts, the
+// general path accepts too, with the same payload and kid.
+func FuzzOwnForm(f *testing.F) {
+	now := time.Unix(1_900_000_000, 0)
+	s, texts := ownFormCases(f, now)
+	for _, text := range texts {
+		f.Add(text)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		p1, k1, ok1 := s.authenticateOwnForm(text, TypeAccessToken, now)
+		if !ok1 {
+			return
+		}
+		p2, k2, ok2 := s.authenticateByHeader(text, TypeAccessToken, now)
+		if !ok2 || string(p1) != string(p2) || k1 != k2 {
+			t.Fatalf("own-form path accepts %q (kid %q); general path: %v, kid %q", text, k1, ok2, k2)
+		}
+	})
+}
