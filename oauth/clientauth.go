@@ -54,16 +54,22 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 		if len(id) > MaxClientIDLength {
 			return rescind.Client{}, errClientIDTooLong()
 		}
-		res, perr := s.reserve(r, id, candidates[0])
+		res, claim, perr := s.reserve(r, id, candidates[0])
 		if perr != nil {
 			return rescind.Client{}, perr
 		}
 		var c rescind.Client
 		var err error
 		// Every candidate is tried until one matches, for an unknown id too, so that a failure
-		// costs the same whether the id exists or not (audit of issue 12, finding 3).
-		for _, sec := range candidates {
-			if c, err = s.clients.Authenticate(ctx, id, sec); !errors.Is(err, clientreg.ErrBadSecret) && !errors.Is(err, rescind.ErrNotFound) {
+		// costs the same whether the id exists or not (audit of issue 12, finding 3). The first
+		// is checked under the claim reserve took on it.
+		for i, sec := range candidates {
+			if i == 0 {
+				c, err = s.clients.AuthenticateClaim(ctx, claim, id, sec)
+			} else {
+				c, err = s.clients.Authenticate(ctx, id, sec)
+			}
+			if !errors.Is(err, clientreg.ErrBadSecret) && !errors.Is(err, rescind.ErrNotFound) {
 				break
 			}
 		}
@@ -76,11 +82,11 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 		return rescind.Client{}, errClientIDTooLong()
 	}
 	if hasFormSecret {
-		res, perr := s.reserve(r, formID, formSecret)
+		res, claim, perr := s.reserve(r, formID, formSecret)
 		if perr != nil {
 			return rescind.Client{}, perr
 		}
-		c, err := s.clients.Authenticate(ctx, formID, formSecret)
+		c, err := s.clients.AuthenticateClaim(ctx, claim, formID, formSecret)
 		return s.clientResult(r, formID, c, err, res)
 	}
 	c, err := s.clients.Get(ctx, formID)
@@ -152,16 +158,21 @@ func networkKey(r *http.Request) string { return clientip.Network(r.RemoteAddr) 
 // before its secret is checked, so that a burst of concurrent attempts cannot all be checked: at
 // most the buckets' tokens are. A secret the server verified recently needs no token (nil). An
 // attempt whose buckets are empty is refused (429 with Retry-After) without being checked.
-func (s *Server) reserve(r *http.Request, clientID, presented string) (*ratelimit.Reservation, *Error) {
-	if s.limiter == nil || s.clients.KnownGood(clientID, presented) {
-		return nil, nil
+func (s *Server) reserve(r *http.Request, clientID, presented string) (*ratelimit.Reservation, *clientreg.Claim, *Error) {
+	if s.limiter == nil {
+		return nil, nil, nil
+	}
+	good, claim := s.clients.Admit(r.Context(), clientID, presented)
+	if good {
+		return nil, nil, nil
 	}
 	res, ok, retry := s.limiter.Reserve(limitKeys(r, clientID)...)
 	if ok {
-		return res, nil
+		return res, claim, nil
 	}
+	claim.Release()
 	s.log.WarnContext(r.Context(), "security: client authentication rate limited", "client_id", clientID, "remote", r.RemoteAddr)
-	return nil, &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: max(1, int(retry/time.Second)),
+	return nil, nil, &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: max(1, int(retry/time.Second)),
 		Description: "too many failed client authentications; retry later"}
 }
 

@@ -5,10 +5,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/metrics"
 	"github.com/rescind/rescind/internal/ratelimit"
@@ -131,5 +134,62 @@ func TestClientIDTimingOracle(t *testing.T) {
 		if k != g || k == 0 {
 			t.Errorf("%s: a known client costs %d checks, an unknown one %d", tc.name, k, g)
 		}
+	}
+}
+
+// TestManyConnectionsAtOnce: a client that opens many connections at once after a start, each
+// with its right secret, gets its tokens on all of them: one secret check is made and charged to
+// the rate limit, and the others wait for it, rather than all but the limit's burst being refused
+// with slow_down. The same number of connections with a wrong secret still gets no more checks
+// than the burst.
+func TestManyConnectionsAtOnce(t *testing.T) {
+	e := newEnv(t)
+	const burst, n = 2, 16
+	slow, err := secret.Hash("burst-secret", secret.DefaultParams) // a check long enough to overlap
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.CreateClient(context.Background(), rescind.Client{ID: "burst", Name: "Burst", SecretHash: slow,
+		GrantTypes: []string{rescind.GrantClientCredentials}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, secret string
+		wantOK       bool
+	}{{"right secret", "burst-secret", true}, {"wrong secret", "wrong-secret", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			gate := secret.NewGate(secret.GateConfig{})
+			h := gatedHandler(t, e, ratelimit.New(ratelimit.Config{Burst: burst, PerMinute: 1, Now: e.clock}), gate)
+			codes := make(chan int, n)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					codes <- tokenFrom(h, "192.0.2.7:"+strconv.Itoa(1000+i), "burst", tc.secret).status
+				}()
+			}
+			close(start)
+			wg.Wait()
+			close(codes)
+			count := map[int]int{}
+			for c := range codes {
+				count[c]++
+			}
+			checks := gate.Checks()
+			if tc.wantOK {
+				if count[http.StatusOK] != n || checks != 1 {
+					t.Fatalf("statuses %v, %d secret checks; want %d × 200 and 1 check", count, checks, n)
+				}
+				return
+			}
+			// Each failure costs clientreg.WrongSecretChecks checks, whatever the id.
+			if count[http.StatusUnauthorized] > burst || count[http.StatusUnauthorized]+count[http.StatusTooManyRequests] != n ||
+				checks > burst*clientreg.WrongSecretChecks {
+				t.Fatalf("statuses %v, %d secret checks; want at most %d 401s and %d checks, the rest 429", count, checks, burst, burst*clientreg.WrongSecretChecks)
+			}
+		})
 	}
 }

@@ -153,7 +153,15 @@ func (r *Registry) Get(ctx context.Context, id string) (rescind.Client, error) {
 // checks (of the client's hashes, padded with checks of a dummy hash), so the answer's timing
 // does not tell which client ids exist, which are public, or which are in a rotation's overlap.
 func (r *Registry) Authenticate(ctx context.Context, id, presented string) (rescind.Client, error) {
-	c, spent, err := r.authenticate(ctx, id, presented)
+	return r.AuthenticateClaim(ctx, nil, id, presented)
+}
+
+// AuthenticateClaim is Authenticate by the holder of claim, a claim on the check of this secret
+// of this client from Admit (nil: none): the check is made as the claim's, so those waiting for
+// it learn its outcome. The claim is released whatever happens.
+func (r *Registry) AuthenticateClaim(ctx context.Context, claim *Claim, id, presented string) (rescind.Client, error) {
+	defer claim.Release()
+	c, spent, err := r.authenticate(ctx, id, presented, claim)
 	if errors.Is(err, rescind.ErrNotFound) || errors.Is(err, ErrBadSecret) {
 		for ; spent < WrongSecretChecks; spent++ {
 			if gerr := r.gate.VerifyNone(ctx, presented); gerr != nil {
@@ -170,7 +178,7 @@ func (r *Registry) Authenticate(ctx context.Context, id, presented string) (resc
 const WrongSecretChecks = 2
 
 // authenticate is Authenticate without the padding: it also returns how many hashes it checked.
-func (r *Registry) authenticate(ctx context.Context, id, presented string) (rescind.Client, int, error) {
+func (r *Registry) authenticate(ctx context.Context, id, presented string, claim *Claim) (rescind.Client, int, error) {
 	c, err := r.Get(ctx, id)
 	if err != nil {
 		return c, 0, err
@@ -187,15 +195,23 @@ func (r *Registry) authenticate(ctx context.Context, id, presented string) (resc
 			return c, 0, nil
 		}
 		wait, busy := r.inflight[k]
-		if !busy {
-			wait = make(chan struct{})
-			r.inflight[k] = wait
+		// The caller's own claim is the check in flight: it makes it.
+		own := busy && claim != nil && claim.k == k && wait == claim.done
+		if !busy || own {
+			if !own {
+				wait = make(chan struct{})
+				r.inflight[k] = wait
+			}
 			gen := r.gen[id]
 			r.mu.Unlock()
 			hash, spent, err := r.check(ctx, c, presented, now)
 			r.mu.Lock()
-			delete(r.inflight, k)
-			close(wait)
+			if !own {
+				delete(r.inflight, k)
+				close(wait)
+			}
+			// An owned claim is released by AuthenticateClaim after this: the outcome is
+			// cached before its waiters wake.
 			if err == nil && r.gen[id] == gen {
 				if len(r.verified) >= r.cfg.MaxEntries {
 					clear(r.verified)
@@ -280,15 +296,63 @@ func (r *Registry) mac(presented string) [16]byte {
 	return out
 }
 
-// KnownGood reports, without hashing, whether this secret of client id was verified recently
-// (it is in the verified cache). Rate limiting lets such a request through.
-func (r *Registry) KnownGood(id, presented string) bool {
+// Admit reports whether this secret of client id was verified recently (it is in the verified
+// cache), without hashing: rate limiting lets such a request through.
+//
+// While a check of this same secret of this client is in flight, it waits for that check (or
+// for ctx) and answers after it. Otherwise it returns false with a claim on the check, which
+// others asking meanwhile wait for: the caller must pass it to AuthenticateClaim, or Release
+// it. So a client that opens many connections at once with its right secret has one check made
+// (and charged to the rate limit), not one per connection, of which all but the limit's burst
+// were refused (slow_down) until the first had finished. A wrong secret is not cached: after its
+// check the waiters are admitted one by one and charged each, as before.
+func (r *Registry) Admit(ctx context.Context, id, presented string) (bool, *Claim) {
 	k := verifiedKey{id: id, mac: r.mac(presented)}
-	now := r.cfg.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	v, ok := r.verified[k]
-	return ok && now.Before(v.until)
+	for {
+		r.mu.Lock()
+		if v, ok := r.verified[k]; ok && r.cfg.Now().Before(v.until) {
+			r.mu.Unlock()
+			return true, nil
+		}
+		wait, busy := r.inflight[k]
+		if !busy {
+			c := &Claim{r: r, k: k, done: make(chan struct{})}
+			r.inflight[k] = c.done
+			r.mu.Unlock()
+			return false, c
+		}
+		r.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return false, nil
+		}
+	}
+}
+
+// Claim is a hold on the check of one secret of one client (Admit): while it is held, those
+// asking about that secret wait for the check's outcome rather than making their own.
+type Claim struct {
+	r    *Registry
+	k    verifiedKey
+	done chan struct{}
+	once sync.Once
+}
+
+// Release gives the claim up: those waiting for it look again. It does nothing on a nil claim
+// or one released already; AuthenticateClaim releases the claim it is given.
+func (c *Claim) Release() {
+	if c == nil {
+		return
+	}
+	c.once.Do(func() {
+		c.r.mu.Lock()
+		if c.r.inflight[c.k] == c.done {
+			delete(c.r.inflight, c.k)
+		}
+		c.r.mu.Unlock()
+		close(c.done)
+	})
 }
 
 // Invalidate drops everything cached about client id: call it whenever the client changes.
