@@ -574,11 +574,12 @@ func (s *Store) DeleteSSFEvents(ctx context.Context, acked, pending time.Time) (
 
 // deleteClientStreams deletes, in tx, the streams of the client id with their subjects, events
 // and pending pushes. The streams' rows go first, as in DeleteSSFStream: that waits for the
-// subjects being added to them, which the deletions after it then see. lock is the backend's
-// Dialect.RowLock: the rows are locked in the order of their ids, as AppendSSFEvents locks the
-// streams it appends to, before the DELETE (which would take them in the table's order), so
-// that a client deletion and an append to several of its streams never wait for each other
-// (a deadlock, PostgreSQL 40P01).
+// subjects being added to them, which the deletions after it then see. lock is the clause that
+// locks a row until commit (" FOR UPDATE" on PostgreSQL, empty on SQLite, as Dialect.RowLock):
+// the rows are locked in the order of their ids, as AppendSSFEvents locks the streams it
+// appends to, before the DELETE (which would take them in the table's order), so that a client
+// deletion and an append to several of its streams never wait for each other (a deadlock,
+// PostgreSQL 40P01).
 func deleteClientStreams(ctx context.Context, tx Querier, clientID, lock string) error {
 	ids, err := All(ctx, tx, func(row Row) (string, error) {
 		var id string
