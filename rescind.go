@@ -917,7 +917,9 @@ type Store interface {
 	// many it appended: an event whose stream is gone or disabled, or which has the Source and
 	// Type of one the stream already has, is skipped (so appending again is harmless). For each
 	// event appended to a push stream, an outbox message of kind OutboxSSFPush is written in the
-	// same transaction, due at the event's CreatedAt, to be given up after pushWindow.
+	// same transaction, due at the event's CreatedAt, to be given up after pushWindow. An append
+	// and a change of its stream (UpdateSSFStream) are serialized, on any instance: the event is
+	// appended to the stream as the change left it, or the change finds it held.
 	AppendSSFEvents(ctx context.Context, evs []SSFEvent, pushWindow time.Duration) (int, error)
 	// GetSSFEvent returns the stream's event jti. Returns ErrNotFound if there is none.
 	GetSSFEvent(ctx context.Context, streamID, jti string) (SSFEvent, error)

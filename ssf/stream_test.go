@@ -256,3 +256,118 @@ func TestVerificationOfAStreamDisabledMeanwhile(t *testing.T) {
 		t.Errorf("the disabled stream holds %d events, %v; want none", len(evs), err)
 	}
 }
+
+// verifyRaceStore is a store on which the stream is changed at chosen moments of a
+// verification: afterClaim runs once, right after the verification is claimed; afterAppend[i]
+// right after the handler's i-th AppendSSFEvents; afterGet, once, right after a read of the
+// stream (armed by the others, to land on the handler's re-read).
+type verifyRaceStore struct {
+	rescind.Store
+	afterClaim, afterGet func(id string)
+	afterAppend          []func(id string)
+	appends              int
+}
+
+func (s *verifyRaceStore) ClaimSSFVerification(ctx context.Context, id string, now time.Time, interval time.Duration) (bool, error) {
+	ok, err := s.Store.ClaimSSFVerification(ctx, id, now, interval)
+	if f := s.afterClaim; err == nil && f != nil {
+		s.afterClaim = nil
+		f(id)
+	}
+	return ok, err
+}
+
+func (s *verifyRaceStore) AppendSSFEvents(ctx context.Context, evs []rescind.SSFEvent, window time.Duration) (int, error) {
+	n, err := s.Store.AppendSSFEvents(ctx, evs, window)
+	i := s.appends
+	s.appends++
+	if err == nil && i < len(s.afterAppend) && s.afterAppend[i] != nil {
+		s.afterAppend[i](evs[0].StreamID)
+	}
+	return n, err
+}
+
+func (s *verifyRaceStore) GetSSFStream(ctx context.Context, id string) (rescind.SSFStream, error) {
+	st, err := s.Store.GetSSFStream(ctx, id)
+	if f := s.afterGet; err == nil && f != nil {
+		s.afterGet = nil
+		f(id)
+	}
+	return st, err
+}
+
+// TestVerificationNoContentOnlyIfQueued: a verification is answered 204 only if its event was
+// queued (SSF 1.0 §8.1.4.2). Its stream disabled after the claim and enabled again before the
+// handler looks at why nothing was queued gets its event queued by a second attempt, 204
+// (re-audit 7 #2: it was answered 204 with nothing queued); one whose second attempt finds the
+// stream disabled again is 409 stream_disabled, with nothing queued.
+func TestVerificationNoContentOnlyIfQueued(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		// steps: after the claim, after the first append, and so on: the status set then.
+		steps      []rescind.SSFStatus
+		againAfter bool // disabled again right after the handler's re-read that found it enabled
+		wantCode   int
+		wantError  string
+		wantEvents int
+	}{
+		{"disabled after its claim", []rescind.SSFStatus{rescind.SSFDisabled}, false, http.StatusConflict, "stream_disabled", 0},
+		{"disabled after its claim, enabled again before the re-read", []rescind.SSFStatus{rescind.SSFDisabled, rescind.SSFEnabled},
+			false, http.StatusNoContent, "", 1},
+		{"disabled after its claim, paused before the re-read", []rescind.SSFStatus{rescind.SSFDisabled, rescind.SSFPaused},
+			false, http.StatusNoContent, "", 1},
+		{"disabled again before the second attempt", []rescind.SSFStatus{rescind.SSFDisabled, rescind.SSFEnabled, rescind.SSFEnabled},
+			true, http.StatusConflict, "stream_disabled", 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tokens := map[string]Token{"owner": {ClientID: "rx", Scopes: []string{ScopeManage, ScopeRead}, ClientCredentials: true, Audience: []string{testIssuer}}}
+			vs := &verifyRaceStore{}
+			_, st, h := testTransmitter(t, tokens, func(c *Config) { vs.Store, c.Store = c.Store, vs })
+			createClient(t, st, "rx", rescind.RegistrationAdmin, ScopeManage, ScopeRead)
+			id := createStream(t, h, `{"method":"`+rescind.SSFPoll+`"}`)
+			set := func(status rescind.SSFStatus) func(string) {
+				return func(id string) {
+					if _, err := vs.Store.UpdateSSFStream(context.Background(), id, func(x *rescind.SSFStream) error {
+						x.Status, x.UpdatedAt = status, time.Now()
+						return nil
+					}); err != nil {
+						t.Errorf("setting the stream %s meanwhile: %v", status, err)
+					}
+				}
+			}
+			vs.afterClaim = set(c.steps[0])
+			for i, status := range c.steps[1:] {
+				f := set(status)
+				if c.againAfter && i == 0 {
+					f = func(id string) {
+						set(status)(id)
+						vs.afterGet = set(rescind.SSFDisabled)
+					}
+				}
+				vs.afterAppend = append(vs.afterAppend, f)
+			}
+			w := do(h, "POST", PathVerify, "owner", `{"stream_id":"`+id+`","state":"s1"}`)
+			if vs.afterClaim != nil {
+				t.Fatal("the verification was not claimed")
+			}
+			var e struct {
+				Error string `json:"error"`
+			}
+			_ = json.Unmarshal(w.Body.Bytes(), &e)
+			evs, err := vs.Store.PendingSSFEvents(context.Background(), id, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			verifications := 0
+			for _, ev := range evs {
+				if ev.Type == EventVerification && bytes.Contains(ev.Claims, []byte(`"state":"s1"`)) {
+					verifications++
+				}
+			}
+			if w.Code != c.wantCode || e.Error != c.wantError || verifications != c.wantEvents {
+				t.Errorf("%d %s, %d verification event(s) queued (after %d append(s)); want %d %q, %d queued",
+					w.Code, strings.TrimSpace(w.Body.String()), verifications, vs.appends, c.wantCode, c.wantError, c.wantEvents)
+			}
+		})
+	}
+}

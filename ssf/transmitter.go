@@ -837,14 +837,20 @@ func (t *Transmitter) handleVerify(w http.ResponseWriter, r *http.Request) {
 		t.writeError(w, err)
 		return
 	}
-	n, err := t.cfg.Store.AppendSSFEvents(r.Context(), []rescind.SSFEvent{{StreamID: st.ID, JTI: jti, Source: "verify:" + jti,
-		Type: EventVerification, Claims: claims, CreatedAt: now}}, t.cfg.PushWindow)
-	if err != nil {
-		t.writeError(w, err)
-		return
-	}
-	if n == 0 {
-		// Nothing was queued: the stream was deleted or disabled since it was read.
+	// 204 only once the event is queued. The append reads the stream holding it, so it queues
+	// nothing only if the stream was deleted or disabled at that moment (the jti is new). A
+	// stream found neither afterwards was enabled again in between: the event gets one more
+	// attempt (re-audit 7 #2: it was answered 204 with nothing queued).
+	ev := rescind.SSFEvent{StreamID: st.ID, JTI: jti, Source: "verify:" + jti, Type: EventVerification, Claims: claims, CreatedAt: now}
+	for attempt := 1; ; attempt++ {
+		n, err := t.cfg.Store.AppendSSFEvents(r.Context(), []rescind.SSFEvent{ev}, t.cfg.PushWindow)
+		if err != nil {
+			t.writeError(w, err)
+			return
+		}
+		if n > 0 {
+			break
+		}
 		switch st, err := t.cfg.Store.GetSSFStream(r.Context(), st.ID); {
 		case errors.Is(err, rescind.ErrNotFound):
 			t.writeError(w, errNoStream)
@@ -854,6 +860,10 @@ func (t *Transmitter) handleVerify(w http.ResponseWriter, r *http.Request) {
 			return
 		case st.Status == rescind.SSFDisabled:
 			t.writeError(w, errStreamDisabled)
+			return
+		case attempt >= 2:
+			t.writeError(w, errorf(http.StatusConflict, "stream_disabled",
+				"the stream was disabled while the verification event was being queued: nothing was queued"))
 			return
 		}
 	}

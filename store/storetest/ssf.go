@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -800,5 +801,242 @@ func testSSFChangesSerialized(t *testing.T, s rescind.Store) {
 	got, _ = s.GetSSFStream(ctx, "st")
 	if len(got.EventsRequested) != n {
 		t.Fatalf("after %d concurrent changes each adding one type: %v; want all %d", n, got.EventsRequested, n)
+	}
+}
+
+// errBlockerDone rolls back the blocker's transaction in testSSFAppendOrderedWithChanges.
+var errBlockerDone = errors.New("blocker rolled back")
+
+// testSSFAppendOrderedWithChanges: an event append and a change of its stream are ordered, on
+// every instance: the append reads the stream's method and status holding it until it commits,
+// so a change waits for it (or it for the change) and the result is as if one ran after the
+// other (re-audit 7 #1: on PostgreSQL the append read the stream without a lock, so a change
+// that committed between its read and its insert left an event held on a stream just switched
+// to push with no push to carry it, for good, or held on a disabled stream).
+//
+// To stop the append between its read of the stream and its insert, a third transaction (the
+// blocker, through inTx) holds an uncommitted event with the same stream and jti: the append's
+// insert waits for it. The change runs meanwhile and is given time to commit; then the blocker
+// rolls back and the append goes on. The waits only decide whether a store that does not hold
+// the stream is caught; one that does passes whatever the timing (on SQLite the blocker holds
+// the write lock, so the append and the change simply run after it, one after the other).
+func testSSFAppendOrderedWithChanges(t *testing.T, s rescind.Store, inTx InTx) {
+	ctx := context.Background()
+	const endpoint = "https://rp.example/events"
+	for _, c := range []struct {
+		name, method string
+		change       func(*rescind.SSFStream)
+		// What the stream holds afterwards: its events, and the jtis of its pushes.
+		wantHeld, wantPushes []string
+	}{
+		{"poll to push", rescind.SSFPoll, func(x *rescind.SSFStream) { x.Method, x.EndpointURL = rescind.SSFPush, endpoint },
+			[]string{"j"}, []string{"j"}},
+		{"push to poll", rescind.SSFPush, func(x *rescind.SSFStream) { x.Method, x.EndpointURL = rescind.SSFPoll, "" },
+			[]string{"j"}, nil},
+		{"disabled", rescind.SSFPush, func(x *rescind.SSFStream) { x.Status, x.StatusReason = rescind.SSFDisabled, "incident" },
+			nil, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			id := "ord-" + c.method + "-" + strings.ReplaceAll(c.name, " ", "-")
+			st := ssfStream(id, "r1", c.method)
+			if c.method == rescind.SSFPush {
+				st.EndpointURL = endpoint
+			}
+			if err := s.CreateSSFStream(ctx, st, 0); err != nil {
+				t.Fatal(err)
+			}
+			held, release, blocker := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+			go func() {
+				blocker <- inTx(s, func(tx sqlstore.Querier) error {
+					if _, err := tx.Exec(ctx, `INSERT INTO ssf_events (stream_id, jti, source, event_type, claims, created_at)
+						VALUES ($1, 'j', 'blocker', 'blocker', $2, $3)`, id, []byte("{}"), sqlstore.Nanos(base)); err != nil {
+						return err
+					}
+					close(held)
+					<-release
+					return errBlockerDone
+				})
+			}()
+			released := false
+			unblock := func() {
+				if !released {
+					released = true
+					close(release)
+				}
+			}
+			defer unblock()
+			select {
+			case <-held:
+			case err := <-blocker:
+				t.Fatalf("the blocker: %v", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("the blocker has not written its event after 10 s")
+			}
+			type result struct {
+				n   int
+				err error
+			}
+			appended := make(chan result, 1)
+			go func() {
+				n, err := s.AppendSSFEvents(ctx, []rescind.SSFEvent{ssfEvent(id, "j", "sig", base.Add(time.Minute))}, time.Hour)
+				appended <- result{n, err}
+			}()
+			time.Sleep(200 * time.Millisecond) // the append reads the stream and waits on the blocker's event
+			changed := make(chan error, 1)
+			go func() {
+				_, err := s.UpdateSSFStream(ctx, id, func(x *rescind.SSFStream) error {
+					c.change(x)
+					x.UpdatedAt = base.Add(2 * time.Minute)
+					return nil
+				})
+				changed <- err
+			}()
+			var changeErr error
+			changeDone := false
+			select {
+			case changeErr = <-changed:
+				changeDone = true
+			case <-time.After(200 * time.Millisecond):
+			}
+			unblock()
+			if err := waitErr(t, "the blocker", blocker); !errors.Is(err, errBlockerDone) {
+				t.Fatalf("the blocker: %v; want it rolled back", err)
+			}
+			var r result
+			select {
+			case r = <-appended:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the append has not ended 10 s after the blocker rolled back")
+			}
+			if !changeDone {
+				changeErr = waitErr(t, "the change", changed)
+			}
+			if r.err != nil || changeErr != nil {
+				t.Fatalf("append: %d, %v; change: %v", r.n, r.err, changeErr)
+			}
+			got, err := s.GetSSFStream(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs, err := s.PendingSSFEvents(ctx, id, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var heldJTIs, pushJTIs []string
+			for _, ev := range evs {
+				heldJTIs = append(heldJTIs, ev.JTI)
+			}
+			for _, m := range ssfOutbox(t, s, rescind.OutboxSSFPush, base.Add(time.Hour)) {
+				if m.Key != id {
+					continue
+				}
+				var p struct{ JTI string }
+				if err := json.Unmarshal(m.Payload, &p); err != nil {
+					t.Fatal(err)
+				}
+				pushJTIs = append(pushJTIs, p.JTI)
+			}
+			if !slices.Equal(heldJTIs, c.wantHeld) || !slices.Equal(pushJTIs, c.wantPushes) {
+				t.Errorf("after the append (%d added) and the change (stream now %s, %s): events held %v, pushes for %v; want held %v, pushes for %v",
+					r.n, got.Method, got.Status, heldJTIs, pushJTIs, c.wantHeld, c.wantPushes)
+			}
+		})
+	}
+}
+
+// waitErr waits up to 10 s for what's error.
+func waitErr(t *testing.T, what string, ch <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s has not ended after 10 s", what)
+		return nil
+	}
+}
+
+// testSSFLockOrder: an append to several streams and the deletion of their client lock the
+// streams in one order (their ids), so neither waits for the other while holding a stream the
+// other waits for (re-audit 7 #1: once appends lock the streams they append to, an append
+// taking them in the order of its events, or a deletion taking them in the table's order, can
+// deadlock, PostgreSQL 40P01, and one of the two fails).
+//
+// The client's streams are created in the reverse order of their ids (the table's order, and
+// its index's, is then d, c, b, a) and the append's events come in that order too. A blocker
+// (through inTx) holds stream c changed but not committed; the append starts, then the
+// deletion, each given time to take what it can and wait on c; then the blocker rolls back.
+// A store that locks the streams in the order of their ids has the append wait on c holding
+// a and b, and the deletion wait on a holding nothing. As in testSSFAppendOrderedWithChanges,
+// the waits only decide whether a store that does not is caught.
+func testSSFLockOrder(t *testing.T, s rescind.Store, inTx InTx) {
+	ctx := context.Background()
+	const client = "rx-order"
+	if err := s.CreateClient(ctx, sampleClient(client)); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"ord-d", "ord-c", "ord-b", "ord-a"}
+	var evs []rescind.SSFEvent
+	for i, id := range ids {
+		st := ssfStream(id, client, rescind.SSFPoll)
+		st.CreatedAt = base.Add(time.Duration(i) * time.Second)
+		if err := s.CreateSSFStream(ctx, st, 0); err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ssfEvent(id, "j-"+id, "sig", base.Add(time.Minute)))
+	}
+	held, release, blocker := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		blocker <- inTx(s, func(tx sqlstore.Querier) error {
+			if _, err := tx.Exec(ctx, `UPDATE ssf_streams SET updated_at = updated_at WHERE id = 'ord-c'`); err != nil {
+				return err
+			}
+			close(held)
+			<-release
+			return errBlockerDone
+		})
+	}()
+	released := false
+	unblock := func() {
+		if !released {
+			released = true
+			close(release)
+		}
+	}
+	defer unblock()
+	select {
+	case <-held:
+	case err := <-blocker:
+		t.Fatalf("the blocker: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the blocker has not changed the stream after 10 s")
+	}
+	appended, deleted := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, err := s.AppendSSFEvents(ctx, evs, time.Hour)
+		appended <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the append takes what it can and waits on c
+	go func() {
+		_, err := s.DeleteClient(ctx, client, base.Add(2*time.Minute), rescind.Revocation{Kind: rescind.RevokeClient, Key: client,
+			ClientID: client, RevokedAt: base.Add(2 * time.Minute), ExpiresAt: base.Add(time.Hour)})
+		deleted <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the deletion takes what it can and waits
+	unblock()
+	if err := waitErr(t, "the blocker", blocker); !errors.Is(err, errBlockerDone) {
+		t.Fatalf("the blocker: %v; want it rolled back", err)
+	}
+	appendErr, deleteErr := waitErr(t, "the append", appended), waitErr(t, "the client's deletion", deleted)
+	if appendErr != nil || deleteErr != nil {
+		t.Fatalf("append: %v; client deletion: %v; want both done", appendErr, deleteErr)
+	}
+	for _, id := range ids {
+		if _, err := s.GetSSFStream(ctx, id); !errors.Is(err, rescind.ErrNotFound) {
+			t.Errorf("stream %s of the deleted client: %v; want ErrNotFound", id, err)
+		}
+		if evs, err := s.PendingSSFEvents(ctx, id, 10); err != nil || len(evs) != 0 {
+			t.Errorf("stream %s of the deleted client holds %d events (%v); want none", id, len(evs), err)
+		}
 	}
 }

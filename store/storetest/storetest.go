@@ -93,6 +93,18 @@ func RunTests(t *testing.T, opener Opener, opts ...Option) {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t)) })
 	}
 	t.Run("SSFSubjectsGoWithTheirStream", func(t *testing.T) { testSSFSubjectsGoWithTheirStream(t, opener(t)(), o.inTx) })
+	t.Run("SSFAppendOrderedWithStreamChanges", func(t *testing.T) {
+		if o.inTx == nil {
+			t.Skip("the backend gives no InTx (WithInTx)")
+		}
+		testSSFAppendOrderedWithChanges(t, opener(t)(), o.inTx)
+	})
+	t.Run("SSFStreamsLockedInOneOrder", func(t *testing.T) {
+		if o.inTx == nil {
+			t.Skip("the backend gives no InTx (WithInTx)")
+		}
+		testSSFLockOrder(t, opener(t)(), o.inTx)
+	})
 	for _, tc := range outboxTests() {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, opener(t), o) })
 	}

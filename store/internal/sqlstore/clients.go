@@ -226,7 +226,8 @@ func (s *Store) changeClientThen(ctx context.Context, id string, then func(tx Qu
 
 // ClientDeletion deletes the client id in tx, writes the audit entry of its deletion (rev's
 // Actor and Reason, dated now, if rev.Actor is set) and revokes its grants at now as
-// GrantRevocations does (lock is the clause for its first read). It returns the records to
+// GrantRevocations does (lock is the clause for its first read, and for the read of the
+// client's Shared Signals streams: " FOR UPDATE" on PostgreSQL). It returns the records to
 // write: the grants' and rev, without its Actor (the one entry is written). A missing client
 // is rescind.ErrNotFound.
 func ClientDeletion(ctx context.Context, tx Querier, id string, now time.Time, rev rescind.Revocation, lock string) ([]rescind.Revocation, error) {
@@ -250,7 +251,7 @@ func ClientDeletion(ctx context.Context, tx Querier, id string, now time.Time, r
 	rev.Actor = ""
 	// The client's Shared Signals streams go with it: nothing more is sent to a receiver that
 	// no longer exists.
-	if err := deleteClientStreams(ctx, tx, id); err != nil {
+	if err := deleteClientStreams(ctx, tx, id, lock); err != nil {
 		return nil, err
 	}
 	revs, _, err := GrantRevocations(ctx, tx, rescind.GrantFilter{ClientID: id}, rescind.Revocation{RevokedAt: now, Subject: rev.Subject}, lock)

@@ -69,10 +69,11 @@ type Dialect struct {
 	// LOCKED" on PostgreSQL, so that concurrent claimers take different rows without waiting for
 	// each other; empty on SQLite, whose transactions take the write lock when they begin.
 	SkipLocked string
-	// ShareLock is appended to the read of a grant's row that must not change until the
-	// statement commits (RecordGrantTokenStatus): " FOR SHARE" on PostgreSQL, so that a
-	// concurrent revocation of the grant, which reads it FOR UPDATE, is ordered with it; empty
-	// on SQLite, whose write statements are serialised.
+	// ShareLock is appended to the read of a row that must not change until the transaction
+	// commits: a grant's (RecordGrantTokenStatus), a Shared Signals stream's (AddSSFSubject,
+	// AppendSSFEvents): " FOR SHARE" on PostgreSQL, so that a concurrent revocation of the grant
+	// or change of the stream, which reads it FOR UPDATE, is ordered with it; empty on SQLite,
+	// whose write statements are serialised.
 	ShareLock string
 	// RowLock is appended to the read of a row that its transaction changes from what it read
 	// (UpdateSSFStream): " FOR UPDATE" on PostgreSQL, so that a concurrent change of the row

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -394,19 +395,43 @@ func (s *Store) SSFSubjectsMatching(ctx context.Context, keys []string) ([]resci
 	return rows, nil
 }
 
-// AppendSSFEvents implements rescind.Store.
+// AppendSSFEvents implements rescind.Store. Each stream is read, before anything is written,
+// with Dialect.ShareLock, in the transaction that appends to it: a change of the stream
+// (UpdateSSFStream holds it FOR UPDATE), a deletion or a verification claim waits for this
+// append's commit, and an append waits for a change under way and then reads what it wrote. So
+// an event is never appended to a stream as it was before a change that committed meanwhile
+// (re-audit 7 #1: held with no push on a stream just switched to push, or held on a stream
+// just disabled). The streams are locked in the order of their ids, as every other transaction
+// that locks several streams does (deleteClientStreams), so that two never wait for each
+// other; the events are then appended in that order too, each stream's in the order given.
+// SQLite's transactions are serialized whole.
 func (s *Store) AppendSSFEvents(ctx context.Context, evs []rescind.SSFEvent, pushWindow time.Duration) (int, error) {
+	sorted := slices.Clone(evs)
+	slices.SortStableFunc(sorted, func(a, b rescind.SSFEvent) int { return strings.Compare(a.StreamID, b.StreamID) })
+	type stream struct{ method, status string }
 	var added int
 	err := s.db.InTx(ctx, func(tx Querier) error {
 		added = 0
-		for _, ev := range evs {
-			var method, status string
-			err := tx.QueryRow(ctx, `SELECT method, status FROM ssf_streams WHERE id = $1`, ev.StreamID).Scan(&method, &status)
-			if isNoRows(err) || status == string(rescind.SSFDisabled) {
+		streams := make(map[string]*stream) // nil: gone
+		for _, ev := range sorted {
+			if _, ok := streams[ev.StreamID]; ok {
+				continue
+			}
+			var st stream
+			err := tx.QueryRow(ctx, `SELECT method, status FROM ssf_streams WHERE id = $1`+s.d.ShareLock, ev.StreamID).Scan(&st.method, &st.status)
+			if isNoRows(err) {
+				streams[ev.StreamID] = nil
 				continue
 			}
 			if err != nil {
 				return err
+			}
+			streams[ev.StreamID] = &st
+		}
+		for _, ev := range sorted {
+			st := streams[ev.StreamID]
+			if st == nil || st.status == string(rescind.SSFDisabled) {
+				continue
 			}
 			n, err := tx.Exec(ctx, `INSERT INTO ssf_events (stream_id, jti, source, event_type, claims, created_at)
 				VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
@@ -418,7 +443,7 @@ func (s *Store) AppendSSFEvents(ctx context.Context, evs []rescind.SSFEvent, pus
 				continue
 			}
 			added++
-			if method != rescind.SSFPush {
+			if st.method != rescind.SSFPush {
 				continue
 			}
 			payload, _ := json.Marshal(map[string]string{"jti": ev.JTI}) // a map of strings always marshals
@@ -549,12 +574,17 @@ func (s *Store) DeleteSSFEvents(ctx context.Context, acked, pending time.Time) (
 
 // deleteClientStreams deletes, in tx, the streams of the client id with their subjects, events
 // and pending pushes. The streams' rows go first, as in DeleteSSFStream: that waits for the
-// subjects being added to them, which the deletions after it then see.
-func deleteClientStreams(ctx context.Context, tx Querier, clientID string) error {
+// subjects being added to them, which the deletions after it then see. lock is the clause that
+// locks a row until commit (" FOR UPDATE" on PostgreSQL, empty on SQLite, as Dialect.RowLock):
+// the rows are locked in the order of their ids, as AppendSSFEvents locks the streams it
+// appends to, before the DELETE (which would take them in the table's order), so that a client
+// deletion and an append to several of its streams never wait for each other (a deadlock,
+// PostgreSQL 40P01).
+func deleteClientStreams(ctx context.Context, tx Querier, clientID, lock string) error {
 	ids, err := All(ctx, tx, func(row Row) (string, error) {
 		var id string
 		return id, row.Scan(&id)
-	}, `SELECT id FROM ssf_streams WHERE client_id = $1 ORDER BY id`, clientID)
+	}, `SELECT id FROM ssf_streams WHERE client_id = $1 ORDER BY id`+lock, clientID)
 	if err != nil {
 		return fmt.Errorf("deleting the client's streams: %w", err)
 	}
