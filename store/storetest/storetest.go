@@ -71,6 +71,7 @@ func RunTests(t *testing.T, opener Opener, opts ...Option) {
 		{"GrantConsentedAudience", testGrantConsentedAudience},
 		{"ScanRevocations", testScanRevocations},
 		{"RevokeBatchDuplicates", testRevokeBatchDuplicates},
+		{"RevokeBatchMerges", testRevokeBatchMerges},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
