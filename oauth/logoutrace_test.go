@@ -49,21 +49,7 @@ func TestRefreshRacingLogout(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			e := newEnvWith(t, func(e *env, c *oauth.Config) { c.Store = &endingStore{Store: c.Store, e: e} })
-			now := e.clock()
-			if err := e.store.CreateSession(ctx, rescind.Session{ID: "s1", Hash: "h1", UserID: "alice-id", CreatedAt: now, LastSeenAt: now,
-				IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(8 * time.Hour), AuthTime: now}); err != nil {
-				t.Fatal(err)
-			}
-			g, err := e.store.SaveGrant(ctx, rescind.Grant{ID: "g1", ClientID: "webapp", UserID: "alice-id", Scopes: []string{"openid", "read"},
-				CreatedAt: now, LastUsedAt: now, SessionID: "s1"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			text, hash, _ := token.NewStored(token.RefreshPrefix)
-			if err := e.store.CreateRefreshToken(ctx, rescind.RefreshToken{Hash: hash, GrantID: g.ID, ClientID: "webapp", Scope: tc.scope,
-				CreatedAt: now, ExpiresAt: now.Add(24 * time.Hour), SessionID: "s1", AuthTime: now}); err != nil {
-				t.Fatal(err)
-			}
+			text, _ := signedInRefreshToken(t, e, tc.scope)
 			r := e.do(req{path: "/oauth2/token", body: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {text}}.Encode(),
 				user: "webapp", pass: appSecret})
 			if _, err := e.store.GetSessionByID(ctx, "s1"); err == nil {
@@ -189,7 +175,6 @@ func TestCodeRedemptionRacingLogout(t *testing.T) {
 // answers 503 temporarily_unavailable with Retry-After before it uses the refresh token, so the
 // retry, once the key is in force, gets its tokens and ID token.
 func TestIDTokenKeyPendingKeepsTheGrant(t *testing.T) {
-	ctx := context.Background()
 	var ready atomic.Bool
 	e := newEnvWith(t, func(e *env, c *oauth.Config) {
 		c.IDSigner = oauth.AlgSigner{Algs: []string{rescind.AlgRS256}, CanSign: func(string) bool { return ready.Load() },
@@ -197,21 +182,7 @@ func TestIDTokenKeyPendingKeepsTheGrant(t *testing.T) {
 				return e.signer.Sign(claims, typ)
 			}}
 	})
-	now := e.clock()
-	if err := e.store.CreateSession(ctx, rescind.Session{ID: "s1", Hash: "h1", UserID: "alice-id", CreatedAt: now, LastSeenAt: now,
-		IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(8 * time.Hour), AuthTime: now}); err != nil {
-		t.Fatal(err)
-	}
-	g, err := e.store.SaveGrant(ctx, rescind.Grant{ID: "g1", ClientID: "webapp", UserID: "alice-id", Scopes: []string{"openid", "read"},
-		CreatedAt: now, LastUsedAt: now, SessionID: "s1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, hash, _ := token.NewStored(token.RefreshPrefix)
-	if err := e.store.CreateRefreshToken(ctx, rescind.RefreshToken{Hash: hash, GrantID: g.ID, ClientID: "webapp", Scope: "openid read",
-		CreatedAt: now, ExpiresAt: now.Add(24 * time.Hour), SessionID: "s1", AuthTime: now}); err != nil {
-		t.Fatal(err)
-	}
+	text, _ := signedInRefreshToken(t, e, "openid read")
 	refresh := func() resp {
 		return e.do(req{path: "/oauth2/token", body: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {text}}.Encode(),
 			user: "webapp", pass: appSecret})
@@ -236,20 +207,7 @@ func TestRefreshOfEndedSessionKeepsTheToken(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	now := e.clock()
-	if err := e.store.CreateSession(ctx, rescind.Session{ID: "s1", Hash: "h1", UserID: "alice-id", CreatedAt: now, LastSeenAt: now,
-		IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(8 * time.Hour), AuthTime: now}); err != nil {
-		t.Fatal(err)
-	}
-	g, err := e.store.SaveGrant(ctx, rescind.Grant{ID: "g1", ClientID: "webapp", UserID: "alice-id", Scopes: []string{"openid", "read"},
-		CreatedAt: now, LastUsedAt: now, SessionID: "s1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, hash, _ := token.NewStored(token.RefreshPrefix)
-	if err := e.store.CreateRefreshToken(ctx, rescind.RefreshToken{Hash: hash, GrantID: g.ID, ClientID: "webapp", Scope: "openid read",
-		CreatedAt: now, ExpiresAt: now.Add(24 * time.Hour), SessionID: "s1", AuthTime: now}); err != nil {
-		t.Fatal(err)
-	}
+	text, hash := signedInRefreshToken(t, e, "openid read")
 	if _, err := e.committer.EndSessions(ctx, rescind.SessionFilter{UserID: "alice-id", ID: "s1"},
 		rescind.Revocation{RevokedAt: now, Actor: "alice", Reason: "rp-initiated logout"}); err != nil {
 		t.Fatal(err)
@@ -269,4 +227,27 @@ func TestRefreshOfEndedSessionKeepsTheToken(t *testing.T) {
 			t.Fatalf("attempt %d: the grant was revoked as if its refresh token were replayed (%v)", attempt, err)
 		}
 	}
+}
+
+// signedInRefreshToken stores alice's session s1, her grant g1 to webapp (openid read) made in
+// it, and a refresh token of scope under that grant and session; it returns the token's text
+// and hash.
+func signedInRefreshToken(t *testing.T, e *env, scope string) (text, hash string) {
+	t.Helper()
+	ctx, now := context.Background(), e.clock()
+	if err := e.store.CreateSession(ctx, rescind.Session{ID: "s1", Hash: "h1", UserID: "alice-id", CreatedAt: now, LastSeenAt: now,
+		IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(8 * time.Hour), AuthTime: now}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := e.store.SaveGrant(ctx, rescind.Grant{ID: "g1", ClientID: "webapp", UserID: "alice-id", Scopes: []string{"openid", "read"},
+		CreatedAt: now, LastUsedAt: now, SessionID: "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, hash, _ = token.NewStored(token.RefreshPrefix)
+	if err := e.store.CreateRefreshToken(ctx, rescind.RefreshToken{Hash: hash, GrantID: g.ID, ClientID: "webapp", Scope: scope,
+		CreatedAt: now, ExpiresAt: now.Add(24 * time.Hour), SessionID: "s1", AuthTime: now}); err != nil {
+		t.Fatal(err)
+	}
+	return text, hash
 }
