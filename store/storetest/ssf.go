@@ -804,8 +804,46 @@ func testSSFChangesSerialized(t *testing.T, s rescind.Store) {
 	}
 }
 
-// errBlockerDone rolls back the blocker's transaction in testSSFAppendOrderedWithChanges.
+// errBlockerDone rolls back a blocker's transaction (holdInTx).
 var errBlockerDone = errors.New("blocker rolled back")
+
+// holdInTx runs stmt in a transaction of s (through inTx) that stays open, holding what it wrote or locked,
+// until the returned unblock is called (or the test ends): then it is rolled back, and unblock
+// returns once it has been. what says what the blocker has done, for a failure's message.
+func holdInTx(t *testing.T, s rescind.Store, inTx InTx, what, stmt string, args ...any) (unblock func()) {
+	t.Helper()
+	held, release, blocker := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		blocker <- inTx(s, func(tx sqlstore.Querier) error {
+			if _, err := tx.Exec(context.Background(), stmt, args...); err != nil {
+				return err
+			}
+			close(held)
+			<-release
+			return errBlockerDone
+		})
+	}()
+	released := false
+	unblock = func() {
+		if released {
+			return
+		}
+		released = true
+		close(release)
+		if err := waitErr(t, "the blocker", blocker); !errors.Is(err, errBlockerDone) {
+			t.Fatalf("the blocker: %v; want it rolled back", err)
+		}
+	}
+	t.Cleanup(unblock)
+	select {
+	case <-held:
+	case err := <-blocker:
+		t.Fatalf("the blocker: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the blocker has not %s after 10 s", what)
+	}
+	return unblock
+}
 
 // testSSFAppendOrderedWithChanges: an event append and a change of its stream are ordered, on
 // every instance: the append reads the stream's method and status holding it until it commits,
@@ -845,33 +883,8 @@ func testSSFAppendOrderedWithChanges(t *testing.T, s rescind.Store, inTx InTx) {
 			if err := s.CreateSSFStream(ctx, st, 0); err != nil {
 				t.Fatal(err)
 			}
-			held, release, blocker := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-			go func() {
-				blocker <- inTx(s, func(tx sqlstore.Querier) error {
-					if _, err := tx.Exec(ctx, `INSERT INTO ssf_events (stream_id, jti, source, event_type, claims, created_at)
-						VALUES ($1, 'j', 'blocker', 'blocker', $2, $3)`, id, []byte("{}"), sqlstore.Nanos(base)); err != nil {
-						return err
-					}
-					close(held)
-					<-release
-					return errBlockerDone
-				})
-			}()
-			released := false
-			unblock := func() {
-				if !released {
-					released = true
-					close(release)
-				}
-			}
-			defer unblock()
-			select {
-			case <-held:
-			case err := <-blocker:
-				t.Fatalf("the blocker: %v", err)
-			case <-time.After(10 * time.Second):
-				t.Fatal("the blocker has not written its event after 10 s")
-			}
+			unblock := holdInTx(t, s, inTx, "written its event", `INSERT INTO ssf_events (stream_id, jti, source, event_type, claims, created_at)
+				VALUES ($1, 'j', 'blocker', 'blocker', $2, $3)`, id, []byte("{}"), sqlstore.Nanos(base))
 			type result struct {
 				n   int
 				err error
@@ -899,9 +912,6 @@ func testSSFAppendOrderedWithChanges(t *testing.T, s rescind.Store, inTx InTx) {
 			case <-time.After(200 * time.Millisecond):
 			}
 			unblock()
-			if err := waitErr(t, "the blocker", blocker); !errors.Is(err, errBlockerDone) {
-				t.Fatalf("the blocker: %v; want it rolled back", err)
-			}
 			var r result
 			select {
 			case r = <-appended:
@@ -985,32 +995,7 @@ func testSSFLockOrder(t *testing.T, s rescind.Store, inTx InTx) {
 		}
 		evs = append(evs, ssfEvent(id, "j-"+id, "sig", base.Add(time.Minute)))
 	}
-	held, release, blocker := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() {
-		blocker <- inTx(s, func(tx sqlstore.Querier) error {
-			if _, err := tx.Exec(ctx, `UPDATE ssf_streams SET updated_at = updated_at WHERE id = 'ord-c'`); err != nil {
-				return err
-			}
-			close(held)
-			<-release
-			return errBlockerDone
-		})
-	}()
-	released := false
-	unblock := func() {
-		if !released {
-			released = true
-			close(release)
-		}
-	}
-	defer unblock()
-	select {
-	case <-held:
-	case err := <-blocker:
-		t.Fatalf("the blocker: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the blocker has not changed the stream after 10 s")
-	}
+	unblock := holdInTx(t, s, inTx, "changed the stream", `UPDATE ssf_streams SET updated_at = updated_at WHERE id = 'ord-c'`)
 	appended, deleted := make(chan error, 1), make(chan error, 1)
 	go func() {
 		_, err := s.AppendSSFEvents(ctx, evs, time.Hour)
@@ -1024,9 +1009,6 @@ func testSSFLockOrder(t *testing.T, s rescind.Store, inTx InTx) {
 	}()
 	time.Sleep(200 * time.Millisecond) // the deletion takes what it can and waits
 	unblock()
-	if err := waitErr(t, "the blocker", blocker); !errors.Is(err, errBlockerDone) {
-		t.Fatalf("the blocker: %v; want it rolled back", err)
-	}
 	appendErr, deleteErr := waitErr(t, "the append", appended), waitErr(t, "the client's deletion", deleted)
 	if appendErr != nil || deleteErr != nil {
 		t.Fatalf("append: %v; client deletion: %v; want both done", appendErr, deleteErr)
