@@ -54,15 +54,20 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 		if len(id) > MaxClientIDLength {
 			return rescind.Client{}, errClientIDTooLong()
 		}
-		res, claim, perr := s.reserve(r, id, candidates[0])
+		res, claim, known, perr := s.reserve(r, id, candidates)
 		if perr != nil {
 			return rescind.Client{}, perr
+		}
+		if known > 0 {
+			// The candidate verified recently goes first: a client whose secret is right only
+			// as sent (not form-decoded) does not pay a check of the other on every request.
+			candidates = slices.Concat(candidates[known:known+1], candidates[:known], candidates[known+1:])
 		}
 		var c rescind.Client
 		var err error
 		// Every candidate is tried until one matches, for an unknown id too, so that a failure
 		// costs the same whether the id exists or not (audit of issue 12, finding 3). The first
-		// is checked under the claim reserve took on it.
+		// is checked under the claim reserve took on it, if any.
 		for i, sec := range candidates {
 			if i == 0 {
 				c, err = s.clients.AuthenticateClaim(ctx, claim, id, sec)
@@ -82,7 +87,7 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values, allowPubli
 		return rescind.Client{}, errClientIDTooLong()
 	}
 	if hasFormSecret {
-		res, claim, perr := s.reserve(r, formID, formSecret)
+		res, claim, _, perr := s.reserve(r, formID, []string{formSecret})
 		if perr != nil {
 			return rescind.Client{}, perr
 		}
@@ -156,23 +161,25 @@ func networkKey(r *http.Request) string { return clientip.Network(r.RemoteAddr) 
 
 // reserve takes an attempt's rate-limit tokens (its source address, and the client id there)
 // before its secret is checked, so that a burst of concurrent attempts cannot all be checked: at
-// most the buckets' tokens are. A secret the server verified recently needs no token (nil). An
-// attempt whose buckets are empty is refused (429 with Retry-After) without being checked.
-func (s *Server) reserve(r *http.Request, clientID, presented string) (*ratelimit.Reservation, *clientreg.Claim, *Error) {
-	if s.limiter == nil {
-		return nil, nil, nil
+// most the buckets' tokens are. A secret the server verified recently needs no token (nil): known
+// is the index of that one among presented (the readings of the secret), else -1. Otherwise the
+// attempt may hold a claim on the check of presented[0] (clientreg.Admit), to be passed to
+// AuthenticateClaim. An attempt whose buckets are empty is refused (429 with Retry-After)
+// without being checked.
+func (s *Server) reserve(r *http.Request, clientID string, presented []string) (res *ratelimit.Reservation, claim *clientreg.Claim, known int, perr *Error) {
+	if known, claim = s.clients.Admit(r.Context(), clientID, presented...); known >= 0 {
+		return nil, nil, known, nil
 	}
-	good, claim := s.clients.Admit(r.Context(), clientID, presented)
-	if good {
-		return nil, nil, nil
+	if s.limiter == nil {
+		return nil, claim, -1, nil
 	}
 	res, ok, retry := s.limiter.Reserve(limitKeys(r, clientID)...)
 	if ok {
-		return res, claim, nil
+		return res, claim, -1, nil
 	}
 	claim.Release()
 	s.log.WarnContext(r.Context(), "security: client authentication rate limited", "client_id", clientID, "remote", r.RemoteAddr)
-	return nil, nil, &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: max(1, int(retry/time.Second)),
+	return nil, nil, -1, &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: max(1, int(retry/time.Second)),
 		Description: "too many failed client authentications; retry later"}
 }
 

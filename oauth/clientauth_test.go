@@ -193,3 +193,47 @@ func TestManyConnectionsAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretRightOnlyAsSent: a client whose secret has "+" and "%XX" in it, sent in HTTP Basic as
+// it is (as curl -u and Go's SetBasicAuth do, skipping RFC 6749 §2.3.1's form encoding), has it
+// checked once: later requests, several at once, try the reading verified first and cost no
+// check, where each used to check the form-decoded reading (wrong) first, twice with the padding
+// of a failure. Re-audit 8 #1.
+func TestSecretRightOnlyAsSent(t *testing.T) {
+	e := newEnv(t)
+	const sec = "a+b%2Fc-right-as-sent"
+	h, err := secret.Hash(sec, cheap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.CreateClient(context.Background(), rescind.Client{ID: "raw", Name: "Raw", SecretHash: h,
+		GrantTypes: []string{rescind.GrantClientCredentials}}); err != nil {
+		t.Fatal(err)
+	}
+	gate := secret.NewGate(secret.GateConfig{Params: cheap})
+	hd := gatedHandler(t, e, ratelimit.New(ratelimit.Config{Burst: 2, PerMinute: 1, Now: e.clock}), gate)
+	if r := tokenFrom(hd, "192.0.2.8:1", "raw", sec); r.status != http.StatusOK {
+		t.Fatalf("first request: %d %s", r.status, r.body)
+	}
+	before := gate.Checks()
+	const n = 8
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes <- tokenFrom(hd, "192.0.2.8:"+strconv.Itoa(2+i), "raw", sec).status
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != http.StatusOK {
+			t.Fatalf("a later request: %d", c)
+		}
+	}
+	if checks := gate.Checks() - before; checks != 0 {
+		t.Fatalf("%d secret checks for %d requests with a secret verified before; want 0", checks, n)
+	}
+}

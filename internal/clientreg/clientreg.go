@@ -122,17 +122,25 @@ func New(cfg Config) (*Registry, error) {
 // Get returns the client with the given id, from the cache when fresh. It returns an error
 // wrapping rescind.ErrNotFound if there is no such client.
 func (r *Registry) Get(ctx context.Context, id string) (rescind.Client, error) {
+	c, _, err := r.get(ctx, id)
+	return c, err
+}
+
+// get is Get that also returns the client's generation when it was read (bumped by
+// Invalidate): what is learnt from the client returned may be cached only while the generation
+// is still that one.
+func (r *Registry) get(ctx context.Context, id string) (rescind.Client, uint64, error) {
 	now := r.cfg.Now()
 	r.mu.Lock()
 	e, ok := r.clients[id]
 	gen := r.gen[id]
 	r.mu.Unlock()
 	if ok && now.Sub(e.fetched) < r.cfg.ClientTTL {
-		return e.c, nil
+		return e.c, gen, nil
 	}
 	c, err := r.cfg.Store.GetClient(ctx, id)
 	if err != nil {
-		return rescind.Client{}, err
+		return rescind.Client{}, gen, err
 	}
 	r.mu.Lock()
 	if r.gen[id] == gen { // not changed while we read it
@@ -142,7 +150,7 @@ func (r *Registry) Get(ctx context.Context, id string) (rescind.Client, error) {
 		r.clients[id] = clientEntry{c: c, fetched: now}
 	}
 	r.mu.Unlock()
-	return c, nil
+	return c, gen, nil
 }
 
 // Authenticate checks the secret presented by client id against the client's secret and, until
@@ -179,7 +187,9 @@ const WrongSecretChecks = 2
 
 // authenticate is Authenticate without the padding: it also returns how many hashes it checked.
 func (r *Registry) authenticate(ctx context.Context, id, presented string, claim *Claim) (rescind.Client, int, error) {
-	c, err := r.Get(ctx, id)
+	// The generation is the one the client was read at: a check against a client that a
+	// rotation replaced meanwhile (Invalidate) is not cached (re-audit 8 #2).
+	c, gen, err := r.get(ctx, id)
 	if err != nil {
 		return c, 0, err
 	}
@@ -202,7 +212,6 @@ func (r *Registry) authenticate(ctx context.Context, id, presented string, claim
 				wait = make(chan struct{})
 				r.inflight[k] = wait
 			}
-			gen := r.gen[id]
 			r.mu.Unlock()
 			hash, spent, err := r.check(ctx, c, presented, now)
 			r.mu.Lock()
@@ -296,39 +305,63 @@ func (r *Registry) mac(presented string) [16]byte {
 	return out
 }
 
-// Admit reports whether this secret of client id was verified recently (it is in the verified
-// cache), without hashing: rate limiting lets such a request through.
+// Admit reports which of the secrets presented (the ways one secret can be read: see
+// oauth.parseBasic) was verified recently for client id, its index, without hashing: rate
+// limiting lets such a request through. A verification counts only while the client, as this
+// registry holds it, still accepts the hash that matched (not once a rotation replaced it).
 //
-// While a check of this same secret of this client is in flight, it waits for that check (or
-// for ctx) and answers after it. Otherwise it returns false with a claim on the check, which
-// others asking meanwhile wait for: the caller must pass it to AuthenticateClaim, or Release
-// it. So a client that opens many connections at once with its right secret has one check made
-// (and charged to the rate limit), not one per connection, of which all but the limit's burst
-// were refused (slow_down) until the first had finished. A wrong secret is not cached: after its
-// check the waiters are admitted one by one and charged each, as before.
-func (r *Registry) Admit(ctx context.Context, id, presented string) (bool, *Claim) {
-	k := verifiedKey{id: id, mac: r.mac(presented)}
+// While a check of one of them for this client is in flight, it waits for that check (at most
+// AdmitWait, and not past ctx) and answers after it. Otherwise it returns -1 with a claim on
+// the check of presented[0], which others asking meanwhile wait for: the caller must pass it to
+// AuthenticateClaim, or Release it. So a client that opens many connections at once with its
+// right secret has one check made (and charged to the rate limit), not one per connection, of
+// which all but the limit's burst were refused (slow_down) until the first had finished. A
+// wrong secret is not cached: after its check the waiters are admitted one by one and charged
+// each, as before. After AdmitWait, or without a claim (ctx ended), it returns -1 and no claim.
+func (r *Registry) Admit(ctx context.Context, id string, presented ...string) (int, *Claim) {
+	if len(presented) == 0 {
+		return -1, nil
+	}
+	keys := make([]verifiedKey, len(presented))
+	for i, p := range presented {
+		keys[i] = verifiedKey{id: id, mac: r.mac(p)}
+	}
+	deadline := time.NewTimer(AdmitWait)
+	defer deadline.Stop()
 	for {
+		var wait chan struct{}
 		r.mu.Lock()
-		if v, ok := r.verified[k]; ok && r.cfg.Now().Before(v.until) {
-			r.mu.Unlock()
-			return true, nil
+		now := r.cfg.Now()
+		entry, held := r.clients[id]
+		for i, k := range keys {
+			if v, ok := r.verified[k]; ok && now.Before(v.until) && held && accepts(entry.c, v.hash, now) {
+				r.mu.Unlock()
+				return i, nil
+			}
+			if w, busy := r.inflight[k]; busy && wait == nil {
+				wait = w
+			}
 		}
-		wait, busy := r.inflight[k]
-		if !busy {
-			c := &Claim{r: r, k: k, done: make(chan struct{})}
-			r.inflight[k] = c.done
+		if wait == nil {
+			c := &Claim{r: r, k: keys[0], done: make(chan struct{})}
+			r.inflight[keys[0]] = c.done
 			r.mu.Unlock()
-			return false, c
+			return -1, c
 		}
 		r.mu.Unlock()
 		select {
 		case <-wait:
+		case <-deadline.C:
+			return -1, nil
 		case <-ctx.Done():
-			return false, nil
+			return -1, nil
 		}
 	}
 }
+
+// AdmitWait bounds how long Admit waits for a check in flight, as the secret gate bounds a
+// check's wait for its turn: after it, the request is charged to the rate limit as any other.
+const AdmitWait = 2 * time.Second
 
 // Claim is a hold on the check of one secret of one client (Admit): while it is held, those
 // asking about that secret wait for the check's outcome rather than making their own.

@@ -297,3 +297,71 @@ func TestFailureCostsTheSame(t *testing.T) {
 		}
 	}
 }
+
+// rotatingStore returns the client as it was and, once, meanwhile has its secret replaced and
+// the registry told (Invalidate): an admin rotation committing while the read is under way.
+type rotatingStore struct {
+	*fakeStore
+	once   sync.Once
+	rotate func()
+}
+
+func (s *rotatingStore) GetClient(ctx context.Context, id string) (rescind.Client, error) {
+	c, err := s.fakeStore.GetClient(ctx, id)
+	if s.rotate != nil {
+		s.once.Do(s.rotate)
+	}
+	return c, err
+}
+
+// TestRotationDuringCheckIsNotCached: a check that read the client before a secret rotation
+// and its Invalidate may pass against the old secret (it was right when read), but is not
+// cached, so Admit does not let the replaced secret skip the rate limit afterwards; nor does a
+// verification cached before a rotation the registry has not been told of yet outlive the
+// client's acceptance of its hash. Re-audit 8 #2.
+func TestRotationDuringCheckIsNotCached(t *testing.T) {
+	oldHash, _ := secret.Hash("old-secret", cheap)
+	newHash, _ := secret.Hash("new-secret", cheap)
+	fs := &fakeStore{clients: map[string]rescind.Client{"conf": {ID: "conf", SecretHash: oldHash}}}
+	rs := &rotatingStore{fakeStore: fs}
+	r, err := New(Config{Store: rs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.rotate = func() {
+		fs.mu.Lock()
+		fs.clients["conf"] = rescind.Client{ID: "conf", SecretHash: newHash}
+		fs.mu.Unlock()
+		r.Invalidate("conf")
+	}
+	ctx := context.Background()
+	if _, err := r.Authenticate(ctx, "conf", "old-secret"); err != nil {
+		t.Fatalf("the check in flight during the rotation: %v", err)
+	}
+	if n := r.VerifiedEntries(); n != 0 {
+		t.Fatalf("%d verified entries cached from a check of the client as it was before the rotation", n)
+	}
+	if i, claim := r.Admit(ctx, "conf", "old-secret"); i >= 0 {
+		t.Fatal("the replaced secret is admitted without a rate-limit reservation")
+	} else {
+		claim.Release()
+	}
+	if _, err := r.Authenticate(ctx, "conf", "new-secret"); err != nil {
+		t.Fatalf("new secret: %v", err)
+	}
+	if i, _ := r.Admit(ctx, "conf", "wrong", "new-secret"); i != 1 {
+		t.Fatalf("Admit of the verified new secret, second of two readings: %d, want 1", i)
+	}
+	// The registry's client changes without an Invalidate (as if it had not arrived yet): a
+	// verification of a hash the client no longer accepts admits nothing.
+	r.mu.Lock()
+	e := r.clients["conf"]
+	e.c.SecretHash = oldHash
+	r.clients["conf"] = e
+	r.mu.Unlock()
+	if i, claim := r.Admit(ctx, "conf", "new-secret"); i >= 0 {
+		t.Fatal("a verification of a hash the client no longer accepts is admitted")
+	} else {
+		claim.Release()
+	}
+}
