@@ -322,12 +322,12 @@ func (r *Registry) Admit(ctx context.Context, id string, presented ...string) (i
 	if len(presented) == 0 {
 		return -1, nil
 	}
-	keys := make([]verifiedKey, len(presented))
-	for i, p := range presented {
-		keys[i] = verifiedKey{id: id, mac: r.mac(p)}
+	var buf [3]verifiedKey // a Basic secret has at most three readings
+	keys := buf[:0]
+	for _, p := range presented {
+		keys = append(keys, verifiedKey{id: id, mac: r.mac(p)})
 	}
-	deadline := time.NewTimer(AdmitWait)
-	defer deadline.Stop()
+	var deadline <-chan time.Time // made when there is something to wait for
 	for {
 		var wait chan struct{}
 		r.mu.Lock()
@@ -349,9 +349,14 @@ func (r *Registry) Admit(ctx context.Context, id string, presented ...string) (i
 			return -1, c
 		}
 		r.mu.Unlock()
+		if deadline == nil {
+			t := time.NewTimer(AdmitWait)
+			defer t.Stop()
+			deadline = t.C
+		}
 		select {
 		case <-wait:
-		case <-deadline.C:
+		case <-deadline:
 			return -1, nil
 		case <-ctx.Done():
 			return -1, nil
