@@ -75,8 +75,10 @@ type Registry struct {
 	clients  map[string]clientEntry
 	verified map[verifiedKey]verified
 	inflight map[verifiedKey]chan struct{}
-	gen      map[string]uint64 // bumped by Invalidate, so a check racing with a change is not cached
-	snapGen  uint64            // bumped by every Invalidate: the Snapshot is stale
+	claimed  map[verifiedKey]chan struct{} // the checks in flight that are Admit's claims
+	gen      map[string]uint64             // bumped by Invalidate, so a check racing with a change is not cached
+	epoch    uint64                        // bumped by InvalidateAll: what was read before it is stale too
+	snapGen  uint64                        // bumped by every Invalidate: the Snapshot is stale
 
 	// snapMu serializes the building of Snapshots; snap is the last, built at snapAt when
 	// snapGen was snapBuilt.
@@ -114,6 +116,7 @@ func New(cfg Config) (*Registry, error) {
 		clients:  make(map[string]clientEntry),
 		verified: make(map[verifiedKey]verified),
 		inflight: make(map[verifiedKey]chan struct{}),
+		claimed:  make(map[verifiedKey]chan struct{}),
 		gen:      make(map[string]uint64),
 	}, nil
 }
@@ -125,31 +128,37 @@ func (r *Registry) Get(ctx context.Context, id string) (rescind.Client, error) {
 	return c, err
 }
 
-// get is Get that also returns the client's generation when it was read (bumped by
-// Invalidate): what is learnt from the client returned may be cached only while the generation
-// is still that one.
-func (r *Registry) get(ctx context.Context, id string) (rescind.Client, uint64, error) {
+// stamp is what a client's cached facts were learnt under: its generation (bumped by
+// Invalidate) and the registry's epoch (bumped by InvalidateAll).
+type stamp struct{ gen, epoch uint64 }
+
+// stampOf returns id's stamp now. r.mu must be held.
+func (r *Registry) stampOf(id string) stamp { return stamp{r.gen[id], r.epoch} }
+
+// get is Get that also returns the stamp the client was read under: what is learnt from the
+// client returned may be cached only while the stamp is still that one.
+func (r *Registry) get(ctx context.Context, id string) (rescind.Client, stamp, error) {
 	now := r.cfg.Now()
 	r.mu.Lock()
 	e, ok := r.clients[id]
-	gen := r.gen[id]
+	st := r.stampOf(id)
 	r.mu.Unlock()
 	if ok && now.Sub(e.fetched) < r.cfg.ClientTTL {
-		return e.c, gen, nil
+		return e.c, st, nil
 	}
 	c, err := r.cfg.Store.GetClient(ctx, id)
 	if err != nil {
-		return rescind.Client{}, gen, err
+		return rescind.Client{}, st, err
 	}
 	r.mu.Lock()
-	if r.gen[id] == gen { // not changed while we read it
+	if r.stampOf(id) == st { // not changed while we read it
 		if len(r.clients) >= r.cfg.MaxEntries {
 			clear(r.clients)
 		}
 		r.clients[id] = clientEntry{c: c, fetched: now}
 	}
 	r.mu.Unlock()
-	return c, gen, nil
+	return c, st, nil
 }
 
 // Authenticate checks the secret presented by client id against the client's secret and, until
@@ -188,7 +197,7 @@ const WrongSecretChecks = 2
 func (r *Registry) authenticate(ctx context.Context, id, presented string, claim *Claim) (rescind.Client, int, error) {
 	// The generation is the one the client was read at: a check against a client that a
 	// rotation replaced meanwhile (Invalidate) is not cached (re-audit 8 #2).
-	c, gen, err := r.get(ctx, id)
+	c, st, err := r.get(ctx, id)
 	if err != nil {
 		return c, 0, err
 	}
@@ -220,7 +229,7 @@ func (r *Registry) authenticate(ctx context.Context, id, presented string, claim
 			}
 			// An owned claim is released by AuthenticateClaim after this: the outcome is
 			// cached before its waiters wake.
-			if err == nil && r.gen[id] == gen {
+			if err == nil && r.stampOf(id) == st {
 				if len(r.verified) >= r.cfg.MaxEntries {
 					clear(r.verified)
 				}
@@ -296,13 +305,8 @@ func (r *Registry) mac(presented string) [16]byte {
 	// MAC of a short secret, on every authenticated request (issue 20). Its buffers come with
 	// it, so that nothing is allocated.
 	m := r.macs.Get().(*macState)
-	m.h.Reset()
-	m.in = append(m.in[:0], presented...)
-	m.h.Write(m.in)
-	var out [16]byte
-	copy(out[:], m.h.Sum(m.sum[:0]))
+	out := m.mac(presented)
 	if cap(m.in) <= 1024 { // a pooled buffer stays small
-		clear(m.in)
 		r.macs.Put(m)
 	}
 	return out
@@ -313,6 +317,20 @@ type macState struct {
 	h   hash.Hash
 	in  []byte
 	sum [sha256.Size]byte
+}
+
+// mac returns the first 16 bytes of the HMAC of presented, and leaves nothing of it in m: the
+// HMAC's block buffer holds its tail until a Reset (re-audit 9 #3).
+func (m *macState) mac(presented string) [16]byte {
+	m.h.Reset()
+	m.in = append(m.in[:0], presented...)
+	m.h.Write(m.in)
+	var out [16]byte
+	copy(out[:], m.h.Sum(m.sum[:0]))
+	m.h.Reset()
+	clear(m.in)
+	clear(m.sum[:])
+	return out
 }
 
 // Admit reports which of the secrets presented (the ways one secret can be read: see
@@ -348,15 +366,22 @@ func (r *Registry) Admit(ctx context.Context, id string, presented ...string) (i
 				r.mu.Unlock()
 				return i, nil
 			}
-			if w, busy := r.inflight[k]; busy && wait == nil {
+			// Only Admit's own claims are waited for: a check authenticate makes without one
+			// exists for a confidential client only, and waiting for it would tell those apart
+			// from unknown and public ids (re-audit 9 #1).
+			if w, busy := r.claimed[k]; busy && wait == nil {
 				wait = w
 			}
 		}
-		if wait == nil {
+		if _, busy := r.inflight[keys[0]]; wait == nil && !busy {
 			c := &Claim{r: r, k: keys[0], done: make(chan struct{})}
-			r.inflight[keys[0]] = c.done
+			r.inflight[keys[0]], r.claimed[keys[0]] = c.done, c.done
 			r.mu.Unlock()
 			return -1, c
+		}
+		if wait == nil { // the first reading is being checked, but not under a claim: no claim
+			r.mu.Unlock()
+			return -1, nil
 		}
 		r.mu.Unlock()
 		if deadline == nil {
@@ -398,6 +423,9 @@ func (c *Claim) Release() {
 		if c.r.inflight[c.k] == c.done {
 			delete(c.r.inflight, c.k)
 		}
+		if c.r.claimed[c.k] == c.done {
+			delete(c.r.claimed, c.k)
+		}
 		c.r.mu.Unlock()
 		close(c.done)
 	})
@@ -422,6 +450,7 @@ func (r *Registry) InvalidateAll() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.snapGen++
+	r.epoch++ // a client read before this, cached or not yet, is stale
 	for id := range r.clients {
 		r.gen[id]++
 	}

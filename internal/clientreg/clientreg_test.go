@@ -2,8 +2,12 @@ package clientreg
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -363,5 +367,106 @@ func TestRotationDuringCheckIsNotCached(t *testing.T) {
 		t.Fatal("a verification of a hash the client no longer accepts is admitted")
 	} else {
 		claim.Release()
+	}
+}
+
+// TestAdmitWaitsOnlyForClaims: Admit waits for a check in flight only if it is another Admit's
+// claim, never for a check authenticate makes without one (which exists for a confidential
+// client only: waiting for it would tell those from unknown and public ids). Re-audit 9 #1.
+func TestAdmitWaitsOnlyForClaims(t *testing.T) {
+	h, _ := secret.Hash("right", cheap)
+	r, err := New(Config{Store: &fakeStore{clients: map[string]rescind.Client{"conf": {ID: "conf", SecretHash: h}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// authenticate's own check of the second reading is in flight.
+	k1 := verifiedKey{id: "conf", mac: r.mac("b+c")}
+	r.mu.Lock()
+	r.inflight[k1] = make(chan struct{})
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	i, first := r.Admit(ctx, "conf", "b c", "b+c")
+	if i >= 0 || first == nil {
+		t.Fatalf("Admit with another reading under a plain check: %d, claim %v; want a claim at once", i, first != nil)
+	}
+	// The first reading is now claimed: the next Admit waits for the claim (here until its
+	// context ends, so it returns without one).
+	if i, c := r.Admit(ctx, "conf", "b c", "b+c"); i >= 0 || c != nil {
+		t.Fatalf("Admit during another's claim: %d, claim %v; want it to wait, then no claim", i, c != nil)
+	}
+	first.Release()
+	r.mu.Lock()
+	left := len(r.claimed)
+	r.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d claims left after Release", left)
+	}
+}
+
+// resyncingStore returns the client as it was and, once, meanwhile has its secret replaced and
+// the registry resynchronised (InvalidateAll): a change whose event was missed, then a resync,
+// both while the read is under way.
+type resyncingStore struct {
+	*fakeStore
+	once   sync.Once
+	resync func()
+}
+
+func (s *resyncingStore) GetClient(ctx context.Context, id string) (rescind.Client, error) {
+	c, err := s.fakeStore.GetClient(ctx, id)
+	if s.resync != nil {
+		s.once.Do(s.resync)
+	}
+	return c, err
+}
+
+// TestResyncDuringReadIsNotCached: a client read before an InvalidateAll, and the check made
+// against it, are not cached after it, for a client not held before either. Re-audit 9 #2.
+func TestResyncDuringReadIsNotCached(t *testing.T) {
+	oldHash, _ := secret.Hash("old-secret", cheap)
+	newHash, _ := secret.Hash("new-secret", cheap)
+	fs := &fakeStore{clients: map[string]rescind.Client{"conf": {ID: "conf", SecretHash: oldHash}}}
+	rs := &resyncingStore{fakeStore: fs}
+	r, err := New(Config{Store: rs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.resync = func() {
+		fs.mu.Lock()
+		fs.clients["conf"] = rescind.Client{ID: "conf", SecretHash: newHash}
+		fs.mu.Unlock()
+		r.InvalidateAll()
+	}
+	ctx := context.Background()
+	if _, err := r.Authenticate(ctx, "conf", "old-secret"); err != nil {
+		t.Fatalf("the check in flight during the resync: %v", err)
+	}
+	r.mu.Lock()
+	_, held := r.clients["conf"]
+	r.mu.Unlock()
+	if held || r.VerifiedEntries() != 0 {
+		t.Fatalf("after the resync: client held %v, %d verified entries; want neither", held, r.VerifiedEntries())
+	}
+	if _, err := r.Authenticate(ctx, "conf", "old-secret"); !errors.Is(err, ErrBadSecret) {
+		t.Fatalf("the replaced secret after the resync: %v", err)
+	}
+}
+
+// TestMACLeavesNoSecret: the pooled MAC state keeps nothing of the secret it was given: its
+// input buffer and sum are zero and its HMAC is back in its keyed initial state. Re-audit 9 #3.
+func TestMACLeavesNoSecret(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	m := &macState{h: hmac.New(sha256.New, key)}
+	want := hmac.New(sha256.New, key)
+	io.WriteString(want, "S3CRET-in-clear")
+	if got := m.mac("S3CRET-in-clear"); string(got[:]) != string(want.Sum(nil)[:16]) {
+		t.Fatal("wrong MAC")
+	}
+	if slices.ContainsFunc(m.in, func(b byte) bool { return b != 0 }) || m.sum != [sha256.Size]byte{} {
+		t.Fatalf("buffers left: in %q, sum %x", m.in, m.sum)
+	}
+	if string(m.h.Sum(nil)) != string(hmac.New(sha256.New, key).Sum(nil)) {
+		t.Fatal("the HMAC still holds what it was given")
 	}
 }
