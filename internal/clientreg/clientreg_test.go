@@ -470,3 +470,36 @@ func TestMACLeavesNoSecret(t *testing.T) {
 		t.Fatal("the HMAC still holds what it was given")
 	}
 }
+
+// TestAdmitWaitIsBounded: while another request's claim is held, Admit gives up after AdmitWait
+// and answers without a claim (the request is then charged to the rate limit as any other),
+// whatever its context allows.
+func TestAdmitWaitIsBounded(t *testing.T) {
+	h, _ := secret.Hash("right", cheap)
+	r, err := New(Config{Store: &fakeStore{clients: map[string]rescind.Client{"conf": {ID: "conf", SecretHash: h}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, held := r.Admit(context.Background(), "conf", "right")
+	if held == nil {
+		t.Fatal("no claim")
+	}
+	defer held.Release()
+	type answer struct {
+		i     int
+		claim *Claim
+	}
+	done := make(chan answer, 1)
+	go func() {
+		i, c := r.Admit(context.Background(), "conf", "right")
+		done <- answer{i, c}
+	}()
+	select {
+	case a := <-done:
+		if a.i >= 0 || a.claim != nil {
+			t.Fatalf("Admit during a held claim: %d, claim %v; want neither", a.i, a.claim != nil)
+		}
+	case <-time.After(AdmitWait + 10*time.Second):
+		t.Fatal("Admit still waits for a claim held past AdmitWait")
+	}
+}
