@@ -16,6 +16,7 @@ import (
 
 	"github.com/rescind/rescind"
 	"github.com/rescind/rescind/internal/clientdoc"
+	"github.com/rescind/rescind/internal/clientip"
 	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/redirect"
 	"github.com/rescind/rescind/internal/secret"
@@ -581,13 +582,23 @@ func (s *Server) handleUpdateRegistration(w http.ResponseWriter, r *http.Request
 		return
 	}
 	if md.hasSecret {
-		if _, err := s.clients.Authenticate(r.Context(), c.ID, md.ClientSecret); err != nil {
-			if errors.Is(err, clientreg.ErrBadSecret) {
+		// The check takes its place under the secret gate as a client authentication does: a
+		// share per network, and a busy gate answered as busy, not as a server error.
+		ctx := secret.WithClaimant(r.Context(), clientip.Network(r.RemoteAddr))
+		if _, err := s.clients.Authenticate(ctx, c.ID, md.ClientSecret); err != nil {
+			switch {
+			case errors.Is(err, clientreg.ErrBadSecret):
 				writeError(w, metadataError("client_secret is not this client's secret (RFC 7592 §2.2)"))
-				return
+			case errors.Is(err, secret.ErrShareInUse):
+				writeError(w, &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: 1,
+					Description: "too many secret checks at once from this address; retry later"})
+			case errors.Is(err, secret.ErrBusy):
+				writeError(w, &Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable, RetryAfter: 1,
+					Description: "the server is checking too many credentials at once; retry shortly"})
+			default:
+				s.log.ErrorContext(r.Context(), "checking a client secret", "err", err)
+				writeError(w, errServer)
 			}
-			s.log.ErrorContext(r.Context(), "checking a client secret", "err", err)
-			writeError(w, errServer)
 			return
 		}
 	}

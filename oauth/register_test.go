@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/rescind/rescind"
+	"github.com/rescind/rescind/internal/clientreg"
 	"github.com/rescind/rescind/internal/ratelimit"
+	"github.com/rescind/rescind/internal/secret"
 	"github.com/rescind/rescind/oauth"
 	"github.com/rescind/rescind/token"
 )
@@ -659,5 +661,51 @@ func TestInitialAccessTokenAllowedResources(t *testing.T) {
 	}
 	if aud := e.audienceOf(t, r.json(t)["access_token"].(string)); !slices.Equal(aud, []string{resA}) {
 		t.Fatalf("naming no resource: aud %v, want [%s]", aud, resA)
+	}
+}
+
+// TestRegistrationUpdateWhileGateBusy: an RFC 7592 update naming the client's secret, checked
+// while the secret gate has no place, is answered 503 temporarily_unavailable with Retry-After,
+// as a client authentication is, not 500. Re-audit 9 (pre-existing).
+func TestRegistrationUpdateWhileGateBusy(t *testing.T) {
+	gate := secret.NewGate(secret.GateConfig{Running: 1, Wait: 20 * time.Millisecond, Params: cheap})
+	e := newEnvWith(t, func(e *env, c *oauth.Config) {
+		c.Registration = oauth.RegisterWithToken
+		var err error
+		if c.Clients, err = clientreg.New(clientreg.Config{Store: c.Store, Gate: gate}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	iat, hash, _ := token.NewStored(token.InitialAccessPrefix)
+	if err := e.store.CreateRegistrationToken(context.Background(), rescind.RegistrationToken{ID: "iat", Hash: hash, CreatedAt: e.clock(),
+		ExpiresAt: e.clock().Add(time.Hour), Scopes: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	reg := e.register(`{"client_name":"Backend","grant_types":["client_credentials"],"scope":"read"}`, iat).registration(t)
+	if reg.ClientSecret == "" {
+		t.Fatal("no client secret")
+	}
+	// A slow check holds the gate's one place.
+	slow, err := secret.Hash("slow", secret.Params{Memory: 64 * 1024, Time: 4, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		gate.Verify(context.Background(), "slow", slow)
+	}()
+	t.Cleanup(func() { <-done })
+	for start := time.Now(); gate.Running() == 0; time.Sleep(time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the slow check never started")
+		}
+	}
+	u := e.do(req{method: "PUT", path: strings.TrimPrefix(reg.RegistrationClientURI, issuer), contentType: "application/json",
+		rawAuth: "Bearer " + reg.RegistrationAccessToken,
+		body:    `{"client_id":"` + reg.ClientID + `","client_secret":"` + reg.ClientSecret + `","client_name":"Backend 2","grant_types":["client_credentials"],"scope":"read"}`})
+	wantError(t, u, http.StatusServiceUnavailable, "temporarily_unavailable")
+	if u.header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
 	}
 }
