@@ -587,6 +587,10 @@ func (s *Server) handleUpdateRegistration(w http.ResponseWriter, r *http.Request
 		ctx := secret.WithClaimant(r.Context(), clientip.Network(r.RemoteAddr))
 		if _, err := s.clients.Authenticate(ctx, c.ID, md.ClientSecret); err != nil {
 			switch {
+			case errors.Is(err, rescind.ErrNotFound): // deleted since its token was checked
+				writeError(w, invalidToken("the registration access token is invalid for this client"))
+			case r.Context().Err() != nil: // the caller went away while its check waited
+				writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "the request was cancelled"))
 			case errors.Is(err, clientreg.ErrBadSecret):
 				writeError(w, metadataError("client_secret is not this client's secret (RFC 7592 §2.2)"))
 			case errors.Is(err, secret.ErrShareInUse):
@@ -618,6 +622,10 @@ func (s *Server) handleUpdateRegistration(w http.ResponseWriter, r *http.Request
 	c, err := s.store.UpdateClient(r.Context(), id, rescind.ClientUpdate{Name: &rc.name, GrantTypes: &rc.grantTypes,
 		RedirectURIs: &rc.redirects, Scopes: &rc.scopes, TokenFormat: &rc.tokenFormat, AllowInsecureRedirect: &insecure})
 	s.clients.Invalidate(id)
+	if errors.Is(err, rescind.ErrNotFound) { // deleted since its token was checked (§2.1: 401)
+		writeError(w, invalidToken("the registration access token is invalid for this client"))
+		return
+	}
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "updating a registered client", "err", err)
 		writeError(w, errServer)

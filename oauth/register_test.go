@@ -709,3 +709,62 @@ func TestRegistrationUpdateWhileGateBusy(t *testing.T) {
 		t.Fatal("no Retry-After")
 	}
 }
+
+// deletingStore deletes client id from its store right after the registration endpoint first
+// reads it (the registration access token's check): a DELETE of the registration, or its
+// deletion on another instance, landing while an update is under way.
+type deletingStore struct {
+	rescind.Store
+	id   string
+	done bool
+}
+
+func (s *deletingStore) GetClient(ctx context.Context, id string) (rescind.Client, error) {
+	c, err := s.Store.GetClient(ctx, id)
+	if err == nil && id == s.id && !s.done {
+		s.done = true
+		if _, derr := s.Store.DeleteClient(ctx, id, time.Now(), rescind.Revocation{Kind: rescind.RevokeClient, Key: id, ClientID: id,
+			RevokedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); derr != nil {
+			return c, derr
+		}
+	}
+	return c, err
+}
+
+// TestRegistrationUpdateOfADeletedClient: an RFC 7592 update whose client is deleted once its
+// registration access token has been checked answers 401 invalid_token, as for a client
+// deleted before (§2.1), with and without the client's secret in it, not 500; the client stays
+// deleted. Re-audit 10 #2.
+func TestRegistrationUpdateOfADeletedClient(t *testing.T) {
+	for _, withSecret := range []bool{true, false} {
+		t.Run(map[bool]string{true: "with its secret", false: "without"}[withSecret], func(t *testing.T) {
+			ds := &deletingStore{}
+			e := newEnvWith(t, func(e *env, c *oauth.Config) {
+				c.Registration = oauth.RegisterWithToken
+				ds.Store = c.Store
+				c.Store = ds
+			})
+			iat, hash, _ := token.NewStored(token.InitialAccessPrefix)
+			if err := e.store.CreateRegistrationToken(context.Background(), rescind.RegistrationToken{ID: "iat", Hash: hash, CreatedAt: e.clock(),
+				ExpiresAt: e.clock().Add(time.Hour), Scopes: []string{"read"}}); err != nil {
+				t.Fatal(err)
+			}
+			reg := e.register(`{"client_name":"Backend","grant_types":["client_credentials"],"scope":"read"}`, iat).registration(t)
+			ds.id = reg.ClientID
+			sec := ""
+			if withSecret {
+				sec = `"client_secret":"` + reg.ClientSecret + `",`
+			}
+			u := e.do(req{method: "PUT", path: strings.TrimPrefix(reg.RegistrationClientURI, issuer), contentType: "application/json",
+				rawAuth: "Bearer " + reg.RegistrationAccessToken,
+				body:    `{"client_id":"` + reg.ClientID + `",` + sec + `"client_name":"Backend 2","grant_types":["client_credentials"],"scope":"read"}`})
+			if !ds.done {
+				t.Fatal("the client was not deleted during the update")
+			}
+			wantError(t, u, http.StatusUnauthorized, "invalid_token")
+			if _, err := e.store.GetClient(context.Background(), reg.ClientID); err == nil {
+				t.Fatal("the deleted client is back")
+			}
+		})
+	}
+}

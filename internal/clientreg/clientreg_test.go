@@ -392,8 +392,8 @@ func TestAdmitWaitsOnlyForClaims(t *testing.T) {
 	}
 	// The first reading is now claimed: the next Admit waits for the claim (here until its
 	// context ends, so it returns without one).
-	if i, c := r.Admit(ctx, "conf", "b c", "b+c"); i >= 0 || c != nil {
-		t.Fatalf("Admit during another's claim: %d, claim %v; want it to wait, then no claim", i, c != nil)
+	if i, c := r.Admit(ctx, "conf", "b c", "b+c"); i >= 0 || c != nil || ctx.Err() == nil {
+		t.Fatalf("Admit during another's claim: %d, claim %v, context %v; want it to wait until its context ends, then no claim", i, c != nil, ctx.Err())
 	}
 	first.Release()
 	r.mu.Lock()
@@ -490,14 +490,16 @@ func TestAdmitWaitIsBounded(t *testing.T) {
 		claim *Claim
 	}
 	done := make(chan answer, 1)
+	start := time.Now()
 	go func() {
 		i, c := r.Admit(context.Background(), "conf", "right")
 		done <- answer{i, c}
 	}()
 	select {
 	case a := <-done:
-		if a.i >= 0 || a.claim != nil {
-			t.Fatalf("Admit during a held claim: %d, claim %v; want neither", a.i, a.claim != nil)
+		// It waited (not less than AdmitWait: it cannot answer sooner without a bug), then gave up.
+		if waited := time.Since(start); a.i >= 0 || a.claim != nil || waited < AdmitWait {
+			t.Fatalf("Admit during a held claim: %d, claim %v after %v; want neither, after AdmitWait", a.i, a.claim != nil, waited)
 		}
 	case <-time.After(AdmitWait + 10*time.Second):
 		t.Fatal("Admit still waits for a claim held past AdmitWait")
