@@ -302,20 +302,43 @@ func TestFailureCostsTheSame(t *testing.T) {
 	}
 }
 
-// rotatingStore returns the client as it was and, once, meanwhile has its secret replaced and
-// the registry told (Invalidate): an admin rotation committing while the read is under way.
-type rotatingStore struct {
+// changingStore returns the client as it was and, once, meanwhile runs change: a secret
+// replaced and the registry told (Invalidate, or InvalidateAll for a resync) while the read is
+// under way.
+type changingStore struct {
 	*fakeStore
 	once   sync.Once
-	rotate func()
+	change func()
 }
 
-func (s *rotatingStore) GetClient(ctx context.Context, id string) (rescind.Client, error) {
+func (s *changingStore) GetClient(ctx context.Context, id string) (rescind.Client, error) {
 	c, err := s.fakeStore.GetClient(ctx, id)
-	if s.rotate != nil {
-		s.once.Do(s.rotate)
+	if s.change != nil {
+		s.once.Do(s.change)
 	}
 	return c, err
+}
+
+// rotatingDuringRead returns a registry of client "conf" (secret "old-secret") whose store,
+// during its first read, replaces the secret by "new-secret" and tells the registry with tell;
+// and the old secret's hash.
+func rotatingDuringRead(t *testing.T, tell func(*Registry)) (*Registry, string) {
+	t.Helper()
+	oldHash, _ := secret.Hash("old-secret", cheap)
+	newHash, _ := secret.Hash("new-secret", cheap)
+	fs := &fakeStore{clients: map[string]rescind.Client{"conf": {ID: "conf", SecretHash: oldHash}}}
+	rs := &changingStore{fakeStore: fs}
+	r, err := New(Config{Store: rs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.change = func() {
+		fs.mu.Lock()
+		fs.clients["conf"] = rescind.Client{ID: "conf", SecretHash: newHash}
+		fs.mu.Unlock()
+		tell(r)
+	}
+	return r, oldHash
 }
 
 // TestRotationDuringCheckIsNotCached: a check that read the client before a secret rotation
@@ -324,20 +347,7 @@ func (s *rotatingStore) GetClient(ctx context.Context, id string) (rescind.Clien
 // verification cached before a rotation the registry has not been told of yet outlive the
 // client's acceptance of its hash. Re-audit 8 #2.
 func TestRotationDuringCheckIsNotCached(t *testing.T) {
-	oldHash, _ := secret.Hash("old-secret", cheap)
-	newHash, _ := secret.Hash("new-secret", cheap)
-	fs := &fakeStore{clients: map[string]rescind.Client{"conf": {ID: "conf", SecretHash: oldHash}}}
-	rs := &rotatingStore{fakeStore: fs}
-	r, err := New(Config{Store: rs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs.rotate = func() {
-		fs.mu.Lock()
-		fs.clients["conf"] = rescind.Client{ID: "conf", SecretHash: newHash}
-		fs.mu.Unlock()
-		r.Invalidate("conf")
-	}
+	r, oldHash := rotatingDuringRead(t, func(r *Registry) { r.Invalidate("conf") })
 	ctx := context.Background()
 	if _, err := r.Authenticate(ctx, "conf", "old-secret"); err != nil {
 		t.Fatalf("the check in flight during the rotation: %v", err)
@@ -404,40 +414,10 @@ func TestAdmitWaitsOnlyForClaims(t *testing.T) {
 	}
 }
 
-// resyncingStore returns the client as it was and, once, meanwhile has its secret replaced and
-// the registry resynchronised (InvalidateAll): a change whose event was missed, then a resync,
-// both while the read is under way.
-type resyncingStore struct {
-	*fakeStore
-	once   sync.Once
-	resync func()
-}
-
-func (s *resyncingStore) GetClient(ctx context.Context, id string) (rescind.Client, error) {
-	c, err := s.fakeStore.GetClient(ctx, id)
-	if s.resync != nil {
-		s.once.Do(s.resync)
-	}
-	return c, err
-}
-
 // TestResyncDuringReadIsNotCached: a client read before an InvalidateAll, and the check made
 // against it, are not cached after it, for a client not held before either. Re-audit 9 #2.
 func TestResyncDuringReadIsNotCached(t *testing.T) {
-	oldHash, _ := secret.Hash("old-secret", cheap)
-	newHash, _ := secret.Hash("new-secret", cheap)
-	fs := &fakeStore{clients: map[string]rescind.Client{"conf": {ID: "conf", SecretHash: oldHash}}}
-	rs := &resyncingStore{fakeStore: fs}
-	r, err := New(Config{Store: rs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs.resync = func() {
-		fs.mu.Lock()
-		fs.clients["conf"] = rescind.Client{ID: "conf", SecretHash: newHash}
-		fs.mu.Unlock()
-		r.InvalidateAll()
-	}
+	r, _ := rotatingDuringRead(t, func(r *Registry) { r.InvalidateAll() })
 	ctx := context.Background()
 	if _, err := r.Authenticate(ctx, "conf", "old-secret"); err != nil {
 		t.Fatalf("the check in flight during the resync: %v", err)
