@@ -378,6 +378,16 @@ func mustHash(t *testing.T, s string) string {
 	return h
 }
 
+// limitResources has the operator limit client id to resources (client update
+// --allowed-resource), as the admin API does: stored, then the client cache told.
+func limitResources(t *testing.T, e *env, id string, resources ...string) {
+	t.Helper()
+	if _, err := e.store.UpdateClient(context.Background(), id, rescind.ClientUpdate{AllowedResources: &resources}); err != nil {
+		t.Fatal(err)
+	}
+	e.clients.Invalidate(id)
+}
+
 // TestTokenAudienceWithinGrantAudience: when a code or refresh token of a grant made before the
 // operator limited the client (--allowed-resource) issues a token for the allowed resources,
 // the grant records that audience in the same transaction, keeping the issuer's it had: a
@@ -399,13 +409,7 @@ func TestTokenAudienceWithinGrantAudience(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			ctx := context.Background()
-			limit := func() {
-				l := []string{resA}
-				if _, err := e.store.UpdateClient(ctx, "webapp", rescind.ClientUpdate{AllowedResources: &l}); err != nil {
-					t.Fatal(err)
-				}
-				e.clients.Invalidate("webapp")
-			}
+			limit := func() { limitResources(t, e, "webapp", resA) }
 			alice := e.browser()
 			alice.login("alice")
 			verifier, challenge := pkcePair("a")
@@ -486,13 +490,7 @@ func TestIssuanceDoesNotCountAsConsent(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			ctx := context.Background()
-			limit := func() {
-				l := []string{resA}
-				if _, err := e.store.UpdateClient(ctx, "webapp", rescind.ClientUpdate{AllowedResources: &l}); err != nil {
-					t.Fatal(err)
-				}
-				e.clients.Invalidate("webapp")
-			}
+			limit := func() { limitResources(t, e, "webapp", resA) }
 			alice := e.browser()
 			alice.login("alice")
 			verifier, challenge := pkcePair("a")
