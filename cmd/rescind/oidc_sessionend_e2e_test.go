@@ -270,6 +270,23 @@ func TestRefreshWithoutOfflineAccessDiesWithSession(t *testing.T) {
 	}
 }
 
+// anotherSite listens on loopback and returns its origin under the name localhost (another site
+// than the server's 127.0.0.1, for the browser), and serve, which serves a handler there until
+// the test ends.
+func anotherSite(t *testing.T) (origin string, serve func(http.Handler)) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return "http://localhost:" + port, func(h http.Handler) {
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(ln)
+		t.Cleanup(func() { hs.Close() })
+	}
+}
+
 // TestCrossSitePostLogoutInChromium: a real Chromium, signed in on the server
 // (http://127.0.0.1:P), visits a page of another site (http://localhost:Q) that auto-submits an
 // RP-initiated logout by POST. The server's page posts it again (its script allowed by the
@@ -281,19 +298,12 @@ func TestCrossSitePostLogoutInChromium(t *testing.T) {
 	srv := startServer(t, data, nil)
 	createUser(t, data, "alice", "alice-password")
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	other := "http://localhost:" + port
-	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	other, serve := anotherSite(t)
+	serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		fmt.Fprintf(w, `<!doctype html><form id=f method=post action="%s/oauth2/logout"><input name=state value=x></form>`+
 			`<script>document.getElementById('f').submit()</script>`, srv.url)
-	})}
-	go hs.Serve(ln)
-	defer hs.Close()
+	}))
 
 	browser := browsertest.Start(t)
 	ctx, cancel := context.WithTimeout(browser, 60*time.Second)
@@ -336,12 +346,7 @@ func TestCrossSitePostLogoutReturnsToRPInChromium(t *testing.T) {
 	srv := startServer(t, data, nil)
 	createUser(t, data, "alice", "alice-password")
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	site := "http://localhost:" + port // another site than the server
+	site, serve := anotherSite(t)
 	var info admin.ClientInfo
 	if err := json.Unmarshal([]byte(cli(t, nil, "client", "create", "--data-dir", data, "--name", "rp", "--scope", "openid profile",
 		"--redirect-uri", site+"/cb", "--post-logout-redirect-uri", site+"/bye")), &info); err != nil {
@@ -353,7 +358,7 @@ func TestCrossSitePostLogoutReturnsToRPInChromium(t *testing.T) {
 		hint     string
 		byeState []string
 	)
-	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		mu.Lock()
 		defer mu.Unlock()
@@ -371,9 +376,7 @@ func TestCrossSitePostLogoutReturnsToRPInChromium(t *testing.T) {
 		default:
 			http.NotFound(w, r)
 		}
-	})}
-	go hs.Serve(ln)
-	defer hs.Close()
+	}))
 
 	conf := oauth2.Config{ClientID: info.ClientID, ClientSecret: info.ClientSecret, RedirectURL: site + "/cb", Scopes: []string{"openid", "profile"},
 		Endpoint: oauth2.Endpoint{AuthURL: srv.url + "/oauth2/authorize", TokenURL: srv.url + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}}
