@@ -93,6 +93,42 @@ func TestReopen(t *testing.T) {
 	}
 }
 
+// databaseBefore writes at path a database of the release before migration next (e.g. "0016"):
+// every migration below it applied and recorded, as that release left it. It returns the open
+// database, an exec that fails the test on an error, and the name of the last migration
+// applied; close the database before opening the store on path.
+func databaseBefore(t *testing.T, path, next string) (*sql.DB, func(q string, args ...any), string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`)
+	files, _ := filepath.Glob("migrations/*.sql")
+	last := ""
+	for _, f := range files {
+		name := filepath.Base(f)
+		if name >= next {
+			continue
+		}
+		body, _ := os.ReadFile(f)
+		exec(string(body))
+		exec(`INSERT INTO schema_migrations VALUES (?, ?, 0)`, strings.SplitN(name, "_", 2)[0], name)
+		last = name
+	}
+	if last == "" {
+		t.Fatalf("no migration before %s", next)
+	}
+	return db, exec, last
+}
+
 // TestMigration0005 upgrades a database of the previous version, where grant records were
 // sized from the ttl configured at revocation time: existing grants are bounded by the 30-day
 // cap on access token lifetimes, and the records of recently revoked grants, cut short or
@@ -100,21 +136,7 @@ func TestReopen(t *testing.T) {
 func TestMigration0005(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "rescind.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	files, _ := filepath.Glob("migrations/000[1-4]_*.sql")
-	for i, f := range files {
-		body, _ := os.ReadFile(f)
-		if _, err := db.Exec(string(body)); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		db.Exec(`INSERT INTO schema_migrations VALUES (?, ?, 0)`, i+1, filepath.Base(f))
-	}
+	db, _, _ := databaseBefore(t, path, "0005")
 	now := time.Now()
 	const month = 30 * 24 * time.Hour
 	grant := func(id string, revoked time.Time) {
@@ -251,23 +273,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 func TestMigration0016(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "rescind.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec := func(q string, args ...any) {
-		t.Helper()
-		if _, err := db.Exec(q, args...); err != nil {
-			t.Fatalf("%.60s: %v", q, err)
-		}
-	}
-	exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`)
-	files, _ := filepath.Glob("migrations/000[1-7]_*.sql")
-	for i, f := range files {
-		body, _ := os.ReadFile(f)
-		exec(string(body))
-		exec(`INSERT INTO schema_migrations VALUES (?, ?, 0)`, i+1, filepath.Base(f))
-	}
+	db, exec, _ := databaseBefore(t, path, "0008")
 	now := time.Now()
 	const month = 30 * 24 * time.Hour
 	rec := func(kind, key string, revoked, expires time.Time) {
@@ -338,29 +344,7 @@ func TestMigration0016(t *testing.T) {
 func TestMigration0027(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "rescind.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec := func(q string, args ...any) {
-		t.Helper()
-		if _, err := db.Exec(q, args...); err != nil {
-			t.Fatalf("%.60s: %v", q, err)
-		}
-	}
-	exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`)
-	files, _ := filepath.Glob("migrations/00[0-2][0-9]_*.sql")
-	last := ""
-	for _, f := range files {
-		name := filepath.Base(f)
-		if name >= "0027" {
-			continue
-		}
-		body, _ := os.ReadFile(f)
-		exec(string(body))
-		exec(`INSERT INTO schema_migrations VALUES (?, ?, 0)`, strings.SplitN(name, "_", 2)[0], name)
-		last = name
-	}
+	db, exec, last := databaseBefore(t, path, "0027")
 	if !strings.HasPrefix(last, "0026_") {
 		t.Fatalf("the last migration applied before 0027 is %q, want 0026", last)
 	}
