@@ -118,24 +118,13 @@ func (s *Server) clientResult(r *http.Request, id string, c rescind.Client, err 
 		}
 		s.authFailed(r, id, reason)
 		return rescind.Client{}, invalidClient("client authentication failed")
-	case errors.Is(err, secret.ErrShareInUse):
-		res.Refund()
-		s.log.WarnContext(r.Context(), "security: client authentication refused: this address's share of the secret checks is in use", "client_id", id, "remote", r.RemoteAddr)
-		return rescind.Client{}, &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: 1,
-			Description: "too many client authentications at once from this address; retry later"}
-	case errors.Is(err, secret.ErrBusy):
-		res.Refund()
-		s.log.WarnContext(r.Context(), "client authentication refused: too many secret checks under way", "client_id", id, "remote", r.RemoteAddr)
-		return rescind.Client{}, &Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable, RetryAfter: 1,
-			Description: "the server is checking too many credentials at once; retry shortly"}
-	case r.Context().Err() != nil:
-		res.Refund()
-		return rescind.Client{}, errorf(ErrInvalidRequest, http.StatusBadRequest, "the request was cancelled")
-	default:
-		res.Refund()
-		s.log.ErrorContext(r.Context(), "client authentication", "err", err)
-		return rescind.Client{}, errServer
 	}
+	res.Refund()
+	if perr := s.checkUnfinished(r, id, err); perr != nil {
+		return rescind.Client{}, perr
+	}
+	s.log.ErrorContext(r.Context(), "client authentication", "err", err)
+	return rescind.Client{}, errServer
 }
 
 // authFailed logs a failed client authentication at info level: the client id as presented (cut
@@ -181,6 +170,25 @@ func (s *Server) reserve(r *http.Request, clientID string, presented []string) (
 	s.log.WarnContext(r.Context(), "security: client authentication rate limited", "client_id", clientID, "remote", r.RemoteAddr)
 	return nil, nil, -1, &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: max(1, int(retry/time.Second)),
 		Description: "too many failed client authentications; retry later"}
+}
+
+// checkUnfinished is the answer to a secret check of client id that did not run to its end,
+// logged: this network's share of the secret gate in use (429 slow_down), the gate full (503
+// temporarily_unavailable), or the caller gone (400). It is nil for any other error.
+func (s *Server) checkUnfinished(r *http.Request, id string, err error) *Error {
+	switch {
+	case errors.Is(err, secret.ErrShareInUse):
+		s.log.WarnContext(r.Context(), "security: secret check refused: this address's share of the secret checks is in use", "client_id", id, "remote", r.RemoteAddr)
+		return &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: 1,
+			Description: "too many client authentications at once from this address; retry later"}
+	case errors.Is(err, secret.ErrBusy):
+		s.log.WarnContext(r.Context(), "secret check refused: too many secret checks under way", "client_id", id, "remote", r.RemoteAddr)
+		return &Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable, RetryAfter: 1,
+			Description: "the server is checking too many credentials at once; retry shortly"}
+	case r.Context().Err() != nil:
+		return errorf(ErrInvalidRequest, http.StatusBadRequest, "the request was cancelled")
+	}
+	return nil
 }
 
 // parseBasic decodes HTTP Basic credentials and then, per RFC 6749 §2.3.1, the

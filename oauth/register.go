@@ -586,19 +586,13 @@ func (s *Server) handleUpdateRegistration(w http.ResponseWriter, r *http.Request
 		// share per network, and a busy gate answered as busy, not as a server error.
 		ctx := secret.WithClaimant(r.Context(), clientip.Network(r.RemoteAddr))
 		if _, err := s.clients.Authenticate(ctx, c.ID, md.ClientSecret); err != nil {
-			switch {
+			switch perr := s.checkUnfinished(r, c.ID, err); {
 			case errors.Is(err, rescind.ErrNotFound): // deleted since its token was checked
 				writeError(w, invalidToken("the registration access token is invalid for this client"))
-			case r.Context().Err() != nil: // the caller went away while its check waited
-				writeError(w, errorf(ErrInvalidRequest, http.StatusBadRequest, "the request was cancelled"))
 			case errors.Is(err, clientreg.ErrBadSecret):
 				writeError(w, metadataError("client_secret is not this client's secret (RFC 7592 §2.2)"))
-			case errors.Is(err, secret.ErrShareInUse):
-				writeError(w, &Error{Code: "slow_down", Status: http.StatusTooManyRequests, RetryAfter: 1,
-					Description: "too many secret checks at once from this address; retry later"})
-			case errors.Is(err, secret.ErrBusy):
-				writeError(w, &Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable, RetryAfter: 1,
-					Description: "the server is checking too many credentials at once; retry shortly"})
+			case perr != nil:
+				writeError(w, perr)
 			default:
 				s.log.ErrorContext(r.Context(), "checking a client secret", "err", err)
 				writeError(w, errServer)
